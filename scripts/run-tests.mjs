@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// Runs test tiers with node's test runner: `node scripts/run-tests.mjs [unit|integration|editor|package|all]...`
+// A tier with no test files fails (nothing is skipped silently). Ends with node's summary and a
+// plain `N passed, N failed` line.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const TIERS = ['unit', 'integration', 'editor', 'package'];
+const asked = process.argv.slice(2);
+const tiers = asked.length === 0 || asked.includes('all') ? TIERS : asked;
+
+function testFiles(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...testFiles(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out.sort();
+}
+
+const files = [];
+for (const tier of tiers) {
+  if (!TIERS.includes(tier)) {
+    console.error(`unknown tier "${tier}" (tiers: ${TIERS.join(', ')}, all)`);
+    process.exit(2);
+  }
+  const found = testFiles(join(root, 'test', tier));
+  if (found.length === 0) {
+    console.error(`tier "${tier}" has no test files: failing rather than skipping`);
+    process.exit(1);
+  }
+  files.push(...found);
+}
+
+mkdirSync(join(root, 'test-results'), { recursive: true });
+const tap = join(root, 'test-results', `tap-${tiers.join('-')}.txt`);
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-concurrency=1',
+  '--test-timeout=900000',
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  '--test-reporter=tap',
+  `--test-reporter-destination=${tap}`,
+  ...files.map((f) => relative(root, f)),
+];
+console.log(`tiers: ${tiers.join(', ')} (${files.length} files)`);
+const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
+const code = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+
+const summary = readFileSync(tap, 'utf8');
+const count = (k) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(summary)?.[1] ?? 0);
+const passed = count('pass');
+const failed = count('fail') + count('cancelled');
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(code !== 0 || failed > 0 || passed === 0 ? 1 : 0);

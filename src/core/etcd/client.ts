@@ -1,0 +1,56 @@
+/**
+ * One place that creates etcd3 clients. etcd3 (and grpc-js, protobufjs) is heavy, so it is
+ * imported only here and only when a command needs it; activation never loads it.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Etcd3, IOptions } from 'etcd3';
+
+export interface EtcdTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface EtcdClientOptions {
+  /** Dial and per-request deadline. */
+  timeoutMs?: number;
+  tls?: EtcdTls;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** A client bound to exactly one endpoint, with retries and circuit breakers off (probes fail fast). */
+export async function createEndpointClient(
+  endpoint: string,
+  opts: EtcdClientOptions = {},
+): Promise<Etcd3> {
+  const [{ Etcd3 }, { noop }] = await Promise.all([import('etcd3'), import('cockatiel')]);
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const options: IOptions = {
+    hosts: [endpoint],
+    dialTimeout: timeoutMs,
+    faultHandling: { host: () => noop, global: noop },
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    // LAN etcd must never go through an HTTP proxy picked up from the environment.
+    grpcOptions: { 'grpc.enable_http_proxy': 0 },
+  };
+  if (opts.tls) {
+    const [rootCertificate, certChain, privateKey] = await Promise.all([
+      readFile(opts.tls.caFile),
+      readFile(opts.tls.certFile),
+      readFile(opts.tls.keyFile),
+    ]);
+    options.credentials = { rootCertificate, certChain, privateKey };
+  }
+  return new Etcd3(options);
+}
+
+/** Converts etcd3's decimal uint64 string to etcdctl's hex form. */
+export function memberIdToHex(decimal: string): string {
+  return BigInt(decimal).toString(16);
+}
+
+/** Converts etcdctl's hex member id to etcd3's decimal uint64 string. */
+export function memberIdFromHex(hex: string): string {
+  return BigInt(`0x${hex}`).toString(10);
+}

@@ -1,0 +1,50 @@
+/** `etcdctl member list` semantics, through the first endpoint that answers. */
+import { K3sEtcdError, throwIfAborted } from '../errors';
+import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
+
+export interface EtcdMember {
+  /** Hex, as etcdctl prints it. */
+  id: string;
+  /** Empty while the member has not started ("unstarted" in etcdctl). */
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+export interface ListMembersOptions extends EtcdClientOptions {
+  signal?: AbortSignal;
+}
+
+export async function listMembers(
+  endpoints: readonly string[],
+  opts: ListMembersOptions = {},
+): Promise<EtcdMember[]> {
+  if (endpoints.length === 0) throw new K3sEtcdError('usage', 'No etcd endpoints to ask.');
+  throwIfAborted(opts.signal, 'Member list');
+  const clients = await Promise.all(endpoints.map((ep) => createEndpointClient(ep, opts)));
+  try {
+    // Ask every endpoint at once and take the first answer: a dead member costs nothing.
+    const res = await Promise.any(clients.map((c) => c.cluster.memberList({})));
+    throwIfAborted(opts.signal, 'Member list');
+    return res.members.map((m) => ({
+      id: memberIdToHex(m.ID),
+      name: m.name,
+      peerUrls: [...m.peerURLs],
+      clientUrls: [...m.clientURLs],
+      isLearner: m.isLearner,
+    }));
+  } catch (err) {
+    if (err instanceof AggregateError) {
+      const reasons = err.errors.map((e, i) => `${endpoints[i]}: ${(e as Error).message}`);
+      throw new K3sEtcdError(
+        'etcd-unreachable',
+        `No etcd endpoint answered the member list:\n  ${reasons.join('\n  ')}\nCheck that etcd runs and that the addresses and ports in the inventory are right.`,
+        { cause: err },
+      );
+    }
+    throw err;
+  } finally {
+    for (const c of clients) c.close();
+  }
+}

@@ -1,0 +1,59 @@
+/** The inventory model: what `k3s-etcd.yaml` describes once parsed, defaulted and checked. */
+
+export const INVENTORY_FILE_NAME = 'k3s-etcd.yaml';
+
+export type Datastore = 'external-etcd' | 'k3s-embedded-etcd';
+export type Role = 'etcd' | 'k3s-server' | 'k3s-agent';
+export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-4096';
+
+export interface Host {
+  name: string;
+  /** etcd member name (defaults to the host name). */
+  memberName: string;
+  address: string;
+  port: number;
+  user: string;
+  /** Absolute path, `~` expanded, relative paths resolved from the inventory's folder. */
+  identityFile?: string;
+  roles: Role[];
+  /** 1-based line of the host's entry in the inventory. */
+  line: number;
+}
+
+export interface Cluster {
+  name: string;
+  datastore: Datastore;
+  etcd: { version: string; clientPort: number; peerPort: number };
+  /** `dir` is absolute. */
+  pki: { dir: string; algorithm: KeyAlgorithm };
+  hosts: Host[];
+  /** 1-based line of the cluster's entry in the inventory. */
+  line: number;
+}
+
+export interface Inventory {
+  /** Absolute path of the inventory file. */
+  file: string;
+  version: 1;
+  clusters: Cluster[];
+}
+
+export type Severity = 'error' | 'warning';
+
+/** A problem found in the inventory, with a 1-based position in the file. */
+export interface Problem {
+  severity: Severity;
+  file: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+  /** Dotted path such as `clusters[0].hosts[2].address`; empty for the whole file. */
+  path: string;
+  message: string;
+}
+
+export type InventoryLoadResult =
+  | { status: 'missing'; file: string; problems: Problem[] }
+  | { status: 'invalid'; file: string; problems: Problem[] }
+  | { status: 'ok'; file: string; inventory: Inventory; problems: Problem[] };

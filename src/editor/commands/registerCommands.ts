@@ -1,0 +1,53 @@
+/**
+ * The one registration table: every id in `COMMANDS` maps to a handler factory here, and every
+ * handler runs inside the same error wrapper. The record type makes a missing handler a
+ * compile error.
+ */
+import * as vscode from 'vscode';
+import type { TreeNode } from '../../core/tree/model';
+import { COMMANDS, type CommandKey } from '../../shared/commands';
+import type { ExtensionCtx } from '../ctx';
+import { showError } from '../errors';
+import { createInventory, openInventory, revealProblem, validateInventory } from './inventory';
+import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
+import { openClusterPanel } from './cluster';
+
+type Handler = (node?: TreeNode) => Promise<void>;
+
+const TITLES: Record<CommandKey, string> = {
+  inventoryCreate: 'Create inventory',
+  inventoryOpen: 'Open inventory',
+  inventoryValidate: 'Validate inventory',
+  treeRefresh: 'Refresh',
+  problemReveal: 'Go to problem',
+  clusterOpenPanel: 'Open cluster overview',
+  hostCopyAddress: 'Copy SSH target',
+  docsOpen: 'Open documentation',
+  logShow: 'Show log',
+};
+
+export function registerCommands(ctx: ExtensionCtx): void {
+  const handlers: Record<CommandKey, Handler> = {
+    inventoryCreate: createInventory(ctx),
+    inventoryOpen: openInventory(ctx),
+    inventoryValidate: validateInventory(ctx),
+    treeRefresh: refreshTree(ctx),
+    problemReveal: revealProblem(),
+    clusterOpenPanel: openClusterPanel(ctx),
+    hostCopyAddress: copyHostAddress(),
+    docsOpen: openDocs(ctx),
+    logShow: showLog(ctx),
+  };
+  for (const key of Object.keys(COMMANDS) as CommandKey[]) {
+    const handler = handlers[key];
+    ctx.push(
+      vscode.commands.registerCommand(COMMANDS[key], async (node?: TreeNode) => {
+        try {
+          await handler(node);
+        } catch (err) {
+          await showError(ctx.log, TITLES[key], err);
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * The extension's one context object: the VS Code context, the log, and the services the
+ * feature registrars share. Built once in `activate`; no global mutable state elsewhere.
+ */
+import type * as vscode from 'vscode';
+import type { InventoryService } from './inventoryService';
+
+export interface ExtensionCtx {
+  readonly vscodeContext: vscode.ExtensionContext;
+  readonly log: vscode.LogOutputChannel;
+  readonly inventory: InventoryService;
+  /** Registers a disposable that lives as long as the extension. */
+  push(...disposables: vscode.Disposable[]): void;
+}

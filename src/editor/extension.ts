@@ -1,0 +1,64 @@
+/**
+ * Activation: builds the one context object and calls the feature registrars. VS Code shows
+ * nothing when activation throws, so failures are caught and shown here.
+ */
+import * as vscode from 'vscode';
+import type { InventoryLoadResult } from '../core/inventory/types';
+import { listMembers, type EtcdMember } from '../core/etcd/members';
+import type { TreeNode } from '../core/tree/model';
+import { registerCommands } from './commands/registerCommands';
+import type { ExtensionCtx } from './ctx';
+import { InventoryService } from './inventoryService';
+import { registerTree } from './tree/clusterTree';
+
+declare const globalThis: { __k3sEtcdLoadStart?: number };
+const loadStart = globalThis.__k3sEtcdLoadStart ?? performance.now();
+
+/** What `activate` returns: used by tests and by other extensions. */
+export interface K3sEtcdApi {
+  readonly tree: vscode.TreeDataProvider<TreeNode>;
+  whenInventoryLoaded(): Promise<InventoryLoadResult>;
+  listMembers(endpoints: string[]): Promise<EtcdMember[]>;
+  /** Milliseconds from the bundle starting to load to the tree's first data. */
+  readonly activationMs: number;
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<K3sEtcdApi | undefined> {
+  const log = vscode.window.createOutputChannel('K3s etcd', { log: true });
+  context.subscriptions.push(log);
+  try {
+    const inventory = new InventoryService(log);
+    const ctx: ExtensionCtx = {
+      vscodeContext: context,
+      log,
+      inventory,
+      push: (...d) => context.subscriptions.push(...d),
+    };
+    ctx.push(inventory);
+    const tree = registerTree(ctx);
+    registerCommands(ctx);
+    inventory.start();
+    await inventory.whenLoaded();
+    const activationMs = performance.now() - loadStart;
+    log.info(`Activated in ${activationMs.toFixed(1)} ms`);
+    return {
+      tree,
+      activationMs,
+      whenInventoryLoaded: () => inventory.whenLoaded(),
+      listMembers: (endpoints) => listMembers(endpoints),
+    };
+  } catch (err) {
+    log.error('Activation failed', err);
+    void vscode.window
+      .showErrorMessage(
+        `K3s etcd failed to start: ${err instanceof Error ? err.message : String(err)}`,
+        'Open Log',
+      )
+      .then((c) => c && log.show());
+    return undefined;
+  }
+}
+
+export function deactivate(): void {
+  // Everything is disposed through context.subscriptions.
+}

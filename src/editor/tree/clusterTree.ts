@@ -1,0 +1,90 @@
+/**
+ * The "Clusters" view. Nodes are the core's plain data (`TreeNode`); TreeItems are made here,
+ * at the edge, with codicons and theme colours.
+ */
+import * as vscode from 'vscode';
+import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../core/tree/model';
+import { COMMANDS, VIEW_IDS } from '../../shared/commands';
+import type { ExtensionCtx } from '../ctx';
+
+function iconOf(node: TreeNode): vscode.ThemeIcon {
+  switch (node.kind) {
+    case 'cluster':
+      return new vscode.ThemeIcon('server-environment');
+    case 'host':
+      return new vscode.ThemeIcon('vm');
+    case 'role':
+      return new vscode.ThemeIcon(
+        node.role === 'etcd'
+          ? 'database'
+          : node.role === 'k3s-server'
+            ? 'server-process'
+            : 'server',
+      );
+    case 'problem':
+      return node.problem.severity === 'error'
+        ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
+        : new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
+  }
+}
+
+export class ClusterTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<TreeNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private roots: TreeNode[] = [];
+  private parents = new Map<string, TreeNode>();
+
+  setRoots(roots: TreeNode[]): void {
+    this.roots = roots;
+    this.parents = indexParents(roots);
+    this.changed.fire(undefined);
+  }
+
+  getChildren(element?: TreeNode): TreeNode[] {
+    return element ? (element.children ?? []) : this.roots;
+  }
+
+  getParent(element: TreeNode): TreeNode | undefined {
+    return this.parents.get(element.id);
+  }
+
+  getTreeItem(node: TreeNode): vscode.TreeItem {
+    const collapsible = node.children?.length
+      ? vscode.TreeItemCollapsibleState.Collapsed
+      : vscode.TreeItemCollapsibleState.None;
+    const item = new vscode.TreeItem(node.label, collapsible);
+    item.id = node.id;
+    item.contextValue = contextValueOf(node);
+    item.iconPath = iconOf(node);
+    if (node.description !== undefined) item.description = node.description;
+    if (node.tooltip !== undefined) item.tooltip = node.tooltip;
+    if (node.kind === 'problem') {
+      item.command = { command: COMMANDS.problemReveal, title: 'Go to Problem', arguments: [node] };
+    }
+    return item;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}
+
+export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
+  const provider = new ClusterTreeProvider();
+  const view = vscode.window.createTreeView(VIEW_IDS.clusters, {
+    treeDataProvider: provider,
+    showCollapseAll: true,
+  });
+  const update = () => {
+    const result = ctx.inventory.current();
+    provider.setRoots(result ? buildTree(result) : []);
+    const errors = result?.problems.filter((p) => p.severity === 'error').length ?? 0;
+    view.badge =
+      errors && result?.status === 'invalid'
+        ? { value: errors, tooltip: `${errors} inventory error(s)` }
+        : undefined;
+  };
+  ctx.push(provider, view, ctx.inventory.onDidChange(update));
+  update();
+  return provider;
+}

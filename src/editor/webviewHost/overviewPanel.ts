@@ -1,0 +1,150 @@
+/**
+ * "Cluster overview" webview: one panel per cluster, reused when asked again. Strict CSP with a
+ * nonce, resources only from dist/webview and media, typed messages from src/shared/protocol.
+ */
+import * as vscode from 'vscode';
+import { randomBytes } from 'node:crypto';
+import { formatProblem } from '../../core/inventory/parse';
+import { clientUrl, peerUrl, sshTarget } from '../../core/inventory/urls';
+import {
+  OpenInventoryCommand,
+  ReadyCommand,
+  StateNotification,
+  type OverviewState,
+} from '../../shared/protocol';
+import { COMMANDS } from '../../shared/commands';
+import type { ExtensionCtx } from '../ctx';
+
+const panels = new Map<string, OverviewPanel>();
+
+export class OverviewPanel implements vscode.Disposable {
+  private readonly disposables: vscode.Disposable[] = [];
+  private lastState: OverviewState | undefined;
+
+  static show(ctx: ExtensionCtx, cluster: string): OverviewPanel {
+    const existing = panels.get(cluster);
+    if (existing) {
+      existing.panel.reveal();
+      return existing;
+    }
+    const created = new OverviewPanel(ctx, cluster);
+    panels.set(cluster, created);
+    return created;
+  }
+
+  private readonly panel: vscode.WebviewPanel;
+
+  private constructor(
+    private readonly ctx: ExtensionCtx,
+    private readonly cluster: string,
+  ) {
+    const root = ctx.vscodeContext.extensionUri;
+    this.panel = vscode.window.createWebviewPanel(
+      'k3sEtcd.overview',
+      `etcd: ${cluster}`,
+      vscode.ViewColumn.Active,
+      {
+        enableScripts: true,
+        localResourceRoots: [
+          vscode.Uri.joinPath(root, 'dist', 'webview'),
+          vscode.Uri.joinPath(root, 'media'),
+        ],
+      },
+    );
+    this.panel.iconPath = vscode.Uri.joinPath(root, 'media', 'k3s-etcd.svg');
+    this.panel.webview.html = this.html();
+    this.disposables.push(
+      this.panel.onDidDispose(() => this.dispose()),
+      this.panel.webview.onDidReceiveMessage((msg: unknown) => this.onMessage(msg)),
+      ctx.inventory.onDidChange(() => this.post()),
+    );
+  }
+
+  private onMessage(msg: unknown): void {
+    if (ReadyCommand.is(msg)) {
+      this.post();
+    } else if (OpenInventoryCommand.is(msg)) {
+      const result = this.ctx.inventory.current();
+      const host =
+        result?.status === 'ok'
+          ? result.inventory.clusters
+              .find((c) => c.name === this.cluster)
+              ?.hosts.find((h) => h.name === msg.params.host)
+          : undefined;
+      void vscode.commands.executeCommand(
+        COMMANDS.inventoryOpen,
+        host ? { kind: 'host', line: host.line } : undefined,
+      );
+    }
+  }
+
+  private state(): OverviewState {
+    const result = this.ctx.inventory.current();
+    const base: OverviewState = {
+      cluster: this.cluster,
+      datastore: '',
+      etcdVersion: '',
+      pkiDir: '',
+      hosts: [],
+      problems: [],
+    };
+    if (!result || result.status !== 'ok') {
+      return {
+        ...(this.lastState ?? base),
+        problems: result?.problems.map((p) => formatProblem(p)) ?? ['The inventory is not loaded.'],
+      };
+    }
+    const c = result.inventory.clusters.find((x) => x.name === this.cluster);
+    if (!c)
+      return { ...base, problems: [`Cluster "${this.cluster}" is no longer in the inventory.`] };
+    return {
+      cluster: c.name,
+      datastore: c.datastore,
+      etcdVersion: c.etcd.version,
+      pkiDir: vscode.workspace.asRelativePath(c.pki.dir),
+      problems: result.problems.map((p) => formatProblem(p)),
+      hosts: c.hosts.map((h) => ({
+        name: h.name,
+        sshTarget: sshTarget(h),
+        roles: h.roles,
+        ...(h.roles.includes('etcd') ? { clientUrl: clientUrl(c, h), peerUrl: peerUrl(c, h) } : {}),
+      })),
+    };
+  }
+
+  private post(): void {
+    const state = this.state();
+    if (state.hosts.length) this.lastState = state;
+    void this.panel.webview.postMessage(StateNotification.create(state));
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const root = this.ctx.vscodeContext.extensionUri;
+    const nonce = randomBytes(16).toString('base64');
+    const script = webview.asWebviewUri(
+      vscode.Uri.joinPath(root, 'dist', 'webview', 'overview.js'),
+    );
+    const style = webview.asWebviewUri(vscode.Uri.joinPath(root, 'media', 'webview.css'));
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}'; img-src ${webview.cspSource};">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link href="${style}" rel="stylesheet">
+<title>etcd: ${this.cluster}</title>
+</head>
+<body>
+<main id="app" aria-live="polite"><p class="muted">Loading ${this.cluster}…</p></main>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+  }
+
+  dispose(): void {
+    panels.delete(this.cluster);
+    for (const d of this.disposables) d.dispose();
+    this.panel.dispose();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Every command id in one typed table. package.json's `contributes.commands` must list exactly
+ * these (a unit test checks both directions); the editor registers a handler for each.
+ */
+export const COMMANDS = {
+  inventoryCreate: 'k3sEtcd.inventory.create',
+  inventoryOpen: 'k3sEtcd.inventory.open',
+  inventoryValidate: 'k3sEtcd.inventory.validate',
+  treeRefresh: 'k3sEtcd.tree.refresh',
+  problemReveal: 'k3sEtcd.problem.reveal',
+  clusterOpenPanel: 'k3sEtcd.cluster.openPanel',
+  hostCopyAddress: 'k3sEtcd.host.copyAddress',
+  docsOpen: 'k3sEtcd.docs.open',
+  logShow: 'k3sEtcd.log.show',
+} as const;
+
+export type CommandKey = keyof typeof COMMANDS;
+export type CommandId = (typeof COMMANDS)[CommandKey];
+
+export const ALL_COMMAND_IDS: readonly CommandId[] = Object.values(COMMANDS);
+
+/** Context keys the extension sets with `setContext`. */
+export const CONTEXT_KEYS = {
+  inventoryPresent: 'k3sEtcd.inventoryPresent',
+} as const;
+
+export const VIEW_IDS = {
+  clusters: 'k3sEtcd.clusters',
+} as const;
+
+export const EXTENSION_ID = 'k3s-etcd.k3s-etcd';

@@ -1,0 +1,62 @@
+/**
+ * Typed messages between webviews and the extension host. Each message is a descriptor with a
+ * literal `method` and an `is()` guard; both sides import this module, so a rename breaks the
+ * build instead of silently dropping messages.
+ */
+
+export interface Message<M extends string, P> {
+  method: M;
+  params: P;
+}
+
+export interface MessageType<M extends string, P> {
+  readonly method: M;
+  create(params: P): Message<M, P>;
+  is(msg: unknown): msg is Message<M, P>;
+}
+
+function messageType<P>() {
+  return <M extends string>(method: M): MessageType<M, P> => ({
+    method,
+    create: (params: P) => ({ method, params }),
+    is: (msg: unknown): msg is Message<M, P> =>
+      typeof msg === 'object' && msg !== null && (msg as { method?: unknown }).method === method,
+  });
+}
+
+/** Webview → host commands. */
+export const notification = messageType;
+export const command = messageType;
+
+// ------------------------------------------------------------------------------------------
+// Cluster overview panel
+
+export interface OverviewHost {
+  name: string;
+  sshTarget: string;
+  roles: string[];
+  clientUrl?: string;
+  peerUrl?: string;
+}
+
+export interface OverviewState {
+  cluster: string;
+  datastore: string;
+  etcdVersion: string;
+  pkiDir: string;
+  hosts: OverviewHost[];
+  /** Inventory problems when the file is invalid, so the panel says why it is stale. */
+  problems: string[];
+}
+
+/** The webview has loaded and wants its state. */
+export const ReadyCommand = command<Record<string, never>>()('overview/ready');
+/** Ask the host to open the inventory at a host's line. */
+export const OpenInventoryCommand = command<{ host?: string }>()('overview/openInventory');
+/** Host → webview: new state. */
+export const StateNotification = notification<OverviewState>()('overview/didChangeState');
+
+export type WebviewToHost =
+  | Message<typeof ReadyCommand.method, Record<string, never>>
+  | Message<typeof OpenInventoryCommand.method, { host?: string }>;
+export type HostToWebview = Message<typeof StateNotification.method, OverviewState>;

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ALL_COMMAND_IDS, COMMANDS, CONTEXT_KEYS, VIEW_IDS } from '../../src/shared/commands';
+
+const root = join(__dirname, '../..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  name: string;
+  publisher: string;
+  main: string;
+  bin: Record<string, string>;
+  engines: { vscode: string };
+  extensionKind: string[];
+  activationEvents: string[];
+  devDependencies: Record<string, string>;
+  contributes: {
+    commands: Array<{ command: string; title: string; category?: string }>;
+    menus: Record<string, Array<{ command: string; when?: string }>>;
+    views: Record<string, Array<{ id: string }>>;
+    yamlValidation: Array<{ fileMatch: string[]; url: string }>;
+    viewsWelcome: Array<{ view: string; contents: string }>;
+  };
+};
+const registrar = readFileSync(join(root, 'src/editor/commands/registerCommands.ts'), 'utf8');
+
+describe('manifest and command table', () => {
+  it('every contributed command is in the command table, and the reverse', () => {
+    const contributed = pkg.contributes.commands.map((c) => c.command).sort();
+    assert.deepEqual(contributed, [...ALL_COMMAND_IDS].sort());
+  });
+
+  it('the registrar has a handler for every command key', () => {
+    for (const key of Object.keys(COMMANDS))
+      assert.match(registrar, new RegExp(`\\b${key}: \\w+\\(`), key);
+  });
+
+  it('every command has a category and a title; ids follow k3sEtcd.<area>.<verb>', () => {
+    for (const c of pkg.contributes.commands) {
+      assert.equal(c.category, 'K3s etcd', c.command);
+      assert.ok(c.title.length > 0);
+      assert.match(c.command, /^k3sEtcd\.[a-z]+\.[a-z][A-Za-z]+$/);
+    }
+  });
+
+  it('menus and welcome links only name contributed commands', () => {
+    const ids = new Set<string>(ALL_COMMAND_IDS);
+    for (const [menu, entries] of Object.entries(pkg.contributes.menus)) {
+      for (const e of entries) assert.ok(ids.has(e.command), `${menu}: ${e.command}`);
+    }
+    for (const w of pkg.contributes.viewsWelcome) {
+      for (const m of w.contents.matchAll(/command:([\w.]+)/g)) {
+        assert.ok(ids.has(m[1]!) || m[1]!.startsWith('workbench.'), m[1]);
+      }
+    }
+  });
+
+  it('view ids and context keys used in code match the manifest', () => {
+    const views = Object.values(pkg.contributes.views)
+      .flat()
+      .map((v) => v.id);
+    assert.ok(views.includes(VIEW_IDS.clusters));
+    const whens = JSON.stringify(pkg.contributes);
+    assert.ok(whens.includes(CONTEXT_KEYS.inventoryPresent));
+  });
+
+  it('activation is lazy, the kind runs on the remote host first, engines match the VS Code we test on', () => {
+    assert.deepEqual(pkg.activationEvents, ['workspaceContains:k3s-etcd.yaml']);
+    assert.deepEqual(pkg.extensionKind, ['workspace', 'ui']);
+    assert.equal(pkg.engines.vscode, '^1.100.0');
+    assert.equal(pkg.devDependencies['@types/vscode'], '1.100.0');
+    assert.equal(pkg.main, './dist/extension.js');
+    assert.deepEqual(pkg.bin, { 'k3s-etcd': 'dist/cli.js' });
+  });
+
+  it('the schema contributed for YAML validation is the one the core validates with', () => {
+    const [entry] = pkg.contributes.yamlValidation;
+    assert.ok(entry?.fileMatch.includes('k3s-etcd.yaml'));
+    if (!entry) return;
+    const shipped = JSON.parse(readFileSync(join(root, entry.url), 'utf8')) as unknown;
+    const core = readFileSync(join(root, 'src/core/inventory/schema.ts'), 'utf8');
+    assert.match(core, /from '\.\.\/\.\.\/\.\.\/schemas\/k3s-etcd\.schema\.json'/);
+    assert.equal(typeof shipped, 'object');
+  });
+});

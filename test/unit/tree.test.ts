@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadInventoryFile, parseInventory } from '../../src/core/inventory/parse';
+import { formatContextValue, parseContextValue } from '../../src/core/tree/contextValue';
+import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../src/core/tree/model';
+
+const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
+const manifest = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {
+  contributes: { menus: Record<string, Array<{ command: string; when?: string }>> };
+};
+
+function walk(nodes: TreeNode[], out: TreeNode[] = []): TreeNode[] {
+  for (const n of nodes) {
+    out.push(n);
+    walk(n.children ?? [], out);
+  }
+  return out;
+}
+
+/** The `viewItem =~ /re/` of a menu entry, as a RegExp. */
+function viewItemRegex(when: string | undefined): RegExp | undefined {
+  const m = /viewItem =~ \/(.+?)\/(\s|$)/.exec(when ?? '');
+  return m?.[1] ? new RegExp(m[1]) : undefined;
+}
+
+describe('contextValue grammar', () => {
+  it('formats kind plus flags in a fixed order, whatever order they come in', () => {
+    assert.equal(formatContextValue('member'), 'member');
+    assert.equal(formatContextValue('member', ['unhealthy', 'leader']), 'member+leader+unhealthy');
+    assert.equal(
+      formatContextValue('member', ['leader', 'unhealthy', 'leader']),
+      'member+leader+unhealthy',
+    );
+  });
+
+  it('parses what it formats and rejects what is not in the grammar', () => {
+    const { kind, flags } = parseContextValue('member+leader+learner');
+    assert.equal(kind, 'member');
+    assert.deepEqual([...flags], ['leader', 'learner']);
+    assert.throws(() => parseContextValue('pod+leader'), /not a k3s-etcd context value/);
+    assert.throws(() => parseContextValue('member+boss'), /unknown flag "boss"/);
+  });
+});
+
+describe('tree model', () => {
+  it('clusters > hosts > roles for the example, with descriptions', async () => {
+    const roots = buildTree(await loadInventoryFile(EXAMPLE));
+    assert.equal(roots.length, 1);
+    const cluster = roots[0]!;
+    assert.equal(cluster.kind, 'cluster');
+    assert.equal(cluster.label, 'edge-a');
+    assert.equal(cluster.description, 'external etcd · 3 hosts · 3 members');
+    assert.deepEqual(
+      cluster.children?.map((h) => [h.label, h.description]),
+      [
+        ['edge-1', 'root@127.0.1.21:22'],
+        ['edge-2', 'root@127.0.1.22:22'],
+        ['edge-3', 'root@127.0.1.23:22'],
+      ],
+    );
+    const edge1 = cluster.children![0]!;
+    assert.deepEqual(
+      edge1.children?.map((r) => [r.label, r.description]),
+      [
+        ['etcd member', 'https://127.0.1.21:2379'],
+        ['K3s server', undefined],
+      ],
+    );
+    assert.deepEqual(walk(roots).map(contextValueOf), [
+      'cluster+external-etcd',
+      'host+etcd+k3s-server',
+      'member',
+      'k3sServer',
+      'host+etcd',
+      'member',
+      'host+etcd',
+      'member',
+    ]);
+  });
+
+  it('ids are unique and every child knows its parent (so reveal works)', async () => {
+    const roots = buildTree(await loadInventoryFile(EXAMPLE));
+    const all = walk(roots);
+    assert.equal(new Set(all.map((n) => n.id)).size, all.length);
+    const parents = indexParents(roots);
+    for (const n of all) {
+      for (const c of n.children ?? []) assert.equal(parents.get(c.id), n);
+    }
+    assert.equal(parents.get(roots[0]!.id), undefined);
+  });
+
+  it('an invalid inventory shows only problem nodes, errors first', () => {
+    const roots = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
+    assert.ok(roots.length >= 2);
+    assert.ok(roots.every((n) => n.kind === 'problem'));
+    assert.equal(contextValueOf(roots[0]!), 'problem+error');
+    assert.equal(roots[0]!.description, 'k3s-etcd.yaml:1:10');
+  });
+
+  it('warnings appear above the clusters of a valid inventory', () => {
+    const text =
+      'version: 1\nclusters:\n  - name: a\n    hosts:\n      - { name: h1, address: 10.0.0.1, roles: [etcd] }\n      - { name: h2, address: 10.0.0.2, roles: [etcd] }\n';
+    const roots = buildTree(parseInventory(text, '/w/k3s-etcd.yaml'));
+    assert.deepEqual(roots.map(contextValueOf), ['problem+warning', 'cluster+external-etcd']);
+  });
+
+  it('a missing inventory gives an empty tree (the welcome view shows instead)', () => {
+    assert.deepEqual(buildTree({ status: 'missing', file: '/w/k3s-etcd.yaml', problems: [] }), []);
+  });
+
+  it('every item menu in package.json matches the nodes it is meant for, and no others', async () => {
+    const roots = buildTree(await loadInventoryFile(EXAMPLE));
+    const problems = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
+    const values = walk([...roots, ...problems]).map(contextValueOf);
+    const expectedKinds: Record<string, string[]> = {
+      'k3sEtcd.cluster.openPanel': ['cluster'],
+      'k3sEtcd.host.copyAddress': ['host'],
+      'k3sEtcd.problem.reveal': ['problem'],
+      'k3sEtcd.inventory.open': ['cluster', 'host'],
+    };
+    const entries = manifest.contributes.menus['view/item/context'] ?? [];
+    assert.ok(entries.length > 0);
+    for (const entry of entries) {
+      const re = viewItemRegex(entry.when);
+      assert.ok(re, `${entry.command} has a viewItem regex`);
+      const matched = new Set(
+        values.filter((v) => re.test(v)).map((v) => parseContextValue(v).kind),
+      );
+      assert.deepEqual(
+        [...matched].sort(),
+        [...(expectedKinds[entry.command] ?? [])].sort(),
+        entry.command,
+      );
+    }
+  });
+});
