@@ -21,4 +21,4 @@ npm run --silent build
 step "real VS Code (code-server's, cached under ~/.cache/k3s-etcd)"
 bash scripts/setup-vscode.sh >/dev/null
 step "tests"
-node scripts/run-tests.mjs ${K3S_ETCD_TIERS:-unit integration}
+node scripts/run-tests.mjs ${K3S_ETCD_TIERS:-all}

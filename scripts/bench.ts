@@ -1,0 +1,144 @@
+/**
+ * `npm run bench`: figures, not pass/fail.
+ *  - bundle sizes (production build) and the VSIX size; goal VSIX < 5 MB
+ *  - activation time in the real VS Code, from the extension's own timing (bundle load start to
+ *    the tree's first data), with the packaged VSIX installed; median of several page loads;
+ *    goal < 100 ms
+ *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEtcdCluster } from '../test/integration/harness/etcd';
+import {
+  copyToTemp,
+  installVsix,
+  launchBrowser,
+  makeTempDir,
+  removeTempDir,
+  startVsCodeServer,
+} from '../test/editor/harness/vscode';
+
+const root = join(__dirname, '..');
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
+
+function findFiles(dir: string, name: string, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) findFiles(p, name, out);
+    else if (e.name === name) out.push(p);
+  }
+  return out;
+}
+
+/** [own activation ms, VS Code's context set-up ms] per activation, from the extension's log. */
+function activations(logDir: string): Array<[number, number]> {
+  return findFiles(logDir, 'K3s etcd.log').flatMap((f) =>
+    [
+      ...readFileSync(f, 'utf8').matchAll(/Activated in ([\d.]+) ms .*context set-up ([\d.]+) ms/g),
+    ].map((m): [number, number] => [Number(m[1]), Number(m[2])]),
+  );
+}
+
+async function sizes(): Promise<string> {
+  execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'ignore' });
+  const version = (
+    JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  const vsix = join(root, `k3s-etcd-${version}.vsix`);
+  const rows = ['extension.js', 'etcd3.js', 'cli.js'].map(
+    (f) => `  dist/${f.padEnd(14)} ${kb(statSync(join(root, 'dist', f)).size)}`,
+  );
+  const vsixSize = statSync(vsix).size;
+  console.log('Bundles (production):');
+  console.log(rows.join('\n'));
+  console.log(
+    `VSIX ${kb(vsixSize)} (goal < 5 MB: ${vsixSize < 5 * 1024 * 1024 ? 'met' : 'NOT met'})`,
+  );
+  return vsix;
+}
+
+async function activation(vsix: string): Promise<void> {
+  const data = await makeTempDir('k3s-etcd-bench-');
+  const folder = await copyToTemp(join(root, 'examples', 'edge-lab'));
+  await installVsix(vsix, data);
+  const server = await startVsCodeServer({ name: 'bench', serverDataDir: data });
+  const browser = await launchBrowser();
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const page = await browser.newPage();
+      await page.goto(server.workbenchUrl({ folder }), { waitUntil: 'domcontentloaded' });
+      const deadline = Date.now() + 60_000;
+      while (activations(server.userDataDir).length < i + 1) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `run ${i + 1}: the extension did not log its activation\n${server.diagnostics()}`,
+          );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await page.close();
+    }
+    const all = activations(server.userDataDir);
+    const times = all.map(([own]) => own);
+    const gap = median(all.map(([, g]) => g));
+    console.log(
+      `Activation in VS Code 1.100.3 (installed VSIX, ${times.length} page loads): median ${median(times).toFixed(1)} ms, ` +
+        `min ${Math.min(...times).toFixed(1)} ms, max ${Math.max(...times).toFixed(1)} ms (goal < 100 ms: ${median(times) < 100 ? 'met' : 'NOT met'}); ` +
+        `VS Code's own context set-up before activate(): median ${gap.toFixed(1)} ms`,
+    );
+  } finally {
+    await browser.close();
+    await server.stop();
+    await removeTempDir(data);
+    await removeTempDir(folder);
+  }
+}
+
+function timeRuns(cmd: string, args: string[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+async function memberList(): Promise<void> {
+  const cluster = await startEtcdCluster({ members: 3 });
+  try {
+    const eps = cluster.endpoints.join(',');
+    const ours = median(
+      timeRuns(process.execPath, [join(root, 'dist', 'cli.js'), 'members', '--endpoints', eps]),
+    );
+    const theirs = median(
+      timeRuns('/usr/bin/etcdctl', ['--endpoints', eps, 'member', 'list', '-w', 'table']),
+    );
+    console.log(
+      `member list on a real 3-member etcd (process start included, median of ${RUNS}): ` +
+        `k3s-etcd ${ours.toFixed(0)} ms, etcdctl ${theirs.toFixed(0)} ms, ratio ${(ours / theirs).toFixed(2)}x`,
+    );
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const vsix = await sizes();
+  await activation(vsix);
+  await memberList();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,118 @@
+/**
+ * Package tier: the built VSIX, installed with the VS Code server's `--install-extension` into a
+ * fresh server-data dir, loads in the REAL VS Code 1.100.3 Node extension host with no
+ * development copy of k3s-etcd around, activates, shows the example inventory, and reaches a real
+ * etcd through etcd3 (whose .proto files must be found inside the packaged bundle).
+ *
+ * The VSIX is $K3S_ETCD_VSIX, or else the newest k3s-etcd-*.vsix in the repo root (`npm run
+ * package` makes it). The in-host suite is out/test/package-suite.js (`npm run build`).
+ * Run: node --import tsx --test test/package/package.test.ts
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  copyToTemp,
+  ensureVsCode,
+  installVsix,
+  makeTempDir,
+  removeTempDir,
+  REPO_ROOT,
+  reportSuite,
+  runExtensionHostTests,
+  startVsCodeServer,
+} from '../editor/harness/vscode';
+import { startEtcdCluster } from '../integration/harness/etcd';
+
+const EXAMPLE = join(REPO_ROOT, 'examples', 'edge-lab');
+const SUITE_JS = join(REPO_ROOT, 'out', 'test', 'package-suite.js');
+/** An empty development extension with another id: VS Code runs extensionTestsPath only with one. */
+const RUNNER_EXT = join(REPO_ROOT, 'test', 'package', 'runner-ext');
+const MEMBER = 'pkg-1';
+
+function findVsix(): string {
+  const fromEnv = process.env['K3S_ETCD_VSIX'];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    assert.ok(existsSync(fromEnv), `K3S_ETCD_VSIX=${fromEnv} does not exist`);
+    return resolve(fromEnv);
+  }
+  const candidates = readdirSync(REPO_ROOT)
+    .filter((f) => /^k3s-etcd-.*\.vsix$/.test(f))
+    .map((f) => join(REPO_ROOT, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  const newest = candidates[0];
+  assert.ok(newest, 'no VSIX: run `npm run package` (or set K3S_ETCD_VSIX) first');
+  return newest;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.splice(0).reverse())
+    await c().catch((e: unknown) => console.error('cleanup:', e));
+});
+
+before(async () => {
+  await ensureVsCode();
+  assert.ok(existsSync(SUITE_JS), `${SUITE_JS} is missing: run \`npm run build\` first`);
+});
+
+test(
+  'the installed VSIX activates, shows edge-a and lists members of a real etcd',
+  { timeout: 300_000 },
+  async () => {
+    const vsix = findVsix();
+    console.log(`VSIX under test: ${vsix}`);
+
+    const etcd = await startEtcdCluster({ members: 1, names: [MEMBER] });
+    cleanups.push(() => etcd.stop());
+    const endpoint = etcd.endpoints[0];
+    assert.ok(endpoint, 'the etcd harness gave no endpoint');
+
+    const serverDataDir = await makeTempDir('k3s-etcd-pkg-data-');
+    cleanups.push(() => removeTempDir(serverDataDir));
+    const extensionsDir = join(serverDataDir, 'extensions');
+    await installVsix(vsix, serverDataDir);
+    const installed = readdirSync(extensionsDir).filter((d) => /^k3s-etcd\.k3s-etcd-/.test(d));
+    assert.equal(
+      installed.length,
+      1,
+      `installed into ${extensionsDir}: ${readdirSync(extensionsDir).join(', ')}`,
+    );
+
+    const folder = await copyToTemp(EXAMPLE);
+    cleanups.push(() => removeTempDir(folder));
+    const server = await startVsCodeServer({
+      name: 'package',
+      serverDataDir,
+      env: {
+        K3S_ETCD_TEST_ENDPOINT: endpoint,
+        K3S_ETCD_TEST_MEMBER: MEMBER,
+        K3S_ETCD_EXPECT_EXTENSIONS_DIR: extensionsDir,
+        K3S_ETCD_REPO_ROOT: REPO_ROOT,
+      },
+    });
+    cleanups.push(() => server.stop());
+
+    const r = await runExtensionHostTests({
+      server,
+      folder,
+      extensionDevelopmentPath: RUNNER_EXT,
+      extensionTestsPath: SUITE_JS,
+      timeoutMs: 180_000,
+    });
+    reportSuite(`package suite (results via ${r.via})`, r);
+    const failed = r.tests.filter((t) => !t.ok);
+    assert.deepEqual(
+      failed.map((t) => `${t.name}: ${t.error ?? ''}`),
+      [],
+      `in-host failures\n${server.diagnostics(40)}`,
+    );
+    assert.ok(
+      r.tests.some((t) => /listMembers/.test(t.name)),
+      'the listMembers test did not run (K3S_ETCD_TEST_ENDPOINT not seen in the extension host?)',
+    );
+    assert.ok(r.tests.length >= 4, `only ${r.tests.length} in-host tests ran`);
+    assert.equal(r.failed, 0);
+  },
+);
