@@ -9,6 +9,7 @@
  * Run: node --import tsx --test test/package/package.test.ts
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -116,3 +117,75 @@ test(
     assert.equal(r.failed, 0);
   },
 );
+
+test('the VSIX carries the bundles, protos, schema and media, and no sources, tests or maps', () => {
+  const names = execFileSync(
+    'python3',
+    [
+      '-c',
+      'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))',
+      findVsix(),
+    ],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split('\n')
+    .filter((n) => n.startsWith('extension/'))
+    .map((n) => n.slice('extension/'.length));
+  for (const must of [
+    'package.json',
+    'readme.md', // vsce's names for README.md, CHANGELOG.md and LICENSE
+    'changelog.md',
+    'LICENSE.txt',
+    'dist/extension.js',
+    'dist/cli.js',
+    'dist/etcd3.js',
+    'dist/proto/rpc.proto',
+    'dist/proto/kv.proto',
+    'dist/proto/auth.proto',
+    'dist/webview/overview.js',
+    'media/k3s-etcd.svg',
+    'schemas/k3s-etcd.schema.json',
+  ]) {
+    assert.ok(names.includes(must), `${must} missing from the VSIX`);
+  }
+  const unwanted = names.filter(
+    (n) => /\.(ts|map)$/.test(n) || /^(src|test|webview|scripts|node_modules|examples)\//.test(n),
+  );
+  assert.deepEqual(unwanted, [], 'sources, tests or maps in the VSIX');
+});
+
+test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and lists a real etcd', async () => {
+  const dir = await makeTempDir('k3s-etcd-pkg-cli-');
+  cleanups.push(() => removeTempDir(dir));
+  execFileSync('python3', [
+    '-c',
+    'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])',
+    findVsix(),
+    dir,
+  ]);
+  const cli = join(dir, 'extension', 'dist', 'cli.js');
+  const validate = spawnSync(process.execPath, [cli, 'inventory', 'validate'], {
+    cwd: EXAMPLE,
+    encoding: 'utf8',
+  });
+  assert.equal(validate.status, 0, validate.stderr);
+  assert.equal(validate.stdout.trim(), 'k3s-etcd.yaml: valid (1 cluster, 3 hosts, 3 etcd members)');
+
+  const etcd = await startEtcdCluster({ members: 1, names: ['cli-1'] });
+  cleanups.push(() => etcd.stop());
+  const members = spawnSync(
+    process.execPath,
+    [cli, 'members', '--endpoints', etcd.endpoints.join(','), '--json'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(members.status, 0, members.stderr);
+  const parsed = JSON.parse(members.stdout) as Array<{ name: string; clientUrls: string[] }>;
+  assert.deepEqual(
+    parsed.map((m) => [m.name, m.clientUrls]),
+    [['cli-1', etcd.endpoints]],
+  );
+  assert.doesNotMatch(members.stderr, /DEP0123|Warning/);
+});

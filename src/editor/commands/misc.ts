@@ -1,5 +1,6 @@
 /** Small commands: refresh, copy a host's SSH target, documentation, log. */
 import * as vscode from 'vscode';
+import { readdir } from 'node:fs/promises';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 
@@ -19,9 +20,13 @@ export function copyHostAddress() {
 
 export function openDocs(ctx: ExtensionCtx) {
   return async (): Promise<void> => {
-    // The README ships in the VSIX: documentation works offline.
-    const readme = vscode.Uri.joinPath(ctx.vscodeContext.extensionUri, 'README.md');
-    await vscode.commands.executeCommand('markdown.showPreview', readme);
+    // The README ships in the VSIX, so documentation works offline. vsce stores it as
+    // readme.md, the source tree has README.md: find it whatever its case.
+    const root = ctx.vscodeContext.extensionUri;
+    const name = (await readdir(root.fsPath)).find((n) => n.toLowerCase() === 'readme.md');
+    if (!name)
+      throw new Error(`The README is missing from ${root.fsPath}: reinstall the extension.`);
+    await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.joinPath(root, name));
   };
 }
 

@@ -63,6 +63,19 @@ export async function run(): Promise<void> {
         await assertClusterTree(api, 'edge-a', ['edge-1', 'edge-2', 'edge-3']);
       },
     },
+    {
+      name: 'Open Documentation shows the packaged README (offline)',
+      fn: async () => {
+        await activated();
+        await vscode.commands.executeCommand('k3sEtcd.docs.open');
+        for (const end = Date.now() + 15_000; ; await new Promise((r) => setTimeout(r, 100))) {
+          const labels = vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => t.label);
+          if (labels.some((l) => /readme\.md/i.test(l))) break;
+          assert.ok(Date.now() < end, `no README preview tab; tabs: ${labels.join(', ')}`);
+        }
+        await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      },
+    },
   ];
   const endpoint = process.env['K3S_ETCD_TEST_ENDPOINT'];
   if (endpoint !== undefined && endpoint !== '') {
