@@ -15,6 +15,7 @@
  * and one process-level exit/SIGINT/SIGTERM hook SIGKILLs whatever a crashed test left behind.
  * Server output and VS Code's own logs are kept under test-results/logs/ for debugging.
  */
+import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
@@ -24,16 +25,23 @@ import {
   openSync,
   readFileSync,
   readdirSync,
-  rmSync,
   statSync,
 } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
+import {
+  groupAlive,
+  killGroup,
+  makeTempDir,
+  removeTempDir,
+  sleep,
+  trackGroup,
+  untrackGroup,
+} from '../../support/processes';
 
 export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
 export const RESULTS_DIR = join(REPO_ROOT, 'test-results');
@@ -45,59 +53,8 @@ export const RESULTS_ENV = 'K3S_ETCD_TEST_RESULTS';
 export const RESULTS_CONSOLE_PREFIX = 'K3S_ETCD_TEST_RESULTS_JSON:';
 const CHROMIUM = '/usr/bin/chromium';
 
-// ---- process and temp-dir bookkeeping for this test process ---------------------------------
-const liveGroups = new Map<number, ChildProcess>();
-const liveDirs = new Set<string>();
-let hooksInstalled = false;
-
-function killGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig); // spawned detached: the pid is also the process-group id
-  } catch {
-    // already gone
-  }
-}
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-function killAllNow(): void {
-  for (const pid of liveGroups.keys()) killGroup(pid, 'SIGKILL');
-  liveGroups.clear();
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-  liveDirs.clear();
-}
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', killAllNow);
-  for (const [sig, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.once(sig, () => {
-      killAllNow();
-      process.exit(code);
-    });
-  }
-}
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A temp dir removed by `removeTempDir()` or, at the latest, when the test process exits. */
-export async function makeTempDir(prefix: string): Promise<string> {
-  installHooks();
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  liveDirs.add(dir);
-  return dir;
-}
-export async function removeTempDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  liveDirs.delete(dir);
-}
+// Process groups and temp dirs of this test process are tracked by test/support/processes.ts.
+export { makeTempDir, removeTempDir };
 
 /** SIGTERM the whole group (server, extension hosts, pty host), then SIGKILL after `graceMs`. */
 async function stopGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
@@ -116,7 +73,7 @@ async function stopGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
       await waitGone(5_000);
     }
   }
-  liveGroups.delete(pid);
+  untrackGroup(pid);
 }
 
 function tail(text: string, lines: number): string {
@@ -252,7 +209,6 @@ function findFiles(dir: string, pred: (name: string) => boolean, out: string[] =
 
 export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCodeServer> {
   const vscode = await ensureVsCode();
-  installHooks();
   const name = opts.name ?? 'vscode';
   const tmp = await makeTempDir('k3s-etcd-vscode-');
   const serverDataDir = opts.serverDataDir ?? join(tmp, 'server-data');
@@ -319,7 +275,7 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
       throw new Error(`could not spawn the VS Code server (${args.join(' ')})`);
     const pid = child.pid;
     child.unref(); // a forgotten server must not keep the test process alive; the exit hook kills it
-    liveGroups.set(pid, child);
+    trackGroup(pid); // the whole group: extension hosts and the pty host may outlive the server
 
     const baseUrl = `http://${authority}`;
     let ready = false;
@@ -615,6 +571,28 @@ export async function runExtensionHostTests(
     await page?.close().catch(() => undefined);
     if (opts.browser === undefined) await browser.close();
   }
+}
+
+/**
+ * Runs an in-host suite with `runExtensionHostTests()` (default timeout 180 s), reports it as
+ * `label (results via file|console)` and asserts it passed: no failed test (their errors and the
+ * server's diagnostics in the message), and at least `minTests` tests ran. Returns the run.
+ */
+export async function assertSuitePassed(
+  label: string,
+  opts: ExtensionHostTestOptions,
+  minTests = 1,
+): Promise<ExtensionHostTestRun> {
+  const run = await runExtensionHostTests({ timeoutMs: 180_000, ...opts });
+  reportSuite(`${label} (results via ${run.via})`, run);
+  assert.deepEqual(
+    run.tests.filter((t) => !t.ok).map((t) => `${t.name}: ${t.error ?? ''}`),
+    [],
+    `in-host failures\n${opts.server.diagnostics(40)}`,
+  );
+  assert.ok(run.tests.length >= minTests, `only ${run.tests.length} in-host tests ran`);
+  assert.equal(run.failed, 0);
+  return run;
 }
 
 /** Copies a folder (e.g. examples/edge-lab) into a fresh temp dir so tests never dirty the repo. */

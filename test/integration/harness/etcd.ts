@@ -6,12 +6,18 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import {
+  killGroup,
+  makeTempDir,
+  removeTempDir,
+  sleep,
+  trackGroup,
+  untrackGroup,
+} from '../../support/processes';
 
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
@@ -44,6 +50,11 @@ export interface EtcdClusterOptions {
   ) => EtcdTlsFiles | Promise<EtcdTlsFiles>;
   names?: string[]; // default etcd-1 .. etcd-N
   extraArgs?: string[];
+  /**
+   * A second loopback IP a member also serves clients on (same port), e.g. to reach it by an
+   * address its certificate does not name.
+   */
+  extraClientIp?: (address: string, index: number) => string | undefined;
   startTimeoutMs?: number; // default 30000
 }
 export interface EtcdMemberProc {
@@ -57,6 +68,8 @@ export interface EtcdMemberProc {
   pid: number;
   logFile: string;
   tls?: EtcdTlsFiles;
+  /** Set when `extraClientIp` gave this member a second client address. */
+  extraClientUrl?: string;
 }
 export interface EtcdCluster {
   members: EtcdMemberProc[];
@@ -71,41 +84,8 @@ export interface EtcdctlResult {
   stderr: string;
 }
 
-// ---- process bookkeeping shared by every cluster of this test process ----------------------
-const live = new Map<number, ChildProcess>(); // pid -> running etcd
-const liveDirs = new Set<string>();
-const usedAddresses = new Set<string>();
-let hooksInstalled = false;
-
-function killAllNow(): void {
-  for (const [pid, c] of live)
-    if (c.exitCode === null && c.signalCode === null) killGroup(pid, 'SIGKILL');
-  live.clear();
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-  liveDirs.clear();
-}
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', killAllNow);
-  for (const [sig, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-  ] as const) {
-    process.once(sig, () => {
-      killAllNow();
-      process.exit(code);
-    });
-  }
-}
-function killGroup(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig); // detached: the pid is also the process-group id
-  } catch {
-    // already gone
-  }
-}
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// Process groups and temp dirs are tracked (and killed/removed on exit) by ../../support/processes.
+const usedAddresses = new Set<string>(); // loopback addresses held by this process's clusters
 
 /** SIGTERM the group, wait up to `graceMs` for the exit, then SIGKILL and wait for the reap. */
 async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
@@ -124,7 +104,7 @@ async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void>
     killGroup(pid, 'SIGKILL');
     await waitExit(5_000);
   }
-  live.delete(pid);
+  untrackGroup(pid);
 }
 
 // ---- addresses and ports --------------------------------------------------------------------
@@ -220,11 +200,9 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const n = opts.members ?? 3;
   const names = opts.names ?? Array.from({ length: n }, (_, i) => `etcd-${i + 1}`);
   if (names.length !== n) throw new Error(`names has ${names.length} entries, members is ${n}`);
-  installHooks();
   const scheme = opts.tls ? 'https' : 'http';
   const addresses = pickAddresses(n);
-  const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-it-'));
-  liveDirs.add(dir);
+  const dir = await makeTempDir('k3s-etcd-it-');
   const children = new Map<string, ChildProcess>();
   const members: EtcdMemberProc[] = [];
 
@@ -234,8 +212,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       // Short grace: a leader whose peers are stopping too retries leadership transfer for ~7 s
       // before it exits, and the data is thrown away anyway.
       await Promise.all([...children.values()].map((c) => stopProcess(c, 2_000)));
-      await rm(dir, { recursive: true, force: true });
-      liveDirs.delete(dir);
+      await removeTempDir(dir);
       for (const a of addresses) usedAddresses.delete(a);
     })());
 
@@ -256,6 +233,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
         logFile: join(dir, `${name}.log`),
       };
       if (tls) m.tls = tls;
+      const extraIp = opts.extraClientIp?.(address, i);
+      if (extraIp) m.extraClientUrl = `${scheme}://${extraIp}:${clientPort}`;
       members.push(m);
     }
     const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
@@ -264,7 +243,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const args = [
         `--name=${m.name}`,
         `--data-dir=${m.dataDir}`,
-        `--listen-client-urls=${m.clientUrl}`,
+        `--listen-client-urls=${m.clientUrl}${m.extraClientUrl ? `,${m.extraClientUrl}` : ''}`,
         `--advertise-client-urls=${m.clientUrl}`,
         `--listen-peer-urls=${m.peerUrl}`,
         `--initial-advertise-peer-urls=${m.peerUrl}`,
@@ -296,7 +275,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       closeSync(fd);
       if (child.pid === undefined) throw new Error(`could not spawn ${ETCD}`);
       child.unref(); // a forgotten cluster must not keep the test process alive; the exit hook kills it
-      live.set(child.pid, child);
+      // Only while it has not exited: a reaped pid (and group id) may already be someone else's.
+      trackGroup(child.pid, () => child.exitCode === null && child.signalCode === null);
       children.set(m.name, child);
       m.pid = child.pid;
     }
