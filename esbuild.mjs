@@ -2,6 +2,7 @@
 //   dist/extension.js   the extension (node, cjs, `vscode` external)
 //   dist/cli.js         the `k3s-etcd` command line
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
+//   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
 //   dist/proto/*.proto  etcd3 reads these at run time
 //   dist/webview/*.js   browser code for webviews
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
@@ -13,11 +14,15 @@ import { existsSync } from 'node:fs';
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
-/** Keep etcd3 out of the extension and CLI bundles: they `require('./etcd3.js')` lazily. */
-const splitEtcd3 = {
-  name: 'split-etcd3',
+/**
+ * Keep heavy libraries out of the extension and CLI bundles: they `require` them lazily from
+ * their own files (etcd3 + gRPC in dist/etcd3.js, @peculiar/x509 in dist/x509.js).
+ */
+const splitHeavy = {
+  name: 'split-heavy',
   setup(build) {
     build.onResolve({ filter: /^etcd3$/ }, () => ({ path: './etcd3.js', external: true }));
+    build.onResolve({ filter: /\/x509Vendor$/ }, () => ({ path: './x509.js', external: true }));
   },
 };
 
@@ -69,20 +74,25 @@ const configs = [
     outdir: 'dist',
     external: ['vscode'],
     banner: { js: 'globalThis.__k3sEtcdLoadStart = performance.now();' },
-    plugins: [...node.plugins, splitEtcd3],
+    plugins: [...node.plugins, splitHeavy],
   },
   {
     ...node,
     entryPoints: { cli: 'src/cli/main.ts' },
     outdir: 'dist',
     banner: { js: '#!/usr/bin/env node' },
-    plugins: [...node.plugins, splitEtcd3],
+    plugins: [...node.plugins, splitHeavy],
   },
   {
     ...node,
     entryPoints: { etcd3: 'node_modules/etcd3/lib/index.js' },
     outdir: 'dist',
     plugins: [...node.plugins, etcd3ProtoPath],
+  },
+  {
+    ...node,
+    entryPoints: { x509: 'src/core/pki/x509Vendor.ts' },
+    outdir: 'dist',
   },
   {
     ...node,

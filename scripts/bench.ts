@@ -9,6 +9,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { generateCertificateSet } from '../src/core/pki/set';
+import type { Cluster } from '../src/core/inventory/types';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
 import {
   copyToTemp,
@@ -132,10 +135,128 @@ async function memberList(): Promise<void> {
   }
 }
 
+/** CA + 5 members x (server, peer) + 2 clients, ECDSA P-256: ours in-process vs openssl commands. */
+async function certificateSet(): Promise<void> {
+  const hosts = Array.from({ length: 5 }, (_, i) => ({
+    name: `m${i + 1}`,
+    memberName: `m${i + 1}`,
+    address: `10.0.0.${i + 1}`,
+    sans: [],
+    port: 22,
+    user: 'root',
+    roles: ['etcd' as const],
+    line: 1,
+  }));
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    const dir = await makeTempDir('k3s-etcd-bench-pki-');
+    const cluster: Cluster = {
+      name: 'bench',
+      datastore: 'external-etcd',
+      etcd: { version: 'v3.5.17', clientPort: 2379, peerPort: 2380 },
+      pki: { dir, algorithm: 'ecdsa-p256', caValidityDays: 3650, leafValidityDays: 1825 },
+      hosts,
+      line: 1,
+    };
+    const t0 = performance.now();
+    const r = await generateCertificateSet(cluster);
+    ours.push(performance.now() - t0);
+    if (r.written.length !== 26) throw new Error(`expected 26 files, wrote ${r.written.length}`);
+    await removeTempDir(dir);
+
+    const o = await makeTempDir('k3s-etcd-bench-openssl-');
+    const t1 = performance.now();
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        ...ec,
+        '-keyout',
+        `${o}/ca-key.pem`,
+        '-out',
+        `${o}/ca.pem`,
+        '-days',
+        '3650',
+        '-subj',
+        '/CN=bench etcd CA',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ],
+      { stdio: 'ignore' },
+    );
+    const leaves = [
+      ...hosts.flatMap((h) =>
+        ['server', 'peer'].map((k) => ({
+          name: `${h.name}-${k}`,
+          cn: h.name,
+          ext: `subjectAltName=IP:${h.address},DNS:${h.name},IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`,
+        })),
+      ),
+      ...['k3s', 'admin'].map((c) => ({ name: c, cn: c, ext: 'extendedKeyUsage=clientAuth\n' })),
+    ];
+    for (const l of leaves) {
+      writeFileSync(`${o}/${l.name}.ext`, l.ext);
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-new',
+          ...ec,
+          '-keyout',
+          `${o}/${l.name}-key.pem`,
+          '-out',
+          `${o}/${l.name}.csr`,
+          '-subj',
+          `/CN=${l.cn}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      execFileSync(
+        'openssl',
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${o}/${l.name}.csr`,
+          '-CA',
+          `${o}/ca.pem`,
+          '-CAkey',
+          `${o}/ca-key.pem`,
+          '-CAcreateserial',
+          '-days',
+          '1825',
+          '-extfile',
+          `${o}/${l.name}.ext`,
+          '-out',
+          `${o}/${l.name}.pem`,
+        ],
+        { stdio: 'ignore' },
+      );
+    }
+    theirs.push(performance.now() - t1);
+    await removeTempDir(o);
+  }
+  const a = median(ours);
+  const b = median(theirs);
+  console.log(
+    `certificate set, 5 members (CA + 10 member leaves + 2 clients, P-256), median of ${RUNS}: ` +
+      `k3s-etcd ${a.toFixed(0)} ms (in-process), openssl commands ${b.toFixed(0)} ms, ratio ${(a / b).toFixed(2)}x ` +
+      `(goal: faster than openssl and < 1 s: ${a < b && a < 1000 ? 'met' : 'NOT met'})`,
+  );
+}
+
 async function main(): Promise<void> {
+  const only = process.argv[2];
+  if (only === 'certs') return certificateSet();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
+  await certificateSet();
 }
 
 main().catch((err: unknown) => {

@@ -4,7 +4,7 @@
 # tier; ripgrep + libkrb5-dev: needed by the VS Code server inside code-server.
 set -euo pipefail
 pkgs=(etcd-server etcd-client chromium ripgrep libkrb5-dev openssh-server openssh-client
-  systemd-container debootstrap iproute2 sqlite3)
+  systemd-container debootstrap iproute2 sqlite3 openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

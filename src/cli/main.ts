@@ -1,290 +1,30 @@
 /**
  * `k3s-etcd`: the command line over the same core as the extension.
  * Exit codes: 0 success, 1 failed check or invalid inventory, 2 usage error.
- * Every subcommand lives in the one table below, with its own `--help`.
+ * Every subcommand is in the one table below (defined per area), with its own `--help`.
  */
-import { access, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
-import { join, relative, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
-import { listMembers } from '../core/etcd/members';
-import { renderColumns, renderTable } from '../core/format/table';
-import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
-import { STARTER_INVENTORY } from '../core/inventory/starter';
-import { INVENTORY_FILE_NAME, type Cluster, type Inventory } from '../core/inventory/types';
-import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/urls';
+import { INVENTORY_FILE_NAME } from '../core/inventory/types';
+import { CERTS_COMMANDS } from './certsCommands';
+import {
+  GLOBAL_HELP,
+  GLOBAL_OPTIONS,
+  UsageError,
+  type CliIO,
+  type GlobalOptions,
+  type Options,
+  type Subcommand,
+  type Values,
+} from './context';
+import { INVENTORY_COMMANDS } from './inventoryCommands';
 
-export interface CliIO {
-  out(text: string): void;
-  err(text: string): void;
-  /** Whether a person can answer questions (stdin and stderr are terminals). */
-  interactive: boolean;
-  ask(question: string): Promise<string>;
-  cwd: string;
-}
+export type { CliIO } from './context';
 
-interface GlobalOptions {
-  inventory: string;
-  cluster: string | undefined;
-  json: boolean;
-  yes: boolean;
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-type Values = Record<string, string | boolean | undefined>;
-
-interface RunContext {
-  global: GlobalOptions;
-  values: Values;
-  args: string[];
-  io: CliIO;
-}
-
-interface Subcommand {
-  /** Words after `k3s-etcd`, e.g. `inventory validate`. */
-  name: string;
-  summary: string;
-  usage: string;
-  details?: string;
-  options?: Options;
-  run(ctx: RunContext): Promise<number>;
-}
-
-class UsageError extends Error {}
-
-const GLOBAL_OPTIONS: Options = {
-  inventory: { type: 'string' },
-  cluster: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  yes: { type: 'boolean', short: 'y', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-  version: { type: 'boolean', default: false },
-};
-
-const GLOBAL_HELP = `Global options:
-  --inventory PATH   inventory file (default ./${INVENTORY_FILE_NAME})
-  --cluster NAME     cluster to act on (default: the only cluster)
-  --json             machine-readable output
-  --yes, -y          answer yes to confirmations (without it, asks on a terminal and refuses without one)
-  --help, -h         help for a command`;
-
-// ---------------------------------------------------------------------------------------------
-// Helpers shared by subcommands
-
-async function loadValid(ctx: RunContext): Promise<Inventory> {
-  const result = await loadInventoryFile(ctx.global.inventory);
-  if (result.status !== 'ok') {
-    for (const p of result.problems)
-      ctx.io.err(formatProblem(p, relative(ctx.io.cwd, p.file) || p.file));
-    throw new K3sEtcdError(
-      result.status === 'missing' ? 'inventory-missing' : 'inventory-invalid',
-      result.status === 'missing' ? 'no inventory' : 'the inventory is invalid',
-    );
-  }
-  for (const p of result.problems)
-    ctx.io.err(formatProblem(p, relative(ctx.io.cwd, p.file) || p.file));
-  return result.inventory;
-}
-
-/** `--cluster NAME`, or the only cluster; otherwise a usage error listing them. */
-export function selectCluster(inv: Inventory, name: string | undefined): Cluster {
-  const names = inv.clusters.map((c) => c.name).join(', ');
-  if (name !== undefined) {
-    const found = inv.clusters.find((c) => c.name === name);
-    if (!found) throw new UsageError(`no cluster "${name}" in the inventory (clusters: ${names})`);
-    return found;
-  }
-  const [only, ...rest] = inv.clusters;
-  if (!only || rest.length > 0)
-    throw new UsageError(
-      `the inventory has several clusters: pass --cluster NAME (one of: ${names})`,
-    );
-  return only;
-}
-
-async function confirm(ctx: RunContext, question: string): Promise<boolean> {
-  if (ctx.global.yes) return true;
-  if (!ctx.io.interactive) {
-    throw new UsageError(`${question} Refusing without --yes: there is no terminal to ask.`);
-  }
-  const answer = (await ctx.io.ask(`${question} [y/N] `)).trim().toLowerCase();
-  return answer === 'y' || answer === 'yes';
-}
-
-function json(ctx: RunContext, value: unknown): void {
-  ctx.io.out(JSON.stringify(value, null, 2));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The table of subcommands
-
-const SUBCOMMANDS: Subcommand[] = [
-  {
-    name: 'inventory validate',
-    summary: 'Check the inventory; exit 1 when it has errors',
-    usage: 'k3s-etcd inventory validate [--inventory PATH] [--json]',
-    async run(ctx) {
-      const result = await loadInventoryFile(ctx.global.inventory);
-      const label = (file: string) => relative(ctx.io.cwd, file) || file;
-      const errors = result.problems.filter((p) => p.severity === 'error');
-      if (ctx.global.json) {
-        json(ctx, {
-          file: result.file,
-          valid: result.status === 'ok',
-          summary: result.status === 'ok' ? summarize(result.inventory) : undefined,
-          problems: result.problems.map((p) => ({ ...p, text: formatProblem(p, label(p.file)) })),
-        });
-      } else {
-        for (const p of result.problems) ctx.io.err(formatProblem(p, label(p.file)));
-        if (result.status === 'ok')
-          ctx.io.out(`${label(result.file)}: valid (${summarize(result.inventory)})`);
-        else ctx.io.err(`${label(result.file)}: ${errors.length} error(s)`);
-      }
-      return result.status === 'ok' ? 0 : 1;
-    },
-  },
-  {
-    name: 'inventory show',
-    summary: 'Print clusters, hosts, roles and the derived etcd URLs',
-    usage: 'k3s-etcd inventory show [--cluster NAME] [--json]',
-    async run(ctx) {
-      const inv = await loadValid(ctx);
-      const clusters =
-        ctx.global.cluster !== undefined ? [selectCluster(inv, ctx.global.cluster)] : inv.clusters;
-      if (ctx.global.json) {
-        json(ctx, {
-          file: inv.file,
-          clusters: clusters.map((c) => ({
-            ...c,
-            endpoints: clientEndpoints(c),
-            hosts: c.hosts.map((h) => ({
-              ...h,
-              sshTarget: sshTarget(h),
-              ...(h.roles.includes('etcd')
-                ? { clientUrl: clientUrl(c, h), peerUrl: peerUrl(c, h) }
-                : {}),
-            })),
-          })),
-        });
-        return 0;
-      }
-      const blocks = clusters.map((c) => {
-        const head = `${c.name}  ${c.datastore}  etcd ${c.etcd.version}  pki ${relative(ctx.io.cwd, c.pki.dir) || c.pki.dir} (${c.pki.algorithm})`;
-        const rows = c.hosts.map((h) => [
-          h.name,
-          sshTarget(h),
-          h.roles.join(','),
-          h.roles.includes('etcd') ? h.memberName : '-',
-          h.roles.includes('etcd') ? clientUrl(c, h) : '-',
-          h.roles.includes('etcd') ? peerUrl(c, h) : '-',
-        ]);
-        return `${head}\n${renderColumns(['HOST', 'SSH', 'ROLES', 'MEMBER', 'CLIENT URL', 'PEER URL'], rows, '  ')}`;
-      });
-      ctx.io.out(blocks.join('\n\n'));
-      return 0;
-    },
-  },
-  {
-    name: 'inventory init',
-    summary: 'Write a commented starter inventory',
-    usage: 'k3s-etcd inventory init [--inventory PATH] [--yes]',
-    details: 'Refuses to replace an existing file unless confirmed (asks on a terminal, or --yes).',
-    async run(ctx) {
-      const file = ctx.global.inventory;
-      const exists = await access(file).then(
-        () => true,
-        () => false,
-      );
-      if (
-        exists &&
-        !(await confirm(ctx, `${file} exists. Replace it with the starter inventory?`))
-      ) {
-        ctx.io.err('Left the existing inventory unchanged.');
-        return 1;
-      }
-      await writeFile(file, STARTER_INVENTORY);
-      ctx.io.out(
-        `Wrote ${relative(ctx.io.cwd, file) || file}. Edit the hosts, then run: k3s-etcd inventory validate`,
-      );
-      return 0;
-    },
-  },
-  {
-    name: 'members',
-    summary: 'List etcd members (the columns of `etcdctl member list -w table`)',
-    usage:
-      'k3s-etcd members [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
-    details:
-      "Endpoints default to every etcd member of the cluster. TLS files default to the cluster's\n" +
-      'pki dir (ca.pem, client/admin.pem, client/admin-key.pem) when they exist.',
-    options: {
-      endpoints: { type: 'string' },
-      cacert: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      timeout: { type: 'string' },
-    },
-    async run(ctx) {
-      const v = ctx.values;
-      let endpoints =
-        typeof v['endpoints'] === 'string' ? v['endpoints'].split(',').filter(Boolean) : [];
-      let tls: { caFile: string; certFile: string; keyFile: string } | undefined;
-      const given = [v['cacert'], v['cert'], v['key']].filter((x) => typeof x === 'string').length;
-      if (given > 0 && given < 3) throw new UsageError('--cacert, --cert and --key go together');
-      if (given === 3) {
-        tls = {
-          caFile: String(v['cacert']),
-          certFile: String(v['cert']),
-          keyFile: String(v['key']),
-        };
-      }
-      if (endpoints.length === 0) {
-        const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-        endpoints = clientEndpoints(cluster);
-        if (!tls) {
-          const candidate = {
-            caFile: join(cluster.pki.dir, 'ca.pem'),
-            certFile: join(cluster.pki.dir, 'client', 'admin.pem'),
-            keyFile: join(cluster.pki.dir, 'client', 'admin-key.pem'),
-          };
-          const present = await Promise.all(
-            Object.values(candidate).map((f) =>
-              access(f).then(
-                () => true,
-                () => false,
-              ),
-            ),
-          );
-          if (present.every(Boolean)) tls = candidate;
-        }
-      }
-      const timeoutMs = v['timeout'] !== undefined ? Number(v['timeout']) : undefined;
-      if (timeoutMs !== undefined && !(timeoutMs > 0))
-        throw new UsageError('--timeout is a number of milliseconds');
-      const members = await listMembers(endpoints, {
-        ...(tls ? { tls } : {}),
-        ...(timeoutMs ? { timeoutMs } : {}),
-      });
-      if (ctx.global.json) {
-        json(ctx, members);
-      } else {
-        const rows = members.map((m) => [
-          m.id,
-          m.name ? 'started' : 'unstarted',
-          m.name,
-          m.peerUrls.join(','),
-          m.clientUrls.join(','),
-          String(m.isLearner),
-        ]);
-        ctx.io.out(
-          renderTable(['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'], rows),
-        );
-      }
-      return 0;
-    },
-  },
-];
+const SUBCOMMANDS: Subcommand[] = [...INVENTORY_COMMANDS, ...CERTS_COMMANDS];
 
 function mainHelp(): string {
   const width = Math.max(...SUBCOMMANDS.map((s) => s.name.length));
@@ -362,8 +102,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     const extra = parsed.positionals.slice(cmd.name.split(' ').length);
-    if (extra.length > 0)
-      throw new UsageError(`unexpected argument "${extra[0]}" for "${cmd.name}"`);
+    const maxArgs = cmd.maxArgs ?? 0;
+    if (extra.length > maxArgs) {
+      throw new UsageError(`unexpected argument "${extra[maxArgs]}" for "${cmd.name}"`);
+    }
     const values = parsed.values as Values;
     const global: GlobalOptions = {
       inventory: resolve(
@@ -407,6 +149,18 @@ function processIO(): CliIO {
         return await rl.question(question);
       } finally {
         rl.close();
+      }
+    },
+    async askSecret(question) {
+      process.stderr.write(question);
+      // Echo nothing of what is typed; the newline is written after the answer.
+      const muted = new Writable({ write: (_c, _e, cb) => cb() });
+      const rl = createInterface({ input: process.stdin, output: muted, terminal: true });
+      try {
+        return await rl.question('');
+      } finally {
+        rl.close();
+        process.stderr.write('\n');
       }
     },
   };

@@ -2,7 +2,10 @@
  * Typed errors of the core. Every error a user can see carries a `code` so the editor layer and
  * the CLI can word and route it, and a message that says what failed and what to do.
  */
+import type { PkiErrorCode } from './pki/errors';
+
 export type ErrorCode =
+  | PkiErrorCode
   | 'inventory-missing'
   | 'inventory-invalid'
   | 'cluster-unknown'

@@ -18,6 +18,10 @@ export const Config = {
     const folder = vscode.workspace.workspaceFolders?.[0];
     return folder ? join(folder.uri.fsPath, setting) : undefined;
   },
+  /** Key algorithm for clusters whose inventory does not choose one. */
+  pkiAlgorithm(): string {
+    return vscode.workspace.getConfiguration(SECTION).get<string>('pki.algorithm') || 'ecdsa-p256';
+  },
   affectsInventory(e: vscode.ConfigurationChangeEvent): boolean {
     return e.affectsConfiguration(`${SECTION}.inventoryPath`);
   },

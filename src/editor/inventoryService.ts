@@ -7,6 +7,8 @@ import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { loadInventoryFile, parseInventory } from '../core/inventory/parse';
 import type { InventoryLoadResult, Problem } from '../core/inventory/types';
+import { readIndex, type PkiIndex } from '../core/pki/store';
+import type { PkiIndexes } from '../core/tree/model';
 import { CONTEXT_KEYS } from '../shared/commands';
 import { Config } from './config';
 
@@ -20,6 +22,8 @@ export class InventoryService implements vscode.Disposable {
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('k3s-etcd');
   private readonly disposables: vscode.Disposable[] = [this.changed, this.diagnostics];
   private watcher: vscode.FileSystemWatcher | undefined;
+  private pkiWatchers: vscode.FileSystemWatcher[] = [];
+  private indexes: PkiIndexes = new Map();
   private result: InventoryLoadResult | undefined;
   private latest: Promise<InventoryLoadResult> | undefined;
   private generation = 0;
@@ -59,6 +63,11 @@ export class InventoryService implements vscode.Disposable {
     return this.result;
   }
 
+  /** Each cluster's certificate manifest (pki/<cluster>/index.json), as of the last load. */
+  pkiIndexes(): PkiIndexes {
+    return this.indexes;
+  }
+
   /** Resolves with the first load's result (or the current one, after that). */
   whenLoaded(): Promise<InventoryLoadResult> {
     return this.result ? Promise.resolve(this.result) : (this.firstLoad ?? this.reload());
@@ -80,7 +89,17 @@ export class InventoryService implements vscode.Disposable {
         } satisfies InventoryLoadResult;
       }
       try {
-        return await loadInventoryFile(file);
+        const result = await loadInventoryFile(file);
+        if (result.status === 'ok') {
+          const entries = await Promise.all(
+            result.inventory.clusters.map(async (c): Promise<[string, PkiIndex | undefined]> => [
+              c.name,
+              await readIndex(c.pki.dir),
+            ]),
+          );
+          if (generation === this.generation) this.indexes = new Map(entries);
+        }
+        return result;
       } catch (err) {
         this.log.error(`Loading ${file} failed`, err);
         const problem: Problem = {
@@ -113,6 +132,7 @@ export class InventoryService implements vscode.Disposable {
     clearTimeout(this.reloadTimer);
     clearTimeout(this.editTimer);
     this.watcher?.dispose();
+    for (const w of this.pkiWatchers) w.dispose();
     for (const d of this.disposables) d.dispose();
   }
 
@@ -132,8 +152,31 @@ export class InventoryService implements vscode.Disposable {
     this.watcher.onDidDelete(() => this.scheduleReload());
   }
 
+  /** Certificate commands write index.json; the tree follows it, also when it changes outside. */
+  private watchPki(result: InventoryLoadResult): void {
+    for (const w of this.pkiWatchers) w.dispose();
+    this.pkiWatchers = [];
+    if (result.status !== 'ok') return;
+    for (const c of result.inventory.clusters) {
+      const w = vscode.workspace.createFileSystemWatcher(
+        new vscode.RelativePattern(vscode.Uri.file(c.pki.dir), 'index.json'),
+      );
+      w.onDidCreate(() => this.scheduleReload());
+      w.onDidChange(() => this.scheduleReload());
+      w.onDidDelete(() => this.scheduleReload());
+      this.pkiWatchers.push(w);
+    }
+  }
+
   private apply(result: InventoryLoadResult): void {
+    const dirsChanged =
+      result.status !== this.result?.status ||
+      (result.status === 'ok' &&
+        this.result?.status === 'ok' &&
+        result.inventory.clusters.map((c) => c.pki.dir).join('\0') !==
+          this.result.inventory.clusters.map((c) => c.pki.dir).join('\0'));
     this.result = result;
+    if (dirsChanged) this.watchPki(result);
     void vscode.commands.executeCommand(
       'setContext',
       CONTEXT_KEYS.inventoryPresent,

@@ -10,6 +10,10 @@ export const COMMANDS = {
   problemReveal: 'k3sEtcd.problem.reveal',
   clusterOpenPanel: 'k3sEtcd.cluster.openPanel',
   hostCopyAddress: 'k3sEtcd.host.copyAddress',
+  certsGenerate: 'k3sEtcd.certs.generate',
+  certsInspect: 'k3sEtcd.certs.inspect',
+  certsImportCa: 'k3sEtcd.certs.importCa',
+  certsReissue: 'k3sEtcd.certs.reissue',
   docsOpen: 'k3sEtcd.docs.open',
   logShow: 'k3sEtcd.log.show',
 } as const;

@@ -31,6 +31,10 @@ async function run(
       asked.push(q);
       return opts.answer ?? '';
     },
+    askSecret: async (q) => {
+      asked.push(q);
+      return opts.answer ?? '';
+    },
   };
   const code = await main(args, io);
   return { code, out: out.join('\n'), err: [...asked, ...err].join('\n') };

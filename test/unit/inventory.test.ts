@@ -45,6 +45,8 @@ const THREE_HOSTS = `      - { name: edge-1, address: 10.10.3.104, roles: [etcd,
       - { name: edge-3, address: 10.10.3.106, roles: [etcd] }
 `;
 
+const h0sans = (c: { hosts: Array<{ sans: string[] }> }) => c.hosts[0]!.sans;
+
 describe('inventory: the example and the starter', () => {
   it('parses the shipped example with the fixed keys and derived URLs', async () => {
     const result = await loadInventoryFile(EXAMPLE);
@@ -93,7 +95,10 @@ describe('inventory: the example and the starter', () => {
     assert.equal(c.datastore, 'external-etcd');
     assert.deepEqual(c.etcd, { version: 'v3.5.17', clientPort: 2379, peerPort: 2380 });
     assert.equal(c.pki.dir, '/work/shared-pki');
-    assert.equal(c.pki.algorithm, 'ecdsa-p256');
+    assert.equal(c.pki.algorithm, undefined, 'left to the setting');
+    assert.equal(c.pki.caValidityDays, 3650);
+    assert.equal(c.pki.leafValidityDays, 1825);
+    assert.deepEqual(h0sans(c), []);
     const h = c.hosts[0]!;
     assert.equal(h.port, 22);
     assert.equal(h.user, 'root');

@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadInventoryFile, parseInventory } from '../../src/core/inventory/parse';
+import { generateCertificateSet } from '../../src/core/pki/set';
 import { formatContextValue, parseContextValue } from '../../src/core/tree/contextValue';
 import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../src/core/tree/model';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const manifest = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {
-  contributes: { menus: Record<string, Array<{ command: string; when?: string }>> };
+  contributes: { menus: Record<string, Array<{ command: string; when?: string; group?: string }>> };
 };
 
 function walk(nodes: TreeNode[], out: TreeNode[] = []): TreeNode[] {
@@ -58,6 +61,7 @@ describe('tree model', () => {
         ['edge-1', 'root@127.0.1.21:22'],
         ['edge-2', 'root@127.0.1.22:22'],
         ['edge-3', 'root@127.0.1.23:22'],
+        ['Certificates', 'not generated'],
       ],
     );
     const edge1 = cluster.children![0]!;
@@ -77,6 +81,7 @@ describe('tree model', () => {
       'member',
       'host+etcd',
       'member',
+      'certificates+missing',
     ]);
   });
 
@@ -111,28 +116,50 @@ describe('tree model', () => {
   });
 
   it('every item menu in package.json matches the nodes it is meant for, and no others', async () => {
-    const roots = buildTree(await loadInventoryFile(EXAMPLE));
-    const problems = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
-    const values = walk([...roots, ...problems]).map(contextValueOf);
-    const expectedKinds: Record<string, string[]> = {
-      'k3sEtcd.cluster.openPanel': ['cluster'],
-      'k3sEtcd.host.copyAddress': ['host'],
-      'k3sEtcd.problem.reveal': ['problem'],
-      'k3sEtcd.inventory.open': ['cluster', 'host'],
-    };
-    const entries = manifest.contributes.menus['view/item/context'] ?? [];
-    assert.ok(entries.length > 0);
-    for (const entry of entries) {
-      const re = viewItemRegex(entry.when);
-      assert.ok(re, `${entry.command} has a viewItem regex`);
-      const matched = new Set(
-        values.filter((v) => re.test(v)).map((v) => parseContextValue(v).kind),
-      );
-      assert.deepEqual(
-        [...matched].sort(),
-        [...(expectedKinds[entry.command] ?? [])].sort(),
-        entry.command,
-      );
+    const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-tree-'));
+    try {
+      const loaded = await loadInventoryFile(EXAMPLE);
+      assert.equal(loaded.status, 'ok');
+      if (loaded.status !== 'ok') return;
+      const cluster = {
+        ...loaded.inventory.clusters[0]!,
+        pki: { ...loaded.inventory.clusters[0]!.pki, dir },
+      };
+      const generated = await generateCertificateSet(cluster);
+      const roots = buildTree(loaded, new Map([['edge-a', generated.index]]));
+      const problems = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
+      const values = walk([...roots, ...problems]).map(contextValueOf);
+      const expectedKinds: Record<string, string[]> = {
+        'k3sEtcd.cluster.openPanel': ['cluster'],
+        'k3sEtcd.host.copyAddress': ['host'],
+        'k3sEtcd.problem.reveal': ['problem'],
+        'k3sEtcd.inventory.open': ['cluster', 'host'],
+        'k3sEtcd.certs.generate|inline@1': ['certificates'],
+        'k3sEtcd.certs.generate': ['certificates', 'cluster'],
+        'k3sEtcd.certs.importCa': ['certificates', 'cluster'],
+        'k3sEtcd.certs.inspect': ['certificate'],
+        'k3sEtcd.certs.reissue': ['member'],
+      };
+      const entries = manifest.contributes.menus['view/item/context'] ?? [];
+      assert.ok(entries.length > 0);
+      for (const entry of entries) {
+        const re = viewItemRegex(entry.when);
+        assert.ok(re, `${entry.command} has a viewItem regex`);
+        const matched = new Set(
+          values.filter((v) => re.test(v)).map((v) => parseContextValue(v).kind),
+        );
+        const expected =
+          expectedKinds[`${entry.command}|${entry.group ?? ''}`] ??
+          expectedKinds[entry.command] ??
+          [];
+        assert.deepEqual(
+          [...matched].sort(),
+          [...expected].sort(),
+          `${entry.command} (${entry.group ?? ''})`,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -30,6 +30,7 @@ interface RawHost {
   name: string;
   memberName?: string;
   address: string;
+  sans?: string[];
   port?: number;
   user?: string;
   identityFile?: string;
@@ -39,7 +40,12 @@ interface RawCluster {
   name: string;
   datastore?: Datastore;
   etcd?: { version?: string; clientPort?: number; peerPort?: number };
-  pki?: { dir?: string; algorithm?: KeyAlgorithm };
+  pki?: {
+    dir?: string;
+    algorithm?: KeyAlgorithm;
+    caValidityDays?: number;
+    leafValidityDays?: number;
+  };
   hosts: RawHost[];
 }
 interface RawInventory {
@@ -193,7 +199,9 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
     },
     pki: {
       dir: expandPath(c.pki?.dir ?? `pki/${c.name}`, baseDir),
-      algorithm: c.pki?.algorithm ?? 'ecdsa-p256',
+      ...(c.pki?.algorithm ? { algorithm: c.pki.algorithm } : {}),
+      caValidityDays: c.pki?.caValidityDays ?? 3650,
+      leafValidityDays: c.pki?.leafValidityDays ?? 1825,
     },
     line: lineOf(['clusters', ci]),
     hosts: c.hosts.map((h, hi): Host => {
@@ -201,6 +209,7 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
         name: h.name,
         memberName: h.memberName ?? h.name,
         address: h.address,
+        sans: [...(h.sans ?? [])],
         port: h.port ?? 22,
         user: h.user ?? 'root',
         roles: [...h.roles],

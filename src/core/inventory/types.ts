@@ -11,6 +11,8 @@ export interface Host {
   /** etcd member name (defaults to the host name). */
   memberName: string;
   address: string;
+  /** Extra certificate SANs from the inventory. */
+  sans: string[];
   port: number;
   user: string;
   /** Absolute path, `~` expanded, relative paths resolved from the inventory's folder. */
@@ -24,8 +26,8 @@ export interface Cluster {
   name: string;
   datastore: Datastore;
   etcd: { version: string; clientPort: number; peerPort: number };
-  /** `dir` is absolute. */
-  pki: { dir: string; algorithm: KeyAlgorithm };
+  /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */
+  pki: { dir: string; algorithm?: KeyAlgorithm; caValidityDays: number; leafValidityDays: number };
   hosts: Host[];
   /** 1-based line of the cluster's entry in the inventory. */
   line: number;

@@ -3,7 +3,15 @@
  * e.g. `member+leader`, `cluster+external-etcd`, `problem+error`. Menus match it with
  * `viewItem =~ /^member\b.*\+leader/`. Built in exactly one place, from node state.
  */
-export type ContextKind = 'cluster' | 'host' | 'member' | 'k3sServer' | 'k3sAgent' | 'problem';
+export type ContextKind =
+  | 'cluster'
+  | 'host'
+  | 'member'
+  | 'k3sServer'
+  | 'k3sAgent'
+  | 'problem'
+  | 'certificates'
+  | 'certificate';
 
 export type ContextFlag =
   | 'external-etcd'
@@ -14,7 +22,11 @@ export type ContextFlag =
   | 'learner'
   | 'unhealthy'
   | 'error'
-  | 'warning';
+  | 'warning'
+  | 'ca'
+  | 'missing'
+  | 'expiring'
+  | 'expired';
 
 /** Flags appear in this order, so equal states give equal strings. */
 const FLAG_ORDER: readonly ContextFlag[] = [
@@ -27,6 +39,10 @@ const FLAG_ORDER: readonly ContextFlag[] = [
   'unhealthy',
   'error',
   'warning',
+  'ca',
+  'missing',
+  'expiring',
+  'expired',
 ];
 
 export function formatContextValue(kind: ContextKind, flags: Iterable<ContextFlag> = []): string {
@@ -53,6 +69,8 @@ const KINDS: readonly ContextKind[] = [
   'k3sServer',
   'k3sAgent',
   'problem',
+  'certificates',
+  'certificate',
 ];
 function isKind(k: string): k is ContextKind {
   return (KINDS as readonly string[]).includes(k);

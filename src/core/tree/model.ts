@@ -2,10 +2,11 @@
  * The tree as plain data: clusters > hosts > roles, and inventory problems. The editor layer turns
  * these into TreeItems; the CLI and the tests read them directly.
  */
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
 import type { Cluster, Host, InventoryLoadResult, Problem, Role } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/urls';
+import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
 
 interface NodeBase {
@@ -47,7 +48,30 @@ export interface ProblemNode extends NodeBase {
   problem: Problem;
 }
 
-export type TreeNode = ClusterNode | HostNode | RoleNode | ProblemNode;
+export interface CertificatesNode extends NodeBase {
+  kind: 'certificates';
+  cluster: string;
+  /** Absolute pki folder. */
+  dir: string;
+  state: 'missing' | 'valid' | 'expiring' | 'expired';
+}
+
+export interface CertificateNode extends NodeBase {
+  kind: 'certificate';
+  cluster: string;
+  /** Absolute paths. */
+  file: string;
+  keyFile: string;
+  certKind: IndexEntry['kind'];
+  member?: string;
+  expiry: IndexEntry['expiry'];
+}
+
+export type TreeNode =
+  ClusterNode | HostNode | RoleNode | ProblemNode | CertificatesNode | CertificateNode;
+
+/** What the tree knows of each cluster's certificates (from pki/<cluster>/index.json). */
+export type PkiIndexes = ReadonlyMap<string, PkiIndex | undefined>;
 
 const ROLE_LABEL: Record<Role, string> = {
   etcd: 'etcd member',
@@ -79,7 +103,106 @@ export function contextValueOf(node: TreeNode): string {
       return formatContextValue(ROLE_KIND[node.role]);
     case 'problem':
       return formatContextValue('problem', [node.problem.severity]);
+    case 'certificates':
+      return formatContextValue('certificates', node.state === 'valid' ? [] : [node.state]);
+    case 'certificate': {
+      const flags: ContextFlag[] = node.certKind === 'ca' ? ['ca'] : [];
+      if (node.expiry === 'expiring' || node.expiry === 'expired') flags.push(node.expiry);
+      return formatContextValue('certificate', flags);
+    }
   }
+}
+
+function expiryText(e: IndexEntry): string {
+  const day = e.notAfter.slice(0, 10);
+  switch (e.expiry) {
+    case 'expired':
+      return `expired ${day}`;
+    case 'expiring':
+      return `expires in ${e.daysLeft} days (${day})`;
+    case 'not-yet-valid':
+      return `not valid before ${e.notBefore.slice(0, 10)}`;
+    default:
+      return `until ${day}`;
+  }
+}
+
+function certificateNode(cluster: Cluster, e: IndexEntry): CertificateNode {
+  return {
+    kind: 'certificate',
+    id: `cert:${cluster.name}/${e.path}`,
+    label: e.name,
+    description: expiryText(e),
+    tooltip: [
+      e.path,
+      `subject ${e.subject}`,
+      `issuer ${e.issuer}`,
+      `SANs ${e.sans.join(', ') || '(none)'}`,
+      `usages ${e.extendedKeyUsages.join(', ') || (e.isCa ? 'CA' : '(none)')}`,
+      `valid ${e.notBefore.slice(0, 10)} to ${e.notAfter.slice(0, 10)}`,
+      `${e.keyType}, SHA-256 ${e.sha256}`,
+    ].join('\n'),
+    cluster: cluster.name,
+    file: join(cluster.pki.dir, e.path),
+    keyFile: join(cluster.pki.dir, e.keyPath),
+    certKind: e.kind,
+    ...(e.member ? { member: e.member } : {}),
+    expiry: e.expiry,
+  };
+}
+
+/** The "Certificates" node of a cluster, with expiry in each child's description. */
+export function certificatesNode(
+  cluster: Cluster,
+  index: PkiIndex | undefined,
+  now = new Date(),
+): CertificatesNode {
+  const base = {
+    kind: 'certificates' as const,
+    id: `certs:${cluster.name}`,
+    label: 'Certificates',
+    cluster: cluster.name,
+    dir: cluster.pki.dir,
+  };
+  if (!index || index.entries.length === 0) {
+    return {
+      ...base,
+      state: 'missing',
+      description: 'not generated',
+      tooltip: `No certificates in ${cluster.pki.dir} yet: run "Generate Certificate Set".`,
+    };
+  }
+  // Expiry is recomputed from the dates, so an index written long ago still tells the truth.
+  const entries = index.entries.map((e) => {
+    const daysLeft = Math.floor((Date.parse(e.notAfter) - now.getTime()) / 86_400_000);
+    const expiry: IndexEntry['expiry'] =
+      daysLeft < 0
+        ? 'expired'
+        : daysLeft < 30
+          ? 'expiring'
+          : e.expiry === 'not-yet-valid'
+            ? e.expiry
+            : 'valid';
+    return { ...e, daysLeft, expiry };
+  });
+  const expired = entries.filter((e) => e.expiry === 'expired').length;
+  const expiring = entries.filter((e) => e.expiry === 'expiring').length;
+  const ca = entries.find((e) => e.kind === 'ca');
+  const summary = [
+    `${entries.length} files`,
+    ca ? `CA until ${ca.notAfter.slice(0, 10)}` : 'no CA',
+    expired ? `${expired} expired` : '',
+    expiring ? `${expiring} expiring` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
+  return {
+    ...base,
+    state: expired ? 'expired' : expiring ? 'expiring' : 'valid',
+    description: summary,
+    tooltip: `${cluster.pki.dir}\n${summary}`,
+    children: entries.map((e) => certificateNode(cluster, e)),
+  };
 }
 
 function plural(n: number, word: string): string {
@@ -137,7 +260,7 @@ function hostNode(cluster: Cluster, host: Host): HostNode {
   };
 }
 
-function clusterNode(cluster: Cluster): ClusterNode {
+function clusterNode(cluster: Cluster, index: PkiIndex | undefined): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
   return {
@@ -149,19 +272,25 @@ function clusterNode(cluster: Cluster): ClusterNode {
     cluster: cluster.name,
     datastore: cluster.datastore,
     line: cluster.line,
-    children: cluster.hosts.map((h) => hostNode(cluster, h)),
+    children: [...cluster.hosts.map((h) => hostNode(cluster, h)), certificatesNode(cluster, index)],
   };
 }
 
 /** Roots of the tree: problems first (errors, then warnings), then clusters. */
-export function buildTree(result: InventoryLoadResult): TreeNode[] {
+export function buildTree(
+  result: InventoryLoadResult,
+  indexes: PkiIndexes = new Map(),
+): TreeNode[] {
   if (result.status === 'missing') return [];
   const ordered = [...result.problems].sort((a, b) =>
     a.severity === b.severity ? a.line - b.line : a.severity === 'error' ? -1 : 1,
   );
   const problems = ordered.map(problemNode);
   if (result.status === 'invalid') return problems;
-  return [...problems, ...result.inventory.clusters.map(clusterNode)];
+  return [
+    ...problems,
+    ...result.inventory.clusters.map((c) => clusterNode(c, indexes.get(c.name))),
+  ];
 }
 
 /** Parent lookup for `TreeDataProvider.getParent` (so `reveal` works). */

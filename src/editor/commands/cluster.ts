@@ -1,6 +1,7 @@
 /** Cluster commands. A handler takes an optional tree node and otherwise asks with a quick pick. */
 import * as vscode from 'vscode';
 import { CancelledError } from '../../core/errors';
+import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { OverviewPanel } from '../webviewHost/overviewPanel';
@@ -21,6 +22,17 @@ export async function pickCluster(ctx: ExtensionCtx, node?: TreeNode): Promise<s
   const picked = await vscode.window.showQuickPick(names, { title: 'Which cluster?' });
   if (!picked) throw new CancelledError('Cluster selection');
   return picked;
+}
+
+/** The inventory's Cluster object for a node or a pick. */
+export async function resolveCluster(ctx: ExtensionCtx, node?: TreeNode): Promise<Cluster> {
+  const name = await pickCluster(ctx, node);
+  const result = ctx.inventory.current();
+  const cluster =
+    result?.status === 'ok' ? result.inventory.clusters.find((c) => c.name === name) : undefined;
+  if (!cluster)
+    throw new Error(`Cluster "${name}" is not in the inventory any more: refresh and try again.`);
+  return cluster;
 }
 
 export function openClusterPanel(ctx: ExtensionCtx) {

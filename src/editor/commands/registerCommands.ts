@@ -11,6 +11,14 @@ import { showError } from '../errors';
 import { createInventory, openInventory, revealProblem, validateInventory } from './inventory';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { openClusterPanel } from './cluster';
+import {
+  CertificateDocuments,
+  CERT_SCHEME,
+  generateCertificates,
+  importCaCommand,
+  inspectCertificateCommand,
+  reissueMember,
+} from './certs';
 
 type Handler = (node?: TreeNode) => Promise<void>;
 
@@ -22,11 +30,17 @@ const TITLES: Record<CommandKey, string> = {
   problemReveal: 'Go to problem',
   clusterOpenPanel: 'Open cluster overview',
   hostCopyAddress: 'Copy SSH target',
+  certsGenerate: 'Generate certificate set',
+  certsInspect: 'Inspect certificate',
+  certsImportCa: 'Import CA',
+  certsReissue: 'Re-issue member certificates',
   docsOpen: 'Open documentation',
   logShow: 'Show log',
 };
 
 export function registerCommands(ctx: ExtensionCtx): void {
+  const certDocs = new CertificateDocuments();
+  ctx.push(vscode.workspace.registerTextDocumentContentProvider(CERT_SCHEME, certDocs));
   const handlers: Record<CommandKey, Handler> = {
     inventoryCreate: createInventory(ctx),
     inventoryOpen: openInventory(ctx),
@@ -35,6 +49,10 @@ export function registerCommands(ctx: ExtensionCtx): void {
     problemReveal: revealProblem(),
     clusterOpenPanel: openClusterPanel(ctx),
     hostCopyAddress: copyHostAddress(),
+    certsGenerate: generateCertificates(ctx),
+    certsInspect: inspectCertificateCommand(ctx, certDocs),
+    certsImportCa: importCaCommand(ctx),
+    certsReissue: reissueMember(ctx),
     docsOpen: openDocs(ctx),
     logShow: showLog(ctx),
   };

@@ -25,7 +25,21 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
       return node.problem.severity === 'error'
         ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
         : new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
+    case 'certificates':
+      return new vscode.ThemeIcon('shield', stateColor(node.state));
+    case 'certificate':
+      return new vscode.ThemeIcon(
+        node.certKind === 'ca' ? 'verified' : 'lock',
+        stateColor(node.expiry),
+      );
   }
+}
+
+/** Expired: error colour; expiring: warning colour; otherwise the theme's default. */
+function stateColor(state: string): vscode.ThemeColor | undefined {
+  if (state === 'expired') return new vscode.ThemeColor('problemsErrorIcon.foreground');
+  if (state === 'expiring') return new vscode.ThemeColor('problemsWarningIcon.foreground');
+  return undefined;
 }
 
 export class ClusterTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
@@ -58,8 +72,18 @@ export class ClusterTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     item.iconPath = iconOf(node);
     if (node.description !== undefined) item.description = node.description;
     if (node.tooltip !== undefined) item.tooltip = node.tooltip;
+    // Screen readers hear the label and the state, not the long tooltip.
+    item.accessibilityInformation = {
+      label: node.description ? `${node.label}, ${node.description}` : node.label,
+    };
     if (node.kind === 'problem') {
       item.command = { command: COMMANDS.problemReveal, title: 'Go to Problem', arguments: [node] };
+    } else if (node.kind === 'certificate') {
+      item.command = {
+        command: COMMANDS.certsInspect,
+        title: 'Inspect Certificate',
+        arguments: [node],
+      };
     }
     return item;
   }
@@ -77,7 +101,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
   });
   const update = () => {
     const result = ctx.inventory.current();
-    provider.setRoots(result ? buildTree(result) : []);
+    provider.setRoots(result ? buildTree(result, ctx.inventory.pkiIndexes()) : []);
     const errors = result?.problems.filter((p) => p.severity === 'error').length ?? 0;
     view.badge =
       errors && result?.status === 'invalid'

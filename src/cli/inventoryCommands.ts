@@ -1,0 +1,176 @@
+/** Inventory and etcd membership subcommands. */
+import { access, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { listMembers } from '../core/etcd/members';
+import { renderColumns, renderTable } from '../core/format/table';
+import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
+import { STARTER_INVENTORY } from '../core/inventory/starter';
+import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/urls';
+import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+
+export const INVENTORY_COMMANDS: Subcommand[] = [
+  {
+    name: 'inventory validate',
+    summary: 'Check the inventory; exit 1 when it has errors',
+    usage: 'k3s-etcd inventory validate [--inventory PATH] [--json]',
+    async run(ctx) {
+      const result = await loadInventoryFile(ctx.global.inventory);
+      const label = (file: string) => relative(ctx.io.cwd, file) || file;
+      const errors = result.problems.filter((p) => p.severity === 'error');
+      if (ctx.global.json) {
+        json(ctx, {
+          file: result.file,
+          valid: result.status === 'ok',
+          summary: result.status === 'ok' ? summarize(result.inventory) : undefined,
+          problems: result.problems.map((p) => ({ ...p, text: formatProblem(p, label(p.file)) })),
+        });
+      } else {
+        for (const p of result.problems) ctx.io.err(formatProblem(p, label(p.file)));
+        if (result.status === 'ok')
+          ctx.io.out(`${label(result.file)}: valid (${summarize(result.inventory)})`);
+        else ctx.io.err(`${label(result.file)}: ${errors.length} error(s)`);
+      }
+      return result.status === 'ok' ? 0 : 1;
+    },
+  },
+  {
+    name: 'inventory show',
+    summary: 'Print clusters, hosts, roles and the derived etcd URLs',
+    usage: 'k3s-etcd inventory show [--cluster NAME] [--json]',
+    async run(ctx) {
+      const inv = await loadValid(ctx);
+      const clusters =
+        ctx.global.cluster !== undefined ? [selectCluster(inv, ctx.global.cluster)] : inv.clusters;
+      if (ctx.global.json) {
+        json(ctx, {
+          file: inv.file,
+          clusters: clusters.map((c) => ({
+            ...c,
+            endpoints: clientEndpoints(c),
+            hosts: c.hosts.map((h) => ({
+              ...h,
+              sshTarget: sshTarget(h),
+              ...(h.roles.includes('etcd')
+                ? { clientUrl: clientUrl(c, h), peerUrl: peerUrl(c, h) }
+                : {}),
+            })),
+          })),
+        });
+        return 0;
+      }
+      const blocks = clusters.map((c) => {
+        const head = `${c.name}  ${c.datastore}  etcd ${c.etcd.version}  pki ${relative(ctx.io.cwd, c.pki.dir) || c.pki.dir} (${c.pki.algorithm})`;
+        const rows = c.hosts.map((h) => [
+          h.name,
+          sshTarget(h),
+          h.roles.join(','),
+          h.roles.includes('etcd') ? h.memberName : '-',
+          h.roles.includes('etcd') ? clientUrl(c, h) : '-',
+          h.roles.includes('etcd') ? peerUrl(c, h) : '-',
+        ]);
+        return `${head}\n${renderColumns(['HOST', 'SSH', 'ROLES', 'MEMBER', 'CLIENT URL', 'PEER URL'], rows, '  ')}`;
+      });
+      ctx.io.out(blocks.join('\n\n'));
+      return 0;
+    },
+  },
+  {
+    name: 'inventory init',
+    summary: 'Write a commented starter inventory',
+    usage: 'k3s-etcd inventory init [--inventory PATH] [--yes]',
+    details: 'Refuses to replace an existing file unless confirmed (asks on a terminal, or --yes).',
+    async run(ctx) {
+      const file = ctx.global.inventory;
+      const exists = await access(file).then(
+        () => true,
+        () => false,
+      );
+      if (
+        exists &&
+        !(await confirm(ctx, `${file} exists. Replace it with the starter inventory?`))
+      ) {
+        ctx.io.err('Left the existing inventory unchanged.');
+        return 1;
+      }
+      await writeFile(file, STARTER_INVENTORY);
+      ctx.io.out(
+        `Wrote ${relative(ctx.io.cwd, file) || file}. Edit the hosts, then run: k3s-etcd inventory validate`,
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'members',
+    summary: 'List etcd members (the columns of `etcdctl member list -w table`)',
+    usage:
+      'k3s-etcd members [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
+    details:
+      "Endpoints default to every etcd member of the cluster. TLS files default to the cluster's\n" +
+      'pki dir (ca.pem, client/admin.pem, client/admin-key.pem) when they exist.',
+    options: {
+      endpoints: { type: 'string' },
+      cacert: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      timeout: { type: 'string' },
+    },
+    async run(ctx) {
+      const v = ctx.values;
+      let endpoints =
+        typeof v['endpoints'] === 'string' ? v['endpoints'].split(',').filter(Boolean) : [];
+      let tls: { caFile: string; certFile: string; keyFile: string } | undefined;
+      const given = [v['cacert'], v['cert'], v['key']].filter((x) => typeof x === 'string').length;
+      if (given > 0 && given < 3) throw new UsageError('--cacert, --cert and --key go together');
+      if (given === 3) {
+        tls = {
+          caFile: String(v['cacert']),
+          certFile: String(v['cert']),
+          keyFile: String(v['key']),
+        };
+      }
+      if (endpoints.length === 0) {
+        const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+        endpoints = clientEndpoints(cluster);
+        if (!tls) {
+          const candidate = {
+            caFile: join(cluster.pki.dir, 'ca.pem'),
+            certFile: join(cluster.pki.dir, 'client', 'admin.pem'),
+            keyFile: join(cluster.pki.dir, 'client', 'admin-key.pem'),
+          };
+          const present = await Promise.all(
+            Object.values(candidate).map((f) =>
+              access(f).then(
+                () => true,
+                () => false,
+              ),
+            ),
+          );
+          if (present.every(Boolean)) tls = candidate;
+        }
+      }
+      const timeoutMs = v['timeout'] !== undefined ? Number(v['timeout']) : undefined;
+      if (timeoutMs !== undefined && !(timeoutMs > 0))
+        throw new UsageError('--timeout is a number of milliseconds');
+      const members = await listMembers(endpoints, {
+        ...(tls ? { tls } : {}),
+        ...(timeoutMs ? { timeoutMs } : {}),
+      });
+      if (ctx.global.json) {
+        json(ctx, members);
+      } else {
+        const rows = members.map((m) => [
+          m.id,
+          m.name ? 'started' : 'unstarted',
+          m.name,
+          m.peerUrls.join(','),
+          m.clientUrls.join(','),
+          String(m.isLearner),
+        ]);
+        ctx.io.out(
+          renderTable(['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'], rows),
+        );
+      }
+      return 0;
+    },
+  },
+];
