@@ -537,6 +537,21 @@ describe('certificates: bad input gets a clear message and loses nothing', () =>
     );
   });
 
+  it('an unreadable CA key is named as such and nothing is written', async () => {
+    const dir = await tempDir();
+    await generateCertificateSet(cluster(dir, [host('x', '10.0.0.1')]));
+    await writeFile(
+      join(dir, 'ca-key.pem'),
+      '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n',
+    );
+    const before = await listFiles(dir);
+    await assert.rejects(
+      generateCertificateSet(cluster(dir, [host('x', '10.0.0.1'), host('y', '10.0.0.2')])),
+      /ca-key\.pem is not a readable private key/,
+    );
+    assert.deepEqual(await listFiles(dir), before);
+  });
+
   it('a folder that cannot be written: nothing half-written, no temporaries left', async () => {
     const base = await tempDir();
     await writeFile(join(base, 'blocker'), 'a file where a folder should be');

@@ -186,4 +186,32 @@ export const behaviourTests: InHostTest[] = [
       await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     },
   },
+  {
+    name: 'Generate Certificate Set then Inspect Certificate: a read-only document with the chain and key checks',
+    timeoutMs: 45_000,
+    fn: async () => {
+      const { api } = await activated();
+      await vscode.commands.executeCommand('k3sEtcd.certs.generate');
+      const certs = await until('the Certificates node with children', async () => {
+        const [cluster] = await roots(api);
+        if (!cluster) return undefined;
+        const node = (await children(api, cluster)).find((n) => n.kind === 'certificates');
+        return node && (await children(api, node)).length === 9 ? node : undefined;
+      });
+      const server = (await children(api, certs)).find((n) => n.label === 'edge-2 server');
+      assert.ok(server, 'edge-2 server certificate node');
+      await vscode.commands.executeCommand('k3sEtcd.certs.inspect', server);
+      const editor = await until('the inspection document', () => {
+        const e = vscode.window.activeTextEditor;
+        return e?.document.uri.scheme === 'k3s-etcd-cert' ? e : undefined;
+      });
+      const text = editor.document.getText();
+      assert.match(text, /Subject: +CN=edge-2, O=k3s-etcd/);
+      assert.match(text, /SANs: +127\.0\.1\.22, edge-2, 127\.0\.0\.1, localhost/);
+      assert.match(text, /Chain: +signed by .*ca\.pem/);
+      assert.match(text, /Private key: +matches/);
+      assert.doesNotMatch(text, /BEGIN .*PRIVATE KEY/, 'no key material in the document');
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    },
+  },
 ];
