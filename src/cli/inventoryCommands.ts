@@ -1,12 +1,11 @@
-/** Inventory and etcd membership subcommands. */
+/** `k3s-etcd inventory validate|show|init`. */
 import { access, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { listMembers } from '../core/etcd/members';
-import { renderColumns, renderTable } from '../core/format/table';
+import { relative } from 'node:path';
+import { renderColumns } from '../core/format/table';
 import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
 import { STARTER_INVENTORY } from '../core/inventory/starter';
 import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/urls';
-import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
 
 export const INVENTORY_COMMANDS: Subcommand[] = [
   {
@@ -96,80 +95,6 @@ export const INVENTORY_COMMANDS: Subcommand[] = [
       ctx.io.out(
         `Wrote ${relative(ctx.io.cwd, file) || file}. Edit the hosts, then run: k3s-etcd inventory validate`,
       );
-      return 0;
-    },
-  },
-  {
-    name: 'members',
-    summary: 'List etcd members (the columns of `etcdctl member list -w table`)',
-    usage:
-      'k3s-etcd members [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
-    details:
-      "Endpoints default to every etcd member of the cluster. TLS files default to the cluster's\n" +
-      'pki dir (ca.pem, client/admin.pem, client/admin-key.pem) when they exist.',
-    options: {
-      endpoints: { type: 'string' },
-      cacert: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      timeout: { type: 'string' },
-    },
-    async run(ctx) {
-      const v = ctx.values;
-      let endpoints =
-        typeof v['endpoints'] === 'string' ? v['endpoints'].split(',').filter(Boolean) : [];
-      let tls: { caFile: string; certFile: string; keyFile: string } | undefined;
-      const given = [v['cacert'], v['cert'], v['key']].filter((x) => typeof x === 'string').length;
-      if (given > 0 && given < 3) throw new UsageError('--cacert, --cert and --key go together');
-      if (given === 3) {
-        tls = {
-          caFile: String(v['cacert']),
-          certFile: String(v['cert']),
-          keyFile: String(v['key']),
-        };
-      }
-      if (endpoints.length === 0) {
-        const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-        endpoints = clientEndpoints(cluster);
-        if (!tls) {
-          const candidate = {
-            caFile: join(cluster.pki.dir, 'ca.pem'),
-            certFile: join(cluster.pki.dir, 'client', 'admin.pem'),
-            keyFile: join(cluster.pki.dir, 'client', 'admin-key.pem'),
-          };
-          const present = await Promise.all(
-            Object.values(candidate).map((f) =>
-              access(f).then(
-                () => true,
-                () => false,
-              ),
-            ),
-          );
-          if (present.every(Boolean)) tls = candidate;
-        }
-      }
-      const timeoutMs = v['timeout'] !== undefined ? Number(v['timeout']) : undefined;
-      if (timeoutMs !== undefined && !(timeoutMs > 0))
-        throw new UsageError('--timeout is a number of milliseconds');
-      const members = await listMembers(endpoints, {
-        ...(tls ? { tls } : {}),
-        ...(timeoutMs ? { timeoutMs } : {}),
-      });
-      if (ctx.global.json) {
-        json(ctx, members);
-      } else {
-        const rows = members.map((m) => [
-          m.id,
-          m.name ? 'started' : 'unstarted',
-          m.name,
-          m.peerUrls.join(','),
-          m.clientUrls.join(','),
-          String(m.isLearner),
-        ]);
-        ctx.io.out(
-          renderTable(['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'], rows),
-        );
-      }
       return 0;
     },
   },

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
 import { CERTS_COMMANDS } from './certsCommands';
+import { ETCD_COMMANDS } from './etcdCommands';
 import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
@@ -24,7 +25,7 @@ import { INVENTORY_COMMANDS } from './inventoryCommands';
 
 export type { CliIO } from './context';
 
-const SUBCOMMANDS: Subcommand[] = [...INVENTORY_COMMANDS, ...CERTS_COMMANDS];
+const SUBCOMMANDS: Subcommand[] = [...INVENTORY_COMMANDS, ...ETCD_COMMANDS, ...CERTS_COMMANDS];
 
 function mainHelp(): string {
   const width = Math.max(...SUBCOMMANDS.map((s) => s.name.length));

@@ -12,7 +12,8 @@ export type ErrorCode =
   | 'cluster-ambiguous'
   | 'etcd-unreachable'
   | 'cancelled'
-  | 'usage';
+  | 'usage'
+  | 'certs-missing';
 
 export class K3sEtcdError extends Error {
   constructor(

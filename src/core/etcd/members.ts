@@ -1,6 +1,7 @@
 /** `etcdctl member list` semantics, through the first endpoint that answers. */
 import { K3sEtcdError, throwIfAborted } from '../errors';
 import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
+import { classifyEtcdError } from './problems';
 
 export interface EtcdMember {
   /** Hex, as etcdctl prints it. */
@@ -36,10 +37,13 @@ export async function listMembers(
     }));
   } catch (err) {
     if (err instanceof AggregateError) {
-      const reasons = err.errors.map((e, i) => `${endpoints[i]}: ${(e as Error).message}`);
+      const reasons = err.errors.map((e, i) => {
+        const p = classifyEtcdError(e, endpoints[i] ?? '', opts.tls);
+        return `${endpoints[i]}: ${p.summary}. ${p.hint}`;
+      });
       throw new K3sEtcdError(
         'etcd-unreachable',
-        `No etcd endpoint answered the member list:\n  ${reasons.join('\n  ')}\nCheck that etcd runs and that the addresses and ports in the inventory are right.`,
+        `No etcd endpoint answered the member list:\n  ${reasons.join('\n  ')}`,
         { cause: err },
       );
     }

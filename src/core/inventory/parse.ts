@@ -39,7 +39,12 @@ interface RawHost {
 interface RawCluster {
   name: string;
   datastore?: Datastore;
-  etcd?: { version?: string; clientPort?: number; peerPort?: number };
+  etcd?: {
+    version?: string;
+    clientPort?: number;
+    peerPort?: number;
+    tls?: { caFile: string; certFile: string; keyFile: string };
+  };
   pki?: {
     dir?: string;
     algorithm?: KeyAlgorithm;
@@ -196,6 +201,15 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
       version: c.etcd?.version ?? 'v3.5.17',
       clientPort: c.etcd?.clientPort ?? 2379,
       peerPort: c.etcd?.peerPort ?? 2380,
+      ...(c.etcd?.tls
+        ? {
+            tls: {
+              caFile: expandPath(c.etcd.tls.caFile, baseDir),
+              certFile: expandPath(c.etcd.tls.certFile, baseDir),
+              keyFile: expandPath(c.etcd.tls.keyFile, baseDir),
+            },
+          }
+        : {}),
     },
     pki: {
       dir: expandPath(c.pki?.dir ?? `pki/${c.name}`, baseDir),

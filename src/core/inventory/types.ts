@@ -25,7 +25,13 @@ export interface Host {
 export interface Cluster {
   name: string;
   datastore: Datastore;
-  etcd: { version: string; clientPort: number; peerPort: number };
+  etcd: {
+    version: string;
+    clientPort: number;
+    peerPort: number;
+    /** Client TLS files named by the inventory (absolute); otherwise the generated admin set. */
+    tls?: { caFile: string; certFile: string; keyFile: string };
+  };
   /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */
   pki: { dir: string; algorithm?: KeyAlgorithm; caValidityDays: number; leafValidityDays: number };
   hosts: Host[];

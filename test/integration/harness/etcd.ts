@@ -76,6 +76,8 @@ export interface EtcdCluster {
   endpoints: string[];
   dir: string;
   stopMember(name: string): Promise<void>;
+  /** Starts a stopped member again with its data, and waits until it is healthy. */
+  startMember(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 export interface EtcdctlResult {
@@ -205,6 +207,22 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const dir = await makeTempDir('k3s-etcd-it-');
   const children = new Map<string, ChildProcess>();
   const members: EtcdMemberProc[] = [];
+  const memberArgs = new Map<string, string[]>();
+  const spawnMember = (m: EtcdMemberProc, args: string[]): void => {
+    const fd = openSync(m.logFile, 'a');
+    const child = spawn(ETCD, args, {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: cleanEnv(),
+    });
+    closeSync(fd);
+    if (child.pid === undefined) throw new Error(`could not spawn ${ETCD}`);
+    child.unref(); // a forgotten cluster must not keep the test process alive; the exit hook kills it
+    // Only while it has not exited: a reaped pid (and group id) may already be someone else's.
+    trackGroup(child.pid, () => child.exitCode === null && child.signalCode === null);
+    children.set(m.name, child);
+    m.pid = child.pid;
+  };
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -266,19 +284,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
         );
       }
       args.push(...(opts.extraArgs ?? []));
-      const fd = openSync(m.logFile, 'a');
-      const child = spawn(ETCD, args, {
-        detached: true,
-        stdio: ['ignore', fd, fd],
-        env: cleanEnv(),
-      });
-      closeSync(fd);
-      if (child.pid === undefined) throw new Error(`could not spawn ${ETCD}`);
-      child.unref(); // a forgotten cluster must not keep the test process alive; the exit hook kills it
-      // Only while it has not exited: a reaped pid (and group id) may already be someone else's.
-      trackGroup(child.pid, () => child.exitCode === null && child.signalCode === null);
-      children.set(m.name, child);
-      m.pid = child.pid;
+      memberArgs.set(m.name, args);
+      spawnMember(m, args);
     }
     await waitReady(members, children, opts.startTimeoutMs ?? 30_000);
   } catch (err) {
@@ -295,6 +302,16 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const child = children.get(name);
       if (!child) throw new Error(`no member named ${name}`);
       await stopProcess(child);
+    },
+    async startMember(name: string) {
+      const m = members.find((x) => x.name === name);
+      const args = memberArgs.get(name);
+      const child = children.get(name);
+      if (!m || !args) throw new Error(`no member named ${name}`);
+      if (child && child.exitCode === null && child.signalCode === null)
+        throw new Error(`${name} is running`);
+      spawnMember(m, args); // same data dir: it rejoins as the same member
+      await waitReady([m], children, opts.startTimeoutMs ?? 30_000);
     },
   };
 }

@@ -2,8 +2,8 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
@@ -438,7 +438,7 @@ if(data.etcd !== undefined){
 let data2 = data.etcd;
 if(data2 && typeof data2 == "object" && !Array.isArray(data2)){
 for(const key1 in data2){
-if(!(((key1 === "version") || (key1 === "clientPort")) || (key1 === "peerPort"))){
+if(!((((key1 === "version") || (key1 === "clientPort")) || (key1 === "peerPort")) || (key1 === "tls"))){
 const err6 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd,data:data2};
 if(vErrors === null){
 vErrors = [err6];
@@ -544,9 +544,11 @@ errors++;
 }
 }
 }
-}
-else {
-const err15 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data2};
+if(data2.tls !== undefined){
+let data6 = data2.tls;
+if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+if(data6.caFile === undefined){
+const err15 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "caFile"},message:"must have required property '"+"caFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -555,13 +557,8 @@ vErrors.push(err15);
 }
 errors++;
 }
-}
-if(data.pki !== undefined){
-let data6 = data.pki;
-if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
-for(const key2 in data6){
-if(!((((key2 === "dir") || (key2 === "algorithm")) || (key2 === "caValidityDays")) || (key2 === "leafValidityDays"))){
-const err16 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data6};
+if(data6.certFile === undefined){
+const err16 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -570,12 +567,8 @@ vErrors.push(err16);
 }
 errors++;
 }
-}
-if(data6.dir !== undefined){
-let data7 = data6.dir;
-if(typeof data7 === "string"){
-if(func2(data7) < 1){
-const err17 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data7};
+if(data6.keyFile === undefined){
+const err17 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -584,9 +577,9 @@ vErrors.push(err17);
 }
 errors++;
 }
-}
-else {
-const err18 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data7};
+for(const key2 in data6){
+if(!(((key2 === "caFile") || (key2 === "certFile")) || (key2 === "keyFile"))){
+const err18 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -596,10 +589,11 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data6.algorithm !== undefined){
-let data8 = data6.algorithm;
-if(!((((data8 === "ecdsa-p256") || (data8 === "ecdsa-p384")) || (data8 === "rsa-2048")) || (data8 === "rsa-4096"))){
-const err19 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data8};
+if(data6.caFile !== undefined){
+let data7 = data6.caFile;
+if(typeof data7 === "string"){
+if(func2(data7) < 1){
+const err19 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data7};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -609,10 +603,8 @@ vErrors.push(err19);
 errors++;
 }
 }
-if(data6.caValidityDays !== undefined){
-let data9 = data6.caValidityDays;
-if(!((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9)))){
-const err20 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data9};
+else {
+const err20 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.caFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data7};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -621,9 +613,12 @@ vErrors.push(err20);
 }
 errors++;
 }
-if(typeof data9 == "number"){
-if(data9 > 36500 || isNaN(data9)){
-const err21 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data9};
+}
+if(data6.certFile !== undefined){
+let data8 = data6.certFile;
+if(typeof data8 === "string"){
+if(func2(data8) < 1){
+const err21 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data8};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -632,8 +627,9 @@ vErrors.push(err21);
 }
 errors++;
 }
-if(data9 < 1 || isNaN(data9)){
-const err22 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data9};
+}
+else {
+const err22 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.certFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -643,11 +639,11 @@ vErrors.push(err22);
 errors++;
 }
 }
-}
-if(data6.leafValidityDays !== undefined){
-let data10 = data6.leafValidityDays;
-if(!((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10)))){
-const err23 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data10};
+if(data6.keyFile !== undefined){
+let data9 = data6.keyFile;
+if(typeof data9 === "string"){
+if(func2(data9) < 1){
+const err23 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -656,9 +652,9 @@ vErrors.push(err23);
 }
 errors++;
 }
-if(typeof data10 == "number"){
-if(data10 > 36500 || isNaN(data10)){
-const err24 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data10};
+}
+else {
+const err24 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.keyFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -667,8 +663,10 @@ vErrors.push(err24);
 }
 errors++;
 }
-if(data10 < 1 || isNaN(data10)){
-const err25 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data10};
+}
+}
+else {
+const err25 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.properties.tls.type,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -679,9 +677,8 @@ errors++;
 }
 }
 }
-}
 else {
-const err26 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data6};
+const err26 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data2};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -691,11 +688,12 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data11 = data.hosts;
-if(Array.isArray(data11)){
-if(data11.length < 1){
-const err27 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data11};
+if(data.pki !== undefined){
+let data10 = data.pki;
+if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
+for(const key3 in data10){
+if(!((((key3 === "dir") || (key3 === "algorithm")) || (key3 === "caValidityDays")) || (key3 === "leafValidityDays"))){
+const err27 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data10};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -704,16 +702,12 @@ vErrors.push(err27);
 }
 errors++;
 }
-const len0 = data11.length;
-for(let i0=0; i0<len0; i0++){
-if(!(validate12(data11[i0], {instancePath:instancePath+"/hosts/" + i0,parentData:data11,parentDataProperty:i0,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
 }
-}
-}
-else {
-const err28 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data11};
+if(data10.dir !== undefined){
+let data11 = data10.dir;
+if(typeof data11 === "string"){
+if(func2(data11) < 1){
+const err28 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data11};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -723,14 +717,152 @@ vErrors.push(err28);
 errors++;
 }
 }
-}
 else {
-const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+const err29 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data11};
 if(vErrors === null){
 vErrors = [err29];
 }
 else {
 vErrors.push(err29);
+}
+errors++;
+}
+}
+if(data10.algorithm !== undefined){
+let data12 = data10.algorithm;
+if(!((((data12 === "ecdsa-p256") || (data12 === "ecdsa-p384")) || (data12 === "rsa-2048")) || (data12 === "rsa-4096"))){
+const err30 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data12};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+}
+if(data10.caValidityDays !== undefined){
+let data13 = data10.caValidityDays;
+if(!((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13)))){
+const err31 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+if(typeof data13 == "number"){
+if(data13 > 36500 || isNaN(data13)){
+const err32 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+if(data13 < 1 || isNaN(data13)){
+const err33 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+}
+if(data10.leafValidityDays !== undefined){
+let data14 = data10.leafValidityDays;
+if(!((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14)))){
+const err34 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+if(typeof data14 == "number"){
+if(data14 > 36500 || isNaN(data14)){
+const err35 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
+if(data14 < 1 || isNaN(data14)){
+const err36 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+if(vErrors === null){
+vErrors = [err36];
+}
+else {
+vErrors.push(err36);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err37 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data10};
+if(vErrors === null){
+vErrors = [err37];
+}
+else {
+vErrors.push(err37);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data15 = data.hosts;
+if(Array.isArray(data15)){
+if(data15.length < 1){
+const err38 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data15};
+if(vErrors === null){
+vErrors = [err38];
+}
+else {
+vErrors.push(err38);
+}
+errors++;
+}
+const len0 = data15.length;
+for(let i0=0; i0<len0; i0++){
+if(!(validate12(data15[i0], {instancePath:instancePath+"/hosts/" + i0,parentData:data15,parentDataProperty:i0,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err39 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data15};
+if(vErrors === null){
+vErrors = [err39];
+}
+else {
+vErrors.push(err39);
+}
+errors++;
+}
+}
+}
+else {
+const err40 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err40];
+}
+else {
+vErrors.push(err40);
 }
 errors++;
 }

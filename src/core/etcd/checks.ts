@@ -1,0 +1,275 @@
+/**
+ * `etcdctl endpoint health`, `endpoint status` and `member list`, per member, in one pass: one
+ * client per endpoint (etcd3 would otherwise send each call to a random member), retries off,
+ * deadlines on, every endpoint in parallel, so a dead member costs one timeout and no more.
+ */
+import { throwIfAborted } from '../errors';
+import { renderTable } from '../format/table';
+import { createEndpointClient, memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdTls } from './client';
+import type { EtcdMember } from './members';
+import { classifyEtcdError, type EtcdProblem } from './problems';
+
+export interface HealthRow {
+  endpoint: string;
+  health: boolean;
+  tookMs: number;
+  /** Cluster alarms seen through this endpoint (etcd 3.5 counts them as unhealthy). */
+  alarms: string[];
+  problem?: EtcdProblem;
+}
+
+export interface StatusRow {
+  endpoint: string;
+  /** Hex, like etcdctl. */
+  id: string;
+  version: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  leader: string;
+  isLeader: boolean;
+  isLearner: boolean;
+  raftTerm: string;
+  raftIndex: string;
+  raftAppliedIndex: string;
+  errors: string[];
+  problem?: EtcdProblem;
+}
+
+export interface ClusterSnapshot {
+  at: string;
+  endpoints: string[];
+  health: HealthRow[];
+  status: StatusRow[];
+  members: EtcdMember[];
+  membersProblem?: EtcdProblem;
+  /** `3/3 healthy, leader m2` */
+  summary: string;
+  healthy: boolean;
+}
+
+export interface CheckOptions {
+  tls?: EtcdTls;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+type Client = Awaited<ReturnType<typeof createEndpointClient>>;
+
+async function healthOf(client: Client, endpoint: string, opts: CheckOptions): Promise<HealthRow> {
+  const t0 = performance.now();
+  try {
+    // A linearizable read: it needs a leader and a quorum, like etcdctl's probe.
+    await client.get('health').string();
+  } catch (err) {
+    if (!/permission denied/i.test(String((err as Error).message))) {
+      return {
+        endpoint,
+        health: false,
+        tookMs: performance.now() - t0,
+        alarms: [],
+        problem: classifyEtcdError(err, endpoint, opts.tls),
+      };
+    }
+  }
+  const tookMs = performance.now() - t0;
+  try {
+    const res = await client.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
+    const alarms = [
+      ...new Set(res.alarms.map((a) => String(a.alarm).toUpperCase()).filter((a) => a !== 'NONE')),
+    ];
+    if (alarms.length) {
+      return {
+        endpoint,
+        health: false,
+        tookMs,
+        alarms,
+        problem: {
+          code: 'alarm',
+          summary: `Active Alarm(s): ${alarms.join(' ')}`,
+          hint: classifyEtcdError(new Error(alarms.join(' ')), endpoint).hint,
+        },
+      };
+    }
+    return { endpoint, health: true, tookMs, alarms: [] };
+  } catch (err) {
+    return {
+      endpoint,
+      health: false,
+      tookMs,
+      alarms: [],
+      problem: {
+        ...classifyEtcdError(err, endpoint, opts.tls),
+        summary: 'Unable to fetch the alarm list',
+      },
+    };
+  }
+}
+
+async function statusOf(client: Client, endpoint: string, opts: CheckOptions): Promise<StatusRow> {
+  try {
+    const s = await client.maintenance.status({});
+    const id = memberIdToHex(s.header.member_id);
+    const leader = memberIdToHex(s.leader);
+    return {
+      endpoint,
+      id,
+      version: s.version,
+      dbSize: Number(s.dbSize),
+      dbSizeInUse: Number(s.dbSizeInUse ?? 0),
+      leader,
+      isLeader: leader === id,
+      isLearner: Boolean(s.isLearner),
+      raftTerm: s.raftTerm,
+      raftIndex: s.raftIndex,
+      raftAppliedIndex: s.raftAppliedIndex,
+      errors: [...(s.errors ?? [])],
+    };
+  } catch (err) {
+    return {
+      endpoint,
+      id: '',
+      version: '',
+      dbSize: 0,
+      dbSizeInUse: 0,
+      leader: '',
+      isLeader: false,
+      isLearner: false,
+      raftTerm: '',
+      raftIndex: '',
+      raftAppliedIndex: '',
+      errors: [],
+      problem: classifyEtcdError(err, endpoint, opts.tls),
+    };
+  }
+}
+
+function summarize(health: HealthRow[], status: StatusRow[], members: EtcdMember[]): string {
+  const ok = health.filter((h) => h.health).length;
+  const leaderId = status.find((s) => s.isLeader)?.id ?? status.find((s) => s.leader)?.leader;
+  const leaderName = members.find((m) => m.id === leaderId)?.name ?? leaderId;
+  return `${ok}/${health.length} healthy${leaderName ? `, leader ${leaderName}` : ', no leader'}`;
+}
+
+/** Health, status and members of every endpoint, at once. */
+export async function clusterSnapshot(
+  endpoints: readonly string[],
+  opts: CheckOptions = {},
+): Promise<ClusterSnapshot> {
+  throwIfAborted(opts.signal, 'Status refresh');
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const clients = await Promise.all(
+    endpoints.map((ep) =>
+      createEndpointClient(ep, { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) }),
+    ),
+  );
+  try {
+    const [health, status, membersResult] = await Promise.all([
+      Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts))),
+      Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
+      Promise.any(clients.map((c) => c.cluster.memberList({}))).then(
+        (r) => ({
+          members: r.members.map((m) => ({
+            id: memberIdToHex(m.ID),
+            name: m.name,
+            peerUrls: [...m.peerURLs],
+            clientUrls: [...m.clientURLs],
+            isLearner: m.isLearner,
+          })),
+        }),
+        (err: unknown) => ({
+          members: [] as EtcdMember[],
+          problem: classifyEtcdError(
+            err instanceof AggregateError ? err.errors[0] : err,
+            endpoints[0] ?? '',
+            opts.tls,
+          ),
+        }),
+      ),
+    ]);
+    throwIfAborted(opts.signal, 'Status refresh');
+    const snapshot: ClusterSnapshot = {
+      at: new Date().toISOString(),
+      endpoints: [...endpoints],
+      health,
+      status,
+      members: membersResult.members,
+      summary: summarize(health, status, membersResult.members),
+      healthy: health.every((h) => h.health),
+    };
+    if ('problem' in membersResult && membersResult.problem)
+      snapshot.membersProblem = membersResult.problem;
+    return snapshot;
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// etcdctl's tables
+
+/** go-humanize's Bytes, as etcdctl prints DB SIZE (SI units: "20 kB", "24 MB"). */
+export function humanBytes(n: number): string {
+  if (n < 10) return `${n} B`;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
+  const v = n / 1000 ** e;
+  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
+}
+
+function took(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(6)}s` : `${ms.toFixed(6)}ms`;
+}
+
+export function healthTable(rows: readonly HealthRow[]): string {
+  return renderTable(
+    ['ENDPOINT', 'HEALTH', 'TOOK', 'ERROR'],
+    rows.map((r) => [r.endpoint, String(r.health), took(r.tookMs), r.problem?.summary ?? '']),
+  );
+}
+
+export function statusTable(rows: readonly StatusRow[]): string {
+  return renderTable(
+    [
+      'ENDPOINT',
+      'ID',
+      'VERSION',
+      'DB SIZE',
+      'IS LEADER',
+      'IS LEARNER',
+      'RAFT TERM',
+      'RAFT INDEX',
+      'RAFT APPLIED INDEX',
+      'ERRORS',
+    ],
+    rows.map((r) =>
+      r.problem
+        ? [r.endpoint, '', '', '', '', '', '', '', '', r.problem.summary]
+        : [
+            r.endpoint,
+            r.id,
+            r.version,
+            humanBytes(r.dbSize),
+            String(r.isLeader),
+            String(r.isLearner),
+            r.raftTerm,
+            r.raftIndex,
+            r.raftAppliedIndex,
+            r.errors.join(', '),
+          ],
+    ),
+  );
+}
+
+export function membersTable(members: readonly EtcdMember[]): string {
+  return renderTable(
+    ['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'],
+    members.map((m) => [
+      m.id,
+      m.name ? 'started' : 'unstarted',
+      m.name,
+      m.peerUrls.join(','),
+      m.clientUrls.join(','),
+      String(m.isLearner),
+    ]),
+  );
+}

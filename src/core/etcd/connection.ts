@@ -1,0 +1,51 @@
+/**
+ * How to reach a cluster's etcd: every member's client URL, and the client TLS files: those the
+ * inventory names (etcd.tls), else the generated admin certificate in the pki folder.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { K3sEtcdError } from '../errors';
+import type { Cluster } from '../inventory/types';
+import { clientEndpoints } from '../inventory/urls';
+import type { EtcdTls } from './client';
+
+export interface EtcdConnection {
+  cluster: string;
+  endpoints: string[];
+  tls: EtcdTls;
+  /** Where the TLS files come from, for messages. */
+  tlsSource: 'inventory' | 'generated admin certificate';
+}
+
+export function adminTls(cluster: Cluster): EtcdTls {
+  return {
+    caFile: join(cluster.pki.dir, 'ca.pem'),
+    certFile: join(cluster.pki.dir, 'client', 'admin.pem'),
+    keyFile: join(cluster.pki.dir, 'client', 'admin-key.pem'),
+  };
+}
+
+const readable = (f: string) =>
+  access(f).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Throws `certs-missing` when the cluster has neither inventory TLS files nor a generated admin
+ * certificate, so the editor can offer "Generate Certificate Set".
+ */
+export async function connectionFor(cluster: Cluster): Promise<EtcdConnection> {
+  const endpoints = clientEndpoints(cluster);
+  if (cluster.etcd.tls)
+    return { cluster: cluster.name, endpoints, tls: cluster.etcd.tls, tlsSource: 'inventory' };
+  const tls = adminTls(cluster);
+  const present = await Promise.all(Object.values(tls).map(readable));
+  if (!present.every(Boolean)) {
+    throw new K3sEtcdError(
+      'certs-missing',
+      `Cluster ${cluster.name} has no admin client certificate yet (${join(cluster.pki.dir, 'client', 'admin.pem')}): generate certificates first, or name the client TLS files under etcd.tls in the inventory.`,
+    );
+  }
+  return { cluster: cluster.name, endpoints, tls, tlsSource: 'generated admin certificate' };
+}

@@ -1,0 +1,79 @@
+/**
+ * A real etcd serving mutual TLS with certificates from our own generator, issued as each
+ * member's loopback address becomes known; plus small builders for inventory objects.
+ */
+import { join } from 'node:path';
+import type { Cluster, Host } from '../../../src/core/inventory/types';
+import { generateCertificateSet } from '../../../src/core/pki/set';
+import { startEtcdCluster, type EtcdCluster, type EtcdClusterOptions } from './etcd';
+
+export function host(name: string, address: string, extra: Partial<Host> = {}): Host {
+  return {
+    name,
+    memberName: name,
+    address,
+    sans: [],
+    port: 22,
+    user: 'root',
+    roles: ['etcd'],
+    line: 1,
+    ...extra,
+  };
+}
+
+export function cluster(dir: string, hosts: Host[], pki: Partial<Cluster['pki']> = {}): Cluster {
+  return {
+    name: 'edge-t',
+    datastore: 'external-etcd',
+    etcd: { version: 'v3.4.23', clientPort: 2379, peerPort: 2380 },
+    pki: { dir, caValidityDays: 3650, leafValidityDays: 1825, ...pki },
+    hosts,
+    line: 1,
+  };
+}
+
+/** The admin client files of a generated set. */
+export const admin = (dir: string) => ({
+  caFile: join(dir, 'ca.pem'),
+  certFile: join(dir, 'client/admin.pem'),
+  keyFile: join(dir, 'client/admin-key.pem'),
+});
+
+/** Starts a real etcd whose member certificates come from our generator, as each address is known. */
+export async function etcdWithOurCerts(
+  dir: string,
+  n: 1 | 3,
+  opts: {
+    names?: string[];
+    pki?: Partial<Cluster['pki']>;
+    extraClientIp?: (a: string, i: number) => string | undefined;
+    /** Runs before each generation, e.g. to import a CA. */
+    beforeGenerate?: (c: Cluster) => Promise<unknown>;
+    /** Called with each started cluster, so the caller can stop it. */
+    track?: (c: EtcdCluster) => void;
+    extra?: Pick<EtcdClusterOptions, 'extraArgs' | 'startTimeoutMs'>;
+  } = {},
+) {
+  const hosts: Host[] = [];
+  const etcd: EtcdCluster = await startEtcdCluster({
+    ...(opts.extra ?? {}),
+    members: n,
+    names: opts.names ?? (n === 1 ? ['m-1'] : ['m-1', 'm-2', 'm-3']),
+    ...(opts.extraClientIp ? { extraClientIp: opts.extraClientIp } : {}),
+    tls: async (name, _i, address) => {
+      hosts.push(host(name, address));
+      const c = cluster(dir, hosts, opts.pki);
+      await opts.beforeGenerate?.(c);
+      await generateCertificateSet(c);
+      return {
+        caFile: join(dir, 'ca.pem'),
+        certFile: join(dir, name, 'server.pem'),
+        keyFile: join(dir, name, 'server-key.pem'),
+        peerCertFile: join(dir, name, 'peer.pem'),
+        peerKeyFile: join(dir, name, 'peer-key.pem'),
+      };
+    },
+  });
+  opts.track?.(etcd);
+  return { etcd, cluster: cluster(dir, hosts, opts.pki) };
+}

@@ -1,0 +1,285 @@
+/**
+ * Health, status and members against a real mutual-TLS etcd, checked against etcdctl's own JSON,
+ * and the failure cases a user meets: a stopped member, a paused one, an alarm, wrong TLS files.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { main, type CliIO } from '../../src/cli/main';
+import { clusterSnapshot } from '../../src/core/etcd/checks';
+import { createEndpointClient } from '../../src/core/etcd/client';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import { etcdctl, type EtcdCluster } from './harness/etcd';
+import { admin, cluster, etcdWithOurCerts, host } from './harness/tlsCluster';
+
+const dirs: string[] = [];
+const clusters: EtcdCluster[] = [];
+const track = (c: EtcdCluster) => clusters.push(c);
+after(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
+  await Promise.all(dirs.map((d) => removeTempDir(d)));
+});
+
+async function tempDir(): Promise<string> {
+  const d = await makeTempDir('k3s-etcd-health-');
+  dirs.push(d);
+  return d;
+}
+
+/** etcdctl's JSON with uint64 numbers kept exact (they overflow JS numbers). */
+function parseEtcdctlJson(text: string): unknown {
+  return JSON.parse(text.replace(/(:\s*)(\d{16,})/g, '$1"$2"'));
+}
+
+const hex = (decimal: string | number) => BigInt(decimal).toString(16);
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIO = {
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+    interactive: false,
+    cwd: process.cwd(),
+    ask: async () => '',
+    askSecret: async () => '',
+  };
+  const code = await main(args, io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('health, status and members on a real 3-member mutual-TLS etcd', () => {
+  let etcd: EtcdCluster;
+  let dir: string;
+
+  it('agree with etcdctl -w json, field by field', async () => {
+    dir = await tempDir();
+    ({ etcd } = await etcdWithOurCerts(dir, 3, { track }));
+    const tls = admin(dir);
+    const snap = await clusterSnapshot(etcd.endpoints, { tls });
+    assert.equal(snap.healthy, true);
+
+    const h = await etcdctl(etcd, ['endpoint', 'health', '-w', 'json'], {
+      tls,
+      endpoints: etcd.endpoints,
+    });
+    assert.equal(h.code, 0, h.stderr);
+    const theirHealth = parseEtcdctlJson(h.stdout) as Array<{ endpoint: string; health: boolean }>;
+    assert.deepEqual(
+      snap.health.map((r) => [r.endpoint, r.health]).sort(),
+      theirHealth.map((r) => [r.endpoint, r.health]).sort(),
+    );
+
+    const s = await etcdctl(etcd, ['endpoint', 'status', '-w', 'json'], {
+      tls,
+      endpoints: etcd.endpoints,
+    });
+    assert.equal(s.code, 0, s.stderr);
+    const theirStatus = parseEtcdctlJson(s.stdout) as Array<{
+      Endpoint: string;
+      Status: {
+        header: { member_id: string };
+        version: string;
+        leader: string;
+        raftTerm: number;
+        raftIndex: number;
+        dbSize: number;
+      };
+    }>;
+    for (const t of theirStatus) {
+      const ours = snap.status.find((r) => r.endpoint === t.Endpoint);
+      assert.ok(ours, t.Endpoint);
+      assert.equal(ours.id, hex(t.Status.header.member_id), 'member ID in hex');
+      assert.equal(ours.version, t.Status.version);
+      assert.equal(ours.leader, hex(t.Status.leader));
+      assert.equal(ours.isLeader, hex(t.Status.leader) === hex(t.Status.header.member_id));
+      assert.equal(ours.raftTerm, String(t.Status.raftTerm));
+      assert.ok(
+        Math.abs(Number(ours.raftIndex) - t.Status.raftIndex) <= 20,
+        `raft index ${ours.raftIndex} vs ${t.Status.raftIndex}`,
+      );
+      assert.ok(ours.dbSize > 0);
+    }
+    assert.equal(snap.status.filter((r) => r.isLeader).length, 1, 'exactly one leader');
+
+    const m = await etcdctl(etcd, ['member', 'list', '-w', 'json'], {
+      tls,
+      endpoints: etcd.endpoints,
+    });
+    const theirMembers = parseEtcdctlJson(m.stdout) as {
+      members: Array<{ ID: string; name: string; peerURLs: string[]; clientURLs: string[] }>;
+    };
+    assert.deepEqual(
+      snap.members.map((x) => [x.id, x.name, x.peerUrls, x.clientUrls]).sort(),
+      theirMembers.members.map((x) => [hex(x.ID), x.name, x.peerURLs, x.clientURLs]).sort(),
+    );
+    const leaderName = snap.members.find(
+      (x) => x.id === snap.status.find((r) => r.isLeader)?.id,
+    )?.name;
+    assert.equal(snap.summary, `3/3 healthy, leader ${leaderName}`);
+
+    const table = await cli([
+      'health',
+      '--endpoints',
+      etcd.endpoints.join(','),
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.certFile,
+      '--key',
+      tls.keyFile,
+    ]);
+    assert.equal(table.code, 0, table.err);
+    assert.match(table.out, /\| +ENDPOINT +\| HEALTH \| +TOOK +\| ERROR \|/);
+    assert.equal(table.out.match(/\| true +\|/g)?.length, 3);
+    const status = await cli([
+      'status',
+      '--json',
+      '--endpoints',
+      etcd.endpoints.join(','),
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.certFile,
+      '--key',
+      tls.keyFile,
+    ]);
+    assert.equal(status.code, 0, status.err);
+    assert.equal((JSON.parse(status.out) as unknown[]).length, 3);
+  });
+
+  it('a stopped member is "connection refused" within the timeout, the others stay healthy, and it recovers', async () => {
+    const tls = admin(dir);
+    const victim = etcd.members[2]!;
+    await etcd.stopMember(victim.name);
+    const t0 = performance.now();
+    const snap = await clusterSnapshot(etcd.endpoints, { tls, timeoutMs: 2000 });
+    assert.ok(performance.now() - t0 < 4000, 'answers within the timeout');
+    const dead = snap.health.find((r) => r.endpoint === victim.clientUrl);
+    assert.equal(dead?.health, false);
+    assert.equal(dead?.problem?.code, 'refused');
+    assert.match(dead?.problem?.summary ?? '', /connection refused by 127\.0\.1\.\d+:\d+/);
+    assert.equal(snap.health.filter((r) => r.health).length, 2);
+    assert.match(snap.summary, /^2\/3 healthy, leader \S+/);
+    assert.equal(snap.members.length, 3, 'the member list still comes from a live member');
+    const down = await cli([
+      'health',
+      '--endpoints',
+      etcd.endpoints.join(','),
+      '--cacert',
+      tls.caFile,
+      '--cert',
+      tls.certFile,
+      '--key',
+      tls.keyFile,
+      '--timeout',
+      '2000',
+    ]);
+    assert.equal(down.code, 1);
+    assert.match(down.err, /connection refused by .*etcd is not running on this member/);
+
+    await etcd.startMember(victim.name);
+    const back = await clusterSnapshot(etcd.endpoints, { tls, timeoutMs: 2000 });
+    assert.equal(back.healthy, true, JSON.stringify(back.health.map((r) => r.problem)));
+  });
+
+  it('a paused member (SIGSTOP) is reported as not answering within the timeout', async () => {
+    const tls = admin(dir);
+    const victim = etcd.members[1]!;
+    process.kill(victim.pid, 'SIGSTOP');
+    try {
+      const t0 = performance.now();
+      const snap = await clusterSnapshot(etcd.endpoints, { tls, timeoutMs: 1500 });
+      assert.ok(
+        performance.now() - t0 < 4000,
+        `answered in ${(performance.now() - t0).toFixed(0)} ms`,
+      );
+      const slow = snap.health.find((r) => r.endpoint === victim.clientUrl);
+      assert.equal(slow?.health, false);
+      assert.equal(slow?.problem?.code, 'timeout');
+      assert.equal(snap.health.filter((r) => r.health).length, 2);
+    } finally {
+      process.kill(victim.pid, 'SIGCONT');
+    }
+  });
+
+  it('wrong CA, wrong client certificate and a missing file each get their own message', async () => {
+    const other = await tempDir();
+    await generateCertificateSet(cluster(other, [host('x', '127.0.0.1')]));
+    const ep = [etcd.endpoints[0]!];
+    const wrongCa = await clusterSnapshot(ep, {
+      tls: { ...admin(dir), caFile: join(other, 'ca.pem') },
+      timeoutMs: 2000,
+    });
+    assert.equal(wrongCa.health[0]?.problem?.code, 'unknown-authority');
+    assert.match(
+      wrongCa.health[0]?.problem?.summary ?? '',
+      /TLS unknown authority: .* is not signed by the CA in .*ca\.pem/,
+    );
+
+    const wrongCert = await clusterSnapshot(ep, {
+      tls: { ...admin(other), caFile: join(dir, 'ca.pem') },
+      timeoutMs: 2000,
+    });
+    assert.equal(
+      wrongCert.health[0]?.problem?.code,
+      'client-cert-rejected',
+      JSON.stringify(wrongCert.health[0]?.problem),
+    );
+    assert.match(
+      wrongCert.health[0]?.problem?.summary ?? '',
+      /client certificate rejected by .*admin\.pem/,
+    );
+
+    const missing = await cli([
+      'health',
+      '--endpoints',
+      ep[0]!,
+      '--cacert',
+      join(dir, 'ca.pem'),
+      '--cert',
+      join(dir, 'nope.pem'),
+      '--key',
+      join(dir, 'client/admin-key.pem'),
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /no such file.*nope\.pem|nope\.pem.*no such file/i);
+  });
+});
+
+describe('alarms', () => {
+  it('a NOSPACE alarm (small --quota-backend-bytes) makes the member unhealthy with the alarm named', async () => {
+    const dir = await tempDir();
+    const { etcd } = await etcdWithOurCerts(dir, 1, {
+      track,
+      extra: { extraArgs: ['--quota-backend-bytes=1048576'] },
+    });
+    const tls = admin(dir);
+    const client = await createEndpointClient(etcd.endpoints[0]!, { tls, timeoutMs: 5000 });
+    try {
+      const value = Buffer.alloc(200 * 1024, 7);
+      let full = false;
+      for (let i = 0; i < 40 && !full; i++) {
+        await client
+          .put(`/fill/${i}`)
+          .value(value)
+          .then(
+            () => undefined,
+            (err: unknown) => {
+              assert.match(String(err), /database space exceeded/);
+              full = true;
+            },
+          );
+      }
+      assert.ok(full, 'the quota was reached');
+    } finally {
+      client.close();
+    }
+    const snap = await clusterSnapshot(etcd.endpoints, { tls });
+    assert.equal(snap.healthy, false);
+    assert.deepEqual(snap.health[0]?.alarms, ['NOSPACE']);
+    assert.equal(snap.health[0]?.problem?.summary, 'Active Alarm(s): NOSPACE');
+    assert.match(snap.health[0]?.problem?.hint ?? '', /defragment/);
+  });
+});
