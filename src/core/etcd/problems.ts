@@ -49,7 +49,10 @@ export function classifyEtcdError(err: unknown, endpoint: string, tls?: EtcdTls)
       hint: 'Generate the certificate set, or fix etcd.tls in the inventory.',
     };
   }
-  const altnames = /does not match certificate's altnames: (?:IP|Host): (\S+?)\.? is not in the cert's (?:list|altnames): ?(.*?)(?:\.?\s*Resolution note|\.?\s*$)/m.exec(text);
+  const altnames =
+    /does not match certificate's altnames: (?:IP|Host): (\S+?)\.? is not in the cert's (?:list|altnames): ?(.*?)(?:\.?\s*Resolution note|\.?\s*$)/m.exec(
+      text,
+    );
   if (altnames || /altnames/.test(text)) {
     const name = altnames?.[1]?.replace(/\.$/, '') ?? host;
     const names = altnames?.[2]?.trim();
