@@ -97,10 +97,10 @@ const configs = [
   {
     ...node,
     platform: 'browser',
-    format: 'iife',
     target: 'es2022',
-    entryPoints: { overview: 'webview/src/overview.ts' },
+    entryPoints: { overview: 'webview/src/overview.ts', health: 'webview/src/health.ts' },
     outdir: 'dist/webview',
+    format: 'esm',
   },
 ];
 
@@ -118,6 +118,9 @@ if (!production) {
 await rm('dist', { recursive: true, force: true });
 await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
+// Codicons for the webviews (font and CSS, served from dist/webview under the CSP).
+await mkdir('dist/webview/codicons', { recursive: true });
+for (const f of ['codicon.css', 'codicon.ttf']) await cp(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/codicons/${f}`);
 
 if (watch) {
   const contexts = await Promise.all(configs.map((c) => esbuild.context(c)));

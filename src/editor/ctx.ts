@@ -3,12 +3,14 @@
  * feature registrars share. Built once in `activate`; no global mutable state elsewhere.
  */
 import type * as vscode from 'vscode';
+import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
 
 export interface ExtensionCtx {
   readonly vscodeContext: vscode.ExtensionContext;
   readonly log: vscode.LogOutputChannel;
   readonly inventory: InventoryService;
+  readonly health: HealthService;
   /** Registers a disposable that lives as long as the extension. */
   push(...disposables: vscode.Disposable[]): void;
 }

@@ -8,6 +8,7 @@ import { listMembers, type EtcdMember } from '../core/etcd/members';
 import type { TreeNode } from '../core/tree/model';
 import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
+import { HealthService } from './healthService';
 import { InventoryService } from './inventoryService';
 import { registerTree } from './tree/clusterTree';
 
@@ -30,13 +31,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
   context.subscriptions.push(log);
   try {
     const inventory = new InventoryService(log);
+    const health = new HealthService(inventory, log);
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
       inventory,
+      health,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(inventory);
+    ctx.push(inventory, health);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     const registered = performance.now();

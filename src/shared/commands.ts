@@ -9,6 +9,7 @@ export const COMMANDS = {
   treeRefresh: 'k3sEtcd.tree.refresh',
   problemReveal: 'k3sEtcd.problem.reveal',
   clusterOpenPanel: 'k3sEtcd.cluster.openPanel',
+  clusterOpenHealth: 'k3sEtcd.cluster.openHealth',
   hostCopyAddress: 'k3sEtcd.host.copyAddress',
   certsGenerate: 'k3sEtcd.certs.generate',
   certsInspect: 'k3sEtcd.certs.inspect',

@@ -3,6 +3,7 @@
  * literal `method` and an `is()` guard; both sides import this module, so a rename breaks the
  * build instead of silently dropping messages.
  */
+import type { ClusterSnapshot } from './etcdTypes';
 
 export interface Message<M extends string, P> {
   method: M;
@@ -60,3 +61,32 @@ export type WebviewToHost =
   | Message<typeof ReadyCommand.method, Record<string, never>>
   | Message<typeof OpenInventoryCommand.method, { host?: string }>;
 export type HostToWebview = Message<typeof StateNotification.method, OverviewState>;
+
+// ------------------------------------------------------------------------------------------
+// etcd health panel
+
+export type HealthSection = 'health' | 'status' | 'members';
+
+export interface HealthPanelState {
+  cluster: string;
+  snapshot?: ClusterSnapshot;
+  /** Why there is no snapshot; `certs-missing` shows a Generate button. */
+  error?: { code: string; message: string };
+  refreshing: boolean;
+  /** Inventory member name for each client URL. */
+  names: Record<string, string>;
+}
+
+export const HealthReadyCommand = command<Record<string, never>>()('health/ready');
+export const HealthRefreshCommand = command<Record<string, never>>()('health/refresh');
+export const HealthCopyCommand = command<{ section: HealthSection }>()('health/copyMarkdown');
+export const HealthOpenCliCommand = command<{ section: HealthSection }>()('health/openCli');
+export const HealthGenerateCertsCommand = command<Record<string, never>>()('health/generateCerts');
+export const HealthStateNotification = notification<HealthPanelState>()('health/didChangeState');
+
+export type HealthWebviewToHost =
+  | Message<typeof HealthReadyCommand.method, Record<string, never>>
+  | Message<typeof HealthRefreshCommand.method, Record<string, never>>
+  | Message<typeof HealthCopyCommand.method, { section: HealthSection }>
+  | Message<typeof HealthOpenCliCommand.method, { section: HealthSection }>
+  | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>;

@@ -133,6 +133,9 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
     'dist/proto/kv.proto',
     'dist/proto/auth.proto',
     'dist/webview/overview.js',
+    'dist/webview/health.js',
+    'dist/webview/codicons/codicon.css',
+    'dist/webview/codicons/codicon.ttf',
     'media/k3s-etcd.svg',
     'schemas/k3s-etcd.schema.json',
   ]) {

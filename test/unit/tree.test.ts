@@ -126,11 +126,12 @@ describe('tree model', () => {
         pki: { ...loaded.inventory.clusters[0]!.pki, dir },
       };
       const generated = await generateCertificateSet(cluster);
-      const roots = buildTree(loaded, new Map([['edge-a', generated.index]]));
+      const roots = buildTree(loaded, { indexes: new Map([['edge-a', generated.index]]) });
       const problems = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
       const values = walk([...roots, ...problems]).map(contextValueOf);
       const expectedKinds: Record<string, string[]> = {
         'k3sEtcd.cluster.openPanel': ['cluster'],
+        'k3sEtcd.cluster.openHealth': ['cluster'],
         'k3sEtcd.host.copyAddress': ['host'],
         'k3sEtcd.problem.reveal': ['problem'],
         'k3sEtcd.inventory.open': ['cluster', 'host'],

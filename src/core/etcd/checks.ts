@@ -6,46 +6,16 @@
 import { throwIfAborted } from '../errors';
 import { renderTable } from '../format/table';
 import { createEndpointClient, memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdTls } from './client';
-import type { EtcdMember } from './members';
-import { classifyEtcdError, type EtcdProblem } from './problems';
+import {
+  humanBytes,
+  type ClusterSnapshot,
+  type EtcdMember,
+  type HealthRow,
+  type StatusRow,
+} from '../../shared/etcdTypes';
 
-export interface HealthRow {
-  endpoint: string;
-  health: boolean;
-  tookMs: number;
-  /** Cluster alarms seen through this endpoint (etcd 3.5 counts them as unhealthy). */
-  alarms: string[];
-  problem?: EtcdProblem;
-}
-
-export interface StatusRow {
-  endpoint: string;
-  /** Hex, like etcdctl. */
-  id: string;
-  version: string;
-  dbSize: number;
-  dbSizeInUse: number;
-  leader: string;
-  isLeader: boolean;
-  isLearner: boolean;
-  raftTerm: string;
-  raftIndex: string;
-  raftAppliedIndex: string;
-  errors: string[];
-  problem?: EtcdProblem;
-}
-
-export interface ClusterSnapshot {
-  at: string;
-  endpoints: string[];
-  health: HealthRow[];
-  status: StatusRow[];
-  members: EtcdMember[];
-  membersProblem?: EtcdProblem;
-  /** `3/3 healthy, leader m2` */
-  summary: string;
-  healthy: boolean;
-}
+export { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow };
+import { classifyEtcdError } from './problems';
 
 export interface CheckOptions {
   tls?: EtcdTls;
@@ -207,69 +177,74 @@ export async function clusterSnapshot(
 // ---------------------------------------------------------------------------------------------
 // etcdctl's tables
 
-/** go-humanize's Bytes, as etcdctl prints DB SIZE (SI units: "20 kB", "24 MB"). */
-export function humanBytes(n: number): string {
-  if (n < 10) return `${n} B`;
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
-  const v = n / 1000 ** e;
-  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
-}
-
 function took(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(6)}s` : `${ms.toFixed(6)}ms`;
 }
 
-export function healthTable(rows: readonly HealthRow[]): string {
-  return renderTable(
-    ['ENDPOINT', 'HEALTH', 'TOOK', 'ERROR'],
-    rows.map((r) => [r.endpoint, String(r.health), took(r.tookMs), r.problem?.summary ?? '']),
+export const HEALTH_HEADER = ['ENDPOINT', 'HEALTH', 'TOOK', 'ERROR'] as const;
+export const STATUS_HEADER = [
+  'ENDPOINT',
+  'ID',
+  'VERSION',
+  'DB SIZE',
+  'IS LEADER',
+  'IS LEARNER',
+  'RAFT TERM',
+  'RAFT INDEX',
+  'RAFT APPLIED INDEX',
+  'ERRORS',
+] as const;
+export const MEMBERS_HEADER = [
+  'ID',
+  'STATUS',
+  'NAME',
+  'PEER ADDRS',
+  'CLIENT ADDRS',
+  'IS LEARNER',
+] as const;
+
+export function healthRows(rows: readonly HealthRow[]): string[][] {
+  return rows.map((r) => [r.endpoint, String(r.health), took(r.tookMs), r.problem?.summary ?? '']);
+}
+
+export function statusRows(rows: readonly StatusRow[]): string[][] {
+  return rows.map((r) =>
+    r.problem
+      ? [r.endpoint, '', '', '', '', '', '', '', '', r.problem.summary]
+      : [
+          r.endpoint,
+          r.id,
+          r.version,
+          humanBytes(r.dbSize),
+          String(r.isLeader),
+          String(r.isLearner),
+          r.raftTerm,
+          r.raftIndex,
+          r.raftAppliedIndex,
+          r.errors.join(', '),
+        ],
   );
+}
+
+export function memberRows(members: readonly EtcdMember[]): string[][] {
+  return members.map((m) => [
+    m.id,
+    m.name ? 'started' : 'unstarted',
+    m.name,
+    m.peerUrls.join(','),
+    m.clientUrls.join(','),
+    String(m.isLearner),
+  ]);
+}
+
+export function healthTable(rows: readonly HealthRow[]): string {
+  return renderTable(HEALTH_HEADER, healthRows(rows));
 }
 
 export function statusTable(rows: readonly StatusRow[]): string {
-  return renderTable(
-    [
-      'ENDPOINT',
-      'ID',
-      'VERSION',
-      'DB SIZE',
-      'IS LEADER',
-      'IS LEARNER',
-      'RAFT TERM',
-      'RAFT INDEX',
-      'RAFT APPLIED INDEX',
-      'ERRORS',
-    ],
-    rows.map((r) =>
-      r.problem
-        ? [r.endpoint, '', '', '', '', '', '', '', '', r.problem.summary]
-        : [
-            r.endpoint,
-            r.id,
-            r.version,
-            humanBytes(r.dbSize),
-            String(r.isLeader),
-            String(r.isLearner),
-            r.raftTerm,
-            r.raftIndex,
-            r.raftAppliedIndex,
-            r.errors.join(', '),
-          ],
-    ),
-  );
+  return renderTable(STATUS_HEADER, statusRows(rows));
 }
 
 export function membersTable(members: readonly EtcdMember[]): string {
-  return renderTable(
-    ['ID', 'STATUS', 'NAME', 'PEER ADDRS', 'CLIENT ADDRS', 'IS LEARNER'],
-    members.map((m) => [
-      m.id,
-      m.name ? 'started' : 'unstarted',
-      m.name,
-      m.peerUrls.join(','),
-      m.clientUrls.join(','),
-      String(m.isLearner),
-    ]),
-  );
+  return renderTable(MEMBERS_HEADER, memberRows(members));
 }

@@ -1,17 +1,10 @@
 /** `etcdctl member list` semantics, through the first endpoint that answers. */
 import { K3sEtcdError, throwIfAborted } from '../errors';
+import type { EtcdMember } from '../../shared/etcdTypes';
 import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
 import { classifyEtcdError } from './problems';
 
-export interface EtcdMember {
-  /** Hex, as etcdctl prints it. */
-  id: string;
-  /** Empty while the member has not started ("unstarted" in etcdctl). */
-  name: string;
-  peerUrls: string[];
-  clientUrls: string[];
-  isLearner: boolean;
-}
+export type { EtcdMember } from '../../shared/etcdTypes';
 
 export interface ListMembersOptions extends EtcdClientOptions {
   signal?: AbortSignal;

@@ -2,28 +2,10 @@
  * gRPC and TLS errors, classified and worded for people: what went wrong with which member, and
  * what to do about it.
  */
+import type { EtcdProblem } from '../../shared/etcdTypes';
 import type { EtcdTls } from './client';
 
-export type EtcdProblemCode =
-  | 'refused'
-  | 'timeout'
-  | 'dns'
-  | 'unknown-authority'
-  | 'name-mismatch'
-  | 'client-cert-rejected'
-  | 'permission-denied'
-  | 'no-leader'
-  | 'alarm'
-  | 'missing-file'
-  | 'other';
-
-export interface EtcdProblem {
-  code: EtcdProblemCode;
-  /** One line, for tables and tree descriptions. */
-  summary: string;
-  /** What to do. */
-  hint: string;
-}
+export type { EtcdProblem, EtcdProblemCode } from '../../shared/etcdTypes';
 
 function hostOf(endpoint: string): string {
   try {

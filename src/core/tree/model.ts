@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
 import type { Cluster, Host, InventoryLoadResult, Problem, Role } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/urls';
+import { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
 
@@ -24,6 +25,8 @@ export interface ClusterNode extends NodeBase {
   datastore: Cluster['datastore'];
   /** Where the cluster is written in the inventory (1-based line). */
   line: number;
+  /** From the last refresh; undefined before the first. */
+  state?: 'healthy' | 'degraded' | 'down' | 'unknown';
 }
 
 export interface HostNode extends NodeBase {
@@ -41,6 +44,34 @@ export interface RoleNode extends NodeBase {
   host: string;
   /** etcd role only. */
   member?: { name: string; clientUrl: string; peerUrl: string };
+  /** etcd role only, once the cluster has been asked. */
+  live?: MemberLive;
+}
+
+/** What the last refresh said about one member. */
+export interface MemberLive {
+  healthy: boolean;
+  leader: boolean;
+  learner: boolean;
+  alarms: string[];
+  /** Why it is unhealthy, in words. */
+  problem?: string;
+  health: HealthRow;
+  status?: StatusRow;
+}
+
+/** What the tree knows of a cluster's etcd right now. */
+export interface ClusterHealth {
+  snapshot?: ClusterSnapshot;
+  /** Why there is no snapshot, e.g. no admin certificate yet. */
+  error?: { code: string; message: string };
+}
+
+export type HealthStates = ReadonlyMap<string, ClusterHealth>;
+
+export interface TreeInputs {
+  indexes?: PkiIndexes;
+  health?: HealthStates;
 }
 
 export interface ProblemNode extends NodeBase {
@@ -99,8 +130,13 @@ export function contextValueOf(node: TreeNode): string {
       }
       return formatContextValue('host', flags);
     }
-    case 'role':
-      return formatContextValue(ROLE_KIND[node.role]);
+    case 'role': {
+      const flags: ContextFlag[] = [];
+      if (node.live?.leader) flags.push('leader');
+      if (node.live?.learner) flags.push('learner');
+      if (node.live && !node.live.healthy) flags.push('unhealthy');
+      return formatContextValue(ROLE_KIND[node.role], flags);
+    }
     case 'problem':
       return formatContextValue('problem', [node.problem.severity]);
     case 'certificates':
@@ -220,7 +256,57 @@ function problemNode(p: Problem, i: number): ProblemNode {
   };
 }
 
-function roleNode(cluster: Cluster, host: Host, role: Role): RoleNode {
+function liveOf(snapshot: ClusterSnapshot | undefined, url: string): MemberLive | undefined {
+  const health = snapshot?.health.find((h) => h.endpoint === url);
+  if (!health) return undefined;
+  const status = snapshot?.status.find((st) => st.endpoint === url && !st.problem);
+  const live: MemberLive = {
+    healthy: health.health,
+    leader: status?.isLeader ?? false,
+    learner: status?.isLearner ?? false,
+    alarms: health.alarms,
+    health,
+    ...(status ? { status } : {}),
+  };
+  if (health.problem) live.problem = health.problem.summary;
+  return live;
+}
+
+function liveDescription(live: MemberLive): string {
+  if (!live.healthy) return `unhealthy: ${live.problem ?? 'no answer'}`;
+  const st = live.status;
+  const parts = [live.leader ? 'leader' : live.learner ? 'learner' : 'follower', 'healthy'];
+  if (st) {
+    parts.push(
+      `v${st.version}`,
+      `${humanBytes(st.dbSize)}${st.dbSizeInUse ? ` (in use ${humanBytes(st.dbSizeInUse)})` : ''}`,
+      `raft ${st.raftTerm}/${st.raftIndex}`,
+    );
+  }
+  return parts.join(' · ');
+}
+
+function liveTooltip(member: string, url: string, live: MemberLive): string {
+  const st = live.status;
+  const lines = [
+    `etcd member "${member}" at ${url}`,
+    `health: ${live.healthy ? 'healthy' : `UNHEALTHY (${live.problem ?? 'no answer'})`}, took ${live.health.tookMs.toFixed(1)} ms`,
+  ];
+  if (live.health.problem) lines.push(`what to do: ${live.health.problem.hint}`);
+  if (st) {
+    lines.push(
+      `ID ${st.id}${live.leader ? ' (leader)' : ''}${live.learner ? ' (learner)' : ''}`,
+      `version ${st.version}`,
+      `DB size ${humanBytes(st.dbSize)}, in use ${humanBytes(st.dbSizeInUse)}`,
+      `raft term ${st.raftTerm}, index ${st.raftIndex}, applied ${st.raftAppliedIndex}`,
+    );
+    if (st.errors.length) lines.push(`errors: ${st.errors.join(', ')}`);
+  }
+  if (live.alarms.length) lines.push(`alarms: ${live.alarms.join(', ')}`);
+  return lines.join('\n');
+}
+
+function roleNode(cluster: Cluster, host: Host, role: Role, snapshot?: ClusterSnapshot): RoleNode {
   const node: RoleNode = {
     kind: 'role',
     id: `role:${cluster.name}/${host.name}/${role}`,
@@ -240,11 +326,17 @@ function roleNode(cluster: Cluster, host: Host, role: Role): RoleNode {
         ? node.member.clientUrl
         : `${host.memberName} · ${node.member.clientUrl}`;
     node.tooltip = `etcd member "${host.memberName}"\nclient ${node.member.clientUrl}\npeer ${node.member.peerUrl}`;
+    const live = liveOf(snapshot, node.member.clientUrl);
+    if (live) {
+      node.live = live;
+      node.description = liveDescription(live);
+      node.tooltip = liveTooltip(host.memberName, node.member.clientUrl, live);
+    }
   }
   return node;
 }
 
-function hostNode(cluster: Cluster, host: Host): HostNode {
+function hostNode(cluster: Cluster, host: Host, snapshot?: ClusterSnapshot): HostNode {
   const target = sshTarget(host);
   return {
     kind: 'host',
@@ -256,31 +348,60 @@ function hostNode(cluster: Cluster, host: Host): HostNode {
     host: host.name,
     sshTarget: target,
     line: host.line,
-    children: host.roles.map((r) => roleNode(cluster, host, r)),
+    children: host.roles.map((r) => roleNode(cluster, host, r, snapshot)),
   };
 }
 
-function clusterNode(cluster: Cluster, index: PkiIndex | undefined): ClusterNode {
+function clusterState(health: ClusterHealth | undefined): ClusterNode['state'] {
+  const snap = health?.snapshot;
+  if (!snap) return health?.error ? 'unknown' : undefined;
+  const ok = snap.health.filter((h) => h.health).length;
+  return ok === snap.health.length ? 'healthy' : ok === 0 ? 'down' : 'degraded';
+}
+
+function clusterNode(
+  cluster: Cluster,
+  index: PkiIndex | undefined,
+  health: ClusterHealth | undefined,
+): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
-  return {
+  const staticText = `${store} · ${plural(cluster.hosts.length, 'host')} · ${plural(members, 'member')}`;
+  const liveText =
+    health?.snapshot?.summary ??
+    (health?.error
+      ? health.error.code === 'certs-missing'
+        ? 'generate certificates to see health'
+        : 'health unknown'
+      : undefined);
+  const node: ClusterNode = {
     kind: 'cluster',
     id: `cluster:${cluster.name}`,
     label: cluster.name,
-    description: `${store} · ${plural(cluster.hosts.length, 'host')} · ${plural(members, 'member')}`,
-    tooltip: `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}\ncertificates in ${cluster.pki.dir} (${cluster.pki.algorithm})`,
+    description: liveText ? `${liveText} · ${store}` : staticText,
+    tooltip: [
+      `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}`,
+      `certificates in ${cluster.pki.dir}${cluster.pki.algorithm ? ` (${cluster.pki.algorithm})` : ''}`,
+      ...(health?.snapshot
+        ? [`${health.snapshot.summary} at ${health.snapshot.at.slice(11, 19)} UTC`]
+        : []),
+      ...(health?.error ? [health.error.message] : []),
+    ].join('\n'),
     cluster: cluster.name,
     datastore: cluster.datastore,
     line: cluster.line,
-    children: [...cluster.hosts.map((h) => hostNode(cluster, h)), certificatesNode(cluster, index)],
+    children: [
+      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot)),
+      certificatesNode(cluster, index),
+    ],
   };
+  const state = clusterState(health);
+  if (state) node.state = state;
+  return node;
 }
 
 /** Roots of the tree: problems first (errors, then warnings), then clusters. */
-export function buildTree(
-  result: InventoryLoadResult,
-  indexes: PkiIndexes = new Map(),
-): TreeNode[] {
+export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}): TreeNode[] {
   if (result.status === 'missing') return [];
   const ordered = [...result.problems].sort((a, b) =>
     a.severity === b.severity ? a.line - b.line : a.severity === 'error' ? -1 : 1,
@@ -289,7 +410,9 @@ export function buildTree(
   if (result.status === 'invalid') return problems;
   return [
     ...problems,
-    ...result.inventory.clusters.map((c) => clusterNode(c, indexes.get(c.name))),
+    ...result.inventory.clusters.map((c) =>
+      clusterNode(c, inputs.indexes?.get(c.name), inputs.health?.get(c.name)),
+    ),
   ];
 }
 

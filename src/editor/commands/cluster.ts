@@ -4,6 +4,7 @@ import { CancelledError } from '../../core/errors';
 import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
+import { HealthPanel } from '../webviewHost/healthPanel';
 import { OverviewPanel } from '../webviewHost/overviewPanel';
 
 /** The cluster a command applies to: from the node, the only cluster, or a quick pick. */
@@ -38,5 +39,11 @@ export async function resolveCluster(ctx: ExtensionCtx, node?: TreeNode): Promis
 export function openClusterPanel(ctx: ExtensionCtx) {
   return async (node?: TreeNode): Promise<void> => {
     OverviewPanel.show(ctx, await pickCluster(ctx, node));
+  };
+}
+
+export function openHealthPanel(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    HealthPanel.show(ctx, await pickCluster(ctx, node));
   };
 }

@@ -7,6 +7,7 @@ import type { ExtensionCtx } from '../ctx';
 export function refreshTree(ctx: ExtensionCtx) {
   return async (): Promise<void> => {
     await ctx.inventory.reload();
+    await ctx.health.refreshAll();
   };
 }
 

@@ -10,7 +10,7 @@ import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { createInventory, openInventory, revealProblem, validateInventory } from './inventory';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
-import { openClusterPanel } from './cluster';
+import { openClusterPanel, openHealthPanel } from './cluster';
 import {
   CertificateDocuments,
   CERT_SCHEME,
@@ -29,6 +29,7 @@ const TITLES: Record<CommandKey, string> = {
   treeRefresh: 'Refresh',
   problemReveal: 'Go to problem',
   clusterOpenPanel: 'Open cluster overview',
+  clusterOpenHealth: 'Open etcd health',
   hostCopyAddress: 'Copy SSH target',
   certsGenerate: 'Generate certificate set',
   certsInspect: 'Inspect certificate',
@@ -48,6 +49,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     treeRefresh: refreshTree(ctx),
     problemReveal: revealProblem(),
     clusterOpenPanel: openClusterPanel(ctx),
+    clusterOpenHealth: openHealthPanel(ctx),
     hostCopyAddress: copyHostAddress(),
     certsGenerate: generateCertificates(ctx),
     certsInspect: inspectCertificateCommand(ctx, certDocs),

@@ -10,10 +10,16 @@ import type { ExtensionCtx } from '../ctx';
 function iconOf(node: TreeNode): vscode.ThemeIcon {
   switch (node.kind) {
     case 'cluster':
-      return new vscode.ThemeIcon('server-environment');
+      return new vscode.ThemeIcon('server-environment', liveColor(node.state));
     case 'host':
       return new vscode.ThemeIcon('vm');
     case 'role':
+      if (node.live) {
+        return new vscode.ThemeIcon(
+          node.live.leader ? 'star-full' : 'database',
+          liveColor(!node.live.healthy ? 'down' : node.live.alarms.length ? 'degraded' : 'healthy'),
+        );
+      }
       return new vscode.ThemeIcon(
         node.role === 'etcd'
           ? 'database'
@@ -32,6 +38,22 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
         node.certKind === 'ca' ? 'verified' : 'lock',
         stateColor(node.expiry),
       );
+  }
+}
+
+/** Live state in theme colours: passed, warning, error. */
+function liveColor(
+  state: 'healthy' | 'degraded' | 'down' | 'unknown' | undefined,
+): vscode.ThemeColor | undefined {
+  switch (state) {
+    case 'healthy':
+      return new vscode.ThemeColor('testing.iconPassed');
+    case 'degraded':
+      return new vscode.ThemeColor('problemsWarningIcon.foreground');
+    case 'down':
+      return new vscode.ThemeColor('problemsErrorIcon.foreground');
+    default:
+      return undefined;
   }
 }
 
@@ -101,14 +123,37 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
   });
   const update = () => {
     const result = ctx.inventory.current();
-    provider.setRoots(result ? buildTree(result, ctx.inventory.pkiIndexes()) : []);
+    provider.setRoots(
+      result
+        ? buildTree(result, { indexes: ctx.inventory.pkiIndexes(), health: ctx.health.states() })
+        : [],
+    );
     const errors = result?.problems.filter((p) => p.severity === 'error').length ?? 0;
     view.badge =
       errors && result?.status === 'invalid'
         ? { value: errors, tooltip: `${errors} inventory error(s)` }
         : undefined;
   };
-  ctx.push(provider, view, ctx.inventory.onDidChange(update));
+  // Live state is fetched only while the view is visible (or a health panel is open).
+  let watching: vscode.Disposable | undefined;
+  const follow = () => {
+    if (view.visible && !watching) watching = ctx.health.watch(view);
+    if (!view.visible && watching) {
+      watching.dispose();
+      watching = undefined;
+    }
+  };
+  ctx.push(
+    provider,
+    view,
+    ctx.inventory.onDidChange(update),
+    ctx.health.onDidChange(update),
+    view.onDidChangeVisibility(follow),
+    {
+      dispose: () => watching?.dispose(),
+    },
+  );
   update();
+  follow();
   return provider;
 }

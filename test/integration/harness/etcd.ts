@@ -55,6 +55,8 @@ export interface EtcdClusterOptions {
    * address its certificate does not name.
    */
   extraClientIp?: (address: string, index: number) => string | undefined;
+  /** Every member on the same client port and the same peer port (as an inventory describes them). */
+  samePorts?: boolean;
   startTimeoutMs?: number; // default 30000
 }
 export interface EtcdMemberProc {
@@ -137,6 +139,25 @@ async function freePorts(address: string): Promise<[number, number]> {
   );
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   return [ports[0] ?? 0, ports[1] ?? 0];
+}
+
+/** Whether `port` can be bound on `address` right now. */
+function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, address, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** One client port and one peer port free on every address (an inventory has one pair per cluster). */
+async function sharedFreePorts(addresses: string[]): Promise<[number, number]> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const [client, peer] = await freePorts(addresses[0] ?? '127.0.0.1');
+    const ok = await Promise.all(addresses.slice(1).flatMap((a) => [portFree(a, client), portFree(a, peer)]));
+    if (ok.every(Boolean)) return [client, peer];
+  }
+  throw new Error(`no port pair free on all of ${addresses.join(', ')}`);
 }
 
 // ---- etcdctl --------------------------------------------------------------------------------
@@ -235,9 +256,10 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     })());
 
   try {
+    const shared = opts.samePorts ? await sharedFreePorts(addresses) : undefined;
     for (const [i, name] of names.entries()) {
       const address = addresses[i] ?? '';
-      const [clientPort, peerPort] = await freePorts(address);
+      const [clientPort, peerPort] = shared ?? (await freePorts(address));
       const tls = opts.tls ? await opts.tls(name, i, address) : undefined;
       const m: EtcdMemberProc = {
         name,

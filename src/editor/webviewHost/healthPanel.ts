@@ -1,0 +1,205 @@
+/**
+ * "etcd health" webview: one panel per cluster with the Health, Status and Members tables
+ * (etcdctl's columns). While it is open the health service refreshes on its interval; the panel
+ * restores its last state when shown again. Strict CSP with a nonce; resources only from
+ * dist/webview and media; typed messages from src/shared/protocol.
+ */
+import * as vscode from 'vscode';
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import {
+  HEALTH_HEADER,
+  MEMBERS_HEADER,
+  STATUS_HEADER,
+  healthRows,
+  memberRows,
+  statusRows,
+} from '../../core/etcd/checks';
+import { markdownTable } from '../../core/format/table';
+import { clientUrl, etcdHosts } from '../../core/inventory/urls';
+import { COMMANDS } from '../../shared/commands';
+import {
+  HealthCopyCommand,
+  HealthGenerateCertsCommand,
+  HealthOpenCliCommand,
+  HealthReadyCommand,
+  HealthRefreshCommand,
+  HealthStateNotification,
+  type HealthPanelState,
+  type HealthSection,
+} from '../../shared/protocol';
+import type { ExtensionCtx } from '../ctx';
+
+const panels = new Map<string, HealthPanel>();
+
+export function webviewHtml(
+  webview: vscode.Webview,
+  root: vscode.Uri,
+  script: string,
+  title: string,
+): string {
+  const nonce = randomBytes(16).toString('base64');
+  const asset = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(root, ...p));
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; font-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link href="${asset('media', 'webview.css')}" rel="stylesheet">
+<link id="vscode-codicon-stylesheet" href="${asset('dist', 'webview', 'codicons', 'codicon.css')}" rel="stylesheet">
+<title>${title}</title>
+</head>
+<body>
+<main id="app" aria-live="polite"><p class="muted">Loading…</p></main>
+<script nonce="${nonce}" type="module" src="${asset('dist', 'webview', `${script}.js`)}"></script>
+</body>
+</html>`;
+}
+
+export class HealthPanel implements vscode.Disposable {
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly panel: vscode.WebviewPanel;
+
+  static show(ctx: ExtensionCtx, cluster: string): HealthPanel {
+    const existing = panels.get(cluster);
+    if (existing) {
+      existing.panel.reveal();
+      return existing;
+    }
+    const created = new HealthPanel(ctx, cluster);
+    panels.set(cluster, created);
+    return created;
+  }
+
+  private constructor(
+    private readonly ctx: ExtensionCtx,
+    private readonly cluster: string,
+  ) {
+    const root = ctx.vscodeContext.extensionUri;
+    this.panel = vscode.window.createWebviewPanel(
+      'k3sEtcd.health',
+      `etcd health: ${cluster}`,
+      vscode.ViewColumn.Active,
+      {
+        enableScripts: true,
+        localResourceRoots: [
+          vscode.Uri.joinPath(root, 'dist', 'webview'),
+          vscode.Uri.joinPath(root, 'media'),
+        ],
+      },
+    );
+    this.panel.iconPath = vscode.Uri.joinPath(root, 'media', 'k3s-etcd.svg');
+    this.panel.webview.html = webviewHtml(
+      this.panel.webview,
+      root,
+      'health',
+      `etcd health: ${cluster}`,
+    );
+    this.disposables.push(
+      ctx.health.watch(this),
+      this.panel.onDidDispose(() => this.dispose()),
+      this.panel.webview.onDidReceiveMessage((msg: unknown) => void this.onMessage(msg)),
+      ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
+    );
+  }
+
+  private clusterObject() {
+    const r = this.ctx.inventory.current();
+    return r?.status === 'ok'
+      ? r.inventory.clusters.find((c) => c.name === this.cluster)
+      : undefined;
+  }
+
+  private state(refreshing: boolean): HealthPanelState {
+    const c = this.clusterObject();
+    const names: Record<string, string> = {};
+    if (c) for (const h of etcdHosts(c)) names[clientUrl(c, h)] = h.memberName;
+    const h = this.ctx.health.get(this.cluster);
+    return {
+      cluster: this.cluster,
+      refreshing,
+      names,
+      ...(h?.snapshot ? { snapshot: h.snapshot } : {}),
+      ...(h?.error
+        ? { error: h.error }
+        : !c
+          ? {
+              error: {
+                code: 'unknown-cluster',
+                message: `Cluster ${this.cluster} is not in the inventory.`,
+              },
+            }
+          : {}),
+    };
+  }
+
+  private post(refreshing: boolean): void {
+    void this.panel.webview.postMessage(HealthStateNotification.create(this.state(refreshing)));
+  }
+
+  private async refresh(): Promise<void> {
+    const c = this.clusterObject();
+    if (!c) return this.post(false);
+    this.post(true);
+    await this.ctx.health.refresh(c);
+  }
+
+  private async onMessage(msg: unknown): Promise<void> {
+    if (HealthReadyCommand.is(msg)) {
+      this.post(false);
+      if (!this.ctx.health.get(this.cluster)) await this.refresh();
+    } else if (HealthRefreshCommand.is(msg)) {
+      await this.refresh();
+    } else if (HealthCopyCommand.is(msg)) {
+      await vscode.env.clipboard.writeText(this.markdown(msg.params.section));
+      void vscode.window.setStatusBarMessage(
+        `Copied the ${msg.params.section} table of ${this.cluster} as Markdown`,
+        3000,
+      );
+    } else if (HealthOpenCliCommand.is(msg)) {
+      this.openCli(msg.params.section);
+    } else if (HealthGenerateCertsCommand.is(msg)) {
+      const c = this.clusterObject();
+      if (c)
+        await vscode.commands.executeCommand(COMMANDS.certsGenerate, {
+          kind: 'cluster',
+          cluster: c.name,
+          datastore: c.datastore,
+          line: c.line,
+          id: '',
+          label: c.name,
+        });
+      await this.refresh();
+    }
+  }
+
+  private markdown(section: HealthSection): string {
+    const s = this.ctx.health.get(this.cluster)?.snapshot;
+    if (!s) return '';
+    if (section === 'health') return markdownTable(HEALTH_HEADER, healthRows(s.health));
+    if (section === 'status') return markdownTable(STATUS_HEADER, statusRows(s.status));
+    return markdownTable(MEMBERS_HEADER, memberRows(s.members));
+  }
+
+  /** The same data in the CLI form, in a terminal. */
+  private openCli(section: HealthSection): void {
+    const cli = vscode.Uri.joinPath(this.ctx.vscodeContext.extensionUri, 'dist', 'cli.js').fsPath;
+    const inventory = this.ctx.inventory.file();
+    const terminal = vscode.window.createTerminal({
+      name: `k3s-etcd ${section}`,
+      ...(inventory ? { cwd: dirname(inventory) } : {}),
+    });
+    const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    terminal.sendText(
+      `node ${quote(cli)} ${section} --cluster ${quote(this.cluster)}${inventory ? ` --inventory ${quote(inventory)}` : ''}`,
+    );
+    terminal.show();
+  }
+
+  dispose(): void {
+    panels.delete(this.cluster);
+    for (const d of this.disposables) d.dispose();
+    this.panel.dispose();
+  }
+}

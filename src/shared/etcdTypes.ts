@@ -1,0 +1,82 @@
+/**
+ * Plain data about an etcd cluster, shared by the core (which produces it), the editor and the
+ * webviews (which show it). No behaviour, no Node or VS Code types.
+ */
+
+export type EtcdProblemCode =
+  | 'refused'
+  | 'timeout'
+  | 'dns'
+  | 'unknown-authority'
+  | 'name-mismatch'
+  | 'client-cert-rejected'
+  | 'permission-denied'
+  | 'no-leader'
+  | 'alarm'
+  | 'missing-file'
+  | 'other';
+
+export interface EtcdProblem {
+  code: EtcdProblemCode;
+  /** One line, for tables and tree descriptions. */
+  summary: string;
+  /** What to do. */
+  hint: string;
+}
+
+export interface EtcdMember {
+  /** Hex, as etcdctl prints it. */
+  id: string;
+  /** Empty while the member has not started ("unstarted" in etcdctl). */
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+export interface HealthRow {
+  endpoint: string;
+  health: boolean;
+  tookMs: number;
+  /** Cluster alarms seen through this endpoint (etcd 3.5 counts them as unhealthy). */
+  alarms: string[];
+  problem?: EtcdProblem;
+}
+
+export interface StatusRow {
+  endpoint: string;
+  /** Hex, like etcdctl. */
+  id: string;
+  version: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  leader: string;
+  isLeader: boolean;
+  isLearner: boolean;
+  raftTerm: string;
+  raftIndex: string;
+  raftAppliedIndex: string;
+  errors: string[];
+  problem?: EtcdProblem;
+}
+
+export interface ClusterSnapshot {
+  at: string;
+  endpoints: string[];
+  health: HealthRow[];
+  status: StatusRow[];
+  members: EtcdMember[];
+  membersProblem?: EtcdProblem;
+  /** `3/3 healthy, leader m2` */
+  summary: string;
+  healthy: boolean;
+}
+
+/** go-humanize's Bytes, as etcdctl prints DB SIZE (SI units: "20 kB", "24 MB"). */
+export function humanBytes(n: number): string {
+  if (n < 10) return `${n} B`;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
+  const v = n / 1000 ** e;
+  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
+}

@@ -1,0 +1,184 @@
+/**
+ * Editor tier, live etcd: a real 3-member mutual-TLS etcd (certificates from our generator in
+ * the workspace), a workspace inventory naming it, and the real VS Code showing live state in
+ * the tree and the etcd health panel; a member stopped and started again, as a person would see it.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { FrameLocator, Page } from 'playwright-core';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import type { EtcdCluster } from '../integration/harness/etcd';
+import { etcdWithOurCerts } from '../integration/harness/tlsCluster';
+import {
+  ensureVsCode,
+  launchBrowser,
+  REPO_ROOT,
+  SCREENSHOTS_DIR,
+  startVsCodeServer,
+  watchConsole,
+} from './harness/vscode';
+
+const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.splice(0).reverse())
+    await c().catch((e: unknown) => console.error('cleanup:', e));
+});
+before(async () => {
+  await ensureVsCode();
+});
+
+/** The active webview's document (VS Code nests it in two iframes). */
+function webview(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+async function palette(page: Page, command: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(`>${command}`);
+  await page
+    .locator('.quick-input-list .monaco-list-row', { hasText: command.replace(/^K3s etcd: /, '') })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
+test(
+  'UI: live member state in the tree and the etcd health panel, through a member outage',
+  { timeout: 300_000 },
+  async () => {
+    const ws = await makeTempDir('k3s-etcd-ws-live-');
+    cleanups.push(() => removeTempDir(ws));
+    const pki = join(ws, 'pki', 'edge-t');
+    const clusters: EtcdCluster[] = [];
+    cleanups.push(async () => {
+      await Promise.all(clusters.map((c) => c.stop()));
+    });
+    const { etcd } = await etcdWithOurCerts(pki, 3, {
+      track: (c) => clusters.push(c),
+      extra: { samePorts: true },
+    });
+    const [m0] = etcd.members;
+    assert.ok(m0);
+    await writeFile(
+      join(ws, 'k3s-etcd.yaml'),
+      [
+        'version: 1',
+        'clusters:',
+        '  - name: edge-t',
+        `    etcd: { version: v3.4.23, clientPort: ${m0.clientPort}, peerPort: ${m0.peerPort} }`,
+        '    pki: { dir: pki/edge-t }',
+        '    hosts:',
+        ...etcd.members.map(
+          (m) => `      - { name: ${m.name}, address: ${m.address}, roles: [etcd] }`,
+        ),
+        '',
+      ].join('\n'),
+    );
+
+    const server = await startVsCodeServer({
+      name: 'editor-live',
+      settings: { 'k3sEtcd.health.refreshIntervalSeconds': 2, 'k3sEtcd.health.timeoutMs': 2000 },
+    });
+    cleanups.push(() => server.stop());
+    const browser = await launchBrowser();
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage();
+    const seen = watchConsole(page);
+    await mkdir(SCREENSHOTS_DIR, { recursive: true });
+    try {
+      await page.goto(
+        server.workbenchUrl({
+          folder: ws,
+          payload: [
+            ['extensionDevelopmentPath', server.remoteUri(DEV_EXTENSION)],
+            ['skipWelcome', 'true'],
+          ],
+        }),
+        {
+          waitUntil: 'domcontentloaded',
+          timeout: 60_000,
+        },
+      );
+      await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
+      await page.mouse.move(700, 450);
+
+      // The cluster summarises live health; members show leader/follower, version and raft state.
+      const cluster = page.getByRole('treeitem', { name: /^edge-t, 3\/3 healthy, leader m-\d/ });
+      await cluster.waitFor({ timeout: 60_000 });
+      await cluster.click();
+      for (const m of etcd.members) {
+        const hostItem = page.getByRole('treeitem', { name: new RegExp(`^${m.name}, `) });
+        await hostItem.click();
+      }
+      await page
+        .getByRole('treeitem', {
+          name: /^etcd member, leader · healthy · v3\.4\.23 · .* · raft \d+\/\d+/,
+        })
+        .waitFor({ timeout: 30_000 });
+      assert.equal(
+        await page.getByRole('treeitem', { name: /^etcd member, follower · healthy/ }).count(),
+        2,
+      );
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'tree-live.png') });
+
+      // The health panel, from the command palette.
+      await palette(page, 'K3s etcd: Open etcd Health');
+      const view = webview(page);
+      await view
+        .locator('[data-testid=summary]', { hasText: /3\/3 healthy, leader m-\d/ })
+        .waitFor({ timeout: 60_000 });
+      const rows = view.locator('table[aria-label="endpoint health"] tr');
+      await rows.nth(3).waitFor({ timeout: 15_000 });
+      assert.equal(await rows.count(), 4, 'header + three members');
+      for (const m of etcd.members)
+        await view.locator('td', { hasText: m.clientUrl }).first().waitFor({ timeout: 10_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health.png') });
+
+      // A member goes down: the panel and the tree say so, with the reason; the rest keeps working.
+      const victim = etcd.members[2]!;
+      await etcd.stopMember(victim.name);
+      await view.getByRole('button', { name: /Refresh/ }).click();
+      await view
+        .locator('[data-testid=summary]', { hasText: /^2\/3 healthy/ })
+        .waitFor({ timeout: 30_000 });
+      await view
+        .locator('td', { hasText: /connection refused by 127\.0\.1\.\d+:\d+/ })
+        .first()
+        .waitFor({ timeout: 10_000 });
+      await page
+        .getByRole('treeitem', { name: /^edge-t, 2\/3 healthy/ })
+        .waitFor({ timeout: 30_000 });
+      await page
+        .getByRole('treeitem', { name: /^etcd member, unhealthy: connection refused/ })
+        .waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-member-down.png') });
+
+      // Back up: it recovers on the next refresh.
+      await etcd.startMember(victim.name);
+      await view.getByRole('button', { name: /Refresh/ }).click();
+      await view
+        .locator('[data-testid=summary]', { hasText: /^3\/3 healthy/ })
+        .waitFor({ timeout: 30_000 });
+      await page
+        .getByRole('treeitem', { name: /^edge-t, 3\/3 healthy/ })
+        .waitFor({ timeout: 30_000 });
+      assert.deepEqual(
+        seen.errors.filter((l) => /k3s-etcd|K3s etcd/.test(l) && /error|failed/i.test(l)),
+        [],
+      );
+    } catch (e) {
+      await page
+        .screenshot({ path: join(SCREENSHOTS_DIR, 'health-failure.png') })
+        .catch(() => undefined);
+      console.error(
+        `page console errors:\n${seen.errors.slice(-30).join('\n')}\n${server.diagnostics(40)}`,
+      );
+      throw e;
+    }
+  },
+);

@@ -1,0 +1,244 @@
+/**
+ * Browser side of the "etcd health" panel: tabs with the Health, Status and Members tables in
+ * etcdctl's columns, built from @vscode-elements web components and VS Code theme variables.
+ */
+import '@vscode-elements/elements/dist/vscode-tabs/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-icon/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
+import { humanBytes, type ClusterSnapshot } from '../../src/shared/etcdTypes';
+import {
+  HealthCopyCommand,
+  HealthGenerateCertsCommand,
+  HealthOpenCliCommand,
+  HealthReadyCommand,
+  HealthRefreshCommand,
+  HealthStateNotification,
+  type HealthPanelState,
+  type HealthSection,
+  type HealthWebviewToHost,
+} from '../../src/shared/protocol';
+import { el, icon } from './dom';
+
+interface SavedState {
+  panel?: HealthPanelState;
+  tab: number;
+}
+
+interface VsCodeApi {
+  postMessage(msg: HealthWebviewToHost): void;
+  getState(): SavedState | undefined;
+  setState(state: SavedState): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+const app = document.getElementById('app') as HTMLElement;
+let saved: SavedState = vscode.getState() ?? { tab: 0 };
+
+const SECTIONS: HealthSection[] = ['health', 'status', 'members'];
+
+function button(
+  label: string,
+  codicon: string,
+  onClick: () => void,
+  secondary = true,
+): HTMLElement {
+  const b = el('vscode-button', label);
+  b.setAttribute('icon', codicon);
+  if (secondary) b.setAttribute('secondary', '');
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function table(
+  header: string[],
+  rows: Array<Array<string | Node>>,
+  label: string,
+): HTMLTableElement {
+  const t = el('table');
+  t.setAttribute('aria-label', label);
+  const head = el('tr');
+  for (const h of header) head.append(el('th', h));
+  t.append(head);
+  for (const r of rows) {
+    const tr = el('tr');
+    for (const c of r) {
+      const td = el('td');
+      td.append(c);
+      tr.append(td);
+    }
+    t.append(tr);
+  }
+  return t;
+}
+
+function verdict(ok: boolean, text: string): HTMLElement {
+  const span = el('span', undefined, ok ? 'ok' : 'bad');
+  span.append(icon(ok ? 'pass-filled' : 'error'), ` ${text}`);
+  return span;
+}
+
+function endpointCell(s: HealthPanelState, endpoint: string): HTMLElement {
+  const span = el('span');
+  const name = s.names[endpoint];
+  span.append(endpoint);
+  if (name) span.append(el('span', ` ${name}`, 'muted'));
+  return span;
+}
+
+function healthTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
+  return table(
+    ['Endpoint', 'Health', 'Took', 'Error'],
+    snap.health.map((r) => [
+      endpointCell(s, r.endpoint),
+      verdict(r.health, String(r.health)),
+      `${r.tookMs.toFixed(1)} ms`,
+      r.problem ? `${r.problem.summary}. ${r.problem.hint}` : '',
+    ]),
+    'endpoint health',
+  );
+}
+
+function statusTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
+  return table(
+    [
+      'Endpoint',
+      'ID',
+      'Version',
+      'DB size',
+      'Leader',
+      'Learner',
+      'Raft term',
+      'Raft index',
+      'Raft applied',
+      'Errors',
+    ],
+    snap.status.map((r) =>
+      r.problem
+        ? [endpointCell(s, r.endpoint), '', '', '', '', '', '', '', '', r.problem.summary]
+        : [
+            endpointCell(s, r.endpoint),
+            r.id,
+            r.version,
+            r.dbSizeInUse
+              ? `${humanBytes(r.dbSize)} (in use ${humanBytes(r.dbSizeInUse)})`
+              : humanBytes(r.dbSize),
+            r.isLeader ? verdict(true, 'leader') : 'false',
+            String(r.isLearner),
+            r.raftTerm,
+            r.raftIndex,
+            r.raftAppliedIndex,
+            r.errors.join(', '),
+          ],
+    ),
+    'endpoint status',
+  );
+}
+
+function membersTab(snap: ClusterSnapshot): HTMLElement {
+  const t = table(
+    ['ID', 'Status', 'Name', 'Peer addrs', 'Client addrs', 'Learner'],
+    snap.members.map((m) => [
+      m.id,
+      m.name ? 'started' : 'unstarted',
+      m.name,
+      m.peerUrls.join(', '),
+      m.clientUrls.join(', '),
+      String(m.isLearner),
+    ]),
+    'member list',
+  );
+  if (!snap.membersProblem) return t;
+  const wrap = el('div');
+  wrap.append(
+    el(
+      'p',
+      `No member answered the member list: ${snap.membersProblem.summary}. ${snap.membersProblem.hint}`,
+      'error',
+    ),
+    t,
+  );
+  return wrap;
+}
+
+function render(s: HealthPanelState): void {
+  app.replaceChildren();
+  const header = el('header', undefined, 'bar');
+  const title = el('h1', s.cluster);
+  const summary = el(
+    'span',
+    s.snapshot ? s.snapshot.summary : s.error ? '' : 'not asked yet',
+    s.snapshot?.healthy ? 'ok' : 'bad',
+  );
+  summary.setAttribute('data-testid', 'summary');
+  const actions = el('div', undefined, 'actions');
+  const section = () => SECTIONS[Math.min(saved.tab, 2)] ?? 'health';
+  actions.append(
+    button('Refresh', 'refresh', () => vscode.postMessage(HealthRefreshCommand.create({})), false),
+    button('Copy as Markdown', 'copy', () =>
+      vscode.postMessage(HealthCopyCommand.create({ section: section() })),
+    ),
+    button('Open in CLI', 'terminal', () =>
+      vscode.postMessage(HealthOpenCliCommand.create({ section: section() })),
+    ),
+  );
+  if (s.refreshing) {
+    const ring = el('vscode-progress-ring');
+    ring.setAttribute('aria-label', 'refreshing');
+    actions.prepend(ring);
+  }
+  header.append(title, summary, actions);
+  app.append(header);
+
+  if (s.error) {
+    const box = el('div', undefined, 'notice');
+    box.append(el('p', s.error.message));
+    if (s.error.code === 'certs-missing') {
+      box.append(
+        button(
+          'Generate Certificate Set',
+          'shield',
+          () => vscode.postMessage(HealthGenerateCertsCommand.create({})),
+          false,
+        ),
+      );
+    }
+    app.append(box);
+  }
+  const snap = s.snapshot;
+  if (!snap) return;
+  app.append(el('p', `As of ${new Date(snap.at).toLocaleTimeString()}`, 'muted'));
+
+  const tabs = el('vscode-tabs');
+  tabs.setAttribute('selected-index', String(saved.tab));
+  for (const [label, body] of [
+    ['Health', healthTab(s, snap)],
+    ['Status', statusTab(s, snap)],
+    ['Members', membersTab(snap)],
+  ] as const) {
+    const h = el('vscode-tab-header', label);
+    h.setAttribute('slot', 'header');
+    const p = el('vscode-tab-panel');
+    p.append(body);
+    tabs.append(h, p);
+  }
+  tabs.addEventListener('vsc-tabs-select', (e) => {
+    saved = { ...saved, tab: (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex };
+    vscode.setState(saved);
+  });
+  app.append(tabs);
+}
+
+window.addEventListener('message', (ev: MessageEvent<unknown>) => {
+  if (HealthStateNotification.is(ev.data)) {
+    saved = { ...saved, panel: ev.data.params };
+    vscode.setState(saved);
+    render(ev.data.params);
+  }
+});
+
+if (saved.panel) render(saved.panel);
+vscode.postMessage(HealthReadyCommand.create({}));
