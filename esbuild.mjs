@@ -120,7 +120,8 @@ await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
 // Codicons for the webviews (font and CSS, served from dist/webview under the CSP).
 await mkdir('dist/webview/codicons', { recursive: true });
-for (const f of ['codicon.css', 'codicon.ttf']) await cp(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/codicons/${f}`);
+for (const f of ['codicon.css', 'codicon.ttf'])
+  await cp(`node_modules/@vscode/codicons/dist/${f}`, `dist/webview/codicons/${f}`);
 
 if (watch) {
   const contexts = await Promise.all(configs.map((c) => esbuild.context(c)));

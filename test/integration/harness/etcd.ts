@@ -154,7 +154,9 @@ function portFree(address: string, port: number): Promise<boolean> {
 async function sharedFreePorts(addresses: string[]): Promise<[number, number]> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const [client, peer] = await freePorts(addresses[0] ?? '127.0.0.1');
-    const ok = await Promise.all(addresses.slice(1).flatMap((a) => [portFree(a, client), portFree(a, peer)]));
+    const ok = await Promise.all(
+      addresses.slice(1).flatMap((a) => [portFree(a, client), portFree(a, peer)]),
+    );
     if (ok.every(Boolean)) return [client, peer];
   }
   throw new Error(`no port pair free on all of ${addresses.join(', ')}`);
