@@ -186,7 +186,11 @@ describe('health, status and members on a real 3-member mutual-TLS etcd', () => 
 
   it('a paused member (SIGSTOP) is reported as not answering within the timeout', async () => {
     const tls = admin(dir);
-    const victim = etcd.members[1]!;
+    // A paused follower: pausing the leader would (rightly) leave no member able to answer
+    // a linearizable read until a new leader is elected.
+    const before = await clusterSnapshot(etcd.endpoints, { tls });
+    const leaderUrl = before.status.find((r) => r.isLeader)?.endpoint;
+    const victim = etcd.members.find((m) => m.clientUrl !== leaderUrl)!;
     process.kill(victim.pid, 'SIGSTOP');
     try {
       const t0 = performance.now();

@@ -35,7 +35,7 @@ export interface EtcdctlTls {
   keyFile: string;
 }
 export interface EtcdClusterOptions {
-  members?: 1 | 3; // default 3
+  members?: 1 | 3 | 5; // default 3
   /**
    * When set, serve mutual TLS on client and peer ports (--client-cert-auth,
    * --peer-client-cert-auth, trusted CA files); certFile/keyFile double as etcdctl's client

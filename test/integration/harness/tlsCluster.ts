@@ -42,7 +42,7 @@ export const admin = (dir: string) => ({
 /** Starts a real etcd whose member certificates come from our generator, as each address is known. */
 export async function etcdWithOurCerts(
   dir: string,
-  n: 1 | 3,
+  n: 1 | 3 | 5,
   opts: {
     names?: string[];
     pki?: Partial<Cluster['pki']>;
@@ -58,7 +58,7 @@ export async function etcdWithOurCerts(
   const etcd: EtcdCluster = await startEtcdCluster({
     ...(opts.extra ?? {}),
     members: n,
-    names: opts.names ?? (n === 1 ? ['m-1'] : ['m-1', 'm-2', 'm-3']),
+    names: opts.names ?? Array.from({ length: n }, (_, i) => `m-${i + 1}`),
     ...(opts.extraClientIp ? { extraClientIp: opts.extraClientIp } : {}),
     tls: async (name, _i, address) => {
       hosts.push(host(name, address));
