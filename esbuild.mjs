@@ -2,6 +2,7 @@
 //   dist/extension.js   the extension (node, cjs, `vscode` external)
 //   dist/cli.js         the `k3s-etcd` command line
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
+//   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
 //   dist/proto/*.proto  etcd3 reads these at run time
 //   dist/webview/*.js   browser code for webviews
@@ -81,6 +82,14 @@ const configs = [
     entryPoints: { cli: 'src/cli/main.ts' },
     outdir: 'dist',
     banner: { js: '#!/usr/bin/env node' },
+    plugins: [...node.plugins, splitHeavy],
+  },
+  {
+    // The performance check's load runs in this worker thread, started from dist/extension.js
+    // and dist/cli.js (src/core/etcd/perf.ts); it loads etcd3 from dist/etcd3.js like they do.
+    ...node,
+    entryPoints: { perfWorker: 'src/core/etcd/perfWorker.ts' },
+    outdir: 'dist',
     plugins: [...node.plugins, splitHeavy],
   },
   {

@@ -22,10 +22,16 @@ import {
   type Values,
 } from './context';
 import { INVENTORY_COMMANDS } from './inventoryCommands';
+import { PERF_COMMANDS } from './perfCommands';
 
 export type { CliIO } from './context';
 
-const SUBCOMMANDS: Subcommand[] = [...INVENTORY_COMMANDS, ...ETCD_COMMANDS, ...CERTS_COMMANDS];
+const SUBCOMMANDS: Subcommand[] = [
+  ...INVENTORY_COMMANDS,
+  ...ETCD_COMMANDS,
+  ...PERF_COMMANDS,
+  ...CERTS_COMMANDS,
+];
 
 function mainHelp(): string {
   const width = Math.max(...SUBCOMMANDS.map((s) => s.name.length));

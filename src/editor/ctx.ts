@@ -5,12 +5,14 @@
 import type * as vscode from 'vscode';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
+import type { PerfService } from './perfService';
 
 export interface ExtensionCtx {
   readonly vscodeContext: vscode.ExtensionContext;
   readonly log: vscode.LogOutputChannel;
   readonly inventory: InventoryService;
   readonly health: HealthService;
+  readonly perf: PerfService;
   /** Registers a disposable that lives as long as the extension. */
   push(...disposables: vscode.Disposable[]): void;
 }

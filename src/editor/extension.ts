@@ -10,6 +10,7 @@ import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
 import { InventoryService } from './inventoryService';
+import { PerfService } from './perfService';
 import { registerTree } from './tree/clusterTree';
 
 declare const globalThis: { __k3sEtcdLoadStart?: number };
@@ -32,14 +33,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
   try {
     const inventory = new InventoryService(log);
     const health = new HealthService(inventory, log);
+    const perf = new PerfService(inventory, log);
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
       inventory,
       health,
+      perf,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(inventory, health);
+    ctx.push(inventory, health, perf);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     const registered = performance.now();

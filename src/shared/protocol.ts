@@ -3,6 +3,7 @@
  * literal `method` and an `is()` guard; both sides import this module, so a rename breaks the
  * build instead of silently dropping messages.
  */
+import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
 import type { ClusterSnapshot } from './etcdTypes';
 
 export interface Message<M extends string, P> {
@@ -90,3 +91,38 @@ export type HealthWebviewToHost =
   | Message<typeof HealthCopyCommand.method, { section: HealthSection }>
   | Message<typeof HealthOpenCliCommand.method, { section: HealthSection }>
   | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>;
+
+// ------------------------------------------------------------------------------------------
+// Performance check (in the etcd health panel)
+
+export interface PerfReportSummary {
+  file: string;
+  startedAt: string;
+  load: PerfLoad;
+  verdict: 'PASS' | 'FAIL' | 'CANCELLED';
+  rps: number;
+  target: number;
+}
+
+export interface PerfPanelState {
+  /** Present while a check runs on this cluster (also when started elsewhere). */
+  running?: { load: PerfLoad; totalMs: number; phase: 'starting' | 'writing' | 'cleaning' };
+  /** Seconds so far (or of the last run). */
+  seconds: PerfProgress[];
+  /** The last finished run. */
+  result?: PerfResult;
+  error?: string;
+  reports: PerfReportSummary[];
+}
+
+export const PerfRunCommand = command<{ load: PerfLoad; durationSec: number }>()('perf/run');
+export const PerfCancelCommand = command<Record<string, never>>()('perf/cancel');
+export const PerfExportCommand = command<{ file: string }>()('perf/export');
+export const PerfCompareCommand = command<{ a: string; b: string }>()('perf/compare');
+export const PerfStateNotification = notification<PerfPanelState>()('perf/didChangeState');
+
+export type PerfWebviewToHost =
+  | Message<typeof PerfRunCommand.method, { load: PerfLoad; durationSec: number }>
+  | Message<typeof PerfCancelCommand.method, Record<string, never>>
+  | Message<typeof PerfExportCommand.method, { file: string }>
+  | Message<typeof PerfCompareCommand.method, { a: string; b: string }>;

@@ -167,6 +167,22 @@ test(
       await page
         .getByRole('treeitem', { name: /^edge-t, 3\/3 healthy/ })
         .waitFor({ timeout: 30_000 });
+      // A short performance check from the panel: live chart, then etcdctl's verdict lines.
+      await view.getByRole('tab', { name: 'Performance' }).click();
+      const seconds = view.locator('vscode-textfield[aria-label="duration in seconds"]');
+      await seconds.locator('input').fill('6');
+      await seconds.locator('input').press('Tab');
+      await view.getByRole('button', { name: /Run check/ }).click();
+      await view.locator('svg.chart rect.bar').nth(2).waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'perf-running.png') });
+      const verdict = view.locator('[data-testid=verdict]');
+      await verdict.waitFor({ timeout: 60_000 });
+      const text = await verdict.innerText();
+      assert.match(text, /^(PASS|FAIL): Throughput is \d+ writes\/s/m);
+      assert.match(text, /Slowest request took [\d.]+s/);
+      assert.match(text, /test keys deleted/);
+      await view.locator('table[aria-label="past runs"] tr').nth(1).waitFor({ timeout: 15_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'perf.png') });
       assert.deepEqual(
         seen.errors.filter((l) => /k3s-etcd|K3s etcd/.test(l) && /error|failed/i.test(l)),
         [],

@@ -129,6 +129,7 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
     'dist/cli.js',
     'dist/etcd3.js',
     'dist/x509.js',
+    'dist/perfWorker.js',
     'dist/proto/rpc.proto',
     'dist/proto/kv.proto',
     'dist/proto/auth.proto',

@@ -16,19 +16,25 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  PerfStateNotification,
   type HealthPanelState,
   type HealthSection,
   type HealthWebviewToHost,
+  type PerfPanelState,
+  type PerfWebviewToHost,
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
+import { perfTab, type PerfUiState } from './perf';
 
 interface SavedState {
   panel?: HealthPanelState;
+  perf?: PerfPanelState;
+  perfUi?: PerfUiState;
   tab: number;
 }
 
 interface VsCodeApi {
-  postMessage(msg: HealthWebviewToHost): void;
+  postMessage(msg: HealthWebviewToHost | PerfWebviewToHost): void;
   getState(): SavedState | undefined;
   setState(state: SavedState): void;
 }
@@ -209,15 +215,27 @@ function render(s: HealthPanelState): void {
     app.append(box);
   }
   const snap = s.snapshot;
-  if (!snap) return;
-  app.append(el('p', `As of ${new Date(snap.at).toLocaleTimeString()}`, 'muted'));
+  if (snap) app.append(el('p', `As of ${new Date(snap.at).toLocaleTimeString()}`, 'muted'));
+  const waiting = () => el('p', s.error ? 'No data.' : 'Asking the members…', 'muted');
+  const perfUi = saved.perfUi ?? { load: 's', durationSec: 60, selected: [] };
+  const perf = perfTab(
+    saved.perf,
+    perfUi,
+    (m) => vscode.postMessage(m),
+    (ui) => {
+      saved = { ...saved, perfUi: ui };
+      vscode.setState(saved);
+      render(s);
+    },
+  );
 
   const tabs = el('vscode-tabs');
   tabs.setAttribute('selected-index', String(saved.tab));
   for (const [label, body] of [
-    ['Health', healthTab(s, snap)],
-    ['Status', statusTab(s, snap)],
-    ['Members', membersTab(snap)],
+    ['Health', snap ? healthTab(s, snap) : waiting()],
+    ['Status', snap ? statusTab(s, snap) : waiting()],
+    ['Members', snap ? membersTab(snap) : waiting()],
+    ['Performance', perf],
   ] as const) {
     const h = el('vscode-tab-header', label);
     h.setAttribute('slot', 'header');
@@ -235,9 +253,13 @@ function render(s: HealthPanelState): void {
 window.addEventListener('message', (ev: MessageEvent<unknown>) => {
   if (HealthStateNotification.is(ev.data)) {
     saved = { ...saved, panel: ev.data.params };
-    vscode.setState(saved);
-    render(ev.data.params);
+  } else if (PerfStateNotification.is(ev.data)) {
+    saved = { ...saved, perf: ev.data.params };
+  } else {
+    return;
   }
+  vscode.setState(saved);
+  if (saved.panel) render(saved.panel);
 });
 
 if (saved.panel) render(saved.panel);

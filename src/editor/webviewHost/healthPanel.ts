@@ -25,9 +25,19 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  PerfCancelCommand,
+  PerfCompareCommand,
+  PerfExportCommand,
+  PerfRunCommand,
+  PerfStateNotification,
   type HealthPanelState,
   type HealthSection,
 } from '../../shared/protocol';
+import { formatPerfReport } from '../../core/etcd/perf';
+import { compareReports, readReport } from '../../core/reports/perfReports';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { showError } from '../errors';
 import type { ExtensionCtx } from '../ctx';
 
 const panels = new Map<string, HealthPanel>();
@@ -101,6 +111,7 @@ export class HealthPanel implements vscode.Disposable {
       this.panel.onDidDispose(() => this.dispose()),
       this.panel.webview.onDidReceiveMessage((msg: unknown) => void this.onMessage(msg)),
       ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
+      ctx.perf.onDidChange((name) => name === this.cluster && void this.postPerf()),
     );
   }
 
@@ -138,6 +149,48 @@ export class HealthPanel implements vscode.Disposable {
     void this.panel.webview.postMessage(HealthStateNotification.create(this.state(refreshing)));
   }
 
+  private async postPerf(): Promise<void> {
+    void this.panel.webview.postMessage(
+      PerfStateNotification.create(await this.ctx.perf.state(this.cluster)),
+    );
+  }
+
+  private async openMarkdown(name: string, text: string): Promise<void> {
+    const dir = this.ctx.perf.reportsDir();
+    if (!dir) throw new Error('Open a folder first: reports live in the workspace.');
+    const file = join(dir, name);
+    await writeFile(file, text);
+    await vscode.commands.executeCommand('markdown.showPreview', vscode.Uri.file(file));
+  }
+
+  private async onPerfMessage(msg: unknown): Promise<boolean> {
+    const dir = this.ctx.perf.reportsDir();
+    if (PerfRunCommand.is(msg)) {
+      const c = this.clusterObject();
+      if (c) await this.ctx.perf.start(c, msg.params.load, msg.params.durationSec);
+    } else if (PerfCancelCommand.is(msg)) {
+      this.ctx.perf.cancel(this.cluster);
+    } else if (PerfExportCommand.is(msg) && dir) {
+      const r = await readReport(dir, msg.params.file);
+      await this.openMarkdown(
+        msg.params.file.replace(/\.json$/, '.md'),
+        formatPerfReport(r.result),
+      );
+    } else if (PerfCompareCommand.is(msg) && dir) {
+      const [a, b] = await Promise.all([
+        readReport(dir, msg.params.a),
+        readReport(dir, msg.params.b),
+      ]);
+      await this.openMarkdown(
+        `compare-${msg.params.a.replace(/\.json$/, '')}-vs-${msg.params.b.replace(/\.json$/, '')}.md`,
+        compareReports(a, b),
+      );
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   private async refresh(): Promise<void> {
     const c = this.clusterObject();
     if (!c) return this.post(false);
@@ -146,8 +199,15 @@ export class HealthPanel implements vscode.Disposable {
   }
 
   private async onMessage(msg: unknown): Promise<void> {
+    try {
+      if (await this.onPerfMessage(msg)) return;
+    } catch (err) {
+      await showError(this.ctx.log, 'Performance check', err);
+      return;
+    }
     if (HealthReadyCommand.is(msg)) {
       this.post(false);
+      void this.postPerf();
       if (!this.ctx.health.get(this.cluster)) await this.refresh();
     } else if (HealthRefreshCommand.is(msg)) {
       await this.refresh();

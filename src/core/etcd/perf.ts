@@ -1,0 +1,390 @@
+/**
+ * `etcdctl check perf`, for the extension and the CLI: profiles s/m/l/xl, the same workload and
+ * the same verdict lines, live per-second progress, and the prefix always deleted afterwards.
+ *
+ * The load runs in a worker thread (perfWorker.ts), so the caller's event loop (the extension
+ * host) stays responsive even at xl. This module does not load etcd3 unless the worker dies
+ * and it has to clean up itself, or compactAndDefrag is called.
+ */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { K3sEtcdError, throwIfAborted, type ErrorCode } from '../errors';
+import { createEndpointClient, type EtcdTls } from './client';
+import type { PerfEngineConfig } from './perfEngine';
+import {
+  DEFAULT_PERF_DURATION_SEC,
+  DEFAULT_PERF_PREFIX,
+  isPerfLoad,
+  PERF_LOADS,
+  PERF_PROFILES,
+  type PerfLoad,
+  type PerfProgress,
+  type PerfResult,
+} from './perfStats';
+import type { PerfWorkerCommand, PerfWorkerMessage } from './perfWorker';
+import { classifyEtcdError } from './problems';
+
+export {
+  DEFAULT_PERF_DURATION_SEC,
+  DEFAULT_PERF_PREFIX,
+  isPerfLoad,
+  PERF_CRITERIA,
+  PERF_LOADS,
+  PERF_PROFILES,
+  perfVerdict,
+} from './perfStats';
+export type { PerfLoad, PerfProfile, PerfProgress, PerfResult, PerfSecond } from './perfStats';
+
+export type PerfErrorReason = 'prefix-not-empty' | 'unreachable' | 'invalid-options' | 'failed';
+
+/** Why a check did not run or did not finish; `reason` says which. */
+export class PerfError extends K3sEtcdError {
+  constructor(
+    readonly reason: PerfErrorReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    const codes: Record<PerfErrorReason, ErrorCode> = {
+      'prefix-not-empty': 'usage',
+      'invalid-options': 'usage',
+      unreachable: 'etcd-unreachable',
+      failed: 'etcd-unreachable',
+    };
+    super(codes[reason], message, options);
+    this.name = 'PerfError';
+  }
+}
+
+export type PerfPhase = 'writing' | 'cleaning';
+
+export interface PerfCheckOptions {
+  endpoints: string[];
+  tls?: EtcdTls;
+  load: PerfLoad;
+  /** Default 60, as etcdctl. */
+  durationSec?: number;
+  /** Default `/etcdctl-check-perf/`, as etcdctl. */
+  prefix?: string;
+  /** Stops the load; the prefix is still deleted, and the result says `cancelled`. */
+  signal?: AbortSignal;
+  /** Once a second, with that second's writes and latencies. */
+  onProgress?: (p: PerfProgress) => void;
+  /** 'writing' after the prefix check passed, 'cleaning' when the load is over. */
+  onPhase?: (phase: PerfPhase) => void;
+  /** Advanced: gRPC connections per endpoint (see perfEngine.ts). */
+  connectionsPerEndpoint?: number;
+}
+
+/** After a cancel, how long the worker gets to stop and clean up before it is terminated. */
+const CANCEL_GRACE_MS = 45_000;
+
+/**
+ * Runs the check. Resolves with the result (also when cancelled: `cancelled: true`, and the
+ * prefix deleted); rejects with a PerfError when the prefix already holds keys, no endpoint
+ * answers, or the worker fails, and with CancelledError when cancelled before it started.
+ */
+export async function runPerfCheck(opts: PerfCheckOptions): Promise<PerfResult> {
+  const config = engineConfig(opts);
+  throwIfAborted(opts.signal, 'Performance check');
+  const worker = startWorker(config);
+  return new Promise<PerfResult>((resolve, reject) => {
+    let started = false;
+    let over = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+
+    const finish = (settle: () => void): void => {
+      if (over) return;
+      over = true;
+      clearTimeout(graceTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      void worker.terminate();
+      settle();
+    };
+    /** The worker is gone without an answer: delete the prefix from here if it wrote. */
+    const failed = (why: string, cause?: unknown): void => {
+      if (over) return;
+      finish(() => undefined);
+      void (async () => {
+        if (!started) {
+          reject(new PerfError('failed', `The performance check failed: ${why}`, { cause }));
+          return;
+        }
+        const clean = await deletePrefixFromHere(config);
+        const after = clean.ok
+          ? `Its keys under ${config.prefix} were deleted.`
+          : `Its keys under ${config.prefix} could not be deleted (${clean.error}): delete them with etcdctl del --prefix ${config.prefix}`;
+        reject(
+          new PerfError('failed', `The performance check failed: ${why}. ${after}`, { cause }),
+        );
+      })();
+    };
+    const onAbort = (): void => {
+      worker.postMessage({ type: 'cancel' } satisfies PerfWorkerCommand);
+      graceTimer = setTimeout(
+        () => failed(`it did not stop within ${CANCEL_GRACE_MS / 1000} s of the cancel`),
+        CANCEL_GRACE_MS,
+      );
+    };
+
+    worker.on('message', (m: PerfWorkerMessage) => {
+      if (over) return;
+      switch (m.type) {
+        case 'started':
+          started = true;
+          safely(() => opts.onPhase?.('writing'));
+          return;
+        case 'progress':
+          safely(() => opts.onProgress?.(m.progress));
+          return;
+        case 'cleaning':
+          safely(() => opts.onPhase?.('cleaning'));
+          return;
+        case 'failed':
+          failed(describeFailure(m.message, config));
+          return;
+        case 'outcome': {
+          const o = m.outcome;
+          if (o.kind === 'done') finish(() => resolve(o.result));
+          else if (o.kind === 'refused')
+            finish(() => reject(new PerfError('prefix-not-empty', o.message)));
+          else finish(() => reject(new PerfError('unreachable', o.message)));
+          return;
+        }
+      }
+    });
+    worker.on('error', (err) => failed(err.message, err));
+    worker.on('exit', (code) => failed(`its worker exited (code ${code})`));
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function safely(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // a failing progress callback must not stop the check
+  }
+}
+
+function describeFailure(message: string, config: PerfEngineConfig): string {
+  // Most failures before the load are unreadable TLS files; word them like the other commands.
+  const p = classifyEtcdError(new Error(message), config.endpoints[0] ?? '', config.tls);
+  return p.code === 'missing-file' ? `${p.summary}. ${p.hint}` : message;
+}
+
+function engineConfig(opts: PerfCheckOptions): PerfEngineConfig {
+  if (!isPerfLoad(opts.load))
+    throw new PerfError(
+      'invalid-options',
+      `Unknown load "${String(opts.load)}" (one of: ${PERF_LOADS.join(', ')}).`,
+    );
+  const durationSec = opts.durationSec ?? DEFAULT_PERF_DURATION_SEC;
+  if (!Number.isFinite(durationSec) || durationSec <= 0 || durationSec > 3600)
+    throw new PerfError(
+      'invalid-options',
+      `The duration must be a number of seconds above 0 and at most 3600 (got ${durationSec}).`,
+    );
+  const endpoints = opts.endpoints.filter((e) => e.trim() !== '');
+  if (endpoints.length === 0) throw new PerfError('invalid-options', 'No etcd endpoints to load.');
+  const prefix = opts.prefix ?? DEFAULT_PERF_PREFIX;
+  if (prefix === '')
+    throw new PerfError(
+      'invalid-options',
+      'The prefix must not be empty: it is deleted afterwards.',
+    );
+  const config: PerfEngineConfig = {
+    endpoints,
+    load: opts.load,
+    durationMs: Math.round(durationSec * 1000),
+    prefix,
+  };
+  if (opts.tls) config.tls = opts.tls;
+  if (opts.connectionsPerEndpoint !== undefined)
+    config.connectionsPerEndpoint = opts.connectionsPerEndpoint;
+  return config;
+}
+
+/**
+ * The worker file sits next to this module: dist/perfWorker.js next to dist/extension.js and
+ * dist/cli.js in the bundles; perfWorker.ts next to perf.ts when running from source under tsx,
+ * where a small CommonJS bootstrap registers tsx in the worker first (a worker cannot load a
+ * .ts entry by itself).
+ */
+function startWorker(config: PerfEngineConfig): Worker {
+  const options = { workerData: config, execArgv: [] as string[] };
+  if (!__filename.endsWith('.ts')) return new Worker(join(__dirname, 'perfWorker.js'), options);
+  const tsxApi = 'tsx/cjs/api'; // a variable: bundlers must not follow it
+  const bootstrap =
+    `require(${JSON.stringify(require.resolve(tsxApi))}).register();\n` +
+    `require(${JSON.stringify(join(__dirname, 'perfWorker.ts'))});`;
+  return new Worker(bootstrap, { ...options, eval: true });
+}
+
+/** The parent's own clean-up, when the worker died after it began to write. */
+async function deletePrefixFromHere(
+  config: PerfEngineConfig,
+): Promise<{ ok: true; revision: string } | { ok: false; error: string }> {
+  let error = 'no endpoint answered';
+  for (const endpoint of config.endpoints) {
+    const client = await createEndpointClient(endpoint, {
+      timeoutMs: 30_000,
+      ...(config.tls ? { tls: config.tls } : {}),
+    });
+    try {
+      const res = await client.delete().prefix(config.prefix).exec();
+      return { ok: true, revision: res.header.revision };
+    } catch (err) {
+      error = `${endpoint}: ${err instanceof Error ? err.message : String(err)}`;
+    } finally {
+      client.close();
+    }
+  }
+  return { ok: false, error };
+}
+
+// ---- after the check ------------------------------------------------------------------------
+
+export interface CompactDefragOptions {
+  /** Default true (etcdctl's --auto-compact). */
+  compact?: boolean;
+  /** Default true (etcdctl's --auto-defrag). */
+  defrag?: boolean;
+  signal?: AbortSignal;
+  /** Per request; default 30 s, as etcdctl. */
+  timeoutMs?: number;
+}
+
+export interface CompactDefragResult {
+  revision: string;
+  /** False also when not asked for. */
+  compacted: boolean;
+  compactError?: string;
+  defragmented: Array<{ endpoint: string; ok: boolean; error?: string; durationMs: number }>;
+}
+
+/**
+ * etcdctl's `--auto-compact` and `--auto-defrag`: compact at the clean-up delete's revision
+ * (physical), then defragment every endpoint one after another (each blocks its member while
+ * it runs), 30 s each. The check's writes stay in the database until both are done.
+ */
+export async function compactAndDefrag(
+  endpoints: readonly string[],
+  tls: EtcdTls | undefined,
+  revision: string,
+  opts: CompactDefragOptions = {},
+): Promise<CompactDefragResult> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const clientOpts = { timeoutMs, ...(tls ? { tls } : {}) };
+  const result: CompactDefragResult = { revision, compacted: false, defragmented: [] };
+  for (const endpoint of opts.compact === false ? [] : endpoints) {
+    throwIfAborted(opts.signal, 'Compaction');
+    const client = await createEndpointClient(endpoint, clientOpts);
+    try {
+      await client.kv.compact({ revision, physical: true });
+      result.compacted = true;
+      delete result.compactError;
+      break;
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err);
+      if (/required revision has been compacted/.test(text)) {
+        result.compacted = true; // already compacted at or past it
+        delete result.compactError;
+        break;
+      }
+      result.compactError = `${endpoint}: ${text}`;
+    } finally {
+      client.close();
+    }
+  }
+  for (const endpoint of opts.defrag === false ? [] : endpoints) {
+    throwIfAborted(opts.signal, 'Defragmentation');
+    const client = await createEndpointClient(endpoint, clientOpts);
+    const t0 = performance.now();
+    try {
+      await client.maintenance.defragment();
+      result.defragmented.push({ endpoint, ok: true, durationMs: performance.now() - t0 });
+    } catch (err) {
+      const p = classifyEtcdError(err, endpoint, tls);
+      result.defragmented.push({
+        endpoint,
+        ok: false,
+        error: p.summary,
+        durationMs: performance.now() - t0,
+      });
+    } finally {
+      client.close();
+    }
+  }
+  return result;
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+export function perfStatus(r: PerfResult): 'PASS' | 'FAIL' | 'CANCELLED' {
+  return r.cancelled ? 'CANCELLED' : r.pass ? 'PASS' : 'FAIL';
+}
+
+/** A Markdown report of one run, for export. */
+export function formatPerfReport(r: PerfResult): string {
+  const p = PERF_PROFILES[r.load];
+  const out: string[] = [];
+  out.push(`# etcd performance check: ${perfStatus(r)}`, '');
+  out.push('| | |', '|---|---|');
+  const rows: Array<[string, string]> = [
+    [
+      'Load',
+      `${r.load} (${p.clients} clients, target ${r.target} writes/s, 256-byte keys, 1 KiB values)`,
+    ],
+    ['Started', r.startedAt],
+    [
+      'Duration',
+      `${(r.durationMs / 1000).toFixed(0)} s${r.cancelled ? `, cancelled after ${(r.elapsedMs / 1000).toFixed(1)} s` : ''}`,
+    ],
+    ['Endpoints', r.endpoints.join(', ')],
+    ['Prefix', `\`${r.prefix}\``],
+    [
+      'Clean-up',
+      r.cleanedUp
+        ? `prefix deleted (${r.deletedKeys} keys)${r.deleteRevision ? ` at revision ${r.deleteRevision}` : ''}`
+        : `NOT deleted${r.cleanupError ? `: ${r.cleanupError}` : ''}; run \`etcdctl del --prefix ${r.prefix}\``,
+    ],
+  ];
+  if (r.skippedEndpoints.length > 0)
+    rows.push(['Left out', `${r.skippedEndpoints.join(', ')} (no answer before the load)`]);
+  for (const [k, v] of rows) out.push(`| ${k} | ${cell(v)} |`);
+  out.push('');
+  if (r.lines.length > 0) {
+    out.push("## Verdict (etcdctl's lines)", '', '```text', ...r.lines, '```', '');
+  }
+  out.push('## Summary', '');
+  out.push(
+    '| writes | errors | throughput | average | stddev | fastest | p50 | p99 | slowest |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${r.writes} | ${r.errors} | ${r.rps.toFixed(1)} writes/s | ${ms(r.avgMs)} | ${ms(r.stddevMs)} | ${ms(r.fastestMs)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.slowestMs)} |`,
+    '',
+  );
+  const errors = Object.entries(r.errorDist);
+  if (errors.length > 0) {
+    out.push('## Errors', '', '| count | error |', '|---:|---|');
+    for (const [msg, n] of errors) out.push(`| ${n} | ${cell(msg)} |`);
+    out.push('');
+  }
+  if (r.seconds.length > 0) {
+    out.push('## Per second', '');
+    out.push('| second | writes | p50 | p99 | max | errors |', '|---:|---:|---:|---:|---:|---:|');
+    for (const s of r.seconds)
+      out.push(
+        `| ${s.second} | ${s.writes} | ${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${ms(s.maxMs)} | ${s.errors} |`,
+      );
+    out.push('');
+  }
+  out.push(
+    'Pass criteria (etcdctl): no errors, throughput above 90% of the target, slowest request at most 0.5 s, stddev at most 0.1 s.',
+    '',
+  );
+  return out.join('\n');
+}

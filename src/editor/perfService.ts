@@ -1,0 +1,190 @@
+/**
+ * Runs `check perf` for a cluster: one run per cluster at a time (a second start is refused),
+ * the load in a worker thread (the core's runPerfCheck), progress in a cancellable notification
+ * that outlives the panel, the result saved under .k3s-etcd/reports/, and compaction plus
+ * defragmentation offered afterwards.
+ */
+import * as vscode from 'vscode';
+import { dirname, join } from 'node:path';
+import { connectionFor } from '../core/etcd/connection';
+import { compactAndDefrag, runPerfCheck } from '../core/etcd/perf';
+import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
+import { errorMessage, isCancelled } from '../core/errors';
+import type { Cluster } from '../core/inventory/types';
+import { listReports, REPORTS_DIR, saveReport, verdictOf } from '../core/reports/perfReports';
+import type { PerfPanelState } from '../shared/protocol';
+import type { InventoryService } from './inventoryService';
+
+interface Run {
+  controller: AbortController;
+  load: PerfLoad;
+  totalMs: number;
+  phase: 'starting' | 'writing' | 'cleaning';
+  seconds: PerfProgress[];
+}
+
+export class PerfService implements vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<string>();
+  /** Fires with the cluster name whose perf state changed. */
+  readonly onDidChange = this.changed.event;
+  private readonly runs = new Map<string, Run>();
+  private readonly last = new Map<
+    string,
+    { seconds: PerfProgress[]; result?: PerfResult; error?: string }
+  >();
+
+  constructor(
+    private readonly inventory: InventoryService,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  reportsDir(): string | undefined {
+    const file = this.inventory.file();
+    return file ? join(dirname(file), REPORTS_DIR) : undefined;
+  }
+
+  async state(cluster: string): Promise<PerfPanelState> {
+    const run = this.runs.get(cluster);
+    const last = this.last.get(cluster);
+    const dir = this.reportsDir();
+    const reports = dir ? await listReports(dir, cluster) : [];
+    return {
+      ...(run ? { running: { load: run.load, totalMs: run.totalMs, phase: run.phase } } : {}),
+      seconds: run?.seconds ?? last?.seconds ?? [],
+      ...(last?.result && !run ? { result: last.result } : {}),
+      ...(last?.error && !run ? { error: last.error } : {}),
+      reports: reports.map(({ file, startedAt, load, verdict, rps, target }) => ({
+        file,
+        startedAt,
+        load,
+        verdict,
+        rps,
+        target,
+      })),
+    };
+  }
+
+  isRunning(cluster: string): boolean {
+    return this.runs.has(cluster);
+  }
+
+  cancel(cluster: string): void {
+    this.runs.get(cluster)?.controller.abort();
+  }
+
+  /** Starts a check; refuses while one runs on the same cluster. Resolves when it has finished. */
+  async start(cluster: Cluster, load: PerfLoad, durationSec: number): Promise<void> {
+    if (this.runs.has(cluster.name)) {
+      void vscode.window.showWarningMessage(
+        `A performance check is already running on ${cluster.name}. Wait for it or cancel it first.`,
+      );
+      return;
+    }
+    const conn = await connectionFor(cluster);
+    const run: Run = {
+      controller: new AbortController(),
+      load,
+      totalMs: durationSec * 1000,
+      phase: 'starting',
+      seconds: [],
+    };
+    this.runs.set(cluster.name, run);
+    this.last.set(cluster.name, { seconds: [] });
+    this.changed.fire(cluster.name);
+    this.log.info(
+      `Performance check on ${cluster.name}: load ${load}, ${durationSec} s, ${conn.endpoints.join(', ')}`,
+    );
+    try {
+      const result = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `etcd check perf (${load}) on ${cluster.name}`,
+          cancellable: true,
+        },
+        async (progress, token) => {
+          token.onCancellationRequested(() => run.controller.abort());
+          let reported = 0;
+          return runPerfCheck({
+            endpoints: conn.endpoints,
+            tls: conn.tls,
+            load,
+            durationSec,
+            signal: run.controller.signal,
+            onPhase: (phase) => {
+              run.phase = phase;
+              if (phase === 'cleaning') progress.report({ message: 'deleting the test keys' });
+              this.changed.fire(cluster.name);
+            },
+            onProgress: (p) => {
+              run.seconds.push(p);
+              const pct = Math.min(100, (p.elapsedMs / p.totalMs) * 100);
+              progress.report({
+                increment: pct - reported,
+                message: `${Math.round(p.elapsedMs / 1000)}/${Math.round(p.totalMs / 1000)} s, ${p.writes} writes/s`,
+              });
+              reported = pct;
+              this.changed.fire(cluster.name);
+            },
+          });
+        },
+      );
+      this.last.set(cluster.name, { seconds: run.seconds, result });
+      const dir = this.reportsDir();
+      if (dir) await saveReport(dir, cluster.name, result);
+      this.log.info(
+        `Performance check on ${cluster.name}: ${verdictOf(result)}, ${result.rps.toFixed(0)} writes/s; clean-up ${result.cleanedUp ? 'done' : `FAILED: ${result.cleanupError ?? ''}`}`,
+      );
+      void this.afterRun(cluster, conn.endpoints, conn.tls, result);
+    } catch (err) {
+      const message = isCancelled(err) ? 'Cancelled before it started.' : errorMessage(err);
+      this.last.set(cluster.name, { seconds: run.seconds, error: message });
+      if (!isCancelled(err)) throw err;
+    } finally {
+      this.runs.delete(cluster.name);
+      this.changed.fire(cluster.name);
+    }
+  }
+
+  /** The verdict, and etcdctl's missing step: free the space the check's writes took. */
+  private async afterRun(
+    cluster: Cluster,
+    endpoints: string[],
+    tls: Parameters<typeof compactAndDefrag>[1],
+    r: PerfResult,
+  ): Promise<void> {
+    const verdict = verdictOf(r);
+    const text = `check perf (${r.load}) on ${cluster.name}: ${verdict}, ${r.rps.toFixed(0)} writes/s of ${r.target}; slowest ${(r.slowestMs / 1000).toFixed(3)} s.`;
+    const show =
+      verdict === 'PASS' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+    const actions = r.deleteRevision ? ['Compact and Defragment'] : [];
+    const choice = await show(
+      `${text}${r.deleteRevision ? ' The test writes still take space until compaction and defragmentation.' : ''}`,
+      ...actions,
+    );
+    if (choice !== 'Compact and Defragment' || !r.deleteRevision) return;
+    const revision = r.deleteRevision;
+    const res = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Compacting and defragmenting ${cluster.name}`,
+      },
+      () => compactAndDefrag(endpoints, tls, revision),
+    );
+    const failed = res.defragmented.filter((d) => !d.ok);
+    this.log.info(
+      `Compact at ${res.revision}: ${res.compacted}; defragmented ${res.defragmented.length - failed.length}/${res.defragmented.length}`,
+    );
+    if (failed.length || res.compactError) {
+      void vscode.window.showWarningMessage(
+        `Compaction/defragmentation of ${cluster.name} was incomplete: ${[res.compactError, ...failed.map((f) => `${f.endpoint}: ${f.error ?? ''}`)].filter(Boolean).join('; ')}`,
+      );
+    } else {
+      void vscode.window.showInformationMessage(`Compacted and defragmented ${cluster.name}.`);
+    }
+  }
+
+  dispose(): void {
+    for (const r of this.runs.values()) r.controller.abort();
+    this.changed.dispose();
+  }
+}
