@@ -42,6 +42,7 @@ function result(over: Partial<PerfResult>): PerfResult {
     connections: 2,
     skippedEndpoints: [],
     cleanedUp: true,
+    deletedKeys: 9000,
     cancelled: false,
     ...over,
   };
