@@ -252,6 +252,25 @@ describe('health, status and members on a real 3-member mutual-TLS etcd', () => 
   });
 });
 
+describe('a dead cluster', () => {
+  it('every member stopped: all unhealthy within the timeout, no leader, and the member list says why', async () => {
+    const dir = await tempDir();
+    const { etcd } = await etcdWithOurCerts(dir, 3, { track });
+    for (const m of etcd.members) await etcd.stopMember(m.name);
+    const t0 = performance.now();
+    const snap = await clusterSnapshot(etcd.endpoints, { tls: admin(dir), timeoutMs: 2000 });
+    assert.ok(performance.now() - t0 < 4000);
+    assert.equal(snap.healthy, false);
+    assert.deepEqual(
+      snap.health.map((h) => h.problem?.code),
+      ['refused', 'refused', 'refused'],
+    );
+    assert.equal(snap.summary, '0/3 healthy, no leader');
+    assert.equal(snap.members.length, 0);
+    assert.equal(snap.membersProblem?.code, 'refused');
+  });
+});
+
 describe('alarms', () => {
   it('a NOSPACE alarm (small --quota-backend-bytes) makes the member unhealthy with the alarm named', async () => {
     const dir = await tempDir();
