@@ -5,7 +5,6 @@
  * dist/webview and media; typed messages from src/shared/protocol.
  */
 import * as vscode from 'vscode';
-import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import {
   HEALTH_HEADER,
@@ -39,33 +38,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { showError } from '../errors';
 import type { ExtensionCtx } from '../ctx';
+import { createPanel } from './panel';
 
 const panels = new Map<string, HealthPanel>();
-
-export function webviewHtml(
-  webview: vscode.Webview,
-  root: vscode.Uri,
-  script: string,
-  title: string,
-): string {
-  const nonce = randomBytes(16).toString('base64');
-  const asset = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(root, ...p));
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; font-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link href="${asset('media', 'webview.css')}" rel="stylesheet">
-<link id="vscode-codicon-stylesheet" href="${asset('dist', 'webview', 'codicons', 'codicon.css')}" rel="stylesheet">
-<title>${title}</title>
-</head>
-<body>
-<main id="app" aria-live="polite"><p class="muted">Loading…</p></main>
-<script nonce="${nonce}" type="module" src="${asset('dist', 'webview', `${script}.js`)}"></script>
-</body>
-</html>`;
-}
 
 export class HealthPanel implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
@@ -86,26 +61,7 @@ export class HealthPanel implements vscode.Disposable {
     private readonly ctx: ExtensionCtx,
     private readonly cluster: string,
   ) {
-    const root = ctx.vscodeContext.extensionUri;
-    this.panel = vscode.window.createWebviewPanel(
-      'k3sEtcd.health',
-      `etcd health: ${cluster}`,
-      vscode.ViewColumn.Active,
-      {
-        enableScripts: true,
-        localResourceRoots: [
-          vscode.Uri.joinPath(root, 'dist', 'webview'),
-          vscode.Uri.joinPath(root, 'media'),
-        ],
-      },
-    );
-    this.panel.iconPath = vscode.Uri.joinPath(root, 'media', 'k3s-etcd.svg');
-    this.panel.webview.html = webviewHtml(
-      this.panel.webview,
-      root,
-      'health',
-      `etcd health: ${cluster}`,
-    );
+    this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
     this.disposables.push(
       ctx.health.watch(this),
       this.panel.onDidDispose(() => this.dispose()),

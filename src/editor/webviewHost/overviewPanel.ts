@@ -3,7 +3,6 @@
  * nonce, resources only from dist/webview and media, typed messages from src/shared/protocol.
  */
 import * as vscode from 'vscode';
-import { randomBytes } from 'node:crypto';
 import { formatProblem } from '../../core/inventory/parse';
 import { clientUrl, peerUrl, sshTarget } from '../../core/inventory/urls';
 import {
@@ -14,6 +13,7 @@ import {
 } from '../../shared/protocol';
 import { COMMANDS } from '../../shared/commands';
 import type { ExtensionCtx } from '../ctx';
+import { createPanel } from './panel';
 
 const panels = new Map<string, OverviewPanel>();
 
@@ -38,21 +38,7 @@ export class OverviewPanel implements vscode.Disposable {
     private readonly ctx: ExtensionCtx,
     private readonly cluster: string,
   ) {
-    const root = ctx.vscodeContext.extensionUri;
-    this.panel = vscode.window.createWebviewPanel(
-      'k3sEtcd.overview',
-      `etcd: ${cluster}`,
-      vscode.ViewColumn.Active,
-      {
-        enableScripts: true,
-        localResourceRoots: [
-          vscode.Uri.joinPath(root, 'dist', 'webview'),
-          vscode.Uri.joinPath(root, 'media'),
-        ],
-      },
-    );
-    this.panel.iconPath = vscode.Uri.joinPath(root, 'media', 'k3s-etcd.svg');
-    this.panel.webview.html = this.html();
+    this.panel = createPanel(ctx, 'k3sEtcd.overview', `etcd: ${cluster}`, 'overview');
     this.disposables.push(
       this.panel.onDidDispose(() => this.dispose()),
       this.panel.webview.onDidReceiveMessage((msg: unknown) => this.onMessage(msg)),
@@ -116,30 +102,6 @@ export class OverviewPanel implements vscode.Disposable {
     const state = this.state();
     if (state.hosts.length) this.lastState = state;
     void this.panel.webview.postMessage(StateNotification.create(state));
-  }
-
-  private html(): string {
-    const webview = this.panel.webview;
-    const root = this.ctx.vscodeContext.extensionUri;
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(
-      vscode.Uri.joinPath(root, 'dist', 'webview', 'overview.js'),
-    );
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(root, 'media', 'webview.css'));
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}'; img-src ${webview.cspSource};">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link href="${style}" rel="stylesheet">
-<title>etcd: ${this.cluster}</title>
-</head>
-<body>
-<main id="app" aria-live="polite"><p class="muted">Loading ${this.cluster}…</p></main>
-<script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
   }
 
   dispose(): void {
