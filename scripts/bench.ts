@@ -15,6 +15,7 @@ import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
+import { benchPerf } from './benchPerf';
 import {
   copyToTemp,
   installVsix,
@@ -282,11 +283,14 @@ async function main(): Promise<void> {
   const only = process.argv[2];
   if (only === 'certs') return certificateSet();
   if (only === 'status') return statusRefresh();
+  if (only === 'perf') return benchPerf(['s', 'm', 'l']);
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
   await certificateSet();
   await statusRefresh();
+  // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
+  await benchPerf(['s', 'm', 'l']);
 }
 
 main().catch((err: unknown) => {

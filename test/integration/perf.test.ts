@@ -179,6 +179,34 @@ describe('check perf on a real mutual-TLS etcd', () => {
     assert.equal(await revision(), rev0, 'nothing was written or deleted');
   });
 
+  it('no answering endpoint, or a missing TLS file, is a clear error and writes nothing', async () => {
+    const rev0 = await revision();
+    await assert.rejects(
+      runPerfCheck({ endpoints: ['https://127.0.0.1:1'], tls: admin(dir), load: 's' }),
+      (e: unknown) =>
+        e instanceof PerfError &&
+        e.reason === 'unreachable' &&
+        /No etcd endpoint answered.*\n.*127\.0\.0\.1:1: connection refused/.test(e.message),
+    );
+    await assert.rejects(
+      runPerfCheck({
+        endpoints: cluster().endpoints,
+        tls: { ...admin(dir), certFile: `${dir}/client/nobody.pem` },
+        load: 's',
+      }),
+      (e: unknown) =>
+        e instanceof PerfError &&
+        e.reason === 'tls-files-missing' &&
+        e.code === 'certs-missing' &&
+        /cannot read .*nobody\.pem: no such file/.test(e.message),
+    );
+    await assert.rejects(
+      runPerfCheck({ endpoints: cluster().endpoints, load: 's', durationSec: 0 }),
+      (e: unknown) => e instanceof PerfError && e.reason === 'invalid-options',
+    );
+    assert.equal(await revision(), rev0);
+  });
+
   it('runs the load off the calling thread: timers keep firing, a blocked caller costs nothing', async () => {
     // (1) An m run (1000 writes/s): a 10 ms interval on this thread stays on time.
     let maxLag = 0;
