@@ -88,7 +88,12 @@ function etcdctlCheckPerf(
 }
 
 function parseEtcdctl(stdout: string, cpuSec: number, wallSec: number): Figures {
-  const lines = stdout.split(/[\r\n]+/).map((l) => l.trim());
+  // The progress bar has no line end of its own: the first verdict line can follow it on the
+  // same line when stdout is not a terminal, so split before each verdict line too.
+  const lines = stdout
+    .replace(/(PASS|FAIL)(?=: )/g, '\n$1')
+    .split(/[\r\n]+/)
+    .map((l) => l.trim());
   const num = (re: RegExp): number => {
     for (const l of lines) {
       const m = re.exec(l);

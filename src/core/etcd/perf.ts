@@ -35,7 +35,13 @@ export {
 } from './perfStats';
 export type { PerfLoad, PerfProfile, PerfProgress, PerfResult, PerfSecond } from './perfStats';
 
-export type PerfErrorReason = 'prefix-not-empty' | 'unreachable' | 'invalid-options' | 'failed';
+export type PerfErrorReason =
+  | 'prefix-not-empty'
+  | 'unreachable'
+  | 'invalid-options'
+  /** A client TLS file cannot be read (code `certs-missing`, like connectionFor). */
+  | 'tls-files-missing'
+  | 'failed';
 
 /** Why a check did not run or did not finish; `reason` says which. */
 export class PerfError extends K3sEtcdError {
@@ -47,6 +53,7 @@ export class PerfError extends K3sEtcdError {
     const codes: Record<PerfErrorReason, ErrorCode> = {
       'prefix-not-empty': 'usage',
       'invalid-options': 'usage',
+      'tls-files-missing': 'certs-missing',
       unreachable: 'etcd-unreachable',
       failed: 'etcd-unreachable',
     };
@@ -101,12 +108,12 @@ export async function runPerfCheck(opts: PerfCheckOptions): Promise<PerfResult> 
       settle();
     };
     /** The worker is gone without an answer: delete the prefix from here if it wrote. */
-    const failed = (why: string, cause?: unknown): void => {
+    const failed = (why: string, cause?: unknown, reason: PerfErrorReason = 'failed'): void => {
       if (over) return;
       finish(() => undefined);
       void (async () => {
         if (!started) {
-          reject(new PerfError('failed', `The performance check failed: ${why}`, { cause }));
+          reject(new PerfError(reason, `The performance check failed: ${why}`, { cause }));
           return;
         }
         const clean = await deletePrefixFromHere(config);
@@ -139,9 +146,11 @@ export async function runPerfCheck(opts: PerfCheckOptions): Promise<PerfResult> 
         case 'cleaning':
           safely(() => opts.onPhase?.('cleaning'));
           return;
-        case 'failed':
-          failed(describeFailure(m.message, config));
+        case 'failed': {
+          const f = describeFailure(m.message, config);
+          failed(f.message, undefined, f.reason);
           return;
+        }
         case 'outcome': {
           const o = m.outcome;
           if (o.kind === 'done') finish(() => resolve(o.result));
@@ -167,10 +176,15 @@ function safely(f: () => void): void {
   }
 }
 
-function describeFailure(message: string, config: PerfEngineConfig): string {
+function describeFailure(
+  message: string,
+  config: PerfEngineConfig,
+): { message: string; reason: PerfErrorReason } {
   // Most failures before the load are unreadable TLS files; word them like the other commands.
   const p = classifyEtcdError(new Error(message), config.endpoints[0] ?? '', config.tls);
-  return p.code === 'missing-file' ? `${p.summary}. ${p.hint}` : message;
+  return p.code === 'missing-file'
+    ? { message: `${p.summary}. ${p.hint}`, reason: 'tls-files-missing' }
+    : { message, reason: 'failed' };
 }
 
 function engineConfig(opts: PerfCheckOptions): PerfEngineConfig {
