@@ -120,10 +120,9 @@ test(
           name: /^etcd member, leader · healthy · v3\.4\.23 · .* · raft \d+\/\d+/,
         })
         .waitFor({ timeout: 30_000 });
-      assert.equal(
-        await page.getByRole('treeitem', { name: /^etcd member, follower · healthy/ }).count(),
-        2,
-      );
+      const followers = page.getByRole('treeitem', { name: /^etcd member, follower · healthy/ });
+      await followers.nth(1).waitFor({ timeout: 30_000 }); // both followers, once rendered
+      assert.equal(await followers.count(), 2);
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'tree-live.png') });
 
       // The health panel, from the command palette.

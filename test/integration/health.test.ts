@@ -4,28 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { main, type CliIO } from '../../src/cli/main';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { makeTempDir, removeTempDir } from '../support/processes';
 import { etcdctl, type EtcdCluster } from './harness/etcd';
-import { admin, cluster, etcdWithOurCerts, host } from './harness/tlsCluster';
+import { admin, cluster, etcdWithOurCerts, host, testScope } from './harness/tlsCluster';
 
-const dirs: string[] = [];
-const clusters: EtcdCluster[] = [];
-const track = (c: EtcdCluster) => clusters.push(c);
-after(async () => {
-  await Promise.all(clusters.map((c) => c.stop()));
-  await Promise.all(dirs.map((d) => removeTempDir(d)));
-});
-
-async function tempDir(): Promise<string> {
-  const d = await makeTempDir('k3s-etcd-health-');
-  dirs.push(d);
-  return d;
-}
+const { tempDir, track } = testScope('k3s-etcd-health-');
 
 /** etcdctl's JSON with uint64 numbers kept exact (they overflow JS numbers). */
 function parseEtcdctlJson(text: string): unknown {

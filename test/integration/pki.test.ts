@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { listMembers } from '../../src/core/etcd/members';
 import { PkiError } from '../../src/core/pki/errors';
 import { readIndex } from '../../src/core/pki/store';
@@ -18,23 +18,10 @@ import {
   reissueMember,
   type PkiOptions,
 } from '../../src/core/pki/set';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { etcdctl, type EtcdCluster } from './harness/etcd';
-import { admin, cluster, etcdWithOurCerts, host } from './harness/tlsCluster';
+import { etcdctl } from './harness/etcd';
+import { admin, cluster, etcdWithOurCerts, host, testScope } from './harness/tlsCluster';
 
-const dirs: string[] = [];
-const clusters: EtcdCluster[] = [];
-const track = (c: EtcdCluster) => clusters.push(c);
-after(async () => {
-  await Promise.all(clusters.map((c) => c.stop()));
-  await Promise.all(dirs.map((d) => removeTempDir(d)));
-});
-
-async function tempDir(): Promise<string> {
-  const d = await makeTempDir('k3s-etcd-pki-');
-  dirs.push(d);
-  return d;
-}
+const { tempDir, track } = testScope('k3s-etcd-pki-');
 
 const yes: PkiOptions = { confirmReplace: async () => true };
 

@@ -3,8 +3,10 @@
  * member's loopback address becomes known; plus small builders for inventory objects.
  */
 import { join } from 'node:path';
+import { after } from 'node:test';
 import type { Cluster, Host } from '../../../src/core/inventory/types';
 import { generateCertificateSet } from '../../../src/core/pki/set';
+import { makeTempDir, removeTempDir } from '../../support/processes';
 import { startEtcdCluster, type EtcdCluster, type EtcdClusterOptions } from './etcd';
 
 export function host(name: string, address: string, extra: Partial<Host> = {}): Host {
@@ -76,4 +78,30 @@ export async function etcdWithOurCerts(
   });
   opts.track?.(etcd);
   return { etcd, cluster: cluster(dir, hosts, opts.pki) };
+}
+
+/**
+ * Temp dirs and clusters a test file makes, all removed in one `after` hook (also on failure):
+ * `const { tempDir, track } = testScope('k3s-etcd-pki-');`
+ */
+export function testScope(prefix: string): {
+  tempDir: () => Promise<string>;
+  track: (c: EtcdCluster) => void;
+} {
+  const dirs: string[] = [];
+  const clusters: EtcdCluster[] = [];
+  after(async () => {
+    await Promise.all(clusters.map((c) => c.stop()));
+    await Promise.all(dirs.map((d) => removeTempDir(d)));
+  });
+  return {
+    tempDir: async () => {
+      const d = await makeTempDir(prefix);
+      dirs.push(d);
+      return d;
+    },
+    track: (c) => {
+      clusters.push(c);
+    },
+  };
 }
