@@ -1,0 +1,136 @@
+/**
+ * Shell quoting checked by a real POSIX shell; known_hosts handling checked against OpenSSH's
+ * own tools (ssh-keygen makes the keys, hashes the file and prints fingerprints).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  knownHostsLine,
+  parseKnownHosts,
+  sha256Fingerprint,
+  verifyHostKey,
+} from '../../src/core/ssh/knownHosts';
+import { shellCommand, shellQuote } from '../../src/core/ssh/quote';
+
+describe('shell quoting', () => {
+  it('every argument reaches the command unchanged through a real sh', () => {
+    const args = [
+      'plain',
+      'with space',
+      "it's",
+      '$HOME',
+      '`id`',
+      '"dq"',
+      'a;rm -rf /tmp/x',
+      '*',
+      '',
+      'new\nline',
+      '--flag=value',
+      'tab\there',
+      '\\back',
+    ];
+    const out = execFileSync('sh', ['-c', `printf '%s\\0' ${args.map(shellQuote).join(' ')}`], {
+      encoding: 'utf8',
+    });
+    assert.deepEqual(out.split('\0').slice(0, -1), args);
+  });
+
+  it('leaves safe words alone and quotes the rest', () => {
+    assert.equal(
+      shellCommand(['systemctl', 'restart', 'etcd.service']),
+      'systemctl restart etcd.service',
+    );
+    assert.equal(shellCommand(['echo', "it's"]), `echo 'it'\\''s'`);
+    assert.equal(shellQuote(''), "''");
+  });
+});
+
+describe('known_hosts', () => {
+  let dir = '';
+  let key = '';
+  let keyType = '';
+  let otherKey = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-kh-'));
+    for (const name of ['a', 'b']) {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, name)]);
+    }
+    [keyType = '', key = ''] = (await readFile(join(dir, 'a.pub'), 'utf8')).trim().split(/\s+/);
+    otherKey = (await readFile(join(dir, 'b.pub'), 'utf8')).trim().split(/\s+/)[1] ?? '';
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('matches plain entries, [host]:port entries and entries hashed by ssh-keygen -H', async () => {
+    const file = join(dir, 'known_hosts');
+    await writeFile(
+      file,
+      `# lab\n127.0.1.21 ${keyType} ${key}\n[127.0.1.22]:2222 ${keyType} ${key}\n`,
+    );
+    let entries = parseKnownHosts(await readFile(file, 'utf8'));
+    assert.deepEqual(verifyHostKey(entries, '127.0.1.21', 22, keyType, key), {
+      status: 'match',
+      line: 2,
+    });
+    assert.deepEqual(verifyHostKey(entries, '127.0.1.22', 2222, keyType, key), {
+      status: 'match',
+      line: 3,
+    });
+    assert.deepEqual(verifyHostKey(entries, '127.0.1.22', 22, keyType, key), { status: 'unknown' });
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', file]);
+    const hashed = await readFile(file, 'utf8');
+    assert.match(hashed, /^\|1\|/m);
+    assert.doesNotMatch(hashed, /127\.0\.1\.21/);
+    entries = parseKnownHosts(hashed);
+    assert.equal(verifyHostKey(entries, '127.0.1.21', 22, keyType, key).status, 'match');
+    assert.equal(verifyHostKey(entries, '127.0.1.22', 2222, keyType, key).status, 'match');
+  });
+
+  it('a different key for a known host is "changed", naming the lines; @revoked wins', () => {
+    const entries = parseKnownHosts(
+      `edge-1,127.0.1.21 ${keyType} ${key}\n@revoked * ${keyType} ${otherKey}\n`,
+    );
+    assert.deepEqual(verifyHostKey(entries, 'edge-1', 22, keyType, otherKey), {
+      status: 'revoked',
+      line: 2,
+    });
+    const noRevoke = parseKnownHosts(`edge-1,127.0.1.21 ${keyType} ${key}\n`);
+    assert.deepEqual(verifyHostKey(noRevoke, '127.0.1.21', 22, keyType, otherKey), {
+      status: 'changed',
+      lines: [1],
+      knownTypes: [keyType],
+    });
+  });
+
+  it('wildcards and negation follow OpenSSH', () => {
+    const entries = parseKnownHosts(`127.0.1.*,!127.0.1.99 ${keyType} ${key}\n`);
+    assert.equal(verifyHostKey(entries, '127.0.1.5', 22, keyType, key).status, 'match');
+    assert.equal(verifyHostKey(entries, '127.0.1.99', 22, keyType, key).status, 'unknown');
+  });
+
+  it('fingerprints as ssh-keygen -lf prints them; a line we add is found by ssh-keygen -F', async () => {
+    const printed = execFileSync('ssh-keygen', ['-lf', join(dir, 'a.pub')], {
+      encoding: 'utf8',
+    }).split(/\s+/)[1];
+    assert.equal(sha256Fingerprint(key), printed);
+    const file = join(dir, 'added');
+    await writeFile(
+      file,
+      `${knownHostsLine('127.0.1.23', 2200, keyType, key, Buffer.alloc(20, 7))}\n`,
+    );
+    const found = execFileSync('ssh-keygen', ['-F', '[127.0.1.23]:2200', '-f', file], {
+      encoding: 'utf8',
+    });
+    assert.match(found, /found: line 1/);
+    assert.equal(
+      verifyHostKey(parseKnownHosts(await readFile(file, 'utf8')), '127.0.1.23', 2200, keyType, key)
+        .status,
+      'match',
+    );
+  });
+});
