@@ -15,6 +15,7 @@ import {
 } from '../../shared/etcdTypes';
 
 export { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow };
+import { toMember } from './members';
 import { classifyEtcdError } from './problems';
 
 export interface CheckOptions {
@@ -137,15 +138,7 @@ export async function clusterSnapshot(
       Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts))),
       Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
       Promise.any(clients.map((c) => c.cluster.memberList({}))).then(
-        (r) => ({
-          members: r.members.map((m) => ({
-            id: memberIdToHex(m.ID),
-            name: m.name,
-            peerUrls: [...m.peerURLs],
-            clientUrls: [...m.clientURLs],
-            isLearner: m.isLearner,
-          })),
-        }),
+        (r) => ({ members: r.members.map(toMember) }),
         (err: unknown) => ({
           members: [] as EtcdMember[],
           problem: classifyEtcdError(

@@ -1,5 +1,6 @@
 /** `etcdctl member list` semantics, through the first endpoint that answers. */
 import { K3sEtcdError, throwIfAborted } from '../errors';
+import type { IMember } from 'etcd3';
 import type { EtcdMember } from '../../shared/etcdTypes';
 import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
 import { classifyEtcdError } from './problems';
@@ -8,6 +9,17 @@ export type { EtcdMember } from '../../shared/etcdTypes';
 
 export interface ListMembersOptions extends EtcdClientOptions {
   signal?: AbortSignal;
+}
+
+/** etcd3's member (decimal uint64 ID) as etcdctl shows it (hex ID). */
+export function toMember(m: IMember): EtcdMember {
+  return {
+    id: memberIdToHex(m.ID),
+    name: m.name,
+    peerUrls: [...m.peerURLs],
+    clientUrls: [...m.clientURLs],
+    isLearner: m.isLearner,
+  };
 }
 
 export async function listMembers(
@@ -21,13 +33,7 @@ export async function listMembers(
     // Ask every endpoint at once and take the first answer: a dead member costs nothing.
     const res = await Promise.any(clients.map((c) => c.cluster.memberList({})));
     throwIfAborted(opts.signal, 'Member list');
-    return res.members.map((m) => ({
-      id: memberIdToHex(m.ID),
-      name: m.name,
-      peerUrls: [...m.peerURLs],
-      clientUrls: [...m.clientURLs],
-      isLearner: m.isLearner,
-    }));
+    return res.members.map(toMember);
   } catch (err) {
     if (err instanceof AggregateError) {
       const reasons = err.errors.map((e, i) => {
