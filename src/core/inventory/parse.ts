@@ -154,6 +154,12 @@ class Locator {
   rangeOf(node: YamlNode | undefined): [number, number] | undefined {
     return node?.range ? [node.range[0], node.range[1]] : undefined;
   }
+
+  /** 1-based line where the value at `path` starts. */
+  lineOf(path: readonly PathSeg[]): number {
+    const r = this.rangeOf(this.nodeAt(path));
+    return r ? this.pos(r[0]).line : 1;
+  }
 }
 
 export function parseInventory(text: string, file: string): InventoryLoadResult {
@@ -190,10 +196,7 @@ export function parseInventory(text: string, file: string): InventoryLoadResult 
 
 function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventory {
   const baseDir = dirname(file);
-  const lineOf = (path: PathSeg[]) => {
-    const r = loc.rangeOf(loc.nodeAt(path));
-    return r ? loc.pos(r[0]).line : 1;
-  };
+  const lineOf = (path: PathSeg[]) => loc.lineOf(path);
   const clusters = raw.clusters.map((c, ci): Cluster => ({
     name: c.name,
     datastore: c.datastore ?? 'external-etcd',
@@ -348,10 +351,7 @@ function semanticProblems(raw: RawInventory, loc: Locator): Problem[] {
   const out: Problem[] = [];
   const problem = (severity: Severity, path: PathSeg[], message: string) =>
     out.push(loc.problemAtRange(severity, path, message, loc.rangeOf(loc.nodeAt(path))));
-  const lineOf = (path: PathSeg[]) => {
-    const r = loc.rangeOf(loc.nodeAt(path));
-    return r ? loc.pos(r[0]).line : 0;
-  };
+  const lineOf = (path: PathSeg[]) => loc.lineOf(path);
 
   const clusterNames = new Map<string, number>();
   const endpointsSeen = new Map<string, { cluster: number; host: number }>();
