@@ -21,6 +21,23 @@ function parseEtcdctlJson(text: string): unknown {
 
 const hex = (decimal: string | number) => BigInt(decimal).toString(16);
 
+/** `--endpoints … --cacert … --cert … --key …` for the CLI. */
+function target(
+  endpoints: string[],
+  tls: { caFile: string; certFile: string; keyFile: string },
+): string[] {
+  return [
+    '--endpoints',
+    endpoints.join(','),
+    '--cacert',
+    tls.caFile,
+    '--cert',
+    tls.certFile,
+    '--key',
+    tls.keyFile,
+  ];
+}
+
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
@@ -106,32 +123,11 @@ describe('health, status and members on a real 3-member mutual-TLS etcd', () => 
     )?.name;
     assert.equal(snap.summary, `3/3 healthy, leader ${leaderName}`);
 
-    const table = await cli([
-      'health',
-      '--endpoints',
-      etcd.endpoints.join(','),
-      '--cacert',
-      tls.caFile,
-      '--cert',
-      tls.certFile,
-      '--key',
-      tls.keyFile,
-    ]);
+    const table = await cli(['health', ...target(etcd.endpoints, tls)]);
     assert.equal(table.code, 0, table.err);
     assert.match(table.out, /\| +ENDPOINT +\| HEALTH \| +TOOK +\| ERROR \|/);
     assert.equal(table.out.match(/\| true +\|/g)?.length, 3);
-    const status = await cli([
-      'status',
-      '--json',
-      '--endpoints',
-      etcd.endpoints.join(','),
-      '--cacert',
-      tls.caFile,
-      '--cert',
-      tls.certFile,
-      '--key',
-      tls.keyFile,
-    ]);
+    const status = await cli(['status', '--json', ...target(etcd.endpoints, tls)]);
     assert.equal(status.code, 0, status.err);
     assert.equal((JSON.parse(status.out) as unknown[]).length, 3);
   });
@@ -150,19 +146,7 @@ describe('health, status and members on a real 3-member mutual-TLS etcd', () => 
     assert.equal(snap.health.filter((r) => r.health).length, 2);
     assert.match(snap.summary, /^2\/3 healthy, leader \S+/);
     assert.equal(snap.members.length, 3, 'the member list still comes from a live member');
-    const down = await cli([
-      'health',
-      '--endpoints',
-      etcd.endpoints.join(','),
-      '--cacert',
-      tls.caFile,
-      '--cert',
-      tls.certFile,
-      '--key',
-      tls.keyFile,
-      '--timeout',
-      '2000',
-    ]);
+    const down = await cli(['health', ...target(etcd.endpoints, tls), '--timeout', '2000']);
     assert.equal(down.code, 1);
     assert.match(down.err, /connection refused by .*etcd is not running on this member/);
 
@@ -225,14 +209,7 @@ describe('health, status and members on a real 3-member mutual-TLS etcd', () => 
 
     const missing = await cli([
       'health',
-      '--endpoints',
-      ep[0]!,
-      '--cacert',
-      join(dir, 'ca.pem'),
-      '--cert',
-      join(dir, 'nope.pem'),
-      '--key',
-      join(dir, 'client/admin-key.pem'),
+      ...target([ep[0]!], { ...admin(dir), certFile: join(dir, 'nope.pem') }),
     ]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /no such file.*nope\.pem|nope\.pem.*no such file/i);
