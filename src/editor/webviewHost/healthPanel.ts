@@ -5,7 +5,8 @@
  * dist/webview and media; typed messages from src/shared/protocol.
  */
 import * as vscode from 'vscode';
-import { dirname } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import {
   HEALTH_HEADER,
   MEMBERS_HEADER,
@@ -14,8 +15,10 @@ import {
   memberRows,
   statusRows,
 } from '../../core/etcd/checks';
+import { formatPerfReport } from '../../core/etcd/perf';
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, etcdHosts } from '../../core/inventory/urls';
+import { compareReports, readReport } from '../../core/reports/perfReports';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,
@@ -32,12 +35,8 @@ import {
   type HealthPanelState,
   type HealthSection,
 } from '../../shared/protocol';
-import { formatPerfReport } from '../../core/etcd/perf';
-import { compareReports, readReport } from '../../core/reports/perfReports';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { showError } from '../errors';
 import type { ExtensionCtx } from '../ctx';
+import { showError } from '../errors';
 import { createPanel } from './panel';
 
 const panels = new Map<string, HealthPanel>();
