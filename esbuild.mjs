@@ -4,6 +4,7 @@
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
 //   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
+//   dist/ssh2.js        ssh2 (pure JavaScript), loaded on the first SSH connection
 //   dist/proto/*.proto  etcd3 reads these at run time
 //   dist/webview/*.js   browser code for webviews
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
@@ -24,6 +25,7 @@ const splitHeavy = {
   setup(build) {
     build.onResolve({ filter: /^etcd3$/ }, () => ({ path: './etcd3.js', external: true }));
     build.onResolve({ filter: /\/x509Vendor$/ }, () => ({ path: './x509.js', external: true }));
+    build.onResolve({ filter: /^ssh2$/ }, () => ({ path: './ssh2.js', external: true }));
   },
 };
 
@@ -102,6 +104,14 @@ const configs = [
     ...node,
     entryPoints: { x509: 'src/core/pki/x509Vendor.ts' },
     outdir: 'dist',
+  },
+  {
+    // ssh2 in pure JavaScript: its optional native parts (cpu-features, sshcrypto.node) are
+    // required in try/catch and stay out; the JS fallback is the supported path (ssh2#1110).
+    ...node,
+    entryPoints: { ssh2: 'node_modules/ssh2/lib/index.js' },
+    outdir: 'dist',
+    external: ['cpu-features', '*.node'],
   },
   {
     ...node,

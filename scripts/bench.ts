@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { generateCertificateSet } from '../src/core/pki/set';
+import { etcdDefaults } from '../src/core/inventory/parse';
 import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
@@ -147,6 +148,7 @@ async function certificateSet(): Promise<void> {
     sans: [],
     port: 22,
     user: 'root',
+    ssh: {},
     roles: ['etcd' as const],
     line: 1,
   }));
@@ -157,7 +159,7 @@ async function certificateSet(): Promise<void> {
     const cluster: Cluster = {
       name: 'bench',
       datastore: 'external-etcd',
-      etcd: { version: 'v3.5.17', clientPort: 2379, peerPort: 2380 },
+      etcd: etcdDefaults('bench'),
       pki: { dir, algorithm: 'ecdsa-p256', caValidityDays: 3650, leafValidityDays: 1825 },
       hosts,
       line: 1,

@@ -13,7 +13,31 @@ export type ErrorCode =
   | 'etcd-unreachable'
   | 'cancelled'
   | 'usage'
-  | 'certs-missing';
+  | 'certs-missing'
+  | SshErrorCode
+  | ProvisionErrorCode;
+
+/** Failures of the SSH transport, each worded with what to do. */
+export type SshErrorCode =
+  | 'ssh-dns'
+  | 'ssh-refused'
+  | 'ssh-timeout'
+  | 'ssh-unreachable'
+  | 'ssh-auth'
+  | 'ssh-key-file'
+  | 'ssh-host-key-unknown'
+  | 'ssh-host-key-changed'
+  | 'ssh-host-key-revoked'
+  | 'ssh-sudo-refused'
+  | 'ssh-disconnected'
+  | 'ssh-config';
+
+/** Failures of a provisioning plan on a host. */
+export type ProvisionErrorCode =
+  | 'provision-step-failed'
+  | 'provision-unsupported'
+  | 'provision-refused'
+  | 'provision-unhealthy';
 
 export class K3sEtcdError extends Error {
   constructor(

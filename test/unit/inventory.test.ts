@@ -56,7 +56,16 @@ describe('inventory: the example and the starter', () => {
     const c = inv.clusters[0]!;
     assert.equal(c.name, 'edge-a');
     assert.equal(c.datastore, 'external-etcd');
-    assert.deepEqual(c.etcd, { version: 'v3.5.17', clientPort: 2379, peerPort: 2380 });
+    assert.deepEqual(c.etcd, {
+      version: 'v3.5.17',
+      clientPort: 2379,
+      peerPort: 2380,
+      install: 'download',
+      downloadUrl:
+        'https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz',
+      dataDir: '/var/lib/etcd',
+      initialClusterToken: 'k3s-etcd-edge-a',
+    });
     assert.equal(c.pki.dir, join(__dirname, '../../examples/edge-lab/pki/edge-a'));
     assert.deepEqual(
       c.hosts.map((h) => [h.name, h.address, h.port, h.user, h.roles.join(',')]),
@@ -93,7 +102,11 @@ describe('inventory: the example and the starter', () => {
     );
     const c = inv.clusters[0]!;
     assert.equal(c.datastore, 'external-etcd');
-    assert.deepEqual(c.etcd, { version: 'v3.5.17', clientPort: 2379, peerPort: 2380 });
+    assert.deepEqual(
+      [c.etcd.version, c.etcd.clientPort, c.etcd.peerPort, c.etcd.install, c.etcd.dataDir],
+      ['v3.5.17', 2379, 2380, 'download', '/var/lib/etcd'],
+    );
+    assert.equal(c.knownHostsFile, undefined);
     assert.equal(c.pki.dir, '/work/shared-pki');
     assert.equal(c.pki.algorithm, undefined, 'left to the setting');
     assert.equal(c.pki.caValidityDays, 3650);
@@ -302,6 +315,30 @@ clusters:
       ),
     );
     assert.match(lines(both).join('\n'), /a host is either a K3s server or a K3s agent, not both/);
+    const upload = parse(withHosts(THREE_HOSTS, '    etcd: { install: upload }\n'));
+    assert.match(
+      lines(upload).join('\n'),
+      /clusters\[0\]\.etcd\.install: install: upload needs etcd\.uploadPath/,
+    );
+  });
+
+  it('provisioning keys: install source, upload path, known_hosts file, SSH alias and jump hosts', () => {
+    const result = parse(
+      withHosts(
+        THREE_HOSTS.replace(
+          'roles: [etcd, k3s-server]',
+          'roles: [etcd, k3s-server], sshHost: edge-1-ssh, proxyJump: "ops@bastion:2222"',
+        ),
+        '    etcd: { install: upload, uploadPath: dist/etcd, dataDir: /srv/etcd }\n    knownHostsFile: ssh/known_hosts\n',
+      ),
+    );
+    const c = okInventory(result).clusters[0]!;
+    assert.deepEqual(
+      [c.etcd.install, c.etcd.uploadPath, c.etcd.dataDir, c.knownHostsFile],
+      ['upload', '/work/site/dist/etcd', '/srv/etcd', '/work/site/ssh/known_hosts'],
+    );
+    assert.deepEqual(c.hosts[0]!.ssh, { alias: 'edge-1-ssh', proxyJump: 'ops@bastion:2222' });
+    assert.deepEqual(c.hosts[1]!.ssh, {}, 'nothing spelled out: ~/.ssh/config decides');
   });
 
   it('problems carry 1-based start and end positions for diagnostics', () => {

@@ -15,6 +15,9 @@ import {
   verifyHostKey,
 } from '../../src/core/ssh/knownHosts';
 import { shellCommand, shellQuote } from '../../src/core/ssh/quote';
+import { describeHop, parseJumpSpec, resolveTarget } from '../../src/core/ssh/target';
+import type { Cluster, Host } from '../../src/core/inventory/types';
+import { cluster, host } from '../integration/harness/tlsCluster';
 
 describe('shell quoting', () => {
   it('every argument reaches the command unchanged through a real sh', () => {
@@ -132,5 +135,77 @@ describe('known_hosts', () => {
         .status,
       'match',
     );
+  });
+});
+
+describe('SSH target: inventory values, then ~/.ssh/config, then defaults', () => {
+  const env = {
+    home: '/home/op',
+    sshConfig: [
+      'Host edge-*',
+      '  User ops',
+      '  Port 2222',
+      '  IdentityFile ~/.ssh/edge_key',
+      '  ProxyJump jump@bastion.example:2200',
+      'Host 10.0.0.*',
+      '  User admin',
+      '  UserKnownHostsFile ~/.ssh/known_edge',
+      '',
+    ].join('\n'),
+  };
+  const clusterOf = (h: Host, knownHostsFile?: string): Cluster => ({
+    ...cluster('/tmp/pki', [h]),
+    ...(knownHostsFile ? { knownHostsFile } : {}),
+  });
+
+  it('an alias takes HostName, User, Port, IdentityFile and ProxyJump from the config', () => {
+    const h = host('e1', '10.9.9.9', { ssh: { alias: 'edge-1' } });
+    const t = resolveTarget(clusterOf(h), h, env);
+    assert.deepEqual(
+      [t.hostName, t.user, t.port, t.identityFiles, t.jumps.map(describeHop)],
+      [
+        'edge-1',
+        'ops',
+        2222,
+        [{ path: '/home/op/.ssh/edge_key', explicit: true }],
+        ['jump@bastion.example:2200'],
+      ],
+    );
+  });
+
+  it('values spelled out in the inventory win; without any, OpenSSH defaults apply', () => {
+    const h = host('e1', '10.0.0.5', { ssh: { user: 'root', port: 22 }, identityFile: '/keys/id' });
+    const t = resolveTarget(clusterOf(h), h, env);
+    assert.deepEqual(
+      [t.user, t.port, t.identityFiles[0]],
+      ['root', 22, { path: '/keys/id', explicit: true }],
+    );
+    assert.deepEqual(
+      t.knownHostsFiles,
+      ['/home/op/.ssh/known_edge'],
+      'UserKnownHostsFile honoured',
+    );
+    const bare = host('e2', '192.168.1.2');
+    const d = resolveTarget(clusterOf(bare), bare, { home: '/home/op' });
+    assert.deepEqual([d.hostName, d.user, d.port, d.jumps], ['192.168.1.2', 'root', 22, []]);
+    assert.ok(d.identityFiles.every((f) => !f.explicit && f.path.startsWith('/home/op/.ssh/id_')));
+    assert.deepEqual(d.knownHostsFiles, ['/home/op/.ssh/known_hosts']);
+  });
+
+  it("the cluster's knownHostsFile wins over every other known_hosts", () => {
+    const h = host('e1', '10.0.0.5');
+    assert.deepEqual(resolveTarget(clusterOf(h, '/site/known'), h, env).knownHostsFiles, [
+      '/site/known',
+    ]);
+  });
+
+  it('parses ProxyJump entries: user, IPv6 in brackets, port', () => {
+    assert.deepEqual(parseJumpSpec('ops@[fd00::1]:2200'), {
+      user: 'ops',
+      host: 'fd00::1',
+      port: 2200,
+    });
+    assert.deepEqual(parseJumpSpec('bastion'), { host: 'bastion' });
+    assert.deepEqual(parseJumpSpec('ssh://a@b:23'), { user: 'a', host: 'b', port: 23 });
   });
 });

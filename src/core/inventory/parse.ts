@@ -14,6 +14,7 @@ import { etcdHosts, hostPort } from './urls';
 import type {
   Cluster,
   Datastore,
+  EtcdInstall,
   Host,
   Inventory,
   InventoryLoadResult,
@@ -25,6 +26,22 @@ import type {
 
 type PathSeg = string | number;
 
+export const DEFAULT_ETCD_DOWNLOAD_URL =
+  'https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz';
+
+/** A cluster's etcd settings with every default the inventory leaves out. */
+export function etcdDefaults(clusterName: string, version = 'v3.5.17'): Cluster['etcd'] {
+  return {
+    version,
+    clientPort: 2379,
+    peerPort: 2380,
+    install: 'download',
+    downloadUrl: DEFAULT_ETCD_DOWNLOAD_URL,
+    dataDir: '/var/lib/etcd',
+    initialClusterToken: `k3s-etcd-${clusterName}`,
+  };
+}
+
 /** Raw shape after schema validation (defaults not yet applied). */
 interface RawHost {
   name: string;
@@ -34,6 +51,8 @@ interface RawHost {
   port?: number;
   user?: string;
   identityFile?: string;
+  sshHost?: string;
+  proxyJump?: string;
   roles: Role[];
 }
 interface RawCluster {
@@ -44,7 +63,13 @@ interface RawCluster {
     clientPort?: number;
     peerPort?: number;
     tls?: { caFile: string; certFile: string; keyFile: string };
+    install?: EtcdInstall;
+    uploadPath?: string;
+    downloadUrl?: string;
+    dataDir?: string;
+    initialClusterToken?: string;
   };
+  knownHostsFile?: string;
   pki?: {
     dir?: string;
     algorithm?: KeyAlgorithm;
@@ -194,6 +219,13 @@ export function parseInventory(text: string, file: string): InventoryLoadResult 
   return { status: 'ok', file, inventory: buildInventory(raw, file, loc), problems };
 }
 
+/** The object without its undefined properties (so spreading it never overwrites a default). */
+function definedOnly<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}
+
 function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventory {
   const baseDir = dirname(file);
   const lineOf = (path: PathSeg[]) => loc.lineOf(path);
@@ -201,9 +233,15 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
     name: c.name,
     datastore: c.datastore ?? 'external-etcd',
     etcd: {
-      version: c.etcd?.version ?? 'v3.5.17',
-      clientPort: c.etcd?.clientPort ?? 2379,
-      peerPort: c.etcd?.peerPort ?? 2380,
+      ...etcdDefaults(c.name, c.etcd?.version),
+      ...definedOnly({
+        clientPort: c.etcd?.clientPort,
+        peerPort: c.etcd?.peerPort,
+        install: c.etcd?.install,
+        downloadUrl: c.etcd?.downloadUrl,
+        dataDir: c.etcd?.dataDir,
+        initialClusterToken: c.etcd?.initialClusterToken,
+      }),
       ...(c.etcd?.tls
         ? {
             tls: {
@@ -213,7 +251,9 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
             },
           }
         : {}),
+      ...(c.etcd?.uploadPath ? { uploadPath: expandPath(c.etcd.uploadPath, baseDir) } : {}),
     },
+    ...(c.knownHostsFile ? { knownHostsFile: expandPath(c.knownHostsFile, baseDir) } : {}),
     pki: {
       dir: expandPath(c.pki?.dir ?? `pki/${c.name}`, baseDir),
       ...(c.pki?.algorithm ? { algorithm: c.pki.algorithm } : {}),
@@ -229,6 +269,12 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
         sans: [...(h.sans ?? [])],
         port: h.port ?? 22,
         user: h.user ?? 'root',
+        ssh: {
+          ...(h.sshHost !== undefined ? { alias: h.sshHost } : {}),
+          ...(h.port !== undefined ? { port: h.port } : {}),
+          ...(h.user !== undefined ? { user: h.user } : {}),
+          ...(h.proxyJump !== undefined ? { proxyJump: h.proxyJump } : {}),
+        },
         roles: [...h.roles],
         line: lineOf(['clusters', ci, 'hosts', hi]),
       };
@@ -372,6 +418,14 @@ function semanticProblems(raw: RawInventory, loc: Locator): Problem[] {
         'error',
         ['clusters', ci, 'etcd', 'peerPort'],
         `peerPort must differ from clientPort (both ${clientPort})`,
+      );
+    }
+
+    if (c.etcd?.install === 'upload' && !c.etcd.uploadPath) {
+      problem(
+        'error',
+        ['clusters', ci, 'etcd', 'install'],
+        'install: upload needs etcd.uploadPath (a tarball etcd-<version>-linux-<arch>.tar.gz or a folder holding etcd and etcdctl)',
       );
     }
 

@@ -4,6 +4,7 @@ export const INVENTORY_FILE_NAME = 'k3s-etcd.yaml';
 
 export type Datastore = 'external-etcd' | 'k3s-embedded-etcd';
 export type Role = 'etcd' | 'k3s-server' | 'k3s-agent';
+export type EtcdInstall = 'download' | 'upload' | 'installed';
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048' | 'rsa-4096';
 
 export interface Host {
@@ -17,6 +18,8 @@ export interface Host {
   user: string;
   /** Absolute path, `~` expanded, relative paths resolved from the inventory's folder. */
   identityFile?: string;
+  /** SSH settings the inventory spells out itself; they win over `~/.ssh/config`. */
+  ssh: { alias?: string; port?: number; user?: string; proxyJump?: string };
   roles: Role[];
   /** 1-based line of the host's entry in the inventory. */
   line: number;
@@ -31,7 +34,18 @@ export interface Cluster {
     peerPort: number;
     /** Client TLS files named by the inventory (absolute); otherwise the generated admin set. */
     tls?: { caFile: string; certFile: string; keyFile: string };
+    /** Where provisioning gets the binaries. */
+    install: EtcdInstall;
+    /** Absolute; with `install: upload`. */
+    uploadPath?: string;
+    /** URL template with `{version}` and `{arch}`. */
+    downloadUrl: string;
+    /** On the hosts. */
+    dataDir: string;
+    initialClusterToken: string;
   };
+  /** Absolute; when absent, ~/.ssh/config's UserKnownHostsFile or ~/.ssh/known_hosts. */
+  knownHostsFile?: string;
   /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */
   pki: { dir: string; algorithm?: KeyAlgorithm; caValidityDays: number; leafValidityDays: number };
   hosts: Host[];

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { after } from 'node:test';
 import type { Cluster, Host } from '../../../src/core/inventory/types';
+import { etcdDefaults } from '../../../src/core/inventory/parse';
 import { generateCertificateSet } from '../../../src/core/pki/set';
 import { makeTempDir, removeTempDir } from '../../support/processes';
 import { startEtcdCluster, type EtcdCluster, type EtcdClusterOptions } from './etcd';
@@ -17,6 +18,7 @@ export function host(name: string, address: string, extra: Partial<Host> = {}): 
     sans: [],
     port: 22,
     user: 'root',
+    ssh: {},
     roles: ['etcd'],
     line: 1,
     ...extra,
@@ -27,7 +29,7 @@ export function cluster(dir: string, hosts: Host[], pki: Partial<Cluster['pki']>
   return {
     name: 'edge-t',
     datastore: 'external-etcd',
-    etcd: { version: 'v3.4.23', clientPort: 2379, peerPort: 2380 },
+    etcd: etcdDefaults('edge-t', 'v3.4.23'),
     pki: { dir, caValidityDays: 3650, leafValidityDays: 1825, ...pki },
     hosts,
     line: 1,

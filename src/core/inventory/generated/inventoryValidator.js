@@ -2,17 +2,21 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/","description":"etcd data directory on the hosts (0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/","description":"etcd data directory on the hosts (0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
 const pattern1 = new RegExp("^v?[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
+const pattern2 = new RegExp("^https?://", "u");
+const pattern3 = new RegExp("^/", "u");
+const pattern4 = new RegExp("^[A-Za-z0-9][-A-Za-z0-9_.]*$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
-const schema16 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
-const pattern4 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
-const formats0 = require("../addressFormat").formats["ip-or-hostname"];
+const func3 = Object.prototype.hasOwnProperty;
+const schema16 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
 const func0 = require("ajv/dist/runtime/equal").default;
+const pattern7 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
+const formats0 = require("../addressFormat").formats["ip-or-hostname"];
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -49,7 +53,7 @@ vErrors.push(err2);
 errors++;
 }
 for(const key0 in data){
-if(!((((((((key0 === "name") || (key0 === "memberName")) || (key0 === "address")) || (key0 === "sans")) || (key0 === "port")) || (key0 === "user")) || (key0 === "identityFile")) || (key0 === "roles"))){
+if(!(func3.call(schema16.properties, key0))){
 const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema16,data};
 if(vErrors === null){
 vErrors = [err3];
@@ -238,7 +242,7 @@ errors++;
 if(data.user !== undefined){
 let data6 = data.user;
 if(typeof data6 === "string"){
-if(!pattern4.test(data6)){
+if(!pattern7.test(data6)){
 const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema16.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err17];
@@ -285,11 +289,11 @@ vErrors.push(err20);
 errors++;
 }
 }
-if(data.roles !== undefined){
-let data8 = data.roles;
-if(Array.isArray(data8)){
-if(data8.length < 1){
-const err21 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema16.properties.roles,data:data8};
+if(data.sshHost !== undefined){
+let data8 = data.sshHost;
+if(typeof data8 === "string"){
+if(func2(data8) < 1){
+const err21 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -298,11 +302,9 @@ vErrors.push(err21);
 }
 errors++;
 }
-const len1 = data8.length;
-for(let i2=0; i2<len1; i2++){
-let data9 = data8[i2];
-if(!(((data9 === "etcd") || (data9 === "k3s-server")) || (data9 === "k3s-agent"))){
-const err22 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema16.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema16.properties.roles.items.enum,parentSchema:schema16.properties.roles.items,data:data9};
+}
+else {
+const err22 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.sshHost.type,parentSchema:schema16.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -312,14 +314,11 @@ vErrors.push(err22);
 errors++;
 }
 }
-let i3 = data8.length;
-let j1;
-if(i3 > 1){
-outer0:
-for(;i3--;){
-for(j1 = i3; j1--;){
-if(func0(data8[i3], data8[j1])){
-const err23 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema16.properties.roles,data:data8};
+if(data.proxyJump !== undefined){
+let data9 = data.proxyJump;
+if(typeof data9 === "string"){
+if(func2(data9) < 1){
+const err23 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -327,14 +326,10 @@ else {
 vErrors.push(err23);
 }
 errors++;
-break outer0;
-}
-}
-}
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema16.properties.roles.type,parentSchema:schema16.properties.roles,data:data8};
+const err24 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.proxyJump.type,parentSchema:schema16.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -344,14 +339,73 @@ vErrors.push(err24);
 errors++;
 }
 }
-}
-else {
-const err25 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.type,parentSchema:schema16,data};
+if(data.roles !== undefined){
+let data10 = data.roles;
+if(Array.isArray(data10)){
+if(data10.length < 1){
+const err25 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema16.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err25];
 }
 else {
 vErrors.push(err25);
+}
+errors++;
+}
+const len1 = data10.length;
+for(let i2=0; i2<len1; i2++){
+let data11 = data10[i2];
+if(!(((data11 === "etcd") || (data11 === "k3s-server")) || (data11 === "k3s-agent"))){
+const err26 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema16.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema16.properties.roles.items.enum,parentSchema:schema16.properties.roles.items,data:data11};
+if(vErrors === null){
+vErrors = [err26];
+}
+else {
+vErrors.push(err26);
+}
+errors++;
+}
+}
+let i3 = data10.length;
+let j1;
+if(i3 > 1){
+outer0:
+for(;i3--;){
+for(j1 = i3; j1--;){
+if(func0(data10[i3], data10[j1])){
+const err27 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema16.properties.roles,data:data10};
+if(vErrors === null){
+vErrors = [err27];
+}
+else {
+vErrors.push(err27);
+}
+errors++;
+break outer0;
+}
+}
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema16.properties.roles.type,parentSchema:schema16.properties.roles,data:data10};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
+}
+errors++;
+}
+}
+}
+else {
+const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.type,parentSchema:schema16,data};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
 }
 errors++;
 }
@@ -385,7 +439,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(((((key0 === "name") || (key0 === "datastore")) || (key0 === "etcd")) || (key0 === "pki")) || (key0 === "hosts"))){
+if(!((((((key0 === "name") || (key0 === "datastore")) || (key0 === "knownHostsFile")) || (key0 === "etcd")) || (key0 === "pki")) || (key0 === "hosts"))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema12,data};
 if(vErrors === null){
 vErrors = [err2];
@@ -434,12 +488,11 @@ vErrors.push(err5);
 errors++;
 }
 }
-if(data.etcd !== undefined){
-let data2 = data.etcd;
-if(data2 && typeof data2 == "object" && !Array.isArray(data2)){
-for(const key1 in data2){
-if(!((((key1 === "version") || (key1 === "clientPort")) || (key1 === "peerPort")) || (key1 === "tls"))){
-const err6 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd,data:data2};
+if(data.knownHostsFile !== undefined){
+let data2 = data.knownHostsFile;
+if(typeof data2 === "string"){
+if(func2(data2) < 1){
+const err6 = {instancePath:instancePath+"/knownHostsFile",schemaPath:"#/properties/knownHostsFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.knownHostsFile,data:data2};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -449,11 +502,8 @@ vErrors.push(err6);
 errors++;
 }
 }
-if(data2.version !== undefined){
-let data3 = data2.version;
-if(typeof data3 === "string"){
-if(!pattern1.test(data3)){
-const err7 = {instancePath:instancePath+"/etcd/version",schemaPath:"#/properties/etcd/properties/version/pattern",keyword:"pattern",params:{pattern: "^v?[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^v?[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^v?[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema12.properties.etcd.properties.version,data:data3};
+else {
+const err7 = {instancePath:instancePath+"/knownHostsFile",schemaPath:"#/properties/knownHostsFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.knownHostsFile.type,parentSchema:schema12.properties.knownHostsFile,data:data2};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -463,8 +513,12 @@ vErrors.push(err7);
 errors++;
 }
 }
-else {
-const err8 = {instancePath:instancePath+"/etcd/version",schemaPath:"#/properties/etcd/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.version.type,parentSchema:schema12.properties.etcd.properties.version,data:data3};
+if(data.etcd !== undefined){
+let data3 = data.etcd;
+if(data3 && typeof data3 == "object" && !Array.isArray(data3)){
+for(const key1 in data3){
+if(!(func3.call(schema12.properties.etcd.properties, key1))){
+const err8 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd,data:data3};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -474,10 +528,11 @@ vErrors.push(err8);
 errors++;
 }
 }
-if(data2.clientPort !== undefined){
-let data4 = data2.clientPort;
-if(!((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4)))){
-const err9 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema14.type,parentSchema:schema14,data:data4};
+if(data3.version !== undefined){
+let data4 = data3.version;
+if(typeof data4 === "string"){
+if(!pattern1.test(data4)){
+const err9 = {instancePath:instancePath+"/etcd/version",schemaPath:"#/properties/etcd/properties/version/pattern",keyword:"pattern",params:{pattern: "^v?[0-9]+\\.[0-9]+\\.[0-9]+$"},message:"must match pattern \""+"^v?[0-9]+\\.[0-9]+\\.[0-9]+$"+"\"",schema:"^v?[0-9]+\\.[0-9]+\\.[0-9]+$",parentSchema:schema12.properties.etcd.properties.version,data:data4};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -486,9 +541,9 @@ vErrors.push(err9);
 }
 errors++;
 }
-if(typeof data4 == "number"){
-if(data4 > 65535 || isNaN(data4)){
-const err10 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema14,data:data4};
+}
+else {
+const err10 = {instancePath:instancePath+"/etcd/version",schemaPath:"#/properties/etcd/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.version.type,parentSchema:schema12.properties.etcd.properties.version,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -497,8 +552,11 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(data4 < 1 || isNaN(data4)){
-const err11 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema14,data:data4};
+}
+if(data3.clientPort !== undefined){
+let data5 = data3.clientPort;
+if(!((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5)))){
+const err11 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema14.type,parentSchema:schema14,data:data5};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -507,12 +565,9 @@ vErrors.push(err11);
 }
 errors++;
 }
-}
-}
-if(data2.peerPort !== undefined){
-let data5 = data2.peerPort;
-if(!((typeof data5 == "number") && (!(data5 % 1) && !isNaN(data5)))){
-const err12 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema14.type,parentSchema:schema14,data:data5};
+if(typeof data5 == "number"){
+if(data5 > 65535 || isNaN(data5)){
+const err12 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema14,data:data5};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -521,9 +576,8 @@ vErrors.push(err12);
 }
 errors++;
 }
-if(typeof data5 == "number"){
-if(data5 > 65535 || isNaN(data5)){
-const err13 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema14,data:data5};
+if(data5 < 1 || isNaN(data5)){
+const err13 = {instancePath:instancePath+"/etcd/clientPort",schemaPath:"#/definitions/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema14,data:data5};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -532,8 +586,12 @@ vErrors.push(err13);
 }
 errors++;
 }
-if(data5 < 1 || isNaN(data5)){
-const err14 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema14,data:data5};
+}
+}
+if(data3.peerPort !== undefined){
+let data6 = data3.peerPort;
+if(!((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6)))){
+const err14 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema14.type,parentSchema:schema14,data:data6};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -542,13 +600,9 @@ vErrors.push(err14);
 }
 errors++;
 }
-}
-}
-if(data2.tls !== undefined){
-let data6 = data2.tls;
-if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
-if(data6.caFile === undefined){
-const err15 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "caFile"},message:"must have required property '"+"caFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
+if(typeof data6 == "number"){
+if(data6 > 65535 || isNaN(data6)){
+const err15 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema14,data:data6};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -557,8 +611,8 @@ vErrors.push(err15);
 }
 errors++;
 }
-if(data6.certFile === undefined){
-const err16 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
+if(data6 < 1 || isNaN(data6)){
+const err16 = {instancePath:instancePath+"/etcd/peerPort",schemaPath:"#/definitions/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema14,data:data6};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -567,8 +621,13 @@ vErrors.push(err16);
 }
 errors++;
 }
-if(data6.keyFile === undefined){
-const err17 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
+}
+}
+if(data3.tls !== undefined){
+let data7 = data3.tls;
+if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
+if(data7.caFile === undefined){
+const err17 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "caFile"},message:"must have required property '"+"caFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -577,9 +636,8 @@ vErrors.push(err17);
 }
 errors++;
 }
-for(const key2 in data6){
-if(!(((key2 === "caFile") || (key2 === "certFile")) || (key2 === "keyFile"))){
-const err18 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
+if(data7.certFile === undefined){
+const err18 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -588,12 +646,8 @@ vErrors.push(err18);
 }
 errors++;
 }
-}
-if(data6.caFile !== undefined){
-let data7 = data6.caFile;
-if(typeof data7 === "string"){
-if(func2(data7) < 1){
-const err19 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data7};
+if(data7.keyFile === undefined){
+const err19 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -602,9 +656,9 @@ vErrors.push(err19);
 }
 errors++;
 }
-}
-else {
-const err20 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.caFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data7};
+for(const key2 in data7){
+if(!(((key2 === "caFile") || (key2 === "certFile")) || (key2 === "keyFile"))){
+const err20 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -614,11 +668,11 @@ vErrors.push(err20);
 errors++;
 }
 }
-if(data6.certFile !== undefined){
-let data8 = data6.certFile;
+if(data7.caFile !== undefined){
+let data8 = data7.caFile;
 if(typeof data8 === "string"){
 if(func2(data8) < 1){
-const err21 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data8};
+const err21 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data8};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -629,7 +683,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.certFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data8};
+const err22 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.caFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -639,11 +693,11 @@ vErrors.push(err22);
 errors++;
 }
 }
-if(data6.keyFile !== undefined){
-let data9 = data6.keyFile;
+if(data7.certFile !== undefined){
+let data9 = data7.certFile;
 if(typeof data9 === "string"){
 if(func2(data9) < 1){
-const err23 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data9};
+const err23 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -654,7 +708,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.keyFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data9};
+const err24 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.certFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -664,9 +718,11 @@ vErrors.push(err24);
 errors++;
 }
 }
-}
-else {
-const err25 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.properties.tls.type,parentSchema:schema12.properties.etcd.properties.tls,data:data6};
+if(data7.keyFile !== undefined){
+let data10 = data7.keyFile;
+if(typeof data10 === "string"){
+if(func2(data10) < 1){
+const err25 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data10};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -676,9 +732,8 @@ vErrors.push(err25);
 errors++;
 }
 }
-}
 else {
-const err26 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data2};
+const err26 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.keyFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data10};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -688,12 +743,9 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data.pki !== undefined){
-let data10 = data.pki;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key3 in data10){
-if(!((((key3 === "dir") || (key3 === "algorithm")) || (key3 === "caValidityDays")) || (key3 === "leafValidityDays"))){
-const err27 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data10};
+}
+else {
+const err27 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.properties.tls.type,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -703,11 +755,10 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data10.dir !== undefined){
-let data11 = data10.dir;
-if(typeof data11 === "string"){
-if(func2(data11) < 1){
-const err28 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data11};
+if(data3.install !== undefined){
+let data11 = data3.install;
+if(!(((data11 === "download") || (data11 === "upload")) || (data11 === "installed"))){
+const err28 = {instancePath:instancePath+"/etcd/install",schemaPath:"#/properties/etcd/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.install.enum,parentSchema:schema12.properties.etcd.properties.install,data:data11};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -717,8 +768,11 @@ vErrors.push(err28);
 errors++;
 }
 }
-else {
-const err29 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data11};
+if(data3.uploadPath !== undefined){
+let data12 = data3.uploadPath;
+if(typeof data12 === "string"){
+if(func2(data12) < 1){
+const err29 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -728,10 +782,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-if(data10.algorithm !== undefined){
-let data12 = data10.algorithm;
-if(!((((data12 === "ecdsa-p256") || (data12 === "ecdsa-p384")) || (data12 === "rsa-2048")) || (data12 === "rsa-4096"))){
-const err30 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data12};
+else {
+const err30 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.uploadPath.type,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -741,10 +793,11 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data10.caValidityDays !== undefined){
-let data13 = data10.caValidityDays;
-if(!((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13)))){
-const err31 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+if(data3.downloadUrl !== undefined){
+let data13 = data3.downloadUrl;
+if(typeof data13 === "string"){
+if(!pattern2.test(data13)){
+const err31 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/pattern",keyword:"pattern",params:{pattern: "^https?://"},message:"must match pattern \""+"^https?://"+"\"",schema:"^https?://",parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data13};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -753,9 +806,9 @@ vErrors.push(err31);
 }
 errors++;
 }
-if(typeof data13 == "number"){
-if(data13 > 36500 || isNaN(data13)){
-const err32 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+}
+else {
+const err32 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.downloadUrl.type,parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data13};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -764,8 +817,12 @@ vErrors.push(err32);
 }
 errors++;
 }
-if(data13 < 1 || isNaN(data13)){
-const err33 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data13};
+}
+if(data3.dataDir !== undefined){
+let data14 = data3.dataDir;
+if(typeof data14 === "string"){
+if(!pattern3.test(data14)){
+const err33 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema12.properties.etcd.properties.dataDir,data:data14};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -775,11 +832,8 @@ vErrors.push(err33);
 errors++;
 }
 }
-}
-if(data10.leafValidityDays !== undefined){
-let data14 = data10.leafValidityDays;
-if(!((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14)))){
-const err34 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+else {
+const err34 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.dataDir.type,parentSchema:schema12.properties.etcd.properties.dataDir,data:data14};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -788,9 +842,12 @@ vErrors.push(err34);
 }
 errors++;
 }
-if(typeof data14 == "number"){
-if(data14 > 36500 || isNaN(data14)){
-const err35 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+}
+if(data3.initialClusterToken !== undefined){
+let data15 = data3.initialClusterToken;
+if(typeof data15 === "string"){
+if(!pattern4.test(data15)){
+const err35 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][-A-Za-z0-9_.]*$"},message:"must match pattern \""+"^[A-Za-z0-9][-A-Za-z0-9_.]*$"+"\"",schema:"^[A-Za-z0-9][-A-Za-z0-9_.]*$",parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data15};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -799,8 +856,9 @@ vErrors.push(err35);
 }
 errors++;
 }
-if(data14 < 1 || isNaN(data14)){
-const err36 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data14};
+}
+else {
+const err36 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.initialClusterToken.type,parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data15};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -811,9 +869,8 @@ errors++;
 }
 }
 }
-}
 else {
-const err37 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data10};
+const err37 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data3};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -823,11 +880,12 @@ vErrors.push(err37);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data15 = data.hosts;
-if(Array.isArray(data15)){
-if(data15.length < 1){
-const err38 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data15};
+if(data.pki !== undefined){
+let data16 = data.pki;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+for(const key3 in data16){
+if(!((((key3 === "dir") || (key3 === "algorithm")) || (key3 === "caValidityDays")) || (key3 === "leafValidityDays"))){
+const err38 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data16};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -836,16 +894,12 @@ vErrors.push(err38);
 }
 errors++;
 }
-const len0 = data15.length;
-for(let i0=0; i0<len0; i0++){
-if(!(validate12(data15[i0], {instancePath:instancePath+"/hosts/" + i0,parentData:data15,parentDataProperty:i0,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
 }
-}
-}
-else {
-const err39 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data15};
+if(data16.dir !== undefined){
+let data17 = data16.dir;
+if(typeof data17 === "string"){
+if(func2(data17) < 1){
+const err39 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data17};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -855,14 +909,152 @@ vErrors.push(err39);
 errors++;
 }
 }
-}
 else {
-const err40 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+const err40 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data17};
 if(vErrors === null){
 vErrors = [err40];
 }
 else {
 vErrors.push(err40);
+}
+errors++;
+}
+}
+if(data16.algorithm !== undefined){
+let data18 = data16.algorithm;
+if(!((((data18 === "ecdsa-p256") || (data18 === "ecdsa-p384")) || (data18 === "rsa-2048")) || (data18 === "rsa-4096"))){
+const err41 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data18};
+if(vErrors === null){
+vErrors = [err41];
+}
+else {
+vErrors.push(err41);
+}
+errors++;
+}
+}
+if(data16.caValidityDays !== undefined){
+let data19 = data16.caValidityDays;
+if(!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))){
+const err42 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+if(vErrors === null){
+vErrors = [err42];
+}
+else {
+vErrors.push(err42);
+}
+errors++;
+}
+if(typeof data19 == "number"){
+if(data19 > 36500 || isNaN(data19)){
+const err43 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+if(vErrors === null){
+vErrors = [err43];
+}
+else {
+vErrors.push(err43);
+}
+errors++;
+}
+if(data19 < 1 || isNaN(data19)){
+const err44 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+if(vErrors === null){
+vErrors = [err44];
+}
+else {
+vErrors.push(err44);
+}
+errors++;
+}
+}
+}
+if(data16.leafValidityDays !== undefined){
+let data20 = data16.leafValidityDays;
+if(!((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20)))){
+const err45 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+if(vErrors === null){
+vErrors = [err45];
+}
+else {
+vErrors.push(err45);
+}
+errors++;
+}
+if(typeof data20 == "number"){
+if(data20 > 36500 || isNaN(data20)){
+const err46 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+if(data20 < 1 || isNaN(data20)){
+const err47 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data16};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data21 = data.hosts;
+if(Array.isArray(data21)){
+if(data21.length < 1){
+const err49 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data21};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
+}
+errors++;
+}
+const len0 = data21.length;
+for(let i0=0; i0<len0; i0++){
+if(!(validate12(data21[i0], {instancePath:instancePath+"/hosts/" + i0,parentData:data21,parentDataProperty:i0,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err50 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data21};
+if(vErrors === null){
+vErrors = [err50];
+}
+else {
+vErrors.push(err50);
+}
+errors++;
+}
+}
+}
+else {
+const err51 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err51];
+}
+else {
+vErrors.push(err51);
 }
 errors++;
 }

@@ -1,0 +1,191 @@
+/**
+ * Real OpenSSH servers and agents for the transport tests: `/usr/sbin/sshd -D` on a loopback
+ * address and port of the test's choosing, with its own host key, config and authorized_keys;
+ * `ssh-agent -D` with keys added by `ssh-add`. Everything is cleaned up by the process registry.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { killGroup, makeTempDir, sleep, trackGroup, untrackGroup } from './processes';
+
+export interface KeyPair {
+  file: string;
+  publicLine: string;
+}
+
+/** `ssh-keygen -t <type>` into `dir`, with an optional passphrase. */
+export function makeKey(
+  dir: string,
+  name: string,
+  opts: { type?: 'ed25519' | 'ecdsa' | 'rsa'; passphrase?: string } = {},
+): KeyPair {
+  const file = join(dir, name);
+  execFileSync('ssh-keygen', [
+    '-q',
+    '-t',
+    opts.type ?? 'ed25519',
+    '-N',
+    opts.passphrase ?? '',
+    '-C',
+    name,
+    '-f',
+    file,
+  ]);
+  return { file, publicLine: readFileSync(`${file}.pub`, 'utf8').trim() };
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export interface Sshd {
+  address: string;
+  port: number;
+  /** `<host> <type> <key>` for known_hosts (with `[addr]:port` when the port is not 22). */
+  knownHostsLine: string;
+  /** Everything sshd printed (LogLevel DEBUG1), for assertions on what it saw. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+async function waitForPort(
+  address: string,
+  port: number,
+  deadlineMs: number,
+  alive: () => boolean,
+  log: () => string,
+): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    if (!alive()) throw new Error(`sshd exited early:\n${log()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: address, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`sshd on ${address}:${port} did not listen within ${deadlineMs} ms:\n${log()}`);
+}
+
+/** Starts sshd on `address:port` accepting `authorizedKeys` for root. */
+export async function startSshd(opts: {
+  address: string;
+  port: number;
+  authorizedKeys: string[];
+  hostKeyType?: 'ed25519' | 'ecdsa' | 'rsa';
+}): Promise<Sshd> {
+  // sshd's privilege-separation directory (made by the package's service, absent on a bare box).
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const dir = await makeTempDir('k3s-etcd-sshd-');
+  const hostKey = makeKey(dir, 'host_key', { type: opts.hostKeyType ?? 'ed25519' });
+  const authorized = join(dir, 'authorized_keys');
+  writeFileSync(authorized, `${opts.authorizedKeys.join('\n')}\n`);
+  chmodSync(authorized, 0o600);
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `ListenAddress ${opts.address}:${opts.port}`,
+      `HostKey ${hostKey.file}`,
+      `AuthorizedKeysFile ${authorized}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'StrictModes no',
+      'UsePAM no',
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'LogLevel DEBUG1',
+      'AllowTcpForwarding yes',
+      'Subsystem sftp internal-sftp',
+      '',
+    ].join('\n'),
+  );
+  let out = '';
+  const logFile = join(dir, 'sshd.log');
+  // -E: logs to a file (with -e, DEBUG lines would reach the sessions' stderr).
+  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-E', logFile, '-f', config], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const pid = child.pid as number;
+  trackGroup(pid);
+  await waitForPort(
+    opts.address,
+    opts.port,
+    10_000,
+    () => !exited,
+    () => out + readLog(logFile),
+  );
+  const name = opts.port === 22 ? opts.address : `[${opts.address}]:${opts.port}`;
+  const [type, key] = hostKey.publicLine.split(' ');
+  return {
+    address: opts.address,
+    port: opts.port,
+    knownHostsLine: `${name} ${type} ${key}`,
+    log: () => out + readLog(logFile),
+    stop: async () => {
+      killGroup(pid, 'SIGTERM');
+      const until = Date.now() + 5000;
+      while (!exited && Date.now() < until) await sleep(25);
+      if (!exited) killGroup(pid, 'SIGKILL');
+      untrackGroup(pid);
+    },
+  };
+}
+
+export interface Agent {
+  socket: string;
+  stop(): Promise<void>;
+}
+
+/** `ssh-agent -D -a <sock>` holding `keys`. */
+export async function startAgent(keys: string[]): Promise<Agent> {
+  const dir = await makeTempDir('k3s-etcd-agent-');
+  const socket = join(dir, 'agent.sock');
+  const child = spawn('ssh-agent', ['-D', '-a', socket], { detached: true, stdio: 'ignore' });
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  const pid = child.pid as number;
+  trackGroup(pid);
+  const until = Date.now() + 5000;
+  for (;;) {
+    try {
+      execFileSync('ssh-add', ['-l'], {
+        env: { ...process.env, SSH_AUTH_SOCK: socket },
+        stdio: 'ignore',
+      });
+      break;
+    } catch (err) {
+      // exit 1 = "no identities": the agent answers
+      if ((err as { status?: number }).status === 1) break;
+      if (Date.now() > until || exited) throw new Error('ssh-agent did not start');
+      await sleep(50);
+    }
+  }
+  for (const k of keys)
+    execFileSync('ssh-add', ['-q', k], {
+      env: { ...process.env, SSH_AUTH_SOCK: socket },
+      stdio: 'ignore',
+    });
+  return {
+    socket,
+    stop: async () => {
+      killGroup(pid, 'SIGTERM');
+      untrackGroup(pid);
+    },
+  };
+}
