@@ -34,10 +34,7 @@ export type SshErrorCode =
 
 /** Failures of a provisioning plan on a host. */
 export type ProvisionErrorCode =
-  | 'provision-step-failed'
-  | 'provision-unsupported'
-  | 'provision-refused'
-  | 'provision-unhealthy';
+  'provision-step-failed' | 'provision-unsupported' | 'provision-refused' | 'provision-unhealthy';
 
 export class K3sEtcdError extends Error {
   constructor(
