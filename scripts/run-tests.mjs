@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const TIERS = ['unit', 'integration', 'editor', 'package'];
+const TIERS = ['unit', 'integration', 'system', 'editor', 'package'];
 const asked = process.argv.slice(2);
 const tiers = asked.length === 0 || asked.includes('all') ? TIERS : asked;
 
