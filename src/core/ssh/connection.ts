@@ -533,6 +533,22 @@ export class SshSession {
     await this.install(tmp, dest, opts);
   }
 
+  /** Uploads a local file or bytes to `remotePath` as the SSH user (mode 0600), nothing more. */
+  async put(remotePath: string, source: { localPath: string } | { data: Buffer }): Promise<void> {
+    const sftp = await this.sftp();
+    await new Promise<void>((resolve, reject) => {
+      const done = (err: Error | null | undefined) => (err ? reject(err) : resolve());
+      if ('localPath' in source) sftp.fastPut(source.localPath, remotePath, { mode: 0o600 }, done);
+      else sftp.writeFile(remotePath, source.data, { mode: 0o600 }, done);
+    }).catch((err: unknown) => {
+      throw sshError(
+        'ssh-disconnected',
+        `Upload to ${this.label}:${remotePath} failed: ${errorMessage(err)}${/no space|failure/i.test(errorMessage(err)) ? ' (is the disk full? check `df -h /tmp` on the host)' : ''}`,
+        err,
+      );
+    });
+  }
+
   /** Uploads a local file to a fresh temp path of the SSH user (the caller moves or removes it). */
   async uploadTemp(local: string): Promise<string> {
     return this.putTemp(

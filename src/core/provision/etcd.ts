@@ -1,0 +1,603 @@
+/**
+ * The article's "install etcd + systemd unit + TLS" as a plan per member host: the etcd user,
+ * the binaries (downloaded on the host with the release checksums, uploaded from this machine,
+ * or already installed), /etc/etcd/pki with the member's certificates (keys 0600 owned by
+ * etcd), the data dir (0700, never deleted or re-initialised), an env file (0600) and a unit
+ * with mutual TLS on both the client and the peer side, then start and wait until healthy.
+ */
+import { createReadStream } from 'node:fs';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { K3sEtcdError } from '../errors';
+import type { Cluster, Host } from '../inventory/types';
+import { clientUrl, hostPort, peerUrl } from '../inventory/urls';
+import { CA_FILES } from '../pki/set';
+import { shellQuote as q } from '../ssh/quote';
+import { sha256, type HostPlan, type Payload, type Step } from './plan';
+
+export type EtcdArch = 'amd64' | 'arm64' | 'arm' | 'ppc64le' | 's390x';
+
+const ARCHES: Record<string, EtcdArch> = {
+  x86_64: 'amd64',
+  amd64: 'amd64',
+  aarch64: 'arm64',
+  arm64: 'arm64',
+  armv7l: 'arm',
+  armv7: 'arm',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+};
+
+/** What the provisioner learns about a host before planning (one read-only command). */
+export interface HostFacts {
+  machine: string;
+  arch?: EtcdArch;
+  init: 'systemd' | 'openrc' | 'other';
+  etcdPath?: string;
+  etcdVersion?: string;
+  /** The data dir already holds a member. */
+  hasData: boolean;
+  /** ETCD_INITIAL_* lines of the current env file (kept once the member has data). */
+  initialLines: string[];
+  addresses: string[];
+}
+
+export const ETC = '/etc/etcd';
+export const PKI = `${ETC}/pki`;
+export const ENV_FILE = `${ETC}/etcd.env`;
+export const UNIT_FILE = '/etc/systemd/system/etcd.service';
+export const BIN_DIR = '/usr/local/bin';
+const MARKER = '.k3s-etcd-cluster';
+
+/** The read-only command that gathers `HostFacts` (run as root: the data dir is 0700). */
+export function factsCommand(dataDir: string): string {
+  return [
+    'echo "machine=$(uname -m)"',
+    'if [ -d /run/systemd/system ]; then echo init=systemd; elif command -v openrc >/dev/null 2>&1 || command -v rc-service >/dev/null 2>&1; then echo init=openrc; else echo init=other; fi',
+    `p=$(command -v etcd 2>/dev/null || true); if [ -x ${BIN_DIR}/etcd ]; then p=${BIN_DIR}/etcd; fi; echo "etcd_path=$p"`,
+    'if [ -n "$p" ]; then echo "etcd_version=$("$p" --version 2>/dev/null | sed -n \'s/^etcd Version: //p\')"; fi',
+    `if [ -d ${q(`${dataDir}/member`)} ]; then echo has_data=1; fi`,
+    `if [ -f ${ENV_FILE} ]; then grep '^ETCD_INITIAL_' ${ENV_FILE} | sed 's/^/initial=/' || true; fi`,
+    "echo \"addresses=$( (ip -o addr show 2>/dev/null || true) | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' ')\"",
+  ].join('\n');
+}
+
+export function parseFacts(out: string): HostFacts {
+  const facts: HostFacts = {
+    machine: '',
+    init: 'other',
+    hasData: false,
+    initialLines: [],
+    addresses: [],
+  };
+  for (const line of out.split('\n')) {
+    const i = line.indexOf('=');
+    if (i < 0) continue;
+    const k = line.slice(0, i);
+    const v = line.slice(i + 1).trim();
+    if (k === 'machine') {
+      facts.machine = v;
+      const arch = ARCHES[v];
+      if (arch) facts.arch = arch;
+    } else if (k === 'init') facts.init = v === 'systemd' || v === 'openrc' ? v : 'other';
+    else if (k === 'etcd_path' && v) facts.etcdPath = v;
+    else if (k === 'etcd_version' && v) facts.etcdVersion = v;
+    else if (k === 'has_data') facts.hasData = true;
+    else if (k === 'initial' && v) facts.initialLines.push(v);
+    else if (k === 'addresses') facts.addresses = v.split(/\s+/).filter(Boolean);
+  }
+  return facts;
+}
+
+/** Refuses hosts the plan cannot serve, with the host named. */
+export function checkFacts(host: Host, facts: HostFacts): void {
+  if (facts.init === 'openrc') {
+    throw new K3sEtcdError(
+      'provision-unsupported',
+      `${host.name} runs OpenRC: provisioning etcd supports systemd hosts only for now. Install etcd there by hand, or use a systemd host.`,
+    );
+  }
+  if (facts.init !== 'systemd') {
+    throw new K3sEtcdError(
+      'provision-unsupported',
+      `${host.name} does not run systemd (no /run/systemd/system): provisioning etcd needs systemd.`,
+    );
+  }
+  if (!facts.arch) {
+    throw new K3sEtcdError(
+      'provision-unsupported',
+      `${host.name} has the architecture "${facts.machine}", for which etcd publishes no release (supported: x86_64, aarch64, armv7l, ppc64le, s390x).`,
+    );
+  }
+}
+
+const bareVersion = (v: string) => v.replace(/^v/, '');
+
+/** Where the binaries come from, resolved on this machine for one architecture. */
+export type BinarySource =
+  | { kind: 'download'; url: string; sumsUrl: string; file: string }
+  | { kind: 'tarball'; payload: Payload }
+  | { kind: 'binaries'; etcd: Payload; etcdctl: Payload }
+  | { kind: 'installed'; path: string };
+
+const ELF_MACHINE: Record<number, EtcdArch> = {
+  0x3e: 'amd64',
+  0xb7: 'arm64',
+  0x28: 'arm',
+  0x15: 'ppc64le',
+  0x16: 's390x',
+};
+
+async function elfArch(file: string): Promise<EtcdArch | undefined> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(20);
+    await fh.read(buf, 0, 20, 0);
+    if (buf.readUInt32BE(0) !== 0x7f454c46) return undefined;
+    return ELF_MACHINE[buf[5] === 2 ? buf.readUInt16BE(18) : buf.readUInt16LE(18)];
+  } finally {
+    await fh.close();
+  }
+}
+
+const hashCache = new Map<string, Promise<string>>();
+function fileSha256(path: string): Promise<string> {
+  let p = hashCache.get(path);
+  if (!p) {
+    p = stat(path).then(
+      (st) =>
+        new Promise<string>((resolve, reject) => {
+          const h = createHash('sha256');
+          createReadStream(path)
+            .on('data', (d) => h.update(d))
+            .on('error', reject)
+            .on('end', () => resolve(h.digest('hex')));
+          void st;
+        }),
+    );
+    hashCache.set(path, p);
+    p.catch(() => hashCache.delete(path));
+  }
+  return p;
+}
+
+/** Finds the binaries for `arch` following the inventory's `etcd.install`. */
+export async function resolveBinaries(
+  cluster: Cluster,
+  host: Host,
+  facts: HostFacts,
+): Promise<BinarySource> {
+  const version = cluster.etcd.version.startsWith('v')
+    ? cluster.etcd.version
+    : `v${cluster.etcd.version}`;
+  const arch = facts.arch as EtcdArch;
+  const tarName = `etcd-${version}-linux-${arch}.tar.gz`;
+  if (cluster.etcd.install === 'installed') {
+    if (!facts.etcdPath) {
+      throw new K3sEtcdError(
+        'provision-refused',
+        `${host.name}: etcd.install is "installed" but no etcd is installed there. Install etcd ${version}, or set etcd.install to upload or download.`,
+      );
+    }
+    return { kind: 'installed', path: facts.etcdPath };
+  }
+  if (cluster.etcd.install === 'download') {
+    const url = cluster.etcd.downloadUrl
+      .replace(/\{version\}/g, version)
+      .replace(/\{arch\}/g, arch);
+    return {
+      kind: 'download',
+      url,
+      sumsUrl: url.replace(/[^/]*$/, 'SHA256SUMS'),
+      file: basename(new URL(url).pathname),
+    };
+  }
+  const path = cluster.etcd.uploadPath;
+  if (!path) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      'etcd.install is "upload" but etcd.uploadPath is not set in k3s-etcd.yaml.',
+    );
+  }
+  const st = await stat(path).catch(() => undefined);
+  if (!st) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `etcd.uploadPath ${path} does not exist on this machine.`,
+    );
+  }
+  const tarball = async (file: string): Promise<BinarySource> => ({
+    kind: 'tarball',
+    payload: {
+      name: 'etcd.tar.gz',
+      localPath: file,
+      sha256: await fileSha256(file),
+      step: 'binaries',
+    },
+  });
+  if (st.isFile()) {
+    const m = /^etcd-(v[\d.]+)-linux-([a-z0-9]+)\.tar\.gz$/.exec(basename(path));
+    if (m && m[2] !== arch) {
+      throw new K3sEtcdError(
+        'provision-refused',
+        `${host.name} is ${facts.machine} (${arch}) but etcd.uploadPath is the ${m[2]} release ${basename(path)}: point uploadPath at a folder holding ${tarName}.`,
+      );
+    }
+    return tarball(path);
+  }
+  const names = await readdir(path);
+  if (names.includes(tarName)) return tarball(join(path, tarName));
+  if (names.includes('etcd') && names.includes('etcdctl')) {
+    const payloads: Payload[] = [];
+    for (const name of ['etcd', 'etcdctl']) {
+      const file = join(path, name);
+      const binArch = await elfArch(file);
+      if (binArch !== arch) {
+        throw new K3sEtcdError(
+          'provision-refused',
+          `${file} is ${binArch ? `an ${binArch}` : 'not a Linux'} binary but ${host.name} is ${facts.machine} (${arch}).`,
+        );
+      }
+      payloads.push({ name, localPath: file, sha256: await fileSha256(file), step: 'binaries' });
+    }
+    return { kind: 'binaries', etcd: payloads[0] as Payload, etcdctl: payloads[1] as Payload };
+  }
+  throw new K3sEtcdError(
+    'provision-refused',
+    `${path} holds neither ${tarName} nor the etcd and etcdctl binaries.`,
+  );
+}
+
+function binaryStep(version: string, src: BinarySource): Step {
+  const want = bareVersion(version);
+  const etcd = src.kind === 'installed' ? src.path : `${BIN_DIR}/etcd`;
+  const check = `[ -x ${q(etcd)} ] && ${q(etcd)} --version 2>/dev/null | grep -qx ${q(`etcd Version: ${want}`)}`;
+  const verify = `got=$(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p')\n[ "$got" = ${q(want)} ] || fail "the etcd binary reports version \${got:-unknown}, not ${want}: fix etcd.version or the binaries"`;
+  const installFrom = (dir: string) =>
+    `for b in etcd etcdctl; do\n  f=$(find ${dir} -name "$b" -type f | head -n 1)\n  [ -n "$f" ] || fail "no $b in the release tarball"\n  cp "$f" ${BIN_DIR}/$b.k3s-etcd-new && chmod 0755 ${BIN_DIR}/$b.k3s-etcd-new && mv -f ${BIN_DIR}/$b.k3s-etcd-new ${BIN_DIR}/$b\ndone`;
+  switch (src.kind) {
+    case 'installed':
+      return {
+        kind: 'guard',
+        id: 'binaries',
+        title: `etcd ${want} installed (${etcd})`,
+        check,
+        message: `"etcd at ${etcd} is $(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p'), but the inventory asks for ${want}: change etcd.version, or set etcd.install to upload or download"`,
+      };
+    case 'binaries':
+      return {
+        kind: 'command',
+        id: 'binaries',
+        title: `install etcd ${want} (uploaded binaries)`,
+        check,
+        run: `mkdir -p ${BIN_DIR}\n${installFrom('"$STAGE"')}\n${verify}`,
+      };
+    case 'tarball':
+      return {
+        kind: 'command',
+        id: 'binaries',
+        title: `install etcd ${want} (uploaded release tarball)`,
+        check,
+        run: `d=$(mktemp -d)\ntar -xzf "$STAGE/etcd.tar.gz" -C "$d" || fail "cannot unpack the uploaded tarball (is the disk full?)"\nmkdir -p ${BIN_DIR}\n${installFrom('"$d"')}\nrm -rf "$d"\n${verify}`,
+      };
+    case 'download':
+      return {
+        kind: 'command',
+        id: 'binaries',
+        title: `download and install etcd ${want}`,
+        check,
+        run: [
+          'd=$(mktemp -d)',
+          'fetch() { if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 2 -o "$2" "$1"; elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"; else fail "neither curl nor wget on the host: install one, or set etcd.install: upload"; fi; }',
+          `fetch ${q(src.url)} "$d/${src.file}" || fail ${q(`download of ${src.url} failed: check the host's internet access (or proxy), or set etcd.install: upload for offline sites`)}`,
+          `fetch ${q(src.sumsUrl)} "$d/SHA256SUMS" || fail ${q(`cannot download ${src.sumsUrl} to check the release`)}`,
+          `want=$(grep ${q(` ${src.file}$`)} "$d/SHA256SUMS" | cut -d' ' -f1)`,
+          `got=$(sha256sum "$d/${src.file}" | cut -d' ' -f1)`,
+          `[ -n "$want" ] && [ "$want" = "$got" ] || fail ${q(`checksum of ${src.file} does not match the release's SHA256SUMS: not installing it`)}`,
+          `tar -xzf "$d/${src.file}" -C "$d"`,
+          `mkdir -p ${BIN_DIR}`,
+          installFrom('"$d"'),
+          'rm -rf "$d"',
+          verify,
+        ].join('\n'),
+      };
+  }
+}
+
+export interface MemberPlanInput {
+  cluster: Cluster;
+  host: Host;
+  facts: HostFacts;
+  binaries: BinarySource;
+  /** `name=peerURL,...` for a first start. */
+  initialCluster: string;
+  initialState: 'new' | 'existing';
+}
+
+const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
+
+/** The env file etcd reads (ETCD_* variables are etcd's flags). */
+export function envFile(input: MemberPlanInput): string {
+  const { cluster, host, facts } = input;
+  const client = clientUrl(cluster, host);
+  // Also on the host's loopback, for local tools and SSH tunnels (not when the member address
+  // is itself a loopback address: hosts sharing one loopback would collide on 127.0.0.1).
+  const listenClient = isLoopback(host.address)
+    ? client
+    : `${client},https://${hostPort('127.0.0.1', cluster.etcd.clientPort)}`;
+  const initial =
+    facts.hasData && facts.initialLines.length > 0
+      ? facts.initialLines
+      : [
+          `ETCD_INITIAL_ADVERTISE_PEER_URLS=${peerUrl(cluster, host)}`,
+          `ETCD_INITIAL_CLUSTER=${input.initialCluster}`,
+          `ETCD_INITIAL_CLUSTER_TOKEN=${cluster.etcd.initialClusterToken}`,
+          `ETCD_INITIAL_CLUSTER_STATE=${input.initialState}`,
+        ];
+  return [
+    `# etcd member ${host.memberName} of cluster ${cluster.name}, written by k3s-etcd.`,
+    '# Each ETCD_* variable is an etcd flag: https://etcd.io/docs/v3.5/op-guide/configuration/',
+    '# ETCD_INITIAL_* only matter for the first start; once the member has data they are kept.',
+    `ETCD_NAME=${host.memberName}`,
+    `ETCD_DATA_DIR=${cluster.etcd.dataDir}`,
+    `ETCD_LISTEN_CLIENT_URLS=${listenClient}`,
+    `ETCD_ADVERTISE_CLIENT_URLS=${client}`,
+    `ETCD_LISTEN_PEER_URLS=${peerUrl(cluster, host)}`,
+    ...initial,
+    'ETCD_CLIENT_CERT_AUTH=true',
+    `ETCD_TRUSTED_CA_FILE=${PKI}/ca.pem`,
+    `ETCD_CERT_FILE=${PKI}/server.pem`,
+    `ETCD_KEY_FILE=${PKI}/server-key.pem`,
+    'ETCD_PEER_CLIENT_CERT_AUTH=true',
+    `ETCD_PEER_TRUSTED_CA_FILE=${PKI}/ca.pem`,
+    `ETCD_PEER_CERT_FILE=${PKI}/peer.pem`,
+    `ETCD_PEER_KEY_FILE=${PKI}/peer-key.pem`,
+    '',
+  ].join('\n');
+}
+
+export function unitFile(input: MemberPlanInput): string {
+  const bin = input.binaries.kind === 'installed' ? input.binaries.path : `${BIN_DIR}/etcd`;
+  return [
+    '[Unit]',
+    `Description=etcd member ${input.host.memberName} of cluster ${input.cluster.name} (managed by k3s-etcd)`,
+    'Documentation=https://etcd.io/docs/',
+    'After=network-online.target',
+    'Wants=network-online.target',
+    'StartLimitIntervalSec=0',
+    '',
+    '[Service]',
+    'Type=notify',
+    'User=etcd',
+    'Group=etcd',
+    `EnvironmentFile=${ENV_FILE}`,
+    `ExecStart=${bin}`,
+    'Restart=always',
+    'RestartSec=5s',
+    'LimitNOFILE=65536',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/** The cluster marker in the data dir: a host never joins a cluster its data does not belong to. */
+export function markerText(cluster: Cluster): string {
+  return `cluster=${cluster.name}\ntoken=${cluster.etcd.initialClusterToken}\n`;
+}
+
+/** Plans one member host. Reads the member's certificates from the workspace. */
+export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> {
+  const { cluster, host, binaries } = input;
+  const data = cluster.etcd.dataDir;
+  const dir = cluster.pki.dir;
+  const m = host.memberName;
+  const read = async (rel: string) => {
+    try {
+      return await readFile(join(dir, rel));
+    } catch {
+      throw new K3sEtcdError(
+        'certs-missing',
+        `${join(dir, rel)} is missing: generate the certificates first (K3s etcd: Generate Certificates, or \`k3s-etcd certs generate\`).`,
+      );
+    }
+  };
+  const ca = (await read(CA_FILES.cert)).toString('utf8');
+  const server = (await read(`${m}/server.pem`)).toString('utf8');
+  const peer = (await read(`${m}/peer.pem`)).toString('utf8');
+  const serverKey = await read(`${m}/server-key.pem`);
+  const peerKey = await read(`${m}/peer-key.pem`);
+  const payloads: Payload[] = [
+    { name: 'server-key.pem', content: serverKey, sha256: sha256(serverKey), step: 'server-key' },
+    { name: 'peer-key.pem', content: peerKey, sha256: sha256(peerKey), step: 'peer-key' },
+  ];
+  if (binaries.kind === 'tarball') payloads.push(binaries.payload);
+  if (binaries.kind === 'binaries') payloads.push(binaries.etcd, binaries.etcdctl);
+
+  const env = envFile(input);
+  const unit = unitFile(input);
+  const marker = markerText(cluster);
+  const addr = host.address;
+  const port = cluster.etcd.clientPort;
+  const peerPort = cluster.etcd.peerPort;
+  const etcdctl =
+    binaries.kind === 'installed'
+      ? `${binaries.path.replace(/\/[^/]*$/, '')}/etcdctl`
+      : `${BIN_DIR}/etcdctl`;
+  const textFile = (
+    id: string,
+    title: string,
+    path: string,
+    text: string,
+    mode: number,
+    owner: string,
+    group: string,
+    backup = false,
+  ): Step => ({
+    kind: 'file',
+    id,
+    title,
+    path,
+    mode,
+    owner,
+    group,
+    sha256: sha256(text),
+    source: { text },
+    ...(backup ? { backup } : {}),
+  });
+  const keyFile = (id: string, name: string, content: Buffer): Step => ({
+    kind: 'file',
+    id,
+    title: `member key ${PKI}/${name} (0600, etcd)`,
+    path: `${PKI}/${name}`,
+    mode: 0o600,
+    owner: 'etcd',
+    group: 'etcd',
+    sha256: sha256(content),
+    source: { payload: name },
+  });
+  // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
+  const addressCheck = /^[\d.]+$|:/.test(addr)
+    ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
+    : `getent hosts ${q(addr)} >/dev/null`;
+  const steps: Step[] = [
+    {
+      kind: 'guard',
+      id: 'systemd',
+      title: 'systemd is the init system',
+      check: '[ -d /run/systemd/system ]',
+      message: '"this host does not run systemd: provisioning etcd needs systemd"',
+    },
+    {
+      kind: 'guard',
+      id: 'address',
+      title: `address ${addr} is on this host`,
+      check: `{ ! command -v ip >/dev/null 2>&1; } || ${addressCheck}`,
+      message: `"the inventory gives ${addr} for ${host.name}, but the host has: $(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' '). Fix the address in k3s-etcd.yaml (after an IP change use Fix peer URL)"`,
+    },
+    {
+      kind: 'guard',
+      id: 'data-owner',
+      title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
+      check: `[ ! -d ${q(`${data}/member`)} ] || { [ -f ${q(`${data}/${MARKER}`)} ] && [ "$(cat ${q(`${data}/${MARKER}`)})" = ${q(marker.trimEnd())} ]; }`,
+      message: `"${data} already holds etcd data of another cluster ($(cat ${q(`${data}/${MARKER}`)} 2>/dev/null | tr '\\n' ' ' || true)). It is never deleted or re-initialised: move it aside (mv ${data} ${data}.old) if it is no longer needed, then run again"`,
+    },
+    {
+      kind: 'guard',
+      id: 'ports',
+      title: `ports ${port} and ${peerPort} on ${addr} are free for etcd`,
+      check: `systemctl is-active -q etcd || { ! command -v ss >/dev/null 2>&1; } || ! ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qE ${q(`^(${addr.replace(/\./g, '\\.')}|0\\.0\\.0\\.0|\\*|\\[::\\]):(${port}|${peerPort})$`)}`,
+      message: `"a port etcd needs (${port} or ${peerPort}) on ${addr} is taken by another program: $(ss -Hltnp 2>/dev/null | grep -E ':(${port}|${peerPort}) ' | head -n 2 | tr '\\n' ' ')"`,
+    },
+    {
+      kind: 'guard',
+      id: 'space',
+      title: 'at least 200 MB free for the binaries and the data',
+      check: `[ "$(df -Pk "$(dirname ${q(data)})" | awk 'NR==2 {print $4}')" -ge 204800 ]`,
+      message: `"only $(df -Pk "$(dirname ${q(data)})" | awk 'NR==2 {print int($4/1024)}') MB free under $(dirname ${q(data)}): free some space (etcd's default quota is 2 GB)"`,
+    },
+    {
+      kind: 'command',
+      id: 'user',
+      title: 'system user etcd',
+      check: 'id -u etcd >/dev/null 2>&1',
+      run: `if command -v useradd >/dev/null 2>&1; then useradd --system --user-group --no-create-home --home-dir ${q(data)} --shell /usr/sbin/nologin etcd; else addgroup -S etcd && adduser -S -D -H -h ${q(data)} -s /sbin/nologin -G etcd etcd; fi`,
+    },
+    binaryStep(cluster.etcd.version, binaries),
+    {
+      kind: 'dir',
+      id: 'etc',
+      title: `${ETC} (0755)`,
+      path: ETC,
+      mode: 0o755,
+      owner: 'root',
+      group: 'root',
+    },
+    {
+      kind: 'dir',
+      id: 'pki',
+      title: `${PKI} (0750, group etcd)`,
+      path: PKI,
+      mode: 0o750,
+      owner: 'root',
+      group: 'etcd',
+    },
+    textFile('ca', `CA certificate ${PKI}/ca.pem`, `${PKI}/ca.pem`, ca, 0o644, 'root', 'root'),
+    textFile(
+      'server',
+      `server certificate ${PKI}/server.pem`,
+      `${PKI}/server.pem`,
+      server,
+      0o644,
+      'etcd',
+      'etcd',
+    ),
+    keyFile('server-key', 'server-key.pem', serverKey),
+    textFile(
+      'peer',
+      `peer certificate ${PKI}/peer.pem`,
+      `${PKI}/peer.pem`,
+      peer,
+      0o644,
+      'etcd',
+      'etcd',
+    ),
+    keyFile('peer-key', 'peer-key.pem', peerKey),
+    {
+      kind: 'dir',
+      id: 'data',
+      title: `data dir ${data} (0700, etcd)`,
+      path: data,
+      mode: 0o700,
+      owner: 'etcd',
+      group: 'etcd',
+    },
+    textFile(
+      'marker',
+      `cluster marker ${data}/${MARKER}`,
+      `${data}/${MARKER}`,
+      marker,
+      0o600,
+      'etcd',
+      'etcd',
+    ),
+    textFile('env', `environment ${ENV_FILE} (0600)`, ENV_FILE, env, 0o600, 'root', 'root', true),
+    textFile('unit', `systemd unit ${UNIT_FILE}`, UNIT_FILE, unit, 0o644, 'root', 'root', true),
+    {
+      kind: 'service',
+      id: 'service',
+      title: 'enable and start etcd (restart only when something it uses changed)',
+      unit: 'etcd',
+      restartOn: ['binaries', 'ca', 'server', 'server-key', 'peer', 'peer-key', 'env', 'unit'],
+      unitFileStep: 'unit',
+    },
+    {
+      kind: 'wait',
+      id: 'active',
+      title: 'etcd is active (a new cluster waits for its quorum)',
+      check: 'systemctl is-active -q etcd',
+      seconds: 90,
+      onTimeout: 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true',
+      message:
+        '"etcd did not become active within 90 s: the last lines of journalctl -u etcd are above"',
+    },
+    {
+      kind: 'wait',
+      id: 'healthy',
+      title: `etcd answers healthy on https://${hostPort(addr, port)} over mutual TLS`,
+      check: `${q(etcdctl)} --endpoints=${q(clientUrl(cluster, host))} --cacert=${PKI}/ca.pem --cert=${PKI}/server.pem --key=${PKI}/server-key.pem --command-timeout=3s endpoint health >/dev/null 2>&1`,
+      seconds: 60,
+      onTimeout: 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true',
+      message:
+        '"etcd is active but not healthy within 60 s: the last lines of journalctl -u etcd are above"',
+    },
+  ];
+  return {
+    host: host.name,
+    title: `k3s-etcd: etcd member ${m} of cluster ${cluster.name} on ${host.name} (${addr})`,
+    steps,
+    payloads,
+  };
+}

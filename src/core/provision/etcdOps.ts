@@ -1,0 +1,408 @@
+/**
+ * The etcd operations on hosts: provision (every member host of a cluster, or some), add a
+ * member to a running cluster (`member add` first, then the host with
+ * `--initial-cluster-state existing`), and remove one (`member remove` through another member,
+ * then stop and disable the unit; data kept unless asked, with its path named).
+ */
+import { K3sEtcdError } from '../errors';
+import { clusterSnapshot } from '../etcd/checks';
+import { createEndpointClient, memberIdFromHex } from '../etcd/client';
+import { connectionFor } from '../etcd/connection';
+import { listMembers, toMember, type EtcdMember } from '../etcd/members';
+import type { Cluster, Host } from '../inventory/types';
+import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
+import { connectSsh, type SshPrompts } from '../ssh/connection';
+import { shellQuote } from '../ssh/quote';
+import { resolveTarget, type SshEnvironment } from '../ssh/target';
+import {
+  checkFacts,
+  factsCommand,
+  parseFacts,
+  planEtcdMember,
+  resolveBinaries,
+  type HostFacts,
+} from './etcd';
+import type { HostPlan } from './plan';
+import { runJobs, type HostJob, type HostRun, type HostTransport, type RunHooks } from './runner';
+
+export interface SshContext {
+  env: SshEnvironment;
+  prompts: SshPrompts;
+  timeoutMs?: number;
+  agentSocket?: string;
+}
+
+/** Opens an SSH transport to a host of the inventory. */
+export function sshOpener(cluster: Cluster, host: Host, ssh: SshContext) {
+  return async (signal?: AbortSignal): Promise<HostTransport> =>
+    connectSsh(resolveTarget(cluster, host, ssh.env), {
+      prompts: ssh.prompts,
+      ...(signal ? { signal } : {}),
+      ...(ssh.timeoutMs ? { timeoutMs: ssh.timeoutMs } : {}),
+      ...(ssh.agentSocket !== undefined ? { agentSocket: ssh.agentSocket } : {}),
+    });
+}
+
+export async function readFacts(
+  t: HostTransport,
+  cluster: Cluster,
+  host: Host,
+  signal?: AbortSignal,
+): Promise<HostFacts> {
+  const r = await t.exec(factsCommand(cluster.etcd.dataDir), {
+    sudo: true,
+    ...(signal ? { signal } : {}),
+  });
+  if (r.code !== 0) {
+    throw new K3sEtcdError(
+      'provision-step-failed',
+      `${host.name}: cannot read the host's facts: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  }
+  const facts = parseFacts(r.stdout);
+  checkFacts(host, facts);
+  return facts;
+}
+
+/** `name=https://addr:2380,...` of every etcd host in the inventory. */
+export function initialClusterOf(
+  cluster: Cluster,
+  hosts: readonly Host[] = etcdHosts(cluster),
+): string {
+  return hosts.map((h) => `${h.memberName}=${peerUrl(cluster, h)}`).join(',');
+}
+
+export interface ProvisionOptions extends RunHooks {
+  /** Host names; default every etcd host of the cluster. */
+  hosts?: string[];
+  dryRun: boolean;
+  ssh: SshContext;
+  /** Overrides for adding a member to a running cluster. */
+  initial?: { cluster: string; state: 'new' | 'existing' };
+  /** Skip the check against the live member list (used by add, which did it itself). */
+  skipMembershipCheck?: boolean;
+}
+
+export interface ProvisionResult {
+  runs: HostRun[];
+  /** After a real run: every provisioned member healthy through the admin certificate. */
+  healthy?: boolean;
+  healthSummary?: string;
+}
+
+export function selectHosts(cluster: Cluster, names?: readonly string[]): Host[] {
+  const members = etcdHosts(cluster);
+  if (!names || names.length === 0) return members;
+  return names.map((n) => {
+    const h = cluster.hosts.find((x) => x.name === n || x.memberName === n);
+    if (!h) {
+      throw new K3sEtcdError(
+        'usage',
+        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
+      );
+    }
+    if (!h.roles.includes('etcd')) {
+      throw new K3sEtcdError(
+        'usage',
+        `Host ${h.name} has no etcd role in k3s-etcd.yaml: add "etcd" to its roles first.`,
+      );
+    }
+    return h;
+  });
+}
+
+/** Members of the running cluster, or undefined when no member answers (a new cluster). */
+async function liveMembers(
+  cluster: Cluster,
+  signal?: AbortSignal,
+): Promise<EtcdMember[] | undefined> {
+  try {
+    const conn = await connectionFor(cluster);
+    return await listMembers(conn.endpoints, {
+      tls: conn.tls,
+      timeoutMs: 2000,
+      ...(signal ? { signal } : {}),
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Provisions etcd on the member hosts, in parallel, then checks health with the admin certificate. */
+export async function provisionEtcd(
+  cluster: Cluster,
+  opts: ProvisionOptions,
+): Promise<ProvisionResult> {
+  const hosts = selectHosts(cluster, opts.hosts);
+  const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
+  const initialState = opts.initial?.state ?? 'new';
+  const live = opts.skipMembershipCheck ? undefined : await liveMembers(cluster, opts.signal);
+
+  const jobs: HostJob[] = hosts.map((host) => ({
+    host: host.name,
+    open: sshOpener(cluster, host, opts.ssh),
+    plan: async (t, signal): Promise<HostPlan> => {
+      const facts = await readFacts(t, cluster, host, signal);
+      if (
+        live &&
+        live.length > 0 &&
+        !facts.hasData &&
+        !live.some((m) => m.name === host.memberName)
+      ) {
+        throw new K3sEtcdError(
+          'provision-refused',
+          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name || m.id).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
+        );
+      }
+      const binaries = await resolveBinaries(cluster, host, facts);
+      return planEtcdMember({ cluster, host, facts, binaries, initialCluster, initialState });
+    },
+  }));
+  const runs = await runJobs(jobs, opts);
+  if (opts.dryRun) return { runs };
+  const done = hosts.filter((h) => runs.find((r) => r.host === h.name)?.status !== 'failed');
+  if (done.length === 0) return { runs };
+  const health = await waitHealthy(cluster, done, 30_000, opts.signal);
+  return { runs, healthy: health.ok, healthSummary: health.summary };
+}
+
+/** Polls health of `hosts` through the admin certificate until all are healthy or the deadline. */
+export async function waitHealthy(
+  cluster: Cluster,
+  hosts: readonly Host[],
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<{ ok: boolean; summary: string }> {
+  const conn = await connectionFor(cluster);
+  const endpoints = hosts.map((h) => clientUrl(cluster, h));
+  const until = Date.now() + deadlineMs;
+  let summary = '';
+  for (;;) {
+    const snap = await clusterSnapshot(endpoints, {
+      tls: conn.tls,
+      timeoutMs: 3000,
+      ...(signal ? { signal } : {}),
+    });
+    summary = snap.health
+      .map(
+        (h) =>
+          `${h.endpoint} ${h.health ? 'healthy' : `unhealthy (${h.problem?.summary ?? 'no answer'})`}`,
+      )
+      .join('; ');
+    if (snap.healthy) return { ok: true, summary };
+    if (Date.now() > until) return { ok: false, summary };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** A client on the first member (other than `except`) that answers. */
+async function healthyClient(cluster: Cluster, except?: string) {
+  const conn = await connectionFor(cluster);
+  const problems: string[] = [];
+  for (const h of etcdHosts(cluster)) {
+    if (h.name === except) continue;
+    const ep = clientUrl(cluster, h);
+    const c = await createEndpointClient(ep, { tls: conn.tls, timeoutMs: 3000 });
+    try {
+      await c.get('health').string();
+      return { client: c, endpoint: ep };
+    } catch (err) {
+      problems.push(`${ep}: ${(err as Error).message}`);
+      c.close();
+    }
+  }
+  throw new K3sEtcdError(
+    'etcd-unreachable',
+    `No healthy member of ${cluster.name} answered${except ? ` (besides ${except})` : ''}: ${problems.join('; ')}`,
+  );
+}
+
+/**
+ * etcd refuses reconfiguration ("etcdserver: unhealthy cluster") until its leader has seen every
+ * member active for a few seconds, e.g. right after a restart: retry that for up to 20 s.
+ */
+async function retryUnhealthy<T>(f: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await f();
+    } catch (err) {
+      if (
+        !/unhealthy cluster/i.test((err as Error).message) ||
+        Date.now() > until ||
+        signal?.aborted
+      )
+        throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+export interface MemberAddResult extends ProvisionResult {
+  memberId: string;
+}
+
+/**
+ * Adds `host` (already in the inventory with the etcd role and its certificates) to the running
+ * cluster: `member add` through a healthy member, then provision the host joining as `existing`.
+ */
+export async function addMember(
+  cluster: Cluster,
+  hostName: string,
+  opts: Omit<ProvisionOptions, 'hosts' | 'initial'>,
+): Promise<MemberAddResult> {
+  const [host] = selectHosts(cluster, [hostName]);
+  if (!host) throw new K3sEtcdError('usage', `No host ${hostName}`);
+  const { client } = await healthyClient(cluster, host.name);
+  try {
+    const current = (await client.cluster.memberList({})).members.map(toMember);
+    const url = peerUrl(cluster, host);
+    let added = current.find((m) => m.peerUrls.includes(url));
+    if (added && added.name && added.name !== host.memberName) {
+      throw new K3sEtcdError(
+        'provision-refused',
+        `The peer URL ${url} already belongs to member ${added.name} (${added.id}).`,
+      );
+    }
+    const voters = current.filter((m) => !m.isLearner).length;
+    if (!added && !opts.dryRun) {
+      const res = await retryUnhealthy(
+        () => client.cluster.memberAdd({ peerURLs: [url] }),
+        opts.signal,
+      );
+      added = toMember(res.member);
+      opts.onLine?.(
+        host.name,
+        `member add: ${added.id} ${url} (cluster of ${voters} → ${voters + 1})`,
+      );
+    }
+    const members = added
+      ? [...current.filter((m) => m.id !== added?.id), { ...added, name: host.memberName }]
+      : current;
+    const initialCluster = [
+      ...members.filter((m) => m.name).map((m) => `${m.name}=${m.peerUrls[0] ?? ''}`),
+      ...(added ? [] : [`${host.memberName}=${url}`]),
+    ].join(',');
+    const result = await provisionEtcd(cluster, {
+      ...opts,
+      hosts: [host.name],
+      initial: { cluster: initialCluster, state: 'existing' },
+      skipMembershipCheck: true,
+    });
+    return { ...result, memberId: added?.id ?? '(not added: dry run)' };
+  } finally {
+    client.close();
+  }
+}
+
+export interface MemberRemoveOptions extends RunHooks {
+  ssh: SshContext;
+  dryRun: boolean;
+  /** Also delete the data dir (the caller confirmed it naming the path). */
+  purgeData?: boolean;
+}
+
+/** Quorum after removing one voter of `voters`, healthy `healthyVoters` of them. */
+export function quorumAfterRemoval(
+  voters: number,
+  healthyVoters: number,
+  removedHealthy: boolean,
+): { ok: boolean; why: string } {
+  const after = voters - 1;
+  const healthyAfter = healthyVoters - (removedHealthy ? 1 : 0);
+  const quorum = Math.floor(after / 2) + 1;
+  if (after === 0)
+    return { ok: false, why: 'it is the last member: removing it would delete the cluster' };
+  if (healthyAfter < quorum) {
+    return {
+      ok: false,
+      why: `after removal ${healthyAfter} of ${after} members would be healthy, below the quorum of ${quorum}`,
+    };
+  }
+  return { ok: true, why: `${healthyAfter} of ${after} members stay healthy (quorum ${quorum})` };
+}
+
+export async function removeMember(
+  cluster: Cluster,
+  name: string,
+  opts: MemberRemoveOptions,
+): Promise<{ memberId?: string; lines: string[] }> {
+  const host = cluster.hosts.find((h) => h.name === name || h.memberName === name);
+  if (!host)
+    throw new K3sEtcdError('usage', `No host or member "${name}" in cluster ${cluster.name}.`);
+  const lines: string[] = [];
+  const say = (l: string) => {
+    lines.push(l);
+    opts.onLine?.(host.name, l);
+  };
+  const { client } = await healthyClient(cluster, host.name);
+  let memberId: string | undefined;
+  try {
+    const members = (await client.cluster.memberList({})).members.map(toMember);
+    const url = peerUrl(cluster, host);
+    const member = members.find((m) => m.name === host.memberName || m.peerUrls.includes(url));
+    if (member) {
+      memberId = member.id;
+      const conn = await connectionFor(cluster);
+      const snap = await clusterSnapshot(
+        members.flatMap((m) => m.clientUrls.slice(0, 1)),
+        { tls: conn.tls, timeoutMs: 3000 },
+      );
+      const voters = members.filter((m) => !m.isLearner);
+      const healthyUrls = new Set(snap.health.filter((h) => h.health).map((h) => h.endpoint));
+      const healthyVoters = voters.filter((m) =>
+        m.clientUrls.some((u) => healthyUrls.has(u)),
+      ).length;
+      const q = quorumAfterRemoval(
+        voters.length,
+        healthyVoters,
+        member.clientUrls.some((u) => healthyUrls.has(u)),
+      );
+      if (!q.ok) {
+        throw new K3sEtcdError(
+          'provision-refused',
+          `Removing ${host.memberName} (${member.id}) is refused: ${q.why}. Bring the other members back first, or add a member before removing this one.`,
+        );
+      }
+      if (opts.dryRun) say(`would run member remove ${member.id} (${q.why})`);
+      else {
+        await retryUnhealthy(
+          () => client.cluster.memberRemove({ ID: memberIdFromHex(member.id) }),
+          opts.signal,
+        );
+        say(`member remove ${member.id}: done (${q.why})`);
+      }
+    } else {
+      say(`${host.memberName} is not in the member list: only the host's unit is stopped`);
+    }
+  } finally {
+    client.close();
+  }
+  const data = cluster.etcd.dataDir;
+  const commands = [
+    'systemctl disable --now etcd 2>/dev/null || true',
+    ...(opts.purgeData
+      ? [`rm -rf ${shellQuote(data)}`]
+      : [
+          `[ ! -d ${shellQuote(data)} ] || mv ${shellQuote(data)} ${shellQuote(data)}.removed-$(date -u +%Y%m%dT%H%M%SZ)`,
+        ]),
+  ];
+  if (opts.dryRun) {
+    for (const c of commands) say(`would run on ${host.name}: ${c}`);
+    return { ...(memberId ? { memberId } : {}), lines };
+  }
+  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
+  try {
+    for (const c of commands) {
+      const r = await t.exec(c, { sudo: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+      say(`${c}: ${r.code === 0 ? 'ok' : `exit ${r.code} ${r.stderr.trim()}`}`);
+    }
+  } finally {
+    t.close();
+  }
+  if (!opts.purgeData)
+    say(
+      `data kept on ${host.name} under ${data}.removed-<time> (a removed member must not restart with its old data)`,
+    );
+  return { ...(memberId ? { memberId } : {}), lines };
+}

@@ -1,0 +1,242 @@
+/**
+ * A provisioning plan is data: per host, ordered steps (guards that only read, directories and
+ * files with owner/mode/content hash, commands with a check that says whether they are already
+ * done, services restarted only when a step they depend on changed). One renderer turns a host's
+ * steps into one POSIX `sh` script (no bash-isms: BusyBox hosts run it too), readable by a
+ * person, which both runners execute: over SSH, or in the host's own terminal.
+ *
+ * The script prints one line per step start (`==> 3/12 title`) and one per outcome
+ * (`<== 3/12 unchanged|changed|would-change|ok|failed: why`); `parseMarker` reads them back.
+ * With `DRY_RUN=1` it only reads the host and reports what would change.
+ */
+import { createHash } from 'node:crypto';
+import { shellQuote } from '../ssh/quote';
+
+export type StepStatus = 'ok' | 'unchanged' | 'changed' | 'would-change' | 'failed';
+
+interface StepBase {
+  /** Short id used for dependencies (`restartOn`). */
+  id: string;
+  title: string;
+}
+
+/** Read-only precondition: `check` must succeed, else the run stops with `message`. */
+export interface GuardStep extends StepBase {
+  kind: 'guard';
+  check: string;
+  /** Shell word list printed on failure (may use variables the check set). */
+  message: string;
+}
+
+export interface DirStep extends StepBase {
+  kind: 'dir';
+  path: string;
+  mode: number;
+  owner: string;
+  group: string;
+}
+
+export interface FileStep extends StepBase {
+  kind: 'file';
+  path: string;
+  mode: number;
+  owner: string;
+  group: string;
+  sha256: string;
+  /** Text written through a here-document, or a payload staged beside the script. */
+  source: { text: string } | { payload: string };
+  /** Keep a dated copy of a file that is about to be replaced. */
+  backup?: boolean;
+}
+
+export interface CommandStep extends StepBase {
+  kind: 'command';
+  /** Exit 0 = already done. Must only read. */
+  check: string;
+  run: string;
+}
+
+export interface ServiceStep extends StepBase {
+  kind: 'service';
+  unit: string;
+  /** Step ids whose change requires a restart (a unit file among them also reloads systemd). */
+  restartOn: string[];
+  /** Step id of the unit file (daemon-reload when it changed). */
+  unitFileStep?: string;
+}
+
+/** Waits (up to `seconds`) for `check`; on timeout prints `onTimeout`'s output and fails. */
+export interface WaitStep extends StepBase {
+  kind: 'wait';
+  check: string;
+  seconds: number;
+  onTimeout: string;
+  message: string;
+}
+
+export type Step = GuardStep | DirStep | FileStep | CommandStep | ServiceStep | WaitStep;
+
+/** A file the runner puts in the script's staging folder before the run. */
+export interface Payload {
+  name: string;
+  sha256: string;
+  /** From this machine's disk (binaries, tarballs). */
+  localPath?: string;
+  /** Or in memory (private keys read from the workspace). */
+  content?: Buffer;
+  /** The step that needs it: staged only when that step would change. */
+  step: string;
+}
+
+export interface HostPlan {
+  host: string;
+  /** Human title for the script header. */
+  title: string;
+  steps: Step[];
+  payloads: Payload[];
+}
+
+export const sha256 = (data: string | Buffer): string =>
+  createHash('sha256').update(data).digest('hex');
+
+const octal = (mode: number) => (mode & 0o7777).toString(8);
+
+const HEREDOC = 'K3S_ETCD_EOF';
+
+function heredocSafe(text: string, where: string): string {
+  if (!text.endsWith('\n')) throw new Error(`${where}: file text must end with a newline`);
+  if (text.split('\n').includes(HEREDOC)) throw new Error(`${where}: text contains ${HEREDOC}`);
+  return text;
+}
+
+const PRELUDE = `set -eu
+DRY_RUN="\${DRY_RUN:-0}"
+STAGE="\${STAGE:-}"
+N=0
+CHANGED=" "
+trap 'rc=$?; if [ "$rc" -ne 0 ] && [ "$N" -gt 0 ] && [ -z "\${REPORTED:-}" ]; then echo "<== $N/$TOTAL failed: exit $rc"; fi' EXIT
+
+begin() { N=$1; echo "==> $1/$TOTAL $2"; }
+result() { echo "<== $N/$TOTAL $1"; }
+fail() { REPORTED=1; echo "<== $N/$TOTAL failed: $*"; exit 1; }
+# mark ID: step ID changed (or would change, in a dry run)
+mark() { CHANGED="$CHANGED$1 "; }
+changed() { case "$CHANGED" in *" $1 "*) return 0 ;; esac; return 1; }
+# file_ok PATH SHA256 MODE OWNER GROUP
+file_ok() {
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && [ "$(stat -c '%a %U %G' "$1")" = "$3 $4 $5" ]
+}
+# dir_ok PATH MODE OWNER GROUP
+dir_ok() { [ -d "$1" ] && [ "$(stat -c '%a %U %G' "$1")" = "$2 $3 $4" ]; }
+# put_file SRC DEST MODE OWNER GROUP BACKUP: a copy next to DEST, then an atomic rename
+put_file() {
+  if [ "$6" = 1 ] && [ -f "$2" ]; then cp -p "$2" "$2.bak.$(date -u +%Y%m%dT%H%M%SZ)"; fi
+  mkdir -p "$(dirname "$2")"
+  cp "$1" "$2.k3s-etcd-new"
+  chown "$4:$5" "$2.k3s-etcd-new"
+  chmod "$3" "$2.k3s-etcd-new"
+  mv -f "$2.k3s-etcd-new" "$2"
+}
+`;
+
+function renderStep(step: Step, n: number): string {
+  const q = shellQuote;
+  const head = `begin ${n} ${q(step.title)}\n`;
+  switch (step.kind) {
+    case 'guard':
+      return `${head}if ${step.check}; then result ok; else fail ${step.message}; fi\n`;
+    case 'dir': {
+      const args = `${q(step.path)} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)}`;
+      return (
+        head +
+        `if dir_ok ${args}; then result unchanged\n` +
+        `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
+        `else mkdir -p ${q(step.path)}; chown ${q(`${step.owner}:${step.group}`)} ${q(step.path)}; chmod ${octal(step.mode)} ${q(step.path)}; mark ${step.id}; result changed; fi\n`
+      );
+    }
+    case 'file': {
+      const args = `${q(step.path)} ${step.sha256} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)}`;
+      const put = (src: string) =>
+        `put_file ${src} ${q(step.path)} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)} ${step.backup ? 1 : 0}`;
+      const write =
+        'text' in step.source
+          ? `  tmp=$(mktemp)\n  cat > "$tmp" <<'${HEREDOC}'\n${heredocSafe(step.source.text, step.path)}${HEREDOC}\n  ${put('"$tmp"')}\n  rm -f "$tmp"\n`
+          : `  ${put(`"$STAGE/${step.source.payload}"`)}\n`;
+      return (
+        head +
+        `if file_ok ${args}; then result unchanged\n` +
+        `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
+        `else\n${write}  mark ${step.id}; result changed\nfi\n`
+      );
+    }
+    case 'command':
+      return (
+        head +
+        `if ${step.check}; then result unchanged\n` +
+        `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
+        `else\n${step.run.replace(/^/gm, '  ')}\n  mark ${step.id}; result changed\nfi\n`
+      );
+    case 'service': {
+      const u = q(step.unit);
+      const deps = step.restartOn.map((d) => `changed ${d}`).join(' || ') || 'false';
+      const reload = step.unitFileStep
+        ? `  if changed ${step.unitFileStep}; then systemctl daemon-reload; fi\n`
+        : '';
+      return (
+        head +
+        `if systemctl is-enabled -q ${u} 2>/dev/null && systemctl is-active -q ${u} && ! { ${deps}; }; then result unchanged\n` +
+        `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
+        `else\n${reload}` +
+        `  systemctl is-enabled -q ${u} 2>/dev/null || systemctl enable -q ${u}\n` +
+        `  if ! systemctl is-active -q ${u}; then systemctl start --no-block ${u}\n` +
+        `  elif ${deps}; then systemctl restart --no-block ${u}; fi\n` +
+        `  mark ${step.id}; result changed\nfi\n`
+      );
+    }
+    case 'wait':
+      return (
+        head +
+        `if [ "$DRY_RUN" = 1 ]; then result ok\nelse\n` +
+        `  i=0\n  until ${step.check}; do\n` +
+        `    i=$((i + 1))\n    if [ "$i" -ge ${step.seconds} ]; then\n${step.onTimeout.replace(/^/gm, '      ')}\n      fail ${step.message}\n    fi\n    sleep 1\n  done\n` +
+        `  result ok\nfi\n`
+      );
+  }
+}
+
+/** The host's script: header, helpers, then every step in order. */
+export function renderScript(plan: HostPlan): string {
+  const body = plan.steps.map((s, i) => renderStep(s, i + 1)).join('\n');
+  return (
+    `#!/bin/sh\n# ${plan.title}\n` +
+    '# Written by k3s-etcd. Run as root. DRY_RUN=1 only reads the host and reports what would\n' +
+    '# change; STAGE names the folder holding uploaded files (binaries, private keys).\n' +
+    `TOTAL=${plan.steps.length}\n${PRELUDE}\n${body}\necho "<== done"\n`
+  );
+}
+
+export interface Marker {
+  n: number;
+  total: number;
+  /** Set on a start line. */
+  title?: string;
+  /** Set on an outcome line. */
+  status?: StepStatus;
+  detail?: string;
+}
+
+/** Reads a `==>`/`<==` line of a script's output. */
+export function parseMarker(line: string): Marker | undefined {
+  const start = /^==> (\d+)\/(\d+) (.*)$/.exec(line);
+  if (start) return { n: Number(start[1]), total: Number(start[2]), title: start[3] ?? '' };
+  const end = /^<== (\d+)\/(\d+) (ok|unchanged|changed|would-change|failed)(?::\s*(.*))?$/.exec(
+    line,
+  );
+  if (!end) return undefined;
+  return {
+    n: Number(end[1]),
+    total: Number(end[2]),
+    status: end[3] as StepStatus,
+    ...(end[4] ? { detail: end[4] } : {}),
+  };
+}

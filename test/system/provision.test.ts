@@ -1,0 +1,315 @@
+/**
+ * Provisioning etcd on real systemd hosts (Debian in systemd-nspawn, sshd on 127.0.1.4N), over
+ * our SSH transport, with the etcd binaries uploaded from Debian's etcd-server package (the
+ * offline path): preview, an interrupted run, a full run (three members healthy over mutual
+ * TLS), a converged re-run that restarts nothing, add and remove a fourth member, a foreign
+ * data dir refused; plus password login and sudo with a password for a non-root user.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { K3sEtcdError } from '../../src/core/errors';
+import { clientEndpoints } from '../../src/core/inventory/urls';
+import { loadInventoryFile } from '../../src/core/inventory/parse';
+import type { Cluster } from '../../src/core/inventory/types';
+import { listMembers } from '../../src/core/etcd/members';
+import { adminTls } from '../../src/core/etcd/connection';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import {
+  addMember,
+  provisionEtcd,
+  removeMember,
+  type SshContext,
+} from '../../src/core/provision/etcdOps';
+import type { HostRun } from '../../src/core/provision/runner';
+import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeKey } from '../support/sshd';
+
+const ADDR = ['127.0.1.41', '127.0.1.42', '127.0.1.43', '127.0.1.44'];
+const NAMES = ['edge-1', 'edge-2', 'edge-3', 'edge-4'];
+
+function inventoryYaml(hostCount: number, key: string): string {
+  const hosts = NAMES.slice(0, hostCount)
+    .map(
+      (n, i) =>
+        `      - { name: ${n}, address: ${ADDR[i]}, user: root, identityFile: ${key}, roles: [etcd] }`,
+    )
+    .join('\n');
+  return `version: 1
+clusters:
+  - name: lab
+    knownHostsFile: known_hosts
+    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }
+    hosts:
+${hosts}
+`;
+}
+
+async function loadCluster(dir: string, hostCount: number, key: string): Promise<Cluster> {
+  await writeFile(join(dir, 'k3s-etcd.yaml'), inventoryYaml(hostCount, key));
+  const r = await loadInventoryFile(join(dir, 'k3s-etcd.yaml'));
+  assert.equal(r.status, 'ok', JSON.stringify(r.problems));
+  if (r.status !== 'ok') throw new Error('inventory');
+  return r.inventory.clusters[0]!;
+}
+
+const statuses = (runs: HostRun[]) => Object.fromEntries(runs.map((r) => [r.host, r.status]));
+
+async function sh(h: EdgeHost, cmd: string): Promise<string> {
+  const r = await h.exec(cmd);
+  return r.stdout.trim();
+}
+
+describe('provision etcd on real systemd hosts over SSH', () => {
+  let dir = '';
+  let hosts: EdgeHost[] = [];
+  let cluster: Cluster;
+  let ssh: SshContext;
+  let key = '';
+
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-provision-');
+    const k = makeKey(dir, 'id_lab');
+    key = k.file;
+    hosts = await startEdgeHosts({
+      hosts: NAMES.map((name, i) => ({ name, address: ADDR[i]! })),
+      authorizedKeys: [k.publicLine],
+    });
+    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
+    await writeFile(join(dir, 'known_hosts'), `${lines.join('\n')}\n`);
+    await mkdir(join(dir, 'etcd-bin'));
+    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+    cluster = await loadCluster(dir, 3, key);
+    await generateCertificateSet(cluster);
+    ssh = {
+      env: { home: dir },
+      agentSocket: '',
+      prompts: {
+        secret: async () => undefined,
+        unknownHostKey: async () => false,
+      },
+    };
+  });
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('previews: every step of every host would change, and the hosts stay untouched', async () => {
+    const { runs } = await provisionEtcd(cluster, { dryRun: true, ssh });
+    assert.deepEqual(statuses(runs), {
+      'edge-1': 'would-change',
+      'edge-2': 'would-change',
+      'edge-3': 'would-change',
+    });
+    const steps = runs[0]!.steps;
+    assert.ok(steps.length >= 15, `a full plan (${steps.length} steps)`);
+    assert.ok(steps.filter((s) => s.status === 'would-change').length >= 10);
+    assert.ok(steps.every((s) => s.status !== 'changed'));
+    for (const h of hosts.slice(0, 3)) {
+      assert.equal(
+        await sh(h, 'ls /etc/etcd 2>/dev/null | wc -l; id -u etcd 2>/dev/null || echo none'),
+        '0\nnone',
+      );
+    }
+  });
+
+  it('an SSH connection killed mid-run fails that host only; the next run converges', async () => {
+    let killed = false;
+    const { runs } = await provisionEtcd(cluster, {
+      dryRun: false,
+      ssh,
+      onStep: (host, step) => {
+        if (
+          host === 'edge-1' &&
+          !killed &&
+          step.status === 'pending' &&
+          /etcd\.env/.test(step.title)
+        ) {
+          killed = true;
+          void hosts[0]!.exec("pkill -KILL -f 'sshd: root@notty'");
+        }
+      },
+    });
+    assert.ok(killed, 'the run reached the env file on edge-1');
+    assert.equal(statuses(runs)['edge-1'], 'failed');
+    assert.match(runs.find((r) => r.host === 'edge-1')!.error!.message, /edge-1/);
+
+    const again = await provisionEtcd(cluster, { dryRun: false, ssh });
+    assert.deepEqual(
+      Object.values(statuses(again.runs)).every((s) => s === 'changed' || s === 'unchanged'),
+      true,
+      JSON.stringify(again.runs.map((r) => r.error)),
+    );
+    assert.equal(again.healthy, true, again.healthSummary);
+  });
+
+  it('three members healthy over mutual TLS, with the files, owners and modes the plan promises', async () => {
+    const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
+    assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);
+    for (const h of hosts.slice(0, 3)) {
+      assert.equal(await sh(h, 'systemctl is-active etcd'), 'active', h.name);
+      assert.equal(await sh(h, 'systemctl is-enabled etcd'), 'enabled', h.name);
+      assert.equal(
+        await sh(
+          h,
+          "stat -c '%n %a %U %G' /etc/etcd/pki/server-key.pem /etc/etcd/pki/peer-key.pem /var/lib/etcd /etc/etcd/etcd.env",
+        ),
+        [
+          '/etc/etcd/pki/server-key.pem 600 etcd etcd',
+          '/etc/etcd/pki/peer-key.pem 600 etcd etcd',
+          '/var/lib/etcd 700 etcd etcd',
+          '/etc/etcd/etcd.env 600 root root',
+        ].join('\n'),
+      );
+      const env = await sh(h, 'cat /etc/etcd/etcd.env');
+      assert.match(env, /^ETCD_CLIENT_CERT_AUTH=true$/m);
+      assert.match(env, /^ETCD_PEER_CLIENT_CERT_AUTH=true$/m);
+      assert.match(await sh(h, 'systemctl show etcd -p Restart'), /Restart=always/);
+    }
+    // Mutual TLS for real: without a client certificate etcd refuses.
+    const ep = clientEndpoints(cluster)[0]!;
+    assert.throws(() =>
+      execFileSync(
+        'etcdctl',
+        [
+          `--endpoints=${ep}`,
+          `--cacert=${join(cluster.pki.dir, 'ca.pem')}`,
+          '--command-timeout=3s',
+          'endpoint',
+          'health',
+        ],
+        { stdio: 'pipe' },
+      ),
+    );
+  });
+
+  it('a re-run changes nothing and restarts nothing', async () => {
+    const started = await Promise.all(
+      hosts.slice(0, 3).map((h) => sh(h, 'systemctl show etcd -p ExecMainStartTimestampMonotonic')),
+    );
+    const t0 = performance.now();
+    const { runs, healthy } = await provisionEtcd(cluster, { dryRun: false, ssh });
+    const ms = performance.now() - t0;
+    assert.deepEqual(statuses(runs), {
+      'edge-1': 'unchanged',
+      'edge-2': 'unchanged',
+      'edge-3': 'unchanged',
+    });
+    for (const r of runs) {
+      assert.ok(
+        r.steps.every((s) => s.status === 'unchanged' || s.status === 'ok'),
+        JSON.stringify(r.steps),
+      );
+    }
+    assert.equal(healthy, true);
+    const after = await Promise.all(
+      hosts.slice(0, 3).map((h) => sh(h, 'systemctl show etcd -p ExecMainStartTimestampMonotonic')),
+    );
+    assert.deepEqual(after, started, 'no service restarted');
+    console.log(`converged re-run of 3 hosts: ${Math.round(ms)} ms`);
+  });
+
+  it('adds a fourth member (member add, then the host joins as existing), then removes it', async () => {
+    const four = await loadCluster(dir, 4, key);
+    await generateCertificateSet(four);
+    const added = await addMember(four, 'edge-4', { dryRun: false, ssh });
+    assert.equal(statuses(added.runs)['edge-4'], 'changed', JSON.stringify(added.runs[0]?.error));
+    assert.equal(added.healthy, true, added.healthSummary);
+    const env = await sh(hosts[3]!, 'cat /etc/etcd/etcd.env');
+    assert.match(env, /^ETCD_INITIAL_CLUSTER_STATE=existing$/m);
+    let members = await listMembers(clientEndpoints(four), { tls: adminTls(four) });
+    assert.deepEqual(members.map((m) => m.name).sort(), NAMES);
+
+    const removed = await removeMember(four, 'edge-4', { dryRun: false, ssh });
+    assert.equal(removed.memberId, added.memberId);
+    members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
+    assert.deepEqual(members.map((m) => m.name).sort(), NAMES.slice(0, 3));
+    assert.equal(await sh(hosts[3]!, 'systemctl is-active etcd || true'), 'inactive');
+    assert.match(
+      await sh(hosts[3]!, 'ls -d /var/lib/etcd.removed-* | wc -l'),
+      /^1$/,
+      'the data was kept, moved aside',
+    );
+  });
+
+  it('refuses a host whose data dir holds another cluster, and says how to proceed', async () => {
+    const four = await loadCluster(dir, 4, key);
+    await hosts[3]!.exec(
+      'mkdir -p /var/lib/etcd/member/snap && echo "cluster=other" > /var/lib/etcd/.k3s-etcd-cluster',
+    );
+    const { runs } = await provisionEtcd(four, { dryRun: false, ssh, hosts: ['edge-4'] });
+    const run = runs[0]!;
+    assert.equal(run.status, 'failed');
+    assert.match(
+      run.error!.message,
+      /already holds etcd data of another cluster \(cluster=other \)\. It is never deleted/,
+    );
+    assert.equal(await sh(hosts[3]!, 'ls /var/lib/etcd/member'), 'snap', 'nothing was touched');
+  });
+
+  it('logs in with a password and becomes root through sudo with a password; a wrong one is refused', async () => {
+    const target = {
+      label: ADDR[0]!,
+      hostName: ADDR[0]!,
+      port: 22,
+      user: 'edge',
+      identityFiles: [],
+      jumps: [],
+      knownHostsFiles: [join(dir, 'known_hosts')],
+    };
+    const asked: SecretRequest[] = [];
+    const answers: Record<string, string[]> = {
+      password: ['edge-sudo-pw'],
+      sudo: ['nope', 'edge-sudo-pw'],
+    };
+    const s = await connectSsh(target, {
+      agentSocket: '',
+      prompts: {
+        secret: async (req) => {
+          asked.push(req);
+          return answers[req.kind]?.shift();
+        },
+        unknownHostKey: async () => false,
+      },
+    });
+    try {
+      assert.equal((await s.exec('id -un')).stdout.trim(), 'edge');
+      const r = await s.exec('id -u; cat /etc/etcd/etcd.env | head -n 1', { sudo: true });
+      assert.equal(r.stdout.split('\n')[0], '0');
+      assert.match(r.stdout, /written by k3s-etcd/);
+      assert.deepEqual(
+        asked.map((a) => `${a.kind}#${a.attempt}`),
+        ['password#1', 'sudo#1', 'sudo#2'],
+      );
+      const ps = await sh(hosts[0]!, 'ps -eo args');
+      assert.doesNotMatch(ps, /edge-sudo-pw/, 'the password is never on a command line');
+    } finally {
+      s.close();
+    }
+
+    const bad = await connectSsh(target, {
+      agentSocket: '',
+      prompts: {
+        secret: async (req) => (req.kind === 'password' ? 'edge-sudo-pw' : 'wrong'),
+        unknownHostKey: async () => false,
+      },
+    });
+    try {
+      await assert.rejects(
+        bad.exec('true', { sudo: true }),
+        (e) =>
+          e instanceof K3sEtcdError &&
+          e.code === 'ssh-sudo-refused' &&
+          /three times/.test(e.message),
+      );
+    } finally {
+      bad.close();
+    }
+  });
+});
