@@ -23,6 +23,7 @@ import {
 } from './context';
 import { INVENTORY_COMMANDS } from './inventoryCommands';
 import { PERF_COMMANDS } from './perfCommands';
+import { PROVISION_COMMANDS } from './provisionCommands';
 
 export type { CliIO } from './context';
 
@@ -31,6 +32,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...ETCD_COMMANDS,
   ...PERF_COMMANDS,
   ...CERTS_COMMANDS,
+  ...PROVISION_COMMANDS,
 ];
 
 function mainHelp(): string {

@@ -28,6 +28,7 @@ import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
+import { main, type CliIO } from '../../src/cli/main';
 
 const ADDR = ['127.0.1.41', '127.0.1.42', '127.0.1.43', '127.0.1.44'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3', 'edge-4'];
@@ -213,6 +214,36 @@ describe('provision etcd on real systemd hosts over SSH', () => {
     );
     assert.deepEqual(after, started, 'no service restarted');
     console.log(`converged re-run of 3 hosts: ${Math.round(ms)} ms`);
+  });
+
+  it('the CLI: a converged cluster needs nothing; an unreachable host fails alone, named, with the others checked', async () => {
+    const out: string[] = [];
+    const io: CliIO = {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      interactive: false,
+      cwd: dir,
+      ask: async () => '',
+      askSecret: async () => '',
+    };
+    assert.equal(await main(['provision', 'etcd', '--yes'], io), 0, out.join('\n'));
+    assert.match(out.join('\n'), /Everything is in place on 3 host\(s\): nothing to do\./);
+
+    out.length = 0;
+    const bad = inventoryYaml(3, key).replace(
+      '    hosts:\n',
+      `    hosts:\n      - { name: edge-9, address: 127.0.1.49, identityFile: ${key}, roles: [etcd] }\n`,
+    );
+    await writeFile(join(dir, 'bad.yaml'), bad);
+    const code = await main(['provision', 'etcd', '--dry-run', '--inventory', 'bad.yaml'], io);
+    const text = out.join('\n');
+    assert.equal(code, 1, text);
+    assert.match(
+      text,
+      /edge-9: 127\.0\.1\.49:22 refused the connection: sshd is not running there/,
+    );
+    for (const h of ['edge-1', 'edge-2', 'edge-3'])
+      assert.match(text, new RegExp(`${h}: unchanged`));
   });
 
   it('adds a fourth member (member add, then the host joins as existing), then removes it', async () => {

@@ -1,0 +1,240 @@
+/** `k3s-etcd provision etcd`, `k3s-etcd member add|remove`: the hosts, over SSH. */
+import { renderColumns } from '../core/format/table';
+import { peerUrl } from '../core/inventory/urls';
+import type { Cluster } from '../core/inventory/types';
+import {
+  addMember,
+  provisionEtcd,
+  removeMember,
+  selectHosts,
+  type SshContext,
+} from '../core/provision/etcdOps';
+import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { loadSshEnvironment } from '../core/ssh/target';
+import {
+  confirm,
+  json,
+  loadValid,
+  selectCluster,
+  UsageError,
+  type Options,
+  type RunContext,
+  type Subcommand,
+} from './context';
+
+const SSH_OPTIONS: Options = {
+  'accept-new-host-keys': { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
+};
+
+const SSH_HELP = `SSH: keys from ssh-agent, the host's identityFile and ~/.ssh/config; passphrases, passwords
+and sudo passwords are asked on the terminal, never echoed and never stored. Host keys are checked
+against known_hosts (the cluster's knownHostsFile, or ~/.ssh/known_hosts); an unknown key is asked
+about (or accepted and recorded with --accept-new-host-keys), a changed key is always refused.`;
+
+async function sshContext(ctx: RunContext): Promise<SshContext> {
+  const acceptNew = ctx.values['accept-new-host-keys'] === true;
+  return {
+    env: await loadSshEnvironment(),
+    prompts: {
+      secret: async (req) => {
+        if (!ctx.io.interactive) return undefined;
+        return ctx.io.askSecret(`${req.attempt > 1 ? 'Wrong, try again. ' : ''}${req.prompt}: `);
+      },
+      unknownHostKey: async (k) => {
+        const where = k.port === 22 ? k.host : `[${k.host}]:${k.port}`;
+        const about = `The authenticity of host ${where} can't be established.\n${k.keyType} key fingerprint is ${k.fingerprint}.`;
+        if (acceptNew) {
+          ctx.io.err(
+            `${about}\nAccepted (--accept-new-host-keys) and recorded in ${k.knownHostsFile}.`,
+          );
+          return true;
+        }
+        if (!ctx.io.interactive) return false;
+        ctx.io.err(about);
+        const a = (
+          await ctx.io.ask(`Trust it and record it in ${k.knownHostsFile}? [y/N] `)
+        ).trim();
+        return /^y(es)?$/i.test(a);
+      },
+    },
+  };
+}
+
+/** Streams lines as `[host] line`; whole lines only, so parallel hosts never interleave mid-line. */
+function printer(ctx: RunContext) {
+  return (host: string, line: string) => {
+    if (!ctx.global.json) ctx.io.out(`[${host}] ${line}`);
+  };
+}
+
+function stepTable(runs: HostRun[]): string {
+  const rows = runs.flatMap((r) => r.steps.map((s) => [r.host, `${s.n}`, s.status, s.title]));
+  return renderColumns(['HOST', 'STEP', 'STATUS', 'WHAT'], rows);
+}
+
+function report(ctx: RunContext, runs: HostRun[], extra: Record<string, unknown> = {}): number {
+  const failed = runs.filter((r) => r.status === 'failed' || r.status === 'cancelled');
+  if (ctx.global.json) json(ctx, { ...extra, hosts: runs });
+  else {
+    ctx.io.out('');
+    for (const r of runs) ctx.io.out(summarizeRun(r));
+  }
+  return failed.length > 0 ? 1 : 0;
+}
+
+function clusterOf(inv: Awaited<ReturnType<typeof loadValid>>, ctx: RunContext): Cluster {
+  return selectCluster(inv, ctx.global.cluster);
+}
+
+const provisionEtcdCommand: Subcommand = {
+  name: 'provision etcd',
+  summary: 'Install etcd with mutual TLS under systemd on the member hosts, over SSH',
+  usage: 'k3s-etcd provision etcd [--host NAME]... [--dry-run] [--accept-new-host-keys] [--yes]',
+  details: `Runs the plan on every etcd host of the cluster in parallel (or only --host ones): the etcd
+user, the binaries (etcd.install: download | upload | installed), /etc/etcd/pki with the
+member's certificates, the data dir, /etc/etcd/etcd.env and the systemd unit, then start and
+wait until healthy. First shows what would change and asks (--yes to skip); --dry-run only
+shows it. A re-run changes nothing when everything is in place. Exit 1 when a host fails.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, host: { type: 'string', multiple: true } },
+  async run(ctx) {
+    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const hostNames = (ctx.values['host'] as unknown as string[] | undefined) ?? [];
+    const hosts = selectHosts(cluster, hostNames);
+    const ssh = await sshContext(ctx);
+    const preview = await provisionEtcd(cluster, {
+      dryRun: true,
+      ssh,
+      hosts: hosts.map((h) => h.name),
+    });
+    const dryRun = ctx.values['dry-run'] === true;
+    if (dryRun || preview.runs.some((r) => r.status === 'failed')) {
+      if (!ctx.global.json) ctx.io.out(stepTable(preview.runs));
+      return report(ctx, preview.runs, { dryRun: true });
+    }
+    const pending = preview.runs.filter((r) => r.status === 'would-change');
+    if (pending.length === 0) {
+      if (!ctx.global.json)
+        ctx.io.out(`Everything is in place on ${preview.runs.length} host(s): nothing to do.`);
+      return report(ctx, preview.runs);
+    }
+    if (!ctx.global.json) {
+      ctx.io.out(
+        stepTable(
+          pending.map((r) => ({ ...r, steps: r.steps.filter((s) => s.status === 'would-change') })),
+        ),
+      );
+    }
+    const n = pending.reduce(
+      (a, r) => a + r.steps.filter((s) => s.status === 'would-change').length,
+      0,
+    );
+    if (
+      !(await confirm(ctx, `Apply ${n} change(s) on ${pending.map((r) => r.host).join(', ')}?`))
+    ) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const result = await provisionEtcd(cluster, {
+      dryRun: false,
+      ssh,
+      hosts: hosts.map((h) => h.name),
+      onLine: printer(ctx),
+    });
+    const code = report(ctx, result.runs, {
+      healthy: result.healthy,
+      health: result.healthSummary,
+    });
+    if (!ctx.global.json && result.healthSummary) ctx.io.out(`health: ${result.healthSummary}`);
+    return code === 0 && result.healthy !== false ? 0 : 1;
+  },
+};
+
+const memberAddCommand: Subcommand = {
+  name: 'member add',
+  summary: 'Add a host of the inventory to the running etcd cluster, then provision it',
+  usage: 'k3s-etcd member add HOST [--dry-run] [--accept-new-host-keys] [--yes]',
+  details: `HOST must be in k3s-etcd.yaml with the etcd role and have its certificates (k3s-etcd certs
+generate). Runs \`member add\` through a healthy member first, then provisions the host with
+--initial-cluster-state existing.
+
+${SSH_HELP}`,
+  options: SSH_OPTIONS,
+  maxArgs: 1,
+  async run(ctx) {
+    const name = ctx.args[0];
+    if (!name) throw new UsageError('member add needs the HOST to add');
+    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const [host] = selectHosts(cluster, [name]);
+    if (!host) throw new UsageError(`no host ${name}`);
+    const dryRun = ctx.values['dry-run'] === true;
+    if (
+      !dryRun &&
+      !(await confirm(
+        ctx,
+        `Add ${host.memberName} (${peerUrl(cluster, host)}) to etcd cluster ${cluster.name}?`,
+      ))
+    ) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const result = await addMember(cluster, host.name, {
+      dryRun,
+      ssh: await sshContext(ctx),
+      onLine: printer(ctx),
+    });
+    if (dryRun && !ctx.global.json) ctx.io.out(stepTable(result.runs));
+    const code = report(ctx, result.runs, { memberId: result.memberId, healthy: result.healthy });
+    return code === 0 && result.healthy !== false ? 0 : 1;
+  },
+};
+
+const memberRemoveCommand: Subcommand = {
+  name: 'member remove',
+  summary: 'Remove a member from the etcd cluster, then stop and disable its unit',
+  usage: 'k3s-etcd member remove MEMBER [--purge-data] [--dry-run] [--yes]',
+  details: `Refuses when removing the member would lose quorum. The member's data dir is moved aside
+(<dataDir>.removed-<time>) unless --purge-data deletes it (asked separately, naming the path).
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, 'purge-data': { type: 'boolean', default: false } },
+  maxArgs: 1,
+  async run(ctx) {
+    const name = ctx.args[0];
+    if (!name) throw new UsageError('member remove needs the MEMBER (host or member name)');
+    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const dryRun = ctx.values['dry-run'] === true;
+    const purge = ctx.values['purge-data'] === true;
+    if (!dryRun) {
+      if (
+        !(await confirm(
+          ctx,
+          `Remove member ${name} from etcd cluster ${cluster.name} and stop etcd on it?`,
+        ))
+      ) {
+        ctx.io.err('Nothing changed.');
+        return 1;
+      }
+      if (purge && !(await confirm(ctx, `Delete ${cluster.etcd.dataDir} on ${name} for good?`))) {
+        ctx.io.err('Nothing changed.');
+        return 1;
+      }
+    }
+    const r = await removeMember(cluster, name, {
+      dryRun,
+      purgeData: purge,
+      ssh: await sshContext(ctx),
+      onLine: printer(ctx),
+    });
+    if (ctx.global.json) json(ctx, r);
+    return 0;
+  },
+};
+
+export const PROVISION_COMMANDS: Subcommand[] = [
+  provisionEtcdCommand,
+  memberAddCommand,
+  memberRemoveCommand,
+];
