@@ -11,6 +11,7 @@ import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
 import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
+import { registerProvisionTasks } from './provisionTasks';
 import { registerTree } from './tree/clusterTree';
 
 declare const globalThis: { __k3sEtcdLoadStart?: number };
@@ -45,6 +46,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     ctx.push(inventory, health, perf);
     const tree = registerTree(ctx);
     registerCommands(ctx);
+    registerProvisionTasks(ctx);
     const registered = performance.now();
     inventory.start();
     await inventory.whenLoaded();

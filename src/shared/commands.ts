@@ -15,6 +15,10 @@ export const COMMANDS = {
   certsInspect: 'k3sEtcd.certs.inspect',
   certsImportCa: 'k3sEtcd.certs.importCa',
   certsReissue: 'k3sEtcd.certs.reissue',
+  provisionEtcd: 'k3sEtcd.provision.etcd',
+  provisionPreview: 'k3sEtcd.provision.preview',
+  memberAdd: 'k3sEtcd.member.add',
+  memberRemove: 'k3sEtcd.member.remove',
   docsOpen: 'k3sEtcd.docs.open',
   logShow: 'k3sEtcd.log.show',
 } as const;

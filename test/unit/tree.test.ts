@@ -140,6 +140,10 @@ describe('tree model', () => {
         'k3sEtcd.certs.importCa': ['certificates', 'cluster'],
         'k3sEtcd.certs.inspect': ['certificate'],
         'k3sEtcd.certs.reissue': ['member'],
+        'k3sEtcd.provision.preview': ['cluster', 'host'],
+        'k3sEtcd.provision.etcd': ['cluster', 'host'],
+        'k3sEtcd.member.add': ['host'],
+        'k3sEtcd.member.remove': ['member'],
       };
       const entries = manifest.contributes.menus['view/item/context'] ?? [];
       assert.ok(entries.length > 0);

@@ -19,6 +19,14 @@ import {
   inspectCertificateCommand,
   reissueMember,
 } from './certs';
+import {
+  addMemberCommand,
+  PlanDocuments,
+  PLAN_SCHEME,
+  previewPlanCommand,
+  provisionEtcdCommand,
+  removeMemberCommand,
+} from './provision';
 
 type Handler = (node?: TreeNode) => Promise<void>;
 
@@ -35,6 +43,10 @@ const TITLES: Record<CommandKey, string> = {
   certsInspect: 'Inspect certificate',
   certsImportCa: 'Import CA',
   certsReissue: 'Re-issue member certificates',
+  provisionEtcd: 'Provision etcd',
+  provisionPreview: 'Preview provisioning plan',
+  memberAdd: 'Add etcd member',
+  memberRemove: 'Remove etcd member',
   docsOpen: 'Open documentation',
   logShow: 'Show log',
 };
@@ -42,6 +54,8 @@ const TITLES: Record<CommandKey, string> = {
 export function registerCommands(ctx: ExtensionCtx): void {
   const certDocs = new CertificateDocuments();
   ctx.push(vscode.workspace.registerTextDocumentContentProvider(CERT_SCHEME, certDocs));
+  const planDocs = new PlanDocuments();
+  ctx.push(vscode.workspace.registerTextDocumentContentProvider(PLAN_SCHEME, planDocs));
   const handlers: Record<CommandKey, Handler> = {
     inventoryCreate: createInventory(ctx),
     inventoryOpen: openInventory(ctx),
@@ -55,6 +69,10 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsInspect: inspectCertificateCommand(ctx, certDocs),
     certsImportCa: importCaCommand(ctx),
     certsReissue: reissueMember(ctx),
+    provisionEtcd: provisionEtcdCommand(ctx),
+    provisionPreview: previewPlanCommand(ctx, planDocs),
+    memberAdd: addMemberCommand(ctx),
+    memberRemove: removeMemberCommand(ctx),
     docsOpen: openDocs(ctx),
     logShow: showLog(ctx),
   };

@@ -1,0 +1,250 @@
+/**
+ * Provisioning commands: run the task (cluster or host), preview the plan in a read-only
+ * document (a dry run that only reads the hosts), add and remove etcd members.
+ */
+import * as vscode from 'vscode';
+import { CancelledError } from '../../core/errors';
+import type { Cluster, Host } from '../../core/inventory/types';
+import { etcdHosts, peerUrl } from '../../core/inventory/urls';
+import {
+  addMember,
+  initialClusterOf,
+  provisionEtcd,
+  readFacts,
+  removeMember,
+  selectHosts,
+  sshOpener,
+} from '../../core/provision/etcdOps';
+import { planEtcdMember, resolveBinaries } from '../../core/provision/etcd';
+import { renderScript } from '../../core/provision/plan';
+import { summarizeRun, type HostRun } from '../../core/provision/runner';
+import type { TreeNode } from '../../core/tree/model';
+import type { ExtensionCtx } from '../ctx';
+import { withCancellableProgress } from '../progress';
+import { runProvisionTask } from '../provisionTasks';
+import { editorSshContext } from '../sshPrompts';
+import { resolveCluster } from './cluster';
+
+export const PLAN_SCHEME = 'k3s-etcd-plan';
+
+/** Read-only documents holding plan previews. */
+export class PlanDocuments implements vscode.TextDocumentContentProvider {
+  private readonly docs = new Map<string, string>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+  set(uri: vscode.Uri, text: string): void {
+    this.docs.set(uri.toString(), text);
+    this.changed.fire(uri);
+  }
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.docs.get(uri.toString()) ?? '';
+  }
+}
+
+function hostOf(cluster: Cluster, node?: TreeNode): Host | undefined {
+  if (!node || (node.kind !== 'host' && node.kind !== 'role')) return undefined;
+  return cluster.hosts.find((h) => h.name === node.host);
+}
+
+async function pickEtcdHost(
+  cluster: Cluster,
+  title: string,
+  filter: (h: Host) => boolean = () => true,
+): Promise<Host> {
+  const hosts = etcdHosts(cluster).filter(filter);
+  const picked = await vscode.window.showQuickPick(
+    hosts.map((h) => ({ label: h.name, description: h.address, host: h })),
+    { title },
+  );
+  if (!picked) throw new CancelledError(title);
+  return picked.host;
+}
+
+export function provisionEtcdCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    await runProvisionTask(ctx, cluster.name, hostOf(cluster, node)?.name);
+  };
+}
+
+const STATUS_WORD: Record<string, string> = {
+  'would-change': 'will change',
+  unchanged: 'unchanged',
+  ok: 'check passes',
+  failed: 'FAILS',
+  pending: 'not reached',
+  changed: 'changed',
+};
+
+function previewText(cluster: Cluster, runs: HostRun[], scripts: Map<string, string>): string {
+  const out = [
+    `# Provisioning plan: etcd for cluster ${cluster.name}`,
+    '',
+    `A dry run made ${new Date().toISOString()}: each host was only read. Run "K3s etcd: Provision etcd" to apply.`,
+    '',
+  ];
+  for (const r of runs) {
+    out.push(`## ${summarizeRun(r)}`, '');
+    if (r.error && r.steps.length === 0) out.push(`> ${r.error.message}`, '');
+    if (r.steps.length > 0) {
+      out.push('| # | Step | Result |', '|---|---|---|');
+      for (const s of r.steps)
+        out.push(
+          `| ${s.n} | ${s.title.replace(/\|/g, '\\|')} | ${STATUS_WORD[s.status] ?? s.status}${s.detail ? `: ${s.detail.replace(/\|/g, '\\|')}` : ''} |`,
+        );
+      out.push('');
+    }
+    const script = scripts.get(r.host);
+    if (script) {
+      out.push(
+        `<details><summary>The script that runs on ${r.host} (as root; private keys and binaries are uploaded beside it, not shown)</summary>`,
+        '',
+        '```sh',
+        script.trimEnd(),
+        '```',
+        '',
+        '</details>',
+        '',
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host = hostOf(cluster, node);
+    const hosts = selectHosts(cluster, host ? [host.name] : undefined);
+    const ssh = await editorSshContext(ctx);
+    const scripts = new Map<string, string>();
+    const result = await withCancellableProgress(
+      `Reading ${hosts.length} host(s) of ${cluster.name}`,
+      async (report, signal) => {
+        const r = await provisionEtcd(cluster, {
+          dryRun: true,
+          ssh,
+          hosts: hosts.map((h) => h.name),
+          signal,
+          onStep: (h, s) => report(`${h}: ${s.title}`),
+        });
+        // The scripts as they would run (the facts are read again: a few milliseconds per host).
+        await Promise.all(
+          hosts.map(async (h) => {
+            if (r.runs.find((x) => x.host === h.name)?.steps.length === 0) return;
+            const t = await sshOpener(cluster, h, ssh)(signal);
+            try {
+              const facts = await readFacts(t, cluster, h, signal);
+              const plan = await planEtcdMember({
+                cluster,
+                host: h,
+                facts,
+                binaries: await resolveBinaries(cluster, h, facts),
+                initialCluster: initialClusterOf(cluster),
+                initialState: 'new',
+              });
+              scripts.set(h.name, renderScript(plan));
+            } finally {
+              t.close();
+            }
+          }),
+        );
+        return r;
+      },
+    );
+    const uri = vscode.Uri.from({
+      scheme: PLAN_SCHEME,
+      path: `/${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan.md`,
+    });
+    docs.set(uri, previewText(cluster, result.runs, scripts));
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc, { preview: false });
+  };
+}
+
+export function addMemberCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host =
+      hostOf(cluster, node) ?? (await pickEtcdHost(cluster, 'Add which host as an etcd member?'));
+    const choice = await vscode.window.showWarningMessage(
+      `Add ${host.memberName} to etcd cluster ${cluster.name}?`,
+      {
+        modal: true,
+        detail: `Runs "member add" with the peer URL ${peerUrl(cluster, host)} through a healthy member, then provisions ${host.name} joining as an existing-cluster member. The cluster's quorum grows with it: start the host right away.`,
+      },
+      'Add Member',
+    );
+    if (choice !== 'Add Member') return;
+    const ssh = await editorSshContext(ctx);
+    const result = await withCancellableProgress(
+      `Adding ${host.memberName} to ${cluster.name}`,
+      (report, signal) =>
+        addMember(cluster, host.name, {
+          dryRun: false,
+          ssh,
+          signal,
+          onLine: (_h, l) => ctx.log.info(`[${host.name}] ${l}`),
+          onStep: (_h, s) => report(s.title),
+        }),
+    );
+    void ctx.health.refreshAll();
+    const run = result.runs[0];
+    if (!run || run.status === 'failed' || result.healthy === false) {
+      throw new Error(
+        run?.error?.message ??
+          `member ${result.memberId} added, but it is not healthy: ${result.healthSummary ?? ''}`,
+      );
+    }
+    void vscode.window.showInformationMessage(
+      `${host.memberName} (${result.memberId}) joined ${cluster.name}: ${result.healthSummary ?? 'healthy'}.`,
+    );
+  };
+}
+
+export function removeMemberCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host =
+      hostOf(cluster, node) ?? (await pickEtcdHost(cluster, 'Remove which etcd member?'));
+    const choice = await vscode.window.showWarningMessage(
+      `Remove etcd member ${host.memberName} from ${cluster.name}?`,
+      {
+        modal: true,
+        detail: `Runs "member remove" through another member (refused if quorum would be lost), then stops and disables etcd on ${host.name}. Its data dir ${cluster.etcd.dataDir} is moved aside and kept, unless you choose to delete it.`,
+      },
+      'Remove, Keep Data',
+      'Remove and Delete Data…',
+    );
+    if (!choice) return;
+    let purge = false;
+    if (choice === 'Remove and Delete Data…') {
+      const sure = await vscode.window.showWarningMessage(
+        `Delete ${cluster.etcd.dataDir} on ${host.name} for good?`,
+        {
+          modal: true,
+          detail: 'This cannot be undone. The cluster keeps its data on the other members.',
+        },
+        'Delete Data',
+      );
+      if (sure !== 'Delete Data') return;
+      purge = true;
+    }
+    const ssh = await editorSshContext(ctx);
+    const r = await withCancellableProgress(
+      `Removing ${host.memberName} from ${cluster.name}`,
+      (_report, signal) =>
+        removeMember(cluster, host.name, {
+          dryRun: false,
+          purgeData: purge,
+          ssh,
+          signal,
+          onLine: (_h, l) => ctx.log.info(`[${host.name}] ${l}`),
+        }),
+    );
+    void ctx.health.refreshAll();
+    void vscode.window.showInformationMessage(
+      `${host.memberName}${r.memberId ? ` (${r.memberId})` : ''} removed from ${cluster.name}. ${r.lines.at(-1) ?? ''}`,
+    );
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * Provisioning as VS Code tasks (`type: k3s-etcd`, with operation, cluster and host): over SSH
+ * through a `CustomExecution` whose pseudoterminal streams each host's lines with step markers
+ * and ends with the exit code; or, when VS Code is connected to the host itself with Remote-SSH,
+ * as a `ShellExecution` of the same script in the host's own terminal (sudo asks there).
+ */
+import * as vscode from 'vscode';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { errorMessage } from '../core/errors';
+import type { Cluster, Host } from '../core/inventory/types';
+import { etcdHosts } from '../core/inventory/urls';
+import {
+  checkFacts,
+  factsCommand,
+  parseFacts,
+  planEtcdMember,
+  resolveBinaries,
+} from '../core/provision/etcd';
+import { initialClusterOf, provisionEtcd, selectHosts } from '../core/provision/etcdOps';
+import { isThisHost, terminalCommand } from '../core/provision/local';
+import { parseMarker, renderScript } from '../core/provision/plan';
+import { summarizeRun, type HostRun } from '../core/provision/runner';
+import type { ExtensionCtx } from './ctx';
+import { withCancellableProgress } from './progress';
+import { editorSshContext } from './sshPrompts';
+
+export const TASK_TYPE = 'k3s-etcd';
+
+export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
+  type: typeof TASK_TYPE;
+  operation: 'provision-etcd';
+  cluster: string;
+  host?: string;
+}
+
+const ESC = '\x1b[';
+const colour = (code: number, s: string) => `${ESC}${code}m${s}${ESC}0m`;
+const STATUS_COLOUR: Record<string, number> = {
+  changed: 33,
+  'would-change': 33,
+  unchanged: 32,
+  ok: 32,
+  failed: 31,
+};
+
+/** One output line for the terminal: host prefix, markers coloured, CRLF. */
+export function terminalLine(host: string, line: string): string {
+  const m = parseMarker(line);
+  let text = line;
+  if (m?.status) text = colour(STATUS_COLOUR[m.status] ?? 0, line);
+  else if (m?.title) text = colour(1, line);
+  return `${colour(36, `[${host}]`)} ${text}\r\n`;
+}
+
+function clusterOf(ctx: ExtensionCtx, name: string): Cluster {
+  const inv = ctx.inventory.current();
+  const cluster =
+    inv?.status === 'ok' ? inv.inventory.clusters.find((c) => c.name === name) : undefined;
+  if (!cluster) throw new Error(`Cluster "${name}" is not in the inventory: check k3s-etcd.yaml.`);
+  return cluster;
+}
+
+function localIdentity() {
+  const addresses = Object.values(networkInterfaces())
+    .flat()
+    .map((i) => i?.address)
+    .filter((a): a is string => Boolean(a));
+  return { hostname: hostname(), addresses };
+}
+
+/** The host this window is connected to with Remote-SSH, when it is `host` and we run there. */
+function runsOnHost(ctx: ExtensionCtx, host: Host): boolean {
+  return (
+    vscode.env.remoteName === 'ssh-remote' &&
+    ctx.vscodeContext.extension.extensionKind === vscode.ExtensionKind.Workspace &&
+    isThisHost(host, localIdentity())
+  );
+}
+
+class ProvisionTerminal implements vscode.Pseudoterminal {
+  private readonly write = new vscode.EventEmitter<string>();
+  private readonly done = new vscode.EventEmitter<number>();
+  readonly onDidWrite = this.write.event;
+  readonly onDidClose = this.done.event;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly ctx: ExtensionCtx,
+    private readonly def: K3sEtcdTaskDefinition,
+  ) {}
+
+  open(): void {
+    void this.run().then(
+      (code) => this.done.fire(code),
+      (err: unknown) => {
+        this.write.fire(colour(31, `\r\n${errorMessage(err)}\r\n`));
+        this.ctx.log.error(`provision ${this.def.cluster}: ${errorMessage(err)}`);
+        this.done.fire(1);
+      },
+    );
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+
+  private line(host: string, text: string): void {
+    this.write.fire(terminalLine(host, text));
+  }
+
+  private async run(): Promise<number> {
+    const cluster = clusterOf(this.ctx, this.def.cluster);
+    const hosts = selectHosts(cluster, this.def.host ? [this.def.host] : undefined).map(
+      (h) => h.name,
+    );
+    const ssh = await editorSshContext(this.ctx);
+    const what = `etcd on ${hosts.join(', ')} (cluster ${cluster.name})`;
+    this.write.fire(colour(1, `Checking ${what}…\r\n`));
+    const preview = await provisionEtcd(cluster, {
+      dryRun: true,
+      ssh,
+      hosts,
+      signal: this.abort.signal,
+    });
+    for (const r of preview.runs) this.write.fire(`${summaryLine(r)}\r\n`);
+    if (preview.runs.some((r) => r.status === 'failed' || r.status === 'cancelled')) return 1;
+    const pending = preview.runs.filter((r) => r.status === 'would-change');
+    if (pending.length === 0) {
+      this.write.fire(colour(32, 'Everything is in place: nothing to change.\r\n'));
+      return 0;
+    }
+    const changes = pending.reduce(
+      (a, r) => a + r.steps.filter((s) => s.status === 'would-change').length,
+      0,
+    );
+    const choice = await vscode.window.showInformationMessage(
+      `Provision ${what}?`,
+      {
+        modal: true,
+        detail: `${changes} step(s) would change on ${pending.map((r) => r.host).join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+      },
+      'Apply',
+    );
+    if (choice !== 'Apply') {
+      this.write.fire('Not applied: nothing changed.\r\n');
+      return 1;
+    }
+    const result = await withCancellableProgress(`Provisioning ${what}`, (report, signal) => {
+      signal.addEventListener('abort', () => this.abort.abort(), { once: true });
+      return provisionEtcd(cluster, {
+        dryRun: false,
+        ssh,
+        hosts,
+        signal: this.abort.signal,
+        onLine: (host, l) => this.line(host, l),
+        onStep: (host, s) => {
+          if (s.status === 'pending') report(`${host}: ${s.n}/${s.title}`);
+        },
+      });
+    });
+    this.write.fire('\r\n');
+    for (const r of result.runs) this.write.fire(`${summaryLine(r)}\r\n`);
+    if (result.healthSummary) this.write.fire(`health: ${result.healthSummary}\r\n`);
+    void this.ctx.health.refreshAll();
+    const ok =
+      result.runs.every((r) => r.status === 'changed' || r.status === 'unchanged') &&
+      result.healthy !== false;
+    this.write.fire(colour(ok ? 32 : 31, `${ok ? 'Done' : 'Failed'}: exit ${ok ? 0 : 1}\r\n`));
+    return ok ? 0 : 1;
+  }
+}
+
+function summaryLine(r: HostRun): string {
+  const c =
+    r.status === 'failed' || r.status === 'cancelled' ? 31 : r.status === 'unchanged' ? 32 : 33;
+  return colour(c, summarizeRun(r));
+}
+
+/** Builds the script for this host and a terminal task running it with sudo (Remote-SSH). */
+async function localShellExecution(
+  ctx: ExtensionCtx,
+  cluster: Cluster,
+  host: Host,
+): Promise<vscode.ShellExecution> {
+  const factsOut = await new Promise<string>((resolve, reject) =>
+    execFile('sh', ['-c', factsCommand(cluster.etcd.dataDir)], (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    ),
+  );
+  const facts = parseFacts(factsOut);
+  checkFacts(host, facts);
+  const binaries = await resolveBinaries(cluster, host, facts);
+  const plan = await planEtcdMember({
+    cluster,
+    host,
+    facts,
+    binaries,
+    initialCluster: initialClusterOf(cluster),
+    initialState: 'new',
+  });
+  const stage = await mkdtemp(join(tmpdir(), 'k3s-etcd-stage-'));
+  await chmod(stage, 0o700);
+  for (const p of plan.payloads) {
+    const data = p.content ?? (p.localPath ? await readFile(p.localPath) : Buffer.alloc(0));
+    await writeFile(join(stage, p.name), data, { mode: 0o600 });
+  }
+  const script = join(stage, 'provision-etcd.sh');
+  await writeFile(script, renderScript(plan), { mode: 0o600 });
+  ctx.log.info(`provisioning ${host.name} in its own terminal with ${script}`);
+  return new vscode.ShellExecution(terminalCommand(script, stage, false));
+}
+
+export function provisionTask(
+  ctx: ExtensionCtx,
+  def: K3sEtcdTaskDefinition,
+  scope: vscode.WorkspaceFolder | vscode.TaskScope = vscode.TaskScope.Workspace,
+): vscode.Task {
+  const name = def.host
+    ? `provision etcd on ${def.host} (${def.cluster})`
+    : `provision etcd (${def.cluster})`;
+  const task = new vscode.Task(
+    def,
+    scope,
+    name,
+    'k3s-etcd',
+    new vscode.CustomExecution(async (resolved) => {
+      const d = resolved as K3sEtcdTaskDefinition;
+      return new ProvisionTerminal(ctx, d);
+    }),
+  );
+  task.presentationOptions = {
+    reveal: vscode.TaskRevealKind.Always,
+    panel: vscode.TaskPanelKind.Dedicated,
+    clear: true,
+  };
+  return task;
+}
+
+/** For Remote-SSH: the same operation in the host's own terminal. */
+export async function hostTerminalTask(
+  ctx: ExtensionCtx,
+  def: K3sEtcdTaskDefinition,
+): Promise<vscode.Task | undefined> {
+  if (!def.host) return undefined;
+  const cluster = clusterOf(ctx, def.cluster);
+  const host = cluster.hosts.find((h) => h.name === def.host);
+  if (!host || !runsOnHost(ctx, host)) return undefined;
+  const exec = await localShellExecution(ctx, cluster, host);
+  return new vscode.Task(
+    def,
+    vscode.TaskScope.Workspace,
+    `provision etcd on ${host.name} (this host)`,
+    'k3s-etcd',
+    exec,
+  );
+}
+
+export function registerProvisionTasks(ctx: ExtensionCtx): void {
+  ctx.push(
+    vscode.tasks.registerTaskProvider(TASK_TYPE, {
+      provideTasks: () => {
+        const inv = ctx.inventory.current();
+        if (inv?.status !== 'ok') return [];
+        return inv.inventory.clusters.flatMap((c) => [
+          provisionTask(ctx, { type: TASK_TYPE, operation: 'provision-etcd', cluster: c.name }),
+          ...etcdHosts(c).map((h) =>
+            provisionTask(ctx, {
+              type: TASK_TYPE,
+              operation: 'provision-etcd',
+              cluster: c.name,
+              host: h.name,
+            }),
+          ),
+        ]);
+      },
+      resolveTask: (task) => {
+        const def = task.definition as K3sEtcdTaskDefinition;
+        if (def.type !== TASK_TYPE || def.operation !== 'provision-etcd' || !def.cluster)
+          return undefined;
+        return provisionTask(ctx, def, task.scope ?? vscode.TaskScope.Workspace);
+      },
+    }),
+  );
+}
+
+/** Runs the task for a cluster or host: in the host's terminal under Remote-SSH, else over SSH. */
+export async function runProvisionTask(
+  ctx: ExtensionCtx,
+  cluster: string,
+  host?: string,
+): Promise<void> {
+  const def: K3sEtcdTaskDefinition = {
+    type: TASK_TYPE,
+    operation: 'provision-etcd',
+    cluster,
+    ...(host ? { host } : {}),
+  };
+  const local = await hostTerminalTask(ctx, def).catch((err: unknown) => {
+    ctx.log.warn(`cannot run in this host's terminal: ${errorMessage(err)}`);
+    return undefined;
+  });
+  await vscode.tasks.executeTask(local ?? provisionTask(ctx, def));
+}

@@ -1,0 +1,224 @@
+/**
+ * The plan renderer run by a real POSIX shell (dash, as /bin/sh on Debian): a dry run only
+ * reads, a run converges, a second run reports every step unchanged, a service restarts only
+ * when a step it depends on changed (systemctl stubbed on PATH), a failing guard stops the
+ * script with its message. Plus the Remote-SSH host test.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { isThisHost, terminalCommand } from '../../src/core/provision/local';
+import {
+  parseMarker,
+  renderScript,
+  sha256,
+  type HostPlan,
+  type Step,
+} from '../../src/core/provision/plan';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import { host } from '../integration/harness/tlsCluster';
+
+function run(script: string, env: Record<string, string>) {
+  const r = spawnSync('/bin/sh', ['-s'], {
+    input: script,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  const lines = r.stdout.split('\n');
+  const results = lines
+    .map(parseMarker)
+    .filter((m) => m?.status)
+    .map((m) => `${m!.n}:${m!.status}`);
+  return { code: r.status, results, stdout: r.stdout };
+}
+
+describe('plans rendered to POSIX sh', () => {
+  let dir = '';
+  let plan: HostPlan;
+  let env: Record<string, string>;
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-plan-');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    // systemctl stub: records calls; "is-active"/"is-enabled" succeed once started/enabled.
+    writeFileSync(
+      join(bin, 'systemctl'),
+      `#!/bin/sh\necho "$*" >> ${dir}/systemctl.log\ncase "$1" in\n  is-enabled) [ -f ${dir}/enabled ] ;;\n  is-active) [ -f ${dir}/active ] ;;\n  enable) touch ${dir}/enabled ;;\n  start|restart) touch ${dir}/active ;;\nesac\n`,
+    );
+    chmodSync(join(bin, 'systemctl'), 0o755);
+    mkdirSync(join(dir, 'stage'));
+    writeFileSync(join(dir, 'stage', 'key.pem'), 'secret key\n');
+    const text = 'a=1\nb=2\n';
+    const steps: Step[] = [
+      { kind: 'guard', id: 'g', title: 'guard', check: 'true', message: '"never"' },
+      {
+        kind: 'dir',
+        id: 'd',
+        title: 'a dir',
+        path: join(dir, 'etc'),
+        mode: 0o750,
+        owner: 'root',
+        group: 'root',
+      },
+      {
+        kind: 'file',
+        id: 'conf',
+        title: 'conf',
+        path: join(dir, 'etc', 'conf'),
+        mode: 0o600,
+        owner: 'root',
+        group: 'root',
+        sha256: sha256(text),
+        source: { text },
+        backup: true,
+      },
+      {
+        kind: 'file',
+        id: 'key',
+        title: 'key',
+        path: join(dir, 'etc', 'key.pem'),
+        mode: 0o600,
+        owner: 'root',
+        group: 'root',
+        sha256: sha256('secret key\n'),
+        source: { payload: 'key.pem' },
+      },
+      {
+        kind: 'command',
+        id: 'cmd',
+        title: 'marker',
+        check: `[ -f ${dir}/done ]`,
+        run: `touch ${dir}/done`,
+      },
+      {
+        kind: 'service',
+        id: 'svc',
+        title: 'service',
+        unit: 'etcd',
+        restartOn: ['conf', 'key'],
+        unitFileStep: 'conf',
+      },
+    ];
+    plan = { host: 'h1', title: 'test plan', steps, payloads: [] };
+    env = { PATH: `${bin}:${process.env['PATH']}`, STAGE: join(dir, 'stage') };
+  });
+  after(async () => {
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('a dry run only reads and says what would change', () => {
+    const r = run(renderScript(plan), { ...env, DRY_RUN: '1' });
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual(r.results, [
+      '1:ok',
+      '2:would-change',
+      '3:would-change',
+      '4:would-change',
+      '5:would-change',
+      '6:would-change',
+    ]);
+    assert.equal(existsSync(join(dir, 'etc')), false);
+    const calls = existsSync(join(dir, 'systemctl.log'))
+      ? readFileSync(join(dir, 'systemctl.log'), 'utf8')
+      : '';
+    assert.doesNotMatch(calls, /enable |start|reload/, 'systemctl only asked');
+  });
+
+  it('a run converges with the right modes; the next run changes and restarts nothing', () => {
+    const first = run(renderScript(plan), env);
+    assert.equal(first.code, 0, first.stdout);
+    assert.deepEqual(first.results, [
+      '1:ok',
+      '2:changed',
+      '3:changed',
+      '4:changed',
+      '5:changed',
+      '6:changed',
+    ]);
+    assert.equal(statSync(join(dir, 'etc')).mode & 0o777, 0o750);
+    assert.equal(statSync(join(dir, 'etc', 'key.pem')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(dir, 'etc', 'conf'), 'utf8'), 'a=1\nb=2\n');
+    const calls1 = readFileSync(join(dir, 'systemctl.log'), 'utf8');
+    assert.match(calls1, /daemon-reload/);
+    assert.match(calls1, /start --no-block etcd/);
+
+    const second = run(renderScript(plan), env);
+    assert.deepEqual(second.results, [
+      '1:ok',
+      '2:unchanged',
+      '3:unchanged',
+      '4:unchanged',
+      '5:unchanged',
+      '6:unchanged',
+    ]);
+    const calls2 = readFileSync(join(dir, 'systemctl.log'), 'utf8').slice(calls1.length);
+    assert.doesNotMatch(calls2, /restart|start|reload/);
+  });
+
+  it('a changed dependency restarts the service and backs the old file up', () => {
+    writeFileSync(join(dir, 'etc', 'conf'), 'a=0\n');
+    const r = run(renderScript(plan), env);
+    assert.deepEqual(r.results, [
+      '1:ok',
+      '2:unchanged',
+      '3:changed',
+      '4:unchanged',
+      '5:unchanged',
+      '6:changed',
+    ]);
+    assert.match(readFileSync(join(dir, 'systemctl.log'), 'utf8'), /restart --no-block etcd/);
+    const fs = spawnSync('sh', ['-c', `cat ${dir}/etc/conf.bak.*`], { encoding: 'utf8' });
+    assert.equal(fs.stdout, 'a=0\n', 'the replaced file was kept');
+  });
+
+  it('a failing guard stops the script with its message', () => {
+    const bad: HostPlan = {
+      ...plan,
+      steps: [
+        {
+          kind: 'guard',
+          id: 'g',
+          title: 'port free',
+          check: 'false',
+          message: '"port 2379 is taken"',
+        },
+        ...plan.steps,
+      ],
+    };
+    const r = run(renderScript(bad), { ...env, DRY_RUN: '1' });
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^<== 1\/7 failed: port 2379 is taken$/m);
+    assert.deepEqual(parseMarker('<== 1/7 failed: port 2379 is taken'), {
+      n: 1,
+      total: 7,
+      status: 'failed',
+      detail: 'port 2379 is taken',
+    });
+  });
+
+  it('the script has no bash-isms (checkbashisms-like spot check) and quotes paths', () => {
+    const s = renderScript(plan);
+    assert.doesNotMatch(s, /\[\[|\bfunction\b|\$\{[A-Za-z_]+\/\/|<<<|\bsource\b/);
+    assert.match(s, /^#!\/bin\/sh\n/);
+    assert.match(s, /^set -eu$/m);
+  });
+});
+
+describe('Remote-SSH: is the inventory host the machine we run on?', () => {
+  const me = { hostname: 'edge-2.lan', addresses: ['127.0.0.1', '10.10.3.105', 'fe80::1'] };
+  it('matches by address or host name, never by loopback', () => {
+    assert.equal(isThisHost(host('edge-2', '10.10.3.105'), me), true);
+    assert.equal(isThisHost(host('x', 'edge-2.lan'), me), true);
+    assert.equal(isThisHost(host('edge-2', '10.9.9.9'), me), true);
+    assert.equal(isThisHost(host('edge-1', '10.10.3.104'), me), false);
+    assert.equal(isThisHost(host('lo', '127.0.0.1'), me), false);
+  });
+  it('runs the script with sudo unless already root', () => {
+    assert.equal(
+      terminalCommand('/tmp/s p/x.sh', '/tmp/st', false),
+      `if [ "$(id -u)" = 0 ]; then env DRY_RUN=0 STAGE=/tmp/st sh '/tmp/s p/x.sh'; else sudo env DRY_RUN=0 STAGE=/tmp/st sh '/tmp/s p/x.sh'; fi`,
+    );
+  });
+});
