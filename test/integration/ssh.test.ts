@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isCancelled, K3sEtcdError } from '../../src/core/errors';
@@ -347,7 +347,8 @@ describe('SSH transport against real sshd', () => {
       'ssh-refused',
       /127\.0\.0\.51:2299 refused the connection/,
     );
-    const silent = createServer(() => undefined);
+    const accepted: Socket[] = [];
+    const silent = createServer((sock) => void accepted.push(sock));
     await new Promise<void>((r) => silent.listen(2298, '127.0.0.51', r));
     try {
       await expectSshError(
@@ -359,6 +360,7 @@ describe('SSH transport against real sshd', () => {
         /No answer from root@127\.0\.0\.51:2298 within 1 s/,
       );
     } finally {
+      for (const sock of accepted) sock.destroy();
       silent.close();
     }
     await expectSshError(
