@@ -5,6 +5,7 @@
  *    the tree's first data), with the packaged VSIX installed; median of several page loads;
  *    goal < 100 ms
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
+ *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
 import { benchPerf } from './benchPerf';
+import { benchProvision } from './benchProvision';
 import {
   copyToTemp,
   installVsix,
@@ -286,11 +288,13 @@ async function main(): Promise<void> {
   if (only === 'certs') return certificateSet();
   if (only === 'status') return statusRefresh();
   if (only === 'perf') return benchPerf(['s', 'm', 'l']);
+  if (only === 'provision') return benchProvision();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
   await certificateSet();
   await statusRefresh();
+  await benchProvision();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);
 }

@@ -1,0 +1,132 @@
+/**
+ * `npm run bench -- provision`: wall time to provision a 3-member etcd on real systemd hosts
+ * (nspawn, over SSH, binaries uploaded) from scratch and to re-run it converged, medians; the
+ * converged re-run all hosts at once against one host after another; and where the time of a
+ * fresh run goes, per step (median over the hosts and runs).
+ */
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadInventoryFile } from '../src/core/inventory/parse';
+import type { Cluster } from '../src/core/inventory/types';
+import { generateCertificateSet } from '../src/core/pki/set';
+import { provisionEtcd, type SshContext } from '../src/core/provision/etcdOps';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../test/support/edgeHosts';
+import { makeTempDir, removeTempDir } from '../test/support/processes';
+import { makeKey } from '../test/support/sshd';
+
+const ADDR = ['127.0.1.91', '127.0.1.92', '127.0.1.93'];
+const FRESH_RUNS = Number(process.env['BENCH_FRESH_RUNS'] ?? 3);
+const RERUNS = Number(process.env['BENCH_RUNS'] ?? 7);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+const ms = (x: number) => `${Math.round(x)} ms`;
+
+export async function benchProvision(): Promise<void> {
+  const dir = await makeTempDir('k3s-etcd-bench-provision-');
+  const key = makeKey(dir, 'id_bench');
+  await mkdir(join(dir, 'etcd-bin'));
+  await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
+  await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+  const names = ADDR.map((_, i) => `edge-${i + 1}`);
+  await writeFile(
+    join(dir, 'k3s-etcd.yaml'),
+    [
+      'version: 1',
+      'clusters:',
+      '  - name: bench',
+      '    knownHostsFile: known_hosts',
+      '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
+      '    hosts:',
+      ...names.map(
+        (n, i) =>
+          `      - { name: ${n}, address: ${ADDR[i]}, identityFile: id_bench, roles: [etcd] }`,
+      ),
+      '',
+    ].join('\n'),
+  );
+  const loaded = await loadInventoryFile(join(dir, 'k3s-etcd.yaml'));
+  if (loaded.status !== 'ok') throw new Error('bench inventory invalid');
+  const cluster: Cluster = loaded.inventory.clusters[0] as Cluster;
+  await generateCertificateSet(cluster);
+  const ssh: SshContext = {
+    env: { home: dir },
+    agentSocket: '',
+    prompts: { secret: async () => undefined, unknownHostKey: async () => false },
+  };
+
+  const fresh: number[] = [];
+  const stepTimes = new Map<string, number[]>();
+  const phaseTimes = new Map<string, number[]>();
+  const reruns: number[] = [];
+  const sequential: number[] = [];
+  for (let run = 0; run < FRESH_RUNS; run++) {
+    const hosts = await startEdgeHosts({
+      hosts: names.map((name, i) => ({ name, address: ADDR[i] as string })),
+      authorizedKeys: [key.publicLine],
+    });
+    try {
+      await writeFile(
+        join(dir, 'known_hosts'),
+        `${(await Promise.all(hosts.map((h) => hostKeyLine(h)))).join('\n')}\n`,
+      );
+      const started = new Map<string, number>();
+      const t0 = performance.now();
+      const r = await provisionEtcd(cluster, {
+        dryRun: false,
+        ssh,
+        onStep: (host, s) => {
+          const k = `${host}#${s.n}`;
+          if (s.status === 'pending') started.set(k, performance.now());
+          else if (started.has(k) && s.status !== 'would-change') {
+            const list = stepTimes.get(s.title) ?? [];
+            list.push(performance.now() - (started.get(k) ?? 0));
+            stepTimes.set(s.title, list);
+          }
+        },
+      });
+      fresh.push(performance.now() - t0);
+      if (!r.healthy) throw new Error(`fresh provision not healthy: ${r.healthSummary}`);
+      for (const h of r.runs) {
+        for (const [phase, v] of Object.entries(h.timings)) {
+          const list = phaseTimes.get(phase) ?? [];
+          list.push(v);
+          phaseTimes.set(phase, list);
+        }
+      }
+      if (run === FRESH_RUNS - 1) {
+        for (let i = 0; i < RERUNS; i++) {
+          let t = performance.now();
+          const again = await provisionEtcd(cluster, { dryRun: false, ssh });
+          reruns.push(performance.now() - t);
+          if (again.runs.some((x) => x.status !== 'unchanged'))
+            throw new Error('re-run was not converged');
+          t = performance.now();
+          for (const n of names) await provisionEtcd(cluster, { dryRun: false, ssh, hosts: [n] });
+          sequential.push(performance.now() - t);
+        }
+      }
+    } finally {
+      await stopEdgeHosts(hosts);
+    }
+  }
+  await removeTempDir(dir);
+
+  console.log('\nProvisioning etcd on 3 real systemd hosts (nspawn, SSH, binaries uploaded)');
+  console.log(`  fresh provision, median of ${FRESH_RUNS}: ${ms(median(fresh))}`);
+  console.log(`  converged re-run, median of ${RERUNS}: ${ms(median(reruns))} (goal < 5000 ms)`);
+  console.log(
+    `  converged re-run, hosts one after another: ${ms(median(sequential))}; parallel/sequential = ${(median(reruns) / median(sequential)).toFixed(2)}`,
+  );
+  console.log(
+    '  fresh run per phase (median per host): ' +
+      [...phaseTimes].map(([p, v]) => `${p} ${ms(median(v))}`).join(', '),
+  );
+  console.log('  fresh run, slowest steps (median per host):');
+  for (const [title, v] of [...stepTimes].sort((a, b) => median(b[1]) - median(a[1])).slice(0, 6)) {
+    console.log(`    ${ms(median(v)).padStart(8)}  ${title}`);
+  }
+}
