@@ -1,0 +1,175 @@
+/**
+ * Editor tier, provisioning: three real systemd hosts (nspawn, sshd on 127.0.1.6N), a workspace
+ * inventory naming them with an SSH key and known_hosts, and the real VS Code running
+ * "Tasks: Run Task" → k3s-etcd → "provision etcd (lab)" as a person would: the terminal streams
+ * each host's steps, the modal asks before applying, and the cluster ends healthy.
+ */
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { loadInventoryFile } from '../../src/core/inventory/parse';
+import { clientEndpoints } from '../../src/core/inventory/urls';
+import { adminTls } from '../../src/core/etcd/connection';
+import { listMembers } from '../../src/core/etcd/members';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeKey } from '../support/sshd';
+import {
+  ensureVsCode,
+  launchBrowser,
+  REPO_ROOT,
+  SCREENSHOTS_DIR,
+  startVsCodeServer,
+} from './harness/vscode';
+
+const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
+const ADDR = ['127.0.1.61', '127.0.1.62', '127.0.1.63'];
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.splice(0).reverse())
+    await c().catch((e: unknown) => console.error('cleanup:', e));
+});
+before(async () => {
+  await ensureVsCode();
+});
+
+async function terminalText(page: Page): Promise<string> {
+  return (await page.locator('.xterm-rows').allInnerTexts()).join('\n');
+}
+
+async function waitForTerminal(page: Page, re: RegExp, timeoutMs: number): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < until) {
+    text = await terminalText(page);
+    if (re.test(text)) return text;
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`terminal never showed ${re}:\n${text}`);
+}
+
+test(
+  'UI: "Tasks: Run Task" provisions etcd on three real hosts, streaming each step',
+  { timeout: 300_000 },
+  async () => {
+    const ws = await makeTempDir('k3s-etcd-ws-provision-');
+    cleanups.push(() => removeTempDir(ws));
+    const key = makeKey(ws, 'id_lab');
+    const hosts: EdgeHost[] = await startEdgeHosts({
+      hosts: ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address })),
+      authorizedKeys: [key.publicLine],
+    });
+    cleanups.push(() => stopEdgeHosts(hosts));
+    await writeFile(
+      join(ws, 'known_hosts'),
+      `${(await Promise.all(hosts.map((h) => hostKeyLine(h)))).join('\n')}\n`,
+    );
+    await mkdir(join(ws, 'etcd-bin'));
+    await copyFile('/usr/bin/etcd', join(ws, 'etcd-bin', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(ws, 'etcd-bin', 'etcdctl'));
+    await writeFile(
+      join(ws, 'k3s-etcd.yaml'),
+      [
+        'version: 1',
+        'clusters:',
+        '  - name: lab',
+        '    knownHostsFile: known_hosts',
+        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
+        '    hosts:',
+        ...hosts.map(
+          (h) =>
+            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] }`,
+        ),
+        '',
+      ].join('\n'),
+    );
+    const loaded = await loadInventoryFile(join(ws, 'k3s-etcd.yaml'));
+    assert.equal(loaded.status, 'ok');
+    if (loaded.status !== 'ok') return;
+    const cluster = loaded.inventory.clusters[0]!;
+    await generateCertificateSet(cluster);
+
+    const server = await startVsCodeServer({
+      name: 'editor-provision',
+      settings: {
+        'terminal.integrated.gpuAcceleration': 'off',
+        'k3sEtcd.health.refreshIntervalSeconds': 0,
+      },
+    });
+    cleanups.push(() => server.stop());
+    const browser = await launchBrowser();
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage();
+    await mkdir(SCREENSHOTS_DIR, { recursive: true });
+    await page.goto(
+      server.workbenchUrl({
+        folder: ws,
+        payload: [
+          ['extensionDevelopmentPath', server.remoteUri(DEV_EXTENSION)],
+          ['skipWelcome', 'true'],
+        ],
+      }),
+      { waitUntil: 'domcontentloaded', timeout: 60_000 },
+    );
+    await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
+    await page.getByRole('treeitem', { name: /^lab, / }).waitFor({ timeout: 60_000 });
+
+    // Tasks: Run Task → k3s-etcd → provision etcd (lab)
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 15_000 });
+    await input.fill('>Tasks: Run Task');
+    const runTask = page
+      .locator('.quick-input-list .monaco-list-row')
+      .filter({ has: page.locator('.label-name', { hasText: /^Tasks: Run Task$/ }) })
+      .first();
+    await runTask.waitFor({ timeout: 15_000 });
+    await runTask.click();
+    const group = page
+      .locator('.quick-input-list .monaco-list-row', { hasText: 'k3s-etcd' })
+      .first();
+    await group.waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-run-task-failed.png') });
+      throw err;
+    });
+    await group.click();
+    const task = page
+      .locator('.quick-input-list .monaco-list-row', { hasText: 'provision etcd (lab)' })
+      .first();
+    await task.waitFor({ timeout: 30_000 });
+    await task.click();
+    const noScan = page.locator('.quick-input-list .monaco-list-row', {
+      hasText: 'Continue without scanning',
+    });
+    if (
+      await noScan
+        .first()
+        .isVisible({ timeout: 3000 })
+        .catch(() => false)
+    )
+      await noScan.first().click();
+
+    // The dry run reports, then the modal asks before anything changes.
+    await waitForTerminal(page, /edge-3: would-change/, 60_000);
+    const apply = page.getByRole('button', { name: 'Apply' });
+    await apply.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-confirm.png') });
+    await apply.click();
+
+    const text = await waitForTerminal(page, /(Done|Failed): exit \d/, 180_000);
+    assert.match(text, /Done: exit 0/, text);
+    // The terminal shows the end of the stream: each host's last step and the summary.
+    for (const h of ['edge-1', 'edge-2', 'edge-3']) {
+      assert.match(text, new RegExp(`${h}: changed \\(\\d+ of \\d+ steps\\)`));
+    }
+    assert.match(text, /\[edge-\d\] <== \d+\/\d+ ok/);
+    assert.match(text, /health: https:\/\/127\.0\.1\.61:2379 healthy/);
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-task.png') });
+
+    const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
+    assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);
+  },
+);
