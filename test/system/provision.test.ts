@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { K3sEtcdError } from '../../src/core/errors';
@@ -282,6 +283,28 @@ describe('provision etcd on real systemd hosts over SSH', () => {
       /already holds etcd data of another cluster \(cluster=other \)\. It is never deleted/,
     );
     assert.equal(await sh(hosts[3]!, 'ls /var/lib/etcd/member'), 'snap', 'nothing was touched');
+  });
+
+  it('refuses a host where another program holds the etcd port, naming it', async () => {
+    const four = await loadCluster(dir, 4, key);
+    await hosts[3]!.exec('rm -rf /var/lib/etcd');
+    // The hosts share this machine's network: a listener here is a listener on edge-4's address.
+    await generateCertificateSet(four);
+    const accepted: Socket[] = [];
+    const squatter = createServer((sock) => void accepted.push(sock));
+    await new Promise<void>((r) => squatter.listen(2379, ADDR[3], r));
+    try {
+      // Joining the running cluster (a dry run of member add): the checks run on edge-4 first.
+      const { runs } = await addMember(four, 'edge-4', { dryRun: true, ssh });
+      assert.equal(runs[0]!.status, 'failed');
+      assert.match(
+        runs[0]!.error!.message,
+        /edge-4, step \d+ "ports 2379 and 2380 on 127\.0\.1\.44 are free for etcd": a port etcd needs \(2379 or 2380\) on 127\.0\.1\.44 is taken by another program/,
+      );
+    } finally {
+      for (const sock of accepted) sock.destroy();
+      squatter.close();
+    }
   });
 
   it('logs in with a password and becomes root through sudo with a password; a wrong one is refused', async () => {

@@ -18,7 +18,9 @@ import {
   type Step,
 } from '../../src/core/provision/plan';
 import { makeTempDir, removeTempDir } from '../support/processes';
-import { host } from '../integration/harness/tlsCluster';
+import { cluster, host } from '../integration/harness/tlsCluster';
+import { etcdDefaults } from '../../src/core/inventory/parse';
+import { checkFacts, parseFacts, resolveBinaries } from '../../src/core/provision/etcd';
 
 function run(script: string, env: Record<string, string>) {
   const r = spawnSync('/bin/sh', ['-s'], {
@@ -220,5 +222,62 @@ describe('Remote-SSH: is the inventory host the machine we run on?', () => {
       terminalCommand('/tmp/s p/x.sh', '/tmp/st', false),
       `if [ "$(id -u)" = 0 ]; then env DRY_RUN=0 STAGE=/tmp/st sh '/tmp/s p/x.sh'; else sudo env DRY_RUN=0 STAGE=/tmp/st sh '/tmp/s p/x.sh'; fi`,
     );
+  });
+});
+
+describe('host facts and binaries: refusals name the host and say what to do', () => {
+  const c = {
+    ...cluster('/tmp/pki', [host('edge-1', '10.0.0.1')]),
+    etcd: { ...etcdDefaults('t', 'v3.4.23'), install: 'upload' as const, uploadPath: '/usr/bin' },
+  };
+  const h = c.hosts[0]!;
+  it('parses uname, init system, installed etcd and the ETCD_INITIAL_* lines', () => {
+    const f = parseFacts(
+      'machine=aarch64\ninit=systemd\netcd_path=/usr/local/bin/etcd\netcd_version=3.4.23\nhas_data=1\ninitial=ETCD_INITIAL_CLUSTER_STATE=new\naddresses=10.0.0.1 127.0.0.1 \n',
+    );
+    assert.deepEqual(f, {
+      machine: 'aarch64',
+      arch: 'arm64',
+      init: 'systemd',
+      etcdPath: '/usr/local/bin/etcd',
+      etcdVersion: '3.4.23',
+      hasData: true,
+      initialLines: ['ETCD_INITIAL_CLUSTER_STATE=new'],
+      addresses: ['10.0.0.1', '127.0.0.1'],
+    });
+  });
+  it('OpenRC, no systemd and an unknown architecture are refused', () => {
+    const base = parseFacts('machine=x86_64\ninit=systemd\n');
+    assert.throws(
+      () => checkFacts(h, { ...base, init: 'openrc' }),
+      /edge-1 runs OpenRC: .*systemd hosts only/,
+    );
+    assert.throws(() => checkFacts(h, { ...base, init: 'other' }), /edge-1 does not run systemd/);
+    assert.throws(
+      () => checkFacts(h, parseFacts('machine=mips\ninit=systemd\n')),
+      /edge-1 has the architecture "mips", for which etcd publishes no release/,
+    );
+  });
+  it('an uploaded binary for another architecture is refused before anything is sent', async () => {
+    // Debian's /usr/bin holds this machine's (amd64) etcd and etcdctl.
+    await assert.rejects(
+      resolveBinaries(c, h, parseFacts('machine=aarch64\ninit=systemd\n')),
+      /\/usr\/bin\/etcd is an amd64 binary but edge-1 is aarch64 \(arm64\)/,
+    );
+    const ok = await resolveBinaries(c, h, parseFacts('machine=x86_64\ninit=systemd\n'));
+    assert.equal(ok.kind, 'binaries');
+  });
+  it('download: the release URL and its SHA256SUMS for the host architecture', async () => {
+    const d = await resolveBinaries(
+      { ...c, etcd: { ...c.etcd, install: 'download' } },
+      h,
+      parseFacts('machine=armv7l\ninit=systemd\n'),
+    );
+    assert.deepEqual(d, {
+      kind: 'download',
+      url: 'https://github.com/etcd-io/etcd/releases/download/v3.4.23/etcd-v3.4.23-linux-arm.tar.gz',
+      sumsUrl: 'https://github.com/etcd-io/etcd/releases/download/v3.4.23/SHA256SUMS',
+      file: 'etcd-v3.4.23-linux-arm.tar.gz',
+    });
   });
 });
