@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -304,6 +306,68 @@ describe('provision etcd on real systemd hosts over SSH', () => {
     } finally {
       for (const sock of accepted) sock.destroy();
       squatter.close();
+    }
+  });
+
+  it('downloads the release on the host, refuses a checksum mismatch, and installs a matching one', async () => {
+    // A release server on this machine's loopback (the hosts share its network), serving a
+    // tarball laid out like etcd's releases, made from Debian's binaries.
+    const rel = join(dir, 'release', 'v3.4.23');
+    const tarName = 'etcd-v3.4.23-linux-amd64.tar.gz';
+    await mkdir(join(rel, 'etcd-v3.4.23-linux-amd64'), { recursive: true });
+    await copyFile('/usr/bin/etcd', join(rel, 'etcd-v3.4.23-linux-amd64', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(rel, 'etcd-v3.4.23-linux-amd64', 'etcdctl'));
+    execFileSync('tar', ['-czf', tarName, 'etcd-v3.4.23-linux-amd64'], { cwd: rel });
+    const tarball = await readFile(join(rel, tarName));
+    let sums = `${'0'.repeat(64)}  ${tarName}\n`;
+    const server = createHttpServer((req, res) => {
+      if (req.url === `/v3.4.23/${tarName}`) res.end(tarball);
+      else if (req.url === '/v3.4.23/SHA256SUMS') res.end(sums);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      await writeFile(
+        join(dir, 'solo.yaml'),
+        `version: 1
+clusters:
+  - name: solo
+    knownHostsFile: known_hosts
+    etcd: { version: v3.4.23, install: download, downloadUrl: "http://127.0.0.1:${port}/{version}/etcd-{version}-linux-{arch}.tar.gz" }
+    hosts:
+      - { name: edge-4, address: ${ADDR[3]}, identityFile: ${key}, roles: [etcd] }
+`,
+      );
+      const r = await loadInventoryFile(join(dir, 'solo.yaml'));
+      assert.equal(r.status, 'ok');
+      if (r.status !== 'ok') return;
+      const solo = r.inventory.clusters[0]!;
+      await generateCertificateSet(solo);
+      await hosts[3]!.exec('rm -rf /var/lib/etcd /usr/local/bin/etcd /usr/local/bin/etcdctl');
+
+      const bad = await provisionEtcd(solo, { dryRun: false, ssh });
+      assert.equal(bad.runs[0]!.status, 'failed');
+      assert.match(
+        bad.runs[0]!.error!.message,
+        /checksum of etcd-v3\.4\.23-linux-amd64\.tar\.gz does not match the release's SHA256SUMS: not installing it/,
+      );
+      assert.equal(
+        await sh(hosts[3]!, 'ls /usr/local/bin/etcd 2>/dev/null || echo absent'),
+        'absent',
+      );
+
+      sums = `${createHash('sha256').update(tarball).digest('hex')}  ${tarName}\n`;
+      const good = await provisionEtcd(solo, { dryRun: false, ssh });
+      assert.equal(good.runs[0]!.status, 'changed', JSON.stringify(good.runs[0]!.error));
+      assert.equal(good.healthy, true, good.healthSummary);
+      assert.match(
+        await sh(hosts[3]!, '/usr/local/bin/etcd --version | head -n 1'),
+        /^etcd Version: 3\.4\.23$/,
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
     }
   });
 
