@@ -169,6 +169,37 @@ test(
     assert.match(text, /health: https:\/\/127\.0\.1\.61:2379 healthy/);
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-task.png') });
 
+    // Preview the plan now: a read-only document saying every host is in place, with its script.
+    await page.keyboard.press('F1');
+    await input.waitFor({ timeout: 15_000 });
+    await input.fill('>K3s etcd: Preview Provisioning Plan');
+    const preview = page
+      .locator('.quick-input-list .monaco-list-row')
+      .filter({ has: page.locator('.label-name', { hasText: /Preview Provisioning Plan$/ }) })
+      .first();
+    await preview.waitFor({ timeout: 15_000 });
+    await preview.click();
+    // Monaco renders spaces as U+00A0: compare normalised text.
+    const doc = page.locator('.editor-instance .view-lines');
+    let docText = '';
+    const until = Date.now() + 60_000;
+    while (!/- edge-3: unchanged \(21 steps checked\)/.test(docText)) {
+      if (Date.now() > until) {
+        await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-preview-failed.png') });
+        throw new Error(`the preview never said edge-3 is unchanged:\n${docText}`);
+      }
+      await page.waitForTimeout(250);
+      docText = (await doc.allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+    }
+    assert.match(docText, /Provisioning plan: etcd for cluster lab/);
+    assert.match(docText, /- edge-1: unchanged \(21 steps checked\)/);
+    assert.match(docText, /- edge-2: unchanged \(21 steps checked\)/);
+    assert.match(
+      docText,
+      /\| 12 \| member key \/etc\/etcd\/pki\/server-key\.pem \(0600, etcd\) \| unchanged \|/,
+    );
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-preview.png') });
+
     const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
     assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);
   },

@@ -82,6 +82,8 @@ function previewText(cluster: Cluster, runs: HostRun[], scripts: Map<string, str
     '',
     `A dry run made ${new Date().toISOString()}: each host was only read. Run "K3s etcd: Provision etcd" to apply.`,
     '',
+    ...runs.map((r) => `- ${summarizeRun(r)}`),
+    '',
   ];
   for (const r of runs) {
     out.push(`## ${summarizeRun(r)}`, '');
