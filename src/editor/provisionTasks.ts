@@ -210,7 +210,7 @@ async function localShellExecution(
   const script = join(stage, 'provision-etcd.sh');
   await writeFile(script, renderScript(plan), { mode: 0o600 });
   ctx.log.info(`provisioning ${host.name} in its own terminal with ${script}`);
-  return new vscode.ShellExecution(terminalCommand(script, stage, false));
+  return new vscode.ShellExecution(terminalCommand(script, stage));
 }
 
 export function provisionTask(

@@ -27,8 +27,16 @@ export function isThisHost(host: Host, me: LocalIdentity): boolean {
   );
 }
 
-/** The shell command a terminal runs for a script written to `scriptPath` (sudo asks there). */
-export function terminalCommand(scriptPath: string, stage: string, dryRun: boolean): string {
-  const env = `DRY_RUN=${dryRun ? 1 : 0} STAGE=${q(stage)}`;
-  return `if [ "$(id -u)" = 0 ]; then env ${env} sh ${q(scriptPath)}; else sudo env ${env} sh ${q(scriptPath)}; fi`;
+/**
+ * The shell command a terminal runs for a script written to `scriptPath` (sudo asks there): a
+ * dry run first, then a question, then the real run; the staging folder (private keys) is
+ * removed whatever happens.
+ */
+export function terminalCommand(scriptPath: string, stage: string): string {
+  const run = (dry: 0 | 1) => `$SUDO env DRY_RUN=${dry} STAGE=${q(stage)} sh ${q(scriptPath)}`;
+  return [
+    'SUDO=; if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi',
+    `if ${run(1)}; then printf 'Apply these changes? [y/N] '; read -r answer; case "$answer" in y|Y|yes) ${run(0)} ;; *) echo 'Nothing changed.'; false ;; esac; fi`,
+    `rc=$?; rm -rf ${q(stage)}; exit $rc`,
+  ].join('; ');
 }
