@@ -110,7 +110,7 @@ ${SSH_HELP}`,
       hosts: hosts.map((h) => h.name),
     });
     const dryRun = ctx.values['dry-run'] === true;
-    if (dryRun || preview.runs.some((r) => r.status === 'failed')) {
+    if (dryRun || preview.runs.some((r) => r.status === 'failed' || r.status === 'cancelled')) {
       if (!ctx.global.json) ctx.io.out(stepTable(preview.runs));
       return report(ctx, preview.runs, { dryRun: true });
     }

@@ -20,7 +20,7 @@ import {
   resolveBinaries,
 } from '../core/provision/etcd';
 import { initialClusterOf, provisionEtcd, selectHosts } from '../core/provision/etcdOps';
-import { isThisHost, terminalCommand } from '../core/provision/local';
+import { asRootIfPossible, isThisHost, terminalCommand } from '../core/provision/local';
 import { parseMarker, renderScript } from '../core/provision/plan';
 import { summarizeRun, type HostRun } from '../core/provision/runner';
 import type { ExtensionCtx } from './ctx';
@@ -186,7 +186,8 @@ async function localShellExecution(
   host: Host,
 ): Promise<vscode.ShellExecution> {
   const factsOut = await new Promise<string>((resolve, reject) =>
-    execFile('sh', ['-c', factsCommand(cluster.etcd.dataDir)], (err, stdout) =>
+    // As root where possible (the data dir is 0700): directly, or through password-less sudo.
+    execFile('sh', ['-c', asRootIfPossible(factsCommand(cluster.etcd.dataDir))], (err, stdout) =>
       err ? reject(err) : resolve(stdout),
     ),
   );
@@ -210,7 +211,11 @@ async function localShellExecution(
   const script = join(stage, 'provision-etcd.sh');
   await writeFile(script, renderScript(plan), { mode: 0o600 });
   ctx.log.info(`provisioning ${host.name} in its own terminal with ${script}`);
-  return new vscode.ShellExecution(terminalCommand(script, stage));
+  // POSIX sh whatever the user's shell is (fish, nushell...).
+  return new vscode.ShellExecution(terminalCommand(script, stage), {
+    executable: '/bin/sh',
+    shellArgs: ['-c'],
+  });
 }
 
 export function provisionTask(

@@ -189,7 +189,7 @@ describe('SSH target: inventory values, then ~/.ssh/config, then defaults', () =
     const d = resolveTarget(clusterOf(bare), bare, { home: '/home/op' });
     assert.deepEqual([d.hostName, d.user, d.port, d.jumps], ['192.168.1.2', 'root', 22, []]);
     assert.ok(d.identityFiles.every((f) => !f.explicit && f.path.startsWith('/home/op/.ssh/id_')));
-    assert.deepEqual(d.knownHostsFiles, ['/home/op/.ssh/known_hosts']);
+    assert.deepEqual(d.knownHostsFiles, ['/home/op/.ssh/known_hosts', '/etc/ssh/ssh_known_hosts']);
   });
 
   it("the cluster's knownHostsFile wins over every other known_hosts", () => {

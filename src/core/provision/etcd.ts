@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { K3sEtcdError } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, hostPort, peerUrl } from '../inventory/urls';
@@ -81,7 +82,7 @@ export function parseFacts(out: string): HostFacts {
       const arch = ARCHES[v];
       if (arch) facts.arch = arch;
     } else if (k === 'init') facts.init = v === 'systemd' || v === 'openrc' ? v : 'other';
-    else if (k === 'etcd_path' && v) facts.etcdPath = v;
+    else if (k === 'etcd_path' && /^\/[\w./+-]+$/.test(v)) facts.etcdPath = v;
     else if (k === 'etcd_version' && v) facts.etcdVersion = v;
     else if (k === 'has_data') facts.hasData = true;
     else if (k === 'initial' && v) facts.initialLines.push(v);
@@ -113,6 +114,9 @@ export function checkFacts(host: Host, facts: HostFacts): void {
 }
 
 const bareVersion = (v: string) => v.replace(/^v/, '');
+
+/** Escapes text for inside a double-quoted shell word (messages that also expand `$(...)`). */
+const dq = (s: string) => s.replace(/[\\"$`]/g, '\\$&');
 
 /** Where the binaries come from, resolved on this machine for one architecture. */
 export type BinarySource =
@@ -255,7 +259,7 @@ function binaryStep(version: string, src: BinarySource): Step {
   const check = `[ -x ${q(etcd)} ] && ${q(etcd)} --version 2>/dev/null | grep -qx ${q(`etcd Version: ${want}`)}`;
   const verify = `got=$(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p')\n[ "$got" = ${q(want)} ] || fail "the etcd binary reports version \${got:-unknown}, not ${want}: fix etcd.version or the binaries"`;
   const installFrom = (dir: string) =>
-    `for b in etcd etcdctl; do\n  f=$(find ${dir} -name "$b" -type f | head -n 1)\n  [ -n "$f" ] || fail "no $b in the release tarball"\n  cp "$f" ${BIN_DIR}/$b.k3s-etcd-new && chmod 0755 ${BIN_DIR}/$b.k3s-etcd-new && mv -f ${BIN_DIR}/$b.k3s-etcd-new ${BIN_DIR}/$b\ndone`;
+    `for b in etcd etcdctl; do\n  f=$(find ${dir} -name "$b" -type f | head -n 1)\n  [ -n "$f" ] || fail "no $b in the release tarball"\n  { cp "$f" ${BIN_DIR}/$b.k3s-etcd-new && chmod 0755 ${BIN_DIR}/$b.k3s-etcd-new && mv -f ${BIN_DIR}/$b.k3s-etcd-new ${BIN_DIR}/$b; } || fail "cannot install $b in ${BIN_DIR} (is the disk full?)"\ndone`;
   switch (src.kind) {
     case 'installed':
       return {
@@ -263,7 +267,7 @@ function binaryStep(version: string, src: BinarySource): Step {
         id: 'binaries',
         title: `etcd ${want} installed (${etcd})`,
         check,
-        message: `"etcd at ${etcd} is $(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p'), but the inventory asks for ${want}: change etcd.version, or set etcd.install to upload or download"`,
+        message: `"etcd at ${dq(etcd)} is $(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p'), but the inventory asks for ${want}: change etcd.version, or set etcd.install to upload or download"`,
       };
     case 'binaries':
       return {
@@ -290,12 +294,12 @@ function binaryStep(version: string, src: BinarySource): Step {
         run: [
           'd=$(mktemp -d)',
           'fetch() { if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 2 -o "$2" "$1"; elif command -v wget >/dev/null 2>&1; then wget -q -O "$2" "$1"; else fail "neither curl nor wget on the host: install one, or set etcd.install: upload"; fi; }',
-          `fetch ${q(src.url)} "$d/${src.file}" || fail ${q(`download of ${src.url} failed: check the host's internet access (or proxy), or set etcd.install: upload for offline sites`)}`,
+          `fetch ${q(src.url)} "$d"/${q(src.file)} || fail ${q(`download of ${src.url} failed: check the host's internet access (or proxy), or set etcd.install: upload for offline sites`)}`,
           `fetch ${q(src.sumsUrl)} "$d/SHA256SUMS" || fail ${q(`cannot download ${src.sumsUrl} to check the release`)}`,
           `want=$(grep ${q(` ${src.file}$`)} "$d/SHA256SUMS" | cut -d' ' -f1)`,
-          `got=$(sha256sum "$d/${src.file}" | cut -d' ' -f1)`,
+          `got=$(sha256sum "$d"/${q(src.file)} | cut -d' ' -f1)`,
           `[ -n "$want" ] && [ "$want" = "$got" ] || fail ${q(`checksum of ${src.file} does not match the release's SHA256SUMS: not installing it`)}`,
-          `tar -xzf "$d/${src.file}" -C "$d"`,
+          `tar -xzf "$d"/${q(src.file)} -C "$d"`,
           `mkdir -p ${BIN_DIR}`,
           installFrom('"$d"'),
           'rm -rf "$d"',
@@ -323,9 +327,14 @@ export function envFile(input: MemberPlanInput): string {
   const client = clientUrl(cluster, host);
   // Also on the host's loopback, for local tools and SSH tunnels (not when the member address
   // is itself a loopback address: hosts sharing one loopback would collide on 127.0.0.1).
-  const listenClient = isLoopback(host.address)
-    ? client
-    : `${client},https://${hostPort('127.0.0.1', cluster.etcd.clientPort)}`;
+  // etcd binds IP addresses only: a member known by a host name listens on every interface.
+  const isIp = isIP(host.address) !== 0;
+  const listenPeer = isIp ? peerUrl(cluster, host) : `https://0.0.0.0:${cluster.etcd.peerPort}`;
+  const listenClient = !isIp
+    ? `https://0.0.0.0:${cluster.etcd.clientPort}`
+    : isLoopback(host.address)
+      ? client
+      : `${client},https://${hostPort('127.0.0.1', cluster.etcd.clientPort)}`;
   const initial =
     facts.hasData && facts.initialLines.length > 0
       ? facts.initialLines
@@ -343,7 +352,7 @@ export function envFile(input: MemberPlanInput): string {
     `ETCD_DATA_DIR=${cluster.etcd.dataDir}`,
     `ETCD_LISTEN_CLIENT_URLS=${listenClient}`,
     `ETCD_ADVERTISE_CLIENT_URLS=${client}`,
-    `ETCD_LISTEN_PEER_URLS=${peerUrl(cluster, host)}`,
+    `ETCD_LISTEN_PEER_URLS=${listenPeer}`,
     ...initial,
     'ETCD_CLIENT_CERT_AUTH=true',
     `ETCD_TRUSTED_CA_FILE=${PKI}/ca.pem`,
@@ -461,7 +470,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
     ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
-    : `getent hosts ${q(addr)} >/dev/null`;
+    : `{ ! command -v getent >/dev/null 2>&1; } || getent hosts ${q(addr)} >/dev/null`;
   const steps: Step[] = [
     {
       kind: 'guard',
@@ -475,35 +484,44 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       id: 'address',
       title: `address ${addr} is on this host`,
       check: `{ ! command -v ip >/dev/null 2>&1; } || ${addressCheck}`,
-      message: `"the inventory gives ${addr} for ${host.name}, but the host has: $(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' '). Fix the address in k3s-etcd.yaml (after an IP change use Fix peer URL)"`,
+      message: `"the inventory gives ${dq(addr)} for ${host.name}, but the host has: $(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' '). Fix the address in k3s-etcd.yaml (after an IP change use Fix peer URL)"`,
     },
     {
       kind: 'guard',
       id: 'data-owner',
       title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
       check: `[ ! -d ${q(`${data}/member`)} ] || { [ -f ${q(`${data}/${MARKER}`)} ] && [ "$(cat ${q(`${data}/${MARKER}`)})" = ${q(marker.trimEnd())} ]; }`,
-      message: `"${data} already holds etcd data of another cluster ($(cat ${q(`${data}/${MARKER}`)} 2>/dev/null | tr '\\n' ' ' || true)). It is never deleted or re-initialised: move it aside (mv ${data} ${data}.old) if it is no longer needed, then run again"`,
+      message: `"${dq(data)} already holds etcd data of another cluster ($(cat ${q(`${data}/${MARKER}`)} 2>/dev/null | tr '\\n' ' ' || true)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
     },
     {
       kind: 'guard',
       id: 'ports',
       title: `ports ${port} and ${peerPort} on ${addr} are free for etcd`,
-      check: `systemctl is-active -q etcd || { ! command -v ss >/dev/null 2>&1; } || ! ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qE ${q(`^(${addr.replace(/\./g, '\\.')}|0\\.0\\.0\\.0|\\*|\\[::\\]):(${port}|${peerPort})$`)}`,
-      message: `"a port etcd needs (${port} or ${peerPort}) on ${addr} is taken by another program: $(ss -Hltnp 2>/dev/null | grep -E ':(${port}|${peerPort}) ' | head -n 2 | tr '\\n' ' ')"`,
+      check: `case "$(systemctl show -p ActiveState --value etcd 2>/dev/null)" in active | activating | reloading) true ;; *) false ;; esac || { ! command -v ss >/dev/null 2>&1; } || ! ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qE ${q(`^(${addr.replace(/\./g, '\\.')}|0\\.0\\.0\\.0|\\*|\\[::\\]):(${port}|${peerPort})$`)}`,
+      message: `"a port etcd needs (${port} or ${peerPort}) on ${dq(addr)} is taken by another program: $(ss -Hltnp 2>/dev/null | grep -E ':(${port}|${peerPort}) ' | head -n 2 | tr '\\n' ' ')"`,
     },
     {
       kind: 'guard',
       id: 'space',
       title: 'at least 200 MB free for the binaries and the data',
-      check: `[ "$(df -Pk "$(dirname ${q(data)})" | awk 'NR==2 {print $4}')" -ge 204800 ]`,
-      message: `"only $(df -Pk "$(dirname ${q(data)})" | awk 'NR==2 {print int($4/1024)}') MB free under $(dirname ${q(data)}): free some space (etcd's default quota is 2 GB)"`,
+      // df on the nearest existing folder: the data dir's parents may not exist yet.
+      check: `p=${q(data)}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; [ "$(df -Pk "$p" | awk 'NR==2 {print $4}')" -ge 204800 ]`,
+      message: `"only $(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}') MB free under $p: free some space (etcd's default quota is 2 GB)"`,
     },
     {
       kind: 'command',
       id: 'user',
       title: 'system user etcd',
       check: 'id -u etcd >/dev/null 2>&1',
-      run: `if command -v useradd >/dev/null 2>&1; then useradd --system --user-group --no-create-home --home-dir ${q(data)} --shell /usr/sbin/nologin etcd; else addgroup -S etcd && adduser -S -D -H -h ${q(data)} -s /sbin/nologin -G etcd etcd; fi`,
+      run: [
+        'if command -v useradd >/dev/null 2>&1; then',
+        `  if getent group etcd >/dev/null 2>&1; then g='-g etcd'; else g='--user-group'; fi`,
+        `  useradd --system $g --no-create-home --home-dir ${q(data)} --shell /usr/sbin/nologin etcd || fail "cannot create the system user etcd"`,
+        'else',
+        `  { grep -q '^etcd:' /etc/group || addgroup -S etcd; } || fail "cannot create the group etcd"`,
+        `  adduser -S -D -H -h ${q(data)} -s /sbin/nologin -G etcd etcd || fail "cannot create the system user etcd"`,
+        'fi',
+      ].join('\n'),
     },
     binaryStep(cluster.etcd.version, binaries),
     {

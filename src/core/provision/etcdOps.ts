@@ -4,7 +4,7 @@
  * `--initial-cluster-state existing`), and remove one (`member remove` through another member,
  * then stop and disable the unit; data kept unless asked, with its path named).
  */
-import { K3sEtcdError } from '../errors';
+import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex } from '../etcd/client';
 import { connectionFor } from '../etcd/connection';
@@ -112,18 +112,19 @@ export function selectHosts(cluster: Cluster, names?: readonly string[]): Host[]
 }
 
 /** Members of the running cluster, or undefined when no member answers (a new cluster). */
-async function liveMembers(
-  cluster: Cluster,
-  signal?: AbortSignal,
-): Promise<EtcdMember[] | undefined> {
+async function liveMembers(cluster: Cluster, hooks: RunHooks): Promise<EtcdMember[] | undefined> {
   try {
     const conn = await connectionFor(cluster);
     return await listMembers(conn.endpoints, {
       tls: conn.tls,
       timeoutMs: 2000,
-      ...(signal ? { signal } : {}),
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
     });
-  } catch {
+  } catch (err) {
+    hooks.onLine?.(
+      cluster.name,
+      `note: no member of ${cluster.name} answered from here (${errorMessage(err).split('\n')[0]}): hosts without etcd data start a new cluster`,
+    );
     return undefined;
   }
 }
@@ -136,7 +137,7 @@ export async function provisionEtcd(
   const hosts = selectHosts(cluster, opts.hosts);
   const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
   const initialState = opts.initial?.state ?? 'new';
-  const live = opts.skipMembershipCheck ? undefined : await liveMembers(cluster, opts.signal);
+  const live = opts.skipMembershipCheck ? undefined : await liveMembers(cluster, opts);
 
   const jobs: HostJob[] = hosts.map((host) => ({
     host: host.name,
@@ -160,7 +161,10 @@ export async function provisionEtcd(
   }));
   const runs = await runJobs(jobs, opts);
   if (opts.dryRun) return { runs };
-  const done = hosts.filter((h) => runs.find((r) => r.host === h.name)?.status !== 'failed');
+  const done = hosts.filter((h) => {
+    const status = runs.find((r) => r.host === h.name)?.status;
+    return status === 'changed' || status === 'unchanged';
+  });
   if (done.length === 0) return { runs };
   const health = await waitHealthy(cluster, done, 30_000, opts.signal);
   return { runs, healthy: health.ok, healthSummary: health.summary };
@@ -265,7 +269,26 @@ export async function addMember(
       );
     }
     const voters = current.filter((m) => !m.isLearner).length;
-    if (!added && !opts.dryRun) {
+    const joinCluster = [
+      ...current
+        .filter((m) => m.name && m.id !== added?.id)
+        .map((m) => `${m.name}=${m.peerUrls[0] ?? ''}`),
+      `${host.memberName}=${url}`,
+    ].join(',');
+    // Check the host first (SSH, sudo, facts, every guard): a member added to the cluster but
+    // never started costs quorum.
+    const preflight = await provisionEtcd(cluster, {
+      ...opts,
+      dryRun: true,
+      hosts: [host.name],
+      initial: { cluster: joinCluster, state: 'existing' },
+      skipMembershipCheck: true,
+    });
+    const blocked = preflight.runs.find((r) => r.status === 'failed' || r.status === 'cancelled');
+    if (blocked || opts.dryRun) {
+      return { ...preflight, memberId: added?.id ?? '(not added: dry run)' };
+    }
+    if (!added) {
       const res = await retryUnhealthy(
         () => client.cluster.memberAdd({ peerURLs: [url] }),
         opts.signal,
@@ -289,6 +312,23 @@ export async function addMember(
       initial: { cluster: initialCluster, state: 'existing' },
       skipMembershipCheck: true,
     });
+    const failed = result.runs.some((r) => r.status === 'failed' || r.status === 'cancelled');
+    const ours = added && !current.some((m) => m.id === added?.id) ? added : undefined;
+    if (failed && ours) {
+      // We added it and it could not start: take it out again so the quorum is what it was.
+      await client.cluster.memberRemove({ ID: memberIdFromHex(ours.id) }).then(
+        () =>
+          opts.onLine?.(
+            host.name,
+            `member remove ${ours.id}: rolled back, the host could not be provisioned`,
+          ),
+        (err: unknown) =>
+          opts.onLine?.(
+            host.name,
+            `could not roll back member ${ours.id} (${errorMessage(err)}): remove it with \`k3s-etcd member remove ${host.name}\``,
+          ),
+      );
+    }
     return { ...result, memberId: added?.id ?? '(not added: dry run)' };
   } finally {
     client.close();

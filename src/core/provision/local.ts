@@ -35,8 +35,14 @@ export function isThisHost(host: Host, me: LocalIdentity): boolean {
 export function terminalCommand(scriptPath: string, stage: string): string {
   const run = (dry: 0 | 1) => `$SUDO env DRY_RUN=${dry} STAGE=${q(stage)} sh ${q(scriptPath)}`;
   return [
+    `trap 'rm -rf ${q(stage).replace(/'/g, `'\\''`)}' EXIT HUP INT TERM`,
     'SUDO=; if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi',
     `if ${run(1)}; then printf 'Apply these changes? [y/N] '; read -r answer; case "$answer" in y|Y|yes) ${run(0)} ;; *) echo 'Nothing changed.'; false ;; esac; fi`,
     `rc=$?; rm -rf ${q(stage)}; exit $rc`,
   ].join('; ');
+}
+
+/** `cmd` as root when that needs no password (root already, or password-less sudo), else as is. */
+export function asRootIfPossible(cmd: string): string {
+  return `if [ "$(id -u)" = 0 ]; then sh -c ${q(cmd)}; elif sudo -n true 2>/dev/null; then sudo -n sh -c ${q(cmd)}; else sh -c ${q(cmd)}; fi`;
 }

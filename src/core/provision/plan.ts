@@ -189,7 +189,8 @@ function renderStep(step: Step, n: number): string {
         `else\n${reload}` +
         `  systemctl is-enabled -q ${u} 2>/dev/null || systemctl enable -q ${u}\n` +
         `  if ! systemctl is-active -q ${u}; then systemctl start --no-block ${u}\n` +
-        `  elif ${deps}; then systemctl restart --no-block ${u}; fi\n` +
+        // A restart waits for the new process (Type=notify), so the checks after it see the new one.
+        `  elif ${deps}; then systemctl restart ${u}; fi\n` +
         `  mark ${step.id}; result changed\nfi\n`
       );
     }

@@ -133,9 +133,11 @@ class Deadline {
     this.remaining -= Date.now() - this.startedAt;
   }
   resume(): void {
-    if (!this.timer) this.start();
+    if (!this.timer && !this.cleared) this.start();
   }
+  private cleared = false;
   clear(): void {
+    this.cleared = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -424,18 +426,29 @@ export class SshSession {
         attempt,
       };
       const pw = await this.prompts.secret(req);
-      if (pw === undefined) throw new CancelledError('sudo password prompt');
+      if (pw === undefined) {
+        throw sshError(
+          'ssh-sudo-refused',
+          `${this.label} needs a sudo password and none was given: answer the prompt (the CLI asks on a terminal), connect as root, or allow the user password-less sudo.`,
+        );
+      }
       const check = await this.run(
         "sudo -k -S -p '' true",
         Buffer.from(`${pw}\n`),
         signal ? { signal } : {},
       );
       if (check.code === 0) {
-        await this.prompts.secretResult?.(req, true, pw);
+        void this.prompts.secretResult?.(req, true, pw);
         this.sudoPassword = pw;
         return (this.sudoMode = 'password');
       }
-      await this.prompts.secretResult?.(req, false, pw);
+      if (/must have a tty|requiretty/i.test(check.stderr)) {
+        throw sshError(
+          'ssh-sudo-refused',
+          `sudo on ${this.label} requires a terminal (requiretty): allow this user sudo without a tty (Defaults:${this.target.user} !requiretty) or connect as root.`,
+        );
+      }
+      void this.prompts.secretResult?.(req, false, pw);
       if (notAllowed(check.stderr)) {
         throw sshError(
           'ssh-sudo-refused',
@@ -667,9 +680,10 @@ async function connectHop(
             return verify(false);
           }
           await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+          const before = await readFile(file, 'utf8').catch(() => '');
           await appendFile(
             file,
-            `${knownHostsLine(hop.hostName, hop.port, keyType, key, randomBytes(20))}\n`,
+            `${before && !before.endsWith('\n') ? '\n' : ''}${knownHostsLine(hop.hostName, hop.port, keyType, key, randomBytes(20))}\n`,
             { mode: 0o600 },
           );
           opts.log?.(`recorded ${keyType} ${fingerprint} for ${hostKeyName(hop)} in ${file}`);

@@ -41,7 +41,9 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 
 /** The name OpenSSH looks up: `host`, or `[host]:port` when the port is not 22. */
 export function knownHostsName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  // ssh lowercases the host name before looking it up (and before hashing it).
+  const h = host.toLowerCase();
+  return port === 22 ? h : `[${h}]:${port}`;
 }
 
 function hashedMatches(pattern: string, name: string): boolean {

@@ -23,7 +23,7 @@ export interface SshHop {
 export interface SshTarget extends SshHop {
   /** Jump hosts, first to last (ProxyJump). */
   jumps: SshHop[];
-  /** known_hosts files to read; new keys are recorded in the first. */
+  /** known_hosts files to read; new keys are recorded in the first (never the global one). */
   knownHostsFiles: string[];
 }
 
@@ -32,6 +32,9 @@ export interface SshEnvironment {
   /** Text of ~/.ssh/config; undefined when there is none. */
   sshConfig?: string;
 }
+
+/** Read (never written): host keys pinned machine-wide. */
+export const GLOBAL_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
 
 /** OpenSSH's default identities, tried when no IdentityFile is configured. */
 const DEFAULT_IDENTITIES = ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk'];
@@ -159,7 +162,7 @@ export function resolveTarget(cluster: Cluster, host: Host, env: SshEnvironment)
     ? [cluster.knownHostsFile]
     : userKnown.length > 0
       ? userKnown
-      : [join(env.home, '.ssh', 'known_hosts')];
+      : [join(env.home, '.ssh', 'known_hosts'), GLOBAL_KNOWN_HOSTS];
 
   const { proxyJump: _unused, ...rest } = main;
   void _unused;
