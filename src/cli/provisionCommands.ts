@@ -10,6 +10,7 @@ import {
   type SshContext,
 } from '../core/provision/etcdOps';
 import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { diagnosePeerUrl, fixPeerUrl } from '../core/repair/peerUrl';
 import { loadSshEnvironment } from '../core/ssh/target';
 import {
   confirm,
@@ -233,8 +234,74 @@ ${SSH_HELP}`,
   },
 };
 
+const memberFixPeerUrlCommand: Subcommand = {
+  name: 'member fix-peer-url',
+  summary: "Repair a member whose host's IP changed (peer URL, certificates, env file, inventory)",
+  usage: 'k3s-etcd member fix-peer-url MEMBER [--address NEW_ADDRESS] [--dry-run] [--yes]',
+  details: `Reads the host's addresses over SSH (at NEW_ADDRESS when given), the member list, the env
+file and the certificate, and shows what is stale. Then, after a confirmation naming the member
+ID and the new URL: re-issues the member's certificates for the new address, runs \`member update\`
+through a healthy member (a single member: through itself over an SSH tunnel), rewrites the env
+file, restarts etcd, waits until healthy and updates the host's address in k3s-etcd.yaml.
+Refuses when the restart would lose quorum. Exit 1 when the repair fails or is refused.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, address: { type: 'string' } },
+  maxArgs: 1,
+  async run(ctx) {
+    const name = ctx.args[0];
+    if (!name) throw new UsageError('member fix-peer-url needs the MEMBER (host or member name)');
+    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const address = typeof ctx.values['address'] === 'string' ? ctx.values['address'] : undefined;
+    const ssh = await sshContext(ctx);
+    const d = await diagnosePeerUrl(cluster, name, {
+      ssh,
+      ...(address ? { newAddress: address } : {}),
+    });
+    if (ctx.global.json && (ctx.values['dry-run'] === true || d.stale.length === 0)) {
+      json(ctx, d);
+      return 0;
+    }
+    if (!ctx.global.json) {
+      ctx.io.out(
+        `${d.member}${d.memberId ? ` (${d.memberId})` : ''} on ${d.host}: ${d.oldAddress} → ${d.newAddress}; member list read through ${d.via}`,
+      );
+      if (d.stale.length === 0) {
+        ctx.io.out('Nothing is stale: no repair needed.');
+        return 0;
+      }
+      ctx.io.out(
+        renderColumns(
+          ['STALE', 'NOW', 'WANTED'],
+          d.stale.map((s) => [s.what, s.now, s.want]),
+        ),
+      );
+      ctx.io.out(`quorum: ${d.quorum.ok ? 'ok' : 'REFUSED'}: ${d.quorum.why}`);
+    }
+    if (ctx.values['dry-run'] === true) return d.quorum.ok ? 0 : 1;
+    if (
+      !(await confirm(
+        ctx,
+        `Update member ${d.memberId ?? d.member} to ${d.newPeerUrl} and restart etcd on ${d.host}?`,
+      ))
+    ) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const r = await fixPeerUrl(cluster, d, {
+      ssh,
+      inventoryFile: ctx.global.inventory,
+      onLine: printer(ctx),
+    });
+    if (ctx.global.json) json(ctx, { ...d, ...r });
+    else ctx.io.out(`health: ${r.summary}`);
+    return r.healthy ? 0 : 1;
+  },
+};
+
 export const PROVISION_COMMANDS: Subcommand[] = [
   provisionEtcdCommand,
   memberAddCommand,
   memberRemoveCommand,
+  memberFixPeerUrlCommand,
 ];

@@ -81,6 +81,8 @@ export interface ProvisionOptions extends RunHooks {
   initial?: { cluster: string; state: 'new' | 'existing' };
   /** Skip the check against the live member list (used by add, which did it itself). */
   skipMembershipCheck?: boolean;
+  /** After an IP change: the kept ETCD_INITIAL_* lines name the new address instead of the old. */
+  rewriteInitial?: { from: string; to: string };
 }
 
 export interface ProvisionResult {
@@ -144,6 +146,11 @@ export async function provisionEtcd(
     open: sshOpener(cluster, host, opts.ssh),
     plan: async (t, signal): Promise<HostPlan> => {
       const facts = await readFacts(t, cluster, host, signal);
+      const rw = opts.rewriteInitial;
+      if (rw)
+        facts.initialLines = facts.initialLines.map((l) =>
+          l.split(`//${rw.from}:`).join(`//${rw.to}:`),
+        );
       if (
         live &&
         live.length > 0 &&

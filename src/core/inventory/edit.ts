@@ -1,0 +1,45 @@
+/**
+ * Small, surgical edits of k3s-etcd.yaml: only the value's own characters change, so comments,
+ * ordering and formatting stay as the person wrote them. Written atomically (temp + rename).
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { K3sEtcdError } from '../errors';
+import { isIpOrHostname } from './addressFormat';
+
+/** Replaces the `address` of host `hostName` in cluster `clusterName`; returns the old value. */
+export async function setHostAddress(
+  file: string,
+  clusterName: string,
+  hostName: string,
+  address: string,
+): Promise<string> {
+  if (!isIpOrHostname(address)) {
+    throw new K3sEtcdError('usage', `"${address}" is not an IP address or a host name.`);
+  }
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const clusters = doc.get('clusters', true);
+  if (!isSeq(clusters))
+    throw new K3sEtcdError('inventory-invalid', `${file} has no clusters list.`);
+  const cluster = clusters.items.find((c) => isMap(c) && c.get('name') === clusterName);
+  const hosts = isMap(cluster) ? cluster.get('hosts', true) : undefined;
+  const host = isSeq(hosts)
+    ? hosts.items.find((h) => isMap(h) && h.get('name') === hostName)
+    : undefined;
+  const node = isMap(host) ? host.get('address', true) : undefined;
+  if (!isScalar(node) || !node.range) {
+    throw new K3sEtcdError(
+      'inventory-invalid',
+      `Cannot find the address of host ${hostName} (cluster ${clusterName}) in ${file}.`,
+    );
+  }
+  const [start, end] = node.range;
+  const old = String(node.value);
+  const quoted = address.includes(':') ? `"${address}"` : address;
+  const next = text.slice(0, start) + quoted + text.slice(end);
+  const tmp = `${file}.k3s-etcd-tmp`;
+  await writeFile(tmp, next);
+  await rename(tmp, file);
+  return old;
+}

@@ -1,0 +1,208 @@
+/**
+ * Fix peer URL after an IP change, on real systemd hosts: three members provisioned over SSH;
+ * host 2 "moves" (its sshd now answers on a new 127.0.1.M, the inventory still names the old
+ * one); the diagnosis names what is stale; the repair re-issues the certificates, updates the
+ * member through a healthy member, rewrites the env file and restarts etcd; the member list,
+ * certificate, env file and inventory all name the new address, the data written before the
+ * move is still there. Then the refusals: nothing stale, and quorum that would be lost.
+ */
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createEndpointClient } from '../../src/core/etcd/client';
+import { adminTls } from '../../src/core/etcd/connection';
+import { listMembers } from '../../src/core/etcd/members';
+import { loadInventoryFile } from '../../src/core/inventory/parse';
+import type { Cluster } from '../../src/core/inventory/types';
+import { clientEndpoints } from '../../src/core/inventory/urls';
+import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
+import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeKey } from '../support/sshd';
+import { main, type CliIO } from '../../src/cli/main';
+
+const ADDR = ['127.0.1.71', '127.0.1.72', '127.0.1.73'];
+const MOVED = '127.0.1.75';
+
+async function load(file: string): Promise<Cluster> {
+  const r = await loadInventoryFile(file);
+  assert.equal(r.status, 'ok', JSON.stringify(r.problems));
+  if (r.status !== 'ok') throw new Error('inventory');
+  return r.inventory.clusters[0]!;
+}
+
+/** Moves a host's sshd to `address` (the host "got a new IP"; loopback keeps the old one bindable). */
+async function moveSshd(h: EdgeHost, address: string): Promise<void> {
+  const r = await h.exec(
+    `sed -i 's/^ListenAddress .*/ListenAddress ${address}/' /etc/ssh/sshd_config.d/*.conf && systemctl restart ssh && for i in $(seq 50); do ss -Hltn | grep -q '${address}:22 ' && exit 0; sleep 0.1; done; exit 1`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+}
+
+describe('fix peer URL after an IP change, on real systemd hosts', () => {
+  let dir = '';
+  let file = '';
+  let hosts: EdgeHost[] = [];
+  let ssh: SshContext;
+
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-repair-');
+    const key = makeKey(dir, 'id_lab');
+    hosts = await startEdgeHosts({
+      hosts: ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address })),
+      authorizedKeys: [key.publicLine],
+    });
+    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
+    // The moved host keeps its host key: known under its new address too.
+    const moved = lines[1]!.replace(ADDR[1]!, MOVED);
+    await writeFile(join(dir, 'known_hosts'), `${[...lines, moved].join('\n')}\n`);
+    await mkdir(join(dir, 'etcd-bin'));
+    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+    file = join(dir, 'k3s-etcd.yaml');
+    await writeFile(
+      file,
+      [
+        '# the lab',
+        'version: 1',
+        'clusters:',
+        '  - name: lab',
+        '    knownHostsFile: known_hosts',
+        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
+        '    hosts:',
+        ...hosts.map(
+          (h) =>
+            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] } # ${h.name}`,
+        ),
+        '',
+      ].join('\n'),
+    );
+    const cluster = await load(file);
+    await generateCertificateSet(cluster);
+    ssh = {
+      env: { home: dir },
+      agentSocket: '',
+      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
+    };
+    const r = await provisionEtcd(cluster, { dryRun: false, ssh });
+    assert.equal(r.healthy, true, r.healthSummary);
+  });
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('repairs a moved member: member list, certificates, env file and inventory name the new address; data kept', async () => {
+    const cluster = await load(file);
+    const client = await createEndpointClient(clientEndpoints(cluster)[0]!, {
+      tls: adminTls(cluster),
+    });
+    await client.put('before-move').value('kept');
+    client.close();
+
+    await moveSshd(hosts[1]!, MOVED);
+    const d = await diagnosePeerUrl(cluster, 'edge-2', { newAddress: MOVED, ssh });
+    assert.equal(d.newPeerUrl, `https://${MOVED}:2380`);
+    assert.deepEqual(
+      d.stale.map((s) => s.what.replace(/member [0-9a-f]+/, 'member ID')),
+      [
+        'member ID peer URL (member list)',
+        '/etc/etcd/etcd.env ETCD_LISTEN_PEER_URLS',
+        '/etc/etcd/etcd.env ETCD_ADVERTISE_CLIENT_URLS',
+        '/etc/etcd/etcd.env ETCD_LISTEN_CLIENT_URLS',
+        'certificates SANs of edge-2'.replace('certificates', 'certificate'),
+        'k3s-etcd.yaml address of edge-2',
+      ],
+    );
+    assert.equal(d.quorum.ok, true, d.quorum.why);
+
+    const lines: string[] = [];
+    const result = await fixPeerUrl(cluster, d, {
+      ssh,
+      inventoryFile: file,
+      onLine: (_h, l) => lines.push(l),
+    });
+    assert.equal(result.healthy, true, `${result.summary}\n${lines.join('\n')}`);
+
+    const after = await load(file);
+    assert.equal(after.hosts[1]!.address, MOVED);
+    const text = await readFile(file, 'utf8');
+    assert.match(text, /^# the lab$/m, 'comments kept');
+    assert.match(
+      text,
+      new RegExp(
+        `address: ${MOVED.replace(/\./g, '\\.')}, identityFile: id_lab, roles: \\[etcd\\] } # edge-2`,
+      ),
+    );
+    const members = await listMembers(clientEndpoints(after), { tls: adminTls(after) });
+    assert.deepEqual(members.find((m) => m.name === 'edge-2')?.peerUrls, [`https://${MOVED}:2380`]);
+    const sans = sansOf(
+      parseCertificate(await readFile(join(after.pki.dir, 'edge-2', 'server.pem'), 'utf8')),
+    );
+    assert.ok(sans.includes(MOVED) && !sans.includes(ADDR[1]!), sans.join(','));
+    const env = (await hosts[1]!.exec('cat /etc/etcd/etcd.env')).stdout;
+    assert.match(
+      env,
+      new RegExp(`^ETCD_LISTEN_PEER_URLS=https://${MOVED.replace(/\./g, '\\.')}:2380$`, 'm'),
+    );
+    assert.doesNotMatch(env, new RegExp(ADDR[1]!.replace(/\./g, '\\.')));
+    const c2 = await createEndpointClient(`https://${MOVED}:2379`, { tls: adminTls(after) });
+    try {
+      assert.equal(await c2.get('before-move').string(), 'kept');
+    } finally {
+      c2.close();
+    }
+  });
+
+  it('refuses when nothing is stale, and when the repair would lose quorum; nothing changes', async () => {
+    const cluster = await load(file);
+    const d = await diagnosePeerUrl(cluster, 'edge-2', { ssh });
+    assert.deepEqual(d.stale, []);
+    await assert.rejects(
+      fixPeerUrl(cluster, d, { ssh }),
+      /Nothing is stale for edge-2: no repair needed/,
+    );
+    // The same through the CLI (the contract: member fix-peer-url MEMBER [--address] [--dry-run]).
+    const out: string[] = [];
+    const io: CliIO = {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+      interactive: false,
+      cwd: dir,
+      ask: async () => '',
+      askSecret: async () => '',
+    };
+    assert.equal(
+      await main(['member', 'fix-peer-url', 'edge-2', '--dry-run'], io),
+      0,
+      out.join('\n'),
+    );
+    assert.match(out.join('\n'), /Nothing is stale: no repair needed\./);
+
+    // Two of three down: moving edge-3 would need the other two.
+    await hosts[0]!.exec('systemctl stop etcd');
+    await hosts[1]!.exec('systemctl stop etcd');
+    await moveSshd(hosts[2]!, '127.0.1.76');
+    await writeFile(
+      join(dir, 'known_hosts'),
+      `${(await readFile(join(dir, 'known_hosts'), 'utf8')).trimEnd()}\n${(await hostKeyLine(hosts[2]!)).replace(ADDR[2]!, '127.0.1.76')}\n`,
+    );
+    const q = await diagnosePeerUrl(cluster, 'edge-3', { newAddress: '127.0.1.76', ssh });
+    assert.equal(q.quorum.ok, false);
+    const before = await readFile(join(cluster.pki.dir, 'edge-3', 'server.pem'), 'utf8');
+    await assert.rejects(
+      fixPeerUrl(cluster, q, { ssh, inventoryFile: file }),
+      /Repairing edge-3 is refused: only 0 of the other 2 members are healthy/,
+    );
+    assert.equal(
+      await readFile(join(cluster.pki.dir, 'edge-3', 'server.pem'), 'utf8'),
+      before,
+      'certificates untouched',
+    );
+    assert.equal((await load(file)).hosts[2]!.address, ADDR[2], 'inventory untouched');
+  });
+});
