@@ -19,6 +19,7 @@ export const COMMANDS = {
   provisionPreview: 'k3sEtcd.provision.preview',
   memberAdd: 'k3sEtcd.member.add',
   memberRemove: 'k3sEtcd.member.remove',
+  memberFixPeerUrl: 'k3sEtcd.member.fixPeerUrl',
   docsOpen: 'k3sEtcd.docs.open',
   logShow: 'k3sEtcd.log.show',
 } as const;

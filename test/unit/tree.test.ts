@@ -144,6 +144,7 @@ describe('tree model', () => {
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.remove': ['member'],
+        'k3sEtcd.member.fixPeerUrl': ['member'],
       };
       const entries = manifest.contributes.menus['view/item/context'] ?? [];
       assert.ok(entries.length > 0);

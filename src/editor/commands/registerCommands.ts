@@ -21,6 +21,7 @@ import {
 } from './certs';
 import {
   addMemberCommand,
+  fixPeerUrlCommand,
   PlanDocuments,
   PLAN_SCHEME,
   previewPlanCommand,
@@ -47,6 +48,7 @@ const TITLES: Record<CommandKey, string> = {
   provisionPreview: 'Preview provisioning plan',
   memberAdd: 'Add etcd member',
   memberRemove: 'Remove etcd member',
+  memberFixPeerUrl: 'Fix peer URL',
   docsOpen: 'Open documentation',
   logShow: 'Show log',
 };
@@ -73,6 +75,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     provisionPreview: previewPlanCommand(ctx, planDocs),
     memberAdd: addMemberCommand(ctx),
     memberRemove: removeMemberCommand(ctx),
+    memberFixPeerUrl: fixPeerUrlCommand(ctx),
     docsOpen: openDocs(ctx),
     logShow: showLog(ctx),
   };
