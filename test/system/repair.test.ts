@@ -206,3 +206,66 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
     assert.equal((await load(file)).hosts[2]!.address, ADDR[2], 'inventory untouched');
   });
 });
+
+describe('fix peer URL of a single-member cluster (the article case), through the SSH tunnel', () => {
+  let dir = '';
+  let hosts: EdgeHost[] = [];
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('moves the only member: the update goes through the member itself', async () => {
+    dir = await makeTempDir('k3s-etcd-repair1-');
+    const key = makeKey(dir, 'id_lab');
+    hosts = await startEdgeHosts({
+      hosts: [{ name: 'solo-1', address: '127.0.1.78' }],
+      authorizedKeys: [key.publicLine],
+    });
+    const line = await hostKeyLine(hosts[0]!);
+    await writeFile(
+      join(dir, 'known_hosts'),
+      `${line}\n${line.replace('127.0.1.78', '127.0.1.79')}\n`,
+    );
+    await mkdir(join(dir, 'etcd-bin'));
+    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+    const file = join(dir, 'k3s-etcd.yaml');
+    await writeFile(
+      file,
+      'version: 1\nclusters:\n  - name: solo\n    knownHostsFile: known_hosts\n    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }\n    hosts:\n      - { name: solo-1, address: 127.0.1.78, identityFile: id_lab, roles: [etcd] }\n',
+    );
+    const cluster = await load(file);
+    await generateCertificateSet(cluster);
+    const ssh: SshContext = {
+      env: { home: dir },
+      agentSocket: '',
+      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
+    };
+    assert.equal((await provisionEtcd(cluster, { dryRun: false, ssh })).healthy, true);
+    await moveSshd(hosts[0]!, '127.0.1.79');
+    const d = await diagnosePeerUrl(cluster, 'solo-1', { newAddress: '127.0.1.79', ssh });
+    assert.equal(d.single, true);
+    const lines: string[] = [];
+    const r = await fixPeerUrl(cluster, d, {
+      ssh,
+      inventoryFile: file,
+      onLine: (_h, l) => lines.push(l),
+    });
+    assert.equal(r.healthy, true, `${r.summary}\n${lines.join('\n')}`);
+    assert.ok(
+      lines.some((l) =>
+        /member update [0-9a-f]+ --peer-urls=https:\/\/127\.0\.1\.79:2380: done through https:\/\/127\.0\.0\.1:\d+/.test(
+          l,
+        ),
+      ),
+      lines.join('\n'),
+    );
+    const after = await load(file);
+    const members = await listMembers(clientEndpoints(after), { tls: adminTls(after) });
+    assert.deepEqual(
+      members.map((m) => m.peerUrls),
+      [['https://127.0.1.79:2380']],
+    );
+  });
+});

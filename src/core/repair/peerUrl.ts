@@ -361,11 +361,13 @@ export async function fixPeerUrl(
   }
 
   if (d.single) {
-    say('3. member update through the member itself, over an SSH tunnel to its loopback');
+    // Through the host: from there the member answers at its new address (TLS still checks
+    // 127.0.0.1, which every member certificate carries, since we connect to a local port).
+    say('3. member update through the member itself, over an SSH tunnel from its host');
     const host = next.hosts.find((h) => h.name === d.host) as Host;
     const t = (await sshOpener(next, host, opts.ssh)(opts.signal)) as SshSession;
     try {
-      const tun = await tunnel(t, '127.0.0.1', cluster.etcd.clientPort);
+      const tun = await tunnel(t, d.newAddress, cluster.etcd.clientPort);
       try {
         await update(`https://127.0.0.1:${tun.port}`);
       } finally {
