@@ -9,9 +9,16 @@
  *   the host's own loopback address 127.0.1.N only, root's authorized_keys and two non-root users
  *   (sudo with password, sudo without), boots them in parallel and resolves when systemd says
  *   running/degraded and sshd answers with its banner on address:22.
- * - Hosts share this machine's network namespace (no private network): every loopback address
- *   127.0.0.0/8 is local on Linux, so the etcd of host 127.0.1.N binds 127.0.1.N:2379/2380 itself.
- *   Addresses outside 127.0.0.0/8 are refused.
+ * - network 'shared' (default): hosts share this machine's network namespace (no private
+ *   network): every loopback address 127.0.0.0/8 is local on Linux, so the etcd of host 127.0.1.N
+ *   binds 127.0.1.N:2379/2380 itself. Addresses outside 127.0.0.0/8 are refused.
+ * - network 'bridge' (opt-in): a Linux bridge `k3seb<4 hex>` in this machine's namespace with
+ *   10.213.X.1/24 (X picked per run, a /24 nothing here uses), and every host in its own network
+ *   namespace (`systemd-nspawn --network-bridge`) with interface host0 carrying the one address
+ *   the harness gives it (10.213.X.N/24; lo up; no default route, no NAT, no forwarding, IPv6 off
+ *   on our links). sshd listens on 0.0.0.0, so `changeAddress()` can really move a host: its old
+ *   address then answers nothing. The bridge (and any veth left on it) is deleted with the last
+ *   host, by the exit hooks, or by a later run once its owner process is gone.
  * - Nothing is left behind: `stop()` powers the host off cleanly (deadline, then SIGKILL of its
  *   cgroup), unmounts its root and removes its dir; a process-level exit/SIGINT/SIGTERM hook
  *   (run before ./processes' own hook) kills every container still running and lazily unmounts
@@ -20,6 +27,7 @@
  *   SIGKILLed test process could not clean up are swept by the next `startEdgeHosts()`.
  * - Runs as root (mount, nspawn, cgroups). The Debian mirror is the one apt uses here
  *   (override: K3S_ETCD_DEBIAN_MIRROR); K3S_ETCD_EDGE_ROOT=copy forces copies instead of overlays.
+ *   Neither mode touches net.ipv4.ip_forward or any firewall rule.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -51,8 +59,29 @@ import {
 // ---- public API -------------------------------------------------------------------------------
 export interface EdgeHostSpec {
   name: string;
-  /** The host's own loopback address (127.0.1.N): its sshd listens there, and later its etcd. */
-  address: string;
+  /**
+   * network 'shared': the host's own loopback address (127.0.1.N), required: its sshd listens
+   * there, and later its etcd. network 'bridge': an address inside the bridge's /24 (only
+   * knowable beforehand with `createBridgeNetwork()` + `EdgeHostsOptions.bridge`), or omitted:
+   * host i (0-based) then gets `bridge.address(11 + i)`.
+   */
+  address?: string;
+}
+
+/** A private IPv4 network for edge hosts: a Linux bridge in this machine's network namespace. */
+export interface BridgeNetwork {
+  /** The bridge's interface name here: k3seb<4 hex>. */
+  readonly name: string;
+  /** The /24 of this network, e.g. '10.213.57.0/24'. */
+  readonly subnet: string;
+  /** The bridge's own address (this machine's side), 10.213.X.1; no host may take it. */
+  readonly gateway: string;
+  /** 10.213.X.n, for n in 2..254. */
+  address(n: number): string;
+  /** Whether `address` may be given to a host on this network (inside the /24, not .0/.1/.255). */
+  contains(address: string): boolean;
+  /** Deletes the bridge and any link still enslaved to it. Idempotent. Stop its hosts first. */
+  remove(): Promise<void>;
 }
 
 export interface ExecResult {
@@ -70,7 +99,14 @@ export interface ExecOptions {
 
 export interface EdgeHost {
   name: string;
-  address: string;
+  /** The host's current address (`changeAddress()` updates it). */
+  readonly address: string;
+  /** How the host is networked (see `EdgeHostsOptions.network`). */
+  readonly network: 'shared' | 'bridge';
+  /** network 'bridge': the bridge the host is on; undefined for 'shared'. */
+  readonly bridge: BridgeNetwork | undefined;
+  /** network 'bridge': the host side of the host's veth pair, in this machine's namespace (vb-...). */
+  readonly veth: string | undefined;
   /** nspawn machine name, unique per test run: k3se-<rand>-<name>. */
   machine: string;
   /** The host's root directory on this machine (the overlay's merged dir, or the copy). */
@@ -104,6 +140,14 @@ export interface EdgeHost {
    * with code/stdout/stderr; never throws on a non-zero exit.
    */
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * network 'bridge' only: moves the host to `newAddress` (same /24): removes the old address from
+   * host0 and adds the new one inside the host, forgets this machine's ARP entry for the old one,
+   * rewrites the host's /etc/hosts line, updates `address`, and resolves once sshd answers on the
+   * new address. Services stay as they are (an etcd bound to the old address keeps that socket,
+   * which nobody can reach any more). Rejects in shared mode.
+   */
+  changeAddress(newAddress: string): Promise<void>;
   /** Clean shutdown (systemctl poweroff, deadline, then SIGKILL), unmount, remove dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -130,6 +174,17 @@ export interface EdgeHostsOptions {
   rootMode?: 'auto' | 'overlay' | 'copy';
   /** Deadline for every host to be up, default 60 000 ms. */
   bootTimeoutMs?: number;
+  /**
+   * 'shared' (default): hosts share this machine's network, each on its own 127.0.1.N.
+   * 'bridge': every host in its own network namespace on a private bridge (see the file header).
+   */
+  network?: 'shared' | 'bridge';
+  /**
+   * network 'bridge': put the hosts on this network (from `createBridgeNetwork()`; the caller
+   * removes it after stopping the hosts). Default: a new one, deleted when the last of these
+   * hosts stops.
+   */
+  bridge?: BridgeNetwork;
 }
 
 export const DEFAULT_SUDO_USER: Readonly<{ name: string; password: string }> = {
@@ -268,7 +323,8 @@ const exitCleanups = new Set<() => void>();
 let exitHooksInstalled = false;
 
 function runExitCleanups(): void {
-  for (const fn of [...exitCleanups]) {
+  // Last registered first: hosts (and their veths) go before the bridge they were put on.
+  for (const fn of [...exitCleanups].reverse()) {
     try {
       fn();
     } catch {
@@ -284,8 +340,16 @@ function onExitSync(fn: () => void): () => void {
     exitHooksInstalled = true;
     // prepend: these run before ./processes' hook, which exits the process on signals.
     process.prependListener('exit', runExitCleanups);
-    process.prependListener('SIGINT', runExitCleanups);
-    process.prependListener('SIGTERM', runExitCleanups);
+    for (const [sig, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
+      process.prependListener(sig, () => {
+        runExitCleanups();
+        // Alone (./processes' hook not installed yet), a listener would swallow the signal.
+        if (process.listenerCount(sig) <= 1) process.exit(code);
+      });
+    }
   }
   exitCleanups.add(fn);
   return () => exitCleanups.delete(fn);
@@ -733,13 +797,301 @@ function sshBanner(address: string, timeoutMs: number): Promise<string> {
   });
 }
 
-/** The known_hosts line for the host's ed25519 host key: `<address> ssh-ed25519 AAAA...`. */
-export async function hostKeyLine(host: Pick<EdgeHost, 'address' | 'root'>): Promise<string> {
+/**
+ * The known_hosts line for the host's ed25519 host key: `<address> ssh-ed25519 AAAA...`, for the
+ * host's current address (after `changeAddress()`, the new one) or for `address` when given.
+ */
+export async function hostKeyLine(
+  host: Pick<EdgeHost, 'address' | 'root'>,
+  address: string = host.address,
+): Promise<string> {
   const pub = await readFile(join(host.root, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8');
   const [type, key] = pub.trim().split(/\s+/);
   if (type !== 'ssh-ed25519' || !key)
     throw new Error(`unexpected host key in ${host.root}: ${pub}`);
-  return `${host.address} ${type} ${key}`;
+  return `${address} ${type} ${key}`;
+}
+
+// ---- the private bridge network ('bridge' mode) ------------------------------------------------
+const IP = 'ip';
+const SYS_NET = '/sys/class/net';
+/** Bridges are k3seb<4 hex>; their owner (pid:starttime) is written in the link's alias. */
+const BRIDGE_RE = /^k3seb[0-9a-f]{4}$/;
+const BRIDGE_BASE = '10.213';
+const ROUTE_TYPES = new Set([
+  'unicast',
+  'local',
+  'broadcast',
+  'multicast',
+  'throw',
+  'unreachable',
+  'prohibit',
+  'blackhole',
+  'nat',
+  'anycast',
+]);
+
+/** The IPv4 address as a number, or undefined if it is not a dotted quad. */
+function ipv4(address: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (!m) return undefined;
+  const octets = m.slice(1).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return octets.reduce((acc, o) => acc * 256 + o, 0);
+}
+
+/** Whether the prefixes a/aLen and b/bLen share an address. */
+function prefixesOverlap(a: number, aLen: number, b: number, bLen: number): boolean {
+  const block = 2 ** (32 - Math.min(aLen, bLen));
+  return Math.floor(a / block) === Math.floor(b / block);
+}
+
+interface Prefix {
+  net: number;
+  len: number;
+  text: string;
+}
+
+/** IPv4 prefixes this machine has addresses in or routes to, in every table (default aside). */
+async function usedPrefixes(): Promise<Prefix[]> {
+  const out: Prefix[] = [];
+  const add = (text: string) => {
+    const [a = '', l] = text.split('/');
+    const net = ipv4(a);
+    const len = l === undefined ? 32 : Number(l);
+    if (net !== undefined && Number.isInteger(len) && len >= 0 && len <= 32)
+      out.push({ net, len, text });
+  };
+  const addrs = await must(IP, ['-o', '-4', 'addr', 'show']);
+  for (const m of addrs.stdout.matchAll(/\b(?:inet|peer) (\d+\.\d+\.\d+\.\d+(?:\/\d+)?)/g)) {
+    if (m[1]) add(m[1]);
+  }
+  const routes = await must(IP, ['-4', 'route', 'show', 'table', 'all']);
+  for (const line of routes.stdout.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    const dst = ROUTE_TYPES.has(words[0] ?? '') ? words[1] : words[0];
+    if (dst && dst !== 'default') add(dst);
+  }
+  return out;
+}
+
+function linkExists(name: string): boolean {
+  return existsSync(join(SYS_NET, name));
+}
+
+/** The links enslaved to bridge `name` (its ports). */
+function bridgePorts(name: string): string[] {
+  try {
+    return readdirSync(join(SYS_NET, name, 'brif'));
+  } catch {
+    return [];
+  }
+}
+
+/** The name of the link with this ifindex in this machine's network namespace. */
+function linkByIndex(index: number): string | undefined {
+  try {
+    for (const name of readdirSync(SYS_NET)) {
+      try {
+        if (Number(readFileSync(join(SYS_NET, name, 'ifindex'), 'utf8')) === index) return name;
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no sysfs
+  }
+  return undefined;
+}
+
+/** No IPv6 (not even a link-local address) on a link of ours here. Best effort. */
+function disableIpv6Sync(link: string): void {
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${link}/disable_ipv6`, '1');
+  } catch {
+    // no IPv6 on this kernel, or the link is gone
+  }
+}
+
+function deleteLinkSync(name: string): void {
+  if (linkExists(name)) spawnSync(IP, ['link', 'del', 'dev', name], { stdio: 'ignore' });
+}
+
+/** Deletes bridge `name` and every link still enslaved to it (synchronous: for exit hooks). */
+function deleteBridgeSync(name: string): void {
+  for (const port of bridgePorts(name)) deleteLinkSync(port);
+  deleteLinkSync(name);
+}
+
+const ownerTag = (): string =>
+  `k3s-etcd edge hosts owner=${process.pid}:${procStat(process.pid)?.startTime ?? '0'}`;
+/** Bridges this process made and has not removed. */
+const liveBridges = new Set<string>();
+
+/** Serializes choosing/creating and sweeping bridges between the test processes of this machine. */
+async function withNetLock<T>(fn: () => Promise<T>): Promise<T> {
+  const file = join(dirname(rootfsCacheDir()), 'bridges.lock');
+  await mkdir(dirname(file), { recursive: true });
+  const release = await lockFile(file, 120);
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+/**
+ * Deletes bridges k3seb* whose owner process is gone, with the veths left on them. Call under
+ * the network lock: a bridge is created and tagged with its owner under that lock, so an untagged
+ * one seen here was left by a creator that died in between.
+ */
+function sweepStaleBridgesLocked(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(SYS_NET);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!BRIDGE_RE.test(name) || liveBridges.has(name)) continue;
+    let tag = '';
+    try {
+      tag = readFileSync(join(SYS_NET, name, 'ifalias'), 'utf8').trim();
+    } catch {
+      continue; // gone meanwhile
+    }
+    const m = /\bowner=(\d+):(\d+)$/.exec(tag);
+    if (m?.[1] && m[2] && sameProcess(Number(m[1]), m[2])) continue;
+    deleteBridgeSync(name);
+  }
+}
+
+class Bridge implements BridgeNetwork {
+  readonly subnet: string;
+  readonly gateway: string;
+  /** Machines started on this bridge and not stopped yet. */
+  readonly hosts = new Set<string>();
+  private removing: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly third: number,
+    /** Made by startEdgeHosts: removed when its last host stops. */
+    readonly owned: boolean,
+    private readonly removeExitHook: () => void,
+  ) {
+    this.subnet = `${BRIDGE_BASE}.${third}.0/24`;
+    this.gateway = `${BRIDGE_BASE}.${third}.1`;
+  }
+
+  address(n: number): string {
+    if (!Number.isInteger(n) || n < 2 || n > 254) throw new Error(`host number ${n} not in 2..254`);
+    return `${BRIDGE_BASE}.${this.third}.${n}`;
+  }
+
+  contains(address: string): boolean {
+    const a = ipv4(address);
+    const base = ipv4(`${BRIDGE_BASE}.${this.third}.0`) ?? NaN;
+    return a !== undefined && a - base >= 2 && a - base <= 254;
+  }
+
+  remove(): Promise<void> {
+    return (this.removing ??= (async () => {
+      for (const port of bridgePorts(this.name)) await run(IP, ['link', 'del', 'dev', port]);
+      if (linkExists(this.name)) {
+        const r = await run(IP, ['link', 'del', 'dev', this.name]);
+        if (r.code !== 0 && linkExists(this.name)) {
+          this.removing = undefined; // let a later call (or the exit hook) try again
+          throw new Error(`could not delete bridge ${this.name}: ${r.stderr.trim()}`);
+        }
+      }
+      liveBridges.delete(this.name);
+      this.removeExitHook();
+    })());
+  }
+
+  /** A host on this bridge stopped; the last one takes an owned bridge with it. */
+  async release(machine: string): Promise<void> {
+    this.hosts.delete(machine);
+    if (this.owned && this.hosts.size === 0) await this.remove();
+  }
+}
+
+async function makeBridge(owned: boolean): Promise<Bridge> {
+  return withNetLock(async () => {
+    sweepStaleBridgesLocked();
+    const used = await usedPrefixes();
+    const first = randomBytes(1)[0] ?? 0;
+    let third: number | undefined;
+    for (let i = 0; i < 256 && third === undefined; i++) {
+      const x = (first + i) % 256;
+      const net = ipv4(`${BRIDGE_BASE}.${x}.0`) ?? NaN;
+      if (!used.some((p) => prefixesOverlap(net, 24, p.net, p.len))) third = x;
+    }
+    if (third === undefined) {
+      throw new Error(
+        `no free /24 in ${BRIDGE_BASE}.0.0/16 on this machine (in use: ${used.map((p) => p.text).join(', ')})`,
+      );
+    }
+    let name = '';
+    for (let i = 0; i < 50 && (name === '' || linkExists(name)); i++) {
+      name = `k3seb${randomBytes(2).toString('hex')}`;
+    }
+    if (linkExists(name)) throw new Error('no free bridge name k3seb<4 hex>');
+    const bridgeName = name;
+    liveBridges.add(bridgeName);
+    const removeExitHook = onExitSync(() => deleteBridgeSync(bridgeName));
+    try {
+      await must(IP, ['link', 'add', 'name', bridgeName, 'type', 'bridge']);
+      await must(IP, ['link', 'set', 'dev', bridgeName, 'alias', ownerTag()]);
+      disableIpv6Sync(bridgeName);
+      await must(IP, ['addr', 'add', `${BRIDGE_BASE}.${third}.1/24`, 'dev', bridgeName]);
+      await must(IP, ['link', 'set', 'dev', bridgeName, 'up']);
+    } catch (err) {
+      deleteBridgeSync(bridgeName);
+      liveBridges.delete(bridgeName);
+      removeExitHook();
+      throw err;
+    }
+    return new Bridge(bridgeName, third, owned, removeExitHook);
+  });
+}
+
+/**
+ * Creates a private bridge network now (for tests that want to choose host addresses before the
+ * hosts boot: pass it as `EdgeHostsOptions.bridge`). The caller removes it (`remove()`) after
+ * stopping its hosts; the exit hooks and later runs' sweeps remove it otherwise.
+ */
+export async function createBridgeNetwork(): Promise<BridgeNetwork> {
+  return makeBridge(false);
+}
+
+/**
+ * Gives the host (in its own network namespace, as the container's systemd `pid` sees it) lo and
+ * host0 with `address`/24; returns the name of the host side of its veth pair here.
+ */
+async function attachToBridge(pid: number, address: string, deadline: number): Promise<string> {
+  const script = [
+    'set -e',
+    // nspawn moves host0 in before the container's init runs; wait briefly all the same
+    'i=0; until ip link show dev host0 >/dev/null 2>&1; do',
+    '  i=$((i+1)); [ $i -lt 50 ] || { echo "no host0" >&2; exit 1; }; sleep 0.1',
+    'done',
+    'echo 1 > /proc/sys/net/ipv6/conf/host0/disable_ipv6 2>/dev/null || true',
+    'ip link set dev lo up',
+    `ip addr add ${address}/24 dev host0`,
+    'ip link set dev host0 up',
+    'ip -o link show dev host0',
+  ].join('\n');
+  const r = await run(NSENTER, ['-t', String(pid), '-n', '/bin/sh', '-c', script], {
+    timeoutMs: Math.max(5_000, deadline - Date.now()),
+  });
+  if (r.code !== 0) throw new Error(`configuring host0 failed (${r.code}): ${r.stderr.trim()}`);
+  const peer = Number(/^\d+: host0@if(\d+):/m.exec(r.stdout)?.[1] ?? NaN);
+  const veth = Number.isInteger(peer) ? linkByIndex(peer) : undefined;
+  if (!veth) throw new Error(`cannot find the veth peer of host0 here: ${r.stdout.trim()}`);
+  disableIpv6Sync(veth);
+  return veth;
 }
 
 // ---- one host ---------------------------------------------------------------------------------
@@ -747,6 +1099,10 @@ const usedAddresses = new Set<string>(); // held by this process's running hosts
 
 interface HostConfig {
   spec: EdgeHostSpec;
+  /** The spec's address, or the one given for it on the bridge. */
+  address: string;
+  /** network 'bridge': the bridge; undefined for 'shared'. */
+  bridge: Bridge | undefined;
   rootfs: string;
   runId: string;
   authorizedKeys: string[];
@@ -779,22 +1135,33 @@ async function makeRoot(
   return overlayError === undefined ? { root, mode: 'copy' } : { root, mode: 'copy', overlayError };
 }
 
+/** The host's /etc/hosts: localhost, and its name on `address`. */
+function hostsFile(name: string, address: string): string {
+  return `127.0.0.1\tlocalhost\n${address}\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+}
+
 /** Host identity and sshd/root configuration, written from outside before the boot. */
 async function configureRoot(root: string, cfg: HostConfig): Promise<void> {
-  const { name, address } = cfg.spec;
+  const { name } = cfg.spec;
+  const { address } = cfg;
   const etc = (p: string) => join(root, 'etc', p);
   await writeFile(etc('hostname'), `${name}\n`);
-  await writeFile(
-    etc('hosts'),
-    `127.0.0.1\tlocalhost\n${address}\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
-  );
+  await writeFile(etc('hosts'), hostsFile(name, address));
   await writeFile(etc('machine-id'), `${randomBytes(16).toString('hex')}\n`);
   await writeFile(
     etc('ssh/sshd_config.d/lab.conf'),
     [
-      '# k3s-etcd edge-host harness: this host shares the machine network, so sshd keeps to its',
-      '# own loopback address.',
-      `ListenAddress ${address}`,
+      ...(cfg.bridge
+        ? [
+            '# k3s-etcd edge-host harness: this host has its own network namespace on a private',
+            '# bridge, so sshd listens on every address and keeps answering after an address change.',
+            'ListenAddress 0.0.0.0',
+          ]
+        : [
+            '# k3s-etcd edge-host harness: this host shares the machine network, so sshd keeps to its',
+            '# own loopback address.',
+            `ListenAddress ${address}`,
+          ]),
       'PasswordAuthentication yes',
       'PermitRootLogin prohibit-password',
       '',
@@ -854,7 +1221,10 @@ function usersScript(cfg: HostConfig): { script: string; input: string } {
 }
 
 async function startHost(cfg: HostConfig): Promise<EdgeHost> {
-  const { name, address } = cfg.spec;
+  const { name } = cfg.spec;
+  const { bridge } = cfg;
+  let address = cfg.address; // changeAddress() moves it
+  let veth: string | undefined; // bridge mode: the host side of the veth pair, once known
   const machine = `k3se-${cfg.runId}-${name}`;
   const dir = await makeTempDir(`k3se-${process.pid}-${name}-`);
   const logFile = join(dir, 'nspawn.log');
@@ -877,6 +1247,8 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
     unmountAllSync(dir); // by the mount table, not by a flag a signal may have raced
     removeCgroupsSync(cgroups);
     removeParentCgroupsSync(cgroups);
+    // Goes with the container's network namespace; the bridge's own hook deletes any port left.
+    if (veth) deleteLinkSync(veth);
   });
 
   const exec = (command: string, opts: ExecOptions = {}): Promise<ExecResult> => {
@@ -925,11 +1297,66 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
         unmountAllSync(dir);
       }
       removeCgroupsSync(cgroups);
+      // The veth goes with the container's network namespace (the kernel frees that a moment
+      // after its last process); delete it here so nothing is left whatever the timing.
+      if (veth) {
+        for (const end = Date.now() + 5_000; linkExists(veth) && Date.now() < end; await sleep(100))
+          await run(IP, ['link', 'del', 'dev', veth]);
+      }
       removeExitHook();
       await removeTempDir(dir);
       removeParentCgroupsSync(cgroups);
       usedAddresses.delete(address);
+      await bridge?.release(machine);
     })());
+
+  const changeAddress = async (newAddress: string): Promise<void> => {
+    if (!bridge) throw new Error(`edge host ${name}: changeAddress needs network 'bridge'`);
+    if (!leader || !leaderAlive()) throw new Error(`edge host ${name} is not running`);
+    if (!bridge.contains(newAddress)) {
+      throw new Error(`${newAddress} is not a host address in ${bridge.name}'s ${bridge.subnet}`);
+    }
+    if (newAddress === address) return;
+    if (usedAddresses.has(newAddress))
+      throw new Error(`${newAddress} is already used by a running host`);
+    const old = address;
+    usedAddresses.add(newAddress);
+    try {
+      // Old one first: deleting an interface's primary address would take secondaries with it.
+      const r = await run(NSENTER, [
+        '-t',
+        String(leader.pid),
+        '-n',
+        '/bin/sh',
+        '-c',
+        `set -e; ip addr del ${old}/24 dev host0; ip addr add ${newAddress}/24 dev host0`,
+      ]);
+      if (r.code !== 0) {
+        throw new Error(
+          `edge host ${name}: moving ${old} -> ${newAddress} failed (${r.code}): ${r.stderr.trim()}`,
+        );
+      }
+    } catch (err) {
+      usedAddresses.delete(newAddress);
+      throw err;
+    }
+    address = newAddress;
+    usedAddresses.delete(old);
+    // This machine forgets the old address's MAC: the next packet to it asks ARP, unanswered.
+    await run(IP, ['neigh', 'flush', 'to', old, 'dev', bridge.name]);
+    await writeFile(join(root, 'etc/hosts'), hostsFile(name, newAddress));
+    let last = '';
+    for (const end = Date.now() + 10_000; ; await sleep(100)) {
+      try {
+        if ((await sshBanner(newAddress, 2_000)).startsWith('SSH-')) return;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      if (Date.now() > end) {
+        throw new Error(`edge host ${name}: sshd does not answer on ${newAddress}:22: ${last}`);
+      }
+    }
+  };
 
   try {
     const t0 = Date.now();
@@ -952,6 +1379,8 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
       machine,
       `--hostname=${name}`,
       '--link-journal=no',
+      // Own network namespace, a veth pair: host0 inside, vb-... here enslaved to the bridge.
+      ...(bridge ? [`--network-bridge=${bridge.name}`] : []),
     ];
     const t1 = Date.now();
     const fd = openSync(logFile, 'a');
@@ -996,6 +1425,7 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
       await sleep(50);
     }
     const leaderPid = leader.pid;
+    if (bridge) veth = await attachToBridge(leaderPid, address, cfg.deadline);
 
     // 2. systemd finished booting
     let state = '';
@@ -1046,7 +1476,12 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
     }
     return {
       name,
-      address,
+      get address() {
+        return address;
+      },
+      network: bridge ? 'bridge' : 'shared',
+      bridge,
+      veth,
       machine,
       root,
       leaderPid,
@@ -1061,6 +1496,7 @@ async function startHost(cfg: HostConfig): Promise<EdgeHost> {
         return stoppedBy;
       },
       exec,
+      changeAddress,
       stop,
     };
   } catch (err) {
@@ -1094,40 +1530,73 @@ export async function startEdgeHosts(opts: EdgeHostsOptions): Promise<EdgeHost[]
     }
   }
   if (nopasswdUser?.name === sudoUser.name) throw new Error('the two users need different names');
-  const seen = new Set<string>();
-  for (const h of opts.hosts) {
-    if (!NAME_RE.test(h.name)) throw new Error(`bad host name "${h.name}" (a-z, 0-9, -)`);
-    if (!isLoopback(h.address)) {
-      throw new Error(`${h.name}: address ${h.address} is not in 127.0.0.0/8 (loopback only)`);
+  const network = opts.network ?? 'shared';
+  if (network !== 'shared' && network !== 'bridge') throw new Error(`unknown network ${network}`);
+  if (opts.bridge !== undefined) {
+    if (network !== 'bridge') throw new Error("a bridge is only for network 'bridge'");
+    if (!(opts.bridge instanceof Bridge) || !liveBridges.has(opts.bridge.name)) {
+      throw new Error('opts.bridge must be a live network from createBridgeNetwork()');
     }
-    if (seen.has(h.name) || seen.has(h.address))
-      throw new Error(`duplicate ${h.name}/${h.address}`);
-    if (usedAddresses.has(h.address))
-      throw new Error(`${h.address} is already used by a running host`);
+  }
+  const given = opts.bridge instanceof Bridge ? opts.bridge : undefined;
+  const seen = new Set<string>();
+  for (const [i, h] of opts.hosts.entries()) {
+    if (!NAME_RE.test(h.name)) throw new Error(`bad host name "${h.name}" (a-z, 0-9, -)`);
+    if (network === 'shared') {
+      if (h.address === undefined || !isLoopback(h.address)) {
+        throw new Error(`${h.name}: address ${h.address} is not in 127.0.0.0/8 (loopback only)`);
+      }
+    } else if (h.address !== undefined && !given?.contains(h.address)) {
+      throw new Error(
+        given
+          ? `${h.name}: address ${h.address} is not a host address in ${given.subnet}`
+          : `${h.name}: an address on a bridge the harness makes itself is not known yet: leave ` +
+              'it out (host i gets .11+i), or pass a network from createBridgeNetwork()',
+      );
+    }
+    const address = h.address ?? `.${11 + i}`;
+    if (seen.has(h.name) || seen.has(address)) throw new Error(`duplicate ${h.name}/${address}`);
+    if (usedAddresses.has(address)) throw new Error(`${address} is already used by a running host`);
     seen.add(h.name);
-    seen.add(h.address);
+    seen.add(address);
   }
 
   const rootfs = await ensureRootfs();
   sweepOrphans();
-  // The host's sshd takes address:22, its etcd address:2379/2380: all must be free here.
-  for (const h of opts.hosts) {
-    for (const port of [22, 2379, 2380]) {
-      if (!(await portFree(h.address, port))) {
-        throw new Error(
-          `${h.address}:${port} is already in use on this machine (a host left from an earlier run?)`,
-        );
+  await withNetLock(async () => sweepStaleBridgesLocked());
+  if (network === 'shared') {
+    // The host's sshd takes address:22, its etcd address:2379/2380: all must be free here.
+    for (const h of opts.hosts) {
+      for (const port of [22, 2379, 2380]) {
+        if (!(await portFree(h.address ?? '', port))) {
+          throw new Error(
+            `${h.address}:${port} is already in use on this machine (a host left from an earlier run?)`,
+          );
+        }
       }
     }
   }
-  for (const h of opts.hosts) usedAddresses.add(h.address);
+  // In its own network namespace a host's ports are its own: nothing to check here.
+  const bridge = network === 'bridge' ? (given ?? (await makeBridge(true))) : undefined;
+  const addresses = opts.hosts.map((h, i) => h.address ?? bridge?.address(11 + i) ?? '');
+  for (const [i, a] of addresses.entries()) {
+    if (usedAddresses.has(a) || addresses.indexOf(a) !== i) {
+      if (bridge?.owned) await bridge.remove();
+      throw new Error(`${a} is used twice, or already used by a running host`);
+    }
+  }
+  for (const a of addresses) usedAddresses.add(a);
 
   const runId = randomBytes(3).toString('hex');
+  const machines = opts.hosts.map((h) => `k3se-${runId}-${h.name}`);
+  for (const m of machines) bridge?.hosts.add(m);
   const deadline = Date.now() + (opts.bootTimeoutMs ?? 60_000);
   const results = await Promise.allSettled(
-    opts.hosts.map((spec) =>
+    opts.hosts.map((spec, i) =>
       startHost({
         spec,
+        address: addresses[i] ?? '',
+        bridge,
         rootfs,
         runId,
         authorizedKeys: opts.authorizedKeys,
@@ -1142,7 +1611,11 @@ export async function startEdgeHosts(opts: EdgeHostsOptions): Promise<EdgeHost[]
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (errors.length > 0) {
     await stopEdgeHosts(hosts);
-    for (const h of opts.hosts) usedAddresses.delete(h.address);
+    for (const a of addresses) usedAddresses.delete(a);
+    if (bridge) {
+      for (const m of machines) bridge.hosts.delete(m);
+      if (bridge.owned) await bridge.remove();
+    }
     const msg = errors.map((e) => (e instanceof Error ? e.message : String(e))).join('\n\n');
     throw new Error(`${errors.length} of ${opts.hosts.length} edge hosts failed to start:\n${msg}`);
   }
