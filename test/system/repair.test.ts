@@ -20,7 +20,15 @@ import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
 import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
+import {
+  createBridgeNetwork,
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type BridgeNetwork,
+  type EdgeHost,
+} from '../support/edgeHosts';
+import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
 import { main, type CliIO } from '../../src/cli/main';
@@ -267,5 +275,115 @@ describe('fix peer URL of a single-member cluster (the article case), through th
       members.map((m) => m.peerUrls),
       [['https://127.0.1.79:2380']],
     );
+  });
+});
+
+describe('fix peer URL when the old address is really gone (hosts in their own network namespaces)', () => {
+  let dir = '';
+  let hosts: EdgeHost[] = [];
+  let net: BridgeNetwork | undefined;
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    await net?.remove();
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('a moved member is broken (its peer URL is stale, the old address answers nothing); the repair brings it back', async () => {
+    dir = await makeTempDir('k3s-etcd-repair-ns-');
+    const key = makeKey(dir, 'id_lab');
+    net = await createBridgeNetwork();
+    const addrs = [net.address(11), net.address(12), net.address(13)];
+    const moved = net.address(22);
+    hosts = await startEdgeHosts({
+      network: 'bridge',
+      bridge: net,
+      hosts: addrs.map((address, i) => ({ name: `ns-${i + 1}`, address })),
+      authorizedKeys: [key.publicLine],
+    });
+    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
+    await writeFile(
+      join(dir, 'known_hosts'),
+      `${[...lines, await hostKeyLine(hosts[1]!, moved)].join('\n')}\n`,
+    );
+    await mkdir(join(dir, 'etcd-bin'));
+    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
+    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+    const file = join(dir, 'k3s-etcd.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 1',
+        'clusters:',
+        '  - name: ns',
+        '    knownHostsFile: known_hosts',
+        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
+        '    hosts:',
+        ...hosts.map(
+          (h) =>
+            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] }`,
+        ),
+        '',
+      ].join('\n'),
+    );
+    const cluster = await load(file);
+    await generateCertificateSet(cluster);
+    const ssh: SshContext = {
+      env: { home: dir },
+      agentSocket: '',
+      timeoutMs: 3000, // the old address never answers: do not wait the default 20 s
+      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
+    };
+    assert.equal((await provisionEtcd(cluster, { dryRun: false, ssh })).healthy, true);
+    const c = await createEndpointClient(`https://${addrs[0]}:2379`, { tls: adminTls(cluster) });
+    await c.put('before-move').value('kept');
+    c.close();
+
+    // The IP change: the member is broken.
+    await hosts[1]!.changeAddress(moved);
+    const broken = await clusterSnapshot(clientEndpoints(cluster), {
+      tls: adminTls(cluster),
+      timeoutMs: 2000,
+    });
+    assert.equal(
+      broken.health.find((h) => h.endpoint.includes(addrs[1]!))?.health,
+      false,
+      'the old address answers nothing',
+    );
+    await assert.rejects(
+      diagnosePeerUrl(cluster, 'ns-2', { ssh }),
+      /Cannot reach ns-2 at .* over SSH: .* give the new one \(--address NEW_ADDRESS\)/,
+    );
+
+    const d = await diagnosePeerUrl(cluster, 'ns-2', { newAddress: moved, ssh });
+    assert.ok(d.stale.some((s) => /peer URL \(member list\)/.test(s.what)));
+    assert.equal(d.quorum.ok, true, d.quorum.why);
+    const log: string[] = [];
+    const t0 = performance.now();
+    const r = await fixPeerUrl(cluster, d, {
+      ssh,
+      inventoryFile: file,
+      onLine: (_h, l) => log.push(l),
+    });
+    console.log(
+      `repair of a moved member, confirmation to healthy: ${Math.round(performance.now() - t0)} ms`,
+    );
+    assert.equal(r.healthy, true, `${r.summary}\n${log.join('\n')}`);
+
+    const after = await load(file);
+    assert.equal(after.hosts[1]!.address, moved);
+    const snap = await clusterSnapshot(clientEndpoints(after), {
+      tls: adminTls(after),
+      timeoutMs: 3000,
+    });
+    assert.equal(snap.healthy, true, snap.summary);
+    assert.deepEqual(snap.members.find((m) => m.name === 'ns-2')?.peerUrls, [
+      `https://${moved}:2380`,
+    ]);
+    const c2 = await createEndpointClient(`https://${moved}:2379`, { tls: adminTls(after) });
+    try {
+      assert.equal(await c2.get('before-move').string(), 'kept', 'nothing lost');
+    } finally {
+      c2.close();
+    }
   });
 });
