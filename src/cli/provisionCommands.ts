@@ -1,7 +1,6 @@
 /** `k3s-etcd provision etcd`, `k3s-etcd member add|remove`: the hosts, over SSH. */
 import { renderColumns } from '../core/format/table';
 import { peerUrl } from '../core/inventory/urls';
-import type { Cluster } from '../core/inventory/types';
 import {
   addMember,
   provisionEtcd,
@@ -84,10 +83,6 @@ function report(ctx: RunContext, runs: HostRun[], extra: Record<string, unknown>
   return failed.length > 0 ? 1 : 0;
 }
 
-function clusterOf(inv: Awaited<ReturnType<typeof loadValid>>, ctx: RunContext): Cluster {
-  return selectCluster(inv, ctx.global.cluster);
-}
-
 const provisionEtcdCommand: Subcommand = {
   name: 'provision etcd',
   summary: 'Install etcd with mutual TLS under systemd on the member hosts, over SSH',
@@ -101,7 +96,7 @@ shows it. A re-run changes nothing when everything is in place. Exit 1 when a ho
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, host: { type: 'string', multiple: true } },
   async run(ctx) {
-    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const hostNames = (ctx.values['host'] as unknown as string[] | undefined) ?? [];
     const hosts = selectHosts(cluster, hostNames);
     const ssh = await sshContext(ctx);
@@ -167,7 +162,7 @@ ${SSH_HELP}`,
   async run(ctx) {
     const name = ctx.args[0];
     if (!name) throw new UsageError('member add needs the HOST to add');
-    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const [host] = selectHosts(cluster, [name]);
     if (!host) throw new UsageError(`no host ${name}`);
     const dryRun = ctx.values['dry-run'] === true;
@@ -205,7 +200,7 @@ ${SSH_HELP}`,
   async run(ctx) {
     const name = ctx.args[0];
     if (!name) throw new UsageError('member remove needs the MEMBER (host or member name)');
-    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const dryRun = ctx.values['dry-run'] === true;
     const purge = ctx.values['purge-data'] === true;
     if (!dryRun) {
@@ -251,7 +246,7 @@ ${SSH_HELP}`,
   async run(ctx) {
     const name = ctx.args[0];
     if (!name) throw new UsageError('member fix-peer-url needs the MEMBER (host or member name)');
-    const cluster = clusterOf(await loadValid(ctx), ctx);
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const address = typeof ctx.values['address'] === 'string' ? ctx.values['address'] : undefined;
     const ssh = await sshContext(ctx);
     const d = await diagnosePeerUrl(cluster, name, {

@@ -12,17 +12,17 @@ import { execFile } from 'node:child_process';
 import { errorMessage } from '../core/errors';
 import type { Cluster, Host } from '../core/inventory/types';
 import { etcdHosts } from '../core/inventory/urls';
+import { checkFacts, factsCommand, parseFacts } from '../core/provision/etcd';
 import {
-  checkFacts,
-  factsCommand,
-  parseFacts,
-  planEtcdMember,
-  resolveBinaries,
-} from '../core/provision/etcd';
-import { initialClusterOf, provisionEtcd, selectHosts } from '../core/provision/etcdOps';
+  initialClusterOf,
+  planMember,
+  provisionEtcd,
+  selectHosts,
+} from '../core/provision/etcdOps';
 import { asRootIfPossible, isThisHost, terminalCommand } from '../core/provision/local';
 import { parseMarker, renderScript } from '../core/provision/plan';
 import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { clusterNamed } from './commands/cluster';
 import type { ExtensionCtx } from './ctx';
 import { withCancellableProgress } from './progress';
 import { editorSshContext } from './sshPrompts';
@@ -53,14 +53,6 @@ export function terminalLine(host: string, line: string): string {
   if (m?.status) text = colour(STATUS_COLOUR[m.status] ?? 0, line);
   else if (m?.title) text = colour(1, line);
   return `${colour(36, `[${host}]`)} ${text}\r\n`;
-}
-
-function clusterOf(ctx: ExtensionCtx, name: string): Cluster {
-  const inv = ctx.inventory.current();
-  const cluster =
-    inv?.status === 'ok' ? inv.inventory.clusters.find((c) => c.name === name) : undefined;
-  if (!cluster) throw new Error(`Cluster "${name}" is not in the inventory: check k3s-etcd.yaml.`);
-  return cluster;
 }
 
 function localIdentity() {
@@ -112,7 +104,7 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<number> {
-    const cluster = clusterOf(this.ctx, this.def.cluster);
+    const cluster = clusterNamed(this.ctx, this.def.cluster);
     const hosts = selectHosts(cluster, this.def.host ? [this.def.host] : undefined).map(
       (h) => h.name,
     );
@@ -193,14 +185,9 @@ async function localShellExecution(
   );
   const facts = parseFacts(factsOut);
   checkFacts(host, facts);
-  const binaries = await resolveBinaries(cluster, host, facts);
-  const plan = await planEtcdMember({
-    cluster,
-    host,
-    facts,
-    binaries,
-    initialCluster: initialClusterOf(cluster),
-    initialState: 'new',
+  const plan = await planMember(cluster, host, facts, {
+    cluster: initialClusterOf(cluster),
+    state: 'new',
   });
   const stage = await mkdtemp(join(tmpdir(), 'k3s-etcd-stage-'));
   await chmod(stage, 0o700);
@@ -250,7 +237,7 @@ export async function hostTerminalTask(
   def: K3sEtcdTaskDefinition,
 ): Promise<vscode.Task | undefined> {
   if (!def.host) return undefined;
-  const cluster = clusterOf(ctx, def.cluster);
+  const cluster = clusterNamed(ctx, def.cluster);
   const host = cluster.hosts.find((h) => h.name === def.host);
   if (!host || !runsOnHost(ctx, host)) return undefined;
   const exec = await localShellExecution(ctx, cluster, host);

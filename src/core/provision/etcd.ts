@@ -145,23 +145,22 @@ async function elfArch(file: string): Promise<EtcdArch | undefined> {
   }
 }
 
+/** SHA-256 of a (large) local file, computed once per version of it (path, size, mtime). */
 const hashCache = new Map<string, Promise<string>>();
-function fileSha256(path: string): Promise<string> {
-  let p = hashCache.get(path);
+async function hashFile(path: string): Promise<string> {
+  const st = await stat(path);
+  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+  let p = hashCache.get(key);
   if (!p) {
-    p = stat(path).then(
-      (st) =>
-        new Promise<string>((resolve, reject) => {
-          const h = createHash('sha256');
-          createReadStream(path)
-            .on('data', (d) => h.update(d))
-            .on('error', reject)
-            .on('end', () => resolve(h.digest('hex')));
-          void st;
-        }),
-    );
-    hashCache.set(path, p);
-    p.catch(() => hashCache.delete(path));
+    p = new Promise<string>((resolve, reject) => {
+      const h = createHash('sha256');
+      createReadStream(path)
+        .on('data', (d) => h.update(d))
+        .on('error', reject)
+        .on('end', () => resolve(h.digest('hex')));
+    });
+    hashCache.set(key, p);
+    p.catch(() => hashCache.delete(key));
   }
   return p;
 }
@@ -216,7 +215,7 @@ export async function resolveBinaries(
     payload: {
       name: 'etcd.tar.gz',
       localPath: file,
-      sha256: await fileSha256(file),
+      sha256: await hashFile(file),
       step: 'binaries',
     },
   });
@@ -243,7 +242,7 @@ export async function resolveBinaries(
           `${file} is ${binArch ? `an ${binArch}` : 'not a Linux'} binary but ${host.name} is ${facts.machine} (${arch}).`,
         );
       }
-      payloads.push({ name, localPath: file, sha256: await fileSha256(file), step: 'binaries' });
+      payloads.push({ name, localPath: file, sha256: await hashFile(file), step: 'binaries' });
     }
     return { kind: 'binaries', etcd: payloads[0] as Payload, etcdctl: payloads[1] as Payload };
   }

@@ -72,6 +72,24 @@ export function initialClusterOf(
   return hosts.map((h) => `${h.memberName}=${peerUrl(cluster, h)}`).join(',');
 }
 
+/** The member's plan from the host's facts: binaries resolved for its architecture. */
+export async function planMember(
+  cluster: Cluster,
+  host: Host,
+  facts: HostFacts,
+  initial: { cluster: string; state: 'new' | 'existing' },
+): Promise<HostPlan> {
+  const binaries = await resolveBinaries(cluster, host, facts);
+  return planEtcdMember({
+    cluster,
+    host,
+    facts,
+    binaries,
+    initialCluster: initial.cluster,
+    initialState: initial.state,
+  });
+}
+
 export interface ProvisionOptions extends RunHooks {
   /** Host names; default every etcd host of the cluster. */
   hosts?: string[];
@@ -162,8 +180,7 @@ export async function provisionEtcd(
           `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name || m.id).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
         );
       }
-      const binaries = await resolveBinaries(cluster, host, facts);
-      return planEtcdMember({ cluster, host, facts, binaries, initialCluster, initialState });
+      return planMember(cluster, host, facts, { cluster: initialCluster, state: initialState });
     },
   }));
   const runs = await runJobs(jobs, opts);

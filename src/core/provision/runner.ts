@@ -32,6 +32,8 @@ export interface HostRun {
   status: HostRunStatus;
   steps: StepOutcome[];
   error?: { code?: ErrorCode; message: string; step?: string };
+  /** The host's script as it ran (set once the host was planned; holds no private key). */
+  script?: string;
   /** Milliseconds per phase: connect, plan (facts + planning), check (dry run), upload, apply. */
   timings: Record<string, number>;
 }
@@ -135,6 +137,7 @@ export async function runHostPlan(
   if (check.code !== 0) {
     return {
       host: plan.host,
+      script,
       status: 'failed',
       steps: check.steps,
       error: failure(plan, check, 'check'),
@@ -147,6 +150,7 @@ export async function runHostPlan(
   if (opts.dryRun || pending.size === 0) {
     return {
       host: plan.host,
+      script,
       status: pending.size === 0 ? 'unchanged' : 'would-change',
       steps: check.steps,
       timings,
@@ -182,6 +186,7 @@ export async function runHostPlan(
     if (apply.code !== 0) {
       return {
         host: plan.host,
+        script,
         status: 'failed',
         steps: apply.steps,
         error: failure(plan, apply, 'apply'),
@@ -191,6 +196,7 @@ export async function runHostPlan(
     const changed = apply.steps.some((s) => s.status === 'changed');
     return {
       host: plan.host,
+      script,
       status: changed ? 'changed' : 'unchanged',
       steps: apply.steps,
       timings,

@@ -14,7 +14,7 @@ import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex } from '../etcd/client';
 import { connectionFor } from '../etcd/connection';
-import { toMember, type EtcdMember } from '../etcd/members';
+import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import { setHostAddress } from '../inventory/edit';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
@@ -23,7 +23,7 @@ import { reissueMember } from '../pki/set';
 import type { SshSession } from '../ssh/connection';
 import { shellQuote } from '../ssh/quote';
 import { ENV_FILE } from '../provision/etcd';
-import { provisionEtcd, sshOpener, type SshContext } from '../provision/etcdOps';
+import { provisionEtcd, selectHosts, sshOpener, type SshContext } from '../provision/etcdOps';
 import type { RunHooks } from '../provision/runner';
 
 export interface StaleItem {
@@ -83,20 +83,17 @@ export async function tunnel(
   };
 }
 
+/** The member list from the first endpoint that answers, and which one it was. */
 async function memberListVia(
   cluster: Cluster,
   endpoints: string[],
 ): Promise<{ members: EtcdMember[]; via: string } | undefined> {
-  const conn = await connectionFor(cluster);
+  const { tls } = await connectionFor(cluster);
   for (const ep of endpoints) {
-    const c = await createEndpointClient(ep, { tls: conn.tls, timeoutMs: 3000 });
     try {
-      const r = await c.cluster.memberList({});
-      return { members: r.members.map(toMember), via: ep };
+      return { members: await listMembers([ep], { tls, timeoutMs: 3000 }), via: ep };
     } catch {
       // next
-    } finally {
-      c.close();
     }
   }
   return undefined;
@@ -108,10 +105,9 @@ export async function diagnosePeerUrl(
   hostName: string,
   opts: { newAddress?: string; ssh: SshContext; signal?: AbortSignal },
 ): Promise<PeerUrlDiagnosis> {
-  const host = cluster.hosts.find((h) => h.name === hostName || h.memberName === hostName);
-  if (!host || !host.roles.includes('etcd')) {
+  const [host] = selectHosts(cluster, [hostName]);
+  if (!host)
     throw new K3sEtcdError('usage', `No etcd member "${hostName}" in cluster ${cluster.name}.`);
-  }
   const sshHost: Host = opts.newAddress ? { ...host, address: opts.newAddress } : host;
   let t: SshSession;
   try {

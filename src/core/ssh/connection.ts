@@ -474,31 +474,6 @@ export class SshSession {
     return `/tmp/.k3s-etcd-${randomBytes(8).toString('hex')}`;
   }
 
-  private async putTemp(write: (sftp: SFTPWrapper, tmp: string) => Promise<void>): Promise<string> {
-    const sftp = await this.sftp().catch((err: unknown) => {
-      throw sshError(
-        'ssh-disconnected',
-        `SFTP is not available on ${this.label} (${errorMessage(err)}): enable the sftp subsystem in sshd_config.`,
-        err,
-      );
-    });
-    const tmp = this.tempPath();
-    try {
-      await write(sftp, tmp);
-    } catch (err) {
-      const text = errorMessage(err);
-      const full = /no space|failure/i.test(text)
-        ? ` (is the disk full? check \`df -h /tmp\` on the host)`
-        : '';
-      throw sshError(
-        'ssh-disconnected',
-        `Upload to ${this.label}:${tmp} failed: ${text}${full}`,
-        err,
-      );
-    }
-    return tmp;
-  }
-
   /** Moves an uploaded temp file into place as root with owner and mode, atomically. */
   private async install(tmp: string, dest: string, opts: PutOptions): Promise<void> {
     const staged = `${dest}.k3s-etcd-new`;
@@ -526,50 +501,35 @@ export class SshSession {
 
   /** Writes `data` to `dest` on the host with owner and mode (upload, then move into place). */
   async writeFile(dest: string, data: string | Buffer, opts: PutOptions): Promise<void> {
-    const tmp = await this.putTemp(
-      (sftp, t) =>
-        new Promise<void>((resolve, reject) =>
-          sftp.writeFile(t, data, { mode: 0o600 }, (err) => (err ? reject(err) : resolve())),
-        ),
-    );
-    await this.install(tmp, dest, opts);
-  }
-
-  /** Uploads a local file (binaries, tarballs) to `dest`. */
-  async uploadFile(local: string, dest: string, opts: PutOptions): Promise<void> {
-    const tmp = await this.putTemp(
-      (sftp, t) =>
-        new Promise<void>((resolve, reject) =>
-          sftp.fastPut(local, t, { mode: 0o600 }, (err) => (err ? reject(err) : resolve())),
-        ),
-    );
+    const tmp = this.tempPath();
+    await this.put(tmp, { data: Buffer.from(data) });
     await this.install(tmp, dest, opts);
   }
 
   /** Uploads a local file or bytes to `remotePath` as the SSH user (mode 0600), nothing more. */
   async put(remotePath: string, source: { localPath: string } | { data: Buffer }): Promise<void> {
-    const sftp = await this.sftp();
+    const sftp = await this.sftp().catch((err: unknown) => {
+      throw sshError(
+        'ssh-disconnected',
+        `SFTP is not available on ${this.label} (${errorMessage(err)}): enable the sftp subsystem in sshd_config.`,
+        err,
+      );
+    });
     await new Promise<void>((resolve, reject) => {
       const done = (err: Error | null | undefined) => (err ? reject(err) : resolve());
       if ('localPath' in source) sftp.fastPut(source.localPath, remotePath, { mode: 0o600 }, done);
       else sftp.writeFile(remotePath, source.data, { mode: 0o600 }, done);
     }).catch((err: unknown) => {
+      const text = errorMessage(err);
+      const full = /no space|failure/i.test(text)
+        ? ' (is the disk full? check `df -h /tmp` on the host)'
+        : '';
       throw sshError(
         'ssh-disconnected',
-        `Upload to ${this.label}:${remotePath} failed: ${errorMessage(err)}${/no space|failure/i.test(errorMessage(err)) ? ' (is the disk full? check `df -h /tmp` on the host)' : ''}`,
+        `Upload to ${this.label}:${remotePath} failed: ${text}${full}`,
         err,
       );
     });
-  }
-
-  /** Uploads a local file to a fresh temp path of the SSH user (the caller moves or removes it). */
-  async uploadTemp(local: string): Promise<string> {
-    return this.putTemp(
-      (sftp, t) =>
-        new Promise<void>((resolve, reject) =>
-          sftp.fastPut(local, t, { mode: 0o600 }, (err) => (err ? reject(err) : resolve())),
-        ),
-    );
   }
 
   /** A TCP stream to `host:port` as seen from the remote host (an SSH tunnel). */
@@ -587,11 +547,6 @@ export class SshSession {
           : resolve(stream),
       );
     });
-  }
-
-  /** Whether the connection has dropped. */
-  get isLost(): boolean {
-    return this.lost !== undefined;
   }
 
   close(): void {

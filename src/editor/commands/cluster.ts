@@ -27,7 +27,11 @@ export async function pickCluster(ctx: ExtensionCtx, node?: TreeNode): Promise<s
 
 /** The inventory's Cluster object for a node or a pick. */
 export async function resolveCluster(ctx: ExtensionCtx, node?: TreeNode): Promise<Cluster> {
-  const name = await pickCluster(ctx, node);
+  return clusterNamed(ctx, await pickCluster(ctx, node));
+}
+
+/** The cluster of that name in the loaded inventory. */
+export function clusterNamed(ctx: ExtensionCtx, name: string): Cluster {
   const result = ctx.inventory.current();
   const cluster =
     result?.status === 'ok' ? result.inventory.clusters.find((c) => c.name === name) : undefined;

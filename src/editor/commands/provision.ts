@@ -6,17 +6,7 @@ import * as vscode from 'vscode';
 import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { etcdHosts, peerUrl } from '../../core/inventory/urls';
-import {
-  addMember,
-  initialClusterOf,
-  provisionEtcd,
-  readFacts,
-  removeMember,
-  selectHosts,
-  sshOpener,
-} from '../../core/provision/etcdOps';
-import { planEtcdMember, resolveBinaries } from '../../core/provision/etcd';
-import { renderScript } from '../../core/provision/plan';
+import { addMember, provisionEtcd, removeMember, selectHosts } from '../../core/provision/etcdOps';
 import { summarizeRun, type HostRun } from '../../core/provision/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../../core/repair/peerUrl';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';
@@ -78,7 +68,7 @@ const STATUS_WORD: Record<string, string> = {
   changed: 'changed',
 };
 
-function previewText(cluster: Cluster, runs: HostRun[], scripts: Map<string, string>): string {
+function previewText(cluster: Cluster, runs: HostRun[]): string {
   const out = [
     `# Provisioning plan: etcd for cluster ${cluster.name}`,
     '',
@@ -98,7 +88,7 @@ function previewText(cluster: Cluster, runs: HostRun[], scripts: Map<string, str
         );
       out.push('');
     }
-    const script = scripts.get(r.host);
+    const script = r.script;
     if (script) {
       out.push(
         `<details><summary>The script that runs on ${r.host} (as root; private keys and binaries are uploaded beside it, not shown)</summary>`,
@@ -121,46 +111,22 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     const host = hostOf(cluster, node);
     const hosts = selectHosts(cluster, host ? [host.name] : undefined);
     const ssh = await editorSshContext(ctx);
-    const scripts = new Map<string, string>();
     const result = await withCancellableProgress(
       `Reading ${hosts.length} host(s) of ${cluster.name}`,
-      async (report, signal) => {
-        const r = await provisionEtcd(cluster, {
+      (report, signal) =>
+        provisionEtcd(cluster, {
           dryRun: true,
           ssh,
           hosts: hosts.map((h) => h.name),
           signal,
           onStep: (h, s) => report(`${h}: ${s.title}`),
-        });
-        // The scripts as they would run (the facts are read again: a few milliseconds per host).
-        await Promise.all(
-          hosts.map(async (h) => {
-            if (r.runs.find((x) => x.host === h.name)?.steps.length === 0) return;
-            const t = await sshOpener(cluster, h, ssh)(signal);
-            try {
-              const facts = await readFacts(t, cluster, h, signal);
-              const plan = await planEtcdMember({
-                cluster,
-                host: h,
-                facts,
-                binaries: await resolveBinaries(cluster, h, facts),
-                initialCluster: initialClusterOf(cluster),
-                initialState: 'new',
-              });
-              scripts.set(h.name, renderScript(plan));
-            } finally {
-              t.close();
-            }
-          }),
-        );
-        return r;
-      },
+        }),
     );
     const uri = vscode.Uri.from({
       scheme: PLAN_SCHEME,
       path: `/${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan.md`,
     });
-    docs.set(uri, previewText(cluster, result.runs, scripts));
+    docs.set(uri, previewText(cluster, result.runs));
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc, { preview: false });
   };
