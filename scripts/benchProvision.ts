@@ -4,15 +4,20 @@
  * converged re-run all hosts at once against one host after another; and where the time of a
  * fresh run goes, per step (median over the hosts and runs).
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadInventoryFile } from '../src/core/inventory/parse';
-import type { Cluster } from '../src/core/inventory/types';
 import { generateCertificateSet } from '../src/core/pki/set';
-import { provisionEtcd, type SshContext } from '../src/core/provision/etcdOps';
+import { provisionEtcd } from '../src/core/provision/etcdOps';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../test/support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../test/support/processes';
 import { makeKey } from '../test/support/sshd';
+import {
+  labInventory,
+  labSsh,
+  loadCluster,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../test/support/lab';
 
 const ADDR = ['127.0.1.91', '127.0.1.92', '127.0.1.93'];
 const FRESH_RUNS = Number(process.env['BENCH_FRESH_RUNS'] ?? 3);
@@ -28,35 +33,20 @@ const ms = (x: number) => `${Math.round(x)} ms`;
 export async function benchProvision(): Promise<void> {
   const dir = await makeTempDir('k3s-etcd-bench-provision-');
   const key = makeKey(dir, 'id_bench');
-  await mkdir(join(dir, 'etcd-bin'));
-  await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
-  await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
+  await stageEtcdBinaries(dir);
   const names = ADDR.map((_, i) => `edge-${i + 1}`);
+  const file = join(dir, 'k3s-etcd.yaml');
   await writeFile(
-    join(dir, 'k3s-etcd.yaml'),
-    [
-      'version: 1',
-      'clusters:',
-      '  - name: bench',
-      '    knownHostsFile: known_hosts',
-      '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
-      '    hosts:',
-      ...names.map(
-        (n, i) =>
-          `      - { name: ${n}, address: ${ADDR[i]}, identityFile: id_bench, roles: [etcd] }`,
-      ),
-      '',
-    ].join('\n'),
+    file,
+    labInventory({
+      cluster: 'bench',
+      hosts: names.map((name, i) => ({ name, address: ADDR[i] as string })),
+      identityFile: 'id_bench',
+    }),
   );
-  const loaded = await loadInventoryFile(join(dir, 'k3s-etcd.yaml'));
-  if (loaded.status !== 'ok') throw new Error('bench inventory invalid');
-  const cluster: Cluster = loaded.inventory.clusters[0] as Cluster;
+  const cluster = await loadCluster(file);
   await generateCertificateSet(cluster);
-  const ssh: SshContext = {
-    env: { home: dir },
-    agentSocket: '',
-    prompts: { secret: async () => undefined, unknownHostKey: async () => false },
-  };
+  const ssh = labSsh(dir);
 
   const fresh: number[] = [];
   const stepTimes = new Map<string, number[]>();
@@ -69,10 +59,7 @@ export async function benchProvision(): Promise<void> {
       authorizedKeys: [key.publicLine],
     });
     try {
-      await writeFile(
-        join(dir, 'known_hosts'),
-        `${(await Promise.all(hosts.map((h) => hostKeyLine(h)))).join('\n')}\n`,
-      );
+      await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
       const started = new Map<string, number>();
       const t0 = performance.now();
       const r = await provisionEtcd(cluster, {

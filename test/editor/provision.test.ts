@@ -5,11 +5,10 @@
  * each host's steps, the modal asks before applying, and the cluster ends healthy.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
@@ -17,6 +16,7 @@ import { generateCertificateSet } from '../../src/core/pki/set';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
+import { labInventory, loadCluster, stageEtcdBinaries, writeKnownHosts } from '../support/lab';
 import {
   ensureVsCode,
   launchBrowser,
@@ -63,33 +63,11 @@ test(
       authorizedKeys: [key.publicLine],
     });
     cleanups.push(() => stopEdgeHosts(hosts));
-    await writeFile(
-      join(ws, 'known_hosts'),
-      `${(await Promise.all(hosts.map((h) => hostKeyLine(h)))).join('\n')}\n`,
-    );
-    await mkdir(join(ws, 'etcd-bin'));
-    await copyFile('/usr/bin/etcd', join(ws, 'etcd-bin', 'etcd'));
-    await copyFile('/usr/bin/etcdctl', join(ws, 'etcd-bin', 'etcdctl'));
-    await writeFile(
-      join(ws, 'k3s-etcd.yaml'),
-      [
-        'version: 1',
-        'clusters:',
-        '  - name: lab',
-        '    knownHostsFile: known_hosts',
-        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
-        '    hosts:',
-        ...hosts.map(
-          (h) =>
-            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] }`,
-        ),
-        '',
-      ].join('\n'),
-    );
-    const loaded = await loadInventoryFile(join(ws, 'k3s-etcd.yaml'));
-    assert.equal(loaded.status, 'ok');
-    if (loaded.status !== 'ok') return;
-    const cluster = loaded.inventory.clusters[0]!;
+    await writeKnownHosts(ws, await Promise.all(hosts.map((h) => hostKeyLine(h))));
+    await stageEtcdBinaries(ws);
+    const file = join(ws, 'k3s-etcd.yaml');
+    await writeFile(file, labInventory({ cluster: 'lab', hosts, identityFile: 'id_lab' }));
+    const cluster = await loadCluster(file);
     await generateCertificateSet(cluster);
 
     const server = await startVsCodeServer({

@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { K3sEtcdError } from '../../src/core/errors';
 import { clientEndpoints } from '../../src/core/inventory/urls';
-import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { listMembers } from '../../src/core/etcd/members';
 import { adminTls } from '../../src/core/etcd/connection';
@@ -31,34 +30,26 @@ import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
-import { main, type CliIO } from '../../src/cli/main';
+import { main } from '../../src/cli/main';
+import {
+  captureIO,
+  labInventory,
+  labSsh,
+  loadCluster,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../support/lab';
 
 const ADDR = ['127.0.1.41', '127.0.1.42', '127.0.1.43', '127.0.1.44'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3', 'edge-4'];
 
-function inventoryYaml(hostCount: number, key: string): string {
-  const hosts = NAMES.slice(0, hostCount)
-    .map(
-      (n, i) =>
-        `      - { name: ${n}, address: ${ADDR[i]}, user: root, identityFile: ${key}, roles: [etcd] }`,
-    )
-    .join('\n');
-  return `version: 1
-clusters:
-  - name: lab
-    knownHostsFile: known_hosts
-    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }
-    hosts:
-${hosts}
-`;
-}
+const labHosts = (n: number) => NAMES.slice(0, n).map((name, i) => ({ name, address: ADDR[i]! }));
+const inventoryYaml = (n: number, key: string) =>
+  labInventory({ cluster: 'lab', hosts: labHosts(n), identityFile: key });
 
-async function loadCluster(dir: string, hostCount: number, key: string): Promise<Cluster> {
+async function loadLab(dir: string, hostCount: number, key: string): Promise<Cluster> {
   await writeFile(join(dir, 'k3s-etcd.yaml'), inventoryYaml(hostCount, key));
-  const r = await loadInventoryFile(join(dir, 'k3s-etcd.yaml'));
-  assert.equal(r.status, 'ok', JSON.stringify(r.problems));
-  if (r.status !== 'ok') throw new Error('inventory');
-  return r.inventory.clusters[0]!;
+  return loadCluster(join(dir, 'k3s-etcd.yaml'));
 }
 
 const statuses = (runs: HostRun[]) => Object.fromEntries(runs.map((r) => [r.host, r.status]));
@@ -80,24 +71,14 @@ describe('provision etcd on real systemd hosts over SSH', () => {
     const k = makeKey(dir, 'id_lab');
     key = k.file;
     hosts = await startEdgeHosts({
-      hosts: NAMES.map((name, i) => ({ name, address: ADDR[i]! })),
+      hosts: labHosts(NAMES.length),
       authorizedKeys: [k.publicLine],
     });
-    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
-    await writeFile(join(dir, 'known_hosts'), `${lines.join('\n')}\n`);
-    await mkdir(join(dir, 'etcd-bin'));
-    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
-    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
-    cluster = await loadCluster(dir, 3, key);
+    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
+    await stageEtcdBinaries(dir);
+    cluster = await loadLab(dir, 3, key);
     await generateCertificateSet(cluster);
-    ssh = {
-      env: { home: dir },
-      agentSocket: '',
-      prompts: {
-        secret: async () => undefined,
-        unknownHostKey: async () => false,
-      },
-    };
+    ssh = labSsh(dir);
   });
   after(async () => {
     await stopEdgeHosts(hosts);
@@ -220,15 +201,7 @@ describe('provision etcd on real systemd hosts over SSH', () => {
   });
 
   it('the CLI: a converged cluster needs nothing; an unreachable host fails alone, named, with the others checked', async () => {
-    const out: string[] = [];
-    const io: CliIO = {
-      out: (t) => out.push(t),
-      err: (t) => out.push(t),
-      interactive: false,
-      cwd: dir,
-      ask: async () => '',
-      askSecret: async () => '',
-    };
+    const { io, out } = captureIO(dir);
     assert.equal(await main(['provision', 'etcd', '--yes'], io), 0, out.join('\n'));
     assert.match(out.join('\n'), /Everything is in place on 3 host\(s\): nothing to do\./);
 
@@ -250,7 +223,7 @@ describe('provision etcd on real systemd hosts over SSH', () => {
   });
 
   it('adds a fourth member (member add, then the host joins as existing), then removes it', async () => {
-    const four = await loadCluster(dir, 4, key);
+    const four = await loadLab(dir, 4, key);
     await generateCertificateSet(four);
     const added = await addMember(four, 'edge-4', { dryRun: false, ssh });
     assert.equal(statuses(added.runs)['edge-4'], 'changed', JSON.stringify(added.runs[0]?.error));
@@ -273,7 +246,7 @@ describe('provision etcd on real systemd hosts over SSH', () => {
   });
 
   it('refuses a host whose data dir holds another cluster, and says how to proceed', async () => {
-    const four = await loadCluster(dir, 4, key);
+    const four = await loadLab(dir, 4, key);
     await hosts[3]!.exec(
       'mkdir -p /var/lib/etcd/member/snap && echo "cluster=other" > /var/lib/etcd/.k3s-etcd-cluster',
     );
@@ -288,7 +261,7 @@ describe('provision etcd on real systemd hosts over SSH', () => {
   });
 
   it('refuses a host where another program holds the etcd port, naming it', async () => {
-    const four = await loadCluster(dir, 4, key);
+    const four = await loadLab(dir, 4, key);
     await hosts[3]!.exec('rm -rf /var/lib/etcd');
     // The hosts share this machine's network: a listener here is a listener on edge-4's address.
     await generateCertificateSet(four);
@@ -339,10 +312,7 @@ clusters:
       - { name: edge-4, address: ${ADDR[3]}, identityFile: ${key}, roles: [etcd] }
 `,
       );
-      const r = await loadInventoryFile(join(dir, 'solo.yaml'));
-      assert.equal(r.status, 'ok');
-      if (r.status !== 'ok') return;
-      const solo = r.inventory.clusters[0]!;
+      const solo = await loadCluster(join(dir, 'solo.yaml'));
       await generateCertificateSet(solo);
       await hosts[3]!.exec('rm -rf /var/lib/etcd /usr/local/bin/etcd /usr/local/bin/etcdctl');
 

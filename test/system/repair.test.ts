@@ -7,13 +7,12 @@
  * move is still there. Then the refusals: nothing stale, and quorum that would be lost.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
-import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
@@ -31,16 +30,74 @@ import {
 import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
-import { main, type CliIO } from '../../src/cli/main';
+import { main } from '../../src/cli/main';
+import {
+  captureIO,
+  labInventory,
+  labSsh,
+  loadCluster,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../support/lab';
 
 const ADDR = ['127.0.1.71', '127.0.1.72', '127.0.1.73'];
 const MOVED = '127.0.1.75';
 
-async function load(file: string): Promise<Cluster> {
-  const r = await loadInventoryFile(file);
-  assert.equal(r.status, 'ok', JSON.stringify(r.problems));
-  if (r.status !== 'ok') throw new Error('inventory');
-  return r.inventory.clusters[0]!;
+interface Lab {
+  dir: string;
+  file: string;
+  hosts: EdgeHost[];
+  cluster: Cluster;
+  ssh: SshContext;
+}
+
+/**
+ * Boots `specs`, writes the lab workspace (each host's key also known under `alsoKnownAt` of
+ * it, the address it will move to), generates certificates and provisions etcd, healthy.
+ * `track` gets the hosts as soon as they run, so the caller's after() can stop them on failure.
+ */
+async function provisionedLab(opts: {
+  prefix: string;
+  cluster: string;
+  specs: { name: string; address: string }[];
+  alsoKnownAt: Record<string, string>;
+  track: (dir: string, hosts: EdgeHost[]) => void;
+  comments?: boolean;
+  bridge?: BridgeNetwork;
+  timeoutMs?: number;
+}): Promise<Lab> {
+  const dir = await makeTempDir(opts.prefix);
+  const key = makeKey(dir, 'id_lab');
+  const hosts = await startEdgeHosts({
+    hosts: opts.specs,
+    authorizedKeys: [key.publicLine],
+    ...(opts.bridge ? { network: 'bridge' as const, bridge: opts.bridge } : {}),
+  });
+  opts.track(dir, hosts);
+  const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
+  const moved = await Promise.all(
+    hosts
+      .filter((h) => opts.alsoKnownAt[h.name])
+      .map((h) => hostKeyLine(h, opts.alsoKnownAt[h.name])),
+  );
+  await writeKnownHosts(dir, [...lines, ...moved]);
+  await stageEtcdBinaries(dir);
+  const file = join(dir, 'k3s-etcd.yaml');
+  await writeFile(
+    file,
+    labInventory({
+      cluster: opts.cluster,
+      hosts: opts.specs,
+      identityFile: 'id_lab',
+      ...(opts.comments ? { comments: true } : {}),
+    }),
+  );
+  const cluster = await loadCluster(file);
+  await generateCertificateSet(cluster);
+  const ssh = labSsh(dir, opts.timeoutMs);
+  const r = await provisionEtcd(cluster, { dryRun: false, ssh });
+  assert.equal(r.healthy, true, r.healthSummary);
+  return { dir, file, hosts, cluster, ssh };
 }
 
 /** Moves a host's sshd to `address` (the host "got a new IP"; loopback keeps the old one bindable). */
@@ -58,46 +115,18 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
   let ssh: SshContext;
 
   before(async () => {
-    dir = await makeTempDir('k3s-etcd-repair-');
-    const key = makeKey(dir, 'id_lab');
-    hosts = await startEdgeHosts({
-      hosts: ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address })),
-      authorizedKeys: [key.publicLine],
-    });
-    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
     // The moved host keeps its host key: known under its new address too.
-    const moved = lines[1]!.replace(ADDR[1]!, MOVED);
-    await writeFile(join(dir, 'known_hosts'), `${[...lines, moved].join('\n')}\n`);
-    await mkdir(join(dir, 'etcd-bin'));
-    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
-    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
-    file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      [
-        '# the lab',
-        'version: 1',
-        'clusters:',
-        '  - name: lab',
-        '    knownHostsFile: known_hosts',
-        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
-        '    hosts:',
-        ...hosts.map(
-          (h) =>
-            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] } # ${h.name}`,
-        ),
-        '',
-      ].join('\n'),
-    );
-    const cluster = await load(file);
-    await generateCertificateSet(cluster);
-    ssh = {
-      env: { home: dir },
-      agentSocket: '',
-      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
-    };
-    const r = await provisionEtcd(cluster, { dryRun: false, ssh });
-    assert.equal(r.healthy, true, r.healthSummary);
+    ({ file, ssh } = await provisionedLab({
+      prefix: 'k3s-etcd-repair-',
+      cluster: 'lab',
+      specs: ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address })),
+      alsoKnownAt: { 'edge-2': MOVED },
+      comments: true,
+      track: (d, h) => {
+        dir = d;
+        hosts = h;
+      },
+    }));
   });
   after(async () => {
     await stopEdgeHosts(hosts);
@@ -105,7 +134,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
   });
 
   it('repairs a moved member: member list, certificates, env file and inventory name the new address; data kept', async () => {
-    const cluster = await load(file);
+    const cluster = await loadCluster(file);
     const client = await createEndpointClient(clientEndpoints(cluster)[0]!, {
       tls: adminTls(cluster),
     });
@@ -136,7 +165,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
     });
     assert.equal(result.healthy, true, `${result.summary}\n${lines.join('\n')}`);
 
-    const after = await load(file);
+    const after = await loadCluster(file);
     assert.equal(after.hosts[1]!.address, MOVED);
     const text = await readFile(file, 'utf8');
     assert.match(text, /^# the lab$/m, 'comments kept');
@@ -167,7 +196,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
   });
 
   it('refuses when nothing is stale, and when the repair would lose quorum; nothing changes', async () => {
-    const cluster = await load(file);
+    const cluster = await loadCluster(file);
     const d = await diagnosePeerUrl(cluster, 'edge-2', { ssh });
     assert.deepEqual(d.stale, []);
     await assert.rejects(
@@ -175,15 +204,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
       /Nothing is stale for edge-2: no repair needed/,
     );
     // The same through the CLI (the contract: member fix-peer-url MEMBER [--address] [--dry-run]).
-    const out: string[] = [];
-    const io: CliIO = {
-      out: (t) => out.push(t),
-      err: (t) => out.push(t),
-      interactive: false,
-      cwd: dir,
-      ask: async () => '',
-      askSecret: async () => '',
-    };
+    const { io, out } = captureIO(dir);
     assert.equal(
       await main(['member', 'fix-peer-url', 'edge-2', '--dry-run'], io),
       0,
@@ -211,7 +232,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
       before,
       'certificates untouched',
     );
-    assert.equal((await load(file)).hosts[2]!.address, ADDR[2], 'inventory untouched');
+    assert.equal((await loadCluster(file)).hosts[2]!.address, ADDR[2], 'inventory untouched');
   });
 });
 
@@ -224,33 +245,16 @@ describe('fix peer URL of a single-member cluster (the article case), through th
   });
 
   it('moves the only member: the update goes through the member itself', async () => {
-    dir = await makeTempDir('k3s-etcd-repair1-');
-    const key = makeKey(dir, 'id_lab');
-    hosts = await startEdgeHosts({
-      hosts: [{ name: 'solo-1', address: '127.0.1.78' }],
-      authorizedKeys: [key.publicLine],
+    const { file, cluster, ssh } = await provisionedLab({
+      prefix: 'k3s-etcd-repair1-',
+      cluster: 'solo',
+      specs: [{ name: 'solo-1', address: '127.0.1.78' }],
+      alsoKnownAt: { 'solo-1': '127.0.1.79' },
+      track: (d, h) => {
+        dir = d;
+        hosts = h;
+      },
     });
-    const line = await hostKeyLine(hosts[0]!);
-    await writeFile(
-      join(dir, 'known_hosts'),
-      `${line}\n${line.replace('127.0.1.78', '127.0.1.79')}\n`,
-    );
-    await mkdir(join(dir, 'etcd-bin'));
-    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
-    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      'version: 1\nclusters:\n  - name: solo\n    knownHostsFile: known_hosts\n    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }\n    hosts:\n      - { name: solo-1, address: 127.0.1.78, identityFile: id_lab, roles: [etcd] }\n',
-    );
-    const cluster = await load(file);
-    await generateCertificateSet(cluster);
-    const ssh: SshContext = {
-      env: { home: dir },
-      agentSocket: '',
-      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
-    };
-    assert.equal((await provisionEtcd(cluster, { dryRun: false, ssh })).healthy, true);
     await moveSshd(hosts[0]!, '127.0.1.79');
     const d = await diagnosePeerUrl(cluster, 'solo-1', { newAddress: '127.0.1.79', ssh });
     assert.equal(d.single, true);
@@ -269,7 +273,7 @@ describe('fix peer URL of a single-member cluster (the article case), through th
       ),
       lines.join('\n'),
     );
-    const after = await load(file);
+    const after = await loadCluster(file);
     const members = await listMembers(clientEndpoints(after), { tls: adminTls(after) });
     assert.deepEqual(
       members.map((m) => m.peerUrls),
@@ -289,51 +293,21 @@ describe('fix peer URL when the old address is really gone (hosts in their own n
   });
 
   it('a moved member is broken (its peer URL is stale, the old address answers nothing); the repair brings it back', async () => {
-    dir = await makeTempDir('k3s-etcd-repair-ns-');
-    const key = makeKey(dir, 'id_lab');
     net = await createBridgeNetwork();
     const addrs = [net.address(11), net.address(12), net.address(13)];
     const moved = net.address(22);
-    hosts = await startEdgeHosts({
-      network: 'bridge',
+    const { file, cluster, ssh } = await provisionedLab({
+      prefix: 'k3s-etcd-repair-ns-',
+      cluster: 'ns',
+      specs: addrs.map((address, i) => ({ name: `ns-${i + 1}`, address })),
+      alsoKnownAt: { 'ns-2': moved },
       bridge: net,
-      hosts: addrs.map((address, i) => ({ name: `ns-${i + 1}`, address })),
-      authorizedKeys: [key.publicLine],
-    });
-    const lines = await Promise.all(hosts.map((h) => hostKeyLine(h)));
-    await writeFile(
-      join(dir, 'known_hosts'),
-      `${[...lines, await hostKeyLine(hosts[1]!, moved)].join('\n')}\n`,
-    );
-    await mkdir(join(dir, 'etcd-bin'));
-    await copyFile('/usr/bin/etcd', join(dir, 'etcd-bin', 'etcd'));
-    await copyFile('/usr/bin/etcdctl', join(dir, 'etcd-bin', 'etcdctl'));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      [
-        'version: 1',
-        'clusters:',
-        '  - name: ns',
-        '    knownHostsFile: known_hosts',
-        '    etcd: { version: v3.4.23, install: upload, uploadPath: etcd-bin }',
-        '    hosts:',
-        ...hosts.map(
-          (h) =>
-            `      - { name: ${h.name}, address: ${h.address}, identityFile: id_lab, roles: [etcd] }`,
-        ),
-        '',
-      ].join('\n'),
-    );
-    const cluster = await load(file);
-    await generateCertificateSet(cluster);
-    const ssh: SshContext = {
-      env: { home: dir },
-      agentSocket: '',
       timeoutMs: 3000, // the old address never answers: do not wait the default 20 s
-      prompts: { secret: async () => undefined, unknownHostKey: async () => false },
-    };
-    assert.equal((await provisionEtcd(cluster, { dryRun: false, ssh })).healthy, true);
+      track: (d, h) => {
+        dir = d;
+        hosts = h;
+      },
+    });
     const c = await createEndpointClient(`https://${addrs[0]}:2379`, { tls: adminTls(cluster) });
     await c.put('before-move').value('kept');
     c.close();
@@ -369,7 +343,7 @@ describe('fix peer URL when the old address is really gone (hosts in their own n
     );
     assert.equal(r.healthy, true, `${r.summary}\n${log.join('\n')}`);
 
-    const after = await load(file);
+    const after = await loadCluster(file);
     assert.equal(after.hosts[1]!.address, moved);
     const snap = await clusterSnapshot(clientEndpoints(after), {
       tls: adminTls(after),
