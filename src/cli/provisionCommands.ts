@@ -238,7 +238,10 @@ file and the certificate, and shows what is stale. Then, after a confirmation na
 ID and the new URL: re-issues the member's certificates for the new address, runs \`member update\`
 through a healthy member (a single member: through itself over an SSH tunnel), rewrites the env
 file, restarts etcd, waits until healthy and updates the host's address in k3s-etcd.yaml.
-Refuses when the restart would lose quorum. Exit 1 when the repair fails or is refused.
+With datastore k3s-embedded-etcd: the member update uses K3s's etcd client certificate read from
+the host with sudo (kept in memory); K3s's own files are not touched: restart K3s afterwards.
+Refuses when the restart would lose quorum, or when NEW_ADDRESS belongs to another host.
+Exit 1 when the repair fails or is refused.
 
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, address: { type: 'string' } },
@@ -272,12 +275,16 @@ ${SSH_HELP}`,
         ),
       );
       ctx.io.out(`quorum: ${d.quorum.ok ? 'ok' : 'REFUSED'}: ${d.quorum.why}`);
+      if (d.quorum.ok) {
+        ctx.io.out('The repair:');
+        d.steps.forEach((s, i) => ctx.io.out(`  ${i + 1}. ${s}`));
+      }
     }
     if (ctx.values['dry-run'] === true) return d.quorum.ok ? 0 : 1;
     if (
       !(await confirm(
         ctx,
-        `Update member ${d.memberId ?? d.member} to ${d.newPeerUrl} and restart etcd on ${d.host}?`,
+        `Update member ${d.memberId ?? d.member} to ${d.newPeerUrl}${d.datastore === 'external-etcd' ? ` and restart etcd on ${d.host}` : ''}?`,
       ))
     ) {
       ctx.io.err('Nothing changed.');
@@ -289,8 +296,12 @@ ${SSH_HELP}`,
       onLine: printer(ctx),
     });
     if (ctx.global.json) json(ctx, { ...d, ...r });
-    else ctx.io.out(`health: ${r.summary}`);
-    return r.healthy ? 0 : 1;
+    else {
+      ctx.io.out(`health: ${r.summary}`);
+      if (r.next) ctx.io.out(`next: ${r.next}`);
+    }
+    // K3s's embedded etcd is healthy again once the person restarts K3s (the `next` line).
+    return r.updated && (r.healthy || d.datastore === 'k3s-embedded-etcd') ? 0 : 1;
   },
 };
 

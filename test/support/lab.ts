@@ -26,18 +26,24 @@ export function labInventory(opts: {
   identityFile: string;
   /** A comment line on top and one after each host (to check edits keep them). */
   comments?: boolean;
+  /** Default external-etcd. */
+  datastore?: 'external-etcd' | 'k3s-embedded-etcd';
+  /** Default [etcd]. */
+  roles?: string[];
 }): string {
+  const roles = (opts.roles ?? ['etcd']).join(', ');
   return [
     ...(opts.comments ? [`# the ${opts.cluster}`] : []),
     'version: 1',
     'clusters:',
     `  - name: ${opts.cluster}`,
+    ...(opts.datastore ? [`    datastore: ${opts.datastore}`] : []),
     `    knownHostsFile: ${LAB_KNOWN_HOSTS}`,
     `    etcd: { version: v3.4.23, install: upload, uploadPath: ${LAB_ETCD_BIN} }`,
     '    hosts:',
     ...opts.hosts.map(
       (h) =>
-        `      - { name: ${h.name}, address: ${h.address}, identityFile: ${opts.identityFile}, roles: [etcd] }${opts.comments ? ` # ${h.name}` : ''}`,
+        `      - { name: ${h.name}, address: ${h.address}, identityFile: ${opts.identityFile}, roles: [${roles}] }${opts.comments ? ` # ${h.name}` : ''}`,
     ),
     '',
   ].join('\n');

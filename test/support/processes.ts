@@ -38,6 +38,20 @@ export function groupAlive(pid: number): boolean {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `cond` every 200 ms until it holds; rejects naming `what` after `ms`. */
+export async function waitUntil(
+  cond: () => Promise<boolean>,
+  ms: number,
+  what: string,
+): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await cond().catch(() => false)) return;
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(200);
+  }
+}
+
 function killAllNow(): void {
   for (const [pid, isAlive] of liveGroups) {
     if (isAlive === undefined || isAlive()) killGroup(pid, 'SIGKILL');

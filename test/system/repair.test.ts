@@ -7,7 +7,7 @@
  * move is still there. Then the refusals: nothing stale, and quorum that would be lost.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEndpointClient } from '../../src/core/etcd/client';
@@ -28,7 +28,8 @@ import {
   type EdgeHost,
 } from '../support/edgeHosts';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
-import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
+import { k3sClientTls, restartAt, startK3sEmbeddedEtcd } from '../support/k3sEmbedded';
 import { makeKey } from '../support/sshd';
 import { main } from '../../src/cli/main';
 import {
@@ -144,17 +145,15 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
     await moveSshd(hosts[1]!, MOVED);
     const d = await diagnosePeerUrl(cluster, 'edge-2', { newAddress: MOVED, ssh });
     assert.equal(d.newPeerUrl, `https://${MOVED}:2380`);
-    assert.deepEqual(
-      d.stale.map((s) => s.what.replace(/member [0-9a-f]+/, 'member ID')),
-      [
-        'member ID peer URL (member list)',
-        '/etc/etcd/etcd.env ETCD_LISTEN_PEER_URLS',
-        '/etc/etcd/etcd.env ETCD_ADVERTISE_CLIENT_URLS',
-        '/etc/etcd/etcd.env ETCD_LISTEN_CLIENT_URLS',
-        'certificates SANs of edge-2'.replace('certificates', 'certificate'),
-        'k3s-etcd.yaml address of edge-2',
-      ],
-    );
+    assert.deepEqual(d.stale.map((s) => s.what.replace(/member [0-9a-f]+/, 'member ID')).sort(), [
+      '/etc/etcd/etcd.env ETCD_ADVERTISE_CLIENT_URLS',
+      '/etc/etcd/etcd.env ETCD_INITIAL_ADVERTISE_PEER_URLS',
+      '/etc/etcd/etcd.env ETCD_LISTEN_CLIENT_URLS',
+      '/etc/etcd/etcd.env ETCD_LISTEN_PEER_URLS',
+      'certificate SANs of edge-2',
+      'k3s-etcd.yaml address of edge-2',
+      'member ID peer URL (member list)',
+    ]);
     assert.equal(d.quorum.ok, true, d.quorum.why);
 
     const lines: string[] = [];
@@ -195,7 +194,7 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
     }
   });
 
-  it('refuses when nothing is stale, and when the repair would lose quorum; nothing changes', async () => {
+  it("refuses when nothing is stale, when the new address is another member's, and when the repair would lose quorum; nothing changes", async () => {
     const cluster = await loadCluster(file);
     const d = await diagnosePeerUrl(cluster, 'edge-2', { ssh });
     assert.deepEqual(d.stale, []);
@@ -211,6 +210,20 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
       out.join('\n'),
     );
     assert.match(out.join('\n'), /Nothing is stale: no repair needed\./);
+
+    // A new address that is another member's: refused before anything is touched.
+    const clash = captureIO(dir);
+    const cert = await readFile(join(cluster.pki.dir, 'edge-2', 'server.pem'), 'utf8');
+    assert.equal(
+      await main(['member', 'fix-peer-url', 'edge-2', '--address', ADDR[0]!, '--yes'], clash.io),
+      1,
+    );
+    assert.match(
+      clash.out.join('\n'),
+      /127\.0\.1\.71 is the address of edge-1 in k3s-etcd\.yaml: check the new address of edge-2\. Nothing was changed\./,
+    );
+    assert.equal(await readFile(join(cluster.pki.dir, 'edge-2', 'server.pem'), 'utf8'), cert);
+    assert.equal((await loadCluster(file)).hosts[1]!.address, MOVED, 'inventory untouched');
 
     // Two of three down: moving edge-3 would need the other two.
     await hosts[0]!.exec('systemctl stop etcd');
@@ -356,6 +369,106 @@ describe('fix peer URL when the old address is really gone (hosts in their own n
     const c2 = await createEndpointClient(`https://${moved}:2379`, { tls: adminTls(after) });
     try {
       assert.equal(await c2.get('before-move').string(), 'kept', 'nothing lost');
+    } finally {
+      c2.close();
+    }
+  });
+});
+
+describe("fix peer URL of K3s's embedded etcd, with K3s's certificates on the host", () => {
+  let dir = '';
+  let k3sDir = '';
+  let hosts: EdgeHost[] = [];
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    if (dir) await removeTempDir(dir);
+    if (k3sDir) await removeTempDir(k3sDir);
+  });
+
+  it("the member update authenticates with K3s's etcd client certificate read over SSH; K3s's files stay as K3s wrote them", async () => {
+    const [OLD, NEW] = ['127.0.1.81', '127.0.1.82'];
+    dir = await makeTempDir('k3s-etcd-repair-k3s-');
+    k3sDir = await makeTempDir('k3s-etcd-k3s-side-'); // the stand-in's CAs: not the workspace
+    const key = makeKey(dir, 'id_lab');
+    hosts = await startEdgeHosts({
+      hosts: [{ name: 'k3s-1', address: OLD }],
+      authorizedKeys: [key.publicLine],
+    });
+    const h = hosts[0]!;
+    await writeKnownHosts(dir, [await hostKeyLine(h), await hostKeyLine(h, NEW)]);
+    const file = join(dir, 'k3s-etcd.yaml');
+    await writeFile(
+      file,
+      labInventory({
+        cluster: 'k3s',
+        hosts: [{ name: 'k3s-1', address: OLD }],
+        identityFile: 'id_lab',
+        datastore: 'k3s-embedded-etcd',
+        roles: ['etcd', 'k3s-server'],
+      }),
+    );
+    const node = { host: h, memberName: 'k3s-1-5e0c1a2b' };
+    await startK3sEmbeddedEtcd(k3sDir, [node]);
+    const tls = k3sClientTls(k3sDir, node.memberName);
+    const healthyAt = (address: string) => async () =>
+      (await clusterSnapshot([`https://${address}:2379`], { tls, timeoutMs: 2000 })).healthy;
+    await waitUntil(healthyAt(OLD), 30_000, 'the K3s stand-in etcd healthy');
+    const c = await createEndpointClient(`https://${OLD}:2379`, { tls });
+    await c.put('/registry/before-move').value('kept');
+    c.close();
+
+    // The IP change; K3s restarts on the new IP (its config and certificates follow), but the
+    // member keeps its old peer URL: the article's broken state.
+    await moveSshd(h, NEW);
+    await restartAt(k3sDir, node, NEW);
+    await waitUntil(healthyAt(NEW), 30_000, 'etcd answering at the new address');
+    assert.deepEqual(
+      (await listMembers([`https://${NEW}:2379`], { tls })).map((m) => m.peerUrls),
+      [[`https://${OLD}:2380`]],
+      'the member list still names the old peer URL',
+    );
+    const sum =
+      'sha256sum /var/lib/rancher/k3s/server/tls/etcd/* /var/lib/rancher/k3s/server/db/etcd/config';
+    const k3sFiles = (await h.exec(sum)).stdout;
+
+    // The CLI's dry run shows the plan: K3s's client certificate, nothing of K3s's rewritten.
+    const { io, out } = captureIO(dir);
+    const code = await main(['member', 'fix-peer-url', 'k3s-1', '--address', NEW, '--dry-run'], io);
+    assert.equal(code, 0, out.join('\n'));
+    assert.match(
+      out.join('\n'),
+      /with K3s's etcd client certificate read from k3s-1 \(\/var\/lib\/rancher\/k3s\/server\/tls\/etcd\/server-client\.crt, kept in memory\)/,
+    );
+    assert.match(out.join('\n'), /restart K3s on k3s-1 yourself/);
+
+    const cluster = await loadCluster(file);
+    const ssh = labSsh(dir);
+    const d = await diagnosePeerUrl(cluster, 'k3s-1', { newAddress: NEW, ssh });
+    assert.deepEqual(
+      d.stale.map((s) => s.what.replace(/member [0-9a-f]+/, 'member ID')),
+      ['member ID peer URL (member list)', 'k3s-etcd.yaml address of k3s-1'],
+    );
+    assert.equal(d.via, "k3s-1's loopback over SSH");
+    const lines: string[] = [];
+    const r = await fixPeerUrl(cluster, d, {
+      ssh,
+      inventoryFile: file,
+      onLine: (_h, l) => lines.push(l),
+    });
+    assert.equal(r.updated, true, lines.join('\n'));
+    assert.equal(r.healthy, true, `${r.summary}\n${lines.join('\n')}`);
+    assert.match(r.next ?? '', /Restart K3s on k3s-1 now \(sudo systemctl restart k3s\)/);
+
+    assert.deepEqual(
+      (await listMembers([`https://${NEW}:2379`], { tls })).map((m) => m.peerUrls),
+      [[`https://${NEW}:2380`]],
+    );
+    assert.equal((await loadCluster(file)).hosts[0]!.address, NEW);
+    assert.equal((await h.exec(sum)).stdout, k3sFiles, "K3s's certificates and config untouched");
+    await assert.rejects(access(cluster.pki.dir), 'no certificate landed in the workspace');
+    const c2 = await createEndpointClient(`https://${NEW}:2379`, { tls });
+    try {
+      assert.equal(await c2.get('/registry/before-move').string(), 'kept', 'nothing lost');
     } finally {
       c2.close();
     }

@@ -6,10 +6,48 @@ import { readFile } from 'node:fs/promises';
 import type * as Etcd3Module from 'etcd3';
 import type { Etcd3, IOptions } from 'etcd3';
 
-export interface EtcdTls {
+/** Client TLS from files (the inventory, or the generated admin certificate). */
+export interface EtcdTlsFiles {
   caFile: string;
   certFile: string;
   keyFile: string;
+}
+
+/**
+ * Client TLS held in memory only: K3s's own etcd certificates read from a host over SSH, which
+ * never land in the workspace. `source` says where they came from, for messages.
+ */
+export interface EtcdTlsPem {
+  ca: string;
+  cert: string;
+  key: string;
+  source: string;
+}
+
+export type EtcdTls = EtcdTlsFiles | EtcdTlsPem;
+
+/** The gRPC credentials for `tls`, reading the files when they are files. */
+export async function tlsCredentials(
+  tls: EtcdTls,
+): Promise<{ rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer }> {
+  if ('ca' in tls) {
+    return {
+      rootCertificate: Buffer.from(tls.ca),
+      certChain: Buffer.from(tls.cert),
+      privateKey: Buffer.from(tls.key),
+    };
+  }
+  const [rootCertificate, certChain, privateKey] = await Promise.all([
+    readFile(tls.caFile),
+    readFile(tls.certFile),
+    readFile(tls.keyFile),
+  ]);
+  return { rootCertificate, certChain, privateKey };
+}
+
+/** Where the client certificate comes from, for messages. */
+export function tlsCertSource(tls: EtcdTls): string {
+  return 'ca' in tls ? tls.source : tls.certFile;
 }
 
 export interface EtcdClientOptions {
@@ -45,14 +83,7 @@ export async function createEndpointClient(
     // LAN etcd must never go through an HTTP proxy picked up from the environment.
     grpcOptions: { 'grpc.enable_http_proxy': 0 },
   };
-  if (opts.tls) {
-    const [rootCertificate, certChain, privateKey] = await Promise.all([
-      readFile(opts.tls.caFile),
-      readFile(opts.tls.certFile),
-      readFile(opts.tls.keyFile),
-    ]);
-    options.credentials = { rootCertificate, certChain, privateKey };
-  }
+  if (opts.tls) options.credentials = await tlsCredentials(opts.tls);
   return new Etcd3(options);
 }
 

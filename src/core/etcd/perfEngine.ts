@@ -6,11 +6,10 @@
  * caller's thread, and loads etcd3; the extension host only imports perf.ts.
  */
 import { randomFillSync } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type * as Etcd3Module from 'etcd3';
 import type { Etcd3, IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
-import type { EtcdTls } from './client';
+import { tlsCredentials, type EtcdTls } from './client';
 import { classifyEtcdError } from './problems';
 import {
   PERF_PROFILES,
@@ -159,14 +158,7 @@ async function connect(
 ): Promise<Conn[]> {
   const { Etcd3 } = loadEtcd3();
   let credentials: IOptions['credentials'];
-  if (cfg.tls) {
-    const [rootCertificate, certChain, privateKey] = await Promise.all([
-      readFile(cfg.tls.caFile),
-      readFile(cfg.tls.certFile),
-      readFile(cfg.tls.keyFile),
-    ]);
-    credentials = { rootCertificate, certChain, privateKey };
-  }
+  if (cfg.tls) credentials = await tlsCredentials(cfg.tls);
   const conns: Conn[] = [];
   // Interleaved, so that round-robin over the list alternates endpoints.
   for (let i = 0; i < perEndpoint; i++) {

@@ -3,7 +3,7 @@
  * what to do about it.
  */
 import type { EtcdProblem } from '../../shared/etcdTypes';
-import type { EtcdTls } from './client';
+import { tlsCertSource, type EtcdTls } from './client';
 
 export type { EtcdProblem, EtcdProblemCode } from '../../shared/etcdTypes';
 
@@ -51,7 +51,7 @@ export function classifyEtcdError(err: unknown, endpoint: string, tls?: EtcdTls)
   ) {
     return {
       code: 'unknown-authority',
-      summary: `TLS unknown authority: ${host}'s certificate is not signed by the CA in ${tls?.caFile ?? 'the CA file'}`,
+      summary: `TLS unknown authority: ${host}'s certificate is not signed by the CA in ${tls ? ('caFile' in tls ? tls.caFile : tls.source) : 'the CA file'}`,
       hint: "Use the CA that signed the etcd server certificates (the cluster's ca.pem), or re-issue the server certificates under this CA.",
     };
   }
@@ -62,7 +62,7 @@ export function classifyEtcdError(err: unknown, endpoint: string, tls?: EtcdTls)
   ) {
     return {
       code: 'client-cert-rejected',
-      summary: `client certificate rejected by ${host}${tls ? ` (${tls.certFile})` : ''}`,
+      summary: `client certificate rejected by ${host}${tls ? ` (${tlsCertSource(tls)})` : ''}`,
       hint: "etcd trusts another CA for clients: use a client certificate issued by the cluster's CA (client/admin.pem).",
     };
   }

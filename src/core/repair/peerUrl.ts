@@ -6,17 +6,23 @@
  * healthy member (a single member: through itself, over an SSH tunnel to its loopback), rewrite
  * the env file and restart etcd (the provisioning plan), wait until healthy with the new URL
  * in the member list, and update the inventory.
+ *
+ * K3s's embedded etcd (datastore k3s-embedded-etcd): K3s owns the certificates and the etcd
+ * config and regenerates both for the new address when it restarts, so the repair is the
+ * article's own `member update`, authenticated with K3s's etcd client certificate read from the
+ * host over SSH (kept in memory), then the inventory, then "restart K3s" for the person to do.
  */
 import { createServer, type Server } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
-import { createEndpointClient, memberIdFromHex } from '../etcd/client';
+import { createEndpointClient, memberIdFromHex, type EtcdTls } from '../etcd/client';
 import { connectionFor } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import { setHostAddress } from '../inventory/edit';
-import type { Cluster, Host } from '../inventory/types';
+import type { Cluster, Datastore, Host } from '../inventory/types';
+import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3s/embeddedEtcd';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
@@ -47,6 +53,19 @@ export interface PeerUrlDiagnosis {
   via: string;
   quorum: { ok: boolean; why: string };
   single: boolean;
+  datastore: Datastore;
+  /** The repair as it will run: steps, files, restarts (what the confirmation shows). */
+  steps: string[];
+}
+
+export interface PeerUrlRepair {
+  /** The member list names the new peer URL. */
+  updated: boolean;
+  /** The member answers healthy at its new address. */
+  healthy: boolean;
+  summary: string;
+  /** What the person still has to do (K3s: restart it), if anything. */
+  next?: string;
 }
 
 /** The cluster as it will be: the host at its new address. */
@@ -83,12 +102,26 @@ export async function tunnel(
   };
 }
 
+/**
+ * The client TLS for this cluster: the inventory's or the generated admin certificate; for K3s's
+ * embedded etcd without inventory TLS, K3s's own client certificate read from `session`'s host.
+ */
+async function clusterTls(
+  cluster: Cluster,
+  session: SshSession,
+  host: Host,
+  signal?: AbortSignal,
+): Promise<EtcdTls> {
+  if (cluster.datastore === 'k3s-embedded-etcd' && !cluster.etcd.tls)
+    return readK3sEtcdTls(session, host.name, signal);
+  return (await connectionFor(cluster)).tls;
+}
+
 /** The member list from the first endpoint that answers, and which one it was. */
 async function memberListVia(
-  cluster: Cluster,
+  tls: EtcdTls,
   endpoints: string[],
 ): Promise<{ members: EtcdMember[]; via: string } | undefined> {
-  const { tls } = await connectionFor(cluster);
   for (const ep of endpoints) {
     try {
       return { members: await listMembers([ep], { tls, timeoutMs: 3000 }), via: ep };
@@ -108,6 +141,16 @@ export async function diagnosePeerUrl(
   const [host] = selectHosts(cluster, [hostName]);
   if (!host)
     throw new K3sEtcdError('usage', `No etcd member "${hostName}" in cluster ${cluster.name}.`);
+  const owner = opts.newAddress
+    ? cluster.hosts.find((h) => h.name !== host.name && h.address === opts.newAddress)
+    : undefined;
+  if (owner) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `${opts.newAddress} is the address of ${owner.name} in k3s-etcd.yaml: check the new address of ${host.name}. Nothing was changed.`,
+    );
+  }
+  const embedded = cluster.datastore === 'k3s-embedded-etcd';
   const sshHost: Host = opts.newAddress ? { ...host, address: opts.newAddress } : host;
   let t: SshSession;
   try {
@@ -142,17 +185,27 @@ export async function diagnosePeerUrl(
         );
       }
     }
-    const env = await t.exec(`cat ${ENV_FILE}`, {
-      sudo: true,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    const envLines = Object.fromEntries(
-      env.stdout
-        .split('\n')
-        .map((l) => /^(ETCD_[A-Z_]+)=(.*)$/.exec(l))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => [m[1] as string, m[2] as string]),
-    );
+    const tls = await clusterTls(cluster, t, host, opts.signal);
+    // The URLs etcd is started with: our env file, or the config K3s generates.
+    let urls: Record<string, string>;
+    let urlsFile: string;
+    if (embedded) {
+      urls = (await readK3sEtcdConfig(t, opts.signal)) ?? {};
+      urlsFile = 'K3s etcd config';
+    } else {
+      const env = await t.exec(`cat ${ENV_FILE}`, {
+        sudo: true,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      urls = Object.fromEntries(
+        env.stdout
+          .split('\n')
+          .map((l) => /^(ETCD_[A-Z_]+_URLS)=(.*)$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => [m[1] as string, m[2] as string]),
+      );
+      urlsFile = ENV_FILE;
+    }
     const next = withAddress(cluster, host.name, newAddress);
     const nextHost = next.hosts.find((h) => h.name === host.name) as Host;
     const newPeerUrl = peerUrl(next, nextHost);
@@ -162,14 +215,14 @@ export async function diagnosePeerUrl(
     // The member list through a member that answers; a single member through its own loopback.
     // Another member first; then the member itself at its old URL (still up on the old network
     // before a reboot); then through its loopback over SSH.
-    let list = await memberListVia(cluster, [
+    let list = await memberListVia(tls, [
       ...others.map((h) => clientUrl(cluster, h)),
       clientUrl(cluster, host),
     ]);
     if (!list) {
       const tun = await tunnel(t, '127.0.0.1', cluster.etcd.clientPort);
       try {
-        list = await memberListVia(cluster, [`https://127.0.0.1:${tun.port}`]);
+        list = await memberListVia(tls, [`https://127.0.0.1:${tun.port}`]);
         if (list) list.via = `${host.name}'s loopback over SSH`;
       } finally {
         tun.close();
@@ -195,38 +248,38 @@ export async function diagnosePeerUrl(
         want: newPeerUrl,
       });
     }
-    for (const k of [
-      'ETCD_LISTEN_PEER_URLS',
-      'ETCD_ADVERTISE_CLIENT_URLS',
-      'ETCD_LISTEN_CLIENT_URLS',
-    ]) {
-      const v = envLines[k];
-      if (v && v.includes(`//${host.address}:`) && host.address !== newAddress) {
+    for (const [k, v] of Object.entries(urls)) {
+      if (v.includes(`//${host.address}:`) && host.address !== newAddress) {
         stale.push({
-          what: `${ENV_FILE} ${k}`,
+          what: `${urlsFile} ${k}`,
           now: v,
-          want: v.split(`//${host.address}:`).join(`//${newAddress}:`),
+          want: embedded
+            ? `${newAddress} (K3s rewrites it when it restarts)`
+            : v.split(`//${host.address}:`).join(`//${newAddress}:`),
         });
       }
     }
-    try {
-      const cert = parseCertificate(
-        await readFile(join(cluster.pki.dir, host.memberName, 'server.pem'), 'utf8'),
-      );
-      const sans = sansOf(cert);
-      if (!sans.includes(newAddress.toLowerCase())) {
+    // K3s issues its own etcd certificates (and re-issues them for a new address): not ours.
+    if (!embedded) {
+      try {
+        const cert = parseCertificate(
+          await readFile(join(cluster.pki.dir, host.memberName, 'server.pem'), 'utf8'),
+        );
+        const sans = sansOf(cert);
+        if (!sans.includes(newAddress.toLowerCase())) {
+          stale.push({
+            what: `certificate SANs of ${host.memberName}`,
+            now: sans.join(','),
+            want: `…,${newAddress}`,
+          });
+        }
+      } catch {
         stale.push({
-          what: `certificate SANs of ${host.memberName}`,
-          now: sans.join(','),
-          want: `…,${newAddress}`,
+          what: `certificates of ${host.memberName}`,
+          now: 'missing',
+          want: `issued for ${newAddress}`,
         });
       }
-    } catch {
-      stale.push({
-        what: `certificates of ${host.memberName}`,
-        now: 'missing',
-        want: `issued for ${newAddress}`,
-      });
     }
     if (host.address !== newAddress)
       stale.push({
@@ -238,10 +291,9 @@ export async function diagnosePeerUrl(
     // Quorum while this member restarts: the other voters that answer must be a quorum.
     let quorum = { ok: true, why: 'a single-member cluster: repaired through itself' };
     if (!single && list) {
-      const conn = await connectionFor(cluster);
       const voters = list.members.filter((m) => !m.isLearner);
       const otherUrls = voters.filter((m) => m !== member).flatMap((m) => m.clientUrls.slice(0, 1));
-      const snap = await clusterSnapshot(otherUrls, { tls: conn.tls, timeoutMs: 3000 });
+      const snap = await clusterSnapshot(otherUrls, { tls, timeoutMs: 3000 });
       const healthyOthers = snap.health.filter((h) => h.health).length;
       const need = Math.floor(voters.length / 2) + 1;
       quorum =
@@ -260,7 +312,7 @@ export async function diagnosePeerUrl(
         why: 'no member of the cluster answered (not even through the SSH tunnel)',
       };
     }
-    return {
+    const d: Omit<PeerUrlDiagnosis, 'steps'> = {
       cluster: cluster.name,
       host: host.name,
       member: host.memberName,
@@ -273,19 +325,97 @@ export async function diagnosePeerUrl(
       via: list?.via ?? 'nothing answered',
       quorum,
       single,
+      datastore: cluster.datastore,
     };
+    return { ...d, steps: repairSteps(cluster, d) };
   } finally {
     t.close();
   }
 }
 
-/** Runs the repair described by `d`; every step logged through `onLine`. */
-export async function fixPeerUrl(
-  cluster: Cluster,
+/** K3s servers whose datastore-endpoint may name the old client URL (external etcd only). */
+function k3sServers(cluster: Cluster): Host[] {
+  return cluster.datastore === 'external-etcd'
+    ? cluster.hosts.filter((h) => h.roles.includes('k3s-server'))
+    : [];
+}
+
+/** The repair as a numbered plan: steps, files, restarts, in the order `fixPeerUrl` runs them. */
+export function repairSteps(cluster: Cluster, d: Omit<PeerUrlDiagnosis, 'steps'>): string[] {
+  const id = d.memberId ?? d.member;
+  const update = `member update ${id} --peer-urls=${d.newPeerUrl}`;
+  const steps = [`quorum check: ${d.quorum.why}`];
+  if (d.datastore === 'k3s-embedded-etcd') {
+    steps.push(
+      `${update} through ${d.single ? `the member itself (SSH tunnel to ${d.host}'s 127.0.0.1:${cluster.etcd.clientPort})` : 'a healthy member'}, with K3s's etcd client certificate read from ${d.host} (${K3S_ETCD_CLIENT_FILES.cert}, kept in memory)`,
+      `check that the member list names ${d.newPeerUrl}`,
+      `k3s-etcd.yaml: ${d.host} address ${d.oldAddress} → ${d.newAddress}`,
+      `then restart K3s on ${d.host} yourself (sudo systemctl restart k3s): K3s rewrites its etcd config and certificates for ${d.newAddress}; they are not touched here`,
+    );
+    return steps;
+  }
+  steps.push(
+    `re-issue ${d.member}'s server and peer certificates with ${d.newAddress} in the SANs (same CA): ${cluster.pki.dir}/${d.member}/`,
+  );
+  if (!d.single) steps.push(`${update} through a healthy member`);
+  steps.push(
+    `on ${d.host}: upload the certificates to /etc/etcd/pki, rewrite ${ENV_FILE} (listen/advertise URLs on ${d.newAddress}), daemon-reload, restart etcd`,
+  );
+  if (d.single)
+    steps.push(`${update} through the member itself, over an SSH tunnel from ${d.host}`);
+  steps.push(
+    `wait until ${d.member} is healthy and the member list names ${d.newPeerUrl}`,
+    `k3s-etcd.yaml: ${d.host} address ${d.oldAddress} → ${d.newAddress}`,
+  );
+  const servers = k3sServers(cluster);
+  if (servers.length > 0) {
+    steps.push(
+      `K3s servers ${servers.map((h) => h.name).join(', ')}: their datastore-endpoint must name https://${d.newAddress}:${cluster.etcd.clientPort} instead of https://${d.oldAddress}:${cluster.etcd.clientPort} (restart K3s one server at a time)`,
+    );
+  }
+  return steps;
+}
+
+/** `member update` of `d`'s member through `endpoint`; returns the member list after it. */
+async function memberUpdate(
   d: PeerUrlDiagnosis,
-  opts: RunHooks & { ssh: SshContext; inventoryFile?: string },
-): Promise<{ healthy: boolean; summary: string }> {
-  const say = (l: string) => opts.onLine?.(d.host, l);
+  endpoint: string,
+  tls: EtcdTls,
+  say: (l: string) => void,
+): Promise<EtcdMember[]> {
+  const c = await createEndpointClient(endpoint, { tls, timeoutMs: 5000 });
+  try {
+    const id =
+      d.memberId ??
+      (await c.cluster.memberList({})).members.map(toMember).find((m) => m.name === d.member)?.id;
+    if (!id)
+      throw new K3sEtcdError('provision-refused', `member ${d.member} is not in the member list`);
+    await c.cluster.memberUpdate({ ID: memberIdFromHex(id), peerURLs: [d.newPeerUrl] });
+    say(`member update ${id} --peer-urls=${d.newPeerUrl}: done through ${endpoint}`);
+    return (await c.cluster.memberList({})).members.map(toMember);
+  } finally {
+    c.close();
+  }
+}
+
+/** Tries `endpoints` in order; the first that takes the update wins. */
+async function updateThroughAny(
+  d: PeerUrlDiagnosis,
+  endpoints: string[],
+  tls: EtcdTls,
+  say: (l: string) => void,
+): Promise<{ endpoint: string; members: EtcdMember[] } | undefined> {
+  for (const endpoint of endpoints) {
+    try {
+      return { endpoint, members: await memberUpdate(d, endpoint, tls, say) };
+    } catch (err) {
+      say(`  ${endpoint}: ${errorMessage(err)}`);
+    }
+  }
+  return undefined;
+}
+
+function refuseUnlessNeeded(d: PeerUrlDiagnosis): void {
   if (d.stale.length === 0)
     throw new K3sEtcdError(
       'provision-refused',
@@ -297,40 +427,32 @@ export async function fixPeerUrl(
       `Repairing ${d.member} is refused: ${d.quorum.why}. Bring the other members back first (or, as a last resort, restore from a snapshot).`,
     );
   }
+}
+
+/** Runs the repair described by `d`; every step logged through `onLine`. */
+export async function fixPeerUrl(
+  cluster: Cluster,
+  d: PeerUrlDiagnosis,
+  opts: RunHooks & { ssh: SshContext; inventoryFile?: string },
+): Promise<PeerUrlRepair> {
+  refuseUnlessNeeded(d);
+  if (d.datastore === 'k3s-embedded-etcd') return fixEmbedded(cluster, d, opts);
+  const say = (l: string) => opts.onLine?.(d.host, l);
   const next = withAddress(cluster, d.host, d.newAddress);
+  const tls = (await connectionFor(cluster)).tls;
   say(`1. re-issue ${d.member}'s server and peer certificates for ${d.newAddress} (same CA)`);
   // The person confirmed the repair, which names these certificates: replacing them is agreed.
   await reissueMember(next, d.member, [], { confirmReplace: async () => true });
 
-  const update = async (endpoint: string) => {
-    const conn = await connectionFor(cluster);
-    const c = await createEndpointClient(endpoint, { tls: conn.tls, timeoutMs: 5000 });
-    try {
-      const id =
-        d.memberId ??
-        (await c.cluster.memberList({})).members.map(toMember).find((m) => m.name === d.member)?.id;
-      if (!id)
-        throw new K3sEtcdError('provision-refused', `member ${d.member} is not in the member list`);
-      await c.cluster.memberUpdate({ ID: memberIdFromHex(id), peerURLs: [d.newPeerUrl] });
-      say(`member update ${id} --peer-urls=${d.newPeerUrl}: done through ${endpoint}`);
-    } finally {
-      c.close();
-    }
-  };
-
   if (!d.single) {
     say('2. member update through a healthy member');
     const others = etcdHosts(cluster).filter((h) => h.name !== d.host);
-    let done = false;
-    for (const h of others) {
-      try {
-        await update(clientUrl(cluster, h));
-        done = true;
-        break;
-      } catch (err) {
-        say(`  ${clientUrl(cluster, h)}: ${errorMessage(err)}`);
-      }
-    }
+    const done = await updateThroughAny(
+      d,
+      others.map((h) => clientUrl(cluster, h)),
+      tls,
+      say,
+    );
     if (!done)
       throw new K3sEtcdError(
         'etcd-unreachable',
@@ -365,7 +487,7 @@ export async function fixPeerUrl(
     try {
       const tun = await tunnel(t, d.newAddress, cluster.etcd.clientPort);
       try {
-        await update(`https://127.0.0.1:${tun.port}`);
+        await memberUpdate(d, `https://127.0.0.1:${tun.port}`, tls, say);
       } finally {
         tun.close();
       }
@@ -378,11 +500,82 @@ export async function fixPeerUrl(
     const old = await setHostAddress(opts.inventoryFile, cluster.name, d.host, d.newAddress);
     say(`4. k3s-etcd.yaml: ${d.host} address ${old} → ${d.newAddress}`);
   }
-  const servers = next.hosts.filter((h) => h.roles.includes('k3s-server'));
-  if (servers.length > 0) {
+  const servers = k3sServers(next);
+  const todo =
+    servers.length > 0
+      ? `K3s servers (${servers.map((h) => h.name).join(', ')}): their datastore-endpoint must name ${clientUrl(next, next.hosts.find((h) => h.name === d.host) as Host)} instead of https://${d.oldAddress}:${cluster.etcd.clientPort}; restart K3s one server at a time.`
+      : undefined;
+  if (todo) say(todo);
+  return {
+    updated: true,
+    healthy: run.healthy === true,
+    summary: run.healthSummary ?? '',
+    ...(todo ? { next: todo } : {}),
+  };
+}
+
+/**
+ * K3s's embedded etcd: `member update` with K3s's own etcd client certificate, through a healthy
+ * member or the member's loopback over SSH; K3s's files are left to K3s.
+ */
+async function fixEmbedded(
+  cluster: Cluster,
+  d: PeerUrlDiagnosis,
+  opts: RunHooks & { ssh: SshContext; inventoryFile?: string },
+): Promise<PeerUrlRepair> {
+  const say = (l: string) => opts.onLine?.(d.host, l);
+  const next = withAddress(cluster, d.host, d.newAddress);
+  const host = next.hosts.find((h) => h.name === d.host) as Host;
+  const t = (await sshOpener(next, host, opts.ssh)(opts.signal)) as SshSession;
+  let done: { endpoint: string; members: EtcdMember[] } | undefined;
+  let healthy = false;
+  try {
+    const tls = await clusterTls(cluster, t, host, opts.signal);
     say(
-      `K3s servers (${servers.map((h) => h.name).join(', ')}): their datastore-endpoint must name ${clientUrl(next, next.hosts.find((h) => h.name === d.host) as Host)} instead of https://${d.oldAddress}:${cluster.etcd.clientPort}; restart K3s one server at a time.`,
+      `1. member update with K3s's etcd client certificate from ${d.host} (${'ca' in tls ? 'kept in memory' : 'the inventory TLS files'})`,
+    );
+    const others = etcdHosts(cluster)
+      .filter((h) => h.name !== d.host)
+      .map((h) => clientUrl(cluster, h));
+    done = await updateThroughAny(d, others, tls, say);
+    const tun = await tunnel(t, '127.0.0.1', cluster.etcd.clientPort);
+    try {
+      const local = `https://127.0.0.1:${tun.port}`;
+      done ??= await updateThroughAny(d, [local], tls, say);
+      if (!done) {
+        throw new K3sEtcdError(
+          'etcd-unreachable',
+          `No member took the member update (not even ${d.host} itself on 127.0.0.1:${cluster.etcd.clientPort} over SSH): is K3s running there (systemctl status k3s)? Nothing was changed.`,
+        );
+      }
+      const snap = await clusterSnapshot([local], { tls, timeoutMs: 3000 });
+      healthy = snap.health.every((h) => h.health);
+    } finally {
+      tun.close();
+    }
+  } finally {
+    t.close();
+  }
+  const named = done.members.find((m) => m.peerUrls.includes(d.newPeerUrl));
+  say(
+    `2. member list: ${named ? `${named.name || named.id} at ${d.newPeerUrl}` : `nobody at ${d.newPeerUrl}`}`,
+  );
+  if (!named) {
+    throw new K3sEtcdError(
+      'provision-step-failed',
+      `The member update returned but the member list does not name ${d.newPeerUrl}: re-run the repair.`,
     );
   }
-  return { healthy: run.healthy === true, summary: run.healthSummary ?? '' };
+  if (opts.inventoryFile) {
+    const old = await setHostAddress(opts.inventoryFile, cluster.name, d.host, d.newAddress);
+    say(`3. k3s-etcd.yaml: ${d.host} address ${old} → ${d.newAddress}`);
+  }
+  const restart = `Restart K3s on ${d.host} now (sudo systemctl restart k3s): K3s rewrites its etcd config and certificates for ${d.newAddress}. Other K3s servers: one at a time, if they name ${d.oldAddress}.`;
+  say(restart);
+  return {
+    updated: true,
+    healthy,
+    summary: `member list names ${d.newPeerUrl}; ${d.member} ${healthy ? 'answers healthy on its loopback' : 'is not healthy yet'}`,
+    next: restart,
+  };
 }

@@ -262,7 +262,8 @@ export function fixPeerUrlCommand(ctx: ExtensionCtx) {
           'Stale now:',
           ...d.stale.map((s) => `• ${s.what}: ${s.now} → ${s.want}`),
           '',
-          `Re-issues ${d.member}'s certificates for ${d.newAddress}, runs member update through ${d.single ? 'the member itself (SSH tunnel)' : 'a healthy member'}, rewrites /etc/etcd/etcd.env, restarts etcd on ${d.host} and updates k3s-etcd.yaml. Quorum: ${d.quorum.why}.`,
+          'The repair:',
+          ...d.steps.map((s, i) => `${i + 1}. ${s}`),
         ].join('\n'),
       },
       'Fix Peer URL',
@@ -280,10 +281,16 @@ export function fixPeerUrlCommand(ctx: ExtensionCtx) {
       }),
     );
     void ctx.health.refreshAll();
+    if (result.next && d.datastore === 'k3s-embedded-etcd') {
+      void vscode.window.showInformationMessage(
+        `${host.memberName} now at ${d.newPeerUrl} in the member list. ${result.next}`,
+      );
+      return;
+    }
     if (!result.healthy)
       throw new Error(`The repair ran but the member is not healthy yet: ${result.summary}`);
     void vscode.window.showInformationMessage(
-      `${host.memberName} now at ${d.newPeerUrl}: ${result.summary}.`,
+      `${host.memberName} now at ${d.newPeerUrl}: ${result.summary}.${result.next ? ` ${result.next}` : ''}`,
     );
   };
 }

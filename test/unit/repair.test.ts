@@ -1,0 +1,75 @@
+/**
+ * The repair plan the confirmation shows, in the order the repair runs it: per datastore and
+ * cluster size (pure; the real repairs run in test/system/repair.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseInventory } from '../../src/core/inventory/parse';
+import type { Cluster } from '../../src/core/inventory/types';
+import { repairSteps, type PeerUrlDiagnosis } from '../../src/core/repair/peerUrl';
+
+function clusterOf(text: string): Cluster {
+  const r = parseInventory(text, '/ws/k3s-etcd.yaml');
+  assert.equal(r.status, 'ok', JSON.stringify(r.status === 'ok' ? [] : r.problems));
+  return (r as { inventory: { clusters: Cluster[] } }).inventory.clusters[0] as Cluster;
+}
+
+const diagnosis = (c: Cluster, single: boolean): Omit<PeerUrlDiagnosis, 'steps'> => ({
+  cluster: c.name,
+  host: 'a',
+  member: 'a',
+  memberId: '8e9e05c52164694d',
+  oldAddress: '10.0.0.1',
+  newAddress: '10.0.0.9',
+  newPeerUrl: 'https://10.0.0.9:2380',
+  hostAddresses: ['10.0.0.9'],
+  stale: [],
+  via: 'x',
+  quorum: { ok: true, why: 'ok' },
+  single,
+  datastore: c.datastore,
+});
+
+describe('fix peer URL plan', () => {
+  it('a single external member is updated through itself after its restart; K3s servers are named', () => {
+    const c = clusterOf(
+      'version: 1\nclusters:\n  - name: c\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd] }\n      - { name: s, address: 10.0.0.5, roles: [k3s-server] }\n',
+    );
+    const steps = repairSteps(c, diagnosis(c, true));
+    const restart = steps.findIndex((s) => /restart etcd/.test(s));
+    const update = steps.findIndex((s) =>
+      /member update 8e9e05c52164694d --peer-urls=https:\/\/10\.0\.0\.9:2380 through the member itself/.test(
+        s,
+      ),
+    );
+    assert.ok(restart > 0 && update > restart, steps.join('\n'));
+    assert.match(
+      steps.at(-1) ?? '',
+      /K3s servers s: their datastore-endpoint must name https:\/\/10\.0\.0\.9:2379 instead of https:\/\/10\.0\.0\.1:2379/,
+    );
+  });
+
+  it('several external members: the update goes through a healthy member before the restart', () => {
+    const c = clusterOf(
+      'version: 1\nclusters:\n  - name: c\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd] }\n      - { name: b, address: 10.0.0.2, roles: [etcd] }\n      - { name: d, address: 10.0.0.3, roles: [etcd] }\n',
+    );
+    const steps = repairSteps(c, diagnosis(c, false));
+    const update = steps.findIndex((s) => /through a healthy member/.test(s));
+    const restart = steps.findIndex((s) => /restart etcd/.test(s));
+    assert.ok(update > 0 && restart > update, steps.join('\n'));
+  });
+
+  it("K3s's embedded etcd: K3s's client certificate, nothing of K3s's rewritten, restart K3s last", () => {
+    const c = clusterOf(
+      'version: 1\nclusters:\n  - name: c\n    datastore: k3s-embedded-etcd\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd, k3s-server] }\n',
+    );
+    const steps = repairSteps(c, diagnosis(c, true));
+    assert.ok(
+      steps.some((s) =>
+        s.includes('/var/lib/rancher/k3s/server/tls/etcd/server-client.crt, kept in memory'),
+      ),
+    );
+    assert.ok(!steps.some((s) => /re-issue|etcd\.env/.test(s)), steps.join('\n'));
+    assert.match(steps.at(-1) ?? '', /restart K3s on a yourself \(sudo systemctl restart k3s\)/);
+  });
+});
