@@ -6,6 +6,7 @@
  *    goal < 100 ms
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
+ *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -19,6 +20,8 @@ import { startEtcdCluster } from '../test/integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
+import { benchRepair } from './benchRepair';
+import { median } from './benchStats';
 import {
   copyToTemp,
   installVsix,
@@ -30,12 +33,6 @@ import {
 
 const root = join(__dirname, '..');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
 
@@ -289,12 +286,14 @@ async function main(): Promise<void> {
   if (only === 'status') return statusRefresh();
   if (only === 'perf') return benchPerf(['s', 'm', 'l']);
   if (only === 'provision') return benchProvision();
+  if (only === 'repair') return benchRepair();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
   await certificateSet();
   await statusRefresh();
   await benchProvision();
+  await benchRepair();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);
 }

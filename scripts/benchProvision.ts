@@ -5,6 +5,7 @@
  * fresh run goes, per step (median over the hosts and runs).
  */
 import { writeFile } from 'node:fs/promises';
+import { median, ms } from './benchStats';
 import { join } from 'node:path';
 import { generateCertificateSet } from '../src/core/pki/set';
 import { provisionEtcd } from '../src/core/provision/etcdOps';
@@ -22,13 +23,6 @@ import {
 const ADDR = ['127.0.1.91', '127.0.1.92', '127.0.1.93'];
 const FRESH_RUNS = Number(process.env['BENCH_FRESH_RUNS'] ?? 3);
 const RERUNS = Number(process.env['BENCH_RUNS'] ?? 7);
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
-const ms = (x: number) => `${Math.round(x)} ms`;
 
 export async function benchProvision(): Promise<void> {
   const dir = await makeTempDir('k3s-etcd-bench-provision-');

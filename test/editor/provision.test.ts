@@ -16,7 +16,13 @@ import { generateCertificateSet } from '../../src/core/pki/set';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';
-import { labInventory, loadCluster, stageEtcdBinaries, writeKnownHosts } from '../support/lab';
+import {
+  labInventory,
+  loadCluster,
+  moveSshd,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../support/lab';
 import {
   ensureVsCode,
   launchBrowser,
@@ -27,6 +33,7 @@ import {
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const ADDR = ['127.0.1.61', '127.0.1.62', '127.0.1.63'];
+const MOVED = '127.0.1.65';
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
   for (const c of cleanups.splice(0).reverse())
@@ -35,6 +42,9 @@ after(async () => {
 before(async () => {
   await ensureVsCode();
 });
+
+/** What the provisioning test leaves for the repair test: the page, hosts and workspace. */
+let lab: { page: Page; hosts: EdgeHost[]; ws: string; file: string } | undefined;
 
 async function terminalText(page: Page): Promise<string> {
   return (await page.locator('.xterm-rows').allInnerTexts()).join('\n');
@@ -180,5 +190,69 @@ test(
 
     const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
     assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);
+    lab = { page, hosts, ws, file };
+  },
+);
+
+test(
+  'UI: right-click a moved member > Fix Peer URL after IP Change, confirm; all members healthy',
+  { timeout: 180_000 },
+  async () => {
+    assert.ok(lab, 'the provisioning test above left no provisioned lab');
+    const { page, hosts, ws, file } = lab;
+    // edge-2 "moves": its sshd answers on a new address, which keeps its host key.
+    await moveSshd(hosts[1]!, MOVED);
+    await writeKnownHosts(ws, [
+      ...(await Promise.all(hosts.map((h) => hostKeyLine(h)))),
+      await hostKeyLine(hosts[1]!, MOVED),
+    ]);
+
+    // The tree: cluster > edge-2 > its etcd member, right-click.
+    const clusterItem = page.getByRole('treeitem', { name: /^lab, / });
+    if ((await clusterItem.getAttribute('aria-expanded')) !== 'true') await clusterItem.click();
+    await page.getByRole('treeitem', { name: /^edge-2, / }).click();
+    const member = page.getByRole('treeitem', { name: /^etcd member, / });
+    await member.first().waitFor({ timeout: 15_000 });
+    assert.equal(await member.count(), 1, "only edge-2's member is shown");
+    await member.first().click({ button: 'right' });
+    const fix = page.locator('.context-view .action-label', {
+      hasText: 'Fix Peer URL after IP Change',
+    });
+    await fix.first().waitFor({ timeout: 15_000 });
+    await fix.first().click();
+
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 15_000 });
+    await input.fill(MOVED);
+    await input.press('Enter');
+
+    // The modal names the member ID and the new URL, with the steps.
+    const confirm = page.getByRole('button', { name: 'Fix Peer URL' });
+    await confirm.waitFor({ timeout: 60_000 });
+    const dialog = (await page.locator('.monaco-dialog-box').innerText()).replace(/\u00a0/g, ' ');
+    assert.match(
+      dialog,
+      new RegExp(`Update member [0-9a-f]+ to https://${MOVED.replace(/\./g, '\\.')}:2380\\?`),
+    );
+    assert.match(dialog, /re-issue edge-2's server and peer certificates/);
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-confirm.png') });
+    await confirm.click();
+
+    await page
+      .locator('.notifications-toasts', { hasText: `edge-2 now at https://${MOVED}:2380` })
+      .waitFor({ timeout: 90_000 });
+    await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 30_000 });
+    await page
+      .getByRole('treeitem', { name: new RegExp(`^edge-2, .*${MOVED.replace(/\./g, '\\.')}`) })
+      .waitFor({ timeout: 30_000 });
+    await page
+      .getByRole('treeitem', { name: /^etcd member, .*healthy/ })
+      .waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-tree.png') });
+
+    const after = await loadCluster(file);
+    assert.equal(after.hosts[1]!.address, MOVED, 'the inventory names the new address');
+    const members = await listMembers(clientEndpoints(after), { tls: adminTls(after) });
+    assert.deepEqual(members.find((m) => m.name === 'edge-2')?.peerUrls, [`https://${MOVED}:2380`]);
   },
 );

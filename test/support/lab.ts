@@ -10,6 +10,7 @@ import type { CliIO } from '../../src/cli/main';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import type { SshContext } from '../../src/core/provision/etcdOps';
+import type { EdgeHost } from './edgeHosts';
 
 export const LAB_KNOWN_HOSTS = 'known_hosts';
 export const LAB_ETCD_BIN = 'etcd-bin';
@@ -91,4 +92,15 @@ export function captureIO(cwd: string): { io: CliIO; out: string[] } {
       askSecret: async () => '',
     },
   };
+}
+
+/**
+ * Moves a host's sshd to `address` (the host "got a new IP"; in shared mode loopback keeps the
+ * old one bindable) and resolves once it listens there.
+ */
+export async function moveSshd(h: EdgeHost, address: string): Promise<void> {
+  const r = await h.exec(
+    `sed -i 's/^ListenAddress .*/ListenAddress ${address}/' /etc/ssh/sshd_config.d/*.conf && systemctl restart ssh && for i in $(seq 50); do ss -Hltn | grep -q '${address}:22 ' && exit 0; sleep 0.1; done; exit 1`,
+  );
+  assert.equal(r.code, 0, `moving sshd of ${h.name} to ${address}: ${r.stderr}`);
 }

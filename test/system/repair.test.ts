@@ -37,6 +37,7 @@ import {
   labInventory,
   labSsh,
   loadCluster,
+  moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
 } from '../support/lab';
@@ -99,14 +100,6 @@ async function provisionedLab(opts: {
   const r = await provisionEtcd(cluster, { dryRun: false, ssh });
   assert.equal(r.healthy, true, r.healthSummary);
   return { dir, file, hosts, cluster, ssh };
-}
-
-/** Moves a host's sshd to `address` (the host "got a new IP"; loopback keeps the old one bindable). */
-async function moveSshd(h: EdgeHost, address: string): Promise<void> {
-  const r = await h.exec(
-    `sed -i 's/^ListenAddress .*/ListenAddress ${address}/' /etc/ssh/sshd_config.d/*.conf && systemctl restart ssh && for i in $(seq 50); do ss -Hltn | grep -q '${address}:22 ' && exit 0; sleep 0.1; done; exit 1`,
-  );
-  assert.equal(r.code, 0, r.stderr);
 }
 
 describe('fix peer URL after an IP change, on real systemd hosts', () => {

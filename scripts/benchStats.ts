@@ -1,0 +1,8 @@
+/** Small figures helpers the benchmarks share. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+export const ms = (x: number): string => `${Math.round(x)} ms`;
