@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { generateCertificateSet } from '../src/core/pki/set';
-import { etcdDefaults } from '../src/core/inventory/parse';
+import { etcdDefaults, k3sDefaults } from '../src/core/inventory/parse';
 import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
@@ -159,6 +159,7 @@ async function certificateSet(): Promise<void> {
       name: 'bench',
       datastore: 'external-etcd',
       etcd: etcdDefaults('bench'),
+      k3s: k3sDefaults(dir),
       pki: { dir, algorithm: 'ecdsa-p256', caValidityDays: 3650, leafValidityDays: 1825 },
       hosts,
       line: 1,

@@ -24,6 +24,7 @@ import {
 import { INVENTORY_COMMANDS } from './inventoryCommands';
 import { PERF_COMMANDS } from './perfCommands';
 import { PROVISION_COMMANDS } from './provisionCommands';
+import { K3S_COMMANDS } from './k3sCommands';
 
 export type { CliIO } from './context';
 
@@ -33,6 +34,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...PERF_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
+  ...K3S_COMMANDS,
 ];
 
 function mainHelp(): string {

@@ -22,17 +22,17 @@ import {
   type Subcommand,
 } from './context';
 
-const SSH_OPTIONS: Options = {
+export const SSH_OPTIONS: Options = {
   'accept-new-host-keys': { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
 };
 
-const SSH_HELP = `SSH: keys from ssh-agent, the host's identityFile and ~/.ssh/config; passphrases, passwords
+export const SSH_HELP = `SSH: keys from ssh-agent, the host's identityFile and ~/.ssh/config; passphrases, passwords
 and sudo passwords are asked on the terminal, never echoed and never stored. Host keys are checked
 against known_hosts (the cluster's knownHostsFile, or ~/.ssh/known_hosts); an unknown key is asked
 about (or accepted and recorded with --accept-new-host-keys), a changed key is always refused.`;
 
-async function sshContext(ctx: RunContext): Promise<SshContext> {
+export async function sshContext(ctx: RunContext): Promise<SshContext> {
   const acceptNew = ctx.values['accept-new-host-keys'] === true;
   return {
     env: await loadSshEnvironment(),
@@ -62,18 +62,22 @@ async function sshContext(ctx: RunContext): Promise<SshContext> {
 }
 
 /** Streams lines as `[host] line`; whole lines only, so parallel hosts never interleave mid-line. */
-function printer(ctx: RunContext) {
+export function printer(ctx: RunContext) {
   return (host: string, line: string) => {
     if (!ctx.global.json) ctx.io.out(`[${host}] ${line}`);
   };
 }
 
-function stepTable(runs: HostRun[]): string {
+export function stepTable(runs: HostRun[]): string {
   const rows = runs.flatMap((r) => r.steps.map((s) => [r.host, `${s.n}`, s.status, s.title]));
   return renderColumns(['HOST', 'STEP', 'STATUS', 'WHAT'], rows);
 }
 
-function report(ctx: RunContext, runs: HostRun[], extra: Record<string, unknown> = {}): number {
+export function report(
+  ctx: RunContext,
+  runs: HostRun[],
+  extra: Record<string, unknown> = {},
+): number {
   const failed = runs.filter((r) => r.status === 'failed' || r.status === 'cancelled');
   if (ctx.global.json) json(ctx, { ...extra, hosts: runs });
   else {
@@ -81,6 +85,48 @@ function report(ctx: RunContext, runs: HostRun[], extra: Record<string, unknown>
     for (const r of runs) ctx.io.out(summarizeRun(r));
   }
   return failed.length > 0 ? 1 : 0;
+}
+
+/**
+ * After a dry run: shows what would change and asks. Returns the exit code when the run ends
+ * here (--dry-run, a failed host, nothing to do, or "no"), undefined to go on and apply.
+ */
+export async function previewGate(
+  ctx: RunContext,
+  runs: HostRun[],
+  words: { nothing: string; question: (changes: number, hosts: string[]) => string },
+): Promise<number | undefined> {
+  if (
+    ctx.values['dry-run'] === true ||
+    runs.some((r) => r.status === 'failed' || r.status === 'cancelled')
+  ) {
+    if (!ctx.global.json) ctx.io.out(stepTable(runs));
+    return report(ctx, runs, { dryRun: true });
+  }
+  const pending = runs.filter((r) => r.status === 'would-change');
+  if (pending.length === 0) {
+    if (!ctx.global.json) ctx.io.out(words.nothing);
+    return report(ctx, runs);
+  }
+  const changing = pending.map((r) => ({
+    ...r,
+    steps: r.steps.filter((s) => s.status === 'would-change'),
+  }));
+  if (!ctx.global.json) ctx.io.out(stepTable(changing));
+  const n = changing.reduce((a, r) => a + r.steps.length, 0);
+  if (
+    !(await confirm(
+      ctx,
+      words.question(
+        n,
+        pending.map((r) => r.host),
+      ),
+    ))
+  ) {
+    ctx.io.err('Nothing changed.');
+    return 1;
+  }
+  return undefined;
 }
 
 const provisionEtcdCommand: Subcommand = {
@@ -105,34 +151,11 @@ ${SSH_HELP}`,
       ssh,
       hosts: hosts.map((h) => h.name),
     });
-    const dryRun = ctx.values['dry-run'] === true;
-    if (dryRun || preview.runs.some((r) => r.status === 'failed' || r.status === 'cancelled')) {
-      if (!ctx.global.json) ctx.io.out(stepTable(preview.runs));
-      return report(ctx, preview.runs, { dryRun: true });
-    }
-    const pending = preview.runs.filter((r) => r.status === 'would-change');
-    if (pending.length === 0) {
-      if (!ctx.global.json)
-        ctx.io.out(`Everything is in place on ${preview.runs.length} host(s): nothing to do.`);
-      return report(ctx, preview.runs);
-    }
-    if (!ctx.global.json) {
-      ctx.io.out(
-        stepTable(
-          pending.map((r) => ({ ...r, steps: r.steps.filter((s) => s.status === 'would-change') })),
-        ),
-      );
-    }
-    const n = pending.reduce(
-      (a, r) => a + r.steps.filter((s) => s.status === 'would-change').length,
-      0,
-    );
-    if (
-      !(await confirm(ctx, `Apply ${n} change(s) on ${pending.map((r) => r.host).join(', ')}?`))
-    ) {
-      ctx.io.err('Nothing changed.');
-      return 1;
-    }
+    const gate = await previewGate(ctx, preview.runs, {
+      nothing: `Everything is in place on ${preview.runs.length} host(s): nothing to do.`,
+      question: (n, pending) => `Apply ${n} change(s) on ${pending.join(', ')}?`,
+    });
+    if (gate !== undefined) return gate;
     const result = await provisionEtcd(cluster, {
       dryRun: false,
       ssh,

@@ -15,7 +15,11 @@ export type ErrorCode =
   | 'usage'
   | 'certs-missing'
   | SshErrorCode
-  | ProvisionErrorCode;
+  | ProvisionErrorCode
+  | K3sErrorCode;
+
+/** Refusals and failures around K3s servers. */
+export type K3sErrorCode = 'k3s-not-backed-up' | 'k3s-datastore-check' | 'k3s-token' | 'k3s-backup';
 
 /** Failures of the SSH transport, each worded with what to do. */
 export type SshErrorCode =

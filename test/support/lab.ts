@@ -18,6 +18,8 @@ export const LAB_ETCD_BIN = 'etcd-bin';
 export interface LabHost {
   name: string;
   address: string;
+  /** Default: the inventory's `roles` option. */
+  roles?: string[];
 }
 
 /** The inventory text: etcd 3.4.23 uploaded from `etcd-bin`, each host with `identityFile`. */
@@ -31,6 +33,8 @@ export function labInventory(opts: {
   datastore?: 'external-etcd' | 'k3s-embedded-etcd';
   /** Default [etcd]. */
   roles?: string[];
+  /** More lines of the cluster entry (indented by 4), for example a `k3s:` block. */
+  clusterLines?: string[];
 }): string {
   const roles = (opts.roles ?? ['etcd']).join(', ');
   return [
@@ -41,10 +45,11 @@ export function labInventory(opts: {
     ...(opts.datastore ? [`    datastore: ${opts.datastore}`] : []),
     `    knownHostsFile: ${LAB_KNOWN_HOSTS}`,
     `    etcd: { version: v3.4.23, install: upload, uploadPath: ${LAB_ETCD_BIN} }`,
+    ...(opts.clusterLines ?? []).map((l) => `    ${l}`),
     '    hosts:',
     ...opts.hosts.map(
       (h) =>
-        `      - { name: ${h.name}, address: ${h.address}, identityFile: ${opts.identityFile}, roles: [${roles}] }${opts.comments ? ` # ${h.name}` : ''}`,
+        `      - { name: ${h.name}, address: ${h.address}, identityFile: ${opts.identityFile}, roles: [${h.roles?.join(', ') ?? roles}] }${opts.comments ? ` # ${h.name}` : ''}`,
     ),
     '',
   ].join('\n');

@@ -14,6 +14,7 @@ import { etcdHosts, hostPort } from './urls';
 import type {
   Cluster,
   Datastore,
+  K3sInstall,
   EtcdInstall,
   Host,
   Inventory,
@@ -39,6 +40,16 @@ export function etcdDefaults(clusterName: string, version = 'v3.5.17'): Cluster[
     downloadUrl: DEFAULT_ETCD_DOWNLOAD_URL,
     dataDir: '/var/lib/etcd',
     initialClusterToken: `k3s-etcd-${clusterName}`,
+  };
+}
+
+/** A cluster's K3s settings when the inventory says nothing: online install, no options. */
+export function k3sDefaults(baseDir: string): Cluster['k3s'] {
+  return {
+    install: 'online',
+    offlineDir: resolve(baseDir, 'k3s-offline'),
+    disable: [],
+    tlsSan: [],
   };
 }
 
@@ -68,6 +79,14 @@ interface RawCluster {
     downloadUrl?: string;
     dataDir?: string;
     initialClusterToken?: string;
+  };
+  k3s?: {
+    version?: string;
+    install?: K3sInstall;
+    offlineDir?: string;
+    disable?: string[];
+    writeKubeconfigMode?: string;
+    tlsSan?: string[];
   };
   knownHostsFile?: string;
   pki?: {
@@ -252,6 +271,15 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
           }
         : {}),
       ...(c.etcd?.uploadPath ? { uploadPath: expandPath(c.etcd.uploadPath, baseDir) } : {}),
+    },
+    k3s: {
+      ...(c.k3s?.version ? { version: c.k3s.version } : {}),
+      ...k3sDefaults(baseDir),
+      install: c.k3s?.install ?? 'online',
+      ...(c.k3s?.offlineDir ? { offlineDir: expandPath(c.k3s.offlineDir, baseDir) } : {}),
+      disable: [...(c.k3s?.disable ?? [])],
+      ...(c.k3s?.writeKubeconfigMode ? { writeKubeconfigMode: c.k3s.writeKubeconfigMode } : {}),
+      tlsSan: [...(c.k3s?.tlsSan ?? [])],
     },
     ...(c.knownHostsFile ? { knownHostsFile: expandPath(c.knownHostsFile, baseDir) } : {}),
     pki: {

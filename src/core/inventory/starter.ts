@@ -11,6 +11,9 @@ clusters:
     datastore: external-etcd         # or k3s-embedded-etcd (K3s's own etcd)
     etcd: { version: v3.5.17, clientPort: 2379, peerPort: 2380 }
     pki: { dir: pki/edge-a, algorithm: ecdsa-p256 }   # or ecdsa-p384, rsa-2048, rsa-4096
+    k3s:                             # K3s servers on this etcd (the token is never here)
+      install: online                # or offline (k3s + install.sh in offlineDir), existing
+      disable: [servicelb, traefik]  # as the article does
     hosts:
       # etcd wants an odd number of members: 1, 3 or 5.
       - name: edge-1                 # unique in the cluster; the etcd member name by default

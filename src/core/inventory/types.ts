@@ -25,6 +25,19 @@ export interface Host {
   line: number;
 }
 
+export type K3sInstall = 'online' | 'offline' | 'existing';
+
+export interface K3sSettings {
+  /** INSTALL_K3S_VERSION; undefined = the installer's stable channel. */
+  version?: string;
+  install: K3sInstall;
+  /** Absolute; holds `k3s` and `install.sh` for install: offline. */
+  offlineDir: string;
+  disable: string[];
+  writeKubeconfigMode?: string;
+  tlsSan: string[];
+}
+
 export interface Cluster {
   name: string;
   datastore: Datastore;
@@ -44,6 +57,8 @@ export interface Cluster {
     dataDir: string;
     initialClusterToken: string;
   };
+  /** K3s servers on the external etcd (the token is never in the inventory). */
+  k3s: K3sSettings;
   /** Absolute; when absent, ~/.ssh/config's UserKnownHostsFile or ~/.ssh/known_hosts. */
   knownHostsFile?: string;
   /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */

@@ -63,6 +63,8 @@ export interface ServiceStep extends StepBase {
   restartOn: string[];
   /** Step id of the unit file (daemon-reload when it changed). */
   unitFileStep?: string;
+  /** Step id of an installer that starts the service itself: when it changed, no restart. */
+  startedBy?: string;
 }
 
 /** Waits (up to `seconds`) for `check`; on timeout prints `onTimeout`'s output and fails. */
@@ -182,8 +184,12 @@ function renderStep(step: Step, n: number): string {
       const reload = step.unitFileStep
         ? `  if changed ${step.unitFileStep}; then systemctl daemon-reload; fi\n`
         : '';
+      const started = step.startedBy
+        ? `if changed ${step.startedBy}; then\n  if [ "$DRY_RUN" = 1 ]; then result would-change; else mark ${step.id}; result changed; fi\nel`
+        : '';
       return (
         head +
+        started +
         `if systemctl is-enabled -q ${u} 2>/dev/null && systemctl is-active -q ${u} && ! { ${deps}; }; then result unchanged\n` +
         `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
         `else\n${reload}` +

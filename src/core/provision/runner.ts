@@ -214,11 +214,34 @@ export interface HostJob {
   plan(t: HostTransport, signal?: AbortSignal): Promise<HostPlan>;
 }
 
-/** Runs every job in parallel; each host ends with its own outcome. */
+/**
+ * Runs every job in parallel (each host ends with its own outcome), or with `sequential` one
+ * host after another, stopping at the first that fails: the rest are reported as not started.
+ */
 export async function runJobs(
   jobs: HostJob[],
-  opts: { dryRun: boolean } & RunHooks,
+  opts: { dryRun: boolean; sequential?: boolean } & RunHooks,
 ): Promise<HostRun[]> {
+  if (opts.sequential) {
+    const runs: HostRun[] = [];
+    for (const job of jobs) {
+      const failed = runs.find((r) => r.status === 'failed' || r.status === 'cancelled');
+      if (failed) {
+        const message = `${job.host}: not started: ${failed.host} ${failed.status} first (one host at a time)`;
+        opts.onLine?.(job.host, message);
+        runs.push({
+          host: job.host,
+          status: failed.status,
+          steps: [],
+          error: { message },
+          timings: {},
+        });
+        continue;
+      }
+      runs.push(...(await runJobs([job], { ...opts, sequential: false })));
+    }
+    return runs;
+  }
   return Promise.all(
     jobs.map(async (job): Promise<HostRun> => {
       const timings: Record<string, number> = {};

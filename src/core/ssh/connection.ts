@@ -532,6 +532,40 @@ export class SshSession {
     });
   }
 
+  /**
+   * Downloads `remotePath` (read as root) to `localPath` on this machine, written 0600: copied
+   * as root to a temp file only the SSH user can read, fetched over SFTP, then removed.
+   */
+  async fetch(remotePath: string, localPath: string, opts: { signal?: AbortSignal } = {}) {
+    const tmp = this.tempPath();
+    const user = this.target.user;
+    const cp = await this.exec(
+      `cp ${shellQuote(remotePath)} ${shellQuote(tmp)} && chown ${shellQuote(user)} ${shellQuote(tmp)} && chmod 0600 ${shellQuote(tmp)}`,
+      { sudo: true, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
+    if (cp.code !== 0) {
+      await this.exec(`rm -f ${shellQuote(tmp)}`, { sudo: true }).catch(() => undefined);
+      throw sshError(
+        'ssh-disconnected',
+        `Cannot read ${remotePath} on ${this.label}: ${cp.stderr.trim() || `exit ${cp.code}`}`,
+      );
+    }
+    try {
+      const sftp = await this.sftp();
+      await new Promise<void>((resolve, reject) =>
+        sftp.fastGet(tmp, localPath, { mode: 0o600 }, (err) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      throw sshError(
+        'ssh-disconnected',
+        `Download of ${this.label}:${remotePath} failed: ${errorMessage(err)}`,
+        err,
+      );
+    } finally {
+      await this.exec(`rm -f ${shellQuote(tmp)}`, { sudo: true }).catch(() => undefined);
+    }
+  }
+
   /** A TCP stream to `host:port` as seen from the remote host (an SSH tunnel). */
   forwardOut(host: string, port: number): Promise<Duplex> {
     return new Promise((resolve, reject) => {

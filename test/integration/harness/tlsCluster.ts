@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { after } from 'node:test';
 import type { Cluster, Host } from '../../../src/core/inventory/types';
-import { etcdDefaults } from '../../../src/core/inventory/parse';
+import { etcdDefaults, k3sDefaults } from '../../../src/core/inventory/parse';
 import { generateCertificateSet } from '../../../src/core/pki/set';
 import { makeTempDir, removeTempDir } from '../../support/processes';
 import { startEtcdCluster, type EtcdCluster, type EtcdClusterOptions } from './etcd';
@@ -30,6 +30,7 @@ export function cluster(dir: string, hosts: Host[], pki: Partial<Cluster['pki']>
     name: 'edge-t',
     datastore: 'external-etcd',
     etcd: etcdDefaults('edge-t', 'v3.4.23'),
+    k3s: k3sDefaults(dir),
     pki: { dir, caValidityDays: 3650, leafValidityDays: 1825, ...pki },
     hosts,
     line: 1,

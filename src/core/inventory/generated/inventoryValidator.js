@@ -2,8 +2,8 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
@@ -11,12 +11,15 @@ const pattern1 = new RegExp("^v?[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
 const pattern2 = new RegExp("^https?://[^\\s\"'`$\\\\]+$", "u");
 const pattern3 = new RegExp("^/[A-Za-z0-9._/-]*$", "u");
 const pattern4 = new RegExp("^[A-Za-z0-9][-A-Za-z0-9_.]*$", "u");
+const pattern5 = new RegExp("^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$", "u");
+const pattern6 = new RegExp("^[a-z0-9][-a-z0-9]*$", "u");
+const pattern7 = new RegExp("^0?[0-7]{3}$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func3 = Object.prototype.hasOwnProperty;
+const formats0 = require("../addressFormat").formats["ip-or-hostname"];
 const schema16 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
 const func0 = require("ajv/dist/runtime/equal").default;
-const pattern7 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
-const formats0 = require("../addressFormat").formats["ip-or-hostname"];
+const pattern10 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -242,7 +245,7 @@ errors++;
 if(data.user !== undefined){
 let data6 = data.user;
 if(typeof data6 === "string"){
-if(!pattern7.test(data6)){
+if(!pattern10.test(data6)){
 const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema16.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err17];
@@ -439,7 +442,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!((((((key0 === "name") || (key0 === "datastore")) || (key0 === "knownHostsFile")) || (key0 === "etcd")) || (key0 === "pki")) || (key0 === "hosts"))){
+if(!(((((((key0 === "name") || (key0 === "datastore")) || (key0 === "knownHostsFile")) || (key0 === "etcd")) || (key0 === "k3s")) || (key0 === "pki")) || (key0 === "hosts"))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema12,data};
 if(vErrors === null){
 vErrors = [err2];
@@ -880,12 +883,12 @@ vErrors.push(err37);
 errors++;
 }
 }
-if(data.pki !== undefined){
-let data16 = data.pki;
+if(data.k3s !== undefined){
+let data16 = data.k3s;
 if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
 for(const key3 in data16){
-if(!((((key3 === "dir") || (key3 === "algorithm")) || (key3 === "caValidityDays")) || (key3 === "leafValidityDays"))){
-const err38 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data16};
+if(!((((((key3 === "version") || (key3 === "install")) || (key3 === "offlineDir")) || (key3 === "disable")) || (key3 === "writeKubeconfigMode")) || (key3 === "tlsSan"))){
+const err38 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.k3s,data:data16};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -895,11 +898,11 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data16.dir !== undefined){
-let data17 = data16.dir;
+if(data16.version !== undefined){
+let data17 = data16.version;
 if(typeof data17 === "string"){
-if(func2(data17) < 1){
-const err39 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data17};
+if(!pattern5.test(data17)){
+const err39 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/pattern",keyword:"pattern",params:{pattern: "^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"},message:"must match pattern \""+"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"+"\"",schema:"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$",parentSchema:schema12.properties.k3s.properties.version,data:data17};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -910,7 +913,7 @@ errors++;
 }
 }
 else {
-const err40 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data17};
+const err40 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.version.type,parentSchema:schema12.properties.k3s.properties.version,data:data17};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -920,10 +923,10 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data16.algorithm !== undefined){
-let data18 = data16.algorithm;
-if(!((((data18 === "ecdsa-p256") || (data18 === "ecdsa-p384")) || (data18 === "rsa-2048")) || (data18 === "rsa-4096"))){
-const err41 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data18};
+if(data16.install !== undefined){
+let data18 = data16.install;
+if(!(((data18 === "online") || (data18 === "offline")) || (data18 === "existing"))){
+const err41 = {instancePath:instancePath+"/k3s/install",schemaPath:"#/properties/k3s/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.k3s.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.k3s.properties.install.enum,parentSchema:schema12.properties.k3s.properties.install,data:data18};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -933,10 +936,11 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data16.caValidityDays !== undefined){
-let data19 = data16.caValidityDays;
-if(!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))){
-const err42 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+if(data16.offlineDir !== undefined){
+let data19 = data16.offlineDir;
+if(typeof data19 === "string"){
+if(func2(data19) < 1){
+const err42 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data19};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -945,9 +949,9 @@ vErrors.push(err42);
 }
 errors++;
 }
-if(typeof data19 == "number"){
-if(data19 > 36500 || isNaN(data19)){
-const err43 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+}
+else {
+const err43 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.offlineDir.type,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data19};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -956,8 +960,16 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(data19 < 1 || isNaN(data19)){
-const err44 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data19};
+}
+if(data16.disable !== undefined){
+let data20 = data16.disable;
+if(Array.isArray(data20)){
+const len0 = data20.length;
+for(let i0=0; i0<len0; i0++){
+let data21 = data20[i0];
+if(typeof data21 === "string"){
+if(!pattern6.test(data21)){
+const err44 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][-a-z0-9]*$"},message:"must match pattern \""+"^[a-z0-9][-a-z0-9]*$"+"\"",schema:"^[a-z0-9][-a-z0-9]*$",parentSchema:schema12.properties.k3s.properties.disable.items,data:data21};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -967,11 +979,8 @@ vErrors.push(err44);
 errors++;
 }
 }
-}
-if(data16.leafValidityDays !== undefined){
-let data20 = data16.leafValidityDays;
-if(!((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20)))){
-const err45 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+else {
+const err45 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.disable.items.type,parentSchema:schema12.properties.k3s.properties.disable.items,data:data21};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -980,9 +989,19 @@ vErrors.push(err45);
 }
 errors++;
 }
-if(typeof data20 == "number"){
-if(data20 > 36500 || isNaN(data20)){
-const err46 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+}
+let i1 = data20.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data20[i1];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err46 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.disable,data:data20};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -990,9 +1009,14 @@ else {
 vErrors.push(err46);
 }
 errors++;
+break;
 }
-if(data20 < 1 || isNaN(data20)){
-const err47 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data20};
+indices0[item0] = i1;
+}
+}
+}
+else {
+const err47 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.disable.type,parentSchema:schema12.properties.k3s.properties.disable,data:data20};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1002,10 +1026,11 @@ vErrors.push(err47);
 errors++;
 }
 }
-}
-}
-else {
-const err48 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data16};
+if(data16.writeKubeconfigMode !== undefined){
+let data22 = data16.writeKubeconfigMode;
+if(typeof data22 === "string"){
+if(!pattern7.test(data22)){
+const err48 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3}$"},message:"must match pattern \""+"^0?[0-7]{3}$"+"\"",schema:"^0?[0-7]{3}$",parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data22};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1015,11 +1040,8 @@ vErrors.push(err48);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data21 = data.hosts;
-if(Array.isArray(data21)){
-if(data21.length < 1){
-const err49 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data21};
+else {
+const err49 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.writeKubeconfigMode.type,parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data22};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1028,16 +1050,16 @@ vErrors.push(err49);
 }
 errors++;
 }
-const len0 = data21.length;
-for(let i0=0; i0<len0; i0++){
-if(!(validate12(data21[i0], {instancePath:instancePath+"/hosts/" + i0,parentData:data21,parentDataProperty:i0,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
 }
-}
-}
-else {
-const err50 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data21};
+if(data16.tlsSan !== undefined){
+let data23 = data16.tlsSan;
+if(Array.isArray(data23)){
+const len1 = data23.length;
+for(let i2=0; i2<len1; i2++){
+let data24 = data23[i2];
+if(typeof data24 === "string"){
+if(!(formats0.validate(data24))){
+const err50 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data24};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1047,14 +1069,240 @@ vErrors.push(err50);
 errors++;
 }
 }
-}
 else {
-const err51 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+const err51 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.tlsSan.items.type,parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data24};
 if(vErrors === null){
 vErrors = [err51];
 }
 else {
 vErrors.push(err51);
+}
+errors++;
+}
+}
+let i3 = data23.length;
+let j1;
+if(i3 > 1){
+const indices1 = {};
+for(;i3--;){
+let item1 = data23[i3];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err52 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data23};
+if(vErrors === null){
+vErrors = [err52];
+}
+else {
+vErrors.push(err52);
+}
+errors++;
+break;
+}
+indices1[item1] = i3;
+}
+}
+}
+else {
+const err53 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.tlsSan.type,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data23};
+if(vErrors === null){
+vErrors = [err53];
+}
+else {
+vErrors.push(err53);
+}
+errors++;
+}
+}
+}
+else {
+const err54 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.k3s.type,parentSchema:schema12.properties.k3s,data:data16};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
+}
+errors++;
+}
+}
+if(data.pki !== undefined){
+let data25 = data.pki;
+if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
+for(const key4 in data25){
+if(!((((key4 === "dir") || (key4 === "algorithm")) || (key4 === "caValidityDays")) || (key4 === "leafValidityDays"))){
+const err55 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data25};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
+}
+errors++;
+}
+}
+if(data25.dir !== undefined){
+let data26 = data25.dir;
+if(typeof data26 === "string"){
+if(func2(data26) < 1){
+const err56 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data26};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+}
+else {
+const err57 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data26};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+}
+}
+if(data25.algorithm !== undefined){
+let data27 = data25.algorithm;
+if(!((((data27 === "ecdsa-p256") || (data27 === "ecdsa-p384")) || (data27 === "rsa-2048")) || (data27 === "rsa-4096"))){
+const err58 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data27};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+}
+if(data25.caValidityDays !== undefined){
+let data28 = data25.caValidityDays;
+if(!((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28)))){
+const err59 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
+}
+errors++;
+}
+if(typeof data28 == "number"){
+if(data28 > 36500 || isNaN(data28)){
+const err60 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+if(vErrors === null){
+vErrors = [err60];
+}
+else {
+vErrors.push(err60);
+}
+errors++;
+}
+if(data28 < 1 || isNaN(data28)){
+const err61 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
+}
+errors++;
+}
+}
+}
+if(data25.leafValidityDays !== undefined){
+let data29 = data25.leafValidityDays;
+if(!((typeof data29 == "number") && (!(data29 % 1) && !isNaN(data29)))){
+const err62 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+if(vErrors === null){
+vErrors = [err62];
+}
+else {
+vErrors.push(err62);
+}
+errors++;
+}
+if(typeof data29 == "number"){
+if(data29 > 36500 || isNaN(data29)){
+const err63 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+if(data29 < 1 || isNaN(data29)){
+const err64 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err65 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data25};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data30 = data.hosts;
+if(Array.isArray(data30)){
+if(data30.length < 1){
+const err66 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data30};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+const len2 = data30.length;
+for(let i4=0; i4<len2; i4++){
+if(!(validate12(data30[i4], {instancePath:instancePath+"/hosts/" + i4,parentData:data30,parentDataProperty:i4,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err67 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data30};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+}
+}
+else {
+const err68 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
 }
 errors++;
 }

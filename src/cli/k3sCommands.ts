@@ -1,0 +1,113 @@
+/** `k3s-etcd k3s ...`: K3s servers on the external etcd; `k3s-etcd etcdctl-env`. */
+import { dirname } from 'node:path';
+import { etcdctlEnv, exportLines } from '../core/etcd/etcdctlEnv';
+import { fetchKubeconfig, installK3s, selectK3sServers } from '../core/k3s/ops';
+import { fileTokenStore } from '../core/k3s/token';
+import { json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import {
+  previewGate,
+  printer,
+  report,
+  SSH_HELP,
+  SSH_OPTIONS,
+  sshContext,
+} from './provisionCommands';
+
+const k3sInstallCommand: Subcommand = {
+  name: 'k3s install',
+  summary: 'Install or re-point K3s servers on the external etcd, one at a time, over SSH',
+  usage:
+    'k3s-etcd k3s install [--host NAME]... [--offline-dir PATH] [--dry-run] [--accept-new-host-keys] [--yes]',
+  details: `For each K3s server (hosts with the role k3s-server, or only --host ones), one after
+another: upload the datastore client certificate set to /etc/rancher/k3s/etcd (key 0600), write
+/etc/rancher/k3s/config.yaml (0600: it holds the token) with datastore-endpoint = every member's
+client URL and the three files, prove from the host that the datastore answers with exactly those
+files, then install K3s (online with INSTALL_K3S_VERSION, or offline from --offline-dir /
+k3s.offlineDir holding k3s and install.sh, with INSTALL_K3S_SKIP_DOWNLOAD=true), or restart an
+installed K3s when its config changed, and wait until the node is Ready. Then the kubeconfig is
+fetched to kubeconfig/<cluster>.yaml (0600) with the server address rewritten.
+
+The cluster token is never in the inventory: it is kept in ~/.config/k3s-etcd/tokens (0600); when
+none is kept, a server's existing token is used, else a new one is generated. Refused: a server
+whose token differs, K3s with --cluster-init, and SQLite state without a backup in backups/.
+First shows what would change and asks (--yes to skip); --dry-run only shows it.
+
+${SSH_HELP}`,
+  options: {
+    ...SSH_OPTIONS,
+    host: { type: 'string', multiple: true },
+    'offline-dir': { type: 'string' },
+  },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const names = (ctx.values['host'] as unknown as string[] | undefined) ?? [];
+    const hosts = selectK3sServers(cluster, names).map((h) => h.name);
+    const offline = ctx.values['offline-dir'];
+    const base = {
+      ssh: await sshContext(ctx),
+      hosts,
+      tokens: fileTokenStore(ctx.global.inventory),
+      workspaceDir: dirname(ctx.global.inventory),
+      ...(typeof offline === 'string' ? { offlineDir: offline } : {}),
+    };
+    const preview = await installK3s(cluster, { ...base, dryRun: true, onLine: printer(ctx) });
+    const gate = await previewGate(ctx, preview.runs, {
+      nothing: `K3s is in place on ${preview.runs.length} server(s): nothing to do.`,
+      question: (n, hosts) =>
+        `Apply ${n} change(s) on ${hosts.join(', ')}, one server at a time (K3s restarts where its config changes)?`,
+    });
+    if (gate !== undefined) return gate;
+    const result = await installK3s(cluster, { ...base, dryRun: false, onLine: printer(ctx) });
+    if (!ctx.global.json && result.kubeconfig) ctx.io.out(`kubeconfig: ${result.kubeconfig}`);
+    return report(ctx, result.runs, {
+      token: result.token,
+      ...(result.kubeconfig ? { kubeconfig: result.kubeconfig } : {}),
+    });
+  },
+};
+
+const k3sKubeconfigCommand: Subcommand = {
+  name: 'k3s kubeconfig',
+  summary: "Fetch a K3s server's kubeconfig into kubeconfig/<cluster>.yaml (0600)",
+  usage: 'k3s-etcd k3s kubeconfig [--host NAME] [--accept-new-host-keys]',
+  details: `Reads /etc/rancher/k3s/k3s.yaml from the server (the first K3s server unless --host) with
+sudo, rewrites the server address to the host's and the "default" names to the cluster's.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, host: { type: 'string' } },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const name = ctx.values['host'];
+    const [host] = selectK3sServers(cluster, typeof name === 'string' ? [name] : undefined);
+    if (!host) throw new UsageError('no K3s server');
+    const file = await fetchKubeconfig(cluster, host, {
+      ssh: await sshContext(ctx),
+      workspaceDir: dirname(ctx.global.inventory),
+    });
+    if (ctx.global.json) json(ctx, { kubeconfig: file });
+    else ctx.io.out(`kubeconfig: ${file}\nexport KUBECONFIG=${file}`);
+    return 0;
+  },
+};
+
+const etcdctlEnvCommand: Subcommand = {
+  name: 'etcdctl-env',
+  summary: 'Print the etcdctl environment for the cluster (ETCDCTL_API, endpoints, TLS files)',
+  usage: 'k3s-etcd etcdctl-env',
+  details: `Prints export lines for a shell profile or eval: ETCDCTL_API=3, ETCDCTL_ENDPOINTS (every
+member's client URL), ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY (the inventory's etcd.tls, or
+the generated admin certificate). Example: eval "$(k3s-etcd etcdctl-env)"; etcdctl endpoint health`,
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const env = await etcdctlEnv(cluster);
+    if (ctx.global.json) json(ctx, env);
+    else ctx.io.out(exportLines(env));
+    return 0;
+  },
+};
+
+export const K3S_COMMANDS: Subcommand[] = [
+  k3sInstallCommand,
+  k3sKubeconfigCommand,
+  etcdctlEnvCommand,
+];

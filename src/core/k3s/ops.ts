@@ -1,0 +1,259 @@
+/**
+ * K3s servers on the external etcd, over SSH: install or re-point them one at a time (concurrent
+ * first starts race, k3s#2914), each after proving from the host that the datastore answers with
+ * exactly the files its config names; then fetch the kubeconfig into the workspace.
+ */
+import { mkdir, readdir, writeFile, chmod, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { parse, stringify } from 'yaml';
+import { K3sEtcdError } from '../errors';
+import type { Cluster, Host } from '../inventory/types';
+import { clientEndpoints } from '../inventory/urls';
+import { sshOpener, type SshContext } from '../provision/etcdOps';
+import type { HostPlan } from '../provision/plan';
+import {
+  runJobs,
+  type HostJob,
+  type HostRun,
+  type HostTransport,
+  type RunHooks,
+} from '../provision/runner';
+import type { SshSession } from '../ssh/connection';
+import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
+import {
+  K3S_KUBECONFIG,
+  checkK3sFacts,
+  datastoreClientFiles,
+  datastoreEndpoint,
+  k3sFactsCommand,
+  k3sServers,
+  parseK3sFacts,
+  planK3sServer,
+  tokenSecret,
+  type K3sFacts,
+} from './server';
+import { generateToken, type TokenStore } from './token';
+
+export const BACKUPS_DIR = 'backups';
+export const KUBECONFIG_DIR = 'kubeconfig';
+
+/** The K3s servers named (host names), or all of the cluster's. */
+export function selectK3sServers(cluster: Cluster, names?: readonly string[]): Host[] {
+  const servers = k3sServers(cluster);
+  if (!names || names.length === 0) {
+    if (servers.length === 0)
+      throw new K3sEtcdError(
+        'usage',
+        `Cluster ${cluster.name} has no host with the role k3s-server in k3s-etcd.yaml.`,
+      );
+    return servers;
+  }
+  return names.map((n) => {
+    const h = cluster.hosts.find((x) => x.name === n);
+    if (!h)
+      throw new K3sEtcdError(
+        'usage',
+        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
+      );
+    if (!h.roles.includes('k3s-server'))
+      throw new K3sEtcdError(
+        'usage',
+        `Host ${h.name} has no k3s-server role in k3s-etcd.yaml: add it to its roles first.`,
+      );
+    return h;
+  });
+}
+
+/** Is there a backup of `host`'s K3s state in the workspace (backups/<host>/<time>/manifest.json)? */
+export async function hasBackup(workspaceDir: string, host: string): Promise<boolean> {
+  const dir = join(workspaceDir, BACKUPS_DIR, host);
+  const times = await readdir(dir).catch(() => [] as string[]);
+  for (const t of times) {
+    if (
+      await access(join(dir, t, 'manifest.json')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+export async function readK3sFacts(
+  t: HostTransport,
+  host: Host,
+  signal?: AbortSignal,
+): Promise<K3sFacts> {
+  const r = await t.exec(k3sFactsCommand(), { sudo: true, ...(signal ? { signal } : {}) });
+  if (r.code !== 0)
+    throw new K3sEtcdError(
+      'provision-step-failed',
+      `${host.name}: cannot read the host's K3s facts: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  return parseK3sFacts(r.stdout);
+}
+
+export interface K3sInstallOptions extends RunHooks {
+  hosts?: string[];
+  dryRun: boolean;
+  ssh: SshContext;
+  tokens: TokenStore;
+  /** The inventory's folder: backups/ and kubeconfig/ live here. */
+  workspaceDir: string;
+  /** Overrides k3s.offlineDir and makes the install offline. */
+  offlineDir?: string;
+}
+
+export interface K3sInstallResult {
+  runs: HostRun[];
+  /** Where the token came from: stored, borrowed from a server, or generated. */
+  token: 'stored' | 'from-server' | 'generated';
+  /** After a real run: the kubeconfig written into the workspace. */
+  kubeconfig?: string;
+}
+
+/** The stored token, else a server's, else a new one (stored only by a real run). */
+async function resolveToken(
+  cluster: Cluster,
+  servers: readonly Host[],
+  opts: K3sInstallOptions,
+): Promise<{ token: string; source: K3sInstallResult['token'] }> {
+  const stored = await opts.tokens.get(cluster.name);
+  if (stored) return { token: stored, source: 'stored' };
+  for (const h of servers) {
+    let t: HostTransport | undefined;
+    try {
+      t = await sshOpener(cluster, h, opts.ssh)(opts.signal);
+      const facts = await readK3sFacts(t, h, opts.signal);
+      if (facts.token) {
+        opts.onLine?.(
+          h.name,
+          `token: using the one this server already has (kept in ${opts.tokens.where})`,
+        );
+        return { token: tokenSecret(facts.token), source: 'from-server' };
+      }
+    } catch {
+      // unreachable here: the job reports it
+    } finally {
+      t?.close();
+    }
+  }
+  return { token: generateToken(), source: 'generated' };
+}
+
+/** Installs or re-points K3s servers on the external etcd, one at a time. */
+export async function installK3s(
+  input: Cluster,
+  opts: K3sInstallOptions,
+): Promise<K3sInstallResult> {
+  const cluster: Cluster = opts.offlineDir
+    ? { ...input, k3s: { ...input.k3s, install: 'offline', offlineDir: opts.offlineDir } }
+    : input;
+  const servers = selectK3sServers(cluster, opts.hosts);
+  // Bad input first, before any connection: an empty endpoint list, missing certificate files.
+  datastoreEndpoint(cluster);
+  const files = await datastoreClientFiles(cluster);
+  const { token, source } = await resolveToken(cluster, servers, opts);
+  if (!opts.dryRun && source !== 'stored') await opts.tokens.set(cluster.name, token);
+
+  const jobs: HostJob[] = servers.map((host) => ({
+    host: host.name,
+    open: sshOpener(cluster, host, opts.ssh),
+    plan: async (t, signal): Promise<HostPlan> => {
+      const facts = await readK3sFacts(t, host, signal);
+      checkK3sFacts(host, facts, {
+        token,
+        backedUp: await hasBackup(opts.workspaceDir, host.name),
+      });
+      const checks = await checkDatastoreFromHost(
+        t,
+        host.name,
+        clientEndpoints(cluster),
+        files,
+        { curl: facts.curl, ...(facts.etcdctl ? { etcdctl: facts.etcdctl } : {}) },
+        signal,
+      );
+      for (const w of requireDatastore(host.name, checks)) opts.onLine?.(host.name, w);
+      opts.onLine?.(
+        host.name,
+        `datastore check from ${host.name}: ${checks.filter((c) => c.ok).length} of ${checks.length} members healthy with the files config.yaml names`,
+      );
+      return planK3sServer({ cluster, host, facts, token });
+    },
+  }));
+  const runs = await runJobs(jobs, { ...opts, sequential: true });
+  const result: K3sInstallResult = { runs, token: source };
+  const ok = runs.every((r) => r.status === 'changed' || r.status === 'unchanged');
+  const first = servers[0];
+  if (!opts.dryRun && ok && first) {
+    result.kubeconfig = await fetchKubeconfig(cluster, first, opts);
+    opts.onLine?.(first.name, `kubeconfig written to ${result.kubeconfig} (0600)`);
+  }
+  return result;
+}
+
+/** `server: https://127.0.0.1:6443` → the host's address; `default` names → the cluster's. */
+export function rewriteKubeconfig(text: string, cluster: string, address: string): string {
+  type Name = string | undefined;
+  interface Named {
+    name?: Name;
+    cluster?: { server?: Name };
+    context?: { cluster?: Name; user?: Name };
+  }
+  const kc = parse(text) as {
+    clusters?: Named[];
+    contexts?: Named[];
+    users?: Named[];
+    'current-context'?: Name;
+  };
+  const host = isIP(address) === 6 ? `[${address}]` : address;
+  const rename = (v: Name): Name => (v === 'default' ? cluster : v);
+  for (const c of kc.clusters ?? []) {
+    c.name = rename(c.name);
+    if (c.cluster?.server)
+      c.cluster.server = c.cluster.server.replace(
+        /^https:\/\/(127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0)(?=:)/,
+        `https://${host}`,
+      );
+  }
+  for (const c of kc.contexts ?? []) {
+    c.name = rename(c.name);
+    if (c.context) {
+      c.context.cluster = rename(c.context.cluster);
+      c.context.user = rename(c.context.user);
+    }
+  }
+  for (const u of kc.users ?? []) u.name = rename(u.name);
+  kc['current-context'] = rename(kc['current-context']);
+  return stringify(kc);
+}
+
+/** Fetches /etc/rancher/k3s/k3s.yaml from `host` into kubeconfig/<cluster>.yaml (0600). */
+export async function fetchKubeconfig(
+  cluster: Cluster,
+  host: Host,
+  opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal },
+): Promise<string> {
+  const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
+  try {
+    const r = await t.exec(`cat ${K3S_KUBECONFIG}`, {
+      sudo: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (r.code !== 0)
+      throw new K3sEtcdError(
+        'provision-step-failed',
+        `${host.name}: cannot read ${K3S_KUBECONFIG}: ${r.stderr.trim() || `exit ${r.code}`} (is K3s running there?)`,
+      );
+    const dir = join(opts.workspaceDir, KUBECONFIG_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, `${cluster.name}.yaml`);
+    await writeFile(file, rewriteKubeconfig(r.stdout, cluster.name, host.address), { mode: 0o600 });
+    await chmod(file, 0o600);
+    return file;
+  } finally {
+    t.close();
+  }
+}

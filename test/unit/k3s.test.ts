@@ -1,0 +1,124 @@
+/**
+ * K3s on the external etcd, the pure parts: config.yaml (never cluster-init, an empty endpoint
+ * list refused), token matching against K3s's full form, the datastore check's verdicts from
+ * curl's and etcdctl's own words, and the kubeconfig rewrite.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { parseInventory } from '../../src/core/inventory/parse';
+import type { Cluster } from '../../src/core/inventory/types';
+import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
+import { rewriteKubeconfig } from '../../src/core/k3s/ops';
+import { renderK3sConfig, tokenMatches } from '../../src/core/k3s/server';
+
+function clusterOf(hosts: string, k3s = ''): Cluster {
+  const r = parseInventory(
+    `version: 1\nclusters:\n  - name: c\n${k3s}    hosts:\n${hosts}`,
+    '/ws/k3s-etcd.yaml',
+  );
+  assert.equal(r.status, 'ok', JSON.stringify(r.status === 'ok' ? [] : r.problems));
+  return (r as { inventory: { clusters: Cluster[] } }).inventory.clusters[0] as Cluster;
+}
+
+describe('K3s config.yaml', () => {
+  it('names every member, the three files and the token; options as the inventory says; never cluster-init', () => {
+    const c = clusterOf(
+      '      - { name: a, address: 10.0.0.1, roles: [etcd, k3s-server] }\n      - { name: b, address: "fd00::2", roles: [etcd] }\n',
+      '    k3s: { disable: [servicelb, traefik], writeKubeconfigMode: "0644", tlsSan: [api.example] }\n',
+    );
+    const text = renderK3sConfig(c, 'se"cret');
+    assert.deepEqual(parse(text), {
+      token: 'se"cret',
+      'datastore-endpoint': 'https://10.0.0.1:2379,https://[fd00::2]:2379',
+      'datastore-cafile': '/etc/rancher/k3s/etcd/ca.pem',
+      'datastore-certfile': '/etc/rancher/k3s/etcd/client.pem',
+      'datastore-keyfile': '/etc/rancher/k3s/etcd/client-key.pem',
+      disable: ['servicelb', 'traefik'],
+      'write-kubeconfig-mode': '0644',
+      'tls-san': ['api.example'],
+    });
+    assert.doesNotMatch(text, /cluster-init/);
+  });
+
+  it('a cluster without etcd members gets a clear refusal', () => {
+    const c = clusterOf('      - { name: a, address: 10.0.0.1, roles: [etcd, k3s-server] }\n');
+    c.hosts[0]!.roles = ['k3s-server'];
+    assert.throws(() => renderK3sConfig(c, 't'), /the datastore endpoint list would be empty/);
+  });
+
+  it('tokens match in short or full form, and only the same secret', () => {
+    assert.ok(tokenMatches('abc', 'K10deadbeef::server:abc\n'));
+    assert.ok(tokenMatches('K10x::server:abc', 'abc'));
+    assert.ok(!tokenMatches('abc', 'K10deadbeef::server:abd'));
+  });
+});
+
+describe('the datastore check from a server', () => {
+  const out = (rows: [string, number, string][]) =>
+    rows.map(([ep, rc, text]) => `@@k3s-etcd-check ${ep} ${rc}\n${text}\n`).join('') +
+    '@@k3s-etcd-check end\n';
+
+  it("words each failure by its cause, from curl's and etcdctl's messages", () => {
+    const checks = parseDatastoreCheck(
+      out([
+        ['https://a:2379', 0, '{"health":"true","reason":""}'],
+        [
+          'https://b:2379',
+          60,
+          'curl: (60) SSL certificate problem: unable to get local issuer certificate',
+        ],
+        [
+          'https://c:2379',
+          60,
+          "curl: (60) SSL: no alternative certificate subject name matches target host name 'c'",
+        ],
+        ['https://d:2379', 7, 'curl: (7) Failed to connect to d port 2379: Connection refused'],
+        [
+          'https://e:2379',
+          56,
+          'curl: (56) OpenSSL SSL_read: error:0A000418:SSL routines::tlsv1 alert unknown ca',
+        ],
+        ['https://f:2379', 28, 'curl: (28) Connection timed out after 5001 milliseconds'],
+        [
+          'https://g:2379',
+          1,
+          'https://g:2379 is unhealthy: x509: certificate signed by unknown authority',
+        ],
+      ]),
+    );
+    assert.deepEqual(
+      checks.map((c) => [c.endpoint, c.ok, c.problem?.split(':')[0]]),
+      [
+        ['https://a:2379', true, undefined],
+        ['https://b:2379', false, 'TLS unknown authority'],
+        ['https://c:2379', false, 'SAN mismatch'],
+        ['https://d:2379', false, 'connection refused by https'],
+        ['https://e:2379', false, 'client certificate rejected by https'],
+        ['https://f:2379', false, 'no answer from https'],
+        ['https://g:2379', false, 'TLS unknown authority'],
+      ],
+    );
+    assert.equal(requireDatastore('s', checks).length, 6, 'one member answered: warnings only');
+    assert.throws(
+      () => requireDatastore('s', checks.slice(1, 2)),
+      /s cannot use the datastore with these files, so K3s was not installed or restarted: TLS unknown authority/,
+    );
+  });
+});
+
+describe('kubeconfig', () => {
+  it('points at the host and names things after the cluster', () => {
+    const text = rewriteKubeconfig(
+      'apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\nkind: Config\nusers:\n- name: default\n  user: {}\n',
+      'lab',
+      'fd00::1',
+    );
+    const kc = parse(text) as Record<string, unknown>;
+    assert.deepEqual(kc['clusters'], [
+      { cluster: { server: 'https://[fd00::1]:6443' }, name: 'lab' },
+    ]);
+    assert.deepEqual(kc['contexts'], [{ context: { cluster: 'lab', user: 'lab' }, name: 'lab' }]);
+    assert.equal(kc['current-context'], 'lab');
+  });
+});
