@@ -1,9 +1,10 @@
 /** `k3s-etcd k3s ...`: K3s servers on the external etcd; `k3s-etcd etcdctl-env`. */
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { backupK3s, latestBackup, restoreK3s, verifyBackup } from '../core/k3s/backup';
 import { etcdctlEnv, exportLines } from '../core/etcd/etcdctlEnv';
 import { fetchKubeconfig, installK3s, selectK3sServers } from '../core/k3s/ops';
 import { fileTokenStore } from '../core/k3s/token';
-import { json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import {
   previewGate,
   printer,
@@ -66,6 +67,80 @@ ${SSH_HELP}`,
   },
 };
 
+const k3sBackupCommand: Subcommand = {
+  name: 'k3s backup',
+  summary: "Back up a K3s server's SQLite state and token into backups/<host>/<UTC time>/",
+  usage: 'k3s-etcd k3s backup [--host NAME]... [--accept-new-host-keys]',
+  details: `Copies /var/lib/rancher/k3s/server/db/state.db with its -wal and -shm (with K3s stopped;
+while K3s runs, through sqlite3's online backup when the host has sqlite3, else refused) and
+/var/lib/rancher/k3s/server/token into the workspace, every file 0600 with a SHA-256 manifest
+checked on both ends. Only reads the host. Every K3s server unless --host.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, host: { type: 'string', multiple: true } },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const names = (ctx.values['host'] as unknown as string[] | undefined) ?? [];
+    const ssh = await sshContext(ctx);
+    const done: { host: string; dir: string }[] = [];
+    for (const h of names.length > 0 ? names : selectK3sServers(cluster).map((x) => x.name)) {
+      const r = await backupK3s(cluster, h, {
+        ssh,
+        workspaceDir: dirname(ctx.global.inventory),
+        onLine: printer(ctx),
+      });
+      done.push({ host: h, dir: r.dir });
+    }
+    if (ctx.global.json) json(ctx, done);
+    return 0;
+  },
+};
+
+const k3sRestoreCommand: Subcommand = {
+  name: 'k3s restore',
+  summary: "Put a backup of a K3s server's state back (K3s stopped), after a confirmation",
+  usage: 'k3s-etcd k3s restore --host NAME [--from DIR] [--accept-new-host-keys] [--yes]',
+  details: `Checks the backup against its manifest (the newest of backups/<host>/ unless --from),
+refuses while K3s runs on the host, moves the files it replaces aside (*.before-restore-<time>),
+writes the backup's files (0600) and checks them by SHA-256 on the host.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, host: { type: 'string' }, from: { type: 'string' } },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const host = ctx.values['host'];
+    if (typeof host !== 'string') throw new UsageError('k3s restore needs --host NAME');
+    const workspaceDir = dirname(ctx.global.inventory);
+    const from =
+      typeof ctx.values['from'] === 'string'
+        ? resolve(ctx.io.cwd, ctx.values['from'])
+        : await latestBackup(workspaceDir, host);
+    if (!from) throw new UsageError(`no backup of ${host} in ${workspaceDir}/backups/${host}`);
+    const manifest = await verifyBackup(from);
+    if (!ctx.global.json) {
+      ctx.io.out(`Backup ${from} (${manifest.method}, ${manifest.createdAt}):`);
+      for (const f of manifest.files) ctx.io.out(`  ${f.path}  ${f.bytes} bytes`);
+    }
+    if (
+      !(await confirm(
+        ctx,
+        `Replace these files on ${host} (the current ones are moved aside, not deleted)?`,
+      ))
+    ) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const r = await restoreK3s(cluster, host, {
+      ssh: await sshContext(ctx),
+      workspaceDir,
+      from,
+      onLine: printer(ctx),
+    });
+    if (ctx.global.json) json(ctx, r);
+    return 0;
+  },
+};
+
 const k3sKubeconfigCommand: Subcommand = {
   name: 'k3s kubeconfig',
   summary: "Fetch a K3s server's kubeconfig into kubeconfig/<cluster>.yaml (0600)",
@@ -107,6 +182,8 @@ the generated admin certificate). Example: eval "$(k3s-etcd etcdctl-env)"; etcdc
 };
 
 export const K3S_COMMANDS: Subcommand[] = [
+  k3sBackupCommand,
+  k3sRestoreCommand,
   k3sInstallCommand,
   k3sKubeconfigCommand,
   etcdctlEnvCommand,

@@ -7,7 +7,7 @@
 import * as vscode from 'vscode';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { errorMessage } from '../core/errors';
 import type { Cluster, Host } from '../core/inventory/types';
@@ -21,7 +21,10 @@ import {
 } from '../core/provision/etcdOps';
 import { asRootIfPossible, isThisHost, terminalCommand } from '../core/provision/local';
 import { parseMarker, renderScript } from '../core/provision/plan';
-import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { summarizeRun, type HostRun, type RunHooks } from '../core/provision/runner';
+import { installK3s, selectK3sServers } from '../core/k3s/ops';
+import { k3sServers } from '../core/k3s/server';
+import { secretTokenStore } from './tokenStore';
 import { clusterNamed } from './commands/cluster';
 import type { ExtensionCtx } from './ctx';
 import { withCancellableProgress } from './progress';
@@ -29,11 +32,68 @@ import { editorSshContext } from './sshPrompts';
 
 export const TASK_TYPE = 'k3s-etcd';
 
+export type TaskOperationName = 'provision-etcd' | 'install-k3s';
+
 export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
   type: typeof TASK_TYPE;
-  operation: 'provision-etcd';
+  operation: TaskOperationName;
   cluster: string;
   host?: string;
+}
+
+/** What a task runs: a dry run, then (after the modal) the real run, with hooks. */
+interface TaskOperation {
+  what: string;
+  apply: string;
+  detail(changes: number, hosts: string[]): string;
+  run(dryRun: boolean, hooks: RunHooks): Promise<{ runs: HostRun[]; ok: boolean; lines: string[] }>;
+}
+
+async function operationFor(ctx: ExtensionCtx, def: K3sEtcdTaskDefinition): Promise<TaskOperation> {
+  const cluster = clusterNamed(ctx, def.cluster);
+  const ssh = await editorSshContext(ctx);
+  const only = def.host ? [def.host] : undefined;
+  if (def.operation === 'install-k3s') {
+    const hosts = selectK3sServers(cluster, only).map((h) => h.name);
+    const file = (ctx.inventory.current() as { file: string }).file;
+    const base = {
+      ssh,
+      hosts,
+      tokens: secretTokenStore(ctx, file),
+      workspaceDir: dirname(file),
+    };
+    return {
+      what: `K3s on ${hosts.join(', ')} (cluster ${cluster.name}, external etcd)`,
+      apply: 'Apply',
+      detail: (n, on) =>
+        `${n} step(s) would change on ${on.join(', ')}, one server at a time. config.yaml (0600) is backed up before being replaced; K3s restarts where its config changed.`,
+      run: async (dryRun, hooks) => {
+        const r = await installK3s(cluster, { ...base, ...hooks, dryRun });
+        return {
+          runs: r.runs,
+          ok: r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled'),
+          lines: r.kubeconfig ? [`kubeconfig: ${r.kubeconfig}`] : [],
+        };
+      },
+    };
+  }
+  const hosts = selectHosts(cluster, only).map((h) => h.name);
+  return {
+    what: `etcd on ${hosts.join(', ')} (cluster ${cluster.name})`,
+    apply: 'Apply',
+    detail: (n, on) =>
+      `${n} step(s) would change on ${on.join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+    run: async (dryRun, hooks) => {
+      const r = await provisionEtcd(cluster, { ...hooks, dryRun, ssh, hosts });
+      return {
+        runs: r.runs,
+        ok:
+          r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled') &&
+          r.healthy !== false,
+        lines: r.healthSummary ? [`health: ${r.healthSummary}`] : [],
+      };
+    },
+  };
 }
 
 const ESC = '\x1b[';
@@ -104,18 +164,13 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<number> {
-    const cluster = clusterNamed(this.ctx, this.def.cluster);
-    const hosts = selectHosts(cluster, this.def.host ? [this.def.host] : undefined).map(
-      (h) => h.name,
-    );
-    const ssh = await editorSshContext(this.ctx);
-    const what = `etcd on ${hosts.join(', ')} (cluster ${cluster.name})`;
-    this.write.fire(colour(1, `Checking ${what}…\r\n`));
-    const preview = await provisionEtcd(cluster, {
-      dryRun: true,
-      ssh,
-      hosts,
+    const op = await operationFor(this.ctx, this.def);
+    this.write.fire(colour(1, `Checking ${op.what}…\r\n`));
+    const preview = await op.run(true, {
       signal: this.abort.signal,
+      onLine: (host, l) => {
+        if (!parseMarker(l)) this.line(host, l);
+      },
     });
     for (const r of preview.runs) this.write.fire(`${summaryLine(r)}\r\n`);
     if (preview.runs.some((r) => r.status === 'failed' || r.status === 'cancelled')) return 1;
@@ -129,23 +184,23 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
       0,
     );
     const choice = await vscode.window.showInformationMessage(
-      `Provision ${what}?`,
+      `${op.what}: apply?`,
       {
         modal: true,
-        detail: `${changes} step(s) would change on ${pending.map((r) => r.host).join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+        detail: op.detail(
+          changes,
+          pending.map((r) => r.host),
+        ),
       },
-      'Apply',
+      op.apply,
     );
-    if (choice !== 'Apply') {
+    if (choice !== op.apply) {
       this.write.fire('Not applied: nothing changed.\r\n');
       return 1;
     }
-    const result = await withCancellableProgress(`Provisioning ${what}`, (report, signal) => {
+    const result = await withCancellableProgress(`Running ${op.what}`, (report, signal) => {
       signal.addEventListener('abort', () => this.abort.abort(), { once: true });
-      return provisionEtcd(cluster, {
-        dryRun: false,
-        ssh,
-        hosts,
+      return op.run(false, {
         signal: this.abort.signal,
         onLine: (host, l) => this.line(host, l),
         onStep: (host, s) => {
@@ -155,13 +210,15 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
     });
     this.write.fire('\r\n');
     for (const r of result.runs) this.write.fire(`${summaryLine(r)}\r\n`);
-    if (result.healthSummary) this.write.fire(`health: ${result.healthSummary}\r\n`);
+    for (const l of result.lines) this.write.fire(`${l}\r\n`);
     void this.ctx.health.refreshAll();
-    const ok =
-      result.runs.every((r) => r.status === 'changed' || r.status === 'unchanged') &&
-      result.healthy !== false;
-    this.write.fire(colour(ok ? 32 : 31, `${ok ? 'Done' : 'Failed'}: exit ${ok ? 0 : 1}\r\n`));
-    return ok ? 0 : 1;
+    this.write.fire(
+      colour(
+        result.ok ? 32 : 31,
+        `${result.ok ? 'Done' : 'Failed'}: exit ${result.ok ? 0 : 1}\r\n`,
+      ),
+    );
+    return result.ok ? 0 : 1;
   }
 }
 
@@ -210,9 +267,8 @@ export function provisionTask(
   def: K3sEtcdTaskDefinition,
   scope: vscode.WorkspaceFolder | vscode.TaskScope = vscode.TaskScope.Workspace,
 ): vscode.Task {
-  const name = def.host
-    ? `provision etcd on ${def.host} (${def.cluster})`
-    : `provision etcd (${def.cluster})`;
+  const verb = def.operation === 'install-k3s' ? 'install K3s' : 'provision etcd';
+  const name = def.host ? `${verb} on ${def.host} (${def.cluster})` : `${verb} (${def.cluster})`;
   const task = new vscode.Task(
     def,
     scope,
@@ -236,7 +292,7 @@ export async function hostTerminalTask(
   ctx: ExtensionCtx,
   def: K3sEtcdTaskDefinition,
 ): Promise<vscode.Task | undefined> {
-  if (!def.host) return undefined;
+  if (!def.host || def.operation !== 'provision-etcd') return undefined;
   const cluster = clusterNamed(ctx, def.cluster);
   const host = cluster.hosts.find((h) => h.name === def.host);
   if (!host || !runsOnHost(ctx, host)) return undefined;
@@ -266,11 +322,18 @@ export function registerProvisionTasks(ctx: ExtensionCtx): void {
               host: h.name,
             }),
           ),
+          ...(k3sServers(c).length > 0
+            ? [provisionTask(ctx, { type: TASK_TYPE, operation: 'install-k3s', cluster: c.name })]
+            : []),
         ]);
       },
       resolveTask: (task) => {
         const def = task.definition as K3sEtcdTaskDefinition;
-        if (def.type !== TASK_TYPE || def.operation !== 'provision-etcd' || !def.cluster)
+        if (
+          def.type !== TASK_TYPE ||
+          !['provision-etcd', 'install-k3s'].includes(def.operation) ||
+          !def.cluster
+        )
           return undefined;
         return provisionTask(ctx, def, task.scope ?? vscode.TaskScope.Workspace);
       },
@@ -283,10 +346,11 @@ export async function runProvisionTask(
   ctx: ExtensionCtx,
   cluster: string,
   host?: string,
+  operation: TaskOperationName = 'provision-etcd',
 ): Promise<void> {
   const def: K3sEtcdTaskDefinition = {
     type: TASK_TYPE,
-    operation: 'provision-etcd',
+    operation,
     cluster,
     ...(host ? { host } : {}),
   };

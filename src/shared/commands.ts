@@ -20,6 +20,12 @@ export const COMMANDS = {
   memberAdd: 'k3sEtcd.member.add',
   memberRemove: 'k3sEtcd.member.remove',
   memberFixPeerUrl: 'k3sEtcd.member.fixPeerUrl',
+  k3sInstall: 'k3sEtcd.k3s.install',
+  k3sBackup: 'k3sEtcd.k3s.backup',
+  k3sRestore: 'k3sEtcd.k3s.restore',
+  k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
+  etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
+  etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',
   docsOpen: 'k3sEtcd.docs.open',
   logShow: 'k3sEtcd.log.show',
 } as const;

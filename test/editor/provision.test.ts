@@ -5,7 +5,7 @@
  * each host's steps, the modal asks before applying, and the cluster ends healthy.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -25,10 +25,10 @@ import {
 } from '../support/lab';
 import {
   ensureVsCode,
-  launchBrowser,
+  openWorkbench,
   REPO_ROOT,
   SCREENSHOTS_DIR,
-  startVsCodeServer,
+  waitForTerminal,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
@@ -45,21 +45,6 @@ before(async () => {
 
 /** What the provisioning test leaves for the repair test: the page, hosts and workspace. */
 let lab: { page: Page; hosts: EdgeHost[]; ws: string; file: string } | undefined;
-
-async function terminalText(page: Page): Promise<string> {
-  return (await page.locator('.xterm-rows').allInnerTexts()).join('\n');
-}
-
-async function waitForTerminal(page: Page, re: RegExp, timeoutMs: number): Promise<string> {
-  const until = Date.now() + timeoutMs;
-  let text = '';
-  while (Date.now() < until) {
-    text = await terminalText(page);
-    if (re.test(text)) return text;
-    await page.waitForTimeout(250);
-  }
-  throw new Error(`terminal never showed ${re}:\n${text}`);
-}
 
 test(
   'UI: "Tasks: Run Task" provisions etcd on three real hosts, streaming each step',
@@ -80,29 +65,16 @@ test(
     const cluster = await loadCluster(file);
     await generateCertificateSet(cluster);
 
-    const server = await startVsCodeServer({
+    const page = await openWorkbench({
       name: 'editor-provision',
+      folder: ws,
+      extension: DEV_EXTENSION,
       settings: {
         'terminal.integrated.gpuAcceleration': 'off',
         'k3sEtcd.health.refreshIntervalSeconds': 0,
       },
+      cleanups,
     });
-    cleanups.push(() => server.stop());
-    const browser = await launchBrowser();
-    cleanups.push(() => browser.close());
-    const page = await browser.newPage();
-    await mkdir(SCREENSHOTS_DIR, { recursive: true });
-    await page.goto(
-      server.workbenchUrl({
-        folder: ws,
-        payload: [
-          ['extensionDevelopmentPath', server.remoteUri(DEV_EXTENSION)],
-          ['skipWelcome', 'true'],
-        ],
-      }),
-      { waitUntil: 'domcontentloaded', timeout: 60_000 },
-    );
-    await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
     await page.getByRole('treeitem', { name: /^lab, / }).waitFor({ timeout: 60_000 });
 
     // Tasks: Run Task → k3s-etcd → provision etcd (lab)

@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { ignoreSecretsFolder } from '../../src/core/pki/gitignore';
+import { backupStamp } from '../../src/core/k3s/backup';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
@@ -120,5 +125,25 @@ describe('kubeconfig', () => {
     ]);
     assert.deepEqual(kc['contexts'], [{ context: { cluster: 'lab', user: 'lab' }, name: 'lab' }]);
     assert.equal(kc['current-context'], 'lab');
+  });
+});
+
+describe('secrets folders', () => {
+  it('backups/ is git-ignored in a git checkout, once; elsewhere nothing is written', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'k3s-etcd-ign-'));
+    try {
+      assert.equal(await ignoreSecretsFolder(root, 'backups'), false);
+      await assert.rejects(readFile(join(root, '.gitignore')));
+      await mkdir(join(root, '.git'));
+      assert.equal(await ignoreSecretsFolder(root, 'backups'), true);
+      assert.equal(await ignoreSecretsFolder(root, 'backups'), false);
+      assert.match(await readFile(join(root, '.gitignore'), 'utf8'), /^backups\/$/m);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('backup folders are named by UTC time, sortable and without colons', () => {
+    assert.equal(backupStamp(new Date('2026-11-24T23:05:45.123Z')), '20261124T230545Z');
   });
 });

@@ -40,7 +40,7 @@ describe('manifest and command table', () => {
     for (const c of pkg.contributes.commands) {
       assert.equal(c.category, 'K3s etcd', c.command);
       assert.ok(c.title.length > 0);
-      assert.match(c.command, /^k3sEtcd\.[a-z]+\.[a-z][A-Za-z]+$/);
+      assert.match(c.command, /^k3sEtcd\.[a-z][a-z0-9]*\.[a-z][A-Za-z]+$/);
     }
   });
 

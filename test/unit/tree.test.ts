@@ -145,6 +145,12 @@ describe('tree model', () => {
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],
+        'k3sEtcd.k3s.install': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.k3s.backup': ['host', 'k3sServer'],
+        'k3sEtcd.k3s.restore': ['host', 'k3sServer'],
+        'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],
+        'k3sEtcd.etcdctl.openTerminal': ['cluster'],
+        'k3sEtcd.etcdctl.copyEnv': ['cluster'],
       };
       const entries = manifest.contributes.menus['view/item/context'] ?? [];
       assert.ok(entries.length > 0);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { K3sEtcdError } from '../errors';
+import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { clientEndpoints } from '../inventory/urls';
 import { sshOpener, type SshContext } from '../provision/etcdOps';
@@ -249,6 +250,7 @@ export async function fetchKubeconfig(
       );
     const dir = join(opts.workspaceDir, KUBECONFIG_DIR);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    await ignoreSecretsFolder(opts.workspaceDir, KUBECONFIG_DIR);
     const file = join(dir, `${cluster.name}.yaml`);
     await writeFile(file, rewriteKubeconfig(r.stdout, cluster.name, host.address), { mode: 0o600 });
     await chmod(file, 0o600);

@@ -28,6 +28,14 @@ import {
   provisionEtcdCommand,
   removeMemberCommand,
 } from './provision';
+import {
+  backupK3sCommand,
+  copyEtcdctlEnvCommand,
+  fetchKubeconfigCommand,
+  installK3sCommand,
+  openEtcdctlTerminalCommand,
+  restoreK3sCommand,
+} from './k3s';
 
 type Handler = (node?: TreeNode) => Promise<void>;
 
@@ -49,6 +57,12 @@ const TITLES: Record<CommandKey, string> = {
   memberAdd: 'Add etcd member',
   memberRemove: 'Remove etcd member',
   memberFixPeerUrl: 'Fix peer URL',
+  k3sInstall: 'Install K3s on etcd',
+  k3sBackup: 'Back up K3s state',
+  k3sRestore: 'Restore K3s state',
+  k3sFetchKubeconfig: 'Fetch kubeconfig',
+  etcdctlOpenTerminal: 'Open etcdctl terminal',
+  etcdctlCopyEnv: 'Copy etcdctl environment',
   docsOpen: 'Open documentation',
   logShow: 'Show log',
 };
@@ -76,6 +90,12 @@ export function registerCommands(ctx: ExtensionCtx): void {
     memberAdd: addMemberCommand(ctx),
     memberRemove: removeMemberCommand(ctx),
     memberFixPeerUrl: fixPeerUrlCommand(ctx),
+    k3sInstall: installK3sCommand(ctx),
+    k3sBackup: backupK3sCommand(ctx),
+    k3sRestore: restoreK3sCommand(ctx),
+    k3sFetchKubeconfig: fetchKubeconfigCommand(ctx),
+    etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
+    etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),
     logShow: showLog(ctx),
   };

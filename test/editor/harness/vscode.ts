@@ -441,6 +441,52 @@ export async function launchBrowser(opts: { headless?: boolean } = {}): Promise<
   };
 }
 
+/**
+ * The usual UI test start: a VS Code server with `settings`, a browser page on the workbench of
+ * `folder` with the development extension, the K3s etcd view open. Cleanups go to `cleanups`.
+ */
+export async function openWorkbench(opts: {
+  name: string;
+  folder: string;
+  extension: string;
+  settings?: Record<string, unknown>;
+  cleanups: Array<() => Promise<void>>;
+}): Promise<Page> {
+  const server = await startVsCodeServer({
+    name: opts.name,
+    ...(opts.settings ? { settings: opts.settings } : {}),
+  });
+  opts.cleanups.push(() => server.stop());
+  const browser = await launchBrowser();
+  opts.cleanups.push(() => browser.close());
+  const page = await browser.newPage();
+  await mkdir(SCREENSHOTS_DIR, { recursive: true });
+  await page.goto(
+    server.workbenchUrl({
+      folder: opts.folder,
+      payload: [
+        ['extensionDevelopmentPath', server.remoteUri(opts.extension)],
+        ['skipWelcome', 'true'],
+      ],
+    }),
+    { waitUntil: 'domcontentloaded', timeout: 60_000 },
+  );
+  await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
+  return page;
+}
+
+/** The visible terminal rows (gpuAcceleration off), polled until `re` matches or the deadline. */
+export async function waitForTerminal(page: Page, re: RegExp, timeoutMs: number): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < until) {
+    text = (await page.locator('.xterm-rows').allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+    if (re.test(text)) return text;
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`the terminal never showed ${re}:\n${text}`);
+}
+
 /** Collects what a page says to its console, and errors thrown in it. */
 export function watchConsole(page: Page): { lines: string[]; errors: string[] } {
   const lines: string[] = [];

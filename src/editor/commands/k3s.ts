@@ -1,0 +1,217 @@
+/**
+ * K3s on the external etcd from the editor: install or re-point servers (the `k3s-etcd` task,
+ * after offering a backup of SQLite state), back up and restore K3s's state, fetch the
+ * kubeconfig, and the etcdctl terminal / environment for the cluster.
+ */
+import * as vscode from 'vscode';
+import { dirname, join, relative } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { CancelledError } from '../../core/errors';
+import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
+import type { Cluster, Host } from '../../core/inventory/types';
+import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
+import {
+  BACKUPS_DIR,
+  fetchKubeconfig,
+  hasBackup,
+  readK3sFacts,
+  selectK3sServers,
+} from '../../core/k3s/ops';
+import { sshOpener } from '../../core/provision/etcdOps';
+import type { TreeNode } from '../../core/tree/model';
+import type { ExtensionCtx } from '../ctx';
+import { withCancellableProgress } from '../progress';
+import { runProvisionTask } from '../provisionTasks';
+import { editorSshContext } from '../sshPrompts';
+import { resolveCluster } from './cluster';
+
+function workspaceDir(ctx: ExtensionCtx): string {
+  return dirname((ctx.inventory.current() as { file: string }).file);
+}
+
+/** The K3s server the node names, or one picked from the cluster's. */
+async function serverFor(cluster: Cluster, node: TreeNode | undefined, title: string) {
+  if (node && (node.kind === 'host' || node.kind === 'role')) {
+    const [h] = selectK3sServers(cluster, [node.host]);
+    if (h) return h;
+  }
+  const servers = selectK3sServers(cluster);
+  if (servers.length === 1) return servers[0] as Host;
+  const picked = await vscode.window.showQuickPick(
+    servers.map((h) => ({ label: h.name, description: h.address, host: h })),
+    { title },
+  );
+  if (!picked) throw new CancelledError(title);
+  return picked.host;
+}
+
+async function backUp(ctx: ExtensionCtx, cluster: Cluster, host: Host): Promise<string> {
+  const ssh = await editorSshContext(ctx);
+  const r = await withCancellableProgress(
+    `Backing up K3s state of ${host.name}`,
+    (report, signal) =>
+      backupK3s(cluster, host.name, {
+        ssh,
+        signal,
+        workspaceDir: workspaceDir(ctx),
+        onLine: (h, l) => {
+          ctx.log.info(`[${h}] ${l}`);
+          report(l);
+        },
+      }),
+  );
+  return r.dir;
+}
+
+export function installK3sCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const only =
+      node && (node.kind === 'host' || node.kind === 'role')
+        ? selectK3sServers(cluster, [node.host])
+        : selectK3sServers(cluster);
+    // Offered before re-pointing: a server that keeps SQLite state and has no backup yet.
+    const ssh = await editorSshContext(ctx);
+    const unsaved = await withCancellableProgress('Checking K3s servers', async (_r, signal) => {
+      const out: Host[] = [];
+      for (const h of only) {
+        if (await hasBackup(workspaceDir(ctx), h.name)) continue;
+        const t = await sshOpener(cluster, h, ssh)(signal);
+        try {
+          if ((await readK3sFacts(t, h, signal)).sqliteBytes !== undefined) out.push(h);
+        } finally {
+          t.close();
+        }
+      }
+      return out;
+    });
+    for (const h of unsaved) {
+      const choice = await vscode.window.showWarningMessage(
+        `K3s on ${h.name} keeps its state in SQLite and there is no backup of it yet.`,
+        {
+          modal: true,
+          detail:
+            'Pointing K3s at etcd does not carry that state over. Back it up into backups/ first (state.db with its WAL, and the token); K3s must be stopped, or the host needs sqlite3.',
+        },
+        'Back Up Now',
+      );
+      if (choice !== 'Back Up Now') return;
+      await backUp(ctx, cluster, h);
+    }
+    await runProvisionTask(
+      ctx,
+      cluster.name,
+      node && (node.kind === 'host' || node.kind === 'role') ? node.host : undefined,
+      'install-k3s',
+    );
+  };
+}
+
+export function backupK3sCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host = await serverFor(cluster, node, 'Back up the K3s state of which server?');
+    const dir = await backUp(ctx, cluster, host);
+    const open = await vscode.window.showInformationMessage(
+      `K3s state of ${host.name} backed up to ${relative(workspaceDir(ctx), dir)}.`,
+      'Reveal',
+    );
+    if (open === 'Reveal')
+      await vscode.commands.executeCommand(
+        'revealFileInOS',
+        vscode.Uri.file(join(dir, 'manifest.json')),
+      );
+  };
+}
+
+export function restoreK3sCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host = await serverFor(cluster, node, 'Restore the K3s state of which server?');
+    const root = join(workspaceDir(ctx), BACKUPS_DIR, host.name);
+    const stamps = (await readdir(root).catch(() => [] as string[])).sort().reverse();
+    if (stamps.length === 0)
+      throw new Error(
+        `No backup of ${host.name} in ${BACKUPS_DIR}/${host.name}: back it up first.`,
+      );
+    const picked = await vscode.window.showQuickPick(
+      stamps.map((s) => ({ label: s, description: s === stamps[0] ? 'newest' : '' })),
+      { title: `Restore which backup of ${host.name}?` },
+    );
+    if (!picked) return;
+    const dir = join(root, picked.label);
+    const manifest = await verifyBackup(dir);
+    const choice = await vscode.window.showWarningMessage(
+      `Restore ${host.name}'s K3s state from ${picked.label}?`,
+      {
+        modal: true,
+        detail: [
+          `${manifest.method}, ${manifest.createdAt}. Files written (0600):`,
+          ...manifest.files.map((f) => `• ${f.path} (${f.bytes} bytes)`),
+          '',
+          'K3s must be stopped on the host. The files replaced are moved aside (*.before-restore-<time>), not deleted.',
+        ].join('\n'),
+      },
+      'Restore',
+    );
+    if (choice !== 'Restore') return;
+    const ssh = await editorSshContext(ctx);
+    const r = await withCancellableProgress(`Restoring ${host.name}`, (report, signal) =>
+      restoreK3s(cluster, host.name, {
+        ssh,
+        signal,
+        from: dir,
+        workspaceDir: workspaceDir(ctx),
+        onLine: (h, l) => {
+          ctx.log.info(`[${h}] ${l}`);
+          report(l);
+        },
+      }),
+    );
+    void vscode.window.showInformationMessage(
+      `Restored ${r.manifest.files.length} file(s) on ${host.name}; the previous ones are kept beside them. Start K3s when ready (sudo systemctl start k3s).`,
+    );
+  };
+}
+
+export function fetchKubeconfigCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host = await serverFor(cluster, node, 'Fetch the kubeconfig of which server?');
+    const ssh = await editorSshContext(ctx);
+    const file = await withCancellableProgress(
+      `Fetching the kubeconfig of ${host.name}`,
+      (_r, signal) =>
+        fetchKubeconfig(cluster, host, { ssh, signal, workspaceDir: workspaceDir(ctx) }),
+    );
+    const open = await vscode.window.showInformationMessage(
+      `Kubeconfig of ${cluster.name} written to ${relative(workspaceDir(ctx), file)} (0600).`,
+      'Open',
+    );
+    if (open === 'Open') await vscode.window.showTextDocument(vscode.Uri.file(file));
+  };
+}
+
+export function openEtcdctlTerminalCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const env = await etcdctlEnv(cluster);
+    const terminal = vscode.window.createTerminal({
+      name: `etcdctl (${cluster.name})`,
+      env,
+      iconPath: new vscode.ThemeIcon('database'),
+      message: `ETCDCTL_* point at ${cluster.name}: try etcdctl endpoint health, etcdctl member list -w table`,
+    });
+    terminal.show();
+  };
+}
+
+export function copyEtcdctlEnvCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    await vscode.env.clipboard.writeText(`${exportLines(await etcdctlEnv(cluster))}\n`);
+    void vscode.window.showInformationMessage(
+      `etcdctl environment of ${cluster.name} copied: paste it into a shell or profile.`,
+    );
+  };
+}

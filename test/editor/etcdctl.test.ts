@@ -1,0 +1,100 @@
+/**
+ * Editor tier: "Open etcdctl Terminal" in the real VS Code, against a real mutual-TLS etcd whose
+ * certificates our generator made in the workspace. The terminal has the article's five
+ * variables, and `etcdctl endpoint health` typed in it succeeds.
+ */
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { makeTempDir, removeTempDir } from '../support/processes';
+import type { EtcdCluster } from '../integration/harness/etcd';
+import { etcdWithOurCerts } from '../integration/harness/tlsCluster';
+import {
+  ensureVsCode,
+  openWorkbench,
+  REPO_ROOT,
+  SCREENSHOTS_DIR,
+  waitForTerminal,
+} from './harness/vscode';
+
+const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.splice(0).reverse())
+    await c().catch((e: unknown) => console.error('cleanup:', e));
+});
+before(async () => {
+  await ensureVsCode();
+});
+
+test(
+  'UI: Open etcdctl Terminal: the five ETCDCTL_ variables are set and etcdctl endpoint health succeeds',
+  { timeout: 180_000 },
+  async () => {
+    const ws = await makeTempDir('k3s-etcd-ws-etcdctl-');
+    cleanups.push(() => removeTempDir(ws));
+    const clusters: EtcdCluster[] = [];
+    cleanups.push(async () => {
+      await Promise.all(clusters.map((c) => c.stop()));
+    });
+    const { etcd } = await etcdWithOurCerts(join(ws, 'pki', 'edge-t'), 1, {
+      track: (c) => clusters.push(c),
+    });
+    const m = etcd.members[0]!;
+    await writeFile(
+      join(ws, 'k3s-etcd.yaml'),
+      [
+        'version: 1',
+        'clusters:',
+        '  - name: edge-t',
+        `    etcd: { version: v3.4.23, clientPort: ${m.clientPort}, peerPort: ${m.peerPort} }`,
+        '    pki: { dir: pki/edge-t }',
+        '    hosts:',
+        `      - { name: ${m.name}, address: ${m.address}, roles: [etcd] }`,
+        '',
+      ].join('\n'),
+    );
+    const page = await openWorkbench({
+      name: 'editor-etcdctl',
+      folder: ws,
+      extension: DEV_EXTENSION,
+      settings: {
+        'terminal.integrated.gpuAcceleration': 'off',
+        'k3sEtcd.health.refreshIntervalSeconds': 0,
+      },
+      cleanups,
+    });
+    await page.getByRole('treeitem', { name: /^edge-t, / }).waitFor({ timeout: 60_000 });
+
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input:visible');
+    await input.waitFor({ timeout: 15_000 });
+    await input.fill('>K3s etcd: Open etcdctl Terminal');
+    await page
+      .locator('.quick-input-list .monaco-list-row')
+      .filter({ has: page.locator('.label-name', { hasText: /Open etcdctl Terminal$/ }) })
+      .first()
+      .waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+
+    // The terminal opens with its message; type as a person would.
+    await waitForTerminal(page, /ETCDCTL_\* point at edge-t/, 30_000);
+    await page
+      .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
+      .first()
+      .focus();
+    await page.keyboard.type(
+      "env | grep -o '^ETCDCTL_[A-Z]*' | sort | tr '\\n' ' '; echo; etcdctl endpoint health\n",
+    );
+    const text = await waitForTerminal(page, /is healthy|is unhealthy|Error/, 30_000);
+    assert.match(text, /ETCDCTL_API ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_ENDPOINTS ETCDCTL_KEY/);
+    assert.match(
+      text,
+      new RegExp(
+        `https://${m.address.replace(/\./g, '\\.')}:${m.clientPort} is healthy: successfully committed proposal`,
+      ),
+    );
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'etcdctl-terminal.png') });
+  },
+);
