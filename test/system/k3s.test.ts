@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { K3S_CONFIG, K3S_DATASTORE_FILES } from '../../src/core/k3s/server';
 import { installK3s } from '../../src/core/k3s/ops';
+import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
 import { fileTokenStore } from '../../src/core/k3s/token';
 import type { Cluster } from '../../src/core/inventory/types';
 import { createCa } from '../../src/core/pki/issue';
@@ -29,6 +30,7 @@ import {
   labInventory,
   labSsh,
   loadCluster,
+  moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
 } from '../support/lab';
@@ -308,5 +310,55 @@ describe('K3s servers on the external etcd, on real systemd hosts', () => {
       'same',
     );
     await h.exec('rm -f /var/lib/rancher/k3s/server/db/state.db');
+  });
+
+  it("after an etcd member's IP change, the repair re-points every K3s server's datastore-endpoint, one server at a time", async () => {
+    const moved = '127.0.1.114';
+    await writeKnownHosts(dir, [
+      ...(await Promise.all(hosts.map((h) => hostKeyLine(h)))),
+      await hostKeyLine(hosts[2]!, moved),
+    ]);
+    await moveSshd(hosts[2]!, moved);
+    const starts = async (h: EdgeHost) =>
+      (await h.exec(`grep -c '^start' ${STANDIN_LOG_DIR}/server.log`)).stdout.trim();
+    const before = [await starts(hosts[0]!), await starts(hosts[1]!)];
+    const current = await loadCluster(file);
+    const d = await diagnosePeerUrl(current, 'edge-3', { newAddress: moved, ssh });
+    assert.ok(
+      d.steps.some((x) =>
+        /K3s servers edge-1, edge-2: where config\.yaml's datastore-endpoint names https:\/\/127\.0\.1\.113:2379/.test(
+          x,
+        ),
+      ),
+      d.steps.join('\n'),
+    );
+    const lines: string[] = [];
+    const r = await fixPeerUrl(current, d, {
+      ssh,
+      inventoryFile: file,
+      onLine: (h, l) => lines.push(`[${h}] ${l}`),
+    });
+    assert.equal(r.healthy, true, `${r.summary}\n${lines.join('\n')}`);
+    assert.equal(r.next, undefined, lines.join('\n'));
+    const token = await tokens().get('lab');
+    for (const [i, h] of hosts.slice(0, 2).entries()) {
+      const config = parse((await h.exec(`cat ${K3S_CONFIG}`)).stdout) as Record<string, unknown>;
+      assert.equal(
+        config['datastore-endpoint'],
+        ['127.0.1.111', '127.0.1.112', moved].map((a) => `https://${a}:2379`).join(','),
+      );
+      assert.equal(config['token'], token, 'the rest of config.yaml is kept');
+      assert.equal((await h.exec(`stat -c %a ${K3S_CONFIG}`)).stdout.trim(), '600');
+      assert.equal(Number(await starts(h)), Number(before[i]) + 1, `${h.name}: K3s restarted once`);
+    }
+    // The check pass and the apply pass both mark the restart step: all of edge-1's come first.
+    const hostsInOrder = lines
+      .filter((l) => /k3s\.service restarted/.test(l) && /^\[edge-[12]\] ==>/.test(l))
+      .map((l) => l.slice(1, 7));
+    assert.ok(hostsInOrder.length >= 2, lines.join('\n'));
+    assert.ok(
+      hostsInOrder.lastIndexOf('edge-1') < hostsInOrder.indexOf('edge-2'),
+      `one server after the other: ${hostsInOrder.join(' ')}`,
+    );
   });
 });

@@ -45,7 +45,7 @@ describe('fix peer URL plan', () => {
     assert.ok(restart > 0 && update > restart, steps.join('\n'));
     assert.match(
       steps.at(-1) ?? '',
-      /K3s servers s: their datastore-endpoint must name https:\/\/10\.0\.0\.9:2379 instead of https:\/\/10\.0\.0\.1:2379/,
+      /K3s servers s: where config\.yaml's datastore-endpoint names https:\/\/10\.0\.0\.1:2379, rewrite it to https:\/\/10\.0\.0\.9:2379 .*restart K3s and wait until Ready, one server at a time/,
     );
   });
 

@@ -31,6 +31,8 @@ import {
   k3sServers,
   parseK3sFacts,
   planK3sServer,
+  repointPlan,
+  K3S_CONFIG,
   tokenSecret,
   type K3sFacts,
 } from './server';
@@ -258,4 +260,39 @@ export async function fetchKubeconfig(
   } finally {
     t.close();
   }
+}
+
+/**
+ * After a member's address changed: on every K3s server whose config.yaml's datastore-endpoint
+ * names `from` (the old client URL), that line is rewritten to name `to`, and K3s is restarted
+ * and waited for, one server at a time. The rest of config.yaml is kept as it is (a dated copy
+ * of the old one stays beside it). Servers that do not name `from` are left alone.
+ */
+export async function repointK3sServers(
+  cluster: Cluster,
+  opts: RunHooks & { from: string; to: string; ssh: SshContext },
+): Promise<HostRun[]> {
+  const servers = k3sServers(cluster);
+  const jobs: HostJob[] = servers.map((host) => ({
+    host: host.name,
+    open: sshOpener(cluster, host, opts.ssh),
+    plan: async (t, signal): Promise<HostPlan> => {
+      const r = await t.exec(`cat ${K3S_CONFIG} 2>/dev/null || true`, {
+        sudo: true,
+        ...(signal ? { signal } : {}),
+      });
+      const lines = r.stdout.split('\n');
+      const i = lines.findIndex((l) => /^datastore-endpoint:/.test(l));
+      const line = i >= 0 ? (lines[i] as string) : '';
+      const names = line.split(/[\s,"']+/).includes(opts.from);
+      if (!names) {
+        opts.onLine?.(host.name, `${K3S_CONFIG} does not name ${opts.from}: left as it is`);
+        return { host: host.name, title: `K3s server ${host.name}`, steps: [], payloads: [] };
+      }
+      lines[i] = line.split(opts.from).join(opts.to);
+      const facts = await readK3sFacts(t, host, signal);
+      return repointPlan(host, facts, Buffer.from(lines.join('\n')));
+    },
+  }));
+  return runJobs(jobs, { ...opts, dryRun: false, sequential: true });
 }

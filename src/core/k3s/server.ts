@@ -363,3 +363,43 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
     payloads,
   };
 }
+
+/** config.yaml replaced by `config` (0600, old one kept), K3s restarted, node Ready. */
+export function repointPlan(host: Host, facts: K3sFacts, config: Buffer): HostPlan {
+  const node = facts.hostname || host.name;
+  return {
+    host: host.name,
+    title: `K3s server ${host.name}: datastore endpoint after an address change`,
+    payloads: [{ name: 'config.yaml', content: config, sha256: sha256(config), step: 'config' }],
+    steps: [
+      {
+        kind: 'file',
+        id: 'config',
+        title: `${K3S_CONFIG}: datastore-endpoint names the new client URL (0600)`,
+        path: K3S_CONFIG,
+        mode: 0o600,
+        owner: 'root',
+        group: 'root',
+        sha256: sha256(config),
+        source: { payload: 'config.yaml' },
+        backup: true,
+      },
+      {
+        kind: 'service',
+        id: 'service',
+        title: 'k3s.service restarted with the new endpoint',
+        unit: 'k3s',
+        restartOn: ['config'],
+      },
+      {
+        kind: 'wait',
+        id: 'ready',
+        title: `node ${node} is Ready`,
+        check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
+        seconds: 300,
+        onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
+        message: `"node ${node} did not become Ready in 300 s after the restart: see the K3s log above"`,
+      },
+    ],
+  };
+}

@@ -23,6 +23,8 @@ import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import { setHostAddress } from '../inventory/edit';
 import type { Cluster, Datastore, Host } from '../inventory/types';
 import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3s/embeddedEtcd';
+import { repointK3sServers } from '../k3s/ops';
+import { k3sServers as allK3sServers } from '../k3s/server';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
@@ -335,9 +337,7 @@ export async function diagnosePeerUrl(
 
 /** K3s servers whose datastore-endpoint may name the old client URL (external etcd only). */
 function k3sServers(cluster: Cluster): Host[] {
-  return cluster.datastore === 'external-etcd'
-    ? cluster.hosts.filter((h) => h.roles.includes('k3s-server'))
-    : [];
+  return cluster.datastore === 'external-etcd' ? allK3sServers(cluster) : [];
 }
 
 /** The repair as a numbered plan: steps, files, restarts, in the order `fixPeerUrl` runs them. */
@@ -370,7 +370,7 @@ export function repairSteps(cluster: Cluster, d: Omit<PeerUrlDiagnosis, 'steps'>
   const servers = k3sServers(cluster);
   if (servers.length > 0) {
     steps.push(
-      `K3s servers ${servers.map((h) => h.name).join(', ')}: their datastore-endpoint must name https://${d.newAddress}:${cluster.etcd.clientPort} instead of https://${d.oldAddress}:${cluster.etcd.clientPort} (restart K3s one server at a time)`,
+      `K3s servers ${servers.map((h) => h.name).join(', ')}: where config.yaml's datastore-endpoint names https://${d.oldAddress}:${cluster.etcd.clientPort}, rewrite it to https://${d.newAddress}:${cluster.etcd.clientPort} (the old file kept beside it), restart K3s and wait until Ready, one server at a time`,
     );
   }
   return steps;
@@ -500,11 +500,23 @@ export async function fixPeerUrl(
     const old = await setHostAddress(opts.inventoryFile, cluster.name, d.host, d.newAddress);
     say(`4. k3s-etcd.yaml: ${d.host} address ${old} → ${d.newAddress}`);
   }
-  const servers = k3sServers(next);
-  const todo =
-    servers.length > 0
-      ? `K3s servers (${servers.map((h) => h.name).join(', ')}): their datastore-endpoint must name ${clientUrl(next, next.hosts.find((h) => h.name === d.host) as Host)} instead of https://${d.oldAddress}:${cluster.etcd.clientPort}; restart K3s one server at a time.`
-      : undefined;
+  let todo: string | undefined;
+  if (k3sServers(next).length > 0) {
+    const from = clientUrl(cluster, cluster.hosts.find((h) => h.name === d.host) as Host);
+    const to = clientUrl(next, next.hosts.find((h) => h.name === d.host) as Host);
+    say(`5. K3s servers: datastore-endpoint ${from} → ${to}, one server at a time`);
+    const runs = await repointK3sServers(next, {
+      from,
+      to,
+      ssh: opts.ssh,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onLine ? { onLine: opts.onLine } : {}),
+    });
+    const failed = runs.filter((r) => r.status === 'failed' || r.status === 'cancelled');
+    for (const r of runs) say(`  ${r.host}: ${r.status}${r.error ? ` (${r.error.message})` : ''}`);
+    if (failed.length > 0)
+      todo = `K3s servers ${failed.map((r) => r.host).join(', ')} still need their datastore-endpoint to name ${to} instead of ${from} (re-run the repair, or k3s-etcd k3s install, once they are reachable); then restart K3s there one server at a time.`;
+  }
   if (todo) say(todo);
   return {
     updated: true,
