@@ -5,6 +5,7 @@
 import type * as vscode from 'vscode';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
+import type { K3sStateService } from './k3sStateService';
 import type { PerfService } from './perfService';
 
 export interface ExtensionCtx {
@@ -13,6 +14,8 @@ export interface ExtensionCtx {
   readonly inventory: InventoryService;
   readonly health: HealthService;
   readonly perf: PerfService;
+  /** K3s server states, read over SSH when asked. */
+  readonly k3s: K3sStateService;
   /** Registers a disposable that lives as long as the extension. */
   push(...disposables: vscode.Disposable[]): void;
 }

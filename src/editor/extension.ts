@@ -9,6 +9,7 @@ import type { TreeNode } from '../core/tree/model';
 import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
+import { K3sStateService } from './k3sStateService';
 import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
 import { registerProvisionTasks } from './provisionTasks';
@@ -35,15 +36,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const inventory = new InventoryService(log);
     const health = new HealthService(inventory, log);
     const perf = new PerfService(inventory, log);
+    const k3s = new K3sStateService();
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
       inventory,
       health,
       perf,
+      k3s,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(inventory, health, perf);
+    ctx.push(inventory, health, perf, k3s);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);

@@ -69,6 +69,7 @@ async function operationFor(ctx: ExtensionCtx, def: K3sEtcdTaskDefinition): Prom
         `${n} step(s) would change on ${on.join(', ')}, one server at a time. config.yaml (0600) is backed up before being replaced; K3s restarts where its config changed.`,
       run: async (dryRun, hooks) => {
         const r = await installK3s(cluster, { ...base, ...hooks, dryRun });
+        if (!dryRun) void ctx.k3s.refresh(cluster, ssh);
         return {
           runs: r.runs,
           ok: r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled'),

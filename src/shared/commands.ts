@@ -24,6 +24,7 @@ export const COMMANDS = {
   k3sBackup: 'k3sEtcd.k3s.backup',
   k3sRestore: 'k3sEtcd.k3s.restore',
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
+  k3sRefreshState: 'k3sEtcd.k3s.refreshState',
   etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
   etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',
   docsOpen: 'k3sEtcd.docs.open',

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { K3S_CONFIG, K3S_DATASTORE_FILES } from '../../src/core/k3s/server';
-import { installK3s } from '../../src/core/k3s/ops';
+import { installK3s, readK3sServerState } from '../../src/core/k3s/ops';
 import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
 import { fileTokenStore } from '../../src/core/k3s/token';
 import type { Cluster } from '../../src/core/inventory/types';
@@ -80,6 +80,19 @@ describe('K3s servers on the external etcd, on real systemd hosts', () => {
   after(async () => {
     await stopEdgeHosts(hosts);
     if (dir) await removeTempDir(dir);
+  });
+
+  it('missing datastore client files are named before any host is touched', async () => {
+    const cert = join(cluster.pki.dir, 'client', 'k3s.pem');
+    await rename(cert, `${cert}.away`);
+    try {
+      await assert.rejects(
+        installK3s(cluster, { dryRun: true, ssh, tokens: tokens(), workspaceDir: dir }),
+        new RegExp(`${cert.replace(/[.+/]/g, '\\$&')} is missing: generate the certificates first`),
+      );
+    } finally {
+      await rename(`${cert}.away`, cert);
+    }
   });
 
   it('a wrong CA is caught by the datastore check on the host, before anything is written', async () => {
@@ -203,6 +216,17 @@ describe('K3s servers on the external etcd, on real systemd hosts', () => {
     );
     assert.ok(ready1 <= second + 1, 'edge-2 was installed after edge-1 was Ready');
 
+    const state = await readK3sServerState(cluster, cluster.hosts[1]!, ssh);
+    assert.deepEqual(
+      { ...state, at: '' },
+      {
+        installed: true,
+        version: STANDIN_VERSION,
+        nodeStatus: 'Ready',
+        datastoreEndpoint: ADDR.map((a) => `https://${a}:2379`).join(','),
+        at: '',
+      },
+    );
     assert.equal(r.kubeconfig, join(dir, 'kubeconfig', 'lab.yaml'));
     assert.equal((await stat(r.kubeconfig)).mode & 0o777, 0o600);
     const kc = parse(await readFile(r.kubeconfig, 'utf8')) as {

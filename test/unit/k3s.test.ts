@@ -16,6 +16,8 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
 import { rewriteKubeconfig } from '../../src/core/k3s/ops';
 import { renderK3sConfig, tokenMatches } from '../../src/core/k3s/server';
+import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
+import { buildTree, type TreeNode } from '../../src/core/tree/model';
 
 function clusterOf(hosts: string, k3s = ''): Cluster {
   const r = parseInventory(
@@ -145,5 +147,35 @@ describe('secrets folders', () => {
 
   it('backup folders are named by UTC time, sortable and without colons', () => {
     assert.equal(backupStamp(new Date('2026-11-24T23:05:45.123Z')), '20261124T230545Z');
+  });
+});
+
+describe('K3s server state in the tree', () => {
+  it('reads version, node status and endpoint, and shows them on the K3s server node', () => {
+    const state = parseK3sState(
+      'installed=yes\nversion=v1.31.4+k3s1\nnode=Ready\nendpoint=https://a:2379,https://b:2379,https://c:2379\n',
+      new Date('2026-11-24T10:00:00Z'),
+    );
+    assert.equal(describeK3sState(state), 'v1.31.4+k3s1 · Ready · etcd ×3');
+    assert.equal(
+      describeK3sState(parseK3sState('installed=no\nversion=\nnode=\nendpoint=\n')),
+      'not installed',
+    );
+    assert.equal(
+      describeK3sState(parseK3sState('installed=yes\nversion=v1.30.1+k3s1\nnode=\nendpoint=\n')),
+      'v1.30.1+k3s1 · API not answering · SQLite or embedded etcd',
+    );
+    const r = parseInventory(
+      'version: 1\nclusters:\n  - name: c\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd, k3s-server] }\n',
+      '/ws/k3s-etcd.yaml',
+    );
+    const roots = buildTree(r, { k3s: new Map([['c/a', state]]) });
+    const walk = (n: TreeNode[]): TreeNode[] => n.flatMap((x) => [x, ...walk(x.children ?? [])]);
+    const server = walk(roots).find((n) => n.kind === 'role' && n.label === 'K3s server');
+    assert.equal(server?.description, 'v1.31.4+k3s1 · Ready · etcd ×3');
+    assert.match(
+      String(server?.tooltip),
+      /datastore-endpoint https:\/\/a:2379,https:\/\/b:2379,https:\/\/c:2379/,
+    );
   });
 });

@@ -37,6 +37,7 @@ import {
   type K3sFacts,
 } from './server';
 import { generateToken, type TokenStore } from './token';
+import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
 
 export const BACKUPS_DIR = 'backups';
 export const KUBECONFIG_DIR = 'kubeconfig';
@@ -295,4 +296,28 @@ export async function repointK3sServers(
     },
   }));
   return runJobs(jobs, { ...opts, dryRun: false, sequential: true });
+}
+
+/** Reads a K3s server's state over SSH; a failure is reported in the state, never thrown. */
+export async function readK3sServerState(
+  cluster: Cluster,
+  host: Host,
+  ssh: SshContext,
+  signal?: AbortSignal,
+): Promise<K3sServerState> {
+  try {
+    const t = await sshOpener(cluster, host, ssh)(signal);
+    try {
+      const r = await t.exec(k3sStateCommand(), { sudo: true, ...(signal ? { signal } : {}) });
+      return parseK3sState(r.stdout);
+    } finally {
+      t.close();
+    }
+  } catch (err) {
+    return {
+      installed: false,
+      at: new Date().toISOString(),
+      error: err instanceof Error ? err.message : String(err),
+    };
+  }
 }

@@ -2,6 +2,7 @@
  * The tree as plain data: clusters > hosts > roles, and inventory problems. The editor layer turns
  * these into TreeItems; the CLI and the tests read them directly.
  */
+import { describeK3sState, type K3sServerState } from '../k3s/state';
 import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
 import type { Cluster, Host, InventoryLoadResult, Problem, Role } from '../inventory/types';
@@ -72,6 +73,8 @@ export type HealthStates = ReadonlyMap<string, ClusterHealth>;
 export interface TreeInputs {
   indexes?: PkiIndexes;
   health?: HealthStates;
+  /** K3s server states by `cluster/host`, as last read. */
+  k3s?: ReadonlyMap<string, K3sServerState>;
 }
 
 export interface ProblemNode extends NodeBase {
@@ -306,7 +309,13 @@ function liveTooltip(member: string, url: string, live: MemberLive): string {
   return lines.join('\n');
 }
 
-function roleNode(cluster: Cluster, host: Host, role: Role, snapshot?: ClusterSnapshot): RoleNode {
+function roleNode(
+  cluster: Cluster,
+  host: Host,
+  role: Role,
+  snapshot?: ClusterSnapshot,
+  k3s?: K3sServerState,
+): RoleNode {
   const node: RoleNode = {
     kind: 'role',
     id: `role:${cluster.name}/${host.name}/${role}`,
@@ -333,10 +342,25 @@ function roleNode(cluster: Cluster, host: Host, role: Role, snapshot?: ClusterSn
       node.tooltip = liveTooltip(host.memberName, node.member.clientUrl, live);
     }
   }
+  if (role === 'k3s-server' && k3s) {
+    node.description = describeK3sState(k3s);
+    node.tooltip = [
+      `K3s server on ${host.name}, read at ${k3s.at.slice(11, 19)} UTC`,
+      k3s.error
+        ? `could not read it: ${k3s.error}`
+        : `version ${k3s.version ?? '?'}, node ${k3s.nodeStatus ?? 'not answering'}`,
+      ...(k3s.datastoreEndpoint ? [`datastore-endpoint ${k3s.datastoreEndpoint}`] : []),
+    ].join('\n');
+  }
   return node;
 }
 
-function hostNode(cluster: Cluster, host: Host, snapshot?: ClusterSnapshot): HostNode {
+function hostNode(
+  cluster: Cluster,
+  host: Host,
+  snapshot?: ClusterSnapshot,
+  k3s?: ReadonlyMap<string, K3sServerState>,
+): HostNode {
   const target = sshTarget(host);
   return {
     kind: 'host',
@@ -348,7 +372,9 @@ function hostNode(cluster: Cluster, host: Host, snapshot?: ClusterSnapshot): Hos
     host: host.name,
     sshTarget: target,
     line: host.line,
-    children: host.roles.map((r) => roleNode(cluster, host, r, snapshot)),
+    children: host.roles.map((r) =>
+      roleNode(cluster, host, r, snapshot, k3s?.get(`${cluster.name}/${host.name}`)),
+    ),
   };
 }
 
@@ -363,6 +389,7 @@ function clusterNode(
   cluster: Cluster,
   index: PkiIndex | undefined,
   health: ClusterHealth | undefined,
+  k3s?: ReadonlyMap<string, K3sServerState>,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -391,7 +418,7 @@ function clusterNode(
     datastore: cluster.datastore,
     line: cluster.line,
     children: [
-      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot)),
+      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot, k3s)),
       certificatesNode(cluster, index),
     ],
   };
@@ -411,7 +438,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
   return [
     ...problems,
     ...result.inventory.clusters.map((c) =>
-      clusterNode(c, inputs.indexes?.get(c.name), inputs.health?.get(c.name)),
+      clusterNode(c, inputs.indexes?.get(c.name), inputs.health?.get(c.name), inputs.k3s),
     ),
   ];
 }

@@ -215,3 +215,19 @@ export function copyEtcdctlEnvCommand(ctx: ExtensionCtx) {
     );
   };
 }
+
+export function refreshK3sStateCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const ssh = await editorSshContext(ctx);
+    const states = await withCancellableProgress(
+      `Reading K3s servers of ${cluster.name}`,
+      (_r, signal) => ctx.k3s.refresh(cluster, ssh, signal),
+    );
+    const failed = states.filter((s) => s.error);
+    if (failed.length > 0)
+      void vscode.window.showWarningMessage(
+        `${failed.length} K3s server(s) of ${cluster.name} could not be read: ${failed.map((s) => s.error).join('; ')}`,
+      );
+  };
+}

@@ -34,6 +34,7 @@ import {
   fetchKubeconfigCommand,
   installK3sCommand,
   openEtcdctlTerminalCommand,
+  refreshK3sStateCommand,
   restoreK3sCommand,
 } from './k3s';
 
@@ -61,6 +62,7 @@ const TITLES: Record<CommandKey, string> = {
   k3sBackup: 'Back up K3s state',
   k3sRestore: 'Restore K3s state',
   k3sFetchKubeconfig: 'Fetch kubeconfig',
+  k3sRefreshState: 'Refresh K3s server state',
   etcdctlOpenTerminal: 'Open etcdctl terminal',
   etcdctlCopyEnv: 'Copy etcdctl environment',
   docsOpen: 'Open documentation',
@@ -94,6 +96,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     k3sBackup: backupK3sCommand(ctx),
     k3sRestore: restoreK3sCommand(ctx),
     k3sFetchKubeconfig: fetchKubeconfigCommand(ctx),
+    k3sRefreshState: refreshK3sStateCommand(ctx),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),

@@ -125,7 +125,11 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     const result = ctx.inventory.current();
     provider.setRoots(
       result
-        ? buildTree(result, { indexes: ctx.inventory.pkiIndexes(), health: ctx.health.states() })
+        ? buildTree(result, {
+            indexes: ctx.inventory.pkiIndexes(),
+            health: ctx.health.states(),
+            k3s: ctx.k3s.states(),
+          })
         : [],
     );
     const errors = result?.problems.filter((p) => p.severity === 'error').length ?? 0;
@@ -148,6 +152,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     view,
     ctx.inventory.onDidChange(update),
     ctx.health.onDidChange(update),
+    ctx.k3s.onDidChange(update),
     view.onDidChangeVisibility(follow),
     {
       dispose: () => watching?.dispose(),
