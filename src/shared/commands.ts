@@ -21,6 +21,7 @@ export const COMMANDS = {
   memberRemove: 'k3sEtcd.member.remove',
   memberFixPeerUrl: 'k3sEtcd.member.fixPeerUrl',
   k3sInstall: 'k3sEtcd.k3s.install',
+  k3sPreview: 'k3sEtcd.k3s.preview',
   k3sBackup: 'k3sEtcd.k3s.backup',
   k3sRestore: 'k3sEtcd.k3s.restore',
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',

@@ -4,7 +4,8 @@
  * K3s's token. The backup copies db, -wal, -shm and token into backups/<host>/<time>/ (0600,
  * manifest with SHA-256); the copy opens and holds every row, WAL rows included. The restore puts
  * them back with the replaced files moved aside; the token round-trips. While "K3s" runs (a unit
- * named k3s) and the host has no sqlite3, both are refused with nothing changed.
+ * named k3s) and the host has no sqlite3, both are refused with nothing changed; once the host
+ * has sqlite3, the backup goes through SQLite's online backup instead.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -187,5 +188,23 @@ describe("K3s's SQLite state: backup and restore on a real host", () => {
       /K3s is running on srv-1: stop it first \(sudo systemctl stop k3s\)\. A restore never runs under a live K3s\. Nothing was changed\./,
     );
     assert.equal((await h.exec(`sha256sum ${K3S_DB_DIR}/* ${K3S_TOKEN_FILE}`)).stdout, before);
+  });
+
+  it("while K3s runs, a host with sqlite3 is backed up with SQLite's online backup: one consistent file", async () => {
+    // Debian's sqlite3 from this machine (same release as the hosts), as a person would install it.
+    for (const [from, to] of [
+      ['/usr/bin/sqlite3', 'usr/local/bin/sqlite3'],
+      ['/lib/x86_64-linux-gnu/libsqlite3.so.0', 'usr/local/lib/libsqlite3.so.0'],
+      ['/lib/x86_64-linux-gnu/libreadline.so.8', 'usr/local/lib/libreadline.so.8'],
+    ] as const)
+      await cp(from, join(h.root, to), { dereference: true });
+    assert.equal((await h.exec('ldconfig && sqlite3 -version')).code, 0);
+    assert.equal((await h.exec('systemctl is-active k3s')).stdout.trim(), 'active');
+    const { dir: backup, manifest } = await backupK3s(cluster, 'srv-1', { ssh, workspaceDir: dir });
+    assert.equal(manifest.method, 'sqlite3 online backup');
+    assert.deepEqual(manifest.files.map((f) => f.name).sort(), ['state.db', 'token']);
+    const copy = join(dir, 'online-copy.db');
+    await cp(join(backup, 'state.db'), copy);
+    assert.equal(count(copy), 100);
   });
 });

@@ -146,6 +146,7 @@ describe('tree model', () => {
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],
         'k3sEtcd.k3s.install': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.k3s.preview': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.k3s.backup': ['host', 'k3sServer'],
         'k3sEtcd.k3s.restore': ['host', 'k3sServer'],
         'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],

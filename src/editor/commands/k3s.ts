@@ -14,6 +14,7 @@ import {
   BACKUPS_DIR,
   fetchKubeconfig,
   hasBackup,
+  installK3s,
   readK3sFacts,
   selectK3sServers,
 } from '../../core/k3s/ops';
@@ -22,6 +23,8 @@ import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
 import { runProvisionTask } from '../provisionTasks';
+import { secretTokenStore } from '../tokenStore';
+import { PLAN_SCHEME, previewText, type PlanDocuments } from './provision';
 import { editorSshContext } from '../sshPrompts';
 import { resolveCluster } from './cluster';
 
@@ -229,5 +232,43 @@ export function refreshK3sStateCommand(ctx: ExtensionCtx) {
       void vscode.window.showWarningMessage(
         `${failed.length} K3s server(s) of ${cluster.name} could not be read: ${failed.map((s) => s.error).join('; ')}`,
       );
+  };
+}
+
+export function previewK3sPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const only = node && (node.kind === 'host' || node.kind === 'role') ? [node.host] : undefined;
+    const hosts = selectK3sServers(cluster, only).map((h) => h.name);
+    const ssh = await editorSshContext(ctx);
+    const file = (ctx.inventory.current() as { file: string }).file;
+    const result = await withCancellableProgress(
+      `Reading ${hosts.length} K3s server(s) of ${cluster.name}`,
+      (report, signal) =>
+        installK3s(cluster, {
+          dryRun: true,
+          ssh,
+          hosts,
+          signal,
+          tokens: secretTokenStore(ctx, file),
+          workspaceDir: dirname(file),
+          onStep: (h, st) => report(`${h}: ${st.title}`),
+        }),
+    );
+    const uri = vscode.Uri.from({
+      scheme: PLAN_SCHEME,
+      path: `/${cluster.name}${only ? `-${only[0]}` : ''}-k3s-plan.md`,
+    });
+    docs.set(
+      uri,
+      previewText(
+        `K3s on the external etcd: plan for cluster ${cluster.name} (one server at a time)`,
+        result.runs,
+        'K3s etcd: Install or Re-point K3s on etcd',
+      ),
+    );
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+      preview: false,
+    });
   };
 }

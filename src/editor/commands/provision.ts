@@ -68,11 +68,15 @@ const STATUS_WORD: Record<string, string> = {
   changed: 'changed',
 };
 
-function previewText(cluster: Cluster, runs: HostRun[]): string {
+export function previewText(
+  title: string,
+  runs: HostRun[],
+  apply = 'K3s etcd: Provision etcd',
+): string {
   const out = [
-    `# Provisioning plan: etcd for cluster ${cluster.name}`,
+    `# ${title}`,
     '',
-    `A dry run made ${new Date().toISOString()}: each host was only read. Run "K3s etcd: Provision etcd" to apply.`,
+    `A dry run made ${new Date().toISOString()}: each host was only read. Run "${apply}" to apply.`,
     '',
     ...runs.map((r) => `- ${summarizeRun(r)}`),
     '',
@@ -126,7 +130,7 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
       scheme: PLAN_SCHEME,
       path: `/${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan.md`,
     });
-    docs.set(uri, previewText(cluster, result.runs));
+    docs.set(uri, previewText(`Provisioning plan: etcd for cluster ${cluster.name}`, result.runs));
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc, { preview: false });
   };

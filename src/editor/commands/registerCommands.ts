@@ -34,6 +34,7 @@ import {
   fetchKubeconfigCommand,
   installK3sCommand,
   openEtcdctlTerminalCommand,
+  previewK3sPlanCommand,
   refreshK3sStateCommand,
   restoreK3sCommand,
 } from './k3s';
@@ -59,6 +60,7 @@ const TITLES: Record<CommandKey, string> = {
   memberRemove: 'Remove etcd member',
   memberFixPeerUrl: 'Fix peer URL',
   k3sInstall: 'Install K3s on etcd',
+  k3sPreview: 'Preview K3s plan',
   k3sBackup: 'Back up K3s state',
   k3sRestore: 'Restore K3s state',
   k3sFetchKubeconfig: 'Fetch kubeconfig',
@@ -93,6 +95,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     memberRemove: removeMemberCommand(ctx),
     memberFixPeerUrl: fixPeerUrlCommand(ctx),
     k3sInstall: installK3sCommand(ctx),
+    k3sPreview: previewK3sPlanCommand(ctx, planDocs),
     k3sBackup: backupK3sCommand(ctx),
     k3sRestore: restoreK3sCommand(ctx),
     k3sFetchKubeconfig: fetchKubeconfigCommand(ctx),
