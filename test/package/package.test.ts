@@ -142,6 +142,25 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
   ]) {
     assert.ok(names.includes(must), `${must} missing from the VSIX`);
   }
+  // Every bundle a shipped bundle loads lazily (require("./x.js")) must ship too.
+  for (const bundle of ['dist/extension.js', 'dist/cli.js']) {
+    const text = execFileSync(
+      'python3',
+      [
+        '-c',
+        'import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]).decode())',
+        findVsix(),
+        `extension/${bundle}`,
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    const lazy = [
+      ...new Set([...text.matchAll(/require\("\.\/([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`)),
+    ];
+    assert.ok(lazy.includes('dist/ssh2.js'), `${bundle} loads ssh2 lazily`);
+    for (const dep of lazy)
+      assert.ok(names.includes(dep), `${dep} (required by ${bundle}) missing from the VSIX`);
+  }
   const unwanted = names.filter(
     (n) => /\.(ts|map)$/.test(n) || /^(src|test|webview|scripts|node_modules|examples)\//.test(n),
   );
