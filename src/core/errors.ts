@@ -19,7 +19,14 @@ export type ErrorCode =
   | K3sErrorCode;
 
 /** Refusals and failures around K3s servers. */
-export type K3sErrorCode = 'k3s-not-backed-up' | 'k3s-datastore-check' | 'k3s-token' | 'k3s-backup';
+export type K3sErrorCode =
+  | 'k3s-not-backed-up'
+  | 'k3s-datastore-check'
+  | 'k3s-token'
+  | 'k3s-backup'
+  | 'migrate-source'
+  | 'migrate-token'
+  | 'migrate-target';
 
 /** Failures of the SSH transport, each worded with what to do. */
 export type SshErrorCode =
