@@ -29,6 +29,7 @@ function runCmd(cmd: string, args: string[], input?: string): Promise<Result> {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+    child.stdin?.on('error', () => undefined); // EPIPE when the command exits without reading it
     child.stdin?.end(input ?? '');
   });
 }
