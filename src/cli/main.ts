@@ -25,6 +25,7 @@ import { INVENTORY_COMMANDS } from './inventoryCommands';
 import { PERF_COMMANDS } from './perfCommands';
 import { PROVISION_COMMANDS } from './provisionCommands';
 import { K3S_COMMANDS } from './k3sCommands';
+import { MIGRATE_COMMANDS } from './migrateCommands';
 
 export type { CliIO } from './context';
 
@@ -35,6 +36,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
   ...K3S_COMMANDS,
+  ...MIGRATE_COMMANDS,
 ];
 
 function mainHelp(): string {

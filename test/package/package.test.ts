@@ -200,4 +200,18 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
     [['cli-1', etcd.endpoints]],
   );
   assert.doesNotMatch(members.stderr, /DEP0123|Warning/);
+
+  // The migration's SQLite in WebAssembly ships too (dist/sqljs.js + dist/sql-wasm.wasm).
+  const state = join(dir, 'state.db');
+  execFileSync('sqlite3', [
+    state,
+    "CREATE TABLE kine (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, created INTEGER, deleted INTEGER, create_revision INTEGER, prev_revision INTEGER, lease INTEGER, value BLOB, old_value BLOB); INSERT INTO kine VALUES(1, '/registry/x', 1, 0, 0, 0, 0, X'6869', NULL);",
+  ]);
+  const dry = spawnSync(
+    process.execPath,
+    [cli, 'migrate', 'sqlite-to-etcd', '--source', state, '--dry-run', '--json'],
+    { cwd: EXAMPLE, encoding: 'utf8' },
+  );
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.equal((JSON.parse(dry.stdout) as { liveKeys: number }).liveKeys, 1);
 });

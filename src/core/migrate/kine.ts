@@ -34,10 +34,12 @@ function loadSqlJs(): Promise<SqlJsStatic> {
   sqlJs ??= (async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const init = require('sql.js') as (cfg: { wasmBinary: ArrayBuffer }) => Promise<SqlJsStatic>;
-    const bundled = join(__dirname, 'sql-wasm.wasm');
-    const wasm = await readFile(
-      existsSync(bundled) ? bundled : require.resolve('sql.js/dist/sql-wasm.wasm'),
-    );
+    // dist/sql-wasm.wasm beside the bundle; in development, sql.js's own from node_modules.
+    const candidates = [
+      join(__dirname, 'sql-wasm.wasm'),
+      join(__dirname, '..', '..', '..', 'node_modules', 'sql.js', 'dist', 'sql-wasm.wasm'),
+    ];
+    const wasm = await readFile(candidates.find((c) => existsSync(c)) ?? (candidates[0] as string));
     return init({
       wasmBinary: wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength),
     });

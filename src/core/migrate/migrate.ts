@@ -1,0 +1,227 @@
+/**
+ * SQLite → external etcd, end to end: source and preflight, token, target, write, verify, report.
+ * Each refusal comes before anything is written, with what to do.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { K3sEtcdError, errorMessage } from '../errors';
+import { createEndpointClient } from '../etcd/client';
+import { connectionFor } from '../etcd/connection';
+import type { Cluster } from '../inventory/types';
+import { backupStamp } from '../k3s/backup';
+import { checkToken, type TokenCheck } from './bootstrap';
+import {
+  ETCD_DEFAULT_MAX_REQUEST_BYTES,
+  latestRows,
+  openKine,
+  preflight,
+  type KinePreflight,
+  type KineRow,
+} from './kine';
+import {
+  requireEmptyTarget,
+  targetCounts,
+  verifyTarget,
+  writeRows,
+  type Verification,
+  type WriteProgress,
+  type WriteResult,
+} from './write';
+
+export const MIGRATIONS_DIR = 'migrations';
+
+export interface MigrationSource {
+  pre: KinePreflight;
+  rows: KineRow[];
+  token: TokenCheck | { key?: undefined; found: false; note: string };
+}
+
+/** The token given, or the `token` file beside the source (a backup made by k3s-etcd). */
+export async function sourceToken(source: string, given?: string): Promise<string | undefined> {
+  if (given) return given.trim();
+  const beside = join(dirname(source), 'token');
+  return existsSync(beside) ? (await readFile(beside, 'utf8')).trim() : undefined;
+}
+
+/** Opens and checks the source; refuses oversize values and a token that does not fit. */
+export async function readSource(
+  source: string,
+  opts: { token?: string; maxRequestBytes?: number } = {},
+): Promise<MigrationSource> {
+  const src = await openKine(source);
+  try {
+    const rows = latestRows(src);
+    const pre = preflight(src, rows, opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES);
+    if (pre.integrity !== 'ok') {
+      throw new K3sEtcdError(
+        'migrate-source',
+        `${source} fails SQLite's integrity check: ${pre.integrity}`,
+      );
+    }
+    if (pre.tooLarge.length > 0) {
+      const t = pre.tooLarge[0]!;
+      throw new K3sEtcdError(
+        'migrate-source',
+        `${t.key} holds ${t.bytes} bytes, more than the target accepts in one request (${opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}): start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) first.`,
+      );
+    }
+    const token = await sourceToken(source, opts.token);
+    let check: MigrationSource['token'];
+    if (token) check = checkToken(rows, token);
+    else if (pre.bootstrapKeys.length > 0)
+      throw new K3sEtcdError(
+        'migrate-token',
+        `The state holds K3s's bootstrap data (${pre.bootstrapKeys.join(', ')}), sealed with the server token: give it (--token or --token-file; a k3s-etcd backup keeps it beside state.db) so it can be checked before anything is written.`,
+      );
+    else check = { found: false, note: 'no token given and no /bootstrap key in the state' };
+    return { pre, rows, token: check };
+  } finally {
+    src.close();
+  }
+}
+
+/** A client on the first member that answers. */
+export async function targetClient(cluster: Cluster): Promise<Etcd3> {
+  const conn = await connectionFor(cluster);
+  let last: unknown;
+  for (const ep of conn.endpoints) {
+    const c = await createEndpointClient(ep, { tls: conn.tls, timeoutMs: 10_000 });
+    try {
+      await c.maintenance.status();
+      return c;
+    } catch (err) {
+      last = err;
+      c.close();
+    }
+  }
+  throw new K3sEtcdError(
+    'etcd-unreachable',
+    `No member of ${cluster.name} answered: ${errorMessage(last)}`,
+  );
+}
+
+export interface MigrationResult {
+  target: Record<string, number>;
+  write: WriteResult;
+  verify: Verification;
+  ms: number;
+}
+
+export async function migrateToEtcd(
+  cluster: Cluster,
+  source: MigrationSource,
+  opts: {
+    force?: boolean;
+    signal?: AbortSignal;
+    onProgress?(p: WriteProgress): void;
+    batch?: number;
+  },
+): Promise<MigrationResult> {
+  const client = await targetClient(cluster);
+  try {
+    const t0 = performance.now();
+    const target = await targetCounts(client);
+    requireEmptyTarget(target, opts.force === true);
+    const write = await writeRows(client, source.rows, opts);
+    const verify = await verifyTarget(client, source.rows, source.pre.sha256);
+    return { target, write, verify, ms: performance.now() - t0 };
+  } finally {
+    client.close();
+  }
+}
+
+const table = (rows: [string, string | number][]) =>
+  ['| | |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');
+
+/** The Markdown report: the preflight's figures, and after a run what was written and verified. */
+export function migrationReport(cluster: string, s: MigrationSource, r?: MigrationResult): string {
+  const p = s.pre;
+  const out = [
+    `# SQLite → etcd migration: cluster ${cluster}${r ? '' : ' (dry run: nothing written)'}`,
+    '',
+    table([
+      ['source', p.path],
+      ['WAL frames applied', p.walFrames],
+      ['schema', `kine, name ${p.nameType}`],
+      ['integrity', p.integrity],
+      ['rows (history)', p.rows],
+      ['current revision', p.currentRevision],
+      ['compact revision', p.compactRevision],
+      ['live keys to write', p.liveKeys],
+      ['largest value', p.largest ? `${p.largest.key} (${p.largest.bytes} bytes)` : '-'],
+      [
+        'values',
+        Object.entries(p.byKind)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', '),
+      ],
+      [
+        'leased keys by TTL',
+        Object.entries(p.leases)
+          .map(([t, n]) => `${t} s: ${n}`)
+          .join(', ') || 'none',
+      ],
+      ['token', s.token.note],
+      ['SHA-256 of (key, value) pairs', p.sha256],
+    ]),
+    '',
+    '## Keys by prefix',
+    '',
+    table(Object.entries(p.byPrefix).sort((a, b) => b[1] - a[1])),
+    '',
+  ];
+  if (r) {
+    out.push(
+      '## Result',
+      '',
+      table([
+        [
+          'target before',
+          Object.entries(r.target)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', '),
+        ],
+        ['written', r.write.written],
+        ['already there (resumed)', r.write.alreadyThere],
+        [
+          'conflicts (left untouched)',
+          r.write.conflicts.length ? r.write.conflicts.join(', ') : 'none',
+        ],
+        [
+          'leases granted',
+          Object.entries(r.write.leases)
+            .map(([t, id]) => `${t} s → ${id}`)
+            .join(', ') || 'none',
+        ],
+        ['keys found / expected', `${r.verify.foundKeys} / ${r.verify.expectedKeys}`],
+        ['leased keys found / expected', `${r.verify.leasedFound} / ${r.verify.leasedExpected}`],
+        ['target SHA-256', r.verify.targetSha256],
+        ['verified', r.verify.ok ? 'yes: same keys, same bytes' : 'NO'],
+        ['time', `${Math.round(r.ms)} ms`],
+      ]),
+      '',
+    );
+  }
+  out.push(
+    '## Revisions',
+    '',
+    "Revision numbers restart in etcd: kine's revisions are not carried (etcd numbers its own writes). Kubernetes clients relist once when they reconnect. For a fresh target that must start above the old revision, restore an etcd snapshot with `etcdutl snapshot restore --bump-revision <n> --mark-compacted` instead.",
+    '',
+    '## Next',
+    '',
+    'Point K3s at this etcd with the same token (`k3s-etcd k3s install`), never with `cluster-init`.',
+    '',
+  );
+  return out.join('\n');
+}
+
+/** Saves the report under migrations/<UTC time>/report.md in the workspace. */
+export async function saveReport(workspaceDir: string, text: string): Promise<string> {
+  const dir = join(workspaceDir, MIGRATIONS_DIR, backupStamp(new Date()));
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, 'report.md');
+  await writeFile(file, text);
+  return file;
+}
