@@ -7,6 +7,7 @@
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
+ *  - SQLite → etcd migration of a 100k-row kine history: time, keys/s against raw writes, RSS
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster'
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchRepair } from './benchRepair';
+import { benchMigrate } from './benchMigrate';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -288,6 +290,7 @@ async function main(): Promise<void> {
   if (only === 'perf') return benchPerf(['s', 'm', 'l']);
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
+  if (only === 'migrate') return benchMigrate();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
@@ -295,6 +298,7 @@ async function main(): Promise<void> {
   await statusRefresh();
   await benchProvision();
   await benchRepair();
+  await benchMigrate();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);
 }

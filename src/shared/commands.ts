@@ -26,6 +26,7 @@ export const COMMANDS = {
   k3sRestore: 'k3sEtcd.k3s.restore',
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
   k3sRefreshState: 'k3sEtcd.k3s.refreshState',
+  migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
   etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
   etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',
   docsOpen: 'k3sEtcd.docs.open',

@@ -151,6 +151,7 @@ describe('tree model', () => {
         'k3sEtcd.k3s.restore': ['host', 'k3sServer'],
         'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],
         'k3sEtcd.k3s.refreshState': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
       };

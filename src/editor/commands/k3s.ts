@@ -6,7 +6,14 @@
 import * as vscode from 'vscode';
 import { dirname, join, relative } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { CancelledError } from '../../core/errors';
+import { CancelledError, K3sEtcdError } from '../../core/errors';
+import {
+  migrateToEtcd,
+  migrationReport,
+  readSource,
+  saveReport,
+  sourceToken,
+} from '../../core/migrate/migrate';
 import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
@@ -18,6 +25,7 @@ import {
   readK3sFacts,
   selectK3sServers,
 } from '../../core/k3s/ops';
+import { k3sServers } from '../../core/k3s/server';
 import { sshOpener } from '../../core/provision/etcdOps';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
@@ -270,5 +278,97 @@ export function previewK3sPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
       preview: false,
     });
+  };
+}
+
+export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const ws = workspaceDir(ctx);
+    // The source: a backup of one of the cluster's servers, or a state.db chosen by hand.
+    const backups: { label: string; description: string; path: string }[] = [];
+    for (const h of k3sServers(cluster)) {
+      const root = join(ws, BACKUPS_DIR, h.name);
+      for (const stamp of (await readdir(root).catch(() => [] as string[])).sort().reverse()) {
+        backups.push({
+          label: `${h.name} ${stamp}`,
+          description: 'backup',
+          path: join(root, stamp, 'state.db'),
+        });
+      }
+    }
+    const choose = { label: 'Choose a state.db…', description: '', path: '' };
+    const picked = await vscode.window.showQuickPick([...backups, choose], {
+      title: `Migrate which SQLite state into the etcd of ${cluster.name}?`,
+    });
+    if (!picked) return;
+    let source = picked.path;
+    if (!source) {
+      const files = await vscode.window.showOpenDialog({
+        title: "K3s's state.db (K3s stopped; its -wal and -shm beside it)",
+        canSelectMany: false,
+        filters: { SQLite: ['db'] },
+      });
+      if (!files?.[0]) return;
+      source = files[0].fsPath;
+    }
+    let token = await sourceToken(source);
+    if (!token) {
+      token = await vscode.window.showInputBox({
+        title: 'K3s server token',
+        prompt:
+          "The token of the server that wrote this state (/var/lib/rancher/k3s/server/token): it must open the state's /bootstrap key. Leave empty if the state has none.",
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (token === undefined) return;
+    }
+    const src = await withCancellableProgress(`Reading ${source}`, () =>
+      readSource(source, token ? { token } : {}),
+    );
+    const reportUri = vscode.Uri.from({
+      scheme: PLAN_SCHEME,
+      path: `/${cluster.name}-migration-dry-run.md`,
+    });
+    docs.set(reportUri, migrationReport(cluster.name, src));
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(reportUri), {
+      preview: false,
+    });
+    const go = await vscode.window.showWarningMessage(
+      `Write ${src.pre.liveKeys} key(s) into the etcd of ${cluster.name}?`,
+      {
+        modal: true,
+        detail: `From ${src.pre.rows} history rows (revision ${src.pre.currentRevision}). ${src.token.note}. Create-only: an existing key is never overwritten; the result is verified by count and SHA-256.`,
+      },
+      'Migrate',
+    );
+    if (go !== 'Migrate') return;
+    const run = (force: boolean) =>
+      withCancellableProgress(`Migrating into ${cluster.name}`, (report, signal) =>
+        migrateToEtcd(cluster, src, {
+          force,
+          signal,
+          onProgress: (p) => report(`${p.done}/${p.total} keys`),
+        }),
+      );
+    let result;
+    try {
+      result = await run(false);
+    } catch (err) {
+      if (!(err instanceof K3sEtcdError && err.code === 'migrate-target')) throw err;
+      const again = await vscode.window.showWarningMessage(
+        err.message,
+        { modal: true },
+        'Add Only Missing Keys',
+      );
+      if (again !== 'Add Only Missing Keys') return;
+      result = await run(true);
+    }
+    const file = await saveReport(ws, migrationReport(cluster.name, src, result));
+    await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: false });
+    const msg = `${result.write.written} key(s) written, ${result.write.alreadyThere} already there; verified: ${result.verify.ok ? 'same keys, same bytes' : 'NO'}.`;
+    if (result.verify.ok && result.write.conflicts.length === 0)
+      void vscode.window.showInformationMessage(msg);
+    else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
   };
 }
