@@ -6,29 +6,22 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import type { EtcdCluster } from '../integration/harness/etcd';
 import { etcdWithOurCerts } from '../integration/harness/tlsCluster';
 import {
-  ensureVsCode,
   launchBrowser,
   REPO_ROOT,
   SCREENSHOTS_DIR,
   startVsCodeServer,
   watchConsole,
+  uiTestScope,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups.splice(0).reverse())
-    await c().catch((e: unknown) => console.error('cleanup:', e));
-});
-before(async () => {
-  await ensureVsCode();
-});
+const cleanups = uiTestScope();
 
 /** The active webview's document (VS Code nests it in two iframes). */
 function webview(page: Page): FrameLocator {

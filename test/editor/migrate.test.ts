@@ -7,24 +7,17 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../support/kineFixture';
 import type { EtcdCluster } from '../integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../integration/harness/tlsCluster';
-import { ensureVsCode, openWorkbench, REPO_ROOT, SCREENSHOTS_DIR } from './harness/vscode';
+import { openWorkbench, uiTestScope, REPO_ROOT, SCREENSHOTS_DIR } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const TOKEN = 'K10ui::server:ui-token';
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups.splice(0).reverse())
-    await c().catch((e: unknown) => console.error('cleanup:', e));
-});
-before(async () => {
-  await ensureVsCode();
-});
+const cleanups = uiTestScope();
 
 test(
   'UI: Migrate SQLite State to etcd from a backup: report, confirmation, verified',

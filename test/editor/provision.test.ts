@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { adminTls } from '../../src/core/etcd/connection';
@@ -24,24 +24,17 @@ import {
   writeKnownHosts,
 } from '../support/lab';
 import {
-  ensureVsCode,
   openWorkbench,
   REPO_ROOT,
   SCREENSHOTS_DIR,
   waitForTerminal,
+  uiTestScope,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const ADDR = ['127.0.1.61', '127.0.1.62', '127.0.1.63'];
 const MOVED = '127.0.1.65';
-const cleanups: Array<() => Promise<void>> = [];
-after(async () => {
-  for (const c of cleanups.splice(0).reverse())
-    await c().catch((e: unknown) => console.error('cleanup:', e));
-});
-before(async () => {
-  await ensureVsCode();
-});
+const cleanups = uiTestScope();
 
 /** What the provisioning test leaves for the repair test: the page, hosts and workspace. */
 let lab: { page: Page; hosts: EdgeHost[]; ws: string; file: string } | undefined;

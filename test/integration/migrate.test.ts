@@ -15,7 +15,12 @@ import { adminTls } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { checkToken } from '../../src/core/migrate/bootstrap';
-import { migrateToEtcd, readSource } from '../../src/core/migrate/migrate';
+import {
+  migrateToEtcd,
+  readSource,
+  requireRoom,
+  targetClient,
+} from '../../src/core/migrate/migrate';
 import { latestRows, openKine, pairsHash, preflight } from '../../src/core/migrate/kine';
 import {
   KineLog,
@@ -280,6 +285,19 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
       'the 2 s lease expires',
     );
     assert.ok(everything().has('/registry/events/default/e1'));
+  });
+
+  it("a migration that would pass etcd's quota is refused before anything is written", async () => {
+    const client = await targetClient(cluster);
+    try {
+      await assert.rejects(
+        requireRoom(client, 1.5 * 1024 * 1024 * 1024),
+        /passes etcd's default quota of 2 GB: start etcd with a larger --quota-backend-bytes \(ETCD_QUOTA_BACKEND_BYTES\) first\. Nothing was written\./,
+      );
+      await requireRoom(client, 10 * 1024 * 1024);
+    } finally {
+      client.close();
+    }
   });
 
   it('a non-empty target is refused; an interrupted run resumes without duplicating or overwriting', async () => {

@@ -181,6 +181,8 @@ export interface KinePreflight {
   /** TTL seconds → keys. */
   leases: Record<string, number>;
   bootstrapKeys: string[];
+  /** Bytes of keys and values to write. */
+  totalBytes: number;
   /** Keys too large for the target's request limit. */
   tooLarge: { key: string; bytes: number }[];
   /** SHA-256 over the sorted (key, value) pairs to be written (the verification compares it). */
@@ -227,12 +229,14 @@ export function preflight(
   const leases: Record<string, number> = {};
   let largest: { key: string; bytes: number } | undefined;
   const tooLarge: { key: string; bytes: number }[] = [];
+  let totalBytes = 0;
   for (const r of rows) {
     const p = prefixOf(r.name);
     byPrefix[p] = (byPrefix[p] ?? 0) + 1;
     byKind[valueKind(r.value)]++;
     if (r.lease > 0) leases[String(r.lease)] = (leases[String(r.lease)] ?? 0) + 1;
     const bytes = r.value.byteLength + Buffer.byteLength(r.name);
+    totalBytes += bytes;
     if (!largest || bytes > largest.bytes) largest = { key: r.name, bytes };
     if (bytes + REQUEST_OVERHEAD > maxRequestBytes) tooLarge.push({ key: r.name, bytes });
   }
@@ -255,6 +259,7 @@ export function preflight(
     leases,
     bootstrapKeys: rows.filter((r) => r.name.startsWith('/bootstrap/')).map((r) => r.name),
     tooLarge,
+    totalBytes,
     sha256: pairsHash(rows.map((r) => ({ key: r.name, value: r.value }))),
   };
 }

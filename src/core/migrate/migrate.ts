@@ -102,6 +102,31 @@ export async function targetClient(cluster: Cluster): Promise<Etcd3> {
   );
 }
 
+/** etcd's default --quota-backend-bytes (2 GiB). */
+export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * Quota: a target with a NOSPACE alarm is refused; so is one whose database plus what the
+ * migration writes (with room for etcd's own overhead) would pass etcd's default quota.
+ */
+export async function requireRoom(client: Etcd3, bytes: number): Promise<void> {
+  const res = await client.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
+  if (res.alarms.some((a) => /^(NOSPACE|1)$/i.test(String(a.alarm)))) {
+    throw new K3sEtcdError(
+      'migrate-target',
+      'The target etcd has a NOSPACE alarm (its quota is full): compact, defragment and disarm it, or raise --quota-backend-bytes, before migrating. Nothing was written.',
+    );
+  }
+  const status = await client.maintenance.status();
+  const after = Number(status.dbSize) + bytes * 2;
+  if (after > ETCD_DEFAULT_QUOTA_BYTES) {
+    throw new K3sEtcdError(
+      'migrate-target',
+      `The target's database (${Math.round(Number(status.dbSize) / 1048576)} MB) plus about ${Math.round((bytes * 2) / 1048576)} MB for the migration passes etcd's default quota of 2 GB: start etcd with a larger --quota-backend-bytes (ETCD_QUOTA_BACKEND_BYTES) first. Nothing was written.`,
+    );
+  }
+}
+
 export interface MigrationResult {
   target: Record<string, number>;
   write: WriteResult;
@@ -124,6 +149,7 @@ export async function migrateToEtcd(
     const t0 = performance.now();
     const target = await targetCounts(client);
     requireEmptyTarget(target, opts.force === true);
+    await requireRoom(client, source.pre.totalBytes);
     const write = await writeRows(client, source.rows, opts);
     const verify = await verifyTarget(client, source.rows, source.pre.sha256);
     return { target, write, verify, ms: performance.now() - t0 };
@@ -151,6 +177,7 @@ export function migrationReport(cluster: string, s: MigrationSource, r?: Migrati
       ['compact revision', p.compactRevision],
       ['live keys to write', p.liveKeys],
       ['largest value', p.largest ? `${p.largest.key} (${p.largest.bytes} bytes)` : '-'],
+      ['bytes to write (keys and values)', p.totalBytes],
       [
         'values',
         Object.entries(p.byKind)

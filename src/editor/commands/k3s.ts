@@ -25,7 +25,7 @@ import {
   readK3sFacts,
   selectK3sServers,
 } from '../../core/k3s/ops';
-import { k3sServers } from '../../core/k3s/server';
+import { k3sServers, tokenSecret } from '../../core/k3s/server';
 import { sshOpener } from '../../core/provision/etcdOps';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
@@ -367,8 +367,19 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     const file = await saveReport(ws, migrationReport(cluster.name, src, result));
     await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: false });
     const msg = `${result.write.written} key(s) written, ${result.write.alreadyThere} already there; verified: ${result.verify.ok ? 'same keys, same bytes' : 'NO'}.`;
-    if (result.verify.ok && result.write.conflicts.length === 0)
-      void vscode.window.showInformationMessage(msg);
-    else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
+    if (result.verify.ok && result.write.conflicts.length === 0) {
+      // The cut-over, offered: K3s on this etcd with the same token, never cluster-init.
+      const next = await vscode.window.showInformationMessage(
+        msg,
+        'Point K3s at etcd (same token)…',
+      );
+      if (next) {
+        if (token) {
+          const file = (ctx.inventory.current() as { file: string }).file;
+          await secretTokenStore(ctx, file).set(cluster.name, tokenSecret(token));
+        }
+        await installK3sCommand(ctx)(node);
+      }
+    } else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
   };
 }

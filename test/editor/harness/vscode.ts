@@ -16,6 +16,7 @@
  * Server output and VS Code's own logs are kept under test-results/logs/ for debugging.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
@@ -439,6 +440,22 @@ export async function launchBrowser(opts: { headless?: boolean } = {}): Promise<
         }
       })()),
   };
+}
+
+/**
+ * A UI test file's scope: VS Code prepared before the tests, and the returned list of cleanups
+ * run in reverse after them (on failure too).
+ */
+export function uiTestScope(): Array<() => Promise<void>> {
+  const cleanups: Array<() => Promise<void>> = [];
+  before(async () => {
+    await ensureVsCode();
+  });
+  after(async () => {
+    for (const c of cleanups.splice(0).reverse())
+      await c().catch((e: unknown) => console.error('cleanup:', e));
+  });
+  return cleanups;
 }
 
 /**
