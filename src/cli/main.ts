@@ -26,6 +26,7 @@ import { PERF_COMMANDS } from './perfCommands';
 import { PROVISION_COMMANDS } from './provisionCommands';
 import { K3S_COMMANDS } from './k3sCommands';
 import { MIGRATE_COMMANDS } from './migrateCommands';
+import { SNAPSHOT_COMMANDS } from './snapshotCommands';
 
 export type { CliIO } from './context';
 
@@ -37,6 +38,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...PROVISION_COMMANDS,
   ...K3S_COMMANDS,
   ...MIGRATE_COMMANDS,
+  ...SNAPSHOT_COMMANDS,
 ];
 
 function mainHelp(): string {

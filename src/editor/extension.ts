@@ -10,6 +10,7 @@ import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
 import { K3sStateService } from './k3sStateService';
+import { registerSnapshotSchedule } from './snapshotScheduler';
 import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
 import { registerProvisionTasks } from './provisionTasks';
@@ -50,6 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);
+    registerSnapshotSchedule(ctx);
     const registered = performance.now();
     inventory.start();
     await inventory.whenLoaded();

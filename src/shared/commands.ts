@@ -27,6 +27,8 @@ export const COMMANDS = {
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
   k3sRefreshState: 'k3sEtcd.k3s.refreshState',
   migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
+  snapshotSave: 'k3sEtcd.snapshot.save',
+  snapshotList: 'k3sEtcd.snapshot.list',
   etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
   etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',
   docsOpen: 'k3sEtcd.docs.open',

@@ -4,7 +4,7 @@
  * variables, and `etcdctl endpoint health` typed in it succeeds.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { makeTempDir, removeTempDir } from '../support/processes';
@@ -16,13 +16,14 @@ import {
   SCREENSHOTS_DIR,
   waitForTerminal,
   uiTestScope,
+  runFromPalette,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const cleanups = uiTestScope();
 
 test(
-  'UI: Open etcdctl Terminal: the five ETCDCTL_ variables are set and etcdctl endpoint health succeeds',
+  'UI: Open etcdctl Terminal: the five ETCDCTL_ variables are set and etcdctl endpoint health succeeds; Save etcd Snapshot writes it into backups/',
   { timeout: 180_000 },
   async () => {
     const ws = await makeTempDir('k3s-etcd-ws-etcdctl-');
@@ -60,16 +61,7 @@ test(
     });
     await page.getByRole('treeitem', { name: /^edge-t, / }).waitFor({ timeout: 60_000 });
 
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input:visible');
-    await input.waitFor({ timeout: 15_000 });
-    await input.fill('>K3s etcd: Open etcdctl Terminal');
-    await page
-      .locator('.quick-input-list .monaco-list-row')
-      .filter({ has: page.locator('.label-name', { hasText: /Open etcdctl Terminal$/ }) })
-      .first()
-      .waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await runFromPalette(page, 'K3s etcd: Open etcdctl Terminal');
 
     // The terminal opens with its message; type as a person would.
     await waitForTerminal(page, /ETCDCTL_\* point at edge-t/, 30_000);
@@ -89,5 +81,16 @@ test(
       ),
     );
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'etcdctl-terminal.png') });
+
+    // Save etcd Snapshot from the palette: the file lands in backups/edge-t/ with its record.
+    await runFromPalette(page, 'K3s etcd: Save etcd Snapshot');
+    await page
+      .locator('.notifications-toasts', {
+        hasText: /Snapshot of edge-t saved: backups\/edge-t\/\d{8}T\d{6}Z\.db/,
+      })
+      .waitFor({ timeout: 30_000 });
+    const saved = await readdir(join(ws, 'backups', 'edge-t'));
+    assert.equal(saved.filter((f) => f.endsWith('.db')).length, 1);
+    assert.equal(saved.filter((f) => f.endsWith('.json')).length, 1);
   },
 );

@@ -13,7 +13,13 @@ import { makeTempDir, removeTempDir } from '../support/processes';
 import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../support/kineFixture';
 import type { EtcdCluster } from '../integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../integration/harness/tlsCluster';
-import { openWorkbench, uiTestScope, REPO_ROOT, SCREENSHOTS_DIR } from './harness/vscode';
+import {
+  openWorkbench,
+  REPO_ROOT,
+  runFromPalette,
+  SCREENSHOTS_DIR,
+  uiTestScope,
+} from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const TOKEN = 'K10ui::server:ui-token';
@@ -66,16 +72,7 @@ test(
       cleanups,
     });
     await page.getByRole('treeitem', { name: /^edge-t, / }).waitFor({ timeout: 60_000 });
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input:visible');
-    await input.waitFor({ timeout: 15_000 });
-    await input.fill('>K3s etcd: Migrate SQLite State to etcd');
-    await page
-      .locator('.quick-input-list .monaco-list-row')
-      .filter({ has: page.locator('.label-name', { hasText: /Migrate SQLite State to etcd…$/ }) })
-      .first()
-      .waitFor({ timeout: 15_000 });
-    await page.keyboard.press('Enter');
+    await runFromPalette(page, 'K3s etcd: Migrate SQLite State to etcd…');
     const source = page.locator('.quick-input-list .monaco-list-row', {
       hasText: `${m.name} 20261124T120000Z`,
     });

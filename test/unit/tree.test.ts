@@ -152,6 +152,8 @@ describe('tree model', () => {
         'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],
         'k3sEtcd.k3s.refreshState': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.snapshot.save': ['cluster'],
+        'k3sEtcd.snapshot.list': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
       };

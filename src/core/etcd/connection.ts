@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import type { Cluster } from '../inventory/types';
 import { clientEndpoints } from '../inventory/urls';
-import type { EtcdTls } from './client';
+import type { Etcd3 } from 'etcd3';
+import { createEndpointClient, type EtcdTls } from './client';
+import { errorMessage } from '../errors';
 
 export interface EtcdConnection {
   cluster: string;
@@ -48,4 +50,26 @@ export async function connectionFor(cluster: Cluster): Promise<EtcdConnection> {
     );
   }
   return { cluster: cluster.name, endpoints, tls, tlsSource: 'generated admin certificate' };
+}
+
+/** A client on the first member of `cluster` that answers a status request. */
+export async function firstAnsweringClient(
+  cluster: Cluster,
+): Promise<{ client: Etcd3; endpoint: string }> {
+  const conn = await connectionFor(cluster);
+  let last: unknown;
+  for (const endpoint of conn.endpoints) {
+    const client = await createEndpointClient(endpoint, { tls: conn.tls, timeoutMs: 10_000 });
+    try {
+      await client.maintenance.status();
+      return { client, endpoint };
+    } catch (err) {
+      last = err;
+      client.close();
+    }
+  }
+  throw new K3sEtcdError(
+    'etcd-unreachable',
+    `No member of ${cluster.name} answered: ${errorMessage(last)}`,
+  );
 }

@@ -6,9 +6,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { K3sEtcdError, errorMessage } from '../errors';
-import { createEndpointClient } from '../etcd/client';
-import { connectionFor } from '../etcd/connection';
+import { K3sEtcdError } from '../errors';
+import { firstAnsweringClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
 import { backupStamp } from '../k3s/backup';
 import { checkToken, type TokenCheck } from './bootstrap';
@@ -84,22 +83,7 @@ export async function readSource(
 
 /** A client on the first member that answers. */
 export async function targetClient(cluster: Cluster): Promise<Etcd3> {
-  const conn = await connectionFor(cluster);
-  let last: unknown;
-  for (const ep of conn.endpoints) {
-    const c = await createEndpointClient(ep, { tls: conn.tls, timeoutMs: 10_000 });
-    try {
-      await c.maintenance.status();
-      return c;
-    } catch (err) {
-      last = err;
-      c.close();
-    }
-  }
-  throw new K3sEtcdError(
-    'etcd-unreachable',
-    `No member of ${cluster.name} answered: ${errorMessage(last)}`,
-  );
+  return (await firstAnsweringClient(cluster)).client;
 }
 
 /** etcd's default --quota-backend-bytes (2 GiB). */

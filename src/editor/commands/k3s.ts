@@ -15,6 +15,7 @@ import {
   sourceToken,
 } from '../../core/migrate/migrate';
 import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
+import { listSnapshots, restoreCommands, saveSnapshot } from '../../core/etcd/snapshot';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
 import {
@@ -381,5 +382,73 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
         await installK3sCommand(ctx)(node);
       }
     } else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
+  };
+}
+
+export function saveSnapshotCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const info = await withCancellableProgress(
+      `Saving a snapshot of ${cluster.name}`,
+      (report, signal) =>
+        saveSnapshot(cluster, {
+          workspaceDir: workspaceDir(ctx),
+          signal,
+          onProgress: (b) => report(`${Math.round(b / 1024)} KB`),
+        }),
+    );
+    ctx.log.info(`snapshot of ${cluster.name}: ${info.file} sha256 ${info.sha256}`);
+    const next = await vscode.window.showInformationMessage(
+      `Snapshot of ${cluster.name} saved: ${relative(workspaceDir(ctx), info.file)} (${Math.round(info.bytes / 1024)} KB, revision ${info.revision}).`,
+      'Show Snapshots',
+    );
+    if (next) await showSnapshotsCommand(ctx, undefined)(node);
+  };
+}
+
+export function showSnapshotsCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefined) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const list = await listSnapshots(workspaceDir(ctx), cluster.name);
+    if (list.length === 0) {
+      void vscode.window.showInformationMessage(
+        `No snapshot of ${cluster.name} yet: use "Save etcd Snapshot".`,
+      );
+      return;
+    }
+    const picked = await vscode.window.showQuickPick(
+      list.map((s) => ({
+        label: s.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+        description: `revision ${s.revision} · ${Math.round(s.bytes / 1024)} KB`,
+        detail: relative(workspaceDir(ctx), s.file),
+        s,
+      })),
+      { title: `Snapshots of ${cluster.name}: pick one to preview its restore commands` },
+    );
+    if (!picked || !docs) return;
+    const cmds = restoreCommands(cluster, picked.s.file);
+    const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${cluster.name}-restore.md` });
+    docs.set(
+      uri,
+      [
+        `# Restore ${cluster.name} from the snapshot of ${picked.s.createdAt}`,
+        '',
+        `Snapshot ${picked.s.file}, revision ${picked.s.revision}, sha256 ${picked.s.sha256}.`,
+        '',
+        'On every member host: stop etcd, copy the snapshot there, run its command, move the old data dir aside and put the restored one in its place; then start etcd on all members.',
+        '',
+        ...cmds.flatMap((c) => [
+          `## ${c.host} (member ${c.member})`,
+          '',
+          '```sh',
+          c.command,
+          '```',
+          '',
+        ]),
+      ].join('\n'),
+    );
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+      preview: false,
+    });
   };
 }

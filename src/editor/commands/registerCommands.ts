@@ -38,6 +38,8 @@ import {
   previewK3sPlanCommand,
   refreshK3sStateCommand,
   restoreK3sCommand,
+  saveSnapshotCommand,
+  showSnapshotsCommand,
 } from './k3s';
 
 type Handler = (node?: TreeNode) => Promise<void>;
@@ -67,6 +69,8 @@ const TITLES: Record<CommandKey, string> = {
   k3sFetchKubeconfig: 'Fetch kubeconfig',
   k3sRefreshState: 'Refresh K3s server state',
   migrateSqliteToEtcd: 'Migrate SQLite state to etcd',
+  snapshotSave: 'Save etcd snapshot',
+  snapshotList: 'Show snapshots',
   etcdctlOpenTerminal: 'Open etcdctl terminal',
   etcdctlCopyEnv: 'Copy etcdctl environment',
   docsOpen: 'Open documentation',
@@ -103,6 +107,8 @@ export function registerCommands(ctx: ExtensionCtx): void {
     k3sFetchKubeconfig: fetchKubeconfigCommand(ctx),
     k3sRefreshState: refreshK3sStateCommand(ctx),
     migrateSqliteToEtcd: migrateSqliteCommand(ctx, planDocs),
+    snapshotSave: saveSnapshotCommand(ctx),
+    snapshotList: showSnapshotsCommand(ctx, planDocs),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),

@@ -492,6 +492,21 @@ export async function openWorkbench(opts: {
   return page;
 }
 
+/** F1, the command's title, Enter: runs a command from the palette as a person does. */
+export async function runFromPalette(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input:visible');
+  await input.waitFor({ timeout: 15_000 });
+  await input.fill(`>${title}`);
+  const name = title.replace(/^K3s etcd: /, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  await page
+    .locator('.quick-input-list .monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: new RegExp(`${name}$`) }) })
+    .first()
+    .waitFor({ timeout: 15_000 });
+  await page.keyboard.press('Enter');
+}
+
 /** The visible terminal rows (gpuAcceleration off), polled until `re` matches or the deadline. */
 export async function waitForTerminal(page: Page, re: RegExp, timeoutMs: number): Promise<string> {
   const until = Date.now() + timeoutMs;

@@ -1,0 +1,147 @@
+/**
+ * Snapshots of the external etcd (K3s snapshots only its embedded one): streamed from a member
+ * that answers into `backups/<cluster>/<UTC time>.db`, with a JSON record beside it (SHA-256,
+ * bytes, revision, member); listed from there; and restored with commands generated per member
+ * from the inventory (`etcdctl snapshot restore` for etcd 3.4, `etcdutl` from 3.5), which the
+ * person reads and runs.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
+import type { Cluster } from '../inventory/types';
+import { etcdHosts, peerUrl } from '../inventory/urls';
+import { backupStamp } from '../k3s/backup';
+import { BACKUPS_DIR } from '../k3s/ops';
+import { shellQuote } from '../ssh/quote';
+import { initialClusterOf } from '../provision/etcdOps';
+import { firstAnsweringClient } from './connection';
+
+export interface SnapshotInfo {
+  cluster: string;
+  file: string;
+  sha256: string;
+  bytes: number;
+  revision: string;
+  /** The client URL it was streamed from. */
+  from: string;
+  createdAt: string;
+}
+
+export async function saveSnapshot(
+  cluster: Cluster,
+  opts: { workspaceDir: string; signal?: AbortSignal; onProgress?(bytes: number): void },
+): Promise<SnapshotInfo> {
+  const { client, endpoint } = await firstAnsweringClient(cluster);
+  const createdAt = new Date();
+  const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${backupStamp(createdAt)}.db`);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let revision = '';
+  try {
+    // The revision the snapshot holds: the member's, read just before the stream starts (the
+    // stream's messages carry no header).
+    revision = (await client.maintenance.status()).header.revision;
+    const out = createWriteStream(file, { mode: 0o600 });
+    const stream = await client.maintenance.snapshot();
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown) => {
+        out.destroy();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      };
+      opts.signal?.addEventListener('abort', () => fail(new CancelledError('snapshot')), {
+        once: true,
+      });
+      stream.on('data', (m) => {
+        hash.update(m.blob);
+        bytes += m.blob.byteLength;
+        out.write(m.blob);
+        opts.onProgress?.(bytes);
+      });
+      stream.on('error', fail);
+      stream.on('end', () => out.end(() => resolve()));
+    });
+  } catch (err) {
+    await rm(file, { force: true });
+    if (err instanceof CancelledError) throw err;
+    throw new K3sEtcdError(
+      'etcd-unreachable',
+      `The snapshot from ${endpoint} failed: ${errorMessage(err)}. Nothing was kept.`,
+      { cause: err },
+    );
+  } finally {
+    client.close();
+  }
+  const info: SnapshotInfo = {
+    cluster: cluster.name,
+    file,
+    sha256: hash.digest('hex'),
+    bytes,
+    revision,
+    from: endpoint,
+    createdAt: createdAt.toISOString(),
+  };
+  await writeFile(file.replace(/\.db$/, '.json'), `${JSON.stringify(info, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  return info;
+}
+
+/** The cluster's snapshots in the workspace, newest first. */
+export async function listSnapshots(
+  workspaceDir: string,
+  cluster: string,
+): Promise<SnapshotInfo[]> {
+  const dir = join(workspaceDir, BACKUPS_DIR, cluster);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+  const out: SnapshotInfo[] = [];
+  for (const n of names.sort().reverse()) {
+    try {
+      out.push(JSON.parse(await readFile(join(dir, n), 'utf8')) as SnapshotInfo);
+    } catch {
+      // not ours
+    }
+  }
+  return out;
+}
+
+export interface RestoreCommand {
+  host: string;
+  member: string;
+  /** Where the restored data dir goes (the member's data dir is replaced by it by hand). */
+  dataDir: string;
+  command: string;
+}
+
+/**
+ * Per member: the restore into a new data dir, as etcd documents it (every member from the same
+ * snapshot, with the inventory's names, peer URLs and a new cluster token).
+ */
+export function restoreCommands(
+  cluster: Cluster,
+  snapshot: string,
+  opts: { dataDirOf?: (member: string) => string; token?: string } = {},
+): RestoreCommand[] {
+  const major = /^v?3\.(\d+)/.exec(cluster.etcd.version)?.[1];
+  const tool = Number(major) >= 5 ? 'etcdutl' : 'ETCDCTL_API=3 etcdctl';
+  const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored`;
+  return etcdHosts(cluster).map((h) => {
+    const dataDir = opts.dataDirOf?.(h.memberName) ?? `${cluster.etcd.dataDir}.restored`;
+    return {
+      host: h.name,
+      member: h.memberName,
+      dataDir,
+      command: [
+        `${tool} snapshot restore ${shellQuote(snapshot)}`,
+        `--name ${shellQuote(h.memberName)}`,
+        `--initial-cluster ${shellQuote(initialClusterOf(cluster))}`,
+        `--initial-cluster-token ${shellQuote(token)}`,
+        `--initial-advertise-peer-urls ${shellQuote(peerUrl(cluster, h))}`,
+        `--data-dir ${shellQuote(dataDir)}`,
+      ].join(' '),
+    };
+  });
+}
