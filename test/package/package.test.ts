@@ -138,6 +138,7 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
     'dist/webview/codicons/codicon.css',
     'dist/webview/codicons/codicon.ttf',
     'media/k3s-etcd.svg',
+    'media/walkthrough/inventory.md',
     'schemas/k3s-etcd.schema.json',
   ]) {
     assert.ok(names.includes(must), `${must} missing from the VSIX`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { GENERATED, generateValidator } from '../../scripts/gen-validator';
@@ -21,6 +21,15 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     views: Record<string, Array<{ id: string }>>;
     yamlValidation: Array<{ fileMatch: string[]; url: string }>;
     viewsWelcome: Array<{ view: string; contents: string }>;
+    walkthroughs: Array<{
+      id: string;
+      steps: Array<{
+        id: string;
+        description: string;
+        completionEvents: string[];
+        media: { markdown: string };
+      }>;
+    }>;
   };
 };
 const registrar = readFileSync(join(root, 'src/editor/commands/registerCommands.ts'), 'utf8');
@@ -53,6 +62,19 @@ describe('manifest and command table', () => {
       for (const m of w.contents.matchAll(/command:([\w.]+)/g)) {
         assert.ok(ids.has(m[1]!) || m[1]!.startsWith('workbench.'), m[1]);
       }
+    }
+    // The walkthrough: every step's button and completion event names a contributed command,
+    // and its media file ships (.vscodeignore brings media/walkthrough back).
+    const steps = pkg.contributes.walkthroughs.flatMap((w) => w.steps);
+    assert.ok(steps.length >= 8);
+    for (const st of steps) {
+      const used = [
+        ...st.description.matchAll(/command:([\w.]+)/g),
+        ...st.completionEvents.flatMap((e) => [...e.matchAll(/onCommand:([\w.]+)/g)]),
+      ].map((m) => m[1]!);
+      assert.ok(used.length >= 2, st.id);
+      for (const id of used) assert.ok(ids.has(id), `${st.id}: ${id}`);
+      assert.ok(existsSync(join(root, st.media.markdown)), st.media.markdown);
     }
   });
 
