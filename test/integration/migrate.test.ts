@@ -11,16 +11,11 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
-import { adminTls } from '../../src/core/etcd/connection';
+import { adminTls, healthyClient } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { checkToken } from '../../src/core/migrate/bootstrap';
-import {
-  migrateToEtcd,
-  readSource,
-  requireRoom,
-  targetClient,
-} from '../../src/core/migrate/migrate';
+import { migrateToEtcd, readSource, requireRoom } from '../../src/core/migrate/migrate';
 import { latestRows, openKine, pairsHash, preflight } from '../../src/core/migrate/kine';
 import {
   KineLog,
@@ -288,7 +283,7 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
   });
 
   it("a migration that would pass etcd's quota is refused before anything is written", async () => {
-    const client = await targetClient(cluster);
+    const { client } = await healthyClient(cluster);
     try {
       await assert.rejects(
         requireRoom(client, 1.5 * 1024 * 1024 * 1024),

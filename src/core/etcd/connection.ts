@@ -6,7 +6,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import type { Cluster } from '../inventory/types';
-import { clientEndpoints } from '../inventory/urls';
+import { clientEndpoints, clientUrl, etcdHosts } from '../inventory/urls';
 import type { Etcd3 } from 'etcd3';
 import { createEndpointClient, type EtcdTls } from './client';
 import { errorMessage } from '../errors';
@@ -52,24 +52,33 @@ export async function connectionFor(cluster: Cluster): Promise<EtcdConnection> {
   return { cluster: cluster.name, endpoints, tls, tlsSource: 'generated admin certificate' };
 }
 
-/** A client on the first member of `cluster` that answers a status request. */
-export async function firstAnsweringClient(
+/**
+ * A client on the first member of `cluster` (other than the host `except`) that serves a
+ * quorum read, and its endpoint. `timeoutMs` is the client's dial and per-request deadline.
+ */
+export async function healthyClient(
   cluster: Cluster,
+  opts: { except?: string; timeoutMs?: number } = {},
 ): Promise<{ client: Etcd3; endpoint: string }> {
   const conn = await connectionFor(cluster);
-  let last: unknown;
-  for (const endpoint of conn.endpoints) {
-    const client = await createEndpointClient(endpoint, { tls: conn.tls, timeoutMs: 10_000 });
+  const problems: string[] = [];
+  for (const h of etcdHosts(cluster)) {
+    if (h.name === opts.except) continue;
+    const endpoint = clientUrl(cluster, h);
+    const client = await createEndpointClient(endpoint, {
+      tls: conn.tls,
+      timeoutMs: opts.timeoutMs ?? 3000,
+    });
     try {
-      await client.maintenance.status();
+      await client.get('health').string();
       return { client, endpoint };
     } catch (err) {
-      last = err;
+      problems.push(`${endpoint}: ${errorMessage(err)}`);
       client.close();
     }
   }
   throw new K3sEtcdError(
     'etcd-unreachable',
-    `No member of ${cluster.name} answered: ${errorMessage(last)}`,
+    `No healthy member of ${cluster.name} answered${opts.except ? ` (besides ${opts.except})` : ''}: ${problems.join('; ')}`,
   );
 }

@@ -16,7 +16,7 @@ import { backupStamp } from '../k3s/backup';
 import { BACKUPS_DIR } from '../k3s/ops';
 import { shellQuote } from '../ssh/quote';
 import { initialClusterOf } from '../provision/etcdOps';
-import { firstAnsweringClient } from './connection';
+import { healthyClient } from './connection';
 
 export interface SnapshotInfo {
   cluster: string;
@@ -33,7 +33,7 @@ export async function saveSnapshot(
   cluster: Cluster,
   opts: { workspaceDir: string; signal?: AbortSignal; onProgress?(bytes: number): void },
 ): Promise<SnapshotInfo> {
-  const { client, endpoint } = await firstAnsweringClient(cluster);
+  const { client, endpoint } = await healthyClient(cluster, { timeoutMs: 10_000 });
   const createdAt = new Date();
   const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
   await mkdir(dir, { recursive: true, mode: 0o700 });

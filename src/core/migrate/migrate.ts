@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { K3sEtcdError } from '../errors';
-import { firstAnsweringClient } from '../etcd/connection';
+import { healthyClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
 import { backupStamp } from '../k3s/backup';
 import { checkToken, type TokenCheck } from './bootstrap';
@@ -81,11 +81,6 @@ export async function readSource(
   }
 }
 
-/** A client on the first member that answers. */
-export async function targetClient(cluster: Cluster): Promise<Etcd3> {
-  return (await firstAnsweringClient(cluster)).client;
-}
-
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 
@@ -128,7 +123,7 @@ export async function migrateToEtcd(
     batch?: number;
   },
 ): Promise<MigrationResult> {
-  const client = await targetClient(cluster);
+  const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
   try {
     const t0 = performance.now();
     const target = await targetCounts(client);

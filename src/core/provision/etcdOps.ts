@@ -6,8 +6,8 @@
  */
 import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
-import { createEndpointClient, memberIdFromHex } from '../etcd/client';
-import { connectionFor } from '../etcd/connection';
+import { memberIdFromHex } from '../etcd/client';
+import { connectionFor, healthyClient } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
@@ -223,28 +223,6 @@ export async function waitHealthy(
   }
 }
 
-/** A client on the first member (other than `except`) that answers. */
-async function healthyClient(cluster: Cluster, except?: string) {
-  const conn = await connectionFor(cluster);
-  const problems: string[] = [];
-  for (const h of etcdHosts(cluster)) {
-    if (h.name === except) continue;
-    const ep = clientUrl(cluster, h);
-    const c = await createEndpointClient(ep, { tls: conn.tls, timeoutMs: 3000 });
-    try {
-      await c.get('health').string();
-      return { client: c, endpoint: ep };
-    } catch (err) {
-      problems.push(`${ep}: ${(err as Error).message}`);
-      c.close();
-    }
-  }
-  throw new K3sEtcdError(
-    'etcd-unreachable',
-    `No healthy member of ${cluster.name} answered${except ? ` (besides ${except})` : ''}: ${problems.join('; ')}`,
-  );
-}
-
 /**
  * etcd refuses reconfiguration ("etcdserver: unhealthy cluster") until its leader has seen every
  * member active for a few seconds, e.g. right after a restart: retry that for up to 20 s.
@@ -281,7 +259,7 @@ export async function addMember(
 ): Promise<MemberAddResult> {
   const [host] = selectHosts(cluster, [hostName]);
   if (!host) throw new K3sEtcdError('usage', `No host ${hostName}`);
-  const { client } = await healthyClient(cluster, host.name);
+  const { client } = await healthyClient(cluster, { except: host.name });
   try {
     const current = (await client.cluster.memberList({})).members.map(toMember);
     const url = peerUrl(cluster, host);
@@ -399,7 +377,7 @@ export async function removeMember(
     lines.push(l);
     opts.onLine?.(host.name, l);
   };
-  const { client } = await healthyClient(cluster, host.name);
+  const { client } = await healthyClient(cluster, { except: host.name });
   let memberId: string | undefined;
   try {
     const members = (await client.cluster.memberList({})).members.map(toMember);
