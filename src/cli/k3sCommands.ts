@@ -1,8 +1,8 @@
 /** `k3s-etcd k3s ...`: K3s servers on the external etcd; `k3s-etcd etcdctl-env`. */
 import { dirname, resolve } from 'node:path';
-import { backupK3s, latestBackup, restoreK3s, verifyBackup } from '../core/k3s/backup';
+import { backupK3s, restoreK3s, verifyBackup } from '../core/k3s/backup';
 import { etcdctlEnv, exportLines } from '../core/etcd/etcdctlEnv';
-import { fetchKubeconfig, installK3s, selectK3sServers } from '../core/k3s/ops';
+import { fetchKubeconfig, installK3s, latestBackup, selectK3sServers } from '../core/k3s/ops';
 import { fileTokenStore } from '../core/k3s/token';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import {

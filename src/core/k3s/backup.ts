@@ -6,7 +6,7 @@
  * on both ends. Restore is the reverse, with K3s stopped; what it replaces is moved aside.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
@@ -14,7 +14,7 @@ import type { Cluster, Host } from '../inventory/types';
 import { sshOpener, type SshContext } from '../provision/etcdOps';
 import type { SshSession } from '../ssh/connection';
 import { shellQuote as q } from '../ssh/quote';
-import { BACKUPS_DIR, readK3sFacts } from './ops';
+import { BACKUPS_DIR, latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
 
 export const MANIFEST = 'manifest.json';
@@ -176,23 +176,6 @@ export async function backupK3s(
   } finally {
     t.close();
   }
-}
-
-/** The newest backup folder of `host` in the workspace, if any. */
-export async function latestBackup(
-  workspaceDir: string,
-  host: string,
-): Promise<string | undefined> {
-  const dir = join(workspaceDir, BACKUPS_DIR, host);
-  const times = (await readdir(dir).catch(() => [] as string[])).sort().reverse();
-  for (const t of times) {
-    const ok = await readFile(join(dir, t, MANIFEST)).then(
-      () => true,
-      () => false,
-    );
-    if (ok) return join(dir, t);
-  }
-  return undefined;
 }
 
 /** Reads a backup's manifest and checks every file against it. */

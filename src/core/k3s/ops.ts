@@ -69,20 +69,26 @@ export function selectK3sServers(cluster: Cluster, names?: readonly string[]): H
   });
 }
 
-/** Is there a backup of `host`'s K3s state in the workspace (backups/<host>/<time>/manifest.json)? */
-export async function hasBackup(workspaceDir: string, host: string): Promise<boolean> {
+/** The newest backup folder of `host` in the workspace (backups/<host>/<time>/ with its manifest). */
+export async function latestBackup(
+  workspaceDir: string,
+  host: string,
+): Promise<string | undefined> {
   const dir = join(workspaceDir, BACKUPS_DIR, host);
-  const times = await readdir(dir).catch(() => [] as string[]);
+  const times = (await readdir(dir).catch(() => [] as string[])).sort().reverse();
   for (const t of times) {
-    if (
-      await access(join(dir, t, 'manifest.json')).then(
-        () => true,
-        () => false,
-      )
-    )
-      return true;
+    const ok = await access(join(dir, t, 'manifest.json')).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return join(dir, t);
   }
-  return false;
+  return undefined;
+}
+
+/** Is there a backup of `host`'s K3s state in the workspace? */
+export async function hasBackup(workspaceDir: string, host: string): Promise<boolean> {
+  return (await latestBackup(workspaceDir, host)) !== undefined;
 }
 
 export async function readK3sFacts(
