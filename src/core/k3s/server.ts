@@ -10,7 +10,14 @@ import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts } from '../inventory/urls';
-import { sha256, type HostPlan, type Payload, type Step } from '../provision/plan';
+import {
+  fileStep,
+  sha256,
+  systemdGuard,
+  type HostPlan,
+  type Payload,
+  type Step,
+} from '../provision/plan';
 import { shellQuote as q } from '../ssh/quote';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
@@ -219,34 +226,8 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
     { name: 'client-key.pem', content: files.key, sha256: sha256(files.key), step: 'key' },
     { name: 'config.yaml', content: config, sha256: sha256(config), step: 'config' },
   ];
-  const file = (
-    id: string,
-    title: string,
-    path: string,
-    content: Buffer,
-    mode: number,
-    source: { text: string } | { payload: string },
-    backup = false,
-  ): Step => ({
-    kind: 'file',
-    id,
-    title,
-    path,
-    mode,
-    owner: 'root',
-    group: 'root',
-    sha256: sha256(content),
-    source,
-    ...(backup ? { backup } : {}),
-  });
   const steps: Step[] = [
-    {
-      kind: 'guard',
-      id: 'systemd',
-      title: 'systemd is the init system',
-      check: '[ -d /run/systemd/system ]',
-      message: '"this host does not run systemd: K3s needs it here"',
-    },
+    systemdGuard('K3s needs it here'),
     {
       kind: 'dir',
       id: 'etc',
@@ -265,34 +246,37 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       owner: 'root',
       group: 'root',
     },
-    file('ca', `datastore CA ${K3S_DATASTORE_FILES.ca}`, K3S_DATASTORE_FILES.ca, files.ca, 0o644, {
-      text: files.ca.toString('utf8'),
+    fileStep({
+      id: 'ca',
+      title: `datastore CA ${K3S_DATASTORE_FILES.ca}`,
+      path: K3S_DATASTORE_FILES.ca,
+      content: files.ca,
+      mode: 0o644,
     }),
-    file(
-      'cert',
-      `datastore client certificate ${K3S_DATASTORE_FILES.cert}`,
-      K3S_DATASTORE_FILES.cert,
-      files.cert,
-      0o644,
-      { text: files.cert.toString('utf8') },
-    ),
-    file(
-      'key',
-      `datastore client key ${K3S_DATASTORE_FILES.key} (0600)`,
-      K3S_DATASTORE_FILES.key,
-      files.key,
-      0o600,
-      { payload: 'client-key.pem' },
-    ),
-    file(
-      'config',
-      `${K3S_CONFIG} (0600: holds the token) with the datastore endpoint and files`,
-      K3S_CONFIG,
-      config,
-      0o600,
-      { payload: 'config.yaml' },
-      true,
-    ),
+    fileStep({
+      id: 'cert',
+      title: `datastore client certificate ${K3S_DATASTORE_FILES.cert}`,
+      path: K3S_DATASTORE_FILES.cert,
+      content: files.cert,
+      mode: 0o644,
+    }),
+    fileStep({
+      id: 'key',
+      title: `datastore client key ${K3S_DATASTORE_FILES.key} (0600)`,
+      path: K3S_DATASTORE_FILES.key,
+      content: files.key,
+      mode: 0o600,
+      payload: 'client-key.pem',
+    }),
+    fileStep({
+      id: 'config',
+      title: `${K3S_CONFIG} (0600: holds the token) with the datastore endpoint and files`,
+      path: K3S_CONFIG,
+      content: config,
+      mode: 0o600,
+      payload: 'config.yaml',
+      backup: true,
+    }),
   ];
 
   const version = k.version ? `INSTALL_K3S_VERSION=${q(k.version)} ` : '';
@@ -317,7 +301,12 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       { name: 'install.sh', content: script, sha256: sha256(script), step: 'install' },
     );
     steps.push(
-      file('binary', `k3s binary ${K3S_BIN} (from the offline folder)`, K3S_BIN, bin, 0o755, {
+      fileStep({
+        id: 'binary',
+        title: `k3s binary ${K3S_BIN} (from the offline folder)`,
+        path: K3S_BIN,
+        content: bin,
+        mode: 0o755,
         payload: 'k3s',
       }),
       {
@@ -372,18 +361,15 @@ export function repointPlan(host: Host, facts: K3sFacts, config: Buffer): HostPl
     title: `K3s server ${host.name}: datastore endpoint after an address change`,
     payloads: [{ name: 'config.yaml', content: config, sha256: sha256(config), step: 'config' }],
     steps: [
-      {
-        kind: 'file',
+      fileStep({
         id: 'config',
         title: `${K3S_CONFIG}: datastore-endpoint names the new client URL (0600)`,
         path: K3S_CONFIG,
+        content: config,
         mode: 0o600,
-        owner: 'root',
-        group: 'root',
-        sha256: sha256(config),
-        source: { payload: 'config.yaml' },
+        payload: 'config.yaml',
         backup: true,
-      },
+      }),
       {
         kind: 'service',
         id: 'service',

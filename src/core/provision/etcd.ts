@@ -15,7 +15,7 @@ import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, hostPort, peerUrl } from '../inventory/urls';
 import { CA_FILES } from '../pki/set';
 import { shellQuote as q } from '../ssh/quote';
-import { sha256, type HostPlan, type Payload, type Step } from './plan';
+import { fileStep, sha256, systemdGuard, type HostPlan, type Payload, type Step } from './plan';
 
 export type EtcdArch = 'amd64' | 'arm64' | 'arm' | 'ppc64le' | 's390x';
 
@@ -438,46 +438,28 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
     id: string,
     title: string,
     path: string,
-    text: string,
+    content: string,
     mode: number,
     owner: string,
     group: string,
     backup = false,
-  ): Step => ({
-    kind: 'file',
-    id,
-    title,
-    path,
-    mode,
-    owner,
-    group,
-    sha256: sha256(text),
-    source: { text },
-    ...(backup ? { backup } : {}),
-  });
-  const keyFile = (id: string, name: string, content: Buffer): Step => ({
-    kind: 'file',
-    id,
-    title: `member key ${PKI}/${name} (0600, etcd)`,
-    path: `${PKI}/${name}`,
-    mode: 0o600,
-    owner: 'etcd',
-    group: 'etcd',
-    sha256: sha256(content),
-    source: { payload: name },
-  });
+  ): Step => fileStep({ id, title, path, content, mode, owner, group, backup });
+  const keyFile = (id: string, name: string, content: Buffer): Step =>
+    fileStep({
+      id,
+      title: `member key ${PKI}/${name} (0600, etcd)`,
+      path: `${PKI}/${name}`,
+      mode: 0o600,
+      owner: 'etcd',
+      content,
+      payload: name,
+    });
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
     ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
     : `{ ! command -v getent >/dev/null 2>&1; } || getent hosts ${q(addr)} >/dev/null`;
   const steps: Step[] = [
-    {
-      kind: 'guard',
-      id: 'systemd',
-      title: 'systemd is the init system',
-      check: '[ -d /run/systemd/system ]',
-      message: '"this host does not run systemd: provisioning etcd needs systemd"',
-    },
+    systemdGuard('provisioning etcd needs systemd'),
     {
       kind: 'guard',
       id: 'address',

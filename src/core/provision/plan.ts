@@ -101,6 +101,46 @@ export interface HostPlan {
 export const sha256 = (data: string | Buffer): string =>
   createHash('sha256').update(data).digest('hex');
 
+/**
+ * A file step for `content` (its SHA-256 computed here), owned by root unless said otherwise:
+ * written from the script's text, or, with `payload`, from the staged file of that name.
+ */
+export function fileStep(f: {
+  id: string;
+  title: string;
+  path: string;
+  mode: number;
+  content: string | Buffer;
+  owner?: string;
+  group?: string;
+  payload?: string;
+  backup?: boolean;
+}): FileStep {
+  return {
+    kind: 'file',
+    id: f.id,
+    title: f.title,
+    path: f.path,
+    mode: f.mode,
+    owner: f.owner ?? 'root',
+    group: f.group ?? f.owner ?? 'root',
+    sha256: sha256(f.content),
+    source: f.payload ? { payload: f.payload } : { text: f.content.toString() },
+    ...(f.backup ? { backup: true } : {}),
+  };
+}
+
+/** The first guard of every plan: the host runs systemd; `why` completes "this host does not run systemd: ". */
+export function systemdGuard(why: string): GuardStep {
+  return {
+    kind: 'guard',
+    id: 'systemd',
+    title: 'systemd is the init system',
+    check: '[ -d /run/systemd/system ]',
+    message: `"this host does not run systemd: ${why}"`,
+  };
+}
+
 const octal = (mode: number) => (mode & 0o7777).toString(8);
 
 const HEREDOC = 'K3S_ETCD_EOF';
