@@ -8,7 +8,6 @@
  */
 import { join } from 'node:path';
 import { runPerfCheck } from '../src/core/etcd/perf';
-import type { Cluster } from '../src/core/inventory/types';
 import { migrateToEtcd, readSource } from '../src/core/migrate/migrate';
 import { etcdWithOurCerts, admin } from '../test/integration/harness/tlsCluster';
 import type { EtcdCluster } from '../test/integration/harness/etcd';
@@ -65,11 +64,7 @@ export async function benchMigrate(): Promise<void> {
       track: (c) => clusters.push(c),
       extra: { samePorts: true },
     });
-    const m0 = r.etcd.members[0]!;
-    const cluster: Cluster = {
-      ...r.cluster,
-      etcd: { ...r.cluster.etcd, clientPort: m0.clientPort, peerPort: m0.peerPort },
-    };
+    const cluster = r.cluster;
 
     let peakRss = process.memoryUsage().rss;
     const sampler = setInterval(() => {

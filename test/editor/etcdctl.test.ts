@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import type { EtcdCluster } from '../integration/harness/etcd';
-import { etcdWithOurCerts } from '../integration/harness/tlsCluster';
+import { etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -36,19 +36,7 @@ test(
       track: (c) => clusters.push(c),
     });
     const m = etcd.members[0]!;
-    await writeFile(
-      join(ws, 'k3s-etcd.yaml'),
-      [
-        'version: 1',
-        'clusters:',
-        '  - name: edge-t',
-        `    etcd: { version: v3.4.23, clientPort: ${m.clientPort}, peerPort: ${m.peerPort} }`,
-        '    pki: { dir: pki/edge-t }',
-        '    hosts:',
-        `      - { name: ${m.name}, address: ${m.address}, roles: [etcd] }`,
-        '',
-      ].join('\n'),
-    );
+    await writeFile(join(ws, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki/edge-t' }));
     const page = await openWorkbench({
       name: 'editor-etcdctl',
       folder: ws,

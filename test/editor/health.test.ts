@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import type { EtcdCluster } from '../integration/harness/etcd';
-import { etcdWithOurCerts } from '../integration/harness/tlsCluster';
+import { etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
 import {
   launchBrowser,
   REPO_ROOT,
@@ -55,23 +55,7 @@ test(
       track: (c) => clusters.push(c),
       extra: { samePorts: true },
     });
-    const [m0] = etcd.members;
-    assert.ok(m0);
-    await writeFile(
-      join(ws, 'k3s-etcd.yaml'),
-      [
-        'version: 1',
-        'clusters:',
-        '  - name: edge-t',
-        `    etcd: { version: v3.4.23, clientPort: ${m0.clientPort}, peerPort: ${m0.peerPort} }`,
-        '    pki: { dir: pki/edge-t }',
-        '    hosts:',
-        ...etcd.members.map(
-          (m) => `      - { name: ${m.name}, address: ${m.address}, roles: [etcd] }`,
-        ),
-        '',
-      ].join('\n'),
-    );
+    await writeFile(join(ws, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki/edge-t' }));
 
     const server = await startVsCodeServer({
       name: 'editor-live',

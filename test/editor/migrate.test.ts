@@ -12,7 +12,7 @@ import { createEndpointClient } from '../../src/core/etcd/client';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../support/kineFixture';
 import type { EtcdCluster } from '../integration/harness/etcd';
-import { admin, etcdWithOurCerts } from '../integration/harness/tlsCluster';
+import { admin, etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -41,16 +41,7 @@ test(
     const m = etcd.members[0]!;
     await writeFile(
       join(ws, 'k3s-etcd.yaml'),
-      [
-        'version: 1',
-        'clusters:',
-        '  - name: edge-t',
-        `    etcd: { version: v3.4.23, clientPort: ${m.clientPort}, peerPort: ${m.peerPort} }`,
-        '    pki: { dir: pki/edge-t }',
-        '    hosts:',
-        `      - { name: ${m.name}, address: ${m.address}, roles: [etcd, k3s-server] }`,
-        '',
-      ].join('\n'),
+      harnessInventory(etcd, { pki: 'pki/edge-t', roles: ['etcd', 'k3s-server'] }),
     );
     // A backup as `k3s backup` leaves it: state.db and the token beside it.
     const backup = join(ws, 'backups', m.name, '20261124T120000Z');

@@ -28,7 +28,8 @@ import {
 } from '../support/kineFixture';
 import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
 import { captureIO } from '../support/lab';
-import { etcdWithOurCerts, testScope } from './harness/tlsCluster';
+import type { EtcdCluster } from './harness/etcd';
+import { etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const TOKEN = 'K10c0ffee::server:migrate-me';
 
@@ -189,6 +190,7 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
   const { tempDir, track } = testScope('k3s-etcd-migrate-');
   let dir = '';
   let cluster: Cluster;
+  let etcd: EtcdCluster;
   let db = '';
   let expected: Map<string, { value: Uint8Array; lease: number }>;
   const etcdctl = (...args: string[]) => {
@@ -223,14 +225,8 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
   before(async () => {
     dir = await tempDir();
     const r = await etcdWithOurCerts(join(dir, 'pki'), 3, { track, extra: { samePorts: true } });
-    cluster = {
-      ...r.cluster,
-      etcd: {
-        ...r.cluster.etcd,
-        clientPort: r.etcd.members[0]!.clientPort,
-        peerPort: r.etcd.members[0]!.peerPort,
-      },
-    };
+    cluster = r.cluster;
+    etcd = r.etcd;
     db = join(dir, 'state.db');
     const log = history(new KineLog());
     log.create('/registry/events/default/short', Buffer.from('{"reason":"Short"}'), 2);
@@ -322,10 +318,8 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
 
   it('the CLI: a dry run reports and writes nothing; --source with the backup token beside it migrates', async () => {
     etcdctl('del', '--prefix', '');
-    await writeFile(
-      join(dir, 'k3s-etcd.yaml'),
-      `version: 1\nclusters:\n  - name: edge-t\n    etcd: { version: v3.4.23, clientPort: ${cluster.etcd.clientPort}, peerPort: ${cluster.etcd.peerPort} }\n    pki: { dir: pki }\n    hosts:\n${cluster.hosts.map((h) => `      - { name: ${h.name}, address: ${h.address}, roles: [etcd] }`).join('\n')}\n`,
-    );
+    await writeFile(join(dir, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki' }));
+
     await writeFile(join(dir, 'token'), `${TOKEN}\n`);
     const dry = captureIO(dir);
     assert.equal(

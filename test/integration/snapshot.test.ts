@@ -12,9 +12,8 @@ import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
-import type { Cluster } from '../../src/core/inventory/types';
 import { captureIO } from '../support/lab';
-import { admin, etcdWithOurCerts, testScope } from './harness/tlsCluster';
+import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 describe('snapshots of the external etcd', () => {
   const { tempDir, track } = testScope('k3s-etcd-snap-');
@@ -22,19 +21,11 @@ describe('snapshots of the external etcd', () => {
   it('saves a snapshot, and the generated per-member restore commands bring the keys back', async () => {
     const dir = await tempDir();
     const pki = join(dir, 'pki');
-    const { etcd, cluster: c } = await etcdWithOurCerts(pki, 3, {
+    const { etcd, cluster } = await etcdWithOurCerts(pki, 3, {
       track,
       extra: { samePorts: true },
     });
-    const m0 = etcd.members[0]!;
-    const cluster: Cluster = {
-      ...c,
-      etcd: { ...c.etcd, clientPort: m0.clientPort, peerPort: m0.peerPort },
-    };
-    await writeFile(
-      join(dir, 'k3s-etcd.yaml'),
-      `version: 1\nclusters:\n  - name: edge-t\n    etcd: { version: v3.4.23, clientPort: ${m0.clientPort}, peerPort: ${m0.peerPort} }\n    pki: { dir: pki }\n    hosts:\n${etcd.members.map((m) => `      - { name: ${m.name}, address: ${m.address}, roles: [etcd] }`).join('\n')}\n`,
-    );
+    await writeFile(join(dir, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki' }));
     const client = async () =>
       createEndpointClient(etcd.endpoints[0]!, { tls: admin(pki), timeoutMs: 10_000 });
     let k = await client();

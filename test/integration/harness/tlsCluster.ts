@@ -80,7 +80,39 @@ export async function etcdWithOurCerts(
     },
   });
   opts.track?.(etcd);
-  return { etcd, cluster: cluster(dir, hosts, opts.pki) };
+  return { etcd, cluster: withMemberPorts(cluster(dir, hosts, opts.pki), etcd) };
+}
+
+/** `c` with the ports its members listen on, when they share them (one member, or samePorts). */
+export function withMemberPorts(c: Cluster, etcd: EtcdCluster): Cluster {
+  const [m0, ...rest] = etcd.members;
+  if (!m0 || rest.some((m) => m.clientPort !== m0.clientPort || m.peerPort !== m0.peerPort))
+    return c;
+  return { ...c, etcd: { ...c.etcd, clientPort: m0.clientPort, peerPort: m0.peerPort } };
+}
+
+/**
+ * A k3s-etcd.yaml naming a running harness cluster (members sharing their ports): cluster
+ * edge-t, certificates in `pki` (relative to the file), each member with `roles`.
+ */
+export function harnessInventory(
+  etcd: EtcdCluster,
+  opts: { pki: string; roles?: string[] },
+): string {
+  const m0 = etcd.members[0]!;
+  const roles = (opts.roles ?? ['etcd']).join(', ');
+  return [
+    'version: 1',
+    'clusters:',
+    '  - name: edge-t',
+    `    etcd: { version: v3.4.23, clientPort: ${m0.clientPort}, peerPort: ${m0.peerPort} }`,
+    `    pki: { dir: ${opts.pki} }`,
+    '    hosts:',
+    ...etcd.members.map(
+      (m) => `      - { name: ${m.name}, address: ${m.address}, roles: [${roles}] }`,
+    ),
+    '',
+  ].join('\n');
 }
 
 /**
