@@ -9,20 +9,12 @@ import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { etcdctl, startEtcdCluster } from './harness/etcd';
 import type { EtcdCluster } from './harness/etcd';
+import { pidAlive } from '../support/processes';
 
 const started: EtcdCluster[] = [];
 after(async () => {
   await Promise.all(started.map((c) => c.stop()));
 });
-
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
 
 test('1-member cluster: put/get through etcdctl, then stop removes process and dir', async () => {
   const cluster = await startEtcdCluster({ members: 1 });
@@ -40,10 +32,10 @@ test('1-member cluster: put/get through etcdctl, then stop removes process and d
   assert.equal(get.code, 0, get.stderr);
   assert.equal(get.stdout.trim(), 'world');
 
-  assert.equal(gone(member.pid), false);
+  assert.equal(pidAlive(member.pid), true);
   assert.ok(existsSync(cluster.dir));
   await cluster.stop();
-  assert.equal(gone(member.pid), true, `etcd ${member.pid} still running after stop()`);
+  assert.equal(pidAlive(member.pid), false, `etcd ${member.pid} still running after stop()`);
   assert.equal(existsSync(cluster.dir), false, `${cluster.dir} still exists after stop()`);
   await cluster.stop(); // idempotent
 });
@@ -170,8 +162,8 @@ for (const mode of ['forget', 'throw', 'sigterm'] as const) {
     if (mode === 'sigterm') assert.equal(code, 143);
     for (const pid of report.pids) {
       // SIGKILLed etcd are reaped by init; allow a moment.
-      for (let i = 0; i < 50 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 100));
-      assert.equal(gone(pid), true, `etcd ${pid} leaked by a ${mode} test process`);
+      for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(pidAlive(pid), false, `etcd ${pid} leaked by a ${mode} test process`);
     }
     assert.equal(existsSync(report.dir), false, `${report.dir} leaked`);
   });

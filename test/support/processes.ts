@@ -7,7 +7,8 @@
  * and SIGTERM (exit 143), installed once, whatever a crashed test left behind. A harness that
  * stops a group itself calls `untrackGroup()`; `removeTempDir()` forgets the dir it removes.
  */
-import { rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,57 @@ export function groupAlive(pid: number): boolean {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end (30 s deadline by default); never throws on a non-zero exit. */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: opts.timeoutMs ?? 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+    child.stdin?.on('error', () => undefined); // EPIPE when the command exits without reading it
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+
+/** Whether the process `pid` exists. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** pids whose command line has the argument `arg` (e.g. nspawn's machine name). */
+export function processesWithArg(arg: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(arg)) out.push(+e);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
 
 /** Polls `cond` every 200 ms until it holds; rejects naming `what` after `ms`. */
 export async function waitUntil(

@@ -4,35 +4,25 @@
  * and leave nothing behind when stopped.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../support/edgeHosts';
 import type { EdgeHost } from '../support/edgeHosts';
-import { makeTempDir, removeTempDir, sleep } from '../support/processes';
+import {
+  type CommandResult,
+  makeTempDir,
+  pidAlive,
+  processesWithArg,
+  removeTempDir,
+  runCommand,
+  sleep,
+} from '../support/processes';
 
 const ADDRESSES = ['127.0.1.31', '127.0.1.32'] as const;
 const SUDO_PW = 'edge-sudo-pw';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCmd(cmd: string, args: string[], input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => undefined); // EPIPE when the command exits without reading it
-    child.stdin?.end(input ?? '');
-  });
-}
 
 let dir = '';
 let key = '';
@@ -46,7 +36,7 @@ function ssh(
   command: string,
   input?: string,
 ) {
-  return runCmd(
+  return runCommand(
     'ssh',
     [
       '-F',
@@ -70,7 +60,7 @@ function ssh(
       `${user}@${address}`,
       command,
     ],
-    input,
+    input === undefined ? {} : { input },
   );
 }
 
@@ -83,7 +73,7 @@ function host(i: number): EdgeHost {
 before(async () => {
   dir = await makeTempDir('k3s-etcd-sys-');
   key = join(dir, 'id_ed25519');
-  const kg = await runCmd('ssh-keygen', [
+  const kg = await runCommand('ssh-keygen', [
     '-q',
     '-t',
     'ed25519',
@@ -194,9 +184,9 @@ test("a host's etcd binds its own address on 2379/2380 and serves this machine",
     ].join(' '),
   );
   assert.equal(start.code, 0, start.stderr);
-  let health: Result = { code: -1, stdout: '', stderr: '' };
+  let health: CommandResult = { code: -1, stdout: '', stderr: '' };
   for (const end = Date.now() + 20_000; Date.now() < end; await sleep(200)) {
-    health = await runCmd('etcdctl', [`--endpoints=${url(2379)}`, 'endpoint', 'health']);
+    health = await runCommand('etcdctl', [`--endpoints=${url(2379)}`, 'endpoint', 'health']);
     if (health.code === 0) break;
   }
   assert.equal(
@@ -218,36 +208,13 @@ function portFree(address: string, port: number): Promise<boolean> {
   });
 }
 
-/** pids whose command line names `machine` (nspawn's -M argument). */
-function processesNaming(machine: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(machine)) out.push(+e);
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('stop() powers off, unmounts the overlay and leaves no process or dir behind', async () => {
   const stopped = [...hosts];
   for (const h of stopped) {
     assert.ok(
       readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${h.root} `) || h.rootMode === 'copy',
     );
-    assert.deepEqual(processesNaming(h.machine), [h.nspawnPid]);
+    assert.deepEqual(processesWithArg(h.machine), [h.nspawnPid]);
   }
   const t = Date.now();
   await stopEdgeHosts(stopped);
@@ -255,9 +222,9 @@ test('stop() powers off, unmounts the overlay and leaves no process or dir behin
   const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   for (const h of stopped) {
     assert.ok(!mountinfo.includes(h.root), `${h.root} still mounted`);
-    assert.equal(alive(h.leaderPid), false, `${h.name}: systemd ${h.leaderPid} still running`);
-    assert.equal(alive(h.nspawnPid), false, `${h.name}: nspawn ${h.nspawnPid} still running`);
-    assert.deepEqual(processesNaming(h.machine), []);
+    assert.equal(pidAlive(h.leaderPid), false, `${h.name}: systemd ${h.leaderPid} still running`);
+    assert.equal(pidAlive(h.nspawnPid), false, `${h.name}: nspawn ${h.nspawnPid} still running`);
+    assert.deepEqual(processesWithArg(h.machine), []);
     assert.equal(existsSync(h.dir), false, `${h.dir} still exists`);
     assert.equal(h.stoppedBy, 'poweroff');
     for (const port of [22, 2379, 2380]) {

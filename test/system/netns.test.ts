@@ -7,8 +7,7 @@
  * net.ipv4.ip_forward untouched.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -20,25 +19,17 @@ import {
   type BridgeNetwork,
   type EdgeHost,
 } from '../support/edgeHosts';
-import { makeTempDir, removeTempDir, sleep } from '../support/processes';
+import {
+  type CommandResult,
+  makeTempDir,
+  pidAlive,
+  processesWithArg,
+  removeTempDir,
+  runCommand,
+  sleep,
+} from '../support/processes';
 
 const NAMES = ['netns-a', 'netns-b'] as const;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function runCmd(cmd: string, args: string[], timeoutMs = 30_000): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end();
-  });
-}
 
 let dir = '';
 let key = '';
@@ -46,7 +37,7 @@ let hosts: EdgeHost[] = [];
 let ipForwardBefore = '';
 
 function ssh(address: string, knownHostsFile: string, command: string, connectTimeout = 10) {
-  return runCmd('ssh', [
+  return runCommand('ssh', [
     '-F',
     '/dev/null',
     '-i',
@@ -114,7 +105,7 @@ before(async () => {
   ipForwardBefore = ipForward();
   dir = await makeTempDir('k3s-etcd-netns-');
   key = join(dir, 'id_ed25519');
-  const kg = await runCmd('ssh-keygen', [
+  const kg = await runCommand('ssh-keygen', [
     '-q',
     '-t',
     'ed25519',
@@ -154,7 +145,7 @@ test('each host is in its own network namespace and answers ssh and TCP at its a
   assert.match(bridge.name, /^k3seb[0-9a-f]{4}$/);
   assert.match(bridge.subnet, /^10\.213\.\d{1,3}\.0\/24$/);
   assert.equal(host(1).bridge, bridge);
-  const br = await runCmd('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge.name]);
+  const br = await runCommand('ip', ['-o', '-4', 'addr', 'show', 'dev', bridge.name]);
   assert.match(br.stdout, new RegExp(`inet ${bridge.gateway.replace(/\./g, '\\.')}/24 `));
   const ownNetns = readlinkSync('/proc/self/ns/net');
   const netnses = new Set([ownNetns]);
@@ -164,7 +155,7 @@ test('each host is in its own network namespace and answers ssh and TCP at its a
     assert.equal(h.network, 'bridge');
     assert.equal(h.address, bridge.address(11 + i));
     assert.ok(h.veth, `${name}: no veth`);
-    const link = await runCmd('ip', ['-o', 'link', 'show', 'dev', h.veth]);
+    const link = await runCommand('ip', ['-o', 'link', 'show', 'dev', h.veth]);
     assert.match(link.stdout, new RegExp(` master ${bridge.name} `), link.stdout);
     netnses.add(readlinkSync(`/proc/${h.leaderPid}/ns/net`));
 
@@ -204,9 +195,9 @@ test("a real etcd on host 1's address serves this machine through the bridge", a
   );
   assert.equal(start.code, 0, start.stderr);
   const t = Date.now();
-  let health: Result = { code: -1, stdout: '', stderr: '' };
+  let health: CommandResult = { code: -1, stdout: '', stderr: '' };
   for (const end = Date.now() + 20_000; Date.now() < end; await sleep(200)) {
-    health = await runCmd('curl', ['-sS', '-m', '2', `${url(2379)}/health`]);
+    health = await runCommand('curl', ['-sS', '-m', '2', `${url(2379)}/health`]);
     if (health.code === 0 && /"health":\s*"true"/.test(health.stdout)) break;
   }
   assert.match(
@@ -270,29 +261,6 @@ test('changeAddress moves host 1: the old address answers nothing, the new one a
   await assert.rejects(h.changeAddress('10.99.0.5'), /not a host address/);
 });
 
-/** pids whose command line names `machine` (nspawn's -M argument). */
-function processesNaming(machine: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(machine)) out.push(+e);
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('stopping removes the bridge, the veths, the processes and the mounts', async () => {
   const stopped = [...hosts];
   const bridge = bridgeOf(host(0));
@@ -301,7 +269,7 @@ test('stopping removes the bridge, the veths, the processes and the mounts', asy
   await stopEdgeHosts(stopped);
   console.log(`stopped ${stopped.length} hosts and the bridge in ${Date.now() - t} ms`);
 
-  const links = await runCmd('ip', ['-o', 'link', 'show']);
+  const links = await runCommand('ip', ['-o', 'link', 'show']);
   const names = links.stdout
     .split('\n')
     .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '')
@@ -309,15 +277,23 @@ test('stopping removes the bridge, the veths, the processes and the mounts', asy
   assert.ok(!names.includes(bridge.name), `${bridge.name} still there`);
   for (const v of veths) assert.ok(!names.includes(v), `${v} still there`);
   assert.doesNotMatch(links.stdout, new RegExp(` master ${bridge.name} `));
-  const route = await runCmd('ip', ['-4', 'route', 'show', 'table', 'all', 'to', bridge.subnet]);
+  const route = await runCommand('ip', [
+    '-4',
+    'route',
+    'show',
+    'table',
+    'all',
+    'to',
+    bridge.subnet,
+  ]);
   assert.equal(route.stdout.trim(), '', `route left: ${route.stdout}`);
   const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   for (const h of stopped) {
     assert.equal(h.stoppedBy, 'poweroff');
     assert.ok(!mountinfo.includes(h.dir), `${h.root} still mounted`);
-    assert.equal(alive(h.leaderPid), false, `${h.name}: systemd ${h.leaderPid} still running`);
-    assert.equal(alive(h.nspawnPid), false, `${h.name}: nspawn ${h.nspawnPid} still running`);
-    assert.deepEqual(processesNaming(h.machine), []);
+    assert.equal(pidAlive(h.leaderPid), false, `${h.name}: systemd ${h.leaderPid} still running`);
+    assert.equal(pidAlive(h.nspawnPid), false, `${h.name}: nspawn ${h.nspawnPid} still running`);
+    assert.deepEqual(processesWithArg(h.machine), []);
     assert.equal(existsSync(h.dir), false, `${h.dir} still exists`);
   }
   assert.equal(ipForward(), ipForwardBefore, 'net.ipv4.ip_forward changed');
