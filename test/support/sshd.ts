@@ -7,7 +7,15 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { killGroup, makeTempDir, sleep, trackGroup, untrackGroup } from './processes';
+import {
+  killGroup,
+  makeTempDir,
+  runCommand,
+  sleep,
+  trackGroup,
+  untrackGroup,
+  type CommandResult,
+} from './processes';
 
 export interface KeyPair {
   file: string;
@@ -33,6 +41,46 @@ export function makeKey(
     file,
   ]);
   return { file, publicLine: readFileSync(`${file}.pub`, 'utf8').trim() };
+}
+
+/**
+ * OpenSSH's own client, strict: only `key`, only `knownHostsFile`, unknown keys refused, no
+ * prompts. Runs `command` as `user@address`.
+ */
+export function realSsh(opts: {
+  key: string;
+  knownHostsFile: string;
+  target: string;
+  command: string;
+  connectTimeout?: number;
+  input?: string;
+}): Promise<CommandResult> {
+  return runCommand(
+    'ssh',
+    [
+      '-F',
+      '/dev/null',
+      '-i',
+      opts.key,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      `UserKnownHostsFile=${opts.knownHostsFile}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `ConnectTimeout=${opts.connectTimeout ?? 10}`,
+      '-o',
+      'LogLevel=ERROR',
+      opts.target,
+      opts.command,
+    ],
+    opts.input === undefined ? {} : { input: opts.input },
+  );
 }
 
 function readLog(file: string): string {

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../support/edgeHosts';
+import { makeKey, realSsh } from '../support/sshd';
 import type { EdgeHost } from '../support/edgeHosts';
 import {
   type CommandResult,
@@ -36,32 +37,13 @@ function ssh(
   command: string,
   input?: string,
 ) {
-  return runCommand(
-    'ssh',
-    [
-      '-F',
-      '/dev/null',
-      '-i',
-      key,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHostsFile}`,
-      '-o',
-      'GlobalKnownHostsFile=/dev/null',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ConnectTimeout=10',
-      '-o',
-      'LogLevel=ERROR',
-      `${user}@${address}`,
-      command,
-    ],
-    input === undefined ? {} : { input },
-  );
+  return realSsh({
+    key,
+    knownHostsFile,
+    target: `${user}@${address}`,
+    command,
+    ...(input === undefined ? {} : { input }),
+  });
 }
 
 function host(i: number): EdgeHost {
@@ -72,20 +54,9 @@ function host(i: number): EdgeHost {
 
 before(async () => {
   dir = await makeTempDir('k3s-etcd-sys-');
-  key = join(dir, 'id_ed25519');
-  const kg = await runCommand('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'sys-test',
-    '-f',
-    key,
-  ]);
-  assert.equal(kg.code, 0, kg.stderr);
-  const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+  const kp = makeKey(dir, 'id_ed25519');
+  key = kp.file;
+  const pub = kp.publicLine;
 
   const t = Date.now();
   hosts = await startEdgeHosts({

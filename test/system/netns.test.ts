@@ -19,6 +19,7 @@ import {
   type BridgeNetwork,
   type EdgeHost,
 } from '../support/edgeHosts';
+import { makeKey, realSsh } from '../support/sshd';
 import {
   type CommandResult,
   makeTempDir,
@@ -37,28 +38,7 @@ let hosts: EdgeHost[] = [];
 let ipForwardBefore = '';
 
 function ssh(address: string, knownHostsFile: string, command: string, connectTimeout = 10) {
-  return runCommand('ssh', [
-    '-F',
-    '/dev/null',
-    '-i',
-    key,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    `UserKnownHostsFile=${knownHostsFile}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    `ConnectTimeout=${connectTimeout}`,
-    '-o',
-    'LogLevel=ERROR',
-    `root@${address}`,
-    command,
-  ]);
+  return realSsh({ key, knownHostsFile, target: `root@${address}`, command, connectTimeout });
 }
 
 /** known_hosts with the host's key under its current address. */
@@ -104,20 +84,9 @@ const ipForward = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').tr
 before(async () => {
   ipForwardBefore = ipForward();
   dir = await makeTempDir('k3s-etcd-netns-');
-  key = join(dir, 'id_ed25519');
-  const kg = await runCommand('ssh-keygen', [
-    '-q',
-    '-t',
-    'ed25519',
-    '-N',
-    '',
-    '-C',
-    'netns',
-    '-f',
-    key,
-  ]);
-  assert.equal(kg.code, 0, kg.stderr);
-  const pub = readFileSync(`${key}.pub`, 'utf8').trim();
+  const kp = makeKey(dir, 'id_ed25519');
+  key = kp.file;
+  const pub = kp.publicLine;
 
   const t = Date.now();
   hosts = await startEdgeHosts({
