@@ -4,12 +4,9 @@
  * variables, and `etcdctl endpoint health` typed in it succeeds.
  */
 import assert from 'node:assert/strict';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import type { EtcdCluster } from '../integration/harness/etcd';
-import { etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -18,6 +15,7 @@ import {
   uiTestScope,
   runFromPalette,
 } from './harness/vscode';
+import { etcdWorkspace } from './harness/etcdWorkspace';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const cleanups = uiTestScope();
@@ -26,17 +24,8 @@ test(
   'UI: Open etcdctl Terminal: the five ETCDCTL_ variables are set and etcdctl endpoint health succeeds; Save etcd Snapshot writes it into backups/',
   { timeout: 180_000 },
   async () => {
-    const ws = await makeTempDir('k3s-etcd-ws-etcdctl-');
-    cleanups.push(() => removeTempDir(ws));
-    const clusters: EtcdCluster[] = [];
-    cleanups.push(async () => {
-      await Promise.all(clusters.map((c) => c.stop()));
-    });
-    const { etcd } = await etcdWithOurCerts(join(ws, 'pki', 'edge-t'), 1, {
-      track: (c) => clusters.push(c),
-    });
+    const { ws, etcd } = await etcdWorkspace('k3s-etcd-ws-etcdctl-', cleanups);
     const m = etcd.members[0]!;
-    await writeFile(join(ws, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki/edge-t' }));
     const page = await openWorkbench({
       name: 'editor-etcdctl',
       folder: ws,

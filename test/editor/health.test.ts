@@ -4,13 +4,10 @@
  * the tree and the etcd health panel; a member stopped and started again, as a person would see it.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { FrameLocator, Page } from 'playwright-core';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import type { EtcdCluster } from '../integration/harness/etcd';
-import { etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
 import {
   launchBrowser,
   REPO_ROOT,
@@ -19,6 +16,7 @@ import {
   watchConsole,
   uiTestScope,
 } from './harness/vscode';
+import { etcdWorkspace } from './harness/etcdWorkspace';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const cleanups = uiTestScope();
@@ -44,18 +42,7 @@ test(
   'UI: live member state in the tree and the etcd health panel, through a member outage',
   { timeout: 300_000 },
   async () => {
-    const ws = await makeTempDir('k3s-etcd-ws-live-');
-    cleanups.push(() => removeTempDir(ws));
-    const pki = join(ws, 'pki', 'edge-t');
-    const clusters: EtcdCluster[] = [];
-    cleanups.push(async () => {
-      await Promise.all(clusters.map((c) => c.stop()));
-    });
-    const { etcd } = await etcdWithOurCerts(pki, 3, {
-      track: (c) => clusters.push(c),
-      extra: { samePorts: true },
-    });
-    await writeFile(join(ws, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki/edge-t' }));
+    const { ws, etcd } = await etcdWorkspace('k3s-etcd-ws-live-', cleanups, { members: 3 });
 
     const server = await startVsCodeServer({
       name: 'editor-live',

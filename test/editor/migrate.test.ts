@@ -9,10 +9,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { makeTempDir, removeTempDir } from '../support/processes';
 import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../support/kineFixture';
-import type { EtcdCluster } from '../integration/harness/etcd';
-import { admin, etcdWithOurCerts, harnessInventory } from '../integration/harness/tlsCluster';
+import { admin } from '../integration/harness/tlsCluster';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -20,6 +18,7 @@ import {
   SCREENSHOTS_DIR,
   uiTestScope,
 } from './harness/vscode';
+import { etcdWorkspace } from './harness/etcdWorkspace';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const TOKEN = 'K10ui::server:ui-token';
@@ -29,20 +28,10 @@ test(
   'UI: Migrate SQLite State to etcd from a backup: report, confirmation, verified',
   { timeout: 180_000 },
   async () => {
-    const ws = await makeTempDir('k3s-etcd-ws-migrate-');
-    cleanups.push(() => removeTempDir(ws));
-    const clusters: EtcdCluster[] = [];
-    cleanups.push(async () => {
-      await Promise.all(clusters.map((c) => c.stop()));
-    });
-    const { etcd } = await etcdWithOurCerts(join(ws, 'pki', 'edge-t'), 1, {
-      track: (c) => clusters.push(c),
+    const { ws, pki, etcd } = await etcdWorkspace('k3s-etcd-ws-migrate-', cleanups, {
+      roles: ['etcd', 'k3s-server'],
     });
     const m = etcd.members[0]!;
-    await writeFile(
-      join(ws, 'k3s-etcd.yaml'),
-      harnessInventory(etcd, { pki: 'pki/edge-t', roles: ['etcd', 'k3s-server'] }),
-    );
     // A backup as `k3s backup` leaves it: state.db and the token beside it.
     const backup = join(ws, 'backups', m.name, '20261124T120000Z');
     await mkdir(backup, { recursive: true });
@@ -87,7 +76,7 @@ test(
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'migrate-done.png') });
 
     const c = await createEndpointClient(etcd.endpoints[0]!, {
-      tls: admin(join(ws, 'pki', 'edge-t')),
+      tls: admin(pki),
     });
     try {
       assert.equal(await c.getAll().prefix('/registry/pods/').count(), 39);
