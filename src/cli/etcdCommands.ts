@@ -10,6 +10,7 @@ import {
 import type { EtcdTls } from '../core/etcd/client';
 import { connectionFor } from '../core/etcd/connection';
 import { listMembers } from '../core/etcd/members';
+import type { Cluster } from '../core/inventory/types';
 import { clientEndpoints } from '../core/inventory/urls';
 import {
   json,
@@ -29,7 +30,7 @@ export const ENDPOINT_OPTIONS: Options = {
   timeout: { type: 'string' },
 };
 
-const ENDPOINT_HELP =
+export const ENDPOINT_HELP =
   'Endpoints default to every etcd member of the cluster; TLS to etcd.tls in the inventory or the\n' +
   "cluster's admin certificate (pki/<cluster>/client/admin.pem). Override with --endpoints URL,...\n" +
   'and --cacert/--cert/--key. --timeout MS per request (default 5000).';
@@ -38,6 +39,8 @@ export interface EtcdTarget {
   endpoints: string[];
   tls?: EtcdTls;
   timeoutMs?: number;
+  /** The inventory's cluster, when the endpoints come from it. */
+  cluster?: Cluster;
 }
 
 /** Endpoints and TLS from the flags, else from the inventory's cluster. */
@@ -59,8 +62,9 @@ export async function etcdTarget(ctx: RunContext): Promise<EtcdTarget> {
       : undefined;
   let endpoints =
     typeof v['endpoints'] === 'string' ? v['endpoints'].split(',').filter(Boolean) : [];
+  let cluster: Cluster | undefined;
   if (endpoints.length === 0) {
-    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     if (tls) {
       endpoints = clientEndpoints(cluster);
     } else {
@@ -69,7 +73,12 @@ export async function etcdTarget(ctx: RunContext): Promise<EtcdTarget> {
       tls = conn.tls;
     }
   }
-  return { endpoints, ...(tls ? { tls } : {}), ...(timeout ? { timeoutMs: timeout } : {}) };
+  return {
+    endpoints,
+    ...(tls ? { tls } : {}),
+    ...(timeout ? { timeoutMs: timeout } : {}),
+    ...(cluster ? { cluster } : {}),
+  };
 }
 
 async function snapshot(ctx: RunContext): Promise<ClusterSnapshot> {

@@ -27,6 +27,7 @@ import { PROVISION_COMMANDS } from './provisionCommands';
 import { K3S_COMMANDS } from './k3sCommands';
 import { MIGRATE_COMMANDS } from './migrateCommands';
 import { SNAPSHOT_COMMANDS } from './snapshotCommands';
+import { METRICS_COMMANDS } from './metricsCommands';
 
 export type { CliIO } from './context';
 
@@ -34,6 +35,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...INVENTORY_COMMANDS,
   ...ETCD_COMMANDS,
   ...PERF_COMMANDS,
+  ...METRICS_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
   ...K3S_COMMANDS,

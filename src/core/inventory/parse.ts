@@ -73,6 +73,8 @@ interface RawCluster {
     version?: string;
     clientPort?: number;
     peerPort?: number;
+    metricsPort?: number;
+    metricsScheme?: 'http' | 'https';
     tls?: { caFile: string; certFile: string; keyFile: string };
     install?: EtcdInstall;
     uploadPath?: string;
@@ -256,6 +258,8 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
       ...definedOnly({
         clientPort: c.etcd?.clientPort,
         peerPort: c.etcd?.peerPort,
+        metricsPort: c.etcd?.metricsPort,
+        metricsScheme: c.etcd?.metricsPort ? (c.etcd.metricsScheme ?? 'http') : undefined,
         install: c.etcd?.install,
         downloadUrl: c.etcd?.downloadUrl,
         dataDir: c.etcd?.dataDir,
@@ -446,6 +450,14 @@ function semanticProblems(raw: RawInventory, loc: Locator): Problem[] {
         'error',
         ['clusters', ci, 'etcd', 'peerPort'],
         `peerPort must differ from clientPort (both ${clientPort})`,
+      );
+    }
+    const metricsPort = c.etcd?.metricsPort;
+    if (metricsPort !== undefined && (metricsPort === clientPort || metricsPort === peerPort)) {
+      problem(
+        'error',
+        ['clusters', ci, 'etcd', 'metricsPort'],
+        `metricsPort must differ from clientPort and peerPort (${clientPort}, ${peerPort})`,
       );
     }
 

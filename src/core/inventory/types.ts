@@ -45,6 +45,9 @@ export interface Cluster {
     version: string;
     clientPort: number;
     peerPort: number;
+    /** etcd's --listen-metrics-urls on each member's address, when set. */
+    metricsPort?: number;
+    metricsScheme?: 'http' | 'https';
     /** Client TLS files named by the inventory (absolute); otherwise the generated admin set. */
     tls?: { caFile: string; certFile: string; keyFile: string };
     /** Where provisioning gets the binaries. */

@@ -14,6 +14,17 @@ export function peerUrl(cluster: Cluster, host: Host): string {
   return `https://${hostPort(host.address, cluster.etcd.peerPort)}`;
 }
 
+/**
+ * Where a member serves Prometheus metrics: its own metrics listener when the inventory sets
+ * etcd.metricsPort, else /metrics on the client URL.
+ */
+export function metricsUrl(cluster: Cluster, host: Host): string {
+  const { metricsPort, metricsScheme } = cluster.etcd;
+  return metricsPort
+    ? `${metricsScheme ?? 'http'}://${hostPort(host.address, metricsPort)}/metrics`
+    : `${clientUrl(cluster, host)}/metrics`;
+}
+
 export function etcdHosts(cluster: Cluster): Host[] {
   return cluster.hosts.filter((h) => h.roles.includes('etcd'));
 }

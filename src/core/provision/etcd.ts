@@ -352,6 +352,11 @@ export function envFile(input: MemberPlanInput): string {
     `ETCD_LISTEN_CLIENT_URLS=${listenClient}`,
     `ETCD_ADVERTISE_CLIENT_URLS=${client}`,
     `ETCD_LISTEN_PEER_URLS=${listenPeer}`,
+    ...(cluster.etcd.metricsPort
+      ? [
+          `ETCD_LISTEN_METRICS_URLS=${cluster.etcd.metricsScheme ?? 'http'}://${hostPort(isIp ? host.address : '0.0.0.0', cluster.etcd.metricsPort)}`,
+        ]
+      : []),
     ...initial,
     'ETCD_CLIENT_CERT_AUTH=true',
     `ETCD_TRUSTED_CA_FILE=${PKI}/ca.pem`,

@@ -50,6 +50,8 @@ export interface EtcdClusterOptions {
   ) => EtcdTlsFiles | Promise<EtcdTlsFiles>;
   names?: string[]; // default etcd-1 .. etcd-N
   extraArgs?: string[];
+  /** More arguments for one member, e.g. a --listen-metrics-urls on its own address. */
+  memberArgs?: (m: EtcdMemberProc) => string[] | Promise<string[]>;
   /**
    * A second loopback IP a member also serves clients on (same port), e.g. to reach it by an
    * address its certificate does not name.
@@ -307,7 +309,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
           `--peer-key-file=${m.tls.peerKeyFile}`,
         );
       }
-      args.push(...(opts.extraArgs ?? []));
+      args.push(...(opts.extraArgs ?? []), ...((await opts.memberArgs?.(m)) ?? []));
       memberArgs.set(m.name, args);
       spawnMember(m, args);
     }

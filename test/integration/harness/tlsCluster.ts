@@ -56,7 +56,7 @@ export async function etcdWithOurCerts(
     beforeGenerate?: (c: Cluster) => Promise<unknown>;
     /** Called with each started cluster, so the caller can stop it. */
     track?: (c: EtcdCluster) => void;
-    extra?: Pick<EtcdClusterOptions, 'extraArgs' | 'startTimeoutMs' | 'samePorts'>;
+    extra?: Pick<EtcdClusterOptions, 'extraArgs' | 'memberArgs' | 'startTimeoutMs' | 'samePorts'>;
   } = {},
 ) {
   const hosts: Host[] = [];

@@ -2,8 +2,8 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"known_hosts file used to verify this cluster's SSH host keys, relative to this file. Default: UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]*$","description":"etcd data directory on the hosts (an absolute path of letters, digits, \".\", \"_\", \"-\" and \"/\"; 0700, owned by the etcd user). Never deleted or re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
@@ -17,7 +17,7 @@ const pattern7 = new RegExp("^0?[0-7]{3}$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func3 = Object.prototype.hasOwnProperty;
 const formats0 = require("../addressFormat").formats["ip-or-hostname"];
-const schema16 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
+const schema17 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
 const func0 = require("ajv/dist/runtime/equal").default;
 const pattern10 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
 
@@ -26,7 +26,7 @@ let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema16.required,parentSchema:schema16,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema17.required,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -36,7 +36,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.address === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema16.required,parentSchema:schema16,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema17.required,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -46,7 +46,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.roles === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "roles"},message:"must have required property '"+"roles"+"'",schema:schema16.required,parentSchema:schema16,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "roles"},message:"must have required property '"+"roles"+"'",schema:schema17.required,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -56,8 +56,8 @@ vErrors.push(err2);
 errors++;
 }
 for(const key0 in data){
-if(!(func3.call(schema16.properties, key0))){
-const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema16,data};
+if(!(func3.call(schema17.properties, key0))){
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -121,7 +121,7 @@ if(data.address !== undefined){
 let data2 = data.address;
 if(typeof data2 === "string"){
 if(!(formats0.validate(data2))){
-const err8 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema16.properties.address,data:data2};
+const err8 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema17.properties.address,data:data2};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -132,7 +132,7 @@ errors++;
 }
 }
 else {
-const err9 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.address.type,parentSchema:schema16.properties.address,data:data2};
+const err9 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.address.type,parentSchema:schema17.properties.address,data:data2};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -150,7 +150,7 @@ for(let i0=0; i0<len0; i0++){
 let data4 = data3[i0];
 if(typeof data4 === "string"){
 if(!(formats0.validate(data4))){
-const err10 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema16.properties.sans.items,data:data4};
+const err10 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema17.properties.sans.items,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -161,7 +161,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.sans.items.type,parentSchema:schema16.properties.sans.items,data:data4};
+const err11 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.sans.items.type,parentSchema:schema17.properties.sans.items,data:data4};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -182,7 +182,7 @@ continue;
 }
 if(typeof indices0[item0] == "number"){
 j0 = indices0[item0];
-const err12 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema16.properties.sans,data:data3};
+const err12 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema17.properties.sans,data:data3};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -197,7 +197,7 @@ indices0[item0] = i1;
 }
 }
 else {
-const err13 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema16.properties.sans.type,parentSchema:schema16.properties.sans,data:data3};
+const err13 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.sans.type,parentSchema:schema17.properties.sans,data:data3};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -246,7 +246,7 @@ if(data.user !== undefined){
 let data6 = data.user;
 if(typeof data6 === "string"){
 if(!pattern10.test(data6)){
-const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema16.properties.user,data:data6};
+const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema17.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -257,7 +257,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.user.type,parentSchema:schema16.properties.user,data:data6};
+const err18 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.user.type,parentSchema:schema17.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -271,7 +271,7 @@ if(data.identityFile !== undefined){
 let data7 = data.identityFile;
 if(typeof data7 === "string"){
 if(func2(data7) < 1){
-const err19 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.identityFile,data:data7};
+const err19 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.identityFile,data:data7};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -282,7 +282,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.identityFile.type,parentSchema:schema16.properties.identityFile,data:data7};
+const err20 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.identityFile.type,parentSchema:schema17.properties.identityFile,data:data7};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -296,7 +296,7 @@ if(data.sshHost !== undefined){
 let data8 = data.sshHost;
 if(typeof data8 === "string"){
 if(func2(data8) < 1){
-const err21 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.sshHost,data:data8};
+const err21 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -307,7 +307,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.sshHost.type,parentSchema:schema16.properties.sshHost,data:data8};
+const err22 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.sshHost.type,parentSchema:schema17.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -321,7 +321,7 @@ if(data.proxyJump !== undefined){
 let data9 = data.proxyJump;
 if(typeof data9 === "string"){
 if(func2(data9) < 1){
-const err23 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.proxyJump,data:data9};
+const err23 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -332,7 +332,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.proxyJump.type,parentSchema:schema16.properties.proxyJump,data:data9};
+const err24 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.proxyJump.type,parentSchema:schema17.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -346,7 +346,7 @@ if(data.roles !== undefined){
 let data10 = data.roles;
 if(Array.isArray(data10)){
 if(data10.length < 1){
-const err25 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema16.properties.roles,data:data10};
+const err25 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema17.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -359,7 +359,7 @@ const len1 = data10.length;
 for(let i2=0; i2<len1; i2++){
 let data11 = data10[i2];
 if(!(((data11 === "etcd") || (data11 === "k3s-server")) || (data11 === "k3s-agent"))){
-const err26 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema16.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema16.properties.roles.items.enum,parentSchema:schema16.properties.roles.items,data:data11};
+const err26 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema17.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema17.properties.roles.items.enum,parentSchema:schema17.properties.roles.items,data:data11};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -376,7 +376,7 @@ outer0:
 for(;i3--;){
 for(j1 = i3; j1--;){
 if(func0(data10[i3], data10[j1])){
-const err27 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema16.properties.roles,data:data10};
+const err27 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema17.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -391,7 +391,7 @@ break outer0;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema16.properties.roles.type,parentSchema:schema16.properties.roles,data:data10};
+const err28 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.roles.type,parentSchema:schema17.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -403,7 +403,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.type,parentSchema:schema16,data};
+const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -626,11 +626,10 @@ errors++;
 }
 }
 }
-if(data3.tls !== undefined){
-let data7 = data3.tls;
-if(data7 && typeof data7 == "object" && !Array.isArray(data7)){
-if(data7.caFile === undefined){
-const err17 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "caFile"},message:"must have required property '"+"caFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
+if(data3.metricsPort !== undefined){
+let data7 = data3.metricsPort;
+if(!((typeof data7 == "number") && (!(data7 % 1) && !isNaN(data7)))){
+const err17 = {instancePath:instancePath+"/etcd/metricsPort",schemaPath:"#/definitions/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema14.type,parentSchema:schema14,data:data7};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -639,8 +638,9 @@ vErrors.push(err17);
 }
 errors++;
 }
-if(data7.certFile === undefined){
-const err18 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
+if(typeof data7 == "number"){
+if(data7 > 65535 || isNaN(data7)){
+const err18 = {instancePath:instancePath+"/etcd/metricsPort",schemaPath:"#/definitions/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema14,data:data7};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -649,8 +649,8 @@ vErrors.push(err18);
 }
 errors++;
 }
-if(data7.keyFile === undefined){
-const err19 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
+if(data7 < 1 || isNaN(data7)){
+const err19 = {instancePath:instancePath+"/etcd/metricsPort",schemaPath:"#/definitions/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema14,data:data7};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -659,9 +659,12 @@ vErrors.push(err19);
 }
 errors++;
 }
-for(const key2 in data7){
-if(!(((key2 === "caFile") || (key2 === "certFile")) || (key2 === "keyFile"))){
-const err20 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
+}
+}
+if(data3.metricsScheme !== undefined){
+let data8 = data3.metricsScheme;
+if(!((data8 === "http") || (data8 === "https"))){
+const err20 = {instancePath:instancePath+"/etcd/metricsScheme",schemaPath:"#/properties/etcd/properties/metricsScheme/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.metricsScheme.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.metricsScheme.enum,parentSchema:schema12.properties.etcd.properties.metricsScheme,data:data8};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -671,11 +674,11 @@ vErrors.push(err20);
 errors++;
 }
 }
-if(data7.caFile !== undefined){
-let data8 = data7.caFile;
-if(typeof data8 === "string"){
-if(func2(data8) < 1){
-const err21 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data8};
+if(data3.tls !== undefined){
+let data9 = data3.tls;
+if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
+if(data9.caFile === undefined){
+const err21 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "caFile"},message:"must have required property '"+"caFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data9};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -684,9 +687,8 @@ vErrors.push(err21);
 }
 errors++;
 }
-}
-else {
-const err22 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.caFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data8};
+if(data9.certFile === undefined){
+const err22 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data9};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -695,12 +697,8 @@ vErrors.push(err22);
 }
 errors++;
 }
-}
-if(data7.certFile !== undefined){
-let data9 = data7.certFile;
-if(typeof data9 === "string"){
-if(func2(data9) < 1){
-const err23 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data9};
+if(data9.keyFile === undefined){
+const err23 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'",schema:schema12.properties.etcd.properties.tls.required,parentSchema:schema12.properties.etcd.properties.tls,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -709,9 +707,9 @@ vErrors.push(err23);
 }
 errors++;
 }
-}
-else {
-const err24 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.certFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data9};
+for(const key2 in data9){
+if(!(((key2 === "caFile") || (key2 === "certFile")) || (key2 === "keyFile"))){
+const err24 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.etcd.properties.tls,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -721,11 +719,11 @@ vErrors.push(err24);
 errors++;
 }
 }
-if(data7.keyFile !== undefined){
-let data10 = data7.keyFile;
+if(data9.caFile !== undefined){
+let data10 = data9.caFile;
 if(typeof data10 === "string"){
 if(func2(data10) < 1){
-const err25 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data10};
+const err25 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data10};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -736,7 +734,7 @@ errors++;
 }
 }
 else {
-const err26 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.keyFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data10};
+const err26 = {instancePath:instancePath+"/etcd/tls/caFile",schemaPath:"#/properties/etcd/properties/tls/properties/caFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.caFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.caFile,data:data10};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -746,9 +744,11 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
-else {
-const err27 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.properties.tls.type,parentSchema:schema12.properties.etcd.properties.tls,data:data7};
+if(data9.certFile !== undefined){
+let data11 = data9.certFile;
+if(typeof data11 === "string"){
+if(func2(data11) < 1){
+const err27 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data11};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -758,10 +758,8 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data3.install !== undefined){
-let data11 = data3.install;
-if(!(((data11 === "download") || (data11 === "upload")) || (data11 === "installed"))){
-const err28 = {instancePath:instancePath+"/etcd/install",schemaPath:"#/properties/etcd/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.install.enum,parentSchema:schema12.properties.etcd.properties.install,data:data11};
+else {
+const err28 = {instancePath:instancePath+"/etcd/tls/certFile",schemaPath:"#/properties/etcd/properties/tls/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.certFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.certFile,data:data11};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -771,11 +769,11 @@ vErrors.push(err28);
 errors++;
 }
 }
-if(data3.uploadPath !== undefined){
-let data12 = data3.uploadPath;
+if(data9.keyFile !== undefined){
+let data12 = data9.keyFile;
 if(typeof data12 === "string"){
 if(func2(data12) < 1){
-const err29 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data12};
+const err29 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -786,7 +784,7 @@ errors++;
 }
 }
 else {
-const err30 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.uploadPath.type,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data12};
+const err30 = {instancePath:instancePath+"/etcd/tls/keyFile",schemaPath:"#/properties/etcd/properties/tls/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.tls.properties.keyFile.type,parentSchema:schema12.properties.etcd.properties.tls.properties.keyFile,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -796,11 +794,9 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data3.downloadUrl !== undefined){
-let data13 = data3.downloadUrl;
-if(typeof data13 === "string"){
-if(!pattern2.test(data13)){
-const err31 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s\"'`$\\\\]+$"},message:"must match pattern \""+"^https?://[^\\s\"'`$\\\\]+$"+"\"",schema:"^https?://[^\\s\"'`$\\\\]+$",parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data13};
+}
+else {
+const err31 = {instancePath:instancePath+"/etcd/tls",schemaPath:"#/properties/etcd/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.properties.tls.type,parentSchema:schema12.properties.etcd.properties.tls,data:data9};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -810,8 +806,10 @@ vErrors.push(err31);
 errors++;
 }
 }
-else {
-const err32 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.downloadUrl.type,parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data13};
+if(data3.install !== undefined){
+let data13 = data3.install;
+if(!(((data13 === "download") || (data13 === "upload")) || (data13 === "installed"))){
+const err32 = {instancePath:instancePath+"/etcd/install",schemaPath:"#/properties/etcd/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.install.enum,parentSchema:schema12.properties.etcd.properties.install,data:data13};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -821,11 +819,11 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data3.dataDir !== undefined){
-let data14 = data3.dataDir;
+if(data3.uploadPath !== undefined){
+let data14 = data3.uploadPath;
 if(typeof data14 === "string"){
-if(!pattern3.test(data14)){
-const err33 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/[A-Za-z0-9._/-]*$"},message:"must match pattern \""+"^/[A-Za-z0-9._/-]*$"+"\"",schema:"^/[A-Za-z0-9._/-]*$",parentSchema:schema12.properties.etcd.properties.dataDir,data:data14};
+if(func2(data14) < 1){
+const err33 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data14};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -836,7 +834,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.dataDir.type,parentSchema:schema12.properties.etcd.properties.dataDir,data:data14};
+const err34 = {instancePath:instancePath+"/etcd/uploadPath",schemaPath:"#/properties/etcd/properties/uploadPath/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.uploadPath.type,parentSchema:schema12.properties.etcd.properties.uploadPath,data:data14};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -846,11 +844,11 @@ vErrors.push(err34);
 errors++;
 }
 }
-if(data3.initialClusterToken !== undefined){
-let data15 = data3.initialClusterToken;
+if(data3.downloadUrl !== undefined){
+let data15 = data3.downloadUrl;
 if(typeof data15 === "string"){
-if(!pattern4.test(data15)){
-const err35 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][-A-Za-z0-9_.]*$"},message:"must match pattern \""+"^[A-Za-z0-9][-A-Za-z0-9_.]*$"+"\"",schema:"^[A-Za-z0-9][-A-Za-z0-9_.]*$",parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data15};
+if(!pattern2.test(data15)){
+const err35 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s\"'`$\\\\]+$"},message:"must match pattern \""+"^https?://[^\\s\"'`$\\\\]+$"+"\"",schema:"^https?://[^\\s\"'`$\\\\]+$",parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data15};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -861,7 +859,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.initialClusterToken.type,parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data15};
+const err36 = {instancePath:instancePath+"/etcd/downloadUrl",schemaPath:"#/properties/etcd/properties/downloadUrl/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.downloadUrl.type,parentSchema:schema12.properties.etcd.properties.downloadUrl,data:data15};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -871,9 +869,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-}
-else {
-const err37 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data3};
+if(data3.dataDir !== undefined){
+let data16 = data3.dataDir;
+if(typeof data16 === "string"){
+if(!pattern3.test(data16)){
+const err37 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/[A-Za-z0-9._/-]*$"},message:"must match pattern \""+"^/[A-Za-z0-9._/-]*$"+"\"",schema:"^/[A-Za-z0-9._/-]*$",parentSchema:schema12.properties.etcd.properties.dataDir,data:data16};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -883,12 +883,8 @@ vErrors.push(err37);
 errors++;
 }
 }
-if(data.k3s !== undefined){
-let data16 = data.k3s;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-for(const key3 in data16){
-if(!((((((key3 === "version") || (key3 === "install")) || (key3 === "offlineDir")) || (key3 === "disable")) || (key3 === "writeKubeconfigMode")) || (key3 === "tlsSan"))){
-const err38 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.k3s,data:data16};
+else {
+const err38 = {instancePath:instancePath+"/etcd/dataDir",schemaPath:"#/properties/etcd/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.dataDir.type,parentSchema:schema12.properties.etcd.properties.dataDir,data:data16};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -898,11 +894,11 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data16.version !== undefined){
-let data17 = data16.version;
+if(data3.initialClusterToken !== undefined){
+let data17 = data3.initialClusterToken;
 if(typeof data17 === "string"){
-if(!pattern5.test(data17)){
-const err39 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/pattern",keyword:"pattern",params:{pattern: "^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"},message:"must match pattern \""+"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"+"\"",schema:"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$",parentSchema:schema12.properties.k3s.properties.version,data:data17};
+if(!pattern4.test(data17)){
+const err39 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][-A-Za-z0-9_.]*$"},message:"must match pattern \""+"^[A-Za-z0-9][-A-Za-z0-9_.]*$"+"\"",schema:"^[A-Za-z0-9][-A-Za-z0-9_.]*$",parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data17};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -913,7 +909,7 @@ errors++;
 }
 }
 else {
-const err40 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.version.type,parentSchema:schema12.properties.k3s.properties.version,data:data17};
+const err40 = {instancePath:instancePath+"/etcd/initialClusterToken",schemaPath:"#/properties/etcd/properties/initialClusterToken/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.initialClusterToken.type,parentSchema:schema12.properties.etcd.properties.initialClusterToken,data:data17};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -923,10 +919,9 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data16.install !== undefined){
-let data18 = data16.install;
-if(!(((data18 === "online") || (data18 === "offline")) || (data18 === "existing"))){
-const err41 = {instancePath:instancePath+"/k3s/install",schemaPath:"#/properties/k3s/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.k3s.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.k3s.properties.install.enum,parentSchema:schema12.properties.k3s.properties.install,data:data18};
+}
+else {
+const err41 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data3};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -936,11 +931,12 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data16.offlineDir !== undefined){
-let data19 = data16.offlineDir;
-if(typeof data19 === "string"){
-if(func2(data19) < 1){
-const err42 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data19};
+if(data.k3s !== undefined){
+let data18 = data.k3s;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+for(const key3 in data18){
+if(!((((((key3 === "version") || (key3 === "install")) || (key3 === "offlineDir")) || (key3 === "disable")) || (key3 === "writeKubeconfigMode")) || (key3 === "tlsSan"))){
+const err42 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.k3s,data:data18};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -950,8 +946,11 @@ vErrors.push(err42);
 errors++;
 }
 }
-else {
-const err43 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.offlineDir.type,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data19};
+if(data18.version !== undefined){
+let data19 = data18.version;
+if(typeof data19 === "string"){
+if(!pattern5.test(data19)){
+const err43 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/pattern",keyword:"pattern",params:{pattern: "^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"},message:"must match pattern \""+"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"+"\"",schema:"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$",parentSchema:schema12.properties.k3s.properties.version,data:data19};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -961,15 +960,8 @@ vErrors.push(err43);
 errors++;
 }
 }
-if(data16.disable !== undefined){
-let data20 = data16.disable;
-if(Array.isArray(data20)){
-const len0 = data20.length;
-for(let i0=0; i0<len0; i0++){
-let data21 = data20[i0];
-if(typeof data21 === "string"){
-if(!pattern6.test(data21)){
-const err44 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][-a-z0-9]*$"},message:"must match pattern \""+"^[a-z0-9][-a-z0-9]*$"+"\"",schema:"^[a-z0-9][-a-z0-9]*$",parentSchema:schema12.properties.k3s.properties.disable.items,data:data21};
+else {
+const err44 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.version.type,parentSchema:schema12.properties.k3s.properties.version,data:data19};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -979,8 +971,10 @@ vErrors.push(err44);
 errors++;
 }
 }
-else {
-const err45 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.disable.items.type,parentSchema:schema12.properties.k3s.properties.disable.items,data:data21};
+if(data18.install !== undefined){
+let data20 = data18.install;
+if(!(((data20 === "online") || (data20 === "offline")) || (data20 === "existing"))){
+const err45 = {instancePath:instancePath+"/k3s/install",schemaPath:"#/properties/k3s/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.k3s.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.k3s.properties.install.enum,parentSchema:schema12.properties.k3s.properties.install,data:data20};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -990,18 +984,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-let i1 = data20.length;
-let j0;
-if(i1 > 1){
-const indices0 = {};
-for(;i1--;){
-let item0 = data20[i1];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err46 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.disable,data:data20};
+if(data18.offlineDir !== undefined){
+let data21 = data18.offlineDir;
+if(typeof data21 === "string"){
+if(func2(data21) < 1){
+const err46 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data21};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1009,14 +996,10 @@ else {
 vErrors.push(err46);
 }
 errors++;
-break;
-}
-indices0[item0] = i1;
-}
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.disable.type,parentSchema:schema12.properties.k3s.properties.disable,data:data20};
+const err47 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.offlineDir.type,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data21};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1026,11 +1009,15 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data16.writeKubeconfigMode !== undefined){
-let data22 = data16.writeKubeconfigMode;
-if(typeof data22 === "string"){
-if(!pattern7.test(data22)){
-const err48 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3}$"},message:"must match pattern \""+"^0?[0-7]{3}$"+"\"",schema:"^0?[0-7]{3}$",parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data22};
+if(data18.disable !== undefined){
+let data22 = data18.disable;
+if(Array.isArray(data22)){
+const len0 = data22.length;
+for(let i0=0; i0<len0; i0++){
+let data23 = data22[i0];
+if(typeof data23 === "string"){
+if(!pattern6.test(data23)){
+const err48 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][-a-z0-9]*$"},message:"must match pattern \""+"^[a-z0-9][-a-z0-9]*$"+"\"",schema:"^[a-z0-9][-a-z0-9]*$",parentSchema:schema12.properties.k3s.properties.disable.items,data:data23};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1041,7 +1028,7 @@ errors++;
 }
 }
 else {
-const err49 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.writeKubeconfigMode.type,parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data22};
+const err49 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.disable.items.type,parentSchema:schema12.properties.k3s.properties.disable.items,data:data23};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1051,15 +1038,18 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data16.tlsSan !== undefined){
-let data23 = data16.tlsSan;
-if(Array.isArray(data23)){
-const len1 = data23.length;
-for(let i2=0; i2<len1; i2++){
-let data24 = data23[i2];
-if(typeof data24 === "string"){
-if(!(formats0.validate(data24))){
-const err50 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data24};
+let i1 = data22.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data22[i1];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err50 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.disable,data:data22};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1067,10 +1057,14 @@ else {
 vErrors.push(err50);
 }
 errors++;
+break;
+}
+indices0[item0] = i1;
+}
 }
 }
 else {
-const err51 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.tlsSan.items.type,parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data24};
+const err51 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.disable.type,parentSchema:schema12.properties.k3s.properties.disable,data:data22};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1080,18 +1074,11 @@ vErrors.push(err51);
 errors++;
 }
 }
-let i3 = data23.length;
-let j1;
-if(i3 > 1){
-const indices1 = {};
-for(;i3--;){
-let item1 = data23[i3];
-if(typeof item1 !== "string"){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err52 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data23};
+if(data18.writeKubeconfigMode !== undefined){
+let data24 = data18.writeKubeconfigMode;
+if(typeof data24 === "string"){
+if(!pattern7.test(data24)){
+const err52 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3}$"},message:"must match pattern \""+"^0?[0-7]{3}$"+"\"",schema:"^0?[0-7]{3}$",parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data24};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1099,14 +1086,10 @@ else {
 vErrors.push(err52);
 }
 errors++;
-break;
-}
-indices1[item1] = i3;
-}
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.tlsSan.type,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data23};
+const err53 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.writeKubeconfigMode.type,parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data24};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1116,9 +1099,15 @@ vErrors.push(err53);
 errors++;
 }
 }
-}
-else {
-const err54 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.k3s.type,parentSchema:schema12.properties.k3s,data:data16};
+if(data18.tlsSan !== undefined){
+let data25 = data18.tlsSan;
+if(Array.isArray(data25)){
+const len1 = data25.length;
+for(let i2=0; i2<len1; i2++){
+let data26 = data25[i2];
+if(typeof data26 === "string"){
+if(!(formats0.validate(data26))){
+const err54 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data26};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1128,12 +1117,8 @@ vErrors.push(err54);
 errors++;
 }
 }
-if(data.pki !== undefined){
-let data25 = data.pki;
-if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
-for(const key4 in data25){
-if(!((((key4 === "dir") || (key4 === "algorithm")) || (key4 === "caValidityDays")) || (key4 === "leafValidityDays"))){
-const err55 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data25};
+else {
+const err55 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.tlsSan.items.type,parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data26};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1143,11 +1128,18 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data25.dir !== undefined){
-let data26 = data25.dir;
-if(typeof data26 === "string"){
-if(func2(data26) < 1){
-const err56 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data26};
+let i3 = data25.length;
+let j1;
+if(i3 > 1){
+const indices1 = {};
+for(;i3--;){
+let item1 = data25[i3];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err56 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data25};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1155,10 +1147,14 @@ else {
 vErrors.push(err56);
 }
 errors++;
+break;
+}
+indices1[item1] = i3;
+}
 }
 }
 else {
-const err57 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data26};
+const err57 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.tlsSan.type,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data25};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1168,10 +1164,9 @@ vErrors.push(err57);
 errors++;
 }
 }
-if(data25.algorithm !== undefined){
-let data27 = data25.algorithm;
-if(!((((data27 === "ecdsa-p256") || (data27 === "ecdsa-p384")) || (data27 === "rsa-2048")) || (data27 === "rsa-4096"))){
-const err58 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data27};
+}
+else {
+const err58 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.k3s.type,parentSchema:schema12.properties.k3s,data:data18};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1181,10 +1176,12 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data25.caValidityDays !== undefined){
-let data28 = data25.caValidityDays;
-if(!((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28)))){
-const err59 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+if(data.pki !== undefined){
+let data27 = data.pki;
+if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
+for(const key4 in data27){
+if(!((((key4 === "dir") || (key4 === "algorithm")) || (key4 === "caValidityDays")) || (key4 === "leafValidityDays"))){
+const err59 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data27};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1193,9 +1190,12 @@ vErrors.push(err59);
 }
 errors++;
 }
-if(typeof data28 == "number"){
-if(data28 > 36500 || isNaN(data28)){
-const err60 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+}
+if(data27.dir !== undefined){
+let data28 = data27.dir;
+if(typeof data28 === "string"){
+if(func2(data28) < 1){
+const err60 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data28};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1204,8 +1204,9 @@ vErrors.push(err60);
 }
 errors++;
 }
-if(data28 < 1 || isNaN(data28)){
-const err61 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data28};
+}
+else {
+const err61 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data28};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1215,11 +1216,10 @@ vErrors.push(err61);
 errors++;
 }
 }
-}
-if(data25.leafValidityDays !== undefined){
-let data29 = data25.leafValidityDays;
-if(!((typeof data29 == "number") && (!(data29 % 1) && !isNaN(data29)))){
-const err62 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+if(data27.algorithm !== undefined){
+let data29 = data27.algorithm;
+if(!((((data29 === "ecdsa-p256") || (data29 === "ecdsa-p384")) || (data29 === "rsa-2048")) || (data29 === "rsa-4096"))){
+const err62 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data29};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1228,9 +1228,11 @@ vErrors.push(err62);
 }
 errors++;
 }
-if(typeof data29 == "number"){
-if(data29 > 36500 || isNaN(data29)){
-const err63 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+}
+if(data27.caValidityDays !== undefined){
+let data30 = data27.caValidityDays;
+if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
+const err63 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1239,8 +1241,9 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(data29 < 1 || isNaN(data29)){
-const err64 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data29};
+if(typeof data30 == "number"){
+if(data30 > 36500 || isNaN(data30)){
+const err64 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1249,11 +1252,8 @@ vErrors.push(err64);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err65 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data25};
+if(data30 < 1 || isNaN(data30)){
+const err65 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1263,11 +1263,11 @@ vErrors.push(err65);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data30 = data.hosts;
-if(Array.isArray(data30)){
-if(data30.length < 1){
-const err66 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data30};
+}
+if(data27.leafValidityDays !== undefined){
+let data31 = data27.leafValidityDays;
+if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
+const err66 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1276,16 +1276,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-const len2 = data30.length;
-for(let i4=0; i4<len2; i4++){
-if(!(validate12(data30[i4], {instancePath:instancePath+"/hosts/" + i4,parentData:data30,parentDataProperty:i4,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err67 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data30};
+if(typeof data31 == "number"){
+if(data31 > 36500 || isNaN(data31)){
+const err67 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1294,15 +1287,70 @@ vErrors.push(err67);
 }
 errors++;
 }
-}
-}
-else {
-const err68 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(data31 < 1 || isNaN(data31)){
+const err68 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
 if(vErrors === null){
 vErrors = [err68];
 }
 else {
 vErrors.push(err68);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err69 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data27};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data32 = data.hosts;
+if(Array.isArray(data32)){
+if(data32.length < 1){
+const err70 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data32};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+const len2 = data32.length;
+for(let i4=0; i4<len2; i4++){
+if(!(validate12(data32[i4], {instancePath:instancePath+"/hosts/" + i4,parentData:data32,parentDataProperty:i4,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err71 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data32};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+}
+}
+else {
+const err72 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
 }
 errors++;
 }

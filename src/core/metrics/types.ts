@@ -1,0 +1,114 @@
+/**
+ * What the metrics code hands to the CLI, the tree and the health panel's Metrics section. Plain
+ * data with no Node imports, so the webview can import these types too.
+ */
+
+export type Level = 'ok' | 'warn' | 'bad';
+
+export type RuleId =
+  | 'wal-fsync'
+  | 'backend-commit'
+  | 'has-leader'
+  | 'leader-changes'
+  | 'proposals-failed'
+  | 'proposals-pending'
+  | 'db-quota'
+  | 'db-fragmented'
+  | 'peer-rtt'
+  | 'grpc-errors';
+
+/** One rule applied to one member: its level and the reason in words. */
+export interface Finding {
+  rule: RuleId;
+  level: Level;
+  message: string;
+  value?: number;
+  limit?: number;
+}
+
+/** What one member did over the window (or since start where the window saw nothing). */
+export interface MemberSummary {
+  /** First and last scrape of the window (epoch ms) and how many scrapes it holds. */
+  from: number;
+  to: number;
+  scrapes: number;
+  version?: string;
+  /** Latencies in ms; `latencyBasis` says whether they cover the window or etcd's whole life. */
+  walFsyncP50Ms?: number;
+  walFsyncP99Ms?: number;
+  backendCommitP50Ms?: number;
+  backendCommitP99Ms?: number;
+  peerRttP99Ms?: number;
+  latencyBasis: 'window' | 'since-start';
+  /** Observations behind the WAL fsync figures. */
+  walFsyncs: number;
+  hasLeader?: boolean;
+  isLeader?: boolean;
+  /** Leader changes seen within the window (and since start). */
+  leaderChanges: number;
+  leaderChangesTotal?: number;
+  proposalsCommittedPerSec?: number;
+  proposalsAppliedPerSec?: number;
+  proposalsPending?: number;
+  /** Failed proposals within the window. */
+  proposalsFailed: number;
+  dbTotalBytes?: number;
+  dbInUseBytes?: number;
+  quotaBytes?: number;
+  /** Linear growth of the database file over the window, bytes per hour. */
+  dbGrowthBytesPerHour?: number;
+  grpcRequestsPerSec?: number;
+  grpcErrorsPerSec?: number;
+  /** Requests that failed with a server-side code in the window. */
+  grpcErrors: number;
+  grpcRequests: number;
+  keys?: number;
+}
+
+/** One point of the charts: the interval between two consecutive scrapes. */
+export interface SeriesPoint {
+  at: number;
+  walFsyncP99Ms?: number;
+  backendCommitP99Ms?: number;
+  peerRttP99Ms?: number;
+  proposalsPerSec?: number;
+  grpcPerSec?: number;
+  grpcErrorsPerSec?: number;
+  dbTotalBytes?: number;
+  dbInUseBytes?: number;
+  leaderChanges?: number;
+  hasLeader?: boolean;
+  keys?: number;
+}
+
+export interface MemberMetrics {
+  member: string;
+  endpoint: string;
+  /** The URL scraped (the client URL's /metrics, or the --listen-metrics-urls one). */
+  url: string;
+  /** Why the last scrape failed, in words. */
+  error?: string;
+  summary?: MemberSummary;
+  findings: Finding[];
+  /** Worst level of the findings; 'bad' too when the member cannot be scraped. */
+  level: Level;
+  series: SeriesPoint[];
+}
+
+export interface ClusterMetrics {
+  cluster: string;
+  at: number;
+  windowMs: number;
+  members: MemberMetrics[];
+  level: Level;
+  /** One line for the whole cluster, e.g. "leader etcd-1 · 120 proposals/s · DB 3 MiB of 2 GiB". */
+  summary: string;
+}
+
+export const LEVEL_ORDER: Record<Level, number> = { ok: 0, warn: 1, bad: 2 };
+
+export function worst(levels: Iterable<Level>): Level {
+  let w: Level = 'ok';
+  for (const l of levels) if (LEVEL_ORDER[l] > LEVEL_ORDER[w]) w = l;
+  return w;
+}
