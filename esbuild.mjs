@@ -7,7 +7,7 @@
 //   dist/ssh2.js        ssh2 (pure JavaScript), loaded on the first SSH connection
 //   dist/sqljs.js       sql.js (SQLite in WebAssembly, with dist/sql-wasm.wasm), for migrations
 //   dist/proto/*.proto  etcd3 reads these at run time
-//   dist/webview/*.js   browser code for webviews
+//   dist/webview/*.js   browser code for webviews (+ uplot.css, the charts' stylesheet)
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
 // Flags: --production (minify, no source maps), --watch.
 import * as esbuild from 'esbuild';
@@ -146,6 +146,9 @@ await rm('dist', { recursive: true, force: true });
 await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
 await cp('node_modules/sql.js/dist/sql-wasm.wasm', 'dist/sql-wasm.wasm');
+await mkdir('dist/webview', { recursive: true });
+// uPlot's stylesheet (legend, cursor), served from dist/webview under the CSP.
+await cp('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
 // Codicons for the webviews (font and CSS, served from dist/webview under the CSP).
 await mkdir('dist/webview/codicons', { recursive: true });
 for (const f of ['codicon.css', 'codicon.ttf'])

@@ -8,6 +8,7 @@
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
  *  - SQLite → etcd migration of a 100k-row kine history: time, keys/s against raw writes, RSS
+ *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchRepair } from './benchRepair';
 import { benchMigrate } from './benchMigrate';
+import { benchMetrics } from './benchMetrics';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -291,6 +293,7 @@ async function main(): Promise<void> {
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
   if (only === 'migrate') return benchMigrate();
+  if (only === 'metrics') return benchMetrics();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
@@ -299,6 +302,7 @@ async function main(): Promise<void> {
   await benchProvision();
   await benchRepair();
   await benchMigrate();
+  await benchMetrics();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);
 }

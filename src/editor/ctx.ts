@@ -6,6 +6,7 @@ import type * as vscode from 'vscode';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
 import type { K3sStateService } from './k3sStateService';
+import type { MetricsService } from './metricsService';
 import type { PerfService } from './perfService';
 
 export interface ExtensionCtx {
@@ -13,6 +14,8 @@ export interface ExtensionCtx {
   readonly log: vscode.LogOutputChannel;
   readonly inventory: InventoryService;
   readonly health: HealthService;
+  /** etcd's Prometheus metrics, scraped while someone looks, judged against etcd's guidance. */
+  readonly metrics: MetricsService;
   readonly perf: PerfService;
   /** K3s server states, read over SSH when asked. */
   readonly k3s: K3sStateService;

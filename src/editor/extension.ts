@@ -9,6 +9,7 @@ import type { TreeNode } from '../core/tree/model';
 import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
+import { MetricsService } from './metricsService';
 import { K3sStateService } from './k3sStateService';
 import { registerSnapshotSchedule } from './snapshotScheduler';
 import { InventoryService } from './inventoryService';
@@ -36,6 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
   try {
     const inventory = new InventoryService(log);
     const health = new HealthService(inventory, log);
+    const metrics = new MetricsService(inventory, log);
     const perf = new PerfService(inventory, log);
     const k3s = new K3sStateService();
     const ctx: ExtensionCtx = {
@@ -43,11 +45,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
       log,
       inventory,
       health,
+      metrics,
       perf,
       k3s,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(inventory, health, perf, k3s);
+    ctx.push(inventory, health, metrics, perf, k3s);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);

@@ -4,6 +4,7 @@
  * build instead of silently dropping messages.
  */
 import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
+import type { ClusterMetrics } from '../core/metrics/types';
 import type { ClusterSnapshot } from './etcdTypes';
 
 export interface Message<M extends string, P> {
@@ -126,3 +127,22 @@ export type PerfWebviewToHost =
   | Message<typeof PerfCancelCommand.method, Record<string, never>>
   | Message<typeof PerfExportCommand.method, { file: string }>
   | Message<typeof PerfCompareCommand.method, { a: string; b: string }>;
+
+// ------------------------------------------------------------------------------------------
+// Metrics (in the etcd health panel)
+
+export interface MetricsPanelState {
+  /** The last judgement; absent before the first scrape. */
+  metrics?: ClusterMetrics;
+  error?: { code: string; message: string };
+  intervalSeconds: number;
+  windowMinutes: number;
+}
+
+export const MetricsRefreshCommand = command<Record<string, never>>()('metrics/refresh');
+export const MetricsStateNotification = notification<MetricsPanelState>()('metrics/didChangeState');
+
+export type MetricsWebviewToHost = Message<
+  typeof MetricsRefreshCommand.method,
+  Record<string, never>
+>;

@@ -17,6 +17,9 @@ import {
   uiTestScope,
 } from './harness/vscode';
 import { etcdWorkspace } from './harness/etcdWorkspace';
+import { createEndpointClient } from '../../src/core/etcd/client';
+
+const QUOTA = 16 * 1024 * 1024;
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const cleanups = uiTestScope();
@@ -42,11 +45,19 @@ test(
   'UI: live member state in the tree and the etcd health panel, through a member outage',
   { timeout: 300_000 },
   async () => {
-    const { ws, etcd } = await etcdWorkspace('k3s-etcd-ws-live-', cleanups, { members: 3 });
+    // A small quota, so the Metrics section and the tree can be shown a database near it.
+    const { ws, pki, etcd } = await etcdWorkspace('k3s-etcd-ws-live-', cleanups, {
+      members: 3,
+      extraArgs: [`--quota-backend-bytes=${QUOTA}`],
+    });
 
     const server = await startVsCodeServer({
       name: 'editor-live',
-      settings: { 'k3sEtcd.health.refreshIntervalSeconds': 2, 'k3sEtcd.health.timeoutMs': 2000 },
+      settings: {
+        'k3sEtcd.health.refreshIntervalSeconds': 2,
+        'k3sEtcd.health.timeoutMs': 2000,
+        'k3sEtcd.metrics.intervalSeconds': 2,
+      },
     });
     cleanups.push(() => server.stop());
     const browser = await launchBrowser();
@@ -146,6 +157,58 @@ test(
       assert.match(text, /test keys deleted/);
       await view.locator('table[aria-label="past runs"] tr').nth(1).waitFor({ timeout: 15_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'perf.png') });
+
+      // Metrics after that load: the cluster line, a row per member, charts over the window.
+      await view.getByRole('tab', { name: 'Metrics' }).click();
+      await view
+        .locator('[data-testid=metrics-summary]', {
+          hasText: /leader m-\d · [\d.]+ proposals\/s · DB /,
+        })
+        .waitFor({ timeout: 30_000 });
+      const metricRows = view.locator('table[aria-label="metrics per member"] tr');
+      await metricRows.nth(3).waitFor({ timeout: 15_000 });
+      assert.equal(await metricRows.count(), 4, 'header + three members');
+      await view.locator('figure.chart-box canvas').nth(5).waitFor({ timeout: 30_000 });
+      await view
+        .locator('figure.chart-box', { hasText: 'WAL fsync p99 (guidance 10 ms)' })
+        .waitFor({ timeout: 10_000 });
+      await palette(page, 'Notifications: Clear All Notifications');
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'metrics.png') });
+
+      // Fill the database towards its quota: the panel says so in words, the tree warns on members.
+      const client = await createEndpointClient(etcd.endpoints[0]!, {
+        tls: {
+          caFile: join(pki, 'ca.pem'),
+          certFile: join(pki, 'client/admin.pem'),
+          keyFile: join(pki, 'client/admin-key.pem'),
+        },
+        timeoutMs: 10_000,
+      });
+      try {
+        const value = 'x'.repeat(256 * 1024);
+        const findings = view.locator('ul[aria-label=findings] li', {
+          hasText: /database near its quota/,
+        });
+        for (let i = 0; (await findings.count()) < 3; i++) {
+          assert.ok(i < 200, 'the database reaches 80% of its quota');
+          await client
+            .put(`/fill/${i}`)
+            .value(value)
+            .catch(() => undefined); // NOSPACE once over the quota
+          if (i > 40)
+            await findings
+              .first()
+              .waitFor({ timeout: 3_000 })
+              .catch(() => undefined);
+        }
+      } finally {
+        client.close();
+      }
+      await page
+        .getByRole('treeitem', { name: /^etcd member, .*database near its quota/ })
+        .first()
+        .waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'metrics-quota.png') });
       assert.deepEqual(
         seen.errors.filter((l) => /k3s-etcd|K3s etcd/.test(l) && /error|failed/i.test(l)),
         [],

@@ -12,7 +12,8 @@ import {
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
-import { clientEndpoints, clientUrl, peerUrl } from '../../src/core/inventory/urls';
+import { clientEndpoints, clientUrl, metricsUrl, peerUrl } from '../../src/core/inventory/urls';
+import { envFile, type MemberPlanInput } from '../../src/core/provision/etcd';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const FILE = '/work/site/k3s-etcd.yaml';
@@ -309,6 +310,32 @@ clusters:
       lines(ports).join('\n'),
       /clusters\[0\]\.etcd\.peerPort: peerPort must differ from clientPort \(both 2379\)/,
     );
+    const metrics = parse(withHosts(THREE_HOSTS, '    etcd: { metricsPort: 2380 }\n'));
+    assert.match(
+      lines(metrics).join('\n'),
+      /clusters\[0\]\.etcd\.metricsPort: metricsPort must differ from clientPort and peerPort \(2379, 2380\)/,
+    );
+    const listener = parse(withHosts(THREE_HOSTS, '    etcd: { metricsPort: 2381 }\n'));
+    assert.equal(listener.status, 'ok');
+    if (listener.status === 'ok') {
+      const c = listener.inventory.clusters[0]!;
+      assert.equal(c.etcd.metricsScheme, 'http');
+      assert.equal(metricsUrl(c, c.hosts[0]!), `http://${c.hosts[0]!.address}:2381/metrics`);
+      assert.match(
+        envFile({
+          cluster: c,
+          host: c.hosts[0]!,
+          facts: { hasData: false, initialLines: [] } as unknown as MemberPlanInput['facts'],
+          binaries: { kind: 'installed', path: '/usr/bin/etcd' } as MemberPlanInput['binaries'],
+          initialCluster: '',
+          initialState: 'new',
+        }),
+        new RegExp(
+          `^ETCD_LISTEN_METRICS_URLS=http://${c.hosts[0]!.address.replace(/\./g, '\\.')}:2381$`,
+          'm',
+        ),
+      );
+    }
     const both = parse(
       withHosts(
         THREE_HOSTS.replace('roles: [etcd, k3s-server]', 'roles: [etcd, k3s-server, k3s-agent]'),

@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { buildTree, contextValueOf, type TreeNode } from '../../src/core/tree/model';
 import type { ClusterSnapshot, HealthRow, StatusRow } from '../../src/shared/etcdTypes';
+import { clusterMetrics } from '../../src/core/metrics/scrape';
+import { MetricsWindow } from '../../src/core/metrics/window';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const url = (n: number) => `https://127.0.1.2${n}:2379`;
@@ -114,5 +116,45 @@ describe('tree: live etcd state', () => {
       'https://127.0.1.21:2379',
       'members keep their static description',
     );
+  });
+});
+
+describe('tree: metrics against etcd guidance', () => {
+  it('warns on the member whose metrics break a rule, with every reason, and leaves the others', async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    const window = new MetricsWindow();
+    const fsync = (slowMs: number) => ({
+      buckets: [
+        { le: 0.001, count: slowMs < 1 ? 100 : 0 },
+        { le: 0.064, count: 100 },
+        { le: Infinity, count: 100 },
+      ],
+      count: 100,
+      sum: 1,
+    });
+    for (const n of [1, 2, 3]) {
+      window.add(`edge-${n}`, { at: 0, hasLeader: 1, walFsync: fsync(n === 3 ? 40 : 0.5) });
+    }
+    const targets = [1, 2, 3].map((n) => ({
+      member: `edge-${n}`,
+      endpoint: url(n),
+      url: `${url(n)}/metrics`,
+    }));
+    const metrics = clusterMetrics('edge-a', targets, window, { at: 0, errors: new Map() });
+    const roots = buildTree(inv, {
+      health: new Map([['edge-a', { snapshot: snapshot([]) }]]),
+      metrics: new Map([['edge-a', metrics]]),
+    });
+    const [m1, , m3] = members(roots);
+    assert.equal(m1?.kind === 'role' ? m1.metrics : 'x', undefined);
+    assert.deepEqual(m3?.kind === 'role' ? m3.metrics : undefined, {
+      level: 'bad',
+      findings: ['disk too slow for etcd: WAL fsync p99 63 ms > 10 ms since etcd started'],
+    });
+    assert.equal(
+      m3?.description,
+      'disk too slow for etcd: WAL fsync p99 63 ms > 10 ms since etcd started · follower · healthy · v3.4.23 · 24 MB (in use 20 MB) · raft 8/17010',
+    );
+    assert.match(m3?.tooltip ?? '', /metrics \(etcd's guidance\):\n {2}BROKEN: disk too slow/);
   });
 });

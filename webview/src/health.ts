@@ -16,25 +16,30 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  MetricsStateNotification,
   PerfStateNotification,
   type HealthPanelState,
   type HealthSection,
   type HealthWebviewToHost,
+  type MetricsPanelState,
+  type MetricsWebviewToHost,
   type PerfPanelState,
   type PerfWebviewToHost,
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
+import { metricsTab } from './metrics';
 import { perfTab, type PerfUiState } from './perf';
 
 interface SavedState {
   panel?: HealthPanelState;
   perf?: PerfPanelState;
   perfUi?: PerfUiState;
+  metrics?: MetricsPanelState;
   tab: number;
 }
 
 interface VsCodeApi {
-  postMessage(msg: HealthWebviewToHost | PerfWebviewToHost): void;
+  postMessage(msg: HealthWebviewToHost | PerfWebviewToHost | MetricsWebviewToHost): void;
   getState(): SavedState | undefined;
   setState(state: SavedState): void;
 }
@@ -235,6 +240,7 @@ function render(s: HealthPanelState): void {
     ['Health', snap ? healthTab(s, snap) : waiting()],
     ['Status', snap ? statusTab(s, snap) : waiting()],
     ['Members', snap ? membersTab(snap) : waiting()],
+    ['Metrics', metricsTab(saved.metrics, (m) => vscode.postMessage(m))],
     ['Performance', perf],
   ] as const) {
     const h = el('vscode-tab-header', label);
@@ -255,6 +261,8 @@ window.addEventListener('message', (ev: MessageEvent<unknown>) => {
     saved = { ...saved, panel: ev.data.params };
   } else if (PerfStateNotification.is(ev.data)) {
     saved = { ...saved, perf: ev.data.params };
+  } else if (MetricsStateNotification.is(ev.data)) {
+    saved = { ...saved, metrics: ev.data.params };
   } else {
     return;
   }

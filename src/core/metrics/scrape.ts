@@ -130,7 +130,8 @@ export async function scrapeInto(
         const r = await scrapeMetrics(t.url, opts);
         const page = parsePrometheus(r.text);
         if (page.samples === 0) throw new Error(`${t.url} served no metrics`);
-        window.add(t.member, pointFrom(page, Date.now()));
+        // Every member's point carries the round's time, so the charts line up.
+        window.add(t.member, pointFrom(page, at));
         round.timings.set(t.member, { bytes: r.bytes, ms: r.ms, parseErrors: page.errors.length });
       } catch (err) {
         const p = classifyEtcdError(err, t.endpoint, opts.tls);

@@ -10,6 +10,7 @@ import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/urls';
 import { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
+import { worst, type ClusterMetrics, type Level } from '../metrics/types';
 
 interface NodeBase {
   /** Stable across refreshes, so expansion state survives. */
@@ -47,6 +48,8 @@ export interface RoleNode extends NodeBase {
   member?: { name: string; clientUrl: string; peerUrl: string };
   /** etcd role only, once the cluster has been asked. */
   live?: MemberLive;
+  /** etcd role only: the member's metrics break etcd's guidance (the tree shows a warning). */
+  metrics?: { level: Exclude<Level, 'ok'>; findings: string[] };
 }
 
 /** What the last refresh said about one member. */
@@ -75,6 +78,8 @@ export interface TreeInputs {
   health?: HealthStates;
   /** K3s server states by `cluster/host`, as last read. */
   k3s?: ReadonlyMap<string, K3sServerState>;
+  /** The last metrics judgement of each cluster (while someone looks). */
+  metrics?: ReadonlyMap<string, ClusterMetrics>;
 }
 
 export interface ProblemNode extends NodeBase {
@@ -315,6 +320,7 @@ function roleNode(
   role: Role,
   snapshot?: ClusterSnapshot,
   k3s?: K3sServerState,
+  metrics?: ClusterMetrics,
 ): RoleNode {
   const node: RoleNode = {
     kind: 'role',
@@ -341,6 +347,18 @@ function roleNode(
       node.description = liveDescription(live);
       node.tooltip = liveTooltip(host.memberName, node.member.clientUrl, live);
     }
+    // Broken rules first, then warnings; every one is in the description (the accessible name).
+    const broken = (
+      metrics?.members
+        .find((m) => m.member === host.memberName)
+        ?.findings.filter((f) => f.level !== 'ok') ?? []
+    ).sort((a, b) => (a.level === b.level ? 0 : a.level === 'bad' ? -1 : 1));
+    const level = worst(broken.map((f) => f.level));
+    if (level !== 'ok') {
+      node.metrics = { level, findings: broken.map((f) => f.message) };
+      node.description = `${broken.map((f) => f.message).join(' · ')} · ${node.description}`;
+      node.tooltip = `${node.tooltip ?? ''}\nmetrics (etcd's guidance):\n${broken.map((f) => `  ${f.level === 'bad' ? 'BROKEN' : 'warning'}: ${f.message}`).join('\n')}`;
+    }
   }
   if (role === 'k3s-server' && k3s) {
     node.description = describeK3sState(k3s);
@@ -360,6 +378,7 @@ function hostNode(
   host: Host,
   snapshot?: ClusterSnapshot,
   k3s?: ReadonlyMap<string, K3sServerState>,
+  metrics?: ClusterMetrics,
 ): HostNode {
   const target = sshTarget(host);
   return {
@@ -373,7 +392,7 @@ function hostNode(
     sshTarget: target,
     line: host.line,
     children: host.roles.map((r) =>
-      roleNode(cluster, host, r, snapshot, k3s?.get(`${cluster.name}/${host.name}`)),
+      roleNode(cluster, host, r, snapshot, k3s?.get(`${cluster.name}/${host.name}`), metrics),
     ),
   };
 }
@@ -390,6 +409,7 @@ function clusterNode(
   index: PkiIndex | undefined,
   health: ClusterHealth | undefined,
   k3s?: ReadonlyMap<string, K3sServerState>,
+  metrics?: ClusterMetrics,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -418,7 +438,7 @@ function clusterNode(
     datastore: cluster.datastore,
     line: cluster.line,
     children: [
-      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot, k3s)),
+      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot, k3s, metrics)),
       certificatesNode(cluster, index),
     ],
   };
@@ -438,7 +458,13 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
   return [
     ...problems,
     ...result.inventory.clusters.map((c) =>
-      clusterNode(c, inputs.indexes?.get(c.name), inputs.health?.get(c.name), inputs.k3s),
+      clusterNode(
+        c,
+        inputs.indexes?.get(c.name),
+        inputs.health?.get(c.name),
+        inputs.k3s,
+        inputs.metrics?.get(c.name),
+      ),
     ),
   ];
 }

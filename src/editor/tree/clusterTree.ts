@@ -14,6 +14,12 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
     case 'host':
       return new vscode.ThemeIcon('vm');
     case 'role':
+      if (node.metrics) {
+        return new vscode.ThemeIcon(
+          'warning',
+          liveColor(node.metrics.level === 'bad' ? 'down' : 'degraded'),
+        );
+      }
       if (node.live) {
         return new vscode.ThemeIcon(
           node.live.leader ? 'star-full' : 'database',
@@ -129,6 +135,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
             indexes: ctx.inventory.pkiIndexes(),
             health: ctx.health.states(),
             k3s: ctx.k3s.states(),
+            metrics: ctx.metrics.states(),
           })
         : [],
     );
@@ -141,7 +148,8 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
   // Live state is fetched only while the view is visible (or a health panel is open).
   let watching: vscode.Disposable | undefined;
   const follow = () => {
-    if (view.visible && !watching) watching = ctx.health.watch(view);
+    if (view.visible && !watching)
+      watching = vscode.Disposable.from(ctx.health.watch(view), ctx.metrics.watch(view));
     if (!view.visible && watching) {
       watching.dispose();
       watching = undefined;
@@ -153,6 +161,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     ctx.inventory.onDidChange(update),
     ctx.health.onDidChange(update),
     ctx.k3s.onDidChange(update),
+    ctx.metrics.onDidChange(update),
     view.onDidChangeVisibility(follow),
     {
       dispose: () => watching?.dispose(),

@@ -27,6 +27,8 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  MetricsRefreshCommand,
+  MetricsStateNotification,
   PerfCancelCommand,
   PerfCompareCommand,
   PerfExportCommand,
@@ -63,10 +65,12 @@ export class HealthPanel implements vscode.Disposable {
     this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
     this.disposables.push(
       ctx.health.watch(this),
+      ctx.metrics.watch(this),
       this.panel.onDidDispose(() => this.dispose()),
       this.panel.webview.onDidReceiveMessage((msg: unknown) => void this.onMessage(msg)),
       ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
       ctx.perf.onDidChange((name) => name === this.cluster && void this.postPerf()),
+      ctx.metrics.onDidChange((name) => name === this.cluster && this.postMetrics()),
     );
   }
 
@@ -102,6 +106,17 @@ export class HealthPanel implements vscode.Disposable {
 
   private post(refreshing: boolean): void {
     void this.panel.webview.postMessage(HealthStateNotification.create(this.state(refreshing)));
+  }
+
+  private postMetrics(): void {
+    const s = this.ctx.metrics.get(this.cluster);
+    void this.panel.webview.postMessage(
+      MetricsStateNotification.create({
+        ...this.ctx.metrics.config(),
+        ...(s?.metrics ? { metrics: s.metrics } : {}),
+        ...(s?.error ? { error: s.error } : {}),
+      }),
+    );
   }
 
   private async postPerf(): Promise<void> {
@@ -163,9 +178,13 @@ export class HealthPanel implements vscode.Disposable {
     if (HealthReadyCommand.is(msg)) {
       this.post(false);
       void this.postPerf();
+      this.postMetrics();
       if (!this.ctx.health.get(this.cluster)) await this.refresh();
     } else if (HealthRefreshCommand.is(msg)) {
       await this.refresh();
+    } else if (MetricsRefreshCommand.is(msg)) {
+      const c = this.clusterObject();
+      if (c) await this.ctx.metrics.scrape(c);
     } else if (HealthCopyCommand.is(msg)) {
       await vscode.env.clipboard.writeText(this.markdown(msg.params.section));
       void vscode.window.setStatusBarMessage(

@@ -22,6 +22,7 @@ export function webviewHtml(
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; font-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link href="${asset('media', 'webview.css')}" rel="stylesheet">
+<link href="${asset('dist', 'webview', 'uplot.css')}" rel="stylesheet">
 <link id="vscode-codicon-stylesheet" href="${asset('dist', 'webview', 'codicons', 'codicon.css')}" rel="stylesheet">
 <title>${title}</title>
 </head>

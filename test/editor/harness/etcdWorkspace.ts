@@ -12,7 +12,7 @@ import { makeTempDir, removeTempDir } from '../../support/processes';
 export async function etcdWorkspace(
   prefix: string,
   cleanups: Array<() => Promise<void>>,
-  opts: { members?: 1 | 3; roles?: string[] } = {},
+  opts: { members?: 1 | 3; roles?: string[]; extraArgs?: string[] } = {},
 ): Promise<{ ws: string; pki: string; etcd: EtcdCluster }> {
   const ws = await makeTempDir(prefix);
   cleanups.push(() => removeTempDir(ws));
@@ -23,7 +23,7 @@ export async function etcdWorkspace(
   });
   const { etcd } = await etcdWithOurCerts(pki, opts.members ?? 1, {
     track: (c) => clusters.push(c),
-    extra: { samePorts: true },
+    extra: { samePorts: true, ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}) },
   });
   await writeFile(
     join(ws, 'k3s-etcd.yaml'),
