@@ -122,6 +122,8 @@ describe('k3s-etcd command line', () => {
       ['inventory', 'validate', '--bogus'],
       ['inventory', 'validate', 'extra'],
       ['members', '--cacert', 'x'],
+      ['metrics', '--window', 'soon'],
+      ['metrics', '--window', '-1'],
       [],
     ]) {
       const r = await run(args);
@@ -133,7 +135,13 @@ describe('k3s-etcd command line', () => {
   it('--help for the tool and for each subcommand', async () => {
     const top = await run(['--help']);
     assert.equal(top.code, 0);
-    for (const name of ['inventory validate', 'inventory show', 'inventory init', 'members']) {
+    for (const name of [
+      'inventory validate',
+      'inventory show',
+      'inventory init',
+      'members',
+      'metrics',
+    ]) {
       assert.ok(top.out.includes(name), name);
       const r = await run([...name.split(' '), '--help']);
       assert.equal(r.code, 0);
