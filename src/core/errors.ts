@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'certs-missing'
   | SshErrorCode
   | ProvisionErrorCode
+  | RestoreErrorCode
   | K3sErrorCode;
 
 /** Refusals and failures around K3s servers. */
@@ -46,6 +47,13 @@ export type SshErrorCode =
 /** Failures of a provisioning plan on a host. */
 export type ProvisionErrorCode =
   'provision-step-failed' | 'provision-unsupported' | 'provision-refused' | 'provision-unhealthy';
+
+/**
+ * Restoring an etcd snapshot onto the hosts: the snapshot does not match its record (nothing
+ * touched), refused before any member was stopped, or failed after (the message says where
+ * every host stands and where its old data is).
+ */
+export type RestoreErrorCode = 'snapshot-invalid' | 'restore-refused' | 'restore-failed';
 
 export class K3sEtcdError extends Error {
   constructor(

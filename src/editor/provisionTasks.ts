@@ -3,13 +3,17 @@
  * through a `CustomExecution` whose pseudoterminal streams each host's lines with step markers
  * and ends with the exit code; or, when VS Code is connected to the host itself with Remote-SSH,
  * as a `ShellExecution` of the same script in the host's own terminal (sudo asks there).
+ * `restore-etcd` restores a snapshot onto every member the same way; started by "Restore etcd
+ * from Snapshot…" after its modal it runs at once (the CLI's `--yes`), otherwise it shows the
+ * dry run and asks first.
  */
 import * as vscode from 'vscode';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { errorMessage } from '../core/errors';
+import { planRestore, restoreSnapshot, type RestorePlan } from '../core/etcd/restore';
 import type { Cluster, Host } from '../core/inventory/types';
 import { etcdHosts } from '../core/inventory/urls';
 import { checkFacts, factsCommand, parseFacts } from '../core/provision/etcd';
@@ -32,13 +36,17 @@ import { editorSshContext } from './sshPrompts';
 
 export const TASK_TYPE = 'k3s-etcd';
 
-export type TaskOperationName = 'provision-etcd' | 'install-k3s';
+export type TaskOperationName = 'provision-etcd' | 'install-k3s' | 'restore-etcd';
+
+const OPERATIONS: readonly TaskOperationName[] = ['provision-etcd', 'install-k3s', 'restore-etcd'];
 
 export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
   type: typeof TASK_TYPE;
   operation: TaskOperationName;
   cluster: string;
   host?: string;
+  /** restore-etcd: the snapshot (.db), absolute or relative to the inventory's folder. */
+  snapshot?: string;
 }
 
 /** What a task runs: a dry run, then (after the modal) the real run, with hooks. */
@@ -46,11 +54,95 @@ interface TaskOperation {
   what: string;
   apply: string;
   detail(changes: number, hosts: string[]): string;
+  /** Confirmed before the task started (a modal naming what happens): runs without asking. */
+  confirmed?: boolean;
   run(dryRun: boolean, hooks: RunHooks): Promise<{ runs: HostRun[]; ok: boolean; lines: string[] }>;
+}
+
+/**
+ * Restores the person confirmed in the editor's modal, by cluster and snapshot: the task takes
+ * the plan it showed (same kept-dir names) and runs without asking again. Taken once: a re-run
+ * of the task asks.
+ */
+const confirmedRestores = new Map<string, RestorePlan>();
+const restoreKey = (cluster: string, file: string) => `${cluster}\0${file}`;
+
+/** The modal's detail for a restore: what stops, what is lost, where the old data stays. */
+export function restoreConfirmDetail(plan: RestorePlan): string {
+  const hosts = plan.members.map((m) => m.host).join(', ');
+  return [
+    `Every member (${hosts}) is stopped first, the snapshot is restored on each with a new cluster token, then etcd starts again on all of them. Writes made after revision ${plan.snapshot.revision} are lost.`,
+    `The old data dirs are kept at ${plan.members[0]?.keptAs ?? ''} on each host (never deleted).`,
+    ...(plan.k3sServers.length > 0
+      ? [
+          `K3s servers ${plan.k3sServers.join(', ')} lose their datastore meanwhile: restart them afterwards.`,
+        ]
+      : []),
+    `Snapshot: ${plan.file} (SHA-256 checked against its record).`,
+  ].join('\n\n');
+}
+
+function snapshotPath(ctx: ExtensionCtx, def: K3sEtcdTaskDefinition): string {
+  if (!def.snapshot)
+    throw new Error(
+      'The restore-etcd task needs "snapshot": the .db file under backups/<cluster>/ (see "Show Snapshots").',
+    );
+  return resolve(dirname(ctx.inventory.file() ?? '.'), def.snapshot);
+}
+
+async function restoreOperation(
+  ctx: ExtensionCtx,
+  cluster: Cluster,
+  def: K3sEtcdTaskDefinition,
+): Promise<TaskOperation> {
+  const file = snapshotPath(ctx, def);
+  const key = restoreKey(cluster.name, file);
+  const confirmed = confirmedRestores.get(key);
+  confirmedRestores.delete(key);
+  const plan = confirmed ?? (await planRestore(cluster, file));
+  const ssh = await editorSshContext(ctx);
+  return {
+    what: `the restore of etcd cluster ${cluster.name} from the snapshot of ${plan.snapshot.createdAt} (revision ${plan.snapshot.revision})`,
+    apply: 'Restore',
+    detail: () => restoreConfirmDetail(plan),
+    confirmed: confirmed !== undefined,
+    run: async (dryRun, hooks) => {
+      const r = await restoreSnapshot(cluster, file, {
+        ...hooks,
+        ssh,
+        plan,
+        dryRun,
+        onPhase: (_p, n, title) => hooks.onLine?.(cluster.name, `== phase ${n}/4: ${title}`),
+      });
+      return {
+        runs: r.phases.flatMap((p) =>
+          p.runs.map((x) => ({ ...x, host: `${x.host} (${p.phase})` })),
+        ),
+        ok: dryRun
+          ? r.phases.every((p) =>
+              p.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled'),
+            )
+          : r.healthy === true,
+        lines: dryRun
+          ? []
+          : [
+              ...r.kept.map((k) => `${k.host}: old data kept at ${k.path}`),
+              `health: ${r.healthSummary ?? ''}`,
+              `restored: revision now served ${r.revision ?? 'unknown'}, the snapshot's ${plan.snapshot.revision}`,
+              ...(plan.k3sServers.length > 0
+                ? [
+                    `next: restart K3s on ${plan.k3sServers.join(', ')} (one server at a time) so it reads the restored state`,
+                  ]
+                : []),
+            ],
+      };
+    },
+  };
 }
 
 async function operationFor(ctx: ExtensionCtx, def: K3sEtcdTaskDefinition): Promise<TaskOperation> {
   const cluster = clusterNamed(ctx, def.cluster);
+  if (def.operation === 'restore-etcd') return restoreOperation(ctx, cluster, def);
   const ssh = await editorSshContext(ctx);
   const only = def.host ? [def.host] : undefined;
   if (def.operation === 'install-k3s') {
@@ -149,7 +241,7 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
     void this.run().then(
       (code) => this.done.fire(code),
       (err: unknown) => {
-        this.write.fire(colour(31, `\r\n${errorMessage(err)}\r\n`));
+        this.write.fire(colour(31, `\r\n${errorMessage(err).replace(/\r?\n/g, '\r\n')}\r\n`));
         this.ctx.log.error(`provision ${this.def.cluster}: ${errorMessage(err)}`);
         this.done.fire(1);
       },
@@ -166,6 +258,7 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
 
   private async run(): Promise<number> {
     const op = await operationFor(this.ctx, this.def);
+    if (op.confirmed) return this.apply(op);
     this.write.fire(colour(1, `Checking ${op.what}…\r\n`));
     const preview = await op.run(true, {
       signal: this.abort.signal,
@@ -199,6 +292,12 @@ class ProvisionTerminal implements vscode.Pseudoterminal {
       this.write.fire('Not applied: nothing changed.\r\n');
       return 1;
     }
+    return this.apply(op);
+  }
+
+  /** The real run, its summary and exit code. */
+  private async apply(op: TaskOperation): Promise<number> {
+    if (op.confirmed) this.write.fire(colour(1, `Running ${op.what} (confirmed)…\r\n`));
     const result = await withCancellableProgress(`Running ${op.what}`, (report, signal) => {
       signal.addEventListener('abort', () => this.abort.abort(), { once: true });
       return op.run(false, {
@@ -268,7 +367,12 @@ export function provisionTask(
   def: K3sEtcdTaskDefinition,
   scope: vscode.WorkspaceFolder | vscode.TaskScope = vscode.TaskScope.Workspace,
 ): vscode.Task {
-  const verb = def.operation === 'install-k3s' ? 'install K3s' : 'provision etcd';
+  const verb =
+    def.operation === 'install-k3s'
+      ? 'install K3s'
+      : def.operation === 'restore-etcd'
+        ? `restore etcd from ${basename(def.snapshot ?? 'a snapshot')}`
+        : 'provision etcd';
   const name = def.host ? `${verb} on ${def.host} (${def.cluster})` : `${verb} (${def.cluster})`;
   const task = new vscode.Task(
     def,
@@ -330,11 +434,7 @@ export function registerProvisionTasks(ctx: ExtensionCtx): void {
       },
       resolveTask: (task) => {
         const def = task.definition as K3sEtcdTaskDefinition;
-        if (
-          def.type !== TASK_TYPE ||
-          !['provision-etcd', 'install-k3s'].includes(def.operation) ||
-          !def.cluster
-        )
+        if (def.type !== TASK_TYPE || !OPERATIONS.includes(def.operation) || !def.cluster)
           return undefined;
         return provisionTask(ctx, def, task.scope ?? vscode.TaskScope.Workspace);
       },
@@ -360,4 +460,25 @@ export async function runProvisionTask(
     return undefined;
   });
   await vscode.tasks.executeTask(local ?? provisionTask(ctx, def));
+}
+
+/**
+ * Runs the restore of `plan` as a task, after the editor's modal confirmed it (the task then
+ * runs at once with that plan, like the CLI's `--yes`).
+ */
+export async function runConfirmedRestoreTask(ctx: ExtensionCtx, plan: RestorePlan): Promise<void> {
+  confirmedRestores.set(restoreKey(plan.cluster, plan.file), plan);
+  try {
+    await vscode.tasks.executeTask(
+      provisionTask(ctx, {
+        type: TASK_TYPE,
+        operation: 'restore-etcd',
+        cluster: plan.cluster,
+        snapshot: plan.file,
+      }),
+    );
+  } catch (err) {
+    confirmedRestores.delete(restoreKey(plan.cluster, plan.file));
+    throw err;
+  }
 }

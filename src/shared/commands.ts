@@ -29,6 +29,7 @@ export const COMMANDS = {
   migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
   snapshotSave: 'k3sEtcd.snapshot.save',
   snapshotList: 'k3sEtcd.snapshot.list',
+  snapshotRestore: 'k3sEtcd.snapshot.restore',
   etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
   etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',
   docsOpen: 'k3sEtcd.docs.open',

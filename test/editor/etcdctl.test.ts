@@ -69,5 +69,33 @@ test(
     const saved = await readdir(join(ws, 'backups', 'edge-t'));
     assert.equal(saved.filter((f) => f.endsWith('.db')).length, 1);
     assert.equal(saved.filter((f) => f.endsWith('.json')).length, 1);
+
+    // Show Snapshots: pick it, the restore preview opens; "Restore from This Snapshot…" asks in a
+    // modal naming the cluster and the revision; Cancel runs nothing.
+    await runFromPalette(page, 'K3s etcd: Show Snapshots');
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: /revision \d+/ });
+    await row.first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page
+      .locator('.monaco-editor .view-lines', { hasText: 'Restore edge-t from the snapshot of' })
+      .waitFor({ timeout: 30_000 });
+    await page
+      .locator('.notifications-toasts')
+      .getByRole('button', { name: 'Restore from This Snapshot…' })
+      .click({ timeout: 15_000 });
+    const dialogBox = page.locator('.monaco-dialog-box');
+    await dialogBox
+      .getByRole('button', { name: 'Restore', exact: true })
+      .waitFor({ timeout: 30_000 });
+    const dialog = (await dialogBox.innerText()).replace(/\u00a0/g, ' ');
+    assert.match(dialog, /Restore etcd cluster edge-t from the snapshot of .* \(revision \d+\)\?/);
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'snapshot-restore-confirm.png') });
+    await dialogBox.getByRole('button', { name: 'Cancel' }).click();
+    await dialogBox.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(
+      await page.locator('.terminal-tab, .single-terminal-tab', { hasText: /restore/i }).count(),
+      0,
+    );
+    assert.deepEqual(await readdir(join(ws, 'backups', 'edge-t')), saved, 'nothing new');
   },
 );

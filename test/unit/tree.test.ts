@@ -154,6 +154,7 @@ describe('tree model', () => {
         'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.snapshot.save': ['cluster'],
         'k3sEtcd.snapshot.list': ['cluster'],
+        'k3sEtcd.snapshot.restore': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
       };

@@ -3,7 +3,7 @@
  * that answers into `backups/<cluster>/<UTC time>.db`, with a JSON record beside it (SHA-256,
  * bytes, revision, member); listed from there; and restored with commands generated per member
  * from the inventory (`etcdctl snapshot restore` for etcd 3.4, `etcdutl` from 3.5), which the
- * person reads and runs.
+ * person reads and runs, or `restoreSnapshot` (./restore) runs on every member over SSH.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -108,6 +108,12 @@ export async function listSnapshots(
   return out;
 }
 
+/** The minor version of an etcd 3 version string ("v3.5.17" → 5), NaN when it is not one. */
+export function etcdMinor(version: string): number {
+  const minor = /^v?3\.(\d+)/.exec(version)?.[1];
+  return minor === undefined ? NaN : Number(minor);
+}
+
 export interface RestoreCommand {
   host: string;
   member: string;
@@ -123,10 +129,18 @@ export interface RestoreCommand {
 export function restoreCommands(
   cluster: Cluster,
   snapshot: string,
-  opts: { dataDirOf?: (member: string) => string; token?: string } = {},
+  opts: {
+    dataDirOf?: (member: string) => string;
+    token?: string;
+    /** The tool by name; default etcdutl from etcd 3.5, etcdctl before. */
+    tool?: 'etcdutl' | 'etcdctl';
+    /** Where the tool is installed on the hosts (default: found on PATH). */
+    binDir?: string;
+  } = {},
 ): RestoreCommand[] {
-  const major = /^v?3\.(\d+)/.exec(cluster.etcd.version)?.[1];
-  const tool = Number(major) >= 5 ? 'etcdutl' : 'ETCDCTL_API=3 etcdctl';
+  const name = opts.tool ?? (etcdMinor(cluster.etcd.version) >= 5 ? 'etcdutl' : 'etcdctl');
+  const path = opts.binDir ? `${opts.binDir}/${name}` : name;
+  const tool = name === 'etcdutl' ? path : `ETCDCTL_API=3 ${path}`;
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored`;
   return etcdHosts(cluster).map((h) => {
     const dataDir = opts.dataDirOf?.(h.memberName) ?? `${cluster.etcd.dataDir}.restored`;

@@ -49,7 +49,8 @@ export const PKI = `${ETC}/pki`;
 export const ENV_FILE = `${ETC}/etcd.env`;
 export const UNIT_FILE = '/etc/systemd/system/etcd.service';
 export const BIN_DIR = '/usr/local/bin';
-const MARKER = '.k3s-etcd-cluster';
+/** The cluster marker file in a member's data dir (see `markerText`). */
+export const MARKER = '.k3s-etcd-cluster';
 
 /** The read-only command that gathers `HostFacts` (run as root: the data dir is 0700). */
 export function factsCommand(dataDir: string): string {

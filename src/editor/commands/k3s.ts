@@ -15,7 +15,13 @@ import {
   sourceToken,
 } from '../../core/migrate/migrate';
 import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
-import { listSnapshots, restoreCommands, saveSnapshot } from '../../core/etcd/snapshot';
+import { planRestore, type RestorePlan } from '../../core/etcd/restore';
+import {
+  listSnapshots,
+  restoreCommands,
+  saveSnapshot,
+  type SnapshotInfo,
+} from '../../core/etcd/snapshot';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
 import {
@@ -31,7 +37,7 @@ import { sshOpener } from '../../core/provision/etcdOps';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
-import { runProvisionTask } from '../provisionTasks';
+import { restoreConfirmDetail, runConfirmedRestoreTask, runProvisionTask } from '../provisionTasks';
 import { secretTokenStore } from '../tokenStore';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from './provision';
 import { editorSshContext } from '../sshPrompts';
@@ -385,7 +391,7 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
   };
 }
 
-export function saveSnapshotCommand(ctx: ExtensionCtx) {
+export function saveSnapshotCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefined) {
   return async (node?: TreeNode): Promise<void> => {
     const cluster = await resolveCluster(ctx, node);
     const info = await withCancellableProgress(
@@ -402,53 +408,199 @@ export function saveSnapshotCommand(ctx: ExtensionCtx) {
       `Snapshot of ${cluster.name} saved: ${relative(workspaceDir(ctx), info.file)} (${Math.round(info.bytes / 1024)} KB, revision ${info.revision}).`,
       'Show Snapshots',
     );
-    if (next) await showSnapshotsCommand(ctx, undefined)(node);
+    if (next) await showSnapshotsCommand(ctx, docs)(node);
   };
+}
+
+const snapshotTime = (s: SnapshotInfo) => s.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+
+function snapshotItems(ctx: ExtensionCtx, list: SnapshotInfo[]) {
+  return list.map((s) => ({
+    label: snapshotTime(s),
+    description: `revision ${s.revision} · ${Math.round(s.bytes / 1024)} KB`,
+    detail: relative(workspaceDir(ctx), s.file),
+    s,
+  }));
+}
+
+async function snapshotsOf(ctx: ExtensionCtx, cluster: Cluster): Promise<SnapshotInfo[]> {
+  const list = await listSnapshots(workspaceDir(ctx), cluster.name);
+  if (list.length === 0) {
+    void vscode.window.showInformationMessage(
+      `No snapshot of ${cluster.name} yet: use "Save etcd Snapshot".`,
+    );
+  }
+  return list;
+}
+
+const RESTORE_BUTTON = 'Restore from This Snapshot…';
+
+/** The restore's preview document: the steps in order and each member's command. */
+async function showRestorePreview(
+  docs: PlanDocuments | undefined,
+  plan: RestorePlan,
+): Promise<void> {
+  if (!docs) return;
+  const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${plan.cluster}-restore.md` });
+  docs.set(
+    uri,
+    [
+      `# Restore ${plan.cluster} from the snapshot of ${plan.snapshot.createdAt}`,
+      '',
+      `Snapshot ${plan.file}, revision ${plan.snapshot.revision}, ${plan.snapshot.bytes} bytes, sha256 ${plan.snapshot.sha256} (checked against its record).`,
+      '',
+      `"K3s etcd: Restore etcd from Snapshot…" runs it as a task after a confirmation (\`k3s-etcd snapshot restore --file ${plan.file}\` from a terminal), or run the commands below yourself.`,
+      '',
+      '## Steps',
+      '',
+      ...plan.steps.map((st, i) => `${i + 1}. ${st}`),
+      '',
+      `## The restore command on each member (as root, with etcd stopped on every member)`,
+      '',
+      ...plan.members.flatMap((m) => [
+        `### ${m.host} (member ${m.member})`,
+        '',
+        '```sh',
+        m.command,
+        '```',
+        '',
+        `Then: \`mv ${m.dataDir} ${m.keptAs} && mv ${m.restoredDir} ${m.dataDir} && chown -R etcd:etcd ${m.dataDir}\`, and start etcd on every member.`,
+        '',
+      ]),
+    ].join('\n'),
+  );
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+    preview: false,
+  });
+}
+
+/**
+ * Restore from `info`: its SHA-256 checked and the plan previewed, then a modal naming the
+ * cluster, the snapshot and the kept data dirs; "Restore" runs it as a task.
+ */
+async function restoreFrom(
+  ctx: ExtensionCtx,
+  docs: PlanDocuments | undefined,
+  cluster: Cluster,
+  info: SnapshotInfo,
+): Promise<void> {
+  const plan = await withCancellableProgress(
+    `Checking the snapshot of ${cluster.name} against its record`,
+    () => planRestore(cluster, info.file),
+  );
+  await showRestorePreview(docs, plan);
+  const choice = await vscode.window.showWarningMessage(
+    `Restore etcd cluster ${cluster.name} from the snapshot of ${snapshotTime(plan.snapshot)} (revision ${plan.snapshot.revision})?`,
+    { modal: true, detail: restoreConfirmDetail(plan) },
+    'Restore',
+  );
+  if (choice !== 'Restore') throw new CancelledError('Restore');
+  ctx.log.info(`restore of ${cluster.name} from ${plan.file} confirmed`);
+  await runConfirmedRestoreTask(ctx, plan);
+}
+
+export function restoreSnapshotCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefined) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const list = await snapshotsOf(ctx, cluster);
+    if (list.length === 0) return;
+    const picked = await vscode.window.showQuickPick(snapshotItems(ctx, list), {
+      title: `Restore etcd cluster ${cluster.name} from which snapshot? (every member is stopped)`,
+    });
+    if (!picked) return;
+    await restoreFrom(ctx, docs, cluster, picked.s);
+  };
+}
+
+/**
+ * A quick pick of the snapshots: picking one previews its restore; its button (or "Restore from
+ * This Snapshot…" after the preview) starts the restore.
+ */
+async function pickSnapshot(
+  ctx: ExtensionCtx,
+  cluster: Cluster,
+  list: SnapshotInfo[],
+): Promise<{ s: SnapshotInfo; restore: boolean } | undefined> {
+  const qp = vscode.window.createQuickPick<ReturnType<typeof snapshotItems>[number]>();
+  const button: vscode.QuickInputButton = {
+    iconPath: new vscode.ThemeIcon('history'),
+    tooltip: 'Restore etcd from this snapshot…',
+  };
+  qp.title = `Snapshots of ${cluster.name}: pick one to preview its restore`;
+  // Only an external etcd is restored from here (K3s restores its embedded etcd itself).
+  const restorable = cluster.datastore === 'external-etcd';
+  qp.items = snapshotItems(ctx, list).map((i) => ({ ...i, buttons: restorable ? [button] : [] }));
+  try {
+    return await new Promise((done) => {
+      qp.onDidAccept(() => {
+        const item = qp.selectedItems[0];
+        done(item ? { s: item.s, restore: false } : undefined);
+      });
+      qp.onDidTriggerItemButton((e) => done({ s: e.item.s, restore: true }));
+      qp.onDidHide(() => done(undefined));
+      qp.show();
+    });
+  } finally {
+    qp.dispose();
+  }
+}
+
+/** K3s's embedded etcd: the per-member commands only, to read (K3s restores it itself). */
+async function showCommandsOnly(
+  docs: PlanDocuments | undefined,
+  cluster: Cluster,
+  s: SnapshotInfo,
+): Promise<void> {
+  if (!docs) return;
+  const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${cluster.name}-restore.md` });
+  docs.set(
+    uri,
+    [
+      `# Restore ${cluster.name} from the snapshot of ${s.createdAt}`,
+      '',
+      `Snapshot ${s.file}, revision ${s.revision}, sha256 ${s.sha256}.`,
+      '',
+      'On every member host: stop etcd, copy the snapshot there, run its command, move the old data dir aside and put the restored one in its place; then start etcd on all members.',
+      '',
+      ...restoreCommands(cluster, s.file).flatMap((c) => [
+        `## ${c.host} (member ${c.member})`,
+        '',
+        '```sh',
+        c.command,
+        '```',
+        '',
+      ]),
+    ].join('\n'),
+  );
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+    preview: false,
+  });
 }
 
 export function showSnapshotsCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefined) {
   return async (node?: TreeNode): Promise<void> => {
     const cluster = await resolveCluster(ctx, node);
-    const list = await listSnapshots(workspaceDir(ctx), cluster.name);
-    if (list.length === 0) {
-      void vscode.window.showInformationMessage(
-        `No snapshot of ${cluster.name} yet: use "Save etcd Snapshot".`,
-      );
+    const list = await snapshotsOf(ctx, cluster);
+    if (list.length === 0) return;
+    const picked = await pickSnapshot(ctx, cluster, list);
+    if (!picked) return;
+    if (picked.restore) {
+      await restoreFrom(ctx, docs, cluster, picked.s);
       return;
     }
-    const picked = await vscode.window.showQuickPick(
-      list.map((s) => ({
-        label: s.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
-        description: `revision ${s.revision} · ${Math.round(s.bytes / 1024)} KB`,
-        detail: relative(workspaceDir(ctx), s.file),
-        s,
-      })),
-      { title: `Snapshots of ${cluster.name}: pick one to preview its restore commands` },
+    if (cluster.datastore !== 'external-etcd') {
+      await showCommandsOnly(docs, cluster, picked.s);
+      return;
+    }
+    const plan = await withCancellableProgress(
+      `Checking the snapshot of ${cluster.name} against its record`,
+      () => planRestore(cluster, picked.s.file),
     );
-    if (!picked || !docs) return;
-    const cmds = restoreCommands(cluster, picked.s.file);
-    const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${cluster.name}-restore.md` });
-    docs.set(
-      uri,
-      [
-        `# Restore ${cluster.name} from the snapshot of ${picked.s.createdAt}`,
-        '',
-        `Snapshot ${picked.s.file}, revision ${picked.s.revision}, sha256 ${picked.s.sha256}.`,
-        '',
-        'On every member host: stop etcd, copy the snapshot there, run its command, move the old data dir aside and put the restored one in its place; then start etcd on all members.',
-        '',
-        ...cmds.flatMap((c) => [
-          `## ${c.host} (member ${c.member})`,
-          '',
-          '```sh',
-          c.command,
-          '```',
-          '',
-        ]),
-      ].join('\n'),
+    await showRestorePreview(docs, plan);
+    const next = await vscode.window.showInformationMessage(
+      `The restore of ${cluster.name} from the snapshot of ${snapshotTime(plan.snapshot)} is in the preview. Nothing runs until you confirm.`,
+      RESTORE_BUTTON,
     );
-    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
-      preview: false,
-    });
+    if (next === RESTORE_BUTTON) await restoreFrom(ctx, docs, cluster, picked.s);
   };
 }
