@@ -14,7 +14,7 @@ import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
-import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
 import { makeKey } from '../support/sshd';
 import {
   labInventory,
@@ -205,11 +205,29 @@ test(
       }
     }
     await input.fill(MOVED);
+    await waitUntil(async () => (await input.inputValue()) === MOVED, 10_000, 'the address typed');
     await input.press('Enter');
 
     // The modal names the member ID and the new URL, with the steps.
     const confirm = page.getByRole('button', { name: 'Fix Peer URL' });
-    await confirm.waitFor({ timeout: 60_000 });
+    try {
+      await confirm.waitFor({ timeout: 60_000 });
+    } catch (err) {
+      // Say what the window showed instead (an error, a prompt, a progress that never ended).
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-failure.png') });
+      const toasts = await page
+        .locator('.notifications-toasts')
+        .innerText()
+        .catch(() => '');
+      const quick = await page
+        .locator('.quick-input-widget')
+        .innerText()
+        .catch(() => '');
+      throw new Error(
+        `no confirmation within 60 s. Notifications: ${toasts || '(none)'}; quick input: ${quick || '(none)'}`,
+        { cause: err },
+      );
+    }
     const dialog = (await page.locator('.monaco-dialog-box').innerText()).replace(/\u00a0/g, ' ');
     assert.match(
       dialog,
