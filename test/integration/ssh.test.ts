@@ -17,7 +17,7 @@ import {
   type UnknownHostKey,
 } from '../../src/core/ssh/connection';
 import { resolveTarget, type SshTarget } from '../../src/core/ssh/target';
-import { makeTempDir, removeTempDir } from '../support/processes';
+import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
 import {
   makeKey,
   startAgent,
@@ -319,20 +319,19 @@ describe('SSH transport against real sshd', () => {
     try {
       const ac = new AbortController();
       const run = s.exec(`sleep 30; touch ${marker}`, { signal: ac.signal });
-      const until = Date.now() + 5000;
-      while (
-        !/sleep 30/.test(execFileSync('ps', ['-eo', 'args']).toString()) &&
-        Date.now() < until
-      ) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      // Only this test's remote shell names the marker (another `sleep 30` on the machine must
+      // not count).
+      const ours = () => execFileSync('ps', ['-eo', 'args']).toString().includes(marker);
+      await waitUntil(async () => ours(), 5000, 'the remote command running');
       ac.abort();
       await assert.rejects(run, (e) => isCancelled(e));
-      const gone = Date.now() + 5000;
-      while (/sleep 30/.test(execFileSync('ps', ['-eo', 'args']).toString()) && Date.now() < gone) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      assert.doesNotMatch(execFileSync('ps', ['-eo', 'args']).toString(), /sleep 30/);
+      await waitUntil(async () => !ours(), 5000, 'the remote command gone');
+      // And a cancel that comes while the channel is still opening stops it too.
+      const early = new AbortController();
+      const second = s.exec(`sleep 30; touch ${marker}`, { signal: early.signal });
+      early.abort();
+      await assert.rejects(second, (e) => isCancelled(e));
+      await waitUntil(async () => !ours(), 5000, 'the early-cancelled command gone');
     } finally {
       s.close();
     }

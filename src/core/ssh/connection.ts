@@ -350,6 +350,8 @@ export class SshSession {
             setTimeout(() => stream.close(), 3000).unref();
           };
           opts.signal?.addEventListener('abort', onAbort, { once: true });
+          // A cancel while the channel was opening fired before the listener existed.
+          if (opts.signal?.aborted) onAbort();
           stream.on('data', (d: Buffer) => {
             const s = d.toString('utf8');
             stdout += s;
