@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../core/tree/model';
+import type { ClusterMetrics } from '../../core/metrics/types';
 import { COMMANDS, VIEW_IDS } from '../../shared/commands';
 import type { ExtensionCtx } from '../ctx';
 
@@ -121,13 +122,25 @@ export class ClusterTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
   }
 }
 
+/** Which member breaks which rule at which level: what the tree shows of the metrics. */
+function metricsBadges(states: ReadonlyMap<string, ClusterMetrics>): string {
+  const out: string[] = [];
+  for (const [cluster, m] of states)
+    for (const member of m.members)
+      for (const f of member.findings)
+        if (f.level !== 'ok') out.push(`${cluster}/${member.member}/${f.rule}/${f.level}`);
+  return out.join(',');
+}
+
 export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
   const provider = new ClusterTreeProvider();
   const view = vscode.window.createTreeView(VIEW_IDS.clusters, {
     treeDataProvider: provider,
     showCollapseAll: true,
   });
+  let badges = '';
   const update = () => {
+    badges = metricsBadges(ctx.metrics.states());
     const result = ctx.inventory.current();
     provider.setRoots(
       result
@@ -161,7 +174,12 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     ctx.inventory.onDidChange(update),
     ctx.health.onDidChange(update),
     ctx.k3s.onDidChange(update),
-    ctx.metrics.onDidChange(update),
+    // Every scrape changes the panel's figures; the tree redraws only when a member's badge
+    // (its broken rules) changes. Health refreshes redraw it anyway, with the latest words.
+    ctx.metrics.onDidChange(() => {
+      const now = metricsBadges(ctx.metrics.states());
+      if (now !== badges) update();
+    }),
     view.onDidChangeVisibility(follow),
     {
       dispose: () => watching?.dispose(),
