@@ -184,7 +184,7 @@ export class HealthPanel implements vscode.Disposable {
       await this.refresh();
     } else if (MetricsRefreshCommand.is(msg)) {
       const c = this.clusterObject();
-      if (c) await this.ctx.metrics.scrape(c);
+      if (c) await this.ctx.metrics.refresh(c);
     } else if (HealthCopyCommand.is(msg)) {
       await vscode.env.clipboard.writeText(this.markdown(msg.params.section));
       void vscode.window.setStatusBarMessage(
