@@ -8,7 +8,7 @@
  * - gRPC failures over 1% (warning) and 5% (critical) of requests.
  */
 import { humanBytes } from '../../shared/etcdTypes';
-import { worst, type Finding, type Level, type MemberSummary } from './types';
+import { worst, type Finding, type Level, type MemberSummary, type RuleId } from './types';
 
 export const GUIDANCE = {
   walFsyncP99Ms: 10,
@@ -38,30 +38,22 @@ function minutes(s: MemberSummary): string {
 export function judgeMember(s: MemberSummary): Finding[] {
   const out: Finding[] = [];
   const basis = s.latencyBasis === 'since-start' ? ' since etcd started' : '';
-  if (s.walFsyncP99Ms !== undefined) {
-    const bad = s.walFsyncP99Ms > GUIDANCE.walFsyncP99Ms;
+  // The disk rules: a p99 against its limit, in the window or since etcd started.
+  const disk = (rule: RuleId, what: string, p99: number | undefined, limit: number) => {
+    if (p99 === undefined) return;
+    const bad = p99 > limit;
     out.push({
-      rule: 'wal-fsync',
+      rule,
       level: bad ? 'bad' : 'ok',
-      value: s.walFsyncP99Ms,
-      limit: GUIDANCE.walFsyncP99Ms,
+      value: p99,
+      limit,
       message: bad
-        ? `disk too slow for etcd: WAL fsync p99 ${fmtMs(s.walFsyncP99Ms)} > ${GUIDANCE.walFsyncP99Ms} ms${basis}`
-        : `WAL fsync p99 ${fmtMs(s.walFsyncP99Ms)} (under ${GUIDANCE.walFsyncP99Ms} ms)${basis}`,
+        ? `disk too slow for etcd: ${what} p99 ${fmtMs(p99)} > ${limit} ms${basis}`
+        : `${what} p99 ${fmtMs(p99)} (under ${limit} ms)${basis}`,
     });
-  }
-  if (s.backendCommitP99Ms !== undefined) {
-    const bad = s.backendCommitP99Ms > GUIDANCE.backendCommitP99Ms;
-    out.push({
-      rule: 'backend-commit',
-      level: bad ? 'bad' : 'ok',
-      value: s.backendCommitP99Ms,
-      limit: GUIDANCE.backendCommitP99Ms,
-      message: bad
-        ? `disk too slow for etcd: backend commit p99 ${fmtMs(s.backendCommitP99Ms)} > ${GUIDANCE.backendCommitP99Ms} ms${basis}`
-        : `backend commit p99 ${fmtMs(s.backendCommitP99Ms)} (under ${GUIDANCE.backendCommitP99Ms} ms)${basis}`,
-    });
-  }
+  };
+  disk('wal-fsync', 'WAL fsync', s.walFsyncP99Ms, GUIDANCE.walFsyncP99Ms);
+  disk('backend-commit', 'backend commit', s.backendCommitP99Ms, GUIDANCE.backendCommitP99Ms);
   if (s.hasLeader !== undefined) {
     out.push({
       rule: 'has-leader',

@@ -40,6 +40,15 @@ export const METRIC = {
   version: 'etcd_server_version',
 } as const;
 
+type CounterKey =
+  | 'leaderChanges'
+  | 'proposalsCommitted'
+  | 'proposalsApplied'
+  | 'proposalsFailed'
+  | 'grpcRequests'
+  | 'grpcErrors';
+type HistogramKey = 'walFsync' | 'backendCommit' | 'peerRtt';
+
 /** What one scrape of one member keeps. */
 export interface MemberPoint {
   at: number;
@@ -144,14 +153,14 @@ export function summarize(points: readonly MemberPoint[]): MemberSummary | undef
   if (!last) return undefined;
   const first = points.length > 1 ? points[0]! : undefined;
   // Sum counter increases pair by pair, so a reset in the middle of the window loses nothing.
-  const increase = (k: 'leaderChanges' | 'proposalsFailed' | 'grpcErrors' | 'grpcRequests') => {
+  const increase = (k: CounterKey) => {
     let total = 0;
     for (let i = 1; i < points.length; i++) total += delta(points[i - 1]![k], points[i]![k]) ?? 0;
     return total;
   };
-  const rangeHist = (k: 'walFsync' | 'backendCommit' | 'peerRtt') => {
+  // Merge pairwise histogram deltas the same way.
+  const rangeHist = (k: HistogramKey) => {
     if (!first) return undefined;
-    // Merge pairwise deltas so a reset in the middle does not lose the later observations.
     let acc: Histogram | undefined;
     for (let i = 1; i < points.length; i++) {
       const d = hDelta(points[i - 1]![k], points[i]![k]);
@@ -162,19 +171,12 @@ export function summarize(points: readonly MemberPoint[]): MemberSummary | undef
   };
   const windowWal = rangeHist('walFsync');
   const useWindow = (windowWal?.count ?? 0) > 0;
-  const hist = (k: 'walFsync' | 'backendCommit' | 'peerRtt') =>
-    useWindow ? rangeHist(k) : last[k];
-  const wal = hist('walFsync');
-  const commit = hist('backendCommit');
-  const rtt =
-    useWindow && (rangeHist('peerRtt')?.count ?? 0) > 0 ? rangeHist('peerRtt') : last.peerRtt;
+  const wal = useWindow ? windowWal : last.walFsync;
+  const commit = useWindow ? rangeHist('backendCommit') : last.backendCommit;
+  const windowRtt = useWindow ? rangeHist('peerRtt') : undefined;
+  const rtt = (windowRtt?.count ?? 0) > 0 ? windowRtt : last.peerRtt;
   const sec = first ? (last.at - first.at) / 1000 : 0;
-  const perSec = (k: 'proposalsCommitted' | 'proposalsApplied') => {
-    if (!first || sec <= 0) return undefined;
-    let total = 0;
-    for (let i = 1; i < points.length; i++) total += delta(points[i - 1]![k], points[i]![k]) ?? 0;
-    return total / sec;
-  };
+  const perSec = (k: CounterKey) => (first && sec > 0 ? increase(k) / sec : undefined);
   const grpcRequests = increase('grpcRequests');
   const grpcErrors = increase('grpcErrors');
   return defined<MemberSummary>({
