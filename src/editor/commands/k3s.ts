@@ -483,12 +483,17 @@ async function restoreFrom(
   docs: PlanDocuments | undefined,
   cluster: Cluster,
   info: SnapshotInfo,
+  /** A plan already checked and shown in the preview (the snapshot is not hashed again). */
+  shown?: RestorePlan,
 ): Promise<void> {
-  const plan = await withCancellableProgress(
-    `Checking the snapshot of ${cluster.name} against its record`,
-    () => planRestore(cluster, info.file),
-  );
-  await showRestorePreview(docs, plan);
+  let plan = shown;
+  if (!plan) {
+    plan = await withCancellableProgress(
+      `Checking the snapshot of ${cluster.name} against its record`,
+      () => planRestore(cluster, info.file),
+    );
+    await showRestorePreview(docs, plan);
+  }
   const choice = await vscode.window.showWarningMessage(
     `Restore etcd cluster ${cluster.name} from the snapshot of ${snapshotTime(plan.snapshot)} (revision ${plan.snapshot.revision})?`,
     { modal: true, detail: restoreConfirmDetail(plan) },
@@ -601,6 +606,6 @@ export function showSnapshotsCommand(ctx: ExtensionCtx, docs: PlanDocuments | un
       `The restore of ${cluster.name} from the snapshot of ${snapshotTime(plan.snapshot)} is in the preview. Nothing runs until you confirm.`,
       RESTORE_BUTTON,
     );
-    if (next === RESTORE_BUTTON) await restoreFrom(ctx, docs, cluster, picked.s);
+    if (next === RESTORE_BUTTON) await restoreFrom(ctx, docs, cluster, picked.s, plan);
   };
 }
