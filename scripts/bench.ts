@@ -11,7 +11,7 @@
  *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { generateCertificateSet } from '../src/core/pki/set';
@@ -20,6 +20,7 @@ import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from '../test/integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
+import { findFiles } from '../test/support/files';
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchRepair } from './benchRepair';
@@ -40,18 +41,9 @@ const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
 
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
 
-function findFiles(dir: string, name: string, out: string[] = []): string[] {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) findFiles(p, name, out);
-    else if (e.name === name) out.push(p);
-  }
-  return out;
-}
-
 /** [own activation ms, VS Code's context set-up ms] per activation, from the extension's log. */
 function activations(logDir: string): Array<[number, number]> {
-  return findFiles(logDir, 'K3s etcd.log').flatMap((f) =>
+  return findFiles(logDir, (n) => n === 'K3s etcd.log').flatMap((f) =>
     [
       ...readFileSync(f, 'utf8').matchAll(/Activated in ([\d.]+) ms .*context set-up ([\d.]+) ms/g),
     ].map((m): [number, number] => [Number(m[1]), Number(m[2])]),

@@ -16,7 +16,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { writeKnownHosts } from '../../test/support/lab';
 import {
@@ -25,6 +24,7 @@ import {
   stopEdgeHosts,
   type EdgeHost,
 } from '../../test/support/edgeHosts';
+import { httpStatus } from '../../test/support/net';
 import { groupAlive, killGroup, trackGroup, untrackGroup } from '../../test/support/processes';
 import {
   hostCgroups,
@@ -75,17 +75,6 @@ function report(msg: KeeperMessage): void {
   } catch {
     // the lab command is gone (it was interrupted): the log still has it
   }
-}
-
-function httpStatus(url: string, timeoutMs: number): Promise<number> {
-  return new Promise((res) => {
-    const req = get(url, { timeout: timeoutMs }, (r) => {
-      r.resume();
-      res(r.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => res(0));
-  });
 }
 
 function startVsCode(cfg: KeeperConfig): ChildProcess {

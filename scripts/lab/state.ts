@@ -19,6 +19,7 @@ import {
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { groupAlive } from '../../test/support/processes';
 
 export const STATE_FILE = 'lab.json';
 export const LOCK_FILE = 'lab.lock';
@@ -88,16 +89,6 @@ export function procRef(pid: number): ProcRef {
 /** Whether the recorded process still runs (the same one, not a reused pid). */
 export function alive(ref: ProcRef | undefined): boolean {
   return ref !== undefined && startTimeOf(ref.pid) === ref.startTime;
-}
-
-/** Whether any process of the group `pgid` is there (zombies included). */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
@@ -24,25 +23,12 @@ import {
 } from '../../src/core/metrics/scrape';
 import type { ClusterMetrics } from '../../src/core/metrics/types';
 import { MetricsWindow } from '../../src/core/metrics/window';
+import { freePort } from '../support/net';
 import { waitUntil } from '../support/processes';
 import { captureIO } from '../support/lab';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const QUOTA = 4 * 1024 * 1024;
-
-async function freePortOn(address: string): Promise<number> {
-  const srv = createServer();
-  const port = await new Promise<number>((res, rej) => {
-    srv.once('error', rej);
-    srv.listen(0, address, () => {
-      const a = srv.address();
-      if (a && typeof a !== 'string') res(a.port);
-      else rej(new Error('no port'));
-    });
-  });
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('etcd metrics, read and judged', () => {
   const { tempDir, track } = testScope('k3s-etcd-metrics-');
@@ -210,7 +196,7 @@ describe('etcd metrics, read and judged', () => {
       track,
       extra: {
         memberArgs: async (m) => {
-          metricsPort = await freePortOn(m.address);
+          metricsPort = await freePort(m.address);
           return [`--listen-metrics-urls=http://${m.address}:${metricsPort}`];
         },
       },

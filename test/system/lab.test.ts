@@ -23,6 +23,7 @@ import { alive, processesInGroup, readState, type LabState } from '../../scripts
 import { freePort, launchBrowser, REPO_ROOT, SCREENSHOTS_DIR } from '../editor/harness/vscode';
 import type { Browser } from '../editor/harness/vscode';
 import { loadCluster } from '../support/lab';
+import { findFiles } from '../support/files';
 import { makeTempDir, processesWithArg, removeTempDir, waitUntil } from '../support/processes';
 import { realSsh } from '../support/sshd';
 
@@ -144,21 +145,6 @@ function connectOutcome(host: string, port: number): Promise<string> {
   });
 }
 
-function findFiles(dir: string, re: RegExp, out: string[] = []): string[] {
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) findFiles(p, re, out);
-    else if (re.test(e)) out.push(p);
-  }
-  return out;
-}
-
 describe('npm run lab: three edge hosts and the real VS Code, up and down', () => {
   let stateDir = '';
   let port = 0;
@@ -189,17 +175,20 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
     if (stateDir) await removeTempDir(stateDir);
   });
 
+  /** `npm run lab` as the test runs it: this test's state dir, port and addresses, no build. */
+  const upArgs = () => [
+    '--no-build',
+    '--no-browser',
+    '--state',
+    stateDir,
+    '--port',
+    String(port),
+    '--addresses',
+    ADDRESSES.join(','),
+  ];
+
   it('comes up, prints the URL and what to try, and returns', { timeout: 300_000 }, async () => {
-    const r = await lab([
-      '--no-build',
-      '--no-browser',
-      '--state',
-      stateDir,
-      '--port',
-      String(port),
-      '--addresses',
-      ADDRESSES.join(','),
-    ]);
+    const r = await lab(upArgs());
     assert.equal(r.code, 0, `lab failed:\n${r.stdout}\n${r.stderr}`);
     console.log(`lab up and returned in ${r.ms} ms`);
     url = /^ {2}Open {8}(\S+)$/m.exec(r.stdout)?.[1] ?? '';
@@ -264,16 +253,7 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
 
   it('a second lab says it is already running and prints the same URL', async () => {
     assert.ok(state, 'the lab is not up');
-    const r = await lab([
-      '--no-build',
-      '--no-browser',
-      '--state',
-      stateDir,
-      '--port',
-      String(port),
-      '--addresses',
-      ADDRESSES.join(','),
-    ]);
+    const r = await lab(upArgs());
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.ok(r.stdout.startsWith(`The lab is already running: ${url}\n`), r.stdout);
     const again = readState(stateDir);
@@ -305,7 +285,7 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
       }
       // The installed VSIX (the lab has no development copy) activated, and did not fail.
       const logs = () =>
-        findFiles(join(stateDir, 'user', 'logs'), /^(remote)?exthost\.log$/)
+        findFiles(join(stateDir, 'user', 'logs'), (n) => /^(remote)?exthost\.log$/.test(n))
           .map((f) => readFileSync(f, 'utf8'))
           .join('\n');
       await waitUntil(

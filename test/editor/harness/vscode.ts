@@ -19,20 +19,12 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  cpSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, cpSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { get } from 'node:http';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { findFiles } from '../../support/files';
+import { freePort, httpStatus } from '../../support/net';
 import type { BrowserContext, Page } from 'playwright-core';
 import {
   groupAlive,
@@ -55,7 +47,7 @@ export const RESULTS_CONSOLE_PREFIX = 'K3S_ETCD_TEST_RESULTS_JSON:';
 const CHROMIUM = '/usr/bin/chromium';
 
 // Process groups and temp dirs of this test process are tracked by test/support/processes.ts.
-export { makeTempDir, removeTempDir };
+export { freePort, makeTempDir, removeTempDir };
 
 /** SIGTERM the whole group (server, extension hosts, pty host), then SIGKILL after `graceMs`. */
 async function stopGroup(child: ChildProcess, graceMs = 5_000): Promise<void> {
@@ -122,31 +114,6 @@ export async function ensureVsCode(): Promise<string> {
   return dir;
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const srv = createServer();
-  const port = await new Promise<number>((res, rej) => {
-    srv.once('error', rej);
-    srv.listen(0, host, () => {
-      const a = srv.address();
-      if (a === null || typeof a === 'string') rej(new Error('no port'));
-      else res(a.port);
-    });
-  });
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function httpStatus(url: string, timeoutMs: number): Promise<number> {
-  return new Promise((res) => {
-    const req = get(url, { timeout: timeoutMs }, (r) => {
-      r.resume();
-      res(r.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => res(0));
-  });
-}
-
 export interface ServerOptions {
   /** Default false: writes "security.workspace.trust.enabled": false into the user settings. */
   workspaceTrust?: boolean;
@@ -185,27 +152,6 @@ export interface VsCodeServer {
   /** Text of the remote extension host's log(s) so far. */
   extensionHostLog(): string;
   stop(): Promise<void>;
-}
-
-function findFiles(dir: string, pred: (name: string) => boolean, out: string[] = []): string[] {
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    const p = join(dir, e);
-    let isDir = false;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch {
-      continue;
-    }
-    if (isDir) findFiles(p, pred, out);
-    else if (pred(e)) out.push(p);
-  }
-  return out;
 }
 
 export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCodeServer> {
