@@ -8,8 +8,15 @@
  * Format: https://www.sqlite.org/fileformat2.html#walformat
  */
 
+import { K3sEtcdError } from '../errors';
+
 const WAL_HEADER = 32;
 const FRAME_HEADER = 24;
+
+/** SQLite's page sizes: a power of two from 512 to 65536 (65536 is stored as 1). */
+function validPageSize(n: number): boolean {
+  return n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
 
 /** SQLite's WAL checksum over `data` (a multiple of 8 bytes), continuing from `s`. */
 function checksum(data: Uint8Array, s: [number, number], bigEndian: boolean): [number, number] {
@@ -37,9 +44,10 @@ export function applyWal(dbFile: Uint8Array, wal: Uint8Array | undefined): WalRe
   if (wal && wal.byteLength >= WAL_HEADER) {
     const h = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
     const magic = h.getUint32(0);
-    if (magic === 0x377f0682 || magic === 0x377f0683) {
+    const pageSize = h.getUint32(8) === 1 ? 65536 : h.getUint32(8);
+    // A header with a page size SQLite cannot have makes SQLite ignore the log; so do we.
+    if ((magic === 0x377f0682 || magic === 0x377f0683) && validPageSize(pageSize)) {
       const bigEndian = (magic & 1) === 1;
-      const pageSize = h.getUint32(8) === 1 ? 65536 : h.getUint32(8);
       const salt1 = h.getUint32(16);
       const salt2 = h.getUint32(20);
       let sum = checksum(wal.subarray(0, 24), [0, 0], bigEndian);
@@ -47,6 +55,10 @@ export function applyWal(dbFile: Uint8Array, wal: Uint8Array | undefined): WalRe
       const pending: Array<{ page: number; at: number }> = [];
       let committed: Array<{ page: number; at: number }> = [];
       let dbPages = 0;
+      // The most pages a commit can truthfully claim: the database file's own pages, or the
+      // highest page the log itself wrote. A header that claims more is not believed, so no size
+      // read from the file decides an allocation beyond the real bytes on disk.
+      let highestPage = Math.ceil(db.byteLength / pageSize);
       for (
         let at = WAL_HEADER;
         headerOk && at + FRAME_HEADER + pageSize <= wal.byteLength;
@@ -62,8 +74,16 @@ export function applyWal(dbFile: Uint8Array, wal: Uint8Array | undefined): WalRe
           bigEndian,
         );
         if (sum[0] !== h.getUint32(at + 16) || sum[1] !== h.getUint32(at + 20)) break;
+        if (page === 0) break;
         pending.push({ page, at: at + FRAME_HEADER });
+        highestPage = Math.max(highestPage, page);
         if (commit !== 0) {
+          if (commit > highestPage) {
+            throw new K3sEtcdError(
+              'migrate-source',
+              `The write-ahead log (state.db-wal) says the database has ${commit} pages of ${pageSize} bytes, but the database file and the log hold at most ${highestPage}: the log is damaged or belongs to another database. Copy state.db and state.db-wal again with K3s stopped (k3s-etcd k3s backup), or move the -wal file aside to read the database without it.`,
+            );
+          }
           committed = committed.concat(pending.splice(0));
           dbPages = commit;
         }
