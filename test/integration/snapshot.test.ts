@@ -1,6 +1,6 @@
 /**
  * Snapshots of the external etcd on a real 3-member mutual-TLS etcd: known keys, `snapshot save`
- * (the CLI) writes the file and its record, `etcdctl snapshot status` agrees with the revision,
+ * (the CLI) writes the file and its record (git-ignored), `etcdctl snapshot status` agrees with the revision,
  * and the restore commands generated from the inventory, run for every member into fresh data
  * dirs, bring the cluster back with exactly those keys, even after they were changed.
  */
@@ -32,10 +32,13 @@ describe('snapshots of the external etcd', () => {
     for (let i = 0; i < 50; i++) await k.put(`/registry/snap/k${i}`).value(`v${i}`);
     k.close();
 
+    execSync(`git init -q ${dir}`); // the workspace is a git checkout
     const { io, out } = captureIO(dir);
     assert.equal(await main(['snapshot', 'save', '--json'], io), 0, out.join('\n'));
     const info = JSON.parse(out.join('\n')) as SnapshotInfo;
     assert.match(info.file, /\/backups\/edge-t\/\d{8}T\d{6}Z\.db$/);
+    // It holds every Secret of the cluster: git ignores it (check-ignore exits 0 when ignored).
+    execSync(`git -C ${dir} check-ignore -q ${info.file}`);
     assert.equal((await stat(info.file)).mode & 0o777, 0o600);
     assert.equal((await stat(info.file)).size, info.bytes);
     assert.deepEqual(

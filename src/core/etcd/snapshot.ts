@@ -14,6 +14,7 @@ import type { Cluster } from '../inventory/types';
 import { etcdHosts, peerUrl } from '../inventory/urls';
 import { backupStamp } from '../k3s/backup';
 import { BACKUPS_DIR } from '../k3s/ops';
+import { ignoreSecretsFolder } from '../pki/gitignore';
 import { shellQuote } from '../ssh/quote';
 import { initialClusterOf } from '../provision/etcdOps';
 import { healthyClient } from './connection';
@@ -37,6 +38,8 @@ export async function saveSnapshot(
   const createdAt = new Date();
   const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A snapshot holds every Kubernetes Secret: never committed by accident.
+  await ignoreSecretsFolder(opts.workspaceDir, BACKUPS_DIR);
   const file = join(dir, `${backupStamp(createdAt)}.db`);
   const hash = createHash('sha256');
   let bytes = 0;

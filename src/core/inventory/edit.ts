@@ -1,10 +1,12 @@
 /**
  * Small, surgical edits of k3s-etcd.yaml: only the value's own characters change, so comments,
- * ordering and formatting stay as the person wrote them. Written atomically (temp + rename).
+ * ordering and formatting stay as the person wrote them. Written atomically with the file's own
+ * mode (files/atomicWrite).
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { K3sEtcdError } from '../errors';
+import { writeFileAtomic } from '../files/atomicWrite';
 import { isIpOrHostname } from './addressFormat';
 
 /** Replaces the `address` of host `hostName` in cluster `clusterName`; returns the old value. */
@@ -38,8 +40,6 @@ export async function setHostAddress(
   const old = String(node.value);
   const quoted = address.includes(':') ? `"${address}"` : address;
   const next = text.slice(0, start) + quoted + text.slice(end);
-  const tmp = `${file}.k3s-etcd-tmp`;
-  await writeFile(tmp, next);
-  await rename(tmp, file);
+  await writeFileAtomic(file, next);
   return old;
 }

@@ -3,11 +3,12 @@
  * first starts race, k3s#2914), each after proving from the host that the datastore answers with
  * exactly the files its config names; then fetch the kubeconfig into the workspace.
  */
-import { mkdir, readdir, writeFile, chmod, access } from 'node:fs/promises';
+import { mkdir, readdir, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { K3sEtcdError } from '../errors';
+import { writeFileAtomic } from '../files/atomicWrite';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { clientEndpoints } from '../inventory/urls';
@@ -261,8 +262,9 @@ export async function fetchKubeconfig(
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await ignoreSecretsFolder(opts.workspaceDir, KUBECONFIG_DIR);
     const file = join(dir, `${cluster.name}.yaml`);
-    await writeFile(file, rewriteKubeconfig(r.stdout, cluster.name, host.address), { mode: 0o600 });
-    await chmod(file, 0o600);
+    await writeFileAtomic(file, rewriteKubeconfig(r.stdout, cluster.name, host.address), {
+      mode: 0o600,
+    });
     return file;
   } finally {
     t.close();

@@ -5,9 +5,10 @@
  * server that already has one lends it; otherwise a new one is generated.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../files/atomicWrite';
 
 export interface TokenStore {
   get(cluster: string): Promise<string | undefined>;
@@ -40,8 +41,7 @@ export function fileTokenStore(
     },
     async set(cluster, token) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      await writeFile(file(cluster), `${token}\n`, { mode: 0o600 });
-      await chmod(file(cluster), 0o600);
+      await writeFileAtomic(file(cluster), `${token}\n`, { mode: 0o600 });
     },
   };
 }

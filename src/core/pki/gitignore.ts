@@ -1,6 +1,6 @@
 /** Keeping private keys out of git: the pattern for a cluster's pki folder, and adding it. */
 import { access, appendFile, readFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 
 /** `pki/**\/*-key.pem` for the default layout, relative to the folder holding .gitignore. */
 export function keyIgnorePattern(root: string, pkiDir: string): string | undefined {
@@ -29,13 +29,34 @@ export async function addIgnore(
 }
 
 /**
- * For folders that hold secrets (backups with the K3s token, kubeconfigs with client keys):
- * ignored in git when the workspace is a git checkout. Returns whether the pattern was added.
+ * The root of the git work tree that contains `dir`: the nearest folder, `dir` itself or above it,
+ * holding a `.git` (a folder, or a file for worktrees and submodules). Undefined outside git.
  */
-export async function ignoreSecretsFolder(root: string, folder: string): Promise<boolean> {
-  const isRepo = await access(join(root, '.git')).then(
-    () => true,
-    () => false,
-  );
-  return isRepo ? addIgnore(root, `${folder}/`, `secrets written by k3s-etcd (${folder})`) : false;
+export async function gitWorkTreeRoot(dir: string): Promise<string | undefined> {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if (
+      await access(join(d, '.git')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return d;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/**
+ * For folders that hold secrets (snapshots and backups with every Secret and the K3s token,
+ * kubeconfigs with client keys): ignored in the git repository that contains them, whatever
+ * folder the inventory is in. The pattern goes into the work tree root's .gitignore, naming the
+ * folder relative to it (`backups/` at the root, `ops/edge/backups/` deeper). Returns whether
+ * the pattern was added (false outside git, or when it is already there).
+ */
+export async function ignoreSecretsFolder(workspaceDir: string, folder: string): Promise<boolean> {
+  const root = await gitWorkTreeRoot(workspaceDir);
+  if (root === undefined) return false;
+  const rel = relative(root, join(resolve(workspaceDir), folder))
+    .split(sep)
+    .join('/');
+  return addIgnore(root, `${rel}/`, `secrets written by k3s-etcd (${folder})`);
 }
