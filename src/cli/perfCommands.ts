@@ -13,7 +13,16 @@ import {
   type CompactDefragResult,
   type PerfProgress,
 } from '../core/etcd/perf';
-import { json, UsageError, type Options, type RunContext, type Subcommand } from './context';
+import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/etcd/perfGuard';
+import { PerfError } from '../core/etcd/perf';
+import {
+  confirm,
+  json,
+  UsageError,
+  type Options,
+  type RunContext,
+  type Subcommand,
+} from './context';
 import { etcdTarget } from './etcdCommands';
 
 const PERF_OPTIONS: Options = {
@@ -79,7 +88,12 @@ export const PERF_COMMANDS: Subcommand[] = [
       'default, 256-byte keys and 1 KiB values under --prefix (default /etcdctl-check-perf/), which\n' +
       'must be empty. PASS needs no errors, throughput above 90% of the target, the slowest write at\n' +
       'most 0.5 s and a stddev at most 0.1 s. The keys are always deleted afterwards, also after\n' +
-      'Ctrl+C; --auto-compact and --auto-defrag then free their space, as in etcdctl. Progress goes to\n' +
+      'Ctrl+C; --auto-compact and --auto-defrag then free their space, as in etcdctl. Before the load\n' +
+      'the cluster is read: a run that could take the database past 60% of its quota is refused (with\n' +
+      'the longest duration that fits), a cluster holding K3s data (keys under /registry/) needs a\n' +
+      'confirmation (asked on a terminal, or --yes), and if etcd raises NOSPACE during the run the\n' +
+      'keys are deleted, the history compacted, every member defragmented and the alarm disarmed.\n' +
+      'Progress goes to\n' +
       "stderr once a second; etcdctl's verdict lines to stdout. --report writes a Markdown report.\n" +
       'Endpoints and TLS as for `k3s-etcd health`. Exit 0 on PASS, 1 on FAIL, 130 when cancelled.',
     options: PERF_OPTIONS,
@@ -97,6 +111,20 @@ export const PERF_COMMANDS: Subcommand[] = [
       if (prefix === '') throw new UsageError('--prefix must not be empty');
       const target = await etcdTarget(ctx);
       const profile = PERF_PROFILES[load];
+      const pre = await perfPreflight({
+        endpoints: target.endpoints,
+        ...(target.tls ? { tls: target.tls } : {}),
+        load,
+        durationSec,
+      });
+      if (pre.refusal) throw new PerfError('unsafe', `Not running the check: ${pre.refusal}`);
+      if (pre.confirmation) {
+        ctx.io.err(pre.confirmation);
+        if (!(await confirm(ctx, 'Run the check on this cluster?'))) {
+          ctx.io.err('Not run.');
+          return 1;
+        }
+      }
       ctx.io.err(
         `Checking performance: load ${load} (${profile.clients} clients, ${profile.rate} writes/s) for ` +
           `${durationSec} s on ${target.endpoints.join(', ')}, keys under ${prefix}`,
@@ -120,7 +148,14 @@ export const PERF_COMMANDS: Subcommand[] = [
       } finally {
         sigint.dispose();
       }
-      if (!result.cleanedUp)
+      const recovery: NoSpaceRecovery = await recoverFromNoSpace({
+        endpoints: target.endpoints,
+        ...(target.tls ? { tls: target.tls } : {}),
+        prefix,
+        quotaBytes: pre.quotaBytes,
+      });
+      for (const step of recovery.steps) ctx.io.err(`NOSPACE: ${step}`);
+      if (!result.cleanedUp && !recovery.raised)
         ctx.io.err(
           `warning: the keys under ${prefix} could not be deleted (${result.cleanupError ?? 'unknown error'}): ` +
             `delete them with etcdctl del --prefix ${prefix}`,
@@ -152,7 +187,12 @@ export const PERF_COMMANDS: Subcommand[] = [
         await writeFile(file, formatPerfReport(result));
         ctx.io.err(`Wrote the report to ${file}`);
       }
-      if (ctx.global.json) json(ctx, maintenance ? { ...result, maintenance } : result);
+      if (ctx.global.json)
+        json(ctx, {
+          ...result,
+          ...(maintenance ? { maintenance } : {}),
+          ...(recovery.raised ? { noSpace: recovery } : {}),
+        });
       else for (const line of [...lines, ...result.lines]) ctx.io.out(line);
       if (result.cancelled) {
         ctx.io.err(
@@ -162,7 +202,7 @@ export const PERF_COMMANDS: Subcommand[] = [
         );
         return 130;
       }
-      return result.pass ? 0 : 1;
+      return result.pass && !recovery.raised ? 0 : 1;
     },
   },
 ];

@@ -2,12 +2,15 @@
  * Runs `check perf` for a cluster: one run per cluster at a time (a second start is refused),
  * the load in a worker thread (the core's runPerfCheck), progress in a cancellable notification
  * that outlives the panel, the result saved under .k3s-etcd/reports/, and compaction plus
- * defragmentation offered afterwards.
+ * defragmentation offered afterwards. Before the load the core's preflight reads the cluster: a
+ * run that could take the database too near its quota is refused with the reason, one on a
+ * cluster holding K3s data asks first, and a NOSPACE alarm raised during the run is cleaned up.
  */
 import * as vscode from 'vscode';
 import { dirname, join } from 'node:path';
 import { connectionFor } from '../core/etcd/connection';
 import { compactAndDefrag, runPerfCheck } from '../core/etcd/perf';
+import { perfPreflight, recoverFromNoSpace, type PerfPreflight } from '../core/etcd/perfGuard';
 import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
 import { errorMessage, isCancelled } from '../core/errors';
 import type { Cluster } from '../core/inventory/types';
@@ -81,6 +84,8 @@ export class PerfService implements vscode.Disposable {
       return;
     }
     const conn = await connectionFor(cluster);
+    const pre = await this.preflight(cluster, conn, load, durationSec);
+    if (!pre) return;
     const run: Run = {
       controller: new AbortController(),
       load,
@@ -134,6 +139,20 @@ export class PerfService implements vscode.Disposable {
       this.log.info(
         `Performance check on ${cluster.name}: ${verdictOf(result)}, ${result.rps.toFixed(0)} writes/s; clean-up ${result.cleanedUp ? 'done' : `FAILED: ${result.cleanupError ?? ''}`}`,
       );
+      const recovery = await recoverFromNoSpace({
+        endpoints: conn.endpoints,
+        ...(conn.tls ? { tls: conn.tls } : {}),
+        prefix: result.prefix,
+        quotaBytes: pre.quotaBytes,
+      });
+      if (recovery.raised) {
+        for (const step of recovery.steps) this.log.warn(`${cluster.name}: NOSPACE: ${step}`);
+        const words = `${recovery.steps.join('; ')}.`;
+        void (recovery.recovered
+          ? vscode.window.showWarningMessage(`check perf on ${cluster.name}: ${words}`)
+          : vscode.window.showErrorMessage(`check perf on ${cluster.name}: ${words}`));
+        return;
+      }
       void this.afterRun(cluster, conn.endpoints, conn.tls, result);
     } catch (err) {
       const message = isCancelled(err) ? 'Cancelled before it started.' : errorMessage(err);
@@ -143,6 +162,50 @@ export class PerfService implements vscode.Disposable {
       this.runs.delete(cluster.name);
       this.changed.fire(cluster.name);
     }
+  }
+
+  /**
+   * Reads the cluster before the load. Undefined when the check must not run: refused (the
+   * reason shown) or not confirmed on a cluster that holds K3s data.
+   */
+  private async preflight(
+    cluster: Cluster,
+    conn: Awaited<ReturnType<typeof connectionFor>>,
+    load: PerfLoad,
+    durationSec: number,
+  ): Promise<PerfPreflight | undefined> {
+    const pre = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Reading ${cluster.name} before the performance check`,
+      },
+      () =>
+        perfPreflight({
+          endpoints: conn.endpoints,
+          ...(conn.tls ? { tls: conn.tls } : {}),
+          load,
+          durationSec,
+        }),
+    );
+    this.log.info(
+      `Performance check preflight on ${cluster.name}: ${pre.registryKeys} keys under /registry/, DB ${pre.dbBytes} B, quota ${pre.quotaBytes} B (${pre.quotaFrom}), up to ${pre.projectedBytes} B to write${pre.refusal ? '; refused' : ''}`,
+    );
+    if (pre.refusal) {
+      void vscode.window.showErrorMessage(`Not running the check on ${cluster.name}.`, {
+        modal: true,
+        detail: pre.refusal,
+      });
+      return undefined;
+    }
+    if (pre.confirmation) {
+      const choice = await vscode.window.showWarningMessage(
+        `Run check perf (${load}) on ${cluster.name}, which holds K3s data?`,
+        { modal: true, detail: pre.confirmation },
+        'Run Check',
+      );
+      if (choice !== 'Run Check') return undefined;
+    }
+    return pre;
   }
 
   /** The verdict, and etcdctl's missing step: free the space the check's writes took. */

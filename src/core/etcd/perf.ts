@@ -41,7 +41,9 @@ export type PerfErrorReason =
   | 'invalid-options'
   /** A client TLS file cannot be read (code `certs-missing`, like connectionFor). */
   | 'tls-files-missing'
-  | 'failed';
+  | 'failed'
+  /** The preflight refused: an alarm, or the load would take the database too near its quota. */
+  | 'unsafe';
 
 /** Why a check did not run or did not finish; `reason` says which. */
 export class PerfError extends K3sEtcdError {
@@ -53,6 +55,7 @@ export class PerfError extends K3sEtcdError {
     const codes: Record<PerfErrorReason, ErrorCode> = {
       'prefix-not-empty': 'usage',
       'invalid-options': 'usage',
+      unsafe: 'usage',
       'tls-files-missing': 'certs-missing',
       unreachable: 'etcd-unreachable',
       failed: 'etcd-unreachable',
