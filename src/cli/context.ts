@@ -1,5 +1,8 @@
 /** What every subcommand gets: parsed global options, its own option values, the I/O. */
-import { relative } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { relative, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { Writable, type Readable } from 'node:stream';
 import type { ParseArgsConfig } from 'node:util';
 import { K3sEtcdError } from '../core/errors';
 import { formatProblem, loadInventoryFile } from '../core/inventory/parse';
@@ -13,7 +16,53 @@ export interface CliIO {
   ask(question: string): Promise<string>;
   /** Like ask, without echoing what is typed (passphrases). */
   askSecret(question: string): Promise<string>;
+  /**
+   * A secret given as `-` (`--token-file -`): all of standard input when it is piped, one hidden
+   * line when it is a terminal. Absent when there is no standard input to read.
+   */
+  readSecretInput?(what: string): Promise<string>;
   cwd: string;
+}
+
+/**
+ * Questions on a terminal, one at a time: each waits until the one before it is answered, so one
+ * typed line answers exactly one question (hosts connecting in parallel ask at the same moment;
+ * two readers on one input would each take the same line).
+ */
+export function terminalQuestions(
+  input: Readable,
+  output: Writable,
+): Pick<CliIO, 'ask' | 'askSecret'> {
+  let queue: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
+    const next = queue.then(f, f);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  return {
+    ask: (question) =>
+      oneAtATime(async () => {
+        const rl = createInterface({ input, output });
+        try {
+          return await rl.question(question);
+        } finally {
+          rl.close();
+        }
+      }),
+    askSecret: (question) =>
+      oneAtATime(async () => {
+        output.write(question);
+        // Echo nothing of what is typed; the newline is written after the answer.
+        const muted = new Writable({ write: (_c, _e, cb) => cb() });
+        const rl = createInterface({ input, output: muted, terminal: true });
+        try {
+          return await rl.question('');
+        } finally {
+          rl.close();
+          output.write('\n');
+        }
+      }),
+  };
 }
 
 export interface GlobalOptions {
@@ -101,6 +150,32 @@ export async function confirm(ctx: RunContext, question: string): Promise<boolea
   }
   const answer = (await ctx.io.ask(`${question} [y/N] `)).trim().toLowerCase();
   return answer === 'y' || answer === 'yes';
+}
+
+/**
+ * The K3s token from `--token-file PATH`, `--token-file -` (standard input, so it is never on a
+ * command line) or `--token TOKEN` (still works, with a warning: any local user can read a
+ * process's arguments); undefined when none is given.
+ */
+export async function tokenFromOptions(ctx: RunContext): Promise<string | undefined> {
+  const given = ctx.values['token'];
+  const file = ctx.values['token-file'];
+  if (typeof given === 'string') {
+    ctx.io.err(
+      'k3s-etcd: warning: --token puts the cluster token on the command line, where other users of this machine can read it (ps, /proc/<pid>/cmdline). Use --token-file FILE, or --token-file - to read it from standard input.',
+    );
+    return given;
+  }
+  if (typeof file !== 'string') return undefined;
+  if (file !== '-') return (await readFile(resolve(ctx.io.cwd, file), 'utf8')).trim();
+  if (!ctx.io.readSecretInput)
+    throw new UsageError('--token-file -: there is no standard input to read the token from');
+  const token = (await ctx.io.readSecretInput('K3s token')).trim();
+  if (!token)
+    throw new UsageError(
+      '--token-file -: standard input held no token (pipe it in, e.g. `k3s-etcd ... --token-file - < token`)',
+    );
+  return token;
 }
 
 export function json(ctx: RunContext, value: unknown): void {

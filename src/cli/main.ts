@@ -3,9 +3,7 @@
  * Exit codes: 0 success, 1 failed check or invalid inventory, 2 usage error.
  * Every subcommand is in the one table below (defined per area), with its own `--help`.
  */
-import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
-import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
@@ -14,6 +12,7 @@ import { ETCD_COMMANDS } from './etcdCommands';
 import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
+  terminalQuestions,
   UsageError,
   type CliIO,
   type GlobalOptions,
@@ -154,32 +153,23 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
+async function readAll(input: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of input) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 function processIO(): CliIO {
+  const questions = terminalQuestions(process.stdin, process.stderr);
   return {
     out: (t) => process.stdout.write(`${t}\n`),
     err: (t) => process.stderr.write(`${t}\n`),
     interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
     cwd: process.cwd(),
-    async ask(question) {
-      const rl = createInterface({ input: process.stdin, output: process.stderr });
-      try {
-        return await rl.question(question);
-      } finally {
-        rl.close();
-      }
-    },
-    async askSecret(question) {
-      process.stderr.write(question);
-      // Echo nothing of what is typed; the newline is written after the answer.
-      const muted = new Writable({ write: (_c, _e, cb) => cb() });
-      const rl = createInterface({ input: process.stdin, output: muted, terminal: true });
-      try {
-        return await rl.question('');
-      } finally {
-        rl.close();
-        process.stderr.write('\n');
-      }
-    },
+    ...questions,
+    // On a terminal: one hidden line (never echoed); piped: everything up to the end.
+    readSecretInput: (what) =>
+      process.stdin.isTTY ? questions.askSecret(`${what}: `) : readAll(process.stdin),
   };
 }
 

@@ -1,14 +1,21 @@
 /** `k3s-etcd migrate sqlite-to-etcd`: K3s's SQLite state into the cluster's external etcd. */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { migrateToEtcd, migrationReport, readSource, saveReport } from '../core/migrate/migrate';
-import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import {
+  confirm,
+  json,
+  loadValid,
+  selectCluster,
+  tokenFromOptions,
+  UsageError,
+  type Subcommand,
+} from './context';
 
 const migrateCommand: Subcommand = {
   name: 'migrate sqlite-to-etcd',
   summary: "Copy K3s's SQLite state (kine) into the cluster's external etcd, verified",
   usage:
-    'k3s-etcd migrate sqlite-to-etcd --source PATH/state.db [--token TOKEN | --token-file PATH] [--dry-run] [--force] [--yes]',
+    'k3s-etcd migrate sqlite-to-etcd --source PATH/state.db [--token-file PATH | --token-file - | --token TOKEN] [--dry-run] [--force] [--yes]',
   details: `Reads state.db with its -wal and -shm from beside it (a backup from \`k3s-etcd k3s backup\`, or a
 copy made with K3s stopped), checks integrity and schema, and writes the latest value of every
 key (kine's own selection; kine's internal rows left out) into the etcd of the cluster, values
@@ -17,10 +24,11 @@ overwritten and a re-run after an interruption finishes the job. Then every key 
 and a SHA-256 over the (key, value) pairs is compared. The report is saved in
 migrations/<UTC time>/report.md.
 
-The token (--token, --token-file, or the token file beside a backup's state.db) must be the one
-that sealed the state's /bootstrap key: another is refused before anything is written, since
-K3s would not start. A target already holding /registry/ or /bootstrap/ keys is refused unless
---force (only missing keys are added). --dry-run writes nothing and prints the report.`,
+The token (--token-file PATH, --token-file - to read it from standard input, or the token file
+beside a backup's state.db; --token TOKEN works too, with a warning: other users of this machine
+can read a command line) must be the one that sealed the state's /bootstrap key: another is
+refused before anything is written, since K3s would not start. A target already holding
+/registry/ or /bootstrap/ keys is refused unless --force (only missing keys are added). --dry-run writes nothing and prints the report.`,
   options: {
     source: { type: 'string' },
     token: { type: 'string' },
@@ -33,13 +41,7 @@ K3s would not start. A target already holding /registry/ or /bootstrap/ keys is 
     if (typeof source !== 'string')
       throw new UsageError('migrate sqlite-to-etcd needs --source PATH/state.db');
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-    const tokenFile = ctx.values['token-file'];
-    const token =
-      typeof ctx.values['token'] === 'string'
-        ? ctx.values['token']
-        : typeof tokenFile === 'string'
-          ? (await readFile(resolve(ctx.io.cwd, tokenFile), 'utf8')).trim()
-          : undefined;
+    const token = await tokenFromOptions(ctx);
     const src = await readSource(resolve(ctx.io.cwd, source), token ? { token } : {});
     const workspace = dirname(ctx.global.inventory);
     if (ctx.values['dry-run'] === true) {

@@ -28,9 +28,11 @@ export const SSH_OPTIONS: Options = {
 };
 
 export const SSH_HELP = `SSH: keys from ssh-agent, the host's identityFile and ~/.ssh/config; passphrases, passwords
-and sudo passwords are asked on the terminal, never echoed and never stored. Host keys are checked
-against known_hosts (the cluster's knownHostsFile, or ~/.ssh/known_hosts); an unknown key is asked
-about (or accepted and recorded with --accept-new-host-keys), a changed key is always refused.`;
+and sudo passwords are asked on the terminal one question at a time, never echoed and never
+stored. Host keys are checked against your known_hosts (~/.ssh/known_hosts, or UserKnownHostsFile)
+and the cluster's knownHostsFile, which may add hosts but never replace a key yours knows; an
+unknown key is asked about (or accepted and recorded with --accept-new-host-keys), a changed key
+is always refused.`;
 
 export async function sshContext(ctx: RunContext): Promise<SshContext> {
   const acceptNew = ctx.values['accept-new-host-keys'] === true;
@@ -51,9 +53,10 @@ export async function sshContext(ctx: RunContext): Promise<SshContext> {
           return true;
         }
         if (!ctx.io.interactive) return false;
-        ctx.io.err(about);
+        // One question with its fingerprint: questions wait their turn, so hosts connecting in
+        // parallel never show one host's fingerprint above another host's question.
         const a = (
-          await ctx.io.ask(`Trust it and record it in ${k.knownHostsFile}? [y/N] `)
+          await ctx.io.ask(`${about}\nTrust it and record it in ${k.knownHostsFile}? [y/N] `)
         ).trim();
         return /^y(es)?$/i.test(a);
       },

@@ -1,6 +1,7 @@
 /**
  * How the SSH transport asks in the editor: password input boxes (never echoed), secrets kept in
  * VS Code's SecretStorage only when the person agrees (and forgotten when they stop working),
+ * stored and read only by the core's id (a host's secrets under its verified host key),
  * and a modal for an unknown host key that shows its SHA256 fingerprint. Nothing secret reaches
  * settings or the log.
  */
@@ -52,8 +53,13 @@ export function editorPrompts(ctx: ExtensionCtx): SshPrompts {
         return;
       }
       if (fromStore.has(req.id)) return;
+      // Stored under the core's id, which for a host includes its verified key: it is given back
+      // only to a host presenting that key, never to another machine answering to the name.
+      const bound = req.hostKey
+        ? ` It is given only to this host while it presents the host key ${req.hostKey}.`
+        : '';
       const choice = await vscode.window.showInformationMessage(
-        `Remember the ${KIND_WORDS[req.kind]} for ${req.id.replace(/^[a-z]+:/, '')} in VS Code's secret storage?`,
+        `Remember the ${KIND_WORDS[req.kind]} for ${req.subject} in VS Code's secret storage?${bound}`,
         'Remember',
         'Not Now',
       );

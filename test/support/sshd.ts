@@ -2,14 +2,18 @@
  * Real OpenSSH servers and agents for the transport tests: `/usr/sbin/sshd -D` on a loopback
  * address and port of the test's choosing, with its own host key, config and authorized_keys;
  * `ssh-agent -D` with keys added by `ssh-add`. Everything is cleaned up by the process registry.
+ * And in-process `ssh2` servers that play a part (`startFakeSsh`): a password host, a logging
+ * impostor that records every secret it is sent, a jump host that reroutes what it forwards.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { Server as Ssh2Server, type Connection } from 'ssh2';
 import { join } from 'node:path';
 import {
   killGroup,
   makeTempDir,
+  removeTempDir,
   runCommand,
   sleep,
   trackGroup,
@@ -234,6 +238,104 @@ export async function startAgent(keys: string[]): Promise<Agent> {
     stop: async () => {
       killGroup(pid, 'SIGTERM');
       untrackGroup(pid);
+    },
+  };
+}
+
+/** One authentication attempt a fake server received (the secret as sent: it is a test). */
+export interface AuthAttempt {
+  method: string;
+  username: string;
+  secret?: string;
+}
+
+export interface FakeSsh {
+  address: string;
+  port: number;
+  /** `<type> <base64>` of its host key, to pin under any name in a known_hosts file. */
+  hostKey: string;
+  /** Every authentication attempt, in order. */
+  attempts: AuthAttempt[];
+  /** Every direct-tcpip request (what the client asked to reach through it). */
+  forwards: { host: string; port: number }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * An `ssh2` server on `address` (port chosen by the OS) with its own ed25519 host key. It accepts
+ * `none` when `open`, a password or keyboard-interactive answer equal to `password`, and refuses
+ * everything else, recording each attempt. Forwarding requests go to `forwardTo` whatever the
+ * client asked for (a jump host that reroutes), or where asked.
+ */
+export async function startFakeSsh(opts: {
+  address: string;
+  password?: string;
+  open?: boolean;
+  forwardTo?: { host: string; port: number };
+}): Promise<FakeSsh> {
+  const dir = await makeTempDir('k3s-etcd-fake-ssh-');
+  const key = makeKey(dir, 'host_key');
+  const attempts: AuthAttempt[] = [];
+  const forwards: { host: string; port: number }[] = [];
+  const conns = new Set<Connection>();
+  const sockets = new Set<Socket>();
+  const methods: ('password' | 'keyboard-interactive')[] = ['password', 'keyboard-interactive'];
+  const server = new Ssh2Server({ hostKeys: [readFileSync(key.file)] }, (client) => {
+    conns.add(client);
+    client.on('close', () => conns.delete(client));
+    client.on('error', () => undefined);
+    client.on('authentication', (ctx) => {
+      if (ctx.method === 'none') {
+        attempts.push({ method: 'none', username: ctx.username });
+        return opts.open ? ctx.accept() : ctx.reject(methods);
+      }
+      if (ctx.method === 'password') {
+        attempts.push({ method: 'password', username: ctx.username, secret: ctx.password });
+        return opts.password !== undefined && ctx.password === opts.password
+          ? ctx.accept()
+          : ctx.reject(methods);
+      }
+      if (ctx.method === 'keyboard-interactive') {
+        return ctx.prompt([{ prompt: 'Password: ', echo: false }], (answers) => {
+          const secret = answers.join('\n');
+          attempts.push({ method: 'keyboard-interactive', username: ctx.username, secret });
+          if (opts.password !== undefined && secret === opts.password) ctx.accept();
+          else ctx.reject(methods);
+        });
+      }
+      attempts.push({ method: ctx.method, username: ctx.username });
+      ctx.reject(methods);
+    });
+    client.on('tcpip', (accept, reject, info) => {
+      forwards.push({ host: info.destIP, port: info.destPort });
+      const to = opts.forwardTo ?? { host: info.destIP, port: info.destPort };
+      const sock = connect({ host: to.host, port: to.port });
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.once('error', () => reject?.());
+      sock.once('connect', () => {
+        const channel = accept();
+        channel.pipe(sock).pipe(channel);
+        channel.on('close', () => sock.destroy());
+      });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, opts.address, () => resolve());
+  });
+  const [type, blob] = key.publicLine.split(' ');
+  return {
+    address: opts.address,
+    port: (server.address() as AddressInfo).port,
+    hostKey: `${type} ${blob}`,
+    attempts,
+    forwards,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      for (const c of conns) c.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await removeTempDir(dir);
     },
   };
 }

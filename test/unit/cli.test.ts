@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { main, type CliIO } from '../../src/cli/main';
+import {
+  terminalQuestions,
+  tokenFromOptions,
+  UsageError,
+  type RunContext,
+} from '../../src/cli/context';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 
@@ -17,7 +24,7 @@ let dir = '';
 
 async function run(
   args: string[],
-  opts: { interactive?: boolean; answer?: string; cwd?: string } = {},
+  opts: { interactive?: boolean; answer?: string; cwd?: string; stdin?: string } = {},
 ): Promise<Run> {
   const out: string[] = [];
   const err: string[] = [];
@@ -35,6 +42,7 @@ async function run(
       asked.push(q);
       return opts.answer ?? '';
     },
+    ...(opts.stdin === undefined ? {} : { readSecretInput: async () => opts.stdin ?? '' }),
   };
   const code = await main(args, io);
   return { code, out: out.join('\n'), err: [...asked, ...err].join('\n') };
@@ -179,5 +187,128 @@ describe('k3s-etcd command line', () => {
       r.err,
       /No etcd endpoint answered the member list:\n {2}http:\/\/127\.0\.0\.1:9: /,
     );
+  });
+});
+
+describe('the terminal: one question at a time', () => {
+  /** A settled-or-not probe: the value, or "pending" when the promise has not settled yet. */
+  const state = async <T>(p: Promise<T>): Promise<T | 'pending'> =>
+    Promise.race([p, new Promise<'pending'>((r) => setImmediate(() => r('pending')))]);
+  /** Waits until `text` was written to `output` (the question is on screen). */
+  const shown = async (written: string[], text: string) => {
+    const until = Date.now() + 2000;
+    while (!written.join('').includes(text)) {
+      assert.ok(Date.now() < until, `"${text}" never shown; written: ${written.join('')}`);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+
+  it('two hosts asking at once: one typed line answers only the first, the second waits for the next line', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const written: string[] = [];
+    output.on('data', (d: Buffer) => written.push(d.toString()));
+    const q = terminalQuestions(input, output);
+    const first = q.ask('Trust host A? [y/N] ');
+    const second = q.ask('Trust host B? [y/N] ');
+    await shown(written, 'Trust host A?');
+    assert.ok(!written.join('').includes('Trust host B?'), 'B is not asked while A waits');
+    input.write('y\n');
+    assert.equal(await first, 'y');
+    assert.equal(await state(second), 'pending', 'one "y" answers one host key');
+    await shown(written, 'Trust host B?');
+    input.write('n\n');
+    assert.equal(await second, 'n');
+
+    const pw1 = q.askSecret('Password for root@a: ');
+    const pw2 = q.askSecret('Password for root@b: ');
+    await shown(written, 'Password for root@a: ');
+    input.write('secret-a\n');
+    assert.equal(await pw1, 'secret-a');
+    assert.equal(await state(pw2), 'pending', 'one typed password answers one prompt');
+    await shown(written, 'Password for root@b: ');
+    input.write('secret-b\n');
+    assert.equal(await pw2, 'secret-b');
+    assert.ok(!written.join('').includes('secret-'), 'passwords are never echoed');
+    input.end();
+  });
+});
+
+describe('the K3s token never needs a command line', () => {
+  let tdir = '';
+  before(async () => {
+    tdir = await mkdtemp(join(tmpdir(), 'k3s-etcd-cli-token-'));
+    await copyFile(EXAMPLE, join(tdir, 'k3s-etcd.yaml'));
+  });
+  after(async () => {
+    await rm(tdir, { recursive: true, force: true });
+  });
+  const ctxWith = (values: RunContext['values'], stdin?: string) => {
+    const err: string[] = [];
+    const ctx: RunContext = {
+      global: {
+        inventory: '/nonexistent/k3s-etcd.yaml',
+        cluster: undefined,
+        json: false,
+        yes: false,
+      },
+      values,
+      args: [],
+      io: {
+        out: () => undefined,
+        err: (t) => err.push(t),
+        interactive: false,
+        cwd: '/',
+        ask: async () => '',
+        askSecret: async () => '',
+        ...(stdin === undefined ? {} : { readSecretInput: async () => stdin }),
+      },
+    };
+    return { ctx, err };
+  };
+
+  it('--token-file - reads it from standard input (trimmed), with no warning', async () => {
+    const { ctx, err } = ctxWith({ 'token-file': '-' }, 'K10abc::server:s3cret\n');
+    assert.equal(await tokenFromOptions(ctx), 'K10abc::server:s3cret');
+    assert.deepEqual(err, []);
+  });
+
+  it('--token-file - with nothing on standard input, or no standard input, is a usage error', async () => {
+    await assert.rejects(
+      tokenFromOptions(ctxWith({ 'token-file': '-' }, ' \n').ctx),
+      (e) => e instanceof UsageError && /standard input held no token/.test(e.message),
+    );
+    await assert.rejects(
+      tokenFromOptions(ctxWith({ 'token-file': '-' }).ctx),
+      (e) => e instanceof UsageError && /no standard input/.test(e.message),
+    );
+  });
+
+  it('--token-file PATH still reads the file; --token still works but warns on stderr', async () => {
+    const file = join(tdir, 'token');
+    await writeFile(file, 'K10file::server:x\n');
+    assert.equal(await tokenFromOptions(ctxWith({ 'token-file': file }).ctx), 'K10file::server:x');
+    const { ctx, err } = ctxWith({ token: 'K10argv::server:y' });
+    assert.equal(await tokenFromOptions(ctx), 'K10argv::server:y');
+    assert.match(
+      err.join('\n'),
+      /warning: --token puts the cluster token on the command line, where other users of this machine can read it/,
+    );
+    assert.match(err.join('\n'), /--token-file -/);
+  });
+
+  it('migrate sqlite-to-etcd: --token warns through the command line, --token-file - reads stdin', async () => {
+    const warned = await run(
+      ['migrate', 'sqlite-to-etcd', '--source', 'none.db', '--token', 'K10x::server:y'],
+      { cwd: tdir },
+    );
+    assert.match(warned.err, /warning: --token puts the cluster token on the command line/);
+    const piped = await run(
+      ['migrate', 'sqlite-to-etcd', '--source', 'none.db', '--token-file', '-'],
+      { stdin: '', cwd: tdir },
+    );
+    assert.equal(piped.code, 2, piped.err);
+    assert.match(piped.err, /--token-file -: standard input held no token/);
+    assert.doesNotMatch(piped.err, /warning/);
   });
 });

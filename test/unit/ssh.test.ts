@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
+  judgeHostKey,
   knownHostsLine,
   parseKnownHosts,
   sha256Fingerprint,
   verifyHostKey,
 } from '../../src/core/ssh/knownHosts';
+import { hostSecretId } from '../../src/core/ssh/connection';
 import { shellCommand, shellQuote } from '../../src/core/ssh/quote';
 import { describeHop, parseJumpSpec, resolveTarget } from '../../src/core/ssh/target';
 import type { Cluster, Host } from '../../src/core/inventory/types';
@@ -192,11 +194,19 @@ describe('SSH target: inventory values, then ~/.ssh/config, then defaults', () =
     assert.deepEqual(d.knownHostsFiles, ['/home/op/.ssh/known_hosts', '/etc/ssh/ssh_known_hosts']);
   });
 
-  it("the cluster's knownHostsFile wins over every other known_hosts", () => {
+  it("the cluster's knownHostsFile is a workspace file beside the user's own, which are still read", () => {
     const h = host('e1', '10.0.0.5');
-    assert.deepEqual(resolveTarget(clusterOf(h, '/site/known'), h, env).knownHostsFiles, [
-      '/site/known',
-    ]);
+    const t = resolveTarget(clusterOf(h, '/site/known'), h, env);
+    assert.deepEqual(
+      [t.workspaceKnownHostsFile, t.knownHostsFiles],
+      ['/site/known', ['/home/op/.ssh/known_edge']],
+    );
+    const bare = host('e2', '192.168.1.2');
+    const d = resolveTarget(clusterOf(bare, '/site/known'), bare, { home: '/home/op' });
+    assert.deepEqual(
+      [d.workspaceKnownHostsFile, d.knownHostsFiles],
+      ['/site/known', ['/home/op/.ssh/known_hosts', '/etc/ssh/ssh_known_hosts']],
+    );
   });
 
   it('parses ProxyJump entries: user, IPv6 in brackets, port', () => {
@@ -207,5 +217,54 @@ describe('SSH target: inventory values, then ~/.ssh/config, then defaults', () =
     });
     assert.deepEqual(parseJumpSpec('bastion'), { host: 'bastion' });
     assert.deepEqual(parseJumpSpec('ssh://a@b:23'), { user: 'a', host: 'b', port: 23 });
+  });
+});
+
+describe('known_hosts: a workspace file adds hosts, never replaces a key the user trusts', () => {
+  const KEY_A = Buffer.from('key-a').toString('base64');
+  const KEY_B = Buffer.from('key-b').toString('base64');
+  const own = (text: string) => ({ file: '/home/op/.ssh/known_hosts', text, own: true });
+  const ws = (text: string) => ({ file: '/ws/known_hosts', text, own: false });
+  const judge = (files: Parameters<typeof judgeHostKey>[0], key = KEY_B) =>
+    judgeHostKey(files, '10.0.0.5', 22, 'ssh-ed25519', key);
+
+  it('a host only the workspace file knows: its key is accepted from there', () => {
+    assert.deepEqual(judge([ws(`10.0.0.5 ssh-ed25519 ${KEY_B}`), own('')]), {
+      status: 'match',
+      file: '/ws/known_hosts',
+      line: 1,
+    });
+  });
+
+  it("the user's own key for the host wins; another key pinned by the workspace is a conflict naming both files", () => {
+    const files = [
+      ws(`10.0.0.5 ssh-ed25519 ${KEY_B}`),
+      own(`# mine\n10.0.0.5 ssh-ed25519 ${KEY_A}`),
+    ];
+    assert.deepEqual(judge(files), {
+      status: 'conflict',
+      file: '/ws/known_hosts',
+      line: 1,
+      ownFile: '/home/op/.ssh/known_hosts',
+      ownLines: [2],
+    });
+    assert.equal(judge(files, KEY_A).status, 'match', 'the real host still connects');
+    // A key neither file pins is a changed key of the user's own file.
+    const c = judge([ws(''), own(`10.0.0.5 ssh-ed25519 ${KEY_A}`)]);
+    assert.deepEqual(c, { status: 'changed', file: '/home/op/.ssh/known_hosts', lines: [1] });
+  });
+
+  it('a revocation in any file wins over a match in another', () => {
+    const files = [ws(`10.0.0.5 ssh-ed25519 ${KEY_B}`), own(`@revoked * ssh-ed25519 ${KEY_B}`)];
+    assert.equal(judge(files).status, 'revoked');
+  });
+
+  it("a host's stored secrets are keyed by its verified key as well as its name", () => {
+    const hop = { user: 'root', hostName: '10.0.0.5', port: 22 };
+    const a = hostSecretId('password', hop, sha256Fingerprint(KEY_A));
+    const b = hostSecretId('password', hop, sha256Fingerprint(KEY_B));
+    assert.notEqual(a, b);
+    assert.equal(a, `password:root@10.0.0.5:22 ${sha256Fingerprint(KEY_A)}`);
+    assert.notEqual(hostSecretId('sudo', hop, sha256Fingerprint(KEY_A)), a);
   });
 });

@@ -62,7 +62,7 @@ export interface Cluster {
   };
   /** K3s servers on the external etcd (the token is never in the inventory). */
   k3s: K3sSettings;
-  /** Absolute; when absent, ~/.ssh/config's UserKnownHostsFile or ~/.ssh/known_hosts. */
+  /** Absolute; adds to (never overrides) ~/.ssh/config's UserKnownHostsFile or ~/.ssh/known_hosts. */
   knownHostsFile?: string;
   /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */
   pki: { dir: string; algorithm?: KeyAlgorithm; caValidityDays: number; leafValidityDays: number };

@@ -15,11 +15,11 @@ import type * as Ssh2Module from 'ssh2';
 import type { AnyAuthMethod, AuthenticationType, Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { CancelledError, K3sEtcdError, errorMessage, type SshErrorCode } from '../errors';
 import {
+  judgeHostKey,
   knownHostsLine,
-  parseKnownHosts,
+  knownKeyTypes,
   sha256Fingerprint,
-  verifyHostKey,
-  type HostKeyVerdict,
+  type KnownHostsText,
 } from './knownHosts';
 import { shellQuote } from './quote';
 import { describeHop, type SshHop, type SshTarget } from './target';
@@ -31,12 +31,35 @@ function loadSsh2(): typeof Ssh2Module {
 
 export interface SecretRequest {
   kind: 'passphrase' | 'password' | 'sudo';
-  /** Stable id to store it under: `passphrase:<key file>`, `password:<user@host:port>`, `sudo:<user@host:port>`. */
+  /**
+   * Stable id to store it under (and the only one to read a stored value by):
+   * `passphrase:<key file>` for a local key file; for a secret sent to a host,
+   * `password:` or `sudo:` + `<user@host:port> <SHA256 fingerprint of its verified host key>`
+   * (`hostSecretId`), so a stored secret only ever goes back to the host key it was first
+   * used with, never to another host that answers to the same name.
+   */
   id: string;
+  /** Whose secret, for messages: the key file, or `user@host:port`. */
+  subject: string;
+  /** For a secret sent to a host: the verified SHA256 fingerprint of that host's key. */
+  hostKey?: string;
   /** What to show the person ("Passphrase for /home/me/.ssh/id_ed25519"). */
   prompt: string;
   /** 1 for the first ask; more after a wrong answer. */
   attempt: number;
+}
+
+/**
+ * The id a password or sudo password is stored under: the user, the name *and* the verified
+ * host key, so an inventory that routes the same name to another host (another jump host, a
+ * workspace known_hosts pinning another key) finds nothing stored and the person is asked.
+ */
+export function hostSecretId(
+  kind: 'password' | 'sudo',
+  hop: Pick<SshHop, 'user' | 'hostName' | 'port'>,
+  hostKey: string,
+): string {
+  return `${kind}:${hop.user}@${hop.hostName}:${hop.port} ${hostKey}`;
 }
 
 export interface UnknownHostKey {
@@ -152,44 +175,16 @@ class Deadline {
   }
 }
 
-interface KnownHostsFile {
-  file: string;
-  text: string;
-}
-
-async function readKnownHosts(files: string[]): Promise<KnownHostsFile[]> {
+/** The target's known_hosts files with their text: the workspace file (if any) first, then the user's own. */
+async function readKnownHosts(target: SshTarget): Promise<KnownHostsText[]> {
+  const ws = target.workspaceKnownHostsFile;
+  const files = [
+    ...(ws && !target.knownHostsFiles.includes(ws) ? [{ file: ws, own: false }] : []),
+    ...target.knownHostsFiles.map((file) => ({ file, own: true })),
+  ];
   return Promise.all(
-    files.map(async (file) => ({ file, text: await readFile(file, 'utf8').catch(() => '') })),
+    files.map(async (f) => ({ ...f, text: await readFile(f.file, 'utf8').catch(() => '') })),
   );
-}
-
-function judgeHostKey(
-  known: KnownHostsFile[],
-  host: string,
-  port: number,
-  keyType: string,
-  key: string,
-): { verdict: HostKeyVerdict; file: string } {
-  let changed: { verdict: HostKeyVerdict; file: string } | undefined;
-  for (const k of known) {
-    const verdict = verifyHostKey(parseKnownHosts(k.text), host, port, keyType, key);
-    if (verdict.status === 'match' || verdict.status === 'revoked')
-      return { verdict, file: k.file };
-    if (verdict.status === 'changed') changed ??= { verdict, file: k.file };
-  }
-  return changed ?? { verdict: { status: 'unknown' }, file: known[0]?.file ?? '' };
-}
-
-function knownTypesFor(known: KnownHostsFile[], host: string, port: number): string[] {
-  const types = new Set<string>();
-  for (const k of known) {
-    for (const e of parseKnownHosts(k.text)) {
-      if (e.marker) continue;
-      const v = verifyHostKey([e], host, port, e.keyType, e.key);
-      if (v.status === 'match') types.add(e.keyType);
-    }
-  }
-  return [...types];
 }
 
 /** Host key algorithms with the ones already known for this host first, as OpenSSH orders them. */
@@ -266,6 +261,8 @@ export class SshSession {
     readonly target: SshTarget,
     private readonly clients: Client[],
     private readonly prompts: SshPrompts,
+    /** The verified SHA256 fingerprint of the target's host key (what a sudo password is bound to). */
+    readonly hostKey: string,
   ) {
     const last = clients[clients.length - 1];
     last?.on('close', () => {
@@ -419,11 +416,12 @@ export class SshSession {
         `sudo refused ${this.label}: ${np.stderr.trim()}. Give the user sudo rights on the host, or connect as root.`,
       );
     }
-    const sshId = `${this.target.user}@${this.target.hostName}:${this.target.port}`;
     for (let attempt = 1; attempt <= 3; attempt++) {
       const req: SecretRequest = {
         kind: 'sudo',
-        id: `sudo:${sshId}`,
+        id: hostSecretId('sudo', this.target, this.hostKey),
+        subject: this.label,
+        hostKey: this.hostKey,
         prompt: `sudo password for ${this.label}`,
         attempt,
       };
@@ -599,20 +597,22 @@ interface AuthState {
 
 async function connectHop(
   hop: SshHop,
-  known: KnownHostsFile[],
+  known: KnownHostsText[],
+  recordIn: string,
   sock: Duplex | undefined,
   opts: ConnectOptions,
-): Promise<Client> {
+): Promise<{ client: Client; hostKey: string }> {
   const { Client: Ssh2Client, utils } = loadSsh2();
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const client = new Ssh2Client();
   const agent = opts.agentSocket ?? process.env['SSH_AUTH_SOCK'] ?? '';
-  const sshId = `${hop.user}@${hop.hostName}:${hop.port}`;
   const auth: AuthState = { tried: [], allowed: [], pending: [] };
   let hostKeyFailure: K3sEtcdError | undefined;
+  /** The fingerprint of the host key once verified: secrets for the host are bound to it. */
+  let verifiedKey: string | undefined;
   let settled = false;
 
-  return new Promise<Client>((resolve, reject) => {
+  return new Promise<{ client: Client; hostKey: string }>((resolve, reject) => {
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
@@ -635,23 +635,36 @@ async function connectHop(
     const hostVerifier = (blob: Buffer, verify: (ok: boolean) => void) => {
       const keyType = keyTypeOfBlob(blob);
       const key = blob.toString('base64');
-      const { verdict, file } = judgeHostKey(known, hop.hostName, hop.port, keyType, key);
+      const verdict = judgeHostKey(known, hop.hostName, hop.port, keyType, key);
       const fingerprint = sha256Fingerprint(key);
-      if (verdict.status === 'match') return verify(true);
+      const removeOld = (file: string) =>
+        `\`ssh-keygen -R ${shellQuote(hostKeyName(hop))} -f ${shellQuote(file)}\``;
+      if (verdict.status === 'match') {
+        verifiedKey = fingerprint;
+        return verify(true);
+      }
       if (verdict.status === 'revoked') {
         hostKeyFailure = sshError(
           'ssh-host-key-revoked',
-          `The host key of ${hostKeyName(hop)} (${keyType} ${fingerprint}) is marked @revoked in ${file} line ${verdict.line}: refusing to connect.`,
+          `The host key of ${hostKeyName(hop)} (${keyType} ${fingerprint}) is marked @revoked in ${verdict.file} line ${verdict.line}: refusing to connect.`,
+        );
+        return verify(false);
+      }
+      if (verdict.status === 'conflict') {
+        hostKeyFailure = sshError(
+          'ssh-host-key-changed',
+          `Refusing to connect to ${hostKeyName(hop)}: it offers ${keyType} ${fingerprint}, which the workspace file ${verdict.file} (line ${verdict.line}, the cluster's knownHostsFile) pins, but your own ${verdict.ownFile} (line ${verdict.ownLines.join(', ')}) knows this host with another key. A workspace known_hosts file may add hosts, never replace a key you trust: check the inventory's knownHostsFile and proxyJump (they route this name to another machine), and remove that line from ${verdict.file}. Only if you know the host was reinstalled, remove its old key with ${removeOld(verdict.ownFile)} and connect again.`,
         );
         return verify(false);
       }
       if (verdict.status === 'changed') {
         hostKeyFailure = sshError(
           'ssh-host-key-changed',
-          `The host key of ${hostKeyName(hop)} has CHANGED: it now offers ${keyType} ${fingerprint}, which does not match ${file} line ${verdict.lines.join(', ')}. Someone may be intercepting the connection, or the host was reinstalled. If you know it was reinstalled, remove the old key with \`ssh-keygen -R ${shellQuote(hostKeyName(hop))} -f ${shellQuote(file)}\` and connect again.`,
+          `The host key of ${hostKeyName(hop)} has CHANGED: it now offers ${keyType} ${fingerprint}, which does not match ${verdict.file} line ${verdict.lines.join(', ')}. Someone may be intercepting the connection, or the host was reinstalled. If you know it was reinstalled, remove the old key with ${removeOld(verdict.file)} and connect again.`,
         );
         return verify(false);
       }
+      const file = recordIn;
       void deadline
         .paused(() =>
           opts.prompts.unknownHostKey({
@@ -678,6 +691,7 @@ async function connectHop(
             { mode: 0o600 },
           );
           opts.log?.(`recorded ${keyType} ${fingerprint} for ${hostKeyName(hop)} in ${file}`);
+          verifiedKey = fingerprint;
           verify(true);
         })
         .catch((err: unknown) => {
@@ -726,6 +740,7 @@ async function connectHop(
             const req: SecretRequest = {
               kind: 'passphrase',
               id: `passphrase:${path}`,
+              subject: path,
               prompt: `Passphrase for ${path}`,
               attempt,
             };
@@ -750,9 +765,13 @@ async function connectHop(
     const passwordCandidate = (attempt: number, keyboard: boolean): Candidate => ({
       needs: keyboard ? 'keyboard-interactive' : 'password',
       next: async () => {
+        // Never a password to a host whose key was not verified (ssh2 verifies before auth).
+        if (verifiedKey === undefined) return undefined;
         const req: SecretRequest = {
           kind: 'password',
-          id: `password:${sshId}`,
+          id: hostSecretId('password', hop, verifiedKey),
+          subject: describeHop(hop),
+          hostKey: verifiedKey,
           prompt: `Password for ${describeHop(hop)}`,
           attempt,
         };
@@ -803,11 +822,14 @@ async function connectHop(
 
     client.on('ready', () => {
       if (settled) return;
+      // ssh2 verifies the host key before it authenticates; without one, nothing is trusted.
+      if (verifiedKey === undefined)
+        return fail(sshError('ssh-host-key-unknown', `${describeHop(hop)}: no verified host key.`));
       settled = true;
       deadline.clear();
       opts.signal?.removeEventListener('abort', onAbort);
       for (const p of auth.pending) void opts.prompts.secretResult?.(p.req, true, p.value);
-      resolve(client);
+      resolve({ client, hostKey: verifiedKey });
     });
     client.on('error', (err: Error & { code?: string; level?: string }) => {
       if (hostKeyFailure) return fail(hostKeyFailure);
@@ -832,7 +854,7 @@ async function connectHop(
     );
 
     deadline.start();
-    const knownTypes = knownTypesFor(known, hop.hostName, hop.port);
+    const knownTypes = knownKeyTypes(known, hop.hostName, hop.port);
     client.connect({
       ...(sock ? { sock } : { host: hop.hostName, port: hop.port }),
       username: hop.user,
@@ -865,14 +887,18 @@ function forwardThrough(client: Client, to: SshHop): Promise<Duplex> {
 
 /** Opens an SSH session to `target`, through its jump hosts. */
 export async function connectSsh(target: SshTarget, opts: ConnectOptions): Promise<SshSession> {
-  const known = await readKnownHosts(target.knownHostsFiles);
+  const known = await readKnownHosts(target);
+  const recordIn = target.workspaceKnownHostsFile ?? target.knownHostsFiles[0] ?? '';
   const hops: SshHop[] = [...target.jumps, target];
   const clients: Client[] = [];
+  let hostKey = '';
   try {
     let sock: Duplex | undefined;
     for (let i = 0; i < hops.length; i++) {
       const hop = hops[i] as SshHop;
-      const client = await connectHop(hop, known, sock, opts);
+      const hopDone = await connectHop(hop, known, recordIn, sock, opts);
+      const client = hopDone.client;
+      hostKey = hopDone.hostKey;
       clients.push(client);
       const nextHop = hops[i + 1];
       if (nextHop) sock = await forwardThrough(client, nextHop);
@@ -881,5 +907,5 @@ export async function connectSsh(target: SshTarget, opts: ConnectOptions): Promi
     for (const c of clients.reverse()) c.end();
     throw err;
   }
-  return new SshSession(target, clients, opts.prompts);
+  return new SshSession(target, clients, opts.prompts, hostKey);
 }

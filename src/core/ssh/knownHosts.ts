@@ -118,3 +118,81 @@ export function knownHostsLine(
   const hash = createHmac('sha1', salt).update(name).digest('base64');
   return `|1|${salt.toString('base64')}|${hash} ${keyType} ${keyBase64}`;
 }
+
+/** One known_hosts file's text, and whose it is. */
+export interface KnownHostsText {
+  file: string;
+  text: string;
+  /**
+   * The user's own file (ssh config's UserKnownHostsFile, ~/.ssh/known_hosts, the global one),
+   * as opposed to a workspace file named by the inventory, which may only add hosts.
+   */
+  own: boolean;
+}
+
+/** What the known_hosts files together say about the key a host offered. */
+export type HostKeyJudgement =
+  | { status: 'match'; file: string; line: number }
+  | { status: 'unknown' }
+  | { status: 'changed'; file: string; lines: number[] }
+  | { status: 'revoked'; file: string; line: number }
+  /** A workspace file pins this key, but the user's own file knows the host with another. */
+  | { status: 'conflict'; file: string; line: number; ownFile: string; ownLines: number[] };
+
+/**
+ * Judges the key `host:port` offered against every file: a revocation anywhere wins; the user's
+ * own files come before a workspace file, which can add a host they do not know but never
+ * replace a key they do (that is a conflict, refused).
+ */
+export function judgeHostKey(
+  known: readonly KnownHostsText[],
+  host: string,
+  port: number,
+  keyType: string,
+  key: string,
+): HostKeyJudgement {
+  const verdicts = known.map((k) => ({
+    file: k.file,
+    own: k.own,
+    v: verifyHostKey(parseKnownHosts(k.text), host, port, keyType, key),
+  }));
+  for (const { file, v } of verdicts)
+    if (v.status === 'revoked') return { status: 'revoked', file, line: v.line };
+  const ownMatch = verdicts.find((x) => x.own && x.v.status === 'match');
+  if (ownMatch && ownMatch.v.status === 'match')
+    return { status: 'match', file: ownMatch.file, line: ownMatch.v.line };
+  const ownChanged = verdicts.find((x) => x.own && x.v.status === 'changed');
+  if (ownChanged && ownChanged.v.status === 'changed') {
+    const pinned = verdicts.find((x) => !x.own && x.v.status === 'match');
+    if (pinned && pinned.v.status === 'match')
+      return {
+        status: 'conflict',
+        file: pinned.file,
+        line: pinned.v.line,
+        ownFile: ownChanged.file,
+        ownLines: ownChanged.v.lines,
+      };
+    return { status: 'changed', file: ownChanged.file, lines: ownChanged.v.lines };
+  }
+  for (const { file, v } of verdicts)
+    if (v.status === 'match') return { status: 'match', file, line: v.line };
+  for (const { file, v } of verdicts)
+    if (v.status === 'changed') return { status: 'changed', file, lines: v.lines };
+  return { status: 'unknown' };
+}
+
+/** Key types the files already know for `host:port` (offered first, as OpenSSH orders them). */
+export function knownKeyTypes(
+  known: readonly KnownHostsText[],
+  host: string,
+  port: number,
+): string[] {
+  const types = new Set<string>();
+  for (const k of known) {
+    for (const e of parseKnownHosts(k.text)) {
+      if (e.marker) continue;
+      if (verifyHostKey([e], host, port, e.keyType, e.key).status === 'match') types.add(e.keyType);
+    }
+  }
+  return [...types];
+}

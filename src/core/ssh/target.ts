@@ -23,8 +23,17 @@ export interface SshHop {
 export interface SshTarget extends SshHop {
   /** Jump hosts, first to last (ProxyJump). */
   jumps: SshHop[];
-  /** known_hosts files to read; new keys are recorded in the first (never the global one). */
+  /**
+   * The user's own known_hosts files (ssh config's UserKnownHostsFile, else ~/.ssh/known_hosts
+   * and the global one): always read; new keys are recorded in the first (never the global one)
+   * when there is no workspace file.
+   */
   knownHostsFiles: string[];
+  /**
+   * The cluster's `knownHostsFile` (from the inventory, so from the workspace): it adds hosts and
+   * new keys are recorded in it, but it never overrides a key the user's own files know.
+   */
+  workspaceKnownHostsFile?: string;
 }
 
 export interface SshEnvironment {
@@ -158,15 +167,17 @@ export function resolveTarget(cluster: Cluster, host: Host, env: SshEnvironment)
     .flatMap((v) => v.split(/\s+/))
     .filter((v) => v && v.toLowerCase() !== 'none')
     .map((p) => expandConfigPath(p, env));
-  const knownHostsFiles = cluster.knownHostsFile
-    ? [cluster.knownHostsFile]
-    : userKnown.length > 0
-      ? userKnown
-      : [join(env.home, '.ssh', 'known_hosts'), GLOBAL_KNOWN_HOSTS];
+  const knownHostsFiles =
+    userKnown.length > 0 ? userKnown : [join(env.home, '.ssh', 'known_hosts'), GLOBAL_KNOWN_HOSTS];
 
   const { proxyJump: _unused, ...rest } = main;
   void _unused;
-  return { ...rest, jumps, knownHostsFiles };
+  return {
+    ...rest,
+    jumps,
+    knownHostsFiles,
+    ...(cluster.knownHostsFile ? { workspaceKnownHostsFile: cluster.knownHostsFile } : {}),
+  };
 }
 
 /** `user@host:port` for messages. */
