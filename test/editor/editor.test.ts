@@ -95,7 +95,10 @@ test(
       first.headers.get('set-cookie') ?? '',
       new RegExp(`^vscode-tkn=${server.connectionToken};`),
     );
-    const page = await fetch(`${server.baseUrl}${first.headers.get('location') ?? '/'}`, {
+    const target = new URL(first.headers.get('location') ?? '', url);
+    assert.equal(target.searchParams.get('tkn'), null, 'the token leaves the address bar');
+    assert.equal(target.searchParams.get('folder'), folder);
+    const page = await fetch(target, {
       headers: { cookie: `vscode-tkn=${server.connectionToken}` },
     });
     assert.equal(page.status, 200);

@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -225,7 +225,9 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
       extensionsDir,
       '--disable-telemetry',
     ];
-    const fd = openSync(logFile, 'w');
+    // 0600: VS Code prints its URL with the connection token.
+    const fd = openSync(logFile, 'w', 0o600);
+    chmodSync(logFile, 0o600);
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
