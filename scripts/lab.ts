@@ -13,8 +13,13 @@
  *  4. starts a detached keeper process (scripts/lab/keeper.ts) that boots three edge hosts
  *     (Debian 12 in systemd-nspawn with systemd and sshd, each on its own 127.0.1.x, an overlay
  *     over the cached root), writes their host keys to `known_hosts`, and starts VS Code on
- *     127.0.0.1:PORT (no connection token) with the VSIX installed and the workspace as its
- *     default folder; then prints the URL and what to try first, and returns.
+ *     127.0.0.1:PORT with the VSIX installed and the workspace as its default folder; then
+ *     prints the URL and what to try first, and returns.
+ *
+ * VS Code runs as root here, and its terminal is a root shell: it needs a connection token
+ * (random, in `<state>/connection-token`, 0600, kept across restarts) and refuses every request
+ * without it; the printed URL carries it (`?tkn=`). The state dir is 0700 and the files that hold
+ * the URL (lab.json, keeper.json, the logs) are 0600, so no other local user can read it.
  *
  * The hosts and VS Code keep running in the background, owned by the keeper; `<state>/lab.json`
  * records the URL, port, addresses, the keeper's, VS Code's and each host's processes (pid and
@@ -43,6 +48,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ensureRootfs } from '../test/support/edgeHosts';
+import { ensureConnectionTokenFile, withToken } from './lab/connectionToken.mjs';
 import {
   labInventory,
   LAB_ETCD_BIN,
@@ -71,6 +77,7 @@ const DEFAULT_STATE = join(homedir(), '.cache', 'k3s-etcd', 'lab');
 const DEFAULT_PORT = 8790;
 const DEFAULT_ADDRESSES = ['127.0.1.11', '127.0.1.12', '127.0.1.13'];
 const KEY_NAME = 'id_lab_ed25519';
+const CONNECTION_TOKEN_FILE = 'connection-token';
 const CLUSTER = 'lab';
 
 const USAGE = `Usage: npm run lab [-- OPTIONS]
@@ -188,9 +195,12 @@ function step(what: string, cmd: string, args: string[], quiet = false): Promise
   });
 }
 
-/** The workbench URL with the lab workspace open. */
-function labUrl(port: number, workspace: string): string {
-  return `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace).replace(/%2F/g, '/')}`;
+/** The workbench URL with the lab workspace open, carrying the connection token. */
+function labUrl(port: number, workspace: string, token: string): string {
+  return withToken(
+    `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace).replace(/%2F/g, '/')}`,
+    token,
+  );
 }
 
 function hostNames(addresses: readonly string[]): { name: string; address: string }[] {
@@ -353,8 +363,10 @@ function maybeOpenBrowser(opts: LabOptions, url: string): void {
 /** Starts the keeper and relays its progress; resolves with the running lab's state. */
 async function startKeeper(cfg: KeeperConfig): Promise<LabState> {
   const configFile = join(cfg.stateDir, 'keeper.json');
-  await writeFile(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
-  const logFd = openSync(cfg.log, 'w');
+  await writeFile(configFile, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(configFile, 0o600);
+  const logFd = openSync(cfg.log, 'w', 0o600);
+  chmodSync(cfg.log, 0o600); // an old log may have been made wider
   const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', logFd, logFd];
   stdio[REPORT_FD] = 'pipe';
   const child = spawn(
@@ -511,12 +523,15 @@ async function up(opts: LabOptions): Promise<number> {
   await writeSettings(userDataDir);
   say(`installing ${VSIX} into the lab's VS Code`);
   installVsix(vscodeDir, vsix, serverDataDir, extensionsDir);
+  const connectionTokenFile = join(opts.stateDir, CONNECTION_TOKEN_FILE);
+  const token = ensureConnectionTokenFile(connectionTokenFile);
 
   const state = await startKeeper({
     stateDir: opts.stateDir,
     workspace,
     port: opts.port,
-    url: labUrl(opts.port, workspace),
+    url: labUrl(opts.port, workspace, token),
+    connectionTokenFile,
     hosts: hostNames(opts.addresses),
     key: join(workspace, KEY_NAME),
     publicKey,
@@ -584,7 +599,9 @@ async function main(): Promise<number> {
     process.stderr.write(refusalText(reasons, { vsix: VSIX }));
     return 2;
   }
-  await mkdir(opts.stateDir, { recursive: true });
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  // The lab's secrets live here (connection token, SSH key, the URL in lab.json): ours alone.
+  chmodSync(opts.stateDir, 0o700);
   const release = takeLock(opts.stateDir);
   try {
     return opts.down ? await down(opts) : await up(opts);

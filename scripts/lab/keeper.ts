@@ -5,7 +5,8 @@
  * (its exit hooks kill them), which is exactly right here: the keeper's life is the lab's.
  *
  * It boots the hosts (startEdgeHosts), writes their host keys to the workspace's known_hosts,
- * starts VS Code (`out/server-main.js` on 127.0.0.1:PORT, own process group), records everything
+ * starts VS Code (`out/server-main.js` on 127.0.0.1:PORT with the connection token file, own
+ * process group; its log, which prints the token, is 0600), records everything
  * in `<state>/lab.json` and reports progress, then "ready" or an error, as JSON lines on fd 3 (a
  * pipe to the `lab` command, closed once ready). Then it waits.
  *
@@ -15,7 +16,7 @@
  * crash still take everything with them through the exit hooks of edgeHosts and processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeKnownHosts } from '../../test/support/lab';
 import {
@@ -42,7 +43,10 @@ export interface KeeperConfig {
   stateDir: string;
   workspace: string;
   port: number;
+  /** The workbench URL, with the connection token. */
   url: string;
+  /** The 0600 file holding VS Code's connection token. */
+  connectionTokenFile: string;
   hosts: { name: string; address: string }[];
   /** The lab key's private file and its public line (put in the hosts' authorized_keys). */
   key: string;
@@ -87,7 +91,8 @@ function startVsCode(cfg: KeeperConfig): ChildProcess {
     '127.0.0.1',
     '--port',
     String(cfg.port),
-    '--without-connection-token',
+    '--connection-token-file',
+    cfg.connectionTokenFile,
     '--accept-server-license-terms',
     '--server-data-dir',
     cfg.serverDataDir,
@@ -99,7 +104,8 @@ function startVsCode(cfg: KeeperConfig): ChildProcess {
     cfg.workspace,
     '--disable-telemetry',
   ];
-  const fd = openSync(cfg.vscodeLog, 'w');
+  const fd = openSync(cfg.vscodeLog, 'w', 0o600); // VS Code prints its URL with the token
+  chmodSync(cfg.vscodeLog, 0o600);
   const child = spawn(process.execPath, args, {
     detached: true, // its own process group: server, extension hosts, pty host
     stdio: ['ignore', fd, fd],
@@ -209,7 +215,8 @@ export async function runKeeper(cfg: KeeperConfig): Promise<number> {
     let ready = false;
     for (const end = Date.now() + 90_000; !ready && !exited() && Date.now() < end;) {
       checkStop();
-      ready = (await httpStatus(`http://127.0.0.1:${cfg.port}/`, 2_000)) === 200;
+      // With the token the workbench answers with a redirect that keeps it in a cookie.
+      ready = (await httpStatus(cfg.url, 2_000)) === 302;
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     if (!ready) {
@@ -227,7 +234,9 @@ export async function runKeeper(cfg: KeeperConfig): Promise<number> {
       upMs: Date.now() - t0,
     };
     writeState(state);
-    log(`VS Code up in ${Date.now() - t1} ms; the lab is running: ${cfg.url}`);
+    log(
+      `VS Code up in ${Date.now() - t1} ms; the lab is running on 127.0.0.1:${cfg.port} (connection token in ${cfg.connectionTokenFile})`,
+    );
     report({ type: 'ready', state });
     try {
       closeSync(REPORT_FD);

@@ -51,6 +51,7 @@ export interface LabState {
   status: 'starting' | 'running';
   stateDir: string;
   workspace: string;
+  /** The workbench URL, with the connection token (so this file is 0600). */
   url: string;
   port: number;
   addresses: string[];
@@ -137,7 +138,9 @@ export function readState(stateDir: string): LabState | undefined {
 
 export function writeState(state: LabState): void {
   const file = join(state.stateDir, STATE_FILE);
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  // 0600: the URL in it carries VS Code's connection token.
+  rmSync(`${file}.tmp`, { force: true });
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   renameSync(`${file}.tmp`, file);
 }
 

@@ -2,11 +2,13 @@
  * Per-cluster state that is fetched only while someone looks (the Clusters view is visible or a
  * health panel is open): one fetch in flight per cluster (a second request joins the first),
  * refreshed on an interval from the settings while watched, and forgotten when a cluster leaves
- * the inventory. Live health and metrics are both made this way.
+ * the inventory. Live health and metrics are both made this way. Nothing is fetched and no
+ * interval runs while the workspace is untrusted (Restricted Mode); trust starts them.
  */
 import * as vscode from 'vscode';
 import type { Cluster } from '../core/inventory/types';
 import type { InventoryService } from './inventoryService';
+import type { TrustGuard } from './trust';
 
 export abstract class ClusterPoller<T> implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<string>();
@@ -24,6 +26,7 @@ export abstract class ClusterPoller<T> implements vscode.Disposable {
    */
   constructor(
     protected readonly inventory: InventoryService,
+    private readonly trust: TrustGuard,
     section: string,
     refreshOnInventoryChange: boolean,
   ) {
@@ -37,6 +40,11 @@ export abstract class ClusterPoller<T> implements vscode.Disposable {
         );
         for (const name of [...this.state.keys()]) if (!names.has(name)) this.forget(name);
         if (refreshOnInventoryChange && this.watchers.size) void this.refreshAll();
+      }),
+      // Trusted at last: whoever is looking gets live state now and on the interval.
+      trust.onDidGrant(() => {
+        this.schedule();
+        if (this.watchers.size) void this.refreshAll();
       }),
     );
   }
@@ -81,8 +89,12 @@ export abstract class ClusterPoller<T> implements vscode.Disposable {
     await Promise.all(this.clusters().map((c) => this.refresh(c)));
   }
 
-  /** Joins a refresh already running for this cluster instead of starting another. */
-  refresh(cluster: Cluster): Promise<T> {
+  /**
+   * Joins a refresh already running for this cluster instead of starting another. In Restricted
+   * Mode nothing is fetched: the last state (none) is what there is.
+   */
+  refresh(cluster: Cluster): Promise<T | undefined> {
+    if (!this.trust.trusted) return Promise.resolve(this.state.get(cluster.name));
     const running = this.inFlight.get(cluster.name);
     if (running) return running;
     const p = this.fetch(cluster).then((value) => {
@@ -99,7 +111,7 @@ export abstract class ClusterPoller<T> implements vscode.Disposable {
     clearInterval(this.timer);
     this.timer = undefined;
     const seconds = this.intervalSeconds();
-    if (seconds > 0 && this.watchers.size > 0)
+    if (seconds > 0 && this.watchers.size > 0 && this.trust.trusted)
       this.timer = setInterval(() => void this.refreshAll(), seconds * 1000);
   }
 

@@ -8,10 +8,13 @@ import type { InventoryService } from './inventoryService';
 import type { K3sStateService } from './k3sStateService';
 import type { MetricsService } from './metricsService';
 import type { PerfService } from './perfService';
+import type { TrustGuard } from './trust';
 
 export interface ExtensionCtx {
   readonly vscodeContext: vscode.ExtensionContext;
   readonly log: vscode.LogOutputChannel;
+  /** Workspace trust: nothing connects until the workspace is trusted. */
+  readonly trust: TrustGuard;
   readonly inventory: InventoryService;
   readonly health: HealthService;
   /** etcd's Prometheus metrics, scraped while someone looks, judged against etcd's guidance. */

@@ -16,6 +16,7 @@ import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
 import { registerProvisionTasks } from './provisionTasks';
 import { registerTree } from './tree/clusterTree';
+import { TrustGuard } from './trust';
 
 declare const globalThis: { __k3sEtcdLoadStart?: number };
 const loadStart = globalThis.__k3sEtcdLoadStart ?? performance.now();
@@ -35,14 +36,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
   const log = vscode.window.createOutputChannel('K3s etcd', { log: true });
   context.subscriptions.push(log);
   try {
+    const trust = new TrustGuard();
     const inventory = new InventoryService(log);
-    const health = new HealthService(inventory, log);
-    const metrics = new MetricsService(inventory, log);
+    const health = new HealthService(inventory, trust, log);
+    const metrics = new MetricsService(inventory, trust, log);
     const perf = new PerfService(inventory, log);
     const k3s = new K3sStateService();
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
+      trust,
       inventory,
       health,
       metrics,
@@ -50,11 +53,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
       k3s,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(inventory, health, metrics, perf, k3s);
+    ctx.push(trust, inventory, health, metrics, perf, k3s);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);
     registerSnapshotSchedule(ctx);
+    if (!trust.trusted)
+      log.info(
+        'Restricted Mode: the inventory is shown, nothing connects until the workspace is trusted',
+      );
+    ctx.push(trust.onDidGrant(() => log.info('Workspace trusted: live state and schedules start')));
     const registered = performance.now();
     inventory.start();
     await inventory.whenLoaded();

@@ -11,15 +11,17 @@ import type { Cluster } from '../core/inventory/types';
 import type { ClusterHealth, HealthStates } from '../core/tree/model';
 import { ClusterPoller } from './clusterPoller';
 import type { InventoryService } from './inventoryService';
+import type { TrustGuard } from './trust';
 
 const SECTION = 'k3sEtcd.health';
 
 export class HealthService extends ClusterPoller<ClusterHealth> {
   constructor(
     inventory: InventoryService,
+    trust: TrustGuard,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    super(inventory, SECTION, true);
+    super(inventory, trust, SECTION, true);
   }
 
   states(): HealthStates {

@@ -13,6 +13,7 @@ import type { ClusterMetrics } from '../core/metrics/types';
 import { MetricsWindow } from '../core/metrics/window';
 import { ClusterPoller } from './clusterPoller';
 import type { InventoryService } from './inventoryService';
+import type { TrustGuard } from './trust';
 
 const SECTION = 'k3sEtcd.metrics';
 
@@ -26,9 +27,10 @@ export class MetricsService extends ClusterPoller<ClusterMetricsState> {
 
   constructor(
     inventory: InventoryService,
+    trust: TrustGuard,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    super(inventory, SECTION, false);
+    super(inventory, trust, SECTION, false);
   }
 
   config(): { intervalSeconds: number; windowMinutes: number } {

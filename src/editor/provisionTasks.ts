@@ -5,7 +5,8 @@
  * as a `ShellExecution` of the same script in the host's own terminal (sudo asks there).
  * `restore-etcd` restores a snapshot onto every member the same way; started by "Restore etcd
  * from Snapshot…" after its modal it runs at once (the CLI's `--yes`), otherwise it shows the
- * dry run and asks first.
+ * dry run and asks first. In Restricted Mode no task is offered, and one run anyway (from
+ * tasks.json) says why and ends with exit 1 before anything connects.
  */
 import * as vscode from 'vscode';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -141,6 +142,7 @@ async function restoreOperation(
 }
 
 async function operationFor(ctx: ExtensionCtx, def: K3sEtcdTaskDefinition): Promise<TaskOperation> {
+  ctx.trust.require('Running a K3s etcd task');
   const cluster = clusterNamed(ctx, def.cluster);
   if (def.operation === 'restore-etcd') return restoreOperation(ctx, cluster, def);
   const ssh = await editorSshContext(ctx);
@@ -414,7 +416,9 @@ export async function hostTerminalTask(
 export function registerProvisionTasks(ctx: ExtensionCtx): void {
   ctx.push(
     vscode.tasks.registerTaskProvider(TASK_TYPE, {
+      // In Restricted Mode there are no tasks to offer; one from tasks.json refuses when run.
       provideTasks: () => {
+        if (!ctx.trust.trusted) return [];
         const inv = ctx.inventory.current();
         if (inv?.status !== 'ok') return [];
         return inv.inventory.clusters.flatMap((c) => [

@@ -1,7 +1,8 @@
 /**
  * Scheduled snapshots while VS Code is open: every `k3sEtcd.snapshot.intervalMinutes` (0 = off)
  * each cluster of the inventory gets a snapshot in backups/<cluster>/. A failure is logged and
- * shown once per cluster until the next success; the schedule follows setting changes.
+ * shown once per cluster until the next success; the schedule follows setting changes. In an
+ * untrusted workspace there is no schedule at all (it would connect); trust arms it.
  */
 import * as vscode from 'vscode';
 import { dirname } from 'node:path';
@@ -36,6 +37,7 @@ export function registerSnapshotSchedule(ctx: ExtensionCtx): void {
   const arm = () => {
     if (timer) clearInterval(timer);
     timer = undefined;
+    if (!ctx.trust.trusted) return;
     const minutes =
       vscode.workspace.getConfiguration('k3sEtcd').get<number>('snapshot.intervalMinutes') ?? 0;
     if (minutes > 0) timer = setInterval(() => void run(), minutes * 60_000);
@@ -45,6 +47,7 @@ export function registerSnapshotSchedule(ctx: ExtensionCtx): void {
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('k3sEtcd.snapshot.intervalMinutes')) arm();
     }),
+    ctx.trust.onDidGrant(arm),
     { dispose: () => timer && clearInterval(timer) },
   );
 }

@@ -7,7 +7,7 @@
  * Run: node --import tsx --test test/editor/editor.test.ts (after `npm run build`).
  */
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -23,6 +23,7 @@ import {
   startVsCodeServer,
   watchConsole,
 } from './harness/vscode';
+import { httpStatus } from '../support/net';
 import type { Browser, VsCodeServer } from './harness/vscode';
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'edge-lab');
@@ -61,6 +62,47 @@ test(
       { server, folder, extensionDevelopmentPath: DEV_EXTENSION, extensionTestsPath: SUITE_JS },
       5,
     );
+  },
+);
+
+test(
+  'the VS Code server refuses every request without its connection token (kept in a 0600 file)',
+  { timeout: 120_000 },
+  async () => {
+    const folder = await copyToTemp(EXAMPLE);
+    cleanups.push(() => removeTempDir(folder));
+    const server = await startVsCodeServer({ name: 'editor-token' });
+    cleanups.push(() => server.stop());
+    const file = server.connectionTokenFile;
+    assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    assert.equal(readFileSync(file, 'utf8').trim(), server.connectionToken);
+    assert.match(server.connectionToken, /^[\w-]{43}$/);
+    // Without the token (or with a wrong one): 403, for the workbench and for files alike.
+    for (const path of [
+      '/',
+      `/?folder=${folder}`,
+      `/?tkn=${'x'.repeat(43)}&folder=${folder}`,
+      `/vscode-remote-resource?path=${join(folder, 'k3s-etcd.yaml')}`,
+    ]) {
+      assert.equal(await httpStatus(`${server.baseUrl}${path}`, 5_000), 403, path);
+    }
+    // With it: a redirect that keeps it in a cookie, then the workbench itself.
+    const url = server.workbenchUrl({ folder });
+    assert.ok(url.startsWith(`${server.baseUrl}/?tkn=${server.connectionToken}&`), url);
+    const first = await fetch(url, { redirect: 'manual' });
+    assert.equal(first.status, 302);
+    assert.match(
+      first.headers.get('set-cookie') ?? '',
+      new RegExp(`^vscode-tkn=${server.connectionToken};`),
+    );
+    const target = new URL(first.headers.get('location') ?? '', url);
+    assert.equal(target.searchParams.get('tkn'), null, 'the token leaves the address bar');
+    assert.equal(target.searchParams.get('folder'), folder);
+    const page = await fetch(target, {
+      headers: { cookie: `vscode-tkn=${server.connectionToken}` },
+    });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
   },
 );
 

@@ -1,6 +1,7 @@
 /**
  * The lab (`npm run lab`, scripts/lab.ts) end to end, as a person uses it: it comes up and
- * returns with the URL printed; the three hosts answer the real OpenSSH client with the lab's key
+ * returns with the URL printed (carrying VS Code's connection token: without it the server refuses
+ * every request, since its terminal is a root shell); the three hosts answer the real OpenSSH client with the lab's key
  * and the workspace's known_hosts; a second `lab` says it is already running; the real VS Code
  * page loads with the installed extension active and the `lab` cluster and its hosts in the
  * tree (screenshot test-results/screenshots/lab.png); `--down` leaves no process running, frees
@@ -21,6 +22,7 @@ import type { Page } from 'playwright-core';
 import { labPreflight, refusalText } from '../../scripts/lab/preflight.mjs';
 import { alive, processesInGroup, readState, type LabState } from '../../scripts/lab/state';
 import { freePort, launchBrowser, REPO_ROOT, SCREENSHOTS_DIR } from '../editor/harness/vscode';
+import { httpStatus } from '../support/net';
 import type { Browser } from '../editor/harness/vscode';
 import { loadCluster } from '../support/lab';
 import { findFiles } from '../support/files';
@@ -192,7 +194,9 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
     assert.equal(r.code, 0, `lab failed:\n${r.stdout}\n${r.stderr}`);
     console.log(`lab up and returned in ${r.ms} ms`);
     url = /^ {2}Open {8}(\S+)$/m.exec(r.stdout)?.[1] ?? '';
-    assert.equal(url, `http://127.0.0.1:${port}/?folder=${workspace}`, r.stdout);
+    const token = readFileSync(join(stateDir, 'connection-token'), 'utf8').trim();
+    assert.match(token, /^[\w-]{43}$/, 'a random 256-bit token');
+    assert.equal(url, `http://127.0.0.1:${port}/?tkn=${token}&folder=${workspace}`, r.stdout);
     for (const needle of [
       'What to try first:',
       'Generate Certificate Set',
@@ -215,6 +219,30 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
     );
     assert.ok(alive(state.keeper) && alive(state.vscode), 'keeper and VS Code run on');
     console.log(`keeper: hosts and VS Code up in ${state.upMs} ms`);
+  });
+
+  it('VS Code refuses every request without the connection token, and only root can read it', async () => {
+    assert.ok(state, 'the lab is not up');
+    const base = `http://127.0.0.1:${port}`;
+    const token = new URL(url).searchParams.get('tkn') ?? '';
+    // No token, a wrong one: refused, the workbench, its folder URL and a resource alike.
+    for (const path of [
+      '/',
+      `/?folder=${workspace}`,
+      `/?tkn=${'x'.repeat(43)}&folder=${workspace}`,
+      `/vscode-remote-resource?path=${join(workspace, 'k3s-etcd.yaml')}`,
+    ]) {
+      assert.equal(await httpStatus(`${base}${path}`, 5_000), 403, path);
+    }
+    // With it: a redirect to the workbench that keeps the token in a cookie, then the workbench.
+    assert.equal(await httpStatus(url, 5_000), 302);
+    const page = await fetch(`${base}/`, { headers: { cookie: `vscode-tkn=${token}` } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    // The token, and every file that holds the URL, are root's alone.
+    assert.equal(statSync(stateDir).mode & 0o777, 0o700, 'state dir');
+    for (const f of ['connection-token', 'lab.json', 'keeper.json', 'lab.log', 'vscode.log'])
+      assert.equal(statSync(join(stateDir, f)).mode & 0o777, 0o600, f);
   });
 
   it('each host answers on SSH with the lab key and the workspace known_hosts', async () => {

@@ -14,6 +14,13 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   engines: { vscode: string };
   extensionKind: string[];
   activationEvents: string[];
+  capabilities: {
+    untrustedWorkspaces: {
+      supported: boolean | 'limited';
+      description?: string;
+      restrictedConfigurations?: string[];
+    };
+  };
   devDependencies: Record<string, string>;
   contributes: {
     commands: Array<{ command: string; title: string; category?: string }>;
@@ -21,6 +28,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     views: Record<string, Array<{ id: string }>>;
     yamlValidation: Array<{ fileMatch: string[]; url: string }>;
     viewsWelcome: Array<{ view: string; contents: string }>;
+    configuration: { properties: Record<string, unknown> };
     walkthroughs: Array<{
       id: string;
       steps: Array<{
@@ -76,6 +84,26 @@ describe('manifest and command table', () => {
       for (const id of used) assert.ok(ids.has(id), `${st.id}: ${id}`);
       assert.ok(existsSync(join(root, st.media.markdown)), st.media.markdown);
     }
+  });
+
+  it('Restricted Mode: limited support, and every setting that acts on its own is restricted', () => {
+    const untrusted = pkg.capabilities.untrustedWorkspaces;
+    assert.equal(untrusted.supported, 'limited');
+    assert.match(untrusted.description ?? '', /nothing connects/);
+    const settings = Object.keys(pkg.contributes.configuration.properties);
+    const restricted = untrusted.restrictedConfigurations ?? [];
+    // Each name is a real setting (a typo would silently restrict nothing).
+    for (const name of restricted) assert.ok(settings.includes(name), `${name} is not a setting`);
+    assert.equal(new Set(restricted).size, restricted.length, 'listed once each');
+    // Intervals make the extension connect on its own; paths and binaries choose what it reads
+    // or runs: a workspace must not set them before it is trusted.
+    const acting = settings.filter((s) => /interval|path|binary|command|executable/i.test(s));
+    assert.deepEqual(
+      acting.filter((s) => !restricted.includes(s)),
+      [],
+      'settings that act on their own but are not in restrictedConfigurations',
+    );
+    assert.ok(restricted.includes('k3sEtcd.snapshot.intervalMinutes'));
   });
 
   it('view ids and context keys used in code match the manifest', () => {

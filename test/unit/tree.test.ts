@@ -111,6 +111,31 @@ describe('tree model', () => {
     assert.deepEqual(roots.map(contextValueOf), ['problem+warning', 'cluster+external-etcd']);
   });
 
+  it('Restricted Mode: the trust item comes first, then the inventory as usual', async () => {
+    const result = await loadInventoryFile(EXAMPLE);
+    const roots = buildTree(result, { restricted: true });
+    assert.deepEqual(roots.map(contextValueOf), ['trust', 'cluster+external-etcd']);
+    const trust = roots[0]!;
+    assert.equal(trust.kind, 'trust');
+    assert.equal(trust.label, 'Trust this workspace to connect');
+    assert.equal(trust.kind === 'trust' && trust.command, 'workbench.trust.manage');
+    assert.match(trust.tooltip ?? '', /connects to nothing: no SSH, no etcd health or metrics/);
+    // The hosts and members are all there, only nothing is live.
+    assert.deepEqual(walk(roots.slice(1)), walk(buildTree(result)));
+    // An invalid inventory: the item, then its problems.
+    const invalid = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'), {
+      restricted: true,
+    });
+    assert.equal(invalid[0]?.kind, 'trust');
+    assert.ok(invalid.slice(1).every((n) => n.kind === 'problem'));
+    // Trusted (the default): no such item.
+    assert.ok(!walk(buildTree(result, { restricted: false })).some((n) => n.kind === 'trust'));
+    assert.deepEqual(
+      buildTree({ status: 'missing', file: '/w/x', problems: [] }, { restricted: true }),
+      [],
+    );
+  });
+
   it('a missing inventory gives an empty tree (the welcome view shows instead)', () => {
     assert.deepEqual(buildTree({ status: 'missing', file: '/w/k3s-etcd.yaml', problems: [] }), []);
   });

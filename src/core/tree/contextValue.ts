@@ -11,7 +11,8 @@ export type ContextKind =
   | 'k3sAgent'
   | 'problem'
   | 'certificates'
-  | 'certificate';
+  | 'certificate'
+  | 'trust';
 
 export type ContextFlag =
   | 'external-etcd'
@@ -71,6 +72,7 @@ const KINDS: readonly ContextKind[] = [
   'problem',
   'certificates',
   'certificate',
+  'trust',
 ];
 function isKind(k: string): k is ContextKind {
   return (KINDS as readonly string[]).includes(k);

@@ -1,6 +1,7 @@
 /**
  * The tree as plain data: clusters > hosts > roles, and inventory problems. The editor layer turns
- * these into TreeItems; the CLI and the tests read them directly.
+ * these into TreeItems; the CLI and the tests read them directly. In an untrusted workspace
+ * (Restricted Mode) a "Trust this workspace to connect" item comes first and nothing is live.
  */
 import { describeK3sState, type K3sServerState } from '../k3s/state';
 import { basename, join } from 'node:path';
@@ -80,6 +81,8 @@ export interface TreeInputs {
   k3s?: ReadonlyMap<string, K3sServerState>;
   /** The last metrics judgement of each cluster (while someone looks). */
   metrics?: ReadonlyMap<string, ClusterMetrics>;
+  /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
+  restricted?: boolean;
 }
 
 export interface ProblemNode extends NodeBase {
@@ -106,8 +109,30 @@ export interface CertificateNode extends NodeBase {
   expiry: IndexEntry['expiry'];
 }
 
+/** Restricted Mode: the item that opens the Workspace Trust editor. */
+export interface TrustNode extends NodeBase {
+  kind: 'trust';
+  /** The command the item runs (VS Code's Manage Workspace Trust). */
+  command: string;
+}
+
+/** VS Code's command that opens the Workspace Trust editor. */
+export const MANAGE_TRUST_COMMAND = 'workbench.trust.manage';
+
+export const trustNode = (): TrustNode => ({
+  kind: 'trust',
+  id: 'trust',
+  label: 'Trust this workspace to connect',
+  description: 'Restricted Mode',
+  tooltip:
+    'This folder is not trusted, so K3s etcd shows its inventory but connects to nothing: no SSH, ' +
+    'no etcd health or metrics, no scheduled snapshot, no task. Trust it if you wrote its ' +
+    'k3s-etcd.yaml or trust whoever did.',
+  command: MANAGE_TRUST_COMMAND,
+});
+
 export type TreeNode =
-  ClusterNode | HostNode | RoleNode | ProblemNode | CertificatesNode | CertificateNode;
+  ClusterNode | HostNode | RoleNode | ProblemNode | CertificatesNode | CertificateNode | TrustNode;
 
 /** What the tree knows of each cluster's certificates (from pki/<cluster>/index.json). */
 export type PkiIndexes = ReadonlyMap<string, PkiIndex | undefined>;
@@ -154,6 +179,8 @@ export function contextValueOf(node: TreeNode): string {
       if (node.expiry === 'expiring' || node.expiry === 'expired') flags.push(node.expiry);
       return formatContextValue('certificate', flags);
     }
+    case 'trust':
+      return formatContextValue('trust');
   }
 }
 
@@ -447,13 +474,19 @@ function clusterNode(
   return node;
 }
 
-/** Roots of the tree: problems first (errors, then warnings), then clusters. */
+/**
+ * Roots of the tree: in Restricted Mode the trust item, then problems (errors, then warnings),
+ * then clusters.
+ */
 export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}): TreeNode[] {
   if (result.status === 'missing') return [];
   const ordered = [...result.problems].sort((a, b) =>
     a.severity === b.severity ? a.line - b.line : a.severity === 'error' ? -1 : 1,
   );
-  const problems = ordered.map(problemNode);
+  const problems: TreeNode[] = [
+    ...(inputs.restricted ? [trustNode()] : []),
+    ...ordered.map(problemNode),
+  ];
   if (result.status === 'invalid') return problems;
   return [
     ...problems,

@@ -9,7 +9,7 @@ import { OverviewPanel } from '../webviewHost/overviewPanel';
 
 /** The cluster a command applies to: from the node, the only cluster, or a quick pick. */
 export async function pickCluster(ctx: ExtensionCtx, node?: TreeNode): Promise<string> {
-  if (node && node.kind !== 'problem') return node.cluster;
+  if (node && node.kind !== 'problem' && node.kind !== 'trust') return node.cluster;
   const result = await ctx.inventory.whenLoaded();
   if (result.status !== 'ok') {
     throw new Error(

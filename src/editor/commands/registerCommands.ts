@@ -1,7 +1,9 @@
 /**
  * The one registration table: every id in `COMMANDS` maps to a handler factory here, and every
  * handler runs inside the same error wrapper. The record type makes a missing handler a
- * compile error.
+ * compile error. Every command needs a trusted workspace unless it is listed in
+ * `WORKS_UNTRUSTED` (it only reads or shows local files): in Restricted Mode the others refuse
+ * with a message that offers the Workspace Trust editor.
  */
 import * as vscode from 'vscode';
 import type { TreeNode } from '../../core/tree/model';
@@ -44,6 +46,25 @@ import {
 } from './k3s';
 
 type Handler = (node?: TreeNode) => Promise<void>;
+
+/**
+ * Commands that never connect (no SSH, etcd or metrics) and never write where the inventory
+ * points: they run in Restricted Mode. Anything not listed needs trust, so a new command is
+ * refused until someone decides otherwise.
+ */
+const WORKS_UNTRUSTED: ReadonlySet<CommandKey> = new Set<CommandKey>([
+  'inventoryCreate',
+  'inventoryOpen',
+  'inventoryValidate',
+  'treeRefresh',
+  'problemReveal',
+  'clusterOpenPanel',
+  'hostCopyAddress',
+  'certsInspect',
+  'etcdctlCopyEnv',
+  'docsOpen',
+  'logShow',
+]);
 
 const TITLES: Record<CommandKey, string> = {
   inventoryCreate: 'Create inventory',
@@ -122,6 +143,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     ctx.push(
       vscode.commands.registerCommand(COMMANDS[key], async (node?: TreeNode) => {
         try {
+          if (!WORKS_UNTRUSTED.has(key)) ctx.trust.require(TITLES[key]);
           await handler(node);
         } catch (err) {
           await showError(ctx.log, TITLES[key], err);

@@ -45,6 +45,11 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
         node.certKind === 'ca' ? 'verified' : 'lock',
         stateColor(node.expiry),
       );
+    case 'trust':
+      return new vscode.ThemeIcon(
+        'workspace-untrusted',
+        new vscode.ThemeColor('problemsWarningIcon.foreground'),
+      );
   }
 }
 
@@ -107,6 +112,8 @@ export class ClusterTreeProvider implements vscode.TreeDataProvider<TreeNode>, v
     };
     if (node.kind === 'problem') {
       item.command = { command: COMMANDS.problemReveal, title: 'Go to Problem', arguments: [node] };
+    } else if (node.kind === 'trust') {
+      item.command = { command: node.command, title: 'Manage Workspace Trust' };
     } else if (node.kind === 'certificate') {
       item.command = {
         command: COMMANDS.certsInspect,
@@ -149,6 +156,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
             health: ctx.health.states(),
             k3s: ctx.k3s.states(),
             metrics: ctx.metrics.states(),
+            restricted: !ctx.trust.trusted,
           })
         : [],
     );
@@ -181,6 +189,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
       if (now !== badges) update();
     }),
     view.onDidChangeVisibility(follow),
+    ctx.trust.onDidGrant(update),
     {
       dispose: () => watching?.dispose(),
     },

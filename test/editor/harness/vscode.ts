@@ -5,7 +5,9 @@
  *
  * - `ensureVsCode()` prepares (or finds) the VS Code build; it throws, never skips.
  * - `startVsCodeServer()` starts `out/server-main.js` on 127.0.0.1 and a free port, with temp
- *   server-data and user-data dirs, and waits for HTTP readiness against a deadline.
+ *   server-data and user-data dirs and a connection token in a 0600 file (the server refuses
+ *   requests without it; `workbenchUrl()` carries it), and waits for HTTP readiness against a
+ *   deadline.
  * - `installVsix()` installs a VSIX into a server-data dir with `--install-extension`.
  * - `launchBrowser()` starts Chromium with a fresh profile.
  * - `runExtensionHostTests()` opens a workbench whose payload names an extension under
@@ -19,10 +21,11 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { ensureConnectionTokenFile, withToken } from '../../../scripts/lab/connectionToken.mjs';
 import { findFiles } from '../../support/files';
 import { freePort, httpStatus } from '../../support/net';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -115,7 +118,11 @@ export async function ensureVsCode(): Promise<string> {
 }
 
 export interface ServerOptions {
-  /** Default false: writes "security.workspace.trust.enabled": false into the user settings. */
+  /**
+   * Default false: writes "security.workspace.trust.enabled": false into the user settings (every
+   * folder is trusted). True: trust is on and folders open in Restricted Mode without asking
+   * ("security.workspace.trust.startupPrompt": "never"), until trusted in the workbench.
+   */
   workspaceTrust?: boolean;
   /** Extra user settings (User/settings.json under the user-data dir). */
   settings?: Record<string, unknown>;
@@ -134,7 +141,11 @@ export interface VsCodeServer {
   readonly port: number;
   /** `127.0.0.1:PORT`, the remote authority of every `vscode-remote://` URI. */
   readonly authority: string;
+  /** `http://127.0.0.1:PORT`: refused (403) without the connection token. */
   readonly baseUrl: string;
+  /** The server's connection token, and the 0600 file it was given in. */
+  readonly connectionToken: string;
+  readonly connectionTokenFile: string;
   readonly serverDataDir: string;
   readonly userDataDir: string;
   readonly extensionsDir: string;
@@ -145,7 +156,7 @@ export interface VsCodeServer {
   readonly pid: number;
   /** `vscode-remote://127.0.0.1:PORT/abs/path` */
   remoteUri(absPath: string): string;
-  /** `http://127.0.0.1:PORT/?folder=...&payload=...` */
+  /** `http://127.0.0.1:PORT/?tkn=...&folder=...&payload=...` */
   workbenchUrl(opts: { folder?: string; payload?: Array<[string, string]> }): string;
   /** Server stdout/stderr plus the remote extension-host logs (tail of each). */
   diagnostics(lines?: number): string;
@@ -166,6 +177,7 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
   await mkdir(extensionsDir, { recursive: true });
   const settings: Record<string, unknown> = {
     'security.workspace.trust.enabled': opts.workspaceTrust ?? false,
+    ...(opts.workspaceTrust ? { 'security.workspace.trust.startupPrompt': 'never' } : {}),
     'workbench.startupEditor': 'none',
     'workbench.tips.enabled': false,
     'telemetry.telemetryLevel': 'off',
@@ -177,6 +189,8 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
   };
   await writeFile(join(userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
   await mkdir(LOGS_DIR, { recursive: true });
+  const connectionTokenFile = join(tmp, 'connection-token');
+  const connectionToken = ensureConnectionTokenFile(connectionTokenFile);
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -200,7 +214,8 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
       '127.0.0.1',
       '--port',
       String(port),
-      '--without-connection-token',
+      '--connection-token-file',
+      connectionTokenFile,
       '--accept-server-license-terms',
       '--server-data-dir',
       serverDataDir,
@@ -210,7 +225,9 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
       extensionsDir,
       '--disable-telemetry',
     ];
-    const fd = openSync(logFile, 'w');
+    // 0600: VS Code prints its URL with the connection token.
+    const fd = openSync(logFile, 'w', 0o600);
+    chmodSync(logFile, 0o600);
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
@@ -228,7 +245,8 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
     let ready = false;
     for (const end = Date.now() + readyTimeoutMs; Date.now() < end;) {
       if (child.exitCode !== null || child.signalCode !== null) break;
-      if ((await httpStatus(`${baseUrl}/`, 2_000)) === 200) {
+      // With the token the workbench answers (a redirect that stores it in a cookie).
+      if ((await httpStatus(withToken(`${baseUrl}/`, connectionToken), 2_000)) === 302) {
         ready = true;
         break;
       }
@@ -254,6 +272,8 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
       port,
       authority,
       baseUrl,
+      connectionToken,
+      connectionTokenFile,
       serverDataDir,
       userDataDir,
       extensionsDir,
@@ -265,7 +285,7 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
         const q: string[] = [];
         if (folder !== undefined) q.push(`folder=${encodeURIComponent(resolve(folder))}`);
         if (payload !== undefined) q.push(`payload=${encodeURIComponent(JSON.stringify(payload))}`);
-        return `${baseUrl}/${q.length > 0 ? `?${q.join('&')}` : ''}`;
+        return withToken(`${baseUrl}/${q.length > 0 ? `?${q.join('&')}` : ''}`, connectionToken);
       },
       extensionHostLog,
       diagnostics: (lines = 60) => {
