@@ -6,7 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isThisHost, terminalCommand } from '../../src/core/provision/local';
@@ -205,6 +216,131 @@ describe('plans rendered to POSIX sh', () => {
     assert.doesNotMatch(s, /\[\[|\bfunction\b|\$\{[A-Za-z_]+\/\/|<<<|\bsource\b/);
     assert.match(s, /^#!\/bin\/sh\n/);
     assert.match(s, /^set -eu$/m);
+  });
+});
+
+describe('values that reach a root script', () => {
+  let dir = '';
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-plan-hostile-');
+  });
+  after(async () => {
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('a line break in the plan title or a step title ends no line: nothing after it runs, in a dry run too', () => {
+    const marker = join(dir, 'injected');
+    const hostile: HostPlan = {
+      host: 'h1',
+      title: `restore from 20250101T000000Z\ntouch ${marker}\n.db`,
+      steps: [
+        {
+          kind: 'guard',
+          id: 'g',
+          title: `check\n<== 1/1 failed: forged\r\ntouch ${marker}`,
+          check: 'true',
+          message: '"never"',
+        },
+      ],
+      payloads: [],
+    };
+    const script = renderScript(hostile);
+    assert.equal(
+      script.split('\n')[1],
+      `# restore from 20250101T000000Z\\x0atouch ${marker}\\x0a.db`,
+    );
+    for (const dryRun of ['1', '0']) {
+      const r = run(script, { DRY_RUN: dryRun });
+      assert.equal(r.code, 0, r.stdout);
+      assert.deepEqual(r.results, ['1:ok'], 'no forged outcome line');
+      assert.equal(existsSync(marker), false, 'the injected line did not run');
+    }
+  });
+
+  it('a message with a line break, an id or payload name that is not a word: refused before any script exists', () => {
+    const guard: Step = {
+      kind: 'guard',
+      id: 'g',
+      title: 't',
+      check: 'true',
+      message: '"a\ntouch /x"',
+    };
+    const plan = (s: Step): HostPlan => ({ host: 'h', title: 't', steps: [s], payloads: [] });
+    assert.throws(
+      () => renderScript(plan(guard)),
+      /the message "\\"a\\ntouch \/x\\"" cannot go into a script/,
+    );
+    assert.throws(
+      () => renderScript(plan({ ...guard, message: '"ok"', id: 'g; touch /x' })),
+      /the step id "g; touch \/x" cannot go into a script/,
+    );
+    const file: Step = {
+      kind: 'file',
+      id: 'f',
+      title: 'f',
+      path: '/x',
+      mode: 0o600,
+      owner: 'root',
+      group: 'root',
+      sha256: sha256('x\n'),
+      source: { payload: 'a"$(touch /x)"' },
+    };
+    assert.throws(() => renderScript(plan(file)), /the payload name .* cannot go into a script/);
+  });
+
+  it('a symlink planted in a folder another user owns is replaced, never followed: its target keeps its bytes, owner and mode', () => {
+    // A folder owned by another user (nobody), as etcd owns its data dir.
+    const owned = join(dir, 'data');
+    mkdirSync(owned);
+    chownSync(owned, 65534, 65534);
+    const victim = join(dir, 'victim');
+    const victim2 = join(dir, 'victim2');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    writeFileSync(victim2, 'root only too\n', { mode: 0o600 });
+    const dest = join(owned, '.k3s-etcd-cluster');
+    // The file itself and the name the old script staged it under, both pointing at root's files.
+    symlinkSync(victim, dest);
+    symlinkSync(victim2, `${dest}.k3s-etcd-new`);
+    const text = 'cluster=lab\n';
+    const put: HostPlan = {
+      host: 'h',
+      title: 'marker',
+      payloads: [],
+      steps: [
+        {
+          kind: 'file',
+          id: 'marker',
+          title: 'cluster marker',
+          path: dest,
+          mode: 0o600,
+          owner: 'nobody',
+          group: String(65534),
+          sha256: sha256(text),
+          source: { text },
+          backup: true,
+        },
+      ],
+    };
+    const r = run(renderScript(put), {});
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual(r.results, ['1:changed']);
+    for (const [f, bytes] of [
+      [victim, 'root only\n'],
+      [victim2, 'root only too\n'],
+    ] as const) {
+      assert.equal(readFileSync(f, 'utf8'), bytes, `${f} unchanged`);
+      const st = statSync(f);
+      assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o600], `${f} still root's, 0600`);
+    }
+    const st = lstatSync(dest);
+    assert.ok(st.isFile(), 'the symlink was replaced by a file');
+    assert.deepEqual([st.uid, st.mode & 0o777], [65534, 0o600]);
+    assert.equal(readFileSync(dest, 'utf8'), text);
+    assert.deepEqual(
+      readdirSync(owned).sort(),
+      ['.k3s-etcd-cluster', '.k3s-etcd-cluster.k3s-etcd-new'],
+      'no work folder left, no backup of a symlink',
+    );
   });
 });
 
