@@ -31,7 +31,14 @@ import {
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';
-import { checkFacts, parseFacts, resolveBinaries } from '../../src/core/provision/etcd';
+import {
+  checkFacts,
+  parseFacts,
+  planEtcdMember,
+  resolveBinaries,
+} from '../../src/core/provision/etcd';
+import { provisionEtcd, removeMember, type SshContext } from '../../src/core/provision/etcdOps';
+import { restoreCommands } from '../../src/core/etcd/snapshot';
 
 function run(script: string, env: Record<string, string>) {
   const r = spawnSync('/bin/sh', ['-s'], {
@@ -340,6 +347,40 @@ describe('values that reach a root script', () => {
       readdirSync(owned).sort(),
       ['.k3s-etcd-cluster', '.k3s-etcd-cluster.k3s-etcd-new'],
       'no work folder left, no backup of a symlink',
+    );
+  });
+});
+
+describe('etcd.dataDir is checked again before any script uses it', () => {
+  const base = cluster('/nonexistent/pki', [host('edge-1', '10.0.0.1')]);
+  const at = (dataDir: string) => ({ ...base, etcd: { ...base.etcd, dataDir } });
+  const refusal =
+    /etcd\.dataDir "\/" of cluster edge-t is the root of the file system: .*deleted by member remove --purge-data: set etcd\.dataDir in k3s-etcd\.yaml to a folder of its own/;
+
+  it('provisioning, member remove --purge-data and the restore commands refuse "/" before reaching any host', async () => {
+    const facts = parseFacts('machine=x86_64\ninit=systemd\n');
+    await assert.rejects(
+      planEtcdMember({
+        cluster: at('/'),
+        host: base.hosts[0]!,
+        facts,
+        binaries: { kind: 'installed', path: '/usr/bin/etcd' },
+        initialCluster: 'edge-1=https://10.0.0.1:2380',
+        initialState: 'new',
+      }),
+      refusal,
+    );
+    // No SSH context at all: the refusal comes before any connection.
+    const ssh = {} as SshContext;
+    await assert.rejects(provisionEtcd(at('/'), { dryRun: true, ssh }), refusal);
+    await assert.rejects(
+      removeMember(at('/'), 'edge-1', { dryRun: false, purgeData: true, ssh }),
+      refusal,
+    );
+    assert.throws(() => restoreCommands(at('/'), '/x/20250101T000000Z.db'), refusal);
+    assert.throws(
+      () => restoreCommands(at('/var/lib/../etc'), '/x/20250101T000000Z.db'),
+      /has a "\." or "\.\." segment/,
     );
   });
 });

@@ -31,6 +31,7 @@ import { k3sServers } from '../k3s/server';
 import {
   BIN_DIR,
   ENV_FILE,
+  checkDataDir,
   MARKER,
   UNIT_FILE,
   markerText,
@@ -213,6 +214,7 @@ export async function planRestore(
       `Cluster ${cluster.name} has no host with the etcd role in k3s-etcd.yaml: nothing to restore onto.`,
     );
   }
+  checkDataDir(cluster);
   const snapshot = await verifySnapshot(cluster, file);
   const stamp = backupStamp(opts.now ?? new Date());
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored-${stamp}`;
@@ -344,6 +346,7 @@ export function restoreHostPlans(
 ): RestoreHostPlans {
   const m = plan.members.find((x) => x.host === host.name);
   if (!m) throw new K3sEtcdError('usage', `${host.name} is not an etcd member of ${plan.cluster}`);
+  checkDataDir({ ...cluster, etcd: { ...cluster.etcd, dataDir: m.dataDir } });
   const chosen = chooseTool(
     read.facts.etcdVersion ?? cluster.etcd.version,
     read.tools,

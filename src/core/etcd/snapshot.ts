@@ -15,6 +15,7 @@ import { etcdHosts, peerUrl } from '../inventory/urls';
 import { backupStamp } from '../k3s/backup';
 import { BACKUPS_DIR } from '../k3s/ops';
 import { shellQuote } from '../ssh/quote';
+import { checkDataDir } from '../provision/etcd';
 import { initialClusterOf } from '../provision/etcdOps';
 import { healthyClient } from './connection';
 
@@ -138,8 +139,9 @@ export function restoreCommands(
     binDir?: string;
   } = {},
 ): RestoreCommand[] {
+  checkDataDir(cluster);
   const name = opts.tool ?? (etcdMinor(cluster.etcd.version) >= 5 ? 'etcdutl' : 'etcdctl');
-  const path = opts.binDir ? `${opts.binDir}/${name}` : name;
+  const path = shellQuote(opts.binDir ? `${opts.binDir}/${name}` : name);
   const tool = name === 'etcdutl' ? path : `ETCDCTL_API=3 ${path}`;
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored`;
   return etcdHosts(cluster).map((h) => {

@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { K3sEtcdError } from '../errors';
+import { dataDirProblem } from '../inventory/dataDir';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, hostPort, peerUrl } from '../inventory/urls';
 import { CA_FILES } from '../pki/set';
@@ -51,6 +52,22 @@ export const UNIT_FILE = '/etc/systemd/system/etcd.service';
 export const BIN_DIR = '/usr/local/bin';
 /** The cluster marker file in a member's data dir (see `markerText`). */
 export const MARKER = '.k3s-etcd-cluster';
+
+/**
+ * The cluster's data dir, refused (before any script uses it) when it is not a folder of its
+ * own: a system folder, a parent of one, a path with `..` or a single segment.
+ */
+export function checkDataDir(cluster: Cluster): string {
+  const dir = cluster.etcd.dataDir;
+  const problem = dataDirProblem(dir);
+  if (problem) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `etcd.dataDir ${JSON.stringify(dir)} of cluster ${cluster.name} ${problem}. The data dir is given to the etcd user (chown, chmod 0700), moved aside by a restore and deleted by member remove --purge-data: set etcd.dataDir in k3s-etcd.yaml to a folder of its own, such as /var/lib/etcd. Nothing was run.`,
+    );
+  }
+  return dir;
+}
 
 /** The read-only command that gathers `HostFacts` (run as root: the data dir is 0700). */
 export function factsCommand(dataDir: string): string {
@@ -405,7 +422,7 @@ export function markerText(cluster: Cluster): string {
 /** Plans one member host. Reads the member's certificates from the workspace. */
 export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> {
   const { cluster, host, binaries } = input;
-  const data = cluster.etcd.dataDir;
+  const data = checkDataDir(cluster);
   const dir = cluster.pki.dir;
   const m = host.memberName;
   const read = async (rel: string) => {

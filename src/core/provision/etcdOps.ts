@@ -15,6 +15,7 @@ import { connectSsh, type SshPrompts } from '../ssh/connection';
 import { shellQuote } from '../ssh/quote';
 import { resolveTarget, type SshEnvironment } from '../ssh/target';
 import {
+  checkDataDir,
   checkFacts,
   factsCommand,
   parseFacts,
@@ -154,6 +155,7 @@ export async function provisionEtcd(
   cluster: Cluster,
   opts: ProvisionOptions,
 ): Promise<ProvisionResult> {
+  checkDataDir(cluster);
   const hosts = selectHosts(cluster, opts.hosts);
   const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
   const initialState = opts.initial?.state ?? 'new';
@@ -257,6 +259,7 @@ export async function addMember(
   hostName: string,
   opts: Omit<ProvisionOptions, 'hosts' | 'initial'>,
 ): Promise<MemberAddResult> {
+  checkDataDir(cluster);
   const [host] = selectHosts(cluster, [hostName]);
   if (!host) throw new K3sEtcdError('usage', `No host ${hostName}`);
   const { client } = await healthyClient(cluster, { except: host.name });
@@ -369,6 +372,8 @@ export async function removeMember(
   name: string,
   opts: MemberRemoveOptions,
 ): Promise<{ memberId?: string; lines: string[] }> {
+  // Before anything: the data dir is moved aside, or deleted with purgeData.
+  const data = checkDataDir(cluster);
   const host = cluster.hosts.find((h) => h.name === name || h.memberName === name);
   if (!host)
     throw new K3sEtcdError('usage', `No host or member "${name}" in cluster ${cluster.name}.`);
@@ -420,7 +425,6 @@ export async function removeMember(
   } finally {
     client.close();
   }
-  const data = cluster.etcd.dataDir;
   const commands = [
     'systemctl disable --now etcd 2>/dev/null || true',
     ...(opts.purgeData
