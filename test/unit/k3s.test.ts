@@ -15,7 +15,13 @@ import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
 import { rewriteKubeconfig } from '../../src/core/k3s/ops';
-import { renderK3sConfig, tokenMatches } from '../../src/core/k3s/server';
+import {
+  parseK3sFacts,
+  renderK3sConfig,
+  repointPlan,
+  tokenMatches,
+} from '../../src/core/k3s/server';
+import { renderScript } from '../../src/core/provision/plan';
 import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
 import { buildTree, type TreeNode } from '../../src/core/tree/model';
 
@@ -176,6 +182,26 @@ describe('K3s server state in the tree', () => {
     assert.match(
       String(server?.tooltip),
       /datastore-endpoint https:\/\/a:2379,https:\/\/b:2379,https:\/\/c:2379/,
+    );
+  });
+});
+
+describe('the host name a K3s server prints is input', () => {
+  const c = clusterOf('      - { name: srv-1, address: 10.0.0.1, roles: [etcd, k3s-server] }\n');
+  const h = c.hosts[0]!;
+  it('a hostname with a backtick or $(...) never reaches a script; a plain one names the node', () => {
+    for (const bad of ['srv`touch /tmp/pwned`', 'srv$(touch /tmp/pwned)', 'srv"; touch /tmp/x; "'])
+      assert.throws(
+        () => repointPlan(h, parseK3sFacts(`hostname=${bad}\n`), Buffer.from('x\n')),
+        /srv-1 calls itself .* \(hostname\), which is not a host name K3s can register as a node .*hostnamectl set-hostname NAME\)\. Nothing was run\./,
+        bad,
+      );
+    const plan = repointPlan(h, parseK3sFacts('hostname=srv-1.lan\n'), Buffer.from('x\n'));
+    assert.match(renderScript(plan), /node srv-1\.lan did not become Ready/);
+    // No hostname at all: the inventory name.
+    assert.match(
+      renderScript(repointPlan(h, parseK3sFacts(''), Buffer.from('x\n'))),
+      /node srv-1 is Ready/,
     );
   });
 });

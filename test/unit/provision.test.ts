@@ -33,11 +33,20 @@ import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';
 import {
   checkFacts,
+  envFile,
+  envLine,
   parseFacts,
   planEtcdMember,
   resolveBinaries,
+  type MemberPlanInput,
 } from '../../src/core/provision/etcd';
-import { provisionEtcd, removeMember, type SshContext } from '../../src/core/provision/etcdOps';
+import {
+  liveMemberEntry,
+  provisionEtcd,
+  removeMember,
+  type SshContext,
+} from '../../src/core/provision/etcdOps';
+import type { EtcdMember } from '../../src/core/etcd/members';
 import { restoreCommands } from '../../src/core/etcd/snapshot';
 
 function run(script: string, env: Record<string, string>) {
@@ -382,6 +391,75 @@ describe('etcd.dataDir is checked again before any script uses it', () => {
       () => restoreCommands(at('/var/lib/../etc'), '/x/20250101T000000Z.db'),
       /has a "\." or "\.\." segment/,
     );
+  });
+});
+
+describe("remote output is input: etcd's member list and the env file", () => {
+  const c = cluster('/nonexistent/pki', [host('edge-1', '10.0.0.1'), host('edge-4', '10.0.0.4')]);
+  const input = (initialCluster: string): MemberPlanInput => ({
+    cluster: c,
+    host: c.hosts[1]!,
+    facts: parseFacts('machine=x86_64\ninit=systemd\n'),
+    binaries: { kind: 'installed', path: '/usr/bin/etcd' },
+    initialCluster,
+    initialState: 'existing',
+  });
+
+  it('a member name or peer URL with a line break never becomes a line of the env file', () => {
+    const ok = envFile(input('edge-1=https://10.0.0.1:2380,edge-4=https://10.0.0.4:2380'));
+    assert.match(
+      ok,
+      /^ETCD_INITIAL_CLUSTER=edge-1=https:\/\/10\.0\.0\.1:2380,edge-4=https:\/\/10\.0\.0\.4:2380$/m,
+    );
+    // What a member named "x\nETCD_DATA_DIR=/" in etcd's member list would have written.
+    assert.throws(
+      () => envFile(input('x\nETCD_DATA_DIR=/=https://10.0.0.1:2380')),
+      /ETCD_INITIAL_CLUSTER="x\\nETCD_DATA_DIR=\/=https:\/\/10\.0\.0\.1:2380" cannot be written to \/etc\/etcd\/etcd\.env/,
+    );
+    assert.throws(() => envLine('ETCD_NAME', 'a\rb'), /cannot be written/);
+    assert.throws(() => envLine('ETCD_NAME', "it's"), /cannot be written/);
+    assert.equal(envLine('ETCD_NAME', 'edge-1'), 'ETCD_NAME=edge-1');
+    assert.equal(envLine('ETCD_NAME', 'a b$c'), "ETCD_NAME='a b$c'");
+    // Lines kept from the host are whole ETCD_INITIAL_* lines only.
+    assert.deepEqual(
+      parseFacts('initial=ETCD_INITIAL_CLUSTER_STATE=new\ninitial=ETCD_DATA_DIR=/\ninitial=junk\n')
+        .initialLines,
+      ['ETCD_INITIAL_CLUSTER_STATE=new'],
+    );
+  });
+
+  it("etcd's member list: a name or peer URL that is not plain is refused before anything changes", () => {
+    const member = (name: string, url: string): EtcdMember =>
+      ({
+        id: '8e9e05c52164694d',
+        name,
+        peerUrls: [url],
+        clientUrls: [],
+        isLearner: false,
+      }) as EtcdMember;
+    assert.equal(
+      liveMemberEntry(c, member('edge-1', 'https://10.0.0.1:2380')),
+      'edge-1=https://10.0.0.1:2380',
+    );
+    assert.equal(
+      liveMemberEntry(c, member('e', 'https://[fd00::1]:2380')),
+      'e=https://[fd00::1]:2380',
+    );
+    assert.throws(
+      () => liveMemberEntry(c, member('x\nETCD_DATA_DIR=/', 'https://10.0.0.1:2380')),
+      /lists member 8e9e05c52164694d, but its name "x\\nETCD_DATA_DIR=\/" is not a member name .*Nothing was changed/,
+    );
+    for (const url of [
+      'https://10.0.0.1:2380`touch /x`',
+      'https://10.0.0.1:2380/p',
+      'https://a b:1',
+      '',
+    ])
+      assert.throws(
+        () => liveMemberEntry(c, member('edge-1', url)),
+        /is not https:\/\/address:port/,
+        url,
+      );
   });
 });
 

@@ -32,6 +32,7 @@ import {
   BIN_DIR,
   ENV_FILE,
   checkDataDir,
+  envLine,
   MARKER,
   UNIT_FILE,
   markerText,
@@ -366,9 +367,9 @@ export function restoreHostPlans(
     `k3s-etcd: restore ${plan.cluster} from ${basename(plan.file)}, ${what}, on ${host.name} (${host.address})`;
   const snapshotKb = kb(plan.snapshot.bytes);
   const env = withInitialLines(read.env, [
-    `ETCD_INITIAL_ADVERTISE_PEER_URLS=${peerUrl(cluster, host)}`,
-    `ETCD_INITIAL_CLUSTER=${initialClusterOf(cluster)}`,
-    `ETCD_INITIAL_CLUSTER_TOKEN=${plan.token}`,
+    envLine('ETCD_INITIAL_ADVERTISE_PEER_URLS', peerUrl(cluster, host)),
+    envLine('ETCD_INITIAL_CLUSTER', initialClusterOf(cluster)),
+    envLine('ETCD_INITIAL_CLUSTER_TOKEN', plan.token),
     'ETCD_INITIAL_CLUSTER_STATE=existing',
   ]);
   const journal = 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true';
