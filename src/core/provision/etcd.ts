@@ -515,6 +515,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       content,
       payload: name,
     });
+  const mk = q(`${data}/${MARKER}`);
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
     ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
@@ -532,8 +533,9 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       kind: 'guard',
       id: 'data-owner',
       title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
-      check: `[ ! -d ${q(`${data}/member`)} ] || { [ -f ${q(`${data}/${MARKER}`)} ] && [ "$(cat ${q(`${data}/${MARKER}`)})" = ${q(marker.trimEnd())} ]; }`,
-      message: `"${dq(data)} already holds etcd data of another cluster ($(cat ${q(`${data}/${MARKER}`)} 2>/dev/null | tr '\\n' ' ' || true)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
+      // The marker lies in a folder the etcd user owns: read only as a regular file, not a link.
+      check: `[ ! -d ${q(`${data}/member`)} ] || { [ ! -L ${mk} ] && [ -f ${mk} ] && [ "$(cat ${mk})" = ${q(marker.trimEnd())} ]; }`,
+      message: `"${dq(data)} already holds etcd data of another cluster ($(if [ -L ${mk} ] || { [ -e ${mk} ] && [ ! -f ${mk} ]; }; then echo 'its ${MARKER} is not a regular file'; else head -c 200 ${mk} 2>/dev/null | tr '\\n' ' ' || true; fi)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
     },
     {
       kind: 'guard',
