@@ -358,6 +358,53 @@ describe('values that reach a root script', () => {
       'no work folder left, no backup of a symlink',
     );
   });
+
+  it('an mv without -T (BusyBox before 1.35) replaces files only in folders no one but root can change', () => {
+    const bin = join(dir, 'old-mv');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'mv'),
+      `#!/bin/sh\nfor a in "$@"; do case "$a" in -*T*) echo "mv: invalid option -- 'T'" >&2; exit 1 ;; esac; done\nexec /bin/mv "$@"\n`,
+    );
+    chmodSync(join(bin, 'mv'), 0o755);
+    const env = { PATH: `${bin}:${process.env['PATH']}` };
+    const text = 'cluster=lab\n';
+    const fileAt = (path: string, owner: string): HostPlan => ({
+      host: 'h',
+      title: 'marker',
+      payloads: [],
+      steps: [
+        {
+          kind: 'file',
+          id: 'marker',
+          title: 'cluster marker',
+          path,
+          mode: 0o600,
+          owner,
+          group: owner === 'root' ? 'root' : String(65534),
+          sha256: sha256(text),
+          source: { text },
+        },
+      ],
+    });
+    // etcd's folder: refused, the link left alone, its target untouched.
+    const owned = join(dir, 'data-old-mv');
+    mkdirSync(owned);
+    chownSync(owned, 65534, 65534);
+    const victim = join(dir, 'victim-old-mv');
+    mkdirSync(victim);
+    symlinkSync(victim, join(owned, 'marker'));
+    const refused = run(renderScript(fileAt(join(owned, 'marker'), 'nobody')), env);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stdout, /^<== 1\/1 failed: cannot put .*\/marker in place$/m);
+    assert.deepEqual(readdirSync(victim), [], 'nothing moved into the folder the link names');
+    // Root's own folder: written.
+    const mine = join(dir, 'etc-old-mv');
+    mkdirSync(mine, { mode: 0o755 });
+    const ok = run(renderScript(fileAt(join(mine, 'marker'), 'root')), env);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.equal(readFileSync(join(mine, 'marker'), 'utf8'), text);
+  });
 });
 
 describe('etcd.dataDir is checked again before any script uses it', () => {

@@ -231,12 +231,22 @@ put_file() (
   ok=0
   if [ "$(stat -c '%u %a' .)" = "0 700" ] && cat "$1" > new && chown "$4:$5" new && chmod "$3" new &&
     { [ "$6" != 1 ] || [ -L "$2" ] || [ ! -f "$2" ] ||
-      { cp -pP "$2" old && mv -fT old "$2.bak.$(date -u +%Y%m%dT%H%M%SZ)"; }; } &&
-    mv -fT new "$2"; then ok=1; fi
+      { cp -pP "$2" old && rename_over old "$2.bak.$(date -u +%Y%m%dT%H%M%SZ)"; }; } &&
+    rename_over new "$2"; then ok=1; fi
   rm -f new old
   cd / && rmdir "$w" 2>/dev/null || true
   [ "$ok" = 1 ]
 )
+# rename_over SRC DEST: SRC renamed over DEST, never moved into a folder a link at DEST names:
+# mv -T (GNU, BusyBox 1.35+); an mv without -T only in a folder no one but root can change.
+rename_over() {
+  mv -fT "$1" "$2" 2>/dev/null && return 0
+  [ -e "$1" ] && [ ! -d "$2" ] || return 1
+  case "$(stat -c '%u %A' "$(dirname "$2")")" in
+  "0 d"????-??-?) mv -f "$1" "$2" ;;
+  *) echo "cannot replace $2 safely: this mv has no -T and another user can change $(dirname "$2")" >&2; return 1 ;;
+  esac
+}
 `;
 
 function renderStep(step: Step, n: number): string {
