@@ -9,11 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { backupK3s, restoreK3s, type BackupManifest } from '../../src/core/k3s/backup';
+import { latestBackup } from '../../src/core/k3s/ops';
 import { K3S_DB_DIR, K3S_TOKEN_FILE } from '../../src/core/k3s/server';
 import type { Cluster } from '../../src/core/inventory/types';
 import type { SshContext } from '../../src/core/provision/etcdOps';
@@ -172,6 +173,44 @@ describe("K3s's SQLite state: backup and restore on a real host", () => {
     for (const f of ['state.db', 'state.db-wal', 'state.db-shm'])
       await cp(join(h.root, K3S_DB_DIR, f), join(onHost, f));
     assert.equal(count(join(onHost, 'state.db')), 100, 'the restored database holds every row');
+  });
+
+  it('a backup folder whose manifest names another destination, or that holds a symlink, is refused: nothing is written on the host', async () => {
+    const good = await latestBackup(dir, 'srv-1');
+    assert.ok(good);
+    const forged = join(dir, 'backups', 'srv-1', '20990101T000000Z');
+    const state = `ls -A ${K3S_DB_DIR} /var/lib/rancher/k3s/server /etc; sha256sum ${K3S_DB_DIR}/* ${K3S_TOKEN_FILE}`;
+    const before = (await h.exec(state)).stdout;
+    try {
+      // The token's bytes, as the manifest says, but bound for /etc.
+      await cp(good, forged, { recursive: true });
+      const m = JSON.parse(await readFile(join(forged, 'manifest.json'), 'utf8')) as BackupManifest;
+      m.files = m.files.map((f) =>
+        f.name === 'token' ? { ...f, path: '/etc/k3s-etcd-pwned' } : f,
+      );
+      await writeFile(join(forged, 'manifest.json'), JSON.stringify(m));
+      let r = captureIO(dir);
+      assert.equal(
+        await main(['k3s', 'restore', '--host', 'srv-1', '--from', forged, '--yes'], r.io),
+        1,
+      );
+      assert.match(
+        r.out.join('\n'),
+        /says token goes to "\/etc\/k3s-etcd-pwned"; token only ever goes back to \/var\/lib\/rancher\/k3s\/server\/token: it is not restored, and nothing was changed/,
+      );
+      // The manifest as made, but the token a symlink to a file of the same bytes elsewhere.
+      await rm(forged, { recursive: true });
+      await cp(good, forged, { recursive: true });
+      await cp(join(forged, 'token'), join(dir, 'token-elsewhere'));
+      await rm(join(forged, 'token'));
+      await symlink(join(dir, 'token-elsewhere'), join(forged, 'token'));
+      r = captureIO(dir);
+      assert.equal(await main(['k3s', 'restore', '--host', 'srv-1', '--yes'], r.io), 1);
+      assert.match(r.out.join('\n'), /holds token, which is not a regular file/);
+      assert.equal((await h.exec(state)).stdout, before, 'nothing written, nothing moved aside');
+    } finally {
+      await rm(forged, { recursive: true, force: true });
+    }
   });
 
   it('refuses to back up or restore under a running K3s without sqlite3; nothing changes', async () => {

@@ -200,6 +200,73 @@ describe('provision etcd on real systemd hosts over SSH', () => {
     console.log(`converged re-run of 3 hosts: ${Math.round(ms)} ms`);
   });
 
+  it("a symlink the etcd user plants in its data dir never makes provisioning write, hand over or show root's files", async () => {
+    const h = hosts[0]!;
+    const victims = ['/etc/k3s-etcd-victim', '/etc/k3s-etcd-victim2'];
+    const look = () =>
+      sh(h, `sha256sum ${victims.join(' ')}; stat -c '%n %a %U %G' ${victims.join(' ')}`);
+    await h.exec(
+      `printf 'root only\\n' > ${victims[0]} && printf 'root only too\\n' > ${victims[1]} && chmod 0640 ${victims.join(' ')}`,
+    );
+    const before = await look();
+    const asEtcd = async (cmd: string) => {
+      const r = await h.exec(
+        `su -s /bin/sh -c ${JSON.stringify(`cd /var/lib/etcd && ${cmd}`)} etcd`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+    };
+    try {
+      // 1. The marker made to need a rewrite (its mode), and the name the old script staged it
+      //    under planted as a link to a root file: the rewrite replaces the marker only.
+      await asEtcd(
+        `chmod 0644 .k3s-etcd-cluster && ln -s ${victims[1]} .k3s-etcd-cluster.k3s-etcd-new`,
+      );
+      const { runs, healthy } = await provisionEtcd(cluster, {
+        dryRun: false,
+        ssh,
+        hosts: ['edge-1'],
+      });
+      const run = runs[0]!;
+      assert.equal(run.status, 'changed', JSON.stringify(run.error));
+      assert.deepEqual(
+        run.steps.filter((s) => s.status === 'changed').map((s) => s.title),
+        ['cluster marker /var/lib/etcd/.k3s-etcd-cluster'],
+      );
+      assert.equal(healthy, true);
+      assert.equal(await look(), before, "root's files keep their bytes, owner and mode");
+      assert.equal(
+        await sh(
+          h,
+          "stat -c '%F %a %U %G' /var/lib/etcd/.k3s-etcd-cluster; cat /var/lib/etcd/.k3s-etcd-cluster",
+        ),
+        'regular file 600 etcd etcd\ncluster=lab\ntoken=k3s-etcd-lab',
+      );
+      assert.equal(
+        await sh(h, 'ls -A /var/lib/etcd | grep -c "^\\.k3s-etcd-[A-Za-z0-9]\\{8\\}$" || true'),
+        '0',
+        'no work folder left behind',
+      );
+
+      // 2. The marker itself a link to a root file: refused, nothing written, nothing of it shown.
+      await asEtcd(`rm -f .k3s-etcd-cluster && ln -s ${victims[0]} .k3s-etcd-cluster`);
+      const refused = (await provisionEtcd(cluster, { dryRun: false, ssh, hosts: ['edge-1'] }))
+        .runs[0]!;
+      assert.equal(refused.status, 'failed');
+      assert.match(
+        refused.error!.message,
+        /already holds etcd data of another cluster \(its \.k3s-etcd-cluster is not a regular file\)/,
+      );
+      assert.doesNotMatch(refused.error!.message, /root only/);
+      assert.equal(await look(), before);
+      assert.equal(await sh(h, 'readlink /var/lib/etcd/.k3s-etcd-cluster'), victims[0]);
+    } finally {
+      // Back as provisioning leaves it.
+      await h.exec(
+        `rm -f ${victims.join(' ')} /var/lib/etcd/.k3s-etcd-cluster.k3s-etcd-new /var/lib/etcd/.k3s-etcd-cluster && printf 'cluster=lab\\ntoken=k3s-etcd-lab\\n' > /var/lib/etcd/.k3s-etcd-cluster && chown etcd:etcd /var/lib/etcd/.k3s-etcd-cluster && chmod 0600 /var/lib/etcd/.k3s-etcd-cluster`,
+      );
+    }
+  });
+
   it('the CLI: a converged cluster needs nothing; an unreachable host fails alone, named, with the others checked', async () => {
     const { io, out } = captureIO(dir);
     assert.equal(await main(['provision', 'etcd', '--yes'], io), 0, out.join('\n'));

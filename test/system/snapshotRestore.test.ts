@@ -8,8 +8,8 @@
  * provisioning afterwards finds nothing to change.
  */
 import assert from 'node:assert/strict';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../src/cli/main';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
@@ -107,7 +107,7 @@ test(
     await t.test(
       'a snapshot whose bytes differ from its record is refused before any host is touched',
       async () => {
-        const bad = snap.file.replace(/\.db$/, '-damaged.db');
+        const bad = join(dirname(snap.file), '20000101T000000Z.db');
         const bytes = await readFile(snap.file);
         bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
         await writeFile(bad, bytes);
@@ -132,6 +132,45 @@ test(
           );
         }
         t.diagnostic(`refused in ${Date.now() - t0} ms`);
+        await rm(bad);
+        await rm(bad.replace(/\.db$/, '.json'));
+      },
+    );
+
+    await t.test(
+      'a snapshot whose name holds a line break is refused before any host is touched: the line after it never runs as root, in the dry run too',
+      async () => {
+        // What the restore scripts' header comment would have ended at, then two lines of its own.
+        const hostile = join(
+          dirname(snap.file),
+          `${snap.file.split('/').pop()}\ncd\ntouch k3s-etcd-injected\n.db`,
+        );
+        await copyFile(snap.file, hostile);
+        await copyFile(snap.file.replace(/\.db$/, '.json'), hostile.replace(/\.db$/, '.json'));
+        const injected =
+          'ls -d /root/k3s-etcd-injected /k3s-etcd-injected /tmp/k3s-etcd-injected 2>/dev/null | wc -l';
+        try {
+          for (const args of [['--dry-run'], ['--yes']]) {
+            const { io, out } = captureIO(dir);
+            const code = await main(['snapshot', 'restore', '--file', hostile, ...args], io);
+            const text = out.join('\n');
+            for (const h of hosts)
+              assert.equal((await h.exec(injected)).stdout.trim(), '0', `${h.name}: nothing ran`);
+            assert.equal(code, 1, text);
+            assert.match(text, /is not named as k3s-etcd names snapshots/);
+            assert.match(text, /Nothing was done on any host/);
+            assert.doesNotMatch(text, /\[edge-\d\]/, 'no host output');
+          }
+          assert.deepEqual(await mainPids(hosts), pidsBefore, 'etcd untouched');
+          // Not listed either: the list comes from the folder, by name.
+          assert.deepEqual(
+            (await listSnapshots(dir, 'lab')).map((s) => s.file),
+            [snap.file],
+          );
+        } finally {
+          await rm(hostile);
+          await rm(hostile.replace(/\.db$/, '.json'));
+        }
       },
     );
 

@@ -9,6 +9,7 @@ import {
   parseInventory,
   summarize,
 } from '../../src/core/inventory/parse';
+import { dataDirProblem } from '../../src/core/inventory/dataDir';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
@@ -387,6 +388,64 @@ clusters:
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('etcd.dataDir: never a system folder', () => {
+  const refused = [
+    '/',
+    '/etc',
+    '/etc/etcd',
+    '/var',
+    '/var/lib',
+    '/var/lib/',
+    '/var/lib/../etc',
+    '/var/lib/etcd/..',
+    '/var/lib/./etcd',
+    '/var//lib/etcd',
+    '/data',
+    '/usr/local/etcd',
+    '/tmp/etcd',
+    '/run/etcd',
+    '/var/log/etcd',
+    '/home/alice',
+    '/var/lib/rancher/k3s',
+    '/var/lib/k3s-etcd',
+    'var/lib/etcd',
+  ];
+  const accepted = [
+    '/var/lib/etcd',
+    '/srv/etcd',
+    '/var/lib/etcd-lab',
+    '/data/etcd',
+    '/home/alice/etcd',
+    '/var/lib/rancher2/etcd',
+    '/opt/etcd/data',
+    '/var/lib/.etcd',
+  ];
+  const withDataDir = (d: string) =>
+    parse(withHosts(THREE_HOSTS, `    etcd: { dataDir: "${d}" }\n`));
+
+  it('the schema refuses system folders, ".." segments and single segments, and the run-time rule agrees', () => {
+    for (const d of refused) {
+      assert.equal(withDataDir(d).status, 'invalid', d);
+      assert.ok(dataDirProblem(d), d);
+    }
+    for (const d of accepted) {
+      assert.equal(okInventory(withDataDir(d)).clusters[0]!.etcd.dataDir, d);
+      assert.equal(dataDirProblem(d), undefined, d);
+    }
+  });
+
+  it('says what is wrong and what to write', () => {
+    assert.match(
+      lines(withDataDir('/'))[0]!,
+      /clusters\[0\]\.etcd\.dataDir: "\/" is not valid: etcd data directory on the hosts: an absolute path of at least two folders .* not a system folder/,
+    );
+    assert.equal(dataDirProblem('/var/lib'), 'holds the folders of other programs or users');
+    assert.equal(dataDirProblem('/etc/etcd'), 'is inside /etc, which belongs to the system');
+    assert.match(dataDirProblem('/var/lib/../etc')!, /"\.\." segment/);
+    assert.match(dataDirProblem('/data')!, /root of the file system: .* such as \/var\/lib\/etcd/);
   });
 });
 

@@ -5,17 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ignoreSecretsFolder } from '../../src/core/pki/gitignore';
-import { backupStamp } from '../../src/core/k3s/backup';
+import { backupStamp, verifyBackup, type BackupManifest } from '../../src/core/k3s/backup';
+import { latestBackup } from '../../src/core/k3s/ops';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
 import { rewriteKubeconfig } from '../../src/core/k3s/ops';
-import { renderK3sConfig, tokenMatches } from '../../src/core/k3s/server';
+import {
+  parseK3sFacts,
+  renderK3sConfig,
+  repointPlan,
+  tokenMatches,
+} from '../../src/core/k3s/server';
+import { renderScript } from '../../src/core/provision/plan';
 import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
 import { buildTree, type TreeNode } from '../../src/core/tree/model';
 
@@ -177,5 +185,134 @@ describe('K3s server state in the tree', () => {
       String(server?.tooltip),
       /datastore-endpoint https:\/\/a:2379,https:\/\/b:2379,https:\/\/c:2379/,
     );
+  });
+});
+
+describe('the host name a K3s server prints is input', () => {
+  const c = clusterOf('      - { name: srv-1, address: 10.0.0.1, roles: [etcd, k3s-server] }\n');
+  const h = c.hosts[0]!;
+  it('a hostname with a backtick or $(...) never reaches a script; a plain one names the node', () => {
+    for (const bad of ['srv`touch /tmp/pwned`', 'srv$(touch /tmp/pwned)', 'srv"; touch /tmp/x; "'])
+      assert.throws(
+        () => repointPlan(h, parseK3sFacts(`hostname=${bad}\n`), Buffer.from('x\n')),
+        /srv-1 calls itself .* \(hostname\), which is not a host name K3s can register as a node .*hostnamectl set-hostname NAME\)\. Nothing was run\./,
+        bad,
+      );
+    const plan = repointPlan(h, parseK3sFacts('hostname=srv-1.lan\n'), Buffer.from('x\n'));
+    assert.match(renderScript(plan), /node srv-1\.lan did not become Ready/);
+    // No hostname at all: the inventory name.
+    assert.match(
+      renderScript(repointPlan(h, parseK3sFacts(''), Buffer.from('x\n'))),
+      /node srv-1 is Ready/,
+    );
+  });
+});
+
+describe('a K3s backup folder is checked before it is trusted', () => {
+  const sha = (b: string) => createHash('sha256').update(b).digest('hex');
+  const files = { 'state.db': 'SQLite format 3\0 rows', token: 'K10abc::server:secret\n' };
+  const manifest = (over: Partial<BackupManifest> = {}): BackupManifest => ({
+    cluster: 'c',
+    host: 'srv-1',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    method: 'copy with K3s stopped',
+    files: [
+      {
+        name: 'state.db',
+        path: '/var/lib/rancher/k3s/server/db/state.db',
+        sha256: sha(files['state.db']),
+        bytes: files['state.db'].length,
+      },
+      {
+        name: 'token',
+        path: '/var/lib/rancher/k3s/server/token',
+        sha256: sha(files.token),
+        bytes: files.token.length,
+      },
+    ],
+    ...over,
+  });
+  async function backup(
+    ws: string,
+    stamp: string,
+    m: BackupManifest,
+    host = 'srv-1',
+  ): Promise<string> {
+    const dir = join(ws, 'backups', host, stamp);
+    await mkdir(dir, { recursive: true });
+    for (const [n, b] of Object.entries(files)) await writeFile(join(dir, n), b);
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(m));
+    return dir;
+  }
+
+  it('takes a backup made by k3s backup; refuses destinations, names and folders it did not make', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'k3s-etcd-backup-unit-'));
+    try {
+      const good = await backup(ws, '20250101T000000Z', manifest());
+      assert.deepEqual(
+        (await verifyBackup(good, 'srv-1')).files.map((f) => f.path),
+        ['/var/lib/rancher/k3s/server/db/state.db', '/var/lib/rancher/k3s/server/token'],
+      );
+      const refusals: Array<[() => Promise<unknown>, RegExp]> = [];
+      // The manifest names another destination for a file whose bytes match it.
+      const [db, token] = manifest().files;
+      const elsewhere = await backup(
+        ws,
+        '20250102T000000Z',
+        manifest({ files: [db!, { ...token!, path: '/etc/cron.d/k3s' }] }),
+      );
+      refusals.push([
+        () => verifyBackup(elsewhere),
+        /says token goes to "\/etc\/cron\.d\/k3s"; token only ever goes back to \/var\/lib\/rancher\/k3s\/server\/token/,
+      ]);
+      // A name that is a path.
+      const traversal = await backup(
+        ws,
+        '20250103T000000Z',
+        manifest({ files: [db!, { ...token!, name: '../token' }] }),
+      );
+      refusals.push([
+        () => verifyBackup(traversal),
+        /lists "\.\.\/token", which is not one of state\.db, state\.db-wal, state\.db-shm, token/,
+      ]);
+      // A listed file that is a symlink to a file of the right bytes elsewhere.
+      const linked = await backup(ws, '20250104T000000Z', manifest());
+      await writeFile(join(ws, 'outside'), files.token);
+      await rm(join(linked, 'token'));
+      await symlink(join(ws, 'outside'), join(linked, 'token'));
+      refusals.push([() => verifyBackup(linked), /holds token, which is not a regular file/]);
+      // A file the manifest does not list.
+      const extra = await backup(ws, '20250105T000000Z', manifest());
+      await writeFile(join(extra, 'state.db-wal'), 'x');
+      refusals.push([
+        () => verifyBackup(extra),
+        /holds "state\.db-wal", which its manifest does not list/,
+      ]);
+      // Not in backups/<host>/<UTC time>/, or another host's.
+      const loose = join(ws, 'loose');
+      await mkdir(loose);
+      await writeFile(join(loose, 'manifest.json'), JSON.stringify(manifest()));
+      refusals.push([
+        () => verifyBackup(loose),
+        /is not a backup folder of k3s-etcd \(backups\/<host>\/<UTC time>\/, as k3s backup makes them\)/,
+      ]);
+      refusals.push([() => verifyBackup(good, 'srv-2'), /is a backup of srv-1, not of srv-2/]);
+      const other = await backup(ws, '20250106T000000Z', manifest(), 'srv-2');
+      refusals.push([() => verifyBackup(other), /it is a backup of "srv-1", not of srv-2/]);
+      // Bytes changed since.
+      const changed = await backup(ws, '20250107T000000Z', manifest());
+      await writeFile(join(changed, 'state.db'), 'SQLite format 3\0 rowz');
+      refusals.push([
+        () => verifyBackup(changed),
+        /state\.db does not match its size and SHA-256 in the manifest/,
+      ]);
+      for (const [p, re] of refusals) await assert.rejects(p(), re);
+      // The newest folder named as a backup is the latest, whatever else lies there.
+      await mkdir(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup'));
+      await writeFile(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup', 'manifest.json'), '{}');
+      assert.equal(await latestBackup(ws, 'srv-1'), changed);
+    } finally {
+      await rm(ws, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isThisHost, terminalCommand } from '../../src/core/provision/local';
@@ -20,7 +31,23 @@ import {
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';
-import { checkFacts, parseFacts, resolveBinaries } from '../../src/core/provision/etcd';
+import {
+  checkFacts,
+  envFile,
+  envLine,
+  parseFacts,
+  planEtcdMember,
+  resolveBinaries,
+  type MemberPlanInput,
+} from '../../src/core/provision/etcd';
+import {
+  liveMemberEntry,
+  provisionEtcd,
+  removeMember,
+  type SshContext,
+} from '../../src/core/provision/etcdOps';
+import type { EtcdMember } from '../../src/core/etcd/members';
+import { restoreCommands } from '../../src/core/etcd/snapshot';
 
 function run(script: string, env: Record<string, string>) {
   const r = spawnSync('/bin/sh', ['-s'], {
@@ -205,6 +232,281 @@ describe('plans rendered to POSIX sh', () => {
     assert.doesNotMatch(s, /\[\[|\bfunction\b|\$\{[A-Za-z_]+\/\/|<<<|\bsource\b/);
     assert.match(s, /^#!\/bin\/sh\n/);
     assert.match(s, /^set -eu$/m);
+  });
+});
+
+describe('values that reach a root script', () => {
+  let dir = '';
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-plan-hostile-');
+  });
+  after(async () => {
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('a line break in the plan title or a step title ends no line: nothing after it runs, in a dry run too', () => {
+    const marker = join(dir, 'injected');
+    const hostile: HostPlan = {
+      host: 'h1',
+      title: `restore from 20250101T000000Z\ntouch ${marker}\n.db`,
+      steps: [
+        {
+          kind: 'guard',
+          id: 'g',
+          title: `check\n<== 1/1 failed: forged\r\ntouch ${marker}`,
+          check: 'true',
+          message: '"never"',
+        },
+      ],
+      payloads: [],
+    };
+    const script = renderScript(hostile);
+    assert.equal(
+      script.split('\n')[1],
+      `# restore from 20250101T000000Z\\x0atouch ${marker}\\x0a.db`,
+    );
+    for (const dryRun of ['1', '0']) {
+      const r = run(script, { DRY_RUN: dryRun });
+      assert.equal(r.code, 0, r.stdout);
+      assert.deepEqual(r.results, ['1:ok'], 'no forged outcome line');
+      assert.equal(existsSync(marker), false, 'the injected line did not run');
+    }
+  });
+
+  it('a message with a line break, an id or payload name that is not a word: refused before any script exists', () => {
+    const guard: Step = {
+      kind: 'guard',
+      id: 'g',
+      title: 't',
+      check: 'true',
+      message: '"a\ntouch /x"',
+    };
+    const plan = (s: Step): HostPlan => ({ host: 'h', title: 't', steps: [s], payloads: [] });
+    assert.throws(
+      () => renderScript(plan(guard)),
+      /the message "\\"a\\ntouch \/x\\"" cannot go into a script/,
+    );
+    assert.throws(
+      () => renderScript(plan({ ...guard, message: '"ok"', id: 'g; touch /x' })),
+      /the step id "g; touch \/x" cannot go into a script/,
+    );
+    const file: Step = {
+      kind: 'file',
+      id: 'f',
+      title: 'f',
+      path: '/x',
+      mode: 0o600,
+      owner: 'root',
+      group: 'root',
+      sha256: sha256('x\n'),
+      source: { payload: 'a"$(touch /x)"' },
+    };
+    assert.throws(() => renderScript(plan(file)), /the payload name .* cannot go into a script/);
+  });
+
+  it('a symlink planted in a folder another user owns is replaced, never followed: its target keeps its bytes, owner and mode', () => {
+    // A folder owned by another user (nobody), as etcd owns its data dir.
+    const owned = join(dir, 'data');
+    mkdirSync(owned);
+    chownSync(owned, 65534, 65534);
+    const victim = join(dir, 'victim');
+    const victim2 = join(dir, 'victim2');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    writeFileSync(victim2, 'root only too\n', { mode: 0o600 });
+    const dest = join(owned, '.k3s-etcd-cluster');
+    // The file itself and the name the old script staged it under, both pointing at root's files.
+    symlinkSync(victim, dest);
+    symlinkSync(victim2, `${dest}.k3s-etcd-new`);
+    const text = 'cluster=lab\n';
+    const put: HostPlan = {
+      host: 'h',
+      title: 'marker',
+      payloads: [],
+      steps: [
+        {
+          kind: 'file',
+          id: 'marker',
+          title: 'cluster marker',
+          path: dest,
+          mode: 0o600,
+          owner: 'nobody',
+          group: String(65534),
+          sha256: sha256(text),
+          source: { text },
+          backup: true,
+        },
+      ],
+    };
+    const r = run(renderScript(put), {});
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual(r.results, ['1:changed']);
+    for (const [f, bytes] of [
+      [victim, 'root only\n'],
+      [victim2, 'root only too\n'],
+    ] as const) {
+      assert.equal(readFileSync(f, 'utf8'), bytes, `${f} unchanged`);
+      const st = statSync(f);
+      assert.deepEqual([st.uid, st.mode & 0o777], [0, 0o600], `${f} still root's, 0600`);
+    }
+    const st = lstatSync(dest);
+    assert.ok(st.isFile(), 'the symlink was replaced by a file');
+    assert.deepEqual([st.uid, st.mode & 0o777], [65534, 0o600]);
+    assert.equal(readFileSync(dest, 'utf8'), text);
+    assert.deepEqual(
+      readdirSync(owned).sort(),
+      ['.k3s-etcd-cluster', '.k3s-etcd-cluster.k3s-etcd-new'],
+      'no work folder left, no backup of a symlink',
+    );
+  });
+
+  it('an mv without -T (BusyBox before 1.35) replaces files only in folders no one but root can change', () => {
+    const bin = join(dir, 'old-mv');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'mv'),
+      `#!/bin/sh\nfor a in "$@"; do case "$a" in -*T*) echo "mv: invalid option -- 'T'" >&2; exit 1 ;; esac; done\nexec /bin/mv "$@"\n`,
+    );
+    chmodSync(join(bin, 'mv'), 0o755);
+    const env = { PATH: `${bin}:${process.env['PATH']}` };
+    const text = 'cluster=lab\n';
+    const fileAt = (path: string, owner: string): HostPlan => ({
+      host: 'h',
+      title: 'marker',
+      payloads: [],
+      steps: [
+        {
+          kind: 'file',
+          id: 'marker',
+          title: 'cluster marker',
+          path,
+          mode: 0o600,
+          owner,
+          group: owner === 'root' ? 'root' : String(65534),
+          sha256: sha256(text),
+          source: { text },
+        },
+      ],
+    });
+    // etcd's folder: refused, the link left alone, its target untouched.
+    const owned = join(dir, 'data-old-mv');
+    mkdirSync(owned);
+    chownSync(owned, 65534, 65534);
+    const victim = join(dir, 'victim-old-mv');
+    mkdirSync(victim);
+    symlinkSync(victim, join(owned, 'marker'));
+    const refused = run(renderScript(fileAt(join(owned, 'marker'), 'nobody')), env);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stdout, /^<== 1\/1 failed: cannot put .*\/marker in place$/m);
+    assert.deepEqual(readdirSync(victim), [], 'nothing moved into the folder the link names');
+    // Root's own folder: written.
+    const mine = join(dir, 'etc-old-mv');
+    mkdirSync(mine, { mode: 0o755 });
+    const ok = run(renderScript(fileAt(join(mine, 'marker'), 'root')), env);
+    assert.equal(ok.code, 0, ok.stdout);
+    assert.equal(readFileSync(join(mine, 'marker'), 'utf8'), text);
+  });
+});
+
+describe('etcd.dataDir is checked again before any script uses it', () => {
+  const base = cluster('/nonexistent/pki', [host('edge-1', '10.0.0.1')]);
+  const at = (dataDir: string) => ({ ...base, etcd: { ...base.etcd, dataDir } });
+  const refusal =
+    /etcd\.dataDir "\/" of cluster edge-t is the root of the file system: .*deleted by member remove --purge-data: set etcd\.dataDir in k3s-etcd\.yaml to a folder of its own/;
+
+  it('provisioning, member remove --purge-data and the restore commands refuse "/" before reaching any host', async () => {
+    const facts = parseFacts('machine=x86_64\ninit=systemd\n');
+    await assert.rejects(
+      planEtcdMember({
+        cluster: at('/'),
+        host: base.hosts[0]!,
+        facts,
+        binaries: { kind: 'installed', path: '/usr/bin/etcd' },
+        initialCluster: 'edge-1=https://10.0.0.1:2380',
+        initialState: 'new',
+      }),
+      refusal,
+    );
+    // No SSH context at all: the refusal comes before any connection.
+    const ssh = {} as SshContext;
+    await assert.rejects(provisionEtcd(at('/'), { dryRun: true, ssh }), refusal);
+    await assert.rejects(
+      removeMember(at('/'), 'edge-1', { dryRun: false, purgeData: true, ssh }),
+      refusal,
+    );
+    assert.throws(() => restoreCommands(at('/'), '/x/20250101T000000Z.db'), refusal);
+    assert.throws(
+      () => restoreCommands(at('/var/lib/../etc'), '/x/20250101T000000Z.db'),
+      /has a "\." or "\.\." segment/,
+    );
+  });
+});
+
+describe("remote output is input: etcd's member list and the env file", () => {
+  const c = cluster('/nonexistent/pki', [host('edge-1', '10.0.0.1'), host('edge-4', '10.0.0.4')]);
+  const input = (initialCluster: string): MemberPlanInput => ({
+    cluster: c,
+    host: c.hosts[1]!,
+    facts: parseFacts('machine=x86_64\ninit=systemd\n'),
+    binaries: { kind: 'installed', path: '/usr/bin/etcd' },
+    initialCluster,
+    initialState: 'existing',
+  });
+
+  it('a member name or peer URL with a line break never becomes a line of the env file', () => {
+    const ok = envFile(input('edge-1=https://10.0.0.1:2380,edge-4=https://10.0.0.4:2380'));
+    assert.match(
+      ok,
+      /^ETCD_INITIAL_CLUSTER=edge-1=https:\/\/10\.0\.0\.1:2380,edge-4=https:\/\/10\.0\.0\.4:2380$/m,
+    );
+    // What a member named "x\nETCD_DATA_DIR=/" in etcd's member list would have written.
+    assert.throws(
+      () => envFile(input('x\nETCD_DATA_DIR=/=https://10.0.0.1:2380')),
+      /ETCD_INITIAL_CLUSTER="x\\nETCD_DATA_DIR=\/=https:\/\/10\.0\.0\.1:2380" cannot be written to \/etc\/etcd\/etcd\.env/,
+    );
+    assert.throws(() => envLine('ETCD_NAME', 'a\rb'), /cannot be written/);
+    assert.throws(() => envLine('ETCD_NAME', "it's"), /cannot be written/);
+    assert.equal(envLine('ETCD_NAME', 'edge-1'), 'ETCD_NAME=edge-1');
+    assert.equal(envLine('ETCD_NAME', 'a b$c'), "ETCD_NAME='a b$c'");
+    // Lines kept from the host are whole ETCD_INITIAL_* lines only.
+    assert.deepEqual(
+      parseFacts('initial=ETCD_INITIAL_CLUSTER_STATE=new\ninitial=ETCD_DATA_DIR=/\ninitial=junk\n')
+        .initialLines,
+      ['ETCD_INITIAL_CLUSTER_STATE=new'],
+    );
+  });
+
+  it("etcd's member list: a name or peer URL that is not plain is refused before anything changes", () => {
+    const member = (name: string, url: string): EtcdMember =>
+      ({
+        id: '8e9e05c52164694d',
+        name,
+        peerUrls: [url],
+        clientUrls: [],
+        isLearner: false,
+      }) as EtcdMember;
+    assert.equal(
+      liveMemberEntry(c, member('edge-1', 'https://10.0.0.1:2380')),
+      'edge-1=https://10.0.0.1:2380',
+    );
+    assert.equal(
+      liveMemberEntry(c, member('e', 'https://[fd00::1]:2380')),
+      'e=https://[fd00::1]:2380',
+    );
+    assert.throws(
+      () => liveMemberEntry(c, member('x\nETCD_DATA_DIR=/', 'https://10.0.0.1:2380')),
+      /lists member 8e9e05c52164694d, but its name "x\\nETCD_DATA_DIR=\/" is not a member name .*Nothing was changed/,
+    );
+    for (const url of [
+      'https://10.0.0.1:2380`touch /x`',
+      'https://10.0.0.1:2380/p',
+      'https://a b:1',
+      '',
+    ])
+      assert.throws(
+        () => liveMemberEntry(c, member('edge-1', url)),
+        /is not https:\/\/address:port/,
+        url,
+      );
   });
 });
 

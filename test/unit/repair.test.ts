@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
-import { repairSteps, type PeerUrlDiagnosis } from '../../src/core/repair/peerUrl';
+import type { SshContext } from '../../src/core/provision/etcdOps';
+import {
+  diagnosePeerUrl,
+  fixPeerUrl,
+  repairSteps,
+  type PeerUrlDiagnosis,
+} from '../../src/core/repair/peerUrl';
 
 function clusterOf(text: string): Cluster {
   const r = parseInventory(text, '/ws/k3s-etcd.yaml');
@@ -71,5 +77,31 @@ describe('fix peer URL plan', () => {
     );
     assert.ok(!steps.some((s) => /re-issue|etcd\.env/.test(s)), steps.join('\n'));
     assert.match(steps.at(-1) ?? '', /restart K3s on a yourself \(sudo systemctl restart k3s\)/);
+  });
+});
+
+describe('fix peer URL: the new address is input', () => {
+  it('an address with a backtick or a line break is refused before any host is reached', async () => {
+    const c = clusterOf(
+      'version: 1\nclusters:\n  - name: c\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd] }\n',
+    );
+    // No SSH context at all: the refusal comes first.
+    const ssh = {} as SshContext;
+    for (const bad of ['10.0.0.9`touch /tmp/x`', '10.0.0.9\nETCD_DATA_DIR=/', '$(id)']) {
+      await assert.rejects(
+        diagnosePeerUrl(c, 'a', { newAddress: bad, ssh }),
+        /is not an IP address or host name: give the new address of a \(--address NEW_ADDRESS\)\. Nothing was changed\./,
+        bad,
+      );
+      const d = {
+        ...diagnosis(c, true),
+        newAddress: bad,
+        stale: [{ what: 'x', now: 'a', want: 'b' }],
+      };
+      await assert.rejects(
+        fixPeerUrl(c, { ...d, steps: [] }, { ssh }),
+        /is not an IP address or host name: nothing was changed/,
+      );
+    }
   });
 });

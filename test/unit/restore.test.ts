@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
@@ -17,7 +17,7 @@ import {
   verifySnapshot,
   withInitialLines,
 } from '../../src/core/etcd/restore';
-import { restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
+import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
 import { K3sEtcdError } from '../../src/core/errors';
 import { parseFacts } from '../../src/core/provision/etcd';
 import { renderScript, sha256 } from '../../src/core/provision/plan';
@@ -95,6 +95,8 @@ describe('snapshot restore: plan and refusals', () => {
         sha256: sha256(data),
         bytes: data.length,
         revision: '1',
+        from: 'https://127.0.1.131:2379',
+        createdAt: '2025-01-02T03:04:06.000Z',
       }),
     );
     await assert.rejects(verifySnapshot(c, bad), (err: unknown) => {
@@ -108,7 +110,7 @@ describe('snapshot restore: plan and refusals', () => {
       verifySnapshot({ ...c, name: 'other' }, file),
       /snapshot of cluster edge-t, not of other/,
     );
-    const lone = join(dir, 'lone.db');
+    const lone = join(dir, '20250102T030407Z.db');
     await writeFile(lone, data);
     await assert.rejects(verifySnapshot(c, lone), /has no readable record beside it/);
     await assert.rejects(
@@ -137,6 +139,67 @@ describe('snapshot restore: plan and refusals', () => {
     assert.doesNotMatch(out.join('\n'), /edge-1 \(127\.0\.1\.131\)|ssh/i);
     const usage = await main(['snapshot', 'restore', '--yes'], captureIO(dir).io);
     assert.equal(usage, 2);
+  });
+
+  it('a snapshot whose name would end a line of the scripts is refused before any plan exists', async () => {
+    const c = cluster(dir, hosts);
+    const hostile = join(dir, 'backups', 'edge-t', '20250102T030405Z.db\ntouch injected\n.db');
+    await writeFile(hostile, data);
+    await writeFile(
+      hostile.replace(/\.db$/, '.json'),
+      await readFile(file.replace(/\.db$/, '.json'), 'utf8'),
+    );
+    await assert.rejects(planRestore(c, hostile), (err: unknown) => {
+      assert.ok(err instanceof K3sEtcdError);
+      assert.equal(err.code, 'snapshot-invalid');
+      assert.match(
+        err.message,
+        /is not named as k3s-etcd names snapshots \(the UTC time it was saved, such as 20250102T030405Z\.db/,
+      );
+      return true;
+    });
+    // A record whose fields are not what snapshot save writes is refused too.
+    const odd = join(dir, 'backups', 'edge-t', '20250102T030408Z.db');
+    await writeFile(odd, data);
+    const record = JSON.parse(await readFile(file.replace(/\.db$/, '.json'), 'utf8')) as object;
+    await writeFile(
+      odd.replace(/\.db$/, '.json'),
+      JSON.stringify({ ...record, revision: '42\ntouch injected' }),
+    );
+    await assert.rejects(planRestore(c, odd), /its revision is not a number/);
+  });
+
+  it('lists the snapshots the folder holds, never the file a record names', async () => {
+    const ws = join(dir, 'listing');
+    const folder = join(ws, 'backups', 'list-t');
+    await mkdir(folder, { recursive: true });
+    const rec = (over: Partial<SnapshotInfo> = {}) =>
+      JSON.stringify({
+        cluster: 'list-t',
+        file: '/etc/shadow',
+        sha256: sha256(data),
+        bytes: data.length,
+        revision: '7',
+        from: 'https://127.0.1.131:2379',
+        createdAt: '2025-01-02T03:04:05.000Z',
+        ...over,
+      });
+    // Ours, with a record that names another file.
+    await writeFile(join(folder, '20250102T030405Z.db'), data);
+    await writeFile(join(folder, '20250102T030405Z.json'), rec());
+    // A record without its snapshot; a snapshot with a hostile name; a symlink; a bad record.
+    await writeFile(join(folder, '20250103T000000Z.json'), rec());
+    await writeFile(join(folder, 'x\ntouch y\n.db'), data);
+    await writeFile(join(folder, 'x\ntouch y\n.json'), rec());
+    await symlink('/etc/hostname', join(folder, '20250104T000000Z.db'));
+    await writeFile(join(folder, '20250104T000000Z.json'), rec());
+    await writeFile(join(folder, '20250105T000000Z.db'), data);
+    await writeFile(join(folder, '20250105T000000Z.json'), rec({ revision: '1\n2' }));
+    const list = await listSnapshots(ws, 'list-t');
+    assert.deepEqual(
+      list.map((s) => [s.file, s.revision]),
+      [[join(folder, '20250102T030405Z.db'), '7']],
+    );
   });
 
   it('chooses etcdutl from 3.5, etcdctl up to 3.5, and says what is missing for 3.6', () => {

@@ -21,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage, isCancelled } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
@@ -31,6 +31,8 @@ import { k3sServers } from '../k3s/server';
 import {
   BIN_DIR,
   ENV_FILE,
+  checkDataDir,
+  envLine,
   MARKER,
   UNIT_FILE,
   markerText,
@@ -48,7 +50,14 @@ import { runHostPlan, type HostRun, type HostTransport, type RunHooks } from '..
 import { shellQuote as q } from '../ssh/quote';
 import { createEndpointClient, type EtcdTls } from './client';
 import { connectionFor, healthyClient } from './connection';
-import { etcdMinor, restoreCommands, type SnapshotInfo } from './snapshot';
+import {
+  SNAPSHOT_NAME,
+  etcdMinor,
+  restoreCommands,
+  snapshotInfo,
+  snapshotRecordProblem,
+  type SnapshotInfo,
+} from './snapshot';
 
 /** Where snapshots are uploaded on the hosts. */
 export const RESTORE_DIR = '/var/lib/k3s-etcd/restore';
@@ -146,16 +155,16 @@ async function sha256File(file: string): Promise<{ sha256: string; bytes: number
  * cluster; throws `snapshot-invalid` naming what differs.
  */
 export async function verifySnapshot(cluster: Cluster, file: string): Promise<SnapshotInfo> {
-  if (!file.endsWith('.db')) {
+  if (!SNAPSHOT_NAME.test(basename(file))) {
     throw new K3sEtcdError(
       'snapshot-invalid',
-      `${file} is not a snapshot saved by k3s-etcd (a .db file under backups/${cluster.name}/ with its .json record).`,
+      `${JSON.stringify(basename(file))} is not named as k3s-etcd names snapshots (the UTC time it was saved, such as 20250102T030405Z.db, under backups/${cluster.name}/ with its .json record): only snapshots saved by \`k3s-etcd snapshot save\` are restored. Nothing was done on any host.`,
     );
   }
   const recordFile = recordFileOf(file);
-  let record: SnapshotInfo;
+  let record: unknown;
   try {
-    record = JSON.parse(await readFile(recordFile, 'utf8')) as SnapshotInfo;
+    record = JSON.parse(await readFile(recordFile, 'utf8'));
   } catch (err) {
     throw new K3sEtcdError(
       'snapshot-invalid',
@@ -163,32 +172,32 @@ export async function verifySnapshot(cluster: Cluster, file: string): Promise<Sn
       { cause: err },
     );
   }
-  if (typeof record.sha256 !== 'string' || typeof record.bytes !== 'number') {
+  const problem = snapshotRecordProblem(record, cluster.name);
+  if (problem) {
     throw new K3sEtcdError(
       'snapshot-invalid',
-      `${recordFile} holds no SHA-256 and size: it is not a snapshot record. Nothing was done on any host.`,
+      `${recordFile} is not the record of a snapshot of ${cluster.name}: ${problem}. Restoring it is refused; nothing was done on any host.`,
     );
   }
-  if (record.cluster !== cluster.name) {
-    throw new K3sEtcdError(
-      'snapshot-invalid',
-      `${file} is a snapshot of cluster ${record.cluster}, not of ${cluster.name}: restoring it here is refused. Nothing was done on any host.`,
-    );
-  }
-  const st = await stat(file).catch((err: unknown) => {
+  const info = snapshotInfo(record as SnapshotInfo, file);
+  const st = await lstat(file).catch((err: unknown) => {
     throw new K3sEtcdError('snapshot-invalid', `Cannot read ${file}: ${errorMessage(err)}`, {
       cause: err,
     });
   });
-  if (!st.isFile()) throw new K3sEtcdError('snapshot-invalid', `${file} is not a file.`);
-  const got = await sha256File(file);
-  if (got.sha256 !== record.sha256 || got.bytes !== record.bytes) {
+  if (!st.isFile())
     throw new K3sEtcdError(
       'snapshot-invalid',
-      `${basename(file)} does not match its record: the file has ${got.bytes} bytes with SHA-256 ${got.sha256}, ${basename(recordFile)} says ${record.bytes} bytes with SHA-256 ${record.sha256}. The snapshot changed or is damaged since it was saved: it is not restored, and nothing was done on any host.`,
+      `${file} is not a regular file (a symbolic link or a folder): it is not restored. Nothing was done on any host.`,
+    );
+  const got = await sha256File(file);
+  if (got.sha256 !== info.sha256 || got.bytes !== info.bytes) {
+    throw new K3sEtcdError(
+      'snapshot-invalid',
+      `${basename(file)} does not match its record: the file has ${got.bytes} bytes with SHA-256 ${got.sha256}, ${basename(recordFile)} says ${info.bytes} bytes with SHA-256 ${info.sha256}. The snapshot changed or is damaged since it was saved: it is not restored, and nothing was done on any host.`,
     );
   }
-  return { ...record, file };
+  return info;
 }
 
 /**
@@ -213,6 +222,7 @@ export async function planRestore(
       `Cluster ${cluster.name} has no host with the etcd role in k3s-etcd.yaml: nothing to restore onto.`,
     );
   }
+  checkDataDir(cluster);
   const snapshot = await verifySnapshot(cluster, file);
   const stamp = backupStamp(opts.now ?? new Date());
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored-${stamp}`;
@@ -344,6 +354,7 @@ export function restoreHostPlans(
 ): RestoreHostPlans {
   const m = plan.members.find((x) => x.host === host.name);
   if (!m) throw new K3sEtcdError('usage', `${host.name} is not an etcd member of ${plan.cluster}`);
+  checkDataDir({ ...cluster, etcd: { ...cluster.etcd, dataDir: m.dataDir } });
   const chosen = chooseTool(
     read.facts.etcdVersion ?? cluster.etcd.version,
     read.tools,
@@ -363,9 +374,9 @@ export function restoreHostPlans(
     `k3s-etcd: restore ${plan.cluster} from ${basename(plan.file)}, ${what}, on ${host.name} (${host.address})`;
   const snapshotKb = kb(plan.snapshot.bytes);
   const env = withInitialLines(read.env, [
-    `ETCD_INITIAL_ADVERTISE_PEER_URLS=${peerUrl(cluster, host)}`,
-    `ETCD_INITIAL_CLUSTER=${initialClusterOf(cluster)}`,
-    `ETCD_INITIAL_CLUSTER_TOKEN=${plan.token}`,
+    envLine('ETCD_INITIAL_ADVERTISE_PEER_URLS', peerUrl(cluster, host)),
+    envLine('ETCD_INITIAL_CLUSTER', initialClusterOf(cluster)),
+    envLine('ETCD_INITIAL_CLUSTER_TOKEN', plan.token),
     'ETCD_INITIAL_CLUSTER_STATE=existing',
   ]);
   const journal = 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true';

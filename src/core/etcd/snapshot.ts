@@ -16,6 +16,8 @@ import { backupStamp } from '../k3s/backup';
 import { BACKUPS_DIR } from '../k3s/ops';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import { shellQuote } from '../ssh/quote';
+import { checkDataDir } from '../provision/etcd';
+import { oneLine } from '../provision/plan';
 import { initialClusterOf } from '../provision/etcdOps';
 import { healthyClient } from './connection';
 
@@ -93,19 +95,62 @@ export async function saveSnapshot(
   return info;
 }
 
-/** The cluster's snapshots in the workspace, newest first. */
+/** The name `saveSnapshot` gives a snapshot: its UTC time (`20250102T030405Z.db`). */
+export const SNAPSHOT_NAME = /^\d{8}T\d{6}Z\.db$/;
+
+/**
+ * Why `record` (a snapshot's JSON record, read from disk) is not one `saveSnapshot` wrote for
+ * `cluster`, or undefined when it is. Its fields reach previews, titles and confirmations.
+ */
+export function snapshotRecordProblem(record: unknown, cluster: string): string | undefined {
+  if (record === null || typeof record !== 'object') return 'it is not a JSON object';
+  const r = record as Partial<Record<keyof SnapshotInfo, unknown>>;
+  if (typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256))
+    return 'it holds no SHA-256';
+  if (typeof r.bytes !== 'number' || !Number.isSafeInteger(r.bytes) || r.bytes < 0)
+    return 'it holds no size';
+  if (typeof r.cluster !== 'string' || r.cluster !== cluster)
+    return `it is a snapshot of cluster ${typeof r.cluster === 'string' ? oneLine(r.cluster) : 'unknown'}, not of ${cluster}`;
+  if (typeof r.revision !== 'string' || !/^\d{1,20}$/.test(r.revision))
+    return 'its revision is not a number';
+  if (
+    typeof r.createdAt !== 'string' ||
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/.test(r.createdAt)
+  )
+    return 'its time is not a UTC time';
+  if (typeof r.from !== 'string' || !/^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(r.from))
+    return 'its member is not a client URL';
+  return undefined;
+}
+
+/** The record's fields, for the snapshot at `file` (never the file the record names). */
+export function snapshotInfo(record: SnapshotInfo, file: string): SnapshotInfo {
+  const { cluster, sha256, bytes, revision, from, createdAt } = record;
+  return { cluster, file, sha256, bytes, revision, from, createdAt };
+}
+
+/**
+ * The cluster's snapshots in the workspace, newest first: the `.db` files of
+ * `backups/<cluster>/` named as `saveSnapshot` names them, each with a valid record beside it.
+ * The file comes from the folder's listing, never from what a record says.
+ */
 export async function listSnapshots(
   workspaceDir: string,
   cluster: string,
 ): Promise<SnapshotInfo[]> {
   const dir = join(workspaceDir, BACKUPS_DIR, cluster);
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const names = entries.filter((e) => e.isFile() && SNAPSHOT_NAME.test(e.name)).map((e) => e.name);
   const out: SnapshotInfo[] = [];
   for (const n of names.sort().reverse()) {
     try {
-      out.push(JSON.parse(await readFile(join(dir, n), 'utf8')) as SnapshotInfo);
+      const record: unknown = JSON.parse(
+        await readFile(join(dir, n.replace(/\.db$/, '.json')), 'utf8'),
+      );
+      if (snapshotRecordProblem(record, cluster) === undefined)
+        out.push(snapshotInfo(record as SnapshotInfo, join(dir, n)));
     } catch {
-      // not ours
+      // no record: not ours
     }
   }
   return out;
@@ -141,8 +186,9 @@ export function restoreCommands(
     binDir?: string;
   } = {},
 ): RestoreCommand[] {
+  checkDataDir(cluster);
   const name = opts.tool ?? (etcdMinor(cluster.etcd.version) >= 5 ? 'etcdutl' : 'etcdctl');
-  const path = opts.binDir ? `${opts.binDir}/${name}` : name;
+  const path = shellQuote(opts.binDir ? `${opts.binDir}/${name}` : name);
   const tool = name === 'etcdutl' ? path : `ETCDCTL_API=3 ${path}`;
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored`;
   return etcdHosts(cluster).map((h) => {

@@ -3,11 +3,15 @@
  * (rows not yet checkpointed live in the WAL) and the server token, copied with K3s stopped, or
  * with SQLite's online backup when K3s runs and the host has sqlite3. Into the workspace:
  * `backups/<host>/<UTC time>/`, every file 0600, folder 0700, with a SHA-256 manifest checked
- * on both ends. Restore is the reverse, with K3s stopped; what it replaces is moved aside.
+ * on both ends. Restore is the reverse, with K3s stopped; what it replaces is moved aside. A
+ * backup folder is checked before it is trusted: ours by its place (backups/<host>/<UTC time>/),
+ * regular files only, each named in a fixed list that also says where it goes back, with the size
+ * and SHA-256 its manifest gives; nothing a manifest says chooses a path on the host.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, readFile, readdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
@@ -18,6 +22,23 @@ import { BACKUPS_DIR, latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
 
 export const MANIFEST = 'manifest.json';
+
+/**
+ * Every file a backup may hold, and where it goes back on the host: K3s's SQLite database with
+ * its WAL and shared-memory files, and the server token. Nothing else is ever restored.
+ */
+export const BACKUP_FILES: Readonly<Record<string, string>> = {
+  'state.db': K3S_SQLITE,
+  'state.db-wal': `${K3S_SQLITE}-wal`,
+  'state.db-shm': `${K3S_SQLITE}-shm`,
+  token: K3S_TOKEN_FILE,
+};
+
+const isBackupFile = (name: string) => Object.hasOwn(BACKUP_FILES, name);
+
+/** A backup folder's name: the UTC time it was made (`backupStamp`). */
+export const BACKUP_STAMP = /^\d{8}T\d{6}Z$/;
+const HOST_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 export interface BackupFile {
   name: string;
@@ -104,7 +125,7 @@ export async function backupK3s(
       ...sig,
     });
     const stage = mk.stdout.trim();
-    if (mk.code !== 0 || !stage.startsWith('/tmp/'))
+    if (mk.code !== 0 || !/^\/tmp\/\.k3s-etcd-backup-[A-Za-z0-9]{8}$/.test(stage))
       throw new K3sEtcdError(
         'k3s-backup',
         `${host.name}: cannot make a staging folder: ${mk.stderr.trim()}`,
@@ -130,6 +151,13 @@ export async function backupK3s(
           `${host.name}: copying the state failed: ${r.stderr.trim() || `exit ${r.code}`}`,
         );
       const sums = parseSums(r.stdout);
+      // The host's listing names the files: only those of the fixed list are fetched.
+      const strange = [...sums.keys()].filter((n) => !isBackupFile(n));
+      if (strange.length > 0)
+        throw new K3sEtcdError(
+          'k3s-backup',
+          `${host.name}: the staging folder lists ${strange.map((n) => JSON.stringify(n)).join(', ')}, which a backup never holds: nothing was kept.`,
+        );
       const sizes = new Map(
         r.stdout
           .split('\n')
@@ -154,8 +182,12 @@ export async function backupK3s(
             'k3s-backup',
             `${host.name}: ${name} arrived with SHA-256 ${got}, the host has ${hash}: the backup in ${dir} is incomplete; run it again.`,
           );
-        const path = name === 'token' ? K3S_TOKEN_FILE : `${K3S_DB_DIR}/${name}`;
-        files.push({ name, path, sha256: hash, bytes: sizes.get(name) ?? 0 });
+        files.push({
+          name,
+          path: BACKUP_FILES[name] as string,
+          sha256: hash,
+          bytes: sizes.get(name) ?? 0,
+        });
         say(`${name}: ${sizes.get(name) ?? 0} bytes, sha256 ${hash.slice(0, 16)}…`);
       }
       const manifest: BackupManifest = {
@@ -178,11 +210,88 @@ export async function backupK3s(
   }
 }
 
-/** Reads a backup's manifest and checks every file against it. */
-export async function verifyBackup(dir: string): Promise<BackupManifest> {
-  let manifest: BackupManifest;
+/** Why `m` (a manifest read from disk) is not one `backupK3s` wrote for `host`, or undefined. */
+function manifestProblem(m: unknown, host: string): string | undefined {
+  if (m === null || typeof m !== 'object') return 'it is not a JSON object';
+  const r = m as Partial<Record<keyof BackupManifest, unknown>>;
+  if (r.host !== host)
+    return `it is a backup of ${typeof r.host === 'string' ? JSON.stringify(r.host) : 'no host'}, not of ${host}`;
+  if (typeof r.cluster !== 'string' || typeof r.createdAt !== 'string')
+    return 'it names no cluster or time';
+  if (r.method !== 'copy with K3s stopped' && r.method !== 'sqlite3 online backup')
+    return 'it names no backup method';
+  if (!Array.isArray(r.files) || r.files.length === 0) return 'it lists no file';
+  const seen = new Set<string>();
+  for (const f of r.files as unknown[]) {
+    const file = (f ?? {}) as Partial<Record<keyof BackupFile, unknown>>;
+    const name = typeof file.name === 'string' ? file.name : '';
+    if (!isBackupFile(name) || seen.has(name))
+      return `it lists ${JSON.stringify(file.name)}, which is not one of ${Object.keys(BACKUP_FILES).join(', ')} (each once)`;
+    seen.add(name);
+    if (file.path !== BACKUP_FILES[name])
+      return `it says ${name} goes to ${JSON.stringify(file.path)}; ${name} only ever goes back to ${BACKUP_FILES[name]}`;
+    if (typeof file.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(file.sha256))
+      return `it gives ${name} no SHA-256`;
+    if (typeof file.bytes !== 'number' || !Number.isSafeInteger(file.bytes) || file.bytes < 0)
+      return `it gives ${name} no size`;
+  }
+  return undefined;
+}
+
+/** The bytes of a backup file, read without following a link and checked against `f`. */
+async function readBackupFile(dir: string, f: BackupFile): Promise<Buffer> {
+  const path = join(dir, f.name);
+  let data: Buffer;
   try {
-    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as BackupManifest;
+    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
+      data = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new K3sEtcdError(
+      'k3s-backup',
+      `${path} cannot be read as a regular file (${(err as Error).message}): this backup cannot be restored.`,
+      { cause: err },
+    );
+  }
+  if (data.length !== f.bytes || sha(data) !== f.sha256)
+    throw new K3sEtcdError(
+      'k3s-backup',
+      `${path} does not match its size and SHA-256 in the manifest: this backup cannot be restored.`,
+    );
+  return data;
+}
+
+/**
+ * Checks a backup folder before anything trusts it: it is ours by its place
+ * (`backups/<host>/<UTC time>/`, `host` when given), a real folder holding regular files only,
+ * each named in `BACKUP_FILES` and listed in a manifest that says where it goes back (the fixed
+ * place), with the size and SHA-256 the manifest gives. Returns the manifest.
+ */
+export async function verifyBackup(dir: string, host?: string): Promise<BackupManifest> {
+  const refuse = (why: string) =>
+    new K3sEtcdError('k3s-backup', `${dir} ${why}: it is not restored, and nothing was changed.`);
+  const folderHost = basename(dirname(dir));
+  if (
+    !BACKUP_STAMP.test(basename(dir)) ||
+    basename(dirname(dirname(dir))) !== BACKUPS_DIR ||
+    !HOST_NAME.test(folderHost)
+  )
+    throw refuse(
+      `is not a backup folder of k3s-etcd (${BACKUPS_DIR}/<host>/<UTC time>/, as k3s backup makes them)`,
+    );
+  if (host !== undefined && folderHost !== host)
+    throw refuse(`is a backup of ${folderHost}, not of ${host}`);
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw refuse('is not a folder (or is a symbolic link to one)');
+  let manifest: unknown;
+  try {
+    const m = await lstat(join(dir, MANIFEST));
+    if (!m.isFile()) throw new Error('not a regular file');
+    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8'));
   } catch (err) {
     throw new K3sEtcdError(
       'k3s-backup',
@@ -190,15 +299,18 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
       { cause: err },
     );
   }
-  for (const f of manifest.files) {
-    const data = await readFile(join(dir, f.name)).catch(() => undefined);
-    if (!data || sha(data) !== f.sha256)
-      throw new K3sEtcdError(
-        'k3s-backup',
-        `${join(dir, f.name)} ${data ? 'does not match its SHA-256 in the manifest' : 'is missing'}: this backup cannot be restored.`,
-      );
+  const problem = manifestProblem(manifest, folderHost);
+  if (problem) throw refuse(`has a manifest that is not one k3s backup writes: ${problem}`);
+  const checked = manifest as BackupManifest;
+  const listed = new Set(checked.files.map((f) => f.name));
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.name === MANIFEST) continue;
+    if (!listed.has(e.name))
+      throw refuse(`holds ${JSON.stringify(e.name)}, which its manifest does not list`);
+    if (!e.isFile()) throw refuse(`holds ${e.name}, which is not a regular file`);
   }
-  return manifest;
+  for (const f of checked.files) await readBackupFile(dir, f);
+  return checked;
 }
 
 /**
@@ -218,12 +330,7 @@ export async function restoreK3s(
       'k3s-backup',
       `No backup of ${host.name} in ${join(opts.workspaceDir, BACKUPS_DIR, host.name)}: back it up first.`,
     );
-  const manifest = await verifyBackup(dir);
-  if (manifest.host !== host.name)
-    throw new K3sEtcdError(
-      'k3s-backup',
-      `${dir} is a backup of ${manifest.host}, not of ${host.name}.`,
-    );
+  const manifest = await verifyBackup(dir, host.name);
   const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
   const sig = opts.signal ? { signal: opts.signal } : {};
   try {
@@ -266,20 +373,22 @@ export async function restoreK3s(
       sudo: true,
       ...sig,
     });
+    // Where each file goes comes from the fixed list; the bytes sent are the bytes checked.
+    const dest = (f: BackupFile) => BACKUP_FILES[f.name] as string;
     for (const f of manifest.files) {
-      await t.writeFile(f.path, await readFile(join(dir, f.name)), { mode: 0o600, ...sig });
-      say(`restored ${f.path}`);
+      await t.writeFile(dest(f), await readBackupFile(dir, f), { mode: 0o600, ...sig });
+      say(`restored ${dest(f)}`);
     }
-    const check = await t.exec(`sha256sum ${manifest.files.map((f) => q(f.path)).join(' ')}`, {
+    const check = await t.exec(`sha256sum ${manifest.files.map((f) => q(dest(f))).join(' ')}`, {
       sudo: true,
       ...sig,
     });
     const sums = parseSums(check.stdout);
     for (const f of manifest.files) {
-      if (sums.get(f.path.replace(/^.*\//, '')) !== f.sha256)
+      if (sums.get(dest(f).replace(/^.*\//, '')) !== f.sha256)
         throw new K3sEtcdError(
           'k3s-backup',
-          `${host.name}: ${f.path} does not match the backup after the restore (the previous files are kept beside it, *.before-restore-${stamp}).`,
+          `${host.name}: ${dest(f)} does not match the backup after the restore (the previous files are kept beside it, *.before-restore-${stamp}).`,
         );
     }
     say(

@@ -76,7 +76,11 @@ export async function latestBackup(
   host: string,
 ): Promise<string | undefined> {
   const dir = join(workspaceDir, BACKUPS_DIR, host);
-  const times = (await readdir(dir).catch(() => [] as string[])).sort().reverse();
+  // Folders named as backups are named (their UTC time); anything else there is not ours.
+  const times = (await readdir(dir).catch(() => [] as string[]))
+    .filter((t) => /^\d{8}T\d{6}Z$/.test(t))
+    .sort()
+    .reverse();
   for (const t of times) {
     const ok = await access(join(dir, t, 'manifest.json')).then(
       () => true,

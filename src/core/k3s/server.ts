@@ -6,12 +6,15 @@
  * config changes), then wait until the node is Ready.
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
+import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts } from '../inventory/urls';
 import {
   fileStep,
+  oneLine,
   sha256,
   systemdGuard,
   type HostPlan,
@@ -60,7 +63,7 @@ const yamlString = (s: string) => JSON.stringify(s);
 export function renderK3sConfig(cluster: Cluster, token: string): string {
   const k = cluster.k3s;
   const lines = [
-    `# Written by k3s-etcd: K3s server of cluster ${cluster.name} on its external etcd.`,
+    `# Written by k3s-etcd: K3s server of cluster ${oneLine(cluster.name)} on its external etcd.`,
     '# Mode 0600: it holds the cluster token. Edit k3s-etcd.yaml and re-run instead of this file.',
     `token: ${yamlString(token)}`,
     `datastore-endpoint: ${yamlString(datastoreEndpoint(cluster))}`,
@@ -185,6 +188,23 @@ export function checkK3sFacts(
   }
 }
 
+/**
+ * The node name K3s registers for `host`: the name the host gives itself (`hostname`), which is
+ * the host's word and so refused unless it is a plain host name; the inventory name when the
+ * host gave none.
+ */
+export function nodeName(host: Host, facts: K3sFacts): string {
+  const name = facts.hostname;
+  if (!name) return host.name;
+  if (isIP(name) !== 0 || !isIpOrHostname(name)) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `${host.name} calls itself ${JSON.stringify(name)} (hostname), which is not a host name K3s can register as a node (letters, digits, '-' and '.'): set a plain host name there (hostnamectl set-hostname NAME). Nothing was run.`,
+    );
+  }
+  return name;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan
 
@@ -219,6 +239,7 @@ export async function datastoreClientFiles(
 
 export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
   const { cluster, host, facts, token } = input;
+  const node = nodeName(host, facts);
   const k = cluster.k3s;
   const files = await datastoreClientFiles(cluster);
   const config = Buffer.from(renderK3sConfig(cluster, token));
@@ -338,11 +359,11 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
     {
       kind: 'wait',
       id: 'ready',
-      title: `node ${facts.hostname || host.name} is Ready (k3s kubectl get node)`,
-      check: `${K3S_BIN} kubectl get node ${q(facts.hostname || host.name)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
+      title: `node ${node} is Ready (k3s kubectl get node)`,
+      check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
       seconds: 300,
       onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
-      message: `"node ${facts.hostname || host.name} did not become Ready in 300 s: see the K3s log above (journalctl -u k3s)"`,
+      message: `"node ${node} did not become Ready in 300 s: see the K3s log above (journalctl -u k3s)"`,
     },
   );
   return {
@@ -355,7 +376,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
 
 /** config.yaml replaced by `config` (0600, old one kept), K3s restarted, node Ready. */
 export function repointPlan(host: Host, facts: K3sFacts, config: Buffer): HostPlan {
-  const node = facts.hostname || host.name;
+  const node = nodeName(host, facts);
   return {
     host: host.name,
     title: `K3s server ${host.name}: datastore endpoint after an address change`,

@@ -11,11 +11,21 @@ import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { K3sEtcdError } from '../errors';
+import { dataDirProblem } from '../inventory/dataDir';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, hostPort, peerUrl } from '../inventory/urls';
 import { CA_FILES } from '../pki/set';
 import { shellQuote as q } from '../ssh/quote';
-import { fileStep, sha256, systemdGuard, type HostPlan, type Payload, type Step } from './plan';
+import {
+  fileStep,
+  hasControl,
+  oneLine,
+  sha256,
+  systemdGuard,
+  type HostPlan,
+  type Payload,
+  type Step,
+} from './plan';
 
 export type EtcdArch = 'amd64' | 'arm64' | 'arm' | 'ppc64le' | 's390x';
 
@@ -52,6 +62,22 @@ export const BIN_DIR = '/usr/local/bin';
 /** The cluster marker file in a member's data dir (see `markerText`). */
 export const MARKER = '.k3s-etcd-cluster';
 
+/**
+ * The cluster's data dir, refused (before any script uses it) when it is not a folder of its
+ * own: a system folder, a parent of one, a path with `..` or a single segment.
+ */
+export function checkDataDir(cluster: Cluster): string {
+  const dir = cluster.etcd.dataDir;
+  const problem = dataDirProblem(dir);
+  if (problem) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `etcd.dataDir ${JSON.stringify(dir)} of cluster ${cluster.name} ${problem}. The data dir is given to the etcd user (chown, chmod 0700), moved aside by a restore and deleted by member remove --purge-data: set etcd.dataDir in k3s-etcd.yaml to a folder of its own, such as /var/lib/etcd. Nothing was run.`,
+    );
+  }
+  return dir;
+}
+
 /** The read-only command that gathers `HostFacts` (run as root: the data dir is 0700). */
 export function factsCommand(dataDir: string): string {
   return [
@@ -86,7 +112,9 @@ export function parseFacts(out: string): HostFacts {
     else if (k === 'etcd_path' && /^\/[\w./+-]+$/.test(v)) facts.etcdPath = v;
     else if (k === 'etcd_version' && v) facts.etcdVersion = v;
     else if (k === 'has_data') facts.hasData = true;
-    else if (k === 'initial' && v) facts.initialLines.push(v);
+    // Whole ETCD_INITIAL_* lines only: they go back into the env file as they are.
+    else if (k === 'initial' && /^ETCD_INITIAL_[A-Z_]+=/.test(v) && !hasControl(v))
+      facts.initialLines.push(v);
     else if (k === 'addresses') facts.addresses = v.split(/\s+/).filter(Boolean);
   }
   return facts;
@@ -321,6 +349,29 @@ export interface MemberPlanInput {
 
 const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
 
+/** A value systemd's EnvironmentFile and etcd take as it is: URLs, paths, names, tokens. */
+const ENV_PLAIN = /^[A-Za-z0-9_@%+=:,./[\]-]*$/;
+
+/**
+ * One `KEY=value` line of a systemd EnvironmentFile. A value with a line break or another control
+ * character is refused (it would start a line, another variable, of its own); a plain value is
+ * written as it is, any other in single quotes (which systemd takes literally), and a value
+ * holding a single quote is refused.
+ */
+export function envLine(key: string, value: string): string {
+  if (
+    !/^[A-Z][A-Z0-9_]*$/.test(key) ||
+    hasControl(value) ||
+    (!ENV_PLAIN.test(value) && value.includes("'"))
+  ) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `${key}=${JSON.stringify(value)} cannot be written to ${ENV_FILE}: a line break, a control character or a quote in a value would change what etcd is started with. Nothing was run.`,
+    );
+  }
+  return `${key}=${ENV_PLAIN.test(value) ? value : `'${value}'`}`;
+}
+
 /** The env file etcd reads (ETCD_* variables are etcd's flags). */
 export function envFile(input: MemberPlanInput): string {
   const { cluster, host, facts } = input;
@@ -335,27 +386,31 @@ export function envFile(input: MemberPlanInput): string {
     : isLoopback(host.address)
       ? client
       : `${client},https://${hostPort('127.0.0.1', cluster.etcd.clientPort)}`;
+  // Kept as the host has them (parseFacts takes only whole ETCD_INITIAL_* lines).
   const initial =
     facts.hasData && facts.initialLines.length > 0
       ? facts.initialLines
       : [
-          `ETCD_INITIAL_ADVERTISE_PEER_URLS=${peerUrl(cluster, host)}`,
-          `ETCD_INITIAL_CLUSTER=${input.initialCluster}`,
-          `ETCD_INITIAL_CLUSTER_TOKEN=${cluster.etcd.initialClusterToken}`,
-          `ETCD_INITIAL_CLUSTER_STATE=${input.initialState}`,
+          envLine('ETCD_INITIAL_ADVERTISE_PEER_URLS', peerUrl(cluster, host)),
+          envLine('ETCD_INITIAL_CLUSTER', input.initialCluster),
+          envLine('ETCD_INITIAL_CLUSTER_TOKEN', cluster.etcd.initialClusterToken),
+          envLine('ETCD_INITIAL_CLUSTER_STATE', input.initialState),
         ];
   return [
-    `# etcd member ${host.memberName} of cluster ${cluster.name}, written by k3s-etcd.`,
+    `# etcd member ${oneLine(host.memberName)} of cluster ${oneLine(cluster.name)}, written by k3s-etcd.`,
     '# Each ETCD_* variable is an etcd flag: https://etcd.io/docs/v3.5/op-guide/configuration/',
     '# ETCD_INITIAL_* only matter for the first start; once the member has data they are kept.',
-    `ETCD_NAME=${host.memberName}`,
-    `ETCD_DATA_DIR=${cluster.etcd.dataDir}`,
-    `ETCD_LISTEN_CLIENT_URLS=${listenClient}`,
-    `ETCD_ADVERTISE_CLIENT_URLS=${client}`,
-    `ETCD_LISTEN_PEER_URLS=${listenPeer}`,
+    envLine('ETCD_NAME', host.memberName),
+    envLine('ETCD_DATA_DIR', cluster.etcd.dataDir),
+    envLine('ETCD_LISTEN_CLIENT_URLS', listenClient),
+    envLine('ETCD_ADVERTISE_CLIENT_URLS', client),
+    envLine('ETCD_LISTEN_PEER_URLS', listenPeer),
     ...(cluster.etcd.metricsPort
       ? [
-          `ETCD_LISTEN_METRICS_URLS=${cluster.etcd.metricsScheme ?? 'http'}://${hostPort(isIp ? host.address : '0.0.0.0', cluster.etcd.metricsPort)}`,
+          envLine(
+            'ETCD_LISTEN_METRICS_URLS',
+            `${cluster.etcd.metricsScheme ?? 'http'}://${hostPort(isIp ? host.address : '0.0.0.0', cluster.etcd.metricsPort)}`,
+          ),
         ]
       : []),
     ...initial,
@@ -375,7 +430,7 @@ export function unitFile(input: MemberPlanInput): string {
   const bin = input.binaries.kind === 'installed' ? input.binaries.path : `${BIN_DIR}/etcd`;
   return [
     '[Unit]',
-    `Description=etcd member ${input.host.memberName} of cluster ${input.cluster.name} (managed by k3s-etcd)`,
+    `Description=etcd member ${oneLine(input.host.memberName)} of cluster ${oneLine(input.cluster.name)} (managed by k3s-etcd)`,
     'Documentation=https://etcd.io/docs/',
     'After=network-online.target',
     'Wants=network-online.target',
@@ -405,7 +460,7 @@ export function markerText(cluster: Cluster): string {
 /** Plans one member host. Reads the member's certificates from the workspace. */
 export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> {
   const { cluster, host, binaries } = input;
-  const data = cluster.etcd.dataDir;
+  const data = checkDataDir(cluster);
   const dir = cluster.pki.dir;
   const m = host.memberName;
   const read = async (rel: string) => {
@@ -460,6 +515,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       content,
       payload: name,
     });
+  const mk = q(`${data}/${MARKER}`);
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
     ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
@@ -477,8 +533,9 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       kind: 'guard',
       id: 'data-owner',
       title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
-      check: `[ ! -d ${q(`${data}/member`)} ] || { [ -f ${q(`${data}/${MARKER}`)} ] && [ "$(cat ${q(`${data}/${MARKER}`)})" = ${q(marker.trimEnd())} ]; }`,
-      message: `"${dq(data)} already holds etcd data of another cluster ($(cat ${q(`${data}/${MARKER}`)} 2>/dev/null | tr '\\n' ' ' || true)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
+      // The marker lies in a folder the etcd user owns: read only as a regular file, not a link.
+      check: `[ ! -d ${q(`${data}/member`)} ] || { [ ! -L ${mk} ] && [ -f ${mk} ] && [ "$(cat ${mk})" = ${q(marker.trimEnd())} ]; }`,
+      message: `"${dq(data)} already holds etcd data of another cluster ($(if [ -L ${mk} ] || { [ -e ${mk} ] && [ ! -f ${mk} ]; }; then echo 'its ${MARKER} is not a regular file'; else head -c 200 ${mk} 2>/dev/null | tr '\\n' ' ' || true; fi)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
     },
     {
       kind: 'guard',

@@ -9,12 +9,14 @@ import { clusterSnapshot } from '../etcd/checks';
 import { memberIdFromHex } from '../etcd/client';
 import { connectionFor, healthyClient } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
+import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
 import { connectSsh, type SshPrompts } from '../ssh/connection';
 import { shellQuote } from '../ssh/quote';
 import { resolveTarget, type SshEnvironment } from '../ssh/target';
 import {
+  checkDataDir,
   checkFacts,
   factsCommand,
   parseFacts,
@@ -62,6 +64,38 @@ export async function readFacts(
   const facts = parseFacts(r.stdout);
   checkFacts(host, facts);
   return facts;
+}
+
+/** An etcd member name as the inventory allows them (letters, digits, '-', '_', '.'). */
+const MEMBER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** `https://host:port` (or http) with an IP address or a host name, and nothing else. */
+export function isPeerUrl(url: string): boolean {
+  const m = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(url);
+  if (!m) return false;
+  const port = Number(m[2]);
+  return isIpOrHostname((m[1] as string).replace(/^\[|\]$/g, '')) && port >= 1 && port <= 65535;
+}
+
+/**
+ * `name=peerURL` of a member as the running cluster lists it: etcd's answer is input, and it
+ * goes into the joining member's env file (ETCD_INITIAL_CLUSTER), so a name or URL that is not
+ * plain is refused before anything changes.
+ */
+export function liveMemberEntry(cluster: Cluster, m: EtcdMember): string {
+  const url = m.peerUrls[0] ?? '';
+  const what = !MEMBER_NAME.test(m.name)
+    ? `its name ${JSON.stringify(m.name)} is not a member name (letters, digits, '-', '_' and '.')`
+    : !isPeerUrl(url)
+      ? `its peer URL ${JSON.stringify(url)} is not https://address:port`
+      : undefined;
+  if (what) {
+    throw new K3sEtcdError(
+      'provision-refused',
+      `The running cluster ${cluster.name} lists member ${m.id}, but ${what}: it would go into the new member's ETCD_INITIAL_CLUSTER. Nothing was changed: fix or remove that member first (etcdctl member update / member remove).`,
+    );
+  }
+  return `${m.name}=${url}`;
 }
 
 /** `name=https://addr:2380,...` of every etcd host in the inventory. */
@@ -154,6 +188,7 @@ export async function provisionEtcd(
   cluster: Cluster,
   opts: ProvisionOptions,
 ): Promise<ProvisionResult> {
+  checkDataDir(cluster);
   const hosts = selectHosts(cluster, opts.hosts);
   const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
   const initialState = opts.initial?.state ?? 'new';
@@ -257,6 +292,7 @@ export async function addMember(
   hostName: string,
   opts: Omit<ProvisionOptions, 'hosts' | 'initial'>,
 ): Promise<MemberAddResult> {
+  checkDataDir(cluster);
   const [host] = selectHosts(cluster, [hostName]);
   if (!host) throw new K3sEtcdError('usage', `No host ${hostName}`);
   const { client } = await healthyClient(cluster, { except: host.name });
@@ -274,7 +310,7 @@ export async function addMember(
     const joinCluster = [
       ...current
         .filter((m) => m.name && m.id !== added?.id)
-        .map((m) => `${m.name}=${m.peerUrls[0] ?? ''}`),
+        .map((m) => liveMemberEntry(cluster, m)),
       `${host.memberName}=${url}`,
     ].join(',');
     // Check the host first (SSH, sudo, facts, every guard): a member added to the cluster but
@@ -305,7 +341,7 @@ export async function addMember(
       ? [...current.filter((m) => m.id !== added?.id), { ...added, name: host.memberName }]
       : current;
     const initialCluster = [
-      ...members.filter((m) => m.name).map((m) => `${m.name}=${m.peerUrls[0] ?? ''}`),
+      ...members.filter((m) => m.name).map((m) => liveMemberEntry(cluster, m)),
       ...(added ? [] : [`${host.memberName}=${url}`]),
     ].join(',');
     const result = await provisionEtcd(cluster, {
@@ -369,6 +405,8 @@ export async function removeMember(
   name: string,
   opts: MemberRemoveOptions,
 ): Promise<{ memberId?: string; lines: string[] }> {
+  // Before anything: the data dir is moved aside, or deleted with purgeData.
+  const data = checkDataDir(cluster);
   const host = cluster.hosts.find((h) => h.name === name || h.memberName === name);
   if (!host)
     throw new K3sEtcdError('usage', `No host or member "${name}" in cluster ${cluster.name}.`);
@@ -420,7 +458,6 @@ export async function removeMember(
   } finally {
     client.close();
   }
-  const data = cluster.etcd.dataDir;
   const commands = [
     'systemctl disable --now etcd 2>/dev/null || true',
     ...(opts.purgeData

@@ -10,6 +10,7 @@
  * With `DRY_RUN=1` it only reads the host and reports what would change.
  */
 import { createHash } from 'node:crypto';
+import { K3sEtcdError } from '../errors';
 import { shellQuote } from '../ssh/quote';
 
 export type StepStatus = 'ok' | 'unchanged' | 'changed' | 'would-change' | 'failed';
@@ -143,6 +144,56 @@ export function systemdGuard(why: string): GuardStep {
 
 const octal = (mode: number) => (mode & 0o7777).toString(8);
 
+/** C0 and C1 control characters and the Unicode line and paragraph separators. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * `text` for one line of a script or of its output (a title, the header comment): control
+ * characters written as `\xNN` / `\uNNNN`, so a value can never end the line it is on.
+ */
+export function oneLine(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const n = c.charCodeAt(0);
+    return n > 0xff
+      ? `\\u${n.toString(16).padStart(4, '0')}`
+      : `\\x${n.toString(16).padStart(2, '0')}`;
+  });
+}
+
+/** Does `text` hold a control character (a line break among them)? */
+export const hasControl = (text: string): boolean => new RegExp(CONTROL.source).test(text);
+
+const WORD = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * Refuses a step whose parts that go into the script unquoted are not plain words (ids, payload
+ * names, hashes) or whose failure message spans lines: a value that reached them from a host, an
+ * inventory or a file must never become a line of a root script.
+ */
+function checkStep(step: Step): void {
+  const bad = (what: string, value: string) =>
+    new K3sEtcdError(
+      'provision-refused',
+      `step "${oneLine(step.title)}": ${what} ${JSON.stringify(value)} cannot go into a script: nothing was run`,
+    );
+  const ids = [step.id];
+  if (step.kind === 'service') {
+    ids.push(...step.restartOn);
+    if (step.unitFileStep) ids.push(step.unitFileStep);
+    if (step.startedBy) ids.push(step.startedBy);
+  }
+  for (const id of ids) if (!WORD.test(id)) throw bad('the step id', id);
+  if ((step.kind === 'guard' || step.kind === 'wait') && hasControl(step.message))
+    throw bad('the message', step.message);
+  if (step.kind === 'file') {
+    if (!/^[0-9a-f]{64}$/.test(step.sha256)) throw bad('the SHA-256', step.sha256);
+    if ('payload' in step.source && !WORD.test(step.source.payload))
+      throw bad('the payload name', step.source.payload);
+    if (hasControl(step.path)) throw bad('the path', step.path);
+  }
+  if (step.kind === 'dir' && hasControl(step.path)) throw bad('the path', step.path);
+}
+
 const HEREDOC = 'K3S_ETCD_EOF';
 
 function heredocSafe(text: string, where: string): string {
@@ -166,24 +217,42 @@ mark() { CHANGED="$CHANGED$1 "; }
 changed() { case "$CHANGED" in *" $1 "*) return 0 ;; esac; return 1; }
 # file_ok PATH SHA256 MODE OWNER GROUP
 file_ok() {
-  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && [ "$(stat -c '%a %U %G' "$1")" = "$3 $4 $5" ]
+  [ ! -L "$1" ] && [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && [ "$(stat -c '%a %U %G' "$1")" = "$3 $4 $5" ]
 }
 # dir_ok PATH MODE OWNER GROUP
 dir_ok() { [ -d "$1" ] && [ "$(stat -c '%a %U %G' "$1")" = "$2 $3 $4" ]; }
-# put_file SRC DEST MODE OWNER GROUP BACKUP: a copy next to DEST, then an atomic rename
-put_file() {
-  if [ "$6" = 1 ] && [ -f "$2" ]; then cp -p "$2" "$2.bak.$(date -u +%Y%m%dT%H%M%SZ)"; fi
-  mkdir -p "$(dirname "$2")"
-  cp "$1" "$2.k3s-etcd-new"
-  chown "$4:$5" "$2.k3s-etcd-new"
-  chmod "$3" "$2.k3s-etcd-new"
-  mv -f "$2.k3s-etcd-new" "$2"
+# put_file SRC DEST MODE OWNER GROUP BACKUP: DEST is made as a new file inside a fresh folder only
+# root can enter (mktemp -d beside DEST), with its owner and mode set there, then renamed over
+# DEST: a symlink at DEST or at any other name in DEST's folder is replaced, never followed, even
+# when another user owns that folder (etcd's data dir). Work happens relative to that folder.
+put_file() (
+  d=$(dirname "$2")
+  mkdir -p "$d" && w=$(mktemp -d "$d/.k3s-etcd-XXXXXXXX") && cd "$w" || exit 1
+  ok=0
+  if [ "$(stat -c '%u %a' .)" = "0 700" ] && cat "$1" > new && chown "$4:$5" new && chmod "$3" new &&
+    { [ "$6" != 1 ] || [ -L "$2" ] || [ ! -f "$2" ] ||
+      { cp -pP "$2" old && rename_over old "$2.bak.$(date -u +%Y%m%dT%H%M%SZ)"; }; } &&
+    rename_over new "$2"; then ok=1; fi
+  rm -f new old
+  cd / && rmdir "$w" 2>/dev/null || true
+  [ "$ok" = 1 ]
+)
+# rename_over SRC DEST: SRC renamed over DEST, never moved into a folder a link at DEST names:
+# mv -T (GNU, BusyBox 1.35+); an mv without -T only in a folder no one but root can change.
+rename_over() {
+  mv -fT "$1" "$2" 2>/dev/null && return 0
+  [ -e "$1" ] && [ ! -d "$2" ] || return 1
+  case "$(stat -c '%u %A' "$(dirname "$2")")" in
+  "0 d"????-??-?) mv -f "$1" "$2" ;;
+  *) echo "cannot replace $2 safely: this mv has no -T and another user can change $(dirname "$2")" >&2; return 1 ;;
+  esac
 }
 `;
 
 function renderStep(step: Step, n: number): string {
+  checkStep(step);
   const q = shellQuote;
-  const head = `begin ${n} ${q(step.title)}\n`;
+  const head = `begin ${n} ${q(oneLine(step.title))}\n`;
   switch (step.kind) {
     case 'guard':
       return `${head}if ${step.check}; then result ok; else fail ${step.message}; fi\n`;
@@ -199,7 +268,7 @@ function renderStep(step: Step, n: number): string {
     case 'file': {
       const args = `${q(step.path)} ${step.sha256} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)}`;
       const put = (src: string) =>
-        `put_file ${src} ${q(step.path)} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)} ${step.backup ? 1 : 0}`;
+        `put_file ${src} ${q(step.path)} ${octal(step.mode)} ${q(step.owner)} ${q(step.group)} ${step.backup ? 1 : 0} || fail ${q(`cannot put ${step.path} in place`)}`;
       const write =
         'text' in step.source
           ? `  tmp=$(mktemp)\n  cat > "$tmp" <<'${HEREDOC}'\n${heredocSafe(step.source.text, step.path)}${HEREDOC}\n  ${put('"$tmp"')}\n  rm -f "$tmp"\n`
@@ -255,7 +324,7 @@ function renderStep(step: Step, n: number): string {
 export function renderScript(plan: HostPlan): string {
   const body = plan.steps.map((s, i) => renderStep(s, i + 1)).join('\n');
   return (
-    `#!/bin/sh\n# ${plan.title}\n` +
+    `#!/bin/sh\n# ${oneLine(plan.title)}\n` +
     '# Written by k3s-etcd. Run as root. DRY_RUN=1 only reads the host and reports what would\n' +
     '# change; STAGE names the folder holding uploaded files (binaries, private keys).\n' +
     `TOTAL=${plan.steps.length}\n${PRELUDE}\n${body}\necho "<== done"\n`

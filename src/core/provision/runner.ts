@@ -163,7 +163,8 @@ export async function runHostPlan(
     opts.signal ? { signal: opts.signal } : {},
   );
   const stage = mk.stdout.trim();
-  if (mk.code !== 0 || !stage.startsWith('/tmp/')) {
+  // The host's answer goes into the script's environment and an rm -rf: only mktemp's shape.
+  if (mk.code !== 0 || !/^\/tmp\/\.k3s-etcd-stage-[A-Za-z0-9]{6,}$/.test(stage)) {
     throw new K3sEtcdError(
       'provision-step-failed',
       `${plan.host}: cannot make a staging folder in /tmp: ${mk.stderr.trim()}`,

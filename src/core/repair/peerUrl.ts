@@ -12,7 +12,7 @@
  * article's own `member update`, authenticated with K3s's etcd client certificate read from the
  * host over SSH (kept in memory), then the inventory, then "restart K3s" for the person to do.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, isIP, type Server } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError, errorMessage } from '../errors';
@@ -20,6 +20,7 @@ import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex, type EtcdTls } from '../etcd/client';
 import { connectionFor } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
+import { isIpOrHostname } from '../inventory/addressFormat';
 import { setHostAddress } from '../inventory/edit';
 import type { Cluster, Datastore, Host } from '../inventory/types';
 import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3s/embeddedEtcd';
@@ -143,6 +144,13 @@ export async function diagnosePeerUrl(
   const [host] = selectHosts(cluster, [hostName]);
   if (!host)
     throw new K3sEtcdError('usage', `No etcd member "${hostName}" in cluster ${cluster.name}.`);
+  // It goes into URLs, certificates, the env file, scripts and k3s-etcd.yaml.
+  if (opts.newAddress !== undefined && !isIpOrHostname(opts.newAddress)) {
+    throw new K3sEtcdError(
+      'usage',
+      `${JSON.stringify(opts.newAddress)} is not an IP address or host name: give the new address of ${host.name} (--address NEW_ADDRESS). Nothing was changed.`,
+    );
+  }
   const owner = opts.newAddress
     ? cluster.hosts.find((h) => h.name !== host.name && h.address === opts.newAddress)
     : undefined;
@@ -169,10 +177,11 @@ export async function diagnosePeerUrl(
       "ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1",
       opts.signal ? { signal: opts.signal } : {},
     );
+    // The host's words are input: only what parses as an IP address is taken.
     const hostAddresses = addrs.stdout
       .split('\n')
       .map((s) => s.trim())
-      .filter(Boolean);
+      .filter((a) => isIP(a) !== 0);
     let newAddress = opts.newAddress;
     if (!newAddress) {
       // Still its address ("local" route, loopback ranges included)? Then nothing moved.
@@ -416,6 +425,11 @@ async function updateThroughAny(
 }
 
 function refuseUnlessNeeded(d: PeerUrlDiagnosis): void {
+  if (!isIpOrHostname(d.newAddress))
+    throw new K3sEtcdError(
+      'usage',
+      `${JSON.stringify(d.newAddress)} is not an IP address or host name: nothing was changed.`,
+    );
   if (d.stale.length === 0)
     throw new K3sEtcdError(
       'provision-refused',
