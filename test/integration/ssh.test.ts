@@ -5,7 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -305,6 +314,28 @@ describe('SSH transport against real sshd', () => {
         await s.exec(`ls -a /tmp | grep -c '^\\.k3s-etcd-' || true`)
       ).stdout.trim();
       assert.equal(leftovers, '0', 'no temp file left behind');
+
+      // A folder another user owns, with links planted at the target and at the old staging
+      // name: root replaces the target and follows neither link.
+      const shared = join(dir, 'etcd-owned');
+      const victim = join(dir, 'victim');
+      writeFileSync(victim, 'precious\n', { mode: 0o644 });
+      mkdirSync(shared, { mode: 0o700 });
+      chownSync(shared, 65534, 65534);
+      symlinkSync(victim, join(shared, 'member.env'));
+      symlinkSync(victim, join(shared, 'member.env.k3s-etcd-new'));
+      await s.writeFile(join(shared, 'member.env'), 'ETCD_NAME=m1\n', { mode: 0o600 });
+      assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+      assert.equal(statSync(victim).mode & 0o777, 0o644);
+      assert.equal(lstatSync(join(shared, 'member.env')).isSymbolicLink(), false);
+      assert.equal(readFileSync(join(shared, 'member.env'), 'utf8'), 'ETCD_NAME=m1\n');
+      assert.equal(statSync(join(shared, 'member.env')).uid, 0);
+      assert.equal(statSync(join(shared, 'member.env')).mode & 0o777, 0o600);
+      assert.deepEqual(
+        readdirSync(shared).sort(),
+        ['member.env', 'member.env.k3s-etcd-new'],
+        'no staging folder left behind',
+      );
     } finally {
       s.close();
     }

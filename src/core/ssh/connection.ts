@@ -474,24 +474,31 @@ export class SshSession {
     return `/tmp/.k3s-etcd-${randomBytes(8).toString('hex')}`;
   }
 
-  /** Moves an uploaded temp file into place as root with owner and mode, atomically. */
+  /**
+   * Moves an uploaded temp file into place as root with owner and mode, atomically, through no
+   * path another user controls: the new file is made in a fresh folder only root can enter
+   * (mktemp -d beside `dest`, worked in relative to itself), owner and mode set there, then
+   * renamed over `dest` with `mv -T`, so a symlink at `dest` or planted anywhere in its folder (a
+   * folder the etcd user owns, say) is replaced, never followed.
+   */
   private async install(tmp: string, dest: string, opts: PutOptions): Promise<void> {
-    const staged = `${dest}.k3s-etcd-new`;
     const owner = opts.owner ?? 'root';
     const group = opts.group ?? owner;
+    const q = shellQuote;
     const cmd = [
-      `mkdir -p ${shellQuote(dirname(dest))}`,
-      `cp ${shellQuote(tmp)} ${shellQuote(staged)}`,
-      `chown ${shellQuote(`${owner}:${group}`)} ${shellQuote(staged)}`,
-      `chmod ${(opts.mode & 0o7777).toString(8).padStart(4, '0')} ${shellQuote(staged)}`,
-      `mv -f ${shellQuote(staged)} ${shellQuote(dest)}`,
-    ].join(' && ');
-    const r = await this.exec(`${cmd}; rc=$?; rm -f ${shellQuote(tmp)}; exit $rc`, {
+      `d=${q(dirname(dest))}`,
+      'mkdir -p "$d" && w=$(mktemp -d "$d/.k3s-etcd-XXXXXXXX") && cd "$w" || exit 1',
+      'ok=0',
+      `if [ "$(stat -c '%u %a' .)" = "0 700" ] && cat ${q(tmp)} > new && chown ${q(`${owner}:${group}`)} new && chmod ${(opts.mode & 0o7777).toString(8).padStart(4, '0')} new && mv -fT new ${q(dest)}; then ok=1; fi`,
+      'rm -f new; cd / && rmdir "$w" 2>/dev/null',
+      `rm -f ${q(tmp)}`,
+      '[ "$ok" = 1 ]',
+    ].join('\n');
+    const r = await this.exec(cmd, {
       sudo: true,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     if (r.code !== 0) {
-      await this.exec(`rm -f ${shellQuote(staged)}`, { sudo: true }).catch(() => undefined);
       throw sshError(
         'ssh-disconnected',
         `Cannot put ${dest} in place on ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`,
@@ -499,7 +506,6 @@ export class SshSession {
     }
   }
 
-  /** Writes `data` to `dest` on the host with owner and mode (upload, then move into place). */
   async writeFile(dest: string, data: string | Buffer, opts: PutOptions): Promise<void> {
     const tmp = this.tempPath();
     await this.put(tmp, { data: Buffer.from(data) });
