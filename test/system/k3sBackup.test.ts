@@ -246,4 +246,59 @@ describe("K3s's SQLite state: backup and restore on a real host", () => {
     await cp(join(backup, 'state.db'), copy);
     assert.equal(count(copy), 100);
   });
+
+  it("a state.db larger than the host's /tmp (a 1 MiB tmpfs) is backed up online and stopped, and restored: streamed, nothing staged in /tmp", async () => {
+    // 1,500 more rows of 4 KiB: about 6 MB, six times the host's /tmp.
+    const grow = spawnSync(
+      'sqlite3',
+      [
+        join(h.root, K3S_DB_DIR, 'state.db'),
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) INSERT INTO kine(name, value) SELECT '/registry/big/' || x, randomblob(4096) FROM c;",
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(grow.status, 0, grow.stderr);
+    assert.equal((await h.exec('mount -t tmpfs -o size=1m tmpfs /tmp')).code, 0);
+    try {
+      assert.equal((await h.exec('systemctl is-active k3s')).stdout.trim(), 'active');
+      const seen: number[] = [];
+      const online = await backupK3s(cluster, 'srv-1', {
+        ssh,
+        workspaceDir: dir,
+        onProgress: (p) => seen.push(p.bytes / p.total),
+      });
+      assert.equal(online.manifest.method, 'sqlite3 online backup');
+      const db = online.manifest.files.find((f) => f.name === 'state.db')!;
+      assert.ok(db.bytes > 6_000_000, `${db.bytes} bytes`);
+      assert.equal(count(join(online.dir, 'state.db')), 1600);
+      assert.ok(seen.length > 1 && seen.at(-1) === 1, `progress ${seen.join(', ')}`);
+      assert.equal(
+        (await h.exec(`ls -A ${K3S_DB_DIR} /tmp | grep -c k3s-etcd || true`)).stdout.trim(),
+        '0',
+        'no staging left on the host',
+      );
+
+      await h.exec('systemctl stop k3s');
+      const stopped = await backupK3s(cluster, 'srv-1', { ssh, workspaceDir: dir });
+      assert.equal(stopped.manifest.method, 'copy with K3s stopped');
+      const copy = join(dir, 'stopped-copy');
+      await cp(stopped.dir, copy, { recursive: true });
+      assert.equal(count(join(copy, 'state.db')), 1600);
+
+      await h.exec(`echo junk > ${K3S_DB_DIR}/state.db`);
+      const { io, out } = captureIO(dir);
+      assert.equal(
+        await main(['k3s', 'restore', '--host', 'srv-1', '--from', stopped.dir, '--yes'], io),
+        0,
+        out.join('\n'),
+      );
+      const back = join(dir, 'restored-big');
+      await mkdir(back);
+      for (const f of ['state.db', 'state.db-wal', 'state.db-shm'])
+        await cp(join(h.root, K3S_DB_DIR, f), join(back, f)).catch(() => undefined);
+      assert.equal(count(join(back, 'state.db')), 1600, 'the restored database holds every row');
+    } finally {
+      await h.exec('umount /tmp');
+    }
+  });
 });

@@ -52,6 +52,8 @@ export async function saveSnapshot(
     revision = (await client.maintenance.status()).header.revision;
     const out = createWriteStream(file, { mode: 0o600 });
     const stream = await client.maintenance.snapshot();
+    // etcd3 types it as events only; it is gRPC's ClientReadableStream, a Node Readable.
+    const flow = stream as unknown as { pause(): void; resume(): void };
     await new Promise<void>((resolve, reject) => {
       const fail = (err: unknown) => {
         out.destroy();
@@ -60,12 +62,18 @@ export async function saveSnapshot(
       opts.signal?.addEventListener('abort', () => fail(new CancelledError('snapshot')), {
         once: true,
       });
+      // Backpressure: a disk slower than etcd pauses the stream instead of queueing the
+      // database in memory.
       stream.on('data', (m) => {
         hash.update(m.blob);
         bytes += m.blob.byteLength;
-        out.write(m.blob);
+        if (!out.write(m.blob)) {
+          flow.pause();
+          out.once('drain', () => flow.resume());
+        }
         opts.onProgress?.(bytes);
       });
+      out.on('error', fail);
       stream.on('error', fail);
       stream.on('end', () => out.end(() => resolve()));
     });

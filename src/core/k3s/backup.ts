@@ -10,7 +10,19 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readFile, readdir, writeFile } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rm,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
@@ -56,8 +68,6 @@ export interface BackupManifest {
   files: BackupFile[];
 }
 
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
 /** `20261124T230545Z`: sortable, no colons (valid on every file system). */
 export function backupStamp(d: Date): string {
   return d
@@ -92,6 +102,126 @@ export interface BackupOptions {
   workspaceDir: string;
   signal?: AbortSignal;
   onLine?(host: string, line: string): void;
+  /** Bytes received so far, of `total` for the whole backup. */
+  onProgress?(p: { file: string; bytes: number; total: number }): void;
+}
+
+/** The online backup's staging folder, as mktemp made it beside the database. */
+const STAGE = new RegExp(
+  `^${K3S_DB_DIR.replace(/[.]/g, '\\.')}/\\.k3s-etcd-backup-[A-Za-z0-9]{8}$`,
+);
+
+interface HostFile {
+  name: string;
+  from: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Size and SHA-256 of each of `paths` that exists, as the host sees them, named by their file
+ * name (which must be one of the fixed list: nothing else is fetched).
+ */
+async function listOnHost(
+  t: SshSession,
+  host: Host,
+  paths: readonly string[],
+  sig: { signal?: AbortSignal },
+): Promise<HostFile[]> {
+  const script = paths
+    .map(
+      (p) =>
+        `if [ -f ${q(p)} ] && [ ! -L ${q(p)} ]; then printf '%s %s %s\\n' ${q(basename(p))} "$(stat -c %s ${q(p)})" "$(sha256sum < ${q(p)} | cut -d' ' -f1)"; fi`,
+    )
+    .join('\n');
+  const r = await t.exec(`set -e\n${script}`, { sudo: true, ...sig });
+  if (r.code !== 0)
+    throw new K3sEtcdError(
+      'k3s-backup',
+      `${host.name}: reading the state's sizes and SHA-256 failed: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  const out: HostFile[] = [];
+  for (const line of r.stdout.split('\n').filter(Boolean)) {
+    const m = /^(\S+) (\d+) ([0-9a-f]{64})$/.exec(line);
+    const from = m ? paths.find((p) => basename(p) === m[1]) : undefined;
+    if (!m || !from || !isBackupFile(m[1] as string))
+      throw new K3sEtcdError(
+        'k3s-backup',
+        `${host.name}: unexpected line while listing the state: ${JSON.stringify(line)}; nothing was kept.`,
+      );
+    out.push({ name: m[1] as string, from, bytes: Number(m[2]), sha256: m[3] as string });
+  }
+  return out;
+}
+
+/** Streams a host file into a new 0600 file here, hashing as the bytes arrive. */
+async function download(
+  t: SshSession,
+  from: string,
+  to: string,
+  opts: { signal?: AbortSignal; onBytes?(n: number): void },
+): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  // Created here, exclusively: never an existing file or a link in its place.
+  const fh = await open(to, 'wx', 0o600);
+  const out = fh.createWriteStream();
+  // A local write that fails (disk full) stops the remote read too, instead of leaving it
+  // paused by backpressure forever.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let writeError: Error | undefined;
+  out.on('error', (err) => {
+    writeError = err;
+    stop.abort();
+  });
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      opts.onBytes?.(bytes);
+      done(null, chunk);
+    },
+  });
+  tap.pipe(out);
+  try {
+    await t.readFileStream(from, tap, { signal: stop.signal });
+    tap.end();
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw writeError ?? err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    await fh.close().catch(() => undefined);
+  }
+  if (writeError) throw writeError;
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/**
+ * A new backup folder `backups/<host>/<UTC time>/`, made exclusively: a second backup in the
+ * same second waits for the next one rather than writing into the first.
+ */
+async function newBackupDir(
+  workspaceDir: string,
+  host: string,
+): Promise<{ dir: string; at: Date }> {
+  const parent = join(workspaceDir, BACKUPS_DIR, host);
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; ; attempt++) {
+    const at = new Date();
+    const dir = join(parent, backupStamp(at));
+    try {
+      await mkdir(dir, { mode: 0o700 });
+      await chmod(dir, 0o700);
+      return { dir, at };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    }
+  }
 }
 
 export async function backupK3s(
@@ -120,75 +250,70 @@ export async function backupK3s(
     const method: BackupManifest['method'] = facts.active
       ? 'sqlite3 online backup'
       : 'copy with K3s stopped';
-    const mk = await t.exec('umask 077 && mktemp -d /tmp/.k3s-etcd-backup-XXXXXXXX', {
-      sudo: true,
-      ...sig,
-    });
-    const stage = mk.stdout.trim();
-    if (mk.code !== 0 || !/^\/tmp\/\.k3s-etcd-backup-[A-Za-z0-9]{8}$/.test(stage))
-      throw new K3sEtcdError(
-        'k3s-backup',
-        `${host.name}: cannot make a staging folder: ${mk.stderr.trim()}`,
+    // The online backup needs one consistent copy: made beside the database (its own file
+    // system has room for it), never in /tmp (often memory). With K3s stopped the files are
+    // streamed from where they are, with no copy on the host at all.
+    let stage: string | undefined;
+    if (facts.active && facts.sqliteBytes !== undefined) {
+      const mk = await t.exec(
+        `umask 077 && mktemp -d ${q(`${K3S_DB_DIR}/.k3s-etcd-backup-XXXXXXXX`)}`,
+        { sudo: true, ...sig },
       );
+      stage = mk.stdout.trim();
+      if (mk.code !== 0 || !STAGE.test(stage))
+        throw new K3sEtcdError(
+          'k3s-backup',
+          `${host.name}: cannot make a staging folder beside ${K3S_SQLITE}: ${mk.stderr.trim()}`,
+        );
+    }
+    let dir: string | undefined;
+    let kept = false;
     try {
-      const copy: string[] = [];
+      const sources: string[] = [];
       if (facts.sqliteBytes !== undefined) {
-        if (facts.active) {
-          copy.push(`sqlite3 ${q(K3S_SQLITE)} ${q(`.backup '${stage}/state.db'`)}`);
-        } else {
-          for (const suffix of ['', '-wal', '-shm'])
-            copy.push(
-              `if [ -f ${q(K3S_SQLITE + suffix)} ]; then cp ${q(K3S_SQLITE + suffix)} ${q(`${stage}/state.db${suffix}`)}; fi`,
+        if (stage) {
+          const r = await t.exec(`sqlite3 ${q(K3S_SQLITE)} ${q(`.backup '${stage}/state.db'`)}`, {
+            sudo: true,
+            ...sig,
+          });
+          if (r.code !== 0)
+            throw new K3sEtcdError(
+              'k3s-backup',
+              `${host.name}: sqlite3's online backup failed: ${r.stderr.trim() || `exit ${r.code}`}`,
             );
+          sources.push(`${stage}/state.db`);
+        } else {
+          sources.push(K3S_SQLITE, `${K3S_SQLITE}-wal`, `${K3S_SQLITE}-shm`);
         }
       }
-      if (facts.token) copy.push(`cp ${q(K3S_TOKEN_FILE)} ${q(`${stage}/token`)}`);
-      copy.push(`cd ${q(stage)} && sha256sum * && stat -c '%n %s' *`);
-      const r = await t.exec(`set -e\n${copy.join('\n')}`, { sudo: true, ...sig });
-      if (r.code !== 0)
-        throw new K3sEtcdError(
-          'k3s-backup',
-          `${host.name}: copying the state failed: ${r.stderr.trim() || `exit ${r.code}`}`,
-        );
-      const sums = parseSums(r.stdout);
-      // The host's listing names the files: only those of the fixed list are fetched.
-      const strange = [...sums.keys()].filter((n) => !isBackupFile(n));
-      if (strange.length > 0)
-        throw new K3sEtcdError(
-          'k3s-backup',
-          `${host.name}: the staging folder lists ${strange.map((n) => JSON.stringify(n)).join(', ')}, which a backup never holds: nothing was kept.`,
-        );
-      const sizes = new Map(
-        r.stdout
-          .split('\n')
-          .map((l) => /^(\S+) (\d+)$/.exec(l.trim()))
-          .filter((m): m is RegExpExecArray => m !== null)
-          .map((m) => [m[1] as string, Number(m[2])]),
-      );
-      const createdAt = new Date();
-      const dir = join(opts.workspaceDir, BACKUPS_DIR, host.name, backupStamp(createdAt));
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      await chmod(dir, 0o700);
+      if (facts.token) sources.push(K3S_TOKEN_FILE);
+      const listed = await listOnHost(t, host, sources, sig);
+      const made = await newBackupDir(opts.workspaceDir, host.name);
+      dir = made.dir;
+      const createdAt = made.at;
       if (await ignoreSecretsFolder(opts.workspaceDir, BACKUPS_DIR))
         say(`${BACKUPS_DIR}/ added to .gitignore (it holds the K3s token)`);
+      const total = listed.reduce((n, f) => n + f.bytes, 0);
+      let before = 0;
       const files: BackupFile[] = [];
-      for (const [name, hash] of sums) {
-        const local = join(dir, name);
-        await t.fetch(`${stage}/${name}`, local, sig);
-        await chmod(local, 0o600);
-        const got = sha(await readFile(local));
-        if (got !== hash)
+      for (const f of listed) {
+        const got = await download(t, f.from, join(dir, f.name), {
+          ...sig,
+          onBytes: (n) => opts.onProgress?.({ file: f.name, bytes: before + n, total }),
+        });
+        before += got.bytes;
+        if (got.sha256 !== f.sha256 || got.bytes !== f.bytes)
           throw new K3sEtcdError(
             'k3s-backup',
-            `${host.name}: ${name} arrived with SHA-256 ${got}, the host has ${hash}: the backup in ${dir} is incomplete; run it again.`,
+            `${host.name}: ${f.name} arrived as ${got.bytes} bytes with SHA-256 ${got.sha256}, the host has ${f.bytes} bytes with ${f.sha256}: nothing was kept; run the backup again.`,
           );
         files.push({
-          name,
-          path: BACKUP_FILES[name] as string,
-          sha256: hash,
-          bytes: sizes.get(name) ?? 0,
+          name: f.name,
+          path: BACKUP_FILES[f.name] as string,
+          sha256: f.sha256,
+          bytes: f.bytes,
         });
-        say(`${name}: ${sizes.get(name) ?? 0} bytes, sha256 ${hash.slice(0, 16)}…`);
+        say(`${f.name}: ${f.bytes} bytes, sha256 ${f.sha256.slice(0, 16)}…`);
       }
       const manifest: BackupManifest = {
         cluster: cluster.name,
@@ -200,10 +325,13 @@ export async function backupK3s(
       await writeFile(join(dir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, {
         mode: 0o600,
       });
+      kept = true;
       say(`backup of ${host.name} (${method}) in ${dir}`);
       return { dir, manifest };
     } finally {
-      await t.exec(`rm -rf ${q(stage)}`, { sudo: true }).catch(() => undefined);
+      if (stage) await t.exec(`rm -rf ${q(stage)}`, { sudo: true }).catch(() => undefined);
+      // A backup that did not finish is not left for a restore to find half-made.
+      if (dir && !kept) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   } finally {
     t.close();
@@ -238,31 +366,41 @@ function manifestProblem(m: unknown, host: string): string | undefined {
   return undefined;
 }
 
-/** The bytes of a backup file, read without following a link and checked against `f`. */
-async function readBackupFile(dir: string, f: BackupFile): Promise<Buffer> {
+/** A backup file opened without following a link: a regular file of the manifest's size. */
+async function openBackupFile(dir: string, f: BackupFile): Promise<FileHandle> {
   const path = join(dir, f.name);
-  let data: Buffer;
+  let fh: FileHandle | undefined;
   try {
-    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
-      data = await fh.readFile();
-    } finally {
-      await fh.close();
-    }
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size !== f.bytes) throw new Error(`${st.size} bytes, the manifest says ${f.bytes}`);
+    return fh;
   } catch (err) {
+    await fh?.close();
     throw new K3sEtcdError(
       'k3s-backup',
-      `${path} cannot be read as a regular file (${(err as Error).message}): this backup cannot be restored.`,
+      `${path} cannot be read as the regular file its manifest lists (${(err as Error).message}): this backup cannot be restored.`,
       { cause: err },
     );
   }
-  if (data.length !== f.bytes || sha(data) !== f.sha256)
+}
+
+/** Checks a backup file's size and SHA-256 against `f`, streaming it (gigabytes stay on disk). */
+async function checkBackupFile(dir: string, f: BackupFile): Promise<void> {
+  const fh = await openBackupFile(dir, f);
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of fh.createReadStream({ autoClose: false }))
+      hash.update(chunk as Buffer);
+  } finally {
+    await fh.close();
+  }
+  if (hash.digest('hex') !== f.sha256)
     throw new K3sEtcdError(
       'k3s-backup',
-      `${path} does not match its size and SHA-256 in the manifest: this backup cannot be restored.`,
+      `${join(dir, f.name)} does not match its SHA-256 in the manifest: this backup cannot be restored.`,
     );
-  return data;
 }
 
 /**
@@ -309,7 +447,7 @@ export async function verifyBackup(dir: string, host?: string): Promise<BackupMa
       throw refuse(`holds ${JSON.stringify(e.name)}, which its manifest does not list`);
     if (!e.isFile()) throw refuse(`holds ${e.name}, which is not a regular file`);
   }
-  for (const f of checked.files) await readBackupFile(dir, f);
+  for (const f of checked.files) await checkBackupFile(dir, f);
   return checked;
 }
 
@@ -373,10 +511,28 @@ export async function restoreK3s(
       sudo: true,
       ...sig,
     });
-    // Where each file goes comes from the fixed list; the bytes sent are the bytes checked.
+    // Where each file goes comes from the fixed list. The bytes are streamed from a handle opened
+    // without following links, and the host checks their SHA-256 against the manifest before
+    // they replace anything: the bytes put in place are the bytes that were checked.
     const dest = (f: BackupFile) => BACKUP_FILES[f.name] as string;
+    const total = manifest.files.reduce((n, f) => n + f.bytes, 0);
+    let sent = 0;
     for (const f of manifest.files) {
-      await t.writeFile(dest(f), await readBackupFile(dir, f), { mode: 0o600, ...sig });
+      const fh = await openBackupFile(dir, f);
+      try {
+        const counted = fh.createReadStream({ autoClose: false }).pipe(
+          new Transform({
+            transform(chunk: Buffer, _enc, done) {
+              sent += chunk.length;
+              opts.onProgress?.({ file: f.name, bytes: sent, total });
+              done(null, chunk);
+            },
+          }),
+        );
+        await t.writeFileStream(dest(f), counted, { mode: 0o600, sha256: f.sha256, ...sig });
+      } finally {
+        await fh.close();
+      }
       say(`restored ${dest(f)}`);
     }
     const check = await t.exec(`sha256sum ${manifest.files.map((f) => q(dest(f))).join(' ')}`, {

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex, type Writable } from 'node:stream';
 import type * as Ssh2Module from 'ssh2';
 import type { AnyAuthMethod, AuthenticationType, Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { CancelledError, K3sEtcdError, errorMessage, type SshErrorCode } from '../errors';
@@ -101,6 +101,13 @@ export interface ExecOptions {
   onStderr?: (chunk: string) => void;
   /** Written to the command's stdin, then stdin is closed. */
   stdin?: string | Buffer;
+  /** Streamed to the command's stdin with backpressure (after `stdin`), then stdin is closed. */
+  stdinStream?: Readable;
+  /**
+   * The command's stdout as bytes, streamed here with backpressure instead of being collected
+   * (`stdout` is then empty). Not ended: the caller ends it after the command.
+   */
+  stdoutStream?: Writable;
 }
 
 export interface ExecResult {
@@ -334,6 +341,7 @@ export class SshSession {
           let code: number | undefined;
           let signal: string | undefined;
           let cancelled = false;
+          let inputError: Error | undefined;
           const killGroup = () => {
             const pid = Number(pidLine);
             if (!Number.isInteger(pid) || pid <= 1) return;
@@ -349,11 +357,15 @@ export class SshSession {
           opts.signal?.addEventListener('abort', onAbort, { once: true });
           // A cancel while the channel was opening fired before the listener existed.
           if (opts.signal?.aborted) onAbort();
-          stream.on('data', (d: Buffer) => {
-            const s = d.toString('utf8');
-            stdout += s;
-            opts.onStdout?.(s);
-          });
+          if (opts.stdoutStream) {
+            stream.pipe(opts.stdoutStream, { end: false });
+          } else {
+            stream.on('data', (d: Buffer) => {
+              const s = d.toString('utf8');
+              stdout += s;
+              opts.onStdout?.(s);
+            });
+          }
           stream.stderr.on('data', (d: Buffer) => {
             let s = d.toString('utf8');
             if (pidLine === undefined) {
@@ -379,6 +391,14 @@ export class SshSession {
           });
           stream.on('close', () => {
             opts.signal?.removeEventListener('abort', onAbort);
+            if (inputError)
+              return reject(
+                sshError(
+                  'ssh-disconnected',
+                  `Sending data to ${this.label} failed: ${inputError.message}`,
+                  inputError,
+                ),
+              );
             if (cancelled) return reject(new CancelledError('Remote command'));
             if (code === undefined && signal === undefined && this.lost) return reject(this.lost);
             resolve({
@@ -388,7 +408,16 @@ export class SshSession {
               stderr,
             });
           });
-          if (stdin) stream.end(stdin);
+          if (opts.stdinStream) {
+            if (stdin) stream.write(stdin);
+            // A source that fails mid-way never reaches the command as an end of input (which it
+            // would take for the whole file): its process group is stopped as for a cancel.
+            opts.stdinStream.on('error', (e) => {
+              inputError = e;
+              onAbort();
+            });
+            opts.stdinStream.pipe(stream);
+          } else if (stdin) stream.end(stdin);
           else stream.end();
         },
       );
@@ -470,10 +499,6 @@ export class SshSession {
   }
 
   /** A temp path on the host, readable only by the SSH user. */
-  private tempPath(): string {
-    return `/tmp/.k3s-etcd-${randomBytes(8).toString('hex')}`;
-  }
-
   /**
    * Moves an uploaded temp file into place as root with owner and mode, atomically, through no
    * path another user controls: the new file is made in a fresh folder only root can enter
@@ -481,35 +506,75 @@ export class SshSession {
    * renamed over `dest` with `mv -T`, so a symlink at `dest` or planted anywhere in its folder (a
    * folder the etcd user owns, say) is replaced, never followed.
    */
-  private async install(tmp: string, dest: string, opts: PutOptions): Promise<void> {
+  private async install(
+    dest: string,
+    opts: PutOptions & { sha256?: string },
+    source: Readable,
+  ): Promise<void> {
     const owner = opts.owner ?? 'root';
     const group = opts.group ?? owner;
     const q = shellQuote;
+    const check = opts.sha256 ? ` && [ "$(sha256sum new | cut -d' ' -f1)" = ${opts.sha256} ]` : '';
     const cmd = [
       `d=${q(dirname(dest))}`,
       'mkdir -p "$d" && w=$(mktemp -d "$d/.k3s-etcd-XXXXXXXX") && cd "$w" || exit 1',
       'ok=0',
-      `if [ "$(stat -c '%u %a' .)" = "0 700" ] && cat ${q(tmp)} > new && chown ${q(`${owner}:${group}`)} new && chmod ${(opts.mode & 0o7777).toString(8).padStart(4, '0')} new && mv -fT new ${q(dest)}; then ok=1; fi`,
+      `if [ "$(stat -c '%u %a' .)" = "0 700" ] && cat > new${check} && chown ${q(`${owner}:${group}`)} new && chmod ${(opts.mode & 0o7777).toString(8).padStart(4, '0')} new && mv -fT new ${q(dest)}; then ok=1; fi`,
       'rm -f new; cd / && rmdir "$w" 2>/dev/null',
-      `rm -f ${q(tmp)}`,
       '[ "$ok" = 1 ]',
     ].join('\n');
     const r = await this.exec(cmd, {
       sudo: true,
+      stdinStream: source,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     if (r.code !== 0) {
       throw sshError(
         'ssh-disconnected',
-        `Cannot put ${dest} in place on ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`,
+        `Cannot put ${dest} in place on ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}${check ? ' (or the bytes that arrived do not have the expected SHA-256)' : ''}`,
       );
     }
   }
 
   async writeFile(dest: string, data: string | Buffer, opts: PutOptions): Promise<void> {
-    const tmp = this.tempPath();
-    await this.put(tmp, { data: Buffer.from(data) });
-    await this.install(tmp, dest, opts);
+    await this.writeFileStream(dest, Readable.from([Buffer.from(data)]), opts);
+  }
+
+  /**
+   * Streams `source` into `dest` as root with owner and mode, through no temporary copy outside
+   * `dest`'s own folder (no /tmp: a state.db may have gigabytes): the bytes go over the
+   * command's stdin into the fresh root-only folder `install` makes. With `sha256`, the host
+   * checks the bytes it received before they replace `dest`.
+   */
+  async writeFileStream(
+    dest: string,
+    source: Readable,
+    opts: PutOptions & { sha256?: string },
+  ): Promise<void> {
+    if (opts.sha256 !== undefined && !/^[0-9a-f]{64}$/.test(opts.sha256))
+      throw new K3sEtcdError('usage', `Not a SHA-256: ${JSON.stringify(opts.sha256)}.`);
+    await this.install(dest, opts, source);
+  }
+
+  /**
+   * Streams `remotePath` (read as root) into `sink` on this machine with backpressure: no copy
+   * on the host, nothing held in memory. `sink` is not ended.
+   */
+  async readFileStream(
+    remotePath: string,
+    sink: Writable,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const r = await this.exec(`cat -- ${shellQuote(remotePath)}`, {
+      sudo: true,
+      stdoutStream: sink,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (r.code !== 0)
+      throw sshError(
+        'ssh-disconnected',
+        `Cannot read ${remotePath} on ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      );
   }
 
   /** Uploads a local file or bytes to `remotePath` as the SSH user (mode 0600), nothing more. */
@@ -536,40 +601,6 @@ export class SshSession {
         err,
       );
     });
-  }
-
-  /**
-   * Downloads `remotePath` (read as root) to `localPath` on this machine, written 0600: copied
-   * as root to a temp file only the SSH user can read, fetched over SFTP, then removed.
-   */
-  async fetch(remotePath: string, localPath: string, opts: { signal?: AbortSignal } = {}) {
-    const tmp = this.tempPath();
-    const user = this.target.user;
-    const cp = await this.exec(
-      `cp ${shellQuote(remotePath)} ${shellQuote(tmp)} && chown ${shellQuote(user)} ${shellQuote(tmp)} && chmod 0600 ${shellQuote(tmp)}`,
-      { sudo: true, ...(opts.signal ? { signal: opts.signal } : {}) },
-    );
-    if (cp.code !== 0) {
-      await this.exec(`rm -f ${shellQuote(tmp)}`, { sudo: true }).catch(() => undefined);
-      throw sshError(
-        'ssh-disconnected',
-        `Cannot read ${remotePath} on ${this.label}: ${cp.stderr.trim() || `exit ${cp.code}`}`,
-      );
-    }
-    try {
-      const sftp = await this.sftp();
-      await new Promise<void>((resolve, reject) =>
-        sftp.fastGet(tmp, localPath, { mode: 0o600 }, (err) => (err ? reject(err) : resolve())),
-      );
-    } catch (err) {
-      throw sshError(
-        'ssh-disconnected',
-        `Download of ${this.label}:${remotePath} failed: ${errorMessage(err)}`,
-        err,
-      );
-    } finally {
-      await this.exec(`rm -f ${shellQuote(tmp)}`, { sudo: true }).catch(() => undefined);
-    }
   }
 
   /** A TCP stream to `host:port` as seen from the remote host (an SSH tunnel). */

@@ -36,7 +36,7 @@ import { k3sServers, tokenSecret } from '../../core/k3s/server';
 import { sshOpener } from '../../core/provision/etcdOps';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
-import { withCancellableProgress } from '../progress';
+import { bytesReporter, withCancellableProgress } from '../progress';
 import { restoreConfirmDetail, runConfirmedRestoreTask, runProvisionTask } from '../provisionTasks';
 import { secretTokenStore } from '../tokenStore';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from './provision';
@@ -72,6 +72,7 @@ async function backUp(ctx: ExtensionCtx, cluster: Cluster, host: Host): Promise<
         ssh,
         signal,
         workspaceDir: workspaceDir(ctx),
+        onProgress: bytesReporter(report),
         onLine: (h, l) => {
           ctx.log.info(`[${h}] ${l}`);
           report(l);
@@ -180,6 +181,7 @@ export function restoreK3sCommand(ctx: ExtensionCtx) {
         signal,
         from: dir,
         workspaceDir: workspaceDir(ctx),
+        onProgress: bytesReporter(report),
         onLine: (h, l) => {
           ctx.log.info(`[${h}] ${l}`);
           report(l);
