@@ -4,11 +4,22 @@ import { dirname, resolve } from 'node:path';
 import { migrateToEtcd, migrationReport, readSource, saveReport } from '../core/migrate/migrate';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 
+/** `--max-request-bytes`: the target etcd's own limit, in bytes. */
+function requestLimit(v: string | boolean | undefined): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 64 * 1024 || n > 2 ** 31)
+    throw new UsageError(
+      `--max-request-bytes takes the target etcd's --max-request-bytes in bytes (65536 to 2147483648; etcd's default is 1572864), not ${JSON.stringify(v)}`,
+    );
+  return n;
+}
+
 const migrateCommand: Subcommand = {
   name: 'migrate sqlite-to-etcd',
   summary: "Copy K3s's SQLite state (kine) into the cluster's external etcd, verified",
   usage:
-    'k3s-etcd migrate sqlite-to-etcd --source PATH/state.db [--token TOKEN | --token-file PATH] [--dry-run] [--force] [--yes]',
+    'k3s-etcd migrate sqlite-to-etcd --source PATH/state.db [--token TOKEN | --token-file PATH] [--max-request-bytes N] [--dry-run] [--force] [--yes]',
   details: `Reads state.db with its -wal and -shm from beside it (a backup from \`k3s-etcd k3s backup\`, or a
 copy made with K3s stopped), checks integrity and schema, and writes the latest value of every
 key (kine's own selection; kine's internal rows left out) into the etcd of the cluster, values
@@ -20,13 +31,18 @@ migrations/<UTC time>/report.md.
 The token (--token, --token-file, or the token file beside a backup's state.db) must be the one
 that sealed the state's /bootstrap key: another is refused before anything is written, since
 K3s would not start. A target already holding /registry/ or /bootstrap/ keys is refused unless
---force (only missing keys are added). --dry-run writes nothing and prints the report.`,
+--force (only missing keys are added). --dry-run writes nothing and prints the report.
+
+Each transaction stays under the target's request limit: etcd's default --max-request-bytes
+(1572864 bytes) unless --max-request-bytes gives the target's own value. A single value too
+large for it is refused, by name, before anything is written.`,
   options: {
     source: { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     force: { type: 'boolean', default: false },
+    'max-request-bytes': { type: 'string' },
   },
   async run(ctx) {
     const source = ctx.values['source'];
@@ -40,7 +56,11 @@ K3s would not start. A target already holding /registry/ or /bootstrap/ keys is 
         : typeof tokenFile === 'string'
           ? (await readFile(resolve(ctx.io.cwd, tokenFile), 'utf8')).trim()
           : undefined;
-    const src = await readSource(resolve(ctx.io.cwd, source), token ? { token } : {});
+    const maxRequestBytes = requestLimit(ctx.values['max-request-bytes']);
+    const src = await readSource(resolve(ctx.io.cwd, source), {
+      ...(token ? { token } : {}),
+      ...(maxRequestBytes ? { maxRequestBytes } : {}),
+    });
     const workspace = dirname(ctx.global.inventory);
     if (ctx.values['dry-run'] === true) {
       const text = migrationReport(cluster.name, src);

@@ -184,3 +184,36 @@ export function k8sProto(n: number): Buffer {
     randomBytes(16 + (n % 64)),
   ]);
 }
+
+/**
+ * A cluster's state at a real size, as kine logs it: thousands of small objects, hot leases
+ * churned for thousands of revisions, deletes and re-creates, and Helm release secrets of
+ * 100-900 KiB side by side in revision order (more than one etcd request holds, and together
+ * more than gRPC's 4 MiB reply limit). `flush` receives the SQL every few thousand rows.
+ */
+export function realSizeHistory(log: KineLog, flush: (sql: string) => void): void {
+  const json = (o: unknown) => Buffer.from(JSON.stringify(o));
+  log.create('/registry/health', json({ health: 'true' }));
+  for (let i = 0; i < 2000; i++) log.create(`/registry/pods/ns-${i % 25}/pod-${i}`, k8sProto(i));
+  for (let i = 0; i < 1000; i++)
+    log.create(`/registry/configmaps/ns-${i % 25}/cm-${i}`, json({ i, pad: 'x'.repeat(i % 900) }));
+  flush(log.take());
+  // Helm releases: eight revisions of one chart, 100-900 KiB each, one after the other.
+  const kib = [900, 700, 100, 850, 300, 600, 800, 450];
+  kib.forEach((k, v) =>
+    log.create(`/registry/secrets/default/sh.helm.release.v1.app.v${v + 1}`, randomBytes(k * 1024)),
+  );
+  flush(log.take());
+  for (let h = 0; h < 3; h++) log.create(`/registry/leases/kube-system/hot-${h}`, k8sProto(h));
+  for (let r = 0; r < 3000; r++) {
+    log.update(`/registry/leases/kube-system/hot-${r % 3}`, k8sProto(r));
+    if (r % 1000 === 999) flush(log.take());
+  }
+  for (let i = 0; i < 2000; i += 7) log.delete(`/registry/pods/ns-${i % 25}/pod-${i}`);
+  for (let i = 0; i < 2000; i += 14)
+    log.create(`/registry/pods/ns-${i % 25}/pod-${i}`, k8sProto(i));
+  // A release superseded (its old bytes stay in history only) and one deleted.
+  log.update('/registry/secrets/default/sh.helm.release.v1.app.v2', randomBytes(650 * 1024));
+  log.delete('/registry/secrets/default/sh.helm.release.v1.app.v3');
+  flush(log.take());
+}

@@ -13,9 +13,18 @@ import type { Database, SqlJsStatic } from 'sql.js';
 import { K3sEtcdError } from '../errors';
 import { applyWal } from './wal';
 
-/** etcd's default --max-request-bytes (1.5 MiB); a put carries the key and value with overhead. */
+/** etcd's default --max-request-bytes (1.5 MiB): the largest proposal (one transaction) it takes. */
 export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
-const REQUEST_OVERHEAD = 1024;
+/** A transaction's own bytes beyond its operations (header, framing), with room to spare. */
+export const TXN_OVERHEAD = 4096;
+
+/**
+ * What one create-only put costs in a transaction: the key twice (the compare and the put), the
+ * value, and the fields and framing of both operations, generously.
+ */
+export function putCost(name: string, valueBytes: number): number {
+  return 2 * Buffer.byteLength(name) + valueBytes + 64;
+}
 
 /** Kine's own rows, never carried. */
 export function isInternalKey(name: string): boolean {
@@ -197,19 +206,32 @@ export function prefixOf(name: string): string {
     : parts.slice(0, 2).join('/') || name;
 }
 
-/** SHA-256 over (key, value) pairs sorted by key, each length-prefixed (etcd returns them sorted). */
-export function pairsHash(pairs: Iterable<{ key: string; value: Uint8Array }>): string {
-  const sorted = [...pairs].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+/**
+ * SHA-256 over (key, value) pairs fed in key order (byte order, as etcd returns them), each
+ * length-prefixed: the fingerprint the source and the target are compared by.
+ */
+export function pairsHasher(): { add(key: Uint8Array, value: Uint8Array): void; digest(): string } {
   const h = createHash('sha256');
   const len = Buffer.alloc(8);
-  for (const p of sorted) {
-    const k = Buffer.from(p.key);
-    len.writeBigUInt64BE(BigInt(k.byteLength));
-    h.update(len).update(k);
-    len.writeBigUInt64BE(BigInt(p.value.byteLength));
-    h.update(len).update(p.value);
-  }
-  return h.digest('hex');
+  return {
+    add(key, value) {
+      len.writeBigUInt64BE(BigInt(key.byteLength));
+      h.update(len).update(key);
+      len.writeBigUInt64BE(BigInt(value.byteLength));
+      h.update(len).update(value);
+    },
+    digest: () => h.digest('hex'),
+  };
+}
+
+/** SHA-256 over (key, value) pairs sorted by key (see pairsHasher). */
+export function pairsHash(pairs: Iterable<{ key: string; value: Uint8Array }>): string {
+  const sorted = [...pairs]
+    .map((p) => ({ key: Buffer.from(p.key), value: p.value }))
+    .sort((a, b) => Buffer.compare(a.key, b.key));
+  const h = pairsHasher();
+  for (const p of sorted) h.add(p.key, p.value);
+  return h.digest();
 }
 
 export function preflight(
@@ -238,7 +260,8 @@ export function preflight(
     const bytes = r.value.byteLength + Buffer.byteLength(r.name);
     totalBytes += bytes;
     if (!largest || bytes > largest.bytes) largest = { key: r.name, bytes };
-    if (bytes + REQUEST_OVERHEAD > maxRequestBytes) tooLarge.push({ key: r.name, bytes });
+    if (putCost(r.name, r.value.byteLength) + TXN_OVERHEAD > maxRequestBytes)
+      tooLarge.push({ key: r.name, bytes });
   }
   return {
     path: src.path,

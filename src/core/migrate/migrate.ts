@@ -33,6 +33,8 @@ export const MIGRATIONS_DIR = 'migrations';
 
 export interface MigrationSource {
   pre: KinePreflight;
+  /** The target's request limit the preflight checked against; the writes keep under it. */
+  maxRequestBytes: number;
   rows: KineRow[];
   token: TokenCheck | { key?: undefined; found: false; note: string };
 }
@@ -52,7 +54,8 @@ export async function readSource(
   const src = await openKine(source);
   try {
     const rows = latestRows(src);
-    const pre = preflight(src, rows, opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES);
+    const maxRequestBytes = opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+    const pre = preflight(src, rows, maxRequestBytes);
     if (pre.integrity !== 'ok') {
       throw new K3sEtcdError(
         'migrate-source',
@@ -63,7 +66,7 @@ export async function readSource(
       const t = pre.tooLarge[0]!;
       throw new K3sEtcdError(
         'migrate-source',
-        `${t.key} holds ${t.bytes} bytes, more than the target accepts in one request (${opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}): start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) first.`,
+        `${t.key} holds ${t.bytes} bytes: with its transaction that is more than the target accepts in one request (${maxRequestBytes} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}). Start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) and give the same value to the migration (--max-request-bytes). Nothing was written.`,
       );
     }
     const token = await sourceToken(source, opts.token);
@@ -75,7 +78,7 @@ export async function readSource(
         `The state holds K3s's bootstrap data (${pre.bootstrapKeys.join(', ')}), sealed with the server token: give it (--token or --token-file; a k3s-etcd backup keeps it beside state.db) so it can be checked before anything is written.`,
       );
     else check = { found: false, note: 'no token given and no /bootstrap key in the state' };
-    return { pre, rows, token: check };
+    return { pre, rows, token: check, maxRequestBytes };
   } finally {
     src.close();
   }
@@ -129,8 +132,16 @@ export async function migrateToEtcd(
     const target = await targetCounts(client);
     requireEmptyTarget(target, opts.force === true);
     await requireRoom(client, source.pre.totalBytes);
-    const write = await writeRows(client, source.rows, opts);
-    const verify = await verifyTarget(client, source.rows, source.pre.sha256);
+    const write = await writeRows(client, source.rows, {
+      ...opts,
+      maxRequestBytes: source.maxRequestBytes,
+    });
+    const verify = await verifyTarget(
+      client,
+      source.rows,
+      source.pre.sha256,
+      opts.signal ? { signal: opts.signal } : {},
+    );
     return { target, write, verify, ms: performance.now() - t0 };
   } finally {
     client.close();
