@@ -11,14 +11,16 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { CancelledError, K3sEtcdError } from '../errors';
-import { prefixEnd, rangeAll } from '../etcd/paginate';
+import { prefixEnd, rangePages } from '../etcd/paginate';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,
   pairsHasher,
   putCost,
   TXN_OVERHEAD,
+  type KineKey,
   type KineRow,
 } from './kine';
+import { PhaseClock, type MigrationProgress } from './progress';
 
 /** Prefixes a fresh target must not hold (K3s's data and its bootstrap key). */
 export const TARGET_PREFIXES = ['/registry/', '/bootstrap/'] as const;
@@ -29,15 +31,8 @@ export async function targetCounts(client: Etcd3): Promise<Record<string, number
   return out;
 }
 
-export interface WriteProgress {
-  done: number;
-  total: number;
-  written: number;
-  alreadyThere: number;
-  /** Bytes of keys and values handled so far, and in all. */
-  bytesDone: number;
-  bytesTotal: number;
-}
+/** What the core reports while writing (see ./progress.ts). */
+export type WriteProgress = MigrationProgress;
 
 export interface WriteResult {
   written: number;
@@ -55,10 +50,10 @@ const same = (a: Buffer | null | undefined, b: Uint8Array) =>
   a !== null && a !== undefined && a.equals(Buffer.from(b));
 
 /**
- * Rows cut into transactions of at most `maxOps` puts whose bytes stay under the request limit;
- * a row too large for a transaction of its own goes alone (the preflight refuses it first).
+ * Keys cut into transactions of at most `maxOps` puts whose bytes stay under the request limit;
+ * a key too large for a transaction of its own goes alone (the preflight refuses it first).
  */
-export function batches<R extends { name: string; value: Uint8Array }>(
+export function batches<R extends { name: string; bytes: number }>(
   rows: readonly R[],
   maxOps: number,
   maxRequestBytes: number,
@@ -68,7 +63,7 @@ export function batches<R extends { name: string; value: Uint8Array }>(
   let cur: R[] = [];
   let bytes = 0;
   for (const r of rows) {
-    const cost = putCost(r.name, r.value.byteLength);
+    const cost = putCost(r.name, r.bytes);
     if (cur.length > 0 && (cur.length >= maxOps || bytes + cost > budget)) {
       out.push(cur);
       cur = [];
@@ -81,14 +76,21 @@ export function batches<R extends { name: string; value: Uint8Array }>(
   return out;
 }
 
+/**
+ * Writes `keys` in revision order, their values read by `valueOf` one transaction ahead (while
+ * the previous one is in flight), so only about two transactions' values are held at a time.
+ */
 export async function writeRows(
   client: Etcd3,
-  rows: readonly KineRow[],
+  keys: readonly KineKey[],
+  valueOf: (k: KineKey) => Uint8Array,
   opts: {
     batch?: number;
     maxRequestBytes?: number;
     signal?: AbortSignal;
-    onProgress?(p: WriteProgress): void;
+    onProgress?(p: MigrationProgress): void;
+    /** History rows read (for the progress report). */
+    rows?: number;
   } = {},
 ): Promise<WriteResult> {
   const maxOps = Math.max(1, Math.min(opts.batch ?? 128, 128)); // etcd's --max-txn-ops is 128
@@ -114,7 +116,9 @@ export async function writeRows(
   // A PutBuilder is thenable (awaiting it runs the put): leases are granted first, the builders
   // are only handed to transactions.
   const putOf = (r: KineRow) => {
-    const put = client.put(r.name).value(Buffer.from(r.value));
+    const put = client
+      .put(r.name)
+      .value(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength));
     const lease = leaseIds.get(r.lease);
     return lease ? put.lease(lease) : put;
   };
@@ -171,22 +175,33 @@ export async function writeRows(
     });
     if (missing.length > 0) await commit(missing);
   };
-  const bytesTotal = rows.reduce((n, r) => n + Buffer.byteLength(r.name) + r.value.byteLength, 0);
+  const bytesTotal = keys.reduce((n, r) => n + Buffer.byteLength(r.name) + r.bytes, 0);
+  const clock = new PhaseClock();
   let done = 0;
   let bytesDone = 0;
-  for (const chunk of batches(rows, maxOps, maxRequestBytes)) {
+  const all = batches(keys, maxOps, maxRequestBytes);
+  const load = (chunk: readonly KineKey[] | undefined) =>
+    chunk?.map((k) => ({ ...k, value: valueOf(k) }));
+  let next = load(all[0]);
+  for (let i = 0; i < all.length; i++) {
     if (opts.signal?.aborted) throw new CancelledError('migration');
+    const chunk = next!;
     for (const r of chunk) await leaseFor(r.lease);
-    await commit(chunk);
+    const sent = commit(chunk);
+    next = load(all[i + 1]);
+    await sent;
     done += chunk.length;
     for (const r of chunk) bytesDone += Buffer.byteLength(r.name) + r.value.byteLength;
     opts.onProgress?.({
+      phase: 'write',
       done,
-      total: rows.length,
+      total: keys.length,
+      rows: opts.rows ?? 0,
       written: result.written,
       alreadyThere: result.alreadyThere,
       bytesDone,
       bytesTotal,
+      etaSec: clock.eta(bytesDone / Math.max(1, bytesTotal)),
     });
   }
   for (const [ttl, id] of leaseIds) result.leases[String(ttl)] = BigInt(id).toString(16);
@@ -239,20 +254,35 @@ export async function verifyTarget(
   client: Etcd3,
   rows: readonly { name: string; lease: number }[],
   sourceSha256: string,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; onProgress?(p: MigrationProgress): void; rows?: number } = {},
 ): Promise<Verification> {
   const want = new Map(rows.map((r) => [r.name, r.lease > 0]));
   const found = new Set<string>();
   let leasedFound = 0;
   const hash = pairsHasher();
+  const clock = new PhaseClock();
   for (const range of rangesFor(want.keys())) {
-    for await (const kv of rangeAll(client, { ...range, ...opts })) {
-      const key = kv.key.toString();
-      const leased = want.get(key);
-      if (leased === undefined) continue;
-      found.add(key);
-      if (leased && kv.lease !== '0') leasedFound++;
-      hash.add(kv.key, kv.value);
+    const pages = rangePages(client, { ...range, ...(opts.signal ? { signal: opts.signal } : {}) });
+    for await (const { kvs } of pages) {
+      opts.onProgress?.({
+        phase: 'verify',
+        done: found.size,
+        total: want.size,
+        rows: opts.rows ?? 0,
+        written: 0,
+        alreadyThere: 0,
+        bytesDone: 0,
+        bytesTotal: 0,
+        etaSec: clock.eta(found.size / Math.max(1, want.size)),
+      });
+      for (const kv of kvs) {
+        const key = kv.key.toString();
+        const leased = want.get(key);
+        if (leased === undefined) continue;
+        found.add(key);
+        if (leased && kv.lease !== '0') leasedFound++;
+        hash.add(kv.key, kv.value);
+      }
     }
   }
   const leasedExpected = rows.filter((r) => r.lease > 0).length;
