@@ -2,7 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { migrateToEtcd, migrationReport, readSource, saveReport } from '../core/migrate/migrate';
+import { progressText, type MigrationProgress } from '../core/migrate/progress';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { progressLine } from './progressLine';
 
 /** `--max-request-bytes`: the target etcd's own limit, in bytes. */
 function requestLimit(v: string | boolean | undefined): number | undefined {
@@ -35,7 +37,8 @@ K3s would not start. A target already holding /registry/ or /bootstrap/ keys is 
 
 Each transaction stays under the target's request limit: etcd's default --max-request-bytes
 (1572864 bytes) unless --max-request-bytes gives the target's own value. A single value too
-large for it is refused, by name, before anything is written.`,
+large for it is refused, by name, before anything is written. On a terminal a progress line
+(rows read, keys written, bytes, time left) is kept on stderr; --json and pipes get none.`,
   options: {
     source: { type: 'string' },
     token: { type: 'string' },
@@ -57,10 +60,13 @@ large for it is refused, by name, before anything is written.`,
           ? (await readFile(resolve(ctx.io.cwd, tokenFile), 'utf8')).trim()
           : undefined;
     const maxRequestBytes = requestLimit(ctx.values['max-request-bytes']);
+    const line = progressLine(ctx.global.json);
+    const onProgress = (p: MigrationProgress) => line.update(progressText(p));
     const src = await readSource(resolve(ctx.io.cwd, source), {
       ...(token ? { token } : {}),
       ...(maxRequestBytes ? { maxRequestBytes } : {}),
-    });
+      onProgress,
+    }).finally(() => line.done());
     const workspace = dirname(ctx.global.inventory);
     if (ctx.values['dry-run'] === true) {
       const text = migrationReport(cluster.name, src);
@@ -77,18 +83,10 @@ large for it is refused, by name, before anything is written.`,
       ctx.io.err('Nothing written.');
       return 1;
     }
-    let last = 0;
     const r = await migrateToEtcd(cluster, src, {
       force: ctx.values['force'] === true,
-      onProgress: (p) => {
-        if (!ctx.global.json && (p.done === p.total || p.done - last >= 1000)) {
-          last = p.done;
-          ctx.io.err(
-            `${p.done}/${p.total} keys (${p.written} written, ${p.alreadyThere} already there)`,
-          );
-        }
-      },
-    });
+      onProgress,
+    }).finally(() => line.done());
     const file = await saveReport(workspace, migrationReport(cluster.name, src, r));
     if (ctx.global.json) json(ctx, { report: file, ...r });
     else

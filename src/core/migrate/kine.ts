@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { K3sEtcdError } from '../errors';
+import { CancelledError, K3sEtcdError } from '../errors';
 import { CorruptError, findRow, RowRecord, scanTable, type Column } from './btree';
 import { Pager } from './pager';
 import { PhaseClock, type MigrationProgress } from './progress';
@@ -249,7 +249,7 @@ export async function scanKine(
       },
     ));
   } catch (err) {
-    if (err instanceof CancelledReading) throw new K3sEtcdError('cancelled', 'Reading cancelled.');
+    if (err instanceof CancelledReading) throw new CancelledError('Reading');
     if (err instanceof CorruptError)
       throw new K3sEtcdError(
         'migrate-source',
@@ -404,7 +404,7 @@ export async function preflight(
     hash.add(key, value);
     bytesDone += key.byteLength + value.byteLength;
     if (i % 256 === 255 || i === sorted.length - 1) {
-      if (opts.signal?.aborted) throw new K3sEtcdError('cancelled', 'Reading cancelled.');
+      if (opts.signal?.aborted) throw new CancelledError('Reading');
       opts.onProgress?.({
         phase: 'hash',
         done: i + 1,
