@@ -217,3 +217,51 @@ export function realSizeHistory(log: KineLog, flush: (sql: string) => void): voi
   log.delete('/registry/secrets/default/sh.helm.release.v1.app.v3');
   flush(log.take());
 }
+
+/**
+ * A kine database of about `bytes` bytes, built by sqlite3 itself in a few statements (seconds
+ * per gigabyte): `live` small objects, `events` events created with a TTL and deleted again,
+ * and then history only: `hot` node leases updated until the file is full, each row with a
+ * value and its old_value as kine writes them (~1 KiB each). Under 1% of the rows are live.
+ */
+export function bigKineDb(
+  db: string,
+  opts: { bytes: number; live?: number; events?: number; hot?: number },
+): { rows: number; live: number } {
+  const live = opts.live ?? 3000;
+  const events = opts.events ?? 2000;
+  const hot = opts.hot ?? 40;
+  const valueBytes = 950; // two rows (value + old_value) fill a 4 KiB page
+  const updates = Math.max(hot, Math.ceil(opts.bytes / (2 * valueBytes + 150)));
+  const seq = (n: number) =>
+    `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ${n})`;
+  const cols =
+    'id, name, created, deleted, create_revision, prev_revision, lease, value, old_value';
+  const ev = live;
+  const hotStart = live + 2 * events;
+  sqlite(
+    db,
+    `PRAGMA journal_mode=OFF;
+PRAGMA synchronous=OFF;
+${kineDdl('TEXT')}
+BEGIN;
+${seq(live)} INSERT INTO kine(${cols})
+  SELECT i, '/registry/configmaps/ns-' || (i % 20) || '/cm-' || i, 1, 0, 0, 0, 0,
+         X'6B387300' || randomblob(300 + i % 500), NULL FROM c;
+${seq(events)} INSERT INTO kine(${cols})
+  SELECT ${ev} + i, '/registry/events/ns-' || (i % 20) || '/e-' || i, 1, 0, 0, 0, 3600,
+         CAST('{"reason":"Pulled"}' AS BLOB), NULL FROM c;
+${seq(events)} INSERT INTO kine(${cols})
+  SELECT ${ev + events} + i, '/registry/events/ns-' || (i % 20) || '/e-' || i, 0, 1, ${ev} + i, ${ev} + i, 0,
+         NULL, CAST('{"reason":"Pulled"}' AS BLOB) FROM c;
+${seq(updates)} INSERT INTO kine(${cols})
+  SELECT ${hotStart} + i, '/registry/leases/kube-node-lease/node-' || ((i - 1) % ${hot}),
+         i <= ${hot}, 0, CASE WHEN i <= ${hot} THEN 0 ELSE ${hotStart} + 1 + (i - 1) % ${hot} END,
+         CASE WHEN i <= ${hot} THEN 0 ELSE ${hotStart} + i - ${hot} END, 0,
+         X'6B387300' || randomblob(${valueBytes - 4}),
+         CASE WHEN i <= ${hot} THEN NULL ELSE X'6B387300' || randomblob(${valueBytes - 4}) END FROM c;
+COMMIT;
+PRAGMA journal_mode=WAL;`,
+  );
+  return { rows: hotStart + updates, live: live + hot };
+}
