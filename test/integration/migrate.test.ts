@@ -16,7 +16,8 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { checkToken } from '../../src/core/migrate/bootstrap';
 import { migrateToEtcd, readSource, requireRoom } from '../../src/core/migrate/migrate';
-import { latestRows, openKine, pairsHash, preflight, scanKine } from '../../src/core/migrate/kine';
+import { latestRows, openKine, scanKine } from '../../src/core/migrate/kine';
+import { pairsHash, preflight } from '../../src/core/migrate/preflight';
 import {
   KineLog,
   k8sProto,

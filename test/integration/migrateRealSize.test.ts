@@ -14,7 +14,7 @@ import { before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { adminTls } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
-import { pairsHash } from '../../src/core/migrate/kine';
+import { pairsHash } from '../../src/core/migrate/preflight';
 import { migrateToEtcd, readSource } from '../../src/core/migrate/migrate';
 import { KineLog, kineDdl, realSizeHistory, sqlite } from '../support/kineFixture';
 import { captureIO } from '../support/lab';

@@ -14,13 +14,12 @@ import { checkToken, type TokenCheck } from './bootstrap';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,
   openKine,
-  preflight,
   readValue,
   scanKine,
   withValues,
   type KineKey,
-  type KinePreflight,
 } from './kine';
+import { preflight, type KinePreflight } from './preflight';
 import type { MigrationProgress } from './progress';
 import {
   requireEmptyTarget,

@@ -14,12 +14,12 @@ import { CancelledError, K3sEtcdError } from '../errors';
 import { prefixEnd, rangePages } from '../etcd/paginate';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,
-  pairsHasher,
   putCost,
   TXN_OVERHEAD,
   type KineKey,
   type KineRow,
 } from './kine';
+import { pairsHasher } from './preflight';
 import { PhaseClock, type MigrationProgress } from './progress';
 
 /** Prefixes a fresh target must not hold (K3s's data and its bootstrap key). */
