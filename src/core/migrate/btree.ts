@@ -157,6 +157,11 @@ function leafCell(pager: Pager, n: number, data: Uint8Array, ptr: number): Paylo
   const [rowid, b] = varint(data, ptr + a);
   const start = ptr + a + b;
   const u = pager.usable;
+  // No size read from the file decides an allocation beyond the real bytes on disk.
+  if (size > pager.pageCount * u)
+    throw new CorruptError(
+      `page ${n}: row ${rowid} claims ${size} bytes, more than the file holds`,
+    );
   const x = u - 35;
   let local = size;
   if (size > x) {
