@@ -5,7 +5,6 @@
 //   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
 //   dist/ssh2.js        ssh2 (pure JavaScript), loaded on the first SSH connection
-//   dist/sqljs.js       sql.js (SQLite in WebAssembly, with dist/sql-wasm.wasm), for migrations
 //   dist/proto/*.proto  etcd3 reads these at run time
 //   dist/webview/*.js   browser code for webviews (+ uplot.css, the charts' stylesheet)
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
@@ -27,7 +26,6 @@ const splitHeavy = {
     build.onResolve({ filter: /^etcd3$/ }, () => ({ path: './etcd3.js', external: true }));
     build.onResolve({ filter: /\/x509Vendor$/ }, () => ({ path: './x509.js', external: true }));
     build.onResolve({ filter: /^ssh2$/ }, () => ({ path: './ssh2.js', external: true }));
-    build.onResolve({ filter: /^sql\.js$/ }, () => ({ path: './sqljs.js', external: true }));
   },
 };
 
@@ -116,12 +114,6 @@ const configs = [
     external: ['cpu-features', '*.node'],
   },
   {
-    // SQLite compiled to WebAssembly: reads K3s's state.db without a native module.
-    ...node,
-    entryPoints: { sqljs: 'node_modules/sql.js/dist/sql-wasm.js' },
-    outdir: 'dist',
-  },
-  {
     ...node,
     platform: 'browser',
     target: 'es2022',
@@ -145,7 +137,6 @@ if (!production) {
 await rm('dist', { recursive: true, force: true });
 await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
-await cp('node_modules/sql.js/dist/sql-wasm.wasm', 'dist/sql-wasm.wasm');
 await mkdir('dist/webview', { recursive: true });
 // uPlot's stylesheet (legend, cursor), served from dist/webview under the CSP.
 await cp('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');

@@ -5,13 +5,25 @@
  * read the source (WAL, selection, preflight, hash), to write, and to verify; keys/s against the
  * raw write throughput of the same etcd measured by our perf engine in the same run; peak RSS.
  * Goals: migrated and verified in under 30 s, at least 50% of raw write throughput, < 300 MB.
+ * Then a 3 GB state.db (history of hot leases, 30,000 live keys), read from disk page by page:
+ * read and migrated in under 3 minutes, peak RSS under 500 MB, writes at >= 50% of the raw rate.
  */
+import { statSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runPerfCheck } from '../src/core/etcd/perf';
+import type { Cluster } from '../src/core/inventory/types';
 import { migrateToEtcd, readSource } from '../src/core/migrate/migrate';
 import { etcdWithOurCerts, admin } from '../test/integration/harness/tlsCluster';
-import type { EtcdCluster } from '../test/integration/harness/etcd';
-import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../test/support/kineFixture';
+import { etcdctl, type EtcdCluster, type EtcdctlTls } from '../test/integration/harness/etcd';
+import {
+  bigKineDb,
+  KineLog,
+  k8sProto,
+  kineDdl,
+  sealBootstrap,
+  sqlite,
+} from '../test/support/kineFixture';
 import { makeTempDir, removeTempDir } from '../test/support/processes';
 import { ms } from './benchStats';
 
@@ -52,41 +64,81 @@ function buildFixture(db: string): { rows: number; live: number } {
   return { rows: log.revision, live: log.live().size };
 }
 
+interface Run {
+  readMs: number;
+  writeMs: number;
+  verifyMs: number;
+  keys: number;
+  rows: number;
+  fileBytes: number;
+  peakRss: number;
+}
+
+/** One migration in this process, phase by phase, with the peak RSS sampled while it runs. */
+async function migrateOnce(cluster: Cluster, db: string, token?: string): Promise<Run> {
+  (globalThis as { gc?: () => void }).gc?.();
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 25);
+  try {
+    let t = performance.now();
+    const src = await readSource(db, token ? { token } : {});
+    const readMs = performance.now() - t;
+    let writeEnd = 0;
+    t = performance.now();
+    const res = await migrateToEtcd(cluster, src, {
+      onProgress: (p) => {
+        if (p.phase === 'write' && p.done === p.total) writeEnd = performance.now();
+      },
+    });
+    const totalMs = performance.now() - t;
+    if (!res.verify.ok) throw new Error(`verification failed: ${JSON.stringify(res.verify)}`);
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    return {
+      readMs,
+      writeMs: writeEnd - t,
+      verifyMs: totalMs - (writeEnd - t),
+      keys: src.pre.liveKeys,
+      rows: src.pre.rows,
+      fileBytes: statSync(db).size,
+      peakRss,
+    };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+const mb = (n: number) => `${Math.round(n / 1024 ** 2)} MB`;
+
 export async function benchMigrate(): Promise<void> {
   const dir = await makeTempDir('k3s-etcd-bench-migrate-');
   const clusters: EtcdCluster[] = [];
   try {
-    let t = performance.now();
-    const db = join(dir, 'state.db');
-    const fx = buildFixture(db);
-    const buildMs = performance.now() - t;
     const r = await etcdWithOurCerts(join(dir, 'pki'), 3, {
       track: (c) => clusters.push(c),
-      extra: { samePorts: true },
+      extra: { samePorts: true, extraArgs: ['--quota-backend-bytes=8589934592'] },
     });
-    const cluster = r.cluster;
+    const { cluster } = r;
+    const wipe = () =>
+      etcdctl(r.etcd, ['del', '--prefix', ''], { tls: admin(join(dir, 'pki')) as EtcdctlTls });
 
-    let peakRss = process.memoryUsage().rss;
-    const sampler = setInterval(() => {
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    }, 25);
+    // 1. ~100k rows, the shape K3s users report.
+    let t = performance.now();
+    const small = join(dir, 'state.db');
+    const fx = buildFixture(small);
+    const smallBuildMs = performance.now() - t;
+    const a = await migrateOnce(cluster, small, TOKEN);
+    await wipe();
+
+    // 2. A 3 GB state.db: history of hot leases, 30,000 live keys (under 1% of the rows).
+    const big = join(dir, 'big', 'state.db');
+    await mkdir(join(dir, 'big'));
     t = performance.now();
-    const src = await readSource(db, { token: TOKEN });
-    const readMs = performance.now() - t;
-    let writeEnd = 0;
-    const t0 = performance.now();
-    const res = await migrateToEtcd(cluster, src, {
-      batch: 128,
-      onProgress: (p) => {
-        if (p.done === p.total) writeEnd = performance.now();
-      },
-    });
-    const totalMs = performance.now() - t0;
-    clearInterval(sampler);
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    if (!res.verify.ok) throw new Error(`verification failed: ${JSON.stringify(res.verify)}`);
-    const writeMs = writeEnd - t0;
-    const keysPerSec = src.pre.liveKeys / (writeMs / 1000);
+    const bx = bigKineDb(big, { bytes: 3 * 1024 ** 3, live: 30_000, hot: 200 });
+    const bigBuildMs = performance.now() - t;
+    const b = await migrateOnce(cluster, big);
+    await rm(big, { force: true });
 
     // The same etcd's raw write throughput, our perf engine (etcdctl check perf's xl load), 10 s.
     const raw = await runPerfCheck({
@@ -97,21 +149,27 @@ export async function benchMigrate(): Promise<void> {
       prefix: '/bench-raw/',
     });
 
+    const report = (name: string, x: Run, goalMs: number, goalRss: number) => {
+      const keysPerSec = x.keys / (x.writeMs / 1000);
+      console.log(
+        `  ${name}: ${x.rows} history rows, ${x.keys} live keys, file ${mb(x.fileBytes)}`,
+      );
+      console.log(
+        `    read (one pass over the table, then every value hashed): ${ms(x.readMs)}; write: ${ms(x.writeMs)} = ${Math.round(keysPerSec)} keys/s; verify: ${ms(x.verifyMs)}`,
+      );
+      console.log(
+        `    read + write + verify: ${ms(x.readMs + x.writeMs + x.verifyMs)} (goal < ${goalMs} ms); migration/raw write rate = ${(keysPerSec / raw.rps).toFixed(2)} (goal >= 0.5); peak RSS ${mb(x.peakRss)} (goal < ${goalRss} MB)`,
+      );
+    };
     console.log('\nMigration SQLite → etcd, 3-member mutual-TLS etcd');
     console.log(
-      `  fixture: ${fx.rows} history rows, ${fx.live} live keys (built in ${ms(buildMs)}); ${src.pre.liveKeys} keys to write`,
-    );
-    console.log(`  read source (WAL, selection, preflight, SHA-256): ${ms(readMs)}`);
-    console.log(
-      `  write: ${ms(writeMs)} = ${Math.round(keysPerSec)} keys/s; verify: ${ms(totalMs - writeMs)}`,
+      `  raw write throughput of the same etcd (perf engine, xl, 10 s): ${Math.round(raw.rps)} writes/s`,
     );
     console.log(
-      `  read + write + verify: ${ms(readMs + totalMs)} (goal < 30000 ms); verified: ${res.verify.ok}`,
+      `  fixtures built by sqlite3: 100k rows in ${ms(smallBuildMs)}, 3 GB in ${ms(bigBuildMs)} (${bx.rows} rows)`,
     );
-    console.log(
-      `  raw write throughput of the same etcd (perf engine, xl, 10 s): ${Math.round(raw.rps)} writes/s; migration/raw = ${(keysPerSec / raw.rps).toFixed(2)} (goal >= 0.5)`,
-    );
-    console.log(`  peak RSS: ${Math.round(peakRss / 1024 / 1024)} MB (goal < 300 MB)`);
+    report(`~100k rows (${fx.rows})`, a, 30_000, 300);
+    report('3 GB state.db', b, 180_000, 500);
   } finally {
     await Promise.all(clusters.map((c) => c.stop()));
     await removeTempDir(dir);

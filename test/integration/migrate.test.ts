@@ -16,7 +16,8 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { checkToken } from '../../src/core/migrate/bootstrap';
 import { migrateToEtcd, readSource, requireRoom } from '../../src/core/migrate/migrate';
-import { latestRows, openKine, pairsHash, preflight } from '../../src/core/migrate/kine';
+import { latestRows, openKine, scanKine } from '../../src/core/migrate/kine';
+import { pairsHash, preflight } from '../../src/core/migrate/preflight';
 import {
   KineLog,
   k8sProto,
@@ -76,7 +77,7 @@ describe("K3s's SQLite state, read for the migration", () => {
       const src = await openKine(db);
       try {
         assert.equal(src.nameType, nameType);
-        const rows = latestRows(src);
+        const rows = await latestRows(src);
         const expected = log.live();
         assert.deepEqual(rows.map((r) => r.name).sort(), [...expected.keys()].sort());
         for (const r of rows) {
@@ -96,7 +97,7 @@ describe("K3s's SQLite state, read for the migration", () => {
           'in revision order',
         );
 
-        const pre = preflight(src, rows, 512 * 1024);
+        const pre = await preflight(src, await scanKine(src), 512 * 1024);
         assert.equal(pre.integrity, 'ok');
         assert.equal(pre.currentRevision, log.revision);
         assert.ok(pre.compactRevision > 0 && pre.compactRevision < log.revision);
@@ -132,13 +133,17 @@ describe("K3s's SQLite state, read for the migration", () => {
       const alone = join(dir, 'alone.db');
       await copyFile(db, alone);
       const without = await openKine(alone);
-      assert.equal(latestRows(without).length, 1, 'the database file alone lacks the WAL rows');
+      assert.equal(
+        (await latestRows(without)).length,
+        1,
+        'the database file alone lacks the WAL rows',
+      );
       without.close();
 
       const src = await openKine(db);
       try {
         assert.ok(src.walFrames > 0);
-        const rows = latestRows(src);
+        const rows = await latestRows(src);
         assert.equal(rows.length, 51);
         assert.equal(
           Buffer.from(rows.find((r) => r.name === '/registry/a/one')!.value).toString(),
@@ -166,7 +171,7 @@ describe("K3s's SQLite state, read for the migration", () => {
     const db = join(dir, 'state-TEXT.db');
     const src = await openKine(db);
     try {
-      const rows = latestRows(src);
+      const rows = await latestRows(src);
       const ok = checkToken(rows, TOKEN);
       assert.equal(ok.found, true);
       assert.equal(checkToken(rows, 'migrate-me').found, true, 'the short form works too');

@@ -202,7 +202,7 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
   );
   assert.doesNotMatch(members.stderr, /DEP0123|Warning/);
 
-  // The migration's SQLite in WebAssembly ships too (dist/sqljs.js + dist/sql-wasm.wasm).
+  // The migration's SQLite reader (plain JavaScript, in dist/cli.js) works from the package.
   const state = join(dir, 'state.db');
   execFileSync('sqlite3', [
     state,

@@ -184,3 +184,84 @@ export function k8sProto(n: number): Buffer {
     randomBytes(16 + (n % 64)),
   ]);
 }
+
+/**
+ * A cluster's state at a real size, as kine logs it: thousands of small objects, hot leases
+ * churned for thousands of revisions, deletes and re-creates, and Helm release secrets of
+ * 100-900 KiB side by side in revision order (more than one etcd request holds, and together
+ * more than gRPC's 4 MiB reply limit). `flush` receives the SQL every few thousand rows.
+ */
+export function realSizeHistory(log: KineLog, flush: (sql: string) => void): void {
+  const json = (o: unknown) => Buffer.from(JSON.stringify(o));
+  log.create('/registry/health', json({ health: 'true' }));
+  for (let i = 0; i < 2000; i++) log.create(`/registry/pods/ns-${i % 25}/pod-${i}`, k8sProto(i));
+  for (let i = 0; i < 1000; i++)
+    log.create(`/registry/configmaps/ns-${i % 25}/cm-${i}`, json({ i, pad: 'x'.repeat(i % 900) }));
+  flush(log.take());
+  // Helm releases: eight revisions of one chart, 100-900 KiB each, one after the other.
+  const kib = [900, 700, 100, 850, 300, 600, 800, 450];
+  kib.forEach((k, v) =>
+    log.create(`/registry/secrets/default/sh.helm.release.v1.app.v${v + 1}`, randomBytes(k * 1024)),
+  );
+  flush(log.take());
+  for (let h = 0; h < 3; h++) log.create(`/registry/leases/kube-system/hot-${h}`, k8sProto(h));
+  for (let r = 0; r < 3000; r++) {
+    log.update(`/registry/leases/kube-system/hot-${r % 3}`, k8sProto(r));
+    if (r % 1000 === 999) flush(log.take());
+  }
+  for (let i = 0; i < 2000; i += 7) log.delete(`/registry/pods/ns-${i % 25}/pod-${i}`);
+  for (let i = 0; i < 2000; i += 14)
+    log.create(`/registry/pods/ns-${i % 25}/pod-${i}`, k8sProto(i));
+  // A release superseded (its old bytes stay in history only) and one deleted.
+  log.update('/registry/secrets/default/sh.helm.release.v1.app.v2', randomBytes(650 * 1024));
+  log.delete('/registry/secrets/default/sh.helm.release.v1.app.v3');
+  flush(log.take());
+}
+
+/**
+ * A kine database of about `bytes` bytes, built by sqlite3 itself in a few statements (seconds
+ * per gigabyte): `live` small objects, `events` events created with a TTL and deleted again,
+ * and then history only: `hot` node leases updated until the file is full, each row with a
+ * value and its old_value as kine writes them (~1 KiB each). Under 1% of the rows are live.
+ */
+export function bigKineDb(
+  db: string,
+  opts: { bytes: number; live?: number; events?: number; hot?: number },
+): { rows: number; live: number } {
+  const live = opts.live ?? 3000;
+  const events = opts.events ?? 2000;
+  const hot = opts.hot ?? 40;
+  const valueBytes = 950; // two rows (value + old_value) fill a 4 KiB page
+  const updates = Math.max(hot, Math.ceil(opts.bytes / (2 * valueBytes + 150)));
+  const seq = (n: number) =>
+    `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ${n})`;
+  const cols =
+    'id, name, created, deleted, create_revision, prev_revision, lease, value, old_value';
+  const ev = live;
+  const hotStart = live + 2 * events;
+  sqlite(
+    db,
+    `PRAGMA journal_mode=OFF;
+PRAGMA synchronous=OFF;
+${kineDdl('TEXT')}
+BEGIN;
+${seq(live)} INSERT INTO kine(${cols})
+  SELECT i, '/registry/configmaps/ns-' || (i % 20) || '/cm-' || i, 1, 0, 0, 0, 0,
+         X'6B387300' || randomblob(300 + i % 500), NULL FROM c;
+${seq(events)} INSERT INTO kine(${cols})
+  SELECT ${ev} + i, '/registry/events/ns-' || (i % 20) || '/e-' || i, 1, 0, 0, 0, 3600,
+         CAST('{"reason":"Pulled"}' AS BLOB), NULL FROM c;
+${seq(events)} INSERT INTO kine(${cols})
+  SELECT ${ev + events} + i, '/registry/events/ns-' || (i % 20) || '/e-' || i, 0, 1, ${ev} + i, ${ev} + i, 0,
+         NULL, CAST('{"reason":"Pulled"}' AS BLOB) FROM c;
+${seq(updates)} INSERT INTO kine(${cols})
+  SELECT ${hotStart} + i, '/registry/leases/kube-node-lease/node-' || ((i - 1) % ${hot}),
+         i <= ${hot}, 0, CASE WHEN i <= ${hot} THEN 0 ELSE ${hotStart} + 1 + (i - 1) % ${hot} END,
+         CASE WHEN i <= ${hot} THEN 0 ELSE ${hotStart} + i - ${hot} END, 0,
+         X'6B387300' || randomblob(${valueBytes - 4}),
+         CASE WHEN i <= ${hot} THEN NULL ELSE X'6B387300' || randomblob(${valueBytes - 4}) END FROM c;
+COMMIT;
+PRAGMA journal_mode=WAL;`,
+  );
+  return { rows: hotStart + updates, live: live + hot };
+}

@@ -1,21 +1,30 @@
 /**
- * K3s's SQLite state as kine wrote it, read with SQLite compiled to WebAssembly (sql.js: no
- * native module, so the VSIX works on every platform). The preflight checks integrity and the
- * schema (both `name INTEGER` and `name TEXT` generations; names are read as text), and counts
- * what a migration would carry: kine's own "latest row per name, not deleted" selection, in
- * revision order, without kine's internal rows.
+ * K3s's SQLite state as kine wrote it, read from disk page by page (./pager.ts, ./btree.ts: no
+ * native module, so the VSIX works on every platform, and no copy of the file in memory, so a
+ * multi-gigabyte state.db reads in bounded memory). One pass over the kine table in revision
+ * order finds kine's own "latest row per name, not deleted" selection (keeping only the live
+ * names: a name whose newest row is a tombstone is dropped as it is read); values are read
+ * afterwards, key by key, when they are hashed and written. Both schema generations (`name
+ * INTEGER` before kine v0.16.3, `name TEXT` since) are read, names as text.
  */
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Database, SqlJsStatic } from 'sql.js';
-import { K3sEtcdError } from '../errors';
-import { applyWal } from './wal';
+import { statSync } from 'node:fs';
+import { CancelledError, K3sEtcdError } from '../errors';
+import { CorruptError, findRow, RowRecord, scanTable, type Column } from './btree';
+import { Pager } from './pager';
+import { PhaseClock, type MigrationProgress } from './progress';
 
-/** etcd's default --max-request-bytes (1.5 MiB); a put carries the key and value with overhead. */
+/** etcd's default --max-request-bytes (1.5 MiB): the largest proposal (one transaction) it takes. */
 export const ETCD_DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
-const REQUEST_OVERHEAD = 1024;
+/** A transaction's own bytes beyond its operations (header, framing), with room to spare. */
+export const TXN_OVERHEAD = 4096;
+
+/**
+ * What one create-only put costs in a transaction: the key twice (the compare and the put), the
+ * value, and the fields and framing of both operations, generously.
+ */
+export function putCost(name: string, valueBytes: number): number {
+  return 2 * Buffer.byteLength(name) + valueBytes + 64;
+}
 
 /** Kine's own rows, never carried. */
 export function isInternalKey(name: string): boolean {
@@ -27,239 +36,254 @@ export function isInternalKey(name: string): boolean {
   );
 }
 
-let sqlJs: Promise<SqlJsStatic> | undefined;
-
-/** sql.js with its WebAssembly: beside the bundle (dist/), or from node_modules in development. */
-function loadSqlJs(): Promise<SqlJsStatic> {
-  sqlJs ??= (async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const init = require('sql.js') as (cfg: { wasmBinary: ArrayBuffer }) => Promise<SqlJsStatic>;
-    // dist/sql-wasm.wasm beside the bundle; in development, sql.js's own from node_modules.
-    const candidates = [
-      join(__dirname, 'sql-wasm.wasm'),
-      join(__dirname, '..', '..', '..', 'node_modules', 'sql.js', 'dist', 'sql-wasm.wasm'),
-    ];
-    const wasm = await readFile(candidates.find((c) => existsSync(c)) ?? (candidates[0] as string));
-    return init({
-      wasmBinary: wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength),
-    });
-  })();
-  return sqlJs;
-}
+const COLUMNS = [
+  'id',
+  'name',
+  'created',
+  'deleted',
+  'create_revision',
+  'prev_revision',
+  'lease',
+  'value',
+  'old_value',
+] as const;
+type ColumnName = (typeof COLUMNS)[number];
 
 export interface KineSource {
-  db: Database;
   path: string;
-  /** WAL frames applied in memory. */
+  pager: Pager;
+  /** WAL frames applied (read from the log in place). */
   walFrames: number;
   /** The declared type of `name`: 'TEXT' (kine ≥ v0.16.3) or 'INTEGER' (older). */
   nameType: string;
+  /** The kine table's root page and where each column is in its records. */
+  root: number;
+  cols: Record<ColumnName, number>;
+  /** Sizes and modification times of the files read: a later run checks they did not change. */
+  stamp: string;
   close(): void;
+}
+
+const damaged = (path: string, err: unknown) =>
+  new K3sEtcdError(
+    'migrate-source',
+    `${path} is not a readable SQLite database (${(err as Error).message}). Copy state.db (with its -wal) again with K3s stopped (k3s-etcd k3s backup).`,
+    { cause: err },
+  );
+
+/** `stat` of the database and its log, for telling whether they changed since they were read. */
+function stampOf(path: string): string {
+  const one = (p: string) => {
+    try {
+      const s = statSync(p);
+      return `${s.size}@${s.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  };
+  return `${one(path)} ${one(`${path}-wal`)}`;
+}
+
+/** A text column as a string; numbers as SQLite's CAST(x AS TEXT) writes them. */
+function text(v: Column): string {
+  if (v === null) return '';
+  if (typeof v === 'number') return String(v);
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
+}
+
+/** The column names of a CREATE TABLE statement, in order. */
+function columnsOf(ddl: string): string[] {
+  const body = ddl.slice(ddl.indexOf('(') + 1, ddl.lastIndexOf(')'));
+  return body
+    .split(',')
+    .map((d) => /^\s*["`[]?(\w+)/.exec(d)?.[1]?.toLowerCase() ?? '')
+    .filter((c) => c !== '' && !/^(primary|unique|check|foreign|constraint)$/.test(c));
 }
 
 /** Opens `path` with the `-wal` beside it applied; the files are only read. */
 export async function openKine(path: string): Promise<KineSource> {
-  let bytes: Buffer;
+  const stamp = stampOf(path);
+  let pager: Pager;
   try {
-    bytes = await readFile(path);
+    pager = Pager.open(path);
   } catch (err) {
-    throw new K3sEtcdError('usage', `Cannot read ${path}: ${(err as Error).message}`, {
-      cause: err,
+    if (err instanceof K3sEtcdError) throw err;
+    if ((err as NodeJS.ErrnoException).code)
+      throw new K3sEtcdError('usage', `Cannot read ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    throw damaged(path, err);
+  }
+  try {
+    if (pager.encoding !== 1)
+      throw new Error(`text encoding ${pager.encoding} (UTF-16): kine writes UTF-8`);
+    let ddl = '';
+    let root = 0;
+    await scanTable(pager, 1, (row) => {
+      const r = new RowRecord(pager, row);
+      if (text(r.get(0)) === 'table' && text(r.get(1)) === 'kine') {
+        root = Number(r.get(3));
+        ddl = text(r.get(4));
+      }
     });
-  }
-  const wal = await readFile(`${path}-wal`).catch(() => undefined);
-  const applied = applyWal(new Uint8Array(bytes), wal ? new Uint8Array(wal) : undefined);
-  const SQL = await loadSqlJs();
-  let db: Database;
-  try {
-    db = new SQL.Database(applied.db);
-    db.exec('SELECT count(*) FROM sqlite_master');
+    const names = columnsOf(ddl);
+    const missing = COLUMNS.filter((c) => !names.includes(c));
+    if (!ddl || missing.length > 0) {
+      throw new K3sEtcdError(
+        'migrate-source',
+        ddl
+          ? `${path}: the kine table lacks ${missing.join(', ')}: not a schema kine writes.`
+          : `${path} has no kine table: not K3s's SQLite state (state.db).`,
+      );
+    }
+    const cols = Object.fromEntries(
+      COLUMNS.map((c) => [c, names.indexOf(c)]),
+    ) as KineSource['cols'];
+    const nameType = /\bname\s+(\w+)/i.exec(ddl)?.[1]?.toUpperCase() ?? 'TEXT';
+    return {
+      path,
+      pager,
+      walFrames: pager.walFrames,
+      nameType,
+      root,
+      cols,
+      stamp,
+      close: () => pager.close(),
+    };
   } catch (err) {
-    throw new K3sEtcdError(
-      'migrate-source',
-      `${path} is not a readable SQLite database (${(err as Error).message}).`,
-      { cause: err },
-    );
+    pager.close();
+    if (err instanceof K3sEtcdError) throw err;
+    throw damaged(path, err);
   }
-  const ddl = String(
-    db.exec("SELECT sql FROM sqlite_master WHERE type='table' AND name='kine'")[0]
-      ?.values[0]?.[0] ?? '',
-  );
-  const cols = [
-    'id',
-    'name',
-    'created',
-    'deleted',
-    'create_revision',
-    'prev_revision',
-    'lease',
-    'value',
-    'old_value',
-  ];
-  const missing = cols.filter((c) => !new RegExp(`\\b${c}\\b`, 'i').test(ddl));
-  if (!ddl || missing.length > 0) {
-    db.close();
-    throw new K3sEtcdError(
-      'migrate-source',
-      ddl
-        ? `${path}: the kine table lacks ${missing.join(', ')}: not a schema kine writes.`
-        : `${path} has no kine table: not K3s's SQLite state (state.db).`,
-    );
-  }
-  const nameType = /\bname\s+(\w+)/i.exec(ddl)?.[1]?.toUpperCase() ?? 'TEXT';
-  return { db, path, walFrames: applied.frames, nameType, close: () => db.close() };
 }
 
-export interface KineRow {
+/** A key to migrate: its newest row, without the value (read when needed). */
+export interface KineKey {
   /** Kine's revision of this row. */
   id: number;
   name: string;
   /** TTL in seconds (kine stores TTLs, not lease IDs); 0 = none. */
   lease: number;
+  /** Bytes of the value. */
+  bytes: number;
+}
+
+export interface KineRow extends KineKey {
   value: Uint8Array;
 }
 
-/** The latest row of every name that is not deleted, kine's internal rows left out, by revision. */
-export function latestRows(src: KineSource): KineRow[] {
-  const stmt = src.db.prepare(
-    `SELECT k.id, CAST(k.name AS TEXT), k.lease, k.value
-       FROM kine k JOIN (SELECT MAX(id) AS id FROM kine GROUP BY name) m ON k.id = m.id
-      WHERE k.deleted = 0
-      ORDER BY k.id`,
-  );
-  const rows: KineRow[] = [];
-  try {
-    while (stmt.step()) {
-      const [id, name, lease, value] = stmt.get() as [
-        number,
-        string,
-        number | null,
-        Uint8Array | string | null,
-      ];
-      if (isInternalKey(name)) continue;
-      rows.push({
-        id,
-        name,
-        lease: lease ?? 0,
-        value:
-          value === null
-            ? new Uint8Array()
-            : typeof value === 'string'
-              ? Buffer.from(value)
-              : value,
-      });
-    }
-  } finally {
-    stmt.free();
-  }
-  return rows;
-}
-
-export type ValueKind = 'protobuf' | 'json' | 'encrypted' | 'empty' | 'other';
-
-export function valueKind(v: Uint8Array): ValueKind {
-  if (v.byteLength === 0) return 'empty';
-  const head = Buffer.from(v.subarray(0, 8)).toString('latin1');
-  if (head.startsWith('k8s:enc:')) return 'encrypted';
-  if (head.startsWith('k8s\0')) return 'protobuf';
-  if (head.startsWith('{') || head.startsWith('[')) return 'json';
-  return 'other';
-}
-
-export interface KinePreflight {
-  path: string;
-  walFrames: number;
-  nameType: string;
-  integrity: string;
+export interface KineScan {
+  /** The latest row of every name that is not deleted, kine's internal rows left out, by revision. */
+  keys: KineKey[];
   rows: number;
   currentRevision: number;
   compactRevision: number;
-  liveKeys: number;
-  byPrefix: Record<string, number>;
-  byKind: Record<ValueKind, number>;
-  largest?: { key: string; bytes: number };
-  /** TTL seconds → keys. */
-  leases: Record<string, number>;
-  bootstrapKeys: string[];
-  /** Bytes of keys and values to write. */
-  totalBytes: number;
-  /** Keys too large for the target's request limit. */
-  tooLarge: { key: string; bytes: number }[];
-  /** SHA-256 over the sorted (key, value) pairs to be written (the verification compares it). */
-  sha256: string;
+  /** B-tree pages of the kine table read (structure checked). */
+  pages: number;
 }
 
-/** `/registry/pods/ns/x` → `/registry/pods`; `/bootstrap/abc` → `/bootstrap`. */
-export function prefixOf(name: string): string {
-  const parts = name.split('/');
-  return name.startsWith('/registry/')
-    ? parts.slice(0, 3).join('/')
-    : parts.slice(0, 2).join('/') || name;
-}
+const numberOf = (v: Column) => (typeof v === 'number' ? v : v === null ? 0 : Number(text(v)) || 0);
 
-/** SHA-256 over (key, value) pairs sorted by key, each length-prefixed (etcd returns them sorted). */
-export function pairsHash(pairs: Iterable<{ key: string; value: Uint8Array }>): string {
-  const sorted = [...pairs].sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
-  const h = createHash('sha256');
-  const len = Buffer.alloc(8);
-  for (const p of sorted) {
-    const k = Buffer.from(p.key);
-    len.writeBigUInt64BE(BigInt(k.byteLength));
-    h.update(len).update(k);
-    len.writeBigUInt64BE(BigInt(p.value.byteLength));
-    h.update(len).update(p.value);
-  }
-  return h.digest('hex');
-}
-
-export function preflight(
+/**
+ * One pass over the kine table in revision order: kine's latest-row selection, the history's
+ * figures, the B-tree's structure checked on the way.
+ */
+export async function scanKine(
   src: KineSource,
-  rows: readonly KineRow[],
-  maxRequestBytes = ETCD_DEFAULT_MAX_REQUEST_BYTES,
-): KinePreflight {
-  const one = (sql: string) => src.db.exec(sql)[0]?.values[0]?.[0];
-  const byPrefix: Record<string, number> = {};
-  const byKind: Record<ValueKind, number> = {
-    protobuf: 0,
-    json: 0,
-    encrypted: 0,
-    empty: 0,
-    other: 0,
+  opts: { signal?: AbortSignal; onProgress?(p: MigrationProgress): void } = {},
+): Promise<KineScan> {
+  const { pager, cols } = src;
+  const live = new Map<string, KineKey>();
+  let rows = 0;
+  let last = 0;
+  let compactRevision = 0;
+  const clock = new PhaseClock();
+  const total = pager.pageCount;
+  const report = () => {
+    const f = Math.min(1, pager.pagesRead / Math.max(1, total));
+    opts.onProgress?.({
+      phase: 'read',
+      done: Math.min(pager.pagesRead, total),
+      total,
+      rows,
+      written: 0,
+      alreadyThere: 0,
+      bytesDone: Math.min(pager.pagesRead, total) * pager.pageSize,
+      bytesTotal: total * pager.pageSize,
+      etaSec: clock.eta(f),
+    });
   };
-  const leases: Record<string, number> = {};
-  let largest: { key: string; bytes: number } | undefined;
-  const tooLarge: { key: string; bytes: number }[] = [];
-  let totalBytes = 0;
-  for (const r of rows) {
-    const p = prefixOf(r.name);
-    byPrefix[p] = (byPrefix[p] ?? 0) + 1;
-    byKind[valueKind(r.value)]++;
-    if (r.lease > 0) leases[String(r.lease)] = (leases[String(r.lease)] ?? 0) + 1;
-    const bytes = r.value.byteLength + Buffer.byteLength(r.name);
-    totalBytes += bytes;
-    if (!largest || bytes > largest.bytes) largest = { key: r.name, bytes };
-    if (bytes + REQUEST_OVERHEAD > maxRequestBytes) tooLarge.push({ key: r.name, bytes });
+  let pages: number;
+  try {
+    ({ pages } = await scanTable(
+      pager,
+      src.root,
+      (row) => {
+        rows++;
+        last = row.rowid;
+        const r = new RowRecord(pager, row);
+        const name = text(r.get(cols.name));
+        if (isInternalKey(name)) {
+          if (name === 'compact_rev_key') compactRevision = numberOf(r.get(cols.prev_revision));
+          return;
+        }
+        if (numberOf(r.get(cols.deleted)) !== 0) {
+          live.delete(name);
+          return;
+        }
+        const value = r.get(cols.value, 0);
+        live.set(name, {
+          id: row.rowid,
+          name,
+          lease: numberOf(r.get(cols.lease)),
+          bytes: typeof value === 'number' ? String(value).length : r.length(cols.value),
+        });
+      },
+      {
+        pause: async () => {
+          if (opts.signal?.aborted) throw new CancelledReading();
+          report();
+          await new Promise((r) => setImmediate(r));
+        },
+      },
+    ));
+  } catch (err) {
+    if (err instanceof CancelledReading) throw new CancelledError('Reading');
+    if (err instanceof CorruptError)
+      throw new K3sEtcdError(
+        'migrate-source',
+        `${src.path} is damaged: ${err.message}. Copy state.db (with its -wal) again with K3s stopped (k3s-etcd k3s backup).`,
+        { cause: err },
+      );
+    throw err;
   }
-  return {
-    path: src.path,
-    walFrames: src.walFrames,
-    nameType: src.nameType,
-    integrity: String(one('PRAGMA integrity_check') ?? 'unknown'),
-    rows: Number(one('SELECT count(*) FROM kine') ?? 0),
-    currentRevision: Number(one('SELECT max(id) FROM kine') ?? 0),
-    compactRevision: Number(
-      one(
-        "SELECT prev_revision FROM kine WHERE CAST(name AS TEXT) = 'compact_rev_key' ORDER BY id DESC LIMIT 1",
-      ) ?? 0,
-    ),
-    liveKeys: rows.length,
-    byPrefix,
-    byKind,
-    ...(largest ? { largest } : {}),
-    leases,
-    bootstrapKeys: rows.filter((r) => r.name.startsWith('/bootstrap/')).map((r) => r.name),
-    tooLarge,
-    totalBytes,
-    sha256: pairsHash(rows.map((r) => ({ key: r.name, value: r.value }))),
-  };
+  report();
+  const keys = [...live.values()].sort((a, b) => a.id - b.id);
+  return { keys, rows, currentRevision: last, compactRevision, pages };
+}
+
+class CancelledReading extends Error {}
+
+/** The value of `key`'s row, read from disk (its name checked against the row's). */
+export function readValue(src: KineSource, key: KineKey): Uint8Array {
+  const row = findRow(src.pager, src.root, key.id);
+  const r = row && new RowRecord(src.pager, row);
+  if (!r || text(r.get(src.cols.name)) !== key.name) {
+    throw new K3sEtcdError(
+      'migrate-source',
+      `${src.path} changed while it was read (row ${key.id} no longer holds ${key.name}): stop K3s and read it again.`,
+    );
+  }
+  const v = r.get(src.cols.value);
+  return v === null ? new Uint8Array() : typeof v === 'number' ? Buffer.from(String(v)) : v;
+}
+
+/** The rows of `keys` with their values (small sets: the bootstrap key, tests). */
+export function withValues(src: KineSource, keys: readonly KineKey[]): KineRow[] {
+  return keys.map((k) => ({ ...k, value: readValue(src, k) }));
+}
+
+/** Kine's selection with the values (small databases: tests, the token check). */
+export async function latestRows(src: KineSource): Promise<KineRow[]> {
+  return withValues(src, (await scanKine(src)).keys);
 }

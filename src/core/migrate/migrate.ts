@@ -13,19 +13,20 @@ import { backupStamp } from '../k3s/backup';
 import { checkToken, type TokenCheck } from './bootstrap';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,
-  latestRows,
   openKine,
-  preflight,
-  type KinePreflight,
-  type KineRow,
+  readValue,
+  scanKine,
+  withValues,
+  type KineKey,
 } from './kine';
+import { preflight, type KinePreflight } from './preflight';
+import type { MigrationProgress } from './progress';
 import {
   requireEmptyTarget,
   targetCounts,
   verifyTarget,
   writeRows,
   type Verification,
-  type WriteProgress,
   type WriteResult,
 } from './write';
 
@@ -33,8 +34,13 @@ export const MIGRATIONS_DIR = 'migrations';
 
 export interface MigrationSource {
   pre: KinePreflight;
-  rows: KineRow[];
+  /** The keys to write, by revision, without their values (read from the file when written). */
+  keys: KineKey[];
+  /** The target's request limit the preflight checked against; the writes keep under it. */
+  maxRequestBytes: number;
   token: TokenCheck | { key?: undefined; found: false; note: string };
+  /** The files as they were read: the migration refuses them if they changed since. */
+  stamp: string;
 }
 
 /** The token given, or the `token` file beside the source (a backup made by k3s-etcd). */
@@ -44,38 +50,48 @@ export async function sourceToken(source: string, given?: string): Promise<strin
   return existsSync(beside) ? (await readFile(beside, 'utf8')).trim() : undefined;
 }
 
-/** Opens and checks the source; refuses oversize values and a token that does not fit. */
+/**
+ * Opens and checks the source (one pass over the table, then every value hashed); refuses
+ * oversize values and a token that does not fit.
+ */
 export async function readSource(
   source: string,
-  opts: { token?: string; maxRequestBytes?: number } = {},
+  opts: {
+    token?: string;
+    maxRequestBytes?: number;
+    signal?: AbortSignal;
+    onProgress?(p: MigrationProgress): void;
+  } = {},
 ): Promise<MigrationSource> {
   const src = await openKine(source);
   try {
-    const rows = latestRows(src);
-    const pre = preflight(src, rows, opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES);
-    if (pre.integrity !== 'ok') {
-      throw new K3sEtcdError(
-        'migrate-source',
-        `${source} fails SQLite's integrity check: ${pre.integrity}`,
-      );
-    }
+    const scan = await scanKine(src, opts);
+    const maxRequestBytes = opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+    const pre = await preflight(src, scan, maxRequestBytes, opts);
     if (pre.tooLarge.length > 0) {
       const t = pre.tooLarge[0]!;
       throw new K3sEtcdError(
         'migrate-source',
-        `${t.key} holds ${t.bytes} bytes, more than the target accepts in one request (${opts.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}): start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) first.`,
+        `${t.key} holds ${t.bytes} bytes: with its transaction that is more than the target accepts in one request (${maxRequestBytes} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}). Start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) and give the same value to the migration (--max-request-bytes). Nothing was written.`,
       );
     }
     const token = await sourceToken(source, opts.token);
     let check: MigrationSource['token'];
-    if (token) check = checkToken(rows, token);
+    if (token)
+      check = checkToken(
+        withValues(
+          src,
+          scan.keys.filter((k) => k.name.startsWith('/bootstrap/')),
+        ),
+        token,
+      );
     else if (pre.bootstrapKeys.length > 0)
       throw new K3sEtcdError(
         'migrate-token',
         `The state holds K3s's bootstrap data (${pre.bootstrapKeys.join(', ')}), sealed with the server token: give it (--token or --token-file; a k3s-etcd backup keeps it beside state.db) so it can be checked before anything is written.`,
       );
     else check = { found: false, note: 'no token given and no /bootstrap key in the state' };
-    return { pre, rows, token: check };
+    return { pre, keys: scan.keys, token: check, maxRequestBytes, stamp: src.stamp };
   } finally {
     src.close();
   }
@@ -119,21 +135,40 @@ export async function migrateToEtcd(
   opts: {
     force?: boolean;
     signal?: AbortSignal;
-    onProgress?(p: WriteProgress): void;
+    onProgress?(p: MigrationProgress): void;
     batch?: number;
   },
 ): Promise<MigrationResult> {
-  const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
+  // The values are read again from the file: it must be the one the preflight read.
+  const src = await openKine(source.pre.path);
   try {
-    const t0 = performance.now();
-    const target = await targetCounts(client);
-    requireEmptyTarget(target, opts.force === true);
-    await requireRoom(client, source.pre.totalBytes);
-    const write = await writeRows(client, source.rows, opts);
-    const verify = await verifyTarget(client, source.rows, source.pre.sha256);
-    return { target, write, verify, ms: performance.now() - t0 };
+    if (src.stamp !== source.stamp) {
+      throw new K3sEtcdError(
+        'migrate-source',
+        `${source.pre.path} (or its -wal) changed since it was read: stop K3s, and read it again. Nothing was written.`,
+      );
+    }
+    const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
+    try {
+      const t0 = performance.now();
+      const target = await targetCounts(client);
+      requireEmptyTarget(target, opts.force === true);
+      await requireRoom(client, source.pre.totalBytes);
+      const write = await writeRows(client, source.keys, (k) => readValue(src, k), {
+        ...opts,
+        rows: source.pre.rows,
+        maxRequestBytes: source.maxRequestBytes,
+      });
+      const verify = await verifyTarget(client, source.keys, source.pre.sha256, {
+        ...opts,
+        rows: source.pre.rows,
+      });
+      return { target, write, verify, ms: performance.now() - t0 };
+    } finally {
+      client.close();
+    }
   } finally {
-    client.close();
+    src.close();
   }
 }
 
@@ -150,7 +185,7 @@ export function migrationReport(cluster: string, s: MigrationSource, r?: Migrati
       ['source', p.path],
       ['WAL frames applied', p.walFrames],
       ['schema', `kine, name ${p.nameType}`],
-      ['integrity', p.integrity],
+      ['integrity (kine table: B-tree, rows in order, overflow chains read)', p.integrity],
       ['rows (history)', p.rows],
       ['current revision', p.currentRevision],
       ['compact revision', p.compactRevision],

@@ -14,6 +14,7 @@ import {
   saveReport,
   sourceToken,
 } from '../../core/migrate/migrate';
+import { progressText } from '../../core/migrate/progress';
 import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
 import { planRestore, type RestorePlan } from '../../core/etcd/restore';
 import {
@@ -332,8 +333,12 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
       });
       if (token === undefined) return;
     }
-    const src = await withCancellableProgress(`Reading ${source}`, () =>
-      readSource(source, token ? { token } : {}),
+    const src = await withCancellableProgress(`Reading ${source}`, (report, signal) =>
+      readSource(source, {
+        ...(token ? { token } : {}),
+        signal,
+        onProgress: (p) => report(progressText(p)),
+      }),
     );
     const reportUri = vscode.Uri.from({
       scheme: PLAN_SCHEME,
@@ -357,7 +362,7 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
         migrateToEtcd(cluster, src, {
           force,
           signal,
-          onProgress: (p) => report(`${p.done}/${p.total} keys`),
+          onProgress: (p) => report(progressText(p)),
         }),
       );
     let result;
