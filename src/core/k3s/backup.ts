@@ -374,10 +374,15 @@ async function openBackupFile(dir: string, f: BackupFile): Promise<FileHandle> {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     const st = await fh.stat();
     if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size !== f.bytes) throw new Error(`${st.size} bytes, the manifest says ${f.bytes}`);
+    if (st.size !== f.bytes)
+      throw new K3sEtcdError(
+        'k3s-backup',
+        `${path} does not match its size and SHA-256 in the manifest (${st.size} bytes, the manifest says ${f.bytes}): this backup cannot be restored.`,
+      );
     return fh;
   } catch (err) {
     await fh?.close();
+    if (err instanceof K3sEtcdError) throw err;
     throw new K3sEtcdError(
       'k3s-backup',
       `${path} cannot be read as the regular file its manifest lists (${(err as Error).message}): this backup cannot be restored.`,
@@ -399,7 +404,7 @@ async function checkBackupFile(dir: string, f: BackupFile): Promise<void> {
   if (hash.digest('hex') !== f.sha256)
     throw new K3sEtcdError(
       'k3s-backup',
-      `${join(dir, f.name)} does not match its SHA-256 in the manifest: this backup cannot be restored.`,
+      `${join(dir, f.name)} does not match its size and SHA-256 in the manifest: this backup cannot be restored.`,
     );
 }
 
