@@ -4,7 +4,9 @@ import { backupK3s, restoreK3s, verifyBackup } from '../core/k3s/backup';
 import { etcdctlEnv, exportLines } from '../core/etcd/etcdctlEnv';
 import { fetchKubeconfig, installK3s, latestBackup, selectK3sServers } from '../core/k3s/ops';
 import { fileTokenStore } from '../core/k3s/token';
+import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { progressLine } from './progressLine';
 import {
   previewGate,
   printer,
@@ -84,17 +86,25 @@ ${SSH_HELP}`,
     const ssh = await sshContext(ctx);
     const done: { host: string; dir: string }[] = [];
     for (const h of names.length > 0 ? names : selectK3sServers(cluster).map((x) => x.name)) {
+      const line = progressLine(ctx.global.json);
       const r = await backupK3s(cluster, h, {
         ssh,
         workspaceDir: dirname(ctx.global.inventory),
         onLine: printer(ctx),
-      });
+        onProgress: (p) => line.update(bytesText(h, p)),
+      }).finally(() => line.done());
       done.push({ host: h, dir: r.dir });
     }
     if (ctx.global.json) json(ctx, done);
     return 0;
   },
 };
+
+/** `[host] state.db: 1.2 GB of 3.4 GB (35%)` for the progress line. */
+function bytesText(host: string, p: { file: string; bytes: number; total: number }): string {
+  const pct = p.total > 0 ? ` (${Math.floor((p.bytes / p.total) * 100)}%)` : '';
+  return `[${host}] ${p.file}: ${humanBytes(p.bytes)} of ${humanBytes(p.total)}${pct}`;
+}
 
 const k3sRestoreCommand: Subcommand = {
   name: 'k3s restore',
@@ -130,12 +140,14 @@ ${SSH_HELP}`,
       ctx.io.err('Nothing changed.');
       return 1;
     }
+    const line = progressLine(ctx.global.json);
     const r = await restoreK3s(cluster, host, {
       ssh: await sshContext(ctx),
       workspaceDir,
       from,
       onLine: printer(ctx),
-    });
+      onProgress: (p) => line.update(bytesText(host, p)),
+    }).finally(() => line.done());
     if (ctx.global.json) json(ctx, r);
     return 0;
   },

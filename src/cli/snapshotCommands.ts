@@ -9,7 +9,9 @@ import {
 } from '../core/etcd/restore';
 import { listSnapshots, restoreCommands, saveSnapshot } from '../core/etcd/snapshot';
 import { summarizeRun } from '../core/provision/runner';
+import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { progressLine } from './progressLine';
 import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './provisionCommands';
 
 const saveCommand: Subcommand = {
@@ -20,7 +22,11 @@ const saveCommand: Subcommand = {
 file 0600, with a JSON record beside it: SHA-256, bytes, revision and the member it came from.`,
   async run(ctx) {
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-    const info = await saveSnapshot(cluster, { workspaceDir: dirname(ctx.global.inventory) });
+    const line = progressLine(ctx.global.json);
+    const info = await saveSnapshot(cluster, {
+      workspaceDir: dirname(ctx.global.inventory),
+      onProgress: (bytes) => line.update(`snapshot of ${cluster.name}: ${humanBytes(bytes)}`),
+    }).finally(() => line.done());
     if (ctx.global.json) json(ctx, info);
     else
       ctx.io.out(

@@ -37,6 +37,7 @@ import { k3sServers, tokenSecret } from '../../core/k3s/server';
 import { sshOpener } from '../../core/provision/etcdOps';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
+import { humanBytes } from '../../shared/etcdTypes';
 import { bytesReporter, withCancellableProgress } from '../progress';
 import { restoreConfirmDetail, runConfirmedRestoreTask, runProvisionTask } from '../provisionTasks';
 import { secretTokenStore } from '../tokenStore';
@@ -407,7 +408,7 @@ export function saveSnapshotCommand(ctx: ExtensionCtx, docs: PlanDocuments | und
         saveSnapshot(cluster, {
           workspaceDir: workspaceDir(ctx),
           signal,
-          onProgress: (b) => report(`${Math.round(b / 1024)} KB`),
+          onProgress: (b) => report(humanBytes(b)),
         }),
     );
     ctx.log.info(`snapshot of ${cluster.name}: ${info.file} sha256 ${info.sha256}`);
