@@ -1,15 +1,21 @@
-/** Typed access to the extension's settings; defaults match package.json. */
+/**
+ * Typed access to every setting, read in this one place with its default from `settings.ts`
+ * (which matches package.json). A value of the wrong type reads as the default.
+ */
 import * as vscode from 'vscode';
 import { isAbsolute, join } from 'node:path';
-import { INVENTORY_FILE_NAME } from '../core/inventory/types';
+import { SECTION, SETTINGS, settingId, type SettingName, type SettingValue } from './settings';
 
-const SECTION = 'k3sEtcd';
+function read<N extends SettingName>(name: N): SettingValue<N> {
+  const s = SETTINGS[name];
+  const v = vscode.workspace.getConfiguration(SECTION).get<unknown>(s.key);
+  return (typeof v === typeof s.default && v !== '' ? v : s.default) as SettingValue<N>;
+}
 
 export const Config = {
+  get: read,
   inventoryPathSetting(): string {
-    return (
-      vscode.workspace.getConfiguration(SECTION).get<string>('inventoryPath') || INVENTORY_FILE_NAME
-    );
+    return read('inventoryPath');
   },
   /** Absolute inventory path, or undefined when no folder is open. */
   inventoryFile(): string | undefined {
@@ -20,9 +26,12 @@ export const Config = {
   },
   /** Key algorithm for clusters whose inventory does not choose one. */
   pkiAlgorithm(): string {
-    return vscode.workspace.getConfiguration(SECTION).get<string>('pki.algorithm') || 'ecdsa-p256';
+    return read('pkiAlgorithm');
   },
   affectsInventory(e: vscode.ConfigurationChangeEvent): boolean {
-    return e.affectsConfiguration(`${SECTION}.inventoryPath`);
+    return e.affectsConfiguration(settingId('inventoryPath'));
+  },
+  affects(e: vscode.ConfigurationChangeEvent, ...names: SettingName[]): boolean {
+    return names.some((n) => e.affectsConfiguration(settingId(n)));
   },
 };

@@ -3,7 +3,8 @@
  * cluster, fetched while someone looks (see ClusterPoller). Nothing here ever blocks the UI:
  * every probe is asynchronous with a deadline.
  */
-import * as vscode from 'vscode';
+import type * as vscode from 'vscode';
+import { Config } from './config';
 import { clusterSnapshot } from '../core/etcd/checks';
 import { connectionFor } from '../core/etcd/connection';
 import { errorMessage, K3sEtcdError } from '../core/errors';
@@ -29,11 +30,11 @@ export class HealthService extends ClusterPoller<ClusterHealth> {
   }
 
   protected intervalSeconds(): number {
-    return vscode.workspace.getConfiguration(SECTION).get<number>('refreshIntervalSeconds') ?? 10;
+    return Config.get('healthRefreshIntervalSeconds');
   }
 
   protected async fetch(cluster: Cluster): Promise<ClusterHealth> {
-    const timeoutMs = vscode.workspace.getConfiguration(SECTION).get<number>('timeoutMs') ?? 5000;
+    const timeoutMs = Config.get('healthTimeoutMs');
     try {
       const conn = await connectionFor(cluster);
       const snapshot = await clusterSnapshot(conn.endpoints, { tls: conn.tls, timeoutMs });

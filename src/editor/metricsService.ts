@@ -4,7 +4,8 @@
  * window per cluster is kept in memory: points of a few histograms and counters, never whole
  * pages.
  */
-import * as vscode from 'vscode';
+import type * as vscode from 'vscode';
+import { Config } from './config';
 import { connectionFor } from '../core/etcd/connection';
 import { errorMessage, K3sEtcdError } from '../core/errors';
 import type { Cluster } from '../core/inventory/types';
@@ -34,10 +35,9 @@ export class MetricsService extends ClusterPoller<ClusterMetricsState> {
   }
 
   config(): { intervalSeconds: number; windowMinutes: number } {
-    const c = vscode.workspace.getConfiguration(SECTION);
     return {
-      intervalSeconds: c.get<number>('intervalSeconds') ?? 10,
-      windowMinutes: c.get<number>('windowMinutes') ?? 15,
+      intervalSeconds: Config.get('metricsIntervalSeconds'),
+      windowMinutes: Config.get('metricsWindowMinutes'),
     };
   }
 
@@ -73,7 +73,7 @@ export class MetricsService extends ClusterPoller<ClusterMetricsState> {
 
   /** One scrape round of `cluster`. */
   protected async fetch(cluster: Cluster): Promise<ClusterMetricsState> {
-    const timeoutMs = vscode.workspace.getConfiguration('k3sEtcd.health').get<number>('timeoutMs');
+    const timeoutMs = Config.get('healthTimeoutMs');
     try {
       const conn = await connectionFor(cluster);
       const targets = metricsTargets(cluster);
@@ -81,7 +81,7 @@ export class MetricsService extends ClusterPoller<ClusterMetricsState> {
       window.retain(targets.map((t) => t.member));
       const round = await scrapeInto(window, targets, {
         tls: conn.tls,
-        timeoutMs: timeoutMs ?? 5000,
+        timeoutMs,
       });
       for (const [member, why] of round.errors)
         this.log.debug(`Metrics of ${cluster.name}/${member}: ${why}`);

@@ -5,6 +5,7 @@
  * untrusted workspace there is no schedule at all (it would connect); trust arms it.
  */
 import * as vscode from 'vscode';
+import { Config } from './config';
 import { dirname } from 'node:path';
 import { errorMessage } from '../core/errors';
 import { saveSnapshot } from '../core/etcd/snapshot';
@@ -38,14 +39,13 @@ export function registerSnapshotSchedule(ctx: ExtensionCtx): void {
     if (timer) clearInterval(timer);
     timer = undefined;
     if (!ctx.trust.trusted) return;
-    const minutes =
-      vscode.workspace.getConfiguration('k3sEtcd').get<number>('snapshot.intervalMinutes') ?? 0;
+    const minutes = Config.get('snapshotIntervalMinutes');
     if (minutes > 0) timer = setInterval(() => void run(), minutes * 60_000);
   };
   arm();
   ctx.push(
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('k3sEtcd.snapshot.intervalMinutes')) arm();
+      if (Config.affects(e, 'snapshotIntervalMinutes')) arm();
     }),
     ctx.trust.onDidGrant(arm),
     { dispose: () => timer && clearInterval(timer) },

@@ -6,6 +6,7 @@
  * settings or the log.
  */
 import * as vscode from 'vscode';
+import { Config } from './config';
 import type { SecretRequest, SshPrompts } from '../core/ssh/connection';
 import { loadSshEnvironment } from '../core/ssh/target';
 import type { SshContext } from '../core/provision/etcdOps';
@@ -85,9 +86,7 @@ export function editorPrompts(ctx: ExtensionCtx): SshPrompts {
 }
 
 export async function editorSshContext(ctx: ExtensionCtx): Promise<SshContext> {
-  const timeout = vscode.workspace
-    .getConfiguration('k3sEtcd')
-    .get<number>('ssh.connectTimeoutSeconds', 20);
+  const timeout = Config.get('sshConnectTimeoutSeconds');
   return {
     env: await loadSshEnvironment(),
     prompts: editorPrompts(ctx),

@@ -148,7 +148,7 @@ test(
       );
       // A command that connects refuses, and says how to trust.
       await runFromPalette(page, 'K3s etcd: Preview Provisioning Plan');
-      await toast(page, /Preview provisioning plan needs a trusted workspace/);
+      await toast(page, /Preview Provisioning Plan needs a trusted workspace/);
       await page
         .locator('.notifications-toasts .monaco-button', { hasText: 'Manage Workspace Trust' })
         .first()

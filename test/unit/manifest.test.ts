@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { GENERATED, generateValidator } from '../../scripts/gen-validator';
 import { ALL_COMMAND_IDS, COMMANDS, CONTEXT_KEYS, VIEW_IDS } from '../../src/shared/commands';
+import { commandTitles } from '../../src/editor/commandTitles';
+import { SETTINGS, settingId } from '../../src/editor/settings';
 
 const root = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -104,6 +106,51 @@ describe('manifest and command table', () => {
       'settings that act on their own but are not in restrictedConfigurations',
     );
     assert.ok(restricted.includes('k3sEtcd.snapshot.intervalMinutes'));
+  });
+
+  it('command titles exist once, in the manifest: messages take them from there', () => {
+    const titles = commandTitles(pkg);
+    for (const c of pkg.contributes.commands) {
+      const key = (Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>).find(
+        (k) => COMMANDS[k] === c.command,
+      );
+      assert.ok(key, c.command);
+      assert.equal(titles[key], c.title.replace(/…$/, ''), c.command);
+    }
+    // No second table of titles anywhere in the extension's code.
+    const files = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(root, 'src', f));
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      assert.doesNotMatch(text, /\binventoryCreate: '(?!k3sEtcd\.)/, `${f} keeps its own titles`);
+    }
+  });
+
+  it("every setting is read through one typed table whose defaults are the manifest's", () => {
+    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    const typed = Object.fromEntries(
+      (Object.keys(SETTINGS) as Array<keyof typeof SETTINGS>).map((n) => [
+        settingId(n),
+        SETTINGS[n].default,
+      ]),
+    );
+    assert.deepEqual(
+      Object.keys(typed).sort(),
+      Object.keys(props).sort(),
+      'the same settings in both',
+    );
+    for (const [id, def] of Object.entries(typed)) assert.equal(def, props[id]?.default, id);
+    // Nothing reads a setting around the table.
+    const editor = readdirSync(join(root, 'src', 'editor'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts') && f !== 'config.ts')
+      .map((f) => join(root, 'src', 'editor', f));
+    for (const f of editor)
+      assert.doesNotMatch(
+        readFileSync(f, 'utf8'),
+        /getConfiguration\(/,
+        `${f} reads settings itself`,
+      );
   });
 
   it('view ids and context keys used in code match the manifest', () => {

@@ -8,6 +8,7 @@
 import * as vscode from 'vscode';
 import type { TreeNode } from '../../core/tree/model';
 import { COMMANDS, type CommandKey } from '../../shared/commands';
+import { commandTitles } from '../commandTitles';
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { createInventory, openInventory, revealProblem, validateInventory } from './inventory';
@@ -66,41 +67,8 @@ const WORKS_UNTRUSTED: ReadonlySet<CommandKey> = new Set<CommandKey>([
   'logShow',
 ]);
 
-const TITLES: Record<CommandKey, string> = {
-  inventoryCreate: 'Create inventory',
-  inventoryOpen: 'Open inventory',
-  inventoryValidate: 'Validate inventory',
-  treeRefresh: 'Refresh',
-  problemReveal: 'Go to problem',
-  clusterOpenPanel: 'Open cluster overview',
-  clusterOpenHealth: 'Open etcd health',
-  hostCopyAddress: 'Copy SSH target',
-  certsGenerate: 'Generate certificate set',
-  certsInspect: 'Inspect certificate',
-  certsImportCa: 'Import CA',
-  certsReissue: 'Re-issue member certificates',
-  provisionEtcd: 'Provision etcd',
-  provisionPreview: 'Preview provisioning plan',
-  memberAdd: 'Add etcd member',
-  memberRemove: 'Remove etcd member',
-  memberFixPeerUrl: 'Fix peer URL',
-  k3sInstall: 'Install K3s on etcd',
-  k3sPreview: 'Preview K3s plan',
-  k3sBackup: 'Back up K3s state',
-  k3sRestore: 'Restore K3s state',
-  k3sFetchKubeconfig: 'Fetch kubeconfig',
-  k3sRefreshState: 'Refresh K3s server state',
-  migrateSqliteToEtcd: 'Migrate SQLite state to etcd',
-  snapshotSave: 'Save etcd snapshot',
-  snapshotList: 'Show snapshots',
-  snapshotRestore: 'Restore etcd from snapshot',
-  etcdctlOpenTerminal: 'Open etcdctl terminal',
-  etcdctlCopyEnv: 'Copy etcdctl environment',
-  docsOpen: 'Open documentation',
-  logShow: 'Show log',
-};
-
 export function registerCommands(ctx: ExtensionCtx): void {
+  const titles = commandTitles(ctx.vscodeContext.extension.packageJSON);
   const certDocs = new CertificateDocuments();
   ctx.push(vscode.workspace.registerTextDocumentContentProvider(CERT_SCHEME, certDocs));
   const planDocs = new PlanDocuments();
@@ -143,10 +111,10 @@ export function registerCommands(ctx: ExtensionCtx): void {
     ctx.push(
       vscode.commands.registerCommand(COMMANDS[key], async (node?: TreeNode) => {
         try {
-          if (!WORKS_UNTRUSTED.has(key)) ctx.trust.require(TITLES[key]);
+          if (!WORKS_UNTRUSTED.has(key)) ctx.trust.require(titles[key]);
           await handler(node);
         } catch (err) {
-          await showError(ctx.log, TITLES[key], err);
+          await showError(ctx.log, titles[key], err);
         }
       }),
     );
