@@ -18,15 +18,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeKnownHosts } from '../../test/support/lab';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../test/support/edgeHosts';
-import { httpStatus } from '../../test/support/net';
-import { groupAlive, killGroup, trackGroup, untrackGroup } from '../../test/support/processes';
+import { writeKnownHosts } from '../harness/lab';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../harness/edgeHosts';
+import { httpStatus } from '../harness/net';
+import { groupAlive, killGroup, trackGroup, untrackGroup } from '../harness/processes';
 import {
   hostCgroups,
   procRef,

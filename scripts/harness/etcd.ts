@@ -17,7 +17,7 @@ import {
   sleep,
   trackGroup,
   untrackGroup,
-} from '../../support/processes';
+} from './processes';
 
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
