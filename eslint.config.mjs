@@ -42,4 +42,46 @@ export default tseslint.config(
     rules: noVscode,
   },
   { files: ['src/cli/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts'], rules: { 'no-console': 'off' } },
+  // The lab and the bench run from scripts/ and never import test/ (their machinery is in
+  // scripts/harness); unit tests start nothing: pure builders come from test/fixtures.
+  {
+    files: ['scripts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/test/**'],
+              message: 'scripts/ must not import test/: shared machinery lives in scripts/harness.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['test/unit/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../integration/**',
+                '../system/**',
+                '../editor/**',
+                '../support/**',
+                '**/scripts/harness/**',
+                '!**/scripts/harness/processes',
+                '!**/scripts/harness/inventory',
+              ],
+              message: 'Unit tests start no server or host: take pure builders from test/fixtures.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

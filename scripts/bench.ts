@@ -18,9 +18,9 @@ import { generateCertificateSet } from '../src/core/pki/set';
 import { etcdDefaults, k3sDefaults } from '../src/core/inventory/parse';
 import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
-import { startEtcdCluster } from '../test/integration/harness/etcd';
-import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
-import { findFiles } from '../test/support/files';
+import { startEtcdCluster } from './harness/etcd';
+import { admin, etcdWithOurCerts } from './harness/etcdTls';
+import { findFiles } from './harness/files';
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchRepair } from './benchRepair';
@@ -34,7 +34,7 @@ import {
   makeTempDir,
   removeTempDir,
   startVsCodeServer,
-} from '../test/editor/harness/vscode';
+} from './harness/vscode';
 
 const root = join(__dirname, '..');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);

@@ -17,8 +17,8 @@ import {
   scrapeMetrics,
 } from '../src/core/metrics/scrape';
 import { MetricsWindow, pointFrom } from '../src/core/metrics/window';
-import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
-import { makeTempDir, removeTempDir } from '../test/support/processes';
+import { admin, etcdWithOurCerts } from './harness/etcdTls';
+import { makeTempDir, removeTempDir } from './harness/processes';
 import { median, ms } from './benchStats';
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { runPerfCheck } from '../src/core/etcd/perf';
 import type { Cluster } from '../src/core/inventory/types';
 import { migrateToEtcd, readSource } from '../src/core/migrate/migrate';
-import { etcdWithOurCerts, admin } from '../test/integration/harness/tlsCluster';
-import { etcdctl, type EtcdCluster, type EtcdctlTls } from '../test/integration/harness/etcd';
+import { etcdWithOurCerts, admin } from './harness/etcdTls';
+import { etcdctl, type EtcdCluster, type EtcdctlTls } from './harness/etcd';
 import {
   bigKineDb,
   KineLog,
@@ -23,8 +23,8 @@ import {
   kineDdl,
   sealBootstrap,
   sqlite,
-} from '../test/support/kineFixture';
-import { makeTempDir, removeTempDir } from '../test/support/processes';
+} from './harness/kineFixture';
+import { makeTempDir, removeTempDir } from './harness/processes';
 import { ms } from './benchStats';
 
 const TOKEN = 'K10bench::server:bench-token';

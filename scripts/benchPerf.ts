@@ -18,9 +18,9 @@ import {
   type PerfLoad,
   type PerfResult,
 } from '../src/core/etcd/perf';
-import { makeTempDir, removeTempDir } from '../test/support/processes';
-import { etcdctl, type EtcdCluster } from '../test/integration/harness/etcd';
-import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';
+import { makeTempDir, removeTempDir } from './harness/processes';
+import { etcdctl, type EtcdCluster } from './harness/etcd';
+import { admin, etcdWithOurCerts } from './harness/etcdTls';
 
 interface Figures {
   verdict: 'PASS' | 'FAIL';

@@ -9,16 +9,16 @@ import { median, ms } from './benchStats';
 import { join } from 'node:path';
 import { generateCertificateSet } from '../src/core/pki/set';
 import { provisionEtcd } from '../src/core/provision/etcdOps';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../test/support/edgeHosts';
-import { makeTempDir, removeTempDir } from '../test/support/processes';
-import { makeKey } from '../test/support/sshd';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from './harness/edgeHosts';
+import { makeTempDir, removeTempDir } from './harness/processes';
+import { makeKey } from './harness/sshd';
 import {
   labInventory,
   labSsh,
   loadCluster,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../test/support/lab';
+} from './harness/lab';
 
 const ADDR = ['127.0.1.91', '127.0.1.92', '127.0.1.93'];
 const FRESH_RUNS = Number(process.env['BENCH_FRESH_RUNS'] ?? 3);

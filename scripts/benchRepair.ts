@@ -10,14 +10,9 @@ import { join } from 'node:path';
 import { generateCertificateSet } from '../src/core/pki/set';
 import { provisionEtcd } from '../src/core/provision/etcdOps';
 import { diagnosePeerUrl, fixPeerUrl } from '../src/core/repair/peerUrl';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../test/support/edgeHosts';
-import { makeTempDir, removeTempDir } from '../test/support/processes';
-import { makeKey } from '../test/support/sshd';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from './harness/edgeHosts';
+import { makeTempDir, removeTempDir } from './harness/processes';
+import { makeKey } from './harness/sshd';
 import {
   labInventory,
   labSsh,
@@ -25,7 +20,7 @@ import {
   moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../test/support/lab';
+} from './harness/lab';
 
 const ADDR = ['127.0.1.95', '127.0.1.96', '127.0.1.97'];
 const ALT = '127.0.1.98';

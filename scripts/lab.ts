@@ -47,15 +47,10 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ensureRootfs } from '../test/support/edgeHosts';
+import { ensureRootfs } from './harness/edgeHosts';
 import { ensureConnectionTokenFile, withToken } from './lab/connectionToken.mjs';
-import {
-  labInventory,
-  LAB_ETCD_BIN,
-  LAB_KNOWN_HOSTS,
-  stageEtcdBinaries,
-} from '../test/support/lab';
-import { makeKey } from '../test/support/sshd';
+import { labInventory, LAB_ETCD_BIN, LAB_KNOWN_HOSTS, stageEtcdBinaries } from './harness/lab';
+import { makeKey } from './harness/sshd';
 import { runKeeper, REPORT_FD, type KeeperConfig, type KeeperMessage } from './lab/keeper';
 import { labPreflight, machineFacts, refusalText } from './lab/preflight.mjs';
 import {

@@ -21,6 +21,6 @@ npm run --silent build
 step "real VS Code (code-server's, cached under ~/.cache/k3s-etcd)"
 bash scripts/setup-vscode.sh >/dev/null
 step "edge-host root file system (debootstrap once, cached under ~/.cache/k3s-etcd)"
-node --import tsx -e "require('./test/support/edgeHosts').ensureRootfs().then((p) => console.log(p))"
+node --import tsx -e "require('./scripts/harness/edgeHosts').ensureRootfs().then((p) => console.log(p))"
 step "tests"
 node scripts/run-tests.mjs ${K3S_ETCD_TIERS:-all}

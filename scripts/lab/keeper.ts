@@ -1,7 +1,7 @@
 /**
  * The lab's keeper: the detached process (its own session; output in `<state>/lab.log`) that
  * owns the lab's edge hosts and its VS Code server, so that `npm run lab` can return while they
- * keep running. test/support/edgeHosts ties hosts to the life of the process that started them
+ * keep running. scripts/harness/edgeHosts ties hosts to the life of the process that started them
  * (its exit hooks kill them), which is exactly right here: the keeper's life is the lab's.
  *
  * It boots the hosts (startEdgeHosts), writes their host keys to the workspace's known_hosts,
@@ -18,15 +18,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeKnownHosts } from '../../test/support/lab';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../test/support/edgeHosts';
-import { httpStatus } from '../../test/support/net';
-import { groupAlive, killGroup, trackGroup, untrackGroup } from '../../test/support/processes';
+import { writeKnownHosts } from '../harness/lab';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../harness/edgeHosts';
+import { httpStatus } from '../harness/net';
+import { groupAlive, killGroup, trackGroup, untrackGroup } from '../harness/processes';
 import {
   hostCgroups,
   procRef,

@@ -19,7 +19,7 @@ import {
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { groupAlive } from '../../test/support/processes';
+import { groupAlive } from '../harness/processes';
 
 export const STATE_FILE = 'lab.json';
 export const LOCK_FILE = 'lab.lock';

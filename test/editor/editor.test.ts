@@ -23,7 +23,7 @@ import {
   startVsCodeServer,
   watchConsole,
 } from './harness/vscode';
-import { httpStatus } from '../support/net';
+import { httpStatus } from '../../scripts/harness/net';
 import type { Browser, VsCodeServer } from './harness/vscode';
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'edge-lab');

@@ -9,7 +9,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { KineLog, k8sProto, kineDdl, sealBootstrap, sqlite } from '../support/kineFixture';
+import {
+  KineLog,
+  k8sProto,
+  kineDdl,
+  sealBootstrap,
+  sqlite,
+} from '../../scripts/harness/kineFixture';
 import { admin } from '../integration/harness/tlsCluster';
 import {
   openWorkbench,

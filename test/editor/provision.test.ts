@@ -13,16 +13,21 @@ import { clientEndpoints } from '../../src/core/inventory/urls';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
-import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
-import { makeKey } from '../support/sshd';
+import {
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
+import { makeTempDir, removeTempDir, waitUntil } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
 import {
   labInventory,
   loadCluster,
   moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../support/lab';
+} from '../../scripts/harness/lab';
 import {
   openWorkbench,
   REPO_ROOT,

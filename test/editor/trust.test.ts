@@ -18,8 +18,8 @@ import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { findFiles } from '../support/files';
-import { makeTempDir, removeTempDir, sleep, waitUntil } from '../support/processes';
+import { findFiles } from '../../scripts/harness/files';
+import { makeTempDir, removeTempDir, sleep, waitUntil } from '../../scripts/harness/processes';
 import {
   launchBrowser,
   REPO_ROOT,

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
-import { etcdctl, startEtcdCluster } from './harness/etcd';
-import type { EtcdCluster } from './harness/etcd';
-import { pidAlive } from '../support/processes';
+import { etcdctl, startEtcdCluster } from '../../scripts/harness/etcd';
+import type { EtcdCluster } from '../../scripts/harness/etcd';
+import { pidAlive } from '../../scripts/harness/processes';
 
 const started: EtcdCluster[] = [];
 after(async () => {

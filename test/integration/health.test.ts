@@ -9,7 +9,7 @@ import { main, type CliIO } from '../../src/cli/main';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { etcdctl, type EtcdCluster } from './harness/etcd';
+import { etcdctl, type EtcdCluster } from '../../scripts/harness/etcd';
 import { admin, cluster, etcdWithOurCerts, host, testScope } from './harness/tlsCluster';
 
 const { tempDir, track } = testScope('k3s-etcd-health-');

@@ -11,8 +11,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isInternalKey, latestRows, openKine, scanKine } from '../../src/core/migrate/kine';
-import { KineLog, k8sProto, kineDdl, sqlite, walWriter } from '../support/kineFixture';
-import { makeTempDir, removeTempDir } from '../support/processes';
+import { KineLog, k8sProto, kineDdl, sqlite, walWriter } from '../../scripts/harness/kineFixture';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 
 /** Kine's selection computed by SQLite: id, name, lease, value (hex). */
 function sqliteSelection(db: string): { id: number; name: string; lease: number; value: string }[] {

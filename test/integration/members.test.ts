@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { listMembers } from '../../src/core/etcd/members';
-import { etcdctl, startEtcdCluster } from './harness/etcd';
-import type { EtcdCluster } from './harness/etcd';
+import { etcdctl, startEtcdCluster } from '../../scripts/harness/etcd';
+import type { EtcdCluster } from '../../scripts/harness/etcd';
 
 let cluster: EtcdCluster | undefined;
 before(async () => {

@@ -23,9 +23,9 @@ import {
 } from '../../src/core/metrics/scrape';
 import type { ClusterMetrics } from '../../src/core/metrics/types';
 import { MetricsWindow } from '../../src/core/metrics/window';
-import { freePort } from '../support/net';
-import { waitUntil } from '../support/processes';
-import { captureIO } from '../support/lab';
+import { freePort } from '../../scripts/harness/net';
+import { waitUntil } from '../../scripts/harness/processes';
+import { captureIO } from '../fixtures/cli';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const QUOTA = 4 * 1024 * 1024;

@@ -26,10 +26,10 @@ import {
   sqlite,
   walWriter,
   type NameType,
-} from '../support/kineFixture';
-import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
-import { captureIO } from '../support/lab';
-import type { EtcdCluster } from './harness/etcd';
+} from '../../scripts/harness/kineFixture';
+import { makeTempDir, removeTempDir, waitUntil } from '../../scripts/harness/processes';
+import { captureIO } from '../fixtures/cli';
+import type { EtcdCluster } from '../../scripts/harness/etcd';
 import { etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const TOKEN = 'K10c0ffee::server:migrate-me';

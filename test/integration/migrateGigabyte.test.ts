@@ -12,8 +12,8 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { adminTls } from '../../src/core/etcd/connection';
-import { bigKineDb } from '../support/kineFixture';
-import { etcdctl, type EtcdctlTls } from './harness/etcd';
+import { bigKineDb } from '../../scripts/harness/kineFixture';
+import { etcdctl, type EtcdctlTls } from '../../scripts/harness/etcd';
 import { etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const GB = 1024 ** 3;

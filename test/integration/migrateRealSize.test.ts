@@ -16,9 +16,9 @@ import { adminTls } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
 import { pairsHash } from '../../src/core/migrate/preflight';
 import { migrateToEtcd, readSource } from '../../src/core/migrate/migrate';
-import { KineLog, kineDdl, realSizeHistory, sqlite } from '../support/kineFixture';
-import { captureIO } from '../support/lab';
-import { etcdctl, type EtcdCluster, type EtcdctlTls } from './harness/etcd';
+import { KineLog, kineDdl, realSizeHistory, sqlite } from '../../scripts/harness/kineFixture';
+import { captureIO } from '../fixtures/cli';
+import { etcdctl, type EtcdCluster, type EtcdctlTls } from '../../scripts/harness/etcd';
 import { etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 /** The target runs with a 3 MiB request limit, so a 2 MiB value can go through when raised. */

@@ -17,8 +17,8 @@ import { PutEncoder } from '../../src/core/etcd/perfEngine';
 import { PERF_COMMANDS } from '../../src/cli/perfCommands';
 import type { CliIO, RunContext } from '../../src/cli/context';
 import { UsageError } from '../../src/cli/context';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { etcdctl, type EtcdCluster } from './harness/etcd';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { etcdctl, type EtcdCluster } from '../../scripts/harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/tlsCluster';
 
 const PREFIX = '/etcdctl-check-perf/';

@@ -13,8 +13,8 @@ import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { perfPreflight } from '../../src/core/etcd/perfGuard';
-import { captureIO } from '../support/lab';
-import { waitUntil } from '../support/processes';
+import { captureIO } from '../fixtures/cli';
+import { waitUntil } from '../../scripts/harness/processes';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const QUOTA = 16 * 1024 * 1024;

@@ -18,7 +18,7 @@ import {
   reissueMember,
   type PkiOptions,
 } from '../../src/core/pki/set';
-import { etcdctl } from './harness/etcd';
+import { etcdctl } from '../../scripts/harness/etcd';
 import { admin, cluster, etcdWithOurCerts, host, testScope } from './harness/tlsCluster';
 
 const { tempDir, track } = testScope('k3s-etcd-pki-');

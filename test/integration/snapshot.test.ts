@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
-import { captureIO } from '../support/lab';
+import { captureIO } from '../fixtures/cli';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 describe('snapshots of the external etcd', () => {

@@ -26,7 +26,7 @@ import {
   type UnknownHostKey,
 } from '../../src/core/ssh/connection';
 import { resolveTarget, type SshTarget } from '../../src/core/ssh/target';
-import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
+import { makeTempDir, removeTempDir, waitUntil } from '../../scripts/harness/processes';
 import {
   makeKey,
   startAgent,
@@ -34,7 +34,7 @@ import {
   type Agent,
   type KeyPair,
   type Sshd,
-} from '../support/sshd';
+} from '../../scripts/harness/sshd';
 import { cluster, host } from './harness/tlsCluster';
 
 interface Recorder extends SshPrompts {

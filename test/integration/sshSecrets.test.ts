@@ -21,8 +21,8 @@ import {
   type UnknownHostKey,
 } from '../../src/core/ssh/connection';
 import { resolveTarget, type SshEnvironment } from '../../src/core/ssh/target';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { startFakeSsh, type FakeSsh } from '../support/sshd';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { startFakeSsh, type FakeSsh } from '../../scripts/harness/sshd';
 import { cluster, host } from './harness/tlsCluster';
 
 const PASSWORD = 'hunter2-real-host';

@@ -23,7 +23,7 @@ import {
   REPO_ROOT,
   startVsCodeServer,
 } from '../editor/harness/vscode';
-import { startEtcdCluster } from '../integration/harness/etcd';
+import { startEtcdCluster } from '../../scripts/harness/etcd';
 
 const EXAMPLE = join(REPO_ROOT, 'examples', 'edge-lab');
 const SUITE_JS = join(REPO_ROOT, 'out', 'test', 'package-suite.js');

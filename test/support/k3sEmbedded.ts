@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { EdgeHost } from './edgeHosts';
+import type { EdgeHost } from '../../scripts/harness/edgeHosts';
 
 const run = promisify(execFile);
 export const K3S_TLS = '/var/lib/rancher/k3s/server/tls/etcd';

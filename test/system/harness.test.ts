@@ -9,9 +9,9 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../support/edgeHosts';
-import { makeKey, realSsh } from '../support/sshd';
-import type { EdgeHost } from '../support/edgeHosts';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import { makeKey, realSsh } from '../../scripts/harness/sshd';
+import type { EdgeHost } from '../../scripts/harness/edgeHosts';
 import {
   type CommandResult,
   makeTempDir,
@@ -20,7 +20,7 @@ import {
   removeTempDir,
   runCommand,
   sleep,
-} from '../support/processes';
+} from '../../scripts/harness/processes';
 
 const ADDRESSES = ['127.0.1.31', '127.0.1.32'] as const;
 const SUDO_PW = 'edge-sudo-pw';

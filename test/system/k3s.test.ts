@@ -22,20 +22,25 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { createCa } from '../../src/core/pki/issue';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
+import {
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
 import { STANDIN_LOG_DIR, STANDIN_VERSION, writeK3sStandIn } from '../support/k3sStandIn';
 import { main } from '../../src/cli/main';
 import {
-  captureIO,
   labInventory,
   labSsh,
   loadCluster,
   moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../support/lab';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { makeKey } from '../support/sshd';
+} from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
 
 const ADDR = ['127.0.1.111', '127.0.1.112', '127.0.1.113'];
 

@@ -18,10 +18,16 @@ import { latestBackup } from '../../src/core/k3s/ops';
 import { K3S_DB_DIR, K3S_TOKEN_FILE } from '../../src/core/k3s/server';
 import type { Cluster } from '../../src/core/inventory/types';
 import type { SshContext } from '../../src/core/provision/etcdOps';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
-import { captureIO, labInventory, labSsh, loadCluster, writeKnownHosts } from '../support/lab';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { makeKey } from '../support/sshd';
+import {
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
+import { labInventory, labSsh, loadCluster, writeKnownHosts } from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
 
 const ADDR = '127.0.1.121';
 const TOKEN =

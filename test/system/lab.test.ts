@@ -22,12 +22,17 @@ import type { Page } from 'playwright-core';
 import { labPreflight, refusalText } from '../../scripts/lab/preflight.mjs';
 import { alive, processesInGroup, readState, type LabState } from '../../scripts/lab/state';
 import { freePort, launchBrowser, REPO_ROOT, SCREENSHOTS_DIR } from '../editor/harness/vscode';
-import { httpStatus } from '../support/net';
+import { httpStatus } from '../../scripts/harness/net';
 import type { Browser } from '../editor/harness/vscode';
-import { loadCluster } from '../support/lab';
-import { findFiles } from '../support/files';
-import { makeTempDir, processesWithArg, removeTempDir, waitUntil } from '../support/processes';
-import { realSsh } from '../support/sshd';
+import { loadCluster } from '../../scripts/harness/lab';
+import { findFiles } from '../../scripts/harness/files';
+import {
+  makeTempDir,
+  processesWithArg,
+  removeTempDir,
+  waitUntil,
+} from '../../scripts/harness/processes';
+import { realSsh } from '../../scripts/harness/sshd';
 
 const ADDRESSES = ['127.0.1.14', '127.0.1.15', '127.0.1.16'];
 const VERSION = (

@@ -18,8 +18,8 @@ import {
   stopEdgeHosts,
   type BridgeNetwork,
   type EdgeHost,
-} from '../support/edgeHosts';
-import { makeKey, realSsh } from '../support/sshd';
+} from '../../scripts/harness/edgeHosts';
+import { makeKey, realSsh } from '../../scripts/harness/sshd';
 import {
   type CommandResult,
   makeTempDir,
@@ -28,7 +28,7 @@ import {
   removeTempDir,
   runCommand,
   sleep,
-} from '../support/processes';
+} from '../../scripts/harness/processes';
 
 const NAMES = ['netns-a', 'netns-b'] as const;
 

@@ -27,18 +27,23 @@ import {
 } from '../../src/core/provision/etcdOps';
 import type { HostRun } from '../../src/core/provision/runner';
 import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { makeKey } from '../support/sshd';
+import {
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
 import { main } from '../../src/cli/main';
 import {
-  captureIO,
   labInventory,
   labSsh,
   loadCluster,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../support/lab';
+} from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.41', '127.0.1.42', '127.0.1.43', '127.0.1.44'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3', 'edge-4'];

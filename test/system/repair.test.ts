@@ -26,21 +26,21 @@ import {
   stopEdgeHosts,
   type BridgeNetwork,
   type EdgeHost,
-} from '../support/edgeHosts';
+} from '../../scripts/harness/edgeHosts';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
-import { makeTempDir, removeTempDir, waitUntil } from '../support/processes';
+import { makeTempDir, removeTempDir, waitUntil } from '../../scripts/harness/processes';
 import { k3sClientTls, restartAt, startK3sEmbeddedEtcd } from '../support/k3sEmbedded';
-import { makeKey } from '../support/sshd';
+import { makeKey } from '../../scripts/harness/sshd';
 import { main } from '../../src/cli/main';
 import {
-  captureIO,
   labInventory,
   labSsh,
   loadCluster,
   moveSshd,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../support/lab';
+} from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.71', '127.0.1.72', '127.0.1.73'];
 const MOVED = '127.0.1.75';

@@ -21,17 +21,22 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd } from '../../src/core/provision/etcdOps';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import {
-  captureIO,
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
+import {
   labInventory,
   labSsh,
   loadCluster,
   stageEtcdBinaries,
   writeKnownHosts,
-} from '../support/lab';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { makeKey } from '../support/sshd';
+} from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
 
 const ADDR = ['127.0.1.131', '127.0.1.132', '127.0.1.133'];
 const KEYS = 50;

@@ -28,8 +28,8 @@ import {
   type HostPlan,
   type Step,
 } from '../../src/core/provision/plan';
-import { makeTempDir, removeTempDir } from '../support/processes';
-import { cluster, host } from '../integration/harness/tlsCluster';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { cluster, host } from '../fixtures/inventory';
 import { etcdDefaults } from '../../src/core/inventory/parse';
 import {
   checkFacts,

@@ -21,9 +21,9 @@ import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/cor
 import { K3sEtcdError } from '../../src/core/errors';
 import { parseFacts } from '../../src/core/provision/etcd';
 import { renderScript, sha256 } from '../../src/core/provision/plan';
-import { cluster, host } from '../integration/harness/tlsCluster';
-import { captureIO } from '../support/lab';
-import { makeTempDir, removeTempDir } from '../support/processes';
+import { cluster, host } from '../fixtures/inventory';
+import { captureIO } from '../fixtures/cli';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 
 describe('snapshot restore: plan and refusals', () => {
   let dir = '';

@@ -19,7 +19,7 @@ import { hostSecretId } from '../../src/core/ssh/connection';
 import { shellCommand, shellQuote } from '../../src/core/ssh/quote';
 import { describeHop, parseJumpSpec, resolveTarget } from '../../src/core/ssh/target';
 import type { Cluster, Host } from '../../src/core/inventory/types';
-import { cluster, host } from '../integration/harness/tlsCluster';
+import { cluster, host } from '../fixtures/inventory';
 
 describe('shell quoting', () => {
   it('every argument reaches the command unchanged through a real sh', () => {

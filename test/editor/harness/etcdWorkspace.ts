@@ -5,9 +5,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EtcdCluster } from '../../integration/harness/etcd';
-import { etcdWithOurCerts, harnessInventory } from '../../integration/harness/tlsCluster';
-import { makeTempDir, removeTempDir } from '../../support/processes';
+import type { EtcdCluster } from '../../../scripts/harness/etcd';
+import { etcdWithOurCerts } from '../../../scripts/harness/etcdTls';
+import { harnessInventory } from '../../fixtures/inventory';
+import { makeTempDir, removeTempDir } from '../../../scripts/harness/processes';
 
 export async function etcdWorkspace(
   prefix: string,

@@ -3,7 +3,7 @@
  * JSON line, then leaves without stop() in the way named by argv[2]. The harness's process
  * hooks must still kill every etcd and remove the dir.
  */
-import { startEtcdCluster } from './etcd';
+import { startEtcdCluster } from '../../../scripts/harness/etcd';
 
 async function main(mode: string): Promise<void> {
   const cluster = await startEtcdCluster({ members: mode === 'sigterm' ? 3 : 1 });

@@ -17,7 +17,7 @@ import {
   sleep,
   trackGroup,
   untrackGroup,
-} from '../../support/processes';
+} from './processes';
 
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
@@ -90,7 +90,7 @@ export interface EtcdctlResult {
   stderr: string;
 }
 
-// Process groups and temp dirs are tracked (and killed/removed on exit) by ../../support/processes.
+// Process groups and temp dirs are tracked (and killed/removed on exit) by ./processes.
 const usedAddresses = new Set<string>(); // loopback addresses held by this process's clusters
 
 /** SIGTERM the group, wait up to `graceMs` for the exit, then SIGKILL and wait for the reap. */

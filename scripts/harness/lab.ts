@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CliIO } from '../../src/cli/main';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import type { SshContext } from '../../src/core/provision/etcdOps';
@@ -80,22 +79,6 @@ export function labSsh(dir: string, timeoutMs?: number): SshContext {
     agentSocket: '',
     ...(timeoutMs ? { timeoutMs } : {}),
     prompts: { secret: async () => undefined, unknownHostKey: async () => false },
-  };
-}
-
-/** CLI I/O collecting every line; nobody at the terminal. */
-export function captureIO(cwd: string): { io: CliIO; out: string[] } {
-  const out: string[] = [];
-  return {
-    out,
-    io: {
-      out: (t) => out.push(t),
-      err: (t) => out.push(t),
-      interactive: false,
-      cwd,
-      ask: async () => '',
-      askSecret: async () => '',
-    },
   };
 }
 
