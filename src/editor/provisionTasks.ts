@@ -30,7 +30,7 @@ import { summarizeRun, type HostRun, type RunHooks } from '../core/provision/run
 import { installK3s, selectK3sServers } from '../core/k3s/ops';
 import { k3sServers } from '../core/k3s/server';
 import { secretTokenStore } from './tokenStore';
-import { clusterNamed } from './commands/cluster';
+import { clusterNamed } from './pick';
 import type { ExtensionCtx } from './ctx';
 import { withCancellableProgress } from './progress';
 import { editorSshContext } from './sshPrompts';
