@@ -23,7 +23,7 @@ import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';
 import { resolveCluster, workspaceDir } from '../pick';
 import { bytesReporter, withCancellableProgress } from '../progress';
-import { runProvisionTask } from '../provisionTasks';
+import { runProvisionTask } from '../tasks/provider';
 import { secretTokenStore } from '../tokenStore';
 import { editorSshContext } from '../sshPrompts';
 

@@ -9,7 +9,7 @@ import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';
 import { hostOf, resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
-import { runProvisionTask } from '../provisionTasks';
+import { runProvisionTask } from '../tasks/provider';
 import { editorSshContext } from '../sshPrompts';
 
 export function provisionEtcdCommand(ctx: ExtensionCtx) {

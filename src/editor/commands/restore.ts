@@ -13,7 +13,8 @@ import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, type PlanDocuments } from '../planDocuments';
 import { resolveCluster, snapshotItems, snapshotsOf, snapshotTime } from '../pick';
 import { withCancellableProgress } from '../progress';
-import { restoreConfirmDetail, runConfirmedRestoreTask } from '../provisionTasks';
+import { runConfirmedRestoreTask } from '../tasks/provider';
+import { restoreConfirmDetail } from '../tasks/restore';
 
 const RESTORE_BUTTON = 'Restore from This Snapshot…';
 
