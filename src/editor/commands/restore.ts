@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { CancelledError } from '../../core/errors';
-import { planRestore, type RestorePlan } from '../../core/etcd/restore';
+import { planRestore, restorePlanText, type RestorePlan } from '../../core/etcd/restore';
 import { restoreCommands, type SnapshotInfo } from '../../core/etcd/snapshot';
 import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
@@ -18,7 +18,10 @@ import { restoreConfirmDetail } from '../tasks/restore';
 
 const RESTORE_BUTTON = 'Restore from This Snapshot…';
 
-/** The restore's preview document: the steps in order and each member's command. */
+/**
+ * The restore's preview document: how to run it, then the plan in the core's words (the same
+ * text `k3s-etcd snapshot restore` prints): the steps in order and each member's command.
+ */
 async function showRestorePreview(
   docs: PlanDocuments | undefined,
   plan: RestorePlan,
@@ -30,26 +33,12 @@ async function showRestorePreview(
     [
       `# Restore ${plan.cluster} from the snapshot of ${plan.snapshot.createdAt}`,
       '',
-      `Snapshot ${plan.file}, revision ${plan.snapshot.revision}, ${plan.snapshot.bytes} bytes, sha256 ${plan.snapshot.sha256} (checked against its record).`,
-      '',
       `"K3s etcd: Restore etcd from Snapshot…" runs it as a task after a confirmation (\`k3s-etcd snapshot restore --file ${plan.file}\` from a terminal), or run the commands below yourself.`,
       '',
-      '## Steps',
+      '```text',
+      ...restorePlanText(plan),
+      '```',
       '',
-      ...plan.steps.map((st, i) => `${i + 1}. ${st}`),
-      '',
-      `## The restore command on each member (as root, with etcd stopped on every member)`,
-      '',
-      ...plan.members.flatMap((m) => [
-        `### ${m.host} (member ${m.member})`,
-        '',
-        '```sh',
-        m.command,
-        '```',
-        '',
-        `Then: \`mv ${m.dataDir} ${m.keptAs} && mv ${m.restoredDir} ${m.dataDir} && chown -R etcd:etcd ${m.dataDir}\`, and start etcd on every member.`,
-        '',
-      ]),
     ].join('\n'),
   );
   await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
