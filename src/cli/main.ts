@@ -1,14 +1,14 @@
 /**
  * `k3s-etcd`: the command line over the same core as the extension.
  * Exit codes: 0 success, 1 failed check or invalid inventory, 2 usage error.
- * Every subcommand is in the one table below (defined per area), with its own `--help`.
+ * Every subcommand is in the one table below (defined per operation, one file each: src/cli/<op>.ts,
+ * named like the editor's src/editor/commands/<op>.ts), with its own `--help`.
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
-import { CERTS_COMMANDS } from './certsCommands';
-import { ETCD_COMMANDS } from './etcdCommands';
+import { CERTS_COMMANDS } from './certs';
 import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
@@ -20,26 +20,35 @@ import {
   type Subcommand,
   type Values,
 } from './context';
-import { INVENTORY_COMMANDS } from './inventoryCommands';
-import { PERF_COMMANDS } from './perfCommands';
-import { PROVISION_COMMANDS } from './provisionCommands';
-import { K3S_COMMANDS } from './k3sCommands';
-import { MIGRATE_COMMANDS } from './migrateCommands';
-import { SNAPSHOT_COMMANDS } from './snapshotCommands';
-import { METRICS_COMMANDS } from './metricsCommands';
+import { ETCDCTL_COMMANDS } from './etcdctl';
+import { HEALTH_COMMANDS } from './health';
+import { INVENTORY_COMMANDS } from './inventory';
+import { K3S_COMMANDS } from './k3s';
+import { MEMBER_COMMANDS } from './member';
+import { METRICS_COMMANDS } from './metrics';
+import { MIGRATE_COMMANDS } from './migrate';
+import { PERF_COMMANDS } from './perf';
+import { PROVISION_COMMANDS } from './provision';
+import { REPAIR_COMMANDS } from './repair';
+import { RESTORE_COMMANDS } from './restore';
+import { SNAPSHOT_COMMANDS } from './snapshot';
 
 export type { CliIO } from './context';
 
 const SUBCOMMANDS: Subcommand[] = [
   ...INVENTORY_COMMANDS,
-  ...ETCD_COMMANDS,
+  ...HEALTH_COMMANDS,
   ...PERF_COMMANDS,
   ...METRICS_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
+  ...MEMBER_COMMANDS,
+  ...REPAIR_COMMANDS,
   ...K3S_COMMANDS,
+  ...ETCDCTL_COMMANDS,
   ...MIGRATE_COMMANDS,
   ...SNAPSHOT_COMMANDS,
+  ...RESTORE_COMMANDS,
 ];
 
 function mainHelp(): string {

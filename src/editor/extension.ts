@@ -14,7 +14,7 @@ import { K3sStateService } from './k3sStateService';
 import { registerSnapshotSchedule } from './snapshotScheduler';
 import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
-import { registerProvisionTasks } from './provisionTasks';
+import { registerProvisionTasks } from './tasks/provider';
 import { registerTree } from './tree/clusterTree';
 import { TrustGuard } from './trust';
 

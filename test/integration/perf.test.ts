@@ -14,7 +14,7 @@ import {
   type PerfProgress,
 } from '../../src/core/etcd/perf';
 import { PutEncoder } from '../../src/core/etcd/perfEngine';
-import { PERF_COMMANDS } from '../../src/cli/perfCommands';
+import { PERF_COMMANDS } from '../../src/cli/perf';
 import type { CliIO, RunContext } from '../../src/cli/context';
 import { UsageError } from '../../src/cli/context';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';

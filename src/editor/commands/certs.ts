@@ -27,7 +27,7 @@ import type { TreeNode } from '../../core/tree/model';
 import { Config } from '../config';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
-import { resolveCluster } from './cluster';
+import { resolveCluster } from '../pick';
 
 export const CERT_SCHEME = 'k3s-etcd-cert';
 

@@ -1,10 +1,15 @@
-/** Inventory commands: create, open (at a node's line), validate, go to a problem. */
+/**
+ * Inventory commands: create, open (at a node's line), validate, go to a problem, and the cluster
+ * overview panel (the CLI's `inventory validate|show|init`).
+ */
 import * as vscode from 'vscode';
 import { access, writeFile } from 'node:fs/promises';
 import { summarize } from '../../core/inventory/parse';
 import { STARTER_INVENTORY } from '../../core/inventory/starter';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
+import { pickCluster } from '../pick';
+import { OverviewPanel } from '../webviewHost/overviewPanel';
 
 async function exists(file: string): Promise<boolean> {
   return access(file).then(
@@ -107,5 +112,11 @@ export function revealProblem() {
     if (node?.kind !== 'problem') return;
     const p = node.problem;
     await openAt(p.file, p.line, p.column, p.endLine, p.endColumn);
+  };
+}
+
+export function openClusterPanel(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    OverviewPanel.show(ctx, await pickCluster(ctx, node));
   };
 }

@@ -1,6 +1,7 @@
 /**
- * The one registration table: every id in `COMMANDS` maps to a handler factory here, and every
- * handler runs inside the same error wrapper. The record type makes a missing handler a
+ * The one registration table: every id in `COMMANDS` maps to a handler factory here (each from
+ * commands/<op>.ts, named like the CLI's src/cli/<op>.ts), and every handler runs inside the
+ * same error wrapper. The record type makes a missing handler a
  * compile error. Every command needs a trusted workspace unless it is listed in
  * `WORKS_UNTRUSTED` (it only reads or shows local files): in Restricted Mode the others refuse
  * with a message that offers the Workspace Trust editor.
@@ -11,9 +12,6 @@ import { COMMANDS, type CommandKey } from '../../shared/commands';
 import { commandTitles } from '../commandTitles';
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
-import { createInventory, openInventory, revealProblem, validateInventory } from './inventory';
-import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
-import { openClusterPanel, openHealthPanel } from './cluster';
 import {
   CertificateDocuments,
   CERT_SCHEME,
@@ -22,29 +20,31 @@ import {
   inspectCertificateCommand,
   reissueMember,
 } from './certs';
+import { copyEtcdctlEnvCommand, openEtcdctlTerminalCommand } from './etcdctl';
+import { openHealthPanel } from './health';
 import {
-  addMemberCommand,
-  fixPeerUrlCommand,
-  PlanDocuments,
-  PLAN_SCHEME,
-  previewPlanCommand,
-  provisionEtcdCommand,
-  removeMemberCommand,
-} from './provision';
+  createInventory,
+  openClusterPanel,
+  openInventory,
+  revealProblem,
+  validateInventory,
+} from './inventory';
 import {
   backupK3sCommand,
-  copyEtcdctlEnvCommand,
   fetchKubeconfigCommand,
   installK3sCommand,
-  migrateSqliteCommand,
-  openEtcdctlTerminalCommand,
   previewK3sPlanCommand,
   refreshK3sStateCommand,
   restoreK3sCommand,
-  restoreSnapshotCommand,
-  saveSnapshotCommand,
-  showSnapshotsCommand,
 } from './k3s';
+import { addMemberCommand, removeMemberCommand } from './member';
+import { migrateSqliteCommand } from './migrate';
+import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
+import { previewPlanCommand, provisionEtcdCommand } from './provision';
+import { fixPeerUrlCommand } from './repair';
+import { restoreSnapshotCommand } from './restore';
+import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
+import { PlanDocuments, PLAN_SCHEME } from '../planDocuments';
 
 type Handler = (node?: TreeNode) => Promise<void>;
 

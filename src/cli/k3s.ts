@@ -1,20 +1,12 @@
-/** `k3s-etcd k3s ...`: K3s servers on the external etcd; `k3s-etcd etcdctl-env`. */
+/** `k3s-etcd k3s ...`: K3s servers on the external etcd. */
 import { dirname, resolve } from 'node:path';
 import { backupK3s, restoreK3s, verifyBackup } from '../core/k3s/backup';
-import { etcdctlEnv, exportLines } from '../core/etcd/etcdctlEnv';
 import { fetchKubeconfig, installK3s, latestBackup, selectK3sServers } from '../core/k3s/ops';
 import { fileTokenStore } from '../core/k3s/token';
 import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { progressLine } from './progressLine';
-import {
-  previewGate,
-  printer,
-  report,
-  SSH_HELP,
-  SSH_OPTIONS,
-  sshContext,
-} from './provisionCommands';
+import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const k3sInstallCommand: Subcommand = {
   name: 'k3s install',
@@ -177,26 +169,9 @@ ${SSH_HELP}`,
   },
 };
 
-const etcdctlEnvCommand: Subcommand = {
-  name: 'etcdctl-env',
-  summary: 'Print the etcdctl environment for the cluster (ETCDCTL_API, endpoints, TLS files)',
-  usage: 'k3s-etcd etcdctl-env',
-  details: `Prints export lines for a shell profile or eval: ETCDCTL_API=3, ETCDCTL_ENDPOINTS (every
-member's client URL), ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY (the inventory's etcd.tls, or
-the generated admin certificate). Example: eval "$(k3s-etcd etcdctl-env)"; etcdctl endpoint health`,
-  async run(ctx) {
-    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-    const env = await etcdctlEnv(cluster);
-    if (ctx.global.json) json(ctx, env);
-    else ctx.io.out(exportLines(env));
-    return 0;
-  },
-};
-
 export const K3S_COMMANDS: Subcommand[] = [
   k3sBackupCommand,
   k3sRestoreCommand,
   k3sInstallCommand,
   k3sKubeconfigCommand,
-  etcdctlEnvCommand,
 ];

@@ -16,7 +16,7 @@ import type { ClusterMetrics, MemberSummary } from '../core/metrics/types';
 import { MetricsWindow } from '../core/metrics/window';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, UsageError, type Subcommand } from './context';
-import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdCommands';
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 
 const ms = (v: number | undefined) =>
   v === undefined ? '-' : v >= 10 ? `${Math.round(v)}` : v.toFixed(1);

@@ -23,7 +23,7 @@ import {
   type RunContext,
   type Subcommand,
 } from './context';
-import { etcdTarget } from './etcdCommands';
+import { etcdTarget } from './etcdTarget';
 
 const PERF_OPTIONS: Options = {
   load: { type: 'string' },

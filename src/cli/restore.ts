@@ -1,4 +1,4 @@
-/** `k3s-etcd snapshot save|list|restore-commands|restore`: snapshots of the external etcd. */
+/** `k3s-etcd snapshot restore-commands|restore`: a snapshot back onto every etcd member. */
 import { dirname, resolve } from 'node:path';
 import { renderColumns } from '../core/format/table';
 import {
@@ -7,55 +7,10 @@ import {
   restoreSnapshot,
   type RestoreResult,
 } from '../core/etcd/restore';
-import { listSnapshots, restoreCommands, saveSnapshot } from '../core/etcd/snapshot';
+import { listSnapshots, restoreCommands } from '../core/etcd/snapshot';
 import { summarizeRun } from '../core/provision/runner';
-import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
-import { progressLine } from './progressLine';
-import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './provisionCommands';
-
-const saveCommand: Subcommand = {
-  name: 'snapshot save',
-  summary: 'Stream a snapshot of the external etcd into backups/<cluster>/<UTC time>.db',
-  usage: 'k3s-etcd snapshot save',
-  details: `Streams a snapshot from the first member that answers (mutual TLS) into the workspace,
-file 0600, with a JSON record beside it: SHA-256, bytes, revision and the member it came from.`,
-  async run(ctx) {
-    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-    const line = progressLine(ctx.global.json);
-    const info = await saveSnapshot(cluster, {
-      workspaceDir: dirname(ctx.global.inventory),
-      onProgress: (bytes) => line.update(`snapshot of ${cluster.name}: ${humanBytes(bytes)}`),
-    }).finally(() => line.done());
-    if (ctx.global.json) json(ctx, info);
-    else
-      ctx.io.out(
-        `${info.file}: ${info.bytes} bytes, revision ${info.revision}, sha256 ${info.sha256} (from ${info.from})`,
-      );
-    return 0;
-  },
-};
-
-const listCommand: Subcommand = {
-  name: 'snapshot list',
-  summary: "List the cluster's snapshots in the workspace, newest first",
-  usage: 'k3s-etcd snapshot list',
-  async run(ctx) {
-    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-    const list = await listSnapshots(dirname(ctx.global.inventory), cluster.name);
-    if (ctx.global.json) json(ctx, list);
-    else if (list.length === 0)
-      ctx.io.out(`No snapshot of ${cluster.name} yet: k3s-etcd snapshot save`);
-    else
-      ctx.io.out(
-        renderColumns(
-          ['CREATED', 'REVISION', 'BYTES', 'FILE'],
-          list.map((s) => [s.createdAt, s.revision, String(s.bytes), s.file]),
-        ),
-      );
-    return 0;
-  },
-};
+import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const restoreCommandsCommand: Subcommand = {
   name: 'snapshot restore-commands',
@@ -190,9 +145,4 @@ ${SSH_HELP}`,
   },
 };
 
-export const SNAPSHOT_COMMANDS: Subcommand[] = [
-  saveCommand,
-  listCommand,
-  restoreCommandsCommand,
-  restoreCommand,
-];
+export const RESTORE_COMMANDS: Subcommand[] = [restoreCommandsCommand, restoreCommand];

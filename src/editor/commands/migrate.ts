@@ -1,0 +1,133 @@
+/**
+ * K3s's SQLite state into the cluster's external etcd (the CLI's `migrate sqlite-to-etcd`): the
+ * source from a backup or a chosen state.db, a dry-run report, the write after a modal, then the
+ * cut-over offered (K3s pointed at etcd with the same token).
+ */
+import * as vscode from 'vscode';
+import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { K3sEtcdError } from '../../core/errors';
+import { BACKUPS_DIR } from '../../core/k3s/ops';
+import { k3sServers, tokenSecret } from '../../core/k3s/server';
+import {
+  migrateToEtcd,
+  migrationReport,
+  readSource,
+  saveReport,
+  sourceToken,
+} from '../../core/migrate/migrate';
+import { progressText } from '../../core/migrate/progress';
+import type { TreeNode } from '../../core/tree/model';
+import type { ExtensionCtx } from '../ctx';
+import { PLAN_SCHEME, type PlanDocuments } from '../planDocuments';
+import { resolveCluster, workspaceDir } from '../pick';
+import { withCancellableProgress } from '../progress';
+import { secretTokenStore } from '../tokenStore';
+import { installK3sCommand } from './k3s';
+
+export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const ws = workspaceDir(ctx);
+    // The source: a backup of one of the cluster's servers, or a state.db chosen by hand.
+    const backups: { label: string; description: string; path: string }[] = [];
+    for (const h of k3sServers(cluster)) {
+      const root = join(ws, BACKUPS_DIR, h.name);
+      for (const stamp of (await readdir(root).catch(() => [] as string[])).sort().reverse()) {
+        backups.push({
+          label: `${h.name} ${stamp}`,
+          description: 'backup',
+          path: join(root, stamp, 'state.db'),
+        });
+      }
+    }
+    const choose = { label: 'Choose a state.db…', description: '', path: '' };
+    const picked = await vscode.window.showQuickPick([...backups, choose], {
+      title: `Migrate which SQLite state into the etcd of ${cluster.name}?`,
+    });
+    if (!picked) return;
+    let source = picked.path;
+    if (!source) {
+      const files = await vscode.window.showOpenDialog({
+        title: "K3s's state.db (K3s stopped; its -wal and -shm beside it)",
+        canSelectMany: false,
+        filters: { SQLite: ['db'] },
+      });
+      if (!files?.[0]) return;
+      source = files[0].fsPath;
+    }
+    let token = await sourceToken(source);
+    if (!token) {
+      token = await vscode.window.showInputBox({
+        title: 'K3s server token',
+        prompt:
+          "The token of the server that wrote this state (/var/lib/rancher/k3s/server/token): it must open the state's /bootstrap key. Leave empty if the state has none.",
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (token === undefined) return;
+    }
+    const src = await withCancellableProgress(`Reading ${source}`, (report, signal) =>
+      readSource(source, {
+        ...(token ? { token } : {}),
+        signal,
+        onProgress: (p) => report(progressText(p)),
+      }),
+    );
+    const reportUri = vscode.Uri.from({
+      scheme: PLAN_SCHEME,
+      path: `/${cluster.name}-migration-dry-run.md`,
+    });
+    docs.set(reportUri, migrationReport(cluster.name, src));
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(reportUri), {
+      preview: false,
+    });
+    const go = await vscode.window.showWarningMessage(
+      `Write ${src.pre.liveKeys} key(s) into the etcd of ${cluster.name}?`,
+      {
+        modal: true,
+        detail: `From ${src.pre.rows} history rows (revision ${src.pre.currentRevision}). ${src.token.note}. Create-only: an existing key is never overwritten; the result is verified by count and SHA-256.`,
+      },
+      'Migrate',
+    );
+    if (go !== 'Migrate') return;
+    const run = (force: boolean) =>
+      withCancellableProgress(`Migrating into ${cluster.name}`, (report, signal) =>
+        migrateToEtcd(cluster, src, {
+          force,
+          signal,
+          onProgress: (p) => report(progressText(p)),
+        }),
+      );
+    let result;
+    try {
+      result = await run(false);
+    } catch (err) {
+      if (!(err instanceof K3sEtcdError && err.code === 'migrate-target')) throw err;
+      const again = await vscode.window.showWarningMessage(
+        err.message,
+        { modal: true },
+        'Add Only Missing Keys',
+      );
+      if (again !== 'Add Only Missing Keys') return;
+      result = await run(true);
+    }
+    const file = await saveReport(ws, migrationReport(cluster.name, src, result));
+    await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: false });
+    const msg = `${result.write.written} key(s) written, ${result.write.alreadyThere} already there; verified: ${result.verify.ok ? 'same keys, same bytes' : 'NO'}.`;
+    if (result.verify.ok && result.write.conflicts.length === 0) {
+      // The cut-over, offered: K3s on this etcd with the same token, never cluster-init.
+      const next = await vscode.window.showInformationMessage(
+        msg,
+        'Point K3s at etcd (same token)…',
+      );
+      if (next) {
+        if (token) {
+          const file = (ctx.inventory.current() as { file: string }).file;
+          await secretTokenStore(ctx, file).set(cluster.name, tokenSecret(token));
+        }
+        await installK3sCommand(ctx)(node);
+      }
+    } else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
+  };
+}

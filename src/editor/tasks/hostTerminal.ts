@@ -1,0 +1,87 @@
+/**
+ * Under Remote-SSH, connected to the host itself: provisioning as a `ShellExecution` of the same
+ * script in the host's own terminal (sudo asks there).
+ */
+import * as vscode from 'vscode';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import type { Cluster, Host } from '../../core/inventory/types';
+import { checkFacts, factsCommand, parseFacts } from '../../core/provision/etcd';
+import { initialClusterOf, planMember } from '../../core/provision/etcdOps';
+import { asRootIfPossible, isThisHost, terminalCommand } from '../../core/provision/local';
+import { renderScript } from '../../core/provision/plan';
+import type { ExtensionCtx } from '../ctx';
+import { clusterNamed } from '../pick';
+import type { K3sEtcdTaskDefinition } from './definition';
+
+function localIdentity() {
+  const addresses = Object.values(networkInterfaces())
+    .flat()
+    .map((i) => i?.address)
+    .filter((a): a is string => Boolean(a));
+  return { hostname: hostname(), addresses };
+}
+
+/** The host this window is connected to with Remote-SSH, when it is `host` and we run there. */
+function runsOnHost(ctx: ExtensionCtx, host: Host): boolean {
+  return (
+    vscode.env.remoteName === 'ssh-remote' &&
+    ctx.vscodeContext.extension.extensionKind === vscode.ExtensionKind.Workspace &&
+    isThisHost(host, localIdentity())
+  );
+}
+
+/** Builds the script for this host and a terminal task running it with sudo (Remote-SSH). */
+async function localShellExecution(
+  ctx: ExtensionCtx,
+  cluster: Cluster,
+  host: Host,
+): Promise<vscode.ShellExecution> {
+  const factsOut = await new Promise<string>((resolve, reject) =>
+    // As root where possible (the data dir is 0700): directly, or through password-less sudo.
+    execFile('sh', ['-c', asRootIfPossible(factsCommand(cluster.etcd.dataDir))], (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    ),
+  );
+  const facts = parseFacts(factsOut);
+  checkFacts(host, facts);
+  const plan = await planMember(cluster, host, facts, {
+    cluster: initialClusterOf(cluster),
+    state: 'new',
+  });
+  const stage = await mkdtemp(join(tmpdir(), 'k3s-etcd-stage-'));
+  await chmod(stage, 0o700);
+  for (const p of plan.payloads) {
+    const data = p.content ?? (p.localPath ? await readFile(p.localPath) : Buffer.alloc(0));
+    await writeFile(join(stage, p.name), data, { mode: 0o600 });
+  }
+  const script = join(stage, 'provision-etcd.sh');
+  await writeFile(script, renderScript(plan), { mode: 0o600 });
+  ctx.log.info(`provisioning ${host.name} in its own terminal with ${script}`);
+  // POSIX sh whatever the user's shell is (fish, nushell...).
+  return new vscode.ShellExecution(terminalCommand(script, stage), {
+    executable: '/bin/sh',
+    shellArgs: ['-c'],
+  });
+}
+
+/** For Remote-SSH: the same operation in the host's own terminal. */
+export async function hostTerminalTask(
+  ctx: ExtensionCtx,
+  def: K3sEtcdTaskDefinition,
+): Promise<vscode.Task | undefined> {
+  if (!def.host || def.operation !== 'provision-etcd') return undefined;
+  const cluster = clusterNamed(ctx, def.cluster);
+  const host = cluster.hosts.find((h) => h.name === def.host);
+  if (!host || !runsOnHost(ctx, host)) return undefined;
+  const exec = await localShellExecution(ctx, cluster, host);
+  return new vscode.Task(
+    def,
+    vscode.TaskScope.Workspace,
+    `provision etcd on ${host.name} (this host)`,
+    'k3s-etcd',
+    exec,
+  );
+}

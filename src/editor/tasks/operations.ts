@@ -1,0 +1,65 @@
+/** What each task operation runs: provision-etcd, install-k3s (and restore-etcd, in restore.ts). */
+import { dirname } from 'node:path';
+import { provisionEtcd, selectHosts } from '../../core/provision/etcdOps';
+import { installK3s, selectK3sServers } from '../../core/k3s/ops';
+import type { ExtensionCtx } from '../ctx';
+import { clusterNamed } from '../pick';
+import { editorSshContext } from '../sshPrompts';
+import { secretTokenStore } from '../tokenStore';
+import type { ConfirmedRestore, K3sEtcdTaskDefinition, TaskOperation } from './definition';
+import { restoreOperation } from './restore';
+
+/** What the task of `def` runs; `confirmed` only for the restore its modal started. */
+export async function operationFor(
+  ctx: ExtensionCtx,
+  def: K3sEtcdTaskDefinition,
+  confirmed?: ConfirmedRestore,
+): Promise<TaskOperation> {
+  ctx.trust.require('Running a K3s etcd task');
+  const cluster = clusterNamed(ctx, def.cluster);
+  if (def.operation === 'restore-etcd') return restoreOperation(ctx, cluster, def, confirmed);
+  const ssh = await editorSshContext(ctx);
+  const only = def.host ? [def.host] : undefined;
+  if (def.operation === 'install-k3s') {
+    const hosts = selectK3sServers(cluster, only).map((h) => h.name);
+    const file = (ctx.inventory.current() as { file: string }).file;
+    const base = {
+      ssh,
+      hosts,
+      tokens: secretTokenStore(ctx, file),
+      workspaceDir: dirname(file),
+    };
+    return {
+      what: `K3s on ${hosts.join(', ')} (cluster ${cluster.name}, external etcd)`,
+      apply: 'Apply',
+      detail: (n, on) =>
+        `${n} step(s) would change on ${on.join(', ')}, one server at a time. config.yaml (0600) is backed up before being replaced; K3s restarts where its config changed.`,
+      run: async (dryRun, hooks) => {
+        const r = await installK3s(cluster, { ...base, ...hooks, dryRun });
+        if (!dryRun) void ctx.k3s.refresh(cluster, ssh);
+        return {
+          runs: r.runs,
+          ok: r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled'),
+          lines: r.kubeconfig ? [`kubeconfig: ${r.kubeconfig}`] : [],
+        };
+      },
+    };
+  }
+  const hosts = selectHosts(cluster, only).map((h) => h.name);
+  return {
+    what: `etcd on ${hosts.join(', ')} (cluster ${cluster.name})`,
+    apply: 'Apply',
+    detail: (n, on) =>
+      `${n} step(s) would change on ${on.join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+    run: async (dryRun, hooks) => {
+      const r = await provisionEtcd(cluster, { ...hooks, dryRun, ssh, hosts });
+      return {
+        runs: r.runs,
+        ok:
+          r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled') &&
+          r.healthy !== false,
+        lines: r.healthSummary ? [`health: ${r.healthSummary}`] : [],
+      };
+    },
+  };
+}
