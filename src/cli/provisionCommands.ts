@@ -1,13 +1,8 @@
 /** `k3s-etcd provision etcd`, `k3s-etcd member add|remove`: the hosts, over SSH. */
 import { renderColumns } from '../core/format/table';
 import { peerUrl } from '../core/inventory/urls';
-import {
-  addMember,
-  provisionEtcd,
-  removeMember,
-  selectHosts,
-  type SshContext,
-} from '../core/provision/etcdOps';
+import { addMember, provisionEtcd, removeMember, selectHosts } from '../core/provision/etcdOps';
+import { type SshContext } from '../core/ssh/hostSession';
 import { summarizeRun, type HostRun } from '../core/provision/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../core/repair/peerUrl';
 import { loadSshEnvironment } from '../core/ssh/target';

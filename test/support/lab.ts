@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { CliIO } from '../../src/cli/main';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
-import type { SshContext } from '../../src/core/provision/etcdOps';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EdgeHost } from './edgeHosts';
 
 export const LAB_KNOWN_HOSTS = 'known_hosts';

@@ -17,7 +17,7 @@ import { backupK3s, restoreK3s, type BackupManifest } from '../../src/core/k3s/b
 import { latestBackup } from '../../src/core/k3s/ops';
 import { K3S_DB_DIR, K3S_TOKEN_FILE } from '../../src/core/k3s/server';
 import type { Cluster } from '../../src/core/inventory/types';
-import type { SshContext } from '../../src/core/provision/etcdOps';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { captureIO, labInventory, labSsh, loadCluster, writeKnownHosts } from '../support/lab';
 import { makeTempDir, removeTempDir } from '../support/processes';

@@ -19,14 +19,11 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { listMembers } from '../../src/core/etcd/members';
 import { adminTls } from '../../src/core/etcd/connection';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import {
-  addMember,
-  provisionEtcd,
-  removeMember,
-  type SshContext,
-} from '../../src/core/provision/etcdOps';
+import { addMember, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
+import { type SshContext } from '../../src/core/ssh/hostSession';
 import type { HostRun } from '../../src/core/provision/runner';
-import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
+import { connectSsh } from '../../src/core/ssh/transport';
+import { type SecretRequest } from '../../src/core/ssh/types';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { makeKey } from '../support/sshd';

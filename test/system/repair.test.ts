@@ -17,7 +17,8 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/urls';
 import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
+import { provisionEtcd } from '../../src/core/provision/etcdOps';
+import { type SshContext } from '../../src/core/ssh/hostSession';
 import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
 import {
   createBridgeNetwork,

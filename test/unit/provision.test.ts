@@ -40,12 +40,8 @@ import {
   resolveBinaries,
   type MemberPlanInput,
 } from '../../src/core/provision/etcd';
-import {
-  liveMemberEntry,
-  provisionEtcd,
-  removeMember,
-  type SshContext,
-} from '../../src/core/provision/etcdOps';
+import { liveMemberEntry, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
+import { type SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
 import { restoreCommands } from '../../src/core/etcd/snapshot';
 

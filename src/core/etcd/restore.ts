@@ -38,13 +38,8 @@ import {
   markerText,
   type HostFacts,
 } from '../provision/etcd';
-import {
-  initialClusterOf,
-  readFacts,
-  sshOpener,
-  waitHealthy,
-  type SshContext,
-} from '../provision/etcdOps';
+import { initialClusterOf, readFacts, waitHealthy } from '../provision/etcdOps';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { fileStep, systemdGuard, type HostPlan, type Step } from '../provision/plan';
 import { runHostPlan, type HostRun, type HostTransport, type RunHooks } from '../provision/runner';
 import { shellQuote as q } from '../ssh/quote';
@@ -732,7 +727,10 @@ export async function restoreSnapshot(
 
   // Reach and read every host before anything changes.
   const opened = await Promise.allSettled(
-    hosts.map(async (host) => ({ host, t: await sshOpener(cluster, host, opts.ssh)(opts.signal) })),
+    hosts.map(async (host): Promise<{ host: Host; t: HostTransport }> => ({
+      host,
+      t: await sshOpener(cluster, host, opts.ssh)(opts.signal),
+    })),
   );
   const transports = opened
     .filter(

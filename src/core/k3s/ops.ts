@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../files/atomicWrite';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { clientEndpoints } from '../inventory/urls';
-import { sshOpener, type SshContext } from '../provision/etcdOps';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
 import type { HostPlan } from '../provision/plan';
 import {
   runJobs,
@@ -21,7 +21,7 @@ import {
   type HostTransport,
   type RunHooks,
 } from '../provision/runner';
-import type { SshSession } from '../ssh/connection';
+import type { SshSession } from '../ssh/transport';
 import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
 import {
   K3S_KUBECONFIG,

@@ -12,9 +12,8 @@ import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
-import { connectSsh, type SshPrompts } from '../ssh/connection';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote } from '../ssh/quote';
-import { resolveTarget, type SshEnvironment } from '../ssh/target';
 import {
   checkDataDir,
   checkFacts,
@@ -26,24 +25,6 @@ import {
 } from './etcd';
 import type { HostPlan } from './plan';
 import { runJobs, type HostJob, type HostRun, type HostTransport, type RunHooks } from './runner';
-
-export interface SshContext {
-  env: SshEnvironment;
-  prompts: SshPrompts;
-  timeoutMs?: number;
-  agentSocket?: string;
-}
-
-/** Opens an SSH transport to a host of the inventory. */
-export function sshOpener(cluster: Cluster, host: Host, ssh: SshContext) {
-  return async (signal?: AbortSignal): Promise<HostTransport> =>
-    connectSsh(resolveTarget(cluster, host, ssh.env), {
-      prompts: ssh.prompts,
-      ...(signal ? { signal } : {}),
-      ...(ssh.timeoutMs ? { timeoutMs: ssh.timeoutMs } : {}),
-      ...(ssh.agentSocket !== undefined ? { agentSocket: ssh.agentSocket } : {}),
-    });
-}
 
 export async function readFacts(
   t: HostTransport,

@@ -6,7 +6,7 @@
  * reported as it happens.
  */
 import { CancelledError, K3sEtcdError, errorMessage, isCancelled, type ErrorCode } from '../errors';
-import type { ExecOptions, ExecResult } from '../ssh/connection';
+import type { ExecOptions, ExecResult } from '../ssh/types';
 import { shellQuote } from '../ssh/quote';
 import { parseMarker, renderScript, type HostPlan, type StepStatus } from './plan';
 

@@ -29,10 +29,11 @@ import { k3sServers as allK3sServers } from '../k3s/server';
 import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
-import type { SshSession } from '../ssh/connection';
+import type { SshSession } from '../ssh/transport';
 import { shellQuote } from '../ssh/quote';
 import { ENV_FILE } from '../provision/etcd';
-import { provisionEtcd, selectHosts, sshOpener, type SshContext } from '../provision/etcdOps';
+import { provisionEtcd, selectHosts } from '../provision/etcdOps';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
 import type { RunHooks } from '../provision/runner';
 
 export interface StaleItem {

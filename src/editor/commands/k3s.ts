@@ -34,7 +34,7 @@ import {
   selectK3sServers,
 } from '../../core/k3s/ops';
 import { k3sServers, tokenSecret } from '../../core/k3s/server';
-import { sshOpener } from '../../core/provision/etcdOps';
+import { sshOpener } from '../../core/ssh/hostSession';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { humanBytes } from '../../shared/etcdTypes';
