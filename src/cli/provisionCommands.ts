@@ -3,7 +3,7 @@ import { renderColumns } from '../core/format/table';
 import { peerUrl } from '../core/inventory/urls';
 import { addMember, provisionEtcd, removeMember, selectHosts } from '../core/provision/etcdOps';
 import { type SshContext } from '../core/ssh/hostSession';
-import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { summarizeRun, type HostRun } from '../core/plan/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../core/repair/peerUrl';
 import { loadSshEnvironment } from '../core/ssh/target';
 import {

@@ -8,7 +8,7 @@ import {
   type RestoreResult,
 } from '../core/etcd/restore';
 import { listSnapshots, restoreCommands, saveSnapshot } from '../core/etcd/snapshot';
-import { summarizeRun } from '../core/provision/runner';
+import { summarizeRun } from '../core/plan/runner';
 import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { progressLine } from './progressLine';

@@ -24,9 +24,9 @@ import {
   provisionEtcd,
   selectHosts,
 } from '../core/provision/etcdOps';
-import { asRootIfPossible, isThisHost, terminalCommand } from '../core/provision/local';
-import { parseMarker, renderScript } from '../core/provision/plan';
-import { summarizeRun, type HostRun, type RunHooks } from '../core/provision/runner';
+import { asRootIfPossible, isThisHost, terminalCommand } from '../core/plan/local';
+import { parseMarker, renderScript } from '../core/plan/render';
+import { summarizeRun, type HostRun, type RunHooks } from '../core/plan/runner';
 import { installK3s, selectK3sServers } from '../core/k3s/ops';
 import { k3sServers } from '../core/k3s/server';
 import { secretTokenStore } from './tokenStore';

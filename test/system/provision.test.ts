@@ -21,7 +21,7 @@ import { adminTls } from '../../src/core/etcd/connection';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { addMember, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
 import { type SshContext } from '../../src/core/ssh/hostSession';
-import type { HostRun } from '../../src/core/provision/runner';
+import type { HostRun } from '../../src/core/plan/runner';
 import { connectSsh } from '../../src/core/ssh/transport';
 import { type SecretRequest } from '../../src/core/ssh/types';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';

@@ -23,7 +23,7 @@ import {
   repointPlan,
   tokenMatches,
 } from '../../src/core/k3s/server';
-import { renderScript } from '../../src/core/provision/plan';
+import { renderScript } from '../../src/core/plan/render';
 import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
 import { buildTree, type TreeNode } from '../../src/core/tree/model';
 

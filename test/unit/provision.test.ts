@@ -20,14 +20,9 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isThisHost, terminalCommand } from '../../src/core/provision/local';
-import {
-  parseMarker,
-  renderScript,
-  sha256,
-  type HostPlan,
-  type Step,
-} from '../../src/core/provision/plan';
+import { isThisHost, terminalCommand } from '../../src/core/plan/local';
+import { parseMarker, renderScript } from '../../src/core/plan/render';
+import { sha256, type HostPlan, type Step } from '../../src/core/plan/steps';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';

@@ -20,7 +20,8 @@ import {
 import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
 import { K3sEtcdError } from '../../src/core/errors';
 import { parseFacts } from '../../src/core/provision/etcd';
-import { renderScript, sha256 } from '../../src/core/provision/plan';
+import { renderScript } from '../../src/core/plan/render';
+import { sha256 } from '../../src/core/plan/steps';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { captureIO } from '../support/lab';
 import { makeTempDir, removeTempDir } from '../support/processes';

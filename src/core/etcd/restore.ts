@@ -40,8 +40,9 @@ import {
 } from '../provision/etcd';
 import { initialClusterOf, readFacts, waitHealthy } from '../provision/etcdOps';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
-import { fileStep, systemdGuard, type HostPlan, type Step } from '../provision/plan';
-import { runHostPlan, type HostRun, type HostTransport, type RunHooks } from '../provision/runner';
+import { fileStep, systemdGuard, type HostPlan, type Step } from '../plan/steps';
+import { FREE_MB, dq, journalTail as journalLines, spaceCheck } from '../plan/snippets';
+import { runHostPlan, type HostRun, type HostTransport, type RunHooks } from '../plan/runner';
 import { shellQuote as q } from '../ssh/quote';
 import { createEndpointClient, type EtcdTls } from './client';
 import { connectionFor, healthyClient } from './connection';
@@ -333,13 +334,6 @@ export type RestoreHostPlans = Record<RestorePhase, HostPlan>;
 
 const kb = (bytes: number) => Math.ceil(bytes / 1024);
 
-/** Escapes text for inside a double-quoted shell word. */
-const dq = (text: string) => text.replace(/[\\"$`]/g, '\\$&');
-
-/** df on the nearest existing folder of `path` has at least `need` KB free. */
-const spaceCheck = (path: string, need: number) =>
-  `p=${q(path)}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; [ "$(df -Pk "$p" | awk 'NR==2 {print $4}')" -ge ${need} ]`;
-
 /** One member host's four scripts. Pure: the host was read into `read` before. */
 export function restoreHostPlans(
   cluster: Cluster,
@@ -374,7 +368,7 @@ export function restoreHostPlans(
     envLine('ETCD_INITIAL_CLUSTER_TOKEN', plan.token),
     'ETCD_INITIAL_CLUSTER_STATE=existing',
   ]);
-  const journal = 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true';
+  const journal = journalLines('etcd');
 
   const prepare: Step[] = [
     systemdGuard('the restore stops and starts etcd with systemctl'),
@@ -405,14 +399,14 @@ export function restoreHostPlans(
       // The restored member: the database and a preallocated 64 MB WAL file, plus room to spare.
       title: `${Math.ceil((snapshotKb + 81_920) / 1024)} MB free beside ${data} for the restored data`,
       check: spaceCheck(dirname(data), snapshotKb + 81_920),
-      message: `"only $(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}') MB free under $p: the restored data needs ${Math.ceil((snapshotKb + 81_920) / 1024)} MB"`,
+      message: `"only ${FREE_MB} MB free under $p: the restored data needs ${Math.ceil((snapshotKb + 81_920) / 1024)} MB"`,
     },
     {
       kind: 'guard',
       id: 'space-upload',
       title: `${Math.ceil((2 * snapshotKb) / 1024) + 1} MB free for the upload (${RESTORE_DIR} and /tmp)`,
       check: `[ -f ${q(m.upload)} ] || { ${spaceCheck(RESTORE_DIR, snapshotKb)} && ${spaceCheck('/tmp', snapshotKb)}; }`,
-      message: `"only $(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}') MB free under $p: the snapshot is ${Math.ceil(snapshotKb / 1024)} MB"`,
+      message: `"only ${FREE_MB} MB free under $p: the snapshot is ${Math.ceil(snapshotKb / 1024)} MB"`,
     },
     {
       kind: 'dir',
@@ -633,9 +627,7 @@ const failures = (runs: HostRun[]) =>
     .join('; ');
 
 async function journalTail(t: HostTransport): Promise<string> {
-  const r = await t
-    .exec('journalctl -u etcd -n 15 --no-pager 2>/dev/null || true', { sudo: true })
-    .catch(() => undefined);
+  const r = await t.exec(journalLines('etcd', 15), { sudo: true }).catch(() => undefined);
   return (r?.stdout ?? '').trim();
 }
 

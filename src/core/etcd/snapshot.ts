@@ -17,7 +17,7 @@ import { BACKUPS_DIR } from '../k3s/ops';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import { shellQuote } from '../ssh/quote';
 import { checkDataDir } from '../provision/etcd';
-import { oneLine } from '../provision/plan';
+import { oneLine } from '../plan/steps';
 import { initialClusterOf } from '../provision/etcdOps';
 import { healthyClient } from './connection';
 

@@ -13,14 +13,14 @@ import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { clientEndpoints } from '../inventory/urls';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
-import type { HostPlan } from '../provision/plan';
+import type { HostPlan } from '../plan/steps';
 import {
   runJobs,
   type HostJob,
   type HostRun,
   type HostTransport,
   type RunHooks,
-} from '../provision/runner';
+} from '../plan/runner';
 import type { SshSession } from '../ssh/transport';
 import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
 import {

@@ -20,7 +20,8 @@ import {
   type HostPlan,
   type Payload,
   type Step,
-} from '../provision/plan';
+} from '../plan/steps';
+import { journalTail } from '../plan/snippets';
 import { shellQuote as q } from '../ssh/quote';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
@@ -362,7 +363,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       title: `node ${node} is Ready (k3s kubectl get node)`,
       check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
       seconds: 300,
-      onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
+      onTimeout: journalTail('k3s'),
       message: `"node ${node} did not become Ready in 300 s: see the K3s log above (journalctl -u k3s)"`,
     },
   );
@@ -404,7 +405,7 @@ export function repointPlan(host: Host, facts: K3sFacts, config: Buffer): HostPl
         title: `node ${node} is Ready`,
         check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
         seconds: 300,
-        onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
+        onTimeout: journalTail('k3s'),
         message: `"node ${node} did not become Ready in 300 s after the restart: see the K3s log above"`,
       },
     ],

@@ -25,7 +25,8 @@ import {
   type HostPlan,
   type Payload,
   type Step,
-} from './plan';
+} from '../plan/steps';
+import { FREE_MB, dq, journalTail, spaceCheck } from '../plan/snippets';
 
 export type EtcdArch = 'amd64' | 'arm64' | 'arm' | 'ppc64le' | 's390x';
 
@@ -145,7 +146,6 @@ export function checkFacts(host: Host, facts: HostFacts): void {
 const bareVersion = (v: string) => v.replace(/^v/, '');
 
 /** Escapes text for inside a double-quoted shell word (messages that also expand `$(...)`). */
-const dq = (s: string) => s.replace(/[\\"$`]/g, '\\$&');
 
 /** Where the binaries come from, resolved on this machine for one architecture. */
 export type BinarySource =
@@ -549,8 +549,8 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       id: 'space',
       title: 'at least 200 MB free for the binaries and the data',
       // df on the nearest existing folder: the data dir's parents may not exist yet.
-      check: `p=${q(data)}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; [ "$(df -Pk "$p" | awk 'NR==2 {print $4}')" -ge 204800 ]`,
-      message: `"only $(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}') MB free under $p: free some space (etcd's default quota is 2 GB)"`,
+      check: spaceCheck(data, 204800),
+      message: `"only ${FREE_MB} MB free under $p: free some space (etcd's default quota is 2 GB)"`,
     },
     {
       kind: 'command',
@@ -641,7 +641,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       title: 'etcd is active (a new cluster waits for its quorum)',
       check: 'systemctl is-active -q etcd',
       seconds: 90,
-      onTimeout: 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true',
+      onTimeout: journalTail('etcd'),
       message:
         '"etcd did not become active within 90 s: the last lines of journalctl -u etcd are above"',
     },
@@ -651,7 +651,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       title: `etcd answers healthy on https://${hostPort(addr, port)} over mutual TLS`,
       check: `${q(etcdctl)} --endpoints=${q(clientUrl(cluster, host))} --cacert=${PKI}/ca.pem --cert=${PKI}/server.pem --key=${PKI}/server-key.pem --command-timeout=3s endpoint health >/dev/null 2>&1`,
       seconds: 60,
-      onTimeout: 'journalctl -u etcd -n 20 --no-pager 2>/dev/null || true',
+      onTimeout: journalTail('etcd'),
       message:
         '"etcd is active but not healthy within 60 s: the last lines of journalctl -u etcd are above"',
     },

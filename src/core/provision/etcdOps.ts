@@ -23,8 +23,14 @@ import {
   resolveBinaries,
   type HostFacts,
 } from './etcd';
-import type { HostPlan } from './plan';
-import { runJobs, type HostJob, type HostRun, type HostTransport, type RunHooks } from './runner';
+import type { HostPlan } from '../plan/steps';
+import {
+  runJobs,
+  type HostJob,
+  type HostRun,
+  type HostTransport,
+  type RunHooks,
+} from '../plan/runner';
 
 export async function readFacts(
   t: HostTransport,

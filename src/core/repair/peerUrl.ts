@@ -34,7 +34,7 @@ import { shellQuote } from '../ssh/quote';
 import { ENV_FILE } from '../provision/etcd';
 import { provisionEtcd, selectHosts } from '../provision/etcdOps';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
-import type { RunHooks } from '../provision/runner';
+import type { RunHooks } from '../plan/runner';
 
 export interface StaleItem {
   what: string;

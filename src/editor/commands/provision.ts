@@ -7,7 +7,7 @@ import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { etcdHosts, peerUrl } from '../../core/inventory/urls';
 import { addMember, provisionEtcd, removeMember, selectHosts } from '../../core/provision/etcdOps';
-import { summarizeRun, type HostRun } from '../../core/provision/runner';
+import { summarizeRun, type HostRun } from '../../core/plan/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../../core/repair/peerUrl';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';
 import type { TreeNode } from '../../core/tree/model';
