@@ -11,7 +11,7 @@ import type { EtcdTls } from '../core/etcd/client';
 import { connectionFor } from '../core/etcd/connection';
 import { listMembers } from '../core/etcd/members';
 import type { Cluster } from '../core/inventory/types';
-import { clientEndpoints } from '../core/inventory/urls';
+import { clientEndpoints } from '../core/inventory/select';
 import {
   json,
   loadValid,

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { readK3sServerState } from '../core/k3s/ops';
-import { k3sServers } from '../core/k3s/server';
+import { k3sServers } from '../core/inventory/select';
 import type { K3sServerState } from '../core/k3s/state';
 import type { Cluster } from '../core/inventory/types';
 import type { SshContext } from '../core/ssh/hostSession';

@@ -16,19 +16,19 @@ import { execFile } from 'node:child_process';
 import { errorMessage } from '../core/errors';
 import { planRestore, restoreSnapshot, type RestorePlan } from '../core/etcd/restore';
 import type { Cluster, Host } from '../core/inventory/types';
-import { etcdHosts } from '../core/inventory/urls';
-import { checkFacts, factsCommand, parseFacts } from '../core/provision/etcd';
 import {
+  etcdHosts,
   initialClusterOf,
-  planMember,
-  provisionEtcd,
   selectHosts,
-} from '../core/provision/etcdOps';
+  selectK3sServers,
+  k3sServers,
+} from '../core/inventory/select';
+import { checkFacts, factsCommand, parseFacts } from '../core/etcd/memberHost';
+import { planMember, provisionEtcd } from '../core/provision/etcdOps';
 import { asRootIfPossible, isThisHost, terminalCommand } from '../core/plan/local';
 import { parseMarker, renderScript } from '../core/plan/render';
 import { summarizeRun, type HostRun, type RunHooks } from '../core/plan/runner';
-import { installK3s, selectK3sServers } from '../core/k3s/ops';
-import { k3sServers } from '../core/k3s/server';
+import { installK3s } from '../core/k3s/ops';
 import { secretTokenStore } from './tokenStore';
 import { clusterNamed } from './commands/cluster';
 import type { ExtensionCtx } from './ctx';

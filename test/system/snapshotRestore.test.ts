@@ -18,7 +18,7 @@ import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import { listSnapshots } from '../../src/core/etcd/snapshot';
 import type { Cluster } from '../../src/core/inventory/types';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd } from '../../src/core/provision/etcdOps';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';

@@ -26,17 +26,15 @@ import { sha256, type HostPlan, type Step } from '../../src/core/plan/steps';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';
+import { checkFacts, envLine, parseFacts } from '../../src/core/etcd/memberHost';
 import {
-  checkFacts,
   envFile,
-  envLine,
-  parseFacts,
   planEtcdMember,
   resolveBinaries,
   type MemberPlanInput,
 } from '../../src/core/provision/etcd';
 import { liveMemberEntry, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
-import { type SshContext } from '../../src/core/ssh/hostSession';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
 import { restoreCommands } from '../../src/core/etcd/snapshot';
 

@@ -19,7 +19,7 @@ import {
 } from '../../src/core/etcd/restore';
 import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
 import { K3sEtcdError } from '../../src/core/errors';
-import { parseFacts } from '../../src/core/provision/etcd';
+import { parseFacts } from '../../src/core/etcd/memberHost';
 import { renderScript } from '../../src/core/plan/render';
 import { sha256 } from '../../src/core/plan/steps';
 import { cluster, host } from '../integration/harness/tlsCluster';

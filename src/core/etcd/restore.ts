@@ -25,9 +25,8 @@ import { lstat, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage, isCancelled } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
-import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
+import { clientUrl, etcdHosts, peerUrl, k3sServers, initialClusterOf } from '../inventory/select';
 import { backupStamp } from '../k3s/backup';
-import { k3sServers } from '../k3s/server';
 import {
   BIN_DIR,
   ENV_FILE,
@@ -37,8 +36,9 @@ import {
   UNIT_FILE,
   markerText,
   type HostFacts,
-} from '../provision/etcd';
-import { initialClusterOf, readFacts, waitHealthy } from '../provision/etcdOps';
+  readFacts,
+} from './memberHost';
+import { waitHealthy } from './health';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { fileStep, systemdGuard, type HostPlan, type Step } from '../plan/steps';
 import { FREE_MB, dq, journalTail as journalLines, spaceCheck } from '../plan/snippets';

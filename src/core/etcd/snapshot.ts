@@ -11,14 +11,13 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
 import type { Cluster } from '../inventory/types';
-import { etcdHosts, peerUrl } from '../inventory/urls';
+import { etcdHosts, peerUrl, initialClusterOf } from '../inventory/select';
 import { backupStamp } from '../k3s/backup';
 import { BACKUPS_DIR } from '../k3s/ops';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import { shellQuote } from '../ssh/quote';
-import { checkDataDir } from '../provision/etcd';
+import { checkDataDir } from './memberHost';
 import { oneLine } from '../plan/steps';
-import { initialClusterOf } from '../provision/etcdOps';
 import { healthyClient } from './connection';
 
 export interface SnapshotInfo {

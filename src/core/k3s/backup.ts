@@ -32,6 +32,7 @@ import type { SshSession } from '../ssh/transport';
 import { shellQuote as q } from '../ssh/quote';
 import { BACKUPS_DIR, latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
+import { hostNamed } from '../inventory/select';
 
 export const MANIFEST = 'manifest.json';
 
@@ -74,17 +75,6 @@ export function backupStamp(d: Date): string {
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
-}
-
-function hostOf(cluster: Cluster, name: string): Host {
-  const h = cluster.hosts.find((x) => x.name === name);
-  if (!h) {
-    throw new K3sEtcdError(
-      'usage',
-      `No host "${name}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-    );
-  }
-  return h;
 }
 
 /** `sha256sum` lines → name → hash. */
@@ -229,7 +219,7 @@ export async function backupK3s(
   hostName: string,
   opts: BackupOptions,
 ): Promise<{ dir: string; manifest: BackupManifest }> {
-  const host = hostOf(cluster, hostName);
+  const host = hostNamed(cluster, hostName);
   const say = (l: string) => opts.onLine?.(host.name, l);
   const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
   const sig = opts.signal ? { signal: opts.signal } : {};
@@ -465,7 +455,7 @@ export async function restoreK3s(
   hostName: string,
   opts: BackupOptions & { from?: string },
 ): Promise<{ dir: string; manifest: BackupManifest; movedAside: string[] }> {
-  const host = hostOf(cluster, hostName);
+  const host = hostNamed(cluster, hostName);
   const say = (l: string) => opts.onLine?.(host.name, l);
   const dir = opts.from ?? (await latestBackup(opts.workspaceDir, host.name));
   if (!dir)

@@ -11,7 +11,7 @@ import { K3sEtcdError } from '../errors';
 import { writeFileAtomic } from '../files/atomicWrite';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
-import { clientEndpoints } from '../inventory/urls';
+import { clientEndpoints, k3sServers, selectK3sServers } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import type { HostPlan } from '../plan/steps';
 import {
@@ -29,7 +29,6 @@ import {
   datastoreClientFiles,
   datastoreEndpoint,
   k3sFactsCommand,
-  k3sServers,
   parseK3sFacts,
   planK3sServer,
   repointPlan,
@@ -42,33 +41,6 @@ import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
 
 export const BACKUPS_DIR = 'backups';
 export const KUBECONFIG_DIR = 'kubeconfig';
-
-/** The K3s servers named (host names), or all of the cluster's. */
-export function selectK3sServers(cluster: Cluster, names?: readonly string[]): Host[] {
-  const servers = k3sServers(cluster);
-  if (!names || names.length === 0) {
-    if (servers.length === 0)
-      throw new K3sEtcdError(
-        'usage',
-        `Cluster ${cluster.name} has no host with the role k3s-server in k3s-etcd.yaml.`,
-      );
-    return servers;
-  }
-  return names.map((n) => {
-    const h = cluster.hosts.find((x) => x.name === n);
-    if (!h)
-      throw new K3sEtcdError(
-        'usage',
-        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-      );
-    if (!h.roles.includes('k3s-server'))
-      throw new K3sEtcdError(
-        'usage',
-        `Host ${h.name} has no k3s-server role in k3s-etcd.yaml: add it to its roles first.`,
-      );
-    return h;
-  });
-}
 
 /** The newest backup folder of `host` in the workspace (backups/<host>/<time>/ with its manifest). */
 export async function latestBackup(

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
-import { clientUrl, etcdHosts } from '../inventory/urls';
+import { clientUrl, etcdHosts } from '../inventory/select';
 import {
   fileStep,
   oneLine,
@@ -40,11 +40,6 @@ export const K3S_BIN = '/usr/local/bin/k3s';
 export const K3S_INSTALLER_URL = 'https://get.k3s.io';
 /** What `install: offline` expects in the offline folder. */
 export const OFFLINE_FILES = { binary: 'k3s', installer: 'install.sh' } as const;
-
-/** Hosts with the role k3s-server. */
-export function k3sServers(cluster: Cluster): Host[] {
-  return cluster.hosts.filter((h) => h.roles.includes('k3s-server'));
-}
 
 /** Every etcd member's client URL, comma-separated: K3s's `datastore-endpoint`. */
 export function datastoreEndpoint(cluster: Cluster): string {

@@ -7,7 +7,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import type { Cluster } from '../inventory/types';
-import { clientUrl, etcdHosts, metricsUrl } from '../inventory/urls';
+import { clientUrl, etcdHosts, metricsUrl } from '../inventory/select';
 import { tlsCredentials, type EtcdTls } from '../etcd/client';
 import { classifyEtcdError } from '../etcd/problems';
 import { judgeMember, levelOf } from './judge';

@@ -15,7 +15,7 @@ import type { X509Certificate } from 'node:crypto';
 import { CancelledError, throwIfAborted } from '../errors';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host, KeyAlgorithm } from '../inventory/types';
-import { etcdHosts } from '../inventory/urls';
+import { etcdHosts } from '../inventory/select';
 import { PkiError } from './errors';
 import {
   certInfo,

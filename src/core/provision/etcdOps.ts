@@ -11,47 +11,15 @@ import { connectionFor, healthyClient } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
-import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
+import { peerUrl, initialClusterOf, selectHosts } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote } from '../ssh/quote';
-import {
-  checkDataDir,
-  checkFacts,
-  factsCommand,
-  parseFacts,
-  planEtcdMember,
-  resolveBinaries,
-  type HostFacts,
-} from './etcd';
+import { checkDataDir, type HostFacts, readFacts } from '../etcd/memberHost';
+import { planEtcdMember, resolveBinaries } from './etcd';
 import type { HostPlan } from '../plan/steps';
-import {
-  runJobs,
-  type HostJob,
-  type HostRun,
-  type HostTransport,
-  type RunHooks,
-} from '../plan/runner';
-
-export async function readFacts(
-  t: HostTransport,
-  cluster: Cluster,
-  host: Host,
-  signal?: AbortSignal,
-): Promise<HostFacts> {
-  const r = await t.exec(factsCommand(cluster.etcd.dataDir), {
-    sudo: true,
-    ...(signal ? { signal } : {}),
-  });
-  if (r.code !== 0) {
-    throw new K3sEtcdError(
-      'provision-step-failed',
-      `${host.name}: cannot read the host's facts: ${r.stderr.trim() || `exit ${r.code}`}`,
-    );
-  }
-  const facts = parseFacts(r.stdout);
-  checkFacts(host, facts);
-  return facts;
-}
+import { runJobs, type HostJob, type HostRun, type RunHooks } from '../plan/runner';
+import { waitHealthy } from '../etcd/health';
+import { quorumAfterRemoval } from '../etcd/quorum';
 
 /** An etcd member name as the inventory allows them (letters, digits, '-', '_', '.'). */
 const MEMBER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -83,14 +51,6 @@ export function liveMemberEntry(cluster: Cluster, m: EtcdMember): string {
     );
   }
   return `${m.name}=${url}`;
-}
-
-/** `name=https://addr:2380,...` of every etcd host in the inventory. */
-export function initialClusterOf(
-  cluster: Cluster,
-  hosts: readonly Host[] = etcdHosts(cluster),
-): string {
-  return hosts.map((h) => `${h.memberName}=${peerUrl(cluster, h)}`).join(',');
 }
 
 /** The member's plan from the host's facts: binaries resolved for its architecture. */
@@ -129,27 +89,6 @@ export interface ProvisionResult {
   /** After a real run: every provisioned member healthy through the admin certificate. */
   healthy?: boolean;
   healthSummary?: string;
-}
-
-export function selectHosts(cluster: Cluster, names?: readonly string[]): Host[] {
-  const members = etcdHosts(cluster);
-  if (!names || names.length === 0) return members;
-  return names.map((n) => {
-    const h = cluster.hosts.find((x) => x.name === n || x.memberName === n);
-    if (!h) {
-      throw new K3sEtcdError(
-        'usage',
-        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-      );
-    }
-    if (!h.roles.includes('etcd')) {
-      throw new K3sEtcdError(
-        'usage',
-        `Host ${h.name} has no etcd role in k3s-etcd.yaml: add "etcd" to its roles first.`,
-      );
-    }
-    return h;
-  });
 }
 
 /** Members of the running cluster, or undefined when no member answers (a new cluster). */
@@ -214,35 +153,6 @@ export async function provisionEtcd(
   if (done.length === 0) return { runs };
   const health = await waitHealthy(cluster, done, 30_000, opts.signal);
   return { runs, healthy: health.ok, healthSummary: health.summary };
-}
-
-/** Polls health of `hosts` through the admin certificate until all are healthy or the deadline. */
-export async function waitHealthy(
-  cluster: Cluster,
-  hosts: readonly Host[],
-  deadlineMs: number,
-  signal?: AbortSignal,
-): Promise<{ ok: boolean; summary: string }> {
-  const conn = await connectionFor(cluster);
-  const endpoints = hosts.map((h) => clientUrl(cluster, h));
-  const until = Date.now() + deadlineMs;
-  let summary = '';
-  for (;;) {
-    const snap = await clusterSnapshot(endpoints, {
-      tls: conn.tls,
-      timeoutMs: 3000,
-      ...(signal ? { signal } : {}),
-    });
-    summary = snap.health
-      .map(
-        (h) =>
-          `${h.endpoint} ${h.health ? 'healthy' : `unhealthy (${h.problem?.summary ?? 'no answer'})`}`,
-      )
-      .join('; ');
-    if (snap.healthy) return { ok: true, summary };
-    if (Date.now() > until) return { ok: false, summary };
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /**
@@ -365,26 +275,6 @@ export interface MemberRemoveOptions extends RunHooks {
   dryRun: boolean;
   /** Also delete the data dir (the caller confirmed it naming the path). */
   purgeData?: boolean;
-}
-
-/** Quorum after removing one voter of `voters`, healthy `healthyVoters` of them. */
-export function quorumAfterRemoval(
-  voters: number,
-  healthyVoters: number,
-  removedHealthy: boolean,
-): { ok: boolean; why: string } {
-  const after = voters - 1;
-  const healthyAfter = healthyVoters - (removedHealthy ? 1 : 0);
-  const quorum = Math.floor(after / 2) + 1;
-  if (after === 0)
-    return { ok: false, why: 'it is the last member: removing it would delete the cluster' };
-  if (healthyAfter < quorum) {
-    return {
-      ok: false,
-      why: `after removal ${healthyAfter} of ${after} members would be healthy, below the quorum of ${quorum}`,
-    };
-  }
-  return { ok: true, why: `${healthyAfter} of ${after} members stay healthy (quorum ${quorum})` };
 }
 
 export async function removeMember(

@@ -31,9 +31,9 @@ import {
   hasBackup,
   installK3s,
   readK3sFacts,
-  selectK3sServers,
 } from '../../core/k3s/ops';
-import { k3sServers, tokenSecret } from '../../core/k3s/server';
+import { selectK3sServers, k3sServers } from '../../core/inventory/select';
+import { tokenSecret } from '../../core/k3s/server';
 import { sshOpener } from '../../core/ssh/hostSession';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';

@@ -5,8 +5,8 @@
 import * as vscode from 'vscode';
 import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
-import { etcdHosts, peerUrl } from '../../core/inventory/urls';
-import { addMember, provisionEtcd, removeMember, selectHosts } from '../../core/provision/etcdOps';
+import { etcdHosts, peerUrl, selectHosts } from '../../core/inventory/select';
+import { addMember, provisionEtcd, removeMember } from '../../core/provision/etcdOps';
 import { summarizeRun, type HostRun } from '../../core/plan/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../../core/repair/peerUrl';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';

@@ -17,7 +17,7 @@ import {
 } from '../../core/etcd/checks';
 import { formatPerfReport } from '../../core/etcd/perf';
 import { markdownTable } from '../../core/format/table';
-import { clientUrl, etcdHosts } from '../../core/inventory/urls';
+import { clientUrl, etcdHosts } from '../../core/inventory/select';
 import { compareReports, readReport } from '../../core/reports/perfReports';
 import { COMMANDS } from '../../shared/commands';
 import {
