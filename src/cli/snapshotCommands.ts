@@ -1,13 +1,10 @@
 /** `k3s-etcd snapshot save|list|restore-commands|restore`: snapshots of the external etcd. */
 import { dirname, resolve } from 'node:path';
 import { renderColumns } from '../core/format/table';
-import {
-  planRestore,
-  restorePlanText,
-  restoreSnapshot,
-  type RestoreResult,
-} from '../core/etcd/restore';
-import { listSnapshots, restoreCommands, saveSnapshot } from '../core/etcd/snapshot';
+import { planRestore, restorePlanText } from '../core/restore/plan';
+import { restoreSnapshot, type RestoreResult } from '../core/restore/run';
+import { listSnapshots, saveSnapshot } from '../core/snapshot/snapshot';
+import { restoreCommands } from '../core/etcd/snapshotFile';
 import { summarizeRun } from '../core/plan/runner';
 import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';

@@ -14,7 +14,8 @@ import { hostname, networkInterfaces, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { errorMessage } from '../core/errors';
-import { planRestore, restoreSnapshot, type RestorePlan } from '../core/etcd/restore';
+import { planRestore, type RestorePlan } from '../core/restore/plan';
+import { restoreSnapshot } from '../core/restore/run';
 import type { Cluster, Host } from '../core/inventory/types';
 import {
   etcdHosts,

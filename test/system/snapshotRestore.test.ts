@@ -16,7 +16,7 @@ import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
-import { listSnapshots } from '../../src/core/etcd/snapshot';
+import { listSnapshots } from '../../src/core/snapshot/snapshot';
 import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/select';
 import { generateCertificateSet } from '../../src/core/pki/set';

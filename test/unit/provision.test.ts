@@ -36,7 +36,7 @@ import {
 import { liveMemberEntry, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
 import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
-import { restoreCommands } from '../../src/core/etcd/snapshot';
+import { restoreCommands } from '../../src/core/etcd/snapshotFile';
 
 function run(script: string, env: Record<string, string>) {
   const r = spawnSync('/bin/sh', ['-s'], {

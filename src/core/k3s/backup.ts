@@ -30,9 +30,11 @@ import type { Cluster, Host } from '../inventory/types';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import type { SshSession } from '../ssh/transport';
 import { shellQuote as q } from '../ssh/quote';
-import { BACKUPS_DIR, latestBackup, readK3sFacts } from './ops';
+import { BACKUPS_DIR } from '../files/workspace';
+import { latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
 import { hostNamed } from '../inventory/select';
+import { backupStamp } from '../format/stamp';
 
 export const MANIFEST = 'manifest.json';
 
@@ -67,14 +69,6 @@ export interface BackupManifest {
   createdAt: string;
   method: 'copy with K3s stopped' | 'sqlite3 online backup';
   files: BackupFile[];
-}
-
-/** `20261124T230545Z`: sortable, no colons (valid on every file system). */
-export function backupStamp(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** `sha256sum` lines → name → hash. */

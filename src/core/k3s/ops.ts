@@ -38,9 +38,7 @@ import {
 } from './server';
 import { generateToken, type TokenStore } from './token';
 import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
-
-export const BACKUPS_DIR = 'backups';
-export const KUBECONFIG_DIR = 'kubeconfig';
+import { BACKUPS_DIR, KUBECONFIG_DIR } from '../files/workspace';
 
 /** The newest backup folder of `host` in the workspace (backups/<host>/<time>/ with its manifest). */
 export async function latestBackup(

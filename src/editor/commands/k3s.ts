@@ -16,22 +16,13 @@ import {
 } from '../../core/migrate/migrate';
 import { progressText } from '../../core/migrate/progress';
 import { etcdctlEnv, exportLines } from '../../core/etcd/etcdctlEnv';
-import { planRestore, type RestorePlan } from '../../core/etcd/restore';
-import {
-  listSnapshots,
-  restoreCommands,
-  saveSnapshot,
-  type SnapshotInfo,
-} from '../../core/etcd/snapshot';
+import { planRestore, type RestorePlan } from '../../core/restore/plan';
+import { listSnapshots, saveSnapshot } from '../../core/snapshot/snapshot';
+import { restoreCommands, type SnapshotInfo } from '../../core/etcd/snapshotFile';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
-import {
-  BACKUPS_DIR,
-  fetchKubeconfig,
-  hasBackup,
-  installK3s,
-  readK3sFacts,
-} from '../../core/k3s/ops';
+import { BACKUPS_DIR } from '../../core/files/workspace';
+import { fetchKubeconfig, hasBackup, installK3s, readK3sFacts } from '../../core/k3s/ops';
 import { selectK3sServers, k3sServers } from '../../core/inventory/select';
 import { tokenSecret } from '../../core/k3s/server';
 import { sshOpener } from '../../core/ssh/hostSession';
