@@ -17,7 +17,7 @@ import {
   runPerfCheck,
   type PerfLoad,
   type PerfResult,
-} from '../src/core/etcd/perf';
+} from '../src/core/perf/perf';
 import { makeTempDir, removeTempDir } from '../test/support/processes';
 import { etcdctl, type EtcdCluster } from '../test/integration/harness/etcd';
 import { admin, etcdWithOurCerts } from '../test/integration/harness/tlsCluster';

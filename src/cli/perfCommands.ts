@@ -12,9 +12,9 @@ import {
   runPerfCheck,
   type CompactDefragResult,
   type PerfProgress,
-} from '../core/etcd/perf';
-import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/etcd/perfGuard';
-import { PerfError } from '../core/etcd/perf';
+  PerfError,
+} from '../core/perf/perf';
+import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/perf/guard';
 import {
   confirm,
   json,

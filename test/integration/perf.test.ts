@@ -12,11 +12,10 @@ import {
   perfVerdict,
   runPerfCheck,
   type PerfProgress,
-} from '../../src/core/etcd/perf';
-import { PutEncoder } from '../../src/core/etcd/perfEngine';
+} from '../../src/core/perf/perf';
+import { PutEncoder } from '../../src/core/perf/connections';
 import { PERF_COMMANDS } from '../../src/cli/perfCommands';
-import type { CliIO, RunContext } from '../../src/cli/context';
-import { UsageError } from '../../src/cli/context';
+import { type CliIO, type RunContext, UsageError } from '../../src/cli/context';
 import { makeTempDir, removeTempDir } from '../support/processes';
 import { etcdctl, type EtcdCluster } from './harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/tlsCluster';

@@ -15,10 +15,10 @@ import {
   memberRows,
   statusRows,
 } from '../../core/etcd/checks';
-import { formatPerfReport } from '../../core/etcd/perf';
+import { formatPerfReport } from '../../core/perf/perf';
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, etcdHosts } from '../../core/inventory/select';
-import { compareReports, readReport } from '../../core/reports/perfReports';
+import { compareReports, readReport } from '../../core/perf/reports';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,

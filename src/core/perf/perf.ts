@@ -2,27 +2,25 @@
  * `etcdctl check perf`, for the extension and the CLI: profiles s/m/l/xl, the same workload and
  * the same verdict lines, live per-second progress, and the prefix always deleted afterwards.
  *
- * The load runs in a worker thread (perfWorker.ts), so the caller's event loop (the extension
+ * The load runs in a worker thread (worker.ts), so the caller's event loop (the extension
  * host) stays responsive even at xl. This module does not load etcd3 unless the worker dies
  * and it has to clean up itself, or compactAndDefrag is called.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { K3sEtcdError, throwIfAborted, type ErrorCode } from '../errors';
-import { createEndpointClient, type EtcdTls } from './client';
-import type { PerfEngineConfig } from './perfEngine';
+import { createEndpointClient, type EtcdTls } from '../etcd/client';
+import type { PerfEngineConfig } from './config';
 import {
   DEFAULT_PERF_DURATION_SEC,
   DEFAULT_PERF_PREFIX,
   isPerfLoad,
   PERF_LOADS,
   PERF_PROFILES,
-  type PerfLoad,
-  type PerfProgress,
-  type PerfResult,
-} from './perfStats';
-import type { PerfWorkerCommand, PerfWorkerMessage } from './perfWorker';
-import { classifyEtcdError } from './problems';
+} from './stats';
+import { type PerfLoad, type PerfProgress, type PerfResult } from '../../shared/perfTypes';
+import type { PerfWorkerCommand, PerfWorkerMessage } from './worker';
+import { classifyEtcdError } from '../etcd/problems';
 
 export {
   DEFAULT_PERF_DURATION_SEC,
@@ -32,8 +30,9 @@ export {
   PERF_LOADS,
   PERF_PROFILES,
   perfVerdict,
-} from './perfStats';
-export type { PerfLoad, PerfProfile, PerfProgress, PerfResult, PerfSecond } from './perfStats';
+} from './stats';
+export type { PerfLoad, PerfProgress, PerfResult, PerfSecond } from '../../shared/perfTypes';
+export type { PerfProfile } from './stats';
 
 export type PerfErrorReason =
   | 'prefix-not-empty'
@@ -224,7 +223,7 @@ function engineConfig(opts: PerfCheckOptions): PerfEngineConfig {
 
 /**
  * The worker file sits next to this module: dist/perfWorker.js next to dist/extension.js and
- * dist/cli.js in the bundles; perfWorker.ts next to perf.ts when running from source under tsx,
+ * dist/cli.js in the bundles; worker.ts next to perf.ts when running from source under tsx,
  * where a small CommonJS bootstrap registers tsx in the worker first (a worker cannot load a
  * .ts entry by itself).
  */
@@ -234,7 +233,7 @@ function startWorker(config: PerfEngineConfig): Worker {
   const tsxApi = 'tsx/cjs/api'; // a variable: bundlers must not follow it
   const bootstrap =
     `require(${JSON.stringify(require.resolve(tsxApi))}).register();\n` +
-    `require(${JSON.stringify(join(__dirname, 'perfWorker.ts'))});`;
+    `require(${JSON.stringify(join(__dirname, 'worker.ts'))});`;
   return new Worker(bootstrap, { ...options, eval: true });
 }
 

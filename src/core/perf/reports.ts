@@ -5,7 +5,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { markdownTable } from '../format/table';
-import type { PerfResult } from '../etcd/perfStats';
+import type { PerfResult } from '../../shared/perfTypes';
 
 export const REPORTS_DIR = join('.k3s-etcd', 'reports');
 
