@@ -17,12 +17,8 @@ import { latestBackup, rewriteKubeconfig } from '../../src/core/k3s/ops';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
-import {
-  parseK3sFacts,
-  renderK3sConfig,
-  repointPlan,
-  tokenMatches,
-} from '../../src/core/k3s/server';
+import { parseK3sFacts, renderK3sConfig, repointPlan } from '../../src/core/k3s/server';
+import { tokenMatches } from '../../src/core/k3sHost/token';
 import { renderScript } from '../../src/core/plan/render';
 import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
 import { buildTree, type TreeNode } from '../../src/core/tree/model';

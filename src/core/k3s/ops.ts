@@ -33,9 +33,9 @@ import {
   planK3sServer,
   repointPlan,
   K3S_CONFIG,
-  tokenSecret,
   type K3sFacts,
 } from './server';
+import { tokenSecret } from '../k3sHost/token';
 import { generateToken, type TokenStore } from './token';
 import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
 import { BACKUPS_DIR, KUBECONFIG_DIR } from '../files/workspace';

@@ -23,6 +23,7 @@ import {
 } from '../plan/steps';
 import { journalTail } from '../plan/snippets';
 import { shellQuote as q } from '../ssh/quote';
+import { tokenMatches } from '../k3sHost/token';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
 export const K3S_ETCD_DIR = '/etc/rancher/k3s/etcd';
@@ -72,17 +73,6 @@ export function renderK3sConfig(cluster: Cluster, token: string): string {
     lines.push(`write-kubeconfig-mode: ${yamlString(k.writeKubeconfigMode)}`);
   if (k.tlsSan.length > 0) lines.push('tls-san:', ...k.tlsSan.map((s) => `  - ${yamlString(s)}`));
   return `${lines.join('\n')}\n`;
-}
-
-/** The secret of a token in K3s's full form (`K10<CA hash>::server:<secret>`), or the token. */
-export function tokenSecret(token: string): string {
-  const t = token.trim();
-  return /::server:(.*)$/.exec(t)?.[1] ?? t;
-}
-
-/** Does the host's token file (full form, or plain) hold `token`? */
-export function tokenMatches(token: string, fileText: string): boolean {
-  return tokenSecret(fileText) === tokenSecret(token);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import { quorumDuringRestart } from '../etcd/quorum';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import { setHostAddress } from '../inventory/edit';
 import type { Cluster, Datastore, Host } from '../inventory/types';
-import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3s/embeddedEtcd';
+import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3sHost/embeddedEtcd';
 import { repointK3sServers } from '../k3s/ops';
 import {
   k3sServers as allK3sServers,

@@ -24,7 +24,7 @@ import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
 import { BACKUPS_DIR } from '../../core/files/workspace';
 import { fetchKubeconfig, hasBackup, installK3s, readK3sFacts } from '../../core/k3s/ops';
 import { selectK3sServers, k3sServers } from '../../core/inventory/select';
-import { tokenSecret } from '../../core/k3s/server';
+import { tokenSecret } from '../../core/k3sHost/token';
 import { sshOpener } from '../../core/ssh/hostSession';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
