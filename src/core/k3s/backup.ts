@@ -28,7 +28,7 @@ import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
-import type { SshSession } from '../ssh/transport';
+import type { SshSession } from '../ssh/session';
 import { shellQuote as q } from '../ssh/quote';
 import { BACKUPS_DIR } from '../files/workspace';
 import { latestBackup, readK3sFacts } from './ops';

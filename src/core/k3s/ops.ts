@@ -21,7 +21,7 @@ import {
   type HostTransport,
   type RunHooks,
 } from '../plan/runner';
-import type { SshSession } from '../ssh/transport';
+import type { SshSession } from '../ssh/session';
 import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
 import {
   K3S_KUBECONFIG,

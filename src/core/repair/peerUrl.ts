@@ -35,7 +35,7 @@ import {
 } from '../inventory/select';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
-import type { SshSession } from '../ssh/transport';
+import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
 import { ENV_FILE } from '../etcd/memberHost';
 import { provisionEtcd } from '../provision/etcdOps';

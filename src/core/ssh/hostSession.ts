@@ -1,7 +1,8 @@
 /** An SSH session to a host of the inventory: its target resolved, the person's prompts attached. */
 import type { Cluster, Host } from '../inventory/types';
 import { resolveTarget, type SshEnvironment } from './target';
-import { connectSsh, type SshSession } from './transport';
+import { connectSsh } from './transport';
+import type { SshSession } from './session';
 import type { SshPrompts } from './types';
 
 /** What every SSH connection of a front end shares: the environment and how to ask the person. */
