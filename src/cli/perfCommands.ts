@@ -5,7 +5,6 @@ import {
   compactAndDefrag,
   DEFAULT_PERF_DURATION_SEC,
   DEFAULT_PERF_PREFIX,
-  formatPerfReport,
   isPerfLoad,
   PERF_LOADS,
   PERF_PROFILES,
@@ -14,6 +13,7 @@ import {
   type PerfProgress,
   PerfError,
 } from '../core/perf/perf';
+import { formatPerfReport } from '../core/perf/reports';
 import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/perf/guard';
 import {
   confirm,

@@ -1,7 +1,8 @@
 /** `k3s-etcd provision etcd`, `k3s-etcd member add|remove`: the hosts, over SSH. */
 import { renderColumns } from '../core/format/table';
 import { peerUrl, selectHosts } from '../core/inventory/select';
-import { addMember, provisionEtcd, removeMember } from '../core/provision/etcdOps';
+import { addMember, removeMember } from '../core/provision/members';
+import { provisionEtcd } from '../core/provision/provision';
 import type { SshContext } from '../core/ssh/hostSession';
 import { summarizeRun, type HostRun } from '../core/plan/runner';
 import { diagnosePeerUrl, fixPeerUrl } from '../core/repair/peerUrl';

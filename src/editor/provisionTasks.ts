@@ -25,7 +25,7 @@ import {
   k3sServers,
 } from '../core/inventory/select';
 import { checkFacts, factsCommand, parseFacts } from '../core/etcd/memberHost';
-import { planMember, provisionEtcd } from '../core/provision/etcdOps';
+import { planMember, provisionEtcd } from '../core/provision/provision';
 import { asRootIfPossible, isThisHost, terminalCommand } from '../core/plan/local';
 import { parseMarker, renderScript } from '../core/plan/render';
 import { summarizeRun, type HostRun, type RunHooks } from '../core/plan/runner';

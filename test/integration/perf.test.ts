@@ -6,13 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  formatPerfReport,
-  PerfError,
-  perfVerdict,
-  runPerfCheck,
-  type PerfProgress,
-} from '../../src/core/perf/perf';
+import { formatPerfReport } from '../../src/core/perf/reports';
+import { PerfError, perfVerdict, runPerfCheck, type PerfProgress } from '../../src/core/perf/perf';
 import { PutEncoder } from '../../src/core/perf/connections';
 import { PERF_COMMANDS } from '../../src/cli/perfCommands';
 import { type CliIO, type RunContext, UsageError } from '../../src/cli/context';

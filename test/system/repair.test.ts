@@ -17,7 +17,7 @@ import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/select';
 import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd } from '../../src/core/provision/etcdOps';
+import { provisionEtcd } from '../../src/core/provision/provision';
 import type { SshContext } from '../../src/core/ssh/hostSession';
 import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
 import {

@@ -20,7 +20,7 @@ import { listSnapshots } from '../../src/core/snapshot/snapshot';
 import type { Cluster } from '../../src/core/inventory/types';
 import { clientEndpoints } from '../../src/core/inventory/select';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd } from '../../src/core/provision/etcdOps';
+import { provisionEtcd } from '../../src/core/provision/provision';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../support/edgeHosts';
 import {
   captureIO,

@@ -27,13 +27,10 @@ import { makeTempDir, removeTempDir } from '../support/processes';
 import { cluster, host } from '../integration/harness/tlsCluster';
 import { etcdDefaults } from '../../src/core/inventory/parse';
 import { checkFacts, envLine, parseFacts } from '../../src/core/etcd/memberHost';
-import {
-  envFile,
-  planEtcdMember,
-  resolveBinaries,
-  type MemberPlanInput,
-} from '../../src/core/provision/etcd';
-import { liveMemberEntry, provisionEtcd, removeMember } from '../../src/core/provision/etcdOps';
+import { envFile, planEtcdMember, type MemberPlanInput } from '../../src/core/provision/memberPlan';
+import { resolveBinaries } from '../../src/core/provision/binaries';
+import { liveMemberEntry, removeMember } from '../../src/core/provision/members';
+import { provisionEtcd } from '../../src/core/provision/provision';
 import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
 import { restoreCommands } from '../../src/core/etcd/snapshotFile';

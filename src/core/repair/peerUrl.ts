@@ -38,7 +38,7 @@ import { reissueMember } from '../pki/set';
 import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
 import { ENV_FILE } from '../etcd/memberHost';
-import { provisionEtcd } from '../provision/etcdOps';
+import { provisionEtcd } from '../provision/provision';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import type { RunHooks } from '../plan/runner';
 

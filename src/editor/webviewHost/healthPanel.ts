@@ -15,10 +15,9 @@ import {
   memberRows,
   statusRows,
 } from '../../core/etcd/checks';
-import { formatPerfReport } from '../../core/perf/perf';
+import { formatPerfReport, compareReports, readReport } from '../../core/perf/reports';
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, etcdHosts } from '../../core/inventory/select';
-import { compareReports, readReport } from '../../core/perf/reports';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,
