@@ -1,12 +1,7 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
 import { resolve } from 'node:path';
-import {
-  clusterSnapshot,
-  healthTable,
-  membersTable,
-  statusTable,
-  type ClusterSnapshot,
-} from '../core/etcd/checks';
+import { clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
+import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import type { EtcdTls } from '../core/etcd/client';
 import { connectionFor } from '../core/etcd/connection';
 import { listMembers } from '../core/etcd/members';

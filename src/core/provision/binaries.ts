@@ -3,16 +3,15 @@
  * the host with the release checksums, uploaded from this machine (a tarball or the binaries,
  * their architecture checked), or the ones already installed; and the plan step installing them.
  */
-import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { K3sEtcdError } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
 import { shellQuote as q } from '../ssh/quote';
 import type { Payload, Step } from '../plan/steps';
 import { dq } from '../plan/snippets';
 import { BIN_DIR, type EtcdArch, type HostFacts } from '../etcd/memberHost';
+import { sha256File } from '../files/hash';
 
 const bareVersion = (v: string) => v.replace(/^v/, '');
 
@@ -50,13 +49,7 @@ async function hashFile(path: string): Promise<string> {
   const key = `${path}\0${st.size}\0${st.mtimeMs}`;
   let p = hashCache.get(key);
   if (!p) {
-    p = new Promise<string>((resolve, reject) => {
-      const h = createHash('sha256');
-      createReadStream(path)
-        .on('data', (d) => h.update(d))
-        .on('error', reject)
-        .on('end', () => resolve(h.digest('hex')));
-    });
+    p = sha256File(path).then((r) => r.sha256);
     hashCache.set(key, p);
     p.catch(() => hashCache.delete(key));
   }

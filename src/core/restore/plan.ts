@@ -22,8 +22,6 @@
  *
  * A dry run runs every phase's script with DRY_RUN=1: it only reads the hosts.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { K3sEtcdError, errorMessage } from '../errors';
@@ -39,6 +37,7 @@ import {
 import { backupStamp } from '../format/stamp';
 import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
+import { sha256File } from '../files/hash';
 
 /** Where snapshots are uploaded on the hosts. */
 export const RESTORE_DIR = '/var/lib/k3s-etcd/restore';
@@ -89,21 +88,6 @@ export const PHASE_TITLES: Record<RestorePhase, string> = {
 };
 
 const recordFileOf = (file: string) => file.replace(/\.db$/, '.json');
-
-async function sha256File(file: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file)
-      .on('data', (d) => {
-        hash.update(d);
-        bytes += (d as Buffer).byteLength;
-      })
-      .on('error', reject)
-      .on('end', () => resolve());
-  });
-  return { sha256: hash.digest('hex'), bytes };
-}
 
 /**
  * Reads the snapshot's record and checks the file against it (SHA-256 and size) and against the

@@ -14,7 +14,7 @@ import {
   healthRows,
   memberRows,
   statusRows,
-} from '../../core/etcd/checks';
+} from '../../core/etcd/tables';
 import { formatPerfReport, compareReports, readReport } from '../../core/perf/reports';
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, etcdHosts } from '../../core/inventory/select';
