@@ -74,7 +74,7 @@ export interface PerfCheckOptions {
   onProgress?: (p: PerfProgress) => void;
   /** 'writing' after the prefix check passed, 'cleaning' when the load is over. */
   onPhase?: (phase: PerfPhase) => void;
-  /** Advanced: gRPC connections per endpoint (see perfEngine.ts). */
+  /** Advanced: gRPC connections per endpoint (see connections.ts). */
   connectionsPerEndpoint?: number;
 }
 
