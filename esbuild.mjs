@@ -88,9 +88,9 @@ const configs = [
   },
   {
     // The performance check's load runs in this worker thread, started from dist/extension.js
-    // and dist/cli.js (src/core/etcd/perf.ts); it loads etcd3 from dist/etcd3.js like they do.
+    // and dist/cli.js (src/core/perf/perf.ts); it loads etcd3 from dist/etcd3.js like they do.
     ...node,
-    entryPoints: { perfWorker: 'src/core/etcd/perfWorker.ts' },
+    entryPoints: { perfWorker: 'src/core/perf/worker.ts' },
     outdir: 'dist',
     plugins: [...node.plugins, splitHeavy],
   },

@@ -1,25 +1,32 @@
-// Flat config: typescript-eslint strict, zero warnings, and the layering rule that keeps the
-// pure core (src/core, src/shared, src/cli) and the webview free of runtime `vscode` imports.
+// Flat config: typescript-eslint strict, zero warnings, and the layering rules that keep the
+// pure core (src/core, src/shared, src/cli) and the webview free of runtime `vscode` imports,
+// and src/shared and the webview free of src/core. `npm run lint` also runs
+// scripts/check-layers.mjs (no import cycle, no upward edge between the core's layers).
 import tseslint from 'typescript-eslint';
 
+const vscodeAtRuntime = {
+  name: 'vscode',
+  message: 'src/core, src/shared, src/cli and webview must not import vscode at runtime.',
+  allowTypeImports: true,
+};
+const editorLayer = {
+  group: ['**/editor/**', '**/editor'],
+  message: 'The core must not depend on the editor layer.',
+};
+/** The layering of the rest of the import graph is checked by scripts/check-layers.mjs. */
+const coreLayer = {
+  group: ['**/core/**', '**/core'],
+  message:
+    'src/shared and the webview import nothing from src/core (see scripts/check-layers.mjs).',
+};
+
 const noVscode = {
+  'no-restricted-imports': ['error', { paths: [vscodeAtRuntime], patterns: [editorLayer] }],
+};
+const noCore = {
   'no-restricted-imports': [
     'error',
-    {
-      paths: [
-        {
-          name: 'vscode',
-          message: 'src/core, src/shared, src/cli and webview must not import vscode at runtime.',
-          allowTypeImports: true,
-        },
-      ],
-      patterns: [
-        {
-          group: ['**/editor/**', '**/editor'],
-          message: 'The core must not depend on the editor layer.',
-        },
-      ],
-    },
+    { paths: [vscodeAtRuntime], patterns: [editorLayer, coreLayer] },
   ],
 };
 
@@ -38,9 +45,10 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/core/**/*.ts', 'src/shared/**/*.ts', 'src/cli/**/*.ts', 'webview/**/*.ts'],
+    files: ['src/core/**/*.ts', 'src/cli/**/*.ts'],
     rules: noVscode,
   },
+  { files: ['src/shared/**/*.ts', 'webview/**/*.ts'], rules: noCore },
   { files: ['src/cli/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts'], rules: { 'no-console': 'off' } },
   // The lab and the bench run from scripts/ and never import test/ (their machinery is in
   // scripts/harness); unit tests start nothing: pure builders come from test/fixtures.

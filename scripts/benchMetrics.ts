@@ -9,13 +9,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parsePrometheus } from '../src/core/metrics/prometheus';
-import {
-  clusterMetrics,
-  metricsTargets,
-  scrapeInto,
-  scrapeMetrics,
-} from '../src/core/metrics/scrape';
+import { parsePrometheus } from '../src/core/etcd/prometheus';
+import { clusterMetrics, scrapeInto } from '../src/core/metrics/scrape';
+import { metricsTargets, scrapeMetrics } from '../src/core/etcd/scrape';
 import { MetricsWindow, pointFrom } from '../src/core/metrics/window';
 import { admin, etcdWithOurCerts } from './harness/etcdTls';
 import { makeTempDir, removeTempDir } from './harness/processes';

@@ -11,7 +11,7 @@
 import { statSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runPerfCheck } from '../src/core/etcd/perf';
+import { runPerfCheck } from '../src/core/perf/perf';
 import type { Cluster } from '../src/core/inventory/types';
 import { migrateToEtcd, readSource } from '../src/core/migrate/migrate';
 import { etcdWithOurCerts, admin } from './harness/etcdTls';

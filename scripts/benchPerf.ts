@@ -11,13 +11,9 @@
  *   node --import tsx scripts/benchPerf.ts [s] [m] [l] [xl]     (default: s m l)
  */
 import { spawn } from 'node:child_process';
-import {
-  compactAndDefrag,
-  isPerfLoad,
-  runPerfCheck,
-  type PerfLoad,
-  type PerfResult,
-} from '../src/core/etcd/perf';
+import { compactAndDefrag, runPerfCheck } from '../src/core/perf/perf';
+import { isPerfLoad } from '../src/core/perf/stats';
+import { type PerfLoad, type PerfResult } from '../src/shared/perfTypes';
 import { makeTempDir, removeTempDir } from './harness/processes';
 import { etcdctl, type EtcdCluster } from './harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/etcdTls';

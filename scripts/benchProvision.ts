@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { median, ms } from './benchStats';
 import { join } from 'node:path';
 import { generateCertificateSet } from '../src/core/pki/set';
-import { provisionEtcd } from '../src/core/provision/etcdOps';
+import { provisionEtcd } from '../src/core/provision/provision';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from './harness/edgeHosts';
 import { makeTempDir, removeTempDir } from './harness/processes';
 import { makeKey } from './harness/sshd';

@@ -8,7 +8,7 @@ import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
-import type { SshContext } from '../../src/core/provision/etcdOps';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EdgeHost } from './edgeHosts';
 
 export const LAB_KNOWN_HOSTS = 'known_hosts';

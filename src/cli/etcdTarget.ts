@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { EtcdTls } from '../core/etcd/client';
 import { connectionFor } from '../core/etcd/connection';
 import type { Cluster } from '../core/inventory/types';
-import { clientEndpoints } from '../core/inventory/urls';
+import { clientEndpoints } from '../core/inventory/select';
 import { loadValid, selectCluster, UsageError, type Options, type RunContext } from './context';
 
 export const ENDPOINT_OPTIONS: Options = {

@@ -1,11 +1,6 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
-import {
-  clusterSnapshot,
-  healthTable,
-  membersTable,
-  statusTable,
-  type ClusterSnapshot,
-} from '../core/etcd/checks';
+import { clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
+import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { json, type RunContext, type Subcommand } from './context';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';

@@ -4,7 +4,7 @@ import { relative } from 'node:path';
 import { renderColumns } from '../core/format/table';
 import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
 import { STARTER_INVENTORY } from '../core/inventory/starter';
-import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/urls';
+import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/select';
 import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
 
 export const INVENTORY_COMMANDS: Subcommand[] = [

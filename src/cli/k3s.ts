@@ -1,7 +1,8 @@
 /** `k3s-etcd k3s ...`: K3s servers on the external etcd. */
 import { dirname, resolve } from 'node:path';
 import { backupK3s, restoreK3s, verifyBackup } from '../core/k3s/backup';
-import { fetchKubeconfig, installK3s, latestBackup, selectK3sServers } from '../core/k3s/ops';
+import { fetchKubeconfig, installK3s, latestBackup } from '../core/k3s/ops';
+import { selectK3sServers } from '../core/inventory/select';
 import { fileTokenStore } from '../core/k3s/token';
 import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';

@@ -1,6 +1,6 @@
 /** `k3s-etcd member add|remove`: grow or shrink the running etcd cluster, over SSH. */
-import { peerUrl } from '../core/inventory/urls';
-import { addMember, removeMember, selectHosts } from '../core/provision/etcdOps';
+import { peerUrl, selectHosts } from '../core/inventory/select';
+import { addMember, removeMember } from '../core/provision/members';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { printer, report, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
 

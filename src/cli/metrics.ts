@@ -5,14 +5,9 @@
  */
 import { renderColumns } from '../core/format/table';
 import { GUIDANCE } from '../core/metrics/judge';
-import {
-  clusterMetrics,
-  endpointTargets,
-  metricsTargets,
-  scrapeInto,
-  type ScrapeRound,
-} from '../core/metrics/scrape';
-import type { ClusterMetrics, MemberSummary } from '../core/metrics/types';
+import { clusterMetrics, scrapeInto, type ScrapeRound } from '../core/metrics/scrape';
+import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
+import type { ClusterMetrics, MemberSummary } from '../shared/metricsTypes';
 import { MetricsWindow } from '../core/metrics/window';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, UsageError, type Subcommand } from './context';

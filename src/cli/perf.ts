@@ -5,16 +5,16 @@ import {
   compactAndDefrag,
   DEFAULT_PERF_DURATION_SEC,
   DEFAULT_PERF_PREFIX,
-  formatPerfReport,
   isPerfLoad,
   PERF_LOADS,
   PERF_PROFILES,
   runPerfCheck,
   type CompactDefragResult,
   type PerfProgress,
-} from '../core/etcd/perf';
-import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/etcd/perfGuard';
-import { PerfError } from '../core/etcd/perf';
+  PerfError,
+} from '../core/perf/perf';
+import { formatPerfReport } from '../core/perf/reports';
+import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/perf/guard';
 import {
   confirm,
   json,

@@ -1,5 +1,6 @@
 /** `k3s-etcd provision etcd`: etcd on the member hosts, over SSH. */
-import { provisionEtcd, selectHosts } from '../core/provision/etcdOps';
+import { provisionEtcd } from '../core/provision/provision';
+import { selectHosts } from '../core/inventory/select';
 import { loadValid, selectCluster, type Subcommand } from './context';
 import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 

@@ -3,8 +3,8 @@
  * on the terminal, the `[host] line` printer, the step table and the dry-run gate.
  */
 import { renderColumns } from '../core/format/table';
-import type { SshContext } from '../core/provision/etcdOps';
-import { summarizeRun, type HostRun } from '../core/provision/runner';
+import type { SshContext } from '../core/ssh/hostSession';
+import { summarizeRun, type HostRun } from '../core/plan/runner';
 import { loadSshEnvironment } from '../core/ssh/target';
 import { confirm, json, type Options, type RunContext } from './context';
 

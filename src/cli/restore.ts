@@ -1,14 +1,11 @@
 /** `k3s-etcd snapshot restore-commands|restore`: a snapshot back onto every etcd member. */
 import { dirname, resolve } from 'node:path';
 import { renderColumns } from '../core/format/table';
-import {
-  planRestore,
-  restorePlanText,
-  restoreSnapshot,
-  type RestoreResult,
-} from '../core/etcd/restore';
-import { listSnapshots, restoreCommands } from '../core/etcd/snapshot';
-import { summarizeRun } from '../core/provision/runner';
+import { planRestore, restorePlanText } from '../core/restore/plan';
+import { restoreSnapshot, type RestoreResult } from '../core/restore/run';
+import { listSnapshots } from '../core/snapshot/snapshot';
+import { restoreCommands } from '../core/etcd/snapshotFile';
+import { summarizeRun } from '../core/plan/runner';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 

@@ -1,7 +1,7 @@
 /** `k3s-etcd snapshot save|list`: snapshots of the external etcd. */
 import { dirname } from 'node:path';
 import { renderColumns } from '../core/format/table';
-import { listSnapshots, saveSnapshot } from '../core/etcd/snapshot';
+import { listSnapshots, saveSnapshot } from '../core/snapshot/snapshot';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, loadValid, selectCluster, type Subcommand } from './context';
 import { progressLine } from './progressLine';

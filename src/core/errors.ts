@@ -1,8 +1,8 @@
 /**
- * Typed errors of the core. Every error a user can see carries a `code` so the editor layer and
- * the CLI can word and route it, and a message that says what failed and what to do.
+ * Typed errors of the core, one family: every error a user can see is a `K3sEtcdError` and
+ * carries a `code` so the editor layer and the CLI can word and route it, and a message that
+ * says what failed and what to do.
  */
-import type { PkiErrorCode } from './pki/errors';
 
 export type ErrorCode =
   | PkiErrorCode
@@ -44,6 +44,22 @@ export type SshErrorCode =
   | 'ssh-disconnected'
   | 'ssh-config';
 
+/** Certificate errors (`PkiError`). */
+export type PkiErrorCode =
+  | 'unknown-algorithm'
+  | 'invalid-san'
+  | 'passphrase-required'
+  | 'passphrase-wrong'
+  | 'key-unreadable'
+  | 'key-mismatch'
+  | 'not-a-ca'
+  | 'ca-expired'
+  | 'ca-incomplete'
+  | 'not-writable'
+  | 'unknown-member'
+  | 'name-clash'
+  | 'declined';
+
 /** Failures of a provisioning plan on a host. */
 export type ProvisionErrorCode =
   'provision-step-failed' | 'provision-unsupported' | 'provision-refused' | 'provision-unhealthy';
@@ -63,6 +79,15 @@ export class K3sEtcdError extends Error {
   ) {
     super(message, options);
     this.name = 'K3sEtcdError';
+  }
+}
+
+/** Errors of the certificate core; messages say what is wrong and what to do. */
+export class PkiError extends K3sEtcdError {
+  declare readonly code: PkiErrorCode;
+  constructor(code: PkiErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'PkiError';
   }
 }
 

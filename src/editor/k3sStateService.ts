@@ -4,10 +4,10 @@
  */
 import * as vscode from 'vscode';
 import { readK3sServerState } from '../core/k3s/ops';
-import { k3sServers } from '../core/k3s/server';
+import { k3sServers } from '../core/inventory/select';
 import type { K3sServerState } from '../core/k3s/state';
 import type { Cluster } from '../core/inventory/types';
-import type { SshContext } from '../core/provision/etcdOps';
+import type { SshContext } from '../core/ssh/hostSession';
 
 export class K3sStateService implements vscode.Disposable {
   private readonly map = new Map<string, K3sServerState>();

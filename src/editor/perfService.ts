@@ -9,12 +9,12 @@
 import * as vscode from 'vscode';
 import { dirname, join } from 'node:path';
 import { connectionFor } from '../core/etcd/connection';
-import { compactAndDefrag, runPerfCheck } from '../core/etcd/perf';
-import { perfPreflight, recoverFromNoSpace, type PerfPreflight } from '../core/etcd/perfGuard';
-import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
+import { compactAndDefrag, runPerfCheck } from '../core/perf/perf';
+import { perfPreflight, recoverFromNoSpace, type PerfPreflight } from '../core/perf/guard';
+import type { PerfLoad, PerfProgress, PerfResult } from '../shared/perfTypes';
 import { errorMessage, isCancelled } from '../core/errors';
 import type { Cluster } from '../core/inventory/types';
-import { listReports, REPORTS_DIR, saveReport, verdictOf } from '../core/reports/perfReports';
+import { listReports, REPORTS_DIR, saveReport, verdictOf } from '../core/perf/reports';
 import type { PerfPanelState } from '../shared/protocol';
 import type { InventoryService } from './inventoryService';
 

@@ -4,10 +4,11 @@
  */
 import * as vscode from 'vscode';
 import { dirname, relative } from 'node:path';
-import { listSnapshots, type SnapshotInfo } from '../core/etcd/snapshot';
+import { listSnapshots } from '../core/snapshot/snapshot';
+import { type SnapshotInfo } from '../core/etcd/snapshotFile';
 import { CancelledError } from '../core/errors';
 import type { Cluster, Host } from '../core/inventory/types';
-import { etcdHosts } from '../core/inventory/urls';
+import { etcdHosts } from '../core/inventory/select';
 import type { TreeNode } from '../core/tree/model';
 import type { ExtensionCtx } from './ctx';
 

@@ -1,6 +1,6 @@
 /** Read-only documents holding plan previews, and the dry run of a plan as one (markdown). */
 import * as vscode from 'vscode';
-import { summarizeRun, type HostRun } from '../core/provision/runner';
+import { summarizeRun, type HostRun } from '../core/plan/runner';
 
 export const PLAN_SCHEME = 'k3s-etcd-plan';
 

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { Config } from './config';
 import { dirname } from 'node:path';
 import { errorMessage } from '../core/errors';
-import { saveSnapshot } from '../core/etcd/snapshot';
+import { saveSnapshot } from '../core/snapshot/snapshot';
 import type { ExtensionCtx } from './ctx';
 
 export function registerSnapshotSchedule(ctx: ExtensionCtx): void {

@@ -7,9 +7,9 @@
  */
 import * as vscode from 'vscode';
 import { Config } from './config';
-import type { SecretRequest, SshPrompts } from '../core/ssh/connection';
+import type { SecretRequest, SshPrompts } from '../core/ssh/types';
 import { loadSshEnvironment } from '../core/ssh/target';
-import type { SshContext } from '../core/provision/etcdOps';
+import type { SshContext } from '../core/ssh/hostSession';
 import type { ExtensionCtx } from './ctx';
 
 const KEY_PREFIX = 'k3sEtcd.ssh.';

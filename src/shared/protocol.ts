@@ -3,8 +3,8 @@
  * literal `method` and an `is()` guard; both sides import this module, so a rename breaks the
  * build instead of silently dropping messages.
  */
-import type { PerfLoad, PerfProgress, PerfResult } from '../core/etcd/perfStats';
-import type { ClusterMetrics } from '../core/metrics/types';
+import type { PerfLoad, PerfProgress, PerfResult } from './perfTypes';
+import type { ClusterMetrics } from './metricsTypes';
 import type { ClusterSnapshot } from './etcdTypes';
 
 export interface Message<M extends string, P> {

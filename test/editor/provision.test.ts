@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import { generateCertificateSet } from '../../src/core/pki/set';

@@ -12,16 +12,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { runPerfCheck } from '../../src/core/etcd/perf';
-import { parsePrometheus } from '../../src/core/metrics/prometheus';
-import {
-  clusterMetrics,
-  metricsTargets,
-  scrapeInto,
-  scrapeMetrics,
-  type ScrapeRound,
-} from '../../src/core/metrics/scrape';
-import type { ClusterMetrics } from '../../src/core/metrics/types';
+import { runPerfCheck } from '../../src/core/perf/perf';
+import { parsePrometheus } from '../../src/core/etcd/prometheus';
+import { clusterMetrics, scrapeInto, type ScrapeRound } from '../../src/core/metrics/scrape';
+import { metricsTargets, scrapeMetrics } from '../../src/core/etcd/scrape';
+import type { ClusterMetrics } from '../../src/shared/metricsTypes';
 import { MetricsWindow } from '../../src/core/metrics/window';
 import { freePort } from '../../scripts/harness/net';
 import { waitUntil } from '../../scripts/harness/processes';

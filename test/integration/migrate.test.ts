@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { adminTls, healthyClient } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { checkToken } from '../../src/core/migrate/bootstrap';
 import { migrateToEtcd, readSource, requireRoom } from '../../src/core/migrate/migrate';
 import { latestRows, openKine, scanKine } from '../../src/core/migrate/kine';

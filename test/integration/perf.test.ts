@@ -6,14 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  formatPerfReport,
-  PerfError,
-  perfVerdict,
-  runPerfCheck,
-  type PerfProgress,
-} from '../../src/core/etcd/perf';
-import { PutEncoder } from '../../src/core/etcd/perfEngine';
+import { formatPerfReport } from '../../src/core/perf/reports';
+import { PerfError, runPerfCheck } from '../../src/core/perf/perf';
+import { perfVerdict } from '../../src/core/perf/stats';
+import { type PerfProgress } from '../../src/shared/perfTypes';
+import { PutEncoder } from '../../src/core/perf/connections';
 import { PERF_COMMANDS } from '../../src/cli/perf';
 import type { CliIO, RunContext } from '../../src/cli/context';
 import { UsageError } from '../../src/cli/context';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { perfPreflight } from '../../src/core/etcd/perfGuard';
+import { perfPreflight } from '../../src/core/perf/guard';
 import { captureIO } from '../fixtures/cli';
 import { waitUntil } from '../../scripts/harness/processes';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';

@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { listMembers } from '../../src/core/etcd/members';
-import { PkiError } from '../../src/core/pki/errors';
+import { PkiError } from '../../src/core/errors';
 import { readIndex } from '../../src/core/pki/store';
 import {
   generateCertificateSet,

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
+import { listSnapshots } from '../../src/core/snapshot/snapshot';
+import { restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshotFile';
 import { captureIO } from '../fixtures/cli';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 

@@ -19,12 +19,8 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isCancelled, K3sEtcdError } from '../../src/core/errors';
-import {
-  connectSsh,
-  type SecretRequest,
-  type SshPrompts,
-  type UnknownHostKey,
-} from '../../src/core/ssh/connection';
+import { connectSsh } from '../../src/core/ssh/transport';
+import { type SecretRequest, type SshPrompts, type UnknownHostKey } from '../../src/core/ssh/types';
 import { resolveTarget, type SshTarget } from '../../src/core/ssh/target';
 import { makeTempDir, removeTempDir, waitUntil } from '../../scripts/harness/processes';
 import {

@@ -14,12 +14,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { K3sEtcdError } from '../../src/core/errors';
 import type { Cluster } from '../../src/core/inventory/types';
-import {
-  connectSsh,
-  type SecretRequest,
-  type SshPrompts,
-  type UnknownHostKey,
-} from '../../src/core/ssh/connection';
+import { connectSsh } from '../../src/core/ssh/transport';
+import { type SecretRequest, type SshPrompts, type UnknownHostKey } from '../../src/core/ssh/types';
 import { resolveTarget, type SshEnvironment } from '../../src/core/ssh/target';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { startFakeSsh, type FakeSsh } from '../../scripts/harness/sshd';

@@ -21,13 +21,10 @@ import { fileTokenStore } from '../../src/core/k3s/token';
 import type { Cluster } from '../../src/core/inventory/types';
 import { createCa } from '../../src/core/pki/issue';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../scripts/harness/edgeHosts';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import { type SshContext } from '../../src/core/ssh/hostSession';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import { type EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import { STANDIN_LOG_DIR, STANDIN_VERSION, writeK3sStandIn } from '../support/k3sStandIn';
 import { main } from '../../src/cli/main';
 import {

@@ -17,13 +17,9 @@ import { backupK3s, restoreK3s, type BackupManifest } from '../../src/core/k3s/b
 import { latestBackup } from '../../src/core/k3s/ops';
 import { K3S_DB_DIR, K3S_TOKEN_FILE } from '../../src/core/k3s/server';
 import type { Cluster } from '../../src/core/inventory/types';
-import type { SshContext } from '../../src/core/provision/etcdOps';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../scripts/harness/edgeHosts';
+import type { SshContext } from '../../src/core/ssh/hostSession';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import { type EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import { labInventory, labSsh, loadCluster, writeKnownHosts } from '../../scripts/harness/lab';
 import { captureIO } from '../fixtures/cli';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';

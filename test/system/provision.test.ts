@@ -14,25 +14,19 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { K3sEtcdError } from '../../src/core/errors';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import type { Cluster } from '../../src/core/inventory/types';
 import { listMembers } from '../../src/core/etcd/members';
 import { adminTls } from '../../src/core/etcd/connection';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import {
-  addMember,
-  provisionEtcd,
-  removeMember,
-  type SshContext,
-} from '../../src/core/provision/etcdOps';
-import type { HostRun } from '../../src/core/provision/runner';
-import { connectSsh, type SecretRequest } from '../../src/core/ssh/connection';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../scripts/harness/edgeHosts';
+import { addMember, removeMember } from '../../src/core/provision/members';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import { type SshContext } from '../../src/core/ssh/hostSession';
+import type { HostRun } from '../../src/core/plan/runner';
+import { connectSsh } from '../../src/core/ssh/transport';
+import { type SecretRequest } from '../../src/core/ssh/types';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import { type EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { makeKey } from '../../scripts/harness/sshd';
 import { main } from '../../src/cli/main';

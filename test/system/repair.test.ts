@@ -14,10 +14,11 @@ import { createEndpointClient } from '../../src/core/etcd/client';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import type { Cluster } from '../../src/core/inventory/types';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { parseCertificate, sansOf } from '../../src/core/pki/inspect';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd, type SshContext } from '../../src/core/provision/etcdOps';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import { diagnosePeerUrl, fixPeerUrl } from '../../src/core/repair/peerUrl';
 import {
   createBridgeNetwork,

@@ -16,17 +16,13 @@ import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
-import { listSnapshots } from '../../src/core/etcd/snapshot';
+import { listSnapshots } from '../../src/core/snapshot/snapshot';
 import type { Cluster } from '../../src/core/inventory/types';
-import { clientEndpoints } from '../../src/core/inventory/urls';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd } from '../../src/core/provision/etcdOps';
-import {
-  hostKeyLine,
-  startEdgeHosts,
-  stopEdgeHosts,
-  type EdgeHost,
-} from '../../scripts/harness/edgeHosts';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import { type EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import {
   labInventory,
   labSsh,

@@ -13,8 +13,8 @@ import { dataDirProblem } from '../../src/core/inventory/dataDir';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
-import { clientEndpoints, clientUrl, metricsUrl, peerUrl } from '../../src/core/inventory/urls';
-import { envFile, type MemberPlanInput } from '../../src/core/provision/etcd';
+import { clientEndpoints, clientUrl, metricsUrl, peerUrl } from '../../src/core/inventory/select';
+import { envFile, type MemberPlanInput } from '../../src/core/provision/memberPlan';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const FILE = '/work/site/k3s-etcd.yaml';

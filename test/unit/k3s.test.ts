@@ -11,19 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ignoreSecretsFolder } from '../../src/core/pki/gitignore';
-import { backupStamp, verifyBackup, type BackupManifest } from '../../src/core/k3s/backup';
-import { latestBackup } from '../../src/core/k3s/ops';
+import { backupStamp } from '../../src/core/format/stamp';
+import { verifyBackup, type BackupManifest } from '../../src/core/k3s/backup';
+import { latestBackup, rewriteKubeconfig } from '../../src/core/k3s/ops';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
-import { rewriteKubeconfig } from '../../src/core/k3s/ops';
-import {
-  parseK3sFacts,
-  renderK3sConfig,
-  repointPlan,
-  tokenMatches,
-} from '../../src/core/k3s/server';
-import { renderScript } from '../../src/core/provision/plan';
+import { parseK3sFacts, renderK3sConfig, repointPlan } from '../../src/core/k3s/server';
+import { tokenMatches } from '../../src/core/k3sHost/token';
+import { renderScript } from '../../src/core/plan/render';
 import { describeK3sState, parseK3sState } from '../../src/core/k3s/state';
 import { buildTree, type TreeNode } from '../../src/core/tree/model';
 

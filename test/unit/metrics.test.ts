@@ -16,8 +16,8 @@ import {
   type Histogram,
 } from '../../src/core/metrics/histogram';
 import { judgeMember } from '../../src/core/metrics/judge';
-import { parsePrometheus, scalar } from '../../src/core/metrics/prometheus';
-import type { MemberSummary } from '../../src/core/metrics/types';
+import { parsePrometheus, scalar } from '../../src/core/etcd/prometheus';
+import type { MemberSummary } from '../../src/shared/metricsTypes';
 import {
   MetricsWindow,
   pointFrom,

@@ -3,13 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { PerfResult } from '../../src/core/etcd/perfStats';
-import {
-  compareReports,
-  listReports,
-  readReport,
-  saveReport,
-} from '../../src/core/reports/perfReports';
+import type { PerfResult } from '../../src/shared/perfTypes';
+import { compareReports, listReports, readReport, saveReport } from '../../src/core/perf/reports';
 
 function result(over: Partial<PerfResult>): PerfResult {
   return {

@@ -20,34 +20,20 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isThisHost, terminalCommand } from '../../src/core/provision/local';
-import {
-  parseMarker,
-  renderScript,
-  sha256,
-  type HostPlan,
-  type Step,
-} from '../../src/core/provision/plan';
+import { isThisHost, terminalCommand } from '../../src/core/plan/local';
+import { parseMarker, renderScript } from '../../src/core/plan/render';
+import { sha256, type HostPlan, type Step } from '../../src/core/plan/steps';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { cluster, host } from '../fixtures/inventory';
 import { etcdDefaults } from '../../src/core/inventory/parse';
-import {
-  checkFacts,
-  envFile,
-  envLine,
-  parseFacts,
-  planEtcdMember,
-  resolveBinaries,
-  type MemberPlanInput,
-} from '../../src/core/provision/etcd';
-import {
-  liveMemberEntry,
-  provisionEtcd,
-  removeMember,
-  type SshContext,
-} from '../../src/core/provision/etcdOps';
+import { checkFacts, envLine, parseFacts } from '../../src/core/etcd/memberHost';
+import { envFile, planEtcdMember, type MemberPlanInput } from '../../src/core/provision/memberPlan';
+import { resolveBinaries } from '../../src/core/provision/binaries';
+import { liveMemberEntry, removeMember } from '../../src/core/provision/members';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
-import { restoreCommands } from '../../src/core/etcd/snapshot';
+import { restoreCommands } from '../../src/core/etcd/snapshotFile';
 
 function run(script: string, env: Record<string, string>) {
   const r = spawnSync('/bin/sh', ['-s'], {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
-import type { SshContext } from '../../src/core/provision/etcdOps';
+import type { SshContext } from '../../src/core/ssh/hostSession';
 import {
   diagnosePeerUrl,
   fixPeerUrl,

@@ -10,17 +10,14 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
-import {
-  chooseTool,
-  planRestore,
-  restoreHostPlans,
-  verifySnapshot,
-  withInitialLines,
-} from '../../src/core/etcd/restore';
-import { listSnapshots, restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshot';
+import { chooseTool, planRestore, verifySnapshot } from '../../src/core/restore/plan';
+import { restoreHostPlans, withInitialLines } from '../../src/core/restore/phases';
+import { listSnapshots } from '../../src/core/snapshot/snapshot';
+import { restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshotFile';
 import { K3sEtcdError } from '../../src/core/errors';
-import { parseFacts } from '../../src/core/provision/etcd';
-import { renderScript, sha256 } from '../../src/core/provision/plan';
+import { parseFacts } from '../../src/core/etcd/memberHost';
+import { renderScript } from '../../src/core/plan/render';
+import { sha256 } from '../../src/core/plan/steps';
 import { cluster, host } from '../fixtures/inventory';
 import { captureIO } from '../fixtures/cli';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';

@@ -15,7 +15,8 @@ import {
   sha256Fingerprint,
   verifyHostKey,
 } from '../../src/core/ssh/knownHosts';
-import { hostSecretId } from '../../src/core/ssh/connection';
+import { hostSecretId } from '../../src/core/ssh/types';
+import { PASSWORD_ATTEMPTS, authOrder, passwordMethod } from '../../src/core/ssh/auth';
 import { shellCommand, shellQuote } from '../../src/core/ssh/quote';
 import { describeHop, parseJumpSpec, resolveTarget } from '../../src/core/ssh/target';
 import type { Cluster, Host } from '../../src/core/inventory/types';
@@ -266,5 +267,36 @@ describe('known_hosts: a workspace file adds hosts, never replaces a key the use
     assert.notEqual(a, b);
     assert.equal(a, `password:root@10.0.0.5:22 ${sha256Fingerprint(KEY_A)}`);
     assert.notEqual(hostSecretId('sudo', hop, sha256Fingerprint(KEY_A)), a);
+  });
+});
+
+describe('authentication order', () => {
+  const hop = {
+    identityFiles: [
+      { path: '/home/op/.ssh/id_ed25519', explicit: false },
+      { path: '/srv/keys/edge', explicit: true },
+    ],
+  };
+
+  it("is OpenSSH's: the agent, then each identity file in the inventory's order", () => {
+    assert.deepEqual(authOrder(hop, '/run/agent.sock'), [
+      { kind: 'agent', needs: 'publickey', socket: '/run/agent.sock' },
+      { kind: 'identity', needs: 'publickey', path: '/home/op/.ssh/id_ed25519', explicit: false },
+      { kind: 'identity', needs: 'publickey', path: '/srv/keys/edge', explicit: true },
+    ]);
+  });
+
+  it('without an agent socket, the identity files alone', () => {
+    assert.deepEqual(
+      authOrder(hop, '').map((c) => c.kind),
+      ['identity', 'identity'],
+    );
+  });
+
+  it('a password last, as keyboard-interactive when the server takes only that, three times', () => {
+    assert.equal(passwordMethod(['publickey', 'password', 'keyboard-interactive']), 'password');
+    assert.equal(passwordMethod(['publickey', 'keyboard-interactive']), 'keyboard-interactive');
+    assert.equal(passwordMethod(['publickey']), undefined);
+    assert.equal(PASSWORD_ATTEMPTS, 3);
   });
 });

@@ -12,9 +12,12 @@ import type {
   MemberMetrics,
   RuleId,
   SeriesPoint,
-} from '../../src/core/metrics/types';
-import type { MetricsPanelState, MetricsWebviewToHost } from '../../src/shared/protocol';
-import { MetricsRefreshCommand } from '../../src/shared/protocol';
+} from '../../src/shared/metricsTypes';
+import {
+  type MetricsPanelState,
+  type MetricsWebviewToHost,
+  MetricsRefreshCommand,
+} from '../../src/shared/protocol';
 import { el, icon } from './dom';
 
 const LEVEL_ICON: Record<Level, string> = { ok: 'pass-filled', warn: 'warning', bad: 'error' };

@@ -8,9 +8,10 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
-import type { PerfLoad, PerfProgress } from '../../src/core/etcd/perfStats';
-import type { PerfPanelState, PerfWebviewToHost } from '../../src/shared/protocol';
+import type { PerfLoad, PerfProgress } from '../../src/shared/perfTypes';
 import {
+  type PerfPanelState,
+  type PerfWebviewToHost,
   PerfCancelCommand,
   PerfCompareCommand,
   PerfExportCommand,

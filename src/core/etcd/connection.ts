@@ -6,7 +6,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import type { Cluster } from '../inventory/types';
-import { clientEndpoints, clientUrl, etcdHosts } from '../inventory/urls';
+import { clientEndpoints, clientUrl, etcdHosts } from '../inventory/select';
 import type { Etcd3 } from 'etcd3';
 import { createEndpointClient, type EtcdTls } from './client';
 import { errorMessage } from '../errors';

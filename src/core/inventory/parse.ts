@@ -10,7 +10,7 @@ import { LineCounter, isMap, isPair, isScalar, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import { validateSchema } from './schema';
-import { etcdHosts, hostPort } from './urls';
+import { etcdHosts, hostPort } from './select';
 import type {
   Cluster,
   Datastore,

@@ -27,11 +27,14 @@ import { basename, dirname, join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
-import { sshOpener, type SshContext } from '../provision/etcdOps';
-import type { SshSession } from '../ssh/connection';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
+import type { SshSession } from '../ssh/session';
 import { shellQuote as q } from '../ssh/quote';
-import { BACKUPS_DIR, latestBackup, readK3sFacts } from './ops';
+import { BACKUPS_DIR } from '../files/workspace';
+import { latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
+import { hostNamed } from '../inventory/select';
+import { backupStamp } from '../format/stamp';
 
 export const MANIFEST = 'manifest.json';
 
@@ -66,25 +69,6 @@ export interface BackupManifest {
   createdAt: string;
   method: 'copy with K3s stopped' | 'sqlite3 online backup';
   files: BackupFile[];
-}
-
-/** `20261124T230545Z`: sortable, no colons (valid on every file system). */
-export function backupStamp(d: Date): string {
-  return d
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-}
-
-function hostOf(cluster: Cluster, name: string): Host {
-  const h = cluster.hosts.find((x) => x.name === name);
-  if (!h) {
-    throw new K3sEtcdError(
-      'usage',
-      `No host "${name}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-    );
-  }
-  return h;
 }
 
 /** `sha256sum` lines → name → hash. */
@@ -229,7 +213,7 @@ export async function backupK3s(
   hostName: string,
   opts: BackupOptions,
 ): Promise<{ dir: string; manifest: BackupManifest }> {
-  const host = hostOf(cluster, hostName);
+  const host = hostNamed(cluster, hostName);
   const say = (l: string) => opts.onLine?.(host.name, l);
   const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
   const sig = opts.signal ? { signal: opts.signal } : {};
@@ -465,7 +449,7 @@ export async function restoreK3s(
   hostName: string,
   opts: BackupOptions & { from?: string },
 ): Promise<{ dir: string; manifest: BackupManifest; movedAside: string[] }> {
-  const host = hostOf(cluster, hostName);
+  const host = hostNamed(cluster, hostName);
   const say = (l: string) => opts.onLine?.(host.name, l);
   const dir = opts.from ?? (await latestBackup(opts.workspaceDir, host.name));
   if (!dir)

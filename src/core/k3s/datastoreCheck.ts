@@ -6,7 +6,7 @@
  * what it is: unknown authority, SAN mismatch, client certificate rejected, refused, timeout.
  */
 import { K3sEtcdError } from '../errors';
-import type { HostTransport } from '../provision/runner';
+import type { HostTransport } from '../plan/runner';
 import { shellQuote as q } from '../ssh/quote';
 
 export interface EndpointCheck {

@@ -11,17 +11,17 @@ import { K3sEtcdError } from '../errors';
 import { writeFileAtomic } from '../files/atomicWrite';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
-import { clientEndpoints } from '../inventory/urls';
-import { sshOpener, type SshContext } from '../provision/etcdOps';
-import type { HostPlan } from '../provision/plan';
+import { clientEndpoints, k3sServers, selectK3sServers } from '../inventory/select';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
+import type { HostPlan } from '../plan/steps';
 import {
   runJobs,
   type HostJob,
   type HostRun,
   type HostTransport,
   type RunHooks,
-} from '../provision/runner';
-import type { SshSession } from '../ssh/connection';
+} from '../plan/runner';
+import type { SshSession } from '../ssh/session';
 import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
 import {
   K3S_KUBECONFIG,
@@ -29,46 +29,16 @@ import {
   datastoreClientFiles,
   datastoreEndpoint,
   k3sFactsCommand,
-  k3sServers,
   parseK3sFacts,
   planK3sServer,
   repointPlan,
   K3S_CONFIG,
-  tokenSecret,
   type K3sFacts,
 } from './server';
+import { tokenSecret } from '../k3sHost/token';
 import { generateToken, type TokenStore } from './token';
 import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
-
-export const BACKUPS_DIR = 'backups';
-export const KUBECONFIG_DIR = 'kubeconfig';
-
-/** The K3s servers named (host names), or all of the cluster's. */
-export function selectK3sServers(cluster: Cluster, names?: readonly string[]): Host[] {
-  const servers = k3sServers(cluster);
-  if (!names || names.length === 0) {
-    if (servers.length === 0)
-      throw new K3sEtcdError(
-        'usage',
-        `Cluster ${cluster.name} has no host with the role k3s-server in k3s-etcd.yaml.`,
-      );
-    return servers;
-  }
-  return names.map((n) => {
-    const h = cluster.hosts.find((x) => x.name === n);
-    if (!h)
-      throw new K3sEtcdError(
-        'usage',
-        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-      );
-    if (!h.roles.includes('k3s-server'))
-      throw new K3sEtcdError(
-        'usage',
-        `Host ${h.name} has no k3s-server role in k3s-etcd.yaml: add it to its roles first.`,
-      );
-    return h;
-  });
-}
+import { BACKUPS_DIR, KUBECONFIG_DIR } from '../files/workspace';
 
 /** The newest backup folder of `host` in the workspace (backups/<host>/<time>/ with its manifest). */
 export async function latestBackup(

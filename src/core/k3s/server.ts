@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { K3sEtcdError } from '../errors';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host } from '../inventory/types';
-import { clientUrl, etcdHosts } from '../inventory/urls';
+import { clientUrl, etcdHosts } from '../inventory/select';
 import {
   fileStep,
   oneLine,
@@ -20,8 +20,10 @@ import {
   type HostPlan,
   type Payload,
   type Step,
-} from '../provision/plan';
+} from '../plan/steps';
+import { journalTail } from '../plan/snippets';
 import { shellQuote as q } from '../ssh/quote';
+import { tokenMatches } from '../k3sHost/token';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
 export const K3S_ETCD_DIR = '/etc/rancher/k3s/etcd';
@@ -39,11 +41,6 @@ export const K3S_BIN = '/usr/local/bin/k3s';
 export const K3S_INSTALLER_URL = 'https://get.k3s.io';
 /** What `install: offline` expects in the offline folder. */
 export const OFFLINE_FILES = { binary: 'k3s', installer: 'install.sh' } as const;
-
-/** Hosts with the role k3s-server. */
-export function k3sServers(cluster: Cluster): Host[] {
-  return cluster.hosts.filter((h) => h.roles.includes('k3s-server'));
-}
 
 /** Every etcd member's client URL, comma-separated: K3s's `datastore-endpoint`. */
 export function datastoreEndpoint(cluster: Cluster): string {
@@ -76,17 +73,6 @@ export function renderK3sConfig(cluster: Cluster, token: string): string {
     lines.push(`write-kubeconfig-mode: ${yamlString(k.writeKubeconfigMode)}`);
   if (k.tlsSan.length > 0) lines.push('tls-san:', ...k.tlsSan.map((s) => `  - ${yamlString(s)}`));
   return `${lines.join('\n')}\n`;
-}
-
-/** The secret of a token in K3s's full form (`K10<CA hash>::server:<secret>`), or the token. */
-export function tokenSecret(token: string): string {
-  const t = token.trim();
-  return /::server:(.*)$/.exec(t)?.[1] ?? t;
-}
-
-/** Does the host's token file (full form, or plain) hold `token`? */
-export function tokenMatches(token: string, fileText: string): boolean {
-  return tokenSecret(fileText) === tokenSecret(token);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +348,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       title: `node ${node} is Ready (k3s kubectl get node)`,
       check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
       seconds: 300,
-      onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
+      onTimeout: journalTail('k3s'),
       message: `"node ${node} did not become Ready in 300 s: see the K3s log above (journalctl -u k3s)"`,
     },
   );
@@ -404,7 +390,7 @@ export function repointPlan(host: Host, facts: K3sFacts, config: Buffer): HostPl
         title: `node ${node} is Ready`,
         check: `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`,
         seconds: 300,
-        onTimeout: 'journalctl -u k3s -n 20 --no-pager 2>/dev/null || true',
+        onTimeout: journalTail('k3s'),
         message: `"node ${node} did not become Ready in 300 s after the restart: see the K3s log above"`,
       },
     ],

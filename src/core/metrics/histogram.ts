@@ -3,7 +3,7 @@
  * happened in the window between them, with counter resets handled), and quantiles estimated the
  * way Prometheus's histogram_quantile does (linear interpolation inside the bucket).
  */
-import type { Labels, MetricsPage } from './prometheus';
+import type { Labels, MetricsPage } from '../etcd/prometheus';
 
 export interface Bucket {
   /** Upper bound; Infinity for the +Inf bucket. */

@@ -8,7 +8,13 @@
  * - gRPC failures over 1% (warning) and 5% (critical) of requests.
  */
 import { humanBytes } from '../../shared/etcdTypes';
-import { worst, type Finding, type Level, type MemberSummary, type RuleId } from './types';
+import {
+  worst,
+  type Finding,
+  type Level,
+  type MemberSummary,
+  type RuleId,
+} from '../../shared/metricsTypes';
 
 export const GUIDANCE = {
   walFsyncP99Ms: 10,

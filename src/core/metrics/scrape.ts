@@ -1,112 +1,15 @@
 /**
- * Reading `/metrics` from etcd members with the same mutual-TLS client files as everything else
- * (or plain HTTP for a metrics listener the inventory configured that way), then turning a round
- * of scrapes into the per-member and cluster judgement.
+ * Turning a round of scrapes of etcd members' `/metrics` (read by etcd/scrape.ts with the same
+ * mutual-TLS client files as everything else) into the per-member and cluster judgement.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
-import type { Cluster } from '../inventory/types';
-import { clientUrl, etcdHosts, metricsUrl } from '../inventory/urls';
-import { tlsCredentials, type EtcdTls } from '../etcd/client';
+import type { EtcdTls } from '../etcd/client';
 import { classifyEtcdError } from '../etcd/problems';
 import { judgeMember, levelOf } from './judge';
-import { parsePrometheus } from './prometheus';
-import { worst, type ClusterMetrics, type MemberMetrics } from './types';
+import { parsePrometheus } from '../etcd/prometheus';
+import { worst, type ClusterMetrics, type MemberMetrics } from '../../shared/metricsTypes';
 import { pointFrom, type MetricsWindow } from './window';
 import { humanBytes } from '../../shared/etcdTypes';
-
-export interface MetricsTarget {
-  member: string;
-  endpoint: string;
-  url: string;
-}
-
-export function metricsTargets(cluster: Cluster): MetricsTarget[] {
-  return etcdHosts(cluster).map((h) => ({
-    member: h.memberName,
-    endpoint: clientUrl(cluster, h),
-    url: metricsUrl(cluster, h),
-  }));
-}
-
-/** Targets for bare endpoints (CLI --endpoints): /metrics on each client URL. */
-export function endpointTargets(endpoints: readonly string[]): MetricsTarget[] {
-  return endpoints.map((e) => ({
-    member: new URL(e).host,
-    endpoint: e,
-    url: `${e.replace(/\/+$/, '')}/metrics`,
-  }));
-}
-
-/** A /metrics page of etcd is about 150 KB; anything far larger is not etcd. */
-const MAX_BYTES = 32 * 1024 * 1024;
-
-export interface ScrapeResult {
-  text: string;
-  bytes: number;
-  ms: number;
-}
-
-export async function scrapeMetrics(
-  url: string,
-  opts: { tls?: EtcdTls; timeoutMs?: number; signal?: AbortSignal } = {},
-): Promise<ScrapeResult> {
-  const started = performance.now();
-  const u = new URL(url);
-  const https = u.protocol === 'https:';
-  const creds = https && opts.tls ? await tlsCredentials(opts.tls) : undefined;
-  const timeoutMs = opts.timeoutMs ?? 5000;
-  return new Promise<ScrapeResult>((resolve, reject) => {
-    const onResponse = (res: IncomingMessage) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        reject(new Error(`${url} answered HTTP ${res.statusCode ?? '?'} instead of metrics`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on('data', (c: Buffer) => {
-        bytes += c.length;
-        if (bytes > MAX_BYTES) {
-          req.destroy(new Error(`${url} sent more than ${MAX_BYTES} bytes: not etcd's metrics`));
-          return;
-        }
-        chunks.push(c);
-      });
-      res.on('end', () =>
-        resolve({
-          text: Buffer.concat(chunks).toString('utf8'),
-          bytes,
-          ms: performance.now() - started,
-        }),
-      );
-      res.on('error', reject);
-    };
-    const options = {
-      method: 'GET',
-      agent: false as const,
-      timeout: timeoutMs,
-      headers: { accept: 'text/plain;version=0.0.4' },
-      // SNI carries host names only; an IP address is checked against the certificate's IP SANs.
-      servername: isIP(u.hostname.replace(/^\[|\]$/g, '')) ? '' : u.hostname,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(creds ? { ca: creds.rootCertificate, cert: creds.certChain, key: creds.privateKey } : {}),
-    };
-    const req = https ? httpsRequest(u, options, onResponse) : httpRequest(u, options, onResponse);
-    const deadline = setTimeout(
-      () =>
-        req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms (DeadlineExceeded)`)),
-      timeoutMs,
-    );
-    req.on('close', () => clearTimeout(deadline));
-    req.on('timeout', () =>
-      req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms (DeadlineExceeded)`)),
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { scrapeMetrics, type MetricsTarget } from '../etcd/scrape';
 
 export interface ScrapeRound {
   at: number;

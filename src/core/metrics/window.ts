@@ -6,8 +6,8 @@
  * handled everywhere a difference is taken.
  */
 import { counterDelta, histogramDelta, quantile, readHistogram, type Histogram } from './histogram';
-import { labelOf, scalar, sumWhere, type MetricsPage } from './prometheus';
-import type { MemberSummary, SeriesPoint } from './types';
+import { labelOf, scalar, sumWhere, type MetricsPage } from '../etcd/prometheus';
+import type { MemberSummary, SeriesPoint } from '../../shared/metricsTypes';
 
 /** The gRPC codes etcd's own alerting counts as failures (etcd-mixin). */
 const GRPC_FAILURE_CODES = new Set([

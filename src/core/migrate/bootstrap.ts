@@ -8,7 +8,7 @@
  */
 import { createDecipheriv, createHash, pbkdf2Sync } from 'node:crypto';
 import { K3sEtcdError } from '../errors';
-import { tokenSecret } from '../k3s/server';
+import { tokenSecret } from '../k3sHost/token';
 import type { KineRow } from './kine';
 
 export function bootstrapKeyFor(token: string): string {

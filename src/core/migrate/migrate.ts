@@ -9,7 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import { K3sEtcdError } from '../errors';
 import { healthyClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
-import { backupStamp } from '../k3s/backup';
+import { backupStamp } from '../format/stamp';
 import { checkToken, type TokenCheck } from './bootstrap';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,

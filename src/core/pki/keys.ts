@@ -8,7 +8,7 @@ import { createPrivateKey, webcrypto, type KeyObject } from 'node:crypto';
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 import type { KeyAlgorithm } from '../inventory/types';
-import { PkiError } from './errors';
+import { PkiError } from '../errors';
 
 export const KEY_ALGORITHMS: readonly KeyAlgorithm[] = [
   'ecdsa-p256',

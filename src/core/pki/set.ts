@@ -12,11 +12,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
-import { CancelledError, throwIfAborted } from '../errors';
+import { CancelledError, throwIfAborted, PkiError } from '../errors';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import type { Cluster, Host, KeyAlgorithm } from '../inventory/types';
-import { etcdHosts } from '../inventory/urls';
-import { PkiError } from './errors';
+import { etcdHosts } from '../inventory/select';
 import {
   certInfo,
   expiryOf,

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { PkiError } from './errors';
+import { PkiError } from '../errors';
 import { certInfo, fileSha256, parseCertificate, type CertInfo } from './inspect';
 
 export interface FileToWrite {

@@ -20,20 +20,27 @@ import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex, type EtcdTls } from '../etcd/client';
 import { connectionFor } from '../etcd/connection';
 import { listMembers, toMember, type EtcdMember } from '../etcd/members';
+import { quorumDuringRestart } from '../etcd/quorum';
 import { isIpOrHostname } from '../inventory/addressFormat';
 import { setHostAddress } from '../inventory/edit';
 import type { Cluster, Datastore, Host } from '../inventory/types';
-import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3s/embeddedEtcd';
+import { K3S_ETCD_CLIENT_FILES, readK3sEtcdConfig, readK3sEtcdTls } from '../k3sHost/embeddedEtcd';
 import { repointK3sServers } from '../k3s/ops';
-import { k3sServers as allK3sServers } from '../k3s/server';
-import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
+import {
+  k3sServers as allK3sServers,
+  clientUrl,
+  etcdHosts,
+  peerUrl,
+  selectHosts,
+} from '../inventory/select';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
-import type { SshSession } from '../ssh/connection';
+import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
-import { ENV_FILE } from '../provision/etcd';
-import { provisionEtcd, selectHosts, sshOpener, type SshContext } from '../provision/etcdOps';
-import type { RunHooks } from '../provision/runner';
+import { ENV_FILE } from '../etcd/memberHost';
+import { provisionEtcd } from '../provision/provision';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
+import type { RunHooks } from '../plan/runner';
 
 export interface StaleItem {
   what: string;
@@ -306,17 +313,7 @@ export async function diagnosePeerUrl(
       const otherUrls = voters.filter((m) => m !== member).flatMap((m) => m.clientUrls.slice(0, 1));
       const snap = await clusterSnapshot(otherUrls, { tls, timeoutMs: 3000 });
       const healthyOthers = snap.health.filter((h) => h.health).length;
-      const need = Math.floor(voters.length / 2) + 1;
-      quorum =
-        healthyOthers >= need
-          ? {
-              ok: true,
-              why: `${healthyOthers} of the other ${voters.length - 1} members are healthy (quorum ${need})`,
-            }
-          : {
-              ok: false,
-              why: `only ${healthyOthers} of the other ${voters.length - 1} members are healthy (quorum ${need}): restarting ${host.memberName} would leave the cluster without quorum`,
-            };
+      quorum = quorumDuringRestart(voters.length, healthyOthers, host.memberName);
     } else if (!list) {
       quorum = {
         ok: false,

@@ -7,11 +7,11 @@ import { describeK3sState, type K3sServerState } from '../k3s/state';
 import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
 import type { Cluster, Host, InventoryLoadResult, Problem, Role } from '../inventory/types';
-import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/urls';
+import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/select';
 import { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
-import { worst, type ClusterMetrics, type Level } from '../metrics/types';
+import { worst, type ClusterMetrics, type Level } from '../../shared/metricsTypes';
 
 interface NodeBase {
   /** Stable across refreshes, so expansion state survives. */

@@ -9,7 +9,7 @@ import { dirname, join, relative } from 'node:path';
 import { CancelledError } from '../../core/errors';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';
 import type { Cluster } from '../../core/inventory/types';
-import { etcdHosts } from '../../core/inventory/urls';
+import { etcdHosts } from '../../core/inventory/select';
 import { addIgnore, isIgnored, keyIgnorePattern } from '../../core/pki/gitignore';
 import {
   formatInspection,

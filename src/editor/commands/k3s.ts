@@ -9,15 +9,10 @@ import { readdir } from 'node:fs/promises';
 import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
-import {
-  BACKUPS_DIR,
-  fetchKubeconfig,
-  hasBackup,
-  installK3s,
-  readK3sFacts,
-  selectK3sServers,
-} from '../../core/k3s/ops';
-import { sshOpener } from '../../core/provision/etcdOps';
+import { fetchKubeconfig, hasBackup, installK3s, readK3sFacts } from '../../core/k3s/ops';
+import { BACKUPS_DIR } from '../../core/files/workspace';
+import { selectK3sServers } from '../../core/inventory/select';
+import { sshOpener } from '../../core/ssh/hostSession';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';

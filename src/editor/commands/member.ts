@@ -1,7 +1,7 @@
 /** Add and remove etcd members (the CLI's `member add|remove`). */
 import * as vscode from 'vscode';
-import { peerUrl } from '../../core/inventory/urls';
-import { addMember, removeMember } from '../../core/provision/etcdOps';
+import { peerUrl } from '../../core/inventory/select';
+import { addMember, removeMember } from '../../core/provision/members';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { hostOf, pickEtcdHost, resolveCluster } from '../pick';

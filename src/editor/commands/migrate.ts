@@ -7,8 +7,9 @@ import * as vscode from 'vscode';
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
 import { K3sEtcdError } from '../../core/errors';
-import { BACKUPS_DIR } from '../../core/k3s/ops';
-import { k3sServers, tokenSecret } from '../../core/k3s/server';
+import { BACKUPS_DIR } from '../../core/files/workspace';
+import { k3sServers } from '../../core/inventory/select';
+import { tokenSecret } from '../../core/k3sHost/token';
 import {
   migrateToEtcd,
   migrationReport,

@@ -3,7 +3,8 @@
  * document (a dry run that only reads the hosts).
  */
 import * as vscode from 'vscode';
-import { provisionEtcd, selectHosts } from '../../core/provision/etcdOps';
+import { provisionEtcd } from '../../core/provision/provision';
+import { selectHosts } from '../../core/inventory/select';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';

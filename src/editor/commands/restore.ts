@@ -5,8 +5,8 @@
  */
 import * as vscode from 'vscode';
 import { CancelledError } from '../../core/errors';
-import { planRestore, restorePlanText, type RestorePlan } from '../../core/etcd/restore';
-import { restoreCommands, type SnapshotInfo } from '../../core/etcd/snapshot';
+import { planRestore, restorePlanText, type RestorePlan } from '../../core/restore/plan';
+import { restoreCommands, type SnapshotInfo } from '../../core/etcd/snapshotFile';
 import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';

@@ -4,7 +4,8 @@
  */
 import * as vscode from 'vscode';
 import { relative } from 'node:path';
-import { saveSnapshot, type SnapshotInfo } from '../../core/etcd/snapshot';
+import { saveSnapshot } from '../../core/snapshot/snapshot';
+import { type SnapshotInfo } from '../../core/etcd/snapshotFile';
 import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';

@@ -1,7 +1,7 @@
 /** The `k3s-etcd` task type: its definition (tasks.json) and what a task runs. */
 import type * as vscode from 'vscode';
-import type { RestorePlan } from '../../core/etcd/restore';
-import type { HostRun, RunHooks } from '../../core/provision/runner';
+import type { RestorePlan } from '../../core/restore/plan';
+import type { HostRun, RunHooks } from '../../core/plan/runner';
 
 export const TASK_TYPE = 'k3s-etcd';
 

@@ -1,7 +1,8 @@
 /** What each task operation runs: provision-etcd, install-k3s (and restore-etcd, in restore.ts). */
 import { dirname } from 'node:path';
-import { provisionEtcd, selectHosts } from '../../core/provision/etcdOps';
-import { installK3s, selectK3sServers } from '../../core/k3s/ops';
+import { provisionEtcd } from '../../core/provision/provision';
+import { selectHosts, selectK3sServers } from '../../core/inventory/select';
+import { installK3s } from '../../core/k3s/ops';
 import type { ExtensionCtx } from '../ctx';
 import { clusterNamed } from '../pick';
 import { editorSshContext } from '../sshPrompts';

@@ -12,8 +12,7 @@
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import { errorMessage } from '../../core/errors';
-import { etcdHosts } from '../../core/inventory/urls';
-import { k3sServers } from '../../core/k3s/server';
+import { etcdHosts, k3sServers } from '../../core/inventory/select';
 import type { ExtensionCtx } from '../ctx';
 import {
   OPERATIONS,

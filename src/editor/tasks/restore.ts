@@ -1,6 +1,7 @@
 /** The restore-etcd task: a snapshot restored onto every member, and its confirmation's words. */
 import { dirname, resolve } from 'node:path';
-import { planRestore, restoreSnapshot, type RestorePlan } from '../../core/etcd/restore';
+import { planRestore, type RestorePlan } from '../../core/restore/plan';
+import { restoreSnapshot } from '../../core/restore/run';
 import type { Cluster } from '../../core/inventory/types';
 import type { ExtensionCtx } from '../ctx';
 import { editorSshContext } from '../sshPrompts';

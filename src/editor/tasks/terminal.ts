@@ -1,8 +1,8 @@
 /** The task's terminal: coloured host lines, the dry run, the modal, the real run and its summary. */
 import * as vscode from 'vscode';
 import { errorMessage } from '../../core/errors';
-import { parseMarker } from '../../core/provision/plan';
-import { summarizeRun, type HostRun } from '../../core/provision/runner';
+import { parseMarker } from '../../core/plan/render';
+import { summarizeRun, type HostRun } from '../../core/plan/runner';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
 import type { ConfirmedRestore, K3sEtcdTaskDefinition, TaskOperation } from './definition';

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../core/tree/model';
-import type { ClusterMetrics } from '../../core/metrics/types';
+import type { ClusterMetrics } from '../../shared/metricsTypes';
 import { COMMANDS, VIEW_IDS } from '../../shared/commands';
 import type { ExtensionCtx } from '../ctx';
 

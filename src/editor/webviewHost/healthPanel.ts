@@ -14,11 +14,10 @@ import {
   healthRows,
   memberRows,
   statusRows,
-} from '../../core/etcd/checks';
-import { formatPerfReport } from '../../core/etcd/perf';
+} from '../../core/etcd/tables';
+import { formatPerfReport, compareReports, readReport } from '../../core/perf/reports';
 import { markdownTable } from '../../core/format/table';
-import { clientUrl, etcdHosts } from '../../core/inventory/urls';
-import { compareReports, readReport } from '../../core/reports/perfReports';
+import { clientUrl, etcdHosts } from '../../core/inventory/select';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { formatProblem } from '../../core/inventory/parse';
-import { clientUrl, peerUrl, sshTarget } from '../../core/inventory/urls';
+import { clientUrl, peerUrl, sshTarget } from '../../core/inventory/select';
 import {
   OpenInventoryCommand,
   ReadyCommand,

@@ -5,7 +5,7 @@
  */
 import { K3sEtcdError } from '../errors';
 import type { EtcdTlsPem } from '../etcd/client';
-import type { SshSession } from '../ssh/connection';
+import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
 
 export const K3S_ETCD_TLS_DIR = '/var/lib/rancher/k3s/server/tls/etcd';

@@ -11,11 +11,12 @@
 import type { AlarmType, Etcd3 } from 'etcd3';
 import { humanBytes } from '../../shared/etcdTypes';
 import { errorMessage } from '../errors';
-import { parsePrometheus, scalar } from '../metrics/prometheus';
-import { scrapeMetrics } from '../metrics/scrape';
-import { createEndpointClient, type EtcdTls } from './client';
+import { parsePrometheus, scalar } from '../etcd/prometheus';
+import { scrapeMetrics } from '../etcd/scrape';
+import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { compactAndDefrag } from './perf';
-import { PERF_PROFILES, type PerfLoad } from './perfStats';
+import { PERF_PROFILES } from './stats';
+import type { PerfLoad } from '../../shared/perfTypes';
 
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;

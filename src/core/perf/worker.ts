@@ -4,12 +4,8 @@
  * messages of type {@link PerfWorkerMessage} and stops the load on `{ type: 'cancel' }`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import {
-  runPerfLoad,
-  type PerfEngineConfig,
-  type PerfEngineEvent,
-  type PerfOutcome,
-} from './perfEngine';
+import { runPerfLoad } from './engine';
+import { type PerfEngineConfig, type PerfEngineEvent, type PerfOutcome } from './config';
 
 export type PerfWorkerMessage =
   PerfEngineEvent | { type: 'outcome'; outcome: PerfOutcome } | { type: 'failed'; message: string };

@@ -5,7 +5,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { markdownTable } from '../format/table';
-import type { PerfResult } from '../etcd/perfStats';
+import type { PerfResult } from '../../shared/perfTypes';
+import { PERF_PROFILES } from './stats';
 
 export const REPORTS_DIR = join('.k3s-etcd', 'reports');
 
@@ -106,4 +107,74 @@ export function compareReports(a: SavedReport, b: SavedReport): string {
   );
   const ratio = b.result.rps > 0 ? (a.result.rps / b.result.rps).toFixed(2) : '∞';
   return `# etcd performance: A vs B\n\n${table}\n\nThroughput ratio A/B: ${ratio}\n\nVerdict lines A:\n\n\`\`\`\n${a.result.lines.join('\n')}\n\`\`\`\n\nVerdict lines B:\n\n\`\`\`\n${b.result.lines.join('\n')}\n\`\`\`\n`;
+}
+
+// ---- one run as Markdown --------------------------------------------------------------------
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+export function perfStatus(r: PerfResult): 'PASS' | 'FAIL' | 'CANCELLED' {
+  return r.cancelled ? 'CANCELLED' : r.pass ? 'PASS' : 'FAIL';
+}
+
+/** A Markdown report of one run, for export. */
+export function formatPerfReport(r: PerfResult): string {
+  const p = PERF_PROFILES[r.load];
+  const out: string[] = [];
+  out.push(`# etcd performance check: ${perfStatus(r)}`, '');
+  out.push('| | |', '|---|---|');
+  const rows: Array<[string, string]> = [
+    [
+      'Load',
+      `${r.load} (${p.clients} clients, target ${r.target} writes/s, 256-byte keys, 1 KiB values)`,
+    ],
+    ['Started', r.startedAt],
+    [
+      'Duration',
+      `${(r.durationMs / 1000).toFixed(0)} s${r.cancelled ? `, cancelled after ${(r.elapsedMs / 1000).toFixed(1)} s` : ''}`,
+    ],
+    ['Endpoints', r.endpoints.join(', ')],
+    ['Prefix', `\`${r.prefix}\``],
+    [
+      'Clean-up',
+      r.cleanedUp
+        ? `prefix deleted (${r.deletedKeys} keys)${r.deleteRevision ? ` at revision ${r.deleteRevision}` : ''}`
+        : `NOT deleted${r.cleanupError ? `: ${r.cleanupError}` : ''}; run \`etcdctl del --prefix ${r.prefix}\``,
+    ],
+  ];
+  if (r.skippedEndpoints.length > 0)
+    rows.push(['Left out', `${r.skippedEndpoints.join(', ')} (no answer before the load)`]);
+  for (const [k, v] of rows) out.push(`| ${k} | ${cell(v)} |`);
+  out.push('');
+  if (r.lines.length > 0) {
+    out.push("## Verdict (etcdctl's lines)", '', '```text', ...r.lines, '```', '');
+  }
+  out.push('## Summary', '');
+  out.push(
+    '| writes | errors | throughput | average | stddev | fastest | p50 | p99 | slowest |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${r.writes} | ${r.errors} | ${r.rps.toFixed(1)} writes/s | ${ms(r.avgMs)} | ${ms(r.stddevMs)} | ${ms(r.fastestMs)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.slowestMs)} |`,
+    '',
+  );
+  const errors = Object.entries(r.errorDist);
+  if (errors.length > 0) {
+    out.push('## Errors', '', '| count | error |', '|---:|---|');
+    for (const [msg, n] of errors) out.push(`| ${n} | ${cell(msg)} |`);
+    out.push('');
+  }
+  if (r.seconds.length > 0) {
+    out.push('## Per second', '');
+    out.push('| second | writes | p50 | p99 | max | errors |', '|---:|---:|---:|---:|---:|---:|');
+    for (const s of r.seconds)
+      out.push(
+        `| ${s.second} | ${s.writes} | ${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${ms(s.maxMs)} | ${s.errors} |`,
+      );
+    out.push('');
+  }
+  out.push(
+    'Pass criteria (etcdctl): no errors, throughput above 90% of the target, slowest request at most 0.5 s, stddev at most 0.1 s.',
+    '',
+  );
+  return out.join('\n');
 }

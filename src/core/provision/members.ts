@@ -1,70 +1,23 @@
 /**
- * The etcd operations on hosts: provision (every member host of a cluster, or some), add a
- * member to a running cluster (`member add` first, then the host with
- * `--initial-cluster-state existing`), and remove one (`member remove` through another member,
- * then stop and disable the unit; data kept unless asked, with its path named).
+ * Changing the members of a running cluster: add one (`member add` first, then the host
+ * provisioned with `--initial-cluster-state existing`), and remove one (`member remove` through
+ * another member, refused when it would cost the quorum, then the unit stopped and disabled;
+ * data kept unless asked, with its path named).
  */
 import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
 import { memberIdFromHex } from '../etcd/client';
 import { connectionFor, healthyClient } from '../etcd/connection';
-import { listMembers, toMember, type EtcdMember } from '../etcd/members';
+import { toMember, type EtcdMember } from '../etcd/members';
 import { isIpOrHostname } from '../inventory/addressFormat';
-import type { Cluster, Host } from '../inventory/types';
-import { clientUrl, etcdHosts, peerUrl } from '../inventory/urls';
-import { connectSsh, type SshPrompts } from '../ssh/connection';
+import type { Cluster } from '../inventory/types';
+import { peerUrl, selectHosts } from '../inventory/select';
+import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote } from '../ssh/quote';
-import { resolveTarget, type SshEnvironment } from '../ssh/target';
-import {
-  checkDataDir,
-  checkFacts,
-  factsCommand,
-  parseFacts,
-  planEtcdMember,
-  resolveBinaries,
-  type HostFacts,
-} from './etcd';
-import type { HostPlan } from './plan';
-import { runJobs, type HostJob, type HostRun, type HostTransport, type RunHooks } from './runner';
-
-export interface SshContext {
-  env: SshEnvironment;
-  prompts: SshPrompts;
-  timeoutMs?: number;
-  agentSocket?: string;
-}
-
-/** Opens an SSH transport to a host of the inventory. */
-export function sshOpener(cluster: Cluster, host: Host, ssh: SshContext) {
-  return async (signal?: AbortSignal): Promise<HostTransport> =>
-    connectSsh(resolveTarget(cluster, host, ssh.env), {
-      prompts: ssh.prompts,
-      ...(signal ? { signal } : {}),
-      ...(ssh.timeoutMs ? { timeoutMs: ssh.timeoutMs } : {}),
-      ...(ssh.agentSocket !== undefined ? { agentSocket: ssh.agentSocket } : {}),
-    });
-}
-
-export async function readFacts(
-  t: HostTransport,
-  cluster: Cluster,
-  host: Host,
-  signal?: AbortSignal,
-): Promise<HostFacts> {
-  const r = await t.exec(factsCommand(cluster.etcd.dataDir), {
-    sudo: true,
-    ...(signal ? { signal } : {}),
-  });
-  if (r.code !== 0) {
-    throw new K3sEtcdError(
-      'provision-step-failed',
-      `${host.name}: cannot read the host's facts: ${r.stderr.trim() || `exit ${r.code}`}`,
-    );
-  }
-  const facts = parseFacts(r.stdout);
-  checkFacts(host, facts);
-  return facts;
-}
+import { checkDataDir } from '../etcd/memberHost';
+import type { RunHooks } from '../plan/runner';
+import { quorumAfterRemoval } from '../etcd/quorum';
+import { provisionEtcd, type ProvisionOptions, type ProvisionResult } from './provision';
 
 /** An etcd member name as the inventory allows them (letters, digits, '-', '_', '.'). */
 const MEMBER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -96,166 +49,6 @@ export function liveMemberEntry(cluster: Cluster, m: EtcdMember): string {
     );
   }
   return `${m.name}=${url}`;
-}
-
-/** `name=https://addr:2380,...` of every etcd host in the inventory. */
-export function initialClusterOf(
-  cluster: Cluster,
-  hosts: readonly Host[] = etcdHosts(cluster),
-): string {
-  return hosts.map((h) => `${h.memberName}=${peerUrl(cluster, h)}`).join(',');
-}
-
-/** The member's plan from the host's facts: binaries resolved for its architecture. */
-export async function planMember(
-  cluster: Cluster,
-  host: Host,
-  facts: HostFacts,
-  initial: { cluster: string; state: 'new' | 'existing' },
-): Promise<HostPlan> {
-  const binaries = await resolveBinaries(cluster, host, facts);
-  return planEtcdMember({
-    cluster,
-    host,
-    facts,
-    binaries,
-    initialCluster: initial.cluster,
-    initialState: initial.state,
-  });
-}
-
-export interface ProvisionOptions extends RunHooks {
-  /** Host names; default every etcd host of the cluster. */
-  hosts?: string[];
-  dryRun: boolean;
-  ssh: SshContext;
-  /** Overrides for adding a member to a running cluster. */
-  initial?: { cluster: string; state: 'new' | 'existing' };
-  /** Skip the check against the live member list (used by add, which did it itself). */
-  skipMembershipCheck?: boolean;
-  /** After an IP change: the kept ETCD_INITIAL_* lines name the new address instead of the old. */
-  rewriteInitial?: { from: string; to: string };
-}
-
-export interface ProvisionResult {
-  runs: HostRun[];
-  /** After a real run: every provisioned member healthy through the admin certificate. */
-  healthy?: boolean;
-  healthSummary?: string;
-}
-
-export function selectHosts(cluster: Cluster, names?: readonly string[]): Host[] {
-  const members = etcdHosts(cluster);
-  if (!names || names.length === 0) return members;
-  return names.map((n) => {
-    const h = cluster.hosts.find((x) => x.name === n || x.memberName === n);
-    if (!h) {
-      throw new K3sEtcdError(
-        'usage',
-        `No host "${n}" in cluster ${cluster.name} (hosts: ${cluster.hosts.map((x) => x.name).join(', ')}).`,
-      );
-    }
-    if (!h.roles.includes('etcd')) {
-      throw new K3sEtcdError(
-        'usage',
-        `Host ${h.name} has no etcd role in k3s-etcd.yaml: add "etcd" to its roles first.`,
-      );
-    }
-    return h;
-  });
-}
-
-/** Members of the running cluster, or undefined when no member answers (a new cluster). */
-async function liveMembers(cluster: Cluster, hooks: RunHooks): Promise<EtcdMember[] | undefined> {
-  try {
-    const conn = await connectionFor(cluster);
-    return await listMembers(conn.endpoints, {
-      tls: conn.tls,
-      timeoutMs: 2000,
-      ...(hooks.signal ? { signal: hooks.signal } : {}),
-    });
-  } catch (err) {
-    hooks.onLine?.(
-      cluster.name,
-      `note: no member of ${cluster.name} answered from here (${errorMessage(err).split('\n')[0]}): hosts without etcd data start a new cluster`,
-    );
-    return undefined;
-  }
-}
-
-/** Provisions etcd on the member hosts, in parallel, then checks health with the admin certificate. */
-export async function provisionEtcd(
-  cluster: Cluster,
-  opts: ProvisionOptions,
-): Promise<ProvisionResult> {
-  checkDataDir(cluster);
-  const hosts = selectHosts(cluster, opts.hosts);
-  const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
-  const initialState = opts.initial?.state ?? 'new';
-  const live = opts.skipMembershipCheck ? undefined : await liveMembers(cluster, opts);
-
-  const jobs: HostJob[] = hosts.map((host) => ({
-    host: host.name,
-    open: sshOpener(cluster, host, opts.ssh),
-    plan: async (t, signal): Promise<HostPlan> => {
-      const facts = await readFacts(t, cluster, host, signal);
-      const rw = opts.rewriteInitial;
-      if (rw)
-        facts.initialLines = facts.initialLines.map((l) =>
-          l.split(`//${rw.from}:`).join(`//${rw.to}:`),
-        );
-      if (
-        live &&
-        live.length > 0 &&
-        !facts.hasData &&
-        !live.some((m) => m.name === host.memberName)
-      ) {
-        throw new K3sEtcdError(
-          'provision-refused',
-          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name || m.id).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
-        );
-      }
-      return planMember(cluster, host, facts, { cluster: initialCluster, state: initialState });
-    },
-  }));
-  const runs = await runJobs(jobs, opts);
-  if (opts.dryRun) return { runs };
-  const done = hosts.filter((h) => {
-    const status = runs.find((r) => r.host === h.name)?.status;
-    return status === 'changed' || status === 'unchanged';
-  });
-  if (done.length === 0) return { runs };
-  const health = await waitHealthy(cluster, done, 30_000, opts.signal);
-  return { runs, healthy: health.ok, healthSummary: health.summary };
-}
-
-/** Polls health of `hosts` through the admin certificate until all are healthy or the deadline. */
-export async function waitHealthy(
-  cluster: Cluster,
-  hosts: readonly Host[],
-  deadlineMs: number,
-  signal?: AbortSignal,
-): Promise<{ ok: boolean; summary: string }> {
-  const conn = await connectionFor(cluster);
-  const endpoints = hosts.map((h) => clientUrl(cluster, h));
-  const until = Date.now() + deadlineMs;
-  let summary = '';
-  for (;;) {
-    const snap = await clusterSnapshot(endpoints, {
-      tls: conn.tls,
-      timeoutMs: 3000,
-      ...(signal ? { signal } : {}),
-    });
-    summary = snap.health
-      .map(
-        (h) =>
-          `${h.endpoint} ${h.health ? 'healthy' : `unhealthy (${h.problem?.summary ?? 'no answer'})`}`,
-      )
-      .join('; ');
-    if (snap.healthy) return { ok: true, summary };
-    if (Date.now() > until) return { ok: false, summary };
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /**
@@ -378,26 +171,6 @@ export interface MemberRemoveOptions extends RunHooks {
   dryRun: boolean;
   /** Also delete the data dir (the caller confirmed it naming the path). */
   purgeData?: boolean;
-}
-
-/** Quorum after removing one voter of `voters`, healthy `healthyVoters` of them. */
-export function quorumAfterRemoval(
-  voters: number,
-  healthyVoters: number,
-  removedHealthy: boolean,
-): { ok: boolean; why: string } {
-  const after = voters - 1;
-  const healthyAfter = healthyVoters - (removedHealthy ? 1 : 0);
-  const quorum = Math.floor(after / 2) + 1;
-  if (after === 0)
-    return { ok: false, why: 'it is the last member: removing it would delete the cluster' };
-  if (healthyAfter < quorum) {
-    return {
-      ok: false,
-      why: `after removal ${healthyAfter} of ${after} members would be healthy, below the quorum of ${quorum}`,
-    };
-  }
-  return { ok: true, why: `${healthyAfter} of ${after} members stay healthy (quorum ${quorum})` };
 }
 
 export async function removeMember(

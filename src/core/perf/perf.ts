@@ -2,27 +2,19 @@
  * `etcdctl check perf`, for the extension and the CLI: profiles s/m/l/xl, the same workload and
  * the same verdict lines, live per-second progress, and the prefix always deleted afterwards.
  *
- * The load runs in a worker thread (perfWorker.ts), so the caller's event loop (the extension
+ * The load runs in a worker thread (worker.ts), so the caller's event loop (the extension
  * host) stays responsive even at xl. This module does not load etcd3 unless the worker dies
  * and it has to clean up itself, or compactAndDefrag is called.
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { K3sEtcdError, throwIfAborted, type ErrorCode } from '../errors';
-import { createEndpointClient, type EtcdTls } from './client';
-import type { PerfEngineConfig } from './perfEngine';
-import {
-  DEFAULT_PERF_DURATION_SEC,
-  DEFAULT_PERF_PREFIX,
-  isPerfLoad,
-  PERF_LOADS,
-  PERF_PROFILES,
-  type PerfLoad,
-  type PerfProgress,
-  type PerfResult,
-} from './perfStats';
-import type { PerfWorkerCommand, PerfWorkerMessage } from './perfWorker';
-import { classifyEtcdError } from './problems';
+import { createEndpointClient, type EtcdTls } from '../etcd/client';
+import type { PerfEngineConfig } from './config';
+import { DEFAULT_PERF_DURATION_SEC, DEFAULT_PERF_PREFIX, isPerfLoad, PERF_LOADS } from './stats';
+import { type PerfLoad, type PerfProgress, type PerfResult } from '../../shared/perfTypes';
+import type { PerfWorkerCommand, PerfWorkerMessage } from './worker';
+import { classifyEtcdError } from '../etcd/problems';
 
 export {
   DEFAULT_PERF_DURATION_SEC,
@@ -32,8 +24,9 @@ export {
   PERF_LOADS,
   PERF_PROFILES,
   perfVerdict,
-} from './perfStats';
-export type { PerfLoad, PerfProfile, PerfProgress, PerfResult, PerfSecond } from './perfStats';
+} from './stats';
+export type { PerfLoad, PerfProgress, PerfResult, PerfSecond } from '../../shared/perfTypes';
+export type { PerfProfile } from './stats';
 
 export type PerfErrorReason =
   | 'prefix-not-empty'
@@ -81,7 +74,7 @@ export interface PerfCheckOptions {
   onProgress?: (p: PerfProgress) => void;
   /** 'writing' after the prefix check passed, 'cleaning' when the load is over. */
   onPhase?: (phase: PerfPhase) => void;
-  /** Advanced: gRPC connections per endpoint (see perfEngine.ts). */
+  /** Advanced: gRPC connections per endpoint (see connections.ts). */
   connectionsPerEndpoint?: number;
 }
 
@@ -224,7 +217,7 @@ function engineConfig(opts: PerfCheckOptions): PerfEngineConfig {
 
 /**
  * The worker file sits next to this module: dist/perfWorker.js next to dist/extension.js and
- * dist/cli.js in the bundles; perfWorker.ts next to perf.ts when running from source under tsx,
+ * dist/cli.js in the bundles; worker.ts next to perf.ts when running from source under tsx,
  * where a small CommonJS bootstrap registers tsx in the worker first (a worker cannot load a
  * .ts entry by itself).
  */
@@ -234,7 +227,7 @@ function startWorker(config: PerfEngineConfig): Worker {
   const tsxApi = 'tsx/cjs/api'; // a variable: bundlers must not follow it
   const bootstrap =
     `require(${JSON.stringify(require.resolve(tsxApi))}).register();\n` +
-    `require(${JSON.stringify(join(__dirname, 'perfWorker.ts'))});`;
+    `require(${JSON.stringify(join(__dirname, 'worker.ts'))});`;
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
@@ -334,74 +327,4 @@ export async function compactAndDefrag(
     }
   }
   return result;
-}
-
-// ---- report ---------------------------------------------------------------------------------
-
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-const ms = (x: number) => `${x.toFixed(1)} ms`;
-
-export function perfStatus(r: PerfResult): 'PASS' | 'FAIL' | 'CANCELLED' {
-  return r.cancelled ? 'CANCELLED' : r.pass ? 'PASS' : 'FAIL';
-}
-
-/** A Markdown report of one run, for export. */
-export function formatPerfReport(r: PerfResult): string {
-  const p = PERF_PROFILES[r.load];
-  const out: string[] = [];
-  out.push(`# etcd performance check: ${perfStatus(r)}`, '');
-  out.push('| | |', '|---|---|');
-  const rows: Array<[string, string]> = [
-    [
-      'Load',
-      `${r.load} (${p.clients} clients, target ${r.target} writes/s, 256-byte keys, 1 KiB values)`,
-    ],
-    ['Started', r.startedAt],
-    [
-      'Duration',
-      `${(r.durationMs / 1000).toFixed(0)} s${r.cancelled ? `, cancelled after ${(r.elapsedMs / 1000).toFixed(1)} s` : ''}`,
-    ],
-    ['Endpoints', r.endpoints.join(', ')],
-    ['Prefix', `\`${r.prefix}\``],
-    [
-      'Clean-up',
-      r.cleanedUp
-        ? `prefix deleted (${r.deletedKeys} keys)${r.deleteRevision ? ` at revision ${r.deleteRevision}` : ''}`
-        : `NOT deleted${r.cleanupError ? `: ${r.cleanupError}` : ''}; run \`etcdctl del --prefix ${r.prefix}\``,
-    ],
-  ];
-  if (r.skippedEndpoints.length > 0)
-    rows.push(['Left out', `${r.skippedEndpoints.join(', ')} (no answer before the load)`]);
-  for (const [k, v] of rows) out.push(`| ${k} | ${cell(v)} |`);
-  out.push('');
-  if (r.lines.length > 0) {
-    out.push("## Verdict (etcdctl's lines)", '', '```text', ...r.lines, '```', '');
-  }
-  out.push('## Summary', '');
-  out.push(
-    '| writes | errors | throughput | average | stddev | fastest | p50 | p99 | slowest |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${r.writes} | ${r.errors} | ${r.rps.toFixed(1)} writes/s | ${ms(r.avgMs)} | ${ms(r.stddevMs)} | ${ms(r.fastestMs)} | ${ms(r.p50Ms)} | ${ms(r.p99Ms)} | ${ms(r.slowestMs)} |`,
-    '',
-  );
-  const errors = Object.entries(r.errorDist);
-  if (errors.length > 0) {
-    out.push('## Errors', '', '| count | error |', '|---:|---|');
-    for (const [msg, n] of errors) out.push(`| ${n} | ${cell(msg)} |`);
-    out.push('');
-  }
-  if (r.seconds.length > 0) {
-    out.push('## Per second', '');
-    out.push('| second | writes | p50 | p99 | max | errors |', '|---:|---:|---:|---:|---:|---:|');
-    for (const s of r.seconds)
-      out.push(
-        `| ${s.second} | ${s.writes} | ${ms(s.p50Ms)} | ${ms(s.p99Ms)} | ${ms(s.maxMs)} | ${s.errors} |`,
-      );
-    out.push('');
-  }
-  out.push(
-    'Pass criteria (etcdctl): no errors, throughput above 90% of the target, slowest request at most 0.5 s, stddev at most 0.1 s.',
-    '',
-  );
-  return out.join('\n');
 }

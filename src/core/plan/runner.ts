@@ -6,9 +6,10 @@
  * reported as it happens.
  */
 import { CancelledError, K3sEtcdError, errorMessage, isCancelled, type ErrorCode } from '../errors';
-import type { ExecOptions, ExecResult } from '../ssh/connection';
+import type { ExecOptions, ExecResult } from '../ssh/types';
 import { shellQuote } from '../ssh/quote';
-import { parseMarker, renderScript, type HostPlan, type StepStatus } from './plan';
+import { parseMarker, renderScript } from './render';
+import type { HostPlan, StepStatus } from './steps';
 
 /** What a runner needs from a host: the SSH session, or a local shell in tests and tools. */
 export interface HostTransport {

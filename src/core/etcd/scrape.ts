@@ -1,0 +1,99 @@
+/** Reading a member's Prometheus /metrics page over HTTP(S), with the cluster's client certificate. */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { clientUrl, etcdHosts, metricsUrl } from '../inventory/select';
+import type { Cluster } from '../inventory/types';
+import { tlsCredentials, type EtcdTls } from './client';
+
+export interface MetricsTarget {
+  member: string;
+  endpoint: string;
+  url: string;
+}
+
+export function metricsTargets(cluster: Cluster): MetricsTarget[] {
+  return etcdHosts(cluster).map((h) => ({
+    member: h.memberName,
+    endpoint: clientUrl(cluster, h),
+    url: metricsUrl(cluster, h),
+  }));
+}
+
+/** Targets for bare endpoints (CLI --endpoints): /metrics on each client URL. */
+export function endpointTargets(endpoints: readonly string[]): MetricsTarget[] {
+  return endpoints.map((e) => ({
+    member: new URL(e).host,
+    endpoint: e,
+    url: `${e.replace(/\/+$/, '')}/metrics`,
+  }));
+}
+
+/** A /metrics page of etcd is about 150 KB; anything far larger is not etcd. */
+const MAX_BYTES = 32 * 1024 * 1024;
+
+export interface ScrapeResult {
+  text: string;
+  bytes: number;
+  ms: number;
+}
+
+export async function scrapeMetrics(
+  url: string,
+  opts: { tls?: EtcdTls; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<ScrapeResult> {
+  const started = performance.now();
+  const u = new URL(url);
+  const https = u.protocol === 'https:';
+  const creds = https && opts.tls ? await tlsCredentials(opts.tls) : undefined;
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  return new Promise<ScrapeResult>((resolve, reject) => {
+    const onResponse = (res: IncomingMessage) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`${url} answered HTTP ${res.statusCode ?? '?'} instead of metrics`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > MAX_BYTES) {
+          req.destroy(new Error(`${url} sent more than ${MAX_BYTES} bytes: not etcd's metrics`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () =>
+        resolve({
+          text: Buffer.concat(chunks).toString('utf8'),
+          bytes,
+          ms: performance.now() - started,
+        }),
+      );
+      res.on('error', reject);
+    };
+    const options = {
+      method: 'GET',
+      agent: false as const,
+      timeout: timeoutMs,
+      headers: { accept: 'text/plain;version=0.0.4' },
+      // SNI carries host names only; an IP address is checked against the certificate's IP SANs.
+      servername: isIP(u.hostname.replace(/^\[|\]$/g, '')) ? '' : u.hostname,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(creds ? { ca: creds.rootCertificate, cert: creds.certChain, key: creds.privateKey } : {}),
+    };
+    const req = https ? httpsRequest(u, options, onResponse) : httpRequest(u, options, onResponse);
+    const deadline = setTimeout(
+      () =>
+        req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms (DeadlineExceeded)`)),
+      timeoutMs,
+    );
+    req.on('close', () => clearTimeout(deadline));
+    req.on('timeout', () =>
+      req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms (DeadlineExceeded)`)),
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}

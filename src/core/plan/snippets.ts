@@ -1,0 +1,19 @@
+/** Shell snippets the plans share (each renders to the same bytes wherever it is used). */
+import { shellQuote as q } from '../ssh/quote';
+
+/** Escapes text for inside a double-quoted shell word. */
+export const dq = (text: string): string => text.replace(/[\\"$`]/g, '\\$&');
+
+/**
+ * df on the nearest existing folder of `path` has at least `needKb` KB free; leaves that folder
+ * in `$p` (for `FREE_MB`).
+ */
+export const spaceCheck = (path: string, needKb: number): string =>
+  `p=${q(path)}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; [ "$(df -Pk "$p" | awk 'NR==2 {print $4}')" -ge ${needKb} ]`;
+
+/** The MB free under `$p` (set by `spaceCheck`), for a failure message. */
+export const FREE_MB = `$(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}')`;
+
+/** The last lines of a systemd unit's journal, never failing. */
+export const journalTail = (unit: string, lines = 20): string =>
+  `journalctl -u ${unit} -n ${lines} --no-pager 2>/dev/null || true`;

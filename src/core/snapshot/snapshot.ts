@@ -1,0 +1,120 @@
+/**
+ * Snapshots of the external etcd (K3s snapshots only its embedded one): streamed from a member
+ * that answers into `backups/<cluster>/<UTC time>.db`, with a JSON record beside it (SHA-256,
+ * bytes, revision, member), and listed from there. The record's format and the restore commands
+ * generated from it are in etcd/snapshotFile.ts; the restore over SSH is the restore operation.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
+import { healthyClient } from '../etcd/connection';
+import {
+  SNAPSHOT_NAME,
+  snapshotInfo,
+  snapshotRecordProblem,
+  type SnapshotInfo,
+} from '../etcd/snapshotFile';
+import { BACKUPS_DIR } from '../files/workspace';
+import { backupStamp } from '../format/stamp';
+import type { Cluster } from '../inventory/types';
+import { ignoreSecretsFolder } from '../pki/gitignore';
+
+export async function saveSnapshot(
+  cluster: Cluster,
+  opts: { workspaceDir: string; signal?: AbortSignal; onProgress?(bytes: number): void },
+): Promise<SnapshotInfo> {
+  const { client, endpoint } = await healthyClient(cluster, { timeoutMs: 10_000 });
+  const createdAt = new Date();
+  const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A snapshot holds every Kubernetes Secret: never committed by accident.
+  await ignoreSecretsFolder(opts.workspaceDir, BACKUPS_DIR);
+  const file = join(dir, `${backupStamp(createdAt)}.db`);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let revision = '';
+  try {
+    // The revision the snapshot holds: the member's, read just before the stream starts (the
+    // stream's messages carry no header).
+    revision = (await client.maintenance.status()).header.revision;
+    const out = createWriteStream(file, { mode: 0o600 });
+    const stream = await client.maintenance.snapshot();
+    // etcd3 types it as events only; it is gRPC's ClientReadableStream, a Node Readable.
+    const flow = stream as unknown as { pause(): void; resume(): void };
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown) => {
+        out.destroy();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      };
+      opts.signal?.addEventListener('abort', () => fail(new CancelledError('snapshot')), {
+        once: true,
+      });
+      // Backpressure: a disk slower than etcd pauses the stream instead of queueing the
+      // database in memory.
+      stream.on('data', (m) => {
+        hash.update(m.blob);
+        bytes += m.blob.byteLength;
+        if (!out.write(m.blob)) {
+          flow.pause();
+          out.once('drain', () => flow.resume());
+        }
+        opts.onProgress?.(bytes);
+      });
+      out.on('error', fail);
+      stream.on('error', fail);
+      stream.on('end', () => out.end(() => resolve()));
+    });
+  } catch (err) {
+    await rm(file, { force: true });
+    if (err instanceof CancelledError) throw err;
+    throw new K3sEtcdError(
+      'etcd-unreachable',
+      `The snapshot from ${endpoint} failed: ${errorMessage(err)}. Nothing was kept.`,
+      { cause: err },
+    );
+  } finally {
+    client.close();
+  }
+  const info: SnapshotInfo = {
+    cluster: cluster.name,
+    file,
+    sha256: hash.digest('hex'),
+    bytes,
+    revision,
+    from: endpoint,
+    createdAt: createdAt.toISOString(),
+  };
+  await writeFile(file.replace(/\.db$/, '.json'), `${JSON.stringify(info, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  return info;
+}
+
+/**
+ * The cluster's snapshots in the workspace, newest first: the `.db` files of
+ * `backups/<cluster>/` named as `saveSnapshot` names them, each with a valid record beside it.
+ * The file comes from the folder's listing, never from what a record says.
+ */
+export async function listSnapshots(
+  workspaceDir: string,
+  cluster: string,
+): Promise<SnapshotInfo[]> {
+  const dir = join(workspaceDir, BACKUPS_DIR, cluster);
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const names = entries.filter((e) => e.isFile() && SNAPSHOT_NAME.test(e.name)).map((e) => e.name);
+  const out: SnapshotInfo[] = [];
+  for (const n of names.sort().reverse()) {
+    try {
+      const record: unknown = JSON.parse(
+        await readFile(join(dir, n.replace(/\.db$/, '.json')), 'utf8'),
+      );
+      if (snapshotRecordProblem(record, cluster) === undefined)
+        out.push(snapshotInfo(record as SnapshotInfo, join(dir, n)));
+    } catch {
+      // no record: not ours
+    }
+  }
+  return out;
+}
