@@ -1,4 +1,4 @@
-// Flat config: typescript-eslint strict, zero warnings, and the layering rules that keep the
+// Flat config: typescript-eslint's recommended rules plus type-aware promise rules on src/, zero warnings, and the layering rules that keep the
 // pure core (src/core, src/shared, src/cli) and the webview free of runtime `vscode` imports,
 // and src/shared and the webview free of src/core. `npm run lint` also runs
 // scripts/check-layers.mjs (no import cycle, no upward edge between the core's layers).
@@ -42,6 +42,19 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'error',
       eqeqeq: ['error', 'smart'],
+    },
+  },
+  // Type-aware rules on the product code: promises that are neither awaited nor handled,
+  // promises where a callback expects void, awaits of non-promises.
+  {
+    files: ['src/**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
     },
   },
   {

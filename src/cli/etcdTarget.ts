@@ -30,7 +30,9 @@ export interface EtcdTarget {
 /** Endpoints and TLS from the flags, else from the inventory's cluster. */
 export async function etcdTarget(ctx: RunContext): Promise<EtcdTarget> {
   const v = ctx.values;
-  const files = [v['cacert'], v['cert'], v['key']].filter((x) => typeof x === 'string') as string[];
+  const files = [v['cacert'], v['cert'], v['key']].filter(
+    (x): x is string => typeof x === 'string',
+  );
   if (files.length > 0 && files.length < 3)
     throw new UsageError('--cacert, --cert and --key go together');
   const timeout = v['timeout'] !== undefined ? Number(v['timeout']) : undefined;

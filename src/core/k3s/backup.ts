@@ -215,7 +215,7 @@ export async function backupK3s(
 ): Promise<{ dir: string; manifest: BackupManifest }> {
   const host = hostNamed(cluster, hostName);
   const say = (l: string) => opts.onLine?.(host.name, l);
-  const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
+  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
   const sig = opts.signal ? { signal: opts.signal } : {};
   try {
     const facts = await readK3sFacts(t, host, opts.signal);
@@ -458,7 +458,7 @@ export async function restoreK3s(
       `No backup of ${host.name} in ${join(opts.workspaceDir, BACKUPS_DIR, host.name)}: back it up first.`,
     );
   const manifest = await verifyBackup(dir, host.name);
-  const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
+  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
   const sig = opts.signal ? { signal: opts.signal } : {};
   try {
     const facts = await readK3sFacts(t, host, opts.signal);

@@ -21,7 +21,6 @@ import {
   type HostTransport,
   type RunHooks,
 } from '../plan/runner';
-import type { SshSession } from '../ssh/session';
 import { checkDatastoreFromHost, requireDatastore } from './datastoreCheck';
 import {
   K3S_KUBECONFIG,
@@ -221,7 +220,7 @@ export async function fetchKubeconfig(
   host: Host,
   opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal },
 ): Promise<string> {
-  const t = (await sshOpener(cluster, host, opts.ssh)(opts.signal)) as SshSession;
+  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
   try {
     const r = await t.exec(`cat ${K3S_KUBECONFIG}`, {
       sudo: true,

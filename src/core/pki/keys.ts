@@ -51,15 +51,12 @@ export function signingAlgorithm(key: CryptoKey): webcrypto.Algorithm | webcrypt
     return {
       name: 'ECDSA',
       hash: (alg as webcrypto.EcKeyAlgorithm).namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256',
-    } as webcrypto.EcdsaParams;
+    };
   return { name: 'RSASSA-PKCS1-v1_5' };
 }
 
 export async function generateKeyPair(alg: KeyAlgorithm): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(keyParams(alg), true, [
-    'sign',
-    'verify',
-  ])) as CryptoKeyPair;
+  return await webcrypto.subtle.generateKey(keyParams(alg), true, ['sign', 'verify']);
 }
 
 function pem(tag: string, der: ArrayBuffer | Buffer): string {

@@ -171,7 +171,7 @@ export async function diagnosePeerUrl(
   const sshHost: Host = opts.newAddress ? { ...host, address: opts.newAddress } : host;
   let t: SshSession;
   try {
-    t = (await sshOpener(cluster, sshHost, opts.ssh)(opts.signal)) as SshSession;
+    t = await sshOpener(cluster, sshHost, opts.ssh)(opts.signal);
   } catch (err) {
     throw new K3sEtcdError(
       (err as K3sEtcdError).code ?? 'ssh-unreachable',
@@ -494,7 +494,7 @@ export async function fixPeerUrl(
     // 127.0.0.1, which every member certificate carries, since we connect to a local port).
     say('3. member update through the member itself, over an SSH tunnel from its host');
     const host = next.hosts.find((h) => h.name === d.host) as Host;
-    const t = (await sshOpener(next, host, opts.ssh)(opts.signal)) as SshSession;
+    const t = await sshOpener(next, host, opts.ssh)(opts.signal);
     try {
       const tun = await tunnel(t, d.newAddress, cluster.etcd.clientPort);
       try {
@@ -549,7 +549,7 @@ async function fixEmbedded(
   const say = (l: string) => opts.onLine?.(d.host, l);
   const next = withAddress(cluster, d.host, d.newAddress);
   const host = next.hosts.find((h) => h.name === d.host) as Host;
-  const t = (await sshOpener(next, host, opts.ssh)(opts.signal)) as SshSession;
+  const t = await sshOpener(next, host, opts.ssh)(opts.signal);
   let done: { endpoint: string; members: EtcdMember[] } | undefined;
   let healthy = false;
   try {

@@ -62,7 +62,7 @@ function computeFor(env: SshEnvironment, alias: string, user?: string): Computed
   if (!env.sshConfig) return {};
   try {
     const config = SSHConfig.parse(env.sshConfig);
-    return (user ? config.compute({ Host: alias, User: user }) : config.compute(alias)) as Computed;
+    return user ? config.compute({ Host: alias, User: user }) : config.compute(alias);
   } catch (err) {
     throw new K3sEtcdError(
       'ssh-config',
