@@ -108,6 +108,25 @@ async function readQuota(
   return undefined;
 }
 
+/** The largest database among the members that answer (0 when none does). */
+async function largestDb(
+  endpoints: readonly string[],
+  conn: { timeoutMs: number; tls?: EtcdTls },
+): Promise<number> {
+  let largest = 0;
+  for (const endpoint of endpoints) {
+    const client = await createEndpointClient(endpoint, conn);
+    try {
+      largest = Math.max(largest, Number((await client.maintenance.status()).dbSize));
+    } catch {
+      // not answering: not counted
+    } finally {
+      client.close();
+    }
+  }
+  return largest;
+}
+
 export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPreflight> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const conn = { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) };
@@ -115,17 +134,8 @@ export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPre
     registryKeys: await c.getAll().prefix('/registry/').count(),
     alarms: (await activeAlarms(c)).map((a) => `${a.alarm} on member ${a.memberID}`),
   }));
-  let dbBytes = 0;
-  for (const endpoint of opts.endpoints) {
-    const client = await createEndpointClient(endpoint, conn);
-    try {
-      dbBytes = Math.max(dbBytes, Number((await client.maintenance.status()).dbSize));
-    } catch {
-      // a member that does not answer is left out of the load too
-    } finally {
-      client.close();
-    }
-  }
+  // A member that does not answer is left out of the load too.
+  const dbBytes = await largestDb(opts.endpoints, conn);
   const quota = await readQuota(opts.endpoints, opts.tls);
   const quotaBytes = quota ?? DEFAULT_QUOTA_BYTES;
   const profile = PERF_PROFILES[opts.load];
@@ -224,17 +234,8 @@ export async function recoverFromNoSpace(opts: {
     steps.push(
       d.ok ? `defragmented ${d.endpoint}` : `defragmentation of ${d.endpoint} failed: ${d.error}`,
     );
-  let dbBytes = 0;
-  for (const endpoint of opts.endpoints) {
-    const client = await createEndpointClient(endpoint, conn);
-    try {
-      dbBytes = Math.max(dbBytes, Number((await client.maintenance.status()).dbSize));
-    } catch {
-      // counted as failed below through the defragmentation result
-    } finally {
-      client.close();
-    }
-  }
+  // A member that does not answer counts as failed through the defragmentation result.
+  const dbBytes = await largestDb(opts.endpoints, conn);
   const room = dbBytes < opts.quotaBytes * SAFE_QUOTA_SHARE;
   if (!done.compacted || done.defragmented.some((d) => !d.ok) || !room) {
     steps.push(
