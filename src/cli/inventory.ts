@@ -33,7 +33,13 @@ export const INVENTORY_COMMANDS: Subcommand[] = [
           file: result.file,
           valid: result.status === 'ok',
           summary: result.status === 'ok' ? summarize(result.inventory) : undefined,
-          problems: result.problems.map((p) => ({ ...p, text: formatProblem(p, label(p.file)) })),
+          problems: result.problems.map((p) => ({
+            ...p,
+            text:
+              result.status === 'missing'
+                ? missingInventoryMessage(result.file)
+                : formatProblem(p, label(p.file)),
+          })),
         });
       } else {
         for (const p of result.problems) ctx.io.err(formatProblem(p, label(p.file)));

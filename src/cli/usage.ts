@@ -96,7 +96,7 @@ export function checkFlags(args: string[], options: Options, command: string): v
     }
     if (spec.type === 'string' && !t.inlineValue && isFlagLike(t.value)) {
       throw new CommandUsageError(
-        `flag ${t.rawName} for ${where} needs a value, not the flag ${t.value} (for a value that starts with "-", write ${t.rawName}=VALUE)`,
+        `flag ${t.rawName} for ${where} needs a value before ${t.value} (if ${t.value} is the value, write ${t.rawName}=${t.value})`,
         command,
       );
     }

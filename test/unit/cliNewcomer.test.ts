@@ -115,7 +115,11 @@ describe('the command line as a newcomer meets it', () => {
       ],
       [
         ['health', '--inventory', '--json'],
-        /flag --inventory for k3s-etcd health needs a value, not the flag --json/,
+        /^k3s-etcd: flag --inventory for k3s-etcd health needs a value before --json \(if --json is the value, write --inventory=--json\)$/m,
+      ],
+      [
+        ['metrics', '--window', '-1'],
+        /flag --window for k3s-etcd metrics needs a value before -1 \(if -1 is the value, write --window=-1\)/,
       ],
       [['health', '--json=yes'], /^k3s-etcd: flag --json for k3s-etcd health takes no value$/m],
     ];
@@ -149,6 +153,14 @@ describe('the command line as a newcomer meets it', () => {
         `k3s-etcd: no k3s-etcd.yaml in ${empty} (use --inventory PATH or \`k3s-etcd inventory init\`)`,
       );
     }
+    const j = await run(['inventory', 'validate', '--json'], empty);
+    assert.equal(j.code, 1);
+    const parsed = JSON.parse(j.out) as { valid: boolean; problems: Array<{ text: string }> };
+    assert.equal(parsed.valid, false);
+    assert.deepEqual(
+      parsed.problems.map((p) => p.text),
+      [`no k3s-etcd.yaml in ${empty} (use --inventory PATH or \`k3s-etcd inventory init\`)`],
+    );
     const other = await run(['members', '--inventory', 'lab/nope.yaml']);
     assert.equal(
       other.err,
