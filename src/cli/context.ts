@@ -1,6 +1,6 @@
 /** What every subcommand gets: parsed global options, its own option values, the I/O. */
 import { readFile } from 'node:fs/promises';
-import { relative, resolve } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Writable, type Readable } from 'node:stream';
 import type { ParseArgsConfig } from 'node:util';
@@ -112,15 +112,22 @@ export const GLOBAL_HELP = `Global options:
   --yes, -y          answer yes to confirmations (without it, asks on a terminal and refuses without one)
   --help, -h         help for a command`;
 
+/**
+ * A missing inventory in the CLI's words: where it looked and the CLI's ways out (the shared
+ * loader's problem points at a line of a file that does not exist and names the editor's command).
+ */
+export function missingInventoryMessage(file: string): string {
+  return `no ${basename(file)} in ${dirname(file)} (use --inventory PATH or \`k3s-etcd inventory init\`)`;
+}
+
 export async function loadValid(ctx: RunContext): Promise<Inventory> {
   const result = await loadInventoryFile(ctx.global.inventory);
+  if (result.status === 'missing')
+    throw new K3sEtcdError('inventory-missing', missingInventoryMessage(result.file));
   if (result.status !== 'ok') {
     for (const p of result.problems)
       ctx.io.err(formatProblem(p, relative(ctx.io.cwd, p.file) || p.file));
-    throw new K3sEtcdError(
-      result.status === 'missing' ? 'inventory-missing' : 'inventory-invalid',
-      result.status === 'missing' ? 'no inventory' : 'the inventory is invalid',
-    );
+    throw new K3sEtcdError('inventory-invalid', 'the inventory is invalid');
   }
   for (const p of result.problems)
     ctx.io.err(formatProblem(p, relative(ctx.io.cwd, p.file) || p.file));

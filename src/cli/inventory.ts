@@ -5,7 +5,15 @@ import { renderColumns } from '../core/format/table';
 import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
 import { STARTER_INVENTORY } from '../core/inventory/starter';
 import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/select';
-import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
+import { effectiveAlgorithm } from '../core/pki/set';
+import {
+  confirm,
+  json,
+  loadValid,
+  missingInventoryMessage,
+  selectCluster,
+  type Subcommand,
+} from './context';
 
 export const INVENTORY_COMMANDS: Subcommand[] = [
   {
@@ -16,12 +24,22 @@ export const INVENTORY_COMMANDS: Subcommand[] = [
       const result = await loadInventoryFile(ctx.global.inventory);
       const label = (file: string) => relative(ctx.io.cwd, file) || file;
       const errors = result.problems.filter((p) => p.severity === 'error');
+      if (result.status === 'missing' && !ctx.global.json) {
+        ctx.io.err(`k3s-etcd: ${missingInventoryMessage(result.file)}`);
+        return 1;
+      }
       if (ctx.global.json) {
         json(ctx, {
           file: result.file,
           valid: result.status === 'ok',
           summary: result.status === 'ok' ? summarize(result.inventory) : undefined,
-          problems: result.problems.map((p) => ({ ...p, text: formatProblem(p, label(p.file)) })),
+          problems: result.problems.map((p) => ({
+            ...p,
+            text:
+              result.status === 'missing'
+                ? missingInventoryMessage(result.file)
+                : formatProblem(p, label(p.file)),
+          })),
         });
       } else {
         for (const p of result.problems) ctx.io.err(formatProblem(p, label(p.file)));
@@ -58,7 +76,7 @@ export const INVENTORY_COMMANDS: Subcommand[] = [
         return 0;
       }
       const blocks = clusters.map((c) => {
-        const head = `${c.name}  ${c.datastore}  etcd ${c.etcd.version}  pki ${relative(ctx.io.cwd, c.pki.dir) || c.pki.dir} (${c.pki.algorithm})`;
+        const head = `${c.name}  ${c.datastore}  etcd ${c.etcd.version}  pki ${relative(ctx.io.cwd, c.pki.dir) || c.pki.dir} (${c.pki.algorithm ?? `${effectiveAlgorithm(c)}, the default`})`;
         const rows = c.hosts.map((h) => [
           h.name,
           sshTarget(h),

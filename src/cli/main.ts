@@ -32,6 +32,7 @@ import { PROVISION_COMMANDS } from './provision';
 import { REPAIR_COMMANDS } from './repair';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
+import { checkFlags, CommandUsageError, didYouMean } from './usage';
 
 export type { CliIO } from './context';
 
@@ -51,15 +52,19 @@ const SUBCOMMANDS: Subcommand[] = [
   ...RESTORE_COMMANDS,
 ];
 
+function commandList(cmds: Subcommand[]): string[] {
+  const width = Math.max(...cmds.map((s) => s.name.length));
+  return cmds.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`);
+}
+
 function mainHelp(): string {
-  const width = Math.max(...SUBCOMMANDS.map((s) => s.name.length));
   return [
     'k3s-etcd: move K3s onto an external etcd with mutual TLS, and keep it healthy.',
     '',
     'Usage: k3s-etcd [global options] <command> [options]',
     '',
     'Commands:',
-    ...SUBCOMMANDS.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`),
+    ...commandList(SUBCOMMANDS),
     '',
     GLOBAL_HELP,
     '',
@@ -76,6 +81,39 @@ function commandHelp(cmd: Subcommand): string {
     '',
     GLOBAL_HELP,
   ].join('\n');
+}
+
+/** The commands of a group (`snapshot`: `snapshot save`, `snapshot list`, ...), in table order. */
+function groupCommands(group: string): Subcommand[] {
+  return SUBCOMMANDS.filter((s) => s.name.startsWith(`${group} `));
+}
+
+function groupHelp(group: string): string {
+  return [
+    `Usage: k3s-etcd ${group} <command> [options]`,
+    '',
+    'Commands:',
+    ...commandList(groupCommands(group)),
+    '',
+    `Run "k3s-etcd ${group} <command> --help" for a command's options.`,
+    '',
+    GLOBAL_HELP,
+  ].join('\n');
+}
+
+/** An unknown command, with the known ones closest to it. */
+function unknownCommand(positionals: string[]): UsageError {
+  const [first = '', second] = positionals;
+  const inGroup = groupCommands(first);
+  if (inGroup.length > 0 && second !== undefined) {
+    const words = inGroup.map((s) => s.name.split(' ')[1] ?? '');
+    return new CommandUsageError(
+      `unknown command "${second}" for k3s-etcd ${first}${didYouMean(second, words) || ` (its commands: ${words.join(', ')})`}`,
+      first,
+    );
+  }
+  const firstWords = SUBCOMMANDS.map((s) => s.name.split(' ')[0] ?? '');
+  return new UsageError(`unknown command "${first}" for k3s-etcd${didYouMean(first, firstWords)}`);
 }
 
 /** Longest table entry whose words start the positionals. */
@@ -110,12 +148,22 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
         io.out(VERSION);
         return 0;
       }
-      if (loose.values['help'] || loose.positionals.length === 0) {
-        (loose.positionals.length === 0 && !loose.values['help'] ? io.err : io.out)(mainHelp());
-        return loose.values['help'] ? 0 : 2;
+      // A group without its command (`k3s-etcd snapshot`, `k3s-etcd snapshot --help`): the
+      // group's commands, like the tool's own help.
+      const [group = ''] = loose.positionals;
+      const isGroup = groupCommands(group).length > 0;
+      const help = loose.values['help'] === true;
+      if (isGroup && (help || loose.positionals.length === 1)) {
+        (help ? io.out : io.err)(groupHelp(group));
+        return help ? 0 : 2;
       }
-      throw new UsageError(`unknown command "${loose.positionals.join(' ')}"`);
+      if (help || loose.positionals.length === 0) {
+        (help ? io.out : io.err)(mainHelp());
+        return help ? 0 : 2;
+      }
+      throw unknownCommand(loose.positionals);
     }
+    checkFlags(argv, { ...GLOBAL_OPTIONS, ...cmd.options }, cmd.name);
     const parsed = parseArgs({
       args: argv,
       options: { ...GLOBAL_OPTIONS, ...cmd.options },
@@ -129,7 +177,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     const extra = parsed.positionals.slice(cmd.name.split(' ').length);
     const maxArgs = cmd.maxArgs ?? 0;
     if (extra.length > maxArgs) {
-      throw new UsageError(`unexpected argument "${extra[maxArgs]}" for "${cmd.name}"`);
+      throw new CommandUsageError(
+        `unexpected argument "${extra[maxArgs]}" for "${cmd.name}"`,
+        cmd.name,
+      );
     }
     const values = parsed.values as Values;
     const global: GlobalOptions = {
@@ -147,7 +198,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       err instanceof UsageError ||
       (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
     ) {
-      io.err(`k3s-etcd: ${err.message}\nRun "k3s-etcd --help" for usage.`);
+      const help =
+        err instanceof CommandUsageError ? `k3s-etcd ${err.command} --help` : 'k3s-etcd --help';
+      io.err(`k3s-etcd: ${err.message}\nRun "${help}" for usage.`);
       return 2;
     }
     if (

@@ -4,49 +4,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { main, type CliIO } from '../../src/cli/main';
 import {
   terminalQuestions,
   tokenFromOptions,
   UsageError,
   type RunContext,
 } from '../../src/cli/context';
+import { runCli, type CliRun } from '../fixtures/cli';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
 let dir = '';
 
-async function run(
+const run = (
   args: string[],
   opts: { interactive?: boolean; answer?: string; cwd?: string; stdin?: string } = {},
-): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const asked: string[] = [];
-  const io: CliIO = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    interactive: opts.interactive ?? false,
-    cwd: opts.cwd ?? dir,
-    ask: async (q) => {
-      asked.push(q);
-      return opts.answer ?? '';
-    },
-    askSecret: async (q) => {
-      asked.push(q);
-      return opts.answer ?? '';
-    },
-    ...(opts.stdin === undefined ? {} : { readSecretInput: async () => opts.stdin ?? '' }),
-  };
-  const code = await main(args, io);
-  return { code, out: out.join('\n'), err: [...asked, ...err].join('\n') };
-}
+): Promise<CliRun> => runCli(args, { ...opts, cwd: opts.cwd ?? dir });
 
 describe('k3s-etcd command line', () => {
   before(async () => {
@@ -89,7 +62,7 @@ describe('k3s-etcd command line', () => {
   it('a missing inventory is exit 1 with a message that says how to create one', async () => {
     const r = await run(['inventory', 'validate', '--inventory', 'nope.yaml']);
     assert.equal(r.code, 1);
-    assert.match(r.err, /nope\.yaml not found in .*inventory init/);
+    assert.match(r.err, /no nope\.yaml in .*inventory init/);
   });
 
   it('inventory show: hosts, roles and derived URLs; --json has endpoints', async () => {
