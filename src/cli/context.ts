@@ -6,6 +6,7 @@ import { Writable, type Readable } from 'node:stream';
 import type { ParseArgsConfig } from 'node:util';
 import { K3sEtcdError } from '../core/errors';
 import { formatProblem, loadInventoryFile } from '../core/inventory/parse';
+import { clusterByName } from '../core/inventory/select';
 import { INVENTORY_FILE_NAME, type Cluster, type Inventory } from '../core/inventory/types';
 
 export interface CliIO {
@@ -138,7 +139,7 @@ export async function loadValid(ctx: RunContext): Promise<Inventory> {
 export function selectCluster(inv: Inventory, name: string | undefined): Cluster {
   const names = inv.clusters.map((c) => c.name).join(', ');
   if (name !== undefined) {
-    const found = inv.clusters.find((c) => c.name === name);
+    const found = clusterByName(inv, name);
     if (!found) throw new UsageError(`no cluster "${name}" in the inventory (clusters: ${names})`);
     return found;
   }

@@ -1,6 +1,6 @@
 /** `k3s-etcd member fix-peer-url`: repair a member whose host's address changed, over SSH. */
 import { renderColumns } from '../core/format/table';
-import { diagnosePeerUrl, fixPeerUrl } from '../core/repair/peerUrl';
+import { diagnosePeerUrl, fixPeerUrl, repairPlanLines } from '../core/repair/peerUrl';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
@@ -52,7 +52,7 @@ ${SSH_HELP}`,
       ctx.io.out(`quorum: ${d.quorum.ok ? 'ok' : 'REFUSED'}: ${d.quorum.why}`);
       if (d.quorum.ok) {
         ctx.io.out('The repair:');
-        d.steps.forEach((s, i) => ctx.io.out(`  ${i + 1}. ${s}`));
+        for (const line of repairPlanLines(d).steps) ctx.io.out(`  ${line}`);
       }
     }
     if (ctx.values['dry-run'] === true) return d.quorum.ok ? 0 : 1;

@@ -8,7 +8,7 @@ import { listSnapshots } from '../core/snapshot/snapshot';
 import { type SnapshotInfo } from '../core/etcd/snapshotFile';
 import { CancelledError } from '../core/errors';
 import type { Cluster, Host } from '../core/inventory/types';
-import { etcdHosts } from '../core/inventory/select';
+import { clusterByName, etcdHosts } from '../core/inventory/select';
 import type { TreeNode } from '../core/tree/model';
 import type { ExtensionCtx } from './ctx';
 
@@ -38,8 +38,7 @@ export async function resolveCluster(ctx: ExtensionCtx, node?: TreeNode): Promis
 /** The cluster of that name in the loaded inventory. */
 export function clusterNamed(ctx: ExtensionCtx, name: string): Cluster {
   const result = ctx.inventory.current();
-  const cluster =
-    result?.status === 'ok' ? result.inventory.clusters.find((c) => c.name === name) : undefined;
+  const cluster = result?.status === 'ok' ? clusterByName(result.inventory, name) : undefined;
   if (!cluster)
     throw new Error(`Cluster "${name}" is not in the inventory any more: refresh and try again.`);
   return cluster;

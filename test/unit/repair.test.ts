@@ -10,6 +10,7 @@ import type { SshContext } from '../../src/core/ssh/hostSession';
 import {
   diagnosePeerUrl,
   fixPeerUrl,
+  repairPlanLines,
   repairSteps,
   type PeerUrlDiagnosis,
 } from '../../src/core/repair/peerUrl';
@@ -103,5 +104,18 @@ describe('fix peer URL: the new address is input', () => {
         /is not an IP address or host name: nothing was changed/,
       );
     }
+  });
+});
+
+describe('fix peer URL: what both front ends show', () => {
+  it('words each stale item and numbers the steps once, for the CLI and the modal alike', () => {
+    const d = {
+      stale: [{ what: 'peer URL', now: 'https://10.0.0.1:2380', want: 'https://10.0.0.9:2380' }],
+      steps: ['re-issue the certificates', 'member update'],
+    } as unknown as PeerUrlDiagnosis;
+    assert.deepEqual(repairPlanLines(d), {
+      stale: ['peer URL: https://10.0.0.1:2380 → https://10.0.0.9:2380'],
+      steps: ['1. re-issue the certificates', '2. member update'],
+    });
   });
 });

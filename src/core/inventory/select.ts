@@ -1,10 +1,15 @@
 /**
- * Selecting from the inventory: hosts by role and by name (each refusal worded once), and what
+ * Selecting from the inventory: a cluster by name, hosts by role and by name (each refusal worded once), and what
  * derives from a host's address and the cluster's ports: the etcd URLs and the initial cluster.
  */
 import { isIPv6 } from 'node:net';
 import { K3sEtcdError } from '../errors';
-import type { Cluster, Host } from './types';
+import type { Cluster, Host, Inventory } from './types';
+
+/** The cluster of that name, or undefined: each front end words its own refusal. */
+export function clusterByName(inv: Inventory, name: string): Cluster | undefined {
+  return inv.clusters.find((c) => c.name === name);
+}
 
 export function hostPort(address: string, port: number): string {
   return `${isIPv6(address) ? `[${address}]` : address}:${port}`;

@@ -68,6 +68,17 @@ export interface PeerUrlDiagnosis {
   steps: string[];
 }
 
+/**
+ * What both front ends show of a diagnosis: each stale item (`what: now → want`) and the
+ * repair's numbered steps, worded once here.
+ */
+export function repairPlanLines(d: PeerUrlDiagnosis): { stale: string[]; steps: string[] } {
+  return {
+    stale: d.stale.map((s) => `${s.what}: ${s.now} → ${s.want}`),
+    steps: d.steps.map((s, i) => `${i + 1}. ${s}`),
+  };
+}
+
 export interface PeerUrlRepair {
   /** The member list names the new peer URL. */
   updated: boolean;

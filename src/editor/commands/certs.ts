@@ -9,7 +9,7 @@ import { dirname, join, relative } from 'node:path';
 import { CancelledError } from '../../core/errors';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';
 import type { Cluster } from '../../core/inventory/types';
-import { etcdHosts } from '../../core/inventory/select';
+import { clusterByName, etcdHosts } from '../../core/inventory/select';
 import { addIgnore, isIgnored, keyIgnorePattern } from '../../core/pki/gitignore';
 import {
   formatInspection,
@@ -221,9 +221,7 @@ export function inspectCertificateCommand(ctx: ExtensionCtx, docs: CertificateDo
       keyFile = node.keyFile;
       const result = ctx.inventory.current();
       const cluster =
-        result?.status === 'ok'
-          ? result.inventory.clusters.find((c) => c.name === node.cluster)
-          : undefined;
+        result?.status === 'ok' ? clusterByName(result.inventory, node.cluster) : undefined;
       caFile = cluster ? join(cluster.pki.dir, CA_FILES.cert) : undefined;
     } else {
       const cluster = await resolveCluster(ctx, node);

@@ -1,7 +1,7 @@
 /** Repair a member whose host's address changed (the CLI's `member fix-peer-url`). */
 import * as vscode from 'vscode';
 import { isIpOrHostname } from '../../core/inventory/addressFormat';
-import { diagnosePeerUrl, fixPeerUrl } from '../../core/repair/peerUrl';
+import { diagnosePeerUrl, fixPeerUrl, repairPlanLines } from '../../core/repair/peerUrl';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { hostOf, pickEtcdHost, resolveCluster } from '../pick';
@@ -43,16 +43,17 @@ export function fixPeerUrlCommand(ctx: ExtensionCtx) {
       throw new Error(
         `Repairing ${host.memberName} is refused: ${d.quorum.why}. Bring the other members back first.`,
       );
+    const plan = repairPlanLines(d);
     const choice = await vscode.window.showWarningMessage(
       `Update member ${d.memberId ?? d.member} to ${d.newPeerUrl}?`,
       {
         modal: true,
         detail: [
           'Stale now:',
-          ...d.stale.map((s) => `• ${s.what}: ${s.now} → ${s.want}`),
+          ...plan.stale.map((s) => `• ${s}`),
           '',
           'The repair:',
-          ...d.steps.map((s, i) => `${i + 1}. ${s}`),
+          ...plan.steps,
         ].join('\n'),
       },
       'Fix Peer URL',

@@ -17,7 +17,7 @@ import {
 } from '../../core/etcd/tables';
 import { formatPerfReport, compareReports, readReport } from '../../core/perf/reports';
 import { markdownTable } from '../../core/format/table';
-import { clientUrl, etcdHosts } from '../../core/inventory/select';
+import { clientUrl, clusterByName, etcdHosts } from '../../core/inventory/select';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,
@@ -75,9 +75,7 @@ export class HealthPanel implements vscode.Disposable {
 
   private clusterObject() {
     const r = this.ctx.inventory.current();
-    return r?.status === 'ok'
-      ? r.inventory.clusters.find((c) => c.name === this.cluster)
-      : undefined;
+    return r?.status === 'ok' ? clusterByName(r.inventory, this.cluster) : undefined;
   }
 
   private state(refreshing: boolean): HealthPanelState {

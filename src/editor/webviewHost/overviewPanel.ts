@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { formatProblem } from '../../core/inventory/parse';
-import { clientUrl, peerUrl, sshTarget } from '../../core/inventory/select';
+import { clientUrl, clusterByName, peerUrl, sshTarget } from '../../core/inventory/select';
 import {
   OpenInventoryCommand,
   ReadyCommand,
@@ -80,7 +80,7 @@ export class OverviewPanel implements vscode.Disposable {
         problems: result?.problems.map((p) => formatProblem(p)) ?? ['The inventory is not loaded.'],
       };
     }
-    const c = result.inventory.clusters.find((x) => x.name === this.cluster);
+    const c = clusterByName(result.inventory, this.cluster);
     if (!c)
       return { ...base, problems: [`Cluster "${this.cluster}" is no longer in the inventory.`] };
     return {
