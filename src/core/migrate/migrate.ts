@@ -7,6 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { K3sEtcdError } from '../errors';
+import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES } from '../etcd/alarms';
 import { healthyClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
 import { backupStamp } from '../format/stamp';
@@ -97,16 +98,12 @@ export async function readSource(
   }
 }
 
-/** etcd's default --quota-backend-bytes (2 GiB). */
-export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
-
 /**
  * Quota: a target with a NOSPACE alarm is refused; so is one whose database plus what the
  * migration writes (with room for etcd's own overhead) would pass etcd's default quota.
  */
 export async function requireRoom(client: Etcd3, bytes: number): Promise<void> {
-  const res = await client.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
-  if (res.alarms.some((a) => /^(NOSPACE|1)$/i.test(String(a.alarm)))) {
+  if ((await activeAlarms(client)).some((a) => a.alarm === 'NOSPACE')) {
     throw new K3sEtcdError(
       'migrate-target',
       'The target etcd has a NOSPACE alarm (its quota is full): compact, defragment and disarm it, or raise --quota-backend-bytes, before migrating. Nothing was written.',

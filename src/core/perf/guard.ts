@@ -11,15 +11,12 @@
 import type { AlarmType, Etcd3 } from 'etcd3';
 import { humanBytes } from '../../shared/etcdTypes';
 import { errorMessage } from '../errors';
-import { parsePrometheus, scalar } from '../etcd/prometheus';
-import { scrapeMetrics } from '../etcd/scrape';
+import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES, readQuota } from '../etcd/alarms';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { compactAndDefrag } from './perf';
 import { PERF_PROFILES } from './stats';
 import type { PerfLoad } from '../../shared/perfTypes';
 
-/** etcd's default --quota-backend-bytes (2 GiB). */
-export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
 /**
  * Database growth per check-perf write (256-byte key, 1 KiB value), its delete included: measured
  * on etcd 3.4 with bbolt (about 2.0 KiB per put, 2.4 KiB with the delete's tombstones), rounded up.
@@ -80,34 +77,6 @@ async function firstAnswering<T>(
   throw last;
 }
 
-const alarmName = (a: { alarm: unknown }): string => {
-  const s = String(a.alarm).toUpperCase();
-  return s === '1' ? 'NOSPACE' : s === '2' ? 'CORRUPT' : s;
-};
-
-async function activeAlarms(client: Etcd3): Promise<Array<{ memberID: string; alarm: string }>> {
-  const res = await client.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
-  return res.alarms.map((a) => ({ memberID: String(a.memberID), alarm: alarmName(a) }));
-}
-
-async function readQuota(
-  endpoints: readonly string[],
-  tls: EtcdTls | undefined,
-): Promise<number | undefined> {
-  for (const e of endpoints) {
-    try {
-      const page = parsePrometheus(
-        (await scrapeMetrics(`${e.replace(/\/+$/, '')}/metrics`, tls ? { tls } : {})).text,
-      );
-      const q = scalar(page, 'etcd_server_quota_backend_bytes');
-      if (q !== undefined && q > 0) return q;
-    } catch {
-      // the next member, or etcd's default
-    }
-  }
-  return undefined;
-}
-
 /** The largest database among the members that answer (0 when none does). */
 async function largestDb(
   endpoints: readonly string[],
@@ -137,7 +106,7 @@ export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPre
   // A member that does not answer is left out of the load too.
   const dbBytes = await largestDb(opts.endpoints, conn);
   const quota = await readQuota(opts.endpoints, opts.tls);
-  const quotaBytes = quota ?? DEFAULT_QUOTA_BYTES;
+  const quotaBytes = quota ?? ETCD_DEFAULT_QUOTA_BYTES;
   const profile = PERF_PROFILES[opts.load];
   const projectedWrites = Math.ceil(profile.rate * opts.durationSec);
   const projectedBytes = projectedWrites * BYTES_PER_PERF_WRITE;
