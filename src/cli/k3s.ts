@@ -1,10 +1,9 @@
 /** `k3s-etcd k3s ...`: K3s servers on the external etcd. */
 import { dirname, resolve } from 'node:path';
-import { backupK3s, restoreK3s, verifyBackup } from '../core/k3s/backup';
+import { backupK3s, backupProgressText, restoreK3s, verifyBackup } from '../core/k3s/backup';
 import { fetchKubeconfig, installK3s, latestBackup } from '../core/k3s/ops';
 import { selectK3sServers } from '../core/inventory/select';
 import { fileTokenStore } from '../core/k3s/token';
-import { humanBytes } from '../shared/etcdTypes';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { progressLine } from './progressLine';
 import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
@@ -84,7 +83,7 @@ ${SSH_HELP}`,
         ssh,
         workspaceDir: dirname(ctx.global.inventory),
         onLine: printer(ctx),
-        onProgress: (p) => line.update(bytesText(h, p)),
+        onProgress: (p) => line.update(`[${h}] ${backupProgressText(p)}`),
       }).finally(() => line.done());
       done.push({ host: h, dir: r.dir });
     }
@@ -92,12 +91,6 @@ ${SSH_HELP}`,
     return 0;
   },
 };
-
-/** `[host] state.db: 1.2 GB of 3.4 GB (35%)` for the progress line. */
-function bytesText(host: string, p: { file: string; bytes: number; total: number }): string {
-  const pct = p.total > 0 ? ` (${Math.floor((p.bytes / p.total) * 100)}%)` : '';
-  return `[${host}] ${p.file}: ${humanBytes(p.bytes)} of ${humanBytes(p.total)}${pct}`;
-}
 
 const k3sRestoreCommand: Subcommand = {
   name: 'k3s restore',
@@ -139,7 +132,7 @@ ${SSH_HELP}`,
       workspaceDir,
       from,
       onLine: printer(ctx),
-      onProgress: (p) => line.update(bytesText(host, p)),
+      onProgress: (p) => line.update(`[${host}] ${backupProgressText(p)}`),
     }).finally(() => line.done());
     if (ctx.global.json) json(ctx, r);
     return 0;

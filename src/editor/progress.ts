@@ -1,6 +1,6 @@
 /** Long work: a cancellable notification whose token becomes the core's AbortSignal. */
 import * as vscode from 'vscode';
-import { humanBytes } from '../shared/etcdTypes';
+import { backupProgressText, type BackupProgress } from '../core/k3s/backup';
 
 export function withCancellableProgress<T>(
   title: string,
@@ -22,13 +22,12 @@ export function withCancellableProgress<T>(
 export function bytesReporter(
   report: (message: string) => void,
   every = 250,
-): (p: { file: string; bytes: number; total: number }) => void {
+): (p: BackupProgress) => void {
   let last = 0;
   return (p) => {
     const now = Date.now();
     if (now - last < every && p.bytes < p.total) return;
     last = now;
-    const pct = p.total > 0 ? ` (${Math.floor((p.bytes / p.total) * 100)}%)` : '';
-    report(`${p.file}: ${humanBytes(p.bytes)} of ${humanBytes(p.total)}${pct}`);
+    report(backupProgressText(p));
   };
 }
