@@ -2,6 +2,7 @@
  * What a command applies to: the cluster (from the tree node, the only one, or a quick pick),
  * an etcd host, a snapshot, and the inventory's folder.
  */
+import { localStamp } from '../core/format/stamp';
 import * as vscode from 'vscode';
 import { dirname, relative } from 'node:path';
 import { listSnapshots } from '../core/snapshot/snapshot';
@@ -70,8 +71,7 @@ export async function pickEtcdHost(
   return picked.host;
 }
 
-export const snapshotTime = (s: SnapshotInfo) =>
-  s.createdAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+export const snapshotTime = (s: SnapshotInfo) => localStamp(s.createdAt);
 
 export function snapshotItems(ctx: ExtensionCtx, list: SnapshotInfo[]) {
   return list.map((s) => ({

@@ -9,6 +9,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import { humanBytes, type ClusterSnapshot } from '../../src/shared/etcdTypes';
+import { localStamp } from '../../src/shared/stamp';
 import {
   HealthCopyCommand,
   HealthGenerateCertsCommand,
@@ -220,7 +221,7 @@ function render(s: HealthPanelState): void {
     app.append(box);
   }
   const snap = s.snapshot;
-  if (snap) app.append(el('p', `As of ${new Date(snap.at).toLocaleTimeString()}`, 'muted'));
+  if (snap) app.append(el('p', `As of ${localStamp(snap.at)}`, 'muted'));
   const waiting = () => el('p', s.error ? 'No data.' : 'Asking the members…', 'muted');
   const perfUi = saved.perfUi ?? { load: 's', durationSec: 60, selected: [] };
   const perf = perfTab(

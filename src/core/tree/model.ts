@@ -3,6 +3,7 @@
  * these into TreeItems; the CLI and the tests read them directly. In an untrusted workspace
  * (Restricted Mode) a "Trust this workspace to connect" item comes first and nothing is live.
  */
+import { localStamp } from '../format/stamp';
 import { describeK3sState, type K3sServerState } from '../k3s/state';
 import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
@@ -390,7 +391,7 @@ function roleNode(
   if (role === 'k3s-server' && k3s) {
     node.description = describeK3sState(k3s);
     node.tooltip = [
-      `K3s server on ${host.name}, read at ${k3s.at.slice(11, 19)} UTC`,
+      `K3s server on ${host.name}, read at ${localStamp(k3s.at)}`,
       k3s.error
         ? `could not read it: ${k3s.error}`
         : `version ${k3s.version ?? '?'}, node ${k3s.nodeStatus ?? 'not answering'}`,
@@ -457,7 +458,7 @@ function clusterNode(
       `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}`,
       `certificates in ${cluster.pki.dir}${cluster.pki.algorithm ? ` (${cluster.pki.algorithm})` : ''}`,
       ...(health?.snapshot
-        ? [`${health.snapshot.summary} at ${health.snapshot.at.slice(11, 19)} UTC`]
+        ? [`${health.snapshot.summary} at ${localStamp(health.snapshot.at)}`]
         : []),
       ...(health?.error ? [health.error.message] : []),
     ].join('\n'),

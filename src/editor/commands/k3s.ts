@@ -3,6 +3,7 @@
  * after offering a backup of SQLite state), preview that plan, back up and restore K3s's state,
  * fetch the kubeconfig, and read the servers' state for the tree.
  */
+import { localStamp } from '../../core/format/stamp';
 import * as vscode from 'vscode';
 import { dirname, join, relative } from 'node:path';
 import { readdir } from 'node:fs/promises';
@@ -140,7 +141,7 @@ export function restoreK3sCommand(ctx: ExtensionCtx) {
       {
         modal: true,
         detail: [
-          `${manifest.method}, ${manifest.createdAt}. Files written (0600):`,
+          `${manifest.method}, ${localStamp(manifest.createdAt)}. Files written (0600):`,
           ...manifest.files.map((f) => `• ${f.path} (${f.bytes} bytes)`),
           '',
           'K3s must be stopped on the host. The files replaced are moved aside (*.before-restore-<time>), not deleted.',

@@ -31,7 +31,7 @@ async function showRestorePreview(
   docs.set(
     uri,
     [
-      `# Restore ${plan.cluster} from the snapshot of ${plan.snapshot.createdAt}`,
+      `# Restore ${plan.cluster} from the snapshot of ${snapshotTime(plan.snapshot)}`,
       '',
       `"K3s etcd: Restore etcd from Snapshot…" runs it as a task after a confirmation (\`k3s-etcd snapshot restore --file ${plan.file}\` from a terminal), or run the commands below yourself.`,
       '',
@@ -100,7 +100,7 @@ async function showCommandsOnly(
   docs.set(
     uri,
     [
-      `# Restore ${cluster.name} from the snapshot of ${s.createdAt}`,
+      `# Restore ${cluster.name} from the snapshot of ${snapshotTime(s)}`,
       '',
       `Snapshot ${s.file}, revision ${s.revision}, sha256 ${s.sha256}.`,
       '',

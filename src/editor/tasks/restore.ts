@@ -1,4 +1,5 @@
 /** The restore-etcd task: a snapshot restored onto every member, and its confirmation's words. */
+import { localStamp } from '../../core/format/stamp';
 import { dirname, resolve } from 'node:path';
 import { planRestore, type RestorePlan } from '../../core/restore/plan';
 import { restoreSnapshot } from '../../core/restore/run';
@@ -45,7 +46,7 @@ export async function restoreOperation(
   const plan = confirmed ?? (await planRestore(cluster, file));
   const ssh = await editorSshContext(ctx);
   return {
-    what: `the restore of etcd cluster ${cluster.name} from the snapshot of ${plan.snapshot.createdAt} (revision ${plan.snapshot.revision})`,
+    what: `the restore of etcd cluster ${cluster.name} from the snapshot of ${localStamp(plan.snapshot.createdAt)} (revision ${plan.snapshot.revision})`,
     apply: 'Restore',
     detail: () => restoreConfirmDetail(plan),
     confirmed: confirmed !== undefined,
