@@ -1,6 +1,10 @@
 /** `k3s-etcd perf`: etcdctl's `check perf` through the cluster's TLS, with live progress. */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { EtcdTls } from '../core/etcd/client';
+import { exportLines } from '../core/etcd/etcdctlEnv';
+import { INVENTORY_FILE_NAME } from '../core/inventory/types';
+import { shellQuote } from '../core/ssh/quote';
 import {
   compactAndDefrag,
   DEFAULT_PERF_DURATION_SEC,
@@ -15,6 +19,7 @@ import {
 } from '../core/perf/perf';
 import { formatPerfReport } from '../core/perf/reports';
 import { perfPreflight, recoverFromNoSpace, type NoSpaceRecovery } from '../core/perf/guard';
+import { dbSpace, keptSpaceText, spaceReclaimed, type DbSpace } from '../core/perf/reclaim';
 import {
   confirm,
   json,
@@ -58,6 +63,54 @@ function progressLine(p: PerfProgress): string {
     `  p50 ${p.p50Ms.toFixed(1)} ms  p99 ${p.p99Ms.toFixed(1)} ms  max ${p.maxMs.toFixed(1)} ms` +
     (p.errorsSoFar > 0 ? `  errors ${p.errorsSoFar}` : '')
   );
+}
+
+/** How etcdctl reaches the cluster the check ran on: the inventory's cluster, or the flags. */
+export type EtcdctlTarget =
+  { cluster: string; inventory?: string } | { endpoints: readonly string[]; tls?: EtcdTls };
+
+/**
+ * After a run whose space is still held: the sizes, and the commands that give it back (only the
+ * steps --auto-compact and --auto-defrag did not already do).
+ */
+export function reclaimAdvice(opts: {
+  revision: string;
+  space: DbSpace | undefined;
+  maintenance: CompactDefragResult | undefined;
+  target: EtcdctlTarget;
+  /** Whether both --auto-compact and --auto-defrag were given. */
+  auto: boolean;
+}): string[] {
+  const t = opts.target;
+  const env =
+    'cluster' in t
+      ? [
+          `eval "$(k3s-etcd etcdctl-env --cluster ${shellQuote(t.cluster)}${t.inventory ? ` --inventory ${shellQuote(t.inventory)}` : ''})"`,
+        ]
+      : t.tls && 'ca' in t.tls
+        ? [] // certificates held in memory only: etcdctl needs them as files
+        : exportLines({
+            ETCDCTL_API: '3',
+            ETCDCTL_ENDPOINTS: t.endpoints.join(','),
+            ...(t.tls
+              ? {
+                  ETCDCTL_CACERT: t.tls.caFile,
+                  ETCDCTL_CERT: t.tls.certFile,
+                  ETCDCTL_KEY: t.tls.keyFile,
+                }
+              : {}),
+          }).split('\n');
+  const steps = [
+    ...env,
+    ...(opts.maintenance?.compacted ? [] : [`etcdctl compact ${opts.revision} --physical`]),
+    'etcdctl defrag',
+  ];
+  return [
+    keptSpaceText(opts.revision, opts.space),
+    `Give it back${env.length ? '' : ' with etcdctl pointed at the cluster'} (defrag blocks each member for a moment):`,
+    ...steps.map((l) => `  ${l}`),
+    ...(opts.auto ? [] : ['or run the check with --auto-compact --auto-defrag next time.']),
+  ];
 }
 
 /** SIGINT cancels the check (its keys are still deleted); a second one quits at once. */
@@ -194,6 +247,27 @@ export const PERF_COMMANDS: Subcommand[] = [
           ...(recovery.raised ? { noSpace: recovery } : {}),
         });
       else for (const line of [...lines, ...result.lines]) ctx.io.out(line);
+      if (!recovery.raised && result.deleteRevision !== undefined && !spaceReclaimed(maintenance)) {
+        const space = await dbSpace(target.endpoints, {
+          timeoutMs: target.timeoutMs ?? 10_000,
+          ...(target.tls ? { tls: target.tls } : {}),
+        });
+        const inventory = ctx.global.inventory;
+        for (const line of reclaimAdvice({
+          revision: result.deleteRevision,
+          space: space.dbBytes > 0 ? space : undefined,
+          maintenance,
+          target:
+            target.cluster && !(target.tls && 'ca' in target.tls)
+              ? {
+                  cluster: target.cluster.name,
+                  ...(inventory !== resolve(ctx.io.cwd, INVENTORY_FILE_NAME) ? { inventory } : {}),
+                }
+              : { endpoints: target.endpoints, ...(target.tls ? { tls: target.tls } : {}) },
+          auto: compact && defrag,
+        }))
+          ctx.io.err(line);
+      }
       if (result.cancelled) {
         ctx.io.err(
           result.cleanedUp

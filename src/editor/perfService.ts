@@ -2,7 +2,8 @@
  * Runs `check perf` for a cluster: one run per cluster at a time (a second start is refused),
  * the load in a worker thread (the core's runPerfCheck), progress in a cancellable notification
  * that outlives the panel, the result saved under .k3s-etcd/reports/, and compaction plus
- * defragmentation offered afterwards. Before the load the core's preflight reads the cluster: a
+ * defragmentation offered afterwards: in a notification and, until done, in the panel's
+ * Performance tab (the database keeps the writes' space until then). Before the load the core's preflight reads the cluster: a
  * run that could take the database too near its quota is refused with the reason, one on a
  * cluster holding K3s data asks first, and a NOSPACE alarm raised during the run is cleaned up.
  */
@@ -11,11 +12,17 @@ import { dirname, join } from 'node:path';
 import { connectionFor } from '../core/etcd/connection';
 import { compactAndDefrag, runPerfCheck } from '../core/perf/perf';
 import { perfPreflight, recoverFromNoSpace, type PerfPreflight } from '../core/perf/guard';
+import { dbSpace, keptSpaceText, reclaimedText } from '../core/perf/reclaim';
+import type { EtcdTls } from '../core/etcd/client';
 import type { PerfLoad, PerfProgress, PerfResult } from '../shared/perfTypes';
 import { errorMessage, isCancelled } from '../core/errors';
 import type { Cluster } from '../core/inventory/types';
 import { listReports, REPORTS_DIR, saveReport, verdictOf } from '../core/perf/reports';
-import type { PerfPanelState } from '../shared/protocol';
+import {
+  PERF_RECLAIM_LABEL as RECLAIM,
+  type PerfPanelState,
+  type PerfReclaim,
+} from '../shared/protocol';
 import type { InventoryService } from './inventoryService';
 
 interface Run {
@@ -24,6 +31,13 @@ interface Run {
   totalMs: number;
   phase: 'starting' | 'writing' | 'cleaning';
   seconds: PerfProgress[];
+}
+
+/** The space the last run of a cluster left behind, and where to reclaim it. */
+interface Reclaim extends PerfReclaim {
+  revision: string;
+  endpoints: string[];
+  tls: EtcdTls | undefined;
 }
 
 export class PerfService implements vscode.Disposable {
@@ -35,6 +49,7 @@ export class PerfService implements vscode.Disposable {
     string,
     { seconds: PerfProgress[]; result?: PerfResult; error?: string }
   >();
+  private readonly reclaims = new Map<string, Reclaim>();
 
   constructor(
     private readonly inventory: InventoryService,
@@ -51,11 +66,13 @@ export class PerfService implements vscode.Disposable {
     const last = this.last.get(cluster);
     const dir = this.reportsDir();
     const reports = dir ? await listReports(dir, cluster) : [];
+    const reclaim = this.reclaims.get(cluster);
     return {
       ...(run ? { running: { load: run.load, totalMs: run.totalMs, phase: run.phase } } : {}),
       seconds: run?.seconds ?? last?.seconds ?? [],
       ...(last?.result && !run ? { result: last.result } : {}),
       ...(last?.error && !run ? { error: last.error } : {}),
+      ...(reclaim && !run ? { reclaim: { state: reclaim.state, message: reclaim.message } } : {}),
       reports: reports.map(({ file, startedAt, load, verdict, rps, target }) => ({
         file,
         startedAt,
@@ -95,6 +112,7 @@ export class PerfService implements vscode.Disposable {
     };
     this.runs.set(cluster.name, run);
     this.last.set(cluster.name, { seconds: [] });
+    this.reclaims.delete(cluster.name);
     this.changed.fire(cluster.name);
     this.log.info(
       `Performance check on ${cluster.name}: load ${load}, ${durationSec} s, ${conn.endpoints.join(', ')}`,
@@ -212,37 +230,67 @@ export class PerfService implements vscode.Disposable {
   private async afterRun(
     cluster: Cluster,
     endpoints: string[],
-    tls: Parameters<typeof compactAndDefrag>[1],
+    tls: EtcdTls | undefined,
     r: PerfResult,
   ): Promise<void> {
+    if (r.deleteRevision) {
+      const space = await dbSpace(endpoints, { timeoutMs: 10_000, ...(tls ? { tls } : {}) });
+      this.reclaims.set(cluster.name, {
+        state: 'offered',
+        message: keptSpaceText(r.deleteRevision, space.dbBytes > 0 ? space : undefined),
+        revision: r.deleteRevision,
+        endpoints,
+        tls,
+      });
+      this.changed.fire(cluster.name);
+    }
     const verdict = verdictOf(r);
     const text = `check perf (${r.load}) on ${cluster.name}: ${verdict}, ${r.rps.toFixed(0)} writes/s of ${r.target}; slowest ${(r.slowestMs / 1000).toFixed(3)} s.`;
     const show =
       verdict === 'PASS' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
-    const actions = r.deleteRevision ? ['Compact and Defragment'] : [];
+    const actions = r.deleteRevision ? [RECLAIM] : [];
     const choice = await show(
-      `${text}${r.deleteRevision ? ' The test writes still take space until compaction and defragmentation.' : ''}`,
+      `${text}${r.deleteRevision ? ' The test writes still take space until compaction and defragmentation (also offered in the Performance tab).' : ''}`,
       ...actions,
     );
-    if (choice !== 'Compact and Defragment' || !r.deleteRevision) return;
-    const revision = r.deleteRevision;
-    const res = await vscode.window.withProgress(
-      {
-        location: vscode.ProgressLocation.Notification,
-        title: `Compacting and defragmenting ${cluster.name}`,
-      },
-      () => compactAndDefrag(endpoints, tls, revision),
-    );
-    const failed = res.defragmented.filter((d) => !d.ok);
-    this.log.info(
-      `Compact at ${res.revision}: ${res.compacted}; defragmented ${res.defragmented.length - failed.length}/${res.defragmented.length}`,
-    );
-    if (failed.length || res.compactError) {
-      void vscode.window.showWarningMessage(
-        `Compaction/defragmentation of ${cluster.name} was incomplete: ${[res.compactError, ...failed.map((f) => `${f.endpoint}: ${f.error ?? ''}`)].filter(Boolean).join('; ')}`,
+    if (choice === RECLAIM) await this.reclaim(cluster.name);
+  }
+
+  /**
+   * Compacts at the last run's delete revision and defragments every member, once; the panel's
+   * notice says how it went (and offers it again when it did not finish).
+   */
+  async reclaim(cluster: string): Promise<void> {
+    const offer = this.reclaims.get(cluster);
+    if (!offer || offer.state === 'running' || offer.state === 'done') return;
+    offer.state = 'running';
+    offer.message = `Compacting at revision ${offer.revision} and defragmenting every member, one at a time…`;
+    this.changed.fire(cluster);
+    const conn = { timeoutMs: 10_000, ...(offer.tls ? { tls: offer.tls } : {}) };
+    try {
+      const res = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Compacting and defragmenting ${cluster}`,
+        },
+        () => compactAndDefrag(offer.endpoints, offer.tls, offer.revision),
       );
-    } else {
-      void vscode.window.showInformationMessage(`Compacted and defragmented ${cluster.name}.`);
+      const failed = res.defragmented.filter((d) => !d.ok);
+      this.log.info(
+        `Compact at ${res.revision}: ${res.compacted}; defragmented ${res.defragmented.length - failed.length}/${res.defragmented.length}`,
+      );
+      const ok = res.compacted && failed.length === 0 && res.defragmented.length > 0;
+      offer.state = ok ? 'done' : 'failed';
+      offer.message = reclaimedText(res, ok ? await dbSpace(offer.endpoints, conn) : undefined);
+      void (ok
+        ? vscode.window.showInformationMessage(`${cluster}: ${offer.message}`)
+        : vscode.window.showWarningMessage(`${cluster}: ${offer.message}`));
+    } catch (err) {
+      offer.state = 'failed';
+      offer.message = `Compaction and defragmentation failed: ${errorMessage(err)}`;
+      void vscode.window.showWarningMessage(`${cluster}: ${offer.message}`);
+    } finally {
+      this.changed.fire(cluster);
     }
   }
 

@@ -105,6 +105,13 @@ export interface PerfReportSummary {
   target: number;
 }
 
+/** The space the last run left behind and the offer to give it back, until that is done. */
+export interface PerfReclaim {
+  state: 'offered' | 'running' | 'done' | 'failed';
+  /** In words: what the check left behind, or what compaction and defragmentation did. */
+  message: string;
+}
+
 export interface PerfPanelState {
   /** Present while a check runs on this cluster (also when started elsewhere). */
   running?: { load: PerfLoad; totalMs: number; phase: 'starting' | 'writing' | 'cleaning' };
@@ -113,6 +120,8 @@ export interface PerfPanelState {
   /** The last finished run. */
   result?: PerfResult;
   error?: string;
+  /** After a run: the space its writes still take, with a button to reclaim it. */
+  reclaim?: PerfReclaim;
   reports: PerfReportSummary[];
 }
 
@@ -120,13 +129,18 @@ export const PerfRunCommand = command<{ load: PerfLoad; durationSec: number }>()
 export const PerfCancelCommand = command<Record<string, never>>()('perf/cancel');
 export const PerfExportCommand = command<{ file: string }>()('perf/export');
 export const PerfCompareCommand = command<{ a: string; b: string }>()('perf/compare');
+/** The reclaim button's words, in the panel and the notification alike. */
+export const PERF_RECLAIM_LABEL = 'Compact and Defragment';
+/** Compact at the last run's delete revision and defragment every member. */
+export const PerfReclaimCommand = command<Record<string, never>>()('perf/reclaim');
 export const PerfStateNotification = notification<PerfPanelState>()('perf/didChangeState');
 
 export type PerfWebviewToHost =
   | Message<typeof PerfRunCommand.method, { load: PerfLoad; durationSec: number }>
   | Message<typeof PerfCancelCommand.method, Record<string, never>>
   | Message<typeof PerfExportCommand.method, { file: string }>
-  | Message<typeof PerfCompareCommand.method, { a: string; b: string }>;
+  | Message<typeof PerfCompareCommand.method, { a: string; b: string }>
+  | Message<typeof PerfReclaimCommand.method, Record<string, never>>;
 
 // ------------------------------------------------------------------------------------------
 // Metrics (in the etcd health panel)

@@ -292,6 +292,16 @@ describe('check perf on a real mutual-TLS etcd', () => {
     const progress = err.filter((l) => /^\[\s*\d+\/3 s\]\s+\d+ writes\/s/.test(l));
     assert.equal(progress.length, 3, err.join('\n'));
     assert.equal(await keysUnder(PREFIX), '');
+    // Compacted but not defragmented: the file keeps the space, and the CLI says how to free it.
+    const said = err.join('\n');
+    assert.match(
+      said,
+      /The check's writes still take space: the database file is [\d.]+ [kM]B( with only [\d.]+ [kM]?B of it in use)?, and every snapshot/,
+    );
+    assert.match(said, /^ {2}export ETCDCTL_ENDPOINTS=https:\/\/127\./m);
+    assert.match(said, /^ {2}etcdctl defrag$/m);
+    assert.doesNotMatch(said, /etcdctl compact/);
+    assert.match(said, /--auto-compact --auto-defrag next time/);
 
     await assert.rejects(perf.run(ctx({ load: 'huge' })), UsageError);
     await assert.rejects(perf.run(ctx({ duration: '0' })), UsageError);

@@ -14,6 +14,7 @@ import { errorMessage } from '../errors';
 import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES, readQuota } from '../etcd/alarms';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { compactAndDefrag } from './perf';
+import { dbSpace } from './reclaim';
 import { PERF_PROFILES } from './stats';
 import type { PerfLoad } from '../../shared/perfTypes';
 
@@ -77,25 +78,6 @@ async function firstAnswering<T>(
   throw last;
 }
 
-/** The largest database among the members that answer (0 when none does). */
-async function largestDb(
-  endpoints: readonly string[],
-  conn: { timeoutMs: number; tls?: EtcdTls },
-): Promise<number> {
-  let largest = 0;
-  for (const endpoint of endpoints) {
-    const client = await createEndpointClient(endpoint, conn);
-    try {
-      largest = Math.max(largest, Number((await client.maintenance.status()).dbSize));
-    } catch {
-      // not answering: not counted
-    } finally {
-      client.close();
-    }
-  }
-  return largest;
-}
-
 export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPreflight> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const conn = { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) };
@@ -104,7 +86,7 @@ export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPre
     alarms: (await activeAlarms(c)).map((a) => `${a.alarm} on member ${a.memberID}`),
   }));
   // A member that does not answer is left out of the load too.
-  const dbBytes = await largestDb(opts.endpoints, conn);
+  const { dbBytes } = await dbSpace(opts.endpoints, conn);
   const quota = await readQuota(opts.endpoints, opts.tls);
   const quotaBytes = quota ?? ETCD_DEFAULT_QUOTA_BYTES;
   const profile = PERF_PROFILES[opts.load];
@@ -204,7 +186,7 @@ export async function recoverFromNoSpace(opts: {
       d.ok ? `defragmented ${d.endpoint}` : `defragmentation of ${d.endpoint} failed: ${d.error}`,
     );
   // A member that does not answer counts as failed through the defragmentation result.
-  const dbBytes = await largestDb(opts.endpoints, conn);
+  const { dbBytes } = await dbSpace(opts.endpoints, conn);
   const room = dbBytes < opts.quotaBytes * SAFE_QUOTA_SHARE;
   if (!done.compacted || done.defragmented.some((d) => !d.ok) || !room) {
     steps.push(

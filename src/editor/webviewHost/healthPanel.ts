@@ -31,6 +31,7 @@ import {
   PerfCancelCommand,
   PerfCompareCommand,
   PerfExportCommand,
+  PerfReclaimCommand,
   PerfRunCommand,
   PerfStateNotification,
   type HealthPanelState,
@@ -137,6 +138,8 @@ export class HealthPanel implements vscode.Disposable {
       if (c) await this.ctx.perf.start(c, msg.params.load, msg.params.durationSec);
     } else if (PerfCancelCommand.is(msg)) {
       this.ctx.perf.cancel(this.cluster);
+    } else if (PerfReclaimCommand.is(msg)) {
+      await this.ctx.perf.reclaim(this.cluster);
     } else if (PerfExportCommand.is(msg) && dir) {
       const r = await readReport(dir, msg.params.file);
       await this.openMarkdown(
