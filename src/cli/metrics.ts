@@ -7,7 +7,7 @@ import { renderColumns } from '../core/format/table';
 import { GUIDANCE } from '../core/metrics/judge';
 import { clusterMetrics, scrapeInto, type ScrapeRound } from '../core/metrics/scrape';
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
-import type { ClusterMetrics, MemberSummary } from '../shared/metricsTypes';
+import { memberRole, type ClusterMetrics, type MemberSummary } from '../shared/metricsTypes';
 import { MetricsWindow } from '../core/metrics/window';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, UsageError, type Subcommand } from './context';
@@ -18,6 +18,28 @@ const ms = (v: number | undefined) =>
 const rate = (v: number | undefined) =>
   v === undefined ? '-' : v >= 10 ? `${Math.round(v)}` : v.toFixed(1);
 
+/** The member's role; shouted when it has no leader (the rule that breaks). */
+const roleText = (s: MemberSummary) => {
+  const role = memberRole(s);
+  return role === undefined ? '-' : role === 'no leader' ? 'NO-LEADER' : role;
+};
+
+/** The result for `--json`: every moment in ISO 8601 (the summary's window, each point). */
+export function metricsJson(m: ClusterMetrics): unknown {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    ...m,
+    at: iso(m.at),
+    members: m.members.map((x) => ({
+      ...x,
+      ...(x.summary
+        ? { summary: { ...x.summary, from: iso(x.summary.from), to: iso(x.summary.to) } }
+        : {}),
+      series: x.series.map((p) => ({ ...p, at: iso(p.at) })),
+    })),
+  };
+}
+
 function row(member: string, level: string, s: MemberSummary | undefined): string[] {
   if (!s) return [member, level, '-', '-', '-', '-', '-', '-', '-', '-'];
   return [
@@ -25,7 +47,7 @@ function row(member: string, level: string, s: MemberSummary | undefined): strin
     level,
     `${ms(s.walFsyncP50Ms)} / ${ms(s.walFsyncP99Ms)}`,
     ms(s.backendCommitP99Ms),
-    s.hasLeader === undefined ? '-' : s.isLeader ? 'self' : s.hasLeader ? 'yes' : 'NO',
+    roleText(s),
     String(s.leaderChanges),
     rate(s.proposalsCommittedPerSec),
     s.dbTotalBytes === undefined
@@ -50,7 +72,7 @@ export function metricsText(m: ClusterMetrics): string {
         'LEVEL',
         'WAL FSYNC P50/P99 MS',
         'COMMIT P99 MS',
-        'LEADER',
+        'ROLE',
         'CHANGES',
         'PROPOSALS/S',
         'DB / QUOTA',
@@ -109,7 +131,7 @@ export const METRICS_COMMANDS: Subcommand[] = [
         round = await scrapeInto(window, targets, opts);
       }
       const result = clusterMetrics(target.cluster?.name ?? 'etcd', targets, window, round);
-      if (ctx.global.json) json(ctx, result);
+      if (ctx.global.json) json(ctx, metricsJson(result));
       else ctx.io.out(metricsText(result));
       return result.level === 'bad' ? 1 : 0;
     },

@@ -112,3 +112,14 @@ export function worst(levels: Iterable<Level>): Level {
   for (const l of levels) if (LEVEL_ORDER[l] > LEVEL_ORDER[w]) w = l;
   return w;
 }
+
+export type MemberRole = 'leader' | 'follower' | 'no leader';
+
+/**
+ * The member's role as its own metrics say (etcd_server_is_leader, etcd_server_has_leader);
+ * undefined when the page had neither.
+ */
+export function memberRole(s: MemberSummary | undefined): MemberRole | undefined {
+  if (s?.hasLeader === undefined) return undefined;
+  return s.isLeader ? 'leader' : s.hasLeader ? 'follower' : 'no leader';
+}

@@ -18,6 +18,7 @@ import {
 } from './harness/vscode';
 import { etcdWorkspace } from './harness/etcdWorkspace';
 import { createEndpointClient } from '../../src/core/etcd/client';
+import { waitUntil } from '../../scripts/harness/processes';
 
 const QUOTA = 16 * 1024 * 1024;
 
@@ -27,6 +28,26 @@ const cleanups = uiTestScope();
 /** The active webview's document (VS Code nests it in two iframes). */
 function webview(page: Page): FrameLocator {
   return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+/** The one time format of the editor: local time with the zone (src/shared/stamp.ts). */
+const STAMP = /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC([+-]\d{1,2}(:\d{2})?)?/;
+
+/** VS Code's default window (1400x900) and narrower ones, the sidebar open in each. */
+const WIDTHS = [1280, 1100, 1400];
+
+/** Top edges of an element in the page, to compare rows. */
+async function top(view: FrameLocator, selector: string): Promise<number> {
+  const box = await view.locator(selector).first().boundingBox();
+  assert.ok(box, `${selector} is laid out`);
+  return box.y;
+}
+
+/** The Metrics table fits the editor: no part of it behind a horizontal scrollbar. */
+async function metricsFit(view: FrameLocator): Promise<{ scroll: number; client: number }> {
+  return view
+    .locator('.metrics .table-wrap')
+    .evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
 }
 
 async function palette(page: Page, command: string): Promise<void> {
@@ -108,6 +129,10 @@ test(
         .waitFor({ timeout: 60_000 });
       const rows = view.locator('table[aria-label="endpoint health"] tr');
       await rows.nth(3).waitFor({ timeout: 15_000 });
+      assert.match(
+        await view.locator('p.muted', { hasText: /^As of / }).innerText(),
+        new RegExp(`^As of ${STAMP.source}$`),
+      );
       assert.equal(await rows.count(), 4, 'header + three members');
       for (const m of etcd.members)
         await view.locator('td', { hasText: m.clientUrl }).first().waitFor({ timeout: 10_000 });
@@ -143,6 +168,24 @@ test(
         .waitFor({ timeout: 30_000 });
       // A short performance check from the panel: live chart, then etcdctl's verdict lines.
       await view.getByRole('tab', { name: 'Performance' }).click();
+      await view.getByRole('button', { name: /Run check/ }).waitFor({ timeout: 10_000 });
+      // Run and Cancel stay on one row, at the default size and narrower.
+      for (const width of WIDTHS) {
+        await page.setViewportSize({ width, height: 900 });
+        let rows: number[] = [];
+        const sameRow = async () => {
+          rows = [
+            await top(view, '.perf vscode-button[icon=play]'),
+            await top(view, '.perf vscode-button[icon=debug-stop]'),
+          ];
+          return Math.abs(rows[0]! - rows[1]!) < 2;
+        };
+        await waitUntil(sameRow, 5_000, 'one row').catch(() => undefined);
+        assert.ok(
+          await sameRow(),
+          `Run and Cancel on one row at ${width}x900 (tops ${rows.join(', ')})`,
+        );
+      }
       const seconds = view.locator('vscode-textfield[aria-label="duration in seconds"]');
       await seconds.locator('input').fill('6');
       await seconds.locator('input').press('Tab');
@@ -155,8 +198,30 @@ test(
       assert.match(text, /^(PASS|FAIL): Throughput is \d+ writes\/s/m);
       assert.match(text, /Slowest request took [\d.]+s/);
       assert.match(text, /test keys deleted/);
-      await view.locator('table[aria-label="past runs"] tr').nth(1).waitFor({ timeout: 15_000 });
+      const pastRun = view.locator('table[aria-label="past runs"] tr').nth(1);
+      await pastRun.waitFor({ timeout: 15_000 });
+      assert.match(await pastRun.innerText(), STAMP);
+      // p99 is a line and the slowest write a dot per second: both visible when they are equal.
+      const bars = await view.locator('svg.chart rect.bar').count();
+      assert.equal(await view.locator('svg.chart polyline.p99').count(), 1);
+      assert.equal(await view.locator('svg.chart circle.max').count(), bars);
+      // The space the test writes still take is said in the tab, with the way to reclaim it,
+      // and stays there after the notification is gone.
+      const reclaim = view.locator('[data-testid=reclaim]');
+      await reclaim.waitFor({ timeout: 30_000 });
+      assert.match(
+        await reclaim.innerText(),
+        /still take space: the database file is [\d.]+ [kM]B( with only [\d.]+ [kM]?B of it in use)?, and every snapshot.*compacted at revision \d+/,
+      );
+      await palette(page, 'Notifications: Clear All Notifications');
+      await reclaim.getByRole('button', { name: 'Compact and Defragment' }).waitFor();
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'perf.png') });
+      await reclaim.getByRole('button', { name: 'Compact and Defragment' }).click();
+      await reclaim
+        .filter({
+          hasText: /Compacted at revision \d+ and defragmented 3 member\(s\): the database file is/,
+        })
+        .waitFor({ timeout: 60_000 });
 
       // Metrics after that load: the cluster line, a row per member, charts over the window.
       await view.getByRole('tab', { name: 'Metrics' }).click();
@@ -168,6 +233,33 @@ test(
       const metricRows = view.locator('table[aria-label="metrics per member"] tr');
       await metricRows.nth(3).waitFor({ timeout: 15_000 });
       assert.equal(await metricRows.count(), 4, 'header + three members');
+      // The role column names each member's role as etcd reports it: one leader, two followers.
+      const roles = await view
+        .locator('table[aria-label="metrics per member"] td[data-label=Role]')
+        .allInnerTexts();
+      assert.deepEqual(
+        roles.map((r) => r.trim()).sort(),
+        ['follower', 'follower', 'leader'],
+        roles.join(' | '),
+      );
+      assert.match(
+        await view.locator('.metrics p.muted', { hasText: 'Window:' }).innerText(),
+        new RegExp(`last at ${STAMP.source}`),
+      );
+      // The whole table in the editor's width: at the default size a table, narrower a card each.
+      for (const width of WIDTHS) {
+        await page.setViewportSize({ width, height: 900 });
+        let fit = { scroll: 0, client: 0 };
+        const fits = async () => {
+          fit = await metricsFit(view);
+          return fit.client > 0 && fit.scroll <= fit.client;
+        };
+        await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
+        assert.ok(
+          await fits(),
+          `the Metrics table fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
+        );
+      }
       await view.locator('figure.chart-box canvas').nth(5).waitFor({ timeout: 30_000 });
       await view
         .locator('figure.chart-box', { hasText: 'WAL fsync p99 (guidance 10 ms)' })

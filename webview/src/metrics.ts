@@ -6,13 +6,16 @@
  */
 import uPlot from 'uplot';
 import { humanBytes } from '../../src/shared/etcdTypes';
-import type {
-  Finding,
-  Level,
-  MemberMetrics,
-  RuleId,
-  SeriesPoint,
+import {
+  memberRole,
+  type Finding,
+  type Level,
+  type MemberMetrics,
+  type RuleId,
+  type SeriesPoint,
 } from '../../src/shared/metricsTypes';
+import { localClock, localStamp } from '../../src/shared/stamp';
+import { integerRange, integerTicks } from '../../src/shared/ticks';
 import {
   type MetricsPanelState,
   type MetricsWebviewToHost,
@@ -39,42 +42,49 @@ function palette(): string[] {
 
 const fmtMs = (v: number | undefined) =>
   v === undefined ? '–' : v >= 10 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`;
+/** "0.6 / 12 ms": two latencies under one unit. */
+const fmtMsPair = (a: number | undefined, b: number | undefined) =>
+  a === undefined && b === undefined ? '–' : `${fmtMs(a).replace(/ ms$/, '')} / ${fmtMs(b)}`;
 const fmtRate = (v: number | undefined) =>
   v === undefined ? '–' : v >= 10 ? `${Math.round(v)}/s` : `${v.toFixed(1)}/s`;
 
-/** A figure coloured by its rule's level, with the reason as its tooltip. */
-function figure(text: string, finding: Finding | undefined): HTMLElement {
+/** A figure coloured by its rule's level, with the reason as its tooltip; `sub` is a second line. */
+function figure(text: string, finding: Finding | undefined, sub?: string): HTMLElement {
   const span = el('span', text, finding ? `figure ${LEVEL_CLASS[finding.level]}` : 'figure');
   if (finding) {
     span.title = finding.message;
     if (finding.level !== 'ok') span.prepend(icon(LEVEL_ICON[finding.level]), ' ');
   }
+  if (sub !== undefined) span.append(el('span', sub, 'sub'));
   return span;
 }
 
+/** The table's columns; each cell carries its header too, for the card layout of narrow panels. */
+const COLUMNS = [
+  'Member',
+  'WAL fsync p50 / p99',
+  'Commit p99',
+  'Role',
+  'Leader changes',
+  'Proposals',
+  'Database',
+  'Peer RTT p99',
+  'gRPC',
+  'Keys',
+] as const;
+
 function memberTable(members: readonly MemberMetrics[]): HTMLTableElement {
-  const t = el('table');
+  const t = el('table', undefined, 'members');
   t.setAttribute('aria-label', 'metrics per member');
   const head = el('tr');
-  for (const h of [
-    'Member',
-    'WAL fsync p50 / p99',
-    'Commit p99',
-    'Leader',
-    'Leader changes',
-    'Proposals',
-    'Database',
-    'Peer RTT p99',
-    'gRPC',
-    'Keys',
-  ])
-    head.append(el('th', h));
+  for (const h of COLUMNS) head.append(el('th', h));
   t.append(head);
   for (const m of members) {
     const tr = el('tr');
     const f = (rule: RuleId) => m.findings.find((x) => x.rule === rule);
     const s = m.summary;
-    const name = el('td');
+    const name = el('td', undefined, 'member');
+    name.setAttribute('data-label', COLUMNS[0]);
     name.append(
       figure(
         m.member,
@@ -82,45 +92,41 @@ function memberTable(members: readonly MemberMetrics[]): HTMLTableElement {
       ),
     );
     tr.append(name);
+    const role = memberRole(s);
     const cells: Array<string | HTMLElement> = !s
       ? [m.error ?? 'no data yet']
       : [
-          figure(`${fmtMs(s.walFsyncP50Ms)} / ${fmtMs(s.walFsyncP99Ms)}`, f('wal-fsync')),
+          figure(fmtMsPair(s.walFsyncP50Ms, s.walFsyncP99Ms), f('wal-fsync')),
           figure(fmtMs(s.backendCommitP99Ms), f('backend-commit')),
+          figure(role ?? '–', f('has-leader')),
           figure(
-            s.hasLeader === undefined
-              ? '–'
-              : s.isLeader
-                ? 'this member'
-                : s.hasLeader
-                  ? 'yes'
-                  : 'none',
-            f('has-leader'),
-          ),
-          figure(
-            `${s.leaderChanges}${s.leaderChangesTotal !== undefined ? ` (${s.leaderChangesTotal} since start)` : ''}`,
+            String(s.leaderChanges),
             f('leader-changes'),
+            s.leaderChangesTotal !== undefined ? `${s.leaderChangesTotal} since start` : undefined,
           ),
           figure(
-            `${fmtRate(s.proposalsCommittedPerSec)} · ${s.proposalsPending ?? '–'} pending · ${s.proposalsFailed} failed`,
+            fmtRate(s.proposalsCommittedPerSec),
             f('proposals-failed') ?? f('proposals-pending'),
+            `${s.proposalsPending ?? '–'} pending · ${s.proposalsFailed} failed`,
           ),
           figure(
             s.dbTotalBytes === undefined
               ? '–'
-              : `${humanBytes(s.dbTotalBytes)}${s.quotaBytes ? ` of ${humanBytes(s.quotaBytes)}` : ''} · in use ${humanBytes(s.dbInUseBytes ?? 0)}`,
+              : `${humanBytes(s.dbTotalBytes)}${s.quotaBytes ? ` of ${humanBytes(s.quotaBytes)}` : ''}`,
             f('db-quota') ?? f('db-fragmented'),
+            s.dbTotalBytes === undefined ? undefined : `${humanBytes(s.dbInUseBytes ?? 0)} in use`,
           ),
           figure(fmtMs(s.peerRttP99Ms), f('peer-rtt')),
-          figure(`${fmtRate(s.grpcRequestsPerSec)} · ${s.grpcErrors} failed`, f('grpc-errors')),
+          figure(fmtRate(s.grpcRequestsPerSec), f('grpc-errors'), `${s.grpcErrors} failed`),
           s.keys === undefined ? '–' : String(s.keys),
         ];
-    for (const c of cells) {
+    cells.forEach((c, i) => {
       const td = el('td');
-      if (!s) td.colSpan = 9;
+      if (s) td.setAttribute('data-label', COLUMNS[i + 1] ?? '');
+      else td.colSpan = COLUMNS.length - 1;
       td.append(c);
       tr.append(td);
-    }
+    });
     t.append(tr);
   }
   return t;
@@ -203,14 +209,29 @@ function chart(
     height: 160,
     legend: { show: true, live: false },
     cursor: { show: true, drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: [0, top > 0 ? top * 1.1 : 1] } },
+    scales: {
+      x: { time: true },
+      y: { range: spec.unit === 'count' ? integerRange(values) : [0, top > 0 ? top * 1.1 : 1] },
+    },
     axes: [
-      { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+      {
+        stroke: fg,
+        grid: { stroke: grid, width: 1 },
+        ticks: { stroke: grid },
+        // Local time of day, as everywhere in the editor (uPlot's own is "1:46am").
+        values: (_u, splits) => {
+          const seconds = splits.some((v) => Math.round(v) % 60 !== 0);
+          return splits.map((v) => localClock(v * 1000, { seconds }));
+        },
+      },
       {
         stroke: fg,
         grid: { stroke: grid, width: 1 },
         ticks: { stroke: grid },
         size: 64,
+        ...(spec.unit === 'count'
+          ? { splits: (_u: uPlot, _i: number, min: number, max: number) => integerTicks(min, max) }
+          : {}),
         values: (_u, splits) => splits.map((v) => axisValue(spec.unit, v)),
       },
     ],
@@ -276,7 +297,7 @@ export function metricsTab(
     root.append(
       el(
         'p',
-        `Window: last ${s.windowMinutes} min, a scrape every ${s.intervalSeconds || '–'} s${m ? ` · last at ${new Date(m.at).toLocaleTimeString()}` : ''} · limits from etcd's hardware and tuning guidance`,
+        `Window: last ${s.windowMinutes} min, a scrape every ${s.intervalSeconds || '–'} s${m ? ` · last at ${localStamp(m.at)}` : ''} · limits from etcd's hardware and tuning guidance`,
         'muted',
       ),
     );

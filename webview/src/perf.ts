@@ -11,13 +11,17 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import type { PerfLoad, PerfProgress } from '../../src/shared/perfTypes';
 import {
   type PerfPanelState,
+  type PerfReclaim,
   type PerfWebviewToHost,
+  PERF_RECLAIM_LABEL,
   PerfCancelCommand,
   PerfCompareCommand,
   PerfExportCommand,
+  PerfReclaimCommand,
   PerfRunCommand,
 } from '../../src/shared/protocol';
-import { el } from './dom';
+import { localStamp } from '../../src/shared/stamp';
+import { el, icon } from './dom';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const TARGETS: Record<PerfLoad, number> = { s: 150, m: 1000, l: 8000, xl: 15000 };
@@ -39,7 +43,7 @@ function svg<K extends keyof SVGElementTagNameMap>(
   return e;
 }
 
-/** Writes/s as bars (left axis) and p50/p99/max latency as lines (right axis, ms). */
+/** Writes/s as bars (left axis); p50 and p99 latency as lines, the slowest as dots (right axis, ms). */
 export function chart(
   seconds: readonly PerfProgress[],
   target: number,
@@ -89,15 +93,19 @@ export function chart(
       }),
     ),
   );
-  for (const [key, cls] of [
-    ['p50Ms', 'p50'],
-    ['p99Ms', 'p99'],
-    ['maxMs', 'max'],
-  ] as const) {
-    if (seconds.length === 0) continue;
-    const points = seconds.map((s, i) => `${x(i) + bw / 2},${yL(s[key])}`).join(' ');
-    root.append(svg('polyline', { points, class: `line ${cls}` }));
-  }
+  if (seconds.length === 0) return root;
+  const at = (key: 'p50Ms' | 'p99Ms' | 'maxMs') =>
+    seconds.map((s, i) => `${x(i) + bw / 2},${yL(s[key])}`).join(' ');
+  // With ~150 writes in a second p99 is often that second's slowest write, so p99 and max can
+  // coincide: p99 is a line, max a dot on a thin dashed line, and both stay visible on each other.
+  root.append(
+    svg('polyline', { points: at('maxMs'), class: 'line max' }),
+    svg('polyline', { points: at('p50Ms'), class: 'line p50' }),
+    svg('polyline', { points: at('p99Ms'), class: 'line p99' }),
+  );
+  seconds.forEach((s, i) =>
+    root.append(svg('circle', { cx: x(i) + bw / 2, cy: yL(s.maxMs), r: 3, class: 'dot max' })),
+  );
   return root;
 }
 
@@ -105,15 +113,40 @@ function legend(): HTMLElement {
   const l = el('div', undefined, 'legend');
   for (const [cls, text] of [
     ['bar', 'writes/s'],
-    ['p50', 'p50'],
-    ['p99', 'p99'],
-    ['max', 'max latency'],
+    ['p50', 'p50 latency'],
+    ['p99', 'p99 latency'],
+    ['max', 'slowest write (dots; on the p99 line when they are equal)'],
   ]) {
     const item = el('span', undefined, 'legend-item');
     item.append(el('span', undefined, `swatch ${cls}`), text ?? '');
     l.append(item);
   }
   return l;
+}
+
+/**
+ * What the last run left in the database, until it is given back: stays in the tab (the
+ * notification with the same button vanishes), and says how the compaction went.
+ */
+function reclaimNotice(r: PerfReclaim, post: (m: PerfWebviewToHost) => void): HTMLElement {
+  const box = el('div', undefined, r.state === 'done' ? 'notice done' : 'notice');
+  box.setAttribute('data-testid', 'reclaim');
+  box.setAttribute('role', 'status');
+  const text = el('p');
+  const sign = icon(
+    r.state === 'done' ? 'pass-filled' : r.state === 'running' ? 'loading' : 'database',
+  );
+  if (r.state === 'running') sign.setAttribute('spin', '');
+  text.append(sign, ` ${r.message}`);
+  box.append(text);
+  if (r.state !== 'done') {
+    const b = el('vscode-button', r.state === 'failed' ? 'Try Again' : PERF_RECLAIM_LABEL);
+    b.setAttribute('icon', 'clear-all');
+    if (r.state === 'running') b.setAttribute('disabled', '');
+    b.addEventListener('click', () => post(PerfReclaimCommand.create({})));
+    box.append(b);
+  }
+  return box;
 }
 
 function fmtTime(ms: number): string {
@@ -168,7 +201,17 @@ export function perfTab(
   cancel.setAttribute('secondary', '');
   if (!running) cancel.setAttribute('disabled', '');
   cancel.addEventListener('click', () => post(PerfCancelCommand.create({})));
-  form.append(el('label', 'Load'), select, el('label', 'Seconds'), duration, run, cancel);
+  // Each label with its field, and Run with Cancel: a narrow panel wraps between groups only.
+  const group = (...items: HTMLElement[]) => {
+    const g = el('span', undefined, 'group');
+    g.append(...items);
+    return g;
+  };
+  form.append(
+    group(el('label', 'Load'), select),
+    group(el('label', 'Seconds'), duration),
+    group(run, cancel),
+  );
   root.append(form);
 
   const seconds = state?.seconds ?? [];
@@ -210,6 +253,7 @@ export function perfTab(
         ].join('\n');
     root.append(pre);
   }
+  if (state?.reclaim && !running) root.append(reclaimNotice(state.reclaim, post));
 
   const reports = state?.reports ?? [];
   if (reports.length) {
@@ -236,7 +280,7 @@ export function perfTab(
       exp.addEventListener('click', () => post(PerfExportCommand.create({ file: rep.file })));
       const cells: Array<Node | string> = [
         pick,
-        new Date(rep.startedAt).toLocaleString(),
+        localStamp(rep.startedAt),
         rep.load,
         rep.verdict,
         `${rep.rps.toFixed(0)} / ${rep.target}`,
