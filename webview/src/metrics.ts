@@ -6,12 +6,13 @@
  */
 import uPlot from 'uplot';
 import { humanBytes } from '../../src/shared/etcdTypes';
-import type {
-  Finding,
-  Level,
-  MemberMetrics,
-  RuleId,
-  SeriesPoint,
+import {
+  marks,
+  type Finding,
+  type Level,
+  type MemberMetrics,
+  type RuleId,
+  type SeriesPoint,
 } from '../../src/shared/metricsTypes';
 import {
   type MetricsPanelState,
@@ -20,8 +21,18 @@ import {
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
 
-const LEVEL_ICON: Record<Level, string> = { ok: 'pass-filled', warn: 'warning', bad: 'error' };
-const LEVEL_CLASS: Record<Level, string> = { ok: 'ok', warn: 'warn', bad: 'bad' };
+const LEVEL_ICON: Record<Level, string> = {
+  unjudged: 'circle-large-outline',
+  ok: 'pass-filled',
+  warn: 'warning',
+  bad: 'error',
+};
+const LEVEL_CLASS: Record<Level, string> = {
+  unjudged: 'muted',
+  ok: 'ok',
+  warn: 'warn',
+  bad: 'bad',
+};
 
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
@@ -48,6 +59,7 @@ function figure(text: string, finding: Finding | undefined): HTMLElement {
   if (finding) {
     span.title = finding.message;
     if (finding.level !== 'ok') span.prepend(icon(LEVEL_ICON[finding.level]), ' ');
+    if (finding.note) span.append(` · ${finding.note}`);
   }
   return span;
 }
@@ -286,7 +298,7 @@ export function metricsTab(
     ...(x.error
       ? [{ member: x.member, level: 'bad' as Level, message: `cannot read ${x.url}: ${x.error}` }]
       : []),
-    ...x.findings.filter((f) => f.level !== 'ok').map((f) => ({ member: x.member, ...f })),
+    ...x.findings.filter((f) => marks(f.level)).map((f) => ({ member: x.member, ...f })),
   ]);
   const list = el('ul', undefined, 'findings');
   list.setAttribute('aria-label', 'findings');
