@@ -4,10 +4,10 @@
  * round trips, gRPC failures). Exit 1 when a member breaks a rule or cannot be scraped.
  */
 import { renderColumns } from '../core/format/table';
-import { GUIDANCE } from '../core/metrics/judge';
+import { DEFAULT_POLICY, GUIDANCE, type JudgePolicy } from '../core/metrics/judge';
 import { clusterMetrics, scrapeInto, type ScrapeRound } from '../core/metrics/scrape';
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
-import { memberRole, type ClusterMetrics, type MemberSummary } from '../shared/metricsTypes';
+import { marks, memberRole, type ClusterMetrics, type MemberSummary } from '../shared/metricsTypes';
 import { MetricsWindow } from '../core/metrics/window';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, UsageError, type Subcommand } from './context';
@@ -87,11 +87,15 @@ export function metricsText(m: ClusterMetrics): string {
   const findings = m.members.flatMap((x) => [
     ...(x.error ? [`  ${x.member}  BAD   cannot read ${x.url}: ${x.error}`] : []),
     ...x.findings
-      .filter((f) => f.level !== 'ok')
+      .filter((f) => marks(f.level))
       .map((f) => `  ${x.member}  ${f.level === 'bad' ? 'BAD ' : 'WARN'}  ${f.message}`),
   ]);
   lines.push(findings.length ? 'Findings:' : "Every member is within etcd's guidance.");
   lines.push(...findings);
+  const unjudged = m.members.flatMap((x) =>
+    x.findings.filter((f) => f.level === 'unjudged').map((f) => `  ${x.member}  ${f.message}`),
+  );
+  if (unjudged.length) lines.push('Not judged:', ...unjudged);
   lines.push(`Cluster: ${m.summary}`);
   return lines.join('\n');
 }
@@ -108,6 +112,8 @@ export const METRICS_COMMANDS: Subcommand[] = [
       'a leader and no leader changes, proposals failed and pending, the database against\n' +
       `--quota-backend-bytes (warning at ${GUIDANCE.quotaWarn * 100}%, broken at ${GUIDANCE.quotaBad * 100}%), peer round trips, gRPC failures. With\n` +
       "etcd.metricsPort in the inventory the member's --listen-metrics-urls is scraped instead.\n" +
+      `A p99 or an error ratio is judged from ${DEFAULT_POLICY.minObservations} observations in the window; with fewer it is\n` +
+      'listed as "too few samples" and not judged (and neither is a latency seen only since etcd started).\n' +
       `${ENDPOINT_HELP}\n` +
       'Exit 1 when a member breaks a rule or cannot be scraped.',
     options: { ...ENDPOINT_OPTIONS, window: { type: 'string' } },
@@ -130,7 +136,13 @@ export const METRICS_COMMANDS: Subcommand[] = [
         await new Promise((r) => setTimeout(r, windowSec * 1000));
         round = await scrapeInto(window, targets, opts);
       }
-      const result = clusterMetrics(target.cluster?.name ?? 'etcd', targets, window, round);
+      // The measured interval is the whole evidence: a breach counts when it held over it.
+      const policy: JudgePolicy = {
+        ...DEFAULT_POLICY,
+        sustainMs: windowSec * 1000,
+        minEvaluations: 1,
+      };
+      const result = clusterMetrics(target.cluster?.name ?? 'etcd', targets, window, round, policy);
       if (ctx.global.json) json(ctx, metricsJson(result));
       else ctx.io.out(metricsText(result));
       return result.level === 'bad' ? 1 : 0;

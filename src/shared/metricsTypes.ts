@@ -3,7 +3,12 @@
  * data with no Node imports, so the webview can import these types too.
  */
 
-export type Level = 'ok' | 'warn' | 'bad';
+/**
+ * `unjudged`: the rule has a figure but no verdict yet: too few observations behind it, or a
+ * breach that has not lasted (see `JudgePolicy` in core/metrics/judge.ts). Shown in the neutral
+ * colour; it never marks a member.
+ */
+export type Level = 'unjudged' | 'ok' | 'warn' | 'bad';
 
 export type RuleId =
   | 'wal-fsync'
@@ -24,6 +29,8 @@ export interface Finding {
   message: string;
   value?: number;
   limit?: number;
+  /** Why an `unjudged` figure is not judged, in a word or two ("too few samples"). */
+  note?: string;
 }
 
 /** What one member did over the window (or since start where the window saw nothing). */
@@ -40,8 +47,10 @@ export interface MemberSummary {
   backendCommitP99Ms?: number;
   peerRttP99Ms?: number;
   latencyBasis: 'window' | 'since-start';
-  /** Observations behind the WAL fsync figures. */
+  /** Observations behind the WAL fsync, backend commit and peer round trip figures. */
   walFsyncs: number;
+  backendCommits: number;
+  peerRoundTrips: number;
   hasLeader?: boolean;
   isLeader?: boolean;
   /** Leader changes seen within the window (and since start). */
@@ -105,7 +114,12 @@ export interface ClusterMetrics {
   summary: string;
 }
 
-export const LEVEL_ORDER: Record<Level, number> = { ok: 0, warn: 1, bad: 2 };
+export const LEVEL_ORDER: Record<Level, number> = { unjudged: -1, ok: 0, warn: 1, bad: 2 };
+
+/** A level that marks a member (a warning or a broken rule); `ok` and `unjudged` do not. */
+export function marks(level: Level): level is 'warn' | 'bad' {
+  return level === 'warn' || level === 'bad';
+}
 
 export function worst(levels: Iterable<Level>): Level {
   let w: Level = 'ok';

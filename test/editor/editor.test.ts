@@ -225,6 +225,27 @@ test('UI: the K3s etcd view shows edge-a and its hosts', { timeout: 240_000 }, a
     await page
       .getByRole('treeitem', { name: /^CA, until \d{4}-\d{2}-\d{2}/ })
       .waitFor({ timeout: 15_000 });
+    // Certificates but no etcd on the hosts yet (nothing listens at 127.0.1.2x): the cluster is
+    // "not provisioned yet" in the neutral colour, not red "0/3 healthy", with Provision etcd as
+    // its inline action; each member says the same.
+    const fresh = page.getByRole('treeitem', { name: /^edge-a, not provisioned yet$/ });
+    await fresh.waitFor({ timeout: 60_000 });
+    await page.getByRole('treeitem', { name: /^edge-1, / }).click();
+    await page
+      .getByRole('treeitem', {
+        name: /^etcd · not provisioned yet, https:\/\/127\.0\.1\.21:2379$/,
+      })
+      .waitFor({ timeout: 15_000 });
+    assert.equal(
+      await page.getByRole('treeitem', { name: /connection refused|0\/3 healthy/ }).count(),
+      0,
+      'nothing in the tree reads as a failure',
+    );
+    await fresh.hover();
+    await fresh
+      .locator('.action-label[aria-label^="Provision etcd"]')
+      .waitFor({ state: 'visible', timeout: 15_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'tree-not-provisioned.png') });
     // Fold the hosts so the certificates fit in the picture.
     for (const h of ['edge-1', 'edge-2', 'edge-3']) {
       const item = page.getByRole('treeitem', { name: new RegExp(`^${h}, `) });

@@ -113,10 +113,10 @@ test(
       }
       await page
         .getByRole('treeitem', {
-          name: /^etcd member, leader · healthy · v3\.4\.23 · .* · raft \d+\/\d+/,
+          name: /^etcd · leader · healthy, .* · v3\.4\.23 · raft \d+\/\d+ · https:/,
         })
         .waitFor({ timeout: 30_000 });
-      const followers = page.getByRole('treeitem', { name: /^etcd member, follower · healthy/ });
+      const followers = page.getByRole('treeitem', { name: /^etcd · follower · healthy, / });
       await followers.nth(1).waitFor({ timeout: 30_000 }); // both followers, once rendered
       assert.equal(await followers.count(), 2);
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'tree-live.png') });
@@ -153,7 +153,7 @@ test(
         .getByRole('treeitem', { name: /^edge-t, 2\/3 healthy/ })
         .waitFor({ timeout: 30_000 });
       await page
-        .getByRole('treeitem', { name: /^etcd member, unhealthy: connection refused/ })
+        .getByRole('treeitem', { name: /^etcd · unhealthy, connection refused/ })
         .waitFor({ timeout: 30_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-member-down.png') });
 
@@ -297,7 +297,7 @@ test(
         client.close();
       }
       await page
-        .getByRole('treeitem', { name: /^etcd member, .*database near its quota/ })
+        .getByRole('treeitem', { name: /^etcd · .*, database near its quota/ })
         .first()
         .waitFor({ timeout: 30_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'metrics-quota.png') });

@@ -181,7 +181,8 @@ test(
     const clusterItem = page.getByRole('treeitem', { name: /^lab, / });
     if ((await clusterItem.getAttribute('aria-expanded')) !== 'true') await clusterItem.click();
     await page.getByRole('treeitem', { name: /^edge-2, / }).click();
-    const member = page.getByRole('treeitem', { name: /^etcd member, / });
+    // "etcd member" before the first refresh, "etcd · <role> · <health>" after.
+    const member = page.getByRole('treeitem', { name: /^etcd\b/ });
     await member.first().waitFor({ timeout: 15_000 });
     assert.equal(await member.count(), 1, "only edge-2's member is shown");
     const fix = page.locator('.context-view .action-label', {
@@ -250,7 +251,7 @@ test(
       .getByRole('treeitem', { name: new RegExp(`^edge-2, .*${MOVED.replace(/\./g, '\\.')}`) })
       .waitFor({ timeout: 30_000 });
     await page
-      .getByRole('treeitem', { name: /^etcd member, .*healthy/ })
+      .getByRole('treeitem', { name: /^etcd · \w+ · healthy, / })
       .waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-tree.png') });
 

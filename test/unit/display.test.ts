@@ -71,6 +71,8 @@ function summary(over: Partial<MemberSummary>): MemberSummary {
     scrapes: 2,
     latencyBasis: 'window',
     walFsyncs: 100,
+    backendCommits: 100,
+    peerRoundTrips: 0,
     leaderChanges: 0,
     proposalsFailed: 0,
     grpcErrors: 0,

@@ -15,7 +15,9 @@ import {
   readHistogram,
   type Histogram,
 } from '../../src/core/metrics/histogram';
-import { judgeMember } from '../../src/core/metrics/judge';
+import { judgeMember, judgeWindow, type BreachRuns } from '../../src/core/metrics/judge';
+import { clusterMetrics } from '../../src/core/metrics/scrape';
+import { metricsText } from '../../src/cli/metrics';
 import { parsePrometheus, scalar } from '../../src/core/etcd/prometheus';
 import type { MemberSummary } from '../../src/shared/metricsTypes';
 import {
@@ -182,11 +184,12 @@ describe('histogram quantiles over a window', () => {
     ])!;
     assert.equal(s.latencyBasis, 'since-start');
     close(s.walFsyncP99Ms, (0.016 + 0.016 * (6.37 / 7)) * 1000, 'p99 ms');
+    // etcd's whole life is no breach happening now: shown, never judged.
     const f = judgeMember(s).find((x) => x.rule === 'wal-fsync')!;
-    assert.equal(f.level, 'bad');
+    assert.equal(f.level, 'unjudged');
     assert.equal(
       f.message,
-      'disk too slow for etcd: WAL fsync p99 31 ms > 10 ms since etcd started',
+      'WAL fsync p99 31 ms > 10 ms since etcd started, none in the last 5 s: not judged',
     );
   });
 });
@@ -198,25 +201,38 @@ describe('judgement and the rolling window', () => {
     scrapes: 90,
     latencyBasis: 'window',
     walFsyncs: 1000,
+    backendCommits: 1000,
+    peerRoundTrips: 1000,
     leaderChanges: 0,
     proposalsFailed: 0,
     grpcErrors: 0,
     grpcRequests: 1000,
   };
 
+  /** Every rule over time in breach for the whole window. */
+  const SUSTAINED: BreachRuns = Object.fromEntries(
+    ['wal-fsync', 'backend-commit', 'peer-rtt', 'grpc-errors', 'has-leader'].map((r) => [
+      r,
+      { ms: 15 * 60_000, evaluations: 90 },
+    ]),
+  );
+
   it('words each broken rule with the figure and the limit', () => {
-    const f = judgeMember({
-      ...base,
-      walFsyncP99Ms: 38,
-      backendCommitP99Ms: 30.4,
-      hasLeader: false,
-      leaderChanges: 4,
-      dbTotalBytes: 1_800_000,
-      quotaBytes: 2_000_000,
-      dbGrowthBytesPerHour: 600_000,
-      peerRttP99Ms: 120,
-      grpcErrors: 60,
-    });
+    const f = judgeMember(
+      {
+        ...base,
+        walFsyncP99Ms: 38,
+        backendCommitP99Ms: 30.4,
+        hasLeader: false,
+        leaderChanges: 4,
+        dbTotalBytes: 1_800_000,
+        quotaBytes: 2_000_000,
+        dbGrowthBytesPerHour: 600_000,
+        peerRttP99Ms: 120,
+        grpcErrors: 60,
+      },
+      SUSTAINED,
+    );
     const msg = Object.fromEntries(f.map((x) => [x.rule, `${x.level}: ${x.message}`]));
     assert.equal(msg['wal-fsync'], 'bad: disk too slow for etcd: WAL fsync p99 38 ms > 10 ms');
     assert.equal(
@@ -277,5 +293,120 @@ describe('judgement and the rolling window', () => {
     assert.equal(w2.pointsOf('m').length, 11);
     w2.retain([]);
     assert.equal(w2.size(), 0);
+  });
+});
+
+describe('judgement needs enough samples and a sustained breach', () => {
+  const FAST = 0.0005; // in the first bucket (≤ 1 ms)
+  const SLOW = 0.02; // in (16 ms, 32 ms]
+  /** Cumulative WAL fsync histograms: each interval adds `fast` and `slow` observations. */
+  function fsyncPoints(
+    intervals: ReadonlyArray<{ fast: number; slow: number }>,
+    stepMs = 10_000,
+  ): MemberPoint[] {
+    const counts = new Array<number>(LE.length).fill(0);
+    let sum = 0;
+    const point = (at: number): MemberPoint => ({
+      at,
+      hasLeader: 1,
+      walFsync: hist([...counts], sum),
+    });
+    const out = [point(0)];
+    intervals.forEach((iv, i) => {
+      LE.forEach((le, b) => {
+        counts[b]! += (FAST <= le ? iv.fast : 0) + (SLOW <= le ? iv.slow : 0);
+      });
+      sum += iv.fast * FAST + iv.slow * SLOW;
+      out.push(point((i + 1) * stepMs));
+    });
+    return out;
+  }
+  const wal = (points: MemberPoint[]) =>
+    judgeWindow(points).findings.find((f) => f.rule === 'wal-fsync')!;
+  const times = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
+
+  it('a few slow samples are not judged: "too few samples", in the neutral level', () => {
+    // A fresh, idle member: 12 fsyncs in 15 minutes, every one slow.
+    const idle = fsyncPoints([{ fast: 0, slow: 12 }, ...times(89, { fast: 0, slow: 0 })]);
+    const f = wal(idle);
+    assert.equal(f.level, 'unjudged');
+    assert.equal(f.note, 'too few samples');
+    assert.equal(
+      f.message,
+      'too few samples: WAL fsync p99 32 ms from 12 fsyncs (judged from 100)',
+    );
+    // The same handful seen only since etcd started.
+    const sinceStart = fsyncPoints([{ fast: 0, slow: 12 }]).slice(1);
+    sinceStart.push({ ...sinceStart[0]!, at: 10_000 });
+    assert.equal(wal(sinceStart).note, 'too few samples');
+    assert.match(wal(sinceStart).message, /from 12 fsyncs since etcd started/);
+    // Nothing marks the member, and the panel's and CLI's lists leave it out.
+    const m = clusterMetrics(
+      'c',
+      [{ member: 'm', endpoint: 'https://m:2379', url: 'https://m:2379/metrics' }],
+      (() => {
+        const w = new MetricsWindow();
+        for (const p of idle) w.add('m', p);
+        return w;
+      })(),
+      { at: 0, errors: new Map() },
+    );
+    assert.equal(m.members[0]!.level, 'ok');
+    const text = metricsText(m);
+    assert.match(text, /Every member is within etcd's guidance\./);
+    assert.match(text, /Not judged:\n {2}m {2}too few samples: WAL fsync p99 32 ms/);
+  });
+
+  it('a sustained breach with enough samples is judged, and not before it has lasted', () => {
+    const slow = { fast: 0, slow: 50 };
+    // 30 s of slow fsyncs (150 of them): enough samples, not yet sustained.
+    const early = wal(fsyncPoints(times(3, slow)));
+    assert.equal(early.level, 'unjudged');
+    assert.equal(early.note, 'not sustained');
+    assert.equal(
+      early.message,
+      'WAL fsync p99 32 ms > 10 ms for 30 s so far: marked once it lasts 1 min',
+    );
+    // A minute and more of them: marked.
+    const late = wal(fsyncPoints(times(7, slow)));
+    assert.equal(late.level, 'bad');
+    assert.equal(late.message, 'disk too slow for etcd: WAL fsync p99 32 ms > 10 ms');
+    // An idle interval inside the breach neither ends it nor counts as a breach.
+    const gap = wal(fsyncPoints([...times(3, slow), { fast: 0, slow: 0 }, ...times(3, slow)]));
+    assert.equal(gap.level, 'bad');
+  });
+
+  it('a single spike between good windows is not judged, wherever it falls', () => {
+    const good = { fast: 50, slow: 0 };
+    const spike = { fast: 0, slow: 50 };
+    // Over the window the p99 is above 10 ms (50 slow of 1050: rank 1039.5 lies in (16, 32] ms
+    // with 1000 below, 16 + 16 * 39.5 / 50 = 29 ms), so the old judgement marked it.
+    const between = wal(fsyncPoints([...times(10, good), spike, ...times(10, good)]));
+    assert.equal(between.level, 'unjudged');
+    assert.equal(
+      between.message,
+      'WAL fsync p99 29 ms > 10 ms over the last 4 min, within the limit at the latest scrapes: a brief breach is not judged',
+    );
+    const last = wal(fsyncPoints([...times(20, good), spike]));
+    assert.equal(last.level, 'unjudged');
+    assert.match(last.message, /for 10 s so far: marked once it lasts 1 min$/);
+    // The CLI judges its one measured interval: a breach over all of it counts.
+    const cli = judgeWindow(fsyncPoints([{ fast: 100, slow: 50 }]), {
+      minObservations: 100,
+      sustainMs: 10_000,
+      minEvaluations: 1,
+    }).findings.find((f) => f.rule === 'wal-fsync')!;
+    assert.equal(cli.level, 'bad');
+  });
+
+  it('a member without a leader is marked only when it lasts', () => {
+    const leaderless = (n: number): MemberPoint[] =>
+      Array.from({ length: n }, (_, i) => ({ at: i * 10_000, hasLeader: 0 }));
+    const brief = judgeWindow(leaderless(2)).findings.find((f) => f.rule === 'has-leader')!;
+    assert.equal(brief.level, 'unjudged');
+    assert.match(brief.message, /^no leader at the latest scrape for 10 s so far/);
+    const lasting = judgeWindow(leaderless(8)).findings.find((f) => f.rule === 'has-leader')!;
+    assert.equal(lasting.level, 'bad');
+    assert.match(lasting.message, /^no leader: /);
   });
 });

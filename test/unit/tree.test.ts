@@ -153,7 +153,34 @@ describe('tree model', () => {
       const generated = await generateCertificateSet(cluster);
       const roots = buildTree(loaded, { indexes: new Map([['edge-a', generated.index]]) });
       const problems = buildTree(parseInventory('version: 3\nclusters: []\n', '/w/k3s-etcd.yaml'));
-      const values = walk([...roots, ...problems]).map(contextValueOf);
+      // And the same cluster not provisioned yet: every member refused, never seen answering.
+      const refused = (n: number) => ({
+        endpoint: `https://127.0.1.2${n}:2379`,
+        health: false,
+        tookMs: 1,
+        alarms: [],
+        problem: { code: 'refused' as const, summary: 'connection refused', hint: '' },
+      });
+      const unprovisioned = buildTree(loaded, {
+        health: new Map([
+          [
+            'edge-a',
+            {
+              snapshot: {
+                at: '2026-11-24T10:00:00.000Z',
+                endpoints: [1, 2, 3].map((n) => `https://127.0.1.2${n}:2379`),
+                health: [1, 2, 3].map(refused),
+                status: [],
+                members: [],
+                summary: '0/3 healthy, no leader',
+                healthy: false,
+              },
+            },
+          ],
+        ]),
+      });
+      assert.equal(contextValueOf(unprovisioned[0]!), 'cluster+external-etcd+unprovisioned');
+      const values = walk([...roots, ...problems, ...unprovisioned]).map(contextValueOf);
       const expectedKinds: Record<string, string[]> = {
         'k3sEtcd.cluster.openPanel': ['cluster'],
         'k3sEtcd.cluster.openHealth': ['cluster'],
@@ -167,6 +194,7 @@ describe('tree model', () => {
         'k3sEtcd.certs.reissue': ['member'],
         'k3sEtcd.provision.preview': ['cluster', 'host'],
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
+        'k3sEtcd.provision.etcd|inline@2': ['cluster'],
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],

@@ -6,6 +6,9 @@ import { buildTree, contextValueOf, type TreeNode } from '../../src/core/tree/mo
 import type { ClusterSnapshot, HealthRow, StatusRow } from '../../src/shared/etcdTypes';
 import { clusterMetrics } from '../../src/core/metrics/scrape';
 import { MetricsWindow } from '../../src/core/metrics/window';
+import { historyKey, seenAnswering, type ClusterHistory } from '../../src/core/tree/provisioned';
+import type { Inventory } from '../../src/core/inventory/types';
+import { ClusterHistoryStore } from '../../src/editor/tree/clusterHistory';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const url = (n: number) => `https://127.0.1.2${n}:2379`;
@@ -27,7 +30,14 @@ function status(n: number, leader: number): StatusRow {
   };
 }
 
-function health(n: number, ok: boolean): HealthRow {
+type Why = 'refused' | 'timeout' | 'unknown-authority';
+
+function health(n: number, ok: boolean, why: Why = 'refused'): HealthRow {
+  const summary: Record<Why, string> = {
+    refused: `connection refused by 127.0.1.2${n}:2379`,
+    timeout: `no answer from 127.0.1.2${n}:2379 within the timeout`,
+    'unknown-authority': `TLS unknown authority: 127.0.1.2${n}:2379's certificate is not signed by the CA`,
+  };
   return ok
     ? { endpoint: url(n), health: true, tookMs: 3.9, alarms: [] }
     : {
@@ -35,16 +45,12 @@ function health(n: number, ok: boolean): HealthRow {
         health: false,
         tookMs: 2.1,
         alarms: [],
-        problem: {
-          code: 'refused',
-          summary: `connection refused by 127.0.1.2${n}:2379`,
-          hint: 'etcd is not running on this member',
-        },
+        problem: { code: why, summary: summary[why], hint: 'etcd is not running on this member' },
       };
 }
 
-function snapshot(down: number[]): ClusterSnapshot {
-  const hs = [1, 2, 3].map((n) => health(n, !down.includes(n)));
+function snapshot(down: number[], why: (n: number) => Why = () => 'refused'): ClusterSnapshot {
+  const hs = [1, 2, 3].map((n) => health(n, !down.includes(n), why(n)));
   return {
     at: '2026-11-24T10:00:00.000Z',
     endpoints: [1, 2, 3].map(url),
@@ -57,7 +63,8 @@ function snapshot(down: number[]): ClusterSnapshot {
       clientUrls: [url(n)],
       isLearner: false,
     })),
-    summary: `${3 - down.length}/3 healthy, leader edge-2`,
+    summary:
+      down.length === 3 ? '0/3 healthy, no leader' : `${3 - down.length}/3 healthy, leader edge-2`,
     healthy: down.length === 0,
   };
 }
@@ -69,17 +76,18 @@ function members(roots: TreeNode[]): TreeNode[] {
 }
 
 describe('tree: live etcd state', () => {
-  it('members show leader/follower, health, version, DB size and raft; the cluster its summary', async () => {
+  it('members lead with role and health; size, version, raft and address follow; the cluster its summary', async () => {
     const inv = await loadInventoryFile(EXAMPLE);
     const roots = buildTree(inv, { health: new Map([['edge-a', { snapshot: snapshot([]) }]]) });
-    assert.equal(roots[0]?.description, '3/3 healthy, leader edge-2 · external etcd');
+    // The summary alone fits the row; the store is in the tooltip.
+    assert.equal(roots[0]?.description, '3/3 healthy, leader edge-2');
+    assert.match(roots[0]?.tooltip ?? '', /^edge-a: external etcd v\d/);
     assert.deepEqual(
-      members(roots).map((m) => m.description),
-      [
-        'follower · healthy · v3.4.23 · 24 MB (in use 20 MB) · raft 8/17010',
-        'leader · healthy · v3.4.23 · 24 MB (in use 20 MB) · raft 8/17010',
-        'follower · healthy · v3.4.23 · 24 MB (in use 20 MB) · raft 8/17010',
-      ],
+      members(roots).map((m) => [m.label, m.description]),
+      [1, 2, 3].map((n) => [
+        n === 2 ? 'etcd · leader · healthy' : 'etcd · follower · healthy',
+        `24 MB (in use 20 MB) · v3.4.23 · raft 8/17010 · ${url(n)}`,
+      ]),
     );
     assert.deepEqual(members(roots).map(contextValueOf), ['member', 'member+leader', 'member']);
     assert.match(
@@ -93,12 +101,15 @@ describe('tree: live etcd state', () => {
     const inv = await loadInventoryFile(EXAMPLE);
     const roots = buildTree(inv, { health: new Map([['edge-a', { snapshot: snapshot([3]) }]]) });
     const dead = members(roots)[2];
-    assert.equal(dead?.description, 'unhealthy: connection refused by 127.0.1.23:2379');
+    assert.equal(dead?.label, 'etcd · unhealthy');
+    assert.equal(dead?.description, 'connection refused by 127.0.1.23:2379');
     assert.equal(contextValueOf(dead!), 'member+unhealthy');
     assert.match(dead?.tooltip ?? '', /what to do: etcd is not running on this member/);
     assert.equal(roots[0]?.kind === 'cluster' ? roots[0].state : undefined, 'degraded');
+    // All down, once the cluster has been seen answering: red, not "not provisioned yet".
     const allDown = buildTree(inv, {
       health: new Map([['edge-a', { snapshot: snapshot([1, 2, 3]) }]]),
+      history: new Map([['edge-a', { answered: true }]]),
     });
     assert.equal(allDown[0]?.kind === 'cluster' ? allDown[0].state : undefined, 'down');
   });
@@ -110,7 +121,11 @@ describe('tree: live etcd state', () => {
         ['edge-a', { error: { code: 'certs-missing', message: 'no admin certificate' } }],
       ]),
     });
-    assert.equal(roots[0]?.description, 'generate certificates to see health · external etcd');
+    assert.equal(roots[0]?.description, 'no certificates yet');
+    assert.match(
+      roots[0]?.tooltip ?? '',
+      /\nGenerate Certificate Set to see health\.\nno admin certificate$/,
+    );
     assert.equal(
       members(roots)[0]?.description,
       'https://127.0.1.21:2379',
@@ -123,24 +138,26 @@ describe('tree: metrics against etcd guidance', () => {
   it('warns on the member whose metrics break a rule, with every reason, and leaves the others', async () => {
     const inv = await loadInventoryFile(EXAMPLE);
     const window = new MetricsWindow();
-    const fsync = (slowMs: number) => ({
+    // Eight scrapes 10 s apart, 50 fsyncs between each: edge-3's all in (32 ms, 64 ms], a breach
+    // that lasts 70 s; the others' under 1 ms.
+    const fsync = (slow: boolean, i: number) => ({
       buckets: [
-        { le: 0.001, count: slowMs < 1 ? 100 : 0 },
-        { le: 0.064, count: 100 },
-        { le: Infinity, count: 100 },
+        { le: 0.001, count: slow ? 0 : 50 * i },
+        { le: 0.064, count: 50 * i },
+        { le: Infinity, count: 50 * i },
       ],
-      count: 100,
-      sum: 1,
+      count: 50 * i,
+      sum: i,
     });
-    for (const n of [1, 2, 3]) {
-      window.add(`edge-${n}`, { at: 0, hasLeader: 1, walFsync: fsync(n === 3 ? 40 : 0.5) });
-    }
+    for (let i = 0; i < 8; i++)
+      for (const n of [1, 2, 3])
+        window.add(`edge-${n}`, { at: i * 10_000, hasLeader: 1, walFsync: fsync(n === 3, i) });
     const targets = [1, 2, 3].map((n) => ({
       member: `edge-${n}`,
       endpoint: url(n),
       url: `${url(n)}/metrics`,
     }));
-    const metrics = clusterMetrics('edge-a', targets, window, { at: 0, errors: new Map() });
+    const metrics = clusterMetrics('edge-a', targets, window, { at: 70_000, errors: new Map() });
     const roots = buildTree(inv, {
       health: new Map([['edge-a', { snapshot: snapshot([]) }]]),
       metrics: new Map([['edge-a', metrics]]),
@@ -149,12 +166,109 @@ describe('tree: metrics against etcd guidance', () => {
     assert.equal(m1?.kind === 'role' ? m1.metrics : 'x', undefined);
     assert.deepEqual(m3?.kind === 'role' ? m3.metrics : undefined, {
       level: 'bad',
-      findings: ['disk too slow for etcd: WAL fsync p99 63 ms > 10 ms since etcd started'],
+      findings: ['disk too slow for etcd: WAL fsync p99 63 ms > 10 ms'],
     });
+    assert.equal(m3?.label, 'etcd · follower · healthy');
     assert.equal(
       m3?.description,
-      'disk too slow for etcd: WAL fsync p99 63 ms > 10 ms since etcd started · follower · healthy · v3.4.23 · 24 MB (in use 20 MB) · raft 8/17010',
+      `disk too slow for etcd: WAL fsync p99 63 ms > 10 ms · 24 MB (in use 20 MB) · v3.4.23 · raft 8/17010 · ${url(3)}`,
     );
     assert.match(m3?.tooltip ?? '', /metrics \(etcd's guidance\):\n {2}BROKEN: disk too slow/);
+  });
+});
+
+describe('tree: a cluster not provisioned yet', () => {
+  const tree = async (snap: ClusterSnapshot, history?: ClusterHistory) =>
+    buildTree(await loadInventoryFile(EXAMPLE), {
+      health: new Map([['edge-a', { snapshot: snap }]]),
+      ...(history ? { history: new Map([['edge-a', history]]) } : {}),
+    });
+  const stateOf = (roots: TreeNode[]) => (roots[0]?.kind === 'cluster' ? roots[0].state : '');
+
+  it('every member refusing and never seen answering: neutral, with Provision etcd at hand', async () => {
+    const roots = await tree(snapshot([1, 2, 3]));
+    const cluster = roots[0]!;
+    assert.equal(stateOf(roots), 'unprovisioned');
+    assert.equal(cluster.description, 'not provisioned yet');
+    assert.equal(contextValueOf(cluster), 'cluster+external-etcd+unprovisioned');
+    assert.match(
+      cluster.tooltip ?? '',
+      /Not provisioned yet: no member answers \(connection refused by all 3 members\)/,
+    );
+    assert.match(
+      cluster.tooltip ?? '',
+      /\nProvision etcd \(the inline action, or right-click > Provision etcd\)/,
+    );
+    assert.deepEqual(
+      members(roots).map((m) => [m.label, m.description, contextValueOf(m)]),
+      [1, 2, 3].map((n) => ['etcd · not provisioned yet', url(n), 'member+unprovisioned']),
+    );
+    const m = members(roots)[0]!;
+    assert.equal(m.kind === 'role' ? m.live : 'x', undefined, 'not drawn as an unhealthy member');
+    assert.match(
+      m.tooltip ?? '',
+      /connection refused by 127\.0\.1\.21:2379, and this workspace has never seen the cluster answer\.\nProvision etcd/,
+    );
+    // Hosts that are not up yet (no answer at all) are the same.
+    assert.equal(stateOf(await tree(snapshot([1, 2, 3], () => 'timeout'))), 'unprovisioned');
+  });
+
+  it('stays red when the cluster answered before, was provisioned here, or something answers', async () => {
+    assert.equal(stateOf(await tree(snapshot([1, 2, 3]), { answered: true })), 'down');
+    assert.equal(stateOf(await tree(snapshot([1, 2, 3]), { provisioned: true })), 'down');
+    const down = members(await tree(snapshot([1, 2, 3]), { answered: true }));
+    assert.deepEqual(
+      down.map((m) => [m.label, contextValueOf(m)]),
+      [1, 2, 3].map(() => ['etcd · unhealthy', 'member+unhealthy']),
+    );
+    // A TLS handshake failure is something answering: not a cluster to provision.
+    const tls = snapshot([1, 2, 3], (n) => (n === 2 ? 'unknown-authority' : 'refused'));
+    assert.equal(stateOf(await tree(tls)), 'down');
+    // One member up and two refusing is a degraded cluster.
+    assert.equal(stateOf(await tree(snapshot([1, 3]))), 'degraded');
+  });
+
+  it('remembers answers per cluster name and client URLs', async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    assert.equal(inv.status, 'ok');
+    const cluster = (inv as { inventory: Inventory }).inventory.clusters[0]!;
+    assert.equal(historyKey(cluster), `edge-a ${url(1)} ${url(2)} ${url(3)}`);
+    assert.equal(seenAnswering(cluster, snapshot([3])), true);
+    assert.equal(seenAnswering(cluster, snapshot([1, 2, 3])), false);
+    // A snapshot of other addresses (the inventory changed since) says nothing of this cluster.
+    const moved = { ...snapshot([]), endpoints: [url(1), url(2), 'https://10.0.0.9:2379'] };
+    assert.equal(seenAnswering(cluster, moved), false);
+  });
+});
+
+describe('tree: what the workspace remembers of a cluster', () => {
+  /** A Memento kept in a Map, as VS Code's workspace state is. */
+  const memento = (init: Record<string, unknown> = {}) => {
+    const data = new Map(Object.entries(init));
+    return {
+      data,
+      get: <T>(k: string) => data.get(k) as T | undefined,
+      update: (k: string, v: unknown) => {
+        data.set(k, v);
+        return Promise.resolve();
+      },
+      keys: () => [...data.keys()],
+    };
+  };
+
+  it('records an answer once and a provisioning run, and ignores what it did not write', async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    const cluster = (inv as { inventory: Inventory }).inventory.clusters[0]!;
+    const m = memento({ 'k3sEtcd.clusterHistory': { junk: 'x', [historyKey(cluster)]: 7 } });
+    const store = new ClusterHistoryStore(m);
+    assert.deepEqual(store.of(cluster), {});
+    assert.equal(await store.note(cluster, 'answered'), true);
+    assert.equal(await store.note(cluster, 'answered'), false, 'the first answer is kept');
+    assert.deepEqual(store.of(cluster), { answered: true });
+    await store.note(cluster, 'provisioned');
+    assert.deepEqual(store.of(cluster), { answered: true, provisioned: true });
+    // Another address is another cluster.
+    const moved = { ...cluster, etcd: { ...cluster.etcd, clientPort: 12379 } };
+    assert.deepEqual(store.of(moved), {});
   });
 });

@@ -7,6 +7,7 @@
 import uPlot from 'uplot';
 import { humanBytes } from '../../src/shared/etcdTypes';
 import {
+  marks,
   memberRole,
   type Finding,
   type Level,
@@ -23,8 +24,18 @@ import {
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
 
-const LEVEL_ICON: Record<Level, string> = { ok: 'pass-filled', warn: 'warning', bad: 'error' };
-const LEVEL_CLASS: Record<Level, string> = { ok: 'ok', warn: 'warn', bad: 'bad' };
+const LEVEL_ICON: Record<Level, string> = {
+  unjudged: 'circle-large-outline',
+  ok: 'pass-filled',
+  warn: 'warning',
+  bad: 'error',
+};
+const LEVEL_CLASS: Record<Level, string> = {
+  unjudged: 'muted',
+  ok: 'ok',
+  warn: 'warn',
+  bad: 'bad',
+};
 
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
@@ -54,6 +65,7 @@ function figure(text: string, finding: Finding | undefined, sub?: string): HTMLE
   if (finding) {
     span.title = finding.message;
     if (finding.level !== 'ok') span.prepend(icon(LEVEL_ICON[finding.level]), ' ');
+    if (finding.note) span.append(` · ${finding.note}`);
   }
   if (sub !== undefined) span.append(el('span', sub, 'sub'));
   return span;
@@ -307,7 +319,7 @@ export function metricsTab(
     ...(x.error
       ? [{ member: x.member, level: 'bad' as Level, message: `cannot read ${x.url}: ${x.error}` }]
       : []),
-    ...x.findings.filter((f) => f.level !== 'ok').map((f) => ({ member: x.member, ...f })),
+    ...x.findings.filter((f) => marks(f.level)).map((f) => ({ member: x.member, ...f })),
   ]);
   const list = el('ul', undefined, 'findings');
   list.setAttribute('aria-label', 'findings');

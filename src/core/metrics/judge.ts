@@ -6,6 +6,13 @@
  * - the database must stay clear of --quota-backend-bytes (NOSPACE alarm at the quota);
  * - peer round trips well under the heartbeat interval (100 ms by default);
  * - gRPC failures over 1% (warning) and 5% (critical) of requests.
+ *
+ * A figure is judged only on enough evidence (`JudgePolicy`): a p99 or an error ratio needs a
+ * minimum number of observations (a p99 of 12 fsyncs is just the slowest of them), and a breach
+ * of a latency, error-ratio or gauge rule must last, over consecutive scrapes, like an alert's
+ * `for:` (sustain.ts). Short of that the figure is `unjudged`, with a note saying why, and never
+ * marks the member. Counted events (leader changes, failed proposals) and sizes (the database
+ * against its quota) need neither: each change happened, and a size does not spike.
  */
 import { humanBytes } from '../../shared/etcdTypes';
 import {
@@ -15,6 +22,28 @@ import {
   type MemberSummary,
   type RuleId,
 } from '../../shared/metricsTypes';
+import { breachRuns, NO_RUN, type BreachRun } from './sustain';
+import { summarize, type MemberPoint } from './window';
+
+/** How much evidence a rule needs before it marks a member. */
+export interface JudgePolicy {
+  /** Observations (fsyncs, commits, round trips, gRPC requests) behind a judged figure. */
+  minObservations: number;
+  /** How long a breach must have lasted over consecutive scrapes (an alert's `for:`). */
+  sustainMs: number;
+  /** And over how many consecutive evaluations (scrape intervals, or scrapes for a gauge). */
+  minEvaluations: number;
+}
+
+/** The editor's: scrapes every few seconds over a rolling window. */
+export const DEFAULT_POLICY: JudgePolicy = {
+  minObservations: 100,
+  sustainMs: 60_000,
+  minEvaluations: 3,
+};
+
+/** The current breach run of each rule judged over time (see sustain.ts). */
+export type BreachRuns = Partial<Record<RuleId, BreachRun>>;
 
 export const GUIDANCE = {
   walFsyncP99Ms: 10,
@@ -35,41 +64,122 @@ export const GUIDANCE = {
 const fmtMs = (v: number) => (v >= 10 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`);
 const pct = (v: number) => `${Math.round(v * 100)}%`;
 
-function minutes(s: MemberSummary): string {
-  const m = Math.max(0, (s.to - s.from) / 60_000);
+function duration(ms: number): string {
+  const m = Math.max(0, ms / 60_000);
   return m >= 1 ? `${Math.round(m)} min` : `${Math.round(m * 60)} s`;
 }
 
-/** Every rule for one member, ok ones included (the panel colours each figure). */
-export function judgeMember(s: MemberSummary): Finding[] {
+function minutes(s: MemberSummary): string {
+  return duration(s.to - s.from);
+}
+
+const TOO_FEW = 'too few samples';
+const BRIEF = 'not sustained';
+
+/**
+ * Every rule for one member, ok and unjudged ones included (the panel colours each figure).
+ * `runs`: how long each rule's breach has lasted (`judgeWindow` reads them from the scrapes).
+ */
+export function judgeMember(
+  s: MemberSummary,
+  runs: BreachRuns = {},
+  policy: JudgePolicy = DEFAULT_POLICY,
+): Finding[] {
   const out: Finding[] = [];
   const basis = s.latencyBasis === 'since-start' ? ' since etcd started' : '';
-  // The disk rules: a p99 against its limit, in the window or since etcd started.
-  const disk = (rule: RuleId, what: string, p99: number | undefined, limit: number) => {
-    if (p99 === undefined) return;
-    const bad = p99 > limit;
-    out.push({
-      rule,
-      level: bad ? 'bad' : 'ok',
-      value: p99,
-      limit,
-      message: bad
-        ? `disk too slow for etcd: ${what} p99 ${fmtMs(p99)} > ${limit} ms${basis}`
-        : `${what} p99 ${fmtMs(p99)} (under ${limit} ms)${basis}`,
-    });
+  const min = policy.minObservations;
+  const sustained = (rule: RuleId) => {
+    const run = runs[rule] ?? NO_RUN;
+    return run.evaluations >= policy.minEvaluations && run.ms >= policy.sustainMs;
   };
-  disk('wal-fsync', 'WAL fsync', s.walFsyncP99Ms, GUIDANCE.walFsyncP99Ms);
-  disk('backend-commit', 'backend commit', s.backendCommitP99Ms, GUIDANCE.backendCommitP99Ms);
+  /** A breach seen but not (or no longer) lasting: the figure, and when it would count. */
+  const brief = (rule: RuleId, figure: string) => {
+    const run = runs[rule] ?? NO_RUN;
+    return run.evaluations === 0
+      ? `${figure} over the last ${minutes(s)}, within the limit at the latest scrapes: a brief breach is not judged`
+      : `${figure} for ${duration(run.ms)} so far: marked once it lasts ${duration(policy.sustainMs)}`;
+  };
+  const unjudged = (rule: RuleId, note: string, message: string, value?: number) =>
+    out.push({ rule, level: 'unjudged', note, message, ...(value === undefined ? {} : { value }) });
+  // Latency rules: a p99 against its limit(s), in the window or since etcd started.
+  const latency = (
+    rule: RuleId,
+    what: string,
+    p99: number | undefined,
+    count: number,
+    noun: string,
+    limits: { warn?: number; bad: number },
+    words: {
+      ok: (figure: string, limit: number) => string;
+      breach: (level: 'warn' | 'bad') => string;
+    },
+  ) => {
+    if (p99 === undefined) return;
+    const figure = `${what} p99 ${fmtMs(p99)}`;
+    const limit = limits.warn ?? limits.bad;
+    if (count < min) {
+      unjudged(
+        rule,
+        TOO_FEW,
+        `${TOO_FEW}: ${figure} from ${count} ${noun}${basis} (judged from ${min})`,
+        p99,
+      );
+    } else if (p99 <= limit) {
+      out.push({ rule, level: 'ok', value: p99, limit, message: words.ok(figure, limit) });
+    } else if (s.latencyBasis === 'since-start') {
+      unjudged(
+        rule,
+        'not in the window',
+        `${figure} > ${limit} ms since etcd started, none in the last ${minutes(s)}: not judged`,
+        p99,
+      );
+    } else if (!sustained(rule)) {
+      unjudged(rule, BRIEF, brief(rule, `${figure} > ${limit} ms`), p99);
+    } else {
+      const level = limits.warn !== undefined && p99 <= limits.bad ? 'warn' : 'bad';
+      out.push({ rule, level, value: p99, limit, message: words.breach(level) });
+    }
+  };
+  const disk = (
+    rule: RuleId,
+    what: string,
+    p99: number | undefined,
+    count: number,
+    noun: string,
+    limit: number,
+  ) =>
+    latency(
+      rule,
+      what,
+      p99,
+      count,
+      noun,
+      { bad: limit },
+      {
+        ok: (figure) => `${figure} (under ${limit} ms)${basis}`,
+        breach: () => `disk too slow for etcd: ${what} p99 ${fmtMs(p99 ?? 0)} > ${limit} ms`,
+      },
+    );
+  disk('wal-fsync', 'WAL fsync', s.walFsyncP99Ms, s.walFsyncs, 'fsyncs', GUIDANCE.walFsyncP99Ms);
+  disk(
+    'backend-commit',
+    'backend commit',
+    s.backendCommitP99Ms,
+    s.backendCommits,
+    'commits',
+    GUIDANCE.backendCommitP99Ms,
+  );
   if (s.hasLeader !== undefined) {
-    out.push({
-      rule: 'has-leader',
-      level: s.hasLeader ? 'ok' : 'bad',
-      message: s.hasLeader
-        ? s.isLeader
-          ? 'has a leader (this member)'
-          : 'has a leader'
-        : 'no leader: this member cannot serve writes or linearizable reads (quorum lost or an election running)',
-    });
+    const none =
+      'no leader: this member cannot serve writes or linearizable reads (quorum lost or an election running)';
+    if (s.hasLeader)
+      out.push({
+        rule: 'has-leader',
+        level: 'ok',
+        message: s.isLeader ? 'has a leader (this member)' : 'has a leader',
+      });
+    else if (sustained('has-leader')) out.push({ rule: 'has-leader', level: 'bad', message: none });
+    else unjudged('has-leader', BRIEF, brief('has-leader', 'no leader at the latest scrape'));
   }
   {
     const n = s.leaderChanges;
@@ -95,13 +205,22 @@ export function judgeMember(s: MemberSummary): Finding[] {
     });
   }
   if (s.proposalsPending !== undefined && s.proposalsPending > GUIDANCE.proposalsPendingWarn) {
-    out.push({
-      rule: 'proposals-pending',
-      level: 'warn',
-      value: s.proposalsPending,
-      limit: GUIDANCE.proposalsPendingWarn,
-      message: `${s.proposalsPending} proposals pending: etcd is not keeping up with writes`,
-    });
+    const message = `${s.proposalsPending} proposals pending: etcd is not keeping up with writes`;
+    if (sustained('proposals-pending'))
+      out.push({
+        rule: 'proposals-pending',
+        level: 'warn',
+        value: s.proposalsPending,
+        limit: GUIDANCE.proposalsPendingWarn,
+        message,
+      });
+    else
+      unjudged(
+        'proposals-pending',
+        BRIEF,
+        brief('proposals-pending', `${s.proposalsPending} proposals pending`),
+        s.proposalsPending,
+      );
   }
   if (s.dbTotalBytes !== undefined && s.quotaBytes) {
     const used = s.dbTotalBytes / s.quotaBytes;
@@ -135,42 +254,61 @@ export function judgeMember(s: MemberSummary): Finding[] {
       message: `only ${pct(s.dbInUseBytes / s.dbTotalBytes)} of the ${humanBytes(s.dbTotalBytes)} database file is in use: defragment to give the space back`,
     });
   }
-  if (s.peerRttP99Ms !== undefined) {
-    const level: Level =
-      s.peerRttP99Ms > GUIDANCE.peerRttBadMs
-        ? 'bad'
-        : s.peerRttP99Ms > GUIDANCE.peerRttWarnMs
-          ? 'warn'
-          : 'ok';
-    out.push({
-      rule: 'peer-rtt',
-      level,
-      value: s.peerRttP99Ms,
-      limit: GUIDANCE.peerRttWarnMs,
-      message:
-        level === 'ok'
-          ? `peer round trip p99 ${fmtMs(s.peerRttP99Ms)}`
-          : `network between members slow: peer round trip p99 ${fmtMs(s.peerRttP99Ms)} > ${level === 'bad' ? GUIDANCE.peerRttBadMs : GUIDANCE.peerRttWarnMs} ms (the heartbeat interval is 100 ms by default)`,
-    });
-  }
+  latency(
+    'peer-rtt',
+    'peer round trip',
+    s.peerRttP99Ms,
+    s.peerRoundTrips,
+    'round trips',
+    { warn: GUIDANCE.peerRttWarnMs, bad: GUIDANCE.peerRttBadMs },
+    {
+      ok: (figure) => figure,
+      breach: (level) =>
+        `network between members slow: peer round trip p99 ${fmtMs(s.peerRttP99Ms ?? 0)} > ${level === 'bad' ? GUIDANCE.peerRttBadMs : GUIDANCE.peerRttWarnMs} ms (the heartbeat interval is 100 ms by default)`,
+    },
+  );
   if (s.grpcRequests > 0) {
     const ratio = s.grpcErrors / s.grpcRequests;
-    const level: Level =
-      ratio > GUIDANCE.grpcErrorsBad ? 'bad' : ratio > GUIDANCE.grpcErrorsWarn ? 'warn' : 'ok';
-    out.push({
-      rule: 'grpc-errors',
-      level,
-      value: ratio,
-      limit: GUIDANCE.grpcErrorsWarn,
-      message:
-        level === 'ok'
-          ? `${s.grpcErrors} failed of ${s.grpcRequests} gRPC requests`
-          : `${pct(ratio)} of gRPC requests failed (${s.grpcErrors} of ${s.grpcRequests}) in the last ${minutes(s)}`,
-    });
+    const figure = `${s.grpcErrors} failed of ${s.grpcRequests} gRPC requests`;
+    if (s.grpcRequests < min)
+      unjudged('grpc-errors', TOO_FEW, `${TOO_FEW}: ${figure} (judged from ${min})`, ratio);
+    else if (ratio <= GUIDANCE.grpcErrorsWarn)
+      out.push({
+        rule: 'grpc-errors',
+        level: 'ok',
+        value: ratio,
+        limit: GUIDANCE.grpcErrorsWarn,
+        message: figure,
+      });
+    else if (!sustained('grpc-errors'))
+      unjudged(
+        'grpc-errors',
+        BRIEF,
+        brief('grpc-errors', `${pct(ratio)} of gRPC requests failed`),
+        ratio,
+      );
+    else
+      out.push({
+        rule: 'grpc-errors',
+        level: ratio > GUIDANCE.grpcErrorsBad ? 'bad' : 'warn',
+        value: ratio,
+        limit: GUIDANCE.grpcErrorsWarn,
+        message: `${pct(ratio)} of gRPC requests failed (${s.grpcErrors} of ${s.grpcRequests}) in the last ${minutes(s)}`,
+      });
   }
   return out;
 }
 
 export function levelOf(findings: readonly Finding[]): Level {
   return worst(findings.map((f) => f.level));
+}
+
+/** A member's window of scrapes: its summary and every rule judged on that evidence. */
+export function judgeWindow(
+  points: readonly MemberPoint[],
+  policy: JudgePolicy = DEFAULT_POLICY,
+): { summary?: MemberSummary; findings: Finding[] } {
+  const summary = summarize(points);
+  if (!summary) return { findings: [] };
+  return { summary, findings: judgeMember(summary, breachRuns(points, GUIDANCE), policy) };
 }

@@ -4,7 +4,7 @@
  */
 import type { EtcdTls } from '../etcd/client';
 import { classifyEtcdError } from '../etcd/problems';
-import { judgeMember, levelOf } from './judge';
+import { DEFAULT_POLICY, judgeWindow, levelOf, type JudgePolicy } from './judge';
 import { parsePrometheus } from '../etcd/prometheus';
 import { worst, type ClusterMetrics, type MemberMetrics } from '../../shared/metricsTypes';
 import { pointFrom, type MetricsWindow } from './window';
@@ -45,16 +45,20 @@ export async function scrapeInto(
   return round;
 }
 
-/** The judgement of every member over the window, and one line for the cluster. */
+/**
+ * The judgement of every member over the window, and one line for the cluster. `policy`: how
+ * much evidence a rule needs (the editor's rolling window by default; the CLI judges its one
+ * measured interval).
+ */
 export function clusterMetrics(
   cluster: string,
   targets: readonly MetricsTarget[],
   window: MetricsWindow,
   round: Pick<ScrapeRound, 'at' | 'errors'>,
+  policy: JudgePolicy = DEFAULT_POLICY,
 ): ClusterMetrics {
   const members: MemberMetrics[] = targets.map((t) => {
-    const summary = window.summary(t.member);
-    const findings = summary ? judgeMember(summary) : [];
+    const { summary, findings } = judgeWindow(window.pointsOf(t.member), policy);
     const error = round.errors.get(t.member);
     return {
       member: t.member,

@@ -191,6 +191,8 @@ export function summarize(points: readonly MemberPoint[]): MemberSummary | undef
     peerRttP99Ms: qMs(0.99, rtt),
     latencyBasis: useWindow ? ('window' as const) : ('since-start' as const),
     walFsyncs: wal?.count ?? 0,
+    backendCommits: commit?.count ?? 0,
+    peerRoundTrips: rtt?.count ?? 0,
     hasLeader: last.hasLeader === undefined ? undefined : last.hasLeader > 0,
     isLeader: last.isLeader === undefined ? undefined : last.isLeader > 0,
     leaderChanges: increase('leaderChanges'),

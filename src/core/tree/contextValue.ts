@@ -1,6 +1,6 @@
 /**
  * `contextValue` grammar for tree items: `<kind>` followed by `+flag` tokens in a fixed order,
- * e.g. `member+leader`, `cluster+external-etcd`, `problem+error`. Menus match it with
+ * e.g. `member+leader`, `cluster+external-etcd+unprovisioned`, `problem+error`. Menus match it with
  * `viewItem =~ /^member\b.*\+leader/`. Built in exactly one place, from node state.
  */
 export type ContextKind =
@@ -22,6 +22,7 @@ export type ContextFlag =
   | 'leader'
   | 'learner'
   | 'unhealthy'
+  | 'unprovisioned'
   | 'error'
   | 'warning'
   | 'ca'
@@ -38,6 +39,7 @@ const FLAG_ORDER: readonly ContextFlag[] = [
   'leader',
   'learner',
   'unhealthy',
+  'unprovisioned',
   'error',
   'warning',
   'ca',

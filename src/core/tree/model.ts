@@ -8,11 +8,16 @@ import { describeK3sState, type K3sServerState } from '../k3s/state';
 import { basename, join } from 'node:path';
 import { formatProblem } from '../inventory/parse';
 import type { Cluster, Host, InventoryLoadResult, Problem, Role } from '../inventory/types';
-import { clientUrl, etcdHosts, peerUrl, sshTarget } from '../inventory/select';
-import { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow } from '../etcd/checks';
+import { etcdHosts, sshTarget } from '../inventory/select';
+import type { ClusterSnapshot } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
-import { worst, type ClusterMetrics, type Level } from '../../shared/metricsTypes';
+import type { ClusterMetrics } from '../../shared/metricsTypes';
+import { etcdMemberRow, type MemberLive, type MemberRow } from './member';
+import { looksUnprovisioned, type ClusterHistory } from './provisioned';
+
+export type { MemberLive } from './member';
+export type { ClusterHistory } from './provisioned';
 
 interface NodeBase {
   /** Stable across refreshes, so expansion state survives. */
@@ -29,8 +34,11 @@ export interface ClusterNode extends NodeBase {
   datastore: Cluster['datastore'];
   /** Where the cluster is written in the inventory (1-based line). */
   line: number;
-  /** From the last refresh; undefined before the first. */
-  state?: 'healthy' | 'degraded' | 'down' | 'unknown';
+  /**
+   * From the last refresh; undefined before the first. `unprovisioned`: nothing answers and
+   * nothing says etcd was ever there (neutral, with "Provision etcd" at hand).
+   */
+  state?: 'healthy' | 'degraded' | 'down' | 'unknown' | 'unprovisioned';
 }
 
 export interface HostNode extends NodeBase {
@@ -50,20 +58,10 @@ export interface RoleNode extends NodeBase {
   member?: { name: string; clientUrl: string; peerUrl: string };
   /** etcd role only, once the cluster has been asked. */
   live?: MemberLive;
+  /** etcd role only: nothing answers and the cluster looks not provisioned yet. */
+  notProvisioned?: MemberRow['notProvisioned'];
   /** etcd role only: the member's metrics break etcd's guidance (the tree shows a warning). */
-  metrics?: { level: Exclude<Level, 'ok'>; findings: string[] };
-}
-
-/** What the last refresh said about one member. */
-export interface MemberLive {
-  healthy: boolean;
-  leader: boolean;
-  learner: boolean;
-  alarms: string[];
-  /** Why it is unhealthy, in words. */
-  problem?: string;
-  health: HealthRow;
-  status?: StatusRow;
+  metrics?: MemberRow['metrics'];
 }
 
 /** What the tree knows of a cluster's etcd right now. */
@@ -82,6 +80,8 @@ export interface TreeInputs {
   k3s?: ReadonlyMap<string, K3sServerState>;
   /** The last metrics judgement of each cluster (while someone looks). */
   metrics?: ReadonlyMap<string, ClusterMetrics>;
+  /** What the front end has seen of each cluster (answers, provisioning runs), by name. */
+  history?: ReadonlyMap<string, ClusterHistory>;
   /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
   restricted?: boolean;
 }
@@ -138,6 +138,13 @@ export type TreeNode =
 /** What the tree knows of each cluster's certificates (from pki/<cluster>/index.json). */
 export type PkiIndexes = ReadonlyMap<string, PkiIndex | undefined>;
 
+/** What a cluster's rows are drawn from, as last refreshed. */
+interface LiveInputs {
+  snapshot: ClusterSnapshot | undefined;
+  metrics: ClusterMetrics | undefined;
+  notProvisioned: boolean;
+}
+
 const ROLE_LABEL: Record<Role, string> = {
   etcd: 'etcd member',
   'k3s-server': 'K3s server',
@@ -155,6 +162,7 @@ export function contextValueOf(node: TreeNode): string {
     case 'cluster':
       return formatContextValue('cluster', [
         node.datastore === 'external-etcd' ? 'external-etcd' : 'embedded-etcd',
+        ...(node.state === 'unprovisioned' ? (['unprovisioned'] as const) : []),
       ]);
     case 'host': {
       const flags: ContextFlag[] = [];
@@ -169,6 +177,7 @@ export function contextValueOf(node: TreeNode): string {
       if (node.live?.leader) flags.push('leader');
       if (node.live?.learner) flags.push('learner');
       if (node.live && !node.live.healthy) flags.push('unhealthy');
+      if (node.notProvisioned) flags.push('unprovisioned');
       return formatContextValue(ROLE_KIND[node.role], flags);
     }
     case 'problem':
@@ -292,63 +301,12 @@ function problemNode(p: Problem, i: number): ProblemNode {
   };
 }
 
-function liveOf(snapshot: ClusterSnapshot | undefined, url: string): MemberLive | undefined {
-  const health = snapshot?.health.find((h) => h.endpoint === url);
-  if (!health) return undefined;
-  const status = snapshot?.status.find((st) => st.endpoint === url && !st.problem);
-  const live: MemberLive = {
-    healthy: health.health,
-    leader: status?.isLeader ?? false,
-    learner: status?.isLearner ?? false,
-    alarms: health.alarms,
-    health,
-    ...(status ? { status } : {}),
-  };
-  if (health.problem) live.problem = health.problem.summary;
-  return live;
-}
-
-function liveDescription(live: MemberLive): string {
-  if (!live.healthy) return `unhealthy: ${live.problem ?? 'no answer'}`;
-  const st = live.status;
-  const parts = [live.leader ? 'leader' : live.learner ? 'learner' : 'follower', 'healthy'];
-  if (st) {
-    parts.push(
-      `v${st.version}`,
-      `${humanBytes(st.dbSize)}${st.dbSizeInUse ? ` (in use ${humanBytes(st.dbSizeInUse)})` : ''}`,
-      `raft ${st.raftTerm}/${st.raftIndex}`,
-    );
-  }
-  return parts.join(' · ');
-}
-
-function liveTooltip(member: string, url: string, live: MemberLive): string {
-  const st = live.status;
-  const lines = [
-    `etcd member "${member}" at ${url}`,
-    `health: ${live.healthy ? 'healthy' : `UNHEALTHY (${live.problem ?? 'no answer'})`}, took ${live.health.tookMs.toFixed(1)} ms`,
-  ];
-  if (live.health.problem) lines.push(`what to do: ${live.health.problem.hint}`);
-  if (st) {
-    lines.push(
-      `ID ${st.id}${live.leader ? ' (leader)' : ''}${live.learner ? ' (learner)' : ''}`,
-      `version ${st.version}`,
-      `DB size ${humanBytes(st.dbSize)}, in use ${humanBytes(st.dbSizeInUse)}`,
-      `raft term ${st.raftTerm}, index ${st.raftIndex}, applied ${st.raftAppliedIndex}`,
-    );
-    if (st.errors.length) lines.push(`errors: ${st.errors.join(', ')}`);
-  }
-  if (live.alarms.length) lines.push(`alarms: ${live.alarms.join(', ')}`);
-  return lines.join('\n');
-}
-
 function roleNode(
   cluster: Cluster,
   host: Host,
   role: Role,
-  snapshot?: ClusterSnapshot,
+  live: LiveInputs,
   k3s?: K3sServerState,
-  metrics?: ClusterMetrics,
 ): RoleNode {
   const node: RoleNode = {
     kind: 'role',
@@ -358,36 +316,11 @@ function roleNode(
     cluster: cluster.name,
     host: host.name,
   };
-  if (role === 'etcd') {
-    node.member = {
-      name: host.memberName,
-      clientUrl: clientUrl(cluster, host),
-      peerUrl: peerUrl(cluster, host),
-    };
-    node.description =
-      host.memberName === host.name
-        ? node.member.clientUrl
-        : `${host.memberName} · ${node.member.clientUrl}`;
-    node.tooltip = `etcd member "${host.memberName}"\nclient ${node.member.clientUrl}\npeer ${node.member.peerUrl}`;
-    const live = liveOf(snapshot, node.member.clientUrl);
-    if (live) {
-      node.live = live;
-      node.description = liveDescription(live);
-      node.tooltip = liveTooltip(host.memberName, node.member.clientUrl, live);
-    }
-    // Broken rules first, then warnings; every one is in the description (the accessible name).
-    const broken = (
-      metrics?.members
-        .find((m) => m.member === host.memberName)
-        ?.findings.filter((f) => f.level !== 'ok') ?? []
-    ).sort((a, b) => (a.level === b.level ? 0 : a.level === 'bad' ? -1 : 1));
-    const level = worst(broken.map((f) => f.level));
-    if (level !== 'ok') {
-      node.metrics = { level, findings: broken.map((f) => f.message) };
-      node.description = `${broken.map((f) => f.message).join(' · ')} · ${node.description}`;
-      node.tooltip = `${node.tooltip ?? ''}\nmetrics (etcd's guidance):\n${broken.map((f) => `  ${f.level === 'bad' ? 'BROKEN' : 'warning'}: ${f.message}`).join('\n')}`;
-    }
-  }
+  if (role === 'etcd')
+    Object.assign(
+      node,
+      etcdMemberRow(cluster, host, live.snapshot, live.metrics, live.notProvisioned),
+    );
   if (role === 'k3s-server' && k3s) {
     node.description = describeK3sState(k3s);
     node.tooltip = [
@@ -404,9 +337,8 @@ function roleNode(
 function hostNode(
   cluster: Cluster,
   host: Host,
-  snapshot?: ClusterSnapshot,
+  live: LiveInputs,
   k3s?: ReadonlyMap<string, K3sServerState>,
-  metrics?: ClusterMetrics,
 ): HostNode {
   const target = sshTarget(host);
   return {
@@ -420,16 +352,48 @@ function hostNode(
     sshTarget: target,
     line: host.line,
     children: host.roles.map((r) =>
-      roleNode(cluster, host, r, snapshot, k3s?.get(`${cluster.name}/${host.name}`), metrics),
+      roleNode(cluster, host, r, live, k3s?.get(`${cluster.name}/${host.name}`)),
     ),
   };
 }
 
-function clusterState(health: ClusterHealth | undefined): ClusterNode['state'] {
+function clusterState(
+  health: ClusterHealth | undefined,
+  notProvisioned: boolean,
+): ClusterNode['state'] {
   const snap = health?.snapshot;
   if (!snap) return health?.error ? 'unknown' : undefined;
+  if (notProvisioned) return 'unprovisioned';
   const ok = snap.health.filter((h) => h.health).length;
   return ok === snap.health.length ? 'healthy' : ok === 0 ? 'down' : 'degraded';
+}
+
+/** The cluster row's description (short: it must fit the sidebar) and its tooltip lines. */
+function clusterLive(
+  health: ClusterHealth | undefined,
+  notProvisioned: boolean,
+  members: number,
+): { text?: string; lines: string[] } {
+  const snap = health?.snapshot;
+  if (snap && notProvisioned) {
+    const refused = snap.health.filter((h) => h.problem?.code === 'refused').length;
+    return {
+      text: 'not provisioned yet',
+      lines: [
+        `Not provisioned yet: no member answers (${refused === snap.health.length ? `connection refused by all ${plural(members, 'member')}` : 'refused or no answer'}) and this workspace has never seen this cluster answer.`,
+        'Provision etcd (the inline action, or right-click > Provision etcd) installs and starts it; Preview Provisioning Plan shows what that would do.',
+        'If etcd was provisioned from elsewhere, every member is down.',
+      ],
+    };
+  }
+  if (snap) return { text: snap.summary, lines: [`${snap.summary} at ${localStamp(snap.at)}`] };
+  if (health?.error?.code === 'certs-missing')
+    return {
+      text: 'no certificates yet',
+      lines: ['Generate Certificate Set to see health.', health.error.message],
+    };
+  if (health?.error) return { text: 'health unknown', lines: [health.error.message] };
+  return { lines: [] };
 }
 
 function clusterNode(
@@ -438,39 +402,34 @@ function clusterNode(
   health: ClusterHealth | undefined,
   k3s?: ReadonlyMap<string, K3sServerState>,
   metrics?: ClusterMetrics,
+  history?: ClusterHistory,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
   const staticText = `${store} · ${plural(cluster.hosts.length, 'host')} · ${plural(members, 'member')}`;
-  const liveText =
-    health?.snapshot?.summary ??
-    (health?.error
-      ? health.error.code === 'certs-missing'
-        ? 'generate certificates to see health'
-        : 'health unknown'
-      : undefined);
+  const notProvisioned = health?.snapshot ? looksUnprovisioned(health.snapshot, history) : false;
+  const live = clusterLive(health, notProvisioned, members);
+  const inputs: LiveInputs = { snapshot: health?.snapshot, metrics, notProvisioned };
   const node: ClusterNode = {
     kind: 'cluster',
     id: `cluster:${cluster.name}`,
     label: cluster.name,
-    description: liveText ? `${liveText} · ${store}` : staticText,
+    // Live words alone when there are some: the store is in the tooltip.
+    description: live.text ?? staticText,
     tooltip: [
       `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}`,
       `certificates in ${cluster.pki.dir}${cluster.pki.algorithm ? ` (${cluster.pki.algorithm})` : ''}`,
-      ...(health?.snapshot
-        ? [`${health.snapshot.summary} at ${localStamp(health.snapshot.at)}`]
-        : []),
-      ...(health?.error ? [health.error.message] : []),
+      ...live.lines,
     ].join('\n'),
     cluster: cluster.name,
     datastore: cluster.datastore,
     line: cluster.line,
     children: [
-      ...cluster.hosts.map((h) => hostNode(cluster, h, health?.snapshot, k3s, metrics)),
+      ...cluster.hosts.map((h) => hostNode(cluster, h, inputs, k3s)),
       certificatesNode(cluster, index),
     ],
   };
-  const state = clusterState(health);
+  const state = clusterState(health, notProvisioned);
   if (state) node.state = state;
   return node;
 }
@@ -498,6 +457,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
         inputs.health?.get(c.name),
         inputs.k3s,
         inputs.metrics?.get(c.name),
+        inputs.history?.get(c.name),
       ),
     ),
   ];

@@ -4,9 +4,15 @@
  */
 import * as vscode from 'vscode';
 import { buildTree, contextValueOf, indexParents, type TreeNode } from '../../core/tree/model';
-import type { ClusterMetrics } from '../../shared/metricsTypes';
+import { marks, type ClusterMetrics } from '../../shared/metricsTypes';
 import { COMMANDS, VIEW_IDS } from '../../shared/commands';
 import type { ExtensionCtx } from '../ctx';
+import { errorMessage } from '../../core/errors';
+import type { Cluster } from '../../core/inventory/types';
+import { clusterByName } from '../../core/inventory/select';
+import { seenAnswering, type ClusterHistory } from '../../core/tree/provisioned';
+import { TASK_TYPE, type K3sEtcdTaskDefinition } from '../tasks/definition';
+import { ClusterHistoryStore } from './clusterHistory';
 
 function iconOf(node: TreeNode): vscode.ThemeIcon {
   switch (node.kind) {
@@ -21,6 +27,8 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
           liveColor(node.metrics.level === 'bad' ? 'down' : 'degraded'),
         );
       }
+      // Not provisioned yet: neutral, nothing is wrong with it.
+      if (node.notProvisioned) return new vscode.ThemeIcon('circle-large-outline');
       if (node.live) {
         return new vscode.ThemeIcon(
           node.live.leader ? 'star-full' : 'database',
@@ -53,9 +61,9 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
   }
 }
 
-/** Live state in theme colours: passed, warning, error. */
+/** Live state in theme colours: passed, warning, error; unknown and unprovisioned neutral. */
 function liveColor(
-  state: 'healthy' | 'degraded' | 'down' | 'unknown' | undefined,
+  state: 'healthy' | 'degraded' | 'down' | 'unknown' | 'unprovisioned' | undefined,
 ): vscode.ThemeColor | undefined {
   switch (state) {
     case 'healthy':
@@ -135,7 +143,7 @@ function metricsBadges(states: ReadonlyMap<string, ClusterMetrics>): string {
   for (const [cluster, m] of states)
     for (const member of m.members)
       for (const f of member.findings)
-        if (f.level !== 'ok') out.push(`${cluster}/${member.member}/${f.rule}/${f.level}`);
+        if (marks(f.level)) out.push(`${cluster}/${member.member}/${f.rule}/${f.level}`);
   return out.join(',');
 }
 
@@ -145,17 +153,36 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     treeDataProvider: provider,
     showCollapseAll: true,
   });
+  const history = new ClusterHistoryStore(ctx.vscodeContext.workspaceState);
+  const clusters = (): Cluster[] => {
+    const result = ctx.inventory.current();
+    return result?.status === 'ok' ? result.inventory.clusters : [];
+  };
+  const remember = (cluster: Cluster, what: 'answered' | 'provisioned') =>
+    history.note(cluster, what).catch((err: unknown) => {
+      ctx.log.warn(`cannot record that ${cluster.name} ${what}: ${errorMessage(err)}`);
+      return false;
+    });
   let badges = '';
   const update = () => {
     badges = metricsBadges(ctx.metrics.states());
     const result = ctx.inventory.current();
+    const health = ctx.health.states();
+    const seen = new Map<string, ClusterHistory>();
+    for (const c of clusters()) {
+      const snapshot = health.get(c.name)?.snapshot;
+      // Once a member answers, all of them refusing later is a cluster down, not a new one.
+      if (snapshot && seenAnswering(c, snapshot)) void remember(c, 'answered');
+      seen.set(c.name, history.of(c));
+    }
     provider.setRoots(
       result
         ? buildTree(result, {
             indexes: ctx.inventory.pkiIndexes(),
-            health: ctx.health.states(),
+            health,
             k3s: ctx.k3s.states(),
             metrics: ctx.metrics.states(),
+            history: seen,
             restricted: !ctx.trust.trusted,
           })
         : [],
@@ -189,6 +216,17 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
       if (now !== badges) update();
     }),
     view.onDidChangeVisibility(follow),
+    // A provisioning task that ended well (applied, or "nothing to change") means etcd is there.
+    vscode.tasks.onDidEndTaskProcess((e) => {
+      const def = e.execution.task.definition as Partial<K3sEtcdTaskDefinition>;
+      if (def.type !== TASK_TYPE || def.operation !== 'provision-etcd' || e.exitCode !== 0) return;
+      const result = ctx.inventory.current();
+      const cluster =
+        result?.status === 'ok' && def.cluster
+          ? clusterByName(result.inventory, def.cluster)
+          : undefined;
+      if (cluster) void remember(cluster, 'provisioned').then((changed) => changed && update());
+    }),
     ctx.trust.onDidGrant(update),
     {
       dispose: () => watching?.dispose(),
