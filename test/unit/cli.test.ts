@@ -68,7 +68,7 @@ describe('k3s-etcd command line', () => {
   it('inventory show: hosts, roles and derived URLs; --json has endpoints', async () => {
     const r = await run(['inventory', 'show']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^edge-a {2}external-etcd {2}etcd v3\.5\.17/);
+    assert.match(r.out, /^edge-a {2}external-etcd {2}etcd v3\.6\.14/);
     assert.match(
       r.out,
       /edge-1 +root@127\.0\.1\.21:22 +etcd,k3s-server +edge-1 +https:\/\/127\.0\.1\.21:2379 +https:\/\/127\.0\.1\.21:2380/,
