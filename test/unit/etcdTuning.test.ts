@@ -116,3 +116,77 @@ describe('etcd tuning: quotaBackendBytes and extraArgs', () => {
     );
   });
 });
+
+describe('etcd tuning: timing, compaction, TLS and the version', () => {
+  it('profile edge sets 500/5000 ms; keys win over it; election < 5 heartbeats is refused', () => {
+    const edge = ok(parse('profile: edge'));
+    assert.deepEqual(edge.etcd.tuning, {
+      profile: 'edge',
+      heartbeatInterval: 500,
+      electionTimeout: 5000,
+    });
+    assert.match(rendered(edge).env, /^ETCD_HEARTBEAT_INTERVAL=500\nETCD_ELECTION_TIMEOUT=5000$/m);
+    const own = ok(parse('profile: edge\nelectionTimeout: 10000'));
+    assert.equal(own.etcd.tuning.electionTimeout, 10000);
+
+    const short = parse('heartbeatInterval: 300\nelectionTimeout: 1000');
+    assert.equal(short.status, 'invalid');
+    assert.equal(
+      text(short),
+      'k3s-etcd.yaml:6:24 clusters[0].etcd.electionTimeout: electionTimeout (1000 ms) must be at least 5 times heartbeatInterval (300 ms): etcd refuses to start otherwise; set electionTimeout to 1500 or more',
+    );
+    // Only the heartbeat given: etcd's default election timeout (1000 ms) is too short for it.
+    assert.match(
+      text(parse('heartbeatInterval: 250')),
+      /5:26 clusters\[0\]\.etcd\.heartbeatInterval: electionTimeout \(1000 ms, etcd's default\)/,
+    );
+    assert.match(text(parse('electionTimeout: 60000')), /at most 50000/);
+  });
+
+  it('compaction: revision wants a count; a mode without retention is a warning', () => {
+    const c = ok(parse('autoCompactionMode: revision\nautoCompactionRetention: 1000'));
+    assert.match(
+      rendered(c).env,
+      /^ETCD_AUTO_COMPACTION_MODE=revision\nETCD_AUTO_COMPACTION_RETENTION=1000$/m,
+    );
+    assert.match(
+      text(parse('autoCompactionMode: revision\nautoCompactionRetention: 1h')),
+      /autoCompactionRetention: with autoCompactionMode revision the retention is a number of revisions/,
+    );
+    const alone = parse('autoCompactionMode: periodic');
+    assert.equal(alone.status, 'ok');
+    assert.match(text(alone), /warning: .*autoCompactionMode does nothing without/);
+    assert.match(text(parse('autoCompactionRetention: 1 day')), /autoCompactionRetention: "1 day"/);
+  });
+
+  it('TLS: cipher suites with TLS 1.3 only are refused; tlsMinVersion needs 3.4.25+', () => {
+    const both = parse(
+      'tlsMinVersion: TLS1.3\ncipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]',
+    );
+    assert.match(text(both), /cipherSuites: cipherSuites cannot be set with tlsMinVersion TLS1\.3/);
+    const old = parse('version: v3.4.23\ntlsMinVersion: TLS1.2');
+    assert.equal(old.status, 'invalid');
+    assert.match(
+      text(old),
+      /6:22 clusters\[0\]\.etcd\.tlsMinVersion: etcd v3\.4\.23 has no --tls-min-version/,
+    );
+    assert.match(text(parse('cipherSuites: [aes128]')), /cipherSuites\[0\]: "aes128" is not valid/);
+  });
+
+  it('version: known-bad and below-K3s versions are warnings with the reason', () => {
+    const learner = parse('version: v3.5.17');
+    assert.equal(learner.status, 'ok');
+    assert.match(
+      text(learner),
+      /^k3s-etcd\.yaml:5:16 warning: clusters\[0\]\.etcd\.version: etcd 3\.5\.1 to 3\.5\.19 may lose a learner promotion/,
+    );
+    // Debian's 3.4.23 (what the tests run) is only below K3s's floor when a K3s server uses it.
+    assert.equal(text(parse('version: v3.4.23')), '');
+    assert.match(
+      text(parse('version: v3.4.23', 'etcd, k3s-server')),
+      /warning: clusters\[0\]\.etcd\.version: Kubernetes 1\.31 and later \(K3s v1\.31\+\) assume etcd 3\.4\.29\+ or 3\.5\.11\+; v3\.4\.23 is below v3\.4\.29: K3s may fail on this etcd/,
+    );
+    assert.equal(text(parse('version: v3.6.14', 'etcd, k3s-server')), '');
+    assert.match(text(parse('version: v3.8.0')), /not a release k3s-etcd knows/);
+  });
+});
