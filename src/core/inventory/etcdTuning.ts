@@ -167,3 +167,36 @@ function checkVersion(version: string, ctx: TuningContext, report: TuningReport)
     );
   }
 }
+
+/**
+ * The tuning as `key value` words, in the inventory's spelling (for `inventory show` and
+ * tooltips); empty when nothing is set.
+ */
+export function tuningSummary(t: EtcdTuning): string[] {
+  const out: string[] = [];
+  const add = (key: keyof EtcdTuning, value: string | undefined) => {
+    if (value !== undefined) out.push(`${key} ${value}`);
+  };
+  add('profile', t.profile);
+  add(
+    'quotaBackendBytes',
+    t.quotaBackendBytes === undefined
+      ? undefined
+      : `${t.quotaBackendBytes}${t.quotaBackendBytes % 2 ** 20 === 0 ? ` (${t.quotaBackendBytes / 2 ** 20} MiB)` : ''}`,
+  );
+  add('autoCompactionMode', t.autoCompactionMode);
+  add('autoCompactionRetention', t.autoCompactionRetention);
+  add(
+    'heartbeatInterval',
+    t.heartbeatInterval === undefined ? undefined : `${t.heartbeatInterval} ms`,
+  );
+  add('electionTimeout', t.electionTimeout === undefined ? undefined : `${t.electionTimeout} ms`);
+  add('snapshotCount', t.snapshotCount?.toString());
+  add('maxRequestBytes', t.maxRequestBytes?.toString());
+  add('corruptCheck', t.corruptCheck?.toString());
+  add('compactHashCheck', t.compactHashCheck?.toString());
+  add('cipherSuites', t.cipherSuites?.join(','));
+  add('tlsMinVersion', t.tlsMinVersion);
+  add('extraArgs', t.extraArgs?.join(' '));
+  return out;
+}
