@@ -59,6 +59,8 @@ export interface EtcdClusterOptions {
   extraClientIp?: (address: string, index: number) => string | undefined;
   /** Every member on the same client port and the same peer port (as an inventory describes them). */
   samePorts?: boolean;
+  /** ETCD_* variables for every member (what an env file would give it). */
+  env?: Record<string, string>;
   startTimeoutMs?: number; // default 30000
 }
 export interface EtcdMemberProc {
@@ -238,7 +240,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     const child = spawn(ETCD, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: cleanEnv(),
+      env: { ...cleanEnv(), ...opts.env },
     });
     closeSync(fd);
     if (child.pid === undefined) throw new Error(`could not spawn ${ETCD}`);

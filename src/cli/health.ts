@@ -1,16 +1,43 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
 import { clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
+import { inventoryQuota, memberQuotas, quotaDriftLine } from '../core/etcd/effective';
+import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { json, type RunContext, type Subcommand } from './context';
-import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget, type EtcdTarget } from './etcdTarget';
 
-async function snapshot(ctx: RunContext): Promise<ClusterSnapshot> {
-  const t = await etcdTarget(ctx);
+async function snapshot(ctx: RunContext, target?: EtcdTarget): Promise<ClusterSnapshot> {
+  const t = target ?? (await etcdTarget(ctx));
   return clusterSnapshot(t.endpoints, {
     ...(t.tls ? { tls: t.tls } : {}),
     ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
   });
+}
+
+/**
+ * The status rows with the quota each member runs with (its /metrics) and, for an inventory's
+ * cluster, the quota the inventory asks for; plus a line when they differ.
+ */
+async function statusWithQuota(ctx: RunContext) {
+  const t = await etcdTarget(ctx);
+  const [s, quotas] = await Promise.all([
+    snapshot(ctx, t),
+    memberQuotas(t.cluster ? metricsTargets(t.cluster) : endpointTargets(t.endpoints), {
+      ...(t.tls ? { tls: t.tls } : {}),
+      ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+    }),
+  ]);
+  const want = t.cluster ? inventoryQuota(t.cluster) : undefined;
+  const rows = s.status.map((r) => {
+    const q = quotas.find((m) => m.endpoint === r.endpoint)?.quotaBackendBytes;
+    return {
+      ...r,
+      ...(q !== undefined ? { quotaBackendBytes: q } : {}),
+      ...(want !== undefined ? { inventoryQuotaBackendBytes: want } : {}),
+    };
+  });
+  return { s, rows, drift: t.cluster ? quotaDriftLine(t.cluster, quotas) : undefined };
 }
 
 function printProblems(
@@ -44,13 +71,14 @@ export const HEALTH_COMMANDS: Subcommand[] = [
     summary: 'Status of every member (the columns of `etcdctl endpoint status -w table`)',
     usage:
       'k3s-etcd status [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
-    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer.`,
+    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer. Also reads each member's space quota from\nits /metrics and says when it differs from etcd.quotaBackendBytes in the inventory (--json:\nquotaBackendBytes and inventoryQuotaBackendBytes on each row).`,
     options: ENDPOINT_OPTIONS,
     async run(ctx) {
-      const s = await snapshot(ctx);
-      if (ctx.global.json) json(ctx, s.status);
+      const { s, rows, drift } = await statusWithQuota(ctx);
+      if (ctx.global.json) json(ctx, rows);
       else {
         ctx.io.out(statusTable(s.status));
+        if (drift) ctx.io.out(drift);
         printProblems(ctx, s.status);
       }
       return s.status.some((r) => r.problem) ? 1 : 0;

@@ -1,0 +1,71 @@
+/**
+ * The tuning a running etcd actually uses, read back from each member's /metrics (for now the
+ * space quota, `etcd_server_quota_backend_bytes`), beside what the inventory asks for: a change
+ * in k3s-etcd.yaml only takes effect once provision has rewritten the env file and restarted
+ * the member.
+ */
+import type { Cluster } from '../inventory/types';
+import { ETCD_DEFAULT_QUOTA_BYTES } from './alarms';
+import type { EtcdTls } from './client';
+import { parsePrometheus, scalar } from './prometheus';
+import { scrapeMetrics, type MetricsTarget } from './scrape';
+
+export interface MemberQuota {
+  /** The member's client URL (as in the status table). */
+  endpoint: string;
+  /** From its /metrics; undefined when the page did not answer or lacks the gauge. */
+  quotaBackendBytes?: number;
+}
+
+/** Each member's quota, read in parallel (a member that does not answer has none). */
+export async function memberQuotas(
+  targets: readonly MetricsTarget[],
+  opts: { tls?: EtcdTls; timeoutMs?: number } = {},
+): Promise<MemberQuota[]> {
+  return Promise.all(
+    targets.map(async (t): Promise<MemberQuota> => {
+      try {
+        const page = parsePrometheus((await scrapeMetrics(t.url, opts)).text);
+        const q = scalar(page, 'etcd_server_quota_backend_bytes');
+        return q !== undefined && q > 0
+          ? { endpoint: t.endpoint, quotaBackendBytes: q }
+          : { endpoint: t.endpoint };
+      } catch {
+        return { endpoint: t.endpoint };
+      }
+    }),
+  );
+}
+
+/** What the inventory asks for: etcd.quotaBackendBytes, or etcd's default 2 GiB. */
+export function inventoryQuota(cluster: Cluster): number {
+  return cluster.etcd.tuning.quotaBackendBytes ?? ETCD_DEFAULT_QUOTA_BYTES;
+}
+
+const gib = (n: number) =>
+  n % 2 ** 30 === 0
+    ? `${n / 2 ** 30} GiB`
+    : n % 2 ** 20 === 0
+      ? `${n / 2 ** 20} MiB`
+      : `${n} bytes`;
+
+/**
+ * One line when a member runs with another quota than the inventory's, naming them and what to
+ * do; undefined when every member that answered agrees.
+ */
+export function quotaDriftLine(
+  cluster: Cluster,
+  quotas: readonly MemberQuota[],
+): string | undefined {
+  const want = inventoryQuota(cluster);
+  const off = quotas.filter(
+    (q) => q.quotaBackendBytes !== undefined && q.quotaBackendBytes !== want,
+  );
+  if (off.length === 0) return undefined;
+  const asked =
+    cluster.etcd.tuning.quotaBackendBytes === undefined
+      ? `etcd's default ${gib(want)} (no etcd.quotaBackendBytes)`
+      : `${gib(want)} (etcd.quotaBackendBytes)`;
+  const runs = off.map((q) => `${q.endpoint} ${gib(q.quotaBackendBytes!)}`).join(', ');
+  return `quota: the inventory asks for ${asked}, but etcd runs with ${runs}: apply it with \`k3s-etcd provision etcd --cluster ${cluster.name}\``;
+}
