@@ -17,6 +17,7 @@ import { PerfService } from './perfService';
 import { registerProvisionTasks } from './tasks/provider';
 import { registerTree } from './tree/clusterTree';
 import { TrustGuard } from './trust';
+import { registerWalkthroughProgress } from './walkthrough';
 
 declare const globalThis: { __k3sEtcdLoadStart?: number };
 const loadStart = globalThis.__k3sEtcdLoadStart ?? performance.now();
@@ -58,6 +59,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     registerCommands(ctx);
     registerProvisionTasks(ctx);
     registerSnapshotSchedule(ctx);
+    registerWalkthroughProgress(ctx);
     if (!trust.trusted)
       log.info(
         'Restricted Mode: the inventory is shown, nothing connects until the workspace is trusted',

@@ -44,6 +44,10 @@ export const ALL_COMMAND_IDS: readonly CommandId[] = Object.values(COMMANDS);
 /** Context keys the extension sets with `setContext`. */
 export const CONTEXT_KEYS = {
   inventoryPresent: 'k3sEtcd.inventoryPresent',
+  /** A cluster of the inventory has its certificate set (members' certificates in its pki). */
+  hasCertificates: 'k3sEtcd.hasCertificates',
+  /** A cluster's etcd answered (its member list), as the last health check saw it. */
+  provisioned: 'k3sEtcd.provisioned',
 } as const;
 
 export const VIEW_IDS = {

@@ -1,7 +1,8 @@
 /**
  * The one registration table: every id in `COMMANDS` maps to a handler factory here (each from
  * commands/<op>.ts, named like the CLI's src/cli/<op>.ts), and every handler runs inside the
- * same error wrapper. The record type makes a missing handler a
+ * same error wrapper, and a command that finished is recorded for the walkthrough's steps
+ * (walkthrough.ts). The record type makes a missing handler a
  * compile error. Every command needs a trusted workspace unless it is listed in
  * `WORKS_UNTRUSTED` (it only reads or shows local files): in Restricted Mode the others refuse
  * with a message that offers the Workspace Trust editor.
@@ -45,6 +46,7 @@ import { fixPeerUrlCommand } from './repair';
 import { restoreSnapshotCommand } from './restore';
 import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
 import { PlanDocuments, PLAN_SCHEME } from '../planDocuments';
+import { recordCommandRan } from '../walkthrough';
 
 type Handler = (node?: TreeNode) => Promise<void>;
 
@@ -113,6 +115,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
         try {
           if (!WORKS_UNTRUSTED.has(key)) ctx.trust.require(titles[key]);
           await handler(node);
+          recordCommandRan(ctx, key);
         } catch (err) {
           await showError(ctx.log, titles[key], err);
         }
