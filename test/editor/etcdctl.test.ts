@@ -76,8 +76,11 @@ test(
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: /revision \d+/ });
     await row.first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
+    // The preview is rendered (VS Code's Markdown preview, a webview in two iframes).
     await page
-      .locator('.monaco-editor .view-lines', { hasText: 'Restore edge-t from the snapshot of' })
+      .frameLocator('iframe.webview.ready')
+      .frameLocator('#active-frame')
+      .locator('h1', { hasText: 'Restore edge-t from the snapshot of' })
       .waitFor({ timeout: 30_000 });
     await page
       .locator('.notifications-toasts')
