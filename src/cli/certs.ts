@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { renderColumns } from '../core/format/table';
 import { addIgnore, isIgnored, keyIgnorePattern } from '../core/pki/gitignore';
+import { writtenText } from '../core/pki/store';
 import {
   describePlan,
   formatInspection,
@@ -91,7 +92,7 @@ async function afterWrite(ctx: RunContext, cluster: Cluster, result: WriteResult
   }
   ctx.io.out(
     result.written.length
-      ? `Wrote ${result.written.length} file(s); keys 0600, certificates 0644; index.json updated.`
+      ? `Wrote ${writtenText(result.written)}; keys 0600, certificates 0644; index.json updated.`
       : 'Nothing to write: every certificate is current.',
   );
   if (pattern && !ignored)

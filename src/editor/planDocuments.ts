@@ -1,6 +1,10 @@
-/** Read-only documents holding plan previews, and the dry run of a plan as one (markdown). */
+/**
+ * Read-only documents holding plan previews, shown rendered (VS Code's Markdown preview): the
+ * dry run of a plan as tables, each host's script one click away as a read-only shell document.
+ */
 import * as vscode from 'vscode';
-import { summarizeRun, type HostRun } from '../core/plan/runner';
+import type { HostRun } from '../core/plan/runner';
+import { planPreviewMarkdown } from '../core/plan/words';
 
 export const PLAN_SCHEME = 'k3s-etcd-plan';
 
@@ -18,52 +22,52 @@ export class PlanDocuments implements vscode.TextDocumentContentProvider {
   }
 }
 
-const STATUS_WORD: Record<string, string> = {
-  'would-change': 'will change',
-  unchanged: 'unchanged',
-  ok: 'check passes',
-  failed: 'FAILS',
-  pending: 'not reached',
-  changed: 'changed',
-};
+/** A plan document's URI: `name` ends in .md (a preview) or .sh (a script). */
+export function planUri(name: string): vscode.Uri {
+  return vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${name}` });
+}
 
-export function previewText(
-  title: string,
-  runs: HostRun[],
-  apply = 'K3s etcd: Provision etcd',
-): string {
-  const out = [
-    `# ${title}`,
-    '',
-    `A dry run made ${new Date().toISOString()}: each host was only read. Run "${apply}" to apply.`,
-    '',
-    ...runs.map((r) => `- ${summarizeRun(r)}`),
-    '',
-  ];
-  for (const r of runs) {
-    out.push(`## ${summarizeRun(r)}`, '');
-    if (r.error && r.steps.length === 0) out.push(`> ${r.error.message}`, '');
-    if (r.steps.length > 0) {
-      out.push('| # | Step | Result |', '|---|---|---|');
-      for (const s of r.steps)
-        out.push(
-          `| ${s.n} | ${s.title.replace(/\|/g, '\\|')} | ${STATUS_WORD[s.status] ?? s.status}${s.detail ? `: ${s.detail.replace(/\|/g, '\\|')}` : ''} |`,
-        );
-      out.push('');
-    }
-    const script = r.script;
-    if (script) {
-      out.push(
-        `<details><summary>The script that runs on ${r.host} (as root; private keys and binaries are uploaded beside it, not shown)</summary>`,
-        '',
-        '```sh',
-        script.trimEnd(),
-        '```',
-        '',
-        '</details>',
-        '',
-      );
-    }
+/**
+ * Shows `text` (Markdown) rendered, read-only, in the active editor group; as a read-only
+ * Markdown document where VS Code's Markdown extension is missing or disabled.
+ */
+export async function showPlan(docs: PlanDocuments, uri: vscode.Uri, text: string): Promise<void> {
+  docs.set(uri, text);
+  if (vscode.extensions.getExtension('vscode.markdown-language-features')) {
+    await vscode.commands.executeCommand('markdown.showPreview', uri);
+    return;
   }
-  return out.join('\n');
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
+    preview: false,
+  });
+}
+
+/** A file name part from a host or cluster name: letters, digits, dot, dash and underscore. */
+const safe = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, '_');
+
+/**
+ * A dry run shown as a plan: `name`.md rendered, and beside it each planned host's script as
+ * `name`/`host`.sh, linked from the host's section (a relative link the preview opens).
+ */
+export async function showRunPreview(
+  docs: PlanDocuments,
+  name: string,
+  title: string,
+  runs: readonly HostRun[],
+  apply = 'K3s etcd: Provision etcd',
+): Promise<void> {
+  const base = safe(name);
+  const scripts = new Map<string, string>();
+  for (const r of runs) {
+    if (!r.script) continue;
+    const file = `${base}/${safe(r.host)}.sh`;
+    docs.set(planUri(file), r.script);
+    scripts.set(r.host, file);
+  }
+  const text = planPreviewMarkdown(title, runs, {
+    apply,
+    madeAt: new Date().toISOString(),
+    scriptLink: (host) => scripts.get(host),
+  });
+  await showPlan(docs, planUri(`${base}.md`), text);
 }

@@ -198,7 +198,9 @@ test('UI: the K3s etcd view shows edge-a and its hosts', { timeout: 240_000 }, a
       .waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
     await page
-      .locator('.notifications-toasts', { hasText: /Certificates for edge-a: wrote 18 file\(s\)/ })
+      .locator('.notifications-toasts', {
+        hasText: /Certificates for edge-a: wrote 9 certificates and their keys \(18 files\)/,
+      })
       .waitFor({ timeout: 60_000 });
     const pki = join(folder, 'pki', 'edge-a');
     for (const [file, mode] of [
@@ -217,7 +219,7 @@ test('UI: the K3s etcd view shows edge-a and its hosts', { timeout: 240_000 }, a
       .waitFor({ timeout: 15_000 });
     // Wait for the refreshed node (the tree follows index.json a moment after the files land).
     const certs = page.getByRole('treeitem', {
-      name: /^Certificates, 9 files · CA until \d{4}-\d{2}-\d{2}/,
+      name: /^Certificates, 9 certificates · CA until \d{4}-\d{2}-\d{2}/,
     });
     await certs.waitFor({ timeout: 30_000 });
     await certs.click();

@@ -76,13 +76,27 @@ test(
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: /revision \d+/ });
     await row.first().waitFor({ timeout: 15_000 });
     await page.keyboard.press('Enter');
+    // The preview is rendered (VS Code's Markdown preview, a webview in two iframes).
     await page
-      .locator('.monaco-editor .view-lines', { hasText: 'Restore edge-t from the snapshot of' })
+      .frameLocator('iframe.webview.ready')
+      .frameLocator('#active-frame')
+      .locator('h1', { hasText: 'Restore edge-t from the snapshot of' })
       .waitFor({ timeout: 30_000 });
-    await page
-      .locator('.notifications-toasts')
+    // The offer is a notification: a toast, or in the notification center once the toast has
+    // timed out (a preview that took long to render).
+    const offer = page
+      .locator('.notifications-toasts, .notifications-center')
       .getByRole('button', { name: 'Restore from This Snapshot…' })
-      .click({ timeout: 15_000 });
+      .first();
+    const toast = await offer.waitFor({ timeout: 15_000 }).then(
+      () => true,
+      () => false,
+    );
+    if (!toast) await runFromPalette(page, 'Notifications: Show Notifications');
+    await offer.click({ timeout: 15_000 }).catch(async (err: unknown) => {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'snapshot-restore-offer-failed.png') });
+      throw err;
+    });
     const dialogBox = page.locator('.monaco-dialog-box');
     await dialogBox
       .getByRole('button', { name: 'Restore', exact: true })

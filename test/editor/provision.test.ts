@@ -31,6 +31,7 @@ import {
 import {
   openWorkbench,
   REPO_ROOT,
+  runFromPalette,
   SCREENSHOTS_DIR,
   waitForTerminal,
   uiTestScope,
@@ -75,6 +76,28 @@ test(
     });
     await page.getByRole('treeitem', { name: /^lab, / }).waitFor({ timeout: 60_000 });
 
+    // Before anything is installed, the plan says what will change, and the checks that need
+    // the change first (etcd active, etcd healthy) are "after the change", never passing.
+    await runFromPalette(page, 'K3s etcd: Preview Provisioning Plan');
+    const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    const cells = async (text: string) =>
+      (await view.locator('tr', { hasText: text }).first().locator('td').allInnerTexts()).map((c) =>
+        c.trim(),
+      );
+    await view
+      .locator('h2', { hasText: /^edge-3: would-change \(\d+ of 21 steps\)$/ })
+      .waitFor({ timeout: 60_000 });
+    assert.deepEqual(await cells('etcd is active'), [
+      '20',
+      'etcd is active (a new cluster waits for its quorum)',
+      'after the change (not run in a dry run)',
+    ]);
+    assert.equal(
+      (await cells('etcd answers healthy on https://127.0.1.63:2379'))[2],
+      'after the change (not run in a dry run)',
+    );
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-plan.png') });
+
     // Tasks: Run Task → k3s-etcd → provision etcd (lab)
     await page.keyboard.press('F1');
     const input = page.locator('.quick-input-widget input');
@@ -116,6 +139,11 @@ test(
     await apply.waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-confirm.png') });
     await apply.click();
+    // The progress names the step out of the host's total.
+    await page
+      .locator('.notifications-toasts', { hasText: /edge-\d: step \d+\/21 \S/ })
+      .waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-progress.png') });
 
     const text = await waitForTerminal(page, /(Done|Failed): exit \d/, 180_000);
     assert.match(text, /Done: exit 0/, text);
@@ -125,9 +153,12 @@ test(
     }
     assert.match(text, /\[edge-\d\] <== \d+\/\d+ ok/);
     assert.match(text, /health: https:\/\/127\.0\.1\.61:2379 healthy/);
+    // The tree follows: the cluster healthy once the task is done.
+    await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-task.png') });
 
-    // Preview the plan now: a read-only document saying every host is in place, with its script.
+    // Preview the plan now: rendered (tables, not pipes), read-only, every host in place; the
+    // host's script one click away as a read-only shell document.
     await page.keyboard.press('F1');
     await input.waitFor({ timeout: 15_000 });
     await input.fill('>K3s etcd: Preview Provisioning Plan');
@@ -137,26 +168,53 @@ test(
       .first();
     await preview.waitFor({ timeout: 15_000 });
     await preview.click();
-    // Monaco renders spaces as U+00A0: compare normalised text.
-    const doc = page.locator('.editor-instance .view-lines');
-    let docText = '';
-    const until = Date.now() + 60_000;
-    while (!/- edge-3: unchanged \(21 steps checked\)/.test(docText)) {
-      if (Date.now() > until) {
+    await view
+      .locator('h2', { hasText: 'edge-3: unchanged (21 steps checked)' })
+      .waitFor({ timeout: 60_000 })
+      .catch(async (err: unknown) => {
         await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-preview-failed.png') });
-        throw new Error(`the preview never said edge-3 is unchanged:\n${docText}`);
-      }
-      await page.waitForTimeout(250);
-      docText = (await doc.allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
-    }
-    assert.match(docText, /Provisioning plan: etcd for cluster lab/);
-    assert.match(docText, /- edge-1: unchanged \(21 steps checked\)/);
-    assert.match(docText, /- edge-2: unchanged \(21 steps checked\)/);
-    assert.match(
-      docText,
-      /\| 12 \| member key \/etc\/etcd\/pki\/server-key\.pem \(0600, etcd\) \| unchanged \|/,
+        throw err;
+      });
+    await page
+      .locator('.tabs-container .tab', { hasText: 'Preview lab-etcd-plan.md' })
+      .waitFor({ timeout: 15_000 });
+    const body = (await view.locator('body').innerText()).replace(/\u00a0/g, ' ');
+    assert.match(body, /Provisioning plan: etcd for cluster lab/);
+    assert.match(body, /edge-1: unchanged \(21 steps checked\)/);
+    assert.match(body, /edge-2: unchanged \(21 steps checked\)/);
+    assert.doesNotMatch(body, /\| \d+ \||<details>|\|---/, 'no Markdown source shows');
+    assert.equal(await view.locator('table').count(), 3, 'one table per host');
+    assert.deepEqual(await cells('member key /etc/etcd/pki/server-key.pem (0600, etcd)'), [
+      '12',
+      'member key /etc/etcd/pki/server-key.pem (0600, etcd)',
+      'unchanged',
+    ]);
+    // Nothing changes, so the health checks were asked, and they pass.
+    assert.equal(
+      (await cells('etcd answers healthy on https://127.0.1.63:2379'))[2],
+      'check passes',
     );
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-preview.png') });
+
+    // One click: edge-1's script, as a shell document that cannot be edited.
+    await view.getByRole('link', { name: 'Open the script that runs on edge-1' }).click();
+    const script = page.locator('.editor-instance .view-lines', { hasText: '#!/bin/sh' });
+    await script.waitFor({ timeout: 30_000 });
+    await page.locator('.tabs-container .tab.active', { hasText: 'edge-1.sh' }).waitFor();
+    const scriptText = (await script.innerText()).replace(/\u00a0/g, ' ');
+    assert.match(scriptText, /# k3s-etcd: etcd member edge-1 of cluster lab on edge-1/);
+    await script.click();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.type('x');
+    await page
+      .locator('.monaco-editor-overlaymessage', { hasText: /read-only/i })
+      .waitFor({ timeout: 10_000 });
+    assert.equal(
+      (await script.innerText()).replace(/\u00a0/g, ' '),
+      scriptText,
+      'typing changes nothing',
+    );
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-preview-script.png') });
 
     const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
     assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);

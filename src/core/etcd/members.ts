@@ -1,5 +1,5 @@
 /** `etcdctl member list` semantics, through the first endpoint that answers. */
-import { K3sEtcdError, throwIfAborted } from '../errors';
+import { K3sEtcdError, errorMessage, throwIfAborted } from '../errors';
 import type { IMember } from 'etcd3';
 import type { EtcdMember } from '../../shared/etcdTypes';
 import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
@@ -22,6 +22,36 @@ export function toMember(m: IMember): EtcdMember {
   };
 }
 
+/**
+ * No endpoint answered the member list: the message has one line per endpoint (what went wrong
+ * and what to do); `short` says it in one line ("connection refused by 127.0.1.61:2379; …").
+ */
+export class MemberListError extends K3sEtcdError {
+  constructor(
+    readonly reasons: ReadonlyArray<{ endpoint: string; summary: string; hint: string }>,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'etcd-unreachable',
+      `No etcd endpoint answered the member list:\n  ${reasons.map((r) => `${r.endpoint}: ${r.summary}. ${r.hint}`).join('\n  ')}`,
+      options,
+    );
+    this.name = 'MemberListError';
+  }
+
+  /** Why, per endpoint, in one line. */
+  get short(): string {
+    return this.reasons.map((r) => r.summary).join('; ');
+  }
+}
+
+/** An error in one line for a note: a member list failure's reasons, else the first line. */
+export function oneLineReason(err: unknown): string {
+  if (err instanceof MemberListError) return err.short;
+  const first = errorMessage(err).split('\n')[0] ?? '';
+  return first.replace(/:\s*$/, '');
+}
+
 export async function listMembers(
   endpoints: readonly string[],
   opts: ListMembersOptions = {},
@@ -38,13 +68,9 @@ export async function listMembers(
     if (err instanceof AggregateError) {
       const reasons = err.errors.map((e, i) => {
         const p = classifyEtcdError(e, endpoints[i] ?? '', opts.tls);
-        return `${endpoints[i]}: ${p.summary}. ${p.hint}`;
+        return { endpoint: endpoints[i] ?? '', summary: p.summary, hint: p.hint };
       });
-      throw new K3sEtcdError(
-        'etcd-unreachable',
-        `No etcd endpoint answered the member list:\n  ${reasons.join('\n  ')}`,
-        { cause: err },
-      );
+      throw new MemberListError(reasons, { cause: err });
     }
     throw err;
   } finally {

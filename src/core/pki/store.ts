@@ -138,3 +138,18 @@ export async function readIndex(dir: string): Promise<PkiIndex | undefined> {
 export function rel(dir: string, path: string): string {
   return relative(dir, path).split('\\').join('/');
 }
+
+/**
+ * What a write put on disk, counted as the tree counts it (certificates) and as files:
+ * "9 certificates and their keys (18 files)", "1 certificate and its key (2 files)".
+ */
+export function writtenText(written: readonly string[]): string {
+  const keys = written.filter((p) => /(^|[/\\])[^/\\]*key\.pem$/.test(p)).length;
+  const certs = written.filter((p) => /\.pem$/.test(p)).length - keys;
+  const files = `${written.length} file${written.length === 1 ? '' : 's'}`;
+  const c = `${certs} certificate${certs === 1 ? '' : 's'}`;
+  if (certs > 0 && keys === certs)
+    return `${c} and ${certs === 1 ? 'its key' : 'their keys'} (${files})`;
+  if (certs > 0 || keys > 0) return `${c} and ${keys} key${keys === 1 ? '' : 's'} (${files})`;
+  return files;
+}

@@ -3,8 +3,9 @@
  * it too), readable by a person.
  *
  * The script prints one line per step start (`==> 3/12 title`) and one per outcome
- * (`<== 3/12 unchanged|changed|would-change|ok|failed: why`); `parseMarker` reads them back.
- * With `DRY_RUN=1` it only reads the host and reports what would change.
+ * (`<== 3/12 unchanged|changed|would-change|ok|failed|not-run: why`); `parseMarker` reads them
+ * back. With `DRY_RUN=1` it only reads the host and reports what would change; a wait after a
+ * step that would change is `not-run` (it checks the changed host, so it cannot be checked yet).
  */
 import { K3sEtcdError } from '../errors';
 import { shellQuote } from '../ssh/quote';
@@ -44,6 +45,10 @@ function checkStep(step: Step): void {
 }
 
 const HEREDOC = 'K3S_ETCD_EOF';
+
+/** A dry run's detail of a wait after a change (`not-run`), and of one that does not pass now. */
+export const AFTER_CHANGE = 'after the change: a dry run does not wait for it';
+export const NOT_PASSING = 'does not pass now, and no step before it would change anything';
 
 function heredocSafe(text: string, where: string): string {
   if (!text.endsWith('\n')) throw new Error(`${where}: file text must end with a newline`);
@@ -159,9 +164,16 @@ function renderStep(step: Step, n: number): string {
       );
     }
     case 'wait':
+      // A dry run never waits. After a step that would change, the check is about the changed
+      // host: not run, never reported as passing. With nothing to change it is asked once; a
+      // check that does not pass is reported without stopping the dry run (the run would not
+      // wait for it: nothing changes).
       return (
         head +
-        `if [ "$DRY_RUN" = 1 ]; then result ok\nelse\n` +
+        `if [ "$DRY_RUN" = 1 ]; then\n` +
+        `  if [ "$CHANGED" != " " ]; then result ${q(`not-run: ${AFTER_CHANGE}`)}\n` +
+        `  elif ${step.check}; then result ok\n` +
+        `  else result ${q(`failed: ${NOT_PASSING}`)}; fi\nelse\n` +
         `  i=0\n  until ${step.check}; do\n` +
         `    i=$((i + 1))\n    if [ "$i" -ge ${step.seconds} ]; then\n${step.onTimeout.replace(/^/gm, '      ')}\n      fail ${step.message}\n    fi\n    sleep 1\n  done\n` +
         `  result ok\nfi\n`
@@ -194,9 +206,8 @@ export interface Marker {
 export function parseMarker(line: string): Marker | undefined {
   const start = /^==> (\d+)\/(\d+) (.*)$/.exec(line);
   if (start) return { n: Number(start[1]), total: Number(start[2]), title: start[3] ?? '' };
-  const end = /^<== (\d+)\/(\d+) (ok|unchanged|changed|would-change|failed)(?::\s*(.*))?$/.exec(
-    line,
-  );
+  const end =
+    /^<== (\d+)\/(\d+) (ok|unchanged|changed|would-change|failed|not-run)(?::\s*(.*))?$/.exec(line);
   if (!end) return undefined;
   return {
     n: Number(end[1]),

@@ -21,6 +21,8 @@ export interface HostTransport {
 
 export interface StepOutcome {
   n: number;
+  /** How many steps the host's plan has. */
+  total: number;
   title: string;
   status: StepStatus | 'pending';
   detail?: string;
@@ -81,6 +83,7 @@ async function runScript(
 ): Promise<ScriptResult> {
   const steps: StepOutcome[] = plan.steps.map((s, i) => ({
     n: i + 1,
+    total: plan.steps.length,
     title: s.title,
     status: 'pending',
   }));
@@ -286,18 +289,23 @@ export async function runJobs(
   );
 }
 
-/** One line per host for summaries: "edge-1: changed (7 of 21 steps)". */
+/**
+ * One line per host for summaries: "edge-1: changed (7 of 21 steps)"; a dry run's check that
+ * does not pass on a host where nothing changes is counted ("1 check does not pass").
+ */
 export function summarizeRun(run: HostRun): string {
   const changed = run.steps.filter(
     (s) => s.status === 'changed' || s.status === 'would-change',
   ).length;
+  const failing = run.steps.filter((s) => s.status === 'failed').length;
+  const also = failing ? `; ${failing} check${failing > 1 ? 's do' : ' does'} not pass` : '';
   switch (run.status) {
     case 'failed':
     case 'cancelled':
       return run.error?.message ?? `${run.host}: ${run.status}`;
     case 'unchanged':
-      return `${run.host}: unchanged (${run.steps.length} steps checked)`;
+      return `${run.host}: unchanged (${run.steps.length} steps checked${also})`;
     default:
-      return `${run.host}: ${run.status} (${changed} of ${run.steps.length} steps)`;
+      return `${run.host}: ${run.status} (${changed} of ${run.steps.length} steps${also})`;
   }
 }

@@ -7,7 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 
-export type StepStatus = 'ok' | 'unchanged' | 'changed' | 'would-change' | 'failed';
+/**
+ * A step's outcome. `not-run` is a dry run's word for a check that waits on a change before it
+ * (etcd active after the start step would start it): it cannot be checked before the change.
+ */
+export type StepStatus = 'ok' | 'unchanged' | 'changed' | 'would-change' | 'failed' | 'not-run';
 
 interface StepBase {
   /** Short id used for dependencies (`restartOn`). */

@@ -3,9 +3,9 @@
  * member planned and run, then health checked with the admin certificate. Adding and removing a
  * member of a running cluster: members.ts.
  */
-import { K3sEtcdError, errorMessage } from '../errors';
+import { K3sEtcdError } from '../errors';
 import { connectionFor } from '../etcd/connection';
-import { listMembers, type EtcdMember } from '../etcd/members';
+import { listMembers, oneLineReason, type EtcdMember } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { initialClusterOf, selectHosts } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
@@ -66,7 +66,7 @@ async function liveMembers(cluster: Cluster, hooks: RunHooks): Promise<EtcdMembe
   } catch (err) {
     hooks.onLine?.(
       cluster.name,
-      `note: no member of ${cluster.name} answered from here (${errorMessage(err).split('\n')[0]}): hosts without etcd data start a new cluster`,
+      `note: no member of ${cluster.name} answered from here (${oneLineReason(err)}): hosts without etcd data start a new cluster`,
     );
     return undefined;
   }

@@ -270,7 +270,7 @@ export function certificatesNode(
   const expiring = entries.filter((e) => e.expiry === 'expiring').length;
   const ca = entries.find((e) => e.kind === 'ca');
   const summary = [
-    `${entries.length} files`,
+    `${entries.length} certificate${entries.length === 1 ? '' : 's'}`,
     ca ? `CA until ${ca.notAfter.slice(0, 10)}` : 'no CA',
     expired ? `${expired} expired` : '',
     expiring ? `${expiring} expiring` : '',

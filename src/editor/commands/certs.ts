@@ -11,6 +11,7 @@ import { isIpOrHostname } from '../../core/inventory/addressFormat';
 import type { Cluster } from '../../core/inventory/types';
 import { clusterByName, etcdHosts } from '../../core/inventory/select';
 import { addIgnore, isIgnored, keyIgnorePattern } from '../../core/pki/gitignore';
+import { writtenText } from '../../core/pki/store';
 import {
   formatInspection,
   importCa,
@@ -98,7 +99,7 @@ async function runPlan(
     return writePlan(cluster, plan, { ...opts, signal });
   });
   ctx.log.info(
-    `${title}: wrote ${result.written.length} file(s) in ${cluster.pki.dir}: ${result.written.join(', ') || '(none)'}`,
+    `${title}: wrote ${writtenText(result.written)} in ${cluster.pki.dir}: ${result.written.join(', ') || '(none)'}`,
   );
   for (const w of result.plan.warnings) {
     ctx.log.warn(w);
@@ -120,7 +121,7 @@ export function generateCertificates(ctx: ExtensionCtx) {
     const where = vscode.workspace.asRelativePath(cluster.pki.dir);
     void vscode.window.showInformationMessage(
       result.written.length
-        ? `Certificates for ${cluster.name}: wrote ${result.written.length} file(s) in ${where} (keys 0600).`
+        ? `Certificates for ${cluster.name}: wrote ${writtenText(result.written)} in ${where} (keys 0600).`
         : `Certificates for ${cluster.name} are current; nothing was written.`,
     );
     // Offered, not awaited: the command is done when the files are written.
@@ -173,7 +174,7 @@ export function reissueMember(ctx: ExtensionCtx) {
       planReissue(cluster, member, extra, opts),
     );
     void vscode.window.showInformationMessage(
-      `Re-issued ${member}'s server and peer certificates (${result.written.length} files) under the same CA.`,
+      `Re-issued ${member}'s server and peer certificates under the same CA: ${writtenText(result.written)}.`,
     );
   };
 }

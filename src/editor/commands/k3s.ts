@@ -16,7 +16,8 @@ import { selectK3sServers } from '../../core/inventory/select';
 import { sshOpener } from '../../core/ssh/hostSession';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
-import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';
+import { showRunPreview, type PlanDocuments } from '../planDocuments';
+import { stepProgressText } from '../../core/plan/words';
 import { resolveCluster, workspaceDir } from '../pick';
 import { bytesReporter, withCancellableProgress } from '../progress';
 import { runProvisionTask } from '../tasks/provider';
@@ -221,23 +222,17 @@ export function previewK3sPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
           signal,
           tokens: secretTokenStore(ctx, file),
           workspaceDir: dirname(file),
-          onStep: (h, st) => report(`${h}: ${st.title}`),
+          onStep: (h, st) => {
+            if (st.status === 'pending') report(stepProgressText(h, st));
+          },
         }),
     );
-    const uri = vscode.Uri.from({
-      scheme: PLAN_SCHEME,
-      path: `/${cluster.name}${only ? `-${only[0]}` : ''}-k3s-plan.md`,
-    });
-    docs.set(
-      uri,
-      previewText(
-        `K3s on the external etcd: plan for cluster ${cluster.name} (one server at a time)`,
-        result.runs,
-        'K3s etcd: Install or Re-point K3s on etcd',
-      ),
+    await showRunPreview(
+      docs,
+      `${cluster.name}${only ? `-${only[0]}` : ''}-k3s-plan`,
+      `K3s on the external etcd: plan for cluster ${cluster.name} (one server at a time)`,
+      result.runs,
+      'K3s etcd: Install or Re-point K3s on etcd',
     );
-    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
-      preview: false,
-    });
   };
 }

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { peerUrl } from '../../core/inventory/select';
 import { addMember, removeMember } from '../../core/provision/members';
+import { stepProgressText } from '../../core/plan/words';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { hostOf, pickEtcdHost, resolveCluster } from '../pick';
@@ -31,7 +32,9 @@ export function addMemberCommand(ctx: ExtensionCtx) {
           ssh,
           signal,
           onLine: (_h, l) => ctx.log.info(`[${host.name}] ${l}`),
-          onStep: (_h, s) => report(s.title),
+          onStep: (h, s) => {
+            if (s.status === 'pending') report(stepProgressText(h, s));
+          },
         }),
     );
     void ctx.health.refreshAll();

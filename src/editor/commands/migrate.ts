@@ -20,7 +20,7 @@ import {
 import { progressText } from '../../core/migrate/progress';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
-import { PLAN_SCHEME, type PlanDocuments } from '../planDocuments';
+import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
 import { resolveCluster, workspaceDir } from '../pick';
 import { withCancellableProgress } from '../progress';
 import { secretTokenStore } from '../tokenStore';
@@ -75,14 +75,11 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
         onProgress: (p) => report(progressText(p)),
       }),
     );
-    const reportUri = vscode.Uri.from({
-      scheme: PLAN_SCHEME,
-      path: `/${cluster.name}-migration-dry-run.md`,
-    });
-    docs.set(reportUri, migrationReport(cluster.name, src));
-    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(reportUri), {
-      preview: false,
-    });
+    await showPlan(
+      docs,
+      planUri(`${cluster.name}-migration-dry-run.md`),
+      migrationReport(cluster.name, src),
+    );
     const go = await vscode.window.showWarningMessage(
       `Write ${src.pre.liveKeys} key(s) into the etcd of ${cluster.name}?`,
       {

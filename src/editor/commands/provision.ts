@@ -1,13 +1,13 @@
 /**
- * Provisioning commands: run the task (cluster or host), preview the plan in a read-only
- * document (a dry run that only reads the hosts).
+ * Provisioning commands: run the task (cluster or host), preview the plan rendered and read-only
+ * (a dry run that only reads the hosts), each host's script one click away.
  */
-import * as vscode from 'vscode';
 import { provisionEtcd } from '../../core/provision/provision';
 import { selectHosts } from '../../core/inventory/select';
+import { stepProgressText } from '../../core/plan/words';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
-import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';
+import { showRunPreview, type PlanDocuments } from '../planDocuments';
 import { hostOf, resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
 import { runProvisionTask } from '../tasks/provider';
@@ -34,15 +34,16 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
           ssh,
           hosts: hosts.map((h) => h.name),
           signal,
-          onStep: (h, s) => report(`${h}: ${s.title}`),
+          onStep: (h, s) => {
+            if (s.status === 'pending') report(stepProgressText(h, s));
+          },
         }),
     );
-    const uri = vscode.Uri.from({
-      scheme: PLAN_SCHEME,
-      path: `/${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan.md`,
-    });
-    docs.set(uri, previewText(`Provisioning plan: etcd for cluster ${cluster.name}`, result.runs));
-    const doc = await vscode.workspace.openTextDocument(uri);
-    await vscode.window.showTextDocument(doc, { preview: false });
+    await showRunPreview(
+      docs,
+      `${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan`,
+      `Provisioning plan: etcd for cluster ${cluster.name}`,
+      result.runs,
+    );
   };
 }

@@ -10,7 +10,7 @@ import { restoreCommands, type SnapshotInfo } from '../../core/etcd/snapshotFile
 import type { Cluster } from '../../core/inventory/types';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
-import { PLAN_SCHEME, type PlanDocuments } from '../planDocuments';
+import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
 import { resolveCluster, snapshotItems, snapshotsOf, snapshotTime } from '../pick';
 import { withCancellableProgress } from '../progress';
 import { runConfirmedRestoreTask } from '../tasks/provider';
@@ -27,9 +27,9 @@ async function showRestorePreview(
   plan: RestorePlan,
 ): Promise<void> {
   if (!docs) return;
-  const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${plan.cluster}-restore.md` });
-  docs.set(
-    uri,
+  await showPlan(
+    docs,
+    planUri(`${plan.cluster}-restore.md`),
     [
       `# Restore ${plan.cluster} from the snapshot of ${snapshotTime(plan.snapshot)}`,
       '',
@@ -41,9 +41,6 @@ async function showRestorePreview(
       '',
     ].join('\n'),
   );
-  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
-    preview: false,
-  });
 }
 
 /**
@@ -96,9 +93,9 @@ async function showCommandsOnly(
   s: SnapshotInfo,
 ): Promise<void> {
   if (!docs) return;
-  const uri = vscode.Uri.from({ scheme: PLAN_SCHEME, path: `/${cluster.name}-restore.md` });
-  docs.set(
-    uri,
+  await showPlan(
+    docs,
+    planUri(`${cluster.name}-restore.md`),
     [
       `# Restore ${cluster.name} from the snapshot of ${snapshotTime(s)}`,
       '',
@@ -116,9 +113,6 @@ async function showCommandsOnly(
       ]),
     ].join('\n'),
   );
-  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), {
-    preview: false,
-  });
 }
 
 /**

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { errorMessage } from '../../core/errors';
 import { parseMarker } from '../../core/plan/render';
 import { summarizeRun, type HostRun } from '../../core/plan/runner';
+import { stepProgressText } from '../../core/plan/words';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
 import type { ConfirmedRestore, K3sEtcdTaskDefinition, TaskOperation } from './definition';
@@ -16,6 +17,7 @@ const STATUS_COLOUR: Record<string, number> = {
   unchanged: 32,
   ok: 32,
   failed: 31,
+  'not-run': 2,
 };
 
 /** One output line for the terminal: host prefix, markers coloured, CRLF. */
@@ -111,7 +113,7 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
         signal: this.abort.signal,
         onLine: (host, l) => this.line(host, l),
         onStep: (host, s) => {
-          if (s.status === 'pending') report(`${host}: ${s.n}/${s.title}`);
+          if (s.status === 'pending') report(stepProgressText(host, s));
         },
       });
     });
