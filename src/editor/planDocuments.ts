@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import type { HostRun } from '../core/plan/runner';
 import { planPreviewMarkdown } from '../core/plan/words';
+import { localStamp } from '../core/format/stamp';
 
 export const PLAN_SCHEME = 'k3s-etcd-plan';
 
@@ -66,7 +67,7 @@ export async function showRunPreview(
   }
   const text = planPreviewMarkdown(title, runs, {
     apply,
-    madeAt: new Date().toISOString(),
+    madeAt: localStamp(new Date()),
     scriptLink: (host) => scripts.get(host),
   });
   await showPlan(docs, planUri(`${base}.md`), text);
