@@ -65,8 +65,9 @@ function figure(text: string, finding: Finding | undefined, sub?: string): HTMLE
   if (finding) {
     span.title = finding.message;
     if (finding.level !== 'ok') span.prepend(icon(LEVEL_ICON[finding.level]), ' ');
-    if (finding.note) span.append(` · ${finding.note}`);
   }
+  // The note ("too few samples") is a line of its own: inline it widened the table past the editor.
+  if (finding?.note) span.append(el('span', finding.note, 'sub'));
   if (sub !== undefined) span.append(el('span', sub, 'sub'));
   return span;
 }
