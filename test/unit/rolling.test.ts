@@ -366,6 +366,7 @@ describe('which hosts restart, and why', () => {
 
     const fresh = planRollout(prepared, undefined);
     assert.equal(fresh.mode, 'together');
+    assert.match(rollingPlanLines(fresh)[1] ?? '', /^  1\. a: starts with environment/);
     assert.match(
       rollingPlanLines(fresh)[0] ?? '',
       /starts on 2 member\(s\) together \(no member answers: a new cluster\)/,

@@ -76,8 +76,13 @@ export function rollingPlanLines(plan: RollingPlan): string[] {
         : `etcd starts on ${plan.order.length} member(s) together (no member answers: a new cluster):`,
     );
     plan.order.forEach((r, i) => {
+      const files = r.why.join(', ');
       const what =
-        r.kind === 'start' ? 'starts (it is not running)' : `restarts for ${r.why.join(', ')}`;
+        r.kind === 'start'
+          ? 'starts (it is not running)'
+          : plan.mode === 'together' || r.role === 'down'
+            ? `starts with ${files}`
+            : `restarts for ${files}`;
       const role = plan.mode === 'rolling' ? ` (${r.role})` : '';
       lines.push(
         `  ${i + 1}. ${r.member}${r.member === r.host ? '' : ` on ${r.host}`}${role}: ${what}`,
