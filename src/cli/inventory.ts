@@ -2,6 +2,7 @@
 import { access, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { renderColumns } from '../core/format/table';
+import { tuningSummary } from '../core/inventory/etcdTuning';
 import { formatProblem, loadInventoryFile, summarize } from '../core/inventory/parse';
 import { STARTER_INVENTORY } from '../core/inventory/starter';
 import { clientEndpoints, clientUrl, peerUrl, sshTarget } from '../core/inventory/select';
@@ -85,7 +86,9 @@ export const INVENTORY_COMMANDS: Subcommand[] = [
           h.roles.includes('etcd') ? clientUrl(c, h) : '-',
           h.roles.includes('etcd') ? peerUrl(c, h) : '-',
         ]);
-        return `${head}\n${renderColumns(['HOST', 'SSH', 'ROLES', 'MEMBER', 'CLIENT URL', 'PEER URL'], rows, '  ')}`;
+        const tuning = tuningSummary(c.etcd.tuning);
+        const tuned = tuning.length > 0 ? `\n  etcd tuning: ${tuning.join(', ')}` : '';
+        return `${head}${tuned}\n${renderColumns(['HOST', 'SSH', 'ROLES', 'MEMBER', 'CLIENT URL', 'PEER URL'], rows, '  ')}`;
       });
       ctx.io.out(blocks.join('\n\n'));
       return 0;

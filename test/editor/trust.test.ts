@@ -83,7 +83,7 @@ test(
         'clusters:',
         '  - name: edge-t',
         '    datastore: external-etcd',
-        `    etcd: { version: v3.5.17, clientPort: ${etcd.port}, peerPort: ${peer.port}, metricsPort: ${metrics.port}, metricsScheme: http }`,
+        `    etcd: { version: v3.6.14, clientPort: ${etcd.port}, peerPort: ${peer.port}, metricsPort: ${metrics.port}, metricsScheme: http }`,
         '    pki: { dir: pki/edge-t }',
         '    hosts:',
         `      - { name: t-1, address: 127.0.0.1, port: ${ssh.port}, user: root, roles: [etcd] }`,

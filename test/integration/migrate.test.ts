@@ -283,14 +283,20 @@ describe('migration into a real 3-member mutual-TLS etcd', () => {
     assert.ok(everything().has('/registry/events/default/e1'));
   });
 
-  it("a migration that would pass etcd's quota is refused before anything is written", async () => {
+  it("a migration that would pass etcd's quota is refused before anything is written, with the inventory key to raise", async () => {
     const { client } = await healthyClient(cluster);
     try {
       await assert.rejects(
         requireRoom(client, 1.5 * 1024 * 1024 * 1024),
-        /passes etcd's default quota of 2 GB: start etcd with a larger --quota-backend-bytes \(ETCD_QUOTA_BACKEND_BYTES\) first\. Nothing was written\./,
+        /passes etcd's default quota of 2 GB: raise etcd\.quotaBackendBytes in k3s-etcd\.yaml \(for example 8GiB\) and apply it with provision first\. Nothing was written\./,
       );
       await requireRoom(client, 10 * 1024 * 1024);
+      // A quota raised in the inventory (as etcd reports it on /metrics) makes the room.
+      await requireRoom(client, 1.5 * 1024 * 1024 * 1024, 8 * 1024 * 1024 * 1024);
+      await assert.rejects(
+        requireRoom(client, 1.5 * 1024 * 1024 * 1024, 2.5 * 1024 * 1024 * 1024),
+        /passes its quota of 2560 MB: raise etcd\.quotaBackendBytes/,
+      );
     } finally {
       client.close();
     }

@@ -68,7 +68,7 @@ describe('k3s-etcd command line', () => {
   it('inventory show: hosts, roles and derived URLs; --json has endpoints', async () => {
     const r = await run(['inventory', 'show']);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^edge-a {2}external-etcd {2}etcd v3\.5\.17/);
+    assert.match(r.out, /^edge-a {2}external-etcd {2}etcd v3\.6\.14/);
     assert.match(
       r.out,
       /edge-1 +root@127\.0\.1\.21:22 +etcd,k3s-server +edge-1 +https:\/\/127\.0\.1\.21:2379 +https:\/\/127\.0\.1\.21:2380/,
@@ -80,6 +80,32 @@ describe('k3s-etcd command line', () => {
       'https://127.0.1.22:2379',
       'https://127.0.1.23:2379',
     ]);
+  });
+
+  it("inventory show: the etcd tuning in the inventory's words, in text and --json", async () => {
+    const tuned = join(dir, 'tuned.yaml');
+    await writeFile(
+      tuned,
+      (await readFile(EXAMPLE, 'utf8')).replace(
+        'etcd: { version: v3.6.14,',
+        'etcd: { version: v3.6.14, profile: edge, quotaBackendBytes: 4GiB, extraArgs: [--log-level=warn],',
+      ),
+    );
+    const r = await run(['inventory', 'show', '--inventory', 'tuned.yaml']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(
+      r.out,
+      /^ {2}etcd tuning: profile edge, quotaBackendBytes 4294967296 \(4096 MiB\), heartbeatInterval 500 ms, electionTimeout 5000 ms, extraArgs --log-level=warn$/m,
+    );
+    const j = await run(['inventory', 'show', '--inventory', 'tuned.yaml', '--json']);
+    const parsed = JSON.parse(j.out) as { clusters: Array<{ etcd: { tuning: object } }> };
+    assert.deepEqual(parsed.clusters[0]?.etcd.tuning, {
+      profile: 'edge',
+      quotaBackendBytes: 4294967296,
+      heartbeatInterval: 500,
+      electionTimeout: 5000,
+      extraArgs: ['--log-level=warn'],
+    });
   });
 
   it('--cluster: unknown names and several clusters without it are usage errors listing the clusters', async () => {

@@ -59,7 +59,7 @@ describe('inventory: the example and the starter', () => {
     assert.equal(c.name, 'edge-a');
     assert.equal(c.datastore, 'external-etcd');
     assert.deepEqual(c.etcd, {
-      version: 'v3.5.17',
+      version: 'v3.6.14',
       clientPort: 2379,
       peerPort: 2380,
       install: 'download',
@@ -67,6 +67,7 @@ describe('inventory: the example and the starter', () => {
         'https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz',
       dataDir: '/var/lib/etcd',
       initialClusterToken: 'k3s-etcd-edge-a',
+      tuning: {},
     });
     assert.equal(c.pki.dir, join(__dirname, '../../examples/edge-lab/pki/edge-a'));
     assert.deepEqual(
@@ -106,7 +107,7 @@ describe('inventory: the example and the starter', () => {
     assert.equal(c.datastore, 'external-etcd');
     assert.deepEqual(
       [c.etcd.version, c.etcd.clientPort, c.etcd.peerPort, c.etcd.install, c.etcd.dataDir],
-      ['v3.5.17', 2379, 2380, 'download', '/var/lib/etcd'],
+      ['v3.6.14', 2379, 2380, 'download', '/var/lib/etcd'],
     );
     assert.equal(c.knownHostsFile, undefined);
     assert.equal(c.pki.dir, '/work/shared-pki');

@@ -9,6 +9,8 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import type { ErrorObject } from 'ajv';
+import { DEFAULT_ETCD_VERSION } from '../etcdRelease/version';
+import { buildTuning, checkTuning, type RawTuning } from './etcdTuning';
 import { validateSchema } from './schema';
 import { etcdHosts, hostPort } from './select';
 import type {
@@ -31,7 +33,7 @@ export const DEFAULT_ETCD_DOWNLOAD_URL =
   'https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz';
 
 /** A cluster's etcd settings with every default the inventory leaves out. */
-export function etcdDefaults(clusterName: string, version = 'v3.5.17'): Cluster['etcd'] {
+export function etcdDefaults(clusterName: string, version = DEFAULT_ETCD_VERSION): Cluster['etcd'] {
   return {
     version,
     clientPort: 2379,
@@ -40,6 +42,7 @@ export function etcdDefaults(clusterName: string, version = 'v3.5.17'): Cluster[
     downloadUrl: DEFAULT_ETCD_DOWNLOAD_URL,
     dataDir: '/var/lib/etcd',
     initialClusterToken: `k3s-etcd-${clusterName}`,
+    tuning: {},
   };
 }
 
@@ -69,7 +72,7 @@ interface RawHost {
 interface RawCluster {
   name: string;
   datastore?: Datastore;
-  etcd?: {
+  etcd?: RawTuning & {
     version?: string;
     clientPort?: number;
     peerPort?: number;
@@ -275,6 +278,7 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
           }
         : {}),
       ...(c.etcd?.uploadPath ? { uploadPath: expandPath(c.etcd.uploadPath, baseDir) } : {}),
+      tuning: buildTuning(c.etcd ?? {}),
     },
     k3s: {
       ...(c.k3s?.version ? { version: c.k3s.version } : {}),
@@ -460,6 +464,18 @@ function semanticProblems(raw: RawInventory, loc: Locator): Problem[] {
         `metricsPort must differ from clientPort and peerPort (${clientPort}, ${peerPort})`,
       );
     }
+
+    checkTuning(
+      c.etcd ?? {},
+      {
+        ...(c.etcd?.version ? { version: c.etcd.version } : {}),
+        k3sOnIt:
+          (c.datastore ?? 'external-etcd') === 'external-etcd' &&
+          c.hosts.some((h) => h.roles.includes('k3s-server')),
+        ...(c.k3s?.version ? { k3sVersion: c.k3s.version } : {}),
+      },
+      (severity, rel, message) => problem(severity, ['clusters', ci, 'etcd', ...rel], message),
+    );
 
     if (c.etcd?.install === 'upload' && !c.etcd.uploadPath) {
       problem(

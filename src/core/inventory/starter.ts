@@ -9,7 +9,7 @@ version: 1
 clusters:
   - name: edge-a                     # unique; certificates go to pki/edge-a by default
     datastore: external-etcd         # or k3s-embedded-etcd (K3s's own etcd)
-    etcd: { version: v3.5.17, clientPort: 2379, peerPort: 2380 }
+    etcd: { version: v3.6.14, clientPort: 2379, peerPort: 2380 }
     pki: { dir: pki/edge-a, algorithm: ecdsa-p256 }   # or ecdsa-p384, rsa-2048, rsa-4096
     k3s:                             # K3s servers on this etcd (the token is never here)
       install: online                # or offline (k3s + install.sh in offlineDir), existing

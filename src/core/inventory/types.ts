@@ -1,4 +1,5 @@
 /** The inventory model: what `k3s-etcd.yaml` describes once parsed, defaulted and checked. */
+import type { EtcdTuning } from '../etcdRelease/flags';
 
 export const INVENTORY_FILE_NAME = 'k3s-etcd.yaml';
 
@@ -59,6 +60,8 @@ export interface Cluster {
     /** On the hosts. */
     dataDir: string;
     initialClusterToken: string;
+    /** etcd's own tuning keys (profile applied, sizes in bytes); rendered per version. */
+    tuning: EtcdTuning;
   };
   /** K3s servers on the external etcd (the token is never in the inventory). */
   k3s: K3sSettings;

@@ -7,8 +7,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { K3sEtcdError } from '../errors';
-import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES } from '../etcd/alarms';
-import { healthyClient } from '../etcd/connection';
+import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES, readQuota } from '../etcd/alarms';
+import { connectionFor, healthyClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
 import { backupStamp } from '../format/stamp';
 import { checkToken, type TokenCheck } from './bootstrap';
@@ -100,21 +100,33 @@ export async function readSource(
 
 /**
  * Quota: a target with a NOSPACE alarm is refused; so is one whose database plus what the
- * migration writes (with room for etcd's own overhead) would pass etcd's default quota.
+ * migration writes (with room for etcd's own overhead) would pass its quota (`quotaBytes`, read
+ * from its /metrics; etcd's default 2 GiB when unknown).
  */
-export async function requireRoom(client: Etcd3, bytes: number): Promise<void> {
+export async function requireRoom(
+  client: Etcd3,
+  bytes: number,
+  quotaBytes = ETCD_DEFAULT_QUOTA_BYTES,
+): Promise<void> {
+  const raise =
+    'raise etcd.quotaBackendBytes in k3s-etcd.yaml (for example 8GiB) and apply it with provision';
   if ((await activeAlarms(client)).some((a) => a.alarm === 'NOSPACE')) {
     throw new K3sEtcdError(
       'migrate-target',
-      'The target etcd has a NOSPACE alarm (its quota is full): compact, defragment and disarm it, or raise --quota-backend-bytes, before migrating. Nothing was written.',
+      `The target etcd has a NOSPACE alarm (its quota is full): compact, defragment and disarm it, or ${raise}, before migrating. Nothing was written.`,
     );
   }
   const status = await client.maintenance.status();
   const after = Number(status.dbSize) + bytes * 2;
-  if (after > ETCD_DEFAULT_QUOTA_BYTES) {
+  if (after > quotaBytes) {
+    const mb = (n: number) => Math.round(n / 1048576);
+    const quota =
+      quotaBytes === ETCD_DEFAULT_QUOTA_BYTES
+        ? "etcd's default quota of 2 GB"
+        : `its quota of ${mb(quotaBytes)} MB`;
     throw new K3sEtcdError(
       'migrate-target',
-      `The target's database (${Math.round(Number(status.dbSize) / 1048576)} MB) plus about ${Math.round((bytes * 2) / 1048576)} MB for the migration passes etcd's default quota of 2 GB: start etcd with a larger --quota-backend-bytes (ETCD_QUOTA_BACKEND_BYTES) first. Nothing was written.`,
+      `The target's database (${mb(Number(status.dbSize))} MB) plus about ${mb(bytes * 2)} MB for the migration passes ${quota}: ${raise} first. Nothing was written.`,
     );
   }
 }
@@ -150,7 +162,9 @@ export async function migrateToEtcd(
       const t0 = performance.now();
       const target = await targetCounts(client);
       requireEmptyTarget(target, opts.force === true);
-      await requireRoom(client, source.pre.totalBytes);
+      const conn = await connectionFor(cluster);
+      const quota = await readQuota(conn.endpoints, conn.tls);
+      await requireRoom(client, source.pre.totalBytes, quota);
       const write = await writeRows(client, source.keys, (k) => readValue(src, k), {
         ...opts,
         rows: source.pre.rows,

@@ -36,6 +36,7 @@ import {
   markerText,
   type HostFacts,
 } from '../etcd/memberHost';
+import { extraArgsLine, tuningEnv } from '../etcdRelease/flags';
 import { binaryStep, type BinarySource } from './binaries';
 
 export interface MemberPlanInput {
@@ -100,6 +101,8 @@ export function envFile(input: MemberPlanInput): string {
     `ETCD_PEER_TRUSTED_CA_FILE=${PKI}/ca.pem`,
     `ETCD_PEER_CERT_FILE=${PKI}/peer.pem`,
     `ETCD_PEER_KEY_FILE=${PKI}/peer-key.pem`,
+    // The inventory's tuning, with the flag names of this etcd version (etcdRelease/flags.ts).
+    ...tuningEnv(cluster.etcd.tuning, cluster.etcd.version).map(([k, v]) => envLine(k, v)),
     '',
   ].join('\n');
 }
@@ -119,7 +122,8 @@ export function unitFile(input: MemberPlanInput): string {
     'User=etcd',
     'Group=etcd',
     `EnvironmentFile=${ENV_FILE}`,
-    `ExecStart=${bin}`,
+    // etcd.extraArgs on the command line: etcd refuses an unknown flag there (flags.ts).
+    `ExecStart=${[bin, ...extraArgsLine(input.cluster.etcd.tuning)].join(' ')}`,
     'Restart=always',
     'RestartSec=5s',
     'LimitNOFILE=65536',

@@ -2,8 +2,8 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.5.17.","default":"v3.5.17"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
@@ -11,15 +11,18 @@ const pattern1 = new RegExp("^v?[0-9]+\\.[0-9]+\\.[0-9]+$", "u");
 const pattern2 = new RegExp("^https?://[^\\s\"'`$\\\\]+$", "u");
 const pattern3 = new RegExp("^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$", "u");
 const pattern4 = new RegExp("^[A-Za-z0-9][-A-Za-z0-9_.]*$", "u");
-const pattern5 = new RegExp("^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$", "u");
-const pattern6 = new RegExp("^[a-z0-9][-a-z0-9]*$", "u");
-const pattern7 = new RegExp("^0?[0-7]{3}$", "u");
+const pattern5 = new RegExp("^[1-9][0-9]*(KiB|MiB|GiB)$", "u");
+const pattern6 = new RegExp("^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$", "u");
+const pattern7 = new RegExp("^TLS_[A-Z0-9_]+$", "u");
+const pattern8 = new RegExp("^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$", "u");
+const pattern9 = new RegExp("^[a-z0-9][-a-z0-9]*$", "u");
+const pattern10 = new RegExp("^0?[0-7]{3}$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func3 = Object.prototype.hasOwnProperty;
 const formats0 = require("../addressFormat").formats["ip-or-hostname"];
 const schema17 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
 const func0 = require("ajv/dist/runtime/equal").default;
-const pattern10 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
+const pattern13 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -245,7 +248,7 @@ errors++;
 if(data.user !== undefined){
 let data6 = data.user;
 if(typeof data6 === "string"){
-if(!pattern10.test(data6)){
+if(!pattern13.test(data6)){
 const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema17.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err17];
@@ -919,9 +922,10 @@ vErrors.push(err40);
 errors++;
 }
 }
-}
-else {
-const err41 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data3};
+if(data3.profile !== undefined){
+let data18 = data3.profile;
+if(!(data18 === "edge")){
+const err41 = {instancePath:instancePath+"/etcd/profile",schemaPath:"#/properties/etcd/properties/profile/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.profile.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.profile.enum,parentSchema:schema12.properties.etcd.properties.profile,data:data18};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -931,12 +935,10 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data.k3s !== undefined){
-let data18 = data.k3s;
-if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
-for(const key3 in data18){
-if(!((((((key3 === "version") || (key3 === "install")) || (key3 === "offlineDir")) || (key3 === "disable")) || (key3 === "writeKubeconfigMode")) || (key3 === "tlsSan"))){
-const err42 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.k3s,data:data18};
+if(data3.quotaBackendBytes !== undefined){
+let data19 = data3.quotaBackendBytes;
+if((!((typeof data19 == "number") && (!(data19 % 1) && !isNaN(data19)))) && (typeof data19 !== "string")){
+const err42 = {instancePath:instancePath+"/etcd/quotaBackendBytes",schemaPath:"#/properties/etcd/properties/quotaBackendBytes/type",keyword:"type",params:{type: schema12.properties.etcd.properties.quotaBackendBytes.type},message:"must be integer,string",schema:schema12.properties.etcd.properties.quotaBackendBytes.type,parentSchema:schema12.properties.etcd.properties.quotaBackendBytes,data:data19};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -945,12 +947,9 @@ vErrors.push(err42);
 }
 errors++;
 }
-}
-if(data18.version !== undefined){
-let data19 = data18.version;
-if(typeof data19 === "string"){
-if(!pattern5.test(data19)){
-const err43 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/pattern",keyword:"pattern",params:{pattern: "^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"},message:"must match pattern \""+"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"+"\"",schema:"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$",parentSchema:schema12.properties.k3s.properties.version,data:data19};
+if(typeof data19 == "number"){
+if(data19 < 1 || isNaN(data19)){
+const err43 = {instancePath:instancePath+"/etcd/quotaBackendBytes",schemaPath:"#/properties/etcd/properties/quotaBackendBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.etcd.properties.quotaBackendBytes,data:data19};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -960,8 +959,9 @@ vErrors.push(err43);
 errors++;
 }
 }
-else {
-const err44 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.version.type,parentSchema:schema12.properties.k3s.properties.version,data:data19};
+if(typeof data19 === "string"){
+if(!pattern5.test(data19)){
+const err44 = {instancePath:instancePath+"/etcd/quotaBackendBytes",schemaPath:"#/properties/etcd/properties/quotaBackendBytes/pattern",keyword:"pattern",params:{pattern: "^[1-9][0-9]*(KiB|MiB|GiB)$"},message:"must match pattern \""+"^[1-9][0-9]*(KiB|MiB|GiB)$"+"\"",schema:"^[1-9][0-9]*(KiB|MiB|GiB)$",parentSchema:schema12.properties.etcd.properties.quotaBackendBytes,data:data19};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -971,10 +971,11 @@ vErrors.push(err44);
 errors++;
 }
 }
-if(data18.install !== undefined){
-let data20 = data18.install;
-if(!(((data20 === "online") || (data20 === "offline")) || (data20 === "existing"))){
-const err45 = {instancePath:instancePath+"/k3s/install",schemaPath:"#/properties/k3s/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.k3s.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.k3s.properties.install.enum,parentSchema:schema12.properties.k3s.properties.install,data:data20};
+}
+if(data3.autoCompactionMode !== undefined){
+let data20 = data3.autoCompactionMode;
+if(!((data20 === "periodic") || (data20 === "revision"))){
+const err45 = {instancePath:instancePath+"/etcd/autoCompactionMode",schemaPath:"#/properties/etcd/properties/autoCompactionMode/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.autoCompactionMode.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.autoCompactionMode.enum,parentSchema:schema12.properties.etcd.properties.autoCompactionMode,data:data20};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -984,11 +985,10 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data18.offlineDir !== undefined){
-let data21 = data18.offlineDir;
-if(typeof data21 === "string"){
-if(func2(data21) < 1){
-const err46 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data21};
+if(data3.autoCompactionRetention !== undefined){
+let data21 = data3.autoCompactionRetention;
+if((!((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21)))) && (typeof data21 !== "string")){
+const err46 = {instancePath:instancePath+"/etcd/autoCompactionRetention",schemaPath:"#/properties/etcd/properties/autoCompactionRetention/type",keyword:"type",params:{type: schema12.properties.etcd.properties.autoCompactionRetention.type},message:"must be integer,string",schema:schema12.properties.etcd.properties.autoCompactionRetention.type,parentSchema:schema12.properties.etcd.properties.autoCompactionRetention,data:data21};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -997,9 +997,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-else {
-const err47 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.offlineDir.type,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data21};
+if(typeof data21 == "number"){
+if(data21 < 0 || isNaN(data21)){
+const err47 = {instancePath:instancePath+"/etcd/autoCompactionRetention",schemaPath:"#/properties/etcd/properties/autoCompactionRetention/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema12.properties.etcd.properties.autoCompactionRetention,data:data21};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1009,15 +1009,9 @@ vErrors.push(err47);
 errors++;
 }
 }
-if(data18.disable !== undefined){
-let data22 = data18.disable;
-if(Array.isArray(data22)){
-const len0 = data22.length;
-for(let i0=0; i0<len0; i0++){
-let data23 = data22[i0];
-if(typeof data23 === "string"){
-if(!pattern6.test(data23)){
-const err48 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][-a-z0-9]*$"},message:"must match pattern \""+"^[a-z0-9][-a-z0-9]*$"+"\"",schema:"^[a-z0-9][-a-z0-9]*$",parentSchema:schema12.properties.k3s.properties.disable.items,data:data23};
+if(typeof data21 === "string"){
+if(!pattern6.test(data21)){
+const err48 = {instancePath:instancePath+"/etcd/autoCompactionRetention",schemaPath:"#/properties/etcd/properties/autoCompactionRetention/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$"},message:"must match pattern \""+"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$"+"\"",schema:"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$",parentSchema:schema12.properties.etcd.properties.autoCompactionRetention,data:data21};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1027,8 +1021,11 @@ vErrors.push(err48);
 errors++;
 }
 }
-else {
-const err49 = {instancePath:instancePath+"/k3s/disable/" + i0,schemaPath:"#/properties/k3s/properties/disable/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.disable.items.type,parentSchema:schema12.properties.k3s.properties.disable.items,data:data23};
+}
+if(data3.heartbeatInterval !== undefined){
+let data22 = data3.heartbeatInterval;
+if(!((typeof data22 == "number") && (!(data22 % 1) && !isNaN(data22)))){
+const err49 = {instancePath:instancePath+"/etcd/heartbeatInterval",schemaPath:"#/properties/etcd/properties/heartbeatInterval/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.etcd.properties.heartbeatInterval.type,parentSchema:schema12.properties.etcd.properties.heartbeatInterval,data:data22};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1037,19 +1034,9 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-let i1 = data22.length;
-let j0;
-if(i1 > 1){
-const indices0 = {};
-for(;i1--;){
-let item0 = data22[i1];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err50 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.disable,data:data22};
+if(typeof data22 == "number"){
+if(data22 > 10000 || isNaN(data22)){
+const err50 = {instancePath:instancePath+"/etcd/heartbeatInterval",schemaPath:"#/properties/etcd/properties/heartbeatInterval/maximum",keyword:"maximum",params:{comparison: "<=", limit: 10000},message:"must be <= 10000",schema:10000,parentSchema:schema12.properties.etcd.properties.heartbeatInterval,data:data22};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1057,14 +1044,9 @@ else {
 vErrors.push(err50);
 }
 errors++;
-break;
 }
-indices0[item0] = i1;
-}
-}
-}
-else {
-const err51 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.disable.type,parentSchema:schema12.properties.k3s.properties.disable,data:data22};
+if(data22 < 1 || isNaN(data22)){
+const err51 = {instancePath:instancePath+"/etcd/heartbeatInterval",schemaPath:"#/properties/etcd/properties/heartbeatInterval/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.etcd.properties.heartbeatInterval,data:data22};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1074,11 +1056,11 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data18.writeKubeconfigMode !== undefined){
-let data24 = data18.writeKubeconfigMode;
-if(typeof data24 === "string"){
-if(!pattern7.test(data24)){
-const err52 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3}$"},message:"must match pattern \""+"^0?[0-7]{3}$"+"\"",schema:"^0?[0-7]{3}$",parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data24};
+}
+if(data3.electionTimeout !== undefined){
+let data23 = data3.electionTimeout;
+if(!((typeof data23 == "number") && (!(data23 % 1) && !isNaN(data23)))){
+const err52 = {instancePath:instancePath+"/etcd/electionTimeout",schemaPath:"#/properties/etcd/properties/electionTimeout/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.etcd.properties.electionTimeout.type,parentSchema:schema12.properties.etcd.properties.electionTimeout,data:data23};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1087,9 +1069,9 @@ vErrors.push(err52);
 }
 errors++;
 }
-}
-else {
-const err53 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.writeKubeconfigMode.type,parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data24};
+if(typeof data23 == "number"){
+if(data23 > 50000 || isNaN(data23)){
+const err53 = {instancePath:instancePath+"/etcd/electionTimeout",schemaPath:"#/properties/etcd/properties/electionTimeout/maximum",keyword:"maximum",params:{comparison: "<=", limit: 50000},message:"must be <= 50000",schema:50000,parentSchema:schema12.properties.etcd.properties.electionTimeout,data:data23};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1098,16 +1080,8 @@ vErrors.push(err53);
 }
 errors++;
 }
-}
-if(data18.tlsSan !== undefined){
-let data25 = data18.tlsSan;
-if(Array.isArray(data25)){
-const len1 = data25.length;
-for(let i2=0; i2<len1; i2++){
-let data26 = data25[i2];
-if(typeof data26 === "string"){
-if(!(formats0.validate(data26))){
-const err54 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data26};
+if(data23 < 5 || isNaN(data23)){
+const err54 = {instancePath:instancePath+"/etcd/electionTimeout",schemaPath:"#/properties/etcd/properties/electionTimeout/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.etcd.properties.electionTimeout,data:data23};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1117,8 +1091,11 @@ vErrors.push(err54);
 errors++;
 }
 }
-else {
-const err55 = {instancePath:instancePath+"/k3s/tlsSan/" + i2,schemaPath:"#/properties/k3s/properties/tlsSan/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.tlsSan.items.type,parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data26};
+}
+if(data3.snapshotCount !== undefined){
+let data24 = data3.snapshotCount;
+if(!((typeof data24 == "number") && (!(data24 % 1) && !isNaN(data24)))){
+const err55 = {instancePath:instancePath+"/etcd/snapshotCount",schemaPath:"#/properties/etcd/properties/snapshotCount/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.etcd.properties.snapshotCount.type,parentSchema:schema12.properties.etcd.properties.snapshotCount,data:data24};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1127,19 +1104,9 @@ vErrors.push(err55);
 }
 errors++;
 }
-}
-let i3 = data25.length;
-let j1;
-if(i3 > 1){
-const indices1 = {};
-for(;i3--;){
-let item1 = data25[i3];
-if(typeof item1 !== "string"){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err56 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data25};
+if(typeof data24 == "number"){
+if(data24 < 1 || isNaN(data24)){
+const err56 = {instancePath:instancePath+"/etcd/snapshotCount",schemaPath:"#/properties/etcd/properties/snapshotCount/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.etcd.properties.snapshotCount,data:data24};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1147,14 +1114,13 @@ else {
 vErrors.push(err56);
 }
 errors++;
-break;
-}
-indices1[item1] = i3;
 }
 }
 }
-else {
-const err57 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.tlsSan.type,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data25};
+if(data3.maxRequestBytes !== undefined){
+let data25 = data3.maxRequestBytes;
+if(!((typeof data25 == "number") && (!(data25 % 1) && !isNaN(data25)))){
+const err57 = {instancePath:instancePath+"/etcd/maxRequestBytes",schemaPath:"#/properties/etcd/properties/maxRequestBytes/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.etcd.properties.maxRequestBytes.type,parentSchema:schema12.properties.etcd.properties.maxRequestBytes,data:data25};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1163,10 +1129,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-}
-else {
-const err58 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.k3s.type,parentSchema:schema12.properties.k3s,data:data18};
+if(typeof data25 == "number"){
+if(data25 > 2147483647 || isNaN(data25)){
+const err58 = {instancePath:instancePath+"/etcd/maxRequestBytes",schemaPath:"#/properties/etcd/properties/maxRequestBytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647",schema:2147483647,parentSchema:schema12.properties.etcd.properties.maxRequestBytes,data:data25};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1175,13 +1140,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-}
-if(data.pki !== undefined){
-let data27 = data.pki;
-if(data27 && typeof data27 == "object" && !Array.isArray(data27)){
-for(const key4 in data27){
-if(!((((key4 === "dir") || (key4 === "algorithm")) || (key4 === "caValidityDays")) || (key4 === "leafValidityDays"))){
-const err59 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data27};
+if(data25 < 1 || isNaN(data25)){
+const err59 = {instancePath:instancePath+"/etcd/maxRequestBytes",schemaPath:"#/properties/etcd/properties/maxRequestBytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.etcd.properties.maxRequestBytes,data:data25};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1191,11 +1151,11 @@ vErrors.push(err59);
 errors++;
 }
 }
-if(data27.dir !== undefined){
-let data28 = data27.dir;
-if(typeof data28 === "string"){
-if(func2(data28) < 1){
-const err60 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data28};
+}
+if(data3.corruptCheck !== undefined){
+let data26 = data3.corruptCheck;
+if(typeof data26 !== "boolean"){
+const err60 = {instancePath:instancePath+"/etcd/corruptCheck",schemaPath:"#/properties/etcd/properties/corruptCheck/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema12.properties.etcd.properties.corruptCheck.type,parentSchema:schema12.properties.etcd.properties.corruptCheck,data:data26};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1205,8 +1165,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-else {
-const err61 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data28};
+if(data3.compactHashCheck !== undefined){
+let data27 = data3.compactHashCheck;
+if(typeof data27 !== "boolean"){
+const err61 = {instancePath:instancePath+"/etcd/compactHashCheck",schemaPath:"#/properties/etcd/properties/compactHashCheck/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema12.properties.etcd.properties.compactHashCheck.type,parentSchema:schema12.properties.etcd.properties.compactHashCheck,data:data27};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1216,10 +1178,11 @@ vErrors.push(err61);
 errors++;
 }
 }
-if(data27.algorithm !== undefined){
-let data29 = data27.algorithm;
-if(!((((data29 === "ecdsa-p256") || (data29 === "ecdsa-p384")) || (data29 === "rsa-2048")) || (data29 === "rsa-4096"))){
-const err62 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data29};
+if(data3.cipherSuites !== undefined){
+let data28 = data3.cipherSuites;
+if(Array.isArray(data28)){
+if(data28.length < 1){
+const err62 = {instancePath:instancePath+"/etcd/cipherSuites",schemaPath:"#/properties/etcd/properties/cipherSuites/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.etcd.properties.cipherSuites,data:data28};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1228,11 +1191,12 @@ vErrors.push(err62);
 }
 errors++;
 }
-}
-if(data27.caValidityDays !== undefined){
-let data30 = data27.caValidityDays;
-if(!((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30)))){
-const err63 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
+const len0 = data28.length;
+for(let i0=0; i0<len0; i0++){
+let data29 = data28[i0];
+if(typeof data29 === "string"){
+if(!pattern7.test(data29)){
+const err63 = {instancePath:instancePath+"/etcd/cipherSuites/" + i0,schemaPath:"#/properties/etcd/properties/cipherSuites/items/pattern",keyword:"pattern",params:{pattern: "^TLS_[A-Z0-9_]+$"},message:"must match pattern \""+"^TLS_[A-Z0-9_]+$"+"\"",schema:"^TLS_[A-Z0-9_]+$",parentSchema:schema12.properties.etcd.properties.cipherSuites.items,data:data29};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1241,9 +1205,9 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(typeof data30 == "number"){
-if(data30 > 36500 || isNaN(data30)){
-const err64 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
+}
+else {
+const err64 = {instancePath:instancePath+"/etcd/cipherSuites/" + i0,schemaPath:"#/properties/etcd/properties/cipherSuites/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.cipherSuites.items.type,parentSchema:schema12.properties.etcd.properties.cipherSuites.items,data:data29};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1252,8 +1216,19 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(data30 < 1 || isNaN(data30)){
-const err65 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data30};
+}
+let i1 = data28.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data28[i1];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err65 = {instancePath:instancePath+"/etcd/cipherSuites",schemaPath:"#/properties/etcd/properties/cipherSuites/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.etcd.properties.cipherSuites,data:data28};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1261,13 +1236,14 @@ else {
 vErrors.push(err65);
 }
 errors++;
+break;
+}
+indices0[item0] = i1;
 }
 }
 }
-if(data27.leafValidityDays !== undefined){
-let data31 = data27.leafValidityDays;
-if(!((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31)))){
-const err66 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
+else {
+const err66 = {instancePath:instancePath+"/etcd/cipherSuites",schemaPath:"#/properties/etcd/properties/cipherSuites/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.etcd.properties.cipherSuites.type,parentSchema:schema12.properties.etcd.properties.cipherSuites,data:data28};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1276,9 +1252,11 @@ vErrors.push(err66);
 }
 errors++;
 }
-if(typeof data31 == "number"){
-if(data31 > 36500 || isNaN(data31)){
-const err67 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
+}
+if(data3.tlsMinVersion !== undefined){
+let data30 = data3.tlsMinVersion;
+if(!((data30 === "TLS1.2") || (data30 === "TLS1.3"))){
+const err67 = {instancePath:instancePath+"/etcd/tlsMinVersion",schemaPath:"#/properties/etcd/properties/tlsMinVersion/enum",keyword:"enum",params:{allowedValues: schema12.properties.etcd.properties.tlsMinVersion.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.etcd.properties.tlsMinVersion.enum,parentSchema:schema12.properties.etcd.properties.tlsMinVersion,data:data30};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1287,8 +1265,16 @@ vErrors.push(err67);
 }
 errors++;
 }
-if(data31 < 1 || isNaN(data31)){
-const err68 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data31};
+}
+if(data3.extraArgs !== undefined){
+let data31 = data3.extraArgs;
+if(Array.isArray(data31)){
+const len1 = data31.length;
+for(let i2=0; i2<len1; i2++){
+let data32 = data31[i2];
+if(typeof data32 === "string"){
+if(func2(data32) < 1){
+const err68 = {instancePath:instancePath+"/etcd/extraArgs/" + i2,schemaPath:"#/properties/etcd/properties/extraArgs/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.etcd.properties.extraArgs.items,data:data32};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1298,10 +1284,8 @@ vErrors.push(err68);
 errors++;
 }
 }
-}
-}
 else {
-const err69 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data27};
+const err69 = {instancePath:instancePath+"/etcd/extraArgs/" + i2,schemaPath:"#/properties/etcd/properties/extraArgs/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.etcd.properties.extraArgs.items.type,parentSchema:schema12.properties.etcd.properties.extraArgs.items,data:data32};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1311,11 +1295,9 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data32 = data.hosts;
-if(Array.isArray(data32)){
-if(data32.length < 1){
-const err70 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data32};
+}
+else {
+const err70 = {instancePath:instancePath+"/etcd/extraArgs",schemaPath:"#/properties/etcd/properties/extraArgs/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.etcd.properties.extraArgs.type,parentSchema:schema12.properties.etcd.properties.extraArgs,data:data31};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1324,16 +1306,10 @@ vErrors.push(err70);
 }
 errors++;
 }
-const len2 = data32.length;
-for(let i4=0; i4<len2; i4++){
-if(!(validate12(data32[i4], {instancePath:instancePath+"/hosts/" + i4,parentData:data32,parentDataProperty:i4,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
-}
 }
 }
 else {
-const err71 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data32};
+const err71 = {instancePath:instancePath+"/etcd",schemaPath:"#/properties/etcd/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.etcd.type,parentSchema:schema12.properties.etcd,data:data3};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1343,14 +1319,426 @@ vErrors.push(err71);
 errors++;
 }
 }
-}
-else {
-const err72 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(data.k3s !== undefined){
+let data33 = data.k3s;
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+for(const key3 in data33){
+if(!((((((key3 === "version") || (key3 === "install")) || (key3 === "offlineDir")) || (key3 === "disable")) || (key3 === "writeKubeconfigMode")) || (key3 === "tlsSan"))){
+const err72 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.k3s,data:data33};
 if(vErrors === null){
 vErrors = [err72];
 }
 else {
 vErrors.push(err72);
+}
+errors++;
+}
+}
+if(data33.version !== undefined){
+let data34 = data33.version;
+if(typeof data34 === "string"){
+if(!pattern8.test(data34)){
+const err73 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/pattern",keyword:"pattern",params:{pattern: "^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"},message:"must match pattern \""+"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$"+"\"",schema:"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$",parentSchema:schema12.properties.k3s.properties.version,data:data34};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+}
+else {
+const err74 = {instancePath:instancePath+"/k3s/version",schemaPath:"#/properties/k3s/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.version.type,parentSchema:schema12.properties.k3s.properties.version,data:data34};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
+}
+errors++;
+}
+}
+if(data33.install !== undefined){
+let data35 = data33.install;
+if(!(((data35 === "online") || (data35 === "offline")) || (data35 === "existing"))){
+const err75 = {instancePath:instancePath+"/k3s/install",schemaPath:"#/properties/k3s/properties/install/enum",keyword:"enum",params:{allowedValues: schema12.properties.k3s.properties.install.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.k3s.properties.install.enum,parentSchema:schema12.properties.k3s.properties.install,data:data35};
+if(vErrors === null){
+vErrors = [err75];
+}
+else {
+vErrors.push(err75);
+}
+errors++;
+}
+}
+if(data33.offlineDir !== undefined){
+let data36 = data33.offlineDir;
+if(typeof data36 === "string"){
+if(func2(data36) < 1){
+const err76 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data36};
+if(vErrors === null){
+vErrors = [err76];
+}
+else {
+vErrors.push(err76);
+}
+errors++;
+}
+}
+else {
+const err77 = {instancePath:instancePath+"/k3s/offlineDir",schemaPath:"#/properties/k3s/properties/offlineDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.offlineDir.type,parentSchema:schema12.properties.k3s.properties.offlineDir,data:data36};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
+}
+errors++;
+}
+}
+if(data33.disable !== undefined){
+let data37 = data33.disable;
+if(Array.isArray(data37)){
+const len2 = data37.length;
+for(let i3=0; i3<len2; i3++){
+let data38 = data37[i3];
+if(typeof data38 === "string"){
+if(!pattern9.test(data38)){
+const err78 = {instancePath:instancePath+"/k3s/disable/" + i3,schemaPath:"#/properties/k3s/properties/disable/items/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][-a-z0-9]*$"},message:"must match pattern \""+"^[a-z0-9][-a-z0-9]*$"+"\"",schema:"^[a-z0-9][-a-z0-9]*$",parentSchema:schema12.properties.k3s.properties.disable.items,data:data38};
+if(vErrors === null){
+vErrors = [err78];
+}
+else {
+vErrors.push(err78);
+}
+errors++;
+}
+}
+else {
+const err79 = {instancePath:instancePath+"/k3s/disable/" + i3,schemaPath:"#/properties/k3s/properties/disable/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.disable.items.type,parentSchema:schema12.properties.k3s.properties.disable.items,data:data38};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+}
+let i4 = data37.length;
+let j1;
+if(i4 > 1){
+const indices1 = {};
+for(;i4--;){
+let item1 = data37[i4];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err80 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i4+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.disable,data:data37};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+break;
+}
+indices1[item1] = i4;
+}
+}
+}
+else {
+const err81 = {instancePath:instancePath+"/k3s/disable",schemaPath:"#/properties/k3s/properties/disable/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.disable.type,parentSchema:schema12.properties.k3s.properties.disable,data:data37};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
+}
+if(data33.writeKubeconfigMode !== undefined){
+let data39 = data33.writeKubeconfigMode;
+if(typeof data39 === "string"){
+if(!pattern10.test(data39)){
+const err82 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/pattern",keyword:"pattern",params:{pattern: "^0?[0-7]{3}$"},message:"must match pattern \""+"^0?[0-7]{3}$"+"\"",schema:"^0?[0-7]{3}$",parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data39};
+if(vErrors === null){
+vErrors = [err82];
+}
+else {
+vErrors.push(err82);
+}
+errors++;
+}
+}
+else {
+const err83 = {instancePath:instancePath+"/k3s/writeKubeconfigMode",schemaPath:"#/properties/k3s/properties/writeKubeconfigMode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.writeKubeconfigMode.type,parentSchema:schema12.properties.k3s.properties.writeKubeconfigMode,data:data39};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+}
+if(data33.tlsSan !== undefined){
+let data40 = data33.tlsSan;
+if(Array.isArray(data40)){
+const len3 = data40.length;
+for(let i5=0; i5<len3; i5++){
+let data41 = data40[i5];
+if(typeof data41 === "string"){
+if(!(formats0.validate(data41))){
+const err84 = {instancePath:instancePath+"/k3s/tlsSan/" + i5,schemaPath:"#/properties/k3s/properties/tlsSan/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data41};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+}
+else {
+const err85 = {instancePath:instancePath+"/k3s/tlsSan/" + i5,schemaPath:"#/properties/k3s/properties/tlsSan/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.k3s.properties.tlsSan.items.type,parentSchema:schema12.properties.k3s.properties.tlsSan.items,data:data41};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+}
+let i6 = data40.length;
+let j2;
+if(i6 > 1){
+const indices2 = {};
+for(;i6--;){
+let item2 = data40[i6];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err86 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data40};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+break;
+}
+indices2[item2] = i6;
+}
+}
+}
+else {
+const err87 = {instancePath:instancePath+"/k3s/tlsSan",schemaPath:"#/properties/k3s/properties/tlsSan/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.k3s.properties.tlsSan.type,parentSchema:schema12.properties.k3s.properties.tlsSan,data:data40};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+}
+else {
+const err88 = {instancePath:instancePath+"/k3s",schemaPath:"#/properties/k3s/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.k3s.type,parentSchema:schema12.properties.k3s,data:data33};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+if(data.pki !== undefined){
+let data42 = data.pki;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key4 in data42){
+if(!((((key4 === "dir") || (key4 === "algorithm")) || (key4 === "caValidityDays")) || (key4 === "leafValidityDays"))){
+const err89 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.pki,data:data42};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+if(data42.dir !== undefined){
+let data43 = data42.dir;
+if(typeof data43 === "string"){
+if(func2(data43) < 1){
+const err90 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.pki.properties.dir,data:data43};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+else {
+const err91 = {instancePath:instancePath+"/pki/dir",schemaPath:"#/properties/pki/properties/dir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.pki.properties.dir.type,parentSchema:schema12.properties.pki.properties.dir,data:data43};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+if(data42.algorithm !== undefined){
+let data44 = data42.algorithm;
+if(!((((data44 === "ecdsa-p256") || (data44 === "ecdsa-p384")) || (data44 === "rsa-2048")) || (data44 === "rsa-4096"))){
+const err92 = {instancePath:instancePath+"/pki/algorithm",schemaPath:"#/properties/pki/properties/algorithm/enum",keyword:"enum",params:{allowedValues: schema12.properties.pki.properties.algorithm.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.pki.properties.algorithm.enum,parentSchema:schema12.properties.pki.properties.algorithm,data:data44};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
+}
+errors++;
+}
+}
+if(data42.caValidityDays !== undefined){
+let data45 = data42.caValidityDays;
+if(!((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45)))){
+const err93 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.caValidityDays.type,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data45};
+if(vErrors === null){
+vErrors = [err93];
+}
+else {
+vErrors.push(err93);
+}
+errors++;
+}
+if(typeof data45 == "number"){
+if(data45 > 36500 || isNaN(data45)){
+const err94 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data45};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+if(data45 < 1 || isNaN(data45)){
+const err95 = {instancePath:instancePath+"/pki/caValidityDays",schemaPath:"#/properties/pki/properties/caValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.caValidityDays,data:data45};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+}
+if(data42.leafValidityDays !== undefined){
+let data46 = data42.leafValidityDays;
+if(!((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46)))){
+const err96 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.pki.properties.leafValidityDays.type,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data46};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+if(typeof data46 == "number"){
+if(data46 > 36500 || isNaN(data46)){
+const err97 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/maximum",keyword:"maximum",params:{comparison: "<=", limit: 36500},message:"must be <= 36500",schema:36500,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data46};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+if(data46 < 1 || isNaN(data46)){
+const err98 = {instancePath:instancePath+"/pki/leafValidityDays",schemaPath:"#/properties/pki/properties/leafValidityDays/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema12.properties.pki.properties.leafValidityDays,data:data46};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err99 = {instancePath:instancePath+"/pki",schemaPath:"#/properties/pki/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.pki.type,parentSchema:schema12.properties.pki,data:data42};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data47 = data.hosts;
+if(Array.isArray(data47)){
+if(data47.length < 1){
+const err100 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data47};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+const len4 = data47.length;
+for(let i7=0; i7<len4; i7++){
+if(!(validate12(data47[i7], {instancePath:instancePath+"/hosts/" + i7,parentData:data47,parentDataProperty:i7,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err101 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data47};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+}
+}
+else {
+const err102 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
 }
 errors++;
 }
