@@ -7,9 +7,10 @@
  *    order and reason, then restarts each member exactly once, one at a time (their down times,
  *    read from systemd on the shared monotonic clock, never overlap), the leader last, with no
  *    failed write;
- *  - a change etcd rejects (its metrics port is sshd's) stops at the first member, whose
- *    previous env file is put back and etcd restarted on it; the other two are untouched
- *    (same process, same file) and the cluster stays healthy.
+ *  - a change etcd rejects (an unknown flag in etcd.extraArgs, on the unit's command line; a
+ *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
+ *    is put back and etcd restarted on it; the other two are untouched (same process, same
+ *    file) and the cluster stays healthy, with no failed write.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -222,12 +223,12 @@ describe('rolling changes on a live etcd of three real hosts', () => {
     }
   });
 
-  it('a change etcd rejects stops at the first member, puts its files back, and leaves the others untouched', async () => {
-    // sshd listens on each host's address:22: etcd cannot bind its metrics there and exits.
-    const cluster = await withEtcd('metricsPort: 22');
+  /** A change etcd rejects, in `file`: the first member fails, gets `file` back; the rest untouched. */
+  async function rejected(extra: string, file: string): Promise<void> {
+    const cluster = await withEtcd(extra);
     const conn = await connectionFor(cluster);
     const before = await Promise.all(hosts.map(unitState));
-    const envBefore = await Promise.all(hosts.map((h) => sha(h, '/etc/etcd/etcd.env')));
+    const filesBefore = await Promise.all(hosts.map((h) => sha(h, file)));
     const writer = await startWriter({ endpoints: conn.endpoints, tls: conn.tls });
     let stats;
     const log: string[] = [];
@@ -244,6 +245,7 @@ describe('rolling changes on a live etcd of three real hosts', () => {
     const failed = r.runs.filter((x) => x.error && !/not started/.test(x.error.message));
     assert.equal(failed.length, 1, JSON.stringify(r.runs.map((x) => x.error)));
     const first = failed[0]!;
+    console.log(`rejected ${extra}: ${first.error!.message}`);
     const i = NAMES.indexOf(first.host);
     assert.match(
       first.error!.message,
@@ -260,8 +262,8 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       );
 
     const after = await Promise.all(hosts.map(unitState));
-    const envAfter = await Promise.all(hosts.map((h) => sha(h, '/etc/etcd/etcd.env')));
-    assert.deepEqual(envAfter, envBefore, 'every env file as before (the first one put back)');
+    const filesAfter = await Promise.all(hosts.map((h) => sha(h, file)));
+    assert.deepEqual(filesAfter, filesBefore, `every ${file} as before (the first one put back)`);
     for (const [j, h] of hosts.entries()) {
       if (j === i)
         assert.notEqual(
@@ -282,5 +284,17 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       '0',
       'the rollback set is removed once the member is healthy again',
     );
+  }
+
+  it('a flag etcd rejects (etcd.extraArgs) stops at the first member, puts its unit back, and leaves the others untouched', async () => {
+    await rejected(
+      'metricsPort: 2381, extraArgs: [--no-such-flag=1]',
+      '/etc/systemd/system/etcd.service',
+    );
+  });
+
+  it('a port etcd cannot bind (its metrics on the port sshd holds) stops at the first member and puts its env file back', async () => {
+    // sshd listens on each host's address:22: etcd cannot bind its metrics there and exits.
+    await rejected('metricsPort: 22', '/etc/etcd/etcd.env');
   });
 });
