@@ -31,14 +31,13 @@ export interface Writer {
 /** Why an attempt failed, in a few words. */
 export function reasonOf(err: unknown): string {
   const m = errorMessage(err);
-  if (/leader changed|no leader|not leader|leader.*(lost|unavailable)/i.test(m))
+  // "raft proposal dropped": the leader was handing over its leadership.
+  if (/leader changed|no leader|not leader|leader.*(lost|unavailable)|proposal dropped/i.test(m))
     return 'leader changed';
-  if (
-    /ECONNREFUSED|connection refused|UNAVAILABLE|No connection established|socket|ECONNRESET/i.test(
-      m,
-    )
-  )
-    return 'endpoint down';
+  // "Received HTTP status code 200": a member still starting answers gRPC with its HTTP handler.
+  const down =
+    /ECONNREFUSED|connection refused|UNAVAILABLE|No connection established|socket|ECONNRESET|Received HTTP status code/i;
+  if (down.test(m)) return 'endpoint down';
   if (/deadline|timed? ?out/i.test(m)) return 'timeout';
   return m.split('\n')[0]?.slice(0, 80) ?? 'error';
 }

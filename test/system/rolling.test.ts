@@ -35,6 +35,8 @@ import {
   writeKnownHosts,
 } from '../../scripts/harness/lab';
 import { startWriter, type Writer } from '../../scripts/harness/writer';
+import { main } from '../../src/cli/main';
+import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
@@ -150,6 +152,11 @@ describe('rolling changes on a live etcd of three real hosts', () => {
 
     const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
     const lines = rollingPlanLines(preview.rolling!);
+    // The CLI's preview shows the same order under its step table.
+    const { io, out } = captureIO(dir);
+    assert.equal(await main(['provision', 'etcd', '--dry-run'], io), 0, out.join('\n'));
+    const cliText = out.join('\n');
+    for (const l of lines) assert.ok(cliText.includes(l), `${l}\n---\n${cliText}`);
     assert.equal(preview.rolling?.mode, 'rolling');
     assert.equal(preview.rolling?.order.at(-1)?.member, leader, lines.join('\n'));
     assert.match(lines[0] ?? '', /etcd restarts on 3 member\(s\), one at a time/);

@@ -5,6 +5,7 @@
 import * as vscode from 'vscode';
 import { provisionEtcd } from '../../core/provision/provision';
 import { selectHosts } from '../../core/inventory/select';
+import { rollingPlanLines } from '../../core/rolling/restarts';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { PLAN_SCHEME, previewText, type PlanDocuments } from '../planDocuments';
@@ -41,7 +42,16 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
       scheme: PLAN_SCHEME,
       path: `/${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan.md`,
     });
-    docs.set(uri, previewText(`Provisioning plan: etcd for cluster ${cluster.name}`, result.runs));
+    const order = result.rolling ? rollingPlanLines(result.rolling) : [];
+    const text = previewText(`Provisioning plan: etcd for cluster ${cluster.name}`, result.runs);
+    // The restart order goes under the summary, before each host's steps.
+    const cut = text.indexOf('\n## ');
+    docs.set(
+      uri,
+      order.length === 0 || cut < 0
+        ? text
+        : `${text.slice(0, cut)}\n## Restarts\n\n${order.map((l) => (l.startsWith('  ') ? `  - ${l.trim()}` : `- ${l}`)).join('\n')}\n${text.slice(cut)}`,
+    );
     const doc = await vscode.workspace.openTextDocument(uri);
     await vscode.window.showTextDocument(doc, { preview: false });
   };
