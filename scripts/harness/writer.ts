@@ -1,7 +1,8 @@
 /**
  * A client that writes to every endpoint of an etcd cluster the whole time, as K3s's datastore
  * client does: each write goes to the next endpoint in turn and, when that one fails, to the
- * others (a client's failover); a write counts as failed only when no endpoint took it. Every
+ * others (a client's failover; an endpoint that failed within the last second is tried last);
+ * a write counts as failed only when no endpoint took it. Every
  * retry is recorded with its reason ("leader changed", the endpoint down, a timeout), and every
  * successful write with its time, for rates before and during a change.
  */
@@ -60,11 +61,17 @@ export async function startWriter(opts: {
   let stopped = false;
   let seq = 0;
   let last = performance.now();
+  // Like etcd's own client balancer, an endpoint that just failed is tried last for a second.
+  const failedAt = clients.map(() => -Infinity);
   const one = async (): Promise<void> => {
     const n = seq++;
     const reasons: string[] = [];
-    for (let i = 0; i < clients.length; i++) {
-      const c = clients[(n + i) % clients.length];
+    const now0 = performance.now();
+    const order = clients
+      .map((_, i) => (n + i) % clients.length)
+      .sort((a, b) => Number(now0 - failedAt[a]! < 1000) - Number(now0 - failedAt[b]! < 1000));
+    for (const i of order) {
+      const c = clients[i];
       try {
         await c?.put(`${prefix}${n % 1000}`).value(String(n));
         const now = performance.now();
@@ -75,6 +82,7 @@ export async function startWriter(opts: {
         for (const r of reasons) stats.retried[r] = (stats.retried[r] ?? 0) + 1;
         return;
       } catch (err) {
+        failedAt[i] = performance.now();
         reasons.push(reasonOf(err));
       }
     }
