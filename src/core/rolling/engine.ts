@@ -129,7 +129,7 @@ export function planRollout(
 function notStarted(host: string, message: string, code?: ErrorCode): HostRun {
   return {
     host,
-    status: 'failed',
+    status: code === 'cancelled' ? 'cancelled' : 'failed',
     steps: [],
     error: { ...(code ? { code } : {}), message },
     timings: {},
@@ -210,19 +210,19 @@ async function rollOut(
   const settleMs = opts.settleMs ?? 90_000;
   const left = restarting.map((p) => p.job.member);
   const done: string[] = [];
-  const stop = (reason: string) => {
+  const stop = (reason: string, code?: ErrorCode) => {
     for (const m of left) {
       const p = restarting.find((x) => x.job.member === m) as Prepared;
       if (runs.has(p.job.host)) continue;
       const message = `${p.job.host}: not started: ${reason}`;
       say(p.job.host, message);
-      runs.set(p.job.host, notStarted(p.job.host, message));
+      runs.set(p.job.host, notStarted(p.job.host, message, code));
     }
   };
   let n = 0;
   const total = left.length;
   while (left.length > 0) {
-    if (opts.signal?.aborted) return stop('cancelled');
+    if (opts.signal?.aborted) return stop('cancelled', 'cancelled');
     let table: MemberRow[];
     try {
       table = await live.probe(opts.signal);
