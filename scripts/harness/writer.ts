@@ -35,9 +35,10 @@ export function reasonOf(err: unknown): string {
   // "raft proposal dropped": the leader was handing over its leadership.
   if (/leader changed|no leader|not leader|leader.*(lost|unavailable)|proposal dropped/i.test(m))
     return 'leader changed';
-  // "Received HTTP status code 200": a member still starting answers gRPC with its HTTP handler.
+  // "Received HTTP status code 200": a member still starting answers gRPC with its HTTP handler;
+  // "RST_STREAM": a member stopping ended the call.
   const down =
-    /ECONNREFUSED|connection refused|UNAVAILABLE|No connection established|socket|ECONNRESET|Received HTTP status code/i;
+    /ECONNREFUSED|connection refused|UNAVAILABLE|No connection established|socket|ECONNRESET|Received HTTP status code|RST_STREAM/i;
   if (down.test(m)) return 'endpoint down';
   if (/deadline|timed? ?out/i.test(m)) return 'timeout';
   return m.split('\n')[0]?.slice(0, 80) ?? 'error';

@@ -6,19 +6,20 @@
  *  - a change that restarts every member (the env file: metricsPort) is previewed with its
  *    order and reason, then restarts each member exactly once, one at a time (their down times,
  *    read from systemd on the shared monotonic clock, never overlap), the leader last, with no
- *    failed write;
+ *    failed write; new certificates for every member (re-issued leaves) roll the same way;
  *  - a change etcd rejects (an unknown flag in etcd.extraArgs, on the unit's command line; a
  *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
  *    is put back and etcd restarted on it; the other two are untouched (same process, same
  *    file) and the cluster stays healthy, with no failed write.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Cluster } from '../../src/core/inventory/types';
 import { connectionFor } from '../../src/core/etcd/connection';
-import { generateCertificateSet } from '../../src/core/pki/set';
+import { generateCertificateSet, reissueMember } from '../../src/core/pki/set';
 import { provisionEtcd } from '../../src/core/provision/provision';
 import { liveCluster } from '../../src/core/rolling/live';
 import { rollingPlanLines } from '../../src/core/rolling/restarts';
@@ -167,6 +168,45 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       new RegExp(`^  3\\. ${leader} \\(leader\\): restarts for environment /etc/etcd/etcd\\.env`),
     );
 
+    await rollsEveryMember(cluster, leader!, 'metricsPort');
+    const res = await fetch(`http://${ADDR[0]}:2381/metrics`);
+    assert.match(await res.text(), /etcd_server_has_leader 1/, 'the change is in effect');
+  });
+
+  it('new certificates for every member (re-issued leaves) roll the same way', async () => {
+    const cluster = await withEtcd('metricsPort: 2381');
+    for (const n of NAMES)
+      await reissueMember(cluster, n, [], { confirmReplace: async () => true });
+    const leader = await leaderName(cluster);
+    const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
+    assert.equal(preview.rolling?.order.at(-1)?.member, leader);
+    for (const o of preview.rolling!.order)
+      assert.deepEqual(
+        o.why,
+        [
+          'server certificate /etc/etcd/pki/server.pem',
+          'member key /etc/etcd/pki/server-key.pem (0600, etcd)',
+          'peer certificate /etc/etcd/pki/peer.pem',
+          'member key /etc/etcd/pki/peer-key.pem (0600, etcd)',
+        ],
+        o.member,
+      );
+    await rollsEveryMember(cluster, leader!, 'certificates');
+    for (const [i, h] of hosts.entries())
+      assert.equal(
+        await sha(h, '/etc/etcd/pki/server.pem'),
+        createHash('sha256')
+          .update(await readFile(join(cluster.pki.dir, NAMES[i]!, 'server.pem')))
+          .digest('hex'),
+        `${h.name} serves its new certificate`,
+      );
+  });
+
+  /**
+   * Runs a change that restarts every member with a client writing the whole time: each member
+   * restarted exactly once, one at a time, `leader` last after move-leader, no failed write.
+   */
+  async function rollsEveryMember(cluster: Cluster, leader: string, label: string): Promise<void> {
     const conn = await connectionFor(cluster);
     const before = await Promise.all(hosts.map(unitState));
     const startsBefore = await Promise.all(hosts.map(starts));
@@ -220,15 +260,13 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       );
       assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
       assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
-      const res = await fetch(`http://${ADDR[0]}:2381/metrics`);
-      assert.match(await res.text(), /etcd_server_has_leader 1/, 'the change is in effect');
       console.log(
-        `rolled 3 members in ${Math.round(ms)} ms; ${stats.ok} writes, retried ${JSON.stringify(stats.retried)}, longest gap ${Math.round(stats.maxGapMs)} ms; order ${byDown.map((b) => b.name).join(' → ')}`,
+        `${label}: rolled 3 members in ${Math.round(ms)} ms; ${stats.ok} writes, retried ${JSON.stringify(stats.retried)}, longest gap ${Math.round(stats.maxGapMs)} ms; order ${byDown.map((b) => b.name).join(' → ')}`,
       );
     } finally {
       await writer?.stop();
     }
-  });
+  }
 
   /** A change etcd rejects, in `file`: the first member fails, gets `file` back; the rest untouched. */
   async function rejected(extra: string, file: string): Promise<void> {
