@@ -7,6 +7,7 @@
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
+ *  - a rolling change of 3 live members: time to roll, the writing client's rate before/during
  *  - SQLite → etcd migration of a 100k-row kine history: time, keys/s against raw writes, RSS
  *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
  */
@@ -24,6 +25,7 @@ import { findFiles } from './harness/files';
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchRepair } from './benchRepair';
+import { benchRolling } from './benchRolling';
 import { benchMigrate } from './benchMigrate';
 import { benchMetrics } from './benchMetrics';
 import { median } from './benchStats';
@@ -284,6 +286,7 @@ async function main(): Promise<void> {
   if (only === 'perf') return benchPerf(['s', 'm', 'l']);
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
+  if (only === 'rolling') return benchRolling();
   if (only === 'migrate') return benchMigrate();
   if (only === 'metrics') return benchMetrics();
   const vsix = await sizes();
@@ -293,6 +296,7 @@ async function main(): Promise<void> {
   await statusRefresh();
   await benchProvision();
   await benchRepair();
+  await benchRolling();
   await benchMigrate();
   await benchMetrics();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.

@@ -6,7 +6,8 @@
 // Layers, bottom up (a file may import its own folder, and any layer below its own):
 //   src/shared                 the floor: the webview protocol and the data it shows
 //   src/core base              errors.ts, files/, format/
-//   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ (acyclic between folders)
+//   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
+//                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -24,7 +25,7 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const showGraph = process.argv.includes('--graph');
 
 const BASE = ['errors.ts', 'files', 'format'];
-const PRIMITIVES = ['etcdRelease', 'inventory', 'pki', 'ssh', 'etcd', 'k3sHost', 'plan'];
+const PRIMITIVES = ['etcdRelease', 'inventory', 'pki', 'ssh', 'etcd', 'k3sHost', 'plan', 'rolling'];
 const OPERATIONS = [
   'provision',
   'restore',

@@ -83,13 +83,22 @@ export function report(
 export async function previewGate(
   ctx: RunContext,
   runs: HostRun[],
-  words: { nothing: string; question: (changes: number, hosts: string[]) => string },
+  words: {
+    nothing: string;
+    question: (changes: number, hosts: string[]) => string;
+    /** Lines shown under the step table (the rolling order), if any. */
+    notes?: string[];
+  },
 ): Promise<number | undefined> {
+  const notes = () => {
+    if (!ctx.global.json) for (const l of words.notes ?? []) ctx.io.out(l);
+  };
   if (
     ctx.values['dry-run'] === true ||
     runs.some((r) => r.status === 'failed' || r.status === 'cancelled')
   ) {
     if (!ctx.global.json) ctx.io.out(stepTable(runs));
+    notes();
     return report(ctx, runs, { dryRun: true });
   }
   const pending = runs.filter((r) => r.status === 'would-change');
@@ -102,6 +111,7 @@ export async function previewGate(
     steps: r.steps.filter((s) => s.status === 'would-change'),
   }));
   if (!ctx.global.json) ctx.io.out(stepTable(changing));
+  notes();
   const n = changing.reduce((a, r) => a + r.steps.length, 0);
   if (
     !(await confirm(

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import type { HostRun } from '../core/plan/runner';
-import { planPreviewMarkdown } from '../core/plan/words';
+import { planPreviewMarkdown, type PlanPreviewOptions } from '../core/plan/words';
 import { localStamp } from '../core/format/stamp';
 
 export const PLAN_SCHEME = 'k3s-etcd-plan';
@@ -56,6 +56,7 @@ export async function showRunPreview(
   title: string,
   runs: readonly HostRun[],
   apply = 'K3s etcd: Provision etcd',
+  sections: PlanPreviewOptions['sections'] = [],
 ): Promise<void> {
   const base = safe(name);
   const scripts = new Map<string, string>();
@@ -69,6 +70,7 @@ export async function showRunPreview(
     apply,
     madeAt: localStamp(new Date()),
     scriptLink: (host) => scripts.get(host),
+    sections,
   });
   await showPlan(docs, planUri(`${base}.md`), text);
 }

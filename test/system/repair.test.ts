@@ -157,6 +157,17 @@ describe('fix peer URL after an IP change, on real systemd hosts', () => {
       onLine: (_h, l) => lines.push(l),
     });
     assert.equal(result.healthy, true, `${result.summary}\n${lines.join('\n')}`);
+    // The restart went through the rolling engine: the others checked, a rollback set kept.
+    assert.ok(
+      lines.some((l) =>
+        /^rolling 1\/1: edge-2 \((follower|leader|down)\): the other 2 voters are healthy/.test(l),
+      ),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => /kept a copy of \d+ file\(s\)/.test(l)),
+      lines.join('\n'),
+    );
 
     const after = await loadCluster(file);
     assert.equal(after.hosts[1]!.address, MOVED);

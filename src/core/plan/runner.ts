@@ -127,41 +127,57 @@ function failure(plan: HostPlan, r: ScriptResult, phase: string): NonNullable<Ho
   };
 }
 
-/** Runs one host's plan on an open transport. */
-export async function runHostPlan(
+/** A host's plan after its dry run: what would change, and the script to apply it with. */
+export interface CheckedPlan {
+  plan: HostPlan;
+  script: string;
+  /** The dry run's outcome: would-change, unchanged or failed. */
+  run: HostRun;
+  /** Ids of the steps that would change. */
+  pending: Set<string | undefined>;
+}
+
+/** The dry run of one host's plan (only reads the host). */
+export async function checkHostPlan(
   t: HostTransport,
   plan: HostPlan,
-  opts: { dryRun: boolean } & RunHooks,
+  opts: RunHooks,
   timings: Record<string, number> = {},
-): Promise<HostRun> {
+): Promise<CheckedPlan> {
   const script = renderScript(plan);
-  let t0 = performance.now();
+  const t0 = performance.now();
   const check = await runScript(t, plan, script, { dryRun: true, stage: '' }, opts);
   timings['check'] = performance.now() - t0;
+  const base = { host: plan.host, script, steps: check.steps, timings };
   if (check.code !== 0) {
     return {
-      host: plan.host,
+      plan,
       script,
-      status: 'failed',
-      steps: check.steps,
-      error: failure(plan, check, 'check'),
-      timings,
+      pending: new Set(),
+      run: { ...base, status: 'failed', error: failure(plan, check, 'check') },
     };
   }
   const pending = new Set(
     check.steps.filter((s) => s.status === 'would-change').map((s) => plan.steps[s.n - 1]?.id),
   );
-  if (opts.dryRun || pending.size === 0) {
-    return {
-      host: plan.host,
-      script,
-      status: pending.size === 0 ? 'unchanged' : 'would-change',
-      steps: check.steps,
-      timings,
-    };
-  }
+  return {
+    plan,
+    script,
+    pending,
+    run: { ...base, status: pending.size === 0 ? 'unchanged' : 'would-change' },
+  };
+}
 
-  t0 = performance.now();
+/** Applies a checked plan: stages the payloads of the steps that would change, runs the script. */
+export async function applyHostPlan(
+  t: HostTransport,
+  checked: CheckedPlan,
+  opts: RunHooks,
+): Promise<HostRun> {
+  const { plan, script, pending } = checked;
+  const timings = checked.run.timings;
+  if (checked.run.status !== 'would-change') return checked.run;
+  let t0 = performance.now();
   const mk = await t.exec(
     'mktemp -d /tmp/.k3s-etcd-stage-XXXXXX',
     opts.signal ? { signal: opts.signal } : {},
@@ -211,6 +227,18 @@ export async function runHostPlan(
   }
 }
 
+/** Runs one host's plan on an open transport: its dry run, then (unless a preview) the change. */
+export async function runHostPlan(
+  t: HostTransport,
+  plan: HostPlan,
+  opts: { dryRun: boolean } & RunHooks,
+  timings: Record<string, number> = {},
+): Promise<HostRun> {
+  const checked = await checkHostPlan(t, plan, opts, timings);
+  if (opts.dryRun) return checked.run;
+  return applyHostPlan(t, checked, opts);
+}
+
 export interface HostJob {
   host: string;
   /** Opens the transport (SSH connect). */
@@ -252,41 +280,71 @@ export async function runJobs(
       const timings: Record<string, number> = {};
       let t: HostTransport | undefined;
       try {
-        let t0 = performance.now();
-        t = await job.open(opts.signal);
-        timings['connect'] = performance.now() - t0;
-        t0 = performance.now();
-        const plan = await job.plan(t, opts.signal);
-        timings['plan'] = performance.now() - t0;
-        return await runHostPlan(t, plan, opts, timings);
-      } catch (err) {
-        if (isCancelled(err) || opts.signal?.aborted) {
-          opts.onLine?.(job.host, 'cancelled');
-          return {
-            host: job.host,
-            status: 'cancelled',
-            steps: [],
-            error: { code: 'cancelled', message: `${job.host}: cancelled` },
-            timings,
-          };
-        }
-        const message = errorMessage(err);
-        opts.onLine?.(job.host, `error: ${message}`);
-        return {
-          host: job.host,
-          status: 'failed',
-          steps: [],
-          error: {
-            ...(err instanceof K3sEtcdError ? { code: err.code } : {}),
-            message: message.startsWith(job.host) ? message : `${job.host}: ${message}`,
-          },
-          timings,
-        };
+        return await asHostRun(job.host, opts, timings, async () => {
+          const opened = await openAndPlan(job, opts, timings);
+          t = opened.t;
+          return runHostPlan(t, opened.plan, opts, timings);
+        });
       } finally {
         t?.close();
       }
     }),
   );
+}
+
+/** Opens a job's transport and builds its plan, timing both. */
+export async function openAndPlan(
+  job: HostJob,
+  opts: RunHooks,
+  timings: Record<string, number>,
+): Promise<{ t: HostTransport; plan: HostPlan }> {
+  let t0 = performance.now();
+  const t = await job.open(opts.signal);
+  timings['connect'] = performance.now() - t0;
+  try {
+    t0 = performance.now();
+    const plan = await job.plan(t, opts.signal);
+    timings['plan'] = performance.now() - t0;
+    return { t, plan };
+  } catch (err) {
+    t.close();
+    throw err;
+  }
+}
+
+/** Runs `fn`; a cancel or an error becomes the host's cancelled or failed run, named after it. */
+export async function asHostRun(
+  host: string,
+  opts: RunHooks,
+  timings: Record<string, number>,
+  fn: () => Promise<HostRun>,
+): Promise<HostRun> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isCancelled(err) || opts.signal?.aborted) {
+      opts.onLine?.(host, 'cancelled');
+      return {
+        host,
+        status: 'cancelled',
+        steps: [],
+        error: { code: 'cancelled', message: `${host}: cancelled` },
+        timings,
+      };
+    }
+    const message = errorMessage(err);
+    opts.onLine?.(host, `error: ${message}`);
+    return {
+      host,
+      status: 'failed',
+      steps: [],
+      error: {
+        ...(err instanceof K3sEtcdError ? { code: err.code } : {}),
+        message: message.startsWith(host) ? message : `${host}: ${message}`,
+      },
+      timings,
+    };
+  }
 }
 
 /**

@@ -53,6 +53,8 @@ export interface CommandStep extends StepBase {
   /** Exit 0 = already done. Must only read. */
   check: string;
   run: string;
+  /** The files `run` replaces (a rolling change backs them up first, to put them back). */
+  writes?: string[];
 }
 
 export interface ServiceStep extends StepBase {

@@ -46,10 +46,12 @@ export function mdText(text: string): string {
 export interface PlanPreviewOptions {
   /** The command that applies the plan, named in the introduction. */
   apply: string;
-  /** When the dry run was made (ISO). */
+  /** When the dry run was made, as the front end shows times. */
   madeAt: string;
   /** The relative link to a host's script document, when there is one. */
   scriptLink?(host: string): string | undefined;
+  /** Sections after the summary (e.g. the rolling restart order): one list item per line. */
+  sections?: ReadonlyArray<{ heading: string; lines: readonly string[] }>;
 }
 
 /**
@@ -69,6 +71,14 @@ export function planPreviewMarkdown(
     ...runs.map((r) => `- ${mdText(summarizeRun(r))}`),
     '',
   ];
+  for (const sec of opts.sections ?? []) {
+    if (sec.lines.length === 0) continue;
+    out.push(`## ${mdText(sec.heading)}`, '');
+    // A line indented by two spaces belongs to the line above it.
+    for (const l of sec.lines)
+      out.push(l.startsWith('  ') ? `  - ${mdText(l.trim())}` : `- ${mdText(l)}`);
+    out.push('');
+  }
   for (const r of runs) {
     out.push(`## ${mdText(summarizeRun(r))}`, '');
     if (r.error && r.steps.length === 0) out.push(`> ${mdText(r.error.message)}`, '');

@@ -147,6 +147,7 @@ export function binaryStep(version: string, src: BinarySource): Step {
   const want = bareVersion(version);
   const etcd = src.kind === 'installed' ? src.path : `${BIN_DIR}/etcd`;
   const check = `[ -x ${q(etcd)} ] && ${q(etcd)} --version 2>/dev/null | grep -qx ${q(`etcd Version: ${want}`)}`;
+  const writes = [`${BIN_DIR}/etcd`, `${BIN_DIR}/etcdctl`];
   const verify = `got=$(${q(etcd)} --version 2>/dev/null | sed -n 's/^etcd Version: //p')\n[ "$got" = ${q(want)} ] || fail "the etcd binary reports version \${got:-unknown}, not ${want}: fix etcd.version or the binaries"`;
   const installFrom = (dir: string) =>
     `for b in etcd etcdctl; do\n  f=$(find ${dir} -name "$b" -type f | head -n 1)\n  [ -n "$f" ] || fail "no $b in the release tarball"\n  { cp "$f" ${BIN_DIR}/$b.k3s-etcd-new && chmod 0755 ${BIN_DIR}/$b.k3s-etcd-new && mv -f ${BIN_DIR}/$b.k3s-etcd-new ${BIN_DIR}/$b; } || fail "cannot install $b in ${BIN_DIR} (is the disk full?)"\ndone`;
@@ -164,6 +165,7 @@ export function binaryStep(version: string, src: BinarySource): Step {
         kind: 'command',
         id: 'binaries',
         title: `install etcd ${want} (uploaded binaries)`,
+        writes,
         check,
         run: `mkdir -p ${BIN_DIR}\n${installFrom('"$STAGE"')}\n${verify}`,
       };
@@ -172,6 +174,7 @@ export function binaryStep(version: string, src: BinarySource): Step {
         kind: 'command',
         id: 'binaries',
         title: `install etcd ${want} (uploaded release tarball)`,
+        writes,
         check,
         run: `d=$(mktemp -d)\ntar -xzf "$STAGE/etcd.tar.gz" -C "$d" || fail "cannot unpack the uploaded tarball (is the disk full?)"\nmkdir -p ${BIN_DIR}\n${installFrom('"$d"')}\nrm -rf "$d"\n${verify}`,
       };
@@ -180,6 +183,7 @@ export function binaryStep(version: string, src: BinarySource): Step {
         kind: 'command',
         id: 'binaries',
         title: `download and install etcd ${want}`,
+        writes,
         check,
         run: [
           'd=$(mktemp -d)',

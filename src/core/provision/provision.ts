@@ -1,11 +1,12 @@
 /**
  * Provisioning etcd on the member hosts of a cluster (every one, or some): each host read, its
- * member planned and run, then health checked with the admin certificate. Adding and removing a
- * member of a running cluster: members.ts.
+ * member planned and run through the rolling engine (a new cluster starts together; on a
+ * running one the members whose etcd restarts go one at a time), then health checked with the
+ * admin certificate. Adding and removing a member of a running cluster: members.ts.
  */
 import { K3sEtcdError } from '../errors';
 import { connectionFor } from '../etcd/connection';
-import { listMembers, oneLineReason, type EtcdMember } from '../etcd/members';
+import { oneLineReason } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { initialClusterOf, selectHosts } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
@@ -13,7 +14,11 @@ import { checkDataDir, type HostFacts, readFacts } from '../etcd/memberHost';
 import { planEtcdMember } from './memberPlan';
 import { resolveBinaries } from './binaries';
 import type { HostPlan } from '../plan/steps';
-import { runJobs, type HostJob, type HostRun, type RunHooks } from '../plan/runner';
+import type { HostRun, RunHooks } from '../plan/runner';
+import { liveCluster } from '../rolling/live';
+import type { MemberRow } from '../rolling/order';
+import { runRolling, type RollingJob } from '../rolling/engine';
+import type { RollingPlan } from '../rolling/restarts';
 import { waitHealthy } from '../etcd/health';
 
 /** The member's plan from the host's facts: binaries resolved for its architecture. */
@@ -39,7 +44,7 @@ export interface ProvisionOptions extends RunHooks {
   hosts?: string[];
   dryRun: boolean;
   ssh: SshContext;
-  /** Overrides for adding a member to a running cluster. */
+  /** Overrides for adding a member to a running cluster (the host joins: nothing rolls). */
   initial?: { cluster: string; state: 'new' | 'existing' };
   /** Skip the check against the live member list (used by add, which did it itself). */
   skipMembershipCheck?: boolean;
@@ -52,27 +57,35 @@ export interface ProvisionResult {
   /** After a real run: every provisioned member healthy through the admin certificate. */
   healthy?: boolean;
   healthSummary?: string;
+  /** Which members restart etcd, in what order and why (set once every host was read). */
+  rolling?: RollingPlan;
 }
 
-/** Members of the running cluster, or undefined when no member answers (a new cluster). */
-async function liveMembers(cluster: Cluster, hooks: RunHooks): Promise<EtcdMember[] | undefined> {
+/** The running cluster (its member table), or undefined when no member answers (a new cluster). */
+async function liveTable(
+  cluster: Cluster,
+  hooks: RunHooks,
+): Promise<{ cluster: ReturnType<typeof liveCluster>; table: MemberRow[] } | undefined> {
+  let why = '';
   try {
-    const conn = await connectionFor(cluster);
-    return await listMembers(conn.endpoints, {
-      tls: conn.tls,
-      timeoutMs: 2000,
-      ...(hooks.signal ? { signal: hooks.signal } : {}),
-    });
+    const live = liveCluster(await connectionFor(cluster));
+    const table = await live.probe(hooks.signal);
+    if (table.some((r) => r.healthy)) return { cluster: live, table };
+    why = table.length > 0 ? 'no member is healthy' : 'nothing answered';
   } catch (err) {
-    hooks.onLine?.(
-      cluster.name,
-      `note: no member of ${cluster.name} answered from here (${oneLineReason(err)}): hosts without etcd data start a new cluster`,
-    );
-    return undefined;
+    why = oneLineReason(err);
   }
+  hooks.onLine?.(
+    cluster.name,
+    `note: no member of ${cluster.name} answered from here (${why}): hosts without etcd data start a new cluster, and every member is changed at once`,
+  );
+  return undefined;
 }
 
-/** Provisions etcd on the member hosts, in parallel, then checks health with the admin certificate. */
+/**
+ * Provisions etcd on the member hosts, then checks health with the admin certificate: on a new
+ * cluster all together; on a running one, members whose etcd restarts one at a time.
+ */
 export async function provisionEtcd(
   cluster: Cluster,
   opts: ProvisionOptions,
@@ -81,10 +94,13 @@ export async function provisionEtcd(
   const hosts = selectHosts(cluster, opts.hosts);
   const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
   const initialState = opts.initial?.state ?? 'new';
-  const live = opts.skipMembershipCheck ? undefined : await liveMembers(cluster, opts);
+  // A host joining (member add) restarts nothing that runs: no rolling for it.
+  const running = opts.initial ? undefined : await liveTable(cluster, opts);
+  const live = opts.skipMembershipCheck ? undefined : running?.table;
 
-  const jobs: HostJob[] = hosts.map((host) => ({
+  const jobs: RollingJob[] = hosts.map((host) => ({
     host: host.name,
+    member: host.memberName,
     open: sshOpener(cluster, host, opts.ssh),
     plan: async (t, signal): Promise<HostPlan> => {
       const facts = await readFacts(t, cluster, host, signal);
@@ -101,19 +117,19 @@ export async function provisionEtcd(
       ) {
         throw new K3sEtcdError(
           'provision-refused',
-          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name || m.id).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
+          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
         );
       }
       return planMember(cluster, host, facts, { cluster: initialCluster, state: initialState });
     },
   }));
-  const runs = await runJobs(jobs, opts);
-  if (opts.dryRun) return { runs };
+  const { runs, plan } = await runRolling(jobs, { ...opts, ...(running ? { live: running } : {}) });
+  if (opts.dryRun) return { runs, rolling: plan };
   const done = hosts.filter((h) => {
     const status = runs.find((r) => r.host === h.name)?.status;
     return status === 'changed' || status === 'unchanged';
   });
-  if (done.length === 0) return { runs };
+  if (done.length === 0) return { runs, rolling: plan };
   const health = await waitHealthy(cluster, done, 30_000, opts.signal);
-  return { runs, healthy: health.ok, healthSummary: health.summary };
+  return { runs, healthy: health.ok, healthSummary: health.summary, rolling: plan };
 }

@@ -376,7 +376,7 @@ export function repairSteps(cluster: Cluster, d: Omit<PeerUrlDiagnosis, 'steps'>
   );
   if (!d.single) steps.push(`${update} through a healthy member`);
   steps.push(
-    `on ${d.host}: upload the certificates to /etc/etcd/pki, rewrite ${ENV_FILE} (listen/advertise URLs on ${d.newAddress}), daemon-reload, restart etcd`,
+    `on ${d.host}: upload the certificates to /etc/etcd/pki, rewrite ${ENV_FILE} (listen/advertise URLs on ${d.newAddress}), daemon-reload, restart etcd${d.single ? '' : ` through the rolling engine (the other voters must be healthy; if ${d.member} leads, it hands its leadership to a caught-up member first; its previous files are put back if etcd fails on the new ones)`}`,
   );
   if (d.single)
     steps.push(`${update} through the member itself, over an SSH tunnel from ${d.host}`);

@@ -5,6 +5,7 @@
 import { provisionEtcd } from '../../core/provision/provision';
 import { selectHosts } from '../../core/inventory/select';
 import { stepProgressText } from '../../core/plan/words';
+import { rollingPlanLines } from '../../core/rolling/restarts';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { showRunPreview, type PlanDocuments } from '../planDocuments';
@@ -44,6 +45,8 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
       `${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan`,
       `Provisioning plan: etcd for cluster ${cluster.name}`,
       result.runs,
+      undefined,
+      result.rolling ? [{ heading: 'Restarts', lines: rollingPlanLines(result.rolling) }] : [],
     );
   };
 }

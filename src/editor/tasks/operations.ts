@@ -1,6 +1,7 @@
 /** What each task operation runs: provision-etcd, install-k3s (and restore-etcd, in restore.ts). */
 import { dirname } from 'node:path';
 import { provisionEtcd } from '../../core/provision/provision';
+import { rollingPlanLines, type RollingPlan } from '../../core/rolling/restarts';
 import { selectHosts, selectK3sServers } from '../../core/inventory/select';
 import { installK3s } from '../../core/k3s/ops';
 import type { ExtensionCtx } from '../ctx';
@@ -47,19 +48,27 @@ export async function operationFor(
     };
   }
   const hosts = selectHosts(cluster, only).map((h) => h.name);
+  let rolling: RollingPlan | undefined;
   return {
     what: `etcd on ${hosts.join(', ')} (cluster ${cluster.name})`,
     apply: 'Apply',
     detail: (n, on) =>
-      `${n} step(s) would change on ${on.join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+      [
+        `${n} step(s) would change on ${on.join(', ')}. Existing units and configuration are backed up before being replaced; data directories are never deleted. Use "Preview Provisioning Plan" to read every step.`,
+        ...(rolling ? rollingPlanLines(rolling) : []),
+      ].join('\n'),
     run: async (dryRun, hooks) => {
       const r = await provisionEtcd(cluster, { ...hooks, dryRun, ssh, hosts });
+      if (dryRun) rolling = r.rolling;
       return {
         runs: r.runs,
         ok:
           r.runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled') &&
           r.healthy !== false,
-        lines: r.healthSummary ? [`health: ${r.healthSummary}`] : [],
+        lines: [
+          ...(dryRun && r.rolling ? rollingPlanLines(r.rolling) : []),
+          ...(r.healthSummary ? [`health: ${r.healthSummary}`] : []),
+        ],
       };
     },
   };

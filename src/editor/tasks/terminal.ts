@@ -76,6 +76,7 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
       },
     });
     for (const r of preview.runs) this.write.fire(`${summaryLine(r)}\r\n`);
+    for (const l of preview.lines) this.write.fire(`${l}\r\n`);
     if (preview.runs.some((r) => r.status === 'failed' || r.status === 'cancelled')) return 1;
     const pending = preview.runs.filter((r) => r.status === 'would-change');
     if (pending.length === 0) {

@@ -1,0 +1,345 @@
+/**
+ * Rolling changes on three real systemd hosts (Debian in systemd-nspawn, sharing this machine's
+ * network), with a client writing to all three endpoints the whole time (a write fails only when
+ * no endpoint takes it: scripts/harness/writer.ts):
+ *  - a new cluster starts its three members together, as before;
+ *  - a change that restarts every member (the env file: metricsPort) is previewed with its
+ *    order and reason, then restarts each member exactly once, one at a time (their down times,
+ *    read from systemd on the shared monotonic clock, never overlap), the leader last, with no
+ *    failed write; new certificates for every member (re-issued leaves) roll the same way;
+ *  - a change etcd rejects (an unknown flag in etcd.extraArgs, on the unit's command line; a
+ *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
+ *    is put back and etcd restarted on it; the other two are untouched (same process, same
+ *    file) and the cluster stays healthy, with no failed write.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Cluster } from '../../src/core/inventory/types';
+import { connectionFor } from '../../src/core/etcd/connection';
+import { generateCertificateSet, reissueMember } from '../../src/core/pki/set';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import { liveCluster } from '../../src/core/rolling/live';
+import { rollingPlanLines } from '../../src/core/rolling/restarts';
+import type { SshContext } from '../../src/core/ssh/hostSession';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import type { EdgeHost } from '../../scripts/harness/edgeHosts/types';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { makeKey } from '../../scripts/harness/sshd';
+import {
+  labInventory,
+  labSsh,
+  loadCluster,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../../scripts/harness/lab';
+import { startWriter, type Writer } from '../../scripts/harness/writer';
+import { main } from '../../src/cli/main';
+import { captureIO } from '../fixtures/cli';
+
+const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
+const NAMES = ['edge-1', 'edge-2', 'edge-3'];
+
+/** What systemd says of a host's etcd: its invocation and when it last went down and up. */
+interface UnitState {
+  invocation: string;
+  pid: string;
+  /** Monotonic µs: the old process began to stop, the new one was ready. */
+  downAt: number;
+  upAt: number;
+}
+
+async function unitState(h: EdgeHost): Promise<UnitState> {
+  const r = await h.exec(
+    'systemctl show etcd -p InvocationID -p ExecMainPID -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic',
+  );
+  const v = Object.fromEntries(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  return {
+    invocation: v['InvocationID'] ?? '',
+    pid: v['ExecMainPID'] ?? '',
+    downAt: Number(v['ActiveExitTimestampMonotonic']),
+    upAt: Number(v['ActiveEnterTimestampMonotonic']),
+  };
+}
+
+/** How many times systemd has started etcd on `h` (its journal's "Started etcd" lines). */
+async function starts(h: EdgeHost): Promise<number> {
+  const r = await h.exec(
+    "journalctl -u etcd.service -o cat --no-pager | grep -c '^Started etcd' || true",
+  );
+  return Number(r.stdout.trim());
+}
+
+const sha = async (h: EdgeHost, path: string) =>
+  (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
+
+describe('rolling changes on a live etcd of three real hosts', () => {
+  let dir = '';
+  let file = '';
+  let hosts: EdgeHost[] = [];
+  let ssh: SshContext;
+  let key = '';
+  let baseYaml = '';
+
+  /** The lab inventory with `extra` added to its etcd mapping. */
+  const withEtcd = async (extra: string): Promise<Cluster> => {
+    await writeFile(
+      file,
+      extra
+        ? baseYaml.replace('uploadPath: etcd-bin }', `uploadPath: etcd-bin, ${extra} }`)
+        : baseYaml,
+    );
+    return loadCluster(file);
+  };
+  const leaderName = async (c: Cluster) =>
+    (await liveCluster(await connectionFor(c)).probe()).find((r) => r.isLeader)?.name;
+
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-rolling-');
+    const k = makeKey(dir, 'id_lab');
+    key = k.file;
+    hosts = await startEdgeHosts({
+      hosts: NAMES.map((name, i) => ({ name, address: ADDR[i] as string })),
+      authorizedKeys: [k.publicLine],
+    });
+    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
+    await stageEtcdBinaries(dir);
+    file = join(dir, 'k3s-etcd.yaml');
+    baseYaml = labInventory({
+      cluster: 'roll',
+      hosts: NAMES.map((name, i) => ({ name, address: ADDR[i] as string })),
+      identityFile: key,
+    });
+    await generateCertificateSet(await withEtcd(''));
+    ssh = labSsh(dir);
+  });
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    if (dir) await removeTempDir(dir);
+  });
+
+  it('a new cluster (no member running) starts all members together', async () => {
+    const cluster = await withEtcd('');
+    const notes: string[] = [];
+    const r = await provisionEtcd(cluster, {
+      dryRun: false,
+      ssh,
+      onLine: (_h, l) => notes.push(l),
+    });
+    assert.equal(r.healthy, true, r.healthSummary);
+    assert.equal(r.rolling?.mode, 'together');
+    assert.deepEqual(
+      r.rolling?.order.map((o) => o.member),
+      NAMES,
+    );
+    assert.ok(
+      notes.some((l) => /every member is changed at once/.test(l)),
+      notes.join('\n'),
+    );
+    assert.ok(!notes.some((l) => /^rolling /.test(l)));
+  });
+
+  it('a change that restarts every member: previewed, then one member at a time, the leader last, no failed write', async () => {
+    const cluster = await withEtcd('metricsPort: 2381');
+    const leader = await leaderName(cluster);
+    assert.ok(leader, 'the cluster has a leader');
+
+    const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
+    const lines = rollingPlanLines(preview.rolling!);
+    // The CLI's preview shows the same order under its step table.
+    const { io, out } = captureIO(dir);
+    assert.equal(await main(['provision', 'etcd', '--dry-run'], io), 0, out.join('\n'));
+    const cliText = out.join('\n');
+    for (const l of lines) assert.ok(cliText.includes(l), `${l}\n---\n${cliText}`);
+    assert.equal(preview.rolling?.mode, 'rolling');
+    assert.equal(preview.rolling?.order.at(-1)?.member, leader, lines.join('\n'));
+    assert.match(lines[0] ?? '', /etcd restarts on 3 member\(s\), one at a time/);
+    for (const o of preview.rolling!.order)
+      assert.deepEqual(o.why, ['environment /etc/etcd/etcd.env (0600)'], o.member);
+    assert.match(
+      lines.at(-1) ?? '',
+      new RegExp(`^  3\\. ${leader} \\(leader\\): restarts for environment /etc/etcd/etcd\\.env`),
+    );
+
+    await rollsEveryMember(cluster, leader!, 'metricsPort');
+    const res = await fetch(`http://${ADDR[0]}:2381/metrics`);
+    assert.match(await res.text(), /etcd_server_has_leader 1/, 'the change is in effect');
+  });
+
+  it('new certificates for every member (re-issued leaves) roll the same way', async () => {
+    const cluster = await withEtcd('metricsPort: 2381');
+    for (const n of NAMES)
+      await reissueMember(cluster, n, [], { confirmReplace: async () => true });
+    const leader = await leaderName(cluster);
+    const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
+    assert.equal(preview.rolling?.order.at(-1)?.member, leader);
+    for (const o of preview.rolling!.order)
+      assert.deepEqual(
+        o.why,
+        [
+          'server certificate /etc/etcd/pki/server.pem',
+          'member key /etc/etcd/pki/server-key.pem (0600, etcd)',
+          'peer certificate /etc/etcd/pki/peer.pem',
+          'member key /etc/etcd/pki/peer-key.pem (0600, etcd)',
+        ],
+        o.member,
+      );
+    await rollsEveryMember(cluster, leader!, 'certificates');
+    for (const [i, h] of hosts.entries())
+      assert.equal(
+        await sha(h, '/etc/etcd/pki/server.pem'),
+        createHash('sha256')
+          .update(await readFile(join(cluster.pki.dir, NAMES[i]!, 'server.pem')))
+          .digest('hex'),
+        `${h.name} serves its new certificate`,
+      );
+  });
+
+  /**
+   * Runs a change that restarts every member with a client writing the whole time: each member
+   * restarted exactly once, one at a time, `leader` last after move-leader, no failed write.
+   */
+  async function rollsEveryMember(cluster: Cluster, leader: string, label: string): Promise<void> {
+    const conn = await connectionFor(cluster);
+    const before = await Promise.all(hosts.map(unitState));
+    const startsBefore = await Promise.all(hosts.map(starts));
+    let writer: Writer | undefined = await startWriter({
+      endpoints: conn.endpoints,
+      tls: conn.tls,
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      const log: string[] = [];
+      const t0 = performance.now();
+      const r = await provisionEtcd(cluster, {
+        dryRun: false,
+        ssh,
+        onLine: (h, l) => log.push(`[${h}] ${l}`),
+      });
+      const ms = performance.now() - t0;
+      await new Promise((res) => setTimeout(res, 1000));
+      const stats = await writer.stop();
+      writer = undefined;
+      assert.deepEqual(
+        r.runs.map((x) => `${x.host} ${x.status}`),
+        NAMES.map((n) => `${n} changed`),
+        JSON.stringify(r.runs.map((x) => x.error)) + log.join('\n'),
+      );
+      assert.equal(r.healthy, true, r.healthSummary);
+
+      const after = await Promise.all(hosts.map(unitState));
+      for (const [i, h] of hosts.entries()) {
+        assert.notEqual(after[i]!.invocation, before[i]!.invocation, `${h.name} restarted`);
+        assert.equal(
+          (await starts(h)) - startsBefore[i]!,
+          1,
+          `${h.name} started exactly once: ${(await h.exec('journalctl -u etcd.service -o short-monotonic --no-pager | grep -E "Start|Stop|exit|fail" | tail -n 12')).stdout}`,
+        );
+      }
+      // One at a time: sorted by when each went down, each was up again before the next went down.
+      const byDown = hosts
+        .map((h, i) => ({ name: h.name, ...after[i]! }))
+        .sort((a, b) => a.downAt - b.downAt);
+      for (let i = 1; i < byDown.length; i++) {
+        assert.ok(
+          byDown[i]!.downAt > byDown[i - 1]!.upAt,
+          `${byDown[i]!.name} went down only after ${byDown[i - 1]!.name} was up again`,
+        );
+      }
+      assert.equal(byDown.at(-1)!.name, leader, 'the leader last');
+      assert.ok(
+        log.some((l) => new RegExp(`move-leader: ${leader} → `).test(l)),
+        log.join('\n'),
+      );
+      assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
+      assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+      console.log(
+        `${label}: rolled 3 members in ${Math.round(ms)} ms; ${stats.ok} writes, retried ${JSON.stringify(stats.retried)}, longest gap ${Math.round(stats.maxGapMs)} ms; order ${byDown.map((b) => b.name).join(' → ')}`,
+      );
+    } finally {
+      await writer?.stop();
+    }
+  }
+
+  /** A change etcd rejects, in `file`: the first member fails, gets `file` back; the rest untouched. */
+  async function rejected(extra: string, file: string): Promise<void> {
+    const cluster = await withEtcd(extra);
+    const conn = await connectionFor(cluster);
+    const before = await Promise.all(hosts.map(unitState));
+    const filesBefore = await Promise.all(hosts.map((h) => sha(h, file)));
+    const writer = await startWriter({ endpoints: conn.endpoints, tls: conn.tls });
+    let stats;
+    const log: string[] = [];
+    let r;
+    try {
+      r = await provisionEtcd(cluster, {
+        dryRun: false,
+        ssh,
+        onLine: (h, l) => log.push(`[${h}] ${l}`),
+      });
+    } finally {
+      stats = await writer.stop();
+    }
+    const failed = r.runs.filter((x) => x.error && !/not started/.test(x.error.message));
+    assert.equal(failed.length, 1, JSON.stringify(r.runs.map((x) => x.error)));
+    const first = failed[0]!;
+    console.log(`rejected ${extra}: ${first.error!.message}`);
+    const i = NAMES.indexOf(first.host);
+    assert.match(
+      first.error!.message,
+      new RegExp(
+        `^${first.host}.*\\(its previous files were put back and etcd restarted on them: ${first.host} is healthy again\\)$`,
+      ),
+    );
+    for (const other of r.runs.filter((x) => x !== first))
+      assert.match(
+        other.error!.message,
+        new RegExp(
+          `${other.host}: not started: the rollout stopped at ${first.host}, which failed`,
+        ),
+      );
+
+    const after = await Promise.all(hosts.map(unitState));
+    const filesAfter = await Promise.all(hosts.map((h) => sha(h, file)));
+    assert.deepEqual(filesAfter, filesBefore, `every ${file} as before (the first one put back)`);
+    for (const [j, h] of hosts.entries()) {
+      if (j === i)
+        assert.notEqual(
+          after[j]!.invocation,
+          before[j]!.invocation,
+          `${h.name} restarted on its previous files`,
+        );
+      else assert.deepEqual(after[j], before[j], `${h.name} untouched`);
+    }
+    const table = await liveCluster(conn).probe();
+    assert.deepEqual(
+      table.map((m) => `${m.name} ${m.healthy}`).sort(),
+      NAMES.map((n) => `${n} true`),
+    );
+    assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
+    assert.equal(
+      (await hosts[i]!.exec('ls /var/tmp | grep -c k3s-etcd-rollback || true')).stdout.trim(),
+      '0',
+      'the rollback set is removed once the member is healthy again',
+    );
+  }
+
+  it('a flag etcd rejects (etcd.extraArgs) stops at the first member, puts its unit back, and leaves the others untouched', async () => {
+    await rejected(
+      'metricsPort: 2381, extraArgs: [--no-such-flag=1]',
+      '/etc/systemd/system/etcd.service',
+    );
+  });
+
+  it('a port etcd cannot bind (its metrics on the port sshd holds) stops at the first member and puts its env file back', async () => {
+    // sshd listens on each host's address:22: etcd cannot bind its metrics there and exits.
+    await rejected('metricsPort: 22', '/etc/etcd/etcd.env');
+  });
+});
