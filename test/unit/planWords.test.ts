@@ -236,3 +236,30 @@ describe('certificates written, counted as the tree counts them', () => {
     assert.equal(writtenText(['edge-1/server.pem']), '1 certificate and 0 keys (1 file)');
   });
 });
+
+describe('the restart order in the rendered preview', () => {
+  it('numbered members stay one numbered list under their heading, host text escaped', () => {
+    const md = planPreviewMarkdown('Provisioning plan', [], {
+      apply: 'K3s etcd: Provision etcd',
+      madeAt: 'now',
+      sections: [
+        {
+          heading: 'Restarts',
+          lines: [
+            'etcd restarts on 2 member(s), one at a time:',
+            '  1. a (follower): restarts for environment /etc/etcd/etcd.env',
+            '  2. <b> (leader): restarts for unit',
+            'no restart on c: only files change there',
+          ],
+        },
+        { heading: 'Empty', lines: [] },
+      ],
+    });
+    assert.match(
+      md,
+      /## Restarts\n\n- etcd restarts on 2 member\(s\), one at a time:\n {3}1\. a \(follower\): restarts for environment \/etc\/etcd\/etcd\.env\n {3}2\. &lt;b&gt; \(leader\): restarts for unit\n- no restart on c/,
+    );
+    assert.doesNotMatch(md, /- 1\./, 'no bullet in front of a number');
+    assert.doesNotMatch(md, /## Empty/, 'an empty section is left out');
+  });
+});

@@ -74,9 +74,18 @@ export function planPreviewMarkdown(
   for (const sec of opts.sections ?? []) {
     if (sec.lines.length === 0) continue;
     out.push(`## ${mdText(sec.heading)}`, '');
-    // A line indented by two spaces belongs to the line above it.
-    for (const l of sec.lines)
-      out.push(l.startsWith('  ') ? `  - ${mdText(l.trim())}` : `- ${mdText(l)}`);
+    // A line indented by two spaces belongs to the line above it; "1. ..." stays a numbered item.
+    for (const l of sec.lines) {
+      const sub = l.startsWith('  ') ? l.trim() : undefined;
+      const num = sub !== undefined ? /^(\d+)\. (.*)$/.exec(sub) : null;
+      out.push(
+        num
+          ? `   ${num[1]}. ${mdText(num[2] ?? '')}`
+          : sub !== undefined
+            ? `  - ${mdText(sub)}`
+            : `- ${mdText(l)}`,
+      );
+    }
     out.push('');
   }
   for (const r of runs) {
