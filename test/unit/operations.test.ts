@@ -50,7 +50,11 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
 };
 /** Operations only the CLI has. */
-const CLI_ONLY: Record<string, string[]> = { perf: ['perf'], metrics: ['metrics'] };
+const CLI_ONLY: Record<string, string[]> = {
+  perf: ['perf'],
+  metrics: ['metrics'],
+  keyspace: ['keyspace'],
+};
 /** Editor commands with no CLI counterpart, and their file. */
 const EDITOR_ONLY: Record<string, CommandKey[]> = {
   misc: ['treeRefresh', 'hostCopyAddress', 'docsOpen', 'logShow'],
