@@ -186,7 +186,8 @@ export class KeyspaceTally {
       n.bytes += size;
     }
 
-    const lease = hexLease(kv.lease);
+    // Keyed by etcd's decimal id while scanning (hex only for the rows shown: BigInt is slow).
+    const lease = kv.lease && kv.lease !== '0' ? kv.lease : undefined;
     if (lease) {
       let l = this.leases.get(lease);
       if (!l) {
@@ -225,7 +226,7 @@ export class KeyspaceTally {
         ...(encryption ? { encryption } : {}),
         ...(kv.mod_revision ? { modRevision: kv.mod_revision } : {}),
         ...(kv.version ? { version: kv.version } : {}),
-        ...(lease ? { lease } : {}),
+        ...(lease ? { lease: hexLease(lease)! } : {}),
       });
     }
   }
@@ -242,9 +243,9 @@ export class KeyspaceTally {
     return [...this.namespaces.values()].sort(byBytes((n) => n.namespace));
   }
   leaseRows(): LeaseUsage[] {
-    return [...this.leases.values()].sort(
-      (a, b) => b.keys - a.keys || b.bytes - a.bytes || (a.id < b.id ? -1 : 1),
-    );
+    return [...this.leases.values()]
+      .map((l) => (l.id === OTHER ? { ...l } : { ...l, id: hexLease(l.id)! }))
+      .sort((a, b) => b.keys - a.keys || b.bytes - a.bytes || (a.id < b.id ? -1 : 1));
   }
   topKeys(): TopKey[] {
     return this.heap.sorted();
