@@ -48,12 +48,12 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   migrate: { cli: ['migrate sqlite-to-etcd'], editor: ['migrateSqliteToEtcd'] },
   snapshot: { cli: ['snapshot save', 'snapshot list'], editor: ['snapshotSave', 'snapshotList'] },
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
+  keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
 };
 /** Operations only the CLI has. */
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
   metrics: ['metrics'],
-  keyspace: ['keyspace'],
 };
 /** Editor commands with no CLI counterpart, and their file. */
 const EDITOR_ONLY: Record<string, CommandKey[]> = {

@@ -5,6 +5,7 @@
  * the tally's aggregates and its top-N heap; never one huge range (see etcd/paginate.ts).
  */
 import type { Etcd3 } from 'etcd3';
+import { humanBytes } from '../../shared/etcdTypes';
 import { CancelledError } from '../errors';
 import { prefixEnd, rangePages } from '../etcd/paginate';
 import {
@@ -15,6 +16,7 @@ import {
   type SecretsAtRest,
   type TopKey,
 } from './tally';
+import { printable } from './view';
 
 export interface KeyspaceOptions {
   /** Only keys starting with this (default: the whole keyspace). */
@@ -232,4 +234,12 @@ export function summaryOf(r: KeyspaceReport, top = 10): KeyspaceSummary {
       .map(({ resource, keys, bytes }) => ({ resource, keys, bytes })),
     largest: r.top.slice(0, top).map(({ key, resource, bytes }) => ({ key, resource, bytes })),
   };
+}
+
+/** "Top consumer: events, 16 MB of 30 MB (53%) in 60000 keys": the tree's tooltip line. */
+export function topConsumerLine(s: KeyspaceSummary): string {
+  const top = s.resources[0];
+  if (!top) return `Keyspace: empty at revision ${s.revision}`;
+  const pct = s.bytes > 0 ? Math.round((100 * top.bytes) / s.bytes) : 0;
+  return `Top consumer: ${printable(top.resource)}, ${humanBytes(top.bytes)} of ${humanBytes(s.bytes)} (${pct}%) in ${top.keys} keys`;
 }

@@ -38,6 +38,7 @@ import {
   refreshK3sStateCommand,
   restoreK3sCommand,
 } from './k3s';
+import { showKeyCommand } from './keyspace';
 import { addMemberCommand, removeMemberCommand } from './member';
 import { migrateSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
@@ -103,6 +104,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotSave: saveSnapshotCommand(ctx, planDocs),
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
+    keyspaceShowKey: showKeyCommand(ctx, planDocs),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),
