@@ -16,7 +16,7 @@ import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import type { KeyspaceReport } from '../../src/core/keyspace/scan';
-import { keyspaceSummary } from '../../src/core/keyspace/scan';
+import { keyspaceSummary, scanKeyspace } from '../../src/core/keyspace/scan';
 import { etcdctl } from '../../scripts/harness/etcd';
 import { captureIO } from '../fixtures/cli';
 import { encrypted, k8sObject, secret } from '../fixtures/k8sProto';
@@ -120,17 +120,15 @@ describe('what fills the keyspace', () => {
     try {
       // History to compact: a hot key rewritten, then kube-apiserver's compaction record.
       for (let r = 0; r < 50; r++)
-        await client
-          .put('/registry/leases/kube-system/hot')
-          .value(
-            k8sObject({
-              apiVersion: 'coordination.k8s.io/v1',
-              kind: 'Lease',
-              name: 'hot',
-              namespace: 'kube-system',
-              created: r,
-            }),
-          );
+        await client.put('/registry/leases/kube-system/hot').value(
+          k8sObject({
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            name: 'hot',
+            namespace: 'kube-system',
+            created: r,
+          }),
+        );
       const leaseIds: string[] = [];
       for (const keys of leased) {
         const lease = client.lease(3600, { autoKeepAlive: false });
@@ -294,6 +292,10 @@ describe('what fills the keyspace', () => {
         podReport.resources.map((x) => [x.resource, x.keys]),
         [['pods', 40]],
       );
+      // Small pages: many windows (etcd 3.4 pages near their start), the same counts.
+      const small = await scanKeyspace(client, { pageBytes: 2048 });
+      assert.ok(small.pages > 10, `${small.pages} pages`);
+      assert.deepEqual(small.resources, report.resources);
       const summary = await keyspaceSummary(client, { top: 3 });
       assert.deepEqual(
         summary.resources,

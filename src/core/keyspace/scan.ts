@@ -156,6 +156,7 @@ export async function scanKeyspace(
   for await (const page of rangePages(client, {
     start,
     end,
+    windowed: true,
     ...(opts.pageBytes ? { pageBytes: opts.pageBytes } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   })) {
