@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { keyspaceText, secretsLine } from '../../src/core/keyspace/render';
+import { keyspaceTabReport, keyspaceText, secretsLine } from '../../src/core/keyspace/render';
 import { summaryOf, type KeyspaceReport } from '../../src/core/keyspace/scan';
 import { CAPS, KeyspaceTally, type KvLike } from '../../src/core/keyspace/tally';
 import { printable, renderKeyView, viewOf } from '../../src/core/keyspace/view';
@@ -160,6 +160,24 @@ describe('keyspace output', () => {
     assert.match(text, /Secrets: 1, all encrypted at rest \(aescbc:key1\)\./);
     assert.ok(!text.includes('\x1b'), 'no escape sequence reaches the terminal');
     assert.match(text, /evil\\x1b\[2J/);
+  });
+
+  it('the Keyspace tab gets display-ready, printable strings and the raw key to send back', () => {
+    const t = new KeyspaceTally(3);
+    const evil = '/registry/configmaps/ns/\u202egnp.exe\x1b]0;x\x07';
+    t.add(kv(evil, 'x'.repeat(100)));
+    t.add(kv('/registry/secrets/a/s', secret('s', 'a', { p: 'hunter2' })));
+    const v = keyspaceTabReport(report(t));
+    assert.equal(v.top[0]!.rawKey, evil);
+    assert.equal(v.top[0]!.key, '/registry/configmaps/ns/\\u202egnp.exe\\x1b]0;x\\x07');
+    assert.equal(v.secretsPlain, true);
+    assert.match(v.secrets, /plain text/);
+    assert.ok(!JSON.stringify(v).includes('hunter2'));
+    assert.ok(
+      !/[\u0000-\u001f\u202e]/.test(
+        JSON.stringify({ ...v, top: v.top.map((x) => ({ ...x, rawKey: '' })) }),
+      ),
+    );
   });
 
   it('JSON is the report itself, and the summary for the NOSPACE rescue is bytes by resource', () => {

@@ -1,6 +1,7 @@
 /** The keyspace report as text (the CLI), every string from etcd made printable. */
 import { humanBytes } from '../../shared/etcdTypes';
 import { renderColumns } from '../format/table';
+import type { KeyspaceTabReport } from '../../shared/keyspaceTypes';
 import type { KeyspaceReport } from './scan';
 import type { SecretsAtRest, TopKey } from './tally';
 import { printable as p } from './view';
@@ -29,24 +30,68 @@ export function objectLine(t: TopKey): string {
     .join(', ');
 }
 
+/** The revision and compaction state in words. */
+export function compactionLine(r: KeyspaceReport): string {
+  const c = r.compaction;
+  if (!c) return `Revision ${r.revision}.`;
+  if (c.compactRevision <= 1) return 'Compaction: never compacted; every revision is kept.';
+  return (
+    `Compaction: revisions before ${c.compactRevision} are compacted; ${c.revisionsSince} revisions since` +
+    (c.kubernetes
+      ? ` (kube-apiserver compacted ${c.kubernetes.compactions} times, last at revision ${c.kubernetes.lastRevision}).`
+      : '.')
+  );
+}
+
+export function leasesLine(r: KeyspaceReport): string {
+  const l = r.leases;
+  return `Leases: ${l.total ?? '?'} in etcd; ${l.keysWithLease} scanned keys are attached to ${l.list.length}${l.list.length === 100 ? '+' : ''} of them.`;
+}
+
+const headline = (r: KeyspaceReport) =>
+  `${r.keys} keys${r.prefix ? ` under ${p(r.prefix)}` : ''}, ${humanBytes(r.bytes)} of keys and values at revision ${r.revision}` +
+  ` (read in ${r.pages} pages, ${(r.elapsedMs / 1000).toFixed(1)} s)`;
+
+/** The Keyspace tab's view of a report: display-ready, every string printable. */
+export function keyspaceTabReport(r: KeyspaceReport): KeyspaceTabReport {
+  return {
+    headline: headline(r),
+    compaction: compactionLine(r),
+    secrets: secretsLine(r.secrets),
+    secretsPlain: r.secrets.plain > 0,
+    leasesLine: leasesLine(r),
+    bytes: r.bytes,
+    resources: r.resources.slice(0, 100).map((x) => ({
+      resource: p(x.resource),
+      kind: x.kind ? p(x.kind) : '-',
+      keys: x.keys,
+      bytes: x.bytes,
+      largest: x.largest,
+    })),
+    namespaces: r.namespaces
+      .slice(0, 30)
+      .map((n) => ({ namespace: p(n.namespace), keys: n.keys, bytes: n.bytes })),
+    top: r.top.map((t) => ({
+      key: p(t.key),
+      rawKey: t.key,
+      bytes: t.bytes,
+      object: objectLine(t),
+    })),
+    leases: r.leases.list.slice(0, 20).map((l) => ({
+      id: l.id,
+      keys: l.keys,
+      bytes: l.bytes,
+      ttl: l.ttl !== undefined ? `${l.ttl}/${l.grantedTtl} s` : '-',
+      resources: l.resources.map(p).join(', '),
+    })),
+  };
+}
+
 export function keyspaceText(r: KeyspaceReport, opts: { top?: number } = {}): string {
   const top = opts.top ?? 20;
   const out: string[] = [];
-  out.push(
-    `${r.keys} keys${r.prefix ? ` under ${p(r.prefix)}` : ''}, ${humanBytes(r.bytes)} of keys and values at revision ${r.revision}` +
-      ` (read in ${r.pages} pages, ${(r.elapsedMs / 1000).toFixed(1)} s)`,
-  );
-  const c = r.compaction;
-  if (c) {
-    out.push(
-      c.compactRevision <= 1
-        ? 'Compaction: never compacted; every revision is kept.'
-        : `Compaction: revisions before ${c.compactRevision} are compacted; ${c.revisionsSince} revisions since` +
-            (c.kubernetes
-              ? ` (kube-apiserver compacted ${c.kubernetes.compactions} times, last at revision ${c.kubernetes.lastRevision}).`
-              : '.'),
-    );
-  }
+  out.push(headline(r));
+  if (r.compaction) out.push(compactionLine(r));
   out.push('', 'By resource:');
   out.push(
     renderColumns(
@@ -93,9 +138,7 @@ export function keyspaceText(r: KeyspaceReport, opts: { top?: number } = {}): st
   }
   out.push('');
   const l = r.leases;
-  out.push(
-    `Leases: ${l.total ?? '?'} in etcd; ${l.keysWithLease} scanned keys are attached to ${l.list.length}${l.list.length === 100 ? '+' : ''} of them.`,
-  );
+  out.push(leasesLine(r));
   if (l.list.length) {
     out.push(
       renderColumns(
