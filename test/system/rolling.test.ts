@@ -158,6 +158,17 @@ describe('rolling changes on a live etcd of three real hosts', () => {
     assert.equal(await main(['provision', 'etcd', '--dry-run'], io), 0, out.join('\n'));
     const cliText = out.join('\n');
     for (const l of lines) assert.ok(cliText.includes(l), `${l}\n---\n${cliText}`);
+    // --json carries the same plan as its own field (the hosts' runs as before).
+    const j = captureIO(dir);
+    assert.equal(await main(['provision', 'etcd', '--dry-run', '--json'], j.io), 0);
+    const parsed = JSON.parse(j.out.join('\n')) as {
+      dryRun: boolean;
+      hosts: unknown[];
+      rolling: unknown;
+    };
+    assert.equal(parsed.dryRun, true);
+    assert.equal(parsed.hosts.length, 3);
+    assert.deepEqual(parsed.rolling, JSON.parse(JSON.stringify(preview.rolling)));
     assert.equal(preview.rolling?.mode, 'rolling');
     assert.equal(preview.rolling?.order.at(-1)?.member, leader, lines.join('\n'));
     assert.match(lines[0] ?? '', /etcd restarts on 3 member\(s\), one at a time/);
