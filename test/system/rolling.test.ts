@@ -36,46 +36,12 @@ import {
   writeKnownHosts,
 } from '../../scripts/harness/lab';
 import { startWriter, type Writer } from '../../scripts/harness/writer';
+import { etcdStarts as starts, etcdUnitState as unitState } from '../../scripts/harness/etcdUnit';
 import { main } from '../../src/cli/main';
 import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
-
-/** What systemd says of a host's etcd: its invocation and when it last went down and up. */
-interface UnitState {
-  invocation: string;
-  pid: string;
-  /** Monotonic µs: the old process began to stop, the new one was ready. */
-  downAt: number;
-  upAt: number;
-}
-
-async function unitState(h: EdgeHost): Promise<UnitState> {
-  const r = await h.exec(
-    'systemctl show etcd -p InvocationID -p ExecMainPID -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic',
-  );
-  const v = Object.fromEntries(
-    r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  return {
-    invocation: v['InvocationID'] ?? '',
-    pid: v['ExecMainPID'] ?? '',
-    downAt: Number(v['ActiveExitTimestampMonotonic']),
-    upAt: Number(v['ActiveEnterTimestampMonotonic']),
-  };
-}
-
-/** How many times systemd has started etcd on `h` (its journal's "Started etcd" lines). */
-async function starts(h: EdgeHost): Promise<number> {
-  const r = await h.exec(
-    "journalctl -u etcd.service -o cat --no-pager | grep -c '^Started etcd' || true",
-  );
-  return Number(r.stdout.trim());
-}
 
 const sha = async (h: EdgeHost, path: string) =>
   (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
