@@ -36,46 +36,12 @@ import {
   writeKnownHosts,
 } from '../../scripts/harness/lab';
 import { startWriter, type Writer } from '../../scripts/harness/writer';
+import { etcdStarts as starts, etcdUnitState as unitState } from '../../scripts/harness/etcdUnit';
 import { main } from '../../src/cli/main';
 import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
-
-/** What systemd says of a host's etcd: its invocation and when it last went down and up. */
-interface UnitState {
-  invocation: string;
-  pid: string;
-  /** Monotonic µs: the old process began to stop, the new one was ready. */
-  downAt: number;
-  upAt: number;
-}
-
-async function unitState(h: EdgeHost): Promise<UnitState> {
-  const r = await h.exec(
-    'systemctl show etcd -p InvocationID -p ExecMainPID -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic',
-  );
-  const v = Object.fromEntries(
-    r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  return {
-    invocation: v['InvocationID'] ?? '',
-    pid: v['ExecMainPID'] ?? '',
-    downAt: Number(v['ActiveExitTimestampMonotonic']),
-    upAt: Number(v['ActiveEnterTimestampMonotonic']),
-  };
-}
-
-/** How many times systemd has started etcd on `h` (its journal's "Started etcd" lines). */
-async function starts(h: EdgeHost): Promise<number> {
-  const r = await h.exec(
-    "journalctl -u etcd.service -o cat --no-pager | grep -c '^Started etcd' || true",
-  );
-  return Number(r.stdout.trim());
-}
 
 const sha = async (h: EdgeHost, path: string) =>
   (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
@@ -158,6 +124,17 @@ describe('rolling changes on a live etcd of three real hosts', () => {
     assert.equal(await main(['provision', 'etcd', '--dry-run'], io), 0, out.join('\n'));
     const cliText = out.join('\n');
     for (const l of lines) assert.ok(cliText.includes(l), `${l}\n---\n${cliText}`);
+    // --json carries the same plan as its own field (the hosts' runs as before).
+    const j = captureIO(dir);
+    assert.equal(await main(['provision', 'etcd', '--dry-run', '--json'], j.io), 0);
+    const parsed = JSON.parse(j.out.join('\n')) as {
+      dryRun: boolean;
+      hosts: unknown[];
+      rolling: unknown;
+    };
+    assert.equal(parsed.dryRun, true);
+    assert.equal(parsed.hosts.length, 3);
+    assert.deepEqual(parsed.rolling, JSON.parse(JSON.stringify(preview.rolling)));
     assert.equal(preview.rolling?.mode, 'rolling');
     assert.equal(preview.rolling?.order.at(-1)?.member, leader, lines.join('\n'));
     assert.match(lines[0] ?? '', /etcd restarts on 3 member\(s\), one at a time/);
