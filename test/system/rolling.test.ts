@@ -10,7 +10,8 @@
  *  - a change etcd rejects (an unknown flag in etcd.extraArgs, on the unit's command line; a
  *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
  *    is put back and etcd restarted on it; the other two are untouched (same process, same
- *    file) and the cluster stays healthy, with no failed write.
+ *    file) and the cluster stays healthy, with no failed write;
+ *  - a quota set in the inventory is what every member's /metrics reports after one roll.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -318,5 +319,22 @@ describe('rolling changes on a live etcd of three real hosts', () => {
   it('a port etcd cannot bind (its metrics on the port sshd holds) stops at the first member and puts its env file back', async () => {
     // sshd listens on each host's address:22: etcd cannot bind its metrics there and exits.
     await rejected('metricsPort: 22', '/etc/etcd/etcd.env');
+  });
+
+  it('a quota set in the inventory (etcd.quotaBackendBytes) is what every member reports, after one rolling restart', async () => {
+    const cluster = await withEtcd('metricsPort: 2381, quotaBackendBytes: 64MiB');
+    // Prometheus's text format writes it as a float (6.7108864e+07).
+    const quota = async (addr: string) =>
+      Number(
+        /^etcd_server_quota_backend_bytes (\S+)$/m.exec(
+          await (await fetch(`http://${addr}:2381/metrics`)).text(),
+        )?.[1],
+      );
+    assert.notEqual(await quota(ADDR[0]!), 64 * 2 ** 20, 'not in effect before');
+    const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
+    for (const o of preview.rolling!.order)
+      assert.deepEqual(o.why, ['environment /etc/etcd/etcd.env (0600)'], o.member);
+    await rollsEveryMember(cluster, (await leaderName(cluster))!, 'quotaBackendBytes');
+    for (const a of ADDR) assert.equal(await quota(a), 64 * 2 ** 20, `${a} runs with 64 MiB`);
   });
 });
