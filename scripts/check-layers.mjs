@@ -36,15 +36,21 @@ const OPERATIONS = [
   'snapshot',
   'perf',
   'metrics',
+  'upgrade',
   'keyspace',
 ];
 const VIEWS = ['tree'];
 /**
  * Operations built from other operations, each with the ones it runs: repair re-provisions the
- * member (provision) and re-points the K3s servers (k3s). A composed operation is imported by
+ * member (provision) and re-points the K3s servers (k3s); upgrade takes a snapshot (snapshot),
+ * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
+ * hop's version (provision). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
-const COMPOSED = { repair: ['provision', 'k3s'] };
+const COMPOSED = {
+  repair: ['provision', 'k3s'],
+  upgrade: ['provision', 'snapshot', 'restore'],
+};
 
 function files(dir) {
   const out = [];

@@ -33,6 +33,7 @@ import { PROVISION_COMMANDS } from './provision';
 import { REPAIR_COMMANDS } from './repair';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
+import { UPGRADE_COMMANDS } from './upgrade';
 import { checkFlags, CommandUsageError, didYouMean } from './usage';
 
 export type { CliIO } from './context';
@@ -45,6 +46,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
+  ...UPGRADE_COMMANDS,
   ...MEMBER_COMMANDS,
   ...REPAIR_COMMANDS,
   ...K3S_COMMANDS,

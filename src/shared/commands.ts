@@ -20,6 +20,7 @@ export const COMMANDS = {
   memberAdd: 'k3sEtcd.member.add',
   memberRemove: 'k3sEtcd.member.remove',
   memberFixPeerUrl: 'k3sEtcd.member.fixPeerUrl',
+  upgradeEtcd: 'k3sEtcd.upgrade.etcd',
   k3sInstall: 'k3sEtcd.k3s.install',
   k3sPreview: 'k3sEtcd.k3s.preview',
   k3sBackup: 'k3sEtcd.k3s.backup',

@@ -43,11 +43,34 @@ async function top(view: FrameLocator, selector: string): Promise<number> {
   return box.y;
 }
 
-/** The Metrics table fits the editor: no part of it behind a horizontal scrollbar. */
-async function metricsFit(view: FrameLocator): Promise<{ scroll: number; client: number }> {
-  return view
-    .locator('.metrics .table-wrap')
-    .evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+/** A tab's table fits the editor: no part of it behind a horizontal scrollbar. */
+async function tableFit(
+  view: FrameLocator,
+  selector: string,
+): Promise<{ scroll: number; client: number }> {
+  return view.locator(selector).evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+}
+
+/** Waits until the table under `selector` fits at each of WIDTHS (x900). */
+async function assertFits(
+  page: Page,
+  view: FrameLocator,
+  selector: string,
+  what: string,
+): Promise<void> {
+  for (const width of WIDTHS) {
+    await page.setViewportSize({ width, height: 900 });
+    let fit = { scroll: 0, client: 0 };
+    const fits = async () => {
+      fit = await tableFit(view, selector);
+      return fit.client > 0 && fit.scroll <= fit.client;
+    };
+    await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
+    assert.ok(
+      await fits(),
+      `${what} fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
+    );
+  }
 }
 
 async function palette(page: Page, command: string): Promise<void> {
@@ -137,6 +160,34 @@ test(
       for (const m of etcd.members)
         await view.locator('td', { hasText: m.clientUrl }).first().waitFor({ timeout: 10_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health.png') });
+
+      // Status: the quota each member runs with (its /metrics) beside the inventory's. The
+      // members were started with 16 MiB and the inventory sets no quota (etcd's default 2 GiB):
+      // the panel says so, with Provision etcd to apply the inventory's.
+      await view.getByRole('tab', { name: 'Status' }).click();
+      const drift = view.locator('[data-testid=quota-drift]');
+      await drift.waitFor({ timeout: 30_000 });
+      assert.match(
+        await drift.innerText(),
+        /quota: the inventory asks for etcd's default 2 GiB \(no etcd\.quotaBackendBytes\), but etcd runs with https:\/\/127\.0\.1\.\d+:\d+ 16 MiB, .*16 MiB, .*16 MiB\./,
+      );
+      await drift.getByRole('button', { name: 'Provision etcd' }).waitFor({ timeout: 5_000 });
+      assert.match(
+        await view.locator('[data-testid=settings-in-effect] p.muted').first().innerText(),
+        /^Inventory: quota 2 GiB \(etcd's default\)/,
+      );
+      const quotas = await view
+        .locator('table[aria-label="endpoint status"] td[data-label=Quota]')
+        .allInnerTexts();
+      assert.deepEqual(
+        quotas.map((q) => q.trim()),
+        ['16 MiB', '16 MiB', '16 MiB'],
+        "each member's quota as etcd reports it",
+      );
+      await page.mouse.move(700, 450);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-status-quota.png') });
+      await assertFits(page, view, '.status .table-wrap', 'the Status table');
+      await view.getByRole('tab', { name: 'Health' }).click();
 
       // A member goes down: the panel and the tree say so, with the reason; the rest keeps working.
       const victim = etcd.members[2]!;
@@ -247,19 +298,7 @@ test(
         new RegExp(`last at ${STAMP.source}`),
       );
       // The whole table in the editor's width: at the default size a table, narrower a card each.
-      for (const width of WIDTHS) {
-        await page.setViewportSize({ width, height: 900 });
-        let fit = { scroll: 0, client: 0 };
-        const fits = async () => {
-          fit = await metricsFit(view);
-          return fit.client > 0 && fit.scroll <= fit.client;
-        };
-        await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
-        assert.ok(
-          await fits(),
-          `the Metrics table fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
-        );
-      }
+      await assertFits(page, view, '.metrics .table-wrap', 'the Metrics table');
       await view.locator('figure.chart-box canvas').nth(5).waitFor({ timeout: 30_000 });
       await view
         .locator('figure.chart-box', { hasText: 'WAL fsync p99 (guidance 10 ms)' })

@@ -31,6 +31,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
     editor: ['certsGenerate', 'certsInspect', 'certsImportCa', 'certsReissue'],
   },
   provision: { cli: ['provision etcd'], editor: ['provisionEtcd', 'provisionPreview'] },
+  upgrade: { cli: ['upgrade'], editor: ['upgradeEtcd'] },
   member: { cli: ['member add', 'member remove'], editor: ['memberAdd', 'memberRemove'] },
   repair: { cli: ['member fix-peer-url'], editor: ['memberFixPeerUrl'] },
   k3s: {

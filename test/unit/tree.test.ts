@@ -221,6 +221,7 @@ describe('tree model', () => {
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],
+        'k3sEtcd.upgrade.etcd': ['cluster'],
         'k3sEtcd.k3s.install': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.k3s.preview': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.k3s.backup': ['host', 'k3sServer'],

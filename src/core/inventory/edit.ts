@@ -43,3 +43,38 @@ export async function setHostAddress(
   await writeFileAtomic(file, next);
   return old;
 }
+
+/**
+ * Sets `etcd.version` of cluster `clusterName` (after an upgrade, so later provisioning does not
+ * go back); returns the old value (undefined when the key was not there). An existing value is
+ * replaced in place; a missing key is added to the cluster's `etcd` mapping (comments kept).
+ */
+export async function setEtcdVersion(
+  file: string,
+  clusterName: string,
+  version: string,
+): Promise<string | undefined> {
+  if (!/^v?\d+\.\d+\.\d+$/.test(version)) {
+    throw new K3sEtcdError('usage', `"${version}" is not an etcd version (v3.x.y).`);
+  }
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const clusters = doc.get('clusters', true);
+  const cluster = isSeq(clusters)
+    ? clusters.items.find((c) => isMap(c) && c.get('name') === clusterName)
+    : undefined;
+  if (!isMap(cluster)) {
+    throw new K3sEtcdError('inventory-invalid', `Cannot find cluster ${clusterName} in ${file}.`);
+  }
+  const etcd = cluster.get('etcd', true);
+  const node = isMap(etcd) ? etcd.get('version', true) : undefined;
+  if (isScalar(node) && node.range) {
+    const [start, end] = node.range;
+    await writeFileAtomic(file, text.slice(0, start) + version + text.slice(end));
+    return String(node.value);
+  }
+  if (isMap(etcd)) etcd.set('version', version);
+  else cluster.set('etcd', doc.createNode({ version }));
+  await writeFileAtomic(file, doc.toString());
+  return undefined;
+}

@@ -43,6 +43,7 @@ import { addMemberCommand, removeMemberCommand } from './member';
 import { migrateSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
+import { upgradeEtcdCommand } from './upgrade';
 import { fixPeerUrlCommand } from './repair';
 import { restoreSnapshotCommand } from './restore';
 import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
@@ -90,6 +91,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsImportCa: importCaCommand(ctx),
     certsReissue: reissueMember(ctx),
     provisionEtcd: provisionEtcdCommand(ctx),
+    upgradeEtcd: upgradeEtcdCommand(ctx),
     provisionPreview: previewPlanCommand(ctx, planDocs),
     memberAdd: addMemberCommand(ctx),
     memberRemove: removeMemberCommand(ctx),
