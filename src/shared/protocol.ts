@@ -6,6 +6,7 @@
 import type { PerfLoad, PerfProgress, PerfResult } from './perfTypes';
 import type { ClusterMetrics } from './metricsTypes';
 import type { ClusterSnapshot, SettingsInEffect } from './etcdTypes';
+import type { KeyspaceTabState } from './keyspaceTypes';
 
 export interface Message<M extends string, P> {
   method: M;
@@ -172,3 +173,21 @@ export type MetricsWebviewToHost = Message<
   typeof MetricsRefreshCommand.method,
   Record<string, never>
 >;
+
+// ------------------------------------------------------------------------------------------
+// Keyspace (in the etcd health panel): scanned on demand only
+
+export type { KeyspaceTabReport, KeyspaceTabState } from './keyspaceTypes';
+
+/** Scan the keyspace now (the tab opened, or Scan again). */
+export const KeyspaceScanCommand = command<Record<string, never>>()('keyspace/scan');
+export const KeyspaceCancelCommand = command<Record<string, never>>()('keyspace/cancel');
+/** Open one key's decoded value (the key as etcd has it). */
+export const KeyspaceShowKeyCommand = command<{ key: string }>()('keyspace/showKey');
+export const KeyspaceStateNotification =
+  notification<KeyspaceTabState>()('keyspace/didChangeState');
+
+export type KeyspaceWebviewToHost =
+  | Message<typeof KeyspaceScanCommand.method, Record<string, never>>
+  | Message<typeof KeyspaceCancelCommand.method, Record<string, never>>
+  | Message<typeof KeyspaceShowKeyCommand.method, { key: string }>;

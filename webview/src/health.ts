@@ -19,17 +19,22 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  KeyspaceScanCommand,
+  KeyspaceStateNotification,
   MetricsStateNotification,
   PerfStateNotification,
   type HealthPanelState,
   type HealthSection,
   type HealthWebviewToHost,
+  type KeyspaceTabState,
+  type KeyspaceWebviewToHost,
   type MetricsPanelState,
   type MetricsWebviewToHost,
   type PerfPanelState,
   type PerfWebviewToHost,
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
+import { keyspaceTab } from './keyspace';
 import { metricsTab } from './metrics';
 import { perfTab, type PerfUiState } from './perf';
 import { endpointCell, statusTab } from './status';
@@ -40,11 +45,14 @@ interface SavedState {
   perf?: PerfPanelState;
   perfUi?: PerfUiState;
   metrics?: MetricsPanelState;
+  keyspace?: KeyspaceTabState;
   tab: number;
 }
 
 interface VsCodeApi {
-  postMessage(msg: HealthWebviewToHost | PerfWebviewToHost | MetricsWebviewToHost): void;
+  postMessage(
+    msg: HealthWebviewToHost | PerfWebviewToHost | MetricsWebviewToHost | KeyspaceWebviewToHost,
+  ): void;
   getState(): SavedState | undefined;
   setState(state: SavedState): void;
 }
@@ -55,6 +63,15 @@ const app = document.getElementById('app') as HTMLElement;
 let saved: SavedState = vscode.getState() ?? { tab: 0 };
 
 const SECTIONS: HealthSection[] = ['health', 'status', 'members'];
+const KEYSPACE_TAB = 5;
+let keyspaceAsked = false;
+
+/** The Keyspace tab scans when it is opened and has nothing yet (never on a timer). */
+function scanIfEmpty(tab: number): void {
+  const k = saved.keyspace;
+  if (tab === KEYSPACE_TAB && !k?.report && !k?.running && !k?.error)
+    vscode.postMessage(KeyspaceScanCommand.create({}));
+}
 
 function healthTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
   // Not provisioned yet: what each address says, in the neutral colour (nothing is broken).
@@ -216,6 +233,12 @@ function render(s: HealthPanelState): void {
         : metricsTab(saved.metrics, (m) => vscode.postMessage(m)),
     ],
     ['Performance', perf],
+    [
+      'Keyspace',
+      s.notProvisioned
+        ? el('p', 'Nothing answers yet: no keyspace to read.', 'muted')
+        : keyspaceTab(saved.keyspace, (m) => vscode.postMessage(m)),
+    ],
   ] as const) {
     const h = el('vscode-tab-header', label);
     h.setAttribute('slot', 'header');
@@ -226,6 +249,7 @@ function render(s: HealthPanelState): void {
   tabs.addEventListener('vsc-tabs-select', (e) => {
     saved = { ...saved, tab: (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex };
     vscode.setState(saved);
+    if (!s.notProvisioned) scanIfEmpty(saved.tab);
   });
   app.append(tabs);
 }
@@ -237,6 +261,13 @@ window.addEventListener('message', (ev: MessageEvent<unknown>) => {
     saved = { ...saved, perf: ev.data.params };
   } else if (MetricsStateNotification.is(ev.data)) {
     saved = { ...saved, metrics: ev.data.params };
+  } else if (KeyspaceStateNotification.is(ev.data)) {
+    saved = { ...saved, keyspace: ev.data.params };
+    // Reopened on the Keyspace tab: scan once, as if it had just been opened.
+    if (!keyspaceAsked && saved.panel && !saved.panel.notProvisioned) {
+      keyspaceAsked = true;
+      scanIfEmpty(saved.tab);
+    }
   } else {
     return;
   }

@@ -31,6 +31,7 @@ import {
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  KeyspaceStateNotification,
   MetricsRefreshCommand,
   MetricsStateNotification,
   PerfCancelCommand,
@@ -45,6 +46,7 @@ import {
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { ClusterHistoryStore } from '../tree/clusterHistory';
+import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
 
 const panels = new Map<string, HealthPanel>();
@@ -81,6 +83,7 @@ export class HealthPanel implements vscode.Disposable {
       this.panel.webview.onDidReceiveMessage((msg: unknown) => void this.onMessage(msg)),
       ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
       ctx.perf.onDidChange((name) => name === this.cluster && void this.postPerf()),
+      ctx.keyspace.onDidChange((name) => name === this.cluster && this.postKeyspace()),
       ctx.metrics.onDidChange((name) => {
         if (name !== this.cluster) return;
         this.postMetrics();
@@ -163,6 +166,12 @@ export class HealthPanel implements vscode.Disposable {
     );
   }
 
+  private postKeyspace(): void {
+    void this.panel.webview.postMessage(
+      KeyspaceStateNotification.create(keyspaceTabState(this.ctx, this.cluster)),
+    );
+  }
+
   private async postPerf(): Promise<void> {
     void this.panel.webview.postMessage(
       PerfStateNotification.create(await this.ctx.perf.state(this.cluster)),
@@ -221,10 +230,17 @@ export class HealthPanel implements vscode.Disposable {
       await showError(this.ctx.log, 'Performance check', err);
       return;
     }
+    try {
+      if (await onKeyspaceMessage(this.ctx, this.clusterObject(), this.cluster, msg)) return;
+    } catch (err) {
+      await showError(this.ctx.log, 'Keyspace', err);
+      return;
+    }
     if (HealthReadyCommand.is(msg)) {
       this.post(false);
       void this.postPerf();
       this.postMetrics();
+      this.postKeyspace();
       if (!this.ctx.health.get(this.cluster)) await this.refresh();
     } else if (HealthRefreshCommand.is(msg)) {
       await this.refresh();
