@@ -18,6 +18,7 @@ import {
 } from './harness/vscode';
 import { etcdWorkspace } from './harness/etcdWorkspace';
 import { createEndpointClient } from '../../src/core/etcd/client';
+import { k8sObject, secret } from '../fixtures/k8sProto';
 import { waitUntil } from '../../scripts/harness/processes';
 
 const QUOTA = 16 * 1024 * 1024;
@@ -305,6 +306,61 @@ test(
         .waitFor({ timeout: 10_000 });
       await palette(page, 'Notifications: Clear All Notifications');
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'metrics.png') });
+
+      // What fills the keyspace: Kubernetes objects as kube-apiserver stores them, scanned when
+      // the tab opens; the largest key opens decoded; a Secret's data never shows.
+      const admin = await createEndpointClient(etcd.endpoints[0]!, {
+        tls: {
+          caFile: join(pki, 'ca.pem'),
+          certFile: join(pki, 'client/admin.pem'),
+          keyFile: join(pki, 'client/admin-key.pem'),
+        },
+        timeoutMs: 10_000,
+      });
+      try {
+        await admin.put('/registry/configmaps/kube-system/big').value(
+          k8sObject({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: 'big',
+            namespace: 'kube-system',
+            created: 1_700_000_000,
+            body: [[2, 'x'.repeat(40_000)]],
+          }),
+        );
+        await admin
+          .put('/registry/secrets/default/db')
+          .value(secret('db', 'default', { password: 'hunter2-never-shown' }));
+      } finally {
+        admin.close();
+      }
+      await view.getByRole('tab', { name: 'Keyspace' }).click();
+      await view
+        .locator('[data-testid=keyspace-summary]', { hasText: /^\d+ keys, .* at revision \d+/ })
+        .waitFor({ timeout: 60_000 });
+      const resources = view.locator('table[aria-label="keys and bytes by resource"]');
+      assert.match(await resources.innerText(), /configmaps\s+ConfigMap\s+1\s/);
+      assert.match(await view.locator('.keyspace').innerText(), /Secrets: 1, stored in plain text/);
+      const largest = view.locator('table[aria-label="largest keys"] tr').nth(1);
+      assert.match(await largest.innerText(), /\/registry\/configmaps\/kube-system\/big/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'keyspace.png') });
+      await largest.getByRole('button', { name: 'Show' }).click();
+      const doc = page.locator('.monaco-editor .view-lines', { hasText: 'kind:' }).first();
+      await doc.waitFor({ timeout: 30_000 });
+      assert.match(await doc.innerText(), /ConfigMap[\s\S]*big/);
+      await palette(page, 'K3s etcd: Show Key…');
+      await page
+        .locator('.quick-input-list .monaco-list-row', { hasText: '/registry/secrets/default/db' })
+        .first()
+        .click({ timeout: 15_000 });
+      const secretDoc = page
+        .locator('.monaco-editor .view-lines', { hasText: 'never shown' })
+        .first();
+      await secretDoc.waitFor({ timeout: 30_000 });
+      assert.doesNotMatch(await secretDoc.innerText(), /hunter2/);
+      // Back to the panel's editor tab, and its Metrics tab.
+      await page.getByRole('tab', { name: /^etcd health: edge-t/ }).click({ timeout: 15_000 });
+      await view.getByRole('tab', { name: 'Metrics' }).click({ timeout: 30_000 });
 
       // Fill the database towards its quota: the panel says so in words, the tree warns on members.
       const client = await createEndpointClient(etcd.endpoints[0]!, {
