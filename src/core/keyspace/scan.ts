@@ -140,6 +140,25 @@ async function leaseTtls(client: Etcd3, leases: LeaseUsage[], signal?: AbortSign
   await Promise.all([worker(), worker(), worker(), worker()]);
 }
 
+/**
+ * The pages of `pages`, one read ahead: the next page is asked for while this one is tallied,
+ * so etcd reads and sends it on its own core meanwhile.
+ */
+async function* readAhead<T>(pages: AsyncGenerator<T>): AsyncGenerator<T> {
+  let next = pages.next();
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) return;
+      next = pages.next();
+      next.catch(() => undefined); // seen when awaited; not unhandled if the consumer stops first
+      yield r.value;
+    }
+  } finally {
+    await pages.return(undefined).catch(() => undefined);
+  }
+}
+
 /** Scans the keyspace (or `prefix`) and says what fills it. */
 export async function scanKeyspace(
   client: Etcd3,
@@ -153,13 +172,15 @@ export async function scanKeyspace(
   let revision: string | undefined;
   let pages = 0;
   let keysWithLease = 0;
-  for await (const page of rangePages(client, {
-    start,
-    end,
-    windowed: true,
-    ...(opts.pageBytes ? { pageBytes: opts.pageBytes } : {}),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  })) {
+  for await (const page of readAhead(
+    rangePages(client, {
+      start,
+      end,
+      windowed: true,
+      ...(opts.pageBytes ? { pageBytes: opts.pageBytes } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    }),
+  )) {
     revision = page.revision;
     pages++;
     for (const kv of page.kvs) {
