@@ -4,7 +4,7 @@
  * page by page; `--show KEY` shows one key's decoded value (a Secret's metadata only).
  */
 import { humanBytes } from '../shared/etcdTypes';
-import { answeringClient } from '../core/keyspace/client';
+import { answeringClient, KEYSPACE_TIMEOUT_MS } from '../core/keyspace/client';
 import { keyspaceText } from '../core/keyspace/render';
 import { scanKeyspace } from '../core/keyspace/scan';
 import { renderKeyView, showKey } from '../core/keyspace/view';
@@ -28,7 +28,7 @@ export const KEYSPACE_COMMANDS: Subcommand[] = [
       "Values are sized and dropped page by page; a Secret's data is never shown.\n" +
       "--show KEY shows one key's value decoded (JSON as JSON; a Secret: metadata only); exit 1\n" +
       'when there is no such key.\n' +
-      ENDPOINT_HELP,
+      `${ENDPOINT_HELP}\nHere --timeout defaults to ${KEYSPACE_TIMEOUT_MS} (a page of 2 MiB from a busy member).`,
     options: {
       ...ENDPOINT_OPTIONS,
       top: { type: 'string' },
