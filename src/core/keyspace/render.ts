@@ -5,6 +5,7 @@ import type { KeyspaceTabReport } from '../../shared/keyspaceTypes';
 import type { KeyspaceReport } from './scan';
 import type { SecretsAtRest, TopKey } from './tally';
 import { printable as p } from './view';
+import { localStamp } from '../format/stamp';
 
 const share = (n: number, total: number) =>
   total > 0 ? `${((100 * n) / total).toFixed(1)}%` : '-';
@@ -19,13 +20,13 @@ export function secretsLine(s: SecretsAtRest): string {
   return `Secrets: ${s.total}, ${s.encrypted} encrypted at rest${by}, ${s.plain} in plain text (written before encryption was turned on? K3s: k3s secrets-encrypt reencrypt).`;
 }
 
-/** "Pod v1 default/web-1, created 2024-..." */
-export function objectLine(t: TopKey): string {
+/** "Pod v1 default/web-1, created 2024-...": the time as `stamp` shows it (ISO by default, the CLI's). */
+export function objectLine(t: TopKey, stamp: (iso: string) => string = (iso) => iso): string {
   const o = t.object;
   const what = o.kind ? `${p(o.kind)} ${p(o.apiVersion ?? '')}`.trim() : t.encoding;
   const where = o.name ? `${o.namespace ? `${p(o.namespace)}/` : ''}${p(o.name)}` : '';
   const enc = t.encryption ? `encrypted (${p(t.encryption.provider)})` : '';
-  return [what, where, o.creationTimestamp ? `created ${p(o.creationTimestamp)}` : '', enc]
+  return [what, where, o.creationTimestamp ? `created ${p(stamp(o.creationTimestamp))}` : '', enc]
     .filter(Boolean)
     .join(', ');
 }
@@ -75,7 +76,7 @@ export function keyspaceTabReport(r: KeyspaceReport): KeyspaceTabReport {
       key: p(t.key),
       rawKey: t.key,
       bytes: t.bytes,
-      object: objectLine(t),
+      object: objectLine(t, localStamp), // the editor's one time format
     })),
     leases: r.leases.list.slice(0, 20).map((l) => ({
       id: l.id,

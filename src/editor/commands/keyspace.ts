@@ -11,6 +11,7 @@ import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { clusterNamed, resolveCluster } from '../pick';
 import { planUri, type PlanDocuments } from '../planDocuments';
+import { localStamp } from '../../core/format/stamp';
 
 /** What the Keyspace tab passes: a cluster and one of its keys. */
 export interface KeyRef {
@@ -31,7 +32,7 @@ async function pickKey(ctx: ExtensionCtx, cluster: string): Promise<string | und
         ...top.map((t) => ({
           label: printable(t.key),
           description: humanBytes(t.bytes),
-          detail: objectLine(t),
+          detail: objectLine(t, localStamp),
           key: t.key,
         })),
         { label: typed, key: '' },
