@@ -9,6 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
+//                              maintain/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
 //                              from, may import those and nothing else above the primitives)
@@ -35,6 +36,7 @@ const OPERATIONS = [
   'snapshot',
   'perf',
   'metrics',
+  'maintain',
 ];
 const VIEWS = ['tree'];
 /**
