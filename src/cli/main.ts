@@ -24,6 +24,7 @@ import { ETCDCTL_COMMANDS } from './etcdctl';
 import { HEALTH_COMMANDS } from './health';
 import { INVENTORY_COMMANDS } from './inventory';
 import { K3S_COMMANDS } from './k3s';
+import { MAINTAIN_COMMANDS } from './maintain';
 import { MEMBER_COMMANDS } from './member';
 import { METRICS_COMMANDS } from './metrics';
 import { MIGRATE_COMMANDS } from './migrate';
@@ -41,6 +42,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...HEALTH_COMMANDS,
   ...PERF_COMMANDS,
   ...METRICS_COMMANDS,
+  ...MAINTAIN_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
   ...MEMBER_COMMANDS,

@@ -328,11 +328,11 @@ describe('maintain: the report', () => {
     assert.match(md, /^# NOSPACE rescue of prod/);
     assert.match(
       md,
-      /\| m-1 \| leader \| 35 MB \(31 MB in use\) \| 2\.1 MB \(2\.1 MB in use\) \| 34 MB \| 0\.9 s \|/,
+      /\| m-1 \| leader \| 35 MB \(31 MB in use\) \| 2\.1 MB \(2\.1 MB in use\) \| 34 MB \| 0\.90 s \|/,
     );
     assert.match(
       md,
-      /1\. m-2 \(follower\): 35 MB → 2\.1 MB in 1\.2 s \(deadline 65 s\)\n2\. m-1 \(leader, the leadership handed to m-2 first\): 35 MB → 2\.1 MB in 0\.9 s/,
+      /1\. m-2 \(follower\): 35 MB → 2\.1 MB in 1\.2 s \(deadline 65 s\)\n2\. m-1 \(leader, the leadership handed to m-2 first\): 35 MB → 2\.1 MB in 0\.90 s/,
     );
     assert.match(md, /Disarmed: NOSPACE on m-1\./);
     assert.match(md, /a probe key was put and deleted/);

@@ -43,3 +43,35 @@ export async function setHostAddress(
   await writeFileAtomic(file, next);
   return old;
 }
+
+/**
+ * Sets `etcd.quotaBackendBytes` of cluster `clusterName` (`4GiB`, or bytes); returns the old
+ * value. An existing value is replaced in place; a missing one is added under `etcd:`.
+ */
+export async function setEtcdQuota(
+  file: string,
+  clusterName: string,
+  value: string,
+): Promise<string | undefined> {
+  if (!/^[1-9][0-9]*(KiB|MiB|GiB)?$/.test(value))
+    throw new K3sEtcdError('usage', `"${value}" is not a size such as 4GiB or 512MiB.`);
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const clusters = doc.get('clusters', true);
+  if (!isSeq(clusters))
+    throw new K3sEtcdError('inventory-invalid', `${file} has no clusters list.`);
+  const index = clusters.items.findIndex((c) => isMap(c) && c.get('name') === clusterName);
+  if (index < 0)
+    throw new K3sEtcdError('inventory-invalid', `No cluster ${clusterName} in ${file}.`);
+  const path = ['clusters', index, 'etcd', 'quotaBackendBytes'];
+  const node = doc.getIn(path, true);
+  const scalar = /^\d+$/.test(value) ? Number(value) : value;
+  if (isScalar(node) && node.range) {
+    const [start, end] = node.range;
+    await writeFileAtomic(file, text.slice(0, start) + value + text.slice(end));
+    return String(node.value);
+  }
+  doc.setIn(path, scalar);
+  await writeFileAtomic(file, doc.toString());
+  return undefined;
+}

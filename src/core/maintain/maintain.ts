@@ -32,6 +32,8 @@ import { surveyCluster, type MemberReading, type Survey } from './survey';
 
 /** etcd's AlarmType NOSPACE as the wire wants it (the enum's number; etcd3 loads lazily). */
 const NOSPACE = 1 as AlarmType;
+const keysWord = (n: number) => `${n} ${n === 1 ? 'key' : 'keys'}`;
+
 /** Where the write probe goes (deleted again at once). */
 export const WRITE_PROBE_PREFIX = '/k3s-etcd/maintain-probe/';
 
@@ -168,9 +170,14 @@ export async function runMaintenance(
       );
       const top = keyspace.groups
         .slice(0, 3)
-        .map((g) => `${g.prefix} ${humanBytes(g.bytes)} in ${g.keys} keys`);
+        .map((g) => `${g.prefix} ${humanBytes(g.bytes)} in ${keysWord(g.keys)}`);
+      const inUse = Math.max(0, ...plan.survey.members.map((m) => m.inUseBytes ?? 0));
+      const history =
+        inUse > keyspace.bytes * 2
+          ? `; the rest of the ${humanBytes(inUse)} in use is the history of older revisions, which compaction frees`
+          : '';
       say(
-        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keyspace.keys} keys at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}`,
+        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keysWord(keyspace.keys)} at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}${history}`,
       );
     } catch (err) {
       say(`the keyspace could not be read (${errorMessage(err)})`);

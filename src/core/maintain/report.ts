@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { humanBytes } from '../../shared/etcdTypes';
 import { writeFileAtomic } from '../files/atomicWrite';
 import { REPORTS_DIR } from '../files/workspace';
+import { seconds } from '../rolling/defrag';
 import type { MaintenancePlan, MaintenanceReport } from './maintain';
 import type { MemberReading } from './survey';
 
@@ -30,12 +31,16 @@ export function renderPlan(plan: MaintenancePlan): string[] {
   for (const m of s.members) {
     const alarms = m.alarms.length > 0 ? `, alarm ${m.alarms.join(' ')}` : '';
     const state = m.healthy ? '' : ` — not healthy: ${m.problem ?? 'unknown'}`;
+    if (m.dbBytes === undefined) {
+      out.push(`  ${m.name} (${m.role}): not read${alarms}${state}`);
+      continue;
+    }
     out.push(
       `  ${m.name} (${m.role}): ${sizeWords(m)} of ${size(m.quotaBytes)} quota${m.quotaFrom === 'default' ? " (etcd's default: its /metrics did not answer)" : ''}${alarms}${state}`,
       `    ${m.verdict.needed ? 'defragment' : 'leave'}: ${m.verdict.why}`,
     );
   }
-  if (s.compaction) out.push(s.compaction.why);
+  if (s.compaction) out.push(`Compaction: ${s.compaction.why}`);
   if (plan.refusal) out.push(`Refused: ${plan.refusal}`);
   else if (plan.defrag.order.length > 0)
     out.push(
@@ -70,8 +75,8 @@ export function renderReport(r: MaintenanceReport): string {
     const s = step(m.name);
     const took = s
       ? s.ok
-        ? `${(s.durationMs / 1000).toFixed(1)} s`
-        : `failed after ${(s.durationMs / 1000).toFixed(1)} s: ${s.error ?? '?'}`
+        ? `${seconds(s.durationMs)}`
+        : `failed after ${seconds(s.durationMs)}: ${s.error ?? '?'}`
       : (r.defrag.skipped.find((k) => k.member === m.name)?.why ?? 'not needed');
     out.push(
       `| ${cell(m.name)} | ${m.role} | ${sizeWords(m)} | ${sizeWords(after(m.name))} | ${size(m.quotaBytes)} | ${cell(took)} |`,
@@ -82,7 +87,7 @@ export function renderReport(r: MaintenanceReport): string {
   r.defrag.steps.forEach((s, i) => {
     const handed = s.leadershipTo ? `, the leadership handed to ${s.leadershipTo} first` : '';
     out.push(
-      `${i + 1}. ${s.member} (${s.role}${handed}): ${size(s.beforeBytes)} → ${size(s.afterBytes)} in ${(s.durationMs / 1000).toFixed(1)} s (deadline ${Math.round(s.timeoutMs / 1000)} s)${s.ok ? '' : ` — failed: ${s.error ?? '?'}`}`,
+      `${i + 1}. ${s.member} (${s.role}${handed}): ${size(s.beforeBytes)} → ${size(s.afterBytes)} in ${seconds(s.durationMs)} (deadline ${Math.round(s.timeoutMs / 1000)} s)${s.ok ? '' : ` — failed: ${s.error ?? '?'}`}`,
     );
   });
   if (r.defrag.stopped) out.push('', `Stopped: ${r.defrag.stopped}`);

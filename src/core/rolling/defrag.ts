@@ -125,6 +125,15 @@ export interface RollingDefragOptions {
   };
 }
 
+/** `0.04 s`, `1.2 s`, `75 s`: a duration as the reports show it. */
+export function seconds(ms: number): string {
+  return ms < 1000
+    ? `${(ms / 1000).toFixed(2)} s`
+    : ms < 10_000
+      ? `${(ms / 1000).toFixed(1)} s`
+      : `${Math.round(ms / 1000)} s`;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The default: etcd's Maintenance API over a client bound to the member's own URL. */
@@ -239,7 +248,7 @@ export async function rollingDefrag(opts: RollingDefragOptions): Promise<Rolling
       break;
     }
     done.push(name);
-    say(`${name}: defragmented in ${(step.durationMs / 1000).toFixed(1)} s`);
+    say(`${name}: defragmented in ${seconds(step.durationMs)}`);
     // Back and caught up before the next one goes.
     const until = Date.now() + settleMs;
     for (;;) {
