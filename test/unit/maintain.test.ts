@@ -23,6 +23,11 @@ import { defragOrder, defragTimeoutMs, rollingDefrag } from '../../src/core/roll
 import type { LiveCluster } from '../../src/core/rolling/live';
 import type { MemberRow } from '../../src/core/rolling/order';
 import { renderReport, reportBaseName, writeReport } from '../../src/core/maintain/report';
+import { setEtcdQuota } from '../../src/core/inventory/edit';
+import { loadInventoryFile } from '../../src/core/inventory/parse';
+import { writeFile } from 'node:fs/promises';
+import { main } from '../../src/cli/main';
+import { captureIO } from '../fixtures/cli';
 import type { MaintenanceReport } from '../../src/core/maintain/maintain';
 import type { MemberReading } from '../../src/core/maintain/survey';
 
@@ -351,6 +356,54 @@ describe('maintain: the report', () => {
       assert.deepEqual(JSON.parse(await readFile(files.json, 'utf8')).defrag.order, ['m-2', 'm-1']);
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('maintain: the rescue raises the quota in the inventory', () => {
+  it('adds etcd.quotaBackendBytes, then replaces it in place, comments kept', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'k3s-etcd-quota-'));
+    try {
+      const file = join(root, 'k3s-etcd.yaml');
+      await writeFile(
+        file,
+        [
+          'version: 1',
+          'clusters:',
+          '  - name: prod # the one',
+          '    hosts:',
+          '      - { name: a, address: 10.0.0.1, roles: [etcd] }',
+          '',
+        ].join('\n'),
+      );
+      assert.equal(await setEtcdQuota(file, 'prod', '4GiB'), undefined);
+      let inv = await loadInventoryFile(file);
+      assert.equal(inv.status, 'ok');
+      if (inv.status === 'ok')
+        assert.equal(inv.inventory.clusters[0]?.etcd.tuning.quotaBackendBytes, 4 * GiB);
+      assert.match(await readFile(file, 'utf8'), /# the one/);
+      assert.equal(await setEtcdQuota(file, 'prod', '8GiB'), '4GiB');
+      inv = await loadInventoryFile(file);
+      if (inv.status === 'ok')
+        assert.equal(inv.inventory.clusters[0]?.etcd.tuning.quotaBackendBytes, 8 * GiB);
+      await assert.rejects(setEtcdQuota(file, 'prod', '8 GiB; rm -rf /'), /not a size/);
+      await assert.rejects(setEtcdQuota(file, 'other', '8GiB'), /No cluster other/);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('maintain: the command line', () => {
+  it('refuses a rule out of range and --raise-quota without --rescue, before connecting', async () => {
+    for (const [args, want] of [
+      [['maintain', '--free-share', '2'], /the free share is a share between 0 and 1/],
+      [['maintain', '--min-size', 'big'], /the minimum size is a size such as 64MiB/],
+      [['maintain', '--raise-quota', '4GiB'], /--raise-quota goes with --rescue/],
+    ] as const) {
+      const run = captureIO('/nonexistent');
+      assert.equal(await main([...args], run.io), 2, run.out.join('\n'));
+      assert.match(run.out.join('\n'), want);
     }
   });
 });
