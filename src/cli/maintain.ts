@@ -17,6 +17,7 @@ import {
   type MaintenanceReport,
 } from '../core/maintain/maintain';
 import { renderPlan, writeReport } from '../core/maintain/report';
+import { surveyCluster } from '../core/maintain/survey';
 import { seconds } from '../core/rolling/defrag';
 import { inventorySize, parseSize, ruleFrom, type DefragRule } from '../core/maintain/rule';
 import {
@@ -88,16 +89,28 @@ async function raiseQuota(
     `etcd.quotaBackendBytes: ${old ?? "etcd's default"} → ${value} in ${ctx.global.inventory}`,
   );
   const provision = PROVISION_COMMANDS.find((c) => c.name === 'provision etcd')!;
-  const code = await provision.run({ ...ctx, values: { ...ctx.values, host: undefined } });
-  const lines = [
-    ...report.lines,
-    `etcd.quotaBackendBytes raised to ${value} (provision etcd exit ${code})`,
-  ];
-  if (code !== 0) return { ...report, lines, ok: false };
-  const settled = await settleAlarms(opts, (l) => {
+  // Its exit code also says whether every member is healthy, which an armed NOSPACE denies:
+  // what counts is the quota every member runs with now.
+  await provision.run({ ...ctx, values: { ...ctx.values, host: undefined } });
+  const lines = [...report.lines];
+  const say = (l: string) => {
     lines.push(l);
     ctx.io.err(l);
+  };
+  const now = await surveyCluster({
+    endpoints: opts.endpoints,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
+  const behind = now.members.filter((m) => m.quotaBytes !== bytes);
+  if (behind.length > 0) {
+    say(
+      `etcd.quotaBackendBytes is ${value} in the inventory, but ${behind.map((m) => `${m.name} runs with ${humanBytes(m.quotaBytes)}`).join(', ')}: run \`k3s-etcd provision etcd\` again`,
+    );
+    return { ...report, lines, ok: false, finishedAt: new Date().toISOString() };
+  }
+  say(`etcd.quotaBackendBytes raised to ${value}: every member runs with it`);
+  const settled = await settleAlarms(opts, say);
   const { quota: _done, ...rest } = report;
   return {
     ...rest,
