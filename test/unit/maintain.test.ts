@@ -22,7 +22,13 @@ import {
 import { defragOrder, defragTimeoutMs, rollingDefrag } from '../../src/core/rolling/defrag';
 import type { LiveCluster } from '../../src/core/rolling/live';
 import type { MemberRow } from '../../src/core/rolling/order';
-import { renderReport, reportBaseName, writeReport } from '../../src/core/maintain/report';
+import {
+  renderPlan,
+  renderReport,
+  reportBaseName,
+  writeReport,
+} from '../../src/core/maintain/report';
+import type { MaintenancePlan } from '../../src/core/maintain/maintain';
 import { setEtcdQuota } from '../../src/core/inventory/edit';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { writeFile } from 'node:fs/promises';
@@ -343,6 +349,63 @@ describe('maintain: the report', () => {
     assert.match(md, /a probe key was put and deleted/);
     assert.match(md, /\| \/registry\/configmaps \| 3 \| 30 MB \|/);
     assert.equal(reportBaseName(report), 'rescue-prod-20261206T183000Z');
+  });
+
+  it('the dry run: each member with its sizes, one verdict said once when all share it', () => {
+    const plan = (
+      members: MemberReading[],
+      extra: Partial<MaintenancePlan> = {},
+    ): MaintenancePlan => ({
+      cluster: 'prod',
+      rescue: false,
+      survey: {
+        at: '',
+        members,
+        table: [],
+        alarms: [],
+        history: { revision: 900, compactRevision: 890, apiServerCompacts: true },
+        compaction: { compact: false, revision: 900, why: 'compaction skipped: recent' },
+        rule: DEFAULT_DEFRAG_RULE,
+      },
+      defrag: { order: ['m-2', 'm-1'], leader: 'm-1', skipped: [] },
+      nothingToDo: false,
+      ...extra,
+    });
+    const same = renderPlan(plan(report.before));
+    assert.deepEqual(same.slice(1), [
+      '  m-1 (leader): 35 MB (31 MB in use) of 34 MB quota',
+      '  m-2 (follower): 35 MB (31 MB in use) of 34 MB quota',
+      '  every member: defragment: x',
+      'Compaction: compaction skipped: recent',
+      'Order (one at a time, followers first, the leader last): m-2, m-1',
+    ]);
+    const mixed = renderPlan(
+      plan(
+        [
+          report.before[0]!,
+          {
+            ...report.before[1]!,
+            healthy: false,
+            problem: 'connection refused',
+            dbBytes: undefined,
+            verdict: { needed: false, why: 'its size could not be read' },
+          },
+        ],
+        {
+          refusal: 'maintenance is refused: voter m-2 (connection refused) is not healthy',
+          defrag: { order: [], skipped: [] },
+        },
+      ),
+    );
+    assert.deepEqual(mixed.slice(1, 4), [
+      '  m-1 (leader): 35 MB (31 MB in use) of 34 MB quota',
+      '    defragment: x',
+      '  m-2 (follower): not read — not healthy: connection refused',
+    ]);
+    assert.equal(
+      mixed.at(-1),
+      'Refused: maintenance is refused: voter m-2 (connection refused) is not healthy',
+    );
   });
 
   it('is written as Markdown and JSON, 0600, in .k3s-etcd/reports', async () => {

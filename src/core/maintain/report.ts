@@ -28,6 +28,10 @@ export function renderPlan(plan: MaintenancePlan): string[] {
   const out = [
     `${plan.rescue ? 'NOSPACE rescue' : 'Maintenance'} of ${plan.cluster} (rule: defragment when more than ${pct(s.rule.freeShare)} is free and the file is over ${humanBytes(s.rule.minDbBytes)}, or the file is over ${pct(s.rule.quotaShare)} of its quota)`,
   ];
+  const verdict = (m: MemberReading) =>
+    `${m.verdict.needed ? 'defragment' : 'leave'}: ${m.verdict.why}`;
+  // One verdict for all (a NOSPACE, equal members) is said once, after them.
+  const same = s.members.length > 1 && new Set(s.members.map(verdict)).size === 1;
   for (const m of s.members) {
     const alarms = m.alarms.length > 0 ? `, alarm ${m.alarms.join(' ')}` : '';
     const state = m.healthy ? '' : ` — not healthy: ${m.problem ?? 'unknown'}`;
@@ -37,9 +41,10 @@ export function renderPlan(plan: MaintenancePlan): string[] {
     }
     out.push(
       `  ${m.name} (${m.role}): ${sizeWords(m)} of ${size(m.quotaBytes)} quota${m.quotaFrom === 'default' ? " (etcd's default: its /metrics did not answer)" : ''}${alarms}${state}`,
-      `    ${m.verdict.needed ? 'defragment' : 'leave'}: ${m.verdict.why}`,
     );
+    if (!same) out.push(`    ${verdict(m)}`);
   }
+  if (same) out.push(`  every member: ${verdict(s.members[0]!)}`);
   if (s.compaction) out.push(`Compaction: ${s.compaction.why}`);
   if (plan.refusal) out.push(`Refused: ${plan.refusal}`);
   else if (plan.defrag.order.length > 0)
