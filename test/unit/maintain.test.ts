@@ -384,10 +384,14 @@ describe('maintain: the report', () => {
         [
           report.before[0]!,
           {
-            ...report.before[1]!,
+            name: 'm-2',
+            id: 'm-21d',
+            role: 'follower',
             healthy: false,
             problem: 'connection refused',
-            dbBytes: undefined,
+            quotaBytes: 32 * MiB,
+            quotaFrom: 'default',
+            alarms: [],
             verdict: { needed: false, why: 'its size could not be read' },
           },
         ],

@@ -303,8 +303,13 @@ async function defragEndpoints(
     rescue: true,
     ...(signal ? { signal } : {}),
   });
-  return endpoints.map((endpoint) => {
-    const step = run.steps.find((s) => s.endpoint === endpoint || s.member === nameOf(endpoint));
+  // In the order they ran (followers first, the leader last), then those that did not.
+  const ran = (e: string) => run.steps.findIndex((s) => s.endpoint === e || s.member === nameOf(e));
+  const order = [...endpoints].sort(
+    (a, b) => (ran(a) < 0 ? Infinity : ran(a)) - (ran(b) < 0 ? Infinity : ran(b)),
+  );
+  return order.map((endpoint) => {
+    const step = run.steps[ran(endpoint)];
     if (step)
       return {
         endpoint,
