@@ -1,7 +1,8 @@
 /**
  * What fills the space, in brief, for the NOSPACE rescue: keys and bytes (key plus value) by
  * Kubernetes resource (`/registry/<resource>/...`, other keys by their first path segment), read
- * in pages (etcd/paginate.ts) at one revision. The full breakdown (namespaces, top keys, leases,
+ * in pages (etcd/paginate.ts) at one revision, at most a budget's worth (the first 256 MiB in
+ * key order, then it says it stopped there). The full breakdown (namespaces, top keys, leases,
  * decoded objects) is the `keyspace` operation's.
  */
 import type { Etcd3 } from 'etcd3';
@@ -18,6 +19,8 @@ export interface KeyspaceSummary {
   revision: string;
   keys: number;
   bytes: number;
+  /** Set when the read stopped at its budget: the figures cover the keys read so far. */
+  partial?: true;
   /** Largest first. */
   groups: KeyspaceGroup[];
 }
@@ -29,10 +32,15 @@ export function keyGroup(key: Buffer): string {
   return (m?.[1] ?? '').replace(/[^\x20-\x7e]/g, '?') || '(empty)';
 }
 
+/** What the rescue reads at most before it answers (a full database may hold gigabytes). */
+export const KEYSPACE_BUDGET_BYTES = 256 * 1024 * 1024;
+
 export async function keyspaceSummary(
   client: Etcd3,
-  opts: { signal?: AbortSignal; top?: number } = {},
+  opts: { signal?: AbortSignal; top?: number; budgetBytes?: number } = {},
 ): Promise<KeyspaceSummary> {
+  const budget = opts.budgetBytes ?? KEYSPACE_BUDGET_BYTES;
+  let partial = false;
   const by = new Map<string, KeyspaceGroup>();
   let revision = '';
   let keys = 0;
@@ -53,7 +61,11 @@ export async function keyspaceSummary(
       keys++;
       bytes += size;
     }
+    if (bytes >= budget) {
+      partial = true;
+      break;
+    }
   }
   const groups = [...by.values()].sort((a, b) => b.bytes - a.bytes).slice(0, opts.top ?? 10);
-  return { revision, keys, bytes, groups };
+  return { revision, keys, bytes, groups, ...(partial ? { partial: true as const } : {}) };
 }

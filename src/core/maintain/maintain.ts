@@ -177,7 +177,7 @@ export async function runMaintenance(
           ? `; the rest of the ${humanBytes(inUse)} in use is the history of older revisions, which compaction frees`
           : '';
       say(
-        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keysWord(keyspace.keys)} at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}${history}`,
+        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keysWord(keyspace.keys)}${keyspace.partial ? ' (the first ones read; the rest was not)' : ''} at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}${history}`,
       );
     } catch (err) {
       say(`the keyspace could not be read (${errorMessage(err)})`);

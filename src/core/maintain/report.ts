@@ -125,7 +125,7 @@ export function renderReport(r: MaintenanceReport): string {
       '',
       '## What fills the space',
       '',
-      `${humanBytes(r.keyspace.bytes)} in ${r.keyspace.keys} keys at revision ${r.keyspace.revision} (keys and values, before compaction):`,
+      `${humanBytes(r.keyspace.bytes)} in ${r.keyspace.keys} keys at revision ${r.keyspace.revision} (keys and values, before compaction${r.keyspace.partial ? '; the first keys only: the read stopped at its budget' : ''}):`,
       '',
       '| prefix | keys | bytes |',
       '| --- | --- | --- |',
