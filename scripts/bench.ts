@@ -12,6 +12,7 @@
  *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
  *  - maintenance: defragmentation time per member, the rolling defragmentation against
  *    `etcdctl defrag` on the same data in the same run
+ *  - keyspace: what fills 1M keys, time and peak memory against etcdctl reading them
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -31,6 +32,7 @@ import { benchRolling } from './benchRolling';
 import { benchMigrate } from './benchMigrate';
 import { benchMetrics } from './benchMetrics';
 import { benchMaintain } from './benchMaintain';
+import { benchKeyspace } from './benchKeyspace';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -293,6 +295,7 @@ async function main(): Promise<void> {
   if (only === 'migrate') return benchMigrate();
   if (only === 'metrics') return benchMetrics();
   if (only === 'maintain') return benchMaintain();
+  if (only === 'keyspace') return benchKeyspace();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
@@ -304,6 +307,7 @@ async function main(): Promise<void> {
   await benchMigrate();
   await benchMetrics();
   await benchMaintain();
+  await benchKeyspace();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);
 }

@@ -10,6 +10,7 @@
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/
+//                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
 //                              from, may import those and nothing else above the primitives)
@@ -37,14 +38,22 @@ const OPERATIONS = [
   'perf',
   'metrics',
   'maintain',
+  'upgrade',
+  'keyspace',
 ];
 const VIEWS = ['tree'];
 /**
  * Operations built from other operations, each with the ones it runs: repair re-provisions the
- * member (provision) and re-points the K3s servers (k3s). A composed operation is imported by
+ * member (provision) and re-points the K3s servers (k3s); upgrade takes a snapshot (snapshot),
+ * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
+ * hop's version (provision). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
-const COMPOSED = { repair: ['provision', 'k3s'] };
+const COMPOSED = {
+  repair: ['provision', 'k3s'],
+  upgrade: ['provision', 'snapshot', 'restore'],
+  maintain: ['keyspace'],
+};
 
 function files(dir) {
   const out = [];

@@ -25,6 +25,7 @@ import { HEALTH_COMMANDS } from './health';
 import { INVENTORY_COMMANDS } from './inventory';
 import { K3S_COMMANDS } from './k3s';
 import { MAINTAIN_COMMANDS } from './maintain';
+import { KEYSPACE_COMMANDS } from './keyspace';
 import { MEMBER_COMMANDS } from './member';
 import { METRICS_COMMANDS } from './metrics';
 import { MIGRATE_COMMANDS } from './migrate';
@@ -33,6 +34,7 @@ import { PROVISION_COMMANDS } from './provision';
 import { REPAIR_COMMANDS } from './repair';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
+import { UPGRADE_COMMANDS } from './upgrade';
 import { checkFlags, CommandUsageError, didYouMean } from './usage';
 
 export type { CliIO } from './context';
@@ -43,8 +45,10 @@ const SUBCOMMANDS: Subcommand[] = [
   ...PERF_COMMANDS,
   ...METRICS_COMMANDS,
   ...MAINTAIN_COMMANDS,
+  ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,
+  ...UPGRADE_COMMANDS,
   ...MEMBER_COMMANDS,
   ...REPAIR_COMMANDS,
   ...K3S_COMMANDS,

@@ -34,7 +34,9 @@ ${SSH_HELP}`,
     const gate = await previewGate(ctx, preview.runs, {
       nothing: `Everything is in place on ${preview.runs.length} host(s): nothing to do.`,
       question: (n, pending) => `Apply ${n} change(s) on ${pending.join(', ')}?`,
-      ...(preview.rolling ? { notes: rollingPlanLines(preview.rolling) } : {}),
+      ...(preview.rolling
+        ? { notes: rollingPlanLines(preview.rolling), json: { rolling: preview.rolling } }
+        : {}),
     });
     if (gate !== undefined) return gate;
     const result = await provisionEtcd(cluster, {

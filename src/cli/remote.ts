@@ -88,6 +88,8 @@ export async function previewGate(
     question: (changes: number, hosts: string[]) => string;
     /** Lines shown under the step table (the rolling order), if any. */
     notes?: string[];
+    /** Fields added to the --json output (the rolling plan), if any. */
+    json?: Record<string, unknown>;
   },
 ): Promise<number | undefined> {
   const notes = () => {
@@ -99,7 +101,7 @@ export async function previewGate(
   ) {
     if (!ctx.global.json) ctx.io.out(stepTable(runs));
     notes();
-    return report(ctx, runs, { dryRun: true });
+    return report(ctx, runs, { dryRun: true, ...words.json });
   }
   const pending = runs.filter((r) => r.status === 'would-change');
   if (pending.length === 0) {

@@ -17,6 +17,7 @@ export type ErrorCode =
   | SshErrorCode
   | ProvisionErrorCode
   | RestoreErrorCode
+  | UpgradeErrorCode
   | K3sErrorCode;
 
 /** Refusals and failures around K3s servers. */
@@ -70,6 +71,9 @@ export type ProvisionErrorCode =
  * every host stands and where its old data is).
  */
 export type RestoreErrorCode = 'snapshot-invalid' | 'restore-refused' | 'restore-failed';
+
+/** Upgrading etcd: refused before anything was touched (the reason says why). */
+export type UpgradeErrorCode = 'upgrade-refused';
 
 export class K3sEtcdError extends Error {
   constructor(

@@ -6,6 +6,7 @@ import type * as vscode from 'vscode';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
 import type { K3sStateService } from './k3sStateService';
+import type { KeyspaceService } from './keyspaceService';
 import type { MetricsService } from './metricsService';
 import type { PerfService } from './perfService';
 import type { TrustGuard } from './trust';
@@ -20,6 +21,8 @@ export interface ExtensionCtx {
   /** etcd's Prometheus metrics, scraped while someone looks, judged against etcd's guidance. */
   readonly metrics: MetricsService;
   readonly perf: PerfService;
+  /** What fills each cluster's keyspace, scanned on demand only. */
+  readonly keyspace: KeyspaceService;
   /** K3s server states, read over SSH when asked. */
   readonly k3s: K3sStateService;
   /** Registers a disposable that lives as long as the extension. */

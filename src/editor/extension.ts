@@ -14,6 +14,7 @@ import { K3sStateService } from './k3sStateService';
 import { registerSnapshotSchedule } from './snapshotScheduler';
 import { InventoryService } from './inventoryService';
 import { PerfService } from './perfService';
+import { KeyspaceService } from './keyspaceService';
 import { registerProvisionTasks } from './tasks/provider';
 import { registerTree } from './tree/clusterTree';
 import { TrustGuard } from './trust';
@@ -43,6 +44,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const metrics = new MetricsService(inventory, trust, log);
     const perf = new PerfService(inventory, log);
     const k3s = new K3sStateService();
+    const keyspace = new KeyspaceService(log);
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
@@ -52,9 +54,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
       metrics,
       perf,
       k3s,
+      keyspace,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(trust, inventory, health, metrics, perf, k3s);
+    ctx.push(trust, inventory, health, metrics, perf, k3s, keyspace);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);

@@ -72,6 +72,23 @@ export interface ClusterSnapshot {
   healthy: boolean;
 }
 
+/**
+ * etcd's settings as the inventory asks for them beside what the members really run with
+ * (read back from their /metrics), for the health panel (core/etcd/effective.ts builds it).
+ */
+export interface SettingsInEffect {
+  /** The quota the inventory asks for, in words: `2 GiB (etcd's default)`. */
+  inventoryQuota: string;
+  /** The inventory's other tuning keys as `key value` (its spelling); empty when none is set. */
+  inventoryTuning: string[];
+  /** Each member's quota from its /metrics, by client URL; absent for a member not read. */
+  quotas: Record<string, string>;
+  /** Client URLs of the members whose quota is not the inventory's. */
+  differs: string[];
+  /** The line `status` prints when they differ, naming the members and the command. */
+  drift?: string;
+}
+
 /** go-humanize's Bytes, as etcdctl prints DB SIZE (SI units: "20 kB", "24 MB"). */
 export function humanBytes(n: number): string {
   if (n < 10) return `${n} B`;

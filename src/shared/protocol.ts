@@ -5,7 +5,8 @@
  */
 import type { PerfLoad, PerfProgress, PerfResult } from './perfTypes';
 import type { ClusterMetrics } from './metricsTypes';
-import type { ClusterSnapshot } from './etcdTypes';
+import type { ClusterSnapshot, SettingsInEffect } from './etcdTypes';
+import type { KeyspaceTabState } from './keyspaceTypes';
 
 export interface Message<M extends string, P> {
   method: M;
@@ -77,6 +78,13 @@ export interface HealthPanelState {
   refreshing: boolean;
   /** Inventory member name for each client URL. */
   names: Record<string, string>;
+  /**
+   * Nothing answers and this workspace never saw the cluster answer nor provisioned it (the
+   * tree's decision, core/tree/provisioned.ts): a neutral notice with Provision etcd, no red.
+   */
+  notProvisioned?: boolean;
+  /** The inventory's tuning beside what each member runs with (the Status tab). */
+  settings?: SettingsInEffect;
 }
 
 export const HealthReadyCommand = command<Record<string, never>>()('health/ready');
@@ -84,6 +92,9 @@ export const HealthRefreshCommand = command<Record<string, never>>()('health/ref
 export const HealthCopyCommand = command<{ section: HealthSection }>()('health/copyMarkdown');
 export const HealthOpenCliCommand = command<{ section: HealthSection }>()('health/openCli');
 export const HealthGenerateCertsCommand = command<Record<string, never>>()('health/generateCerts');
+/** Run "Provision etcd" / "Preview Provisioning Plan" on the panel's cluster. */
+export const HealthProvisionCommand = command<Record<string, never>>()('health/provision');
+export const HealthPreviewPlanCommand = command<Record<string, never>>()('health/previewPlan');
 export const HealthStateNotification = notification<HealthPanelState>()('health/didChangeState');
 
 export type HealthWebviewToHost =
@@ -91,7 +102,9 @@ export type HealthWebviewToHost =
   | Message<typeof HealthRefreshCommand.method, Record<string, never>>
   | Message<typeof HealthCopyCommand.method, { section: HealthSection }>
   | Message<typeof HealthOpenCliCommand.method, { section: HealthSection }>
-  | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>;
+  | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>
+  | Message<typeof HealthProvisionCommand.method, Record<string, never>>
+  | Message<typeof HealthPreviewPlanCommand.method, Record<string, never>>;
 
 // ------------------------------------------------------------------------------------------
 // Performance check (in the etcd health panel)
@@ -166,3 +179,21 @@ export const MetricsStateNotification = notification<MetricsPanelState>()('metri
 export type MetricsWebviewToHost =
   | Message<typeof MetricsRefreshCommand.method, Record<string, never>>
   | Message<typeof MetricsMaintainCommand.method, Record<string, never>>;
+
+// ------------------------------------------------------------------------------------------
+// Keyspace (in the etcd health panel): scanned on demand only
+
+export type { KeyspaceTabReport, KeyspaceTabState } from './keyspaceTypes';
+
+/** Scan the keyspace now (the tab opened, or Scan again). */
+export const KeyspaceScanCommand = command<Record<string, never>>()('keyspace/scan');
+export const KeyspaceCancelCommand = command<Record<string, never>>()('keyspace/cancel');
+/** Open one key's decoded value (the key as etcd has it). */
+export const KeyspaceShowKeyCommand = command<{ key: string }>()('keyspace/showKey');
+export const KeyspaceStateNotification =
+  notification<KeyspaceTabState>()('keyspace/didChangeState');
+
+export type KeyspaceWebviewToHost =
+  | Message<typeof KeyspaceScanCommand.method, Record<string, never>>
+  | Message<typeof KeyspaceCancelCommand.method, Record<string, never>>
+  | Message<typeof KeyspaceShowKeyCommand.method, { key: string }>;

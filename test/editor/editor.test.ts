@@ -19,6 +19,7 @@ import {
   launchBrowser,
   REPO_ROOT,
   removeTempDir,
+  runFromPalette,
   SCREENSHOTS_DIR,
   startVsCodeServer,
   watchConsole,
@@ -256,6 +257,41 @@ test('UI: the K3s etcd view shows edge-a and its hosts', { timeout: 240_000 }, a
     await page.mouse.move(700, 450);
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'certificates.png') });
     assert.deepEqual(await errorToasts(page), [], 'error notifications after generating');
+
+    // The health panel makes the tree's decision: a neutral notice with Provision etcd, not a
+    // red "0/3 healthy" with an error icon on every member.
+    await runFromPalette(page, 'K3s etcd: Open etcd Health');
+    const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    const notice = view.locator('[data-testid=not-provisioned]');
+    await notice.waitFor({ timeout: 60_000 });
+    assert.match(
+      await notice.innerText(),
+      /^Not provisioned yet: nothing answers and this workspace has not provisioned it\./,
+    );
+    await view
+      .locator('[data-testid=summary].muted', { hasText: /^not provisioned yet$/ })
+      .waitFor({ timeout: 10_000 });
+    const provision = notice.getByRole('button', { name: 'Provision etcd' });
+    await provision.waitFor({ timeout: 10_000 });
+    await notice.getByRole('button', { name: 'Preview Provisioning Plan' }).waitFor();
+    // Each address in the Health tab says what it answered, in the neutral colour.
+    const healthRows = view.locator('table[aria-label="endpoint health"] tr');
+    await healthRows.nth(3).waitFor({ timeout: 10_000 });
+    assert.match(await healthRows.nth(1).innerText(), /not provisioned yet/);
+    assert.equal(
+      await view.locator('.bad, .error, vscode-icon[name=error]').count(),
+      0,
+      'nothing in the panel is red or carries an error icon',
+    );
+    await runFromPalette(page, 'Notifications: Clear All Notifications');
+    await page.mouse.move(700, 450);
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-not-provisioned.png') });
+    // Its button runs the cluster's provisioning task (its terminal opens in the panel; the dry
+    // run finds no sshd on these hosts, which is not this test's business).
+    await provision.click();
+    await page
+      .locator('.part.panel', { hasText: 'provision etcd (edge-a)' })
+      .waitFor({ timeout: 30_000 });
   } catch (e) {
     await page
       .screenshot({ path: join(SCREENSHOTS_DIR, 'tree-failure.png') })

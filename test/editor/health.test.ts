@@ -18,6 +18,7 @@ import {
 } from './harness/vscode';
 import { etcdWorkspace } from './harness/etcdWorkspace';
 import { createEndpointClient } from '../../src/core/etcd/client';
+import { k8sObject, secret } from '../fixtures/k8sProto';
 import { waitUntil } from '../../scripts/harness/processes';
 
 const QUOTA = 16 * 1024 * 1024;
@@ -43,11 +44,34 @@ async function top(view: FrameLocator, selector: string): Promise<number> {
   return box.y;
 }
 
-/** The Metrics table fits the editor: no part of it behind a horizontal scrollbar. */
-async function metricsFit(view: FrameLocator): Promise<{ scroll: number; client: number }> {
-  return view
-    .locator('.metrics .table-wrap')
-    .evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+/** A tab's table fits the editor: no part of it behind a horizontal scrollbar. */
+async function tableFit(
+  view: FrameLocator,
+  selector: string,
+): Promise<{ scroll: number; client: number }> {
+  return view.locator(selector).evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+}
+
+/** Waits until the table under `selector` fits at each of WIDTHS (x900). */
+async function assertFits(
+  page: Page,
+  view: FrameLocator,
+  selector: string,
+  what: string,
+): Promise<void> {
+  for (const width of WIDTHS) {
+    await page.setViewportSize({ width, height: 900 });
+    let fit = { scroll: 0, client: 0 };
+    const fits = async () => {
+      fit = await tableFit(view, selector);
+      return fit.client > 0 && fit.scroll <= fit.client;
+    };
+    await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
+    assert.ok(
+      await fits(),
+      `${what} fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
+    );
+  }
 }
 
 async function palette(page: Page, command: string): Promise<void> {
@@ -137,6 +161,34 @@ test(
       for (const m of etcd.members)
         await view.locator('td', { hasText: m.clientUrl }).first().waitFor({ timeout: 10_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health.png') });
+
+      // Status: the quota each member runs with (its /metrics) beside the inventory's. The
+      // members were started with 16 MiB and the inventory sets no quota (etcd's default 2 GiB):
+      // the panel says so, with Provision etcd to apply the inventory's.
+      await view.getByRole('tab', { name: 'Status' }).click();
+      const drift = view.locator('[data-testid=quota-drift]');
+      await drift.waitFor({ timeout: 30_000 });
+      assert.match(
+        await drift.innerText(),
+        /quota: the inventory asks for etcd's default 2 GiB \(no etcd\.quotaBackendBytes\), but etcd runs with https:\/\/127\.0\.1\.\d+:\d+ 16 MiB, .*16 MiB, .*16 MiB\./,
+      );
+      await drift.getByRole('button', { name: 'Provision etcd' }).waitFor({ timeout: 5_000 });
+      assert.match(
+        await view.locator('[data-testid=settings-in-effect] p.muted').first().innerText(),
+        /^Inventory: quota 2 GiB \(etcd's default\)/,
+      );
+      const quotas = await view
+        .locator('table[aria-label="endpoint status"] td[data-label=Quota]')
+        .allInnerTexts();
+      assert.deepEqual(
+        quotas.map((q) => q.trim()),
+        ['16 MiB', '16 MiB', '16 MiB'],
+        "each member's quota as etcd reports it",
+      );
+      await page.mouse.move(700, 450);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-status-quota.png') });
+      await assertFits(page, view, '.status .table-wrap', 'the Status table');
+      await view.getByRole('tab', { name: 'Health' }).click();
 
       // A member goes down: the panel and the tree say so, with the reason; the rest keeps working.
       const victim = etcd.members[2]!;
@@ -247,25 +299,68 @@ test(
         new RegExp(`last at ${STAMP.source}`),
       );
       // The whole table in the editor's width: at the default size a table, narrower a card each.
-      for (const width of WIDTHS) {
-        await page.setViewportSize({ width, height: 900 });
-        let fit = { scroll: 0, client: 0 };
-        const fits = async () => {
-          fit = await metricsFit(view);
-          return fit.client > 0 && fit.scroll <= fit.client;
-        };
-        await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
-        assert.ok(
-          await fits(),
-          `the Metrics table fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
-        );
-      }
+      await assertFits(page, view, '.metrics .table-wrap', 'the Metrics table');
       await view.locator('figure.chart-box canvas').nth(5).waitFor({ timeout: 30_000 });
       await view
         .locator('figure.chart-box', { hasText: 'WAL fsync p99 (guidance 10 ms)' })
         .waitFor({ timeout: 10_000 });
       await palette(page, 'Notifications: Clear All Notifications');
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'metrics.png') });
+
+      // What fills the keyspace: Kubernetes objects as kube-apiserver stores them, scanned when
+      // the tab opens; the largest key opens decoded; a Secret's data never shows.
+      const admin = await createEndpointClient(etcd.endpoints[0]!, {
+        tls: {
+          caFile: join(pki, 'ca.pem'),
+          certFile: join(pki, 'client/admin.pem'),
+          keyFile: join(pki, 'client/admin-key.pem'),
+        },
+        timeoutMs: 10_000,
+      });
+      try {
+        await admin.put('/registry/configmaps/kube-system/big').value(
+          k8sObject({
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: 'big',
+            namespace: 'kube-system',
+            created: 1_700_000_000,
+            body: [[2, 'x'.repeat(40_000)]],
+          }),
+        );
+        await admin
+          .put('/registry/secrets/default/db')
+          .value(secret('db', 'default', { password: 'hunter2-never-shown' }));
+      } finally {
+        admin.close();
+      }
+      await view.getByRole('tab', { name: 'Keyspace' }).click();
+      await view
+        .locator('[data-testid=keyspace-summary]', { hasText: /^\d+ keys, .* at revision \d+/ })
+        .waitFor({ timeout: 60_000 });
+      const resources = view.locator('table[aria-label="keys and bytes by resource"]');
+      assert.match(await resources.innerText(), /configmaps\s+ConfigMap\s+1\s/);
+      assert.match(await view.locator('.keyspace').innerText(), /Secrets: 1, stored in plain text/);
+      const largest = view.locator('table[aria-label="largest keys"] tr').nth(1);
+      assert.match(await largest.innerText(), /\/registry\/configmaps\/kube-system\/big/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'keyspace.png') });
+      await largest.getByRole('button', { name: 'Show' }).click();
+      const doc = page.locator('.monaco-editor .view-lines', { hasText: 'kind:' }).first();
+      await doc.waitFor({ timeout: 30_000 });
+      assert.match(await doc.innerText(), /ConfigMap[\s\S]*big/);
+      await palette(page, 'K3s etcd: Show Key…');
+      await page
+        .locator('.quick-input-list .monaco-list-row', { hasText: '/registry/secrets/default/db' })
+        .first()
+        .click({ timeout: 15_000 });
+      const secretDoc = page
+        .locator('.monaco-editor .view-lines', { hasText: 'never shown' })
+        .first();
+      await secretDoc.waitFor({ timeout: 30_000 });
+      assert.doesNotMatch(await secretDoc.innerText(), /hunter2/);
+      // Back to the panel's editor tab, and its Metrics tab.
+      await page.getByRole('tab', { name: /^etcd health: edge-t/ }).click({ timeout: 15_000 });
+      await view.getByRole('tab', { name: 'Metrics' }).click({ timeout: 30_000 });
 
       // Fill the database towards its quota: the panel says so in words, the tree warns on members.
       const client = await createEndpointClient(etcd.endpoints[0]!, {

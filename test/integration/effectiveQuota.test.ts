@@ -7,27 +7,15 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { main, type CliIO } from '../../src/cli/main';
+import { runCli } from '../fixtures/cli';
 import type { EtcdCluster } from '../../scripts/harness/etcd';
 import { etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
 
 const { tempDir, track } = testScope('k3s-etcd-quota-');
 const QUOTA = 16 * 1024 * 1024;
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    interactive: false,
-    cwd: process.cwd(),
-    ask: async () => '',
-    askSecret: async () => '',
-  };
-  const code = await main(args, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+/** The CLI in-process, as a script would run it (not interactive, from this folder). */
+const cli = (args: string[]) => runCli(args, { cwd: process.cwd() });
 
 describe('status: the effective quota from /metrics next to the inventory', () => {
   let ws = '';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { main, type CliIO } from '../../src/cli/main';
+import { runCli } from '../fixtures/cli';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
@@ -38,20 +38,8 @@ function target(
   ];
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIO = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    interactive: false,
-    cwd: process.cwd(),
-    ask: async () => '',
-    askSecret: async () => '',
-  };
-  const code = await main(args, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+/** The CLI in-process, as a script would run it (not interactive, from this folder). */
+const cli = (args: string[]) => runCli(args, { cwd: process.cwd() });
 
 describe('health, status and members on a real 3-member mutual-TLS etcd', () => {
   let etcd: EtcdCluster;

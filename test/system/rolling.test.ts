@@ -10,7 +10,8 @@
  *  - a change etcd rejects (an unknown flag in etcd.extraArgs, on the unit's command line; a
  *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
  *    is put back and etcd restarted on it; the other two are untouched (same process, same
- *    file) and the cluster stays healthy, with no failed write.
+ *    file) and the cluster stays healthy, with no failed write;
+ *  - a quota set in the inventory is what every member's /metrics reports after one roll.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -36,46 +37,12 @@ import {
   writeKnownHosts,
 } from '../../scripts/harness/lab';
 import { startWriter, type Writer } from '../../scripts/harness/writer';
+import { etcdStarts as starts, etcdUnitState as unitState } from '../../scripts/harness/etcdUnit';
 import { main } from '../../src/cli/main';
 import { captureIO } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
-
-/** What systemd says of a host's etcd: its invocation and when it last went down and up. */
-interface UnitState {
-  invocation: string;
-  pid: string;
-  /** Monotonic µs: the old process began to stop, the new one was ready. */
-  downAt: number;
-  upAt: number;
-}
-
-async function unitState(h: EdgeHost): Promise<UnitState> {
-  const r = await h.exec(
-    'systemctl show etcd -p InvocationID -p ExecMainPID -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic',
-  );
-  const v = Object.fromEntries(
-    r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  );
-  return {
-    invocation: v['InvocationID'] ?? '',
-    pid: v['ExecMainPID'] ?? '',
-    downAt: Number(v['ActiveExitTimestampMonotonic']),
-    upAt: Number(v['ActiveEnterTimestampMonotonic']),
-  };
-}
-
-/** How many times systemd has started etcd on `h` (its journal's "Started etcd" lines). */
-async function starts(h: EdgeHost): Promise<number> {
-  const r = await h.exec(
-    "journalctl -u etcd.service -o cat --no-pager | grep -c '^Started etcd' || true",
-  );
-  return Number(r.stdout.trim());
-}
 
 const sha = async (h: EdgeHost, path: string) =>
   (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
@@ -158,6 +125,17 @@ describe('rolling changes on a live etcd of three real hosts', () => {
     assert.equal(await main(['provision', 'etcd', '--dry-run'], io), 0, out.join('\n'));
     const cliText = out.join('\n');
     for (const l of lines) assert.ok(cliText.includes(l), `${l}\n---\n${cliText}`);
+    // --json carries the same plan as its own field (the hosts' runs as before).
+    const j = captureIO(dir);
+    assert.equal(await main(['provision', 'etcd', '--dry-run', '--json'], j.io), 0);
+    const parsed = JSON.parse(j.out.join('\n')) as {
+      dryRun: boolean;
+      hosts: unknown[];
+      rolling: unknown;
+    };
+    assert.equal(parsed.dryRun, true);
+    assert.equal(parsed.hosts.length, 3);
+    assert.deepEqual(parsed.rolling, JSON.parse(JSON.stringify(preview.rolling)));
     assert.equal(preview.rolling?.mode, 'rolling');
     assert.equal(preview.rolling?.order.at(-1)?.member, leader, lines.join('\n'));
     assert.match(lines[0] ?? '', /etcd restarts on 3 member\(s\), one at a time/);
@@ -341,5 +319,22 @@ describe('rolling changes on a live etcd of three real hosts', () => {
   it('a port etcd cannot bind (its metrics on the port sshd holds) stops at the first member and puts its env file back', async () => {
     // sshd listens on each host's address:22: etcd cannot bind its metrics there and exits.
     await rejected('metricsPort: 22', '/etc/etcd/etcd.env');
+  });
+
+  it('a quota set in the inventory (etcd.quotaBackendBytes) is what every member reports, after one rolling restart', async () => {
+    const cluster = await withEtcd('metricsPort: 2381, quotaBackendBytes: 64MiB');
+    // Prometheus's text format writes it as a float (6.7108864e+07).
+    const quota = async (addr: string) =>
+      Number(
+        /^etcd_server_quota_backend_bytes (\S+)$/m.exec(
+          await (await fetch(`http://${addr}:2381/metrics`)).text(),
+        )?.[1],
+      );
+    assert.notEqual(await quota(ADDR[0]!), 64 * 2 ** 20, 'not in effect before');
+    const preview = await provisionEtcd(cluster, { dryRun: true, ssh });
+    for (const o of preview.rolling!.order)
+      assert.deepEqual(o.why, ['environment /etc/etcd/etcd.env (0600)'], o.member);
+    await rollsEveryMember(cluster, (await leaderName(cluster))!, 'quotaBackendBytes');
+    for (const a of ADDR) assert.equal(await quota(a), 64 * 2 ** 20, `${a} runs with 64 MiB`);
   });
 });

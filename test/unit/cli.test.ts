@@ -131,6 +131,8 @@ describe('k3s-etcd command line', () => {
       ['members', '--cacert', 'x'],
       ['metrics', '--window', 'soon'],
       ['metrics', '--window', '-1'],
+      ['keyspace', '--top', 'many'],
+      ['keyspace', '--top', '5000'],
       [],
     ]) {
       const r = await run(args);

@@ -29,8 +29,6 @@ import {
   writeReport,
 } from '../../src/core/maintain/report';
 import type { MaintenancePlan } from '../../src/core/maintain/maintain';
-import { keyGroup, keyspaceSummary } from '../../src/core/maintain/keyspace';
-import type { Etcd3 } from 'etcd3';
 import { setEtcdQuota } from '../../src/core/inventory/edit';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { writeFile } from 'node:fs/promises';
@@ -329,7 +327,14 @@ describe('maintain: the report', () => {
       revision: '900',
       keys: 12,
       bytes: 30 * MiB,
-      groups: [{ prefix: '/registry/configmaps', keys: 3, bytes: 29 * MiB }],
+      resources: [{ resource: 'configmaps', keys: 3, bytes: 29 * MiB }],
+      largest: [
+        {
+          key: '/registry/configmaps/kube-system/big`one',
+          resource: 'configmaps',
+          bytes: 20 * MiB,
+        },
+      ],
     },
     writeProbe: { ok: true },
     lines: ['compacted the history at revision 900'],
@@ -349,7 +354,8 @@ describe('maintain: the report', () => {
     );
     assert.match(md, /Disarmed: NOSPACE on m-1\./);
     assert.match(md, /a probe key was put and deleted/);
-    assert.match(md, /\| \/registry\/configmaps \| 3 \| 30 MB \|/);
+    assert.match(md, /\| configmaps \| 3 \| 30 MB \|/);
+    assert.match(md, /- `\/registry\/configmaps\/kube-system\/big'one` 21 MB/);
     assert.equal(reportBaseName(report), 'rescue-prod-20261206T183000Z');
   });
 
@@ -456,7 +462,7 @@ describe('maintain: the rescue raises the quota in the inventory', () => {
       if (inv.status === 'ok')
         assert.equal(inv.inventory.clusters[0]?.etcd.tuning.quotaBackendBytes, 8 * GiB);
       await assert.rejects(setEtcdQuota(file, 'prod', '8 GiB; rm -rf /'), /not a size/);
-      await assert.rejects(setEtcdQuota(file, 'other', '8GiB'), /No cluster other/);
+      await assert.rejects(setEtcdQuota(file, 'other', '8GiB'), /Cannot find cluster other/);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -474,61 +480,5 @@ describe('maintain: the command line', () => {
       assert.equal(await main([...args], run.io), 2, run.out.join('\n'));
       assert.match(run.out.join('\n'), want);
     }
-  });
-});
-
-describe('maintain: what fills the space', () => {
-  /** A keyspace served the way etcd's range answers a page (key order, limit, more). */
-  const fake = (pairs: Array<[string, number]>): Etcd3 => {
-    const kvs = pairs
-      .map(([k, n]) => ({ key: Buffer.from(k), value: Buffer.alloc(n) }))
-      .sort((a, b) => Buffer.compare(a.key, b.key));
-    return {
-      kv: {
-        range: async (req: { key: Buffer; limit: number }) => {
-          const rest = kvs.filter((kv) => Buffer.compare(kv.key, req.key) >= 0);
-          return {
-            kvs: rest.slice(0, req.limit),
-            more: rest.length > req.limit,
-            header: { revision: '77' },
-          };
-        },
-      },
-    } as unknown as Etcd3;
-  };
-
-  it('groups keys and bytes by /registry/<resource>, the largest first', async () => {
-    const s = await keyspaceSummary(
-      fake([
-        ['/registry/events/default/a', 5000],
-        ['/registry/events/default/b', 5000],
-        ['/registry/secrets/kube-system/t', 100],
-        ['compact_rev_key', 3],
-        ['/k3s-etcd/x', 10],
-      ]),
-    );
-    assert.equal(s.revision, '77');
-    assert.equal(s.keys, 5);
-    assert.deepEqual(
-      s.groups.map((g) => [g.prefix, g.keys]),
-      [
-        ['/registry/events', 2],
-        ['/registry/secrets', 1],
-        ['/k3s-etcd', 1],
-        ['compact_rev_key', 1],
-      ],
-    );
-    assert.equal(s.partial, undefined);
-    assert.equal(keyGroup(Buffer.from([0x2f, 0x01, 0xff])), '/??');
-  });
-
-  it('stops at its budget and says so', async () => {
-    const many = Array.from({ length: 300 }, (_, i): [string, number] => [
-      `/registry/pods/p${i}`,
-      1024,
-    ]);
-    const s = await keyspaceSummary(fake(many), { budgetBytes: 64 * 1024 });
-    assert.equal(s.partial, true);
-    assert.ok(s.keys < 300 && s.bytes >= 64 * 1024, `${s.keys} keys, ${s.bytes} bytes`);
   });
 });

@@ -31,6 +31,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
     editor: ['certsGenerate', 'certsInspect', 'certsImportCa', 'certsReissue'],
   },
   provision: { cli: ['provision etcd'], editor: ['provisionEtcd', 'provisionPreview'] },
+  upgrade: { cli: ['upgrade'], editor: ['upgradeEtcd'] },
   member: { cli: ['member add', 'member remove'], editor: ['memberAdd', 'memberRemove'] },
   repair: { cli: ['member fix-peer-url'], editor: ['memberFixPeerUrl'] },
   k3s: {
@@ -49,9 +50,13 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   maintain: { cli: ['maintain'], editor: ['maintain'] },
   snapshot: { cli: ['snapshot save', 'snapshot list'], editor: ['snapshotSave', 'snapshotList'] },
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
+  keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
 };
 /** Operations only the CLI has. */
-const CLI_ONLY: Record<string, string[]> = { perf: ['perf'], metrics: ['metrics'] };
+const CLI_ONLY: Record<string, string[]> = {
+  perf: ['perf'],
+  metrics: ['metrics'],
+};
 /** Editor commands with no CLI counterpart, and their file. */
 const EDITOR_ONLY: Record<string, CommandKey[]> = {
   misc: ['treeRefresh', 'hostCopyAddress', 'docsOpen', 'logShow'],

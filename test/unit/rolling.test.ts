@@ -26,7 +26,7 @@ import {
   rollingPlanLines,
   type RestartReason,
 } from '../../src/core/rolling/restarts';
-import { backupScript, restoreScript } from '../../src/core/rolling/backup';
+import { backupScript, keepPreviousScript, restoreScript } from '../../src/core/rolling/backup';
 import type { CheckedPlan } from '../../src/core/plan/runner';
 
 const row = (name: string, over: Partial<MemberRow> = {}): MemberRow => ({
@@ -373,6 +373,19 @@ describe('which hosts restart, and why', () => {
       /starts on 2 member\(s\) together \(no member answers: a new cluster\)/,
     );
     assert.deepEqual(rollingPlanLines(planRollout([checked('d', [])], table)), []);
+    assert.ok(!rollingPlanLines(plan).some((l) => l.startsWith('warning:')));
+
+    // Two voters: any restart loses quorum for a moment, and the preview says so.
+    const two = planRollout(prepared.slice(0, 2), [row('a'), row('b', { isLeader: true })]);
+    assert.match(
+      rollingPlanLines(two).at(-1) ?? '',
+      /^warning: the cluster has only 2 voters: while one restarts the other alone is no quorum/,
+    );
+    const learner = [row('a'), row('b', { isLeader: true }), row('c', { voter: false })];
+    assert.match(
+      rollingPlanLines(planRollout(prepared.slice(0, 2), learner)).join('\n'),
+      /only 2 voters/,
+    );
   });
 });
 
@@ -385,5 +398,29 @@ describe('rollback set scripts', () => {
     const r = restoreScript('/var/tmp/.k3s-etcd-rollback-abc123', ['/etc/etcd/etcd.env'], 'etcd');
     assert.match(r, /systemctl daemon-reload/);
     assert.match(r, /systemctl restart etcd/);
+  });
+
+  it('keep the previous binaries as <path>.previous, root-owned 0755, and only the paths asked', () => {
+    const k = keepPreviousScript(
+      '/var/tmp/.k3s-etcd-rollback-abc123',
+      ['/usr/local/bin/etcd', '/usr/local/bin/etcdctl', '/etc/etcd/etcd.env'],
+      ['/usr/local/bin/etcd', '/usr/local/bin/etcdctl'],
+    );
+    assert.ok(k.includes('cp "$B/0" /usr/local/bin/etcd.previous.k3s-etcd-new'), k);
+    assert.ok(
+      k.includes('chown root:root /usr/local/bin/etcdctl.previous.k3s-etcd-new && chmod 0755'),
+      k,
+    );
+    assert.ok(
+      k.includes('mv -f /usr/local/bin/etcd.previous.k3s-etcd-new /usr/local/bin/etcd.previous &&'),
+      k,
+    );
+    assert.ok(
+      keepPreviousScript('/var/tmp/.k3s-etcd-rollback-abc123', ["/o'k"], ["/o'k"]).includes(
+        `'/o'\\''k.previous'`,
+      ),
+    );
+    assert.ok(!k.includes('etcd.env'), k);
+    assert.throws(() => keepPreviousScript('/tmp/x', ['/a'], ['/a']), /not a rollback folder/);
   });
 });

@@ -48,6 +48,29 @@ describe('contextValue grammar', () => {
 });
 
 describe('tree model', () => {
+  it("the cluster's tooltip names the keyspace's top consumer from the last scan", async () => {
+    const result = await loadInventoryFile(EXAMPLE);
+    assert.doesNotMatch(buildTree(result)[0]!.tooltip ?? '', /Top consumer/);
+    const keyspace = new Map([
+      [
+        'edge-a',
+        {
+          revision: '9',
+          keys: 60_100,
+          bytes: 30_000_000,
+          resources: [{ resource: 'events\x1b[2J', keys: 60_000, bytes: 16_000_000 }],
+          largest: [],
+          at: Date.UTC(2026, 0, 2, 3, 4, 5),
+        },
+      ],
+    ]);
+    const tip = buildTree(result, { keyspace })[0]!.tooltip ?? '';
+    assert.match(
+      tip,
+      /Top consumer: events\\x1b\[2J, 16 MB of 30 MB \(53%\) in 60000 keys \(scanned /,
+    );
+  });
+
   it('clusters > hosts > roles for the example, with descriptions', async () => {
     const roots = buildTree(await loadInventoryFile(EXAMPLE));
     assert.equal(roots.length, 1);
@@ -228,6 +251,7 @@ describe('tree model', () => {
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],
+        'k3sEtcd.upgrade.etcd': ['cluster'],
         'k3sEtcd.k3s.install': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.k3s.preview': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.k3s.backup': ['host', 'k3sServer'],
@@ -239,6 +263,7 @@ describe('tree model', () => {
         'k3sEtcd.cluster.maintain|inline@2': ['cluster'],
         'k3sEtcd.snapshot.save': ['cluster'],
         'k3sEtcd.snapshot.list': ['cluster'],
+        'k3sEtcd.keyspace.showKey': ['cluster'],
         'k3sEtcd.snapshot.restore': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],

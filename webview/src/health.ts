@@ -8,39 +8,51 @@ import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-icon/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
-import { humanBytes, type ClusterSnapshot } from '../../src/shared/etcdTypes';
+import type { ClusterSnapshot } from '../../src/shared/etcdTypes';
 import { localStamp } from '../../src/shared/stamp';
 import {
   HealthCopyCommand,
   HealthGenerateCertsCommand,
   HealthOpenCliCommand,
+  HealthPreviewPlanCommand,
+  HealthProvisionCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  KeyspaceScanCommand,
+  KeyspaceStateNotification,
   MetricsStateNotification,
   PerfStateNotification,
   type HealthPanelState,
   type HealthSection,
   type HealthWebviewToHost,
+  type KeyspaceTabState,
+  type KeyspaceWebviewToHost,
   type MetricsPanelState,
   type MetricsWebviewToHost,
   type PerfPanelState,
   type PerfWebviewToHost,
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
+import { keyspaceTab } from './keyspace';
 import { metricsTab } from './metrics';
 import { perfTab, type PerfUiState } from './perf';
+import { endpointCell, statusTab } from './status';
+import { button, table, verdict } from './tables';
 
 interface SavedState {
   panel?: HealthPanelState;
   perf?: PerfPanelState;
   perfUi?: PerfUiState;
   metrics?: MetricsPanelState;
+  keyspace?: KeyspaceTabState;
   tab: number;
 }
 
 interface VsCodeApi {
-  postMessage(msg: HealthWebviewToHost | PerfWebviewToHost | MetricsWebviewToHost): void;
+  postMessage(
+    msg: HealthWebviewToHost | PerfWebviewToHost | MetricsWebviewToHost | KeyspaceWebviewToHost,
+  ): void;
   getState(): SavedState | undefined;
   setState(state: SavedState): void;
 }
@@ -51,106 +63,67 @@ const app = document.getElementById('app') as HTMLElement;
 let saved: SavedState = vscode.getState() ?? { tab: 0 };
 
 const SECTIONS: HealthSection[] = ['health', 'status', 'members'];
+const KEYSPACE_TAB = 5;
+let keyspaceAsked = false;
 
-function button(
-  label: string,
-  codicon: string,
-  onClick: () => void,
-  secondary = true,
-): HTMLElement {
-  const b = el('vscode-button', label);
-  b.setAttribute('icon', codicon);
-  if (secondary) b.setAttribute('secondary', '');
-  b.addEventListener('click', onClick);
-  return b;
-}
-
-function table(
-  header: string[],
-  rows: Array<Array<string | Node>>,
-  label: string,
-): HTMLTableElement {
-  const t = el('table');
-  t.setAttribute('aria-label', label);
-  const head = el('tr');
-  for (const h of header) head.append(el('th', h));
-  t.append(head);
-  for (const r of rows) {
-    const tr = el('tr');
-    for (const c of r) {
-      const td = el('td');
-      td.append(c);
-      tr.append(td);
-    }
-    t.append(tr);
-  }
-  return t;
-}
-
-function verdict(ok: boolean, text: string): HTMLElement {
-  const span = el('span', undefined, ok ? 'ok' : 'bad');
-  span.append(icon(ok ? 'pass-filled' : 'error'), ` ${text}`);
-  return span;
-}
-
-function endpointCell(s: HealthPanelState, endpoint: string): HTMLElement {
-  const span = el('span');
-  const name = s.names[endpoint];
-  span.append(endpoint);
-  if (name) span.append(el('span', ` ${name}`, 'muted'));
-  return span;
+/** The Keyspace tab scans when it is opened and has nothing yet (never on a timer). */
+function scanIfEmpty(tab: number): void {
+  const k = saved.keyspace;
+  if (tab === KEYSPACE_TAB && !k?.report && !k?.running && !k?.error)
+    vscode.postMessage(KeyspaceScanCommand.create({}));
 }
 
 function healthTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
+  // Not provisioned yet: what each address says, in the neutral colour (nothing is broken).
+  const neutral = (text: string) => {
+    const span = el('span', undefined, 'muted');
+    span.append(icon('circle-large-outline'), ` ${text}`);
+    return span;
+  };
   return table(
-    ['Endpoint', 'Health', 'Took', 'Error'],
+    ['Endpoint', 'Health', 'Took', s.notProvisioned ? 'Answer' : 'Error'],
     snap.health.map((r) => [
       endpointCell(s, r.endpoint),
-      verdict(r.health, String(r.health)),
-      `${r.tookMs.toFixed(1)} ms`,
-      r.problem ? `${r.problem.summary}. ${r.problem.hint}` : '',
+      s.notProvisioned ? neutral('not provisioned yet') : verdict(r.health, String(r.health)),
+      el('span', `${r.tookMs.toFixed(1)} ms`, 'nowrap'),
+      r.problem
+        ? s.notProvisioned
+          ? r.problem.summary
+          : `${r.problem.summary}. ${r.problem.hint}`
+        : '',
     ]),
     'endpoint health',
   );
 }
 
-function statusTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
-  return table(
-    [
-      'Endpoint',
-      'ID',
-      'Version',
-      'DB size',
-      'Leader',
-      'Learner',
-      'Raft term',
-      'Raft index',
-      'Raft applied',
-      'Errors',
-    ],
-    snap.status.map((r) =>
-      r.problem
-        ? [endpointCell(s, r.endpoint), '', '', '', '', '', '', '', '', r.problem.summary]
-        : [
-            endpointCell(s, r.endpoint),
-            r.id,
-            r.version,
-            r.dbSizeInUse
-              ? `${humanBytes(r.dbSize)} (in use ${humanBytes(r.dbSizeInUse)})`
-              : humanBytes(r.dbSize),
-            r.isLeader ? verdict(true, 'leader') : 'false',
-            String(r.isLearner),
-            r.raftTerm,
-            r.raftIndex,
-            r.raftAppliedIndex,
-            r.errors.join(', '),
-          ],
+/** The notice a cluster nothing answers and nobody provisioned here gets instead of red. */
+function notProvisionedNotice(): HTMLElement {
+  const box = el('div', undefined, 'notice neutral');
+  box.setAttribute('data-testid', 'not-provisioned');
+  box.append(
+    el(
+      'p',
+      'Not provisioned yet: nothing answers and this workspace has not provisioned it. Provision etcd installs and starts it on every member; Preview Provisioning Plan shows what that would do first. (If etcd was provisioned from elsewhere, every member is down.)',
     ),
-    'endpoint status',
   );
+  const row = el('div', undefined, 'actions-row');
+  row.append(
+    button(
+      'Provision etcd',
+      'play',
+      () => vscode.postMessage(HealthProvisionCommand.create({})),
+      false,
+    ),
+    button('Preview Provisioning Plan', 'preview', () =>
+      vscode.postMessage(HealthPreviewPlanCommand.create({})),
+    ),
+  );
+  box.append(row);
+  return box;
 }
 
-function membersTab(snap: ClusterSnapshot): HTMLElement {
+function membersTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
+  if (s.notProvisioned) return el('p', 'Nothing answers yet: no member list to show.', 'muted');
   const t = table(
     ['ID', 'Status', 'Name', 'Peer addrs', 'Client addrs', 'Learner'],
     snap.members.map((m) => [
@@ -182,8 +155,14 @@ function render(s: HealthPanelState): void {
   const title = el('h1', s.cluster);
   const summary = el(
     'span',
-    s.snapshot ? s.snapshot.summary : s.error ? '' : 'not asked yet',
-    s.snapshot?.healthy ? 'ok' : 'bad',
+    s.notProvisioned
+      ? 'not provisioned yet'
+      : s.snapshot
+        ? s.snapshot.summary
+        : s.error
+          ? ''
+          : 'not asked yet',
+    s.notProvisioned ? 'muted' : s.snapshot?.healthy ? 'ok' : 'bad',
   );
   summary.setAttribute('data-testid', 'summary');
   const actions = el('div', undefined, 'actions');
@@ -220,6 +199,7 @@ function render(s: HealthPanelState): void {
     }
     app.append(box);
   }
+  if (s.notProvisioned) app.append(notProvisionedNotice());
   const snap = s.snapshot;
   if (snap) app.append(el('p', `As of ${localStamp(snap.at)}`, 'muted'));
   const waiting = () => el('p', s.error ? 'No data.' : 'Asking the members…', 'muted');
@@ -239,10 +219,26 @@ function render(s: HealthPanelState): void {
   tabs.setAttribute('selected-index', String(saved.tab));
   for (const [label, body] of [
     ['Health', snap ? healthTab(s, snap) : waiting()],
-    ['Status', snap ? statusTab(s, snap) : waiting()],
-    ['Members', snap ? membersTab(snap) : waiting()],
-    ['Metrics', metricsTab(saved.metrics, (m) => vscode.postMessage(m))],
+    [
+      'Status',
+      snap
+        ? statusTab(s, snap, () => vscode.postMessage(HealthProvisionCommand.create({})))
+        : waiting(),
+    ],
+    ['Members', snap ? membersTab(s, snap) : waiting()],
+    [
+      'Metrics',
+      s.notProvisioned
+        ? el('p', 'Nothing answers yet: no metrics to read.', 'muted')
+        : metricsTab(saved.metrics, (m) => vscode.postMessage(m)),
+    ],
     ['Performance', perf],
+    [
+      'Keyspace',
+      s.notProvisioned
+        ? el('p', 'Nothing answers yet: no keyspace to read.', 'muted')
+        : keyspaceTab(saved.keyspace, (m) => vscode.postMessage(m)),
+    ],
   ] as const) {
     const h = el('vscode-tab-header', label);
     h.setAttribute('slot', 'header');
@@ -253,6 +249,7 @@ function render(s: HealthPanelState): void {
   tabs.addEventListener('vsc-tabs-select', (e) => {
     saved = { ...saved, tab: (e as CustomEvent<{ selectedIndex: number }>).detail.selectedIndex };
     vscode.setState(saved);
+    if (!s.notProvisioned) scanIfEmpty(saved.tab);
   });
   app.append(tabs);
 }
@@ -264,6 +261,13 @@ window.addEventListener('message', (ev: MessageEvent<unknown>) => {
     saved = { ...saved, perf: ev.data.params };
   } else if (MetricsStateNotification.is(ev.data)) {
     saved = { ...saved, metrics: ev.data.params };
+  } else if (KeyspaceStateNotification.is(ev.data)) {
+    saved = { ...saved, keyspace: ev.data.params };
+    // Reopened on the Keyspace tab: scan once, as if it had just been opened.
+    if (!keyspaceAsked && saved.panel && !saved.panel.notProvisioned) {
+      keyspaceAsked = true;
+      scanIfEmpty(saved.tab);
+    }
   } else {
     return;
   }

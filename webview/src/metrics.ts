@@ -59,16 +59,18 @@ const fmtMsPair = (a: number | undefined, b: number | undefined) =>
 const fmtRate = (v: number | undefined) =>
   v === undefined ? '–' : v >= 10 ? `${Math.round(v)}/s` : `${v.toFixed(1)}/s`;
 
-/** A figure coloured by its rule's level, with the reason as its tooltip; `sub` is a second line. */
+/**
+ * A figure coloured by its rule's level, with the reason as its tooltip; `sub` is a second line,
+ * and why a figure is not judged ("too few samples") goes there too, so no cell widens the table.
+ */
 function figure(text: string, finding: Finding | undefined, sub?: string): HTMLElement {
   const span = el('span', text, finding ? `figure ${LEVEL_CLASS[finding.level]}` : 'figure');
   if (finding) {
     span.title = finding.message;
     if (finding.level !== 'ok') span.prepend(icon(LEVEL_ICON[finding.level]), ' ');
   }
-  // The note ("too few samples") is a line of its own: inline it widened the table past the editor.
-  if (finding?.note) span.append(el('span', finding.note, 'sub'));
-  if (sub !== undefined) span.append(el('span', sub, 'sub'));
+  const second = [sub, finding?.note].filter((x) => x !== undefined).join(' · ');
+  if (second) span.append(el('span', second, 'sub'));
   return span;
 }
 
@@ -87,7 +89,7 @@ const COLUMNS = [
 ] as const;
 
 function memberTable(members: readonly MemberMetrics[]): HTMLTableElement {
-  const t = el('table', undefined, 'members');
+  const t = el('table', undefined, 'members cards');
   t.setAttribute('aria-label', 'metrics per member');
   const head = el('tr');
   for (const h of COLUMNS) head.append(el('th', h));

@@ -5,6 +5,9 @@
  * the member.
  */
 import type { Cluster } from '../inventory/types';
+import { tuningSummary } from '../inventory/etcdTuning';
+import type { SettingsInEffect } from '../../shared/etcdTypes';
+import type { ClusterMetrics } from '../../shared/metricsTypes';
 import { ETCD_DEFAULT_QUOTA_BYTES } from './alarms';
 import type { EtcdTls } from './client';
 import { parsePrometheus, scalar } from './prometheus';
@@ -42,7 +45,8 @@ export function inventoryQuota(cluster: Cluster): number {
   return cluster.etcd.tuning.quotaBackendBytes ?? ETCD_DEFAULT_QUOTA_BYTES;
 }
 
-const gib = (n: number) =>
+/** A quota in the inventory's units: `2 GiB`, `16 MiB`, or bytes. */
+export const quotaText = (n: number): string =>
   n % 2 ** 30 === 0
     ? `${n / 2 ** 30} GiB`
     : n % 2 ** 20 === 0
@@ -64,8 +68,53 @@ export function quotaDriftLine(
   if (off.length === 0) return undefined;
   const asked =
     cluster.etcd.tuning.quotaBackendBytes === undefined
-      ? `etcd's default ${gib(want)} (no etcd.quotaBackendBytes)`
-      : `${gib(want)} (etcd.quotaBackendBytes)`;
-  const runs = off.map((q) => `${q.endpoint} ${gib(q.quotaBackendBytes!)}`).join(', ');
+      ? `etcd's default ${quotaText(want)} (no etcd.quotaBackendBytes)`
+      : `${quotaText(want)} (etcd.quotaBackendBytes)`;
+  const runs = off.map((q) => `${q.endpoint} ${quotaText(q.quotaBackendBytes!)}`).join(', ');
   return `quota: the inventory asks for ${asked}, but etcd runs with ${runs}: apply it with \`k3s-etcd provision etcd --cluster ${cluster.name}\``;
+}
+
+/**
+ * Each member's quota from the metrics the editor already scrapes (the same gauge, read by
+ * core/metrics/window.ts), so the panel needs no second scrape; a member whose page did not
+ * answer has none.
+ */
+export function quotasFromMetrics(metrics: ClusterMetrics | undefined): MemberQuota[] {
+  return (metrics?.members ?? []).map((m) => {
+    const q = m.error ? undefined : m.summary?.quotaBytes;
+    return q !== undefined && q > 0
+      ? { endpoint: m.endpoint, quotaBackendBytes: q }
+      : { endpoint: m.endpoint };
+  });
+}
+
+/**
+ * What the health panel shows of etcd's settings: the inventory's tuning and quota, each
+ * member's quota as etcd reports it, and the drift line `status` prints when they differ.
+ */
+export function settingsInEffect(
+  cluster: Cluster,
+  quotas: readonly MemberQuota[],
+): SettingsInEffect {
+  const want = inventoryQuota(cluster);
+  const running: Record<string, string> = {};
+  const differs: string[] = [];
+  for (const q of quotas) {
+    if (q.quotaBackendBytes === undefined) continue;
+    running[q.endpoint] = quotaText(q.quotaBackendBytes);
+    if (q.quotaBackendBytes !== want) differs.push(q.endpoint);
+  }
+  const drift = quotaDriftLine(cluster, quotas);
+  return {
+    inventoryQuota:
+      cluster.etcd.tuning.quotaBackendBytes === undefined
+        ? `${quotaText(want)} (etcd's default)`
+        : `${quotaText(want)} (etcd.quotaBackendBytes)`,
+    inventoryTuning: tuningSummary(cluster.etcd.tuning).filter(
+      (t) => !t.startsWith('quotaBackendBytes '),
+    ),
+    quotas: running,
+    differs,
+    ...(drift ? { drift } : {}),
+  };
 }

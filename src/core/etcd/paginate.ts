@@ -37,6 +37,14 @@ export interface PageOptions {
   pageBytes?: number;
   /** Read at this revision; by default the revision of the first page. */
   revision?: string;
+  /**
+   * Ask each page of a window near its start instead of the whole rest of the range: etcd 3.4
+   * walks its index over ALL of [key, range_end) for every limited range (3.5 stops at the
+   * limit), so paging a million keys cost O(n^2) there (100 s instead of 10). The window is the
+   * keys sharing the first `n` bytes of the page's first key; `n` follows the count etcd
+   * returns for the window (narrower when it holds many pages, wider when under one).
+   */
+  windowed?: boolean;
   signal?: AbortSignal;
 }
 
@@ -60,13 +68,23 @@ export async function* rangePages(client: Etcd3, opts: PageOptions): AsyncGenera
   let limit = FIRST_LIMIT;
   let key = opts.start;
   let revision = opts.revision;
+  const toEnd = opts.end.length === 1 && opts.end[0] === 0;
+  let width = Math.min(12, Math.max(1, key.length)); // bytes of the key that make the window
   for (;;) {
     if (opts.signal?.aborted) throw new CancelledError('Reading etcd');
+    // The window's end: the end of the keys sharing `width` bytes with `key`, unless that is
+    // past the range's end.
+    let rangeEnd = opts.end;
+    if (opts.windowed && key.length > 0) {
+      const w = prefixEnd(key.subarray(0, Math.min(width, key.length)));
+      const wToEnd = w.length === 1 && w[0] === 0;
+      if (!wToEnd && (toEnd || Buffer.compare(w, opts.end) < 0)) rangeEnd = w;
+    }
     let res;
     try {
       res = await client.kv.range({
         key,
-        range_end: opts.end,
+        range_end: rangeEnd,
         limit,
         ...(revision ? { revision } : {}),
         ...(opts.keysOnly ? { keys_only: true } : {}),
@@ -80,7 +98,16 @@ export async function* rangePages(client: Etcd3, opts: PageOptions): AsyncGenera
     }
     revision ??= String(res.header.revision);
     if (res.kvs.length > 0) yield { kvs: res.kvs, revision };
-    if (!res.more || res.kvs.length === 0) return;
+    if (rangeEnd !== opts.end) {
+      const count = Number(res.count);
+      if (count > 16 * limit) width += 4;
+      else if (count > 4 * limit) width += 1;
+      else if (!res.more && count < limit / 2 && width > 1) width -= 1;
+      if (!res.more) {
+        key = rangeEnd; // the window is read: the next one starts where it ended
+        continue;
+      }
+    } else if (!res.more || res.kvs.length === 0) return;
     let bytes = 0;
     for (const kv of res.kvs) bytes += kv.key.byteLength + (kv.value?.byteLength ?? 0) + 32;
     // The next page from just after the last key, sized by this page's average pair.

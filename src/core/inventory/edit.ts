@@ -45,8 +45,56 @@ export async function setHostAddress(
 }
 
 /**
- * Sets `etcd.quotaBackendBytes` of cluster `clusterName` (`4GiB`, or bytes); returns the old
- * value. An existing value is replaced in place; a missing one is added under `etcd:`.
+ * Sets `etcd.<key>` of cluster `clusterName` to `value` (already checked by the caller); returns
+ * the old value (undefined when the key was not there). An existing value is replaced in place;
+ * a missing key is added to the cluster's `etcd` mapping (comments kept).
+ */
+async function setEtcdKey(
+  file: string,
+  clusterName: string,
+  key: string,
+  value: string | number,
+): Promise<string | undefined> {
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const clusters = doc.get('clusters', true);
+  const cluster = isSeq(clusters)
+    ? clusters.items.find((c) => isMap(c) && c.get('name') === clusterName)
+    : undefined;
+  if (!isMap(cluster)) {
+    throw new K3sEtcdError('inventory-invalid', `Cannot find cluster ${clusterName} in ${file}.`);
+  }
+  const etcd = cluster.get('etcd', true);
+  const node = isMap(etcd) ? etcd.get(key, true) : undefined;
+  if (isScalar(node) && node.range) {
+    const [start, end] = node.range;
+    await writeFileAtomic(file, text.slice(0, start) + String(value) + text.slice(end));
+    return String(node.value);
+  }
+  if (isMap(etcd)) etcd.set(key, value);
+  else cluster.set('etcd', doc.createNode({ [key]: value }));
+  await writeFileAtomic(file, doc.toString());
+  return undefined;
+}
+
+/**
+ * Sets `etcd.version` of cluster `clusterName` (after an upgrade, so later provisioning does not
+ * go back); returns the old value (undefined when the key was not there).
+ */
+export async function setEtcdVersion(
+  file: string,
+  clusterName: string,
+  version: string,
+): Promise<string | undefined> {
+  if (!/^v?\d+\.\d+\.\d+$/.test(version)) {
+    throw new K3sEtcdError('usage', `"${version}" is not an etcd version (v3.x.y).`);
+  }
+  return setEtcdKey(file, clusterName, 'version', version);
+}
+
+/**
+ * Sets `etcd.quotaBackendBytes` of cluster `clusterName` (`4GiB`, or bytes: the NOSPACE
+ * rescue's larger quota); returns the old value.
  */
 export async function setEtcdQuota(
   file: string,
@@ -55,23 +103,10 @@ export async function setEtcdQuota(
 ): Promise<string | undefined> {
   if (!/^[1-9][0-9]*(KiB|MiB|GiB)?$/.test(value))
     throw new K3sEtcdError('usage', `"${value}" is not a size such as 4GiB or 512MiB.`);
-  const text = await readFile(file, 'utf8');
-  const doc = parseDocument(text);
-  const clusters = doc.get('clusters', true);
-  if (!isSeq(clusters))
-    throw new K3sEtcdError('inventory-invalid', `${file} has no clusters list.`);
-  const index = clusters.items.findIndex((c) => isMap(c) && c.get('name') === clusterName);
-  if (index < 0)
-    throw new K3sEtcdError('inventory-invalid', `No cluster ${clusterName} in ${file}.`);
-  const path = ['clusters', index, 'etcd', 'quotaBackendBytes'];
-  const node = doc.getIn(path, true);
-  const scalar = /^\d+$/.test(value) ? Number(value) : value;
-  if (isScalar(node) && node.range) {
-    const [start, end] = node.range;
-    await writeFileAtomic(file, text.slice(0, start) + value + text.slice(end));
-    return String(node.value);
-  }
-  doc.setIn(path, scalar);
-  await writeFileAtomic(file, doc.toString());
-  return undefined;
+  return setEtcdKey(
+    file,
+    clusterName,
+    'quotaBackendBytes',
+    /^\d+$/.test(value) ? Number(value) : value,
+  );
 }

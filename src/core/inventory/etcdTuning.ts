@@ -16,22 +16,14 @@ import {
 } from '../etcdRelease/version';
 import type { Severity } from './types';
 
-/** The tuning keys as they stand in the file (after schema validation). */
-export interface RawTuning {
-  profile?: 'edge';
+/**
+ * The tuning keys as they stand in the file (after schema validation): the model's keys, with a
+ * size or a retention still as written (`4GiB`, `1h` or a number).
+ */
+export type RawTuning = Omit<EtcdTuning, 'quotaBackendBytes' | 'autoCompactionRetention'> & {
   quotaBackendBytes?: number | string;
-  autoCompactionMode?: 'periodic' | 'revision';
   autoCompactionRetention?: number | string;
-  heartbeatInterval?: number;
-  electionTimeout?: number;
-  snapshotCount?: number;
-  maxRequestBytes?: number;
-  corruptCheck?: boolean;
-  compactHashCheck?: boolean;
-  cipherSuites?: string[];
-  tlsMinVersion?: 'TLS1.2' | 'TLS1.3';
-  extraArgs?: string[];
-}
+};
 
 /** What the checks need besides the tuning keys. */
 export interface TuningContext {

@@ -7,7 +7,7 @@
  * not count against a member's health, and compaction and defragmentation are allowed under it.
  *
  * The rescue (`rescue: true`) is the same run for a cluster that has hit its quota: it says what
- * fills the space (keyspace.ts), always compacts, defragments every member that answers (one that
+ * fills the space (the keyspace operation's summary), always compacts, defragments every member that answers (one that
  * is down is skipped and named, instead of refusing), and proves that writes work again with a
  * put and a delete of a probe key. When the database still has no headroom it offers a larger
  * quota (`quota`); the front end applies it (inventory edit, rolling provision) and calls
@@ -26,7 +26,8 @@ import {
   type RollingDefragResult,
 } from '../rolling/defrag';
 import { liveCluster } from '../rolling/live';
-import { keyspaceSummary, type KeyspaceSummary } from './keyspace';
+import { keyspaceSummary, type KeyspaceSummary } from '../keyspace/scan';
+import { printable } from '../keyspace/view';
 import { mayDisarm, suggestedQuota, type DefragRule } from './rule';
 import { surveyCluster, type MemberReading, type Survey } from './survey';
 
@@ -168,16 +169,16 @@ export async function runMaintenance(
       keyspace = await firstAnswering(endpoints, { ...conn, timeoutMs: 30_000 }, (c) =>
         keyspaceSummary(c, opts.signal ? { signal: opts.signal } : {}),
       );
-      const top = keyspace.groups
+      const top = keyspace.resources
         .slice(0, 3)
-        .map((g) => `${g.prefix} ${humanBytes(g.bytes)} in ${keysWord(g.keys)}`);
+        .map((g) => `${printable(g.resource)} ${humanBytes(g.bytes)} in ${keysWord(g.keys)}`);
       const inUse = Math.max(0, ...plan.survey.members.map((m) => m.inUseBytes ?? 0));
       const history =
         inUse > keyspace.bytes * 2
           ? `; the rest of the ${humanBytes(inUse)} in use is the history of older revisions, which compaction frees`
           : '';
       say(
-        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keysWord(keyspace.keys)}${keyspace.partial ? ' (the first ones read; the rest was not)' : ''} at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}${history}`,
+        `what fills the space: ${humanBytes(keyspace.bytes)} in ${keysWord(keyspace.keys)} at revision ${keyspace.revision}; the most: ${top.join(', ') || 'nothing'}${history}`,
       );
     } catch (err) {
       say(`the keyspace could not be read (${errorMessage(err)})`);

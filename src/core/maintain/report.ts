@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { humanBytes } from '../../shared/etcdTypes';
 import { writeFileAtomic } from '../files/atomicWrite';
 import { REPORTS_DIR } from '../files/workspace';
+import { printable } from '../keyspace/view';
 import { seconds } from '../rolling/defrag';
 import type { MaintenancePlan, MaintenanceReport } from './maintain';
 import type { MemberReading } from './survey';
@@ -125,12 +126,23 @@ export function renderReport(r: MaintenanceReport): string {
       '',
       '## What fills the space',
       '',
-      `${humanBytes(r.keyspace.bytes)} in ${r.keyspace.keys} keys at revision ${r.keyspace.revision} (keys and values, before compaction${r.keyspace.partial ? '; the first keys only: the read stopped at its budget' : ''}):`,
+      `${humanBytes(r.keyspace.bytes)} in ${r.keyspace.keys} keys at revision ${r.keyspace.revision} (keys and values, before compaction):`,
       '',
-      '| prefix | keys | bytes |',
+      '| resource | keys | bytes |',
       '| --- | --- | --- |',
-      ...r.keyspace.groups.map((g) => `| ${cell(g.prefix)} | ${g.keys} | ${humanBytes(g.bytes)} |`),
+      ...r.keyspace.resources.map(
+        (g) => `| ${cell(printable(g.resource))} | ${g.keys} | ${humanBytes(g.bytes)} |`,
+      ),
     );
+    if (r.keyspace.largest.length > 0)
+      out.push(
+        '',
+        'The largest keys:',
+        '',
+        ...r.keyspace.largest
+          .slice(0, 5)
+          .map((k) => `- \`${printable(k.key).replace(/`/g, "'")}\` ${humanBytes(k.bytes)}`),
+      );
   }
   out.push('', '## Log', '', ...r.lines.map((l) => `- ${l}`), '');
   return out.join('\n');

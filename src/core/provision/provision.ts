@@ -50,6 +50,8 @@ export interface ProvisionOptions extends RunHooks {
   skipMembershipCheck?: boolean;
   /** After an IP change: the kept ETCD_INITIAL_* lines name the new address instead of the old. */
   rewriteInitial?: { from: string; to: string };
+  /** Binaries whose previous version each restarted member keeps as `<path>.previous` (upgrade). */
+  keepPrevious?: readonly string[];
 }
 
 export interface ProvisionResult {

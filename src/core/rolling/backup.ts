@@ -109,6 +109,46 @@ export async function restoreRollbackSet(
   }
 }
 
+/**
+ * The script that keeps the previous version of each of `keep` (paths of the set) beside it as
+ * `<path>.previous` (root-owned, 0755: a binary for a one-step rollback). A path that did not
+ * exist before the change keeps nothing.
+ */
+export function keepPreviousScript(
+  folder: string,
+  paths: readonly string[],
+  keep: readonly string[],
+): string {
+  if (!FOLDER.test(folder)) throw new Error(`not a rollback folder: ${folder}`);
+  const lines = ['set -eu', `B=${q(folder)}`];
+  paths.forEach((p, i) => {
+    if (!keep.includes(p)) return;
+    const prev = `${p}.previous`;
+    const tmp = `${prev}.k3s-etcd-new`;
+    lines.push(
+      `if [ -f "$B/${i}" ] && [ ! -L "$B/${i}" ]; then cp "$B/${i}" ${q(tmp)} && chown root:root ${q(tmp)} && chmod 0755 ${q(tmp)} && mv -f ${q(tmp)} ${q(prev)} && echo ${q(`    kept the previous ${p} as ${prev}`)}; fi`,
+    );
+  });
+  return `${lines.join('\n')}\n`;
+}
+
+/** Keeps the previous version of `keep` as `<path>.previous`; the lines it printed, or throws. */
+export async function keepPrevious(
+  t: HostTransport,
+  host: string,
+  set: RollbackSet,
+  keep: readonly string[],
+): Promise<string[]> {
+  const r = await sh(t, keepPreviousScript(set.folder, set.paths, keep));
+  if (r.code !== 0) {
+    throw new K3sEtcdError(
+      'provision-step-failed',
+      `${host}: cannot keep the previous binaries as .previous: ${r.stderr.trim() || `exit ${r.code}`}`,
+    );
+  }
+  return r.stdout.split('\n').filter(Boolean);
+}
+
 /** Removes the set once the member runs healthy on its new files. */
 export async function dropRollbackSet(t: HostTransport, set: RollbackSet): Promise<void> {
   if (!FOLDER.test(set.folder)) return;

@@ -24,7 +24,13 @@ import {
   type HostTransport,
   type RunHooks,
 } from '../plan/runner';
-import { dropRollbackSet, restoreRollbackSet, takeRollbackSet, type RollbackSet } from './backup';
+import {
+  dropRollbackSet,
+  keepPrevious,
+  restoreRollbackSet,
+  takeRollbackSet,
+  type RollbackSet,
+} from './backup';
 import type { LiveCluster } from './live';
 import {
   CAUGHT_UP_GAP,
@@ -56,6 +62,11 @@ export interface RollingOptions extends RunHooks {
   gap?: number;
   /** How long a restarted member may take to be healthy and caught up (default 90 s). */
   settleMs?: number;
+  /**
+   * Paths (of the files a member restarts on) whose previous version is kept as
+   * `<path>.previous` once the member is healthy on the new one: an upgrade keeps the binaries.
+   */
+  keepPrevious?: readonly string[];
 }
 
 export interface RollingResult {
@@ -117,6 +128,11 @@ export function planRollout(
     })),
     filesOnly,
   };
+  const voters = table?.filter((r) => r.voter).length ?? 0;
+  if (live && order.length > 0 && voters === 2) {
+    plan.warning =
+      'the cluster has only 2 voters: while one restarts the other alone is no quorum, so reads and writes fail for a few seconds at each restart (with 3 members a restart costs nothing)';
+  }
   const first = order[0];
   if (live && first) {
     const v = mayRestart(table, first);
@@ -302,6 +318,13 @@ async function restartOne(
     const s = await settle(live, member, gap, settleMs, opts.signal);
     if (s.ok) {
       say(host, `    ${member} healthy and caught up: ${s.why}`);
+      if (opts.keepPrevious && opts.keepPrevious.length > 0) {
+        try {
+          for (const l of await keepPrevious(t, host, set, opts.keepPrevious)) say(host, l);
+        } catch (err) {
+          say(host, `    warning: ${errorMessage(err)}`);
+        }
+      }
       runs.set(host, run);
       await dropRollbackSet(t, set);
       return true;

@@ -63,6 +63,8 @@ export interface RollingPlan {
   filesOnly: string[];
   /** Why the rollout would be refused right now (another voter down), if it would. */
   refusal?: string;
+  /** What the rollout costs anyway (2 voters: each restart loses quorum briefly), if anything. */
+  warning?: string;
 }
 
 /** The rolling plan in words, one line each (the CLI prints them, the editor shows them). */
@@ -91,6 +93,7 @@ export function rollingPlanLines(plan: RollingPlan): string[] {
   }
   if (plan.filesOnly.length > 0)
     lines.push(`no restart on ${plan.filesOnly.join(', ')}: only files change there`);
+  if (plan.warning) lines.push(`warning: ${plan.warning}`);
   if (plan.refusal) lines.push(`refused as things stand: ${plan.refusal}`);
   return lines;
 }

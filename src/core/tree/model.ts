@@ -15,6 +15,7 @@ import { formatContextValue, type ContextFlag, type ContextKind } from './contex
 import type { ClusterMetrics } from '../../shared/metricsTypes';
 import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from './member';
 import { looksUnprovisioned, type ClusterHistory } from './provisioned';
+import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
 
 export type { MemberLive } from './member';
 export type { ClusterHistory } from './provisioned';
@@ -82,6 +83,8 @@ export interface TreeInputs {
   k3s?: ReadonlyMap<string, K3sServerState>;
   /** The last metrics judgement of each cluster (while someone looks). */
   metrics?: ReadonlyMap<string, ClusterMetrics>;
+  /** The last keyspace scan of each cluster (made on demand, never polled). */
+  keyspace?: ReadonlyMap<string, KeyspaceSummary & { at: number }>;
   /** What the front end has seen of each cluster (answers, provisioning runs), by name. */
   history?: ReadonlyMap<string, ClusterHistory>;
   /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
@@ -414,6 +417,7 @@ function clusterNode(
   k3s?: ReadonlyMap<string, K3sServerState>,
   metrics?: ClusterMetrics,
   history?: ClusterHistory,
+  keyspace?: KeyspaceSummary & { at: number },
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -431,6 +435,7 @@ function clusterNode(
       `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}`,
       `certificates in ${cluster.pki.dir}${cluster.pki.algorithm ? ` (${cluster.pki.algorithm})` : ''}`,
       ...live.lines,
+      ...(keyspace ? [`${topConsumerLine(keyspace)} (scanned ${localStamp(keyspace.at)})`] : []),
     ].join('\n'),
     cluster: cluster.name,
     datastore: cluster.datastore,
@@ -470,6 +475,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
         inputs.k3s,
         inputs.metrics?.get(c.name),
         inputs.history?.get(c.name),
+        inputs.keyspace?.get(c.name),
       ),
     ),
   ];

@@ -38,11 +38,13 @@ import {
   refreshK3sStateCommand,
   restoreK3sCommand,
 } from './k3s';
+import { showKeyCommand } from './keyspace';
 import { maintainCommand } from './maintain';
 import { addMemberCommand, removeMemberCommand } from './member';
 import { migrateSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
+import { upgradeEtcdCommand } from './upgrade';
 import { fixPeerUrlCommand } from './repair';
 import { restoreSnapshotCommand } from './restore';
 import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
@@ -90,6 +92,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsImportCa: importCaCommand(ctx),
     certsReissue: reissueMember(ctx),
     provisionEtcd: provisionEtcdCommand(ctx),
+    upgradeEtcd: upgradeEtcdCommand(ctx),
     provisionPreview: previewPlanCommand(ctx, planDocs),
     memberAdd: addMemberCommand(ctx),
     memberRemove: removeMemberCommand(ctx),
@@ -105,6 +108,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotSave: saveSnapshotCommand(ctx, planDocs),
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
+    keyspaceShowKey: showKeyCommand(ctx, planDocs),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),

@@ -182,6 +182,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
             health,
             k3s: ctx.k3s.states(),
             metrics: ctx.metrics.states(),
+            keyspace: ctx.keyspace.summaries(),
             history: seen,
             restricted: !ctx.trust.trusted,
           })
@@ -209,6 +210,10 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     ctx.inventory.onDidChange(update),
     ctx.health.onDidChange(update),
     ctx.k3s.onDidChange(update),
+    // A finished keyspace scan (not its progress) puts the top consumer in the tooltip.
+    ctx.keyspace.onDidChange((c) => {
+      if (!ctx.keyspace.state(c).running) update();
+    }),
     // Every scrape changes the panel's figures; the tree redraws only when a member's badge
     // (its broken rules) changes. Health refreshes redraw it anyway, with the latest words.
     ctx.metrics.onDidChange(() => {

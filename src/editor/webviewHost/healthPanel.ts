@@ -18,14 +18,20 @@ import {
 import { formatPerfReport, compareReports, readReport } from '../../core/perf/reports';
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, clusterByName, etcdHosts } from '../../core/inventory/select';
+import { quotasFromMetrics, settingsInEffect } from '../../core/etcd/effective';
+import { looksUnprovisioned } from '../../core/tree/provisioned';
+import type { TreeNode } from '../../core/tree/model';
 import { COMMANDS } from '../../shared/commands';
 import {
   HealthCopyCommand,
   HealthGenerateCertsCommand,
   HealthOpenCliCommand,
+  HealthPreviewPlanCommand,
+  HealthProvisionCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
+  KeyspaceStateNotification,
   MetricsMaintainCommand,
   MetricsRefreshCommand,
   MetricsStateNotification,
@@ -40,6 +46,8 @@ import {
 } from '../../shared/protocol';
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
+import { ClusterHistoryStore } from '../tree/clusterHistory';
+import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
 
 const panels = new Map<string, HealthPanel>();
@@ -47,6 +55,10 @@ const panels = new Map<string, HealthPanel>();
 export class HealthPanel implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly panel: vscode.WebviewPanel;
+  /** What this workspace has seen of the cluster: the same store (workspace state) the tree reads. */
+  private readonly history: ClusterHistoryStore;
+  /** The settings last posted, so a metrics scrape that changes none of them posts nothing. */
+  private postedSettings = '';
 
   static show(ctx: ExtensionCtx, cluster: string): HealthPanel {
     const existing = panels.get(cluster);
@@ -64,6 +76,7 @@ export class HealthPanel implements vscode.Disposable {
     private readonly cluster: string,
   ) {
     this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
+    this.history = new ClusterHistoryStore(ctx.vscodeContext.workspaceState);
     this.disposables.push(
       ctx.health.watch(this),
       ctx.metrics.watch(this),
@@ -71,7 +84,14 @@ export class HealthPanel implements vscode.Disposable {
       this.panel.webview.onDidReceiveMessage((msg: unknown) => void this.onMessage(msg)),
       ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
       ctx.perf.onDidChange((name) => name === this.cluster && void this.postPerf()),
-      ctx.metrics.onDidChange((name) => name === this.cluster && this.postMetrics()),
+      ctx.keyspace.onDidChange((name) => name === this.cluster && this.postKeyspace()),
+      ctx.metrics.onDidChange((name) => {
+        if (name !== this.cluster) return;
+        this.postMetrics();
+        // The quota each member runs with comes with the scrape: the Status tab follows it.
+        const settings = JSON.stringify(this.state(false).settings ?? null);
+        if (settings !== this.postedSettings) this.post(false);
+      }),
     );
   }
 
@@ -85,10 +105,22 @@ export class HealthPanel implements vscode.Disposable {
     const names: Record<string, string> = {};
     if (c) for (const h of etcdHosts(c)) names[clientUrl(c, h)] = h.memberName;
     const h = this.ctx.health.get(this.cluster);
+    // The tree's decision, on the same history: "not provisioned yet" is neutral, not down.
+    const notProvisioned = !!(
+      c &&
+      h?.snapshot &&
+      looksUnprovisioned(h.snapshot, this.history.of(c))
+    );
+    const settings =
+      c && h?.snapshot && !notProvisioned
+        ? settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics))
+        : undefined;
     return {
       cluster: this.cluster,
       refreshing,
       names,
+      ...(notProvisioned ? { notProvisioned } : {}),
+      ...(settings ? { settings } : {}),
       ...(h?.snapshot ? { snapshot: h.snapshot } : {}),
       ...(h?.error
         ? { error: h.error }
@@ -104,7 +136,24 @@ export class HealthPanel implements vscode.Disposable {
   }
 
   private post(refreshing: boolean): void {
-    void this.panel.webview.postMessage(HealthStateNotification.create(this.state(refreshing)));
+    const state = this.state(refreshing);
+    this.postedSettings = JSON.stringify(state.settings ?? null);
+    void this.panel.webview.postMessage(HealthStateNotification.create(state));
+  }
+
+  /** The panel's cluster as the tree node the cluster commands take. */
+  private clusterNode(): TreeNode | undefined {
+    const c = this.clusterObject();
+    return c
+      ? {
+          kind: 'cluster',
+          cluster: c.name,
+          datastore: c.datastore,
+          line: c.line,
+          id: '',
+          label: c.name,
+        }
+      : undefined;
   }
 
   private postMetrics(): void {
@@ -115,6 +164,12 @@ export class HealthPanel implements vscode.Disposable {
         ...(s?.metrics ? { metrics: s.metrics } : {}),
         ...(s?.error ? { error: s.error } : {}),
       }),
+    );
+  }
+
+  private postKeyspace(): void {
+    void this.panel.webview.postMessage(
+      KeyspaceStateNotification.create(keyspaceTabState(this.ctx, this.cluster)),
     );
   }
 
@@ -176,10 +231,17 @@ export class HealthPanel implements vscode.Disposable {
       await showError(this.ctx.log, 'Performance check', err);
       return;
     }
+    try {
+      if (await onKeyspaceMessage(this.ctx, this.clusterObject(), this.cluster, msg)) return;
+    } catch (err) {
+      await showError(this.ctx.log, 'Keyspace', err);
+      return;
+    }
     if (HealthReadyCommand.is(msg)) {
       this.post(false);
       void this.postPerf();
       this.postMetrics();
+      this.postKeyspace();
       if (!this.ctx.health.get(this.cluster)) await this.refresh();
     } else if (HealthRefreshCommand.is(msg)) {
       await this.refresh();
@@ -206,17 +268,15 @@ export class HealthPanel implements vscode.Disposable {
     } else if (HealthOpenCliCommand.is(msg)) {
       this.openCli(msg.params.section);
     } else if (HealthGenerateCertsCommand.is(msg)) {
-      const c = this.clusterObject();
-      if (c)
-        await vscode.commands.executeCommand(COMMANDS.certsGenerate, {
-          kind: 'cluster',
-          cluster: c.name,
-          datastore: c.datastore,
-          line: c.line,
-          id: '',
-          label: c.name,
-        });
+      const node = this.clusterNode();
+      if (node) await vscode.commands.executeCommand(COMMANDS.certsGenerate, node);
       await this.refresh();
+    } else if (HealthProvisionCommand.is(msg) || HealthPreviewPlanCommand.is(msg)) {
+      const node = this.clusterNode();
+      const command = HealthProvisionCommand.is(msg)
+        ? COMMANDS.provisionEtcd
+        : COMMANDS.provisionPreview;
+      if (node) await vscode.commands.executeCommand(command, node);
     }
   }
 
