@@ -10,6 +10,8 @@
  *  - a rolling change of 3 live members: time to roll, the writing client's rate before/during
  *  - SQLite → etcd migration of a 100k-row kine history: time, keys/s against raw writes, RSS
  *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
+ *  - maintenance: defragmentation time per member, the rolling defragmentation against
+ *    `etcdctl defrag` on the same data in the same run
  *  - keyspace: what fills 1M keys, time and peak memory against etcdctl reading them
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,6 +31,7 @@ import { benchRepair } from './benchRepair';
 import { benchRolling } from './benchRolling';
 import { benchMigrate } from './benchMigrate';
 import { benchMetrics } from './benchMetrics';
+import { benchMaintain } from './benchMaintain';
 import { benchKeyspace } from './benchKeyspace';
 import { median } from './benchStats';
 import {
@@ -291,6 +294,7 @@ async function main(): Promise<void> {
   if (only === 'rolling') return benchRolling();
   if (only === 'migrate') return benchMigrate();
   if (only === 'metrics') return benchMetrics();
+  if (only === 'maintain') return benchMaintain();
   if (only === 'keyspace') return benchKeyspace();
   const vsix = await sizes();
   await activation(vsix);
@@ -302,6 +306,7 @@ async function main(): Promise<void> {
   await benchRolling();
   await benchMigrate();
   await benchMetrics();
+  await benchMaintain();
   await benchKeyspace();
   // etcdctl check perf has no duration flag: 60 s per profile and tool, about 6 minutes.
   await benchPerf(['s', 'm', 'l']);

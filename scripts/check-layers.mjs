@@ -9,6 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
+//                              maintain/
 //                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -36,6 +37,7 @@ const OPERATIONS = [
   'snapshot',
   'perf',
   'metrics',
+  'maintain',
   'upgrade',
   'keyspace',
 ];
@@ -50,6 +52,7 @@ const VIEWS = ['tree'];
 const COMPOSED = {
   repair: ['provision', 'k3s'],
   upgrade: ['provision', 'snapshot', 'restore'],
+  maintain: ['keyspace'],
 };
 
 function files(dir) {

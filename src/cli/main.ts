@@ -24,6 +24,7 @@ import { ETCDCTL_COMMANDS } from './etcdctl';
 import { HEALTH_COMMANDS } from './health';
 import { INVENTORY_COMMANDS } from './inventory';
 import { K3S_COMMANDS } from './k3s';
+import { MAINTAIN_COMMANDS } from './maintain';
 import { KEYSPACE_COMMANDS } from './keyspace';
 import { MEMBER_COMMANDS } from './member';
 import { METRICS_COMMANDS } from './metrics';
@@ -43,6 +44,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...HEALTH_COMMANDS,
   ...PERF_COMMANDS,
   ...METRICS_COMMANDS,
+  ...MAINTAIN_COMMANDS,
   ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,
   ...PROVISION_COMMANDS,

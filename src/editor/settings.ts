@@ -16,6 +16,10 @@ export const SETTINGS = {
   metricsWindowMinutes: { key: 'metrics.windowMinutes', default: 15 },
   sshConnectTimeoutSeconds: { key: 'ssh.connectTimeoutSeconds', default: 20 },
   snapshotIntervalMinutes: { key: 'snapshot.intervalMinutes', default: 0 },
+  maintainFreeShare: { key: 'maintain.freeShare', default: 0.5 },
+  maintainMinSizeMiB: { key: 'maintain.minSizeMiB', default: 64 },
+  maintainQuotaShare: { key: 'maintain.quotaShare', default: 0.8 },
+  maintainRecentRevisions: { key: 'maintain.recentRevisions', default: 10_000 },
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -28,6 +28,7 @@ export const COMMANDS = {
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
   k3sRefreshState: 'k3sEtcd.k3s.refreshState',
   migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
+  maintain: 'k3sEtcd.cluster.maintain',
   snapshotSave: 'k3sEtcd.snapshot.save',
   snapshotList: 'k3sEtcd.snapshot.list',
   snapshotRestore: 'k3sEtcd.snapshot.restore',

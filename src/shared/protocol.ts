@@ -167,12 +167,18 @@ export interface MetricsPanelState {
 }
 
 export const MetricsRefreshCommand = command<Record<string, never>>()('metrics/refresh');
+/**
+ * The action of the db-quota and db-fragmented findings (and of a NOSPACE banner): runs
+ * "Maintain etcd…" on the panel's cluster, which turns into the rescue at NOSPACE.
+ */
+export const MetricsMaintainCommand = command<Record<string, never>>()('metrics/maintain');
+/** The action's words, where the panel shows it. */
+export const METRICS_MAINTAIN_LABEL = 'Maintain etcd…';
 export const MetricsStateNotification = notification<MetricsPanelState>()('metrics/didChangeState');
 
-export type MetricsWebviewToHost = Message<
-  typeof MetricsRefreshCommand.method,
-  Record<string, never>
->;
+export type MetricsWebviewToHost =
+  | Message<typeof MetricsRefreshCommand.method, Record<string, never>>
+  | Message<typeof MetricsMaintainCommand.method, Record<string, never>>;
 
 // ------------------------------------------------------------------------------------------
 // Keyspace (in the etcd health panel): scanned on demand only

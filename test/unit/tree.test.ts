@@ -203,7 +203,37 @@ describe('tree model', () => {
         ]),
       });
       assert.equal(contextValueOf(unprovisioned[0]!), 'cluster+external-etcd+unprovisioned');
-      const values = walk([...roots, ...problems, ...unprovisioned]).map(contextValueOf);
+      // And at its quota: a member reports NOSPACE (the rescue goes inline).
+      const full = (n: number) => ({
+        endpoint: `https://127.0.1.2${n}:2379`,
+        health: false,
+        tookMs: 1,
+        alarms: ['NOSPACE'],
+        problem: { code: 'alarm' as const, summary: 'Active Alarm(s): NOSPACE', hint: '' },
+      });
+      const noSpace = buildTree(loaded, {
+        health: new Map([
+          [
+            'edge-a',
+            {
+              snapshot: {
+                at: '2026-11-24T10:00:00.000Z',
+                endpoints: [1, 2, 3].map((n) => `https://127.0.1.2${n}:2379`),
+                health: [1, 2, 3].map(full),
+                status: [],
+                members: [],
+                summary: '0/3 healthy, leader edge-2',
+                healthy: false,
+              },
+            },
+          ],
+        ]),
+        history: new Map([['edge-a', { answered: true }]]),
+      });
+      assert.equal(contextValueOf(noSpace[0]!), 'cluster+external-etcd+nospace');
+      const values = walk([...roots, ...problems, ...unprovisioned, ...noSpace]).map(
+        contextValueOf,
+      );
       const expectedKinds: Record<string, string[]> = {
         'k3sEtcd.cluster.openPanel': ['cluster'],
         'k3sEtcd.cluster.openHealth': ['cluster'],
@@ -229,6 +259,8 @@ describe('tree model', () => {
         'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],
         'k3sEtcd.k3s.refreshState': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.cluster.maintain': ['cluster'],
+        'k3sEtcd.cluster.maintain|inline@2': ['cluster'],
         'k3sEtcd.snapshot.save': ['cluster'],
         'k3sEtcd.snapshot.list': ['cluster'],
         'k3sEtcd.keyspace.showKey': ['cluster'],

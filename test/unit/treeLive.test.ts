@@ -114,6 +114,33 @@ describe('tree: live etcd state', () => {
     assert.equal(allDown[0]?.kind === 'cluster' ? allDown[0].state : undefined, 'down');
   });
 
+  it('a NOSPACE alarm shows on the cluster and the member that raised it, with the rescue at hand', async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    const snap = snapshot([]);
+    // etcd answers, but its alarm makes the health probe fail (as checks.ts reports it).
+    snap.health[1] = {
+      ...snap.health[1]!,
+      health: false,
+      alarms: ['NOSPACE'],
+      problem: {
+        code: 'alarm',
+        summary: 'Active Alarm(s): NOSPACE',
+        hint: 'compact, defragment, disarm',
+      },
+    };
+    const roots = buildTree(inv, { health: new Map([['edge-a', { snapshot: snap }]]) });
+    assert.equal(
+      roots[0]?.description,
+      'NOSPACE: database full, writes refused · 3/3 healthy, leader edge-2',
+    );
+    assert.match(roots[0]?.tooltip ?? '', /Maintain etcd… \(right-click\) rescues it/);
+    assert.equal(contextValueOf(roots[0]!), 'cluster+external-etcd+nospace');
+    const full = members(roots)[1];
+    assert.equal(full?.description, `NOSPACE: database full, writes refused · ${url(2)}`);
+    assert.match(full?.tooltip ?? '', /alarms: NOSPACE\nNOSPACE: the database reached its quota/);
+    assert.equal(members(roots)[0]?.description?.startsWith('24 MB'), true);
+  });
+
   it('without certificates the cluster says to generate them', async () => {
     const inv = await loadInventoryFile(EXAMPLE);
     const roots = buildTree(inv, {

@@ -4,3 +4,5 @@
 export const BACKUPS_DIR = 'backups';
 /** Kubeconfigs fetched from the K3s servers. */
 export const KUBECONFIG_DIR = 'kubeconfig';
+/** Reports of performance checks and maintenance runs (`.k3s-etcd/reports/`). */
+export const REPORTS_DIR = '.k3s-etcd/reports';

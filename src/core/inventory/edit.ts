@@ -45,18 +45,16 @@ export async function setHostAddress(
 }
 
 /**
- * Sets `etcd.version` of cluster `clusterName` (after an upgrade, so later provisioning does not
- * go back); returns the old value (undefined when the key was not there). An existing value is
- * replaced in place; a missing key is added to the cluster's `etcd` mapping (comments kept).
+ * Sets `etcd.<key>` of cluster `clusterName` to `value` (already checked by the caller); returns
+ * the old value (undefined when the key was not there). An existing value is replaced in place;
+ * a missing key is added to the cluster's `etcd` mapping (comments kept).
  */
-export async function setEtcdVersion(
+async function setEtcdKey(
   file: string,
   clusterName: string,
-  version: string,
+  key: string,
+  value: string | number,
 ): Promise<string | undefined> {
-  if (!/^v?\d+\.\d+\.\d+$/.test(version)) {
-    throw new K3sEtcdError('usage', `"${version}" is not an etcd version (v3.x.y).`);
-  }
   const text = await readFile(file, 'utf8');
   const doc = parseDocument(text);
   const clusters = doc.get('clusters', true);
@@ -67,14 +65,48 @@ export async function setEtcdVersion(
     throw new K3sEtcdError('inventory-invalid', `Cannot find cluster ${clusterName} in ${file}.`);
   }
   const etcd = cluster.get('etcd', true);
-  const node = isMap(etcd) ? etcd.get('version', true) : undefined;
+  const node = isMap(etcd) ? etcd.get(key, true) : undefined;
   if (isScalar(node) && node.range) {
     const [start, end] = node.range;
-    await writeFileAtomic(file, text.slice(0, start) + version + text.slice(end));
+    await writeFileAtomic(file, text.slice(0, start) + String(value) + text.slice(end));
     return String(node.value);
   }
-  if (isMap(etcd)) etcd.set('version', version);
-  else cluster.set('etcd', doc.createNode({ version }));
+  if (isMap(etcd)) etcd.set(key, value);
+  else cluster.set('etcd', doc.createNode({ [key]: value }));
   await writeFileAtomic(file, doc.toString());
   return undefined;
+}
+
+/**
+ * Sets `etcd.version` of cluster `clusterName` (after an upgrade, so later provisioning does not
+ * go back); returns the old value (undefined when the key was not there).
+ */
+export async function setEtcdVersion(
+  file: string,
+  clusterName: string,
+  version: string,
+): Promise<string | undefined> {
+  if (!/^v?\d+\.\d+\.\d+$/.test(version)) {
+    throw new K3sEtcdError('usage', `"${version}" is not an etcd version (v3.x.y).`);
+  }
+  return setEtcdKey(file, clusterName, 'version', version);
+}
+
+/**
+ * Sets `etcd.quotaBackendBytes` of cluster `clusterName` (`4GiB`, or bytes: the NOSPACE
+ * rescue's larger quota); returns the old value.
+ */
+export async function setEtcdQuota(
+  file: string,
+  clusterName: string,
+  value: string,
+): Promise<string | undefined> {
+  if (!/^[1-9][0-9]*(KiB|MiB|GiB)?$/.test(value))
+    throw new K3sEtcdError('usage', `"${value}" is not a size such as 4GiB or 512MiB.`);
+  return setEtcdKey(
+    file,
+    clusterName,
+    'quotaBackendBytes',
+    /^\d+$/.test(value) ? Number(value) : value,
+  );
 }

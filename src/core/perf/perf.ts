@@ -15,6 +15,8 @@ import { DEFAULT_PERF_DURATION_SEC, DEFAULT_PERF_PREFIX, isPerfLoad, PERF_LOADS 
 import { type PerfLoad, type PerfProgress, type PerfResult } from '../../shared/perfTypes';
 import type { PerfWorkerCommand, PerfWorkerMessage } from './worker';
 import { classifyEtcdError } from '../etcd/problems';
+import { rollingDefrag } from '../rolling/defrag';
+import { liveCluster } from '../rolling/live';
 
 export {
   DEFAULT_PERF_DURATION_SEC,
@@ -275,9 +277,56 @@ export interface CompactDefragResult {
 
 /**
  * etcdctl's `--auto-compact` and `--auto-defrag`: compact at the clean-up delete's revision
- * (physical), then defragment every endpoint one after another (each blocks its member while
- * it runs), 30 s each. The check's writes stay in the database until both are done.
+ * (physical), then defragment the endpoints' members with the rolling defragmentation (one at a
+ * time, followers first, the leader last after a hand-over, each caught up before the next, a
+ * deadline sized to its database); a member that does not answer is reported failed. The
+ * check's writes stay in the database until both are done.
  */
+async function defragEndpoints(
+  endpoints: readonly string[],
+  tls: EtcdTls | undefined,
+  signal: AbortSignal | undefined,
+): Promise<CompactDefragResult['defragmented']> {
+  const live = liveCluster({ endpoints: [...endpoints], ...(tls ? { tls } : {}) }, 2000, true);
+  let table;
+  try {
+    table = await live.probe(signal);
+  } catch (err) {
+    const error = classifyEtcdError(err, endpoints[0] ?? '', tls).summary;
+    return endpoints.map((endpoint) => ({ endpoint, ok: false, error, durationMs: 0 }));
+  }
+  const nameOf = (e: string) => table.find((r) => r.endpoint === e)?.name;
+  const run = await rollingDefrag({
+    live,
+    ...(tls ? { tls } : {}),
+    members: endpoints.map(nameOf).filter((n): n is string => n !== undefined),
+    rescue: true,
+    ...(signal ? { signal } : {}),
+  });
+  // In the order they ran (followers first, the leader last), then those that did not.
+  const ran = (e: string) => run.steps.findIndex((s) => s.endpoint === e || s.member === nameOf(e));
+  const order = [...endpoints].sort(
+    (a, b) => (ran(a) < 0 ? Infinity : ran(a)) - (ran(b) < 0 ? Infinity : ran(b)),
+  );
+  return order.map((endpoint) => {
+    const step = run.steps[ran(endpoint)];
+    if (step)
+      return {
+        endpoint,
+        ok: step.ok,
+        ...(step.error ? { error: step.error } : {}),
+        durationMs: step.durationMs,
+      };
+    const skipped = run.skipped.find((s) => s.member === nameOf(endpoint));
+    return {
+      endpoint,
+      ok: false,
+      error: skipped?.why ?? run.stopped ?? 'not a member of the cluster',
+      durationMs: 0,
+    };
+  });
+}
+
 export async function compactAndDefrag(
   endpoints: readonly string[],
   tls: EtcdTls | undefined,
@@ -307,24 +356,8 @@ export async function compactAndDefrag(
       client.close();
     }
   }
-  for (const endpoint of opts.defrag === false ? [] : endpoints) {
-    throwIfAborted(opts.signal, 'Defragmentation');
-    const client = await createEndpointClient(endpoint, clientOpts);
-    const t0 = performance.now();
-    try {
-      await client.maintenance.defragment();
-      result.defragmented.push({ endpoint, ok: true, durationMs: performance.now() - t0 });
-    } catch (err) {
-      const p = classifyEtcdError(err, endpoint, tls);
-      result.defragmented.push({
-        endpoint,
-        ok: false,
-        error: p.summary,
-        durationMs: performance.now() - t0,
-      });
-    } finally {
-      client.close();
-    }
-  }
+  if (opts.defrag === false) return result;
+  throwIfAborted(opts.signal, 'Defragmentation');
+  result.defragmented = await defragEndpoints(endpoints, tls, opts.signal);
   return result;
 }

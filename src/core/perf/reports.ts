@@ -8,7 +8,7 @@ import { markdownTable } from '../format/table';
 import type { PerfResult } from '../../shared/perfTypes';
 import { PERF_PROFILES } from './stats';
 
-export const REPORTS_DIR = join('.k3s-etcd', 'reports');
+export { REPORTS_DIR } from '../files/workspace';
 
 export interface SavedReport {
   version: 1;

@@ -70,7 +70,9 @@ async function liveTable(
 ): Promise<{ cluster: ReturnType<typeof liveCluster>; table: MemberRow[] } | undefined> {
   let why = '';
   try {
-    const live = liveCluster(await connectionFor(cluster));
+    // An armed alarm (NOSPACE) leaves a member running and in the quorum: it still rolls one
+    // at a time, as raising the quota out of NOSPACE needs (not all at once as a new cluster).
+    const live = liveCluster(await connectionFor(cluster), 2000, true);
     const table = await live.probe(hooks.signal);
     if (table.some((r) => r.healthy)) return { cluster: live, table };
     why = table.length > 0 ? 'no member is healthy' : 'nothing answered';

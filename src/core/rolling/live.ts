@@ -7,6 +7,19 @@ import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex, type EtcdTls } from '../etcd/client';
 import { memberTable, type MemberRow } from './order';
+import type { ClusterSnapshot } from '../../shared/etcdTypes';
+
+/** A snapshot in which a member whose only problem is an alarm answers healthy. */
+export function withAlarmsHealthy(snap: ClusterSnapshot): ClusterSnapshot {
+  return {
+    ...snap,
+    health: snap.health.map((h) => {
+      if (h.problem?.code !== 'alarm') return h;
+      const { problem: _alarm, ...rest } = h;
+      return { ...rest, health: true };
+    }),
+  };
+}
 
 /** What the engine asks of the cluster. */
 export interface LiveCluster {
@@ -21,12 +34,21 @@ export interface LiveCluster {
  * list names (a member the inventory does not list still counts as a voter).
  */
 export function liveCluster(
-  conn: { endpoints: string[]; tls: EtcdTls },
+  conn: { endpoints: string[]; tls?: EtcdTls },
   timeoutMs = 2000,
+  /**
+   * Count a member that answers but reports an alarm (NOSPACE) as healthy: maintenance that
+   * clears the alarm must not be blocked by it.
+   */
+  alarmsHealthy = false,
 ): LiveCluster {
   let known: string[] = [];
   const probe = async (signal?: AbortSignal): Promise<MemberRow[]> => {
-    const opts = { tls: conn.tls, timeoutMs, ...(signal ? { signal } : {}) };
+    const opts = {
+      timeoutMs,
+      ...(conn.tls ? { tls: conn.tls } : {}),
+      ...(signal ? { signal } : {}),
+    };
     let endpoints = [...new Set([...conn.endpoints, ...known])];
     let snap = await clusterSnapshot(endpoints, opts);
     known = snap.members.flatMap((m) => m.clientUrls.slice(0, 1));
@@ -35,7 +57,7 @@ export function liveCluster(
       endpoints = [...endpoints, ...missing];
       snap = await clusterSnapshot(endpoints, opts);
     }
-    return memberTable(snap);
+    return memberTable(alarmsHealthy ? withAlarmsHealthy(snap) : snap);
   };
   return {
     probe,
@@ -45,7 +67,10 @@ export function liveCluster(
           'etcd-unreachable',
           `the leader ${leader.name} has no client URL that answers`,
         );
-      const c = await createEndpointClient(leader.endpoint, { tls: conn.tls, timeoutMs: 10_000 });
+      const c = await createEndpointClient(leader.endpoint, {
+        ...(conn.tls ? { tls: conn.tls } : {}),
+        timeoutMs: 10_000,
+      });
       try {
         await c.maintenance.moveLeader({ targetID: memberIdFromHex(target.id) });
       } catch (err) {

@@ -23,6 +23,7 @@ export type ContextFlag =
   | 'learner'
   | 'unhealthy'
   | 'unprovisioned'
+  | 'nospace'
   | 'error'
   | 'warning'
   | 'ca'
@@ -40,6 +41,7 @@ const FLAG_ORDER: readonly ContextFlag[] = [
   'learner',
   'unhealthy',
   'unprovisioned',
+  'nospace',
   'error',
   'warning',
   'ca',

@@ -59,7 +59,11 @@ export function liveLabel(live: MemberLive): string {
   return ['etcd', role, live.healthy ? 'healthy' : 'unhealthy'].filter(Boolean).join(' · ');
 }
 
+/** The words of an armed NOSPACE alarm, leading a member's and the cluster's description. */
+export const NOSPACE_WORDS = 'NOSPACE: database full, writes refused';
+
 function liveDescription(live: MemberLive, address: string): string {
+  if (live.alarms.includes('NOSPACE')) return `${NOSPACE_WORDS} · ${address}`;
   if (!live.healthy) return live.problem ?? 'no answer';
   const st = live.status;
   const parts = st
@@ -89,6 +93,10 @@ function liveTooltip(member: string, url: string, live: MemberLive): string {
     if (st.errors.length) lines.push(`errors: ${st.errors.join(', ')}`);
   }
   if (live.alarms.length) lines.push(`alarms: ${live.alarms.join(', ')}`);
+  if (live.alarms.includes('NOSPACE'))
+    lines.push(
+      'NOSPACE: the database reached its quota and etcd refuses writes. Maintain etcd… on the cluster rescues it (compaction, defragmentation member by member, disarm).',
+    );
   return lines.join('\n');
 }
 

@@ -13,7 +13,7 @@ import type { ClusterSnapshot } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
 import type { ClusterMetrics } from '../../shared/metricsTypes';
-import { etcdMemberRow, type MemberLive, type MemberRow } from './member';
+import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from './member';
 import { looksUnprovisioned, type ClusterHistory } from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
 
@@ -40,6 +40,8 @@ export interface ClusterNode extends NodeBase {
    * nothing says etcd was ever there (neutral, with "Provision etcd" at hand).
    */
   state?: 'healthy' | 'degraded' | 'down' | 'unknown' | 'unprovisioned';
+  /** A member reports an armed NOSPACE alarm (the rescue is at hand). */
+  noSpace?: true;
 }
 
 export interface HostNode extends NodeBase {
@@ -166,6 +168,7 @@ export function contextValueOf(node: TreeNode): string {
       return formatContextValue('cluster', [
         node.datastore === 'external-etcd' ? 'external-etcd' : 'embedded-etcd',
         ...(node.state === 'unprovisioned' ? (['unprovisioned'] as const) : []),
+        ...(node.noSpace ? (['nospace'] as const) : []),
       ]);
     case 'host': {
       const flags: ContextFlag[] = [];
@@ -389,6 +392,14 @@ function clusterLive(
       ],
     };
   }
+  if (snap && snap.health.some((h) => h.alarms.includes('NOSPACE')))
+    return {
+      text: `${NOSPACE_WORDS} · ${snap.summary}`,
+      lines: [
+        `${snap.summary} at ${localStamp(snap.at)}`,
+        "NOSPACE: the database reached its quota and etcd refuses every write, K3s's included. Maintain etcd… (right-click) rescues it: what fills the space, compaction, defragmentation member by member, disarm, a write that proves it.",
+      ],
+    };
   if (snap) return { text: snap.summary, lines: [`${snap.summary} at ${localStamp(snap.at)}`] };
   if (health?.error?.code === 'certs-missing')
     return {
@@ -436,6 +447,7 @@ function clusterNode(
   };
   const state = clusterState(health, notProvisioned);
   if (state) node.state = state;
+  if (health?.snapshot?.health.some((h) => h.alarms.includes('NOSPACE'))) node.noSpace = true;
   return node;
 }
 

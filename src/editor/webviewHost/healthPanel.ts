@@ -32,6 +32,7 @@ import {
   HealthRefreshCommand,
   HealthStateNotification,
   KeyspaceStateNotification,
+  MetricsMaintainCommand,
   MetricsRefreshCommand,
   MetricsStateNotification,
   PerfCancelCommand,
@@ -247,6 +248,17 @@ export class HealthPanel implements vscode.Disposable {
     } else if (MetricsRefreshCommand.is(msg)) {
       const c = this.clusterObject();
       if (c) await this.ctx.metrics.refresh(c);
+    } else if (MetricsMaintainCommand.is(msg)) {
+      const c = this.clusterObject();
+      if (c)
+        await vscode.commands.executeCommand(COMMANDS.maintain, {
+          kind: 'cluster',
+          cluster: c.name,
+          datastore: c.datastore,
+          line: c.line,
+          id: '',
+          label: c.name,
+        });
     } else if (HealthCopyCommand.is(msg)) {
       await vscode.env.clipboard.writeText(this.markdown(msg.params.section));
       void vscode.window.setStatusBarMessage(
