@@ -20,9 +20,12 @@ import { integerRange, integerTicks } from '../../src/shared/ticks';
 import {
   type MetricsPanelState,
   type MetricsWebviewToHost,
+  METRICS_MAINTAIN_LABEL,
+  MetricsMaintainCommand,
   MetricsRefreshCommand,
 } from '../../src/shared/protocol';
 import { el, icon } from './dom';
+import { button } from './tables';
 
 const LEVEL_ICON: Record<Level, string> = {
   unjudged: 'circle-large-outline',
@@ -334,6 +337,19 @@ export function metricsTab(
   for (const b of broken) {
     const li = el('li', undefined, LEVEL_CLASS[b.level]);
     li.append(icon(LEVEL_ICON[b.level]), ` ${b.member}: ${b.message}`);
+    list.append(li);
+  }
+  // A database near its quota or mostly free pages: the fix is one click away.
+  const space = broken.some(
+    (b) => 'rule' in b && (b.rule === 'db-quota' || b.rule === 'db-fragmented'),
+  );
+  if (space) {
+    const li = el('li');
+    li.setAttribute('data-testid', 'metrics-maintain');
+    li.append(
+      button(METRICS_MAINTAIN_LABEL, 'tools', () => post(MetricsMaintainCommand.create({}))),
+      ' compacts and defragments one member at a time (previewed first)',
+    );
     list.append(li);
   }
   const wrap = el('div', undefined, 'table-wrap');
