@@ -17,6 +17,7 @@ import {
   type TopKey,
 } from './tally';
 import { printable } from './view';
+import { oldestReadableRevision } from '../etcd/compaction';
 
 export interface KeyspaceOptions {
   /** Only keys starting with this (default: the whole keyspace). */
@@ -65,34 +66,8 @@ export interface KeyspaceReport {
   elapsedMs: number;
 }
 
-const notCompacted = (err: unknown) =>
-  !/compacted/i.test(String((err as { message?: string })?.message));
-
-/** The oldest readable revision, by binary search over count-only ranges of one key (~log2 rev requests). */
-export async function compactRevision(client: Etcd3, revision: number): Promise<number> {
-  const readable = async (rev: number) => {
-    try {
-      await client.kv.range({
-        key: Buffer.from('compact_rev_key'),
-        revision: String(rev),
-        count_only: true,
-      });
-      return true;
-    } catch (err) {
-      if (notCompacted(err)) throw err;
-      return false;
-    }
-  };
-  if (await readable(1)) return 1;
-  let lo = 1; // not readable
-  let hi = revision; // readable
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await readable(mid)) hi = mid;
-    else lo = mid;
-  }
-  return hi;
-}
+/** The oldest readable revision (see etcd/compaction.ts). */
+export const compactRevision = oldestReadableRevision;
 
 async function compaction(client: Etcd3, revision: number): Promise<Compaction> {
   const [compact, kube] = await Promise.all([

@@ -13,7 +13,6 @@ import { parsePrometheus, scalar } from '../etcd/prometheus';
 import { endpointTargets, scrapeMetrics, type MetricsTarget } from '../etcd/scrape';
 import { withAlarmsHealthy } from '../rolling/live';
 import { memberTable, type MemberRow } from '../rolling/order';
-import { errorMessage } from '../errors';
 import {
   compactionDecision,
   DEFAULT_DEFRAG_RULE,
@@ -24,6 +23,7 @@ import {
   type MemberSpace,
   type Verdict,
 } from './rule';
+import { oldestReadableRevision } from '../etcd/compaction';
 
 export interface MemberReading extends MemberSpace {
   id: string;
@@ -87,34 +87,13 @@ async function readMetrics(
   }
 }
 
-const compacted = (err: unknown) => /required revision has been compacted/.test(errorMessage(err));
-
-/**
- * The last compaction's revision without /metrics: the oldest revision a range can still be read
- * at (etcd answers "required revision has been compacted" below it), by bisection.
- */
+/** The last compaction's revision without /metrics, or undefined when nothing was compacted. */
 export async function compactRevisionByRange(
   client: Etcd3,
   revision: number,
 ): Promise<number | undefined> {
-  const readable = async (rev: number) => {
-    try {
-      await client.kv.range({ key: Buffer.from('\0'), limit: 1, revision: String(rev) });
-      return true;
-    } catch (err) {
-      if (compacted(err)) return false;
-      throw err;
-    }
-  };
-  if (await readable(1)) return undefined;
-  let lo = 1; // not readable
-  let hi = revision; // readable
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await readable(mid)) hi = mid;
-    else lo = mid;
-  }
-  return hi;
+  const oldest = await oldestReadableRevision(client, revision);
+  return oldest === 1 ? undefined : oldest;
 }
 
 /** Reads the cluster for maintenance (see the top of this file). */
