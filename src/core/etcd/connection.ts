@@ -53,6 +53,31 @@ export async function connectionFor(cluster: Cluster): Promise<EtcdConnection> {
 }
 
 /**
+ * A client on the first of `endpoints` that serves a quorum read (a count-only range), or what
+ * each endpoint answered when none did. `timeoutMs` is the client's dial and per-request deadline.
+ */
+export async function firstAnswering(
+  endpoints: readonly string[],
+  opts: { tls?: EtcdTls; timeoutMs: number },
+): Promise<{ client: Etcd3; endpoint: string } | { problems: string[] }> {
+  const problems: string[] = [];
+  for (const endpoint of endpoints) {
+    const client = await createEndpointClient(endpoint, {
+      timeoutMs: opts.timeoutMs,
+      ...(opts.tls ? { tls: opts.tls } : {}),
+    });
+    try {
+      await client.kv.range({ key: Buffer.from('health'), count_only: true });
+      return { client, endpoint };
+    } catch (err) {
+      problems.push(`${endpoint}: ${errorMessage(err)}`);
+      client.close();
+    }
+  }
+  return { problems };
+}
+
+/**
  * A client on the first member of `cluster` (other than the host `except`) that serves a
  * quorum read, and its endpoint. `timeoutMs` is the client's dial and per-request deadline.
  */
@@ -61,24 +86,13 @@ export async function healthyClient(
   opts: { except?: string; timeoutMs?: number } = {},
 ): Promise<{ client: Etcd3; endpoint: string }> {
   const conn = await connectionFor(cluster);
-  const problems: string[] = [];
-  for (const h of etcdHosts(cluster)) {
-    if (h.name === opts.except) continue;
-    const endpoint = clientUrl(cluster, h);
-    const client = await createEndpointClient(endpoint, {
-      tls: conn.tls,
-      timeoutMs: opts.timeoutMs ?? 3000,
-    });
-    try {
-      await client.get('health').string();
-      return { client, endpoint };
-    } catch (err) {
-      problems.push(`${endpoint}: ${errorMessage(err)}`);
-      client.close();
-    }
-  }
+  const endpoints = etcdHosts(cluster)
+    .filter((h) => h.name !== opts.except)
+    .map((h) => clientUrl(cluster, h));
+  const r = await firstAnswering(endpoints, { tls: conn.tls, timeoutMs: opts.timeoutMs ?? 3000 });
+  if ('client' in r) return r;
   throw new K3sEtcdError(
     'etcd-unreachable',
-    `No healthy member of ${cluster.name} answered${opts.except ? ` (besides ${opts.except})` : ''}: ${problems.join('; ')}`,
+    `No healthy member of ${cluster.name} answered${opts.except ? ` (besides ${opts.except})` : ''}: ${r.problems.join('; ')}`,
   );
 }
