@@ -224,19 +224,22 @@ test(
       // Run and Cancel stay on one row, at the default size and narrower.
       for (const width of WIDTHS) {
         await page.setViewportSize({ width, height: 900 });
+        // A re-render between the two measurements detaches a button for a moment: measure
+        // both again until they agree, and judge on the last complete measurement.
         let rows: number[] = [];
         const sameRow = async () => {
-          rows = [
+          const tops = [
             await top(view, '.perf vscode-button[icon=play]'),
             await top(view, '.perf vscode-button[icon=debug-stop]'),
           ];
-          return Math.abs(rows[0]! - rows[1]!) < 2;
+          rows = tops;
+          return Math.abs(tops[0]! - tops[1]!) < 2;
         };
-        await waitUntil(sameRow, 5_000, 'one row').catch(() => undefined);
-        assert.ok(
-          await sameRow(),
-          `Run and Cancel on one row at ${width}x900 (tops ${rows.join(', ')})`,
+        const oneRow = await waitUntil(sameRow, 5_000, 'one row').then(
+          () => true,
+          () => false,
         );
+        assert.ok(oneRow, `Run and Cancel on one row at ${width}x900 (tops ${rows.join(', ')})`);
       }
       const seconds = view.locator('vscode-textfield[aria-label="duration in seconds"]');
       await seconds.locator('input').fill('6');
@@ -376,7 +379,10 @@ test(
         const findings = view.locator('ul[aria-label=findings] li', {
           hasText: /database near its quota/,
         });
-        for (let i = 0; (await findings.count()) < 3; i++) {
+        // Writing stops at the first finding and goes on in small steps until every member
+        // shows it: writing on in big ones could run into NOSPACE, which the tree shows instead
+        // of "near its quota".
+        for (let i = 0; (await findings.count()) === 0; i++) {
           assert.ok(i < 200, 'the database reaches 80% of its quota');
           await client
             .put(`/fill/${i}`)
@@ -388,6 +394,20 @@ test(
               .waitFor({ timeout: 3_000 })
               .catch(() => undefined);
         }
+        let nudge = 0;
+        await waitUntil(
+          async () => {
+            if ((await findings.count()) >= 3) return true;
+            if (nudge < 40)
+              await client
+                .put(`/nudge/${nudge++}`)
+                .value('y'.repeat(16 * 1024))
+                .catch(() => undefined);
+            return false;
+          },
+          40_000,
+          'every member near its quota',
+        );
       } finally {
         client.close();
       }
