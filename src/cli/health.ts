@@ -4,6 +4,8 @@ import { inventoryQuota, memberQuotas, quotaDriftLine } from '../core/etcd/effec
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
+import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
+import { localStamp } from '../core/format/stamp';
 import { json, type RunContext, type Subcommand } from './context';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget, type EtcdTarget } from './etcdTarget';
 
@@ -71,7 +73,7 @@ export const HEALTH_COMMANDS: Subcommand[] = [
     summary: 'Status of every member (the columns of `etcdctl endpoint status -w table`)',
     usage:
       'k3s-etcd status [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
-    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer. Also reads each member's space quota from\nits /metrics and says when it differs from etcd.quotaBackendBytes in the inventory (--json:\nquotaBackendBytes and inventoryQuotaBackendBytes on each row).`,
+    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer. Also reads each member's space quota from\nits /metrics and says when it differs from etcd.quotaBackendBytes in the inventory (--json:\nquotaBackendBytes and inventoryQuotaBackendBytes on each row). Ends with the maintenance timer's last\nrun when one has run (maintain --install-timer).`,
     options: ENDPOINT_OPTIONS,
     async run(ctx) {
       const { s, rows, drift } = await statusWithQuota(ctx);
@@ -79,6 +81,7 @@ export const HEALTH_COMMANDS: Subcommand[] = [
       else {
         ctx.io.out(statusTable(s.status));
         if (drift) ctx.io.out(drift);
+        if (s.maintenance) ctx.io.out(maintenanceRunLine(s.maintenance, localStamp));
         printProblems(ctx, s.status);
       }
       return s.status.some((r) => r.problem) ? 1 : 0;

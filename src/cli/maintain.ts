@@ -20,9 +20,13 @@ import { renderPlan, writeReport } from '../core/maintain/report';
 import { surveyCluster } from '../core/maintain/survey';
 import { seconds } from '../core/rolling/defrag';
 import { inventorySize, parseSize, ruleFrom, type DefragRule } from '../core/maintain/rule';
+import { installMaintainTimer, HOST_REPORTS_DIR } from '../core/maintain/timer';
+import { selectHosts } from '../core/inventory/select';
 import {
   confirm,
   json,
+  loadValid,
+  selectCluster,
   UsageError,
   type Options,
   type RunContext,
@@ -30,7 +34,7 @@ import {
 } from './context';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 import { PROVISION_COMMANDS } from './provision';
-import { SSH_OPTIONS } from './remote';
+import { previewGate, printer, report, SSH_OPTIONS, sshContext } from './remote';
 
 const MAINTAIN_OPTIONS: Options = {
   ...ENDPOINT_OPTIONS,
@@ -41,6 +45,10 @@ const MAINTAIN_OPTIONS: Options = {
   'quota-share': { type: 'string' },
   'recent-revisions': { type: 'string' },
   'raise-quota': { type: 'string' },
+  'install-timer': { type: 'boolean', default: false },
+  'remove-timer': { type: 'boolean', default: false },
+  'on-calendar': { type: 'string' },
+  host: { type: 'string', multiple: true },
 };
 
 const num = (v: unknown) => (typeof v === 'string' ? Number(v) : undefined);
@@ -128,6 +136,52 @@ async function raiseQuota(
   };
 }
 
+/**
+ * `--install-timer` / `--remove-timer`: the timer's plan on every member host (or --host ones),
+ * shown as a dry run and asked, like provisioning.
+ */
+async function timerCommand(ctx: RunContext, rule: DefragRule): Promise<number> {
+  const remove = ctx.values['remove-timer'] === true;
+  const onCalendar = ctx.values['on-calendar'];
+  if (remove && typeof onCalendar === 'string')
+    throw new UsageError('--on-calendar goes with --install-timer');
+  const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+  const hosts = selectHosts(
+    cluster,
+    (ctx.values['host'] as unknown as string[] | undefined) ?? [],
+  ).map((h) => h.name);
+  const ssh = await sshContext(ctx);
+  const opts = {
+    ssh,
+    hosts,
+    rule,
+    remove,
+    ...(typeof onCalendar === 'string' ? { onCalendar } : {}),
+  };
+  const preview = await installMaintainTimer(cluster, { ...opts, dryRun: true });
+  const gate = await previewGate(ctx, preview, {
+    nothing: remove
+      ? `No maintenance timer on ${preview.length} host(s): nothing to do.`
+      : `The maintenance timer is in place on ${preview.length} host(s): nothing to do.`,
+    question: (n, pending) =>
+      remove
+        ? `Stop and remove the maintenance timer on ${pending.join(', ')} (its reports stay)?`
+        : `Apply ${n} change(s) on ${pending.join(', ')} (a timer that maintains etcd ${typeof onCalendar === 'string' ? `at ${onCalendar}` : 'daily at 03:17'}; only the leader's host acts)?`,
+  });
+  if (gate !== undefined) return gate;
+  const runs = await installMaintainTimer(cluster, {
+    ...opts,
+    dryRun: false,
+    onLine: printer(ctx),
+  });
+  const code = report(ctx, runs);
+  if (code === 0 && !ctx.global.json && !remove)
+    ctx.io.out(
+      `Each run leaves its report in ${HOST_REPORTS_DIR} on its host; the last one shows in \`k3s-etcd status\` and the tree's cluster tooltip.`,
+    );
+  return code;
+}
+
 export const MAINTAIN_COMMANDS: Subcommand[] = [
   {
     name: 'maintain',
@@ -135,7 +189,9 @@ export const MAINTAIN_COMMANDS: Subcommand[] = [
     usage:
       'k3s-etcd maintain [--dry-run] [--yes] [--cluster NAME] [--rescue [--raise-quota SIZE]]\n' +
       '                  [--free-share 0.5] [--min-size 64MiB] [--quota-share 0.8] [--recent-revisions 10000]\n' +
-      '                  [--endpoints URL,... --cacert F --cert F --key F] [--json]',
+      '                  [--endpoints URL,... --cacert F --cert F --key F] [--json]\n' +
+      'k3s-etcd maintain --install-timer [--on-calendar SPEC] [--host NAME]... [--dry-run] [--yes]\n' +
+      'k3s-etcd maintain --remove-timer [--host NAME]... [--dry-run] [--yes]',
     details:
       'Reads every member (endpoint status and /metrics: file size, in use, quota, alarms) and\n' +
       'defragments the members the rule picks: more than --free-share of the file free and the file\n' +
@@ -150,10 +206,25 @@ export const MAINTAIN_COMMANDS: Subcommand[] = [
       'works; when the database still has no headroom it says which quota would, and --raise-quota\n' +
       'SIZE sets etcd.quotaBackendBytes in the inventory and applies it with provision etcd (asked).\n' +
       'A report (Markdown and JSON, 0600) goes to .k3s-etcd/reports/ next to the inventory.\n' +
+      '--install-timer puts a systemd timer on every member host (over SSH, previewed and asked)\n' +
+      'that runs the same maintenance without this tool (--on-calendar, systemd.time syntax; default\n' +
+      'daily at 03:17): only the host whose member leads acts, one run at a time per host, the\n' +
+      'rule from the flags above; each run leaves a JSON report in /var/lib/k3s-etcd/reports/ and\n' +
+      'its outcome in etcd (/k3s-etcd/maintenance/last-run), shown by status and the tree.\n' +
+      '--remove-timer takes it away again (the reports stay).\n' +
       `${ENDPOINT_HELP}\nExit 0 when done (or nothing to do), 1 when refused or not finished.`,
     options: MAINTAIN_OPTIONS,
     async run(ctx) {
       const rule = ruleFromFlags(ctx);
+      if (ctx.values['install-timer'] === true || ctx.values['remove-timer'] === true) {
+        if (ctx.values['install-timer'] === true && ctx.values['remove-timer'] === true)
+          throw new UsageError('--install-timer or --remove-timer, not both');
+        if (ctx.values['rescue'] === true)
+          throw new UsageError('the timer does not rescue: --rescue runs from here only');
+        return timerCommand(ctx, rule);
+      }
+      if (typeof ctx.values['on-calendar'] === 'string')
+        throw new UsageError('--on-calendar goes with --install-timer');
       const rescue = ctx.values['rescue'] === true;
       const raise = ctx.values['raise-quota'];
       if (typeof raise === 'string' && !rescue)

@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { isAbsolute, join } from 'node:path';
+import { ruleFrom, type DefragRule } from '../core/maintain/rule';
 import { SECTION, SETTINGS, settingId, type SettingName, type SettingValue } from './settings';
 
 function read<N extends SettingName>(name: N): SettingValue<N> {
@@ -27,6 +28,21 @@ export const Config = {
   /** Key algorithm for clusters whose inventory does not choose one. */
   pkiAlgorithm(): string {
     return read('pkiAlgorithm');
+  },
+  /**
+   * Maintenance's rule from the k3sEtcd.maintain.* settings (Maintain etcd… and the timer): a
+   * value out of range reads as its default, and `warn` says so.
+   */
+  maintainRule(warn: (message: string) => void): DefragRule {
+    const rule = ruleFrom({
+      freeShare: read('maintainFreeShare'),
+      minDbBytes: read('maintainMinSizeMiB') * 1024 * 1024,
+      quotaShare: read('maintainQuotaShare'),
+      recentRevisions: read('maintainRecentRevisions'),
+    });
+    if (typeof rule !== 'string') return rule;
+    warn(`k3sEtcd.maintain.*: ${rule}; the defaults are used`);
+    return ruleFrom({}) as DefragRule;
   },
   affectsInventory(e: vscode.ConfigurationChangeEvent): boolean {
     return e.affectsConfiguration(settingId('inventoryPath'));

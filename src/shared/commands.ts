@@ -29,6 +29,7 @@ export const COMMANDS = {
   k3sRefreshState: 'k3sEtcd.k3s.refreshState',
   migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
   maintain: 'k3sEtcd.cluster.maintain',
+  scheduleMaintenance: 'k3sEtcd.cluster.scheduleMaintenance',
   snapshotSave: 'k3sEtcd.snapshot.save',
   snapshotList: 'k3sEtcd.snapshot.list',
   snapshotRestore: 'k3sEtcd.snapshot.restore',

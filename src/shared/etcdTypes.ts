@@ -60,6 +60,18 @@ export interface StatusRow {
   problem?: EtcdProblem;
 }
 
+/** The maintenance timer's last acting run, as it left it in etcd (core/etcd/maintenanceRecord.ts). */
+export interface MaintenanceRun {
+  /** The host whose timer ran (the leader's then). */
+  host: string;
+  startedAt: string;
+  finishedAt: string;
+  result: 'done' | 'nothing' | 'failed' | 'refused';
+  summary: string;
+  /** Members defragmented, in order. */
+  defragmented: string[];
+}
+
 export interface ClusterSnapshot {
   at: string;
   endpoints: string[];
@@ -70,6 +82,8 @@ export interface ClusterSnapshot {
   /** `3/3 healthy, leader m2` */
   summary: string;
   healthy: boolean;
+  /** The maintenance timer's last run (absent: no timer has run, or the record is unreadable). */
+  maintenance?: MaintenanceRun;
 }
 
 /**

@@ -261,6 +261,7 @@ describe('tree model', () => {
         'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.cluster.maintain': ['cluster'],
         'k3sEtcd.cluster.maintain|inline@2': ['cluster'],
+        'k3sEtcd.cluster.scheduleMaintenance': ['cluster'],
         'k3sEtcd.snapshot.save': ['cluster'],
         'k3sEtcd.snapshot.list': ['cluster'],
         'k3sEtcd.keyspace.showKey': ['cluster'],

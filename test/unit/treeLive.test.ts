@@ -141,6 +141,49 @@ describe('tree: live etcd state', () => {
     assert.equal(members(roots)[0]?.description?.startsWith('24 MB'), true);
   });
 
+  it("the maintenance timer's last run is in the cluster's tooltip; one that failed also in its row", async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    const run = {
+      host: 'edge-2',
+      startedAt: '2026-12-06T03:17:00Z',
+      finishedAt: '2026-12-06T03:17:09Z',
+      summary: 'defragmented edge-1, edge-3, edge-2',
+      defragmented: ['edge-1', 'edge-3', 'edge-2'],
+    };
+    const done = buildTree(inv, {
+      health: new Map([
+        ['edge-a', { snapshot: { ...snapshot([]), maintenance: { ...run, result: 'done' } } }],
+      ]),
+    });
+    assert.equal(done[0]?.description, '3/3 healthy, leader edge-2');
+    assert.match(
+      done[0]?.tooltip ?? '',
+      /scheduled maintenance 2026-12-06 \d\d:\d\d:09 .* on edge-2: done: defragmented edge-1, edge-3, edge-2/,
+    );
+    const failed = buildTree(inv, {
+      health: new Map([
+        [
+          'edge-a',
+          {
+            snapshot: {
+              ...snapshot([]),
+              maintenance: {
+                ...run,
+                result: 'refused',
+                summary: 'not every member answers (edge-3)',
+              },
+            },
+          },
+        ],
+      ]),
+    });
+    assert.equal(
+      failed[0]?.description,
+      '3/3 healthy, leader edge-2 · scheduled maintenance refused',
+    );
+    assert.match(failed[0]?.tooltip ?? '', /on edge-2: refused: not every member answers/);
+  });
+
   it('without certificates the cluster says to generate them', async () => {
     const inv = await loadInventoryFile(EXAMPLE);
     const roots = buildTree(inv, {

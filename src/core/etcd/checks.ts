@@ -14,6 +14,7 @@ import {
 } from '../../shared/etcdTypes';
 
 export { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow };
+import { MAINTENANCE_RECORD_KEY, parseMaintenanceRecord } from './maintenanceRecord';
 import { toMember } from './members';
 import { classifyEtcdError } from './problems';
 
@@ -133,7 +134,7 @@ export async function clusterSnapshot(
     ),
   );
   try {
-    const [health, status, membersResult] = await Promise.all([
+    const [health, status, membersResult, maintenance] = await Promise.all([
       Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts))),
       Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
       Promise.any(clients.map((c) => c.cluster.memberList({}))).then(
@@ -147,6 +148,13 @@ export async function clusterSnapshot(
           ),
         }),
       ),
+      // The timer's last run: a member-local read, never failing the snapshot.
+      Promise.any(
+        clients.map((c) => c.get(MAINTENANCE_RECORD_KEY).serializable(true).buffer()),
+      ).then(
+        (b) => parseMaintenanceRecord(b ?? undefined),
+        () => undefined,
+      ),
     ]);
     throwIfAborted(opts.signal, 'Status refresh');
     const snapshot: ClusterSnapshot = {
@@ -158,6 +166,7 @@ export async function clusterSnapshot(
       summary: summarize(health, status, membersResult.members),
       healthy: health.every((h) => h.health),
     };
+    if (maintenance) snapshot.maintenance = maintenance;
     if ('problem' in membersResult && membersResult.problem)
       snapshot.membersProblem = membersResult.problem;
     return snapshot;

@@ -16,6 +16,7 @@ import type { ClusterMetrics } from '../../shared/metricsTypes';
 import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from './member';
 import { looksUnprovisioned, type ClusterHistory } from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
+import { maintenanceRunLine } from '../etcd/maintenanceRecord';
 
 export type { MemberLive } from './member';
 export type { ClusterHistory } from './provisioned';
@@ -425,17 +426,21 @@ function clusterNode(
   const notProvisioned = health?.snapshot ? looksUnprovisioned(health.snapshot, history) : false;
   const live = clusterLive(health, notProvisioned, members);
   const inputs: LiveInputs = { snapshot: health?.snapshot, metrics, notProvisioned };
+  // The maintenance timer's last run: in the tooltip; one that did not end well also in the row.
+  const lastRun = health?.snapshot?.maintenance;
+  const runFailed = lastRun?.result === 'failed' || lastRun?.result === 'refused';
   const node: ClusterNode = {
     kind: 'cluster',
     id: `cluster:${cluster.name}`,
     label: cluster.name,
     // Live words alone when there are some: the store is in the tooltip.
-    description: live.text ?? staticText,
+    description: `${live.text ?? staticText}${runFailed ? ` · scheduled maintenance ${lastRun.result}` : ''}`,
     tooltip: [
       `${cluster.name}: ${store} ${cluster.etcd.version}, client port ${cluster.etcd.clientPort}, peer port ${cluster.etcd.peerPort}`,
       `certificates in ${cluster.pki.dir}${cluster.pki.algorithm ? ` (${cluster.pki.algorithm})` : ''}`,
       ...live.lines,
       ...(keyspace ? [`${topConsumerLine(keyspace)} (scanned ${localStamp(keyspace.at)})`] : []),
+      ...(lastRun ? [maintenanceRunLine(lastRun, localStamp)] : []),
     ].join('\n'),
     cluster: cluster.name,
     datastore: cluster.datastore,

@@ -19,7 +19,7 @@ import {
   type MaintenancePlan,
 } from '../../core/maintain/maintain';
 import { renderPlan, renderReport, writeReport } from '../../core/maintain/report';
-import { inventorySize, ruleFrom, type DefragRule } from '../../core/maintain/rule';
+import { inventorySize } from '../../core/maintain/rule';
 import type { TreeNode } from '../../core/tree/model';
 import { humanBytes } from '../../shared/etcdTypes';
 import { COMMANDS } from '../../shared/commands';
@@ -28,21 +28,8 @@ import type { ExtensionCtx } from '../ctx';
 import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
 import { resolveCluster, workspaceDir } from '../pick';
 import { withCancellableProgress } from '../progress';
-
-/** The rule from the settings (a value out of range reads as its default, and is logged). */
-export function ruleFromSettings(ctx: ExtensionCtx): DefragRule {
-  const rule = ruleFrom({
-    freeShare: Config.get('maintainFreeShare'),
-    minDbBytes: Config.get('maintainMinSizeMiB') * 1024 * 1024,
-    quotaShare: Config.get('maintainQuotaShare'),
-    recentRevisions: Config.get('maintainRecentRevisions'),
-  });
-  if (typeof rule === 'string') {
-    ctx.log.warn(`k3sEtcd.maintain.*: ${rule}; the defaults are used`);
-    return ruleFrom({}) as DefragRule;
-  }
-  return rule;
-}
+import { runProvisionTask } from '../tasks/provider';
+import { DEFAULT_ON_CALENDAR, calendarProblem } from '../../core/maintain/timer';
 
 const planMarkdown = (plan: MaintenancePlan) =>
   [
@@ -63,7 +50,7 @@ export function maintainCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefin
       endpoints: conn.endpoints,
       tls: conn.tls,
       metrics: metricsTargets(cluster),
-      rule: ruleFromSettings(ctx),
+      rule: Config.maintainRule((m) => ctx.log.warn(m)),
     };
     let plan = await withCancellableProgress(`Reading ${cluster.name}`, (_r, signal) =>
       planMaintenance({ ...opts, signal }),
@@ -136,5 +123,59 @@ export function maintainCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefin
     void say(
       `${cluster.name}: ${report.ok ? 'done' : 'not finished'}: ${report.defrag.steps.length} member(s) defragmented${report.alarms.disarmed.length ? ', NOSPACE disarmed' : ''}${report.alarms.kept ? `; ${report.alarms.kept}` : ''}.`,
     );
+  };
+}
+
+/**
+ * "Schedule Maintenance on Hosts…" (the CLI's `maintain --install-timer` / `--remove-timer`): a
+ * schedule picked (or typed, in systemd.time syntax), then the task that shows the hosts' dry
+ * run, asks, and applies it on every member host.
+ */
+export function scheduleMaintenanceCommand(ctx: ExtensionCtx) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    type Pick = vscode.QuickPickItem & { onCalendar?: string; custom?: boolean; remove?: boolean };
+    const items: Pick[] = [
+      {
+        label: '$(calendar) Daily at 03:17',
+        description: DEFAULT_ON_CALENDAR,
+        onCalendar: DEFAULT_ON_CALENDAR,
+      },
+      {
+        label: '$(calendar) Weekly, Sunday 03:17',
+        description: 'Sun *-*-* 03:17:00',
+        onCalendar: 'Sun *-*-* 03:17:00',
+      },
+      { label: '$(watch) Hourly', description: 'hourly', onCalendar: 'hourly' },
+      { label: '$(edit) Another schedule…', description: 'systemd.time OnCalendar', custom: true },
+      {
+        label: '$(trash) Remove the timer from the hosts',
+        description: 'its reports stay',
+        remove: true,
+      },
+    ];
+    const pick = await vscode.window.showQuickPick(items, {
+      title: `Schedule maintenance of ${cluster.name} on its etcd hosts`,
+      placeHolder:
+        "When each host's timer runs (host time); only the leader's host acts: compaction, defragmentation one member at a time",
+    });
+    if (!pick) return;
+    if (pick.remove) {
+      await runProvisionTask(ctx, cluster.name, undefined, 'maintain-timer', { remove: true });
+      return;
+    }
+    let onCalendar = pick.onCalendar;
+    if (pick.custom)
+      onCalendar = await vscode.window.showInputBox({
+        title: 'OnCalendar (systemd.time)',
+        value: DEFAULT_ON_CALENDAR,
+        prompt:
+          'For example "*-*-* 02:30:00", "Mon..Fri 04:00", "hourly"; the hosts check it before anything changes.',
+        validateInput: (v) => calendarProblem(v.trim()),
+      });
+    if (!onCalendar) return;
+    await runProvisionTask(ctx, cluster.name, undefined, 'maintain-timer', {
+      onCalendar: onCalendar.trim(),
+    });
   };
 }

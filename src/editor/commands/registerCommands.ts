@@ -39,7 +39,7 @@ import {
   restoreK3sCommand,
 } from './k3s';
 import { showKeyCommand } from './keyspace';
-import { maintainCommand } from './maintain';
+import { maintainCommand, scheduleMaintenanceCommand } from './maintain';
 import { addMemberCommand, removeMemberCommand } from './member';
 import { migrateSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
@@ -105,6 +105,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     k3sRefreshState: refreshK3sStateCommand(ctx),
     migrateSqliteToEtcd: migrateSqliteCommand(ctx, planDocs),
     maintain: maintainCommand(ctx, planDocs),
+    scheduleMaintenance: scheduleMaintenanceCommand(ctx),
     snapshotSave: saveSnapshotCommand(ctx, planDocs),
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),

@@ -5,12 +5,14 @@ import type { HostRun, RunHooks } from '../../core/plan/runner';
 
 export const TASK_TYPE = 'k3s-etcd';
 
-export type TaskOperationName = 'provision-etcd' | 'install-k3s' | 'restore-etcd';
+export type TaskOperationName =
+  'provision-etcd' | 'install-k3s' | 'restore-etcd' | 'maintain-timer';
 
 export const OPERATIONS: readonly TaskOperationName[] = [
   'provision-etcd',
   'install-k3s',
   'restore-etcd',
+  'maintain-timer',
 ];
 
 export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
@@ -20,6 +22,10 @@ export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
   host?: string;
   /** restore-etcd: the snapshot (.db), absolute or relative to the inventory's folder. */
   snapshot?: string;
+  /** maintain-timer: systemd OnCalendar of the timer (default daily at 03:17). */
+  onCalendar?: string;
+  /** maintain-timer: take the timer away instead (its reports stay). */
+  remove?: boolean;
 }
 
 /** What a task runs: a dry run, then (after the modal) the real run, with hooks. */

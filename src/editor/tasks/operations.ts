@@ -10,6 +10,7 @@ import { editorSshContext } from '../sshPrompts';
 import { secretTokenStore } from '../tokenStore';
 import type { ConfirmedRestore, K3sEtcdTaskDefinition, TaskOperation } from './definition';
 import { restoreOperation } from './restore';
+import { timerOperation } from './maintainTimer';
 
 /** What the task of `def` runs; `confirmed` only for the restore its modal started. */
 export async function operationFor(
@@ -22,6 +23,7 @@ export async function operationFor(
   if (def.operation === 'restore-etcd') return restoreOperation(ctx, cluster, def, confirmed);
   const ssh = await editorSshContext(ctx);
   const only = def.host ? [def.host] : undefined;
+  if (def.operation === 'maintain-timer') return timerOperation(ctx, cluster, def, ssh, only);
   if (def.operation === 'install-k3s') {
     const hosts = selectK3sServers(cluster, only).map((h) => h.name);
     const file = (ctx.inventory.current() as { file: string }).file;

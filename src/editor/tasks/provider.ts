@@ -40,7 +40,11 @@ export function provisionTask(
       ? 'install K3s'
       : def.operation === 'restore-etcd'
         ? `restore etcd from ${basename(def.snapshot ?? 'a snapshot')}`
-        : 'provision etcd';
+        : def.operation === 'maintain-timer'
+          ? def.remove
+            ? 'remove the maintenance timer'
+            : 'schedule maintenance'
+          : 'provision etcd';
   const name = def.host ? `${verb} on ${def.host} (${def.cluster})` : `${verb} (${def.cluster})`;
   const task = new vscode.Task(
     def,
@@ -101,12 +105,14 @@ export async function runProvisionTask(
   cluster: string,
   host?: string,
   operation: TaskOperationName = 'provision-etcd',
+  extra: Pick<K3sEtcdTaskDefinition, 'onCalendar' | 'remove'> = {},
 ): Promise<void> {
   const def: K3sEtcdTaskDefinition = {
     type: TASK_TYPE,
     operation,
     cluster,
     ...(host ? { host } : {}),
+    ...extra,
   };
   const local = await hostTerminalTask(ctx, def).catch((err: unknown) => {
     ctx.log.warn(`cannot run in this host's terminal: ${errorMessage(err)}`);
