@@ -130,7 +130,7 @@ describe('the NOSPACE rescue raises the quota on real hosts', () => {
     }
   });
 
-  it('the maintenance timer runs once on every host; the leader host defragments, writes go on', async () => {
+  it('the maintenance timer runs once on every host; the leader host defragments, writes go on', async (t) => {
     const file = join(dir, 'k3s-etcd.yaml');
     const cluster = await loadCluster(file);
     const conn = await connectionFor(cluster);
@@ -223,6 +223,9 @@ describe('the NOSPACE rescue raises the quota on real hosts', () => {
       assert.equal(run.defragmented.length, 3, run.lines.join('\n'));
       assert.equal(run.defragmented.at(-1), run.host, 'the leader (its own member) goes last');
       assert.match(run.lines.join('\n'), /compact/);
+      t.diagnostic(
+        `${run.host}: ${run.lines.join(' | ')}; writes ${stats.ok} ok, ${stats.failed} failed`,
+      );
       const after = await sizes();
       for (let i = 0; i < 3; i++)
         assert.ok(after[i]! < before[i]!, `member ${i + 1}: ${before[i]} → ${after[i]} bytes`);
