@@ -47,6 +47,8 @@ export interface MemberPlanInput {
   /** `name=peerURL,...` for a first start. */
   initialCluster: string;
   initialState: 'new' | 'existing';
+  /** Joins as a learner: ready when it answers `endpoint status` (it refuses quorum reads). */
+  learner?: boolean;
 }
 
 const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
@@ -325,8 +327,10 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
     {
       kind: 'wait',
       id: 'healthy',
-      title: `etcd answers healthy on https://${hostPort(addr, port)} over mutual TLS`,
-      check: `${q(etcdctl)} --endpoints=${q(clientUrl(cluster, host))} --cacert=${PKI}/ca.pem --cert=${PKI}/server.pem --key=${PKI}/server-key.pem --command-timeout=3s endpoint health >/dev/null 2>&1`,
+      title: input.learner
+        ? `etcd answers as a learner on https://${hostPort(addr, port)} over mutual TLS`
+        : `etcd answers healthy on https://${hostPort(addr, port)} over mutual TLS`,
+      check: `${q(etcdctl)} --endpoints=${q(clientUrl(cluster, host))} --cacert=${PKI}/ca.pem --cert=${PKI}/server.pem --key=${PKI}/server-key.pem --command-timeout=3s endpoint ${input.learner ? 'status' : 'health'} >/dev/null 2>&1`,
       seconds: 60,
       onTimeout: journalTail('etcd'),
       message:

@@ -18,6 +18,8 @@ import { checkDataDir } from '../etcd/memberHost';
 import type { RunHooks } from '../plan/runner';
 import { quorumAfterRemoval } from '../etcd/quorum';
 import { provisionEtcd, type ProvisionOptions, type ProvisionResult } from './provision';
+import { waitHealthy } from '../etcd/health';
+import type { Etcd3 } from 'etcd3';
 
 /** An etcd member name as the inventory allows them (letters, digits, '-', '_', '.'). */
 const MEMBER_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -74,6 +76,39 @@ async function retryUnhealthy<T>(f: () => Promise<T>, signal?: AbortSignal): Pro
 
 export interface MemberAddResult extends ProvisionResult {
   memberId: string;
+  /** With `learner`: whether it was promoted to a voter (it had caught up). */
+  promoted?: boolean;
+}
+
+/** How long a learner may take to catch up before its promotion is given up. */
+export const PROMOTE_TIMEOUT_MS = 120_000;
+
+/**
+ * Promotes learner `id` once it has caught up: etcd refuses ("can only promote a learner member
+ * which is in sync with leader") until the learner's log is near the leader's, so that answer is
+ * retried until `timeoutMs`; any other refusal ends it.
+ */
+export async function promoteLearner(
+  client: Etcd3,
+  id: string,
+  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const until = Date.now() + (opts.timeoutMs ?? PROMOTE_TIMEOUT_MS);
+  for (;;) {
+    try {
+      await client.cluster.memberPromote({ ID: memberIdFromHex(id) });
+      return;
+    } catch (err) {
+      const m = errorMessage(err);
+      const waiting = /in sync with leader|not ready|unhealthy cluster|too many learner/i.test(m);
+      if (!waiting || Date.now() > until || opts.signal?.aborted)
+        throw new K3sEtcdError(
+          'etcd-unreachable',
+          `member promote ${id}: ${m}${waiting ? ` (still not caught up after ${Math.round((opts.timeoutMs ?? PROMOTE_TIMEOUT_MS) / 1000)} s)` : ''}. It stays a learner: it counts for no quorum; promote it later with \`etcdctl member promote ${id}\`, or remove it.`,
+        );
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /**
@@ -83,8 +118,12 @@ export interface MemberAddResult extends ProvisionResult {
 export async function addMember(
   cluster: Cluster,
   hostName: string,
-  opts: Omit<ProvisionOptions, 'hosts' | 'initial'>,
+  opts: Omit<ProvisionOptions, 'hosts' | 'initial'> & {
+    /** Join as a learner (no vote, no quorum at stake), promoted once it has caught up. */
+    learner?: boolean;
+  },
 ): Promise<MemberAddResult> {
+  const learner = opts.learner === true;
   checkDataDir(cluster);
   const [host] = selectHosts(cluster, [hostName]);
   if (!host) throw new K3sEtcdError('usage', `No host ${hostName}`);
@@ -112,7 +151,7 @@ export async function addMember(
       ...opts,
       dryRun: true,
       hosts: [host.name],
-      initial: { cluster: joinCluster, state: 'existing' },
+      initial: { cluster: joinCluster, state: 'existing', ...(learner ? { learner } : {}) },
       skipMembershipCheck: true,
     });
     const blocked = preflight.runs.find((r) => r.status === 'failed' || r.status === 'cancelled');
@@ -121,13 +160,16 @@ export async function addMember(
     }
     if (!added) {
       const res = await retryUnhealthy(
-        () => client.cluster.memberAdd({ peerURLs: [url] }),
+        () =>
+          client.cluster.memberAdd({ peerURLs: [url], ...(learner ? { isLearner: true } : {}) }),
         opts.signal,
       );
       added = toMember(res.member);
       opts.onLine?.(
         host.name,
-        `member add: ${added.id} ${url} (cluster of ${voters} → ${voters + 1})`,
+        learner
+          ? `member add --learner: ${added.id} ${url} (${voters} voters; it gets a vote once caught up)`
+          : `member add: ${added.id} ${url} (cluster of ${voters} → ${voters + 1})`,
       );
     }
     const members = added
@@ -137,12 +179,15 @@ export async function addMember(
       ...members.filter((m) => m.name).map((m) => liveMemberEntry(cluster, m)),
       ...(added ? [] : [`${host.memberName}=${url}`]),
     ].join(',');
-    const result = await provisionEtcd(cluster, {
-      ...opts,
-      hosts: [host.name],
-      initial: { cluster: initialCluster, state: 'existing' },
-      skipMembershipCheck: true,
-    });
+    const result: MemberAddResult = {
+      ...(await provisionEtcd(cluster, {
+        ...opts,
+        hosts: [host.name],
+        initial: { cluster: initialCluster, state: 'existing', ...(learner ? { learner } : {}) },
+        skipMembershipCheck: true,
+      })),
+      memberId: added?.id ?? '(not added: dry run)',
+    };
     const failed = result.runs.some((r) => r.status === 'failed' || r.status === 'cancelled');
     const ours = added && !current.some((m) => m.id === added?.id) ? added : undefined;
     if (failed && ours) {
@@ -160,7 +205,17 @@ export async function addMember(
           ),
       );
     }
-    return { ...result, memberId: added?.id ?? '(not added: dry run)' };
+    if (!failed && learner && added) {
+      if (added.isLearner) {
+        await promoteLearner(client, added.id, opts.signal ? { signal: opts.signal } : {});
+        opts.onLine?.(host.name, `member promote ${added.id}: a voter now (it had caught up)`);
+        result.promoted = true;
+      }
+      const health = await waitHealthy(cluster, selectHosts(cluster), 60_000, opts.signal);
+      result.healthy = health.ok;
+      result.healthSummary = health.summary;
+    }
+    return result;
   } finally {
     client.close();
   }

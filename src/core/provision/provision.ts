@@ -26,7 +26,7 @@ export async function planMember(
   cluster: Cluster,
   host: Host,
   facts: HostFacts,
-  initial: { cluster: string; state: 'new' | 'existing' },
+  initial: { cluster: string; state: 'new' | 'existing'; learner?: boolean },
 ): Promise<HostPlan> {
   const binaries = await resolveBinaries(cluster, host, facts);
   return planEtcdMember({
@@ -36,6 +36,7 @@ export async function planMember(
     binaries,
     initialCluster: initial.cluster,
     initialState: initial.state,
+    ...(initial.learner ? { learner: true } : {}),
   });
 }
 
@@ -44,8 +45,13 @@ export interface ProvisionOptions extends RunHooks {
   hosts?: string[];
   dryRun: boolean;
   ssh: SshContext;
-  /** Overrides for adding a member to a running cluster (the host joins: nothing rolls). */
-  initial?: { cluster: string; state: 'new' | 'existing' };
+  /**
+   * Overrides for adding a member to a running cluster (the host joins: nothing rolls). A
+   * `learner` joins without a vote: it is ready when it answers `endpoint status` (a learner
+   * refuses the quorum read of `endpoint health`), and no health wait follows: its caller
+   * promotes it once it has caught up.
+   */
+  initial?: { cluster: string; state: 'new' | 'existing'; learner?: boolean };
   /** Skip the check against the live member list (used by add, which did it itself). */
   skipMembershipCheck?: boolean;
   /** After an IP change: the kept ETCD_INITIAL_* lines name the new address instead of the old. */
@@ -124,7 +130,11 @@ export async function provisionEtcd(
           `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
         );
       }
-      return planMember(cluster, host, facts, { cluster: initialCluster, state: initialState });
+      return planMember(cluster, host, facts, {
+        cluster: initialCluster,
+        state: initialState,
+        ...(opts.initial?.learner ? { learner: true } : {}),
+      });
     },
   }));
   const { runs, plan } = await runRolling(jobs, { ...opts, ...(running ? { live: running } : {}) });
@@ -133,7 +143,7 @@ export async function provisionEtcd(
     const status = runs.find((r) => r.host === h.name)?.status;
     return status === 'changed' || status === 'unchanged';
   });
-  if (done.length === 0) return { runs, rolling: plan };
+  if (done.length === 0 || opts.initial?.learner) return { runs, rolling: plan };
   const health = await waitHealthy(cluster, done, 30_000, opts.signal);
   return { runs, healthy: health.ok, healthSummary: health.summary, rolling: plan };
 }
