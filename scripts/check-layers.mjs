@@ -9,7 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
-//                              maintain/
+//                              maintain/ recover/
 //                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -40,19 +40,23 @@ const OPERATIONS = [
   'maintain',
   'upgrade',
   'keyspace',
+  'recover',
 ];
 const VIEWS = ['tree'];
 /**
  * Operations built from other operations, each with the ones it runs: repair re-provisions the
  * member (provision) and re-points the K3s servers (k3s); upgrade takes a snapshot (snapshot),
  * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
- * hop's version (provision). A composed operation is imported by
+ * hop's version (provision); recover replaces a member (provision's add and remove) and re-points
+ * the K3s servers (k3s), or rebuilds a cluster that lost its quorum from a snapshot-backed
+ * survivor (snapshot, provision). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
   repair: ['provision', 'k3s'],
   upgrade: ['provision', 'snapshot', 'restore'],
   maintain: ['keyspace'],
+  recover: ['provision', 'k3s', 'snapshot'],
 };
 
 function files(dir) {

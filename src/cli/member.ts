@@ -1,6 +1,10 @@
-/** `k3s-etcd member add|remove`: grow or shrink the running etcd cluster, over SSH. */
+/**
+ * `k3s-etcd member add|remove|replace`: grow or shrink the running etcd cluster, or replace a
+ * failed member in one step, over SSH.
+ */
 import { peerUrl, selectHosts } from '../core/inventory/select';
 import { addMember, removeMember } from '../core/provision/members';
+import { planReplace, replaceMember } from '../core/recover/replace';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { printer, report, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
 
@@ -85,4 +89,62 @@ ${SSH_HELP}`,
   },
 };
 
-export const MEMBER_COMMANDS: Subcommand[] = [memberAddCommand, memberRemoveCommand];
+const memberReplaceCommand: Subcommand = {
+  name: 'member replace',
+  summary:
+    'Replace a failed member in one step: remove it, then a learner on the same or another host',
+  usage:
+    'k3s-etcd member replace MEMBER [--host NEW_HOST] [--dry-run] [--accept-new-host-keys] [--yes]',
+  details: `The replacement host is checked first (a dry run of its provisioning); then MEMBER leaves the
+member list (refused when that would cost the quorum), etcd is stopped on its host and its data
+dir moved aside (<dataDir>.removed-<time>) if the host answers, and the replacement joins as a
+learner with a fresh data dir, promoted to a voter once it has caught up. Same host by default
+(after a disk loss); --host NEW_HOST (a host of the inventory without the etcd role) gets the
+member certificates and the etcd role in k3s-etcd.yaml (MEMBER's host loses it, and its entry
+goes when no role is left), and K3s servers whose datastore-endpoint names MEMBER are re-pointed
+one at a time. Without a quorum it is refused: use \`k3s-etcd recover\`. Shows the steps and asks
+(--yes to skip); --dry-run only shows them. Exit 1 when refused or not healthy after.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, host: { type: 'string' } },
+  maxArgs: 1,
+  async run(ctx) {
+    const name = ctx.args[0];
+    if (!name) throw new UsageError('member replace needs the MEMBER (host or member name)');
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const newHost = typeof ctx.values['host'] === 'string' ? ctx.values['host'] : undefined;
+    const plan = await planReplace(cluster, name, newHost ? { newHost } : {});
+    const dryRun = ctx.values['dry-run'] === true;
+    if (ctx.global.json && dryRun) {
+      json(ctx, { plan });
+      return 0;
+    }
+    const show = dryRun ? ctx.io.out : ctx.io.err;
+    show(
+      `Replace ${plan.old.member}${plan.old.id ? ` (${plan.old.id})` : ''} of ${cluster.name} on ${plan.target.sameHost ? `its own host ${plan.target.host}` : plan.target.host}:`,
+    );
+    plan.lines.forEach((l, i) => show(`  ${i + 1}. ${l}`));
+    if (dryRun) return 0;
+    if (!(await confirm(ctx, `Replace ${plan.old.member} now?`))) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const r = await replaceMember(cluster, plan, {
+      ssh: await sshContext(ctx),
+      inventoryFile: ctx.global.inventory,
+      onLine: printer(ctx),
+    });
+    if (ctx.global.json) json(ctx, r);
+    else
+      ctx.io.out(
+        `${plan.target.member} joined as ${r.memberId}${r.promoted ? ', promoted to a voter' : ''}; ${r.healthSummary ?? (r.healthy ? 'healthy' : 'not healthy')}`,
+      );
+    return r.healthy ? 0 : 1;
+  },
+};
+
+export const MEMBER_COMMANDS: Subcommand[] = [
+  memberAddCommand,
+  memberRemoveCommand,
+  memberReplaceCommand,
+];

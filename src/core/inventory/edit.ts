@@ -110,3 +110,73 @@ export async function setEtcdQuota(
     /^\d+$/.test(value) ? Number(value) : value,
   );
 }
+
+/**
+ * Moves the `etcd` role of cluster `clusterName` from host `from` to host `to` (a member
+ * replaced on another host): `to` gains it (unless it has it), `from` loses it, and `from`'s
+ * entry goes when no role is left (the inventory wants at least one). Flow-style roles
+ * (`roles: [etcd, k3s-server]`) and a host on its own line are edited in the text, so every
+ * other line, comment and spacing stays as written; other layouts go through the YAML model.
+ * Returns whether `from`'s entry was removed.
+ */
+export async function moveEtcdRole(
+  file: string,
+  clusterName: string,
+  from: string,
+  to: string,
+): Promise<{ removedHost: boolean }> {
+  const text = await readFile(file, 'utf8');
+  const doc = parseDocument(text);
+  const clusters = doc.get('clusters', true);
+  const cluster = isSeq(clusters)
+    ? clusters.items.find((c) => isMap(c) && c.get('name') === clusterName)
+    : undefined;
+  const hosts = isMap(cluster) ? cluster.get('hosts', true) : undefined;
+  const find = (name: string) =>
+    isSeq(hosts) ? hosts.items.find((h) => isMap(h) && h.get('name') === name) : undefined;
+  const a = find(from);
+  const b = find(to);
+  const ra = isMap(a) ? a.get('roles', true) : undefined;
+  const rb = isMap(b) ? b.get('roles', true) : undefined;
+  if (!isSeq(hosts) || !isMap(a) || !isSeq(ra) || !isSeq(rb)) {
+    throw new K3sEtcdError(
+      'inventory-invalid',
+      `Cannot find the roles of hosts ${from} and ${to} (cluster ${clusterName}) in ${file}.`,
+    );
+  }
+  const value = (n: unknown) => String(isScalar(n) ? n.value : n);
+  const keepA = ra.items.map(value).filter((r) => r !== 'etcd');
+  const wantB = rb.items.map(value);
+  if (!wantB.includes('etcd')) wantB.push('etcd');
+  const removedHost = keepA.length === 0;
+
+  const edits: Array<[number, number, string]> = [];
+  const flow = (n: typeof ra) => n.flow === true && n.range !== undefined && n.range !== null;
+  const lineOf = (pos: number): [number, number] => {
+    const start = text.lastIndexOf('\n', pos - 1) + 1;
+    const nl = text.indexOf('\n', pos);
+    return [start, nl < 0 ? text.length : nl + 1];
+  };
+  let surgical = flow(rb) && (removedHost ? a.range !== undefined && a.range !== null : flow(ra));
+  if (surgical && removedHost) {
+    // The entry must sit alone on its line(s): `- { name: …, … } # comment`.
+    const [s0] = lineOf(a.range![0]);
+    const [, e1] = lineOf(Math.max(a.range![0], a.range![1] - 1));
+    const before = text.slice(s0, a.range![0]);
+    if (/^\s*-\s*$/.test(before) && hosts.items.length > 1) edits.push([s0, e1, '']);
+    else surgical = false;
+  } else if (surgical) edits.push([ra.range![0], ra.range![1], `[${keepA.join(', ')}]`]);
+  if (surgical) edits.push([rb.range![0], rb.range![1], `[${wantB.join(', ')}]`]);
+  if (surgical) {
+    let next = text;
+    for (const [s0, e0, r] of edits.sort((x, y) => y[0] - x[0]))
+      next = next.slice(0, s0) + r + next.slice(e0);
+    await writeFileAtomic(file, next);
+    return { removedHost };
+  }
+  rb.items = wantB.map((r) => doc.createNode(r));
+  ra.items = keepA.map((r) => doc.createNode(r));
+  if (removedHost) hosts.items = hosts.items.filter((h) => h !== a);
+  await writeFileAtomic(file, doc.toString());
+  return { removedHost };
+}

@@ -226,6 +226,11 @@ export interface MemberRemoveOptions extends RunHooks {
   dryRun: boolean;
   /** Also delete the data dir (the caller confirmed it naming the path). */
   purgeData?: boolean;
+  /**
+   * A host that does not answer over SSH is said, not an error (a dead host being replaced
+   * elsewhere): the member is out of the list either way, and its data stays as it was.
+   */
+  unreachableOk?: boolean;
 }
 
 export async function removeMember(
@@ -298,7 +303,16 @@ export async function removeMember(
     for (const c of commands) say(`would run on ${host.name}: ${c}`);
     return { ...(memberId ? { memberId } : {}), lines };
   }
-  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
+  let t: Awaited<ReturnType<ReturnType<typeof sshOpener>>>;
+  try {
+    t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
+  } catch (err) {
+    if (!opts.unreachableOk) throw err;
+    say(
+      `${host.name} does not answer over SSH (${errorMessage(err)}): its unit and data were left as they are. Never start etcd there again with that data: it would try to rejoin with its old member ID`,
+    );
+    return { ...(memberId ? { memberId } : {}), lines };
+  }
   try {
     for (const c of commands) {
       const r = await t.exec(c, { sudo: true, ...(opts.signal ? { signal: opts.signal } : {}) });
