@@ -19,6 +19,7 @@ export const COMMANDS = {
   provisionPreview: 'k3sEtcd.provision.preview',
   memberAdd: 'k3sEtcd.member.add',
   memberRemove: 'k3sEtcd.member.remove',
+  memberReplace: 'k3sEtcd.member.replace',
   memberFixPeerUrl: 'k3sEtcd.member.fixPeerUrl',
   upgradeEtcd: 'k3sEtcd.upgrade.etcd',
   k3sInstall: 'k3sEtcd.k3s.install',

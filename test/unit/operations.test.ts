@@ -32,7 +32,10 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   },
   provision: { cli: ['provision etcd'], editor: ['provisionEtcd', 'provisionPreview'] },
   upgrade: { cli: ['upgrade'], editor: ['upgradeEtcd'] },
-  member: { cli: ['member add', 'member remove'], editor: ['memberAdd', 'memberRemove'] },
+  member: {
+    cli: ['member add', 'member remove', 'member replace'],
+    editor: ['memberAdd', 'memberRemove', 'memberReplace'],
+  },
   repair: { cli: ['member fix-peer-url'], editor: ['memberFixPeerUrl'] },
   k3s: {
     cli: ['k3s install', 'k3s backup', 'k3s restore', 'k3s kubeconfig'],

@@ -249,6 +249,7 @@ describe('tree model', () => {
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
         'k3sEtcd.provision.etcd|inline@2': ['cluster'],
         'k3sEtcd.member.add': ['host'],
+        'k3sEtcd.member.replace': ['member'],
         'k3sEtcd.member.remove': ['member'],
         'k3sEtcd.member.fixPeerUrl': ['member'],
         'k3sEtcd.upgrade.etcd': ['cluster'],

@@ -1,4 +1,4 @@
-/** Add and remove etcd members (the CLI's `member add|remove`). */
+/** Add, remove and replace etcd members (the CLI's `member add|remove|replace`). */
 import * as vscode from 'vscode';
 import { peerUrl } from '../../core/inventory/select';
 import { addMember, removeMember } from '../../core/provision/members';
@@ -8,6 +8,8 @@ import type { ExtensionCtx } from '../ctx';
 import { hostOf, pickEtcdHost, resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
 import { editorSshContext } from '../sshPrompts';
+import { planReplace, replaceMember } from '../../core/recover/replace';
+import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
 
 export function addMemberCommand(ctx: ExtensionCtx) {
   return async (node?: TreeNode): Promise<void> => {
@@ -94,6 +96,93 @@ export function removeMemberCommand(ctx: ExtensionCtx) {
     void ctx.health.refreshAll();
     void vscode.window.showInformationMessage(
       `${host.memberName}${r.memberId ? ` (${r.memberId})` : ''} removed from ${cluster.name}. ${r.lines.at(-1) ?? ''}`,
+    );
+  };
+}
+
+/**
+ * "Replace Member…" (the CLI's `member replace`): where the replacement goes (its own host after
+ * a disk loss, or a host of the inventory without the etcd role), the steps shown rendered and
+ * in a modal, then the replacement with progress and cancel.
+ */
+export function replaceMemberCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefined) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const host =
+      hostOf(cluster, node) ?? (await pickEtcdHost(cluster, 'Replace which etcd member?'));
+    const spares = cluster.hosts.filter((h) => !h.roles.includes('etcd'));
+    type Where = vscode.QuickPickItem & { host?: string };
+    const where = await vscode.window.showQuickPick<Where>(
+      [
+        {
+          label: `$(debug-restart) On ${host.name} itself`,
+          description: host.address,
+          detail: 'After a disk loss or a broken database: a fresh data dir, a new member ID',
+        },
+        ...spares.map((h) => ({
+          label: `$(server) On ${h.name}`,
+          description: `${h.address} · ${h.roles.join(', ')}`,
+          detail: `${h.name} gets the member certificates and the etcd role; K3s servers are re-pointed`,
+          host: h.name,
+        })),
+      ],
+      {
+        title: `Replace etcd member ${host.memberName} of ${cluster.name}`,
+        placeHolder: spares.length
+          ? 'Where does the replacement run?'
+          : `Where does the replacement run? (other hosts need an entry in k3s-etcd.yaml without the etcd role)`,
+      },
+    );
+    if (!where) return;
+    const plan = await withCancellableProgress(`Reading ${cluster.name}`, (_r, signal) =>
+      planReplace(cluster, host.name, { ...(where.host ? { newHost: where.host } : {}), signal }),
+    );
+    const steps = plan.lines.map((l, i) => `${i + 1}. ${l}`);
+    if (docs)
+      await showPlan(
+        docs,
+        planUri(`replace-${cluster.name}-${plan.old.member}.md`),
+        [
+          `# Replace ${plan.old.member} of ${cluster.name}`,
+          '',
+          '```text',
+          ...steps,
+          '```',
+          '',
+        ].join('\n'),
+      );
+    const choice = await vscode.window.showWarningMessage(
+      `Replace ${plan.old.member}${plan.old.id ? ` (${plan.old.id})` : ''} on ${plan.target.sameHost ? `its own host ${plan.target.host}` : plan.target.host}?`,
+      {
+        modal: true,
+        detail: [
+          ...steps,
+          '',
+          `${plan.target.host} is checked first; nothing is removed if it cannot be provisioned. The replacement joins as a learner, so the quorum never depends on it while it catches up.`,
+        ].join('\n'),
+      },
+      'Replace Member',
+    );
+    if (choice !== 'Replace Member') return;
+    const ssh = await editorSshContext(ctx);
+    const file = (ctx.inventory.current() as { file: string }).file;
+    const r = await withCancellableProgress(
+      `Replacing ${plan.old.member} of ${cluster.name}`,
+      (report, signal) =>
+        replaceMember(cluster, plan, {
+          ssh,
+          signal,
+          inventoryFile: file,
+          onLine: (h, l) => {
+            ctx.log.info(`[${h}] ${l}`);
+            if (!/^(==>|<==)/.test(l)) report(`${h}: ${l}`);
+          },
+        }),
+    );
+    void ctx.health.refreshAll();
+    const say = r.healthy ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+    void say(
+      `${plan.target.member} joined ${cluster.name} as ${r.memberId}${r.promoted ? ' and is a voter' : ''}: ${r.healthSummary ?? (r.healthy ? 'healthy' : 'not healthy yet')}.`,
     );
   };
 }

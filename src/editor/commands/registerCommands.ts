@@ -40,7 +40,7 @@ import {
 } from './k3s';
 import { showKeyCommand } from './keyspace';
 import { maintainCommand, scheduleMaintenanceCommand } from './maintain';
-import { addMemberCommand, removeMemberCommand } from './member';
+import { addMemberCommand, removeMemberCommand, replaceMemberCommand } from './member';
 import { migrateSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
@@ -96,6 +96,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     provisionPreview: previewPlanCommand(ctx, planDocs),
     memberAdd: addMemberCommand(ctx),
     memberRemove: removeMemberCommand(ctx),
+    memberReplace: replaceMemberCommand(ctx, planDocs),
     memberFixPeerUrl: fixPeerUrlCommand(ctx),
     k3sInstall: installK3sCommand(ctx),
     k3sPreview: previewK3sPlanCommand(ctx, planDocs),
