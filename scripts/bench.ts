@@ -27,6 +27,7 @@ import { admin, etcdWithOurCerts } from './harness/etcdTls';
 import { findFiles } from './harness/files';
 import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
+import { benchReplace } from './benchReplace';
 import { benchRepair } from './benchRepair';
 import { benchRolling } from './benchRolling';
 import { benchMigrate } from './benchMigrate';
@@ -291,6 +292,7 @@ async function main(): Promise<void> {
   if (only === 'perf') return benchPerf(['s', 'm', 'l']);
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
+  if (only === 'replace') return benchReplace();
   if (only === 'rolling') return benchRolling();
   if (only === 'migrate') return benchMigrate();
   if (only === 'metrics') return benchMetrics();
@@ -303,6 +305,7 @@ async function main(): Promise<void> {
   await statusRefresh();
   await benchProvision();
   await benchRepair();
+  await benchReplace();
   await benchRolling();
   await benchMigrate();
   await benchMetrics();
