@@ -9,7 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
-//                              maintain/ recover/
+//                              maintain/ recover/ backup/
 //                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -41,6 +41,7 @@ const OPERATIONS = [
   'upgrade',
   'keyspace',
   'recover',
+  'backup',
 ];
 const VIEWS = ['tree'];
 /**

@@ -11,6 +11,7 @@ import type { Document, Node as YamlNode } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import { DEFAULT_ETCD_VERSION } from '../etcdRelease/version';
 import { buildTuning, checkTuning, type RawTuning } from './etcdTuning';
+import { backupProblems, buildBackup, type RawBackup } from './backup';
 import { validateSchema } from './schema';
 import { etcdHosts, hostPort } from './select';
 import type {
@@ -100,8 +101,10 @@ interface RawCluster {
     caValidityDays?: number;
     leafValidityDays?: number;
   };
+  backup?: RawBackup;
   hosts: RawHost[];
 }
+
 interface RawInventory {
   version: 1;
   clusters: RawCluster[];
@@ -290,6 +293,7 @@ function buildInventory(raw: RawInventory, file: string, loc: Locator): Inventor
       tlsSan: [...(c.k3s?.tlsSan ?? [])],
     },
     ...(c.knownHostsFile ? { knownHostsFile: expandPath(c.knownHostsFile, baseDir) } : {}),
+    ...(c.backup ? { backup: buildBackup(c.backup, (p) => expandPath(p, baseDir)) } : {}),
     pki: {
       dir: expandPath(c.pki?.dir ?? `pki/${c.name}`, baseDir),
       ...(c.pki?.algorithm ? { algorithm: c.pki.algorithm } : {}),
@@ -484,6 +488,10 @@ function semanticProblems(raw: RawInventory, loc: Locator): Problem[] {
         'install: upload needs etcd.uploadPath (a tarball etcd-<version>-linux-<arch>.tar.gz or a folder holding etcd and etcdctl)',
       );
     }
+
+    if (c.backup)
+      for (const b of backupProblems(c.backup, c.hosts))
+        problem(b.severity, ['clusters', ci, 'backup', ...b.path], b.message);
 
     const hostNames = new Map<string, number>();
     const memberNames = new Map<string, number>();

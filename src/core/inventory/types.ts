@@ -39,6 +39,32 @@ export interface K3sSettings {
   tlsSan: string[];
 }
 
+export type BackupDestination =
+  | { kind: 'host'; host: string; path: string }
+  | {
+      kind: 's3';
+      endpoint: string;
+      bucket: string;
+      prefix: string;
+      region: string;
+      /** On the backup hosts (0600): AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines. */
+      credentialsFile: string;
+    };
+
+/** The cluster's `backup:` block with its defaults (inventory/backup.ts). */
+export interface BackupSettings {
+  interval: string;
+  intervalSeconds: number;
+  keep: { hourly: number; daily: number; weekly: number };
+  /** Absolute, on this machine: the recipients' PEM public keys. */
+  recipientsFile: string;
+  /** etcd hosts that get the timer (undefined: every etcd host). */
+  hosts?: string[];
+  /** On the backup hosts. */
+  localDir: string;
+  destinations: BackupDestination[];
+}
+
 export interface Cluster {
   name: string;
   datastore: Datastore;
@@ -67,6 +93,8 @@ export interface Cluster {
   k3s: K3sSettings;
   /** Absolute; adds to (never overrides) ~/.ssh/config's UserKnownHostsFile or ~/.ssh/known_hosts. */
   knownHostsFile?: string;
+  /** Backups on the hosts (`k3s-etcd backup install`), when the inventory asks for them. */
+  backup?: BackupSettings;
   /** `dir` is absolute; `algorithm` is undefined when the inventory leaves it to the setting. */
   pki: { dir: string; algorithm?: KeyAlgorithm; caValidityDays: number; leafValidityDays: number };
   hosts: Host[];

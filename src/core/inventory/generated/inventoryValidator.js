@@ -2,8 +2,8 @@
 "use strict";
 module.exports = validate10;
 module.exports.default = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
-const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"K3s etcd inventory (k3s-etcd.yaml)","description":"Clusters, edge hosts and etcd members managed by the K3s etcd extension. Secrets never go in this file.","type":"object","additionalProperties":false,"required":["version","clusters"],"properties":{"version":{"description":"Inventory format version. Always 1.","const":1},"clusters":{"description":"The K3s clusters and their datastores.","type":"array","minItems":1,"items":{"$ref":"#/definitions/cluster"}}},"definitions":{"name":{"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."},"port":{"type":"integer","minimum":1,"maximum":65535},"cluster":{"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"backup":{"type":"object","description":"Backups that run on the etcd hosts without the editor (k3s-etcd backup install): a systemd timer saves a snapshot from a healthy member, records its revision, key count and SHA-256, compresses and encrypts it to the recipients' public keys, keeps generations, and copies it off the host.","additionalProperties":false,"required":["encryption"],"properties":{"interval":{"type":"string","pattern":"^[1-9][0-9]{0,3}(m|h|d)$","default":"1h","description":"The timer's period: 30m, 1h, 6h, 1d. Status calls a backup stale past twice this."},"keep":{"type":"object","additionalProperties":false,"description":"Generations kept, locally and at every destination: the newest backup of each of the last N hours, days and ISO weeks. Default { hourly: 24, daily: 7, weekly: 4 }.","properties":{"hourly":{"type":"integer","minimum":0,"maximum":1000},"daily":{"type":"integer","minimum":0,"maximum":1000},"weekly":{"type":"integer","minimum":0,"maximum":1000}}},"encryption":{"type":"object","additionalProperties":false,"required":["recipientsFile"],"properties":{"recipientsFile":{"type":"string","minLength":1,"description":"PEM RSA public keys (3072 bits or more), relative to this file: every backup is readable with any one of their private keys, which never go in the workspace (k3s-etcd backup keygen makes a pair)."}}},"hosts":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/name"},"description":"etcd hosts that get the timer (default: every etcd host). Only the host whose member leads takes each backup."},"localDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","default":"/var/lib/k3s-etcd/backups","description":"Where each backup host keeps its encrypted backups and records (0700)."},"destinations":{"type":"array","description":"Where each backup is copied off the host.","items":{"oneOf":[{"type":"object","additionalProperties":false,"required":["host","path"],"properties":{"host":{"$ref":"#/definitions/name","description":"Another host of this cluster, reached over SSH from the backup host with a key the plan installs (restricted to this folder)."},"path":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","description":"Absolute folder on that host."}}},{"type":"object","additionalProperties":false,"required":["s3"],"properties":{"s3":{"type":"object","additionalProperties":false,"required":["endpoint","bucket","credentialsFile"],"properties":{"endpoint":{"type":"string","pattern":"^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$","description":"S3-compatible endpoint, for example https://s3.example:9000."},"bucket":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},"prefix":{"type":"string","pattern":"^[A-Za-z0-9._/-]*$","default":"","description":"Key prefix, for example edge-a/."},"region":{"type":"string","pattern":"^[a-z0-9-]+$","default":"us-east-1"},"credentialsFile":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","description":"On the backup hosts: a 0600 file with AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines. The credentials never go in the inventory."}}}}}]}}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}},"host":{"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}}}};
+const schema12 = {"type":"object","additionalProperties":false,"required":["name","hosts"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique cluster name; also the default certificate folder (pki/<name>)."},"datastore":{"description":"external-etcd: etcd managed by this extension on the etcd hosts. k3s-embedded-etcd: K3s's own embedded etcd.","enum":["external-etcd","k3s-embedded-etcd"],"default":"external-etcd"},"knownHostsFile":{"type":"string","minLength":1,"description":"A known_hosts file (relative to this file) that adds this cluster's SSH host keys to your own (UserKnownHostsFile from ~/.ssh/config, else ~/.ssh/known_hosts). It never overrides a key your own file knows: such a host is refused. New keys you accept are recorded here."},"etcd":{"type":"object","description":"etcd version and ports. Client URLs are https://<address>:<clientPort>, peer URLs https://<address>:<peerPort>.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v?[0-9]+\\.[0-9]+\\.[0-9]+$","description":"etcd release, for example v3.6.14 (the default). A version below what Kubernetes 1.31+ assumes (3.4.29, 3.5.11) or with a known defect (3.5.0-3.5.19) is warned about.","default":"v3.6.14"},"clientPort":{"$ref":"#/definitions/port","description":"etcd client port.","default":2379},"peerPort":{"$ref":"#/definitions/port","description":"etcd peer port.","default":2380},"metricsPort":{"$ref":"#/definitions/port","description":"Optional. Serve /metrics on a port of its own (etcd's --listen-metrics-urls, on each member's address); the Metrics section and `k3s-etcd metrics` then scrape it instead of the client URL."},"metricsScheme":{"enum":["http","https"],"default":"http","description":"With metricsPort: plain HTTP (etcd's usual choice for a metrics listener) or HTTPS with the client TLS of the cluster."},"tls":{"type":"object","additionalProperties":false,"required":["caFile","certFile","keyFile"],"description":"Client TLS files to reach this etcd, when not the generated admin certificate (pki/<cluster>/client/admin.pem), for example K3s's embedded-etcd files copied locally. Paths relative to this file.","properties":{"caFile":{"type":"string","minLength":1},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1}}},"install":{"enum":["download","upload","installed"],"default":"download","description":"Where provisioning gets the etcd binaries: download the official release on the host (SHA-256 checked), upload them from this machine (uploadPath; offline sites), or use the etcd already installed on the host (its version is checked)."},"uploadPath":{"type":"string","minLength":1,"description":"With install: upload. A release tarball etcd-<version>-linux-<arch>.tar.gz, a folder holding such tarballs, or a folder holding the etcd and etcdctl binaries. Relative to this file."},"downloadUrl":{"type":"string","pattern":"^https?://[^\\s\"'`$\\\\]+$","description":"With install: download. URL template of the release tarball; {version} and {arch} are replaced. Default: the GitHub release of etcd-io/etcd. SHA256SUMS is read from the same folder.","default":"https://github.com/etcd-io/etcd/releases/download/{version}/etcd-{version}-linux-{arch}.tar.gz"},"dataDir":{"type":"string","pattern":"^(?!/(?:etc|proc|sys|dev|boot|bin|sbin|lib|lib32|lib64|libx32|usr|tmp|run|var/(?:tmp|run|lock|log|cache|spool|mail)|var/lib/(?:k3s-etcd|rancher))(?:/|$))(?!/(?:var/(?:lib|opt|local)|home/[^/]+)$)(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._-]+){2,}$","description":"etcd data directory on the hosts: an absolute path of at least two folders of letters, digits, \".\", \"_\" and \"-\", without \".\" or \"..\" segments, and not a system folder (/etc, /usr, /tmp, /run, /var/log, /var/lib itself, a home folder, ...): it is owned by the etcd user (0700), and member remove --purge-data deletes it. Never re-initialised by this extension.","default":"/var/lib/etcd"},"initialClusterToken":{"type":"string","pattern":"^[A-Za-z0-9][-A-Za-z0-9_.]*$","description":"etcd --initial-cluster-token of a new cluster. Default: k3s-etcd-<cluster name>."},"profile":{"enum":["edge"],"description":"Tuning preset. edge: heartbeatInterval 500 and electionTimeout 5000 (ms), as K3s uses for slow links and SD cards; keys set here win over it."},"quotaBackendBytes":{"type":["integer","string"],"minimum":1,"pattern":"^[1-9][0-9]*(KiB|MiB|GiB)$","description":"etcd --quota-backend-bytes: the database size at which etcd raises a NOSPACE alarm and turns read-only, in bytes or as 4GiB / 512MiB. etcd's default 2 GiB; at most 8 GiB is etcd's guidance."},"autoCompactionMode":{"enum":["periodic","revision"],"description":"etcd --auto-compaction-mode. Kubernetes' API server already compacts every 5 minutes."},"autoCompactionRetention":{"type":["integer","string"],"minimum":0,"pattern":"^(0|[1-9][0-9]*|([0-9]+(\\.[0-9]+)?(h|m|s))+)$","description":"etcd --auto-compaction-retention: with periodic a duration (1h, 30m) or whole hours; with revision a number of revisions to keep. 0 turns auto compaction off."},"heartbeatInterval":{"type":"integer","minimum":1,"maximum":10000,"description":"etcd --heartbeat-interval in milliseconds (etcd's default 100). electionTimeout must be at least 5 times it."},"electionTimeout":{"type":"integer","minimum":5,"maximum":50000,"description":"etcd --election-timeout in milliseconds (etcd's default 1000, at most 50000): at least 5 times heartbeatInterval."},"snapshotCount":{"type":"integer","minimum":1,"description":"etcd --snapshot-count: committed transactions between snapshots to disk (default 100000 in 3.4/3.5, 10000 from 3.6)."},"maxRequestBytes":{"type":"integer","minimum":1,"maximum":2147483647,"description":"etcd --max-request-bytes: the largest request a client may send (default 1.5 MiB)."},"corruptCheck":{"type":"boolean","description":"Check a member's data for corruption before it serves (--experimental-initial-corrupt-check up to 3.5, the InitialCorruptCheck feature gate from 3.6)."},"compactHashCheck":{"type":"boolean","description":"The leader compares followers' hashes after each compaction (--experimental-compact-hash-check-enabled from 3.5.5, the CompactHashCheck feature gate from 3.6)."},"cipherSuites":{"type":"array","minItems":1,"uniqueItems":true,"items":{"type":"string","pattern":"^TLS_[A-Z0-9_]+$","description":"a Go TLS cipher suite name such as TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},"description":"etcd --cipher-suites for client and peer TLS 1.2 (empty: Go's defaults). Not with tlsMinVersion TLS1.3."},"tlsMinVersion":{"enum":["TLS1.2","TLS1.3"],"description":"etcd --tls-min-version for client and peer connections (etcd 3.4.25+, 3.5.8+)."},"extraArgs":{"type":"array","items":{"type":"string","minLength":1},"description":"Any other etcd flag as --name=value, passed on etcd's command line (etcd refuses an unknown flag, so a typo stops a rolling change at its first member). Flags k3s-etcd sets itself (URLs, TLS files, name, data dir, initial-*) and flags with a key of their own are refused."}}},"k3s":{"type":"object","description":"How K3s servers (hosts with the role k3s-server) are installed on or re-pointed to the external etcd. The cluster token never goes here: the editor keeps it in its secret storage, the CLI in a 0600 file under ~/.config/k3s-etcd.","additionalProperties":false,"properties":{"version":{"type":"string","pattern":"^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$","description":"INSTALL_K3S_VERSION, for example v1.31.4+k3s1. Default: the installer's stable channel."},"install":{"enum":["online","offline","existing"],"default":"online","description":"online: the official installer (get.k3s.io) with INSTALL_K3S_VERSION. offline: the k3s binary and install.sh kept in offlineDir (INSTALL_K3S_SKIP_DOWNLOAD=true). existing: K3s is already installed: only write the config and restart it."},"offlineDir":{"type":"string","minLength":1,"description":"Folder holding the k3s binary and install.sh for offline sites, relative to this file. Default k3s-offline."},"disable":{"type":"array","uniqueItems":true,"items":{"type":"string","pattern":"^[a-z0-9][-a-z0-9]*$"},"description":"K3s components to disable, for example [servicelb, traefik] as the article does."},"writeKubeconfigMode":{"type":"string","pattern":"^0?[0-7]{3}$","description":"write-kubeconfig-mode of /etc/rancher/k3s/k3s.yaml, for example \"0600\"."},"tlsSan":{"type":"array","uniqueItems":true,"items":{"type":"string","format":"ip-or-hostname"},"description":"Extra names and addresses for the API server certificate (tls-san)."}}},"pki":{"type":"object","description":"Where the cluster's TLS certificates live, relative to this file.","additionalProperties":false,"properties":{"dir":{"type":"string","minLength":1,"description":"Certificate folder, relative to the inventory's folder. Default pki/<cluster name>."},"algorithm":{"enum":["ecdsa-p256","ecdsa-p384","rsa-2048","rsa-4096"],"description":"Key algorithm for new certificates. When absent, the setting k3sEtcd.pki.algorithm decides (default ecdsa-p256)."},"caValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":3650,"description":"Validity of a new CA, in days (default 3650, 10 years)."},"leafValidityDays":{"type":"integer","minimum":1,"maximum":36500,"default":1825,"description":"Validity of new server, peer and client certificates, in days (default 1825, 5 years). Longer than 10 years is accepted with a warning."}}},"backup":{"type":"object","description":"Backups that run on the etcd hosts without the editor (k3s-etcd backup install): a systemd timer saves a snapshot from a healthy member, records its revision, key count and SHA-256, compresses and encrypts it to the recipients' public keys, keeps generations, and copies it off the host.","additionalProperties":false,"required":["encryption"],"properties":{"interval":{"type":"string","pattern":"^[1-9][0-9]{0,3}(m|h|d)$","default":"1h","description":"The timer's period: 30m, 1h, 6h, 1d. Status calls a backup stale past twice this."},"keep":{"type":"object","additionalProperties":false,"description":"Generations kept, locally and at every destination: the newest backup of each of the last N hours, days and ISO weeks. Default { hourly: 24, daily: 7, weekly: 4 }.","properties":{"hourly":{"type":"integer","minimum":0,"maximum":1000},"daily":{"type":"integer","minimum":0,"maximum":1000},"weekly":{"type":"integer","minimum":0,"maximum":1000}}},"encryption":{"type":"object","additionalProperties":false,"required":["recipientsFile"],"properties":{"recipientsFile":{"type":"string","minLength":1,"description":"PEM RSA public keys (3072 bits or more), relative to this file: every backup is readable with any one of their private keys, which never go in the workspace (k3s-etcd backup keygen makes a pair)."}}},"hosts":{"type":"array","minItems":1,"uniqueItems":true,"items":{"$ref":"#/definitions/name"},"description":"etcd hosts that get the timer (default: every etcd host). Only the host whose member leads takes each backup."},"localDir":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","default":"/var/lib/k3s-etcd/backups","description":"Where each backup host keeps its encrypted backups and records (0700)."},"destinations":{"type":"array","description":"Where each backup is copied off the host.","items":{"oneOf":[{"type":"object","additionalProperties":false,"required":["host","path"],"properties":{"host":{"$ref":"#/definitions/name","description":"Another host of this cluster, reached over SSH from the backup host with a key the plan installs (restricted to this folder)."},"path":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","description":"Absolute folder on that host."}}},{"type":"object","additionalProperties":false,"required":["s3"],"properties":{"s3":{"type":"object","additionalProperties":false,"required":["endpoint","bucket","credentialsFile"],"properties":{"endpoint":{"type":"string","pattern":"^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$","description":"S3-compatible endpoint, for example https://s3.example:9000."},"bucket":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},"prefix":{"type":"string","pattern":"^[A-Za-z0-9._/-]*$","default":"","description":"Key prefix, for example edge-a/."},"region":{"type":"string","pattern":"^[a-z0-9-]+$","default":"us-east-1"},"credentialsFile":{"type":"string","pattern":"^/[A-Za-z0-9._/-]+$","description":"On the backup hosts: a 0600 file with AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines. The credentials never go in the inventory."}}}}}]}}}},"hosts":{"type":"array","minItems":1,"description":"The cluster's machines.","items":{"$ref":"#/definitions/host"}}}};
 const schema13 = {"type":"string","pattern":"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$","description":"Letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters."};
 const schema14 = {"type":"integer","minimum":1,"maximum":65535};
 const pattern0 = new RegExp("^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", "u");
@@ -17,19 +17,25 @@ const pattern7 = new RegExp("^TLS_[A-Z0-9_]+$", "u");
 const pattern8 = new RegExp("^v[0-9]+\\.[0-9]+\\.[0-9]+(-rc[0-9]+)?\\+k3s[0-9]+$", "u");
 const pattern9 = new RegExp("^[a-z0-9][-a-z0-9]*$", "u");
 const pattern10 = new RegExp("^0?[0-7]{3}$", "u");
+const pattern11 = new RegExp("^[1-9][0-9]{0,3}(m|h|d)$", "u");
+const pattern13 = new RegExp("^/[A-Za-z0-9._/-]+$", "u");
+const pattern16 = new RegExp("^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$", "u");
+const pattern17 = new RegExp("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "u");
+const pattern18 = new RegExp("^[A-Za-z0-9._/-]*$", "u");
+const pattern19 = new RegExp("^[a-z0-9-]+$", "u");
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func3 = Object.prototype.hasOwnProperty;
-const formats0 = require("../addressFormat").formats["ip-or-hostname"];
-const schema17 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
 const func0 = require("ajv/dist/runtime/equal").default;
-const pattern13 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
+const formats0 = require("../addressFormat").formats["ip-or-hostname"];
+const schema19 = {"type":"object","additionalProperties":false,"required":["name","address","roles"],"properties":{"name":{"$ref":"#/definitions/name","description":"Unique in the cluster; the etcd member name unless memberName is set."},"memberName":{"$ref":"#/definitions/name","description":"etcd member name, when it differs from the host name."},"address":{"type":"string","format":"ip-or-hostname","description":"IPv4 or IPv6 address, or hostname. Used for SSH and for the etcd URLs."},"sans":{"type":"array","uniqueItems":true,"description":"Extra names and addresses for this member's server and peer certificates (its address, host name, 127.0.0.1 and localhost are always included).","items":{"type":"string","format":"ip-or-hostname"}},"port":{"$ref":"#/definitions/port","description":"SSH port.","default":22},"user":{"type":"string","pattern":"^[a-z_][a-z0-9_.-]*[$]?$","description":"SSH user.","default":"root"},"identityFile":{"type":"string","minLength":1,"description":"SSH private key file (~ and paths relative to this file allowed). Its passphrase is never stored here."},"sshHost":{"type":"string","minLength":1,"description":"Host alias to look up in ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump). Default: the host's address. Values set here (port, user, identityFile, proxyJump) win over ~/.ssh/config."},"proxyJump":{"type":"string","minLength":1,"description":"Jump hosts, as OpenSSH's ProxyJump: [user@]host[:port][,...], or aliases from ~/.ssh/config."},"roles":{"type":"array","minItems":1,"uniqueItems":true,"description":"What runs on this host.","items":{"enum":["etcd","k3s-server","k3s-agent"]}}}};
+const pattern23 = new RegExp("^[a-z_][a-z0-9_.-]*[$]?$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
 let errors = 0;
 if(data && typeof data == "object" && !Array.isArray(data)){
 if(data.name === undefined){
-const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema17.required,parentSchema:schema17,data};
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema19.required,parentSchema:schema19,data};
 if(vErrors === null){
 vErrors = [err0];
 }
@@ -39,7 +45,7 @@ vErrors.push(err0);
 errors++;
 }
 if(data.address === undefined){
-const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema17.required,parentSchema:schema17,data};
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema19.required,parentSchema:schema19,data};
 if(vErrors === null){
 vErrors = [err1];
 }
@@ -49,7 +55,7 @@ vErrors.push(err1);
 errors++;
 }
 if(data.roles === undefined){
-const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "roles"},message:"must have required property '"+"roles"+"'",schema:schema17.required,parentSchema:schema17,data};
+const err2 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "roles"},message:"must have required property '"+"roles"+"'",schema:schema19.required,parentSchema:schema19,data};
 if(vErrors === null){
 vErrors = [err2];
 }
@@ -59,8 +65,8 @@ vErrors.push(err2);
 errors++;
 }
 for(const key0 in data){
-if(!(func3.call(schema17.properties, key0))){
-const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema17,data};
+if(!(func3.call(schema19.properties, key0))){
+const err3 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema19,data};
 if(vErrors === null){
 vErrors = [err3];
 }
@@ -124,7 +130,7 @@ if(data.address !== undefined){
 let data2 = data.address;
 if(typeof data2 === "string"){
 if(!(formats0.validate(data2))){
-const err8 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema17.properties.address,data:data2};
+const err8 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema19.properties.address,data:data2};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -135,7 +141,7 @@ errors++;
 }
 }
 else {
-const err9 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.address.type,parentSchema:schema17.properties.address,data:data2};
+const err9 = {instancePath:instancePath+"/address",schemaPath:"#/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.address.type,parentSchema:schema19.properties.address,data:data2};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -153,7 +159,7 @@ for(let i0=0; i0<len0; i0++){
 let data4 = data3[i0];
 if(typeof data4 === "string"){
 if(!(formats0.validate(data4))){
-const err10 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema17.properties.sans.items,data:data4};
+const err10 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/format",keyword:"format",params:{format: "ip-or-hostname"},message:"must match format \""+"ip-or-hostname"+"\"",schema:"ip-or-hostname",parentSchema:schema19.properties.sans.items,data:data4};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -164,7 +170,7 @@ errors++;
 }
 }
 else {
-const err11 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.sans.items.type,parentSchema:schema17.properties.sans.items,data:data4};
+const err11 = {instancePath:instancePath+"/sans/" + i0,schemaPath:"#/properties/sans/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.sans.items.type,parentSchema:schema19.properties.sans.items,data:data4};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -185,7 +191,7 @@ continue;
 }
 if(typeof indices0[item0] == "number"){
 j0 = indices0[item0];
-const err12 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema17.properties.sans,data:data3};
+const err12 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema19.properties.sans,data:data3};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -200,7 +206,7 @@ indices0[item0] = i1;
 }
 }
 else {
-const err13 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.sans.type,parentSchema:schema17.properties.sans,data:data3};
+const err13 = {instancePath:instancePath+"/sans",schemaPath:"#/properties/sans/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema19.properties.sans.type,parentSchema:schema19.properties.sans,data:data3};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -248,8 +254,8 @@ errors++;
 if(data.user !== undefined){
 let data6 = data.user;
 if(typeof data6 === "string"){
-if(!pattern13.test(data6)){
-const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema17.properties.user,data:data6};
+if(!pattern23.test(data6)){
+const err17 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/pattern",keyword:"pattern",params:{pattern: "^[a-z_][a-z0-9_.-]*[$]?$"},message:"must match pattern \""+"^[a-z_][a-z0-9_.-]*[$]?$"+"\"",schema:"^[a-z_][a-z0-9_.-]*[$]?$",parentSchema:schema19.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -260,7 +266,7 @@ errors++;
 }
 }
 else {
-const err18 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.user.type,parentSchema:schema17.properties.user,data:data6};
+const err18 = {instancePath:instancePath+"/user",schemaPath:"#/properties/user/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.user.type,parentSchema:schema19.properties.user,data:data6};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -274,7 +280,7 @@ if(data.identityFile !== undefined){
 let data7 = data.identityFile;
 if(typeof data7 === "string"){
 if(func2(data7) < 1){
-const err19 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.identityFile,data:data7};
+const err19 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema19.properties.identityFile,data:data7};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -285,7 +291,7 @@ errors++;
 }
 }
 else {
-const err20 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.identityFile.type,parentSchema:schema17.properties.identityFile,data:data7};
+const err20 = {instancePath:instancePath+"/identityFile",schemaPath:"#/properties/identityFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.identityFile.type,parentSchema:schema19.properties.identityFile,data:data7};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -299,7 +305,7 @@ if(data.sshHost !== undefined){
 let data8 = data.sshHost;
 if(typeof data8 === "string"){
 if(func2(data8) < 1){
-const err21 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.sshHost,data:data8};
+const err21 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema19.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -310,7 +316,7 @@ errors++;
 }
 }
 else {
-const err22 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.sshHost.type,parentSchema:schema17.properties.sshHost,data:data8};
+const err22 = {instancePath:instancePath+"/sshHost",schemaPath:"#/properties/sshHost/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.sshHost.type,parentSchema:schema19.properties.sshHost,data:data8};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -324,7 +330,7 @@ if(data.proxyJump !== undefined){
 let data9 = data.proxyJump;
 if(typeof data9 === "string"){
 if(func2(data9) < 1){
-const err23 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema17.properties.proxyJump,data:data9};
+const err23 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema19.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -335,7 +341,7 @@ errors++;
 }
 }
 else {
-const err24 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema17.properties.proxyJump.type,parentSchema:schema17.properties.proxyJump,data:data9};
+const err24 = {instancePath:instancePath+"/proxyJump",schemaPath:"#/properties/proxyJump/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema19.properties.proxyJump.type,parentSchema:schema19.properties.proxyJump,data:data9};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -349,7 +355,7 @@ if(data.roles !== undefined){
 let data10 = data.roles;
 if(Array.isArray(data10)){
 if(data10.length < 1){
-const err25 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema17.properties.roles,data:data10};
+const err25 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema19.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -362,7 +368,7 @@ const len1 = data10.length;
 for(let i2=0; i2<len1; i2++){
 let data11 = data10[i2];
 if(!(((data11 === "etcd") || (data11 === "k3s-server")) || (data11 === "k3s-agent"))){
-const err26 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema17.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema17.properties.roles.items.enum,parentSchema:schema17.properties.roles.items,data:data11};
+const err26 = {instancePath:instancePath+"/roles/" + i2,schemaPath:"#/properties/roles/items/enum",keyword:"enum",params:{allowedValues: schema19.properties.roles.items.enum},message:"must be equal to one of the allowed values",schema:schema19.properties.roles.items.enum,parentSchema:schema19.properties.roles.items,data:data11};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -379,7 +385,7 @@ outer0:
 for(;i3--;){
 for(j1 = i3; j1--;){
 if(func0(data10[i3], data10[j1])){
-const err27 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema17.properties.roles,data:data10};
+const err27 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema19.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -394,7 +400,7 @@ break outer0;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema17.properties.roles.type,parentSchema:schema17.properties.roles,data:data10};
+const err28 = {instancePath:instancePath+"/roles",schemaPath:"#/properties/roles/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema19.properties.roles.type,parentSchema:schema19.properties.roles,data:data10};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -406,7 +412,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema17.type,parentSchema:schema17,data};
+const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema19.type,parentSchema:schema19,data};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -445,7 +451,7 @@ vErrors.push(err1);
 errors++;
 }
 for(const key0 in data){
-if(!(((((((key0 === "name") || (key0 === "datastore")) || (key0 === "knownHostsFile")) || (key0 === "etcd")) || (key0 === "k3s")) || (key0 === "pki")) || (key0 === "hosts"))){
+if(!((((((((key0 === "name") || (key0 === "datastore")) || (key0 === "knownHostsFile")) || (key0 === "etcd")) || (key0 === "k3s")) || (key0 === "pki")) || (key0 === "backup")) || (key0 === "hosts"))){
 const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties",schema:false,parentSchema:schema12,data};
 if(vErrors === null){
 vErrors = [err2];
@@ -1699,11 +1705,11 @@ vErrors.push(err99);
 errors++;
 }
 }
-if(data.hosts !== undefined){
-let data47 = data.hosts;
-if(Array.isArray(data47)){
-if(data47.length < 1){
-const err100 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data47};
+if(data.backup !== undefined){
+let data47 = data.backup;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+if(data47.encryption === undefined){
+const err100 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/required",keyword:"required",params:{missingProperty: "encryption"},message:"must have required property '"+"encryption"+"'",schema:schema12.properties.backup.required,parentSchema:schema12.properties.backup,data:data47};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1712,16 +1718,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-const len4 = data47.length;
-for(let i7=0; i7<len4; i7++){
-if(!(validate12(data47[i7], {instancePath:instancePath+"/hosts/" + i7,parentData:data47,parentDataProperty:i7,rootData}))){
-vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err101 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data47};
+for(const key5 in data47){
+if(!((((((key5 === "interval") || (key5 === "keep")) || (key5 === "encryption")) || (key5 === "hosts")) || (key5 === "localDir")) || (key5 === "destinations"))){
+const err101 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup,data:data47};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1731,14 +1730,744 @@ vErrors.push(err101);
 errors++;
 }
 }
-}
-else {
-const err102 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(data47.interval !== undefined){
+let data48 = data47.interval;
+if(typeof data48 === "string"){
+if(!pattern11.test(data48)){
+const err102 = {instancePath:instancePath+"/backup/interval",schemaPath:"#/properties/backup/properties/interval/pattern",keyword:"pattern",params:{pattern: "^[1-9][0-9]{0,3}(m|h|d)$"},message:"must match pattern \""+"^[1-9][0-9]{0,3}(m|h|d)$"+"\"",schema:"^[1-9][0-9]{0,3}(m|h|d)$",parentSchema:schema12.properties.backup.properties.interval,data:data48};
 if(vErrors === null){
 vErrors = [err102];
 }
 else {
 vErrors.push(err102);
+}
+errors++;
+}
+}
+else {
+const err103 = {instancePath:instancePath+"/backup/interval",schemaPath:"#/properties/backup/properties/interval/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.interval.type,parentSchema:schema12.properties.backup.properties.interval,data:data48};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+}
+if(data47.keep !== undefined){
+let data49 = data47.keep;
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+for(const key6 in data49){
+if(!(((key6 === "hourly") || (key6 === "daily")) || (key6 === "weekly"))){
+const err104 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup.properties.keep,data:data49};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+}
+if(data49.hourly !== undefined){
+let data50 = data49.hourly;
+if(!((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50)))){
+const err105 = {instancePath:instancePath+"/backup/keep/hourly",schemaPath:"#/properties/backup/properties/keep/properties/hourly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.backup.properties.keep.properties.hourly.type,parentSchema:schema12.properties.backup.properties.keep.properties.hourly,data:data50};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+if(typeof data50 == "number"){
+if(data50 > 1000 || isNaN(data50)){
+const err106 = {instancePath:instancePath+"/backup/keep/hourly",schemaPath:"#/properties/backup/properties/keep/properties/hourly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema12.properties.backup.properties.keep.properties.hourly,data:data50};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+if(data50 < 0 || isNaN(data50)){
+const err107 = {instancePath:instancePath+"/backup/keep/hourly",schemaPath:"#/properties/backup/properties/keep/properties/hourly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema12.properties.backup.properties.keep.properties.hourly,data:data50};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+}
+}
+if(data49.daily !== undefined){
+let data51 = data49.daily;
+if(!((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51)))){
+const err108 = {instancePath:instancePath+"/backup/keep/daily",schemaPath:"#/properties/backup/properties/keep/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.backup.properties.keep.properties.daily.type,parentSchema:schema12.properties.backup.properties.keep.properties.daily,data:data51};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+if(typeof data51 == "number"){
+if(data51 > 1000 || isNaN(data51)){
+const err109 = {instancePath:instancePath+"/backup/keep/daily",schemaPath:"#/properties/backup/properties/keep/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema12.properties.backup.properties.keep.properties.daily,data:data51};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+if(data51 < 0 || isNaN(data51)){
+const err110 = {instancePath:instancePath+"/backup/keep/daily",schemaPath:"#/properties/backup/properties/keep/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema12.properties.backup.properties.keep.properties.daily,data:data51};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+}
+}
+if(data49.weekly !== undefined){
+let data52 = data49.weekly;
+if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
+const err111 = {instancePath:instancePath+"/backup/keep/weekly",schemaPath:"#/properties/backup/properties/keep/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.backup.properties.keep.properties.weekly.type,parentSchema:schema12.properties.backup.properties.keep.properties.weekly,data:data52};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+if(typeof data52 == "number"){
+if(data52 > 1000 || isNaN(data52)){
+const err112 = {instancePath:instancePath+"/backup/keep/weekly",schemaPath:"#/properties/backup/properties/keep/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema12.properties.backup.properties.keep.properties.weekly,data:data52};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+if(data52 < 0 || isNaN(data52)){
+const err113 = {instancePath:instancePath+"/backup/keep/weekly",schemaPath:"#/properties/backup/properties/keep/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema12.properties.backup.properties.keep.properties.weekly,data:data52};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err114 = {instancePath:instancePath+"/backup/keep",schemaPath:"#/properties/backup/properties/keep/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.properties.keep.type,parentSchema:schema12.properties.backup.properties.keep,data:data49};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+if(data47.encryption !== undefined){
+let data53 = data47.encryption;
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+if(data53.recipientsFile === undefined){
+const err115 = {instancePath:instancePath+"/backup/encryption",schemaPath:"#/properties/backup/properties/encryption/required",keyword:"required",params:{missingProperty: "recipientsFile"},message:"must have required property '"+"recipientsFile"+"'",schema:schema12.properties.backup.properties.encryption.required,parentSchema:schema12.properties.backup.properties.encryption,data:data53};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+for(const key7 in data53){
+if(!(key7 === "recipientsFile")){
+const err116 = {instancePath:instancePath+"/backup/encryption",schemaPath:"#/properties/backup/properties/encryption/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup.properties.encryption,data:data53};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+if(data53.recipientsFile !== undefined){
+let data54 = data53.recipientsFile;
+if(typeof data54 === "string"){
+if(func2(data54) < 1){
+const err117 = {instancePath:instancePath+"/backup/encryption/recipientsFile",schemaPath:"#/properties/backup/properties/encryption/properties/recipientsFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema12.properties.backup.properties.encryption.properties.recipientsFile,data:data54};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+}
+else {
+const err118 = {instancePath:instancePath+"/backup/encryption/recipientsFile",schemaPath:"#/properties/backup/properties/encryption/properties/recipientsFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.encryption.properties.recipientsFile.type,parentSchema:schema12.properties.backup.properties.encryption.properties.recipientsFile,data:data54};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+}
+}
+else {
+const err119 = {instancePath:instancePath+"/backup/encryption",schemaPath:"#/properties/backup/properties/encryption/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.properties.encryption.type,parentSchema:schema12.properties.backup.properties.encryption,data:data53};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+if(data47.hosts !== undefined){
+let data55 = data47.hosts;
+if(Array.isArray(data55)){
+if(data55.length < 1){
+const err120 = {instancePath:instancePath+"/backup/hosts",schemaPath:"#/properties/backup/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.backup.properties.hosts,data:data55};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+const len4 = data55.length;
+for(let i7=0; i7<len4; i7++){
+let data56 = data55[i7];
+if(typeof data56 === "string"){
+if(!pattern0.test(data56)){
+const err121 = {instancePath:instancePath+"/backup/hosts/" + i7,schemaPath:"#/definitions/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema13,data:data56};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+else {
+const err122 = {instancePath:instancePath+"/backup/hosts/" + i7,schemaPath:"#/definitions/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.type,parentSchema:schema13,data:data56};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+let i8 = data55.length;
+let j3;
+if(i8 > 1){
+outer0:
+for(;i8--;){
+for(j3 = i8; j3--;){
+if(func0(data55[i8], data55[j3])){
+const err123 = {instancePath:instancePath+"/backup/hosts",schemaPath:"#/properties/backup/properties/hosts/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i8+" are identical)",schema:true,parentSchema:schema12.properties.backup.properties.hosts,data:data55};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+break outer0;
+}
+}
+}
+}
+}
+else {
+const err124 = {instancePath:instancePath+"/backup/hosts",schemaPath:"#/properties/backup/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.backup.properties.hosts.type,parentSchema:schema12.properties.backup.properties.hosts,data:data55};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+if(data47.localDir !== undefined){
+let data57 = data47.localDir;
+if(typeof data57 === "string"){
+if(!pattern13.test(data57)){
+const err125 = {instancePath:instancePath+"/backup/localDir",schemaPath:"#/properties/backup/properties/localDir/pattern",keyword:"pattern",params:{pattern: "^/[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^/[A-Za-z0-9._/-]+$"+"\"",schema:"^/[A-Za-z0-9._/-]+$",parentSchema:schema12.properties.backup.properties.localDir,data:data57};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+else {
+const err126 = {instancePath:instancePath+"/backup/localDir",schemaPath:"#/properties/backup/properties/localDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.localDir.type,parentSchema:schema12.properties.backup.properties.localDir,data:data57};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+if(data47.destinations !== undefined){
+let data58 = data47.destinations;
+if(Array.isArray(data58)){
+const len5 = data58.length;
+for(let i9=0; i9<len5; i9++){
+let data59 = data58[i9];
+const _errs125 = errors;
+let valid29 = false;
+let passing0 = null;
+const _errs126 = errors;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.host === undefined){
+const err127 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[0].required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0],data:data59};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+if(data59.path === undefined){
+const err128 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[0].required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0],data:data59};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+for(const key8 in data59){
+if(!((key8 === "host") || (key8 === "path"))){
+const err129 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0],data:data59};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+if(data59.host !== undefined){
+let data60 = data59.host;
+if(typeof data60 === "string"){
+if(!pattern0.test(data60)){
+const err130 = {instancePath:instancePath+"/backup/destinations/" + i9+"/host",schemaPath:"#/definitions/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"},message:"must match pattern \""+"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"+"\"",schema:"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",parentSchema:schema13,data:data60};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+else {
+const err131 = {instancePath:instancePath+"/backup/destinations/" + i9+"/host",schemaPath:"#/definitions/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.type,parentSchema:schema13,data:data60};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+}
+if(data59.path !== undefined){
+let data61 = data59.path;
+if(typeof data61 === "string"){
+if(!pattern13.test(data61)){
+const err132 = {instancePath:instancePath+"/backup/destinations/" + i9+"/path",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^/[A-Za-z0-9._/-]+$"+"\"",schema:"^/[A-Za-z0-9._/-]+$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0].properties.path,data:data61};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/backup/destinations/" + i9+"/path",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[0].properties.path.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0].properties.path,data:data61};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+}
+else {
+const err134 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/0/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.properties.destinations.items.oneOf[0].type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[0],data:data59};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+var _valid0 = _errs126 === errors;
+if(_valid0){
+valid29 = true;
+passing0 = 0;
+}
+const _errs134 = errors;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.s3 === undefined){
+const err135 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/required",keyword:"required",params:{missingProperty: "s3"},message:"must have required property '"+"s3"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1],data:data59};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+for(const key9 in data59){
+if(!(key9 === "s3")){
+const err136 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1],data:data59};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+if(data59.s3 !== undefined){
+let data62 = data59.s3;
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+if(data62.endpoint === undefined){
+const err137 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/required",keyword:"required",params:{missingProperty: "endpoint"},message:"must have required property '"+"endpoint"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3,data:data62};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+if(data62.bucket === undefined){
+const err138 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/required",keyword:"required",params:{missingProperty: "bucket"},message:"must have required property '"+"bucket"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3,data:data62};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+if(data62.credentialsFile === undefined){
+const err139 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/required",keyword:"required",params:{missingProperty: "credentialsFile"},message:"must have required property '"+"credentialsFile"+"'",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.required,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3,data:data62};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+for(const key10 in data62){
+if(!(((((key10 === "endpoint") || (key10 === "bucket")) || (key10 === "prefix")) || (key10 === "region")) || (key10 === "credentialsFile"))){
+const err140 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3,data:data62};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+}
+if(data62.endpoint !== undefined){
+let data63 = data62.endpoint;
+if(typeof data63 === "string"){
+if(!pattern16.test(data63)){
+const err141 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/endpoint",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$"},message:"must match pattern \""+"^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$"+"\"",schema:"^https?://[A-Za-z0-9.:\\[\\]-]+(/)?$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.endpoint,data:data63};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+}
+else {
+const err142 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/endpoint",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.endpoint.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.endpoint,data:data63};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+if(data62.bucket !== undefined){
+let data64 = data62.bucket;
+if(typeof data64 === "string"){
+if(!pattern17.test(data64)){
+const err143 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/bucket",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/bucket/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},message:"must match pattern \""+"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"+"\"",schema:"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.bucket,data:data64};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+}
+else {
+const err144 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/bucket",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/bucket/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.bucket.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.bucket,data:data64};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+}
+if(data62.prefix !== undefined){
+let data65 = data62.prefix;
+if(typeof data65 === "string"){
+if(!pattern18.test(data65)){
+const err145 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/prefix",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9._/-]*$"+"\"",schema:"^[A-Za-z0-9._/-]*$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.prefix,data:data65};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/prefix",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.prefix.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.prefix,data:data65};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+if(data62.region !== undefined){
+let data66 = data62.region;
+if(typeof data66 === "string"){
+if(!pattern19.test(data66)){
+const err147 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/region",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/region/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9-]+$"},message:"must match pattern \""+"^[a-z0-9-]+$"+"\"",schema:"^[a-z0-9-]+$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.region,data:data66};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
+}
+errors++;
+}
+}
+else {
+const err148 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/region",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/region/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.region.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.region,data:data66};
+if(vErrors === null){
+vErrors = [err148];
+}
+else {
+vErrors.push(err148);
+}
+errors++;
+}
+}
+if(data62.credentialsFile !== undefined){
+let data67 = data62.credentialsFile;
+if(typeof data67 === "string"){
+if(!pattern13.test(data67)){
+const err149 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/credentialsFile",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/credentialsFile/pattern",keyword:"pattern",params:{pattern: "^/[A-Za-z0-9._/-]+$"},message:"must match pattern \""+"^/[A-Za-z0-9._/-]+$"+"\"",schema:"^/[A-Za-z0-9._/-]+$",parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.credentialsFile,data:data67};
+if(vErrors === null){
+vErrors = [err149];
+}
+else {
+vErrors.push(err149);
+}
+errors++;
+}
+}
+else {
+const err150 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3/credentialsFile",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/properties/credentialsFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.credentialsFile.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.properties.credentialsFile,data:data67};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+}
+}
+else {
+const err151 = {instancePath:instancePath+"/backup/destinations/" + i9+"/s3",schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/properties/s3/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3.type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1].properties.s3,data:data62};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
+}
+errors++;
+}
+}
+}
+else {
+const err152 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf/1/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.properties.destinations.items.oneOf[1].type,parentSchema:schema12.properties.backup.properties.destinations.items.oneOf[1],data:data59};
+if(vErrors === null){
+vErrors = [err152];
+}
+else {
+vErrors.push(err152);
+}
+errors++;
+}
+var _valid0 = _errs134 === errors;
+if(_valid0 && valid29){
+valid29 = false;
+passing0 = [passing0, 1];
+}
+else {
+if(_valid0){
+valid29 = true;
+passing0 = 1;
+}
+}
+if(!valid29){
+const err153 = {instancePath:instancePath+"/backup/destinations/" + i9,schemaPath:"#/properties/backup/properties/destinations/items/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf",schema:schema12.properties.backup.properties.destinations.items.oneOf,parentSchema:schema12.properties.backup.properties.destinations.items,data:data59};
+if(vErrors === null){
+vErrors = [err153];
+}
+else {
+vErrors.push(err153);
+}
+errors++;
+}
+else {
+errors = _errs125;
+if(vErrors !== null){
+if(_errs125){
+vErrors.length = _errs125;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+}
+else {
+const err154 = {instancePath:instancePath+"/backup/destinations",schemaPath:"#/properties/backup/properties/destinations/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.backup.properties.destinations.type,parentSchema:schema12.properties.backup.properties.destinations,data:data58};
+if(vErrors === null){
+vErrors = [err154];
+}
+else {
+vErrors.push(err154);
+}
+errors++;
+}
+}
+}
+else {
+const err155 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.backup.type,parentSchema:schema12.properties.backup,data:data47};
+if(vErrors === null){
+vErrors = [err155];
+}
+else {
+vErrors.push(err155);
+}
+errors++;
+}
+}
+if(data.hosts !== undefined){
+let data68 = data.hosts;
+if(Array.isArray(data68)){
+if(data68.length < 1){
+const err156 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema12.properties.hosts,data:data68};
+if(vErrors === null){
+vErrors = [err156];
+}
+else {
+vErrors.push(err156);
+}
+errors++;
+}
+const len6 = data68.length;
+for(let i10=0; i10<len6; i10++){
+if(!(validate12(data68[i10], {instancePath:instancePath+"/hosts/" + i10,parentData:data68,parentDataProperty:i10,rootData}))){
+vErrors = vErrors === null ? validate12.errors : vErrors.concat(validate12.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err157 = {instancePath:instancePath+"/hosts",schemaPath:"#/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.hosts.type,parentSchema:schema12.properties.hosts,data:data68};
+if(vErrors === null){
+vErrors = [err157];
+}
+else {
+vErrors.push(err157);
+}
+errors++;
+}
+}
+}
+else {
+const err158 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err158];
+}
+else {
+vErrors.push(err158);
 }
 errors++;
 }
