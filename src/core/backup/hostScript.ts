@@ -1,0 +1,241 @@
+/**
+ * The scripts the backup timer runs on the hosts (`k3s-etcd backup install`). Etcd hosts have no
+ * Node: POSIX `sh` over etcdctl, openssl, gzip, curl and ssh, every value from the environment
+ * (the unit's EnvironmentFile, written by `install.ts` from checked inventory values): nothing
+ * of the inventory is pasted into this text.
+ *
+ * One run (`BACKUP_SCRIPT`): a lock on this host; only the host whose member leads takes the
+ * backup (the others record "skipped"), so hosts never race; `etcdctl snapshot save` from the
+ * local member, its revision and key count from `snapshot status`, its SHA-256; gzip and
+ * `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each recipient with
+ * RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the record (record.ts)
+ * beside it; copies to every destination (another host over SSH with a key restricted to the
+ * receiver, S3 with curl's SigV4 and the credentials file read into a 0600 curl config); the
+ * generations kept (retention.ts's rule, `--prune` prints what it would delete from names on
+ * stdin, for the test that holds the two together) locally and at every destination; the
+ * outcome in `last-run.json`.
+ *
+ * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`,
+ * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
+ */
+
+/** Shell `${` is written `\${` in the raw templates (no interpolation), and put back here. */
+const unraw = (s: string) => s.replaceAll('\\${', '${');
+
+export const BACKUP_SCRIPT = unraw(String.raw`#!/bin/sh
+# k3s-etcd backup timer: written by k3s-etcd (backup install); do not edit.
+set -u
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+umask 077
+
+# Generational retention (retention.ts): names on stdin, the ones to delete on stdout.
+prune() {
+  sort -r | awk -v H="$1" -v D="$2" -v W="$3" '
+    match($0, /-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z/) {
+      s = substr($0, RSTART + 1, 15); day = substr(s, 1, 8); hour = substr(s, 1, 11)
+      cmd = "date -u -d " substr(day, 1, 4) "-" substr(day, 5, 2) "-" substr(day, 7, 2) " +%G-W%V"
+      cmd | getline week; close(cmd)
+      keep = (n == 0)
+      if (!(hour in hs) && nh < H) { hs[hour] = 1; nh++; keep = 1 }
+      if (!(day in ds) && nd < D) { ds[day] = 1; nd++; keep = 1 }
+      if (!(week in ws) && nw < W) { ws[week] = 1; nw++; keep = 1 }
+      n++
+      if (!keep) print $0
+    }'
+}
+
+if [ "\${1:-}" = --prune ]; then
+  prune "$2" "$3" "$4"
+  exit 0
+fi
+
+missing() { echo "k3s-etcd-backup: $1 is not set (is /etc/k3s-etcd/backup.env there?)" >&2; exit 2; }
+[ -n "\${CLUSTER:-}" ] || missing CLUSTER
+[ -n "\${HOST:-}" ] || missing HOST
+[ -n "\${MEMBER:-}" ] || missing MEMBER
+[ -n "\${LOCAL:-}" ] || missing LOCAL
+[ -n "\${LOCAL_DIR:-}" ] || missing LOCAL_DIR
+[ -n "\${KEEP_HOURLY:-}" ] || missing KEEP_HOURLY
+[ -n "\${KEEP_DAILY:-}" ] || missing KEEP_DAILY
+[ -n "\${KEEP_WEEKLY:-}" ] || missing KEEP_WEEKLY
+[ -n "\${RECIPIENTS_DIR:-}" ] || missing RECIPIENTS_DIR
+PKI=\${PKI:-/etc/etcd/pki}
+DEST_HOSTS=\${DEST_HOSTS:-}
+DEST_S3=\${DEST_S3:-}
+SSH_KEY=\${SSH_KEY:-/etc/k3s-etcd/backup_id_ed25519}
+SSH_KNOWN=\${SSH_KNOWN:-/etc/k3s-etcd/backup_known_hosts}
+
+mkdir -p "$LOCAL_DIR" && chmod 0700 "$LOCAL_DIR" || exit 2
+exec 9>"$LOCAL_DIR/.lock"
+if ! flock -n 9; then
+  echo "another backup run holds $LOCAL_DIR/.lock: nothing done"
+  exit 0
+fi
+
+STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LINES=
+WORK=
+say() {
+  echo "$1"
+  LINES="$LINES$(printf '%s' "$1" | jstr),"
+}
+jstr() {
+  printf '"'
+  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/\\t/g' | tr -d '\000-\010\012-\037'
+  printf '"'
+}
+ctl() {
+  etcdctl --cacert="$PKI/ca.pem" --cert="$PKI/server.pem" --key="$PKI/server-key.pem" "$@"
+}
+num() { sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" | head -n 1; }
+finish() {
+  [ -n "$WORK" ] && rm -rf "$WORK"
+  printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s]}\n' \
+    "$(printf '%s' "$HOST" | jstr)" "$STARTED" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" \
+    "$(printf '%s' "$2" | jstr)" "\${LINES%,}" >"$LOCAL_DIR/last-run.json.tmp" &&
+    mv -f "$LOCAL_DIR/last-run.json.tmp" "$LOCAL_DIR/last-run.json"
+  echo "$1: $2"
+  exit "$3"
+}
+
+# 1. Only the leader's host takes the backup.
+st=$(ctl --endpoints="$LOCAL" --command-timeout=10s endpoint status -w json 2>&1)
+me=$(printf '%s' "$st" | num member_id)
+leader=$(printf '%s' "$st" | num leader)
+if [ -z "$me" ] || [ -z "$leader" ] || [ "$leader" = 0 ]; then
+  say "this host's member ($LOCAL) did not answer: $(printf '%s' "$st" | tail -n 1 | cut -c1-300)"
+  finish failed "this host's member did not answer" 1
+fi
+[ "$me" = "$leader" ] || finish skipped "this host's member does not lead; the leader's host takes the backup" 0
+
+# 2. Snapshot, its facts, encrypted at once.
+WORK=$(mktemp -d "$LOCAL_DIR/.work-XXXXXXXX") || finish failed "no work folder in $LOCAL_DIR" 1
+now=$(date -u +%s)
+STAMP=$(date -u -d "@$now" +%Y%m%dT%H%M%SZ)
+TAKEN=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)
+NAME="$CLUSTER-$STAMP"
+FILE="$NAME.db.gz.enc"
+out=$(ctl --endpoints="$LOCAL" --command-timeout=600s snapshot save "$WORK/snap.db" 2>&1) ||
+  { say "$(printf '%s' "$out" | tail -n 1 | cut -c1-300)"; finish failed "etcdctl snapshot save failed" 1; }
+ss=$(ctl snapshot status "$WORK/snap.db" -w json 2>/dev/null)
+revision=$(printf '%s' "$ss" | num revision)
+keys=$(printf '%s' "$ss" | num totalKey)
+[ -n "$revision" ] && [ -n "$keys" ] || finish failed "etcdctl snapshot status could not read the snapshot" 1
+size=$(wc -c <"$WORK/snap.db" | tr -d ' ')
+sha=$(sha256sum "$WORK/snap.db" | cut -c1-64)
+openssl rand -hex 32 >"$WORK/pass" || finish failed "openssl rand failed" 1
+gzip -c "$WORK/snap.db" | openssl enc -aes-256-ctr -pbkdf2 -iter 10000 -md sha256 -salt -pass "file:$WORK/pass" -out "$WORK/$FILE" ||
+  finish failed "encryption failed" 1
+rm -f "$WORK/snap.db"
+RECIPIENTS=
+for r in "$RECIPIENTS_DIR"/*.pem; do
+  [ -f "$r" ] || continue
+  fp=$(openssl pkey -pubin -in "$r" -outform DER 2>/dev/null | sha256sum | cut -c1-64)
+  wrapped=$(tr -d '\n' <"$WORK/pass" | openssl pkeyutl -encrypt -pubin -inkey "$r" -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 | base64 -w0) ||
+    finish failed "wrapping the passphrase for $(basename "$r") failed" 1
+  RECIPIENTS="$RECIPIENTS{\"fingerprint\":\"$fp\",\"key\":\"$wrapped\"},"
+done
+rm -f "$WORK/pass"
+[ -n "$RECIPIENTS" ] || finish failed "no recipient key in $RECIPIENTS_DIR: nothing could read this backup" 1
+esize=$(wc -c <"$WORK/$FILE" | tr -d ' ')
+esha=$(sha256sum "$WORK/$FILE" | cut -c1-64)
+printf '{"format":"k3s-etcd-backup/1","cluster":%s,"host":%s,"member":%s,"takenAt":"%s","revision":%s,"keys":%s,"size":%s,"sha256":"%s","file":"%s","encryptedSize":%s,"encryptedSha256":"%s","recipients":[%s]}\n' \
+  "$(printf '%s' "$CLUSTER" | jstr)" "$(printf '%s' "$HOST" | jstr)" "$(printf '%s' "$MEMBER" | jstr)" \
+  "$TAKEN" \
+  "$revision" "$keys" "$size" "$sha" "$FILE" "$esize" "$esha" "\${RECIPIENTS%,}" >"$WORK/$NAME.json"
+mv -f "$WORK/$FILE" "$LOCAL_DIR/$FILE" && mv -f "$WORK/$NAME.json" "$LOCAL_DIR/$NAME.json" ||
+  finish failed "could not put the backup in $LOCAL_DIR" 1
+say "saved $FILE: revision $revision, $keys keys, $size bytes (encrypted $esize)"
+
+# 3. Copies off the host, then the generations kept everywhere.
+FAILED=
+COPIES=
+ssh_dest() { # user host port path, then the receiver's command
+  u=$1 h=$2 p=$3 d=$4; shift 4
+  ssh -i "$SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$SSH_KNOWN" \
+    -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -p "$p" "$u@$h" "$*"
+}
+for dest in $DEST_HOSTS; do # user@host:port:path
+  u=\${dest%%@*}; rest=\${dest#*@}; h=\${rest%%:*}; rest=\${rest#*:}; p=\${rest%%:*}; d=\${rest#*:}
+  where="$u@$h:$d"
+  if ssh_dest "$u" "$h" "$p" "$d" put "$FILE" <"$LOCAL_DIR/$FILE" >/dev/null 2>"$LOCAL_DIR/.ssh.err" &&
+    ssh_dest "$u" "$h" "$p" "$d" put "$NAME.json" <"$LOCAL_DIR/$NAME.json" >/dev/null 2>>"$LOCAL_DIR/.ssh.err"; then
+    COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":true},"
+    say "copied to $where"
+    ssh_dest "$u" "$h" "$p" "$d" list 2>/dev/null | grep '\.db\.gz\.enc$' | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
+      while read -r old; do
+        ssh_dest "$u" "$h" "$p" "$d" delete "$old" </dev/null && ssh_dest "$u" "$h" "$p" "$d" delete "\${old%.db.gz.enc}.json" </dev/null
+      done
+  else
+    FAILED="$FAILED $where"
+    COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":false},"
+    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.ssh.err" | cut -c1-300)"
+  fi
+done
+rm -f "$LOCAL_DIR/.ssh.err"
+for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
+  ep=$(printf '%s' "$dest" | cut -d'|' -f1); bucket=$(printf '%s' "$dest" | cut -d'|' -f2)
+  prefix=$(printf '%s' "$dest" | cut -d'|' -f3); region=$(printf '%s' "$dest" | cut -d'|' -f4)
+  creds=$(printf '%s' "$dest" | cut -d'|' -f5)
+  where="s3:$ep/$bucket/$prefix"
+  ak=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$creds" 2>/dev/null | head -n 1)
+  sk=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$creds" 2>/dev/null | head -n 1)
+  case "$ak$sk" in *'"'* | *\\*) ak= ;; esac
+  if [ -z "$ak" ] || [ -z "$sk" ]; then
+    FAILED="$FAILED $where"
+    COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
+    say "copy to $where failed: $creds has no usable AWS_ACCESS_KEY_ID= and AWS_SECRET_ACCESS_KEY= lines"
+    continue
+  fi
+  printf 'user = "%s:%s"\n' "$ak" "$sk" >"$LOCAL_DIR/.curl"
+  s3() { curl -sS --fail -K "$LOCAL_DIR/.curl" --aws-sigv4 "aws:amz:$region:s3" --connect-timeout 15 "$@"; }
+  if s3 -T "$LOCAL_DIR/$FILE" "$ep/$bucket/$prefix$FILE" -o /dev/null 2>"$LOCAL_DIR/.s3.err" &&
+    s3 -T "$LOCAL_DIR/$NAME.json" "$ep/$bucket/$prefix$NAME.json" -o /dev/null 2>>"$LOCAL_DIR/.s3.err"; then
+    COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":true},"
+    say "copied to $where"
+    s3 "$ep/$bucket?list-type=2&prefix=$prefix" 2>/dev/null | tr '<' '\n' | sed -n 's/^Key>//p' |
+      grep '\.db\.gz\.enc$' | sed "s|^$prefix||" | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
+      while read -r old; do
+        s3 -X DELETE "$ep/$bucket/$prefix$old" -o /dev/null && s3 -X DELETE "$ep/$bucket/$prefix\${old%.db.gz.enc}.json" -o /dev/null
+      done
+  else
+    FAILED="$FAILED $where"
+    COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
+    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)"
+  fi
+  rm -f "$LOCAL_DIR/.curl" "$LOCAL_DIR/.s3.err"
+done
+printf '[%s]\n' "\${COPIES%,}" >"$LOCAL_DIR/$NAME.copies.json"
+ls -1 "$LOCAL_DIR" | grep '\.db\.gz\.enc$' | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
+  while read -r old; do
+    rm -f "$LOCAL_DIR/$old" "$LOCAL_DIR/\${old%.db.gz.enc}.json" "$LOCAL_DIR/\${old%.db.gz.enc}.copies.json"
+    echo "pruned $old"
+  done
+if [ -n "$FAILED" ]; then
+  finish failed "saved $FILE (revision $revision, $keys keys); copies failed:$FAILED" 1
+fi
+finish done "saved $FILE (revision $revision, $keys keys)" 0
+`);
+
+export const RECEIVER_SCRIPT = unraw(String.raw`#!/bin/sh
+# k3s-etcd backup receiver: the forced command of a backup host's key; do not edit.
+set -uf
+umask 077
+DIR=$1
+set -- \${SSH_ORIGINAL_COMMAND:-}
+name=\${2:-}
+case $name in
+  '') ;;
+  *[!A-Za-z0-9._-]* | .*) echo "refused: bad name" >&2; exit 2 ;;
+esac
+case \${1:-} in
+  put)
+    [ -n "$name" ] || exit 2
+    cat >"$DIR/.$name.part" && mv -f "$DIR/.$name.part" "$DIR/$name" ;;
+  get) [ -n "$name" ] && exec cat "$DIR/$name" ;;
+  delete) [ -n "$name" ] && rm -f "$DIR/$name" ;;
+  list) ls -1 "$DIR" ;;
+  *) echo "refused: put NAME, get NAME, delete NAME or list" >&2; exit 2 ;;
+esac
+`);
