@@ -10,7 +10,7 @@
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/
-//                              keyspace/
+//                              keyspace/ recover/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
 //                              from, may import those and nothing else above the primitives)
@@ -40,19 +40,22 @@ const OPERATIONS = [
   'maintain',
   'upgrade',
   'keyspace',
+  'recover',
 ];
 const VIEWS = ['tree'];
 /**
  * Operations built from other operations, each with the ones it runs: repair re-provisions the
  * member (provision) and re-points the K3s servers (k3s); upgrade takes a snapshot (snapshot),
  * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
- * hop's version (provision). A composed operation is imported by
+ * hop's version (provision); recover saves the survivor's snapshot (snapshot) and re-adds the
+ * other members as learners (provision). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
   repair: ['provision', 'k3s'],
   upgrade: ['provision', 'snapshot', 'restore'],
   maintain: ['keyspace'],
+  recover: ['provision', 'snapshot'],
 };
 
 function files(dir) {
