@@ -7,6 +7,7 @@
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
+ *  - recovery from quorum loss on a 3-host lab: confirmation to three healthy members, per phase
  *  - a rolling change of 3 live members: time to roll, the writing client's rate before/during
  *  - SQLite → etcd migration of a 100k-row kine history: time, keys/s against raw writes, RSS
  *  - metrics: parse a member's /metrics page, scrape 5 members, heap over an hour of scraping
@@ -29,6 +30,7 @@ import { benchPerf } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchReplace } from './benchReplace';
 import { benchRepair } from './benchRepair';
+import { benchRecover } from './benchRecover';
 import { benchRolling } from './benchRolling';
 import { benchMigrate } from './benchMigrate';
 import { benchMetrics } from './benchMetrics';
@@ -293,6 +295,7 @@ async function main(): Promise<void> {
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
   if (only === 'replace') return benchReplace();
+  if (only === 'recover') return benchRecover();
   if (only === 'rolling') return benchRolling();
   if (only === 'migrate') return benchMigrate();
   if (only === 'metrics') return benchMetrics();
@@ -306,6 +309,7 @@ async function main(): Promise<void> {
   await benchProvision();
   await benchRepair();
   await benchReplace();
+  await benchRecover();
   await benchRolling();
   await benchMigrate();
   await benchMetrics();

@@ -49,8 +49,8 @@ const VIEWS = ['tree'];
  * member (provision) and re-points the K3s servers (k3s); upgrade takes a snapshot (snapshot),
  * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
  * hop's version (provision); recover replaces a member (provision's add and remove) and re-points
- * the K3s servers (k3s), or rebuilds a cluster that lost its quorum from a snapshot-backed
- * survivor (snapshot, provision). A composed operation is imported by
+ * the K3s servers (k3s), or saves a survivor's snapshot (snapshot) and re-adds the other members
+ * as learners (provision) after a lost quorum. A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {

@@ -31,6 +31,7 @@ import { METRICS_COMMANDS } from './metrics';
 import { MIGRATE_COMMANDS } from './migrate';
 import { PERF_COMMANDS } from './perf';
 import { PROVISION_COMMANDS } from './provision';
+import { RECOVER_COMMANDS } from './recover';
 import { REPAIR_COMMANDS } from './repair';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
@@ -56,6 +57,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...MIGRATE_COMMANDS,
   ...SNAPSHOT_COMMANDS,
   ...RESTORE_COMMANDS,
+  ...RECOVER_COMMANDS,
 ];
 
 function commandList(cmds: Subcommand[]): string[] {

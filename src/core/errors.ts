@@ -18,6 +18,7 @@ export type ErrorCode =
   | ProvisionErrorCode
   | RestoreErrorCode
   | UpgradeErrorCode
+  | RecoverErrorCode
   | K3sErrorCode;
 
 /** Refusals and failures around K3s servers. */
@@ -74,6 +75,13 @@ export type RestoreErrorCode = 'snapshot-invalid' | 'restore-refused' | 'restore
 
 /** Upgrading etcd: refused before anything was touched (the reason says why). */
 export type UpgradeErrorCode = 'upgrade-refused';
+
+/**
+ * Recovering from quorum loss: refused before anything was touched (quorum still there, no
+ * member to recover from, a chosen member behind another), or failed after (the message says
+ * where every host stands and where its data is kept).
+ */
+export type RecoverErrorCode = 'recover-refused' | 'recover-failed';
 
 export class K3sEtcdError extends Error {
   constructor(

@@ -34,6 +34,7 @@ export const COMMANDS = {
   snapshotSave: 'k3sEtcd.snapshot.save',
   snapshotList: 'k3sEtcd.snapshot.list',
   snapshotRestore: 'k3sEtcd.snapshot.restore',
+  clusterRecover: 'k3sEtcd.cluster.recover',
   keyspaceShowKey: 'k3sEtcd.keyspace.showKey',
   etcdctlOpenTerminal: 'k3sEtcd.etcdctl.openTerminal',
   etcdctlCopyEnv: 'k3sEtcd.etcdctl.copyEnv',

@@ -54,6 +54,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   snapshot: { cli: ['snapshot save', 'snapshot list'], editor: ['snapshotSave', 'snapshotList'] },
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
   keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
+  recover: { cli: ['recover'], editor: ['clusterRecover'] },
 };
 /** Operations only the CLI has. */
 const CLI_ONLY: Record<string, string[]> = {

@@ -267,6 +267,7 @@ describe('tree model', () => {
         'k3sEtcd.snapshot.list': ['cluster'],
         'k3sEtcd.keyspace.showKey': ['cluster'],
         'k3sEtcd.snapshot.restore': ['cluster'],
+        'k3sEtcd.cluster.recover': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
       };

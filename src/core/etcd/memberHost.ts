@@ -170,6 +170,24 @@ export function envLine(key: string, value: string): string {
   return `${key}=${ENV_PLAIN.test(value) ? value : `'${value}'`}`;
 }
 
+/**
+ * An env file's `text` with its ETCD_INITIAL_* lines replaced by `lines` (at the first one's
+ * place): a restore and a quorum recovery make them say what the data now is.
+ */
+export function withInitialLines(text: string, lines: readonly string[]): string {
+  const out: string[] = [];
+  let placed = false;
+  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+  for (const l of body.split('\n')) {
+    if (/^ETCD_INITIAL_/.test(l)) {
+      if (!placed) out.push(...lines);
+      placed = true;
+    } else out.push(l);
+  }
+  if (!placed) out.push(...lines);
+  return `${out.join('\n')}\n`;
+}
+
 /** The cluster marker in the data dir: a host never joins a cluster its data does not belong to. */
 export function markerText(cluster: Cluster): string {
   return `cluster=${cluster.name}\ntoken=${cluster.etcd.initialClusterToken}\n`;

@@ -14,6 +14,7 @@ import {
   envLine,
   markerText,
   readFacts,
+  withInitialLines,
   type HostFacts,
 } from '../etcd/memberHost';
 import { restoreCommands } from '../etcd/snapshotFile';
@@ -33,20 +34,8 @@ import {
   type RestoreTool,
 } from './plan';
 
-/** `text` with its ETCD_INITIAL_* lines replaced by `lines` (at the first one's place). */
-export function withInitialLines(text: string, lines: readonly string[]): string {
-  const out: string[] = [];
-  let placed = false;
-  const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  for (const l of body.split('\n')) {
-    if (/^ETCD_INITIAL_/.test(l)) {
-      if (!placed) out.push(...lines);
-      placed = true;
-    } else out.push(l);
-  }
-  if (!placed) out.push(...lines);
-  return `${out.join('\n')}\n`;
-}
+/** Shared with the quorum recovery: it lives beside the env file's other helpers. */
+export { withInitialLines } from '../etcd/memberHost';
 
 /** What the plan needs to know of a host, read over SSH (only reads). */
 export interface RestoreHostFacts {

@@ -9,7 +9,8 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
-import { healthyClient } from '../etcd/connection';
+import { createEndpointClient } from '../etcd/client';
+import { connectionFor, healthyClient } from '../etcd/connection';
 import {
   SNAPSHOT_NAME,
   snapshotInfo,
@@ -21,11 +22,30 @@ import { backupStamp } from '../format/stamp';
 import type { Cluster } from '../inventory/types';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 
+/**
+ * Streams a snapshot into the workspace with its record. From the first member serving a quorum
+ * read, or with `endpoint` from that member alone, quorum or not: etcd serves the Snapshot RPC
+ * (and the status giving its revision) from the member's own database, which is what a quorum
+ * recovery saves from its survivor before changing anything.
+ */
 export async function saveSnapshot(
   cluster: Cluster,
-  opts: { workspaceDir: string; signal?: AbortSignal; onProgress?(bytes: number): void },
+  opts: {
+    workspaceDir: string;
+    endpoint?: string;
+    signal?: AbortSignal;
+    onProgress?(bytes: number): void;
+  },
 ): Promise<SnapshotInfo> {
-  const { client, endpoint } = await healthyClient(cluster, { timeoutMs: 10_000 });
+  const { client, endpoint } = opts.endpoint
+    ? {
+        client: await createEndpointClient(opts.endpoint, {
+          tls: (await connectionFor(cluster)).tls,
+          timeoutMs: 10_000,
+        }),
+        endpoint: opts.endpoint,
+      }
+    : await healthyClient(cluster, { timeoutMs: 10_000 });
   const createdAt = new Date();
   const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
   await mkdir(dir, { recursive: true, mode: 0o700 });

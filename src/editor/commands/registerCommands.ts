@@ -47,6 +47,7 @@ import { previewPlanCommand, provisionEtcdCommand } from './provision';
 import { upgradeEtcdCommand } from './upgrade';
 import { fixPeerUrlCommand } from './repair';
 import { restoreSnapshotCommand } from './restore';
+import { recoverClusterCommand } from './recover';
 import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
 import { PlanDocuments, PLAN_SCHEME } from '../planDocuments';
 import { recordCommandRan } from '../walkthrough';
@@ -110,6 +111,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotSave: saveSnapshotCommand(ctx, planDocs),
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
+    clusterRecover: recoverClusterCommand(ctx, planDocs),
     keyspaceShowKey: showKeyCommand(ctx, planDocs),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
