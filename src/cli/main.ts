@@ -25,6 +25,7 @@ import { HEALTH_COMMANDS } from './health';
 import { INVENTORY_COMMANDS } from './inventory';
 import { K3S_COMMANDS } from './k3s';
 import { MAINTAIN_COMMANDS } from './maintain';
+import { BACKUP_COMMANDS } from './backup';
 import { KEYSPACE_COMMANDS } from './keyspace';
 import { MEMBER_COMMANDS } from './member';
 import { METRICS_COMMANDS } from './metrics';
@@ -58,6 +59,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...SNAPSHOT_COMMANDS,
   ...RESTORE_COMMANDS,
   ...RECOVER_COMMANDS,
+  ...BACKUP_COMMANDS,
 ];
 
 function commandList(cmds: Subcommand[]): string[] {

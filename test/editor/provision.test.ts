@@ -319,3 +319,55 @@ test(
     assert.deepEqual(members.find((m) => m.name === 'edge-2')?.peerUrls, [`https://${MOVED}:2380`]);
   },
 );
+
+test(
+  'UI: two members down, Recover Cluster…: the modal names the survivor with its raft index and what each other member’s data becomes; all members healthy after',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(lab, 'the provisioning test above left no provisioned lab');
+    const { page, hosts, file } = lab;
+    // The quorum is lost: edge-2 and edge-3 stop; edge-3's data dir goes away (a lost disk).
+    const cluster = await loadCluster(file);
+    const data = cluster.etcd.dataDir;
+    for (const h of hosts.slice(1)) assert.equal((await h.exec('systemctl stop etcd')).code, 0);
+    assert.equal((await hosts[2]!.exec(`mv ${data} ${data}.lost`)).code, 0);
+
+    await runFromPalette(page, 'K3s etcd: Recover Cluster…');
+    const confirm = page.getByRole('button', { name: 'Recover', exact: true });
+    try {
+      await confirm.waitFor({ timeout: 90_000 });
+    } catch (err) {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'recover-failure.png') });
+      const toasts = await page
+        .locator('.notifications-toasts')
+        .innerText()
+        .catch(() => '');
+      throw new Error(`no confirmation within 90 s. Notifications: ${toasts || '(none)'}`, {
+        cause: err,
+      });
+    }
+    const dialog = (await page.locator('.monaco-dialog-box').innerText()).replace(/\u00a0/g, ' ');
+    assert.match(
+      dialog,
+      /Survivor: edge-1 \(member edge-1, raft index \d+, term \d+, revision \d+\)/,
+    );
+    assert.match(
+      dialog,
+      /edge-2: its data \(.*\) is moved aside to .*\.recover-\d{8}T\d{6}Z \(kept, never deleted\)/,
+    );
+    assert.match(dialog, /edge-3: has no data dir \(nothing to keep\)/);
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'recover-confirm.png') });
+    await confirm.click();
+
+    await page
+      .locator('.notifications-toasts', { hasText: /lab recovered from edge-1/ })
+      .waitFor({ timeout: 120_000 });
+    await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 60_000 });
+    const members = await listMembers(clientEndpoints(cluster), { tls: adminTls(cluster) });
+    assert.deepEqual(members.map((m) => m.name).sort(), ['edge-1', 'edge-2', 'edge-3']);
+    assert.ok(
+      members.every((m) => !m.isLearner),
+      'every member promoted',
+    );
+  },
+);

@@ -189,7 +189,11 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
     continue
   fi
   printf 'user = "%s:%s"\n' "$ak" "$sk" >"$LOCAL_DIR/.curl"
-  s3() { curl -sS --fail -K "$LOCAL_DIR/.curl" --aws-sigv4 "aws:amz:$region:s3" --connect-timeout 15 "$@"; }
+  # SigV4 signs x-amz-content-sha256 too; the payload is checked by its SHA-256 in the record.
+  s3() {
+    curl -sS --fail -K "$LOCAL_DIR/.curl" --aws-sigv4 "aws:amz:$region:s3" \
+      -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --connect-timeout 15 "$@"
+  }
   if s3 -T "$LOCAL_DIR/$FILE" "$ep/$bucket/$prefix$FILE" -o /dev/null 2>"$LOCAL_DIR/.s3.err" &&
     s3 -T "$LOCAL_DIR/$NAME.json" "$ep/$bucket/$prefix$NAME.json" -o /dev/null 2>>"$LOCAL_DIR/.s3.err"; then
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":true},"

@@ -1,0 +1,190 @@
+/**
+ * `k3s-etcd backup install|run|status|keygen`: backups that run on the etcd hosts without the
+ * editor (the inventory's `backup:` block), encrypted to public keys whose private halves the
+ * person keeps, copied off the host, kept by generation.
+ */
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { makeKeyPair } from '../core/backup/crypto';
+import { backupSettings, installBackup } from '../core/backup/install';
+import { runBackupNow } from '../core/backup/run';
+import { backupStatus } from '../core/backup/status';
+import { renderColumns } from '../core/format/table';
+import { humanBytes } from '../shared/etcdTypes';
+import { json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
+
+const installCommand: Subcommand = {
+  name: 'backup install',
+  summary:
+    'Put the backup timer on the etcd hosts (and the receiver on destination hosts), over SSH',
+  usage: 'k3s-etcd backup install [--remove] [--dry-run] [--accept-new-host-keys] [--yes]',
+  details: `From the cluster's backup block in k3s-etcd.yaml: on every backup host (backup.hosts, default
+every etcd host) the script, its settings, the recipients' public keys, an SSH key of its own
+when a destination is another host (and that host's host key, read through a session this tool
+verified), a service and a timer every backup.interval; on each destination host a receiver
+restricted to its folder, and the backup hosts' keys in the SSH user's authorized_keys. Only the
+host whose member leads takes each backup. Shows what would change and asks (--yes to skip);
+--dry-run only shows it; a second run changes nothing. --remove takes the timer and the
+receiver's keys away again; backups already made stay.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, remove: { type: 'boolean', default: false } },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const b = backupSettings(cluster);
+    const remove = ctx.values['remove'] === true;
+    const ssh = await sshContext(ctx);
+    const preview = await installBackup(cluster, { ssh, dryRun: true, remove });
+    const gate = await previewGate(ctx, preview, {
+      nothing: remove
+        ? 'No backup timer to remove: nothing to do.'
+        : `The backup timer is in place (every ${b.interval}): nothing to do.`,
+      question: (n, pending) =>
+        remove
+          ? `Remove the backup timer from ${pending.join(', ')} (the backups stay)?`
+          : `Apply ${n} change(s) on ${pending.join(', ')} (a backup every ${b.interval}, encrypted, copied to ${b.destinations.length} destination(s))?`,
+    });
+    if (gate !== undefined) return gate;
+    const runs = await installBackup(cluster, { ssh, dryRun: false, remove, onLine: printer(ctx) });
+    const code = report(ctx, runs);
+    if (code === 0 && !remove && !ctx.global.json)
+      ctx.io.out(
+        `Backups go to ${b.localDir} on the leader's host every ${b.interval}: \`k3s-etcd backup run\` takes one now, \`k3s-etcd backup status\` lists them.`,
+      );
+    return code;
+  },
+};
+
+const runCommand: Subcommand = {
+  name: 'backup run',
+  summary: "Take a backup now: the timer's service started on the backup hosts (the leader's acts)",
+  usage: 'k3s-etcd backup run [--accept-new-host-keys]',
+  details: `Starts k3s-etcd-backup.service on every backup host and waits for it; only the host whose
+member leads takes the backup, the others skip. Prints each host's outcome. Exit 1 when no
+host took a backup or the one that did failed (a copy that failed counts).
+
+${SSH_HELP}`,
+  options: SSH_OPTIONS,
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const r = await runBackupNow(cluster, { ssh: await sshContext(ctx), onLine: printer(ctx) });
+    if (ctx.global.json) json(ctx, r);
+    else if (!r.acted)
+      ctx.io.out('No host took a backup: is the timer installed (backup install)?');
+    return r.ok ? 0 : 1;
+  },
+};
+
+const statusCommand: Subcommand = {
+  name: 'backup status',
+  summary: 'Every backup on the hosts, where its copies are, the last drill; exit 1 when stale',
+  usage: 'k3s-etcd backup status [--json] [--accept-new-host-keys]',
+  details: `Reads the backup hosts' records over SSH: time, revision, key count, SHA-256, encryption,
+the copies made and the last drill. Exit 1 when the newest backup is older than twice
+backup.interval, its copies failed, the last run failed, the last drill failed, or there is none.
+
+${SSH_HELP}`,
+  options: SSH_OPTIONS,
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const s = await backupStatus(cluster, { ssh: await sshContext(ctx) });
+    if (ctx.global.json) {
+      json(ctx, {
+        ...s,
+        backups: s.backups.map((b) => ({
+          file: b.file,
+          takenAt: b.takenAt,
+          on: b.on,
+          member: b.member,
+          revision: b.revision,
+          keys: b.keys,
+          size: b.size,
+          sha256: b.sha256,
+          encrypted: true,
+          encryptedSha256: b.encryptedSha256,
+          recipients: b.recipients.map((r) => r.fingerprint),
+          copies: b.copies,
+          ...(b.drill ? { drill: b.drill } : {}),
+        })),
+        fresh: s.problems.length === 0,
+      });
+    } else {
+      if (s.backups.length > 0)
+        ctx.io.out(
+          renderColumns(
+            ['TAKEN', 'ON', 'REVISION', 'KEYS', 'SIZE', 'COPIES', 'DRILL', 'FILE'],
+            s.backups.map((b) => [
+              b.takenAt,
+              b.on,
+              String(b.revision),
+              String(b.keys),
+              humanBytes(b.size),
+              b.copies.map((c) => `${c.ok ? '' : 'FAILED '}${c.to}`).join(', ') || 'none',
+              b.drill ? (b.drill.ok ? 'passed' : 'FAILED') : '-',
+              b.file,
+            ]),
+          ),
+        );
+      for (const h of s.hosts)
+        if (h.lastRun)
+          ctx.io.out(
+            `${h.host}: last run ${h.lastRun.finishedAt} ${h.lastRun.result}: ${h.lastRun.summary}`,
+          );
+      ctx.io.out(
+        s.problems.length === 0
+          ? `Fresh: the newest backup is within twice the interval (${s.interval}).`
+          : `Not fresh:\n${s.problems.map((p) => `  - ${p}`).join('\n')}`,
+      );
+    }
+    return s.problems.length === 0 ? 0 : 1;
+  },
+};
+
+const keygenCommand: Subcommand = {
+  name: 'backup keygen',
+  summary: 'Make the key pair backups are encrypted to: the private key outside the workspace',
+  usage: 'k3s-etcd backup keygen [--out PRIVATE_KEY_FILE]',
+  details: `Makes an RSA-4096 pair. The private key goes to --out (default
+~/.config/k3s-etcd/backup-<cluster>.key, 0600; keep a copy somewhere safe and offline: without it
+no backup can be read). The public key is added to backup.encryption.recipientsFile (created if
+needed), which the workspace keeps.`,
+  options: { out: { type: 'string' } },
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const b = backupSettings(cluster);
+    const out =
+      typeof ctx.values['out'] === 'string'
+        ? ctx.values['out']
+        : join(homedir(), '.config', 'k3s-etcd', `backup-${cluster.name}.key`);
+    if (out.startsWith(`${dirname(ctx.global.inventory)}/`))
+      throw new UsageError(
+        `${out} is inside the workspace: the private key must live elsewhere (--out a path outside ${dirname(ctx.global.inventory)})`,
+      );
+    const existing = await readFile(out).catch(() => undefined);
+    if (existing) throw new UsageError(`${out} exists: give another --out, or use that key`);
+    const pair = makeKeyPair();
+    await mkdir(dirname(out), { recursive: true, mode: 0o700 });
+    await writeFile(out, pair.privatePem, { mode: 0o600, flag: 'wx' });
+    await appendFile(b.recipientsFile, pair.publicPem, { mode: 0o644 });
+    if (ctx.global.json)
+      json(ctx, {
+        privateKey: out,
+        recipientsFile: b.recipientsFile,
+        fingerprint: pair.fingerprint,
+      });
+    else
+      ctx.io.out(
+        `Private key: ${out} (0600): keep a copy offline; without it no backup can be read.\nPublic key ${pair.fingerprint.slice(0, 16)}… added to ${b.recipientsFile}; run \`k3s-etcd backup install\` to give it to the hosts.`,
+      );
+    return 0;
+  },
+};
+
+export const BACKUP_COMMANDS: Subcommand[] = [
+  installCommand,
+  runCommand,
+  statusCommand,
+  keygenCommand,
+];

@@ -1,0 +1,280 @@
+/**
+ * Backups on the hosts, on real systemd hosts (Debian in systemd-nspawn, etcd over SSH): the
+ * timer installed on edge-1 from the inventory's backup block, a key pair made with `backup
+ * keygen` (the private key outside the workspace), and a run started directly (no waiting for
+ * the clock). The backup lands on edge-1 encrypted (no key name and no bbolt page in its bytes),
+ * on bravo through the restricted receiver, and in a real S3 server (s3rver from the npm
+ * registry) on loopback; aged backups at all three places are pruned to exactly the generations
+ * retention.ts keeps; status lists it with its copies, and turns to failure when the newest
+ * record is aged past twice the interval; the copy decrypts with the private key to the very
+ * snapshot the record describes; --remove takes the timer and the receiver's key away.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decryptBackup } from '../../src/core/backup/crypto';
+import { isRecord, parseBackupRecord } from '../../src/core/backup/record';
+import { toPrune } from '../../src/core/backup/retention';
+import { connectionFor } from '../../src/core/etcd/connection';
+import { createEndpointClient } from '../../src/core/etcd/client';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import { provisionEtcd } from '../../src/core/provision/provision';
+import { main } from '../../src/cli/main';
+import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
+import type { EdgeHost } from '../../scripts/harness/edgeHosts/types';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import { startS3, type S3Server } from '../../scripts/harness/s3';
+import { makeKey } from '../../scripts/harness/sshd';
+import {
+  labInventory,
+  labSsh,
+  loadCluster,
+  stageEtcdBinaries,
+  writeKnownHosts,
+} from '../../scripts/harness/lab';
+import { captureIO } from '../fixtures/cli';
+
+const ADDR = ['127.0.1.141', '127.0.1.142'];
+const S3_ADDR = '127.0.1.143';
+const S3_PORT = 4573;
+const LOCAL = '/var/lib/k3s-etcd/backups';
+const DEST = '/var/backups/k3s-etcd';
+const KEEP = { hourly: 2, daily: 2, weekly: 1 };
+const KEYS = 30;
+
+/** A backup name `ageH` hours ago (UTC), as the hosts name them. */
+function aged(hours: number): string {
+  const t = new Date(Date.now() - hours * 3_600_000).toISOString();
+  return `lab-${t.slice(0, 4)}${t.slice(5, 7)}${t.slice(8, 10)}T${t.slice(11, 13)}${t.slice(14, 16)}${t.slice(17, 19)}Z`;
+}
+
+describe('backups on real hosts: encrypted, copied off the host, pruned, proven', () => {
+  let dir = '';
+  let keys = '';
+  let hosts: EdgeHost[] = [];
+  let s3: S3Server | undefined;
+  const old = [1, 2, 3 * 24 + 1, 10 * 24, 40 * 24].map(aged);
+
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-backup-');
+    keys = await makeTempDir('k3s-etcd-backup-keys-');
+    const key = makeKey(dir, 'id_lab');
+    const specs = [
+      { name: 'edge-1', address: ADDR[0]!, roles: ['etcd'] },
+      { name: 'bravo', address: ADDR[1]!, roles: ['k3s-agent'] },
+    ];
+    hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
+    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
+    await stageEtcdBinaries(dir);
+    s3 = await startS3({ address: S3_ADDR, port: S3_PORT, bucket: 'etcd' });
+    await writeFile(
+      join(dir, 'k3s-etcd.yaml'),
+      labInventory({
+        cluster: 'lab',
+        hosts: specs,
+        identityFile: 'id_lab',
+        clusterLines: [
+          'backup:',
+          '  interval: 1h',
+          `  keep: { hourly: ${KEEP.hourly}, daily: ${KEEP.daily}, weekly: ${KEEP.weekly} }`,
+          '  encryption: { recipientsFile: backup-recipients.pem }',
+          '  destinations:',
+          `    - { host: bravo, path: ${DEST} }`,
+          `    - { s3: { endpoint: "${s3.endpoint}", bucket: etcd, prefix: edge-a/, credentialsFile: /etc/k3s-etcd/s3.env } }`,
+        ],
+      }),
+    );
+    const cluster = await loadCluster(join(dir, 'k3s-etcd.yaml'));
+    await generateCertificateSet(cluster);
+    const p = await provisionEtcd(cluster, { dryRun: false, ssh: labSsh(dir) });
+    assert.equal(p.healthy, true, p.healthSummary);
+    const conn = await connectionFor(cluster);
+    const c = await createEndpointClient(conn.endpoints[0]!, { tls: conn.tls, timeoutMs: 10_000 });
+    try {
+      for (let i = 0; i < KEYS; i++)
+        await c.put(`/registry/secrets/default/s${i}`).value(`top-secret-${i}`);
+    } finally {
+      c.close();
+    }
+    // The S3 credentials: a 0600 file on the backup host, never in the inventory.
+    const creds = await hosts[0]!.exec(
+      "mkdir -p /etc/k3s-etcd && printf 'AWS_ACCESS_KEY_ID=S3RVER\\nAWS_SECRET_ACCESS_KEY=S3RVER\\n' > /etc/k3s-etcd/s3.env && chmod 600 /etc/k3s-etcd/s3.env",
+    );
+    assert.equal(creds.code, 0, creds.stderr);
+  });
+  after(async () => {
+    await stopEdgeHosts(hosts);
+    await s3?.stop();
+    if (keys) await removeTempDir(keys);
+    if (dir) await removeTempDir(dir);
+  });
+
+  const cli = async (args: string[]) => {
+    const run = captureIO(dir);
+    const code = await main(args, run.io);
+    return { code, text: run.out.join('\n') };
+  };
+
+  it('keygen, install, a run: encrypted here, on bravo and in S3; exactly the kept generations', async () => {
+    const privateKey = join(keys, 'backup.key');
+    const inside = await cli(['backup', 'keygen', '--out', join(dir, 'oops.key')]);
+    assert.equal(inside.code, 2, inside.text);
+    assert.match(inside.text, /inside the workspace: the private key must live elsewhere/);
+    const kg = await cli(['backup', 'keygen', '--out', privateKey]);
+    assert.equal(kg.code, 0, kg.text);
+    assert.match(await readFile(join(dir, 'backup-recipients.pem'), 'utf8'), /BEGIN PUBLIC KEY/);
+
+    const install = await cli(['backup', 'install', '--yes']);
+    assert.equal(install.code, 0, install.text);
+    assert.match(install.text, /edge-1: changed/);
+    assert.match(install.text, /bravo: changed/);
+    const again = await cli(['backup', 'install', '--dry-run']);
+    assert.equal(again.code, 0, again.text);
+    assert.doesNotMatch(again.text, /would-change/, 'a second install changes nothing');
+
+    // Aged backups at all three places, as earlier runs would have left them.
+    const names = old.flatMap((n) => [`${n}.db.gz.enc`, `${n}.json`]);
+    const touch = (d: string) =>
+      `mkdir -p ${d} && cd ${d} && for f in ${names.join(' ')}; do echo old > "$f"; done`;
+    assert.equal((await hosts[0]!.exec(touch(LOCAL))).code, 0);
+    assert.equal((await hosts[1]!.exec(touch(DEST))).code, 0);
+    for (const n of names)
+      execFileSync(
+        'curl',
+        [
+          '-sS',
+          '--fail',
+          '--user',
+          'S3RVER:S3RVER',
+          '--aws-sigv4',
+          'aws:amz:us-east-1:s3',
+          '-H',
+          'x-amz-content-sha256: UNSIGNED-PAYLOAD',
+          '-T',
+          '-',
+          `${s3!.endpoint}/etcd/edge-a/${n}`,
+        ],
+        { input: 'old' },
+      );
+
+    const run = await cli(['backup', 'run']);
+    assert.equal(run.code, 0, run.text);
+    assert.match(
+      run.text,
+      /\[edge-1\] done: saved lab-\d{8}T\d{6}Z\.db\.gz\.enc \(revision \d+, 30 keys\)/,
+    );
+
+    const local = (await hosts[0]!.exec(`ls -1 ${LOCAL}`)).stdout.split('\n').filter(Boolean);
+    const file = local.find((f) => f.endsWith('.db.gz.enc') && !old.some((o) => f.startsWith(o)));
+    assert.ok(file, local.join(' '));
+    const base = file.slice(0, -'.db.gz.enc'.length);
+    const all = [...old, base];
+    const pruned = toPrune(
+      all.map((n) => `${n}.db.gz.enc`),
+      KEEP,
+    ).map((f) => f.slice(0, -'.db.gz.enc'.length));
+    assert.ok(
+      pruned.length > 0 && pruned.length < old.length,
+      `the case prunes some: ${pruned.join(' ')}`,
+    );
+    const kept = all.filter((n) => !pruned.includes(n)).sort();
+    const backupsIn = (list: string[]) =>
+      list
+        .filter((f) => f.endsWith('.db.gz.enc'))
+        .map((f) => f.slice(0, -'.db.gz.enc'.length))
+        .sort();
+    assert.deepEqual(backupsIn(local), kept, 'on edge-1');
+    const onBravo = (await hosts[1]!.exec(`ls -1 ${DEST}`)).stdout.split('\n').filter(Boolean);
+    assert.deepEqual(backupsIn(onBravo), kept, 'on bravo');
+    const inS3 = (await s3!.keys('edge-a/')).map((k) => k.slice('edge-a/'.length));
+    assert.deepEqual(backupsIn(inS3), kept, 'in S3');
+    for (const list of [local, onBravo, inS3])
+      assert.ok(
+        !list.some((f) => pruned.some((p) => f.startsWith(p))),
+        'a pruned backup takes its record along',
+      );
+
+    // Encrypted: the bytes hold neither a key name nor bbolt's magic.
+    const bytes = Buffer.from(
+      (await hosts[1]!.exec(`base64 -w0 ${DEST}/${file}`)).stdout,
+      'base64',
+    );
+    assert.equal(bytes.subarray(0, 8).toString('latin1'), 'Salted__');
+    assert.equal(bytes.includes(Buffer.from('/registry/secrets')), false);
+    assert.equal(bytes.includes(Buffer.from([0xed, 0xda, 0x0c, 0xed])), false);
+
+    // The off-host copy decrypts, with the private key kept outside the workspace, to the
+    // snapshot its record describes.
+    const record = parseBackupRecord((await hosts[1]!.exec(`cat ${DEST}/${base}.json`)).stdout);
+    assert.ok(isRecord(record), JSON.stringify(record));
+    assert.equal(record.keys, KEYS);
+    await writeFile(join(keys, file), bytes);
+    const plain = join(keys, 'snapshot.db');
+    const got = await decryptBackup(
+      join(keys, file),
+      plain,
+      record,
+      await readFile(privateKey, 'utf8'),
+    );
+    assert.equal(got.sha256, record.sha256);
+    const status = JSON.parse(
+      execFileSync('etcdctl', ['snapshot', 'status', plain, '-w', 'json']).toString(),
+    ) as { revision: number; totalKey: number };
+    assert.equal(status.revision, record.revision);
+    assert.equal(status.totalKey, record.keys);
+  });
+
+  it('status lists the backup and its copies; an aged record turns it to failure', async () => {
+    const s = await cli(['backup', 'status', '--json']);
+    assert.equal(s.code, 0, s.text);
+    const st = JSON.parse(s.text) as {
+      fresh: boolean;
+      backups: Array<{
+        file: string;
+        keys: number;
+        encrypted: boolean;
+        copies: Array<{ to: string; ok: boolean }>;
+      }>;
+    };
+    assert.equal(st.fresh, true);
+    const newest = st.backups[0]!;
+    assert.equal(newest.keys, KEYS);
+    assert.equal(newest.encrypted, true);
+    assert.deepEqual(
+      newest.copies.map((c) => [c.to, c.ok]),
+      [
+        [`host:root@${ADDR[1]}:${DEST}`, true],
+        [`s3:${s3!.endpoint}/etcd/edge-a/`, true],
+      ],
+    );
+    // The timer stopped and three hours passed: the newest record says so, not the clock.
+    const base = newest.file.slice(0, -'.db.gz.enc'.length);
+    const back = new Date(Date.now() - 3 * 3_600_000).toISOString().slice(0, 19) + 'Z';
+    const edit = await hosts[0]!.exec(
+      `systemctl stop k3s-etcd-backup.timer && sed -i 's/"takenAt":"[^"]*"/"takenAt":"${back}"/' ${LOCAL}/${base}.json`,
+    );
+    assert.equal(edit.code, 0, edit.stderr);
+    const stale = await cli(['backup', 'status']);
+    assert.equal(stale.code, 1, stale.text);
+    assert.match(
+      stale.text,
+      /Not fresh:\n {2}- the newest backup \(.*, on edge-1\) is 3 hours old: more than twice the interval \(1h\)/,
+    );
+  });
+
+  it('--remove takes the timer and the receiver key away; the backups stay', async () => {
+    const r = await cli(['backup', 'install', '--remove', '--yes']);
+    assert.equal(r.code, 0, r.text);
+    const e1 = await hosts[0]!.exec(
+      `test ! -e /etc/systemd/system/k3s-etcd-backup.timer && ls ${LOCAL} | grep -c '\\.db\\.gz\\.enc$'`,
+    );
+    assert.equal(e1.code, 0, e1.stderr);
+    assert.ok(Number(e1.stdout.trim()) > 0);
+    const b = await hosts[1]!.exec(
+      `! grep -q k3s-etcd-backup-receive /root/.ssh/authorized_keys && ls ${DEST} | grep -c enc`,
+    );
+    assert.equal(b.code, 0, b.stdout + b.stderr);
+  });
+});
