@@ -7,12 +7,20 @@ import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeKeyPair } from '../core/backup/crypto';
+import { drillBackup, fetchIntoWorkspace, type FetchOptions } from '../core/backup/drill';
 import { backupSettings, installBackup } from '../core/backup/install';
 import { runBackupNow } from '../core/backup/run';
 import { backupStatus } from '../core/backup/status';
 import { renderColumns } from '../core/format/table';
 import { humanBytes } from '../shared/etcdTypes';
-import { json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
+import {
+  json,
+  loadValid,
+  selectCluster,
+  UsageError,
+  type RunContext,
+  type Subcommand,
+} from './context';
 import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const installCommand: Subcommand = {
@@ -182,7 +190,85 @@ needed), which the workspace keeps.`,
   },
 };
 
+const FETCH_OPTIONS = {
+  ...SSH_OPTIONS,
+  identity: { type: 'string' as const },
+  from: { type: 'string' as const },
+  file: { type: 'string' as const },
+};
+
+async function fetchOptions(ctx: RunContext): Promise<FetchOptions> {
+  const identity = ctx.values['identity'];
+  if (typeof identity !== 'string')
+    throw new UsageError(
+      '--identity PRIVATE_KEY is needed: the private key of one of the recipients (backup keygen made it)',
+    );
+  const pem = await readFile(identity, 'utf8').catch(() => {
+    throw new UsageError(`${identity} cannot be read`);
+  });
+  return {
+    ssh: await sshContext(ctx),
+    identity: pem,
+    ...(typeof ctx.values['from'] === 'string' ? { from: ctx.values['from'] } : {}),
+    ...(typeof ctx.values['file'] === 'string' ? { file: ctx.values['file'] } : {}),
+    onLine: (l) => ctx.io.err(l),
+  };
+}
+
+const drillCommand: Subcommand = {
+  name: 'backup drill',
+  summary:
+    'Prove the newest backup: fetch its copy, decrypt it, restore it into a throwaway etcd here',
+  usage:
+    'k3s-etcd backup drill --identity PRIVATE_KEY [--from local|HOST|s3] [--file NAME] [--accept-new-host-keys]',
+  details: `Streams the newest backup (or --file NAME) from its first copy off the host (--from: a
+destination host, s3 through the backup host, or local: the backup host's folder), checks it
+against the record's SHA-256, decrypts it with --identity, restores it into a throwaway etcd on
+loopback here (etcd and etcdctl from PATH or etcd.uploadPath) and compares its key count and
+revision with the record. The result is recorded on the backup hosts, where status reads it.
+Exit 1 when the drill fails.
+
+${SSH_HELP}`,
+  options: FETCH_OPTIONS,
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const d = await drillBackup(cluster, await fetchOptions(ctx));
+    if (ctx.global.json) json(ctx, { ...d, record: undefined });
+    else ctx.io.out(`${d.ok ? 'PASS' : 'FAIL'}: ${d.file}: ${d.detail}`);
+    return d.ok ? 0 : 1;
+  },
+};
+
+const fetchCommand: Subcommand = {
+  name: 'backup fetch',
+  summary: 'Bring a backup into backups/<cluster>/, decrypted, for snapshot restore',
+  usage:
+    'k3s-etcd backup fetch --identity PRIVATE_KEY [--from local|HOST|s3] [--file NAME] [--accept-new-host-keys]',
+  details: `Streams the newest backup (or --file NAME) like backup drill does, checks and decrypts it, and
+writes it into backups/<cluster>/<UTC time>.db (0600, git-ignored) with the record that
+\`k3s-etcd snapshot restore\` checks.
+
+${SSH_HELP}`,
+  options: FETCH_OPTIONS,
+  async run(ctx) {
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const info = await fetchIntoWorkspace(
+      cluster,
+      dirname(ctx.global.inventory),
+      await fetchOptions(ctx),
+    );
+    if (ctx.global.json) json(ctx, info);
+    else
+      ctx.io.out(
+        `${info.file}: ${info.bytes} bytes, revision ${info.revision}, sha256 ${info.sha256}`,
+      );
+    return 0;
+  },
+};
+
 export const BACKUP_COMMANDS: Subcommand[] = [
+  drillCommand,
+  fetchCommand,
   installCommand,
   runCommand,
   statusCommand,

@@ -10,7 +10,8 @@
  * snapshot the record describes; --remove takes the timer and the receiver's key away.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,6 +37,7 @@ import {
 } from '../../scripts/harness/lab';
 import { captureIO } from '../fixtures/cli';
 
+const execFileAsync = promisify(execFile);
 const ADDR = ['127.0.1.141', '127.0.1.142'];
 const S3_ADDR = '127.0.1.143';
 const S3_PORT = 4573;
@@ -140,24 +142,23 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
       `mkdir -p ${d} && cd ${d} && for f in ${names.join(' ')}; do echo old > "$f"; done`;
     assert.equal((await hosts[0]!.exec(touch(LOCAL))).code, 0);
     assert.equal((await hosts[1]!.exec(touch(DEST))).code, 0);
+    // Asynchronously: the S3 server runs in this process.
     for (const n of names)
-      execFileSync(
-        'curl',
-        [
-          '-sS',
-          '--fail',
-          '--user',
-          'S3RVER:S3RVER',
-          '--aws-sigv4',
-          'aws:amz:us-east-1:s3',
-          '-H',
-          'x-amz-content-sha256: UNSIGNED-PAYLOAD',
-          '-T',
-          '-',
-          `${s3!.endpoint}/etcd/edge-a/${n}`,
-        ],
-        { input: 'old' },
-      );
+      await execFileAsync('curl', [
+        '-sS',
+        '--fail',
+        '--user',
+        'S3RVER:S3RVER',
+        '--aws-sigv4',
+        'aws:amz:us-east-1:s3',
+        '-H',
+        'x-amz-content-sha256: UNSIGNED-PAYLOAD',
+        '--data-binary',
+        'old',
+        '-X',
+        'PUT',
+        `${s3!.endpoint}/etcd/edge-a/${n}`,
+      ]);
 
     const run = await cli(['backup', 'run']);
     assert.equal(run.code, 0, run.text);
@@ -262,6 +263,62 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
       stale.text,
       /Not fresh:\n {2}- the newest backup \(.*, on edge-1\) is 3 hours old: more than twice the interval \(1h\)/,
     );
+  });
+
+  it('a drill passes from the off-host copy, fails on a damaged one (and status says so); the S3 copy restores the cluster', async () => {
+    const identity = join(keys, 'backup.key');
+    const pass = await cli(['backup', 'drill', '--identity', identity]);
+    assert.equal(pass.code, 0, pass.text);
+    assert.match(
+      pass.text,
+      /PASS: lab-\d{8}T\d{6}Z\.db\.gz\.enc: restored from bravo into a throwaway etcd: \d+ keys at revision \d+, as recorded/,
+    );
+
+    // One byte of the copy on bravo changes: the drill fails, naming the damage.
+    const newest = (await hosts[1]!.exec(`ls -1t ${DEST} | grep 'enc$' | head -n 1`)).stdout.trim();
+    const flip = await hosts[1]!.exec(
+      `printf 'X' | dd of=${DEST}/${newest} bs=1 seek=200 conv=notrunc 2>/dev/null`,
+    );
+    assert.equal(flip.code, 0);
+    const fail = await cli(['backup', 'drill', '--identity', identity, '--from', 'bravo']);
+    assert.equal(fail.code, 1, fail.text);
+    assert.match(
+      fail.text,
+      /FAIL: .*the copy of .* at bravo is damaged: its SHA-256 is [0-9a-f]{64}, the record says [0-9a-f]{64}/,
+    );
+    const status = await cli(['backup', 'status']);
+    assert.equal(status.code, 1);
+    assert.match(status.text, /the last drill \(.*\) failed: the copy of .* at bravo is damaged/);
+
+    // The whole cluster back from the copy in S3, with the existing restore.
+    const fetched = await cli([
+      'backup',
+      'fetch',
+      '--identity',
+      identity,
+      '--from',
+      's3',
+      '--json',
+    ]);
+    assert.equal(fetched.code, 0, fetched.text);
+    const info = JSON.parse(fetched.text.slice(fetched.text.indexOf('{'))) as { file: string };
+    const cluster = await loadCluster(join(dir, 'k3s-etcd.yaml'));
+    const conn = await connectionFor(cluster);
+    const c = await createEndpointClient(conn.endpoints[0]!, { tls: conn.tls, timeoutMs: 10_000 });
+    try {
+      await c.put('/registry/secrets/default/after-backup').value('later');
+    } finally {
+      c.close();
+    }
+    const restore = await cli(['snapshot', 'restore', '--file', info.file, '--yes']);
+    assert.equal(restore.code, 0, restore.text);
+    const c2 = await createEndpointClient(conn.endpoints[0]!, { tls: conn.tls, timeoutMs: 10_000 });
+    try {
+      assert.equal(await c2.getAll().prefix('/registry/secrets/default/').count(), KEYS);
+      assert.equal(await c2.get('/registry/secrets/default/s7').string(), 'top-secret-7');
+    } finally {
+      c2.close();
+    }
   });
 
   it('--remove takes the timer and the receiver key away; the backups stay', async () => {

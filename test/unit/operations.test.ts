@@ -59,7 +59,14 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
 /** Operations only the CLI has. */
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
-  backup: ['backup install', 'backup run', 'backup status', 'backup keygen'],
+  backup: [
+    'backup install',
+    'backup run',
+    'backup status',
+    'backup keygen',
+    'backup drill',
+    'backup fetch',
+  ],
   metrics: ['metrics'],
 };
 /** Editor commands with no CLI counterpart, and their file. */

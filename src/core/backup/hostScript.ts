@@ -154,7 +154,8 @@ COPIES=
 ssh_dest() { # user host port path, then the receiver's command
   u=$1 h=$2 p=$3 d=$4; shift 4
   ssh -i "$SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile="$SSH_KNOWN" \
-    -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -p "$p" "$u@$h" "$*"
+    -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 \
+    -o ServerAliveCountMax=8 -p "$p" "$u@$h" "$*"
 }
 for dest in $DEST_HOSTS; do # user@host:port:path
   u=\${dest%%@*}; rest=\${dest#*@}; h=\${rest%%:*}; rest=\${rest#*:}; p=\${rest%%:*}; d=\${rest#*:}
@@ -192,7 +193,8 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   # SigV4 signs x-amz-content-sha256 too; the payload is checked by its SHA-256 in the record.
   s3() {
     curl -sS --fail -K "$LOCAL_DIR/.curl" --aws-sigv4 "aws:amz:$region:s3" \
-      -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --connect-timeout 15 "$@"
+      -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --connect-timeout 15 \
+      --speed-limit 1 --speed-time 120 "$@"
   }
   if s3 -T "$LOCAL_DIR/$FILE" "$ep/$bucket/$prefix$FILE" -o /dev/null 2>"$LOCAL_DIR/.s3.err" &&
     s3 -T "$LOCAL_DIR/$NAME.json" "$ep/$bucket/$prefix$NAME.json" -o /dev/null 2>>"$LOCAL_DIR/.s3.err"; then

@@ -153,7 +153,8 @@ export function backupUnits(cluster: Cluster): { service: string; timer: string 
       `Description=k3s-etcd backup of etcd cluster ${cluster.name}, every ${b.interval}`,
       '',
       '[Timer]',
-      'OnBootSec=5min',
+      // The first backup one interval after the timer starts (`backup run` takes one at once).
+      `OnActiveSec=${b.interval}`,
       `OnUnitActiveSec=${b.interval}`,
       'AccuracySec=1s',
       `Unit=${BACKUP_SERVICE}`,
