@@ -55,11 +55,21 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
   keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
   recover: { cli: ['recover'], editor: ['clusterRecover'] },
+  backup: {
+    cli: ['backup install', 'backup run', 'backup status', 'backup keygen'],
+    editor: [
+      'backupInstall',
+      'backupRemove',
+      'backupKeygen',
+      'backupRun',
+      'backupStatus',
+      'backupRefresh',
+    ],
+  },
 };
 /** Operations only the CLI has. */
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
-  backup: ['backup install', 'backup run', 'backup status', 'backup keygen'],
   metrics: ['metrics'],
 };
 /** Editor commands with no CLI counterpart, and their file. */
