@@ -3,10 +3,9 @@
  * editor (the inventory's `backup:` block), encrypted to public keys whose private halves the
  * person keeps, copied off the host, kept by generation.
  */
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { makeKeyPair } from '../core/backup/crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { defaultPrivateKeyFile, writeBackupKeyPair } from '../core/backup/keygen';
 import { drillBackup, fetchIntoWorkspace, type FetchOptions } from '../core/backup/drill';
 import { backupSettings, installBackup } from '../core/backup/install';
 import { runBackupNow } from '../core/backup/run';
@@ -164,27 +163,17 @@ needed), which the workspace keeps.`,
     const b = backupSettings(cluster);
     const out =
       typeof ctx.values['out'] === 'string'
-        ? ctx.values['out']
-        : join(homedir(), '.config', 'k3s-etcd', `backup-${cluster.name}.key`);
-    if (out.startsWith(`${dirname(ctx.global.inventory)}/`))
-      throw new UsageError(
-        `${out} is inside the workspace: the private key must live elsewhere (--out a path outside ${dirname(ctx.global.inventory)})`,
-      );
-    const existing = await readFile(out).catch(() => undefined);
-    if (existing) throw new UsageError(`${out} exists: give another --out, or use that key`);
-    const pair = makeKeyPair();
-    await mkdir(dirname(out), { recursive: true, mode: 0o700 });
-    await writeFile(out, pair.privatePem, { mode: 0o600, flag: 'wx' });
-    await appendFile(b.recipientsFile, pair.publicPem, { mode: 0o644 });
-    if (ctx.global.json)
-      json(ctx, {
-        privateKey: out,
-        recipientsFile: b.recipientsFile,
-        fingerprint: pair.fingerprint,
-      });
+        ? resolve(ctx.io.cwd, ctx.values['out'])
+        : defaultPrivateKeyFile(cluster.name);
+    const w = await writeBackupKeyPair({
+      privateKeyFile: out,
+      recipientsFile: b.recipientsFile,
+      workspaceDir: dirname(ctx.global.inventory),
+    });
+    if (ctx.global.json) json(ctx, w);
     else
       ctx.io.out(
-        `Private key: ${out} (0600): keep a copy offline; without it no backup can be read.\nPublic key ${pair.fingerprint.slice(0, 16)}… added to ${b.recipientsFile}; run \`k3s-etcd backup install\` to give it to the hosts.`,
+        `Private key: ${w.privateKeyFile} (0600): keep a copy offline; without it no backup can be read.\nPublic key ${w.fingerprint.slice(0, 16)}… added to ${w.recipientsFile}; run \`k3s-etcd backup install\` to give it to the hosts.`,
       );
     return 0;
   },

@@ -3,6 +3,7 @@
  * feature registrars share. Built once in `activate`; no global mutable state elsewhere.
  */
 import type * as vscode from 'vscode';
+import type { BackupService } from './backupService';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
 import type { K3sStateService } from './k3sStateService';
@@ -25,6 +26,8 @@ export interface ExtensionCtx {
   readonly keyspace: KeyspaceService;
   /** K3s server states, read over SSH when asked. */
   readonly k3s: K3sStateService;
+  /** What the backup hosts hold, read over SSH when asked (never polled). */
+  readonly backups: BackupService;
   /** Registers a disposable that lives as long as the extension. */
   push(...disposables: vscode.Disposable[]): void;
 }

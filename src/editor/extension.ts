@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import type { InventoryLoadResult } from '../core/inventory/types';
 import { listMembers, type EtcdMember } from '../core/etcd/members';
 import type { TreeNode } from '../core/tree/model';
+import { BackupService } from './backupService';
 import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
@@ -45,6 +46,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const perf = new PerfService(inventory, log);
     const k3s = new K3sStateService();
     const keyspace = new KeyspaceService(log);
+    const backups = new BackupService(trust, log);
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
@@ -55,9 +57,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
       perf,
       k3s,
       keyspace,
+      backups,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(trust, inventory, health, metrics, perf, k3s, keyspace);
+    ctx.push(trust, inventory, health, metrics, perf, k3s, keyspace, backups);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);

@@ -122,8 +122,11 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
   it('keygen, install, a run: encrypted here, on bravo and in S3; exactly the kept generations', async () => {
     const privateKey = join(keys, 'backup.key');
     const inside = await cli(['backup', 'keygen', '--out', join(dir, 'oops.key')]);
-    assert.equal(inside.code, 2, inside.text);
-    assert.match(inside.text, /inside the workspace: the private key must live elsewhere/);
+    assert.notEqual(inside.code, 0, inside.text);
+    assert.match(
+      inside.text,
+      /is inside the workspace \(.*\): the private key must live elsewhere/,
+    );
     const kg = await cli(['backup', 'keygen', '--out', privateKey]);
     assert.equal(kg.code, 0, kg.text);
     assert.match(await readFile(join(dir, 'backup-recipients.pem'), 'utf8'), /BEGIN PUBLIC KEY/);

@@ -55,18 +55,28 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
   keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
   recover: { cli: ['recover'], editor: ['clusterRecover'] },
+  backup: {
+    cli: [
+      'backup install',
+      'backup run',
+      'backup status',
+      'backup keygen',
+      'backup drill',
+      'backup fetch',
+    ],
+    editor: [
+      'backupInstall',
+      'backupRemove',
+      'backupKeygen',
+      'backupRun',
+      'backupStatus',
+      'backupRefresh',
+    ],
+  },
 };
 /** Operations only the CLI has. */
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
-  backup: [
-    'backup install',
-    'backup run',
-    'backup status',
-    'backup keygen',
-    'backup drill',
-    'backup fetch',
-  ],
   metrics: ['metrics'],
 };
 /** Editor commands with no CLI counterpart, and their file. */

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { buildBackup } from '../../src/core/inventory/backup';
 import { loadInventoryFile, parseInventory } from '../../src/core/inventory/parse';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { formatContextValue, parseContextValue } from '../../src/core/tree/contextValue';
@@ -231,7 +232,40 @@ describe('tree model', () => {
         history: new Map([['edge-a', { answered: true }]]),
       });
       assert.equal(contextValueOf(noSpace[0]!), 'cluster+external-etcd+nospace');
-      const values = walk([...roots, ...problems, ...unprovisioned, ...noSpace]).map(
+      // And with a backup block: its Backups node, never read and then not fresh.
+      const withBackup = {
+        ...loaded,
+        inventory: {
+          ...loaded.inventory,
+          clusters: [
+            {
+              ...cluster,
+              backup: buildBackup(
+                { encryption: { recipientsFile: 'backup-recipients.pem' } },
+                (p) => join(dir, p),
+              ),
+            },
+          ],
+        },
+      };
+      const backups = [
+        ...buildTree(withBackup),
+        ...buildTree(withBackup, {
+          backups: new Map([['edge-a', { at: Date.now(), error: 'edge-1: refused' }]]),
+        }),
+      ];
+      assert.deepEqual(
+        walk(backups)
+          .filter((n) => n.kind === 'cluster' || n.kind === 'backups')
+          .map(contextValueOf),
+        [
+          'cluster+external-etcd+backup',
+          'backups',
+          'cluster+external-etcd+backup',
+          'backups+warning',
+        ],
+      );
+      const values = walk([...roots, ...problems, ...unprovisioned, ...noSpace, ...backups]).map(
         contextValueOf,
       );
       const expectedKinds: Record<string, string[]> = {
@@ -270,6 +304,15 @@ describe('tree model', () => {
         'k3sEtcd.cluster.recover': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
+        'k3sEtcd.backup.install': ['cluster'],
+        'k3sEtcd.backup.install|1_general@1': ['backups'],
+        'k3sEtcd.backup.keygen': ['cluster'],
+        'k3sEtcd.backup.keygen|1_general@2': ['backups'],
+        'k3sEtcd.backup.run': ['cluster', 'backups'],
+        'k3sEtcd.backup.status': ['cluster', 'backups'],
+        'k3sEtcd.backup.status|inline@2': ['backups'],
+        'k3sEtcd.backup.remove': ['cluster', 'backups'],
+        'k3sEtcd.backup.refresh|inline@1': ['backups'],
       };
       const entries = manifest.contributes.menus['view/item/context'] ?? [];
       assert.ok(entries.length > 0);
@@ -288,6 +331,9 @@ describe('tree model', () => {
           [...expected].sort(),
           `${entry.command} (${entry.group ?? ''})`,
         );
+        // What needs a backup block is not offered on a cluster without one.
+        if (/^k3sEtcd\.backup\.(run|status|remove|refresh)$/.test(entry.command))
+          assert.ok(!re.test('cluster+external-etcd'), entry.command);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,8 @@
 /**
  * `contextValue` grammar for tree items: `<kind>` followed by `+flag` tokens in a fixed order,
- * e.g. `member+leader`, `cluster+external-etcd+unprovisioned`, `problem+error`. Menus match it with
- * `viewItem =~ /^member\b.*\+leader/`. Built in exactly one place, from node state.
+ * e.g. `member+leader`, `cluster+external-etcd+unprovisioned`, `problem+error`,
+ * `backups+warning`. Menus match it with `viewItem =~ /^member\b.*\+leader/`. Built in exactly
+ * one place, from node state.
  */
 export type ContextKind =
   | 'cluster'
@@ -12,6 +13,7 @@ export type ContextKind =
   | 'problem'
   | 'certificates'
   | 'certificate'
+  | 'backups'
   | 'trust';
 
 export type ContextFlag =
@@ -24,6 +26,7 @@ export type ContextFlag =
   | 'unhealthy'
   | 'unprovisioned'
   | 'nospace'
+  | 'backup'
   | 'error'
   | 'warning'
   | 'ca'
@@ -42,6 +45,7 @@ const FLAG_ORDER: readonly ContextFlag[] = [
   'unhealthy',
   'unprovisioned',
   'nospace',
+  'backup',
   'error',
   'warning',
   'ca',
@@ -76,6 +80,7 @@ const KINDS: readonly ContextKind[] = [
   'problem',
   'certificates',
   'certificate',
+  'backups',
   'trust',
 ];
 function isKind(k: string): k is ContextKind {

@@ -1,7 +1,8 @@
 /**
- * The tree as plain data: clusters > hosts > roles, and inventory problems. The editor layer turns
- * these into TreeItems; the CLI and the tests read them directly. In an untrusted workspace
- * (Restricted Mode) a "Trust this workspace to connect" item comes first and nothing is live.
+ * The tree as plain data: clusters > hosts > roles, certificates and backups (`backups.ts`), and
+ * inventory problems. The editor layer turns these into TreeItems; the CLI and the tests read
+ * them directly. In an untrusted workspace (Restricted Mode) a "Trust this workspace to connect"
+ * item comes first and nothing is live.
  */
 import { localStamp } from '../format/stamp';
 import { describeK3sState, type K3sServerState } from '../k3s/state';
@@ -17,9 +18,11 @@ import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from '.
 import { looksUnprovisioned, type ClusterHistory } from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
 import { maintenanceRunLine } from '../etcd/maintenanceRecord';
+import { backupsNode, type BackupState, type BackupsNode } from './backups';
 
 export type { MemberLive } from './member';
 export type { ClusterHistory } from './provisioned';
+export type { BackupState, BackupsNode } from './backups';
 
 interface NodeBase {
   /** Stable across refreshes, so expansion state survives. */
@@ -43,6 +46,8 @@ export interface ClusterNode extends NodeBase {
   state?: 'healthy' | 'degraded' | 'down' | 'unknown' | 'unprovisioned';
   /** A member reports an armed NOSPACE alarm (the rescue is at hand). */
   noSpace?: true;
+  /** The cluster has a backup block (its Backups node and commands). */
+  backup?: true;
 }
 
 export interface HostNode extends NodeBase {
@@ -86,6 +91,8 @@ export interface TreeInputs {
   metrics?: ReadonlyMap<string, ClusterMetrics>;
   /** The last keyspace scan of each cluster (made on demand, never polled). */
   keyspace?: ReadonlyMap<string, KeyspaceSummary & { at: number }>;
+  /** The last backup status read of each cluster (on demand, never polled). */
+  backups?: ReadonlyMap<string, BackupState>;
   /** What the front end has seen of each cluster (answers, provisioning runs), by name. */
   history?: ReadonlyMap<string, ClusterHistory>;
   /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
@@ -139,7 +146,14 @@ export const trustNode = (): TrustNode => ({
 });
 
 export type TreeNode =
-  ClusterNode | HostNode | RoleNode | ProblemNode | CertificatesNode | CertificateNode | TrustNode;
+  | ClusterNode
+  | HostNode
+  | RoleNode
+  | ProblemNode
+  | CertificatesNode
+  | CertificateNode
+  | BackupsNode
+  | TrustNode;
 
 /** What the tree knows of each cluster's certificates (from pki/<cluster>/index.json). */
 export type PkiIndexes = ReadonlyMap<string, PkiIndex | undefined>;
@@ -170,6 +184,7 @@ export function contextValueOf(node: TreeNode): string {
         node.datastore === 'external-etcd' ? 'external-etcd' : 'embedded-etcd',
         ...(node.state === 'unprovisioned' ? (['unprovisioned'] as const) : []),
         ...(node.noSpace ? (['nospace'] as const) : []),
+        ...(node.backup ? (['backup'] as const) : []),
       ]);
     case 'host': {
       const flags: ContextFlag[] = [];
@@ -196,6 +211,8 @@ export function contextValueOf(node: TreeNode): string {
       if (node.expiry === 'expiring' || node.expiry === 'expired') flags.push(node.expiry);
       return formatContextValue('certificate', flags);
     }
+    case 'backups':
+      return formatContextValue('backups', node.state === 'stale' ? ['warning'] : []);
     case 'trust':
       return formatContextValue('trust');
   }
@@ -419,6 +436,7 @@ function clusterNode(
   metrics?: ClusterMetrics,
   history?: ClusterHistory,
   keyspace?: KeyspaceSummary & { at: number },
+  backups?: BackupState,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -428,6 +446,7 @@ function clusterNode(
   const inputs: LiveInputs = { snapshot: health?.snapshot, metrics, notProvisioned };
   // The maintenance timer's last run: in the tooltip; one that did not end well also in the row.
   const lastRun = health?.snapshot?.maintenance;
+  const backupRow = backupsNode(cluster, backups);
   const runFailed = lastRun?.result === 'failed' || lastRun?.result === 'refused';
   const node: ClusterNode = {
     kind: 'cluster',
@@ -448,11 +467,13 @@ function clusterNode(
     children: [
       ...cluster.hosts.map((h) => hostNode(cluster, h, inputs, k3s)),
       certificatesNode(cluster, index),
+      ...(backupRow ? [backupRow] : []),
     ],
   };
   const state = clusterState(health, notProvisioned);
   if (state) node.state = state;
   if (health?.snapshot?.health.some((h) => h.alarms.includes('NOSPACE'))) node.noSpace = true;
+  if (cluster.backup) node.backup = true;
   return node;
 }
 
@@ -481,6 +502,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
         inputs.metrics?.get(c.name),
         inputs.history?.get(c.name),
         inputs.keyspace?.get(c.name),
+        inputs.backups?.get(c.name),
       ),
     ),
   ];

@@ -21,6 +21,14 @@ import {
   inspectCertificateCommand,
   reissueMember,
 } from './certs';
+import {
+  makeBackupKeyPairCommand,
+  refreshBackupsCommand,
+  removeBackupsCommand,
+  runBackupNowCommand,
+  setUpBackupsCommand,
+  showBackupStatusCommand,
+} from './backup';
 import { copyEtcdctlEnvCommand, openEtcdctlTerminalCommand } from './etcdctl';
 import { openHealthPanel } from './health';
 import {
@@ -113,6 +121,12 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
     clusterRecover: recoverClusterCommand(ctx, planDocs),
     keyspaceShowKey: showKeyCommand(ctx, planDocs),
+    backupInstall: setUpBackupsCommand(ctx),
+    backupRemove: removeBackupsCommand(ctx),
+    backupKeygen: makeBackupKeyPairCommand(ctx),
+    backupRun: runBackupNowCommand(ctx),
+    backupStatus: showBackupStatusCommand(ctx, planDocs),
+    backupRefresh: refreshBackupsCommand(ctx),
     etcdctlOpenTerminal: openEtcdctlTerminalCommand(ctx),
     etcdctlCopyEnv: copyEtcdctlEnvCommand(ctx),
     docsOpen: openDocs(ctx),

@@ -6,13 +6,14 @@ import type { HostRun, RunHooks } from '../../core/plan/runner';
 export const TASK_TYPE = 'k3s-etcd';
 
 export type TaskOperationName =
-  'provision-etcd' | 'install-k3s' | 'restore-etcd' | 'maintain-timer';
+  'provision-etcd' | 'install-k3s' | 'restore-etcd' | 'maintain-timer' | 'backup-install';
 
 export const OPERATIONS: readonly TaskOperationName[] = [
   'provision-etcd',
   'install-k3s',
   'restore-etcd',
   'maintain-timer',
+  'backup-install',
 ];
 
 export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
@@ -24,7 +25,10 @@ export interface K3sEtcdTaskDefinition extends vscode.TaskDefinition {
   snapshot?: string;
   /** maintain-timer: systemd OnCalendar of the timer (default daily at 03:17). */
   onCalendar?: string;
-  /** maintain-timer: take the timer away instead (its reports stay). */
+  /**
+   * maintain-timer: take the timer away instead (its reports stay). backup-install: take the
+   * backup timer and the receivers' keys away instead (the backups stay).
+   */
   remove?: boolean;
 }
 

@@ -1,4 +1,7 @@
-/** What each task operation runs: provision-etcd, install-k3s (and restore-etcd, in restore.ts). */
+/**
+ * What each task operation runs: provision-etcd, install-k3s (and restore-etcd, maintain-timer
+ * and backup-install in their own files).
+ */
 import { dirname } from 'node:path';
 import { provisionEtcd } from '../../core/provision/provision';
 import { rollingPlanLines, type RollingPlan } from '../../core/rolling/restarts';
@@ -11,6 +14,7 @@ import { secretTokenStore } from '../tokenStore';
 import type { ConfirmedRestore, K3sEtcdTaskDefinition, TaskOperation } from './definition';
 import { restoreOperation } from './restore';
 import { timerOperation } from './maintainTimer';
+import { backupInstallOperation } from './backupInstall';
 
 /** What the task of `def` runs; `confirmed` only for the restore its modal started. */
 export async function operationFor(
@@ -24,6 +28,7 @@ export async function operationFor(
   const ssh = await editorSshContext(ctx);
   const only = def.host ? [def.host] : undefined;
   if (def.operation === 'maintain-timer') return timerOperation(ctx, cluster, def, ssh, only);
+  if (def.operation === 'backup-install') return backupInstallOperation(ctx, cluster, def, ssh);
   if (def.operation === 'install-k3s') {
     const hosts = selectK3sServers(cluster, only).map((h) => h.name);
     const file = (ctx.inventory.current() as { file: string }).file;

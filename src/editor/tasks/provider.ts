@@ -44,7 +44,11 @@ export function provisionTask(
           ? def.remove
             ? 'remove the maintenance timer'
             : 'schedule maintenance'
-          : 'provision etcd';
+          : def.operation === 'backup-install'
+            ? def.remove
+              ? 'remove the backup timer'
+              : 'set up backups'
+            : 'provision etcd';
   const name = def.host ? `${verb} on ${def.host} (${def.cluster})` : `${verb} (${def.cluster})`;
   const task = new vscode.Task(
     def,

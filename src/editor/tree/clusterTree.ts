@@ -53,6 +53,13 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
         node.certKind === 'ca' ? 'verified' : 'lock',
         stateColor(node.expiry),
       );
+    case 'backups':
+      return node.state === 'stale'
+        ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'))
+        : new vscode.ThemeIcon(
+            'archive',
+            node.state === 'fresh' ? new vscode.ThemeColor('testing.iconPassed') : undefined,
+          );
     case 'trust':
       return new vscode.ThemeIcon(
         'workspace-untrusted',
@@ -183,6 +190,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
             k3s: ctx.k3s.states(),
             metrics: ctx.metrics.states(),
             keyspace: ctx.keyspace.summaries(),
+            backups: ctx.backups.states(),
             history: seen,
             restricted: !ctx.trust.trusted,
           })
@@ -210,6 +218,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     ctx.inventory.onDidChange(update),
     ctx.health.onDidChange(update),
     ctx.k3s.onDidChange(update),
+    ctx.backups.onDidChange(update),
     // A finished keyspace scan (not its progress) puts the top consumer in the tooltip.
     ctx.keyspace.onDidChange((c) => {
       if (!ctx.keyspace.state(c).running) update();
