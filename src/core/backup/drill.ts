@@ -123,7 +123,13 @@ async function fetchTo(src: Source, name: string, file: string): Promise<string>
     },
   });
   const out = createWriteStream(file, { mode: 0o600 });
-  await Promise.all([src.read(name, tap), pipeline(tap, out)]);
+  const written = pipeline(tap, out);
+  // The SSH exec writes into `tap` but never ends it: end it here (or fail it) so the file closes.
+  await src.read(name, tap).then(
+    () => tap.end(),
+    (err: unknown) => tap.destroy(err as Error),
+  );
+  await written;
   return h.digest('hex');
 }
 

@@ -6,7 +6,7 @@
  *
  * One run (`BACKUP_SCRIPT`): a lock on this host; only the host whose member leads takes the
  * backup (the others record "skipped"), so hosts never race; `etcdctl snapshot save` from the
- * local member, its revision and key count from `snapshot status`, its SHA-256; gzip and
+ * local member, its revision from `snapshot status`, the live keys at that revision, its SHA-256; gzip and
  * `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each recipient with
  * RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the record (record.ts)
  * beside it; copies to every destination (another host over SSH with a key restricted to the
@@ -120,8 +120,12 @@ out=$(ctl --endpoints="$LOCAL" --command-timeout=600s snapshot save "$WORK/snap.
   { say "$(printf '%s' "$out" | tail -n 1 | cut -c1-300)"; finish failed "etcdctl snapshot save failed" 1; }
 ss=$(ctl snapshot status "$WORK/snap.db" -w json 2>/dev/null)
 revision=$(printf '%s' "$ss" | num revision)
-keys=$(printf '%s' "$ss" | num totalKey)
-[ -n "$revision" ] && [ -n "$keys" ] || finish failed "etcdctl snapshot status could not read the snapshot" 1
+# Live keys at the snapshot's revision (snapshot status's totalKey counts bbolt's entries).
+# A range's count is its total, whatever the limit (etcdctl 3.4 has no --count-only); no count: 0.
+kj=$(ctl --endpoints="$LOCAL" --command-timeout=120s get "" --from-key --limit=1 --keys-only --rev="$revision" -w json 2>/dev/null) || kj=
+keys=$(printf '%s' "$kj" | num count)
+[ -n "$kj" ] && keys=\${keys:-0}
+[ -n "$revision" ] && [ -n "$keys" ] || finish failed "the snapshot's revision or key count could not be read" 1
 size=$(wc -c <"$WORK/snap.db" | tr -d ' ')
 sha=$(sha256sum "$WORK/snap.db" | cut -c1-64)
 openssl rand -hex 32 >"$WORK/pass" || finish failed "openssl rand failed" 1
