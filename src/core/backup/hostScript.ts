@@ -19,8 +19,9 @@
  * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
  */
 
-/** Shell `${` is written `\${` in the raw templates (no interpolation), and put back here. */
-const unraw = (s: string) => s.replaceAll('\\${', '${');
+import { HOST_SHELL_HELPERS, unraw } from '../etcd/hostShell';
+
+/** Shell `${` is written `\${` in the raw templates (no interpolation), and put back by unraw. */
 
 export const BACKUP_SCRIPT = unraw(String.raw`#!/bin/sh
 # k3s-etcd backup timer: written by k3s-etcd (backup install); do not edit.
@@ -80,15 +81,7 @@ say() {
   echo "$1"
   LINES="$LINES$(printf '%s' "$1" | jstr),"
 }
-jstr() {
-  printf '"'
-  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/\\t/g' | tr -d '\000-\010\012-\037'
-  printf '"'
-}
-ctl() {
-  etcdctl --cacert="$PKI/ca.pem" --cert="$PKI/server.pem" --key="$PKI/server-key.pem" "$@"
-}
-num() { sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" | head -n 1; }
+${HOST_SHELL_HELPERS}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
   printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s]}\n' \

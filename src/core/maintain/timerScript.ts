@@ -21,9 +21,10 @@
  * newest KEEP_REPORTS kept) and, from the acting host, to the key RECORD_KEY in etcd, where
  * the editor's tree reads the last run.
  */
+import { HOST_SHELL_HELPERS, unraw } from '../etcd/hostShell';
 
-/** Shell `${` is written `\${` in the raw template (no interpolation), and put back here. */
-export const TIMER_SCRIPT = String.raw`#!/bin/sh
+/** Shell `${` is written `\${` in the raw template (no interpolation), and put back by unraw. */
+export const TIMER_SCRIPT = unraw(String.raw`#!/bin/sh
 # k3s-etcd maintenance timer: written by k3s-etcd (maintain --install-timer); do not edit.
 set -u
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -85,18 +86,7 @@ say() {
   echo "$1"
   LINES="$LINES$(printf '%s' "$1" | jstr),"
 }
-# A JSON string of stdin: backslashes, quotes and tabs escaped, other control characters dropped.
-jstr() {
-  printf '"'
-  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/\t/\\t/g' | tr -d '\000-\010\012-\037'
-  printf '"'
-}
-
-ctl() {
-  etcdctl --cacert="$PKI/ca.pem" --cert="$PKI/server.pem" --key="$PKI/server-key.pem" "$@"
-}
-num() { sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" | head -n 1; }
-
+${HOST_SHELL_HELPERS}
 # Per member: name, URL, status JSON (empty when it did not answer).
 nth() { shift "$1"; printf '%s' "$1"; }
 count() { set -- $1; echo $#; }
@@ -257,4 +247,4 @@ if [ -n "$NOSPACE" ]; then
   say "disarmed NOSPACE: every member is under $QUOTA_PERMILLE/1000 of its quota"
 fi
 finish done "defragmented $(printf '%s' "\${DEFRAGGED%,}" | tr -d '"' | sed 's/,/, /g')" 0
-`.replaceAll('\\${', '${');
+`);
