@@ -85,6 +85,11 @@ export interface HealthPanelState {
   notProvisioned?: boolean;
   /** The inventory's tuning beside what each member runs with (the Status tab). */
   settings?: SettingsInEffect;
+  /**
+   * The backups' freshness as the Backups node says it, for a cluster with a backup block: not
+   * read yet, fresh, or why not (a warning with Show Backup Status).
+   */
+  backups?: { state: 'unread' | 'fresh' | 'stale'; words: string; problems: string[] };
 }
 
 export const HealthReadyCommand = command<Record<string, never>>()('health/ready');
@@ -95,6 +100,8 @@ export const HealthGenerateCertsCommand = command<Record<string, never>>()('heal
 /** Run "Provision etcd" / "Preview Provisioning Plan" on the panel's cluster. */
 export const HealthProvisionCommand = command<Record<string, never>>()('health/provision');
 export const HealthPreviewPlanCommand = command<Record<string, never>>()('health/previewPlan');
+/** Run "Show Backup Status" on the panel's cluster. */
+export const HealthShowBackupsCommand = command<Record<string, never>>()('health/showBackups');
 export const HealthStateNotification = notification<HealthPanelState>()('health/didChangeState');
 
 export type HealthWebviewToHost =
@@ -104,7 +111,8 @@ export type HealthWebviewToHost =
   | Message<typeof HealthOpenCliCommand.method, { section: HealthSection }>
   | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>
   | Message<typeof HealthProvisionCommand.method, Record<string, never>>
-  | Message<typeof HealthPreviewPlanCommand.method, Record<string, never>>;
+  | Message<typeof HealthPreviewPlanCommand.method, Record<string, never>>
+  | Message<typeof HealthShowBackupsCommand.method, Record<string, never>>;
 
 // ------------------------------------------------------------------------------------------
 // Performance check (in the etcd health panel)

@@ -15,6 +15,7 @@ import {
   HealthGenerateCertsCommand,
   HealthOpenCliCommand,
   HealthPreviewPlanCommand,
+  HealthShowBackupsCommand,
   HealthProvisionCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
@@ -122,6 +123,26 @@ function notProvisionedNotice(): HTMLElement {
   return box;
 }
 
+/** The backups' freshness: a muted line when fresh or unread, a warning notice when not. */
+function backupsLine(b: NonNullable<HealthPanelState['backups']>): HTMLElement {
+  const show = button('Show Backup Status', 'archive', () =>
+    vscode.postMessage(HealthShowBackupsCommand.create({})),
+  );
+  if (b.state !== 'stale') {
+    const row = el('div', undefined, 'actions-row');
+    row.setAttribute('data-testid', 'backups');
+    row.append(el('span', `Backups: ${b.words}`, b.state === 'fresh' ? 'ok' : 'muted'), show);
+    return row;
+  }
+  const box = el('div', undefined, 'notice');
+  box.setAttribute('data-testid', 'backups');
+  box.append(el('p', 'Backups are not fresh:'));
+  const list = el('ul');
+  for (const p of b.problems) list.append(el('li', p));
+  box.append(list, show);
+  return box;
+}
+
 function membersTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
   if (s.notProvisioned) return el('p', 'Nothing answers yet: no member list to show.', 'muted');
   const t = table(
@@ -202,6 +223,7 @@ function render(s: HealthPanelState): void {
   if (s.notProvisioned) app.append(notProvisionedNotice());
   const snap = s.snapshot;
   if (snap) app.append(el('p', `As of ${localStamp(snap.at)}`, 'muted'));
+  if (s.backups) app.append(backupsLine(s.backups));
   const waiting = () => el('p', s.error ? 'No data.' : 'Asking the members…', 'muted');
   const perfUi = saved.perfUi ?? { load: 's', durationSec: 60, selected: [] };
   const perf = perfTab(

@@ -4,6 +4,7 @@
  * restores its last state when shown again. Strict CSP with a nonce; resources only from
  * dist/webview and media; typed messages from src/shared/protocol.
  */
+import { backupsNode } from '../../core/tree/backups';
 import * as vscode from 'vscode';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -27,6 +28,7 @@ import {
   HealthGenerateCertsCommand,
   HealthOpenCliCommand,
   HealthPreviewPlanCommand,
+  HealthShowBackupsCommand,
   HealthProvisionCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
@@ -85,6 +87,7 @@ export class HealthPanel implements vscode.Disposable {
       ctx.health.onDidChange((name) => name === this.cluster && this.post(false)),
       ctx.perf.onDidChange((name) => name === this.cluster && void this.postPerf()),
       ctx.keyspace.onDidChange((name) => name === this.cluster && this.postKeyspace()),
+      ctx.backups.onDidChange((name) => name === this.cluster && this.post(false)),
       ctx.metrics.onDidChange((name) => {
         if (name !== this.cluster) return;
         this.postMetrics();
@@ -115,10 +118,20 @@ export class HealthPanel implements vscode.Disposable {
       c && h?.snapshot && !notProvisioned
         ? settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics))
         : undefined;
+    const node = c ? backupsNode(c, this.ctx.backups.states().get(c.name)) : undefined;
     return {
       cluster: this.cluster,
       refreshing,
       names,
+      ...(node
+        ? {
+            backups: {
+              state: node.state,
+              words: node.description ?? '',
+              problems: node.problems,
+            },
+          }
+        : {}),
       ...(notProvisioned ? { notProvisioned } : {}),
       ...(settings ? { settings } : {}),
       ...(h?.snapshot ? { snapshot: h.snapshot } : {}),
@@ -271,6 +284,9 @@ export class HealthPanel implements vscode.Disposable {
       const node = this.clusterNode();
       if (node) await vscode.commands.executeCommand(COMMANDS.certsGenerate, node);
       await this.refresh();
+    } else if (HealthShowBackupsCommand.is(msg)) {
+      const node = this.clusterNode();
+      if (node) await vscode.commands.executeCommand(COMMANDS.backupStatus, node);
     } else if (HealthProvisionCommand.is(msg) || HealthPreviewPlanCommand.is(msg)) {
       const node = this.clusterNode();
       const command = HealthProvisionCommand.is(msg)
