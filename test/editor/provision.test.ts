@@ -5,7 +5,7 @@
  * each host's steps, the modal asks before applying, and the cluster ends healthy.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -13,6 +13,7 @@ import { clientEndpoints } from '../../src/core/inventory/select';
 import { adminTls } from '../../src/core/etcd/connection';
 import { listMembers } from '../../src/core/etcd/members';
 import { generateCertificateSet } from '../../src/core/pki/set';
+import { writeBackupKeyPair } from '../../src/core/backup/keygen';
 import {
   hostKeyLine,
   startEdgeHosts,
@@ -369,5 +370,78 @@ test(
       members.every((m) => !m.isLearner),
       'every member promoted',
     );
+  },
+);
+
+test(
+  'UI: a backup block and a key pair, Set Up Backups… (dry run, modal, apply), Run Backup Now; the Backups node says fresh',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(lab, 'the provisioning test above left no provisioned lab');
+    const { page, ws, file } = lab;
+    // The person adds the block; the private key lives outside the workspace.
+    const text = await readFile(file, 'utf8');
+    await writeFile(
+      file,
+      text.replace(
+        /^ {4}hosts:$/m,
+        '    backup: { interval: 1h, encryption: { recipientsFile: backup-recipients.pem } }\n    hosts:',
+      ),
+    );
+    const keys = await makeTempDir('k3s-etcd-ws-backup-keys-');
+    cleanups.push(() => removeTempDir(keys));
+    await writeBackupKeyPair({
+      privateKeyFile: join(keys, 'backup.key'),
+      recipientsFile: join(ws, 'backup-recipients.pem'),
+      workspaceDir: ws,
+    });
+    await page
+      .getByRole('treeitem', { name: /^Backups, not read yet/ })
+      .waitFor({ timeout: 30_000 });
+
+    // The task's own terminal: its dry run, then the modal that names the backup timer.
+    await runFromPalette(page, 'K3s etcd: Set Up Backups…');
+    await waitForTerminal(page, /Checking the backup timer/, 60_000);
+    const modal = page.locator('.monaco-dialog-box', { hasText: /backup timer/ });
+    await modal.waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'backup-setup-confirm.png') });
+    await modal.getByRole('button', { name: 'Apply' }).click();
+    await waitUntil(
+      async () => {
+        const r = await Promise.all(
+          lab!.hosts.map((h) => h.exec('systemctl is-active -q k3s-etcd-backup.timer')),
+        );
+        return r.every((x) => x.code === 0);
+      },
+      120_000,
+      'the backup timer running on every member host',
+    );
+
+    await runFromPalette(page, 'K3s etcd: Run Backup Now');
+    try {
+      await page
+        .locator('.notifications-toasts', {
+          hasText: /lab: backup taken on edge-\d: saved lab-\d{8}T\d{6}Z\.db\.gz\.enc/,
+        })
+        .waitFor({ timeout: 120_000 });
+    } catch (err) {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'backup-run-failure.png') });
+      const toasts = await page
+        .locator('.notifications-toasts')
+        .innerText()
+        .catch(() => '');
+      const quick = await page
+        .locator('.quick-input-widget')
+        .innerText()
+        .catch(() => '');
+      throw new Error(
+        `no "backup taken" within 120 s. Notifications: ${toasts || '(none)'}; quick input: ${quick || '(none)'}`,
+        { cause: err },
+      );
+    }
+    await page
+      .getByRole('treeitem', { name: /^Backups, fresh · newest \d+ min ago/ })
+      .waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, 'backup-fresh.png') });
   },
 );
