@@ -43,6 +43,33 @@ const ADDR = ['127.0.1.61', '127.0.1.62', '127.0.1.63'];
 const MOVED = '127.0.1.65';
 const cleanups = uiTestScope();
 
+/**
+ * Waits for `locator`; when it does not come, fails saying what the window showed instead (an
+ * error, a prompt, a progress that never ended), with a screenshot named `shot`.
+ */
+async function waitOrSay(
+  page: Page,
+  locator: ReturnType<Page['locator']>,
+  timeout: number,
+  what: string,
+  shot: string,
+): Promise<void> {
+  try {
+    await locator.waitFor({ timeout });
+  } catch (err) {
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, shot) });
+    const text = async (selector: string) =>
+      (await page
+        .locator(selector)
+        .innerText()
+        .catch(() => '')) || '(none)';
+    throw new Error(
+      `${what} not within ${timeout / 1000} s. Notifications: ${await text('.notifications-toasts')}; quick input: ${await text('.quick-input-widget')}`,
+      { cause: err },
+    );
+  }
+}
+
 /** What the provisioning test leaves for the repair test: the page, hosts and workspace. */
 let lab: { page: Page; hosts: EdgeHost[]; ws: string; file: string } | undefined;
 
@@ -275,24 +302,7 @@ test(
 
     // The modal names the member ID and the new URL, with the steps.
     const confirm = page.getByRole('button', { name: 'Fix Peer URL' });
-    try {
-      await confirm.waitFor({ timeout: 60_000 });
-    } catch (err) {
-      // Say what the window showed instead (an error, a prompt, a progress that never ended).
-      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-failure.png') });
-      const toasts = await page
-        .locator('.notifications-toasts')
-        .innerText()
-        .catch(() => '');
-      const quick = await page
-        .locator('.quick-input-widget')
-        .innerText()
-        .catch(() => '');
-      throw new Error(
-        `no confirmation within 60 s. Notifications: ${toasts || '(none)'}; quick input: ${quick || '(none)'}`,
-        { cause: err },
-      );
-    }
+    await waitOrSay(page, confirm, 60_000, 'no confirmation', 'repair-failure.png');
     const dialog = (await page.locator('.monaco-dialog-box').innerText()).replace(/\u00a0/g, ' ');
     assert.match(
       dialog,
@@ -335,18 +345,7 @@ test(
 
     await runFromPalette(page, 'K3s etcd: Recover Cluster…');
     const confirm = page.getByRole('button', { name: 'Recover', exact: true });
-    try {
-      await confirm.waitFor({ timeout: 90_000 });
-    } catch (err) {
-      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'recover-failure.png') });
-      const toasts = await page
-        .locator('.notifications-toasts')
-        .innerText()
-        .catch(() => '');
-      throw new Error(`no confirmation within 90 s. Notifications: ${toasts || '(none)'}`, {
-        cause: err,
-      });
-    }
+    await waitOrSay(page, confirm, 90_000, 'no confirmation', 'recover-failure.png');
     const dialog = (await page.locator('.monaco-dialog-box').innerText()).replace(/\u00a0/g, ' ');
     assert.match(
       dialog,
@@ -418,27 +417,15 @@ test(
     );
 
     await runFromPalette(page, 'K3s etcd: Run Backup Now');
-    try {
-      await page
-        .locator('.notifications-toasts', {
-          hasText: /lab: backup taken on edge-\d: saved lab-\d{8}T\d{6}Z\.db\.gz\.enc/,
-        })
-        .waitFor({ timeout: 120_000 });
-    } catch (err) {
-      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'backup-run-failure.png') });
-      const toasts = await page
-        .locator('.notifications-toasts')
-        .innerText()
-        .catch(() => '');
-      const quick = await page
-        .locator('.quick-input-widget')
-        .innerText()
-        .catch(() => '');
-      throw new Error(
-        `no "backup taken" within 120 s. Notifications: ${toasts || '(none)'}; quick input: ${quick || '(none)'}`,
-        { cause: err },
-      );
-    }
+    await waitOrSay(
+      page,
+      page.locator('.notifications-toasts', {
+        hasText: /lab: backup taken on edge-\d: saved lab-\d{8}T\d{6}Z\.db\.gz\.enc/,
+      }),
+      120_000,
+      '"backup taken"',
+      'backup-run-failure.png',
+    );
     await page
       .getByRole('treeitem', { name: /^Backups, fresh · newest \d+ min ago/ })
       .waitFor({ timeout: 60_000 });
