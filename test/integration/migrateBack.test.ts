@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
@@ -156,6 +156,7 @@ describe('etcd → SQLite on a real 3-member mutual-TLS etcd: the round trip', (
     const ms = Math.round(performance.now() - t0);
     assert.match(run.out.join('\n'), /verified: yes/);
     assert.equal(existsSync(`${target}.part`), false, 'the .part was renamed');
+    assert.equal((await stat(target)).mode & 0o777, 0o600, "K3s's secrets: owner only");
 
     // kine's live selection of the result equals the source's, and the fixture's own model.
     const want = await kineFigures(source);

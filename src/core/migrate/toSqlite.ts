@@ -19,7 +19,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { CancelledError, K3sEtcdError } from '../errors';
@@ -275,6 +275,9 @@ export async function migrateToSqlite(
   await clean(); // an interrupted run's leftover: ours to replace
   let write: SqliteWriteResult;
   try {
+    // The file holds K3s's secrets: readable by its owner only, as kine's db directory (0700).
+    // sqlite3 takes an empty file as a new database, and gives its WAL the file's mode.
+    await writeFile(part, '', { mode: 0o600, flag: 'wx' });
     write = await fill(client, src, part, opts);
   } catch (err) {
     await clean();
