@@ -1,6 +1,13 @@
-/** `k3s-etcd migrate sqlite-to-etcd`: K3s's SQLite state into the cluster's external etcd. */
+/**
+ * `k3s-etcd migrate sqlite-to-etcd`: K3s's SQLite state into the cluster's external etcd;
+ * `migrate etcd-to-sqlite`: the way back, etcd into a new kine database.
+ */
 import { dirname, resolve } from 'node:path';
+import { healthyClient } from '../core/etcd/connection';
+import { readEtcd } from '../core/migrate/etcdSource';
 import { migrateToEtcd, migrationReport, readSource, saveReport } from '../core/migrate/migrate';
+import { migrateToSqlite, requireNewTarget } from '../core/migrate/toSqlite';
+import { toSqliteReport } from '../core/migrate/toSqliteReport';
 import { progressText, type MigrationProgress } from '../core/migrate/progress';
 import {
   confirm,
@@ -100,4 +107,81 @@ large for it is refused, by name, before anything is written. On a terminal a pr
   },
 };
 
-export const MIGRATE_COMMANDS: Subcommand[] = [migrateCommand];
+const backCommand: Subcommand = {
+  name: 'migrate etcd-to-sqlite',
+  summary: "Copy K3s's data from the external etcd into a new SQLite state.db (kine), verified",
+  usage:
+    'k3s-etcd migrate etcd-to-sqlite --target PATH/state.db [--token-file PATH | --token-file - | --token TOKEN] [--dry-run] [--yes]',
+  details: `Reads the cluster's etcd in pages at one revision (K3s's /registry/ and /bootstrap/ keys; kine's
+own names and other prefixes are counted, not carried) and writes a NEW kine database at
+--target exactly as kine would hold it: kine's schema and indexes, its compact_rev_key row, one
+create row per key in etcd's modification order, each leased key with its lease's TTL in
+seconds (what kine stores). The file is written as PATH.part by sqlite3 (it must be installed),
+then read back: kine's selection of it must equal etcd's keys (count, leased count, SHA-256 over
+key, value and TTL) before it is renamed to PATH. A failed verification keeps PATH.part and
+exits 1. An existing PATH is refused: move it aside first.
+
+The token (--token-file PATH, --token-file - for standard input, or --token TOKEN with a
+warning) must decrypt etcd's /bootstrap key, as in sqlite-to-etcd: K3s on SQLite must start
+with it. Stop the K3s servers first: writes after the revision read are not in the file.
+--dry-run writes nothing and prints what would be written (keys, bytes, leases). The report is
+saved in migrations/<UTC time>/report.md. This writes the file only: putting it in place and
+re-pointing K3s is yours (the report says how).`,
+  options: {
+    target: { type: 'string' },
+    token: { type: 'string' },
+    'token-file': { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+  },
+  async run(ctx) {
+    const t = ctx.values['target'];
+    if (typeof t !== 'string')
+      throw new UsageError('migrate etcd-to-sqlite needs --target PATH/state.db');
+    const target = resolve(ctx.io.cwd, t);
+    const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    const token = await tokenFromOptions(ctx);
+    requireNewTarget(target);
+    const line = progressLine(ctx.global.json);
+    const onProgress = (p: MigrationProgress) => line.update(progressText(p));
+    const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
+    try {
+      const src = await readEtcd(client, { ...(token ? { token } : {}), onProgress }).finally(() =>
+        line.done(),
+      );
+      const { keys, ...figures } = src;
+      if (ctx.values['dry-run'] === true) {
+        if (ctx.global.json) json(ctx, { target, keyCount: keys.length, ...figures });
+        else ctx.io.out(toSqliteReport(cluster.name, target, src));
+        return 0;
+      }
+      if (
+        !(await confirm(
+          ctx,
+          `Write ${keys.length} key(s) (${src.totalBytes} bytes, ${src.leasedKeys} leased) from the etcd of ${cluster.name} into a new ${target}?`,
+        ))
+      ) {
+        ctx.io.err('Nothing written.');
+        return 1;
+      }
+      const r = await migrateToSqlite(client, src, target, { onProgress }).finally(() =>
+        line.done(),
+      );
+      const file = await saveReport(
+        dirname(ctx.global.inventory),
+        toSqliteReport(cluster.name, target, src, r),
+      );
+      if (ctx.global.json) json(ctx, { report: file, ...r });
+      else
+        ctx.io.out(
+          r.verify.ok
+            ? `${r.write.written} key(s) written to ${r.file}; verified: yes (${r.verify.foundKeys}/${r.verify.expectedKeys} keys, ${r.verify.leasedFound} leased, SHA-256 ${r.verify.targetSha256.slice(0, 16)}…). Report: ${file}`
+            : `verified: NO (${r.verify.foundKeys}/${r.verify.expectedKeys} keys, ${r.verify.leasedFound}/${r.verify.leasedExpected} leased, in order: ${r.verify.ordered ? 'yes' : 'no'}): ${r.file} is kept to inspect; ${target} was not written. Report: ${file}`,
+        );
+      return r.verify.ok ? 0 : 1;
+    } finally {
+      client.close();
+    }
+  },
+};
+
+export const MIGRATE_COMMANDS: Subcommand[] = [migrateCommand, backCommand];

@@ -48,6 +48,25 @@ describe('migration progress', () => {
     );
   });
 
+  it('the way back: etcd read in pages, then state.db written', () => {
+    assert.equal(
+      progressText({ ...base, phase: 'etcd', done: 2902, bytesDone: 10.5 * 1024 ** 2 }),
+      'Reading etcd: 2,902 keys, 10.5 MB',
+    );
+    assert.equal(
+      progressText({
+        ...base,
+        phase: 'fill',
+        done: 1000,
+        total: 4000,
+        bytesDone: 1024 ** 2,
+        bytesTotal: 4 * 1024 ** 2,
+        etaSec: 12,
+      }),
+      'Writing state.db: 1,000/4,000 keys, 1.0 MB of 4.0 MB (25%), about 12 s left',
+    );
+  });
+
   it('the CLI line is rewritten in place on a terminal, and silent in --json and in pipes', () => {
     const sink = (isTTY: boolean) => {
       const out: string[] = [];

@@ -49,7 +49,10 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
     ],
   },
   etcdctl: { cli: ['etcdctl-env'], editor: ['etcdctlOpenTerminal', 'etcdctlCopyEnv'] },
-  migrate: { cli: ['migrate sqlite-to-etcd'], editor: ['migrateSqliteToEtcd'] },
+  migrate: {
+    cli: ['migrate sqlite-to-etcd', 'migrate etcd-to-sqlite'],
+    editor: ['migrateSqliteToEtcd'],
+  },
   maintain: { cli: ['maintain'], editor: ['maintain', 'scheduleMaintenance'] },
   snapshot: { cli: ['snapshot save', 'snapshot list'], editor: ['snapshotSave', 'snapshotList'] },
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },

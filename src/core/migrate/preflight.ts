@@ -60,17 +60,25 @@ export function prefixOf(name: string): string {
 
 /**
  * SHA-256 over (key, value) pairs fed in key order (byte order, as etcd returns them), each
- * length-prefixed: the fingerprint the source and the target are compared by.
+ * length-prefixed: the fingerprint the source and the target are compared by. With `ttl` given
+ * (the way back to SQLite, where the TTL is a column of the row), it is hashed after the value.
  */
-export function pairsHasher(): { add(key: Uint8Array, value: Uint8Array): void; digest(): string } {
+export function pairsHasher(): {
+  add(key: Uint8Array, value: Uint8Array, ttl?: number): void;
+  digest(): string;
+} {
   const h = createHash('sha256');
   const len = Buffer.alloc(8);
   return {
-    add(key, value) {
+    add(key, value, ttl) {
       len.writeBigUInt64BE(BigInt(key.byteLength));
       h.update(len).update(key);
       len.writeBigUInt64BE(BigInt(value.byteLength));
       h.update(len).update(value);
+      if (ttl !== undefined) {
+        len.writeBigInt64BE(BigInt(ttl));
+        h.update(len);
+      }
     },
     digest: () => h.digest('hex'),
   };

@@ -4,7 +4,8 @@
  * can be estimated. One text for the CLI's progress line and the editor's notification.
  */
 
-export type MigrationPhase = 'read' | 'hash' | 'write' | 'verify';
+/** `etcd` and `fill`: the way back (etcd read in pages, state.db written). */
+export type MigrationPhase = 'read' | 'hash' | 'write' | 'verify' | 'etcd' | 'fill';
 
 export interface MigrationProgress {
   phase: MigrationPhase;
@@ -50,5 +51,9 @@ export function progressText(p: MigrationProgress): string {
       return `Writing: ${count(p.done)}/${count(p.total)} keys (${count(p.written)} written, ${count(p.alreadyThere)} already there), ${mb(p.bytesDone)} of ${mb(p.bytesTotal)} (${pct}%)${eta(p.etaSec)}`;
     case 'verify':
       return `Verifying: ${count(p.done)}/${count(p.total)} keys read back${eta(p.etaSec)}`;
+    case 'etcd':
+      return `Reading etcd: ${count(p.done)} keys, ${mb(p.bytesDone)}`;
+    case 'fill':
+      return `Writing state.db: ${count(p.done)}/${count(p.total)} keys, ${mb(p.bytesDone)} of ${mb(p.bytesTotal)} (${pct}%)${eta(p.etaSec)}`;
   }
 }
