@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test tiers and the lab need, only when something is missing.
 # etcd-server/etcd-client: the real etcd 3.4 and etcdctl; chromium: headless browser for the editor
-# tier; ripgrep + libkrb5-dev: needed by the VS Code server inside code-server.
+# tier; ripgrep + libkrb5-dev: needed by the VS Code server inside code-server; curl: the backup
+# tests put aged objects into their S3 server as a host would (SigV4).
 set -euo pipefail
 pkgs=(etcd-server etcd-client chromium ripgrep libkrb5-dev openssh-server openssh-client
-  systemd-container debootstrap iproute2 sqlite3 openssl)
+  systemd-container debootstrap iproute2 sqlite3 openssl curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
