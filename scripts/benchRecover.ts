@@ -6,48 +6,22 @@
  * survivor alone with --force-new-cluster, two learners re-added and promoted); median of
  * several rounds, and the time per phase.
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { generateCertificateSet } from '../src/core/pki/set';
-import { provisionEtcd } from '../src/core/provision/provision';
 import { detectCluster } from '../src/core/recover/detect';
 import { planRecover } from '../src/core/recover/plan';
 import { recoverCluster } from '../src/core/recover/run';
 import { median, ms } from './benchStats';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from './harness/edgeHosts';
-import {
-  labInventory,
-  labSsh,
-  loadCluster,
-  stageEtcdBinaries,
-  writeKnownHosts,
-} from './harness/lab';
-import { makeTempDir, removeTempDir } from './harness/processes';
-import { makeKey } from './harness/sshd';
+import { provisionedLab } from './harness/provisionedLab';
 
 const ADDR = ['127.0.1.156', '127.0.1.157', '127.0.1.158'];
 const RUNS = Number(process.env['BENCH_RECOVERS'] ?? 3);
 
 export async function benchRecover(): Promise<void> {
-  const dir = await makeTempDir('k3s-etcd-bench-recover-');
-  let hosts: EdgeHost[] = [];
+  const lab = await provisionedLab(
+    'k3s-etcd-bench-recover-',
+    ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address })),
+  );
+  const { dir, hosts, ssh, cluster } = lab;
   try {
-    const key = makeKey(dir, 'id_bench');
-    await stageEtcdBinaries(dir);
-    const specs = ADDR.map((address, i) => ({ name: `edge-${i + 1}`, address }));
-    hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
-    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      labInventory({ cluster: 'bench', hosts: specs, identityFile: 'id_bench' }),
-    );
-    const ssh = labSsh(dir);
-    const cluster = await loadCluster(file);
-    await generateCertificateSet(cluster);
-    const p = await provisionEtcd(cluster, { dryRun: false, ssh });
-    if (!p.healthy) throw new Error(`provisioning not healthy: ${p.healthSummary}`);
-
     const detect: number[] = [];
     const total: number[] = [];
     const phases = new Map<string, number[]>();
@@ -87,7 +61,6 @@ export async function benchRecover(): Promise<void> {
     console.log('  per phase (median):');
     for (const [title, v] of phases) console.log(`    ${ms(median(v)).padStart(8)}  ${title}`);
   } finally {
-    await stopEdgeHosts(hosts);
-    await removeTempDir(dir);
+    await lab.stop();
   }
 }

@@ -5,22 +5,11 @@
  * several), and once on a spare host; and where the time goes (the replacement host's check,
  * the removal, the learner's provisioning, its promotion).
  */
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { median, ms } from './benchStats';
-import { generateCertificateSet } from '../src/core/pki/set';
-import { provisionEtcd } from '../src/core/provision/provision';
 import { planReplace, replaceMember } from '../src/core/recover/replace';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from './harness/edgeHosts';
-import { makeTempDir, removeTempDir } from './harness/processes';
-import { makeKey } from './harness/sshd';
-import {
-  labInventory,
-  labSsh,
-  loadCluster,
-  stageEtcdBinaries,
-  writeKnownHosts,
-} from './harness/lab';
+import type { EdgeHost } from './harness/edgeHosts';
+import { loadCluster } from './harness/lab';
+import { provisionedLab } from './harness/provisionedLab';
 
 const ADDR = ['127.0.1.131', '127.0.1.132', '127.0.1.133', '127.0.1.134'];
 const RUNS = Number(process.env['BENCH_REPLACES'] ?? 3);
@@ -35,29 +24,16 @@ function phaseOf(line: string): string | undefined {
 }
 
 export async function benchReplace(): Promise<void> {
-  const dir = await makeTempDir('k3s-etcd-bench-replace-');
-  let hosts: EdgeHost[] = [];
-  try {
-    const key = makeKey(dir, 'id_bench');
-    await stageEtcdBinaries(dir);
-    const specs = ADDR.map((address, i) => ({
+  const lab = await provisionedLab(
+    'k3s-etcd-bench-replace-',
+    ADDR.map((address, i) => ({
       name: `edge-${i + 1}`,
       address,
       roles: i < 3 ? ['etcd'] : ['k3s-agent'],
-    }));
-    hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
-    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      labInventory({ cluster: 'bench', hosts: specs, identityFile: 'id_bench' }),
-    );
-    const ssh = labSsh(dir);
-    const first = await loadCluster(file);
-    await generateCertificateSet(first);
-    const p = await provisionEtcd(first, { dryRun: false, ssh });
-    if (!p.healthy) throw new Error(`provisioning not healthy: ${p.healthSummary}`);
-
+    })),
+  );
+  const { file, hosts, ssh } = lab;
+  try {
     const total: number[] = [];
     const phases = new Map<string, number[]>();
     const once = async (member: string, newHost?: string): Promise<number> => {
@@ -105,7 +81,6 @@ export async function benchReplace(): Promise<void> {
       `  stopped member replaced on a spare host (certificates, inventory): ${ms(elsewhere)}`,
     );
   } finally {
-    await stopEdgeHosts(hosts);
-    await removeTempDir(dir);
+    await lab.stop();
   }
 }
