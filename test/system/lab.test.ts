@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -86,24 +86,46 @@ describe('lab preflight: why a machine cannot run the lab', () => {
     }
   });
 
-  it("as a non-root user, npm run lab's entry refuses with exit 2 before installing anything", () => {
-    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'lab', 'launch.mjs')], {
-      uid: 65534,
-      gid: 65534,
-      cwd: '/',
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent' },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
-    assert.equal(r.stdout, '');
-    assert.match(
-      r.stderr,
-      /^The lab cannot run on this machine:\n {2}- it needs root: .*uid 65534/,
-    );
-    assert.ok(r.stderr.includes(`code --install-extension ${VSIX}`), r.stderr);
+  it("as a non-root user, npm run lab's entry refuses with exit 2 before installing anything", async () => {
+    // The entry and what it reads, copied where that user can read them: a checkout may sit
+    // under a folder only root can enter (mktemp -d makes them 0700).
+    const copy = await makeTempDir('k3s-etcd-lab-entry-');
+    try {
+      await mkdir(join(copy, 'scripts', 'lab'), { recursive: true });
+      for (const f of ['package.json', 'scripts/lab/launch.mjs', 'scripts/lab/preflight.mjs'])
+        await copyFile(join(REPO_ROOT, f), join(copy, f));
+      await chmodTree(copy);
+      refusesAsNobody(join(copy, 'scripts', 'lab', 'launch.mjs'));
+    } finally {
+      await removeTempDir(copy);
+    }
   });
 });
+
+/** Everyone may read `dir`'s files and enter its folders. */
+async function chmodTree(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chmodTree(p);
+    else await chmod(p, 0o644);
+  }
+}
+
+function refusesAsNobody(entry: string): void {
+  const r = spawnSync(process.execPath, [entry], {
+    uid: 65534,
+    gid: 65534,
+    cwd: '/',
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^The lab cannot run on this machine:\n {2}- it needs root: .*uid 65534/);
+  assert.ok(r.stderr.includes(`code --install-extension ${VSIX}`), r.stderr);
+}
 
 interface Run {
   code: number;
