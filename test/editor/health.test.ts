@@ -66,7 +66,8 @@ async function assertFits(
       fit = await tableFit(view, selector);
       return fit.client > 0 && fit.scroll <= fit.client;
     };
-    await waitUntil(fits, 5_000, 'fits').catch(() => undefined);
+    // A re-render (a scrape every 2 s) or a slow layout after the resize: give it a deadline.
+    await waitUntil(fits, 15_000, 'fits').catch(() => undefined);
     assert.ok(
       await fits(),
       `${what} fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
