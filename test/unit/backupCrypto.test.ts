@@ -21,13 +21,29 @@ import { BACKUP_FORMAT, parseBackupRecord, type BackupRecord } from '../../src/c
 
 describe('backup encryption', () => {
   let dir = '';
-  const pair = makeKeyPair();
-  const other = makeKeyPair();
+  let pair: Awaited<ReturnType<typeof makeKeyPair>>;
+  let other: typeof pair;
   before(async () => {
+    [pair, other] = await Promise.all([makeKeyPair(), makeKeyPair()]);
     dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-backup-crypto-'));
   });
   after(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a key pair is made off the main thread: the event loop (the whole extension host) keeps running', async () => {
+    let turns = 0;
+    let going = true;
+    const spin = () => {
+      if (!going) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    const made = await makeKeyPair();
+    going = false;
+    assert.match(made.publicPem, /^-----BEGIN PUBLIC KEY-----/);
+    assert.ok(turns > 0, 'the event loop turned while the primes were searched');
   });
 
   const plainRecord = (data: Buffer): BackupRecord => ({
@@ -71,7 +87,12 @@ for r in r1.pem r2.pem; do tr -d '\\n' < pass | openssl pkeyutl -encrypt -pubin 
       assert.deepEqual(await readFile(out), data);
     }
     await assert.rejects(
-      decryptBackup(join(dir, 'x.enc'), join(dir, 'no.db'), record, makeKeyPair().privatePem),
+      decryptBackup(
+        join(dir, 'x.enc'),
+        join(dir, 'no.db'),
+        record,
+        (await makeKeyPair()).privatePem,
+      ),
       /none of the backup's recipients/,
     );
     // A damaged copy: the record's SHA-256 says so.

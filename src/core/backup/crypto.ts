@@ -12,7 +12,7 @@ import {
   createCipheriv,
   createHash,
   createPublicKey,
-  generateKeyPairSync,
+  generateKeyPair,
   pbkdf2Sync,
   privateDecrypt,
   publicEncrypt,
@@ -81,9 +81,24 @@ export async function readRecipients(file: string): Promise<Recipient[]> {
   return parseRecipients(text, file);
 }
 
-/** A new RSA-4096 pair: the private key's PEM (for the person to keep) and the public one. */
-export function makeKeyPair(): { privatePem: string; publicPem: string; fingerprint: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 4096 });
+/**
+ * A new RSA-4096 pair: the private key's PEM (for the person to keep) and the public one. Made on
+ * libuv's thread pool: the search for primes takes about a second, which would freeze the
+ * extension host (every extension of the window) if it ran on the main thread.
+ */
+export async function makeKeyPair(): Promise<{
+  privatePem: string;
+  publicPem: string;
+  fingerprint: string;
+}> {
+  const { privateKey, publicKey } = await new Promise<{
+    privateKey: KeyObject;
+    publicKey: KeyObject;
+  }>((done, fail) =>
+    generateKeyPair('rsa', { modulusLength: 4096 }, (err, publicKey, privateKey) =>
+      err ? fail(err) : done({ privateKey, publicKey }),
+    ),
+  );
   return {
     privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),

@@ -66,7 +66,7 @@ export async function writeBackupKeyPair(opts: {
     )
   )
     throw new K3sEtcdError('usage', `${out} exists: choose another file, or use that key.`);
-  const pair = makeKeyPair();
+  const pair = await makeKeyPair();
   await mkdir(dirname(out), { recursive: true, mode: 0o700 });
   await writeFile(out, pair.privatePem, { mode: 0o600, flag: 'wx' });
   await mkdir(dirname(opts.recipientsFile), { recursive: true });
