@@ -33,7 +33,19 @@ export class BackupService implements vscode.Disposable {
     this.trust.require('Reading the backups on the hosts');
     const running = this.reads.get(cluster.name);
     if (running) return running;
-    const p = this.run(cluster, ssh, signal).finally(() => this.reads.delete(cluster.name));
+    const before = this.map.get(cluster.name);
+    this.map.set(cluster.name, { ...(before ?? { at: Date.now() }), reading: true });
+    this.changed.fire(cluster.name);
+    const p = this.run(cluster, ssh, signal).finally(() => {
+      this.reads.delete(cluster.name);
+      // A cancelled read leaves what was known before it.
+      const now = this.map.get(cluster.name);
+      if (now?.reading) {
+        if (before) this.map.set(cluster.name, before);
+        else this.map.delete(cluster.name);
+        this.changed.fire(cluster.name);
+      }
+    });
     this.reads.set(cluster.name, p);
     return p;
   }

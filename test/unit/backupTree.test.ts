@@ -179,6 +179,24 @@ describe('the Backups node', () => {
     );
   });
 
+  it('while a read runs: "reading the hosts…", before what the previous read found', () => {
+    const cluster = clusterOf(exampleWithBackup());
+    const first = backupsNode(cluster, { at: NOW, reading: true }, NOW)!;
+    assert.equal(first.state, 'unread');
+    assert.equal(first.description, 'reading the hosts…');
+    assert.match(first.tooltip ?? '', /^Reading the backup hosts now, over SSH…\nEvery 1h/);
+    const again = backupsNode(
+      cluster,
+      { at: NOW, status: status([entry(NOW - 40 * 60_000)]), reading: true },
+      NOW,
+    )!;
+    assert.equal(again.state, 'fresh');
+    assert.equal(again.description, 'reading… · fresh · newest 40 min ago');
+    const failedBefore = backupsNode(cluster, { at: NOW, error: 'no route', reading: true }, NOW)!;
+    assert.equal(failedBefore.state, 'stale');
+    assert.equal(failedBefore.description, 'reading… · no route');
+  });
+
   it('buildTree passes the read state by cluster name', () => {
     const loaded = exampleWithBackup();
     const roots = buildTree(loaded, {

@@ -17,6 +17,8 @@ export interface BackupState {
   status?: BackupStatus;
   /** The read itself failed (no host could be asked). */
   error?: string;
+  /** A read is running now (what is above is the one before it, if any). */
+  reading?: boolean;
 }
 
 export interface BackupsNode {
@@ -53,11 +55,30 @@ function newestLines(b: BackupEntry): string[] {
   ];
 }
 
-/** The node, or undefined when the cluster has no backup block. */
+/**
+ * The node, or undefined when the cluster has no backup block. While a read runs, the node says
+ * so before what the previous read found (SSH to every backup host can take a while).
+ */
 export function backupsNode(
   cluster: Cluster,
   state: BackupState | undefined,
   now = Date.now(),
+): BackupsNode | undefined {
+  if (!state?.reading) return judged(cluster, state, now);
+  const { reading: _, ...before } = state;
+  const node = judged(cluster, before.status || before.error ? before : undefined, now);
+  if (!node) return undefined;
+  return {
+    ...node,
+    description: node.state === 'unread' ? 'reading the hosts…' : `reading… · ${node.description}`,
+    tooltip: `Reading the backup hosts now, over SSH…\n${node.tooltip}`,
+  };
+}
+
+function judged(
+  cluster: Cluster,
+  state: BackupState | undefined,
+  now: number,
 ): BackupsNode | undefined {
   const b = cluster.backup;
   if (!b) return undefined;
