@@ -210,27 +210,64 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** etcd and etcdctl here: on PATH, or beside the inventory's uploadPath. */
-async function localEtcd(cluster: Cluster): Promise<{ etcd: string; etcdctl: string }> {
+/** The local binaries a drill restores with: etcd, and etcdutl when beside it, else etcdctl. */
+export interface LocalEtcd {
+  etcd: string;
+  etcdctl: string;
+  /** etcd 3.5 and later ship it; 3.6's etcdctl no longer restores snapshots. */
+  etcdutl?: string;
+}
+
+const isFile = (p: string) =>
+  stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+
+/** etcd and etcdctl (and etcdutl when there) here: on PATH, or beside the inventory's uploadPath. */
+async function localEtcd(cluster: Cluster): Promise<LocalEtcd> {
   const dirs = [
     ...(cluster.etcd.uploadPath ? [cluster.etcd.uploadPath] : []),
     ...(process.env['PATH'] ?? '').split(':').filter(Boolean),
   ];
   for (const d of dirs) {
-    const ok = await Promise.all(
-      ['etcd', 'etcdctl'].map((b) =>
-        stat(join(d, b)).then(
-          (s) => s.isFile(),
-          () => false,
-        ),
-      ),
-    );
-    if (ok.every(Boolean)) return { etcd: join(d, 'etcd'), etcdctl: join(d, 'etcdctl') };
+    const ok = await Promise.all(['etcd', 'etcdctl'].map((b) => isFile(join(d, b))));
+    if (ok.every(Boolean)) {
+      const etcdutl = join(d, 'etcdutl');
+      return {
+        etcd: join(d, 'etcd'),
+        etcdctl: join(d, 'etcdctl'),
+        ...((await isFile(etcdutl)) ? { etcdutl } : {}),
+      };
+    }
   }
   throw new K3sEtcdError(
     'usage',
     'No etcd and etcdctl here to restore the backup into: install them (Debian: etcd-server etcd-client) or set etcd.uploadPath to a folder holding both.',
   );
+}
+
+/** The snapshot restore command line: etcdutl when there (3.5+), else etcdctl (3.4). */
+export function restoreArgv(
+  bins: LocalEtcd,
+  snapshot: string,
+  dataDir: string,
+  peerUrl: string,
+): { file: string; args: string[] } {
+  const args = [
+    'snapshot',
+    'restore',
+    snapshot,
+    '--data-dir',
+    dataDir,
+    '--name',
+    'drill',
+    '--initial-cluster',
+    `drill=${peerUrl}`,
+    '--initial-advertise-peer-urls',
+    peerUrl,
+  ];
+  return { file: bins.etcdutl ?? bins.etcdctl, args };
 }
 
 /** Restores `plain` into a throwaway etcd on loopback and reads its key count and revision. */
@@ -244,23 +281,8 @@ async function throwawayCount(
   const [client, peer] = [await freePort(), await freePort()];
   const data = join(dir, 'data');
   const peerUrl = `http://127.0.0.1:${peer}`;
-  await run(
-    bins.etcdctl,
-    [
-      'snapshot',
-      'restore',
-      plain,
-      '--data-dir',
-      data,
-      '--name',
-      'drill',
-      '--initial-cluster',
-      `drill=${peerUrl}`,
-      '--initial-advertise-peer-urls',
-      peerUrl,
-    ],
-    { env: { ...process.env, ETCDCTL_API: '3' } },
-  );
+  const restore = restoreArgv(bins, plain, data, peerUrl);
+  await run(restore.file, restore.args, { env: { ...process.env, ETCDCTL_API: '3' } });
   const child = spawn(
     bins.etcd,
     [
