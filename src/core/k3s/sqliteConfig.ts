@@ -47,7 +47,13 @@ function mapping(host: string, text: string, what: string): Record<string, unkno
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0)
     throw refuse(host, `${what} is not valid YAML (${doc.errors[0]?.code})`);
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    // An alias whose anchor went with a removed line, or an alias bomb: its words could hold values.
+    throw refuse(host, `${what} has aliases that do not resolve`);
+  }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value))
     throw refuse(host, `${what} is not a mapping of keys`);

@@ -108,6 +108,18 @@ export interface SqlitePlanInput {
   readySeconds: number;
 }
 
+/**
+ * A k3s.service that failed to start too often is refused by systemd ("start request repeated
+ * too quickly") until its failed state is cleared: cleared before it is started.
+ */
+const resetFailed: Step = {
+  kind: 'command',
+  id: 'reset',
+  title: "k3s.service's failed state cleared, if it has one",
+  check: '! systemctl is-failed -q k3s',
+  run: 'systemctl reset-failed k3s || true',
+};
+
 const readyCheck = (node: string) =>
   `${K3S_BIN} kubectl get node ${q(node)} --no-headers 2>/dev/null | awk '{print $2}' | grep -q '^Ready'`;
 
@@ -162,6 +174,7 @@ export function sqliteServerPlan(input: SqlitePlanInput): HostPlan {
       payload: 'config.yaml',
       backup: true,
     }),
+    resetFailed,
     {
       kind: 'service',
       id: 'service',
@@ -226,6 +239,7 @@ export function backOnEtcdPlan(
           payload: 'config.yaml',
           backup: true,
         }),
+        resetFailed,
         {
           kind: 'service',
           id: 'service',
