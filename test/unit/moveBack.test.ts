@@ -4,6 +4,8 @@
  * server that keeps running, the plan's words and the scripts the hosts would run.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { parseInventory } from '../../src/core/inventory/parse';
@@ -23,6 +25,7 @@ import {
   moveBackPlanMarkdown,
 } from '../../src/core/moveBack/words';
 import { renderScript } from '../../src/core/plan/render';
+import { COMMANDS } from '../../src/shared/commands';
 
 const TOKEN = 'K10abc::server:s3cr3t-token';
 
@@ -291,5 +294,33 @@ describe('the host plans', () => {
       back.steps.map((s) => s.id),
       ['config', 'reset', 'service', 'ready'],
     );
+  });
+});
+
+describe('"Move K3s Back to SQLite…" in the editor', () => {
+  const root = join(__dirname, '../..');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    contributes: {
+      commands: { command: string; title: string }[];
+      menus: Record<string, { command: string; when?: string }[]>;
+    };
+  };
+  const id = COMMANDS.migrateEtcdToSqlite;
+  it('is contributed with its title, on a cluster of the tree and in the palette', () => {
+    assert.equal(
+      pkg.contributes.commands.find((c) => c.command === id)?.title,
+      'Move K3s Back to SQLite…',
+    );
+    const item = pkg.contributes.menus['view/item/context']?.find((m) => m.command === id);
+    assert.equal(item?.when, 'view == k3sEtcd.clusters && viewItem =~ /^cluster\\+external-etcd/');
+    const palette = pkg.contributes.menus['commandPalette']?.find((m) => m.command === id);
+    assert.equal(palette?.when, 'k3sEtcd.inventoryPresent');
+  });
+  it('needs a trusted workspace (it connects): not among the commands that run untrusted', () => {
+    const registrar = readFileSync(join(root, 'src/editor/commands/registerCommands.ts'), 'utf8');
+    const untrusted = /WORKS_UNTRUSTED[^[]*\[([^\]]*)\]/.exec(registrar)?.[1] ?? '';
+    assert.ok(untrusted.includes("'logShow'"), 'the list was found');
+    assert.ok(!untrusted.includes('migrateEtcdToSqlite'));
+    assert.match(registrar, /migrateEtcdToSqlite: moveBackToSqliteCommand\(ctx, planDocs\)/);
   });
 });
