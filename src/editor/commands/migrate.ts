@@ -5,9 +5,9 @@
  * SQLite… (`migrate etcd-to-sqlite --repoint`).
  */
 import * as vscode from 'vscode';
-import { join } from 'node:path';
-import { readdir } from 'node:fs/promises';
-import { K3sEtcdError } from '../../core/errors';
+import { dirname, join } from 'node:path';
+import { readdir, rmdir } from 'node:fs/promises';
+import { CancelledError, K3sEtcdError } from '../../core/errors';
 import { BACKUPS_DIR } from '../../core/files/workspace';
 import { k3sServers } from '../../core/inventory/select';
 import { tokenSecret } from '../../core/k3sHost/token';
@@ -20,7 +20,7 @@ import {
 } from '../../core/migrate/migrate';
 import { progressText } from '../../core/migrate/progress';
 import { toSqliteReport } from '../../core/migrate/toSqliteReport';
-import { planMoveBack, runMoveBack } from '../../core/moveBack/run';
+import { planMoveBack, runMoveBack, type MoveBackPlan } from '../../core/moveBack/run';
 import { workspaceStateTarget } from '../../core/moveBack/target';
 import {
   moveBackConfirmDetail,
@@ -177,22 +177,28 @@ export function moveBackToSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) 
     const ws = workspaceDir(ctx);
     const target = await workspaceStateTarget(ws);
     const opts = { ssh, target, ...(server ? { server } : {}) };
-    const plan = await withCancellableProgress(
-      `Reading the K3s servers and the etcd of ${cluster.name}`,
-      (report, signal) =>
-        planMoveBack(cluster, { ...opts, signal, onProgress: (p) => report(progressText(p)) }),
-    );
-    await showPlan(
-      docs,
-      planUri(`${cluster.name}-move-back-to-sqlite.md`),
-      moveBackPlanMarkdown(plan.preview, localStamp(new Date())),
-    );
-    const go = await vscode.window.showWarningMessage(
-      moveBackQuestion(plan.preview),
-      { modal: true, detail: moveBackConfirmDetail(plan.preview) },
-      MOVE_BACK_BUTTON,
-    );
-    if (go !== MOVE_BACK_BUTTON) return;
+    let plan: MoveBackPlan;
+    try {
+      plan = await withCancellableProgress(
+        `Reading the K3s servers and the etcd of ${cluster.name}`,
+        (report, signal) =>
+          planMoveBack(cluster, { ...opts, signal, onProgress: (p) => report(progressText(p)) }),
+      );
+      await showPlan(
+        docs,
+        planUri(`${cluster.name}-move-back-to-sqlite.md`),
+        moveBackPlanMarkdown(plan.preview, localStamp(new Date())),
+      );
+      const go = await vscode.window.showWarningMessage(
+        moveBackQuestion(plan.preview),
+        { modal: true, detail: moveBackConfirmDetail(plan.preview) },
+        MOVE_BACK_BUTTON,
+      );
+      if (go !== MOVE_BACK_BUTTON) throw new CancelledError('Moving K3s back to SQLite');
+    } catch (err) {
+      await rmdir(dirname(target)).catch(() => undefined); // nothing was written there
+      throw err;
+    }
     ctx.log.info(`move of ${cluster.name} back to SQLite on ${plan.preview.chosen} confirmed`);
     const r = await withCancellableProgress(
       `Moving K3s of ${cluster.name} back to SQLite`,
