@@ -236,7 +236,10 @@ describe('K3s back to SQLite, on real systemd hosts', () => {
     const out = run.out.join('\n');
     assert.equal(code, 0, out);
     assert.match(out, /K3s of lab runs on SQLite on edge-1: node \S+ is Ready\./);
-    assert.match(out, /edge-2 is stopped and disabled: join it to edge-1 as agents/);
+    assert.match(
+      out,
+      /edge-2 is stopped and disabled: join it to edge-1 as an agent \(K3s's install\.sh with K3S_URL=https:\/\/127\.0\.1\.211:6443/,
+    );
     assert.doesNotMatch(out, new RegExp(token));
 
     // The host's state.db is the verified file, root 0600, and K3s started on it.

@@ -164,6 +164,7 @@ describe('the server that keeps running', () => {
 const preview: MoveBackPreview = {
   cluster: 'c',
   chosen: 'a',
+  chosenAddress: '10.0.0.1',
   node: 'node-a',
   others: ['b'],
   notInstalled: [],
@@ -186,7 +187,7 @@ describe('the words of the move', () => {
     const text = moveBackPlanLines(preview).join('\n');
     assert.match(
       text,
-      /a keeps running\. b is stopped and disabled \(systemctl disable --now k3s\) and must rejoin as agents of a, or be reinstalled/,
+      /a keeps running\. b is stopped and disabled \(systemctl disable --now k3s\) and must rejoin as an agent of a, or be reinstalled: it does not come back as a server/,
     );
     assert.match(
       text,

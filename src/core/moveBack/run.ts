@@ -46,6 +46,8 @@ export interface MoveBackPreview {
   cluster: string;
   /** The server that keeps running, on SQLite, and its node name. */
   chosen: string;
+  /** Its address in the inventory (where agents join). */
+  chosenAddress: string;
   node: string;
   /** The other servers: stopped and disabled (they must rejoin as agents or be reinstalled). */
   others: string[];
@@ -166,6 +168,7 @@ export async function planMoveBack(cluster: Cluster, opts: MoveBackOptions): Pro
     preview: {
       cluster: cluster.name,
       chosen: chosen.name,
+      chosenAddress: chosen.address,
       node,
       others: installed.map((h) => h.name),
       notInstalled: others.filter((h) => !installed.includes(h)).map((h) => h.name),

@@ -9,6 +9,10 @@ import { mdText } from '../plan/words';
 import type { MoveBackPreview, MoveBackResult } from './run';
 
 const list = (xs: readonly string[]) => xs.join(', ');
+/** "edge-2 is … an agent" or "edge-2, edge-3 are … agents". */
+const many = (xs: readonly string[], one: string, more: string) => (xs.length > 1 ? more : one);
+const apiUrl = (address: string) =>
+  `https://${address.includes(':') ? `[${address}]` : address}:6443`;
 
 /** How to start a server this run stopped again (it is still on etcd, unchanged). */
 export const startAgain = (host: string, disabled: boolean): string =>
@@ -21,7 +25,7 @@ export function moveBackPlanLines(p: MoveBackPreview): string[] {
     `${p.chosen} (stopped until its state.db is in place)`,
   ];
   const lines = [
-    `K3s on SQLite runs one server: ${p.chosen} keeps running.${p.others.length > 0 ? ` ${list(p.others)} ${p.others.length > 1 ? 'are' : 'is'} stopped and disabled (systemctl disable --now k3s) and must rejoin as agents of ${p.chosen}, or be reinstalled: they do not come back as servers.` : ''}${p.notInstalled.length > 0 ? ` No K3s is installed on ${list(p.notInstalled)}: nothing to stop there.` : ''}`,
+    `K3s on SQLite runs one server: ${p.chosen} keeps running.${p.others.length > 0 ? ` ${list(p.others)} ${many(p.others, 'is', 'are')} stopped and disabled (systemctl disable --now k3s) and must rejoin as ${many(p.others, 'an agent', 'agents')} of ${p.chosen}, or be reinstalled: ${many(p.others, 'it does', 'they do')} not come back as ${many(p.others, 'a server', 'servers')}.` : ''}${p.notInstalled.length > 0 ? ` No K3s is installed on ${list(p.notInstalled)}: nothing to stop there.` : ''}`,
     `1. K3s stopped on every server, one at a time, before etcd is read, so no write made after the read is lost: ${list(stops)}. Running now: ${list(p.running) || 'none'}.`,
     `2. etcd read at one revision (now: ${p.etcd.keys} keys, ${p.etcd.totalBytes} bytes, ${p.etcd.leasedKeys} leased; ${p.etcd.token}) and written on this machine into a new kine database, ${p.target} (0600), then verified: count, leased count and SHA-256 of (key, value, TTL) equal to etcd's, before any host changes.`,
     p.aside.length > 0
@@ -80,13 +84,13 @@ export function moveBackOutcome(r: MoveBackResult): string[] {
   if (r.ok && m) {
     return [
       `K3s of ${p.cluster} runs on SQLite on ${p.chosen}: node ${p.node} is Ready.`,
-      `${p.stateDb} holds the state read from etcd at revision ${p.etcd.revision || '(the read)'}: ${m.verify.foundKeys} keys, ${m.verify.leasedFound} leased, verified (SHA-256 of the keys ${m.verify.targetSha256.slice(0, 16)}…; file SHA-256 ${r.stateDb?.sha256.slice(0, 16) ?? '?'}…, checked on the host). A copy stays at ${m.file}.`,
+      `${p.stateDb} holds the state read from etcd at revision ${r.source?.revision || '(the read)'}: ${m.verify.foundKeys} keys, ${m.verify.leasedFound} leased, verified (SHA-256 of the keys ${m.verify.targetSha256.slice(0, 16)}…; file SHA-256 ${r.stateDb?.sha256.slice(0, 16) ?? '?'}…, checked on the host). A copy stays at ${m.file}.`,
       p.aside.length > 0
         ? `The old state.db files are kept as ${p.aside.map((a) => a.to).join(', ')}.`
         : '',
       `${K3S_CONFIG} no longer names ${list(p.removedKeys)}; the old file is beside it (config.yaml.bak.<UTC time>).`,
       stoppedOthers.length > 0 || p.others.length > 0
-        ? `${list(p.others)} ${p.others.length > 1 ? 'are' : 'is'} stopped and disabled: join ${p.others.length > 1 ? 'them' : 'it'} to ${p.chosen} as agents (K3s's install.sh with K3S_URL=https://${p.chosen}:6443 and the cluster token), or reinstall ${p.others.length > 1 ? 'them' : 'it'}.`
+        ? `${list(p.others)} ${many(p.others, 'is', 'are')} stopped and disabled: join ${many(p.others, 'it', 'them')} to ${p.chosen} as ${many(p.others, 'an agent', 'agents')} (K3s's install.sh with K3S_URL=${apiUrl(p.chosenAddress)} and the cluster token), or reinstall ${many(p.others, 'it', 'them')}.`
         : '',
       `etcd still holds the data as of the read: nothing was deleted there. Kubernetes clients relist once (kine numbers revisions from 1 again). Fetch the kubeconfig again if you use ${p.chosen}'s.`,
     ].filter(Boolean);
