@@ -184,7 +184,7 @@ describe('K3s back to SQLite, on real systemd hosts', () => {
       ...opts,
       readySeconds: 20,
       onLine: (h, l) => lines.push(`[${h}] ${l}`),
-    });
+    }).finally(() => h1.exec(`rm -f ${STANDIN_LOG_DIR}/refuse-sqlite`));
     const words = moveBackOutcome(r).join('\n');
     assert.equal(r.ok, false);
     assert.equal(r.failedAt, 'repoint', words);
@@ -210,7 +210,6 @@ describe('K3s back to SQLite, on real systemd hosts', () => {
     );
     assert.equal((await h2.exec('systemctl is-enabled k3s')).stdout.trim(), 'disabled');
     // What the words say to do, then the next attempt.
-    await h1.exec(`rm -f ${STANDIN_LOG_DIR}/refuse-sqlite`);
     assert.equal((await h2.exec('systemctl enable --now k3s')).code, 0);
     await until(h2, ready, 60, 'Ready on etcd after enable --now');
   });

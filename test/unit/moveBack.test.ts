@@ -293,7 +293,7 @@ describe('the host plans', () => {
     const back = backOnEtcdPlan(host, facts, Buffer.from('token: t\ndatastore-endpoint: x\n'), 30);
     assert.deepEqual(
       back.steps.map((s) => s.id),
-      ['config', 'reset', 'service', 'ready'],
+      ['config', 'service', 'ready'],
     );
   });
 });

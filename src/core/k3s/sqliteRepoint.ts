@@ -239,13 +239,20 @@ export function backOnEtcdPlan(
           payload: 'config.yaml',
           backup: true,
         }),
-        resetFailed,
         {
-          kind: 'service',
+          // A K3s failing on SQLite is in systemd's restart loop, close to its start limit
+          // ("start request repeated too quickly" ends the loop for good): the loop is stopped
+          // and the failed state cleared before the start, so the start always counts.
+          kind: 'command',
           id: 'service',
-          title: 'k3s.service enabled and (re)started on etcd',
-          unit: 'k3s',
-          restartOn: ['config'],
+          title: 'k3s.service stopped, its failed state cleared, enabled and started on etcd',
+          check: 'systemctl is-active -q k3s && ! changed config',
+          run: [
+            'systemctl stop k3s 2>/dev/null || true',
+            'systemctl reset-failed k3s 2>/dev/null || true',
+            'systemctl enable -q k3s || fail "cannot enable k3s"',
+            'systemctl start --no-block k3s || fail "cannot start k3s"',
+          ].join('\n'),
         },
         {
           kind: 'wait',
