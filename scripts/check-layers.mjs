@@ -9,7 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
-//                              maintain/ recover/ backup/
+//                              maintain/ recover/ backup/ moveBack/
 //                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -42,6 +42,7 @@ const OPERATIONS = [
   'keyspace',
   'recover',
   'backup',
+  'moveBack',
 ];
 const VIEWS = ['tree'];
 /**
@@ -50,10 +51,12 @@ const VIEWS = ['tree'];
  * checks it against its record (restore's verifySnapshot) and re-provisions every member at each
  * hop's version (provision); recover replaces a member (provision's add and remove) and re-points
  * the K3s servers (k3s), or saves a survivor's snapshot (snapshot) and re-adds the other members
- * as learners (provision) after a lost quorum. A composed operation is imported by
+ * as learners (provision) after a lost quorum; moveBack stops K3s (k3s), writes etcd's keys into
+ * a new kine database (migrate) and re-points one K3s server to it (k3s). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
+  moveBack: ['k3s', 'migrate'],
   repair: ['provision', 'k3s'],
   upgrade: ['provision', 'snapshot', 'restore'],
   maintain: ['keyspace'],

@@ -16,10 +16,15 @@ import {
   selectCluster,
   tokenFromOptions,
   UsageError,
+  type RunContext,
   type Subcommand,
 } from './context';
 
 import { progressLine } from './progressLine';
+import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
+import type { Cluster } from '../core/inventory/types';
+import { planMoveBack, runMoveBack } from '../core/moveBack/run';
+import { moveBackOutcome, moveBackPlanLines, moveBackQuestion } from '../core/moveBack/words';
 
 /** `--max-request-bytes`: the target etcd's own limit, in bytes. */
 function requestLimit(v: string | boolean | undefined): number | undefined {
@@ -111,7 +116,7 @@ const backCommand: Subcommand = {
   name: 'migrate etcd-to-sqlite',
   summary: "Copy K3s's data from the external etcd into a new SQLite state.db (kine), verified",
   usage:
-    'k3s-etcd migrate etcd-to-sqlite --target PATH/state.db [--token-file PATH | --token-file - | --token TOKEN] [--dry-run] [--yes]',
+    'k3s-etcd migrate etcd-to-sqlite --target PATH/state.db [--token-file PATH | --token-file - | --token TOKEN] [--repoint [--server NAME] [--accept-new-host-keys]] [--dry-run] [--yes]',
   details: `Reads the cluster's etcd in pages at one revision (K3s's /registry/ and /bootstrap/ keys; kine's
 own names and other prefixes are counted, not carried) and writes a NEW kine database at
 --target exactly as kine would hold it: kine's schema and indexes, its compact_rev_key row, one
@@ -125,13 +130,33 @@ The token (--token-file PATH, --token-file - for standard input, or --token TOKE
 warning) must decrypt etcd's /bootstrap key, as in sqlite-to-etcd: K3s on SQLite must start
 with it. Stop the K3s servers first: writes after the revision read are not in the file.
 --dry-run writes nothing and prints what would be written (keys, bytes, leases). The report is
-saved in migrations/<UTC time>/report.md. This writes the file only: putting it in place and
-re-pointing K3s is yours (the report says how).`,
+saved in migrations/<UTC time>/report.md. Without --repoint this writes the file only: putting
+it in place and re-pointing K3s is yours (the report says how).
+
+--repoint does the whole move over SSH, as one confirmed plan. K3s on SQLite runs one server:
+--server NAME names the one that keeps running (the only K3s server by default; with several,
+naming it is required). First every server is read (nothing changes if one cannot be, or if
+its config.yaml cannot be rewritten safely); then K3s is stopped on every server, one at a
+time, the others with systemctl disable --now (they must rejoin as agents or be reinstalled),
+BEFORE etcd is read, so no write made after the read is lost. The file is written and verified
+as above; then on the kept server the state.db files there are moved aside (state.db.old-<UTC
+time>, never deleted), the verified file is uploaded as /var/lib/rancher/k3s/server/db/state.db
+(root, 0600, its SHA-256 checked on the host), /etc/rancher/k3s/config.yaml is rewritten without
+datastore-endpoint, -cafile, -certfile and -keyfile (every other line kept, the old file beside
+it), K3s is started and the node must be Ready. The first failure stops the run: a failure on
+the kept server puts it back on etcd (old config.yaml, K3s restarted, Ready); etcd's data is
+never changed. The words say which servers are stopped and how to start them again. Without a
+token option the kept server's own token is checked against /bootstrap. --dry-run reads only
+and prints the plan. Exit 0 when K3s is Ready on SQLite.
+
+${SSH_HELP}`,
   options: {
+    ...SSH_OPTIONS,
     target: { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
-    'dry-run': { type: 'boolean', default: false },
+    repoint: { type: 'boolean', default: false },
+    server: { type: 'string' },
   },
   async run(ctx) {
     const t = ctx.values['target'];
@@ -139,8 +164,11 @@ re-pointing K3s is yours (the report says how).`,
       throw new UsageError('migrate etcd-to-sqlite needs --target PATH/state.db');
     const target = resolve(ctx.io.cwd, t);
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+    if (ctx.values['repoint'] !== true && typeof ctx.values['server'] === 'string')
+      throw new UsageError('--server names the server that keeps running: it goes with --repoint');
     const token = await tokenFromOptions(ctx);
     requireNewTarget(target);
+    if (ctx.values['repoint'] === true) return repoint(ctx, cluster, target, token);
     const line = progressLine(ctx.global.json);
     const onProgress = (p: MigrationProgress) => line.update(progressText(p));
     const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
@@ -183,5 +211,65 @@ re-pointing K3s is yours (the report says how).`,
     }
   },
 };
+
+/** `migrate etcd-to-sqlite --repoint`: the whole move back, as one confirmed plan. */
+async function repoint(
+  ctx: RunContext,
+  cluster: Cluster,
+  target: string,
+  token: string | undefined,
+): Promise<number> {
+  const server = ctx.values['server'];
+  const ssh = await sshContext(ctx);
+  const line = progressLine(ctx.global.json);
+  const onProgress = (p: MigrationProgress) => line.update(progressText(p));
+  const opts = {
+    ssh,
+    target,
+    ...(typeof server === 'string' ? { server } : {}),
+    ...(token ? { token } : {}),
+    onProgress,
+  };
+  const plan = await planMoveBack(cluster, opts).finally(() => line.done());
+  if (ctx.values['dry-run'] === true) {
+    if (ctx.global.json) json(ctx, { dryRun: true, ...plan.preview });
+    else for (const l of moveBackPlanLines(plan.preview)) ctx.io.out(l);
+    return 0;
+  }
+  if (!ctx.global.json) for (const l of moveBackPlanLines(plan.preview)) ctx.io.out(l);
+  if (!(await confirm(ctx, moveBackQuestion(plan.preview)))) {
+    ctx.io.err('Nothing changed.');
+    return 1;
+  }
+  const cancel = cancelOnSigint(ctx);
+  try {
+    const r = await runMoveBack(cluster, plan, {
+      ...opts,
+      signal: cancel.signal,
+      onLine: printer(ctx),
+      onPhase: (_p, title) => {
+        line.done();
+        if (!ctx.global.json) ctx.io.out(`== ${title}`);
+      },
+    }).finally(() => line.done());
+    const { source, ...rest } = r;
+    const report =
+      source && r.migration
+        ? await saveReport(
+            dirname(ctx.global.inventory),
+            toSqliteReport(cluster.name, target, source, r.migration),
+          )
+        : undefined;
+    const words = moveBackOutcome(r);
+    if (ctx.global.json) json(ctx, { ...rest, ...(report ? { report } : {}), words });
+    else {
+      for (const l of words) ctx.io.out(l);
+      if (report) ctx.io.out(`Report: ${report}`);
+    }
+    return r.ok ? 0 : 1;
+  } finally {
+    cancel.dispose();
+  }
+}
 
 export const MIGRATE_COMMANDS: Subcommand[] = [migrateCommand, backCommand];

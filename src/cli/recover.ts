@@ -5,15 +5,8 @@ import { summarizeRun, type HostRun } from '../core/plan/runner';
 import { detectCluster } from '../core/recover/detect';
 import { planRecover, recoverPlanText, recoverQuestion } from '../core/recover/plan';
 import { notRejoinedWords, recoverCluster } from '../core/recover/run';
-import {
-  confirm,
-  json,
-  loadValid,
-  selectCluster,
-  type RunContext,
-  type Subcommand,
-} from './context';
-import { printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
+import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
+import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 function stepRows(runs: HostRun[]): string {
   return renderColumns(
@@ -24,18 +17,6 @@ function stepRows(runs: HostRun[]): string {
         : [[r.host, '-', r.status, r.error?.message ?? '']],
     ),
   );
-}
-
-/** SIGINT cancels between steps (the survivor's own script always finishes); a second quits. */
-function cancelOnSigint(ctx: RunContext): { signal: AbortSignal; dispose(): void } {
-  const abort = new AbortController();
-  const onSigint = (): void => {
-    if (abort.signal.aborted) process.exit(130);
-    ctx.io.err('Cancelling after the current step (Ctrl+C again to quit at once)...');
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
-  return { signal: abort.signal, dispose: () => process.off('SIGINT', onSigint) };
 }
 
 const recoverCommand: Subcommand = {

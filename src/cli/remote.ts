@@ -50,6 +50,18 @@ export async function sshContext(ctx: RunContext): Promise<SshContext> {
   };
 }
 
+/** SIGINT cancels between steps (a host's running script always finishes); a second quits. */
+export function cancelOnSigint(ctx: RunContext): { signal: AbortSignal; dispose(): void } {
+  const abort = new AbortController();
+  const onSigint = (): void => {
+    if (abort.signal.aborted) process.exit(130);
+    ctx.io.err('Cancelling after the current step (Ctrl+C again to quit at once)...');
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: abort.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
 /** Streams lines as `[host] line`; whole lines only, so parallel hosts never interleave mid-line. */
 export function printer(ctx: RunContext) {
   return (host: string, line: string) => {

@@ -29,6 +29,7 @@ export const COMMANDS = {
   k3sFetchKubeconfig: 'k3sEtcd.k3s.fetchKubeconfig',
   k3sRefreshState: 'k3sEtcd.k3s.refreshState',
   migrateSqliteToEtcd: 'k3sEtcd.migrate.sqliteToEtcd',
+  migrateEtcdToSqlite: 'k3sEtcd.migrate.etcdToSqlite',
   maintain: 'k3sEtcd.cluster.maintain',
   scheduleMaintenance: 'k3sEtcd.cluster.scheduleMaintenance',
   snapshotSave: 'k3sEtcd.snapshot.save',

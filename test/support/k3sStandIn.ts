@@ -5,7 +5,11 @@
  * environment, in /var/lib/k3s-standin on the host), so tests assert exactly what K3s would get.
  * The stand-in `k3s server` uses the datastore the way K3s's kine would: Debian's etcdctl (a Go
  * etcd v3 client) with exactly the endpoint and three files named in /etc/rancher/k3s/config.yaml;
- * it writes the kubeconfig K3s would write and answers `k3s kubectl get node`.
+ * it writes the kubeconfig K3s would write and answers `k3s kubectl get node`. Without a
+ * datastore-endpoint it is K3s on SQLite (kine's default): it must find a SQLite database at
+ * /var/lib/rancher/k3s/server/db/state.db (the file's magic header; the hosts have no sqlite3)
+ * and records the SHA-256 of the file it starts on in sqlite.log, never touching etcd; with
+ * `refuse-sqlite` in its log folder it exits 1 there instead (a K3s that fails on SQLite).
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,10 +52,18 @@ case "$1" in
     shift
     rm -f "$LOG/ready"
     echo "start $(date +%s.%N) args=$*" >> "$LOG/server.log"
-    # What kine does first: reach the datastore with exactly the configured files.
-    ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints="$(val datastore-endpoint)" \\
-      --cacert "$(val datastore-cafile)" --cert "$(val datastore-certfile)" --key "$(val datastore-keyfile)" \\
-      put "/registry/k3s-standin/$(hostname)" started >> "$LOG/server.log" 2>&1 || exit 1
+    if [ -n "$(val datastore-endpoint)" ]; then
+      # What kine does first: reach the datastore with exactly the configured files.
+      ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints="$(val datastore-endpoint)" \\
+        --cacert "$(val datastore-cafile)" --cert "$(val datastore-certfile)" --key "$(val datastore-keyfile)" \\
+        put "/registry/k3s-standin/$(hostname)" started >> "$LOG/server.log" 2>&1 || exit 1
+    else
+      # K3s on SQLite: kine opens the state.db in K3s's db folder.
+      DB=/var/lib/rancher/k3s/server/db/state.db
+      if [ -f "$LOG/refuse-sqlite" ]; then echo "sqlite refused (test)" >> "$LOG/server.log"; exit 1; fi
+      [ "$(head -c 15 "$DB" 2>/dev/null)" = "SQLite format 3" ] || { echo "sqlite: no database at $DB" >> "$LOG/server.log"; exit 1; }
+      echo "sqlite $(date +%s.%N) $(sha256sum "$DB" | cut -d' ' -f1)" >> "$LOG/sqlite.log"
+    fi
     # K3s keeps the cluster token in its full form (CA hash, then the secret).
     mkdir -p /var/lib/rancher/k3s/server
     [ -f /var/lib/rancher/k3s/server/token ] || (umask 077; echo "K10standin0ca0hash::server:$(val token)" > /var/lib/rancher/k3s/server/token)

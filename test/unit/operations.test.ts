@@ -51,7 +51,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   etcdctl: { cli: ['etcdctl-env'], editor: ['etcdctlOpenTerminal', 'etcdctlCopyEnv'] },
   migrate: {
     cli: ['migrate sqlite-to-etcd', 'migrate etcd-to-sqlite'],
-    editor: ['migrateSqliteToEtcd'],
+    editor: ['migrateSqliteToEtcd', 'migrateEtcdToSqlite'],
   },
   maintain: { cli: ['maintain'], editor: ['maintain', 'scheduleMaintenance'] },
   snapshot: { cli: ['snapshot save', 'snapshot list'], editor: ['snapshotSave', 'snapshotList'] },

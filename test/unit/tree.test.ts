@@ -294,6 +294,7 @@ describe('tree model', () => {
         'k3sEtcd.k3s.fetchKubeconfig': ['host', 'k3sServer'],
         'k3sEtcd.k3s.refreshState': ['cluster', 'host', 'k3sServer'],
         'k3sEtcd.migrate.sqliteToEtcd': ['cluster', 'host', 'k3sServer'],
+        'k3sEtcd.migrate.etcdToSqlite': ['cluster'],
         'k3sEtcd.cluster.maintain': ['cluster'],
         'k3sEtcd.cluster.maintain|inline@2': ['cluster'],
         'k3sEtcd.cluster.scheduleMaintenance': ['cluster'],

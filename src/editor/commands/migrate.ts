@@ -1,12 +1,13 @@
 /**
  * K3s's SQLite state into the cluster's external etcd (the CLI's `migrate sqlite-to-etcd`): the
  * source from a backup or a chosen state.db, a dry-run report, the write after a modal, then the
- * cut-over offered (K3s pointed at etcd with the same token).
+ * cut-over offered (K3s pointed at etcd with the same token). And the way back: Move K3s Back to
+ * SQLite… (`migrate etcd-to-sqlite --repoint`).
  */
 import * as vscode from 'vscode';
-import { join } from 'node:path';
-import { readdir } from 'node:fs/promises';
-import { K3sEtcdError } from '../../core/errors';
+import { dirname, join } from 'node:path';
+import { readdir, rmdir } from 'node:fs/promises';
+import { CancelledError, K3sEtcdError } from '../../core/errors';
 import { BACKUPS_DIR } from '../../core/files/workspace';
 import { k3sServers } from '../../core/inventory/select';
 import { tokenSecret } from '../../core/k3sHost/token';
@@ -18,6 +19,18 @@ import {
   sourceToken,
 } from '../../core/migrate/migrate';
 import { progressText } from '../../core/migrate/progress';
+import { toSqliteReport } from '../../core/migrate/toSqliteReport';
+import { planMoveBack, runMoveBack, type MoveBackPlan } from '../../core/moveBack/run';
+import { workspaceStateTarget } from '../../core/moveBack/target';
+import {
+  moveBackConfirmDetail,
+  moveBackOutcome,
+  moveBackPlanMarkdown,
+  moveBackQuestion,
+} from '../../core/moveBack/words';
+import { localStamp } from '../../core/format/stamp';
+import { stepProgressText } from '../../core/plan/words';
+import { editorSshContext } from '../sshPrompts';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
 import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
@@ -127,5 +140,89 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
         await installK3sCommand(ctx)(node);
       }
     } else throw new Error(`${msg} Conflicts: ${result.write.conflicts.join(', ') || 'none'}`);
+  };
+}
+
+const MOVE_BACK_BUTTON = 'Move to SQLite';
+
+/**
+ * Move K3s Back to SQLite… (the CLI's `migrate etcd-to-sqlite --repoint`): the server that keeps
+ * running picked (only when there are several), every server and etcd read and the plan shown
+ * rendered, a modal naming what stops and what changes, then the move with progress and cancel.
+ * The new state.db stays in the workspace under migrations/<UTC time>/ (0700, kept out of git).
+ */
+export function moveBackToSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const servers = k3sServers(cluster);
+    let server: string | undefined = servers[0]?.name;
+    if (servers.length > 1) {
+      const picked = await vscode.window.showQuickPick(
+        servers.map((h) => ({
+          label: h.name,
+          description: h.address,
+          detail: `Keeps running on SQLite; ${servers
+            .filter((o) => o !== h)
+            .map((o) => o.name)
+            .join(', ')} stopped and disabled (to rejoin as agents, or be reinstalled).`,
+        })),
+        {
+          title: `K3s on SQLite runs one server: which K3s server of ${cluster.name} keeps running?`,
+        },
+      );
+      if (!picked) return;
+      server = picked.label;
+    }
+    const ssh = await editorSshContext(ctx);
+    const ws = workspaceDir(ctx);
+    const target = await workspaceStateTarget(ws);
+    const opts = { ssh, target, ...(server ? { server } : {}) };
+    let plan: MoveBackPlan;
+    try {
+      plan = await withCancellableProgress(
+        `Reading the K3s servers and the etcd of ${cluster.name}`,
+        (report, signal) =>
+          planMoveBack(cluster, { ...opts, signal, onProgress: (p) => report(progressText(p)) }),
+      );
+      await showPlan(
+        docs,
+        planUri(`${cluster.name}-move-back-to-sqlite.md`),
+        moveBackPlanMarkdown(plan.preview, localStamp(new Date())),
+      );
+      const go = await vscode.window.showWarningMessage(
+        moveBackQuestion(plan.preview),
+        { modal: true, detail: moveBackConfirmDetail(plan.preview) },
+        MOVE_BACK_BUTTON,
+      );
+      if (go !== MOVE_BACK_BUTTON) throw new CancelledError('Moving K3s back to SQLite');
+    } catch (err) {
+      await rmdir(dirname(target)).catch(() => undefined); // nothing was written there
+      throw err;
+    }
+    ctx.log.info(`move of ${cluster.name} back to SQLite on ${plan.preview.chosen} confirmed`);
+    const r = await withCancellableProgress(
+      `Moving K3s of ${cluster.name} back to SQLite`,
+      (report, signal) =>
+        runMoveBack(cluster, plan, {
+          ...opts,
+          signal,
+          onProgress: (p) => report(progressText(p)),
+          onPhase: (_p, title) => {
+            report(title);
+            ctx.log.info(`== ${title}`);
+          },
+          onLine: (h, l) => ctx.log.info(`[${h}] ${l}`),
+          onStep: (h, s) => {
+            if (s.status === 'pending') report(stepProgressText(h, s));
+          },
+        }),
+    );
+    if (r.source && r.migration)
+      await saveReport(ws, toSqliteReport(cluster.name, target, r.source, r.migration));
+    const words = moveBackOutcome(r);
+    for (const l of words) ctx.log.info(l);
+    void ctx.health.refreshAll();
+    if (!r.ok) throw new Error(words.join(' '));
+    void vscode.window.showInformationMessage(words.join(' '));
   };
 }

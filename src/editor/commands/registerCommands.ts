@@ -49,7 +49,7 @@ import {
 import { showKeyCommand } from './keyspace';
 import { maintainCommand, scheduleMaintenanceCommand } from './maintain';
 import { addMemberCommand, removeMemberCommand, replaceMemberCommand } from './member';
-import { migrateSqliteCommand } from './migrate';
+import { migrateSqliteCommand, moveBackToSqliteCommand } from './migrate';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
 import { upgradeEtcdCommand } from './upgrade';
@@ -114,6 +114,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     k3sFetchKubeconfig: fetchKubeconfigCommand(ctx),
     k3sRefreshState: refreshK3sStateCommand(ctx),
     migrateSqliteToEtcd: migrateSqliteCommand(ctx, planDocs),
+    migrateEtcdToSqlite: moveBackToSqliteCommand(ctx, planDocs),
     maintain: maintainCommand(ctx, planDocs),
     scheduleMaintenance: scheduleMaintenanceCommand(ctx),
     snapshotSave: saveSnapshotCommand(ctx, planDocs),
