@@ -19,6 +19,7 @@ import {
 } from '../../src/core/embeddedMove/plan';
 import { restoreBumps, restoreCommands } from '../../src/core/etcd/snapshotFile';
 import type { Cluster } from '../../src/core/inventory/types';
+import { checkK3sFacts } from '../../src/core/k3s/server';
 import { cluster, host } from '../fixtures/inventory';
 
 const servers = ['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((a, i) =>
@@ -201,5 +202,41 @@ describe('restore: --bump-revision only where the tool has it', () => {
     assert.match(withBump!.command, / --bump-revision 1000 --mark-compacted$/);
     const [plain] = restoreCommands(t, '/s.db', { tool: 'etcdutl' });
     assert.doesNotMatch(plain!.command, /bump-revision/);
+  });
+});
+
+describe("K3s install: the move's allowance, and only with it", () => {
+  const facts = {
+    installed: true,
+    active: false,
+    clusterInit: true,
+    embeddedEtcd: true,
+    token: 'K10f00d::server:abc',
+    hostname: 'k-1',
+    curl: true,
+    sqlite3: false,
+  };
+  it('cluster-init and embedded data are refused by a plain install, allowed for the move', () => {
+    assert.throws(
+      () => checkK3sFacts(servers[0]!, facts, { token: 'abc', backedUp: false }),
+      /--cluster-init/,
+    );
+    assert.throws(
+      () =>
+        checkK3sFacts(
+          servers[0]!,
+          { ...facts, clusterInit: false },
+          { token: 'abc', backedUp: false },
+        ),
+      /holds K3s's embedded etcd data/,
+    );
+    assert.doesNotThrow(() =>
+      checkK3sFacts(servers[0]!, facts, { token: 'abc', backedUp: false, embeddedMove: true }),
+    );
+    assert.throws(
+      () =>
+        checkK3sFacts(servers[0]!, facts, { token: 'other', backedUp: false, embeddedMove: true }),
+      /another token/,
+    );
   });
 });
