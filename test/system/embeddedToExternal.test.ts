@@ -12,7 +12,7 @@
  * cluster-init, and the K3s stand-in, restarted, writing its key into the TARGET etcd.
  */
 import assert from 'node:assert/strict';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -48,8 +48,10 @@ const SECRET = '6b3f0a5d9c2e4f718a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5
  * The stand-in's k3s.service made K3s's own shape: `k3s server --cluster-init`, where this
  * `k3s` runs the embedded etcd (K3s would); the token file K3s keeps.
  */
+/** Where K3s keeps its own binaries: not /usr/local/bin, where the target's etcd is installed. */
+const K3S_ETCD_BIN = '/var/lib/rancher/k3s/data/current/bin/etcd';
 const WRAPPER = `#!/bin/sh
-case " $* " in *" --cluster-init "*) exec /usr/local/bin/etcd --config-file ${K3S_DB}/config ;; esac
+case " $* " in *" --cluster-init "*) exec ${K3S_ETCD_BIN} --config-file ${K3S_DB}/config ;; esac
 echo "k3s (embedded stand-in): only server --cluster-init is imitated" >&2
 exit 2
 `;
@@ -106,10 +108,6 @@ describe("K3s's embedded etcd onto the external etcd, on real systemd hosts", ()
     assert.equal(inv.status, 'ok', JSON.stringify(inv.status === 'ok' ? [] : inv.problems));
     if (inv.status !== 'ok') return;
     target = inv.inventory.clusters.find((c) => c.name === 'ext') as Cluster;
-    await generateCertificateSet(target);
-    const p = await provisionEtcd(target, { dryRun: false, ssh: labSsh(dir) });
-    assert.equal(p.healthy, true, p.healthSummary);
-
     // The source: K3s on its embedded etcd, as K3s installs it.
     const h = hosts[0]!;
     await startK3sEmbeddedEtcd(k3sDir, [{ host: h, memberName: MEMBER }]);
@@ -118,8 +116,10 @@ describe("K3s's embedded etcd onto the external etcd, on real systemd hosts", ()
       join(h.root, 'etc/systemd/system/k3s.service'),
       "[Unit]\nDescription=Lightweight Kubernetes\n[Service]\nExecStart=/usr/local/bin/k3s \\\n    server \\\n\t'--cluster-init' \\\n\nRestart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n",
     );
+    await mkdir(join(h.root, K3S_ETCD_BIN, '..'), { recursive: true });
+    await copyFile('/usr/bin/etcd', join(h.root, K3S_ETCD_BIN));
     const r = await h.exec(
-      `mkdir -p /var/lib/rancher/k3s/server && (umask 077; echo 'K10f00d::server:${SECRET}' > /var/lib/rancher/k3s/server/token) && systemctl daemon-reload && systemctl restart k3s`,
+      `rm -f /usr/local/bin/etcd && mkdir -p /var/lib/rancher/k3s/server && (umask 077; echo 'K10f00d::server:${SECRET}' > /var/lib/rancher/k3s/server/token) && systemctl daemon-reload && systemctl restart k3s`,
     );
     assert.equal(r.code, 0, r.stderr);
     await waitUntil(
@@ -133,6 +133,11 @@ describe("K3s's embedded etcd onto the external etcd, on real systemd hosts", ()
       30_000,
       "K3s's embedded etcd healthy",
     );
+    // The target: three members, one beside K3s on edge-1.
+    await generateCertificateSet(target);
+    const p = await provisionEtcd(target, { dryRun: false, ssh: labSsh(dir) });
+    assert.equal(p.healthy, true, p.healthSummary);
+
     // Real data: many keys, values near 1 MiB, a leased key, a deleted key, /bootstrap.
     const c = await direct();
     try {
