@@ -172,7 +172,7 @@ export function planMove(input: {
   const bump = restoreBumps(tf.version, tool) ? BUMP_REVISION : undefined;
   const n = members.length;
   const majority = Math.floor(n / 2) + 1;
-  const tunnelWords = `over SSH through ${leader.host}'s loopback (127.0.0.1:${source.etcd.clientPort}), with K3s's etcd client certificate read from it (kept in memory)`;
+  const tunnelWords = `over SSH from ${leader.host} itself (its loopback 127.0.0.1:${source.etcd.clientPort}, else its address), with K3s's etcd client certificate read from it (kept in memory)`;
   const freeze =
     n === 1
       ? `${leader.host} is the only K3s server: its etcd runs inside K3s's process and cannot be frozen apart from it, so K3s keeps running until the snapshot is taken: writes in the seconds between the snapshot and the stop (step 3) are not carried`

@@ -44,6 +44,8 @@ export interface SourceLink {
   client: Etcd3;
   /** The local end of the tunnel (`https://127.0.0.1:<port>`). */
   endpoint: string;
+  /** Where the tunnel ends, as the host sees it (`127.0.0.1:2379`, or its address). */
+  via: string;
   close(): void;
 }
 
@@ -65,29 +67,47 @@ export async function openSourceLink(
   }
   try {
     const tls = opts.tls ?? (await readK3sEtcdTls(session, host.name, opts.signal));
-    const tun = await tunnel(session, '127.0.0.1', source.etcd.clientPort);
-    const endpoint = `https://127.0.0.1:${tun.port}`;
-    const client = await createEndpointClient(endpoint, { tls, timeoutMs: 10_000 });
-    return {
-      host,
-      session,
-      client,
-      endpoint,
-      tls,
-      close: () => {
+    // K3s's etcd listens on the node's loopback and its address: the loopback first (the
+    // inventory's address may be a NAT or SSH address), else the address, as the host sees it.
+    const problems: string[] = [];
+    for (const at of ['127.0.0.1', host.address]) {
+      const tun = await tunnel(session, at, source.etcd.clientPort);
+      const endpoint = `https://127.0.0.1:${tun.port}`;
+      const client = await createEndpointClient(endpoint, { tls, timeoutMs: 10_000 });
+      try {
+        await client.maintenance.status();
+      } catch (err) {
         client.close();
         tun.close();
-        session.close();
-      },
-    };
+        problems.push(`${at}:${source.etcd.clientPort}: ${errorMessage(err)}`);
+        continue;
+      }
+      return {
+        host,
+        session,
+        client,
+        endpoint,
+        via: `${at}:${source.etcd.clientPort}`,
+        tls,
+        close: () => {
+          client.close();
+          tun.close();
+          session.close();
+        },
+      };
+    }
+    throw new K3sEtcdError(
+      'migrate-source',
+      `K3s's etcd on ${host.name} does not answer over SSH (${problems.join('; ')}). Is K3s running there (systemctl status k3s)? The move needs every source member up. Nothing was changed.`,
+    );
   } catch (err) {
     session.close();
     throw err;
   }
 }
 
-/** One source member's `endpoint status`, through its loopback. */
-async function memberOf(source: Cluster, link: SourceLink): Promise<SourceMember> {
+/** One source member's `endpoint status`, through its tunnel. */
+async function memberOf(link: SourceLink): Promise<SourceMember> {
   try {
     const s = await link.client.maintenance.status();
     const id = memberIdToHex(s.header.member_id);
@@ -106,7 +126,7 @@ async function memberOf(source: Cluster, link: SourceLink): Promise<SourceMember
   } catch (err) {
     throw new K3sEtcdError(
       'migrate-source',
-      `K3s's etcd on ${link.host.name} does not answer on its loopback (127.0.0.1:${source.etcd.clientPort}, over SSH): ${errorMessage(err)}. Is K3s running there (systemctl status k3s)? The move needs every source member up. Nothing was changed.`,
+      `K3s's etcd on ${link.host.name} does not answer its status at ${link.via} (over SSH): ${errorMessage(err)}. Is K3s running there (systemctl status k3s)? The move needs every source member up. Nothing was changed.`,
       { cause: err },
     );
   }
@@ -167,7 +187,7 @@ export async function prepareMove(
     });
     try {
       tls = link.tls;
-      members.push(await memberOf(source, link));
+      members.push(await memberOf(link));
       if (!serverToken && servers.some((s) => s.name === host.name)) {
         const facts = await readK3sFacts(link.session, host, opts.signal);
         if (facts.token) serverToken = tokenSecret(facts.token);
@@ -180,6 +200,17 @@ export async function prepareMove(
     throw new K3sEtcdError(
       'migrate-source',
       `Cluster ${source.name} has no host with the role etcd: its K3s servers (roles etcd and k3s-server) are the embedded etcd's members. Nothing was changed.`,
+    );
+  const twice = members.find((m, i) => members.findIndex((x) => x.id === m.id) !== i);
+  if (twice)
+    throw new K3sEtcdError(
+      'migrate-source',
+      `${members
+        .filter((m) => m.id === twice.id)
+        .map((m) => m.host)
+        .join(
+          ' and ',
+        )} answer as the same etcd member (${twice.id}): check the addresses of ${source.name}'s hosts in k3s-etcd.yaml. Nothing was changed.`,
     );
   const notServers = members.filter((m) => !servers.some((s) => s.name === m.host));
   if (notServers.length > 0)
