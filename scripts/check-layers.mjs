@@ -9,7 +9,7 @@
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
-//                              maintain/ recover/ backup/ moveBack/
+//                              maintain/ recover/ backup/ moveBack/ embeddedMove/
 //                              keyspace/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
@@ -43,6 +43,7 @@ const OPERATIONS = [
   'recover',
   'backup',
   'moveBack',
+  'embeddedMove',
 ];
 const VIEWS = ['tree'];
 /**
@@ -52,7 +53,9 @@ const VIEWS = ['tree'];
  * hop's version (provision); recover replaces a member (provision's add and remove) and re-points
  * the K3s servers (k3s), or saves a survivor's snapshot (snapshot) and re-adds the other members
  * as learners (provision) after a lost quorum; moveBack stops K3s (k3s), writes etcd's keys into
- * a new kine database (migrate) and re-points one K3s server to it (k3s). A composed operation is imported by
+ * a new kine database (migrate) and re-points one K3s server to it (k3s); embeddedMove snapshots K3s's embedded etcd
+ * (snapshot), restores it into the external members (restore), fingerprints both sides as the
+ * SQLite migration does (migrate) and re-points the K3s servers (k3s). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
@@ -61,6 +64,7 @@ const COMPOSED = {
   upgrade: ['provision', 'snapshot', 'restore'],
   maintain: ['keyspace'],
   recover: ['provision', 'k3s', 'snapshot'],
+  embeddedMove: ['k3s', 'restore', 'snapshot', 'migrate'],
 };
 
 function files(dir) {

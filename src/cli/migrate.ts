@@ -25,6 +25,10 @@ import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext } from './re
 import type { Cluster } from '../core/inventory/types';
 import { planMoveBack, runMoveBack } from '../core/moveBack/run';
 import { moveBackOutcome, moveBackPlanLines, moveBackQuestion } from '../core/moveBack/words';
+import { prepareMove } from '../core/embeddedMove/preflight';
+import { movePlanText, moveQuestion } from '../core/embeddedMove/plan';
+import { repointWords, runMove } from '../core/embeddedMove/run';
+import { fileTokenStore } from '../core/k3s/token';
 
 /** `--max-request-bytes`: the target etcd's own limit, in bytes. */
 function requestLimit(v: string | boolean | undefined): number | undefined {
@@ -272,4 +276,83 @@ async function repoint(
   }
 }
 
-export const MIGRATE_COMMANDS: Subcommand[] = [migrateCommand, backCommand];
+/** `migrate embedded-to-external`: K3s's embedded etcd into the external etcd, K3s re-pointed. */
+const embeddedCommand: Subcommand = {
+  name: 'migrate embedded-to-external',
+  summary: 'Move K3s from its embedded etcd (cluster-init) onto the external etcd, verified',
+  usage:
+    'k3s-etcd migrate embedded-to-external --from SOURCE_CLUSTER [--cluster TARGET] [--dry-run] [--accept-new-host-keys] [--yes] [--json]',
+  details: `--from names the cluster of K3s servers on K3s's embedded etcd (datastore: k3s-embedded-etcd,
+hosts with roles etcd and k3s-server); --cluster the external etcd provisioned by k3s-etcd
+(datastore: external-etcd), whose k3s-server hosts must include every source server at the same
+address (one left out would stay on the old etcd: split brain).
+
+First, read only (a dry run stops here and prints the plan): K3s's etcd client files read over
+SSH from a source server (kept in memory), each source member's status through its loopback
+over SSH (leader, version, revision, database size), the K3s token (the servers' own, or the
+one stored for the target), the target's health and version; a target already holding
+/registry/ or /bootstrap/ keys is refused. Then, after one confirmation: K3s stopped on every
+source server but the leader's (followers first; with three or more members the leader can no
+longer commit, so its state is final; a single server cannot be frozen, so writes in the
+seconds between its snapshot and its stop are not carried), the leader's snapshot streamed
+into backups/<source>/ (0600, git-ignored) with the digest of its keys at that revision, K3s
+stopped on the leader, the snapshot restored into the target's members (with --bump-revision
+--mark-compacted where etcdutl 3.5.10+ has them; older tools keep the snapshot's revisions),
+the target's keys compared with the snapshot's (count and SHA-256; a difference stops here),
+then each K3s server re-pointed, the leader's first: embedded data moved aside (dated, never
+deleted), config.yaml with datastore-endpoint and without cluster-init, K3s restarted, node
+Ready. Until the re-point nothing of K3s's is changed: sudo systemctl start k3s on each server
+goes back. Both directions, with the commands: docs/datastore-moves.md.
+
+${SSH_HELP}`,
+  options: { ...SSH_OPTIONS, from: { type: 'string' } },
+  async run(ctx) {
+    const from = ctx.values['from'];
+    if (typeof from !== 'string')
+      throw new UsageError(
+        "migrate embedded-to-external needs --from SOURCE_CLUSTER (the cluster on K3s's embedded etcd)",
+      );
+    const inv = await loadValid(ctx);
+    const source = selectCluster(inv, from);
+    const target = selectCluster(inv, ctx.global.cluster);
+    const ssh = await sshContext(ctx);
+    const tokens = fileTokenStore(ctx.global.inventory);
+    const prepared = await prepareMove(source, target, { ssh, tokens });
+    const { plan } = prepared;
+    if (ctx.values['dry-run'] === true) {
+      if (ctx.global.json) json(ctx, plan);
+      else for (const l of movePlanText(plan)) ctx.io.out(l);
+      return 0;
+    }
+    if (!ctx.global.json) for (const l of movePlanText(plan)) ctx.io.out(l);
+    if (!(await confirm(ctx, moveQuestion(plan)))) {
+      ctx.io.err('Nothing changed.');
+      return 1;
+    }
+    const r = await runMove(source, target, prepared, {
+      ssh,
+      tokens,
+      workspaceDir: dirname(ctx.global.inventory),
+      onLine: printer(ctx),
+      onPhase: (_p, n, title) => {
+        if (!ctx.global.json) ctx.io.out(`== move ${n}/6: ${title}`);
+      },
+    });
+    if (ctx.global.json) json(ctx, { plan, ...r });
+    else {
+      ctx.io.out('');
+      if (r.snapshot) ctx.io.out(`snapshot: ${r.snapshot.file} (revision ${r.snapshot.revision})`);
+      if (r.sourceDigest && r.targetDigest)
+        ctx.io.out(
+          `verified: ${r.targetDigest.keys}/${r.sourceDigest.keys} keys, SHA-256 ${r.targetDigest.sha256.slice(0, 16)}…`,
+        );
+      for (const k of r.kept) ctx.io.out(`${k.host}: embedded etcd data kept at ${k.path}`);
+      for (const l of repointWords(r)) ctx.io.out(l);
+      if (r.ok)
+        ctx.io.out(`K3s runs on ${target.name}: ${plan.servers.join(', ')} re-pointed and Ready.`);
+    }
+    return r.ok ? 0 : 1;
+  },
+};
+
+export const MIGRATE_COMMANDS: Subcommand[] = [migrateCommand, backCommand, embeddedCommand];

@@ -121,7 +121,13 @@ export interface K3sEtcdNode {
   memberName: string;
 }
 
-function config(memberName: string, address: string, initialCluster: string): string {
+function config(
+  memberName: string,
+  address: string,
+  initialCluster: string,
+  loopback = true,
+): string {
+  const lo = (port: number) => (loopback ? `https://127.0.0.1:${port},` : '');
   return [
     `advertise-client-urls: https://${address}:2379`,
     'client-transport-security:',
@@ -135,8 +141,8 @@ function config(memberName: string, address: string, initialCluster: string): st
     `initial-advertise-peer-urls: https://${address}:2380`,
     `initial-cluster: ${initialCluster}`,
     'initial-cluster-state: new',
-    `listen-client-urls: https://127.0.0.1:2379,https://${address}:2379`,
-    `listen-peer-urls: https://127.0.0.1:2380,https://${address}:2380`,
+    `listen-client-urls: ${lo(2379)}https://${address}:2379`,
+    `listen-peer-urls: ${lo(2380)}https://${address}:2380`,
     `name: ${memberName}`,
     'peer-transport-security:',
     `  cert-file: ${K3S_TLS}/peer-server-client.crt`,
@@ -148,7 +154,13 @@ function config(memberName: string, address: string, initialCluster: string): st
 }
 
 /** Lays out the node's certificates and config for `address` (as K3s does at start). */
-async function layOut(dir: string, n: K3sEtcdNode, address: string, initialCluster: string) {
+async function layOut(
+  dir: string,
+  n: K3sEtcdNode,
+  address: string,
+  initialCluster: string,
+  loopback = true,
+) {
   const root = n.host.root;
   await issueNode(dir, n.memberName, address);
   await mkdir(join(root, K3S_TLS), { recursive: true });
@@ -163,17 +175,29 @@ async function layOut(dir: string, n: K3sEtcdNode, address: string, initialClust
       { mode: 0o600 },
     );
   }
-  await writeFile(join(root, K3S_DB, 'config'), config(n.memberName, address, initialCluster), {
-    mode: 0o600,
-  });
+  await writeFile(
+    join(root, K3S_DB, 'config'),
+    config(n.memberName, address, initialCluster, loopback),
+    {
+      mode: 0o600,
+    },
+  );
 }
 
-/** Starts the stand-in on every node (one cluster), returns once each unit is active. */
-export async function startK3sEmbeddedEtcd(dir: string, nodes: K3sEtcdNode[]): Promise<void> {
+/**
+ * Starts the stand-in on every node (one cluster), returns once each unit is active. `loopback:
+ * false` leaves 127.0.0.1 out of the listen URLs: hosts sharing this machine's network (the
+ * harness's default) cannot each bind 127.0.0.1:2379, as K3s's servers do on their own machines.
+ */
+export async function startK3sEmbeddedEtcd(
+  dir: string,
+  nodes: K3sEtcdNode[],
+  opts: { loopback?: boolean } = {},
+): Promise<void> {
   await makeK3sEtcdCas(dir);
   const initial = nodes.map((n) => `${n.memberName}=https://${n.host.address}:2380`).join(',');
   for (const n of nodes) {
-    await layOut(dir, n, n.host.address, initial);
+    await layOut(dir, n, n.host.address, initial, opts.loopback ?? true);
     await copyFile('/usr/bin/etcd', join(n.host.root, 'usr/local/bin/etcd'));
     await writeFile(
       join(n.host.root, 'etc/systemd/system/k3s.service'),

@@ -50,7 +50,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   },
   etcdctl: { cli: ['etcdctl-env'], editor: ['etcdctlOpenTerminal', 'etcdctlCopyEnv'] },
   migrate: {
-    cli: ['migrate sqlite-to-etcd', 'migrate etcd-to-sqlite'],
+    cli: ['migrate sqlite-to-etcd', 'migrate etcd-to-sqlite', 'migrate embedded-to-external'],
     editor: ['migrateSqliteToEtcd', 'migrateEtcdToSqlite'],
   },
   maintain: { cli: ['maintain'], editor: ['maintain', 'scheduleMaintenance'] },

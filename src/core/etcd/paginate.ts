@@ -45,6 +45,11 @@ export interface PageOptions {
    * returns for the window (narrower when it holds many pages, wider when under one).
    */
   windowed?: boolean;
+  /**
+   * Served by the member asked alone, without a quorum read (a member that lost its quorum on
+   * purpose still answers; the pages are pinned to one revision all the same).
+   */
+  serializable?: boolean;
   signal?: AbortSignal;
 }
 
@@ -88,6 +93,7 @@ export async function* rangePages(client: Etcd3, opts: PageOptions): AsyncGenera
         limit,
         ...(revision ? { revision } : {}),
         ...(opts.keysOnly ? { keys_only: true } : {}),
+        ...(opts.serializable ? { serializable: true } : {}),
       });
     } catch (err) {
       if (tooLarge(err) && limit > 1) {

@@ -61,6 +61,18 @@ export function etcdMinor(version: string): number {
   return minor === undefined ? NaN : Number(minor);
 }
 
+/**
+ * Does this restore tool take `--bump-revision N --mark-compacted` (etcd-io/etcd#16029, in
+ * etcdutl from 3.5.10 and in 3.6)? etcdctl's restore never had them; before 3.5.10 neither did
+ * etcdutl. Unknown versions: no.
+ */
+export function restoreBumps(version: string, tool: 'etcdutl' | 'etcdctl'): boolean {
+  const m = /^v?3\.(\d+)\.(\d+)/.exec(version);
+  if (tool !== 'etcdutl' || !m) return false;
+  const [minor, patch] = [Number(m[1]), Number(m[2])];
+  return minor > 5 || (minor === 5 && patch >= 10);
+}
+
 export interface RestoreCommand {
   host: string;
   member: string;
@@ -83,6 +95,12 @@ export function restoreCommands(
     tool?: 'etcdutl' | 'etcdctl';
     /** Where the tool is installed on the hosts (default: found on PATH). */
     binDir?: string;
+    /**
+     * `--bump-revision N --mark-compacted`: the restored revision moves N past the snapshot's
+     * and older revisions read as compacted (watchers relist). Only for a tool that has them
+     * (`restoreBumps`).
+     */
+    bumpRevision?: number;
   } = {},
 ): RestoreCommand[] {
   checkDataDir(cluster);
@@ -103,6 +121,7 @@ export function restoreCommands(
         `--initial-cluster-token ${shellQuote(token)}`,
         `--initial-advertise-peer-urls ${shellQuote(peerUrl(cluster, h))}`,
         `--data-dir ${shellQuote(dataDir)}`,
+        ...(opts.bumpRevision ? [`--bump-revision ${opts.bumpRevision} --mark-compacted`] : []),
       ].join(' '),
     };
   });

@@ -88,6 +88,12 @@ export interface K3sInstallOptions extends RunHooks {
   workspaceDir: string;
   /** Overrides k3s.offlineDir and makes the install offline. */
   offlineDir?: string;
+  /**
+   * Only for `migrate embedded-to-external`, once the embedded data is verified in this etcd:
+   * servers with --cluster-init and embedded data are re-pointed instead of refused, their
+   * embedded data moved aside (named by this UTC time), the flag taken out of the unit.
+   */
+  embeddedMove?: { stamp: string };
 }
 
 export interface K3sInstallResult {
@@ -150,6 +156,7 @@ export async function installK3s(
       checkK3sFacts(host, facts, {
         token,
         backedUp: await hasBackup(opts.workspaceDir, host.name),
+        ...(opts.embeddedMove ? { embeddedMove: true } : {}),
       });
       const checks = await checkDatastoreFromHost(
         t,
@@ -164,7 +171,13 @@ export async function installK3s(
         host.name,
         `datastore check from ${host.name}: ${checks.filter((c) => c.ok).length} of ${checks.length} members healthy with the files config.yaml names`,
       );
-      return planK3sServer({ cluster, host, facts, token });
+      return planK3sServer({
+        cluster,
+        host,
+        facts,
+        token,
+        ...(opts.embeddedMove ? { embeddedMove: opts.embeddedMove } : {}),
+      });
     },
   }));
   const runs = await runJobs(jobs, { ...opts, sequential: true });

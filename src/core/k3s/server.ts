@@ -146,15 +146,24 @@ export function parseK3sFacts(out: string): K3sFacts {
 export function checkK3sFacts(
   host: Host,
   facts: K3sFacts,
-  opts: { token: string; backedUp: boolean },
+  opts: {
+    token: string;
+    backedUp: boolean;
+    /**
+     * The embedded-to-external move (`migrate embedded-to-external`), after its snapshot was
+     * restored into this etcd and verified: the flag and the embedded data are the move's to
+     * set aside (`embeddedMoveSteps`), so they are not refused.
+     */
+    embeddedMove?: boolean;
+  },
 ): void {
-  if (facts.clusterInit) {
+  if (facts.clusterInit && !opts.embeddedMove) {
     throw new K3sEtcdError(
       'provision-refused',
       `${host.name}: k3s.service starts K3s with --cluster-init (embedded etcd), which cannot be combined with a datastore endpoint (k3s#4046). Remove the flag from the unit (or uninstall K3s) first.`,
     );
   }
-  if (facts.embeddedEtcd) {
+  if (facts.embeddedEtcd && !opts.embeddedMove) {
     throw new K3sEtcdError(
       'provision-refused',
       `${host.name}: ${K3S_DB_DIR}/etcd holds K3s's embedded etcd data. Moving an embedded-etcd server to the external etcd is not done in place: back it up (etcd snapshot) and set up a new server.`,
@@ -199,6 +208,65 @@ export interface K3sPlanInput {
   host: Host;
   facts: K3sFacts;
   token: string;
+  /** The embedded-to-external move only: its UTC time names what is set aside. */
+  embeddedMove?: { stamp: string };
+}
+
+/** Where the move keeps K3s's embedded etcd data (dated, never deleted). */
+export const embeddedAside = (stamp: string) => `${K3S_DB_DIR}/etcd.before-external-${stamp}`;
+
+/**
+ * The embedded-to-external move's own steps, K3s stopped: no config.yaml.d file still asks for
+ * cluster-init, `--cluster-init` out of the unit (its file kept beside it), the embedded data
+ * moved aside. Only `migrate embedded-to-external` asks for them, once the data is verified in
+ * the external etcd.
+ */
+function embeddedMoveSteps(stamp: string): Step[] {
+  const data = `${K3S_DB_DIR}/etcd`;
+  const aside = embeddedAside(stamp);
+  const flag = `[[:space:]]*'\\{0,1\\}--cluster-init\\(=[a-z]*\\)\\{0,1\\}'\\{0,1\\}`;
+  return [
+    {
+      kind: 'guard',
+      id: 'stopped',
+      title: 'K3s is stopped (it ran on the embedded etcd)',
+      check: '! systemctl is-active -q k3s',
+      message: '"K3s is running here: the move stops it before its data is moved aside"',
+    },
+    {
+      kind: 'guard',
+      id: 'dropins',
+      title: '/etc/rancher/k3s/config.yaml.d names no cluster-init',
+      check: "! grep -qs '^cluster-init' /etc/rancher/k3s/config.yaml.d/*.yaml",
+      message:
+        '"a file in /etc/rancher/k3s/config.yaml.d sets cluster-init: remove that line, then run the move again"',
+    },
+    {
+      kind: 'command',
+      id: 'cluster-init',
+      title: `--cluster-init out of k3s.service (the old unit kept as <unit>.before-external-${stamp})`,
+      check: "! systemctl cat k3s 2>/dev/null | grep -q -- '--cluster-init'",
+      run: [
+        'f=$(systemctl show -p FragmentPath --value k3s)',
+        '[ -f "$f" ] || fail "k3s.service has no unit file to edit"',
+        `cp -p "$f" "$f.before-external-${stamp}" || fail "cannot keep a copy of $f"`,
+        `sed -i "s/${flag}//g" "$f" || fail "cannot edit $f"`,
+        'systemctl daemon-reload',
+        `if systemctl cat k3s | grep -q -- '--cluster-init'; then fail "k3s.service still passes --cluster-init (a drop-in?): remove it, then run the move again"; fi`,
+      ].join('\n'),
+    },
+    {
+      kind: 'command',
+      id: 'embedded-aside',
+      title: `K3s's embedded etcd data ${data} moved aside to ${aside} (kept, never deleted)`,
+      check: `[ ! -e ${q(data)} ]`,
+      run: [
+        'if systemctl is-active -q k3s; then fail "K3s is running: not moving its data"; fi',
+        `[ ! -e ${q(aside)} ] || fail "${aside} already exists"`,
+        `mv ${q(data)} ${q(aside)} || fail "cannot move ${data} aside"`,
+      ].join('\n'),
+    },
+  ];
 }
 
 async function readWorkspace(path: string, what: string): Promise<Buffer> {
@@ -224,7 +292,7 @@ export async function datastoreClientFiles(
 }
 
 export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
-  const { cluster, host, facts, token } = input;
+  const { cluster, host, facts, token, embeddedMove } = input;
   const node = nodeName(host, facts);
   const k = cluster.k3s;
   const files = await datastoreClientFiles(cluster);
@@ -284,6 +352,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       payload: 'config.yaml',
       backup: true,
     }),
+    ...(embeddedMove ? embeddedMoveSteps(embeddedMove.stamp) : []),
   ];
 
   const version = k.version ? `INSTALL_K3S_VERSION=${q(k.version)} ` : '';
@@ -339,7 +408,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       id: 'service',
       title: 'k3s.service enabled, running; restarted when its datastore files or config changed',
       unit: 'k3s',
-      restartOn: ['ca', 'cert', 'key', 'config'],
+      restartOn: ['ca', 'cert', 'key', 'config', ...(embeddedMove ? ['cluster-init'] : [])],
       ...(k.install === 'existing' ? {} : { startedBy: 'install' }),
     },
     {

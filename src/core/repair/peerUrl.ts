@@ -12,7 +12,7 @@
  * article's own `member update`, authenticated with K3s's etcd client certificate read from the
  * host over SSH (kept in memory), then the inventory, then "restart K3s" for the person to do.
  */
-import { createServer, isIP, type Server } from 'node:net';
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError, errorMessage } from '../errors';
@@ -37,6 +37,7 @@ import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
 import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
+import { tunnel } from '../ssh/tunnel';
 import { ENV_FILE } from '../etcd/memberHost';
 import { provisionEtcd } from '../provision/provision';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
@@ -98,30 +99,6 @@ export function withAddress(cluster: Cluster, hostName: string, address: string)
 }
 
 const isCandidate = (a: string) => !/^(127\.|::1$|fe80:|169\.254\.)/i.test(a);
-
-/** A local TCP port that forwards to `host:port` as seen from the SSH host (for etcd3 over a tunnel). */
-export async function tunnel(
-  session: SshSession,
-  host: string,
-  port: number,
-): Promise<{ port: number; close(): void }> {
-  const server: Server = createServer((sock) => {
-    session.forwardOut(host, port).then(
-      (remote) => {
-        sock.pipe(remote).pipe(sock);
-        remote.on('error', () => sock.destroy());
-        sock.on('error', () => remote.destroy());
-      },
-      () => sock.destroy(),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
-  return {
-    port: typeof addr === 'object' && addr ? addr.port : 0,
-    close: () => server.close(),
-  };
-}
 
 /**
  * The client TLS for this cluster: the inventory's or the generated admin certificate; for K3s's

@@ -17,7 +17,7 @@ import {
   withInitialLines,
   type HostFacts,
 } from '../etcd/memberHost';
-import { restoreCommands } from '../etcd/snapshotFile';
+import { restoreBumps, restoreCommands } from '../etcd/snapshotFile';
 import { initialClusterOf, peerUrl } from '../inventory/select';
 import type { Cluster, Host } from '../inventory/types';
 import type { HostTransport } from '../plan/runner';
@@ -253,11 +253,8 @@ export function restoreHostPlans(
   const m = plan.members.find((x) => x.host === host.name);
   if (!m) throw new K3sEtcdError('usage', `${host.name} is not an etcd member of ${plan.cluster}`);
   checkDataDir({ ...cluster, etcd: { ...cluster.etcd, dataDir: m.dataDir } });
-  const chosen = chooseTool(
-    read.facts.etcdVersion ?? cluster.etcd.version,
-    read.tools,
-    read.binDir,
-  );
+  const version = read.facts.etcdVersion ?? cluster.etcd.version;
+  const chosen = chooseTool(version, read.tools, read.binDir);
   if ('error' in chosen) throw new K3sEtcdError('restore-refused', `${host.name}: ${chosen.error}`);
   // Generated for the whole cluster: every member is restored with the same --initial-cluster.
   const cmd = restoreCommands(cluster, m.upload, {
@@ -265,6 +262,10 @@ export function restoreHostPlans(
     tool: chosen.tool,
     binDir: read.binDir,
     dataDirOf: () => m.restoredDir,
+    // The host's own tool decides: etcdutl 3.5.10+ bumps, an older one restores as it is.
+    ...(plan.bumpRevision && restoreBumps(version, chosen.tool)
+      ? { bumpRevision: plan.bumpRevision }
+      : {}),
   }).find((c) => c.host === host.name);
   const command = cmd?.command ?? '';
   const title = (what: string) =>

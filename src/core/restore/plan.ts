@@ -29,6 +29,7 @@ import { BIN_DIR, ENV_FILE, checkDataDir } from '../etcd/memberHost';
 import {
   SNAPSHOT_NAME,
   etcdMinor,
+  restoreBumps,
   restoreCommands,
   snapshotInfo,
   snapshotRecordProblem,
@@ -76,6 +77,11 @@ export interface RestorePlan {
   steps: string[];
   /** K3s servers that use this etcd (to restart once it is restored). */
   k3sServers: string[];
+  /**
+   * `--bump-revision N --mark-compacted` on every host whose tool has them (etcdutl 3.5.10+);
+   * others restore the revisions as the snapshot holds them.
+   */
+  bumpRevision?: number;
 }
 
 export type RestorePhase = 'prepare' | 'stop' | 'restore' | 'start';
@@ -93,11 +99,16 @@ const recordFileOf = (file: string) => file.replace(/\.db$/, '.json');
  * Reads the snapshot's record and checks the file against it (SHA-256 and size) and against the
  * cluster; throws `snapshot-invalid` naming what differs.
  */
-export async function verifySnapshot(cluster: Cluster, file: string): Promise<SnapshotInfo> {
+export async function verifySnapshot(
+  cluster: Cluster,
+  file: string,
+  /** The cluster the snapshot was saved from, when it is another one (default: `cluster`). */
+  fromCluster: string = cluster.name,
+): Promise<SnapshotInfo> {
   if (!SNAPSHOT_NAME.test(basename(file))) {
     throw new K3sEtcdError(
       'snapshot-invalid',
-      `${JSON.stringify(basename(file))} is not named as k3s-etcd names snapshots (the UTC time it was saved, such as 20250102T030405Z.db, under backups/${cluster.name}/ with its .json record): only snapshots saved by \`k3s-etcd snapshot save\` are restored. Nothing was done on any host.`,
+      `${JSON.stringify(basename(file))} is not named as k3s-etcd names snapshots (the UTC time it was saved, such as 20250102T030405Z.db, under backups/${fromCluster}/ with its .json record): only snapshots saved by \`k3s-etcd snapshot save\` are restored. Nothing was done on any host.`,
     );
   }
   const recordFile = recordFileOf(file);
@@ -111,11 +122,11 @@ export async function verifySnapshot(cluster: Cluster, file: string): Promise<Sn
       { cause: err },
     );
   }
-  const problem = snapshotRecordProblem(record, cluster.name);
+  const problem = snapshotRecordProblem(record, fromCluster);
   if (problem) {
     throw new K3sEtcdError(
       'snapshot-invalid',
-      `${recordFile} is not the record of a snapshot of ${cluster.name}: ${problem}. Restoring it is refused; nothing was done on any host.`,
+      `${recordFile} is not the record of a snapshot of ${fromCluster}: ${problem}. Restoring it is refused; nothing was done on any host.`,
     );
   }
   const info = snapshotInfo(record as SnapshotInfo, file);
@@ -146,7 +157,13 @@ export async function verifySnapshot(cluster: Cluster, file: string): Promise<Sn
 export async function planRestore(
   cluster: Cluster,
   file: string,
-  opts: { now?: Date; token?: string } = {},
+  opts: {
+    now?: Date;
+    token?: string;
+    /** A snapshot saved from another cluster (K3s's embedded etcd moving here): its record names that one. */
+    fromCluster?: string;
+    bumpRevision?: number;
+  } = {},
 ): Promise<RestorePlan> {
   if (cluster.datastore !== 'external-etcd') {
     throw new K3sEtcdError(
@@ -162,7 +179,7 @@ export async function planRestore(
     );
   }
   checkDataDir(cluster);
-  const snapshot = await verifySnapshot(cluster, file);
+  const snapshot = await verifySnapshot(cluster, file, opts.fromCluster);
   const stamp = backupStamp(opts.now ?? new Date());
   const token = opts.token ?? `${cluster.etcd.initialClusterToken}-restored-${stamp}`;
   const tool: RestoreTool = etcdMinor(cluster.etcd.version) >= 5 ? 'etcdutl' : 'etcdctl';
@@ -173,6 +190,9 @@ export async function planRestore(
     tool,
     binDir: BIN_DIR,
     dataDirOf: () => `${data}.restored`,
+    ...(opts.bumpRevision && restoreBumps(cluster.etcd.version, tool)
+      ? { bumpRevision: opts.bumpRevision }
+      : {}),
   });
   const members: RestoreMember[] = hosts.map((h, i) => ({
     host: h.name,
@@ -191,7 +211,7 @@ export async function planRestore(
     `reach every member host over SSH (${names}) and read each: systemd, the etcd unit and ${ENV_FILE}, the ${tool} to restore with, free space; nothing changes unless all are ready`,
     `upload the snapshot to ${upload} (0600, root) on every host and check its SHA-256 there`,
     `stop etcd on every member (${names}): the cluster is down from here until it starts again${servers.length > 0 ? `; K3s servers ${servers.join(', ')} lose their datastore meanwhile` : ''}`,
-    `on every host: ${tool} snapshot restore into ${data}.restored with that member's name and peer URL and the new cluster token ${token} (if this fails anywhere, the restored dirs are removed and etcd starts again on its old data everywhere)`,
+    `on every host: ${tool} snapshot restore into ${data}.restored with that member's name and peer URL and the new cluster token ${token}${opts.bumpRevision ? `, with --bump-revision ${opts.bumpRevision} --mark-compacted where the host's tool has them (etcdutl 3.5.10 and later; otherwise the revisions stay as the snapshot holds them)` : ''} (if this fails anywhere, the restored dirs are removed and etcd starts again on its old data everywhere)`,
     `on every host: move ${data} aside to ${data}.before-restore-${stamp} (kept, never deleted), put ${data}.restored in its place (owner etcd, 0700, cluster marker), and in ${ENV_FILE} (old copy kept beside it) ETCD_INITIAL_CLUSTER_TOKEN=${token} and ETCD_INITIAL_CLUSTER_STATE=existing`,
     `start etcd on every member and wait until each is active (on a failure: the last lines of journalctl -u etcd)`,
     `wait until all ${hosts.length} members answer healthy over mutual TLS, and compare the revision they serve with the snapshot's (${snapshot.revision}); the uploaded copy is removed`,
@@ -211,6 +231,7 @@ export async function planRestore(
     members,
     steps,
     k3sServers: servers,
+    ...(opts.bumpRevision ? { bumpRevision: opts.bumpRevision } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
-import { createEndpointClient } from '../etcd/client';
+import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { connectionFor, healthyClient } from '../etcd/connection';
 import {
   SNAPSHOT_NAME,
@@ -33,6 +33,10 @@ export async function saveSnapshot(
   opts: {
     workspaceDir: string;
     endpoint?: string;
+    /** With `endpoint`: its client TLS (another cluster's, such as K3s's embedded etcd). */
+    tls?: EtcdTls;
+    /** The client URL the record names (default: `endpoint`, which may be a local tunnel). */
+    from?: string;
     signal?: AbortSignal;
     onProgress?(bytes: number): void;
   },
@@ -40,7 +44,7 @@ export async function saveSnapshot(
   const { client, endpoint } = opts.endpoint
     ? {
         client: await createEndpointClient(opts.endpoint, {
-          tls: (await connectionFor(cluster)).tls,
+          tls: opts.tls ?? (await connectionFor(cluster)).tls,
           timeoutMs: 10_000,
         }),
         endpoint: opts.endpoint,
@@ -103,7 +107,7 @@ export async function saveSnapshot(
     sha256: hash.digest('hex'),
     bytes,
     revision,
-    from: endpoint,
+    from: opts.from ?? endpoint,
     createdAt: createdAt.toISOString(),
   };
   await writeFile(file.replace(/\.db$/, '.json'), `${JSON.stringify(info, null, 2)}\n`, {
