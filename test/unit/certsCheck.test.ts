@@ -19,6 +19,7 @@ import { hostFindings, leftWords } from '../../src/core/pkiHost/findings';
 import { checkMarkdown, checkText } from '../../src/core/pkiHost/render';
 import type { CertsCheck } from '../../src/core/pkiHost/check';
 import { runCli } from '../fixtures/cli';
+import { buildTree, contextValueOf, type HostNode, type TreeNode } from '../../src/core/tree/model';
 
 const NOW = new Date('2026-01-10T12:00:00Z');
 const MIN = 60_000;
@@ -333,5 +334,86 @@ describe('the CLI', () => {
     const r = await runCli(['certs', 'check', '--warn-days', 'soon'], { cwd: '/nonexistent' });
     assert.equal(r.code, 2);
     assert.match(r.err, /--warn-days needs a whole number of days/);
+  });
+});
+
+describe('the tree after a check', () => {
+  const load = {
+    status: 'ok' as const,
+    file: '/w/k3s-etcd.yaml',
+    inventory: { file: '/w/k3s-etcd.yaml', version: 1 as const, clusters: [c] },
+    problems: [],
+  };
+  const findNode = (roots: TreeNode[], id: string): TreeNode | undefined => {
+    for (const n of roots) {
+      if (n.id === id) return n;
+      const inside = findNode(n.children ?? [], id);
+      if (inside) return inside;
+    }
+    return undefined;
+  };
+
+  it('before a check: not checked yet, no host marked', () => {
+    const roots = buildTree(load);
+    const certs = findNode(roots, 'certs:edge-t')!;
+    assert.match(
+      certs.tooltip ?? '',
+      /Deployed certificates not checked yet: Check Deployed Certificates reads/,
+    );
+    const h1 = findNode(roots, 'host:edge-t/h1')!;
+    assert.equal(contextValueOf(h1), 'host+etcd');
+  });
+
+  it('findings mark their hosts (warning for drift or near expiry, error for expired), the node counts them', async () => {
+    const soon = await leaf('m-1', 4 * MIN);
+    const h1: HostCheck = {
+      host: 'h1',
+      roles: ['etcd'],
+      files: [
+        compareFile({
+          file: deployedFiles(c, c.hosts[0]!)[1]!,
+          raw: file(soon.certPem),
+          rawKey: file(soon.keyPem),
+          workspace: new Map([['m-1/server.pem', [new X509Certificate(soon.certPem)]]]),
+          now: NOW,
+          warnDays: 30,
+        }),
+      ],
+    };
+    const h3: HostCheck = { host: 'h3', roles: ['k3s-server'], error: 'refused', files: [] };
+    const result: CertsCheck = {
+      cluster: 'edge-t',
+      checkedAt: NOW.toISOString(),
+      warnDays: 30,
+      hosts: [h1, h3],
+      findings: [...hostFindings(h1, 30), ...hostFindings(h3, 30)],
+    };
+    const roots = buildTree(load, {
+      certsChecks: new Map([['edge-t', { at: NOW.getTime(), result }]]),
+    });
+    const certs = findNode(roots, 'certs:edge-t')!;
+    assert.match(certs.description ?? '', / · 2 findings on 2 hosts$/);
+    assert.match(certs.tooltip ?? '', /Hosts checked .*: 2 finding\(s\)/);
+    const m1 = findNode(roots, 'host:edge-t/h1') as HostNode;
+    assert.equal(m1.certs, 'warning');
+    assert.equal(contextValueOf(m1), 'host+etcd+warning');
+    assert.match(m1.description ?? '', /certificates: 1 finding$/);
+    assert.match(
+      m1.tooltip ?? '',
+      /\n {2}- h1 \/etc\/etcd\/pki\/server\.pem: m-1 server expires in 4 min/,
+    );
+    assert.equal((findNode(roots, 'host:edge-t/h3') as HostNode).certs, 'error');
+    assert.equal((findNode(roots, 'host:edge-t/h2') as HostNode).certs, undefined);
+
+    const fine = buildTree(load, {
+      certsChecks: new Map([
+        ['edge-t', { at: NOW.getTime(), result: { ...result, findings: [] } }],
+      ]),
+    });
+    assert.match(findNode(fine, 'certs:edge-t')!.description ?? '', / · hosts fine$/);
+    const failed = buildTree(load, {
+      certsChecks: new Map([['edge-t', { at: NOW.getTime(), error: 'no inventory' }]]),
+    });
+    assert.match(findNode(failed, 'certs:edge-t')!.description ?? '', / · hosts not checked$/);
   });
 });
