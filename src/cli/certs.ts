@@ -256,8 +256,9 @@ table: file, subject CN, expiry, days left, whether it is the workspace's, wheth
 serves it, whether the key belongs to it. Keys are only checked against their certificate,
 never printed or kept. Changes nothing.
 Exit 1 when a certificate expires within --warn-days (default ${DEFAULT_WARN_DAYS}) or has expired,
-differs from the workspace (drift), is not what the member serves (not restarted since it
-changed), a key does not match, or a host cannot be read; the findings say what to do.
+differs from the workspace (drift), is not what the member serves (etcd re-reads its files on
+every connection, so its settings name another file), a key does not match, or a host cannot
+be read; the findings say what to do.
 
 ${SSH_HELP}`,
     options: { ...SSH_OPTIONS, 'warn-days': { type: 'string' } },

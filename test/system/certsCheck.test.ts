@@ -7,7 +7,9 @@
  * proves that one batch reads both roles' files. Cases: all fresh (exit 0); a member
  * certificate issued to expire in minutes and deployed (exit 1, host and file named); the K3s
  * client file replaced by hand with another valid certificate (drift, exit 1); a renewed file
- * put in place without a restart ("serves another certificate", exit 1), then the restart
+ * put in place by hand without a restart is served at once (etcd re-reads its certificate files
+ * on every connection: no "restart pending" state exists), so "serves another certificate" is
+ * proved with a member whose settings name another file (exit 1), which provisioning puts back
  * (exit 0); a host that does not answer is named and fails the check. Keys never reach the
  * output.
  */
@@ -25,7 +27,6 @@ import { checkDeployedCertificates } from '../../src/core/pkiHost/check';
 import { provisionEtcd } from '../../src/core/provision/provision';
 import { shellQuote as q } from '../../src/core/ssh/quote';
 import type { SshContext } from '../../src/core/ssh/hostSession';
-import { main } from '../../src/cli/main';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
 import type { EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import {
@@ -38,7 +39,7 @@ import {
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { makeKey } from '../../scripts/harness/sshd';
 import { STANDIN_VERSION, writeK3sStandIn } from '../support/k3sStandIn';
-import { captureIO } from '../fixtures/cli';
+import { runCli } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.221', '127.0.1.222', '127.0.1.223'];
 /** Nothing listens here: the host that does not answer. */
@@ -70,12 +71,16 @@ describe('certs check on real systemd hosts', () => {
 
   /** `k3s-etcd certs check --json` (and the text form), as a person runs it. */
   async function check(): Promise<{ code: number; json: CheckJson; text: string }> {
-    const j = captureIO(dir);
-    const code = await main(['certs', 'check', '--json'], j.io);
-    const t = captureIO(dir);
-    const textCode = await main(['certs', 'check'], t.io);
-    assert.equal(textCode, code, 'the text form exits like --json');
-    return { code, json: JSON.parse(j.out.join('\n')) as CheckJson, text: t.out.join('\n') };
+    const j = await runCli(['certs', 'check', '--json'], { cwd: dir });
+    const t = await runCli(['certs', 'check'], { cwd: dir });
+    assert.equal(t.code, j.code, 'the text form exits like --json');
+    let json: CheckJson;
+    try {
+      json = JSON.parse(j.out) as CheckJson;
+    } catch {
+      throw new Error(`certs check --json printed no JSON (exit ${j.code}):\n${j.out}\n${j.err}`);
+    }
+    return { code: j.code, json, text: `${t.out}\n${t.err}` };
   }
 
   /** The workspace CA, to issue what the test needs. */
@@ -179,7 +184,7 @@ describe('certs check on real systemd hosts', () => {
     }
   });
 
-  it('a member certificate that expires in minutes, deployed: exit 1, host and file named; then renewed without a restart, the member still serves the old one', async () => {
+  it('a member certificate that expires in minutes, deployed: exit 1, host and file named; renewed, it is served at once; a member whose settings name another file serves what was not deployed', async () => {
     const issuer = await caIssuer();
     const edge2 = cluster.hosts[1]!;
     const now = Date.now();
@@ -223,27 +228,58 @@ describe('certs check on real systemd hosts', () => {
       const w = await h2.exec(`${put(content)} > ${q(`/etc/etcd/pki/${name}`)}`);
       assert.equal(w.code, 0, w.stderr);
     }
-    const stale = await check();
-    assert.equal(stale.code, 1, stale.text);
-    assert.deepEqual(
-      stale.json.findings.map((f) => [f.host, f.path, f.code]),
+    // etcd re-reads its certificate files on every new connection: served at once, no restart.
+    const renewed = await check();
+    assert.equal(renewed.code, 0, renewed.text);
+    const e2 = renewed.json.hosts.find((h) => h.host === 'edge-2')!;
+    for (const f of e2.files.filter((x) => x.served))
+      assert.deepEqual(
+        [f.matchesWorkspace, f.served?.equalsDeployed],
+        [true, true],
+        f.file.hostPath,
+      );
+
+    // A member whose settings name another certificate file serves what the check did not read.
+    const hand = await issueLeaf(
+      {
+        cn: 'edge-2',
+        sans: memberSans(edge2),
+        usages: ['serverAuth', 'clientAuth'],
+        algorithm: 'ecdsa-p256',
+        validity: { notBefore: new Date(now - 60_000), notAfter: new Date(now + 90 * 86_400_000) },
+      },
+      issuer,
+    );
+    const pki = '/etc/etcd/pki';
+    const edit = await h2.exec(
       [
-        ['edge-2', '/etc/etcd/pki/server.pem', 'served-differs'],
-        ['edge-2', '/etc/etcd/pki/peer.pem', 'served-differs'],
-      ],
+        `cp -p ${pki}/server.pem ${pki}/hand.pem && ${put(hand.certPem)} > ${pki}/hand.pem`,
+        `cp -p ${pki}/server-key.pem ${pki}/hand-key.pem && ${put(hand.keyPem)} > ${pki}/hand-key.pem`,
+        `sed -i 's|^ETCD_CERT_FILE=.*|ETCD_CERT_FILE=${pki}/hand.pem|; s|^ETCD_KEY_FILE=.*|ETCD_KEY_FILE=${pki}/hand-key.pem|' /etc/etcd/etcd.env`,
+        'systemctl restart etcd',
+      ].join(' && '),
+    );
+    assert.equal(edit.code, 0, edit.stderr);
+    const other = await check();
+    assert.equal(other.code, 1, other.text);
+    assert.deepEqual(
+      other.json.findings.map((f) => [f.host, f.path, f.code]),
+      [['edge-2', '/etc/etcd/pki/server.pem', 'served-differs']],
     );
     assert.match(
-      stale.text,
-      /- edge-2 serves another certificate on https:\/\/127\.0\.1\.222:2379 than \/etc\/etcd\/pki\/server\.pem: served .* \(expires in (1\d|20) min\), deployed .*: etcd was not restarted since the file changed\n {2}what to do: restart etcd on edge-2/,
+      other.text,
+      /- edge-2 serves another certificate on https:\/\/127\.0\.1\.222:2379 than \/etc\/etcd\/pki\/server\.pem: served [0-9A-F:]{23}… \(edge-2, 8\d days left\), deployed [0-9A-F:]{23}…: the etcd answering there does not use that file .*\n {2}what to do: put back the member's settings with `k3s-etcd provision etcd --host edge-2`/,
+    );
+    assert.match(
+      other.text,
+      /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+\S+\s+\d+ days left\s+same\s+DIFFERS\s+matches/,
     );
 
-    // The restart the words ask for: the member serves what is deployed, all fine again.
-    const restart = await h2.exec('systemctl restart etcd');
-    assert.equal(restart.code, 0, restart.stderr);
-    const deadline = Date.now() + 60_000;
-    let last = await check();
-    while (last.code !== 0 && Date.now() < deadline) last = await check();
-    assert.equal(last.code, 0, last.text);
+    // What the words say to do: provisioning puts the settings back and restarts the member.
+    const back = await provisionEtcd(cluster, { dryRun: false, ssh, hosts: ['edge-2'] });
+    assert.equal(back.healthy, true, back.healthSummary);
+    const fine = await check();
+    assert.equal(fine.code, 0, fine.text);
   });
 
   it('a K3s client file replaced by hand with another valid certificate: drift, exit 1', async () => {

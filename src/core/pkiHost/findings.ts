@@ -1,8 +1,9 @@
 /**
  * What `certs check` found, in words that say what to do with the commands that exist today:
  * `certs reissue` / `certs generate` to re-issue, `provision etcd` / `k3s install` to deploy
- * (and restart), a restart of etcd for a member that serves an older certificate than its file.
+ * (and restart); for a member that serves another certificate than its file, its settings.
  */
+import { ENV_FILE } from '../etcd/memberHost';
 import type { CheckedCert, FileCheck, HostCheck } from './compare';
 
 export type FindingCode =
@@ -170,8 +171,11 @@ export function fileFindings(f: FileCheck, warnDays: number): Finding[] {
     out.push({
       ...base,
       code: 'served-differs',
-      text: `${f.file.member ?? f.file.host} serves another certificate on ${s.url} than ${f.file.hostPath}: served ${short(s.cert.sha256)}… (${leftWords(s.cert)}), deployed ${short(f.certs[0]!.sha256)}…: etcd was not restarted since the file changed`,
-      action: `restart etcd on ${f.file.host} (\`sudo systemctl restart etcd\` there), one member at a time, and check \`k3s-etcd health\` before the next`,
+      // etcd reads its certificate files again on every new connection: a member serving
+      // another certificate is not using the file (its settings name another, or another
+      // process answers on the port), not merely waiting for a restart.
+      text: `${f.file.member ?? f.file.host} serves another certificate on ${s.url} than ${f.file.hostPath}: served ${short(s.cert.sha256)}… (${s.cert.cn}, ${leftWords(s.cert)}), deployed ${short(f.certs[0]!.sha256)}…: the etcd answering there does not use that file (etcd re-reads its certificate files on every connection, so its settings name another file, or another process holds the port)`,
+      action: `put back the member's settings with \`k3s-etcd provision etcd --host ${f.file.host}\` (it rewrites ${ENV_FILE} to name ${f.file.hostPath} and restarts that member), or look at ETCD_CERT_FILE and ETCD_PEER_CERT_FILE in ${ENV_FILE} on ${f.file.host}`,
     });
   if (s?.clientCert === 'not-required')
     out.push({

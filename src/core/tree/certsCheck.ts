@@ -2,7 +2,7 @@
  * What the last Check Deployed Certificates (on demand, never polled: SSH may prompt) said, as
  * the tree shows it: a line on the Certificates node ("hosts fine" or how many findings, with the
  * first ones in its tooltip) and a mark on each host row with a finding (drift, near expiry, a
- * member serving an old certificate, a host not read), its findings in the host's tooltip.
+ * member serving another certificate than its file, a host not read), its findings in the host's tooltip.
  */
 import { localStamp } from '../format/stamp';
 import type { CertsCheck } from '../pkiHost/check';

@@ -19,7 +19,7 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
     case 'cluster':
       return new vscode.ThemeIcon('server-environment', liveColor(node.state));
     case 'host':
-      // The last certificate check found drift, near expiry or an old served certificate here.
+      // The last certificate check found drift, near expiry or a member serving another certificate here.
       return node.certs
         ? new vscode.ThemeIcon(
             'warning',
