@@ -6,7 +6,8 @@
 // Layers, bottom up (a file may import its own folder, and any layer below its own):
 //   src/shared                 the floor: the webview protocol and the data it shows
 //   src/core base              errors.ts, files/, format/
-//   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ plan/ rolling/
+//   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ pkiHost/ plan/
+//                              rolling/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/ recover/ backup/ moveBack/ embeddedMove/
@@ -27,7 +28,17 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const showGraph = process.argv.includes('--graph');
 
 const BASE = ['errors.ts', 'files', 'format'];
-const PRIMITIVES = ['etcdRelease', 'inventory', 'pki', 'ssh', 'etcd', 'k3sHost', 'plan', 'rolling'];
+const PRIMITIVES = [
+  'etcdRelease',
+  'inventory',
+  'pki',
+  'ssh',
+  'etcd',
+  'k3sHost',
+  'pkiHost',
+  'plan',
+  'rolling',
+];
 const OPERATIONS = [
   'provision',
   'restore',

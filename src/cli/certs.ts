@@ -1,4 +1,4 @@
-/** `k3s-etcd certs generate|inspect|import-ca|reissue`. */
+/** `k3s-etcd certs generate|inspect|import-ca|reissue|check`. */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { renderColumns } from '../core/format/table';
@@ -19,6 +19,8 @@ import {
   type WriteResult,
 } from '../core/pki/set';
 import type { Cluster } from '../core/inventory/types';
+import { checkDeployedCertificates, DEFAULT_WARN_DAYS } from '../core/pkiHost/check';
+import { checkText } from '../core/pkiHost/render';
 import {
   confirm,
   json,
@@ -29,6 +31,7 @@ import {
   type RunContext,
   type Subcommand,
 } from './context';
+import { SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const PASSPHRASE_OPTION: Options = { 'ca-passphrase-file': { type: 'string' } };
 const WRITE_OPTIONS: Options = {
@@ -238,6 +241,40 @@ export const CERTS_COMMANDS: Subcommand[] = [
         ctx.io.out(renderColumns(['NAME', 'FILE', 'SANS', 'EXPIRES', 'STATE', 'SHA-256'], rows));
       }
       return index.entries.some((e) => e.expiry === 'expired') ? 1 : 0;
+    },
+  },
+  {
+    name: 'certs check',
+    summary:
+      'Compare the certificates deployed on the hosts and served by the members with the workspace',
+    usage: 'k3s-etcd certs check [--warn-days N] [--json] [--accept-new-host-keys]',
+    details: `Reads, over SSH in one root batch per host, the certificate files of every etcd member
+(/etc/etcd/pki: ca.pem, server.pem, peer.pem and their keys) and every K3s server
+(/etc/rancher/k3s/etcd: ca.pem, client.pem, client-key.pem), and the certificate each member
+serves on its client and peer URL (a TLS handshake without a client certificate). Per host a
+table: file, subject CN, expiry, days left, whether it is the workspace's, whether the member
+serves it, whether the key belongs to it. Keys are only checked against their certificate,
+never printed or kept. Changes nothing.
+Exit 1 when a certificate expires within --warn-days (default ${DEFAULT_WARN_DAYS}) or has expired,
+differs from the workspace (drift), is not what the member serves (etcd re-reads its files on
+every connection, so its settings name another file), a key does not match, or a host cannot
+be read; the findings say what to do.
+
+${SSH_HELP}`,
+    options: { ...SSH_OPTIONS, 'warn-days': { type: 'string' } },
+    async run(ctx) {
+      const raw = ctx.values['warn-days'];
+      const warnDays = typeof raw === 'string' ? Number(raw) : DEFAULT_WARN_DAYS;
+      if (!Number.isInteger(warnDays) || warnDays < 0 || warnDays > 3650)
+        throw new UsageError('--warn-days needs a whole number of days from 0 to 3650');
+      const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+      const result = await checkDeployedCertificates(cluster, {
+        ssh: await sshContext(ctx),
+        warnDays,
+      });
+      if (ctx.global.json) json(ctx, { ...result, ok: result.findings.length === 0 });
+      else ctx.io.out(checkText(result));
+      return result.findings.length === 0 ? 0 : 1;
     },
   },
 ];

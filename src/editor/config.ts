@@ -29,6 +29,11 @@ export const Config = {
   pkiAlgorithm(): string {
     return read('pkiAlgorithm');
   },
+  /** Check Deployed Certificates' warning window in days (out of range reads as the default). */
+  certificatesWarnDays(): number {
+    const v = read('certificatesWarnDays');
+    return Number.isInteger(v) && v >= 0 && v <= 3650 ? v : SETTINGS.certificatesWarnDays.default;
+  },
   /**
    * Maintenance's rule from the k3sEtcd.maintain.* settings (Maintain etcd… and the timer): a
    * value out of range reads as its default, and `warn` says so.

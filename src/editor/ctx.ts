@@ -4,6 +4,7 @@
  */
 import type * as vscode from 'vscode';
 import type { BackupService } from './backupService';
+import type { CertsCheckService } from './certsCheckService';
 import type { HealthService } from './healthService';
 import type { InventoryService } from './inventoryService';
 import type { K3sStateService } from './k3sStateService';
@@ -28,6 +29,8 @@ export interface ExtensionCtx {
   readonly k3s: K3sStateService;
   /** What the backup hosts hold, read over SSH when asked (never polled). */
   readonly backups: BackupService;
+  /** What the hosts hold and serve of the certificates, checked over SSH when asked (never polled). */
+  readonly certsChecks: CertsCheckService;
   /** Registers a disposable that lives as long as the extension. */
   push(...disposables: vscode.Disposable[]): void;
 }

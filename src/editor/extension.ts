@@ -7,6 +7,7 @@ import type { InventoryLoadResult } from '../core/inventory/types';
 import { listMembers, type EtcdMember } from '../core/etcd/members';
 import type { TreeNode } from '../core/tree/model';
 import { BackupService } from './backupService';
+import { CertsCheckService } from './certsCheckService';
 import { registerCommands } from './commands/registerCommands';
 import type { ExtensionCtx } from './ctx';
 import { HealthService } from './healthService';
@@ -47,6 +48,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const k3s = new K3sStateService();
     const keyspace = new KeyspaceService(log);
     const backups = new BackupService(trust, log);
+    const certsChecks = new CertsCheckService(trust, log);
     const ctx: ExtensionCtx = {
       vscodeContext: context,
       log,
@@ -58,9 +60,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
       k3s,
       keyspace,
       backups,
+      certsChecks,
       push: (...d) => context.subscriptions.push(...d),
     };
-    ctx.push(trust, inventory, health, metrics, perf, k3s, keyspace, backups);
+    ctx.push(trust, inventory, health, metrics, perf, k3s, keyspace, backups, certsChecks);
     const tree = registerTree(ctx);
     registerCommands(ctx);
     registerProvisionTasks(ctx);

@@ -10,6 +10,7 @@ export const SECTION = 'k3sEtcd';
 export const SETTINGS = {
   inventoryPath: { key: 'inventoryPath', default: INVENTORY_FILE_NAME as string },
   pkiAlgorithm: { key: 'pki.algorithm', default: 'ecdsa-p256' as string },
+  certificatesWarnDays: { key: 'certificates.warnDays', default: 30 },
   healthRefreshIntervalSeconds: { key: 'health.refreshIntervalSeconds', default: 10 },
   healthTimeoutMs: { key: 'health.timeoutMs', default: 5000 },
   metricsIntervalSeconds: { key: 'metrics.intervalSeconds', default: 10 },

@@ -15,6 +15,7 @@ export const COMMANDS = {
   certsInspect: 'k3sEtcd.certs.inspect',
   certsImportCa: 'k3sEtcd.certs.importCa',
   certsReissue: 'k3sEtcd.certs.reissue',
+  certsCheck: 'k3sEtcd.certs.check',
   provisionEtcd: 'k3sEtcd.provision.etcd',
   provisionPreview: 'k3sEtcd.provision.preview',
   memberAdd: 'k3sEtcd.member.add',

@@ -27,8 +27,8 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   },
   health: { cli: ['health', 'status', 'members'], editor: ['clusterOpenHealth'] },
   certs: {
-    cli: ['certs generate', 'certs reissue', 'certs import-ca', 'certs inspect'],
-    editor: ['certsGenerate', 'certsInspect', 'certsImportCa', 'certsReissue'],
+    cli: ['certs generate', 'certs reissue', 'certs import-ca', 'certs inspect', 'certs check'],
+    editor: ['certsGenerate', 'certsInspect', 'certsImportCa', 'certsReissue', 'certsCheck'],
   },
   provision: { cli: ['provision etcd'], editor: ['provisionEtcd', 'provisionPreview'] },
   upgrade: { cli: ['upgrade'], editor: ['upgradeEtcd'] },

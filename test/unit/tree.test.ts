@@ -278,6 +278,8 @@ describe('tree model', () => {
         'k3sEtcd.certs.generate': ['certificates', 'cluster'],
         'k3sEtcd.certs.importCa': ['certificates', 'cluster'],
         'k3sEtcd.certs.inspect': ['certificate'],
+        'k3sEtcd.certs.check': ['certificates', 'cluster'],
+        'k3sEtcd.certs.check|inline@2': ['certificates'],
         'k3sEtcd.certs.reissue': ['member'],
         'k3sEtcd.provision.preview': ['cluster', 'host'],
         'k3sEtcd.provision.etcd': ['cluster', 'host'],

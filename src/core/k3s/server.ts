@@ -24,14 +24,10 @@ import {
 import { journalTail } from '../plan/snippets';
 import { shellQuote as q } from '../ssh/quote';
 import { tokenMatches } from '../k3sHost/token';
+import { K3S_DATASTORE_FILES, K3S_ETCD_DIR } from '../k3sHost/datastoreFiles';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
-export const K3S_ETCD_DIR = '/etc/rancher/k3s/etcd';
-export const K3S_DATASTORE_FILES = {
-  ca: `${K3S_ETCD_DIR}/ca.pem`,
-  cert: `${K3S_ETCD_DIR}/client.pem`,
-  key: `${K3S_ETCD_DIR}/client-key.pem`,
-} as const;
+export { K3S_ETCD_DIR, K3S_DATASTORE_FILES };
 export const K3S_SERVER_DIR = '/var/lib/rancher/k3s/server';
 export const K3S_TOKEN_FILE = `${K3S_SERVER_DIR}/token`;
 export const K3S_DB_DIR = `${K3S_SERVER_DIR}/db`;

@@ -19,10 +19,12 @@ import { looksUnprovisioned, type ClusterHistory } from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
 import { maintenanceRunLine } from '../etcd/maintenanceRecord';
 import { backupsNode, type BackupState, type BackupsNode } from './backups';
+import { withCertsCheck, withCertsMark, type CertsCheckState } from './certsCheck';
 
 export type { MemberLive } from './member';
 export type { ClusterHistory } from './provisioned';
 export type { BackupState, BackupsNode } from './backups';
+export type { CertsCheckState } from './certsCheck';
 
 interface NodeBase {
   /** Stable across refreshes, so expansion state survives. */
@@ -56,6 +58,8 @@ export interface HostNode extends NodeBase {
   host: string;
   sshTarget: string;
   line: number;
+  /** The last certificate check found something on this host (drift, near expiry, not read). */
+  certs?: 'warning' | 'error';
 }
 
 export interface RoleNode extends NodeBase {
@@ -93,6 +97,8 @@ export interface TreeInputs {
   keyspace?: ReadonlyMap<string, KeyspaceSummary & { at: number }>;
   /** The last backup status read of each cluster (on demand, never polled). */
   backups?: ReadonlyMap<string, BackupState>;
+  /** The last check of the deployed certificates of each cluster (on demand, never polled). */
+  certsChecks?: ReadonlyMap<string, CertsCheckState>;
   /** What the front end has seen of each cluster (answers, provisioning runs), by name. */
   history?: ReadonlyMap<string, ClusterHistory>;
   /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
@@ -110,6 +116,8 @@ export interface CertificatesNode extends NodeBase {
   /** Absolute pki folder. */
   dir: string;
   state: 'missing' | 'valid' | 'expiring' | 'expired';
+  /** What the last check of the hosts said (undefined before one ran). */
+  deployed?: 'fine' | 'findings' | 'failed';
 }
 
 export interface CertificateNode extends NodeBase {
@@ -192,6 +200,7 @@ export function contextValueOf(node: TreeNode): string {
         if (child.kind === 'role' && child.role === 'etcd') flags.push('etcd');
         if (child.kind === 'role' && child.role === 'k3s-server') flags.push('k3s-server');
       }
+      if (node.certs) flags.push('warning');
       return formatContextValue('host', flags);
     }
     case 'role': {
@@ -437,6 +446,7 @@ function clusterNode(
   history?: ClusterHistory,
   keyspace?: KeyspaceSummary & { at: number },
   backups?: BackupState,
+  certsCheck?: CertsCheckState,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -465,8 +475,8 @@ function clusterNode(
     datastore: cluster.datastore,
     line: cluster.line,
     children: [
-      ...cluster.hosts.map((h) => hostNode(cluster, h, inputs, k3s)),
-      certificatesNode(cluster, index),
+      ...cluster.hosts.map((h) => withCertsMark(hostNode(cluster, h, inputs, k3s), certsCheck)),
+      withCertsCheck(certificatesNode(cluster, index), certsCheck),
       ...(backupRow ? [backupRow] : []),
     ],
   };
@@ -503,6 +513,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
         inputs.history?.get(c.name),
         inputs.keyspace?.get(c.name),
         inputs.backups?.get(c.name),
+        inputs.certsChecks?.get(c.name),
       ),
     ),
   ];

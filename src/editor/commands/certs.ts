@@ -1,5 +1,6 @@
 /**
- * Certificate commands: generate the set, inspect, import a CA, re-issue a member. The work is
+ * Certificate commands: generate the set, inspect, import a CA, re-issue a member, check what the
+ * hosts hold and serve (a Markdown report; the tree keeps the result). The work is
  * the core's (src/core/pki); here are the questions (modal confirmation naming the files,
  * passphrase without echo), progress with cancel, and the .gitignore offer. Only file names are
  * logged, never key material.
@@ -29,6 +30,9 @@ import { Config } from '../config';
 import type { ExtensionCtx } from '../ctx';
 import { withCancellableProgress } from '../progress';
 import { resolveCluster } from '../pick';
+import { planUri, showPlan, type PlanDocuments } from '../planDocuments';
+import { editorSshContext } from '../sshPrompts';
+import { checkMarkdown } from '../../core/pkiHost/render';
 
 export const CERT_SCHEME = 'k3s-etcd-cert';
 
@@ -266,5 +270,31 @@ export function inspectCertificateCommand(ctx: ExtensionCtx, docs: CertificateDo
       relative(dirname(ctx.inventory.file() ?? file), file),
       formatInspection(inspection),
     );
+  };
+}
+
+/**
+ * Check Deployed Certificates: every member's and K3s server's files over SSH and what each
+ * member serves, against the workspace; the report opens rendered, the tree marks the hosts.
+ */
+export function checkDeployedCertificatesCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
+  return async (node?: TreeNode): Promise<void> => {
+    const cluster = await resolveCluster(ctx, node);
+    const ssh = await editorSshContext(ctx);
+    const result = await withCancellableProgress(
+      `Checking the certificates on the hosts of ${cluster.name}`,
+      (_report, signal) =>
+        ctx.certsChecks.check(cluster, ssh, Config.certificatesWarnDays(), signal),
+    );
+    await showPlan(docs, planUri(`certificates-${cluster.name}.md`), checkMarkdown(result));
+    const n = result.findings.length;
+    if (n === 0)
+      void vscode.window.showInformationMessage(
+        `${cluster.name}: every certificate on ${result.hosts.length} host(s) is the workspace's, served as deployed, and valid for more than ${result.warnDays} days.`,
+      );
+    else
+      void vscode.window.showWarningMessage(
+        `${cluster.name}: ${result.findings[0]!.text}${n > 1 ? ` (and ${n - 1} more finding(s) in the report)` : ''}`,
+      );
   };
 }

@@ -20,6 +20,7 @@ import {
   importCaCommand,
   inspectCertificateCommand,
   reissueMember,
+  checkDeployedCertificatesCommand,
 } from './certs';
 import {
   makeBackupKeyPairCommand,
@@ -100,6 +101,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsInspect: inspectCertificateCommand(ctx, certDocs),
     certsImportCa: importCaCommand(ctx),
     certsReissue: reissueMember(ctx),
+    certsCheck: checkDeployedCertificatesCommand(ctx, planDocs),
     provisionEtcd: provisionEtcdCommand(ctx),
     upgradeEtcd: upgradeEtcdCommand(ctx),
     provisionPreview: previewPlanCommand(ctx, planDocs),

@@ -19,7 +19,13 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
     case 'cluster':
       return new vscode.ThemeIcon('server-environment', liveColor(node.state));
     case 'host':
-      return new vscode.ThemeIcon('vm');
+      // The last certificate check found drift, near expiry or a member serving another certificate here.
+      return node.certs
+        ? new vscode.ThemeIcon(
+            'warning',
+            stateColor(node.certs === 'error' ? 'expired' : 'expiring'),
+          )
+        : new vscode.ThemeIcon('vm');
     case 'role':
       if (node.metrics) {
         return new vscode.ThemeIcon(
@@ -47,7 +53,12 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
         ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
         : new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
     case 'certificates':
-      return new vscode.ThemeIcon('shield', stateColor(node.state));
+      return new vscode.ThemeIcon(
+        'shield',
+        stateColor(
+          node.deployed === 'findings' && node.state === 'valid' ? 'expiring' : node.state,
+        ),
+      );
     case 'certificate':
       return new vscode.ThemeIcon(
         node.certKind === 'ca' ? 'verified' : 'lock',
@@ -191,6 +202,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
             metrics: ctx.metrics.states(),
             keyspace: ctx.keyspace.summaries(),
             backups: ctx.backups.states(),
+            certsChecks: ctx.certsChecks.states(),
             history: seen,
             restricted: !ctx.trust.trusted,
           })
@@ -219,6 +231,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     ctx.health.onDidChange(update),
     ctx.k3s.onDidChange(update),
     ctx.backups.onDidChange(update),
+    ctx.certsChecks.onDidChange(update),
     // A finished keyspace scan (not its progress) puts the top consumer in the tooltip.
     ctx.keyspace.onDidChange((c) => {
       if (!ctx.keyspace.state(c).running) update();

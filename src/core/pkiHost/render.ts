@@ -1,0 +1,104 @@
+/**
+ * `certs check` as the terminal shows it (a table per host, then the findings) and as the
+ * editor's Markdown report (rendered, read-only; everything a host or a certificate said is
+ * escaped). One set of cells for both.
+ */
+import { renderColumns } from '../format/table';
+import { localStamp } from '../format/stamp';
+import { mdCell, mdText } from '../plan/words';
+import type { CertsCheck } from './check';
+import type { FileCheck } from './compare';
+import { dateWords, leftWords } from './findings';
+
+export const CHECK_HEADER = ['FILE', 'SUBJECT CN', 'EXPIRES', 'LEFT', 'WORKSPACE', 'SERVED', 'KEY'];
+
+const STATE_WORDS: Record<FileCheck['state'], string> = {
+  ok: '',
+  missing: 'MISSING',
+  'not-a-file': 'NOT A FILE',
+  unreadable: 'UNREADABLE',
+  'too-large': 'TOO LARGE',
+  invalid: 'NOT A CERTIFICATE',
+  'no-answer': 'NO ANSWER',
+};
+
+/** One file's cells, in CHECK_HEADER's order. */
+export function fileCells(f: FileCheck): string[] {
+  if (f.state !== 'ok') return [f.file.hostPath, STATE_WORDS[f.state], '-', '-', '-', '-', '-'];
+  const soonest = [...f.certs].sort((a, b) => a.msLeft - b.msLeft)[0]!;
+  const leaf = f.certs[0]!;
+  const served = f.served
+    ? f.served.error
+      ? 'not read'
+      : f.served.equalsDeployed
+        ? 'same'
+        : 'DIFFERS'
+    : '-';
+  return [
+    f.file.hostPath,
+    `${leaf.cn}${f.certs.length > 1 ? ` +${f.certs.length - 1}` : ''}`,
+    dateWords(soonest.notAfter).slice(0, 10),
+    leftWords(soonest),
+    f.matchesWorkspace === undefined ? 'no copy' : f.matchesWorkspace ? 'same' : 'DIFFERS',
+    served,
+    f.key === undefined ? '-' : f.key === 'matches' ? 'matches' : f.key.toUpperCase(),
+  ];
+}
+
+export function checkText(c: CertsCheck): string {
+  const out: string[] = [];
+  for (const h of c.hosts) {
+    out.push(`${h.host} (${h.roles.join(', ')})`);
+    if (h.error) out.push(`  not read: ${h.error}`);
+    else out.push(renderColumns(CHECK_HEADER, h.files.map(fileCells), '  '));
+    out.push('');
+  }
+  if (c.findings.length === 0)
+    out.push(
+      `All certificates on ${c.hosts.length} host(s) are the workspace's, served as deployed, and valid for more than ${c.warnDays} days.`,
+    );
+  else {
+    out.push(`${c.findings.length} finding(s):`);
+    for (const f of c.findings) out.push(`- ${f.text}`, `  what to do: ${f.action}`);
+  }
+  return out.join('\n');
+}
+
+export function checkMarkdown(c: CertsCheck): string {
+  const ok = c.findings.length === 0;
+  const out = [
+    `# Deployed certificates of ${mdText(c.cluster)}`,
+    '',
+    `Read from the hosts at ${localStamp(c.checkedAt)}; warning window ${c.warnDays} days.`,
+    '',
+    ok
+      ? `**All fine**: every certificate on ${c.hosts.length} host(s) is the workspace's, every member serves what is deployed, and none expires within ${c.warnDays} days.`
+      : `**${c.findings.length} finding(s)**:`,
+    '',
+    ...c.findings.flatMap((f) => [`- ${mdText(f.text)}`, `  - what to do: ${mdText(f.action)}`]),
+    ...(ok ? [] : ['']),
+  ];
+  for (const h of c.hosts) {
+    out.push(`## ${mdText(h.host)} (${mdText(h.roles.join(', '))})`, '');
+    if (h.error) {
+      out.push(`Not read: ${mdText(h.error)}`, '');
+      continue;
+    }
+    out.push(
+      `| ${CHECK_HEADER.map((x) => x.toLowerCase()).join(' | ')} | SHA-256 | issuer | SANs |`,
+      `| ${[...CHECK_HEADER, '', '', ''].map(() => '---').join(' | ')} |`,
+      ...h.files.map((f) => {
+        const leaf = f.certs[0];
+        const cells = [
+          ...fileCells(f),
+          leaf ? leaf.sha256 : '-',
+          leaf ? leaf.issuer : '-',
+          leaf ? leaf.sans.join(', ') || '(none)' : '-',
+        ];
+        return `| ${cells.map(mdCell).join(' | ')} |`;
+      }),
+      '',
+    );
+  }
+  return out.join('\n');
+}
