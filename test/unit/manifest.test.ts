@@ -3,7 +3,14 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { GENERATED, generateValidator } from '../../scripts/gen-validator';
-import { ALL_COMMAND_IDS, COMMANDS, CONTEXT_KEYS, VIEW_IDS } from '../../src/shared/commands';
+import {
+  ALL_COMMAND_IDS,
+  COMMANDS,
+  CONTEXT_KEYS,
+  VIEW_IDS,
+  type CommandKey,
+} from '../../src/shared/commands';
+import { WORKS_UNTRUSTED } from '../../src/editor/untrustedCommands';
 import { commandTitles } from '../../src/editor/commandTitles';
 import { SETTINGS, settingId } from '../../src/editor/settings';
 
@@ -106,6 +113,23 @@ describe('manifest and command table', () => {
       'settings that act on their own but are not in restrictedConfigurations',
     );
     assert.ok(restricted.includes('k3sEtcd.snapshot.intervalMinutes'));
+  });
+
+  it("Restricted Mode: the tree's menus offer only what works there", () => {
+    const keyOf = new Map<string, string>(Object.entries(COMMANDS).map(([k, id]) => [id, k]));
+    const offered: string[] = [];
+    for (const place of ['view/title', 'view/item/context']) {
+      for (const e of pkg.contributes.menus[place] ?? []) {
+        const key = keyOf.get(e.command) as CommandKey | undefined;
+        assert.ok(key, e.command);
+        const trustedOnly = /(^|&& )isWorkspaceTrusted( &&|$)/.test(e.when ?? '');
+        if (WORKS_UNTRUSTED.has(key))
+          assert.ok(!trustedOnly, `${e.command} works untrusted: offer it there too`);
+        else if (!trustedOnly) offered.push(`${place}: ${e.command}`);
+      }
+    }
+    // The palette keeps them: run there, each says why it refuses and offers the trust editor.
+    assert.deepEqual(offered, [], 'menu items that need trust but show in Restricted Mode');
   });
 
   it('command titles exist once, in the manifest: messages take them from there', () => {

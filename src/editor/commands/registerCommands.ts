@@ -60,27 +60,9 @@ import { recoverClusterCommand } from './recover';
 import { saveSnapshotCommand, showSnapshotsCommand } from './snapshot';
 import { PlanDocuments, PLAN_SCHEME } from '../planDocuments';
 import { recordCommandRan } from '../walkthrough';
+import { WORKS_UNTRUSTED } from '../untrustedCommands';
 
 type Handler = (node?: TreeNode) => Promise<void>;
-
-/**
- * Commands that never connect (no SSH, etcd or metrics) and never write where the inventory
- * points: they run in Restricted Mode. Anything not listed needs trust, so a new command is
- * refused until someone decides otherwise.
- */
-const WORKS_UNTRUSTED: ReadonlySet<CommandKey> = new Set<CommandKey>([
-  'inventoryCreate',
-  'inventoryOpen',
-  'inventoryValidate',
-  'treeRefresh',
-  'problemReveal',
-  'clusterOpenPanel',
-  'hostCopyAddress',
-  'certsInspect',
-  'etcdctlCopyEnv',
-  'docsOpen',
-  'logShow',
-]);
 
 export function registerCommands(ctx: ExtensionCtx): void {
   const titles = commandTitles(ctx.vscodeContext.extension.packageJSON);
