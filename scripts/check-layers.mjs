@@ -11,7 +11,7 @@
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/ recover/ backup/ moveBack/ embeddedMove/
-//                              keyspace/
+//                              keyspace/ renew/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
 //                              from, may import those and nothing else above the primitives)
@@ -55,6 +55,7 @@ const OPERATIONS = [
   'backup',
   'moveBack',
   'embeddedMove',
+  'renew',
 ];
 const VIEWS = ['tree'];
 /**
@@ -66,7 +67,9 @@ const VIEWS = ['tree'];
  * as learners (provision) after a lost quorum; moveBack stops K3s (k3s), writes etcd's keys into
  * a new kine database (migrate) and re-points one K3s server to it (k3s); embeddedMove snapshots K3s's embedded etcd
  * (snapshot), restores it into the external members (restore), fingerprints both sides as the
- * SQLite migration does (migrate) and re-points the K3s servers (k3s). A composed operation is imported by
+ * SQLite migration does (migrate) and re-points the K3s servers (k3s); renew rolls re-issued
+ * member certificates out (provision's member certificate plan) and the K3s datastore client
+ * files (k3s). A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
@@ -76,6 +79,7 @@ const COMPOSED = {
   maintain: ['keyspace'],
   recover: ['provision', 'k3s', 'snapshot'],
   embeddedMove: ['k3s', 'restore', 'snapshot', 'migrate'],
+  renew: ['provision', 'k3s'],
 };
 
 function files(dir) {

@@ -33,14 +33,14 @@ import {
 } from './context';
 import { SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
-const PASSPHRASE_OPTION: Options = { 'ca-passphrase-file': { type: 'string' } };
+export const PASSPHRASE_OPTION: Options = { 'ca-passphrase-file': { type: 'string' } };
 const WRITE_OPTIONS: Options = {
   ...PASSPHRASE_OPTION,
   'dry-run': { type: 'boolean', default: false },
   gitignore: { type: 'boolean', default: false },
 };
 
-function pkiOptions(ctx: RunContext): PkiOptions {
+export function pkiOptions(ctx: RunContext): PkiOptions {
   const file = ctx.values['ca-passphrase-file'];
   return {
     askPassphrase: async (label, retry) => {

@@ -34,6 +34,7 @@ import { PERF_COMMANDS } from './perf';
 import { PROVISION_COMMANDS } from './provision';
 import { RECOVER_COMMANDS } from './recover';
 import { REPAIR_COMMANDS } from './repair';
+import { RENEW_COMMANDS } from './renew';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
 import { UPGRADE_COMMANDS } from './upgrade';
@@ -49,6 +50,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...MAINTAIN_COMMANDS,
   ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,
+  ...RENEW_COMMANDS,
   ...PROVISION_COMMANDS,
   ...UPGRADE_COMMANDS,
   ...MEMBER_COMMANDS,

@@ -16,6 +16,7 @@ export const COMMANDS = {
   certsImportCa: 'k3sEtcd.certs.importCa',
   certsReissue: 'k3sEtcd.certs.reissue',
   certsCheck: 'k3sEtcd.certs.check',
+  certsRenew: 'k3sEtcd.certs.renew',
   provisionEtcd: 'k3sEtcd.provision.etcd',
   provisionPreview: 'k3sEtcd.provision.preview',
   memberAdd: 'k3sEtcd.member.add',

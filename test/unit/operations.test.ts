@@ -37,6 +37,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
     editor: ['memberAdd', 'memberRemove', 'memberReplace'],
   },
   repair: { cli: ['member fix-peer-url'], editor: ['memberFixPeerUrl'] },
+  renew: { cli: ['certs renew'], editor: ['certsRenew'] },
   k3s: {
     cli: ['k3s install', 'k3s backup', 'k3s restore', 'k3s kubeconfig'],
     editor: [

@@ -281,6 +281,8 @@ describe('tree model', () => {
         'k3sEtcd.certs.check': ['certificates', 'cluster'],
         'k3sEtcd.certs.check|inline@2': ['certificates'],
         'k3sEtcd.certs.reissue': ['member'],
+        'k3sEtcd.certs.renew|3_certificates@4': ['certificates'],
+        'k3sEtcd.certs.renew|3_certificates@2': ['member'],
         'k3sEtcd.provision.preview': ['cluster', 'host'],
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
         'k3sEtcd.provision.etcd|inline@2': ['cluster'],

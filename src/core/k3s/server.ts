@@ -25,6 +25,7 @@ import { journalTail } from '../plan/snippets';
 import { shellQuote as q } from '../ssh/quote';
 import { tokenMatches } from '../k3sHost/token';
 import { K3S_DATASTORE_FILES, K3S_ETCD_DIR } from '../k3sHost/datastoreFiles';
+import { DATASTORE_STEP_IDS, datastoreFileSteps } from './datastoreSteps';
 
 export const K3S_CONFIG = '/etc/rancher/k3s/config.yaml';
 export { K3S_ETCD_DIR, K3S_DATASTORE_FILES };
@@ -293,8 +294,9 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
   const k = cluster.k3s;
   const files = await datastoreClientFiles(cluster);
   const config = Buffer.from(renderK3sConfig(cluster, token));
+  const datastore = datastoreFileSteps(files);
   const payloads: Payload[] = [
-    { name: 'client-key.pem', content: files.key, sha256: sha256(files.key), step: 'key' },
+    ...datastore.payloads,
     { name: 'config.yaml', content: config, sha256: sha256(config), step: 'config' },
   ];
   const steps: Step[] = [
@@ -317,28 +319,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       owner: 'root',
       group: 'root',
     },
-    fileStep({
-      id: 'ca',
-      title: `datastore CA ${K3S_DATASTORE_FILES.ca}`,
-      path: K3S_DATASTORE_FILES.ca,
-      content: files.ca,
-      mode: 0o644,
-    }),
-    fileStep({
-      id: 'cert',
-      title: `datastore client certificate ${K3S_DATASTORE_FILES.cert}`,
-      path: K3S_DATASTORE_FILES.cert,
-      content: files.cert,
-      mode: 0o644,
-    }),
-    fileStep({
-      id: 'key',
-      title: `datastore client key ${K3S_DATASTORE_FILES.key} (0600)`,
-      path: K3S_DATASTORE_FILES.key,
-      content: files.key,
-      mode: 0o600,
-      payload: 'client-key.pem',
-    }),
+    ...datastore.steps,
     fileStep({
       id: 'config',
       title: `${K3S_CONFIG} (0600: holds the token) with the datastore endpoint and files`,
@@ -404,7 +385,7 @@ export async function planK3sServer(input: K3sPlanInput): Promise<HostPlan> {
       id: 'service',
       title: 'k3s.service enabled, running; restarted when its datastore files or config changed',
       unit: 'k3s',
-      restartOn: ['ca', 'cert', 'key', 'config', ...(embeddedMove ? ['cluster-init'] : [])],
+      restartOn: [...DATASTORE_STEP_IDS, 'config', ...(embeddedMove ? ['cluster-init'] : [])],
       ...(k.install === 'existing' ? {} : { startedBy: 'install' }),
     },
     {

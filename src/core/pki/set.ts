@@ -347,6 +347,46 @@ export function describePlan(plan: SetPlan): string[] {
   return lines;
 }
 
+/** A leaf's validity issued `now`: back-dated a little for lagging clocks, leafValidityDays long. */
+export function leafValidity(cluster: Cluster, now: Date): Validity {
+  return {
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(now.getTime() + cluster.pki.leafValidityDays * DAY),
+  };
+}
+
+/**
+ * The cluster's CA as an issuer of new leaves (its key asked for when encrypted, checked against
+ * the certificate), with the certificate itself.
+ */
+export async function loadIssuer(
+  cluster: Cluster,
+  opts: PkiOptions = {},
+): Promise<{ issuer: Issuer; ca: X509Certificate; algorithm: KeyAlgorithm }> {
+  const dir = cluster.pki.dir;
+  const ca = await existingCa(dir);
+  if (!ca)
+    throw new PkiError(
+      'ca-incomplete',
+      `cluster ${cluster.name} has no CA in ${dir} yet: generate the certificate set first`,
+    );
+  assertUsableCa(ca.cert, join(dir, CA_FILES.cert), opts.now ?? new Date());
+  const key = await loadCaKey(dir, opts);
+  if (!keyMatches(ca.cert, key.keyObject))
+    throw new PkiError(
+      'key-mismatch',
+      `${CA_FILES.key} does not belong to ${CA_FILES.cert}: nothing was written`,
+    );
+  return {
+    issuer: {
+      certPem: await readFile(join(dir, CA_FILES.cert), 'utf8'),
+      signingKey: key.signingKey,
+    },
+    ca: ca.cert,
+    algorithm: effectiveAlgorithm(cluster, opts.defaultAlgorithm),
+  };
+}
+
 /** Carries out a plan: asks before replacing, writes everything at once, refreshes index.json. */
 export async function writePlan(
   cluster: Cluster,

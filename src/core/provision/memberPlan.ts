@@ -6,18 +6,13 @@
  * etcd), the data dir (0700, never deleted or re-initialised), an env file (0600) and a unit
  * with mutual TLS on both the client and the peer side, then start and wait until healthy.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { K3sEtcdError } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, hostPort, peerUrl } from '../inventory/select';
-import { CA_FILES } from '../pki/set';
 import { shellQuote as q } from '../ssh/quote';
 import {
   fileStep,
   oneLine,
-  sha256,
   systemdGuard,
   type HostPlan,
   type Payload,
@@ -38,6 +33,7 @@ import {
 } from '../etcd/memberHost';
 import { extraArgsLine, tuningEnv } from '../etcdRelease/flags';
 import { binaryStep, type BinarySource } from './binaries';
+import { MEMBER_CERT_STEP_IDS, memberCertSteps, workspaceMemberCerts } from './memberCerts';
 
 export interface MemberPlanInput {
   cluster: Cluster;
@@ -140,27 +136,9 @@ export function unitFile(input: MemberPlanInput): string {
 export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> {
   const { cluster, host, binaries } = input;
   const data = checkDataDir(cluster);
-  const dir = cluster.pki.dir;
   const m = host.memberName;
-  const read = async (rel: string) => {
-    try {
-      return await readFile(join(dir, rel));
-    } catch {
-      throw new K3sEtcdError(
-        'certs-missing',
-        `${join(dir, rel)} is missing: generate the certificates first (K3s etcd: Generate Certificates, or \`k3s-etcd certs generate\`).`,
-      );
-    }
-  };
-  const ca = (await read(CA_FILES.cert)).toString('utf8');
-  const server = (await read(`${m}/server.pem`)).toString('utf8');
-  const peer = (await read(`${m}/peer.pem`)).toString('utf8');
-  const serverKey = await read(`${m}/server-key.pem`);
-  const peerKey = await read(`${m}/peer-key.pem`);
-  const payloads: Payload[] = [
-    { name: 'server-key.pem', content: serverKey, sha256: sha256(serverKey), step: 'server-key' },
-    { name: 'peer-key.pem', content: peerKey, sha256: sha256(peerKey), step: 'peer-key' },
-  ];
+  const certs = memberCertSteps(await workspaceMemberCerts(cluster, host));
+  const payloads: Payload[] = [...certs.payloads];
   if (binaries.kind === 'tarball') payloads.push(binaries.payload);
   if (binaries.kind === 'binaries') payloads.push(binaries.etcd, binaries.etcdctl);
 
@@ -184,16 +162,6 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
     group: string,
     backup = false,
   ): Step => fileStep({ id, title, path, content, mode, owner, group, backup });
-  const keyFile = (id: string, name: string, content: Buffer): Step =>
-    fileStep({
-      id,
-      title: `member key ${PKI}/${name} (0600, etcd)`,
-      path: `${PKI}/${name}`,
-      mode: 0o600,
-      owner: 'etcd',
-      content,
-      payload: name,
-    });
   const mk = q(`${data}/${MARKER}`);
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
@@ -265,27 +233,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       owner: 'root',
       group: 'etcd',
     },
-    textFile('ca', `CA certificate ${PKI}/ca.pem`, `${PKI}/ca.pem`, ca, 0o644, 'root', 'root'),
-    textFile(
-      'server',
-      `server certificate ${PKI}/server.pem`,
-      `${PKI}/server.pem`,
-      server,
-      0o644,
-      'etcd',
-      'etcd',
-    ),
-    keyFile('server-key', 'server-key.pem', serverKey),
-    textFile(
-      'peer',
-      `peer certificate ${PKI}/peer.pem`,
-      `${PKI}/peer.pem`,
-      peer,
-      0o644,
-      'etcd',
-      'etcd',
-    ),
-    keyFile('peer-key', 'peer-key.pem', peerKey),
+    ...certs.steps,
     {
       kind: 'dir',
       id: 'data',
@@ -311,7 +259,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       id: 'service',
       title: 'enable and start etcd (restart only when something it uses changed)',
       unit: 'etcd',
-      restartOn: ['binaries', 'ca', 'server', 'server-key', 'peer', 'peer-key', 'env', 'unit'],
+      restartOn: ['binaries', ...MEMBER_CERT_STEP_IDS, 'env', 'unit'],
       unitFileStep: 'unit',
     },
     {

@@ -50,7 +50,7 @@ export class CertificateDocuments implements vscode.TextDocumentContentProvider 
   }
 }
 
-function editorPkiOptions(ctx: ExtensionCtx): PkiOptions {
+export function editorPkiOptions(ctx: ExtensionCtx): PkiOptions {
   return {
     defaultAlgorithm: Config.pkiAlgorithm(),
     askPassphrase: async (label, retry) =>

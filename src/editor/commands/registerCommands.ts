@@ -32,6 +32,7 @@ import {
 } from './backup';
 import { copyEtcdctlEnvCommand, openEtcdctlTerminalCommand } from './etcdctl';
 import { openHealthPanel } from './health';
+import { renewCertificatesCommand } from './renew';
 import {
   createInventory,
   openClusterPanel,
@@ -84,6 +85,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsImportCa: importCaCommand(ctx),
     certsReissue: reissueMember(ctx),
     certsCheck: checkDeployedCertificatesCommand(ctx, planDocs),
+    certsRenew: renewCertificatesCommand(ctx),
     provisionEtcd: provisionEtcdCommand(ctx),
     upgradeEtcd: upgradeEtcdCommand(ctx),
     provisionPreview: previewPlanCommand(ctx, planDocs),
