@@ -1,8 +1,9 @@
 /**
- * A lab with etcd running, for benchmarks: a temp folder with the lab key, Debian's etcd to
- * upload, edge hosts booted with their host keys known, the inventory (cluster `bench`), the
- * certificates, and etcd provisioned over SSH and healthy. `stop()` stops the hosts and removes
- * the folder, also when setting up failed half-way.
+ * A lab with etcd running, for benchmarks and system tests: a temp folder with the lab key,
+ * Debian's etcd to upload, edge hosts booted with their host keys known, the inventory (cluster
+ * `bench` unless named; more cluster lines such as a `k3s:` block), the certificates, and etcd
+ * provisioned over SSH and healthy. `stop()` stops the hosts and removes the folder, also when
+ * setting up failed half-way.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +32,18 @@ export interface ProvisionedLab {
   stop(): Promise<void>;
 }
 
-export async function provisionedLab(prefix: string, specs: LabHost[]): Promise<ProvisionedLab> {
+export interface LabOptions {
+  /** The cluster's name (default `bench`). */
+  cluster?: string;
+  /** More lines of the cluster entry, for example a `k3s:` block. */
+  clusterLines?: string[];
+}
+
+export async function provisionedLab(
+  prefix: string,
+  specs: LabHost[],
+  opts: LabOptions = {},
+): Promise<ProvisionedLab> {
   const dir = await makeTempDir(prefix);
   let hosts: EdgeHost[] = [];
   const stop = async () => {
@@ -39,14 +51,19 @@ export async function provisionedLab(prefix: string, specs: LabHost[]): Promise<
     await removeTempDir(dir);
   };
   try {
-    const key = makeKey(dir, 'id_bench');
+    const key = makeKey(dir, 'id_lab');
     await stageEtcdBinaries(dir);
     hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
     await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
     const file = join(dir, 'k3s-etcd.yaml');
     await writeFile(
       file,
-      labInventory({ cluster: 'bench', hosts: specs, identityFile: 'id_bench' }),
+      labInventory({
+        cluster: opts.cluster ?? 'bench',
+        hosts: specs,
+        identityFile: 'id_lab',
+        ...(opts.clusterLines ? { clusterLines: opts.clusterLines } : {}),
+      }),
     );
     const ssh = labSsh(dir);
     const cluster = await loadCluster(file);

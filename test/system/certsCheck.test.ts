@@ -22,22 +22,14 @@ import { fileTokenStore } from '../../src/core/k3s/token';
 import type { Cluster } from '../../src/core/inventory/types';
 import { createCa, issueLeaf } from '../../src/core/pki/issue';
 import { loadPrivateKey } from '../../src/core/pki/keys';
-import { generateCertificateSet, memberSans, reissueMember } from '../../src/core/pki/set';
+import { memberSans, reissueMember } from '../../src/core/pki/set';
 import { checkDeployedCertificates } from '../../src/core/pkiHost/check';
 import { provisionEtcd } from '../../src/core/provision/provision';
 import { shellQuote as q } from '../../src/core/ssh/quote';
 import type { SshContext } from '../../src/core/ssh/hostSession';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
 import type { EdgeHost } from '../../scripts/harness/edgeHosts/types';
-import {
-  labInventory,
-  labSsh,
-  loadCluster,
-  stageEtcdBinaries,
-  writeKnownHosts,
-} from '../../scripts/harness/lab';
-import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
-import { makeKey } from '../../scripts/harness/sshd';
+import { labSsh } from '../../scripts/harness/lab';
+import { provisionedLab, type ProvisionedLab } from '../../scripts/harness/provisionedLab';
 import { STANDIN_VERSION, writeK3sStandIn } from '../support/k3sStandIn';
 import { runCli } from '../fixtures/cli';
 
@@ -64,6 +56,7 @@ interface CheckJson {
 }
 
 describe('certs check on real systemd hosts', () => {
+  let lab: ProvisionedLab | undefined;
   let dir = '';
   let hosts: EdgeHost[] = [];
   let cluster: Cluster;
@@ -94,36 +87,21 @@ describe('certs check on real systemd hosts', () => {
   }
 
   before(async () => {
-    dir = await makeTempDir('k3s-etcd-certs-check-');
-    const key = makeKey(dir, 'id_lab');
     const specs = ADDR.map((address, i) => ({
       name: `edge-${i + 1}`,
       address,
       roles: i === 2 ? ['etcd', 'k3s-server'] : ['etcd'],
     }));
-    hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
-    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
-    await stageEtcdBinaries(dir);
+    lab = await provisionedLab('k3s-etcd-certs-check-', specs, {
+      cluster: 'lab',
+      clusterLines: [`k3s: { version: ${STANDIN_VERSION}, install: offline }`],
+    });
+    ({ dir, hosts, cluster, ssh } = lab);
     await writeK3sStandIn(join(dir, 'k3s-offline'));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      labInventory({
-        cluster: 'lab',
-        hosts: specs,
-        identityFile: 'id_lab',
-        clusterLines: [`k3s: { version: ${STANDIN_VERSION}, install: offline }`],
-      }),
-    );
-    cluster = await loadCluster(file);
-    await generateCertificateSet(cluster);
-    ssh = labSsh(dir);
-    const p = await provisionEtcd(cluster, { dryRun: false, ssh });
-    assert.equal(p.healthy, true, p.healthSummary);
     const k = await installK3s(cluster, {
       dryRun: false,
       ssh,
-      tokens: fileTokenStore(file, join(dir, 'tokens')),
+      tokens: fileTokenStore(lab.file, join(dir, 'tokens')),
       workspaceDir: dir,
     });
     assert.deepEqual(
@@ -132,8 +110,7 @@ describe('certs check on real systemd hosts', () => {
     );
   });
   after(async () => {
-    await stopEdgeHosts(hosts);
-    if (dir) await removeTempDir(dir);
+    await lab?.stop();
   });
 
   it("all fresh: every file is the workspace's, served as deployed, keys match; exit 0", async () => {

@@ -27,21 +27,10 @@ import { readEtcd } from '../../src/core/migrate/etcdSource';
 import { verifyKineFile } from '../../src/core/migrate/toSqlite';
 import { planMoveBack, runMoveBack } from '../../src/core/moveBack/run';
 import { moveBackOutcome } from '../../src/core/moveBack/words';
-import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd } from '../../src/core/provision/provision';
 import type { SshContext } from '../../src/core/ssh/hostSession';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
 import type { EdgeHost } from '../../scripts/harness/edgeHosts/types';
 import { sealBootstrap } from '../../scripts/harness/kineFixture';
-import {
-  labInventory,
-  labSsh,
-  loadCluster,
-  stageEtcdBinaries,
-  writeKnownHosts,
-} from '../../scripts/harness/lab';
-import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
-import { makeKey } from '../../scripts/harness/sshd';
+import { provisionedLab, type ProvisionedLab } from '../../scripts/harness/provisionedLab';
 import { captureIO } from '../fixtures/cli';
 import { STANDIN_LOG_DIR, STANDIN_VERSION, writeK3sStandIn } from '../support/k3sStandIn';
 
@@ -60,7 +49,9 @@ async function until(h: EdgeHost, check: string, seconds: number, what: string):
 const ready = `/usr/local/bin/k3s kubectl get node "$(hostname)" --no-headers | grep -q ' Ready '`;
 
 describe('K3s back to SQLite, on real systemd hosts', () => {
+  let lab: ProvisionedLab | undefined;
   let dir = '';
+  let file = '';
   let hosts: EdgeHost[] = [];
   let cluster: Cluster;
   let ssh: SshContext;
@@ -68,34 +59,19 @@ describe('K3s back to SQLite, on real systemd hosts', () => {
   let configBefore = '';
 
   before(async () => {
-    dir = await makeTempDir('k3s-etcd-sqlite-back-');
-    const key = makeKey(dir, 'id_lab');
     const specs = ADDR.map((address, i) => ({
       name: `edge-${i + 1}`,
       address,
       roles: i < 2 ? ['etcd', 'k3s-server'] : ['etcd'],
     }));
-    hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
-    await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
-    await stageEtcdBinaries(dir);
+    lab = await provisionedLab('k3s-etcd-sqlite-back-', specs, {
+      cluster: 'lab',
+      clusterLines: [
+        `k3s: { version: ${STANDIN_VERSION}, install: offline, disable: [traefik], tlsSan: [k3s.lab.example] }`,
+      ],
+    });
+    ({ dir, hosts, cluster, ssh, file } = lab);
     await writeK3sStandIn(join(dir, 'k3s-offline'));
-    const file = join(dir, 'k3s-etcd.yaml');
-    await writeFile(
-      file,
-      labInventory({
-        cluster: 'lab',
-        hosts: specs,
-        identityFile: 'id_lab',
-        clusterLines: [
-          `k3s: { version: ${STANDIN_VERSION}, install: offline, disable: [traefik], tlsSan: [k3s.lab.example] }`,
-        ],
-      }),
-    );
-    cluster = await loadCluster(file);
-    await generateCertificateSet(cluster);
-    ssh = labSsh(dir);
-    const p = await provisionEtcd(cluster, { dryRun: false, ssh });
-    assert.equal(p.healthy, true, p.healthSummary);
     // An old SQLite state on edge-1 (K3s ran on SQLite before it moved to etcd).
     const old = await hosts[0]!.exec(
       `install -d -m 0700 ${K3S_DB_DIR} && printf 'stale state' > ${K3S_SQLITE} && printf 'stale wal' > ${K3S_SQLITE}-wal`,
@@ -139,8 +115,7 @@ describe('K3s back to SQLite, on real systemd hosts', () => {
     }
   });
   after(async () => {
-    await stopEdgeHosts(hosts);
-    if (dir) await removeTempDir(dir);
+    await lab?.stop();
   });
 
   it('several servers and none named: refused, listing them; the dry run changes nothing and shows no token', async () => {
