@@ -332,7 +332,8 @@ test(
 
     // The tree: the K3s server's row says it is no longer on etcd.
     await k3sRow(/^K3s server, v1\.31\.4\+k3s1 · Ready · SQLite or embedded etcd/);
-    // The closing message expanded for the screenshot (a person clicks its chevron to read it).
+    // The closing message expanded for the screenshot, as a person reads it: hover, chevron.
+    await done.locator('.notification-toast').first().hover();
     await done
       .locator('.codicon-notifications-expand')
       .first()
