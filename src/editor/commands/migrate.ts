@@ -6,7 +6,7 @@
  */
 import * as vscode from 'vscode';
 import { dirname, join } from 'node:path';
-import { readdir, rmdir } from 'node:fs/promises';
+import { readdir, rmdir, writeFile } from 'node:fs/promises';
 import { CancelledError, K3sEtcdError } from '../../core/errors';
 import { BACKUPS_DIR } from '../../core/files/workspace';
 import { k3sServers } from '../../core/inventory/select';
@@ -196,7 +196,10 @@ export function moveBackToSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) 
       );
       if (go !== MOVE_BACK_BUTTON) throw new CancelledError('Moving K3s back to SQLite');
     } catch (err) {
-      await rmdir(dirname(target)).catch(() => undefined); // nothing was written there
+      // Nothing was written there: the folder made for the target goes, and migrations/ with it
+      // when this left it empty (rmdir removes empty folders only).
+      await rmdir(dirname(target)).catch(() => undefined);
+      await rmdir(dirname(dirname(target))).catch(() => undefined);
       throw err;
     }
     ctx.log.info(`move of ${cluster.name} back to SQLite on ${plan.preview.chosen} confirmed`);
@@ -217,11 +220,17 @@ export function moveBackToSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) 
           },
         }),
     );
+    // The report beside the state.db it describes (saveReport would date a second folder).
     if (r.source && r.migration)
-      await saveReport(ws, toSqliteReport(cluster.name, target, r.source, r.migration));
+      await writeFile(
+        join(dirname(target), 'report.md'),
+        toSqliteReport(cluster.name, target, r.source, r.migration),
+      );
     const words = moveBackOutcome(r);
     for (const l of words) ctx.log.info(l);
     void ctx.health.refreshAll();
+    // The K3s server rows were read before the move (etcd ×N): read them again, whatever happened.
+    void ctx.k3s.refresh(cluster, ssh);
     if (!r.ok) throw new Error(words.join(' '));
     void vscode.window.showInformationMessage(words.join(' '));
   };
