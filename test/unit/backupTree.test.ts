@@ -118,7 +118,7 @@ describe('the Backups node', () => {
     const cluster = clusterOf(exampleWithBackup());
     const node = backupsNode(
       cluster,
-      { at: NOW, status: status([entry(NOW - 40 * 60_000), entry(NOW - 100 * 60_000)]) },
+      { at: NOW, result: status([entry(NOW - 40 * 60_000), entry(NOW - 100 * 60_000)]) },
       NOW,
     )!;
     assert.equal(node.state, 'fresh');
@@ -139,7 +139,7 @@ describe('the Backups node', () => {
       cluster,
       {
         at: NOW,
-        status: status(
+        result: status(
           [entry(NOW - 50 * HOUR, { copies: [{ to: 's3 etcd/edge-a/', ok: false }] })],
           problems,
         ),
@@ -158,7 +158,7 @@ describe('the Backups node', () => {
     const cluster = clusterOf(exampleWithBackup());
     const none = backupsNode(
       cluster,
-      { at: NOW, status: status([], ['no backup yet on edge-1, edge-2']) },
+      { at: NOW, result: status([], ['no backup yet on edge-1, edge-2']) },
       NOW,
     )!;
     assert.equal(none.description, 'no backup yet on edge-1, edge-2');
@@ -169,7 +169,7 @@ describe('the Backups node', () => {
 
   it('fresh when read, aged since: no longer fresh (the tree is redrawn long after a read)', () => {
     const cluster = clusterOf(exampleWithBackup());
-    const read = { at: NOW, status: status([entry(NOW - 30 * 60_000)]) };
+    const read = { at: NOW, result: status([entry(NOW - 30 * 60_000)]) };
     assert.equal(backupsNode(cluster, read, NOW)!.state, 'fresh');
     const later = backupsNode(cluster, read, NOW + 3 * HOUR)!;
     assert.equal(later.state, 'stale');
@@ -187,7 +187,7 @@ describe('the Backups node', () => {
     assert.match(first.tooltip ?? '', /^Reading the backup hosts now, over SSH…\nEvery 1h/);
     const again = backupsNode(
       cluster,
-      { at: NOW, status: status([entry(NOW - 40 * 60_000)]), reading: true },
+      { at: NOW, result: status([entry(NOW - 40 * 60_000)]), reading: true },
       NOW,
     )!;
     assert.equal(again.state, 'fresh');
@@ -200,7 +200,7 @@ describe('the Backups node', () => {
   it('buildTree passes the read state by cluster name', () => {
     const loaded = exampleWithBackup();
     const roots = buildTree(loaded, {
-      backups: new Map([['edge-a', { at: Date.now(), status: status([entry(Date.now())]) }]]),
+      backups: new Map([['edge-a', { at: Date.now(), result: status([entry(Date.now())]) }]]),
     });
     const node = roots[0]!.children!.find((n) => n.kind === 'backups')!;
     assert.equal(node.description, 'fresh · newest 0 min ago');

@@ -418,5 +418,21 @@ describe('the tree after a check', () => {
       certsChecks: new Map([['edge-t', { at: NOW.getTime(), error: 'no inventory' }]]),
     });
     assert.match(findNode(failed, 'certs:edge-t')!.description ?? '', / · hosts not checked$/);
+    // While a check runs: said first, before what the previous one found.
+    const again = buildTree(load, {
+      certsChecks: new Map([
+        ['edge-t', { at: NOW.getTime(), result: { ...result, findings: [] }, reading: true }],
+      ]),
+    });
+    assert.match(findNode(again, 'certs:edge-t')!.description ?? '', / · checking… · hosts fine$/);
+    const first = buildTree(load, {
+      certsChecks: new Map([['edge-t', { at: NOW.getTime(), reading: true }]]),
+    });
+    const node = findNode(first, 'certs:edge-t')!;
+    assert.match(node.description ?? '', / · checking the hosts…$/);
+    assert.match(
+      node.tooltip ?? '',
+      /Checking the hosts now, over SSH…\nDeployed certificates not checked yet/,
+    );
   });
 });

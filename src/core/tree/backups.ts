@@ -7,19 +7,12 @@
  */
 import type { BackupEntry, BackupStatus } from '../backup/status';
 import { localStamp } from '../format/stamp';
+import type { ReadState } from './readState';
 import type { Cluster } from '../inventory/types';
 import { humanBytes } from '../../shared/etcdTypes';
 
 /** What the editor knows of a cluster's backups: the last read, or why it failed. */
-export interface BackupState {
-  /** When it was read (ms since the epoch). */
-  at: number;
-  status?: BackupStatus;
-  /** The read itself failed (no host could be asked). */
-  error?: string;
-  /** A read is running now (what is above is the one before it, if any). */
-  reading?: boolean;
-}
+export type BackupState = ReadState<BackupStatus>;
 
 export interface BackupsNode {
   kind: 'backups';
@@ -66,7 +59,7 @@ export function backupsNode(
 ): BackupsNode | undefined {
   if (!state?.reading) return judged(cluster, state, now);
   const { reading: _, ...before } = state;
-  const node = judged(cluster, before.status || before.error ? before : undefined, now);
+  const node = judged(cluster, before.result || before.error ? before : undefined, now);
   if (!node) return undefined;
   return {
     ...node,
@@ -100,7 +93,7 @@ function judged(
         'Not read yet: Refresh (inline), Show Backup Status or Run Backup Now read the hosts over SSH. Set Up Backups… puts the timer on them.',
       ].join('\n'),
     };
-  const s = state.status;
+  const s = state.result;
   const problems = s ? [...s.problems] : [state.error ?? 'the hosts could not be read'];
   const newest = s?.newest;
   const old = newest ? now - Date.parse(newest.takenAt) : undefined;

@@ -4,18 +4,14 @@
  * first ones in its tooltip) and a mark on each host row with a finding (drift, near expiry, a
  * member serving another certificate than its file, a host not read), its findings in the host's tooltip.
  */
+import type { ReadState } from './readState';
 import { localStamp } from '../format/stamp';
 import type { CertsCheck } from '../pkiHost/check';
 import type { Finding, FindingCode } from '../pkiHost/findings';
 
 /** What the editor knows of a cluster's deployed certificates: the last check, or why it failed. */
-export interface CertsCheckState {
-  /** When it was checked (ms since the epoch). */
-  at: number;
-  result?: CertsCheck;
-  /** The check itself failed (nothing could be compared). */
-  error?: string;
-}
+/** What the editor knows of a cluster's deployed certificates: the last check, or why it failed. */
+export type CertsCheckState = ReadState<CertsCheck>;
 
 /** A host row's mark: its findings, the worst as the level. */
 export interface HostCertsMark {
@@ -62,6 +58,16 @@ export function certsCheckSummary(state: CertsCheckState | undefined): {
   lines: string[];
   deployed?: 'fine' | 'findings' | 'failed';
 } {
+  if (state?.reading) {
+    // While a check runs: said first, before what the one before it found.
+    const { reading: _, ...before } = state;
+    const prev = certsCheckSummary(before.result || before.error ? before : undefined);
+    return {
+      ...prev,
+      text: prev.text ? `checking… · ${prev.text}` : 'checking the hosts…',
+      lines: ['Checking the hosts now, over SSH…', ...prev.lines],
+    };
+  }
   if (!state)
     return {
       lines: [
