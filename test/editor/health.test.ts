@@ -48,8 +48,17 @@ async function top(view: FrameLocator, selector: string): Promise<number> {
 async function tableFit(
   view: FrameLocator,
   selector: string,
-): Promise<{ scroll: number; client: number }> {
-  return view.locator(selector).evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+): Promise<{ scroll: number; client: number; shown: string }> {
+  const el = view.locator(selector);
+  // Laid out and in view first: a re-render replaces the element, and a webview that VS Code
+  // is re-laying out after a resize measures 0 for a moment.
+  await el.scrollIntoViewIfNeeded({ timeout: 5_000 }).catch(() => undefined);
+  const box = await el.boundingBox({ timeout: 5_000 }).catch(() => null);
+  const size = await el.evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
+  return {
+    ...size,
+    shown: box ? `laid out ${Math.round(box.width)}x${Math.round(box.height)}` : 'not visible',
+  };
 }
 
 /** Waits until the table under `selector` fits at each of WIDTHS (x900). */
@@ -61,16 +70,16 @@ async function assertFits(
 ): Promise<void> {
   for (const width of WIDTHS) {
     await page.setViewportSize({ width, height: 900 });
-    let fit = { scroll: 0, client: 0 };
+    let fit = { scroll: 0, client: 0, shown: 'not measured' };
     const fits = async () => {
       fit = await tableFit(view, selector);
       return fit.client > 0 && fit.scroll <= fit.client;
     };
     // A re-render (a scrape every 2 s) or a slow layout after the resize: give it a deadline.
-    await waitUntil(fits, 15_000, 'fits').catch(() => undefined);
+    await waitUntil(fits, 30_000, 'fits').catch(() => undefined);
     assert.ok(
       await fits(),
-      `${what} fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client})`,
+      `${what} fits at ${width}x900 (scrollWidth ${fit.scroll} > clientWidth ${fit.client}; ${fit.shown})`,
     );
   }
 }

@@ -10,6 +10,9 @@
  * /var/lib/rancher/k3s/server/db/state.db (the file's magic header; the hosts have no sqlite3)
  * and records the SHA-256 of the file it starts on in sqlite.log, never touching etcd; with
  * `refuse-sqlite` in its log folder it exits 1 there instead (a K3s that fails on SQLite).
+ * Its unit drops the Ready mark when K3s stops: K3s's own unit is Type=notify, so a K3s that was
+ * stopped or is restarting never answers Ready from before (a check right after a start would
+ * otherwise see the old mark and call a failing start Ready).
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -97,6 +100,7 @@ mkdir -p ${STANDIN_LOG_DIR}
 [ "$INSTALL_K3S_SKIP_DOWNLOAD" = true ] && [ -x /usr/local/bin/k3s ] || { echo "stand-in install.sh: no /usr/local/bin/k3s" >&2; exit 1; }
 printf '%s\\n' '[Unit]' 'Description=Lightweight Kubernetes (stand-in)' '[Service]' \\
   "ExecStart=/usr/local/bin/k3s \${INSTALL_K3S_EXEC:-server} $*" 'Restart=always' 'RestartSec=2' \\
+  'ExecStopPost=/bin/rm -f ${STANDIN_LOG_DIR}/ready' \\
   '[Install]' 'WantedBy=multi-user.target' > /etc/systemd/system/k3s.service
 systemctl daemon-reload
 systemctl enable -q k3s
