@@ -1,10 +1,10 @@
 /** `k3s-etcd certs rotate-ca`: a new CA without an outage, in three confirmed, resumable phases. */
 import { planRotate, runRotate } from '../core/rotate/run';
 import { PHASES, rotateOutcomeLines, rotatePlanJson, rotatePlanLines } from '../core/rotate/words';
-import { K3sEtcdError } from '../core/errors';
 import { summarizeRun } from '../core/plan/runner';
 import { pkiOptions } from './certs';
 import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
+import { CommandUsageError } from './usage';
 import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
 
 const rotateCommand: Subcommand = {
@@ -37,9 +37,9 @@ ${SSH_HELP}`,
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const raw = ctx.values['phase'] as string | undefined;
     if (raw !== undefined && !/^[123]$/.test(raw))
-      throw new K3sEtcdError(
-        'usage',
-        '--phase takes 1, 2 or 3 (without it: the phase that is due).',
+      throw new CommandUsageError(
+        '--phase takes 1, 2 or 3 (without it: the phase that is due)',
+        'certs rotate-ca',
       );
     const common = {
       ...(raw ? { phase: Number(raw) as 1 | 2 | 3 } : {}),
