@@ -3,7 +3,7 @@
  * field checked, host names only those of the inventory); the workspace at the start (the new
  * CA and the old one alone in rotation/, ca.pem the bundle, the state written last) and at the
  * end (the old CA and its key in ca-old-<time>/, ca.pem and ca-key.pem the new CA's, the state
- * gone); a state whose CA files do not match it is refused; phases asked out of turn refused.
+ * gone); `certs renew` refused during a rotation; a state whose CA files do not match it is refused; phases asked out of turn refused.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { cluster, host } from '../fixtures/inventory';
 import { createCa } from '../../src/core/pki/issue';
 import { parseCertificate } from '../../src/core/pki/inspect';
 import { generateCertificateSet } from '../../src/core/pki/set';
+import { planRenew } from '../../src/core/renew/run';
 import { planRotate } from '../../src/core/rotate/run';
 import {
   beginRotation,
@@ -118,6 +119,12 @@ describe('certs rotate-ca: the workspace', () => {
     const rot = await readRotation(c);
     assert.equal(rot?.state.phase, 1);
     assert.equal(rot?.newCa.fingerprint256, state.newCa);
+
+    // `certs renew` during the rotation would re-issue under the old CA: refused, saying why.
+    await assert.rejects(
+      planRenew(c, { ssh: { knownHostsFile: '/nonexistent' } as never }),
+      /a CA rotation of .* is under way .*Go on with `k3s-etcd certs rotate-ca`/,
+    );
 
     // A state whose new CA file is another certificate is refused, in words that say where to look.
     const saved = await readFile(join(pki, 'rotation/ca.pem'), 'utf8');
