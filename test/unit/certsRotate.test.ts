@@ -88,8 +88,16 @@ describe('certs rotate-ca: the workspace', () => {
 
   it('phase 2 or 3 without a rotation under way is refused before anything is read from a host', async () => {
     await assert.rejects(
-      planRotate(c, { phase: 3, ssh: { knownHostsFile: '/nonexistent' } as never }),
+      planRotate(c, { phase: 3, ssh: {} as never }),
       /No CA rotation of .* is under way, so phase 3 cannot run: start with phase 1/,
+    );
+  });
+
+  it('a cluster whose client TLS files the inventory names is refused (the rotation keeps the admin certificate in step)', async () => {
+    const tls = { caFile: '/x/ca.pem', certFile: '/x/c.pem', keyFile: '/x/k.pem' };
+    await assert.rejects(
+      planRotate({ ...c, etcd: { ...c.etcd, tls } }, { ssh: {} as never }),
+      /Not rotated: the inventory names its own client TLS files \(etcd\.tls\).*Nothing was changed/,
     );
   });
 

@@ -211,6 +211,10 @@ export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise
   const dir = cluster.pki.dir;
   if (etcdHosts(cluster).length === 0)
     throw new K3sEtcdError('usage', `Cluster ${cluster.name} has no etcd member in k3s-etcd.yaml.`);
+  if (cluster.etcd.tls)
+    throw refused(
+      `the inventory names its own client TLS files (etcd.tls) for ${cluster.name}: this tool checks every member's health during a rotation with the workspace's admin certificate, which the rotation re-issues and whose trust it keeps in step; remove etcd.tls from k3s-etcd.yaml for the rotation`,
+    );
   const rot = await readRotation(cluster);
   const servers = cluster.datastore === 'external-etcd' ? k3sServers(cluster) : [];
   let state: RotationState;
