@@ -13,20 +13,15 @@
  * servers one at a time (files, restart, Ready). The hosts that finished are recorded, so a run
  * again continues the phase with the others.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import { K3sEtcdError, errorMessage } from '../errors';
-import { connectionFor } from '../etcd/connection';
-import { oneLineReason } from '../etcd/members';
 import { backupStamp } from '../format/stamp';
 import type { Cluster, Host } from '../inventory/types';
 import { etcdHosts, k3sServers } from '../inventory/select';
 import { parseCertificate } from '../pki/inspect';
 import { createCa, type Issuer } from '../pki/issue';
 import {
-  CA_FILES,
-  assertUsableCa,
   desiredLeaves,
   effectiveAlgorithm,
   knownFiles,
@@ -34,15 +29,12 @@ import {
   type PkiOptions,
 } from '../pki/set';
 import type { HostRun, RunHooks } from '../plan/runner';
-import { runRolling, type RollingJob } from '../rolling/engine';
-import { liveCluster, type LiveCluster } from '../rolling/live';
-import type { MemberRow } from '../rolling/order';
+import { runRolling } from '../rolling/engine';
 import type { RollingPlan } from '../rolling/restarts';
-import { sshOpener, type SshContext } from '../ssh/hostSession';
-import { planMemberCertificates, workspaceMemberCerts } from '../provision/memberCerts';
+import type { SshContext } from '../ssh/hostSession';
 import { rollK3sDatastoreFiles } from '../k3s/datastoreRoll';
-import type { DatastoreClientFiles } from '../k3s/datastoreSteps';
 import { issueLeaves, type RenewLeaf } from '../renew/leaves';
+import { currentCa, k3sFiles, live, memberJobs, refused, text, under } from './hosts';
 import { finishRenewed, writeRenewed } from '../renew/workspace';
 import {
   beginRotation,
@@ -119,91 +111,6 @@ const facts = (c: X509Certificate): CaFacts => ({
   subject: c.subject.replace(/\n/g, ', '),
   notAfter: new Date(c.validTo).toISOString(),
 });
-
-const refused = (why: string) =>
-  new K3sEtcdError('provision-refused', `Not rotated: ${why}. Nothing was changed.`);
-
-/** The member table, or why there is no running cluster to roll. */
-async function live(
-  cluster: Cluster,
-  signal?: AbortSignal,
-): Promise<{ cluster: LiveCluster; table: MemberRow[] } | { why: string }> {
-  try {
-    const l = liveCluster(await connectionFor(cluster), 2000);
-    const table = await l.probe(signal);
-    if (table.some((r) => r.healthy)) return { cluster: l, table };
-    return { why: table.length > 0 ? 'no member is healthy' : 'nothing answered' };
-  } catch (err) {
-    return { why: oneLineReason(err) };
-  }
-}
-
-const under = (pem: string | undefined, ca: X509Certificate) => {
-  if (pem === undefined) return false;
-  try {
-    const c = parseCertificate(pem);
-    return c.checkIssued(ca) && c.verify(ca.publicKey);
-  } catch {
-    return false;
-  }
-};
-const text = (path: string) => readFile(path, 'utf8').catch(() => undefined);
-
-/** A member's files this phase: its leaves (the planned new ones first, else the workspace's). */
-async function memberFiles(cluster: Cluster, host: Host, plan: RotatePlan) {
-  const ws = await workspaceMemberCerts(cluster, host);
-  const leaf = (kind: 'server' | 'peer') =>
-    plan.leaves.find((l) => l.member === host.memberName && l.kind === kind);
-  const s = leaf('server');
-  const p = leaf('peer');
-  return {
-    ...ws,
-    ca: plan.caFile,
-    ...(s ? { server: Buffer.from(s.certPem), serverKey: Buffer.from(s.keyPem) } : {}),
-    ...(p ? { peer: Buffer.from(p.certPem), peerKey: Buffer.from(p.keyPem) } : {}),
-  };
-}
-
-async function k3sFiles(cluster: Cluster, plan: RotatePlan): Promise<DatastoreClientFiles> {
-  const l = plan.leaves.find((x) => x.path === 'client/k3s.pem');
-  if (l) return { ca: plan.caFile, cert: Buffer.from(l.certPem), key: Buffer.from(l.keyPem) };
-  const dir = cluster.pki.dir;
-  return {
-    ca: plan.caFile,
-    cert: await readFile(join(dir, 'client/k3s.pem')),
-    key: await readFile(join(dir, 'client/k3s-key.pem')),
-  };
-}
-
-function memberJobs(cluster: Cluster, plan: RotatePlan, ssh: SshContext): RollingJob[] {
-  return plan.members.map((host) => ({
-    host: host.name,
-    member: host.memberName,
-    open: sshOpener(cluster, host, ssh),
-    plan: async () => planMemberCertificates(cluster, host, await memberFiles(cluster, host, plan)),
-  }));
-}
-
-/** The old CA alone from ca.pem (before phase 1), refused when it is not one usable CA. */
-async function currentCa(
-  cluster: Cluster,
-  now: Date,
-): Promise<{ pem: string; c: X509Certificate }> {
-  const path = join(cluster.pki.dir, CA_FILES.cert);
-  const pem = await text(path);
-  if (pem === undefined)
-    throw new K3sEtcdError(
-      'certs-missing',
-      `${path} is missing: generate the certificates first (\`k3s-etcd certs generate\`).`,
-    );
-  if ((pem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length !== 1)
-    throw refused(
-      `${path} holds more than one certificate but no rotation is under way (no rotation.json): put the cluster's one CA back in it first`,
-    );
-  const c = parseCertificate(pem);
-  assertUsableCa(c, path, now);
-  return { pem, c };
-}
 
 /** Reads and plans; changes nothing (a new CA and new keys are made in memory only). */
 export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise<RotatePlan> {
