@@ -35,6 +35,7 @@ import { PROVISION_COMMANDS } from './provision';
 import { RECOVER_COMMANDS } from './recover';
 import { REPAIR_COMMANDS } from './repair';
 import { RENEW_COMMANDS } from './renew';
+import { ROTATE_COMMANDS } from './rotate';
 import { RESTORE_COMMANDS } from './restore';
 import { SNAPSHOT_COMMANDS } from './snapshot';
 import { UPGRADE_COMMANDS } from './upgrade';
@@ -51,6 +52,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,
   ...RENEW_COMMANDS,
+  ...ROTATE_COMMANDS,
   ...PROVISION_COMMANDS,
   ...UPGRADE_COMMANDS,
   ...MEMBER_COMMANDS,

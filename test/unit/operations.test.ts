@@ -82,6 +82,8 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
   metrics: ['metrics'],
+  // The editor command comes later (CLI first, as the slice is built).
+  rotate: ['certs rotate-ca'],
 };
 /** Editor commands with no CLI counterpart, and their file. */
 const EDITOR_ONLY: Record<string, CommandKey[]> = {

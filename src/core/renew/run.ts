@@ -169,6 +169,19 @@ export async function planRenew(
       `${join(cluster.pki.dir, CA_FILES.cert)} is missing: generate the certificates first (\`k3s-etcd certs generate\`).`,
     );
   }
+  // During a CA rotation ca.pem is the trust bundle: re-issuing under the old CA would be cut off
+  // by its last phase (the rotation re-issues every leaf itself, in its phase 2).
+  if (
+    !given &&
+    (await readFile(join(cluster.pki.dir, 'rotation.json')).then(
+      () => true,
+      () => false,
+    ))
+  )
+    throw new K3sEtcdError(
+      'provision-refused',
+      `Not renewed: a CA rotation of ${cluster.name} is under way (rotation.json in the pki folder); its phase 2 re-issues every certificate under the new CA. Go on with \`k3s-etcd certs rotate-ca\`. Nothing was changed.`,
+    );
   const ca = parseCertificate(caPem);
   const refusedCa = caRefusal(ca, validity);
   if (refusedCa) throw new K3sEtcdError('provision-refused', `Not renewed: ${refusedCa}.`);

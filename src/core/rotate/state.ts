@@ -1,0 +1,228 @@
+/**
+ * A CA rotation's state in the workspace (the pki folder), read as hostile input:
+ *   rotation.json        { version 1, phase 1|2|3, oldCa, newCa (SHA-256 fingerprints),
+ *                          members and k3sServers: the hosts that finished the current phase }
+ *   rotation/ca.pem      the new CA, rotation/ca-key.pem its key (0600, the folder 0700)
+ *   rotation/old-ca.pem  the old CA alone (ca-key.pem stays its key until phase 3 ends)
+ *   ca.pem               during the rotation: what the hosts trust (the bundle, old + new)
+ * When phase 3 finished, the old CA and its key go to `ca-old-<UTC time>/`, ca.pem and
+ * ca-key.pem are the new CA's, and rotation.json and rotation/ are removed.
+ */
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { X509Certificate } from 'node:crypto';
+import { K3sEtcdError } from '../errors';
+import { backupStamp } from '../format/stamp';
+import type { Cluster } from '../inventory/types';
+import { keyMatches, parseCertificate } from '../pki/inspect';
+import { loadPrivateKey } from '../pki/keys';
+import { CA_FILES, knownFiles } from '../pki/set';
+import { writeAtomically, writeIndex } from '../pki/store';
+
+export const STATE_FILE = 'rotation.json';
+export const ROTATION_DIR = 'rotation';
+export const NEW_CA = { cert: `${ROTATION_DIR}/ca.pem`, key: `${ROTATION_DIR}/ca-key.pem` };
+export const OLD_CA = `${ROTATION_DIR}/old-ca.pem`;
+
+export type Phase = 1 | 2 | 3;
+
+export interface RotationState {
+  version: 1;
+  phase: Phase;
+  /** SHA-256 fingerprints as Node prints them (`AB:CD:…`). */
+  oldCa: string;
+  newCa: string;
+  /** Member host names that finished the current phase. */
+  members: string[];
+  /** K3s server host names that finished the current phase. */
+  k3sServers: string[];
+  startedAt: string;
+}
+
+const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** rotation.json's text as a state, or why it is not one (never trusted beyond these checks). */
+export function parseRotationState(
+  text: string,
+  hostNames: ReadonlySet<string>,
+): { ok: true; state: RotationState } | { ok: false; problem: string } {
+  if (text.length > 65_536) return { ok: false, problem: 'it is too large' };
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { ok: false, problem: 'it is not JSON' };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { ok: false, problem: 'it is not an object' };
+  const o = v as Record<string, unknown>;
+  if (o['version'] !== 1) return { ok: false, problem: 'its version is not 1' };
+  const phase = o['phase'];
+  if (phase !== 1 && phase !== 2 && phase !== 3)
+    return { ok: false, problem: 'its phase is not 1, 2 or 3' };
+  for (const k of ['oldCa', 'newCa'])
+    if (typeof o[k] !== 'string' || !FINGERPRINT.test(o[k] as string))
+      return { ok: false, problem: `${k} is not a SHA-256 fingerprint` };
+  if (o['oldCa'] === o['newCa']) return { ok: false, problem: 'oldCa and newCa are the same' };
+  const lists: Record<string, string[]> = {};
+  for (const k of ['members', 'k3sServers']) {
+    const l = o[k];
+    if (!Array.isArray(l) || l.length > 1000)
+      return { ok: false, problem: `${k} is not a list of host names` };
+    for (const n of l) {
+      if (typeof n !== 'string' || !HOST_NAME.test(n))
+        return { ok: false, problem: `${k} holds something that is not a host name` };
+      if (!hostNames.has(n))
+        return { ok: false, problem: `${k} names ${n}, which is not a host of the inventory` };
+    }
+    lists[k] = [...new Set(l as string[])];
+  }
+  const startedAt = o['startedAt'];
+  if (typeof startedAt !== 'string' || Number.isNaN(Date.parse(startedAt)))
+    return { ok: false, problem: 'startedAt is not a time' };
+  return {
+    ok: true,
+    state: {
+      version: 1,
+      phase,
+      oldCa: o['oldCa'] as string,
+      newCa: o['newCa'] as string,
+      members: lists['members'] as string[],
+      k3sServers: lists['k3sServers'] as string[],
+      startedAt: new Date(startedAt).toISOString(),
+    },
+  };
+}
+
+const broken = (dir: string, why: string) =>
+  new K3sEtcdError(
+    'provision-refused',
+    `The CA rotation's state in ${dir} cannot be used: ${why}. Nothing was changed; look at ${join(dir, STATE_FILE)} and ${join(dir, ROTATION_DIR)}/ (the new CA) before going on.`,
+  );
+
+/** What an ongoing rotation holds in the workspace, checked against rotation.json. */
+export interface Rotation {
+  state: RotationState;
+  oldCaPem: string;
+  newCaPem: string;
+  newCa: X509Certificate;
+}
+
+/** The ongoing rotation, or undefined when there is none. */
+export async function readRotation(cluster: Cluster): Promise<Rotation | undefined> {
+  const dir = cluster.pki.dir;
+  let text: string;
+  try {
+    text = await readFile(join(dir, STATE_FILE), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const parsed = parseRotationState(text, new Set(cluster.hosts.map((h) => h.name)));
+  if (!parsed.ok) throw broken(dir, `${STATE_FILE}: ${parsed.problem}`);
+  const { state } = parsed;
+  const cert = async (rel: string, want: string) => {
+    let pem: string;
+    let c: X509Certificate;
+    try {
+      pem = await readFile(join(dir, rel), 'utf8');
+      c = parseCertificate(pem);
+    } catch {
+      throw broken(dir, `${rel} is missing or not a certificate`);
+    }
+    if (c.fingerprint256 !== want) throw broken(dir, `${rel} is not the CA ${STATE_FILE} names`);
+    return { pem, c };
+  };
+  const oldCa = await cert(OLD_CA, state.oldCa);
+  const newCa = await cert(NEW_CA.cert, state.newCa);
+  return { state, oldCaPem: oldCa.pem, newCaPem: newCa.pem, newCa: newCa.c };
+}
+
+/** The new CA's key (written unencrypted, 0600, as `certs generate` writes a CA key). */
+export async function newCaSigningKey(cluster: Cluster, newCa: X509Certificate) {
+  const dir = cluster.pki.dir;
+  const key = await loadPrivateKey(await readFile(join(dir, NEW_CA.key), 'utf8'), NEW_CA.key);
+  if (!keyMatches(newCa, key.keyObject))
+    throw broken(dir, `${NEW_CA.key} does not match ${NEW_CA.cert}`);
+  return key.signingKey;
+}
+
+/** The trust bundle: the old CA, then the new one. */
+export const bundleOf = (oldCaPem: string, newCaPem: string) =>
+  `${oldCaPem.trimEnd()}\n${newCaPem.trimEnd()}\n`;
+
+export async function writeState(dir: string, state: RotationState): Promise<void> {
+  await writeAtomically(
+    [{ path: join(dir, STATE_FILE), content: `${JSON.stringify(state, null, 2)}\n`, mode: 0o600 }],
+    dir,
+  );
+}
+
+/**
+ * Phase 1 begins: the new CA (and the old one alone) kept in rotation/, ca.pem the bundle,
+ * then rotation.json, written last so a state always has its files.
+ */
+export async function beginRotation(
+  cluster: Cluster,
+  oldCaPem: string,
+  newCa: { certPem: string; keyPem: string },
+  state: RotationState,
+): Promise<void> {
+  const dir = cluster.pki.dir;
+  await mkdir(join(dir, ROTATION_DIR), { recursive: true, mode: 0o700 });
+  await chmod(join(dir, ROTATION_DIR), 0o700);
+  await writeAtomically(
+    [
+      { path: join(dir, NEW_CA.cert), content: newCa.certPem, mode: 0o644 },
+      { path: join(dir, NEW_CA.key), content: newCa.keyPem, mode: 0o600 },
+      { path: join(dir, OLD_CA), content: oldCaPem, mode: 0o644 },
+      { path: join(dir, CA_FILES.cert), content: bundleOf(oldCaPem, newCa.certPem), mode: 0o644 },
+    ],
+    dir,
+  );
+  await writeState(dir, state);
+}
+
+/** The name of the folder the old CA is kept in. */
+export const oldCaFolder = (now: Date) => `ca-old-${backupStamp(now)}`;
+
+/**
+ * Phase 3 ended: the old CA and its key moved to `ca-old-<UTC time>/`, the new CA and its key
+ * as ca.pem and ca-key.pem, rotation.json and rotation/ removed. Returns the folder (relative).
+ */
+export async function finishRotation(cluster: Cluster, now: Date): Promise<string> {
+  const dir = cluster.pki.dir;
+  const folder = oldCaFolder(now);
+  await mkdir(join(dir, folder), { mode: 0o700 });
+  const oldKey = join(dir, CA_FILES.key);
+  await writeAtomically(
+    [
+      {
+        path: join(dir, folder, CA_FILES.cert),
+        content: await readFile(join(dir, OLD_CA), 'utf8'),
+        mode: 0o644,
+      },
+      {
+        path: join(dir, folder, CA_FILES.key),
+        content: await readFile(oldKey, 'utf8'),
+        mode: 0o600,
+      },
+    ],
+    dir,
+  );
+  await writeAtomically(
+    [
+      {
+        path: join(dir, CA_FILES.cert),
+        content: await readFile(join(dir, NEW_CA.cert), 'utf8'),
+        mode: 0o644,
+      },
+      { path: oldKey, content: await readFile(join(dir, NEW_CA.key), 'utf8'), mode: 0o600 },
+    ],
+    dir,
+  );
+  await rm(join(dir, STATE_FILE), { force: true });
+  await rm(join(dir, ROTATION_DIR), { recursive: true, force: true });
+  await writeIndex(dir, cluster.name, knownFiles(cluster), now);
+  return folder;
+}
