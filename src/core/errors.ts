@@ -60,6 +60,7 @@ export type PkiErrorCode =
   | 'not-writable'
   | 'unknown-member'
   | 'name-clash'
+  | 'rotation-under-way'
   | 'declined';
 
 /** Failures of a provisioning plan on a host. */

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { cluster, host } from '../fixtures/inventory';
 import { createCa } from '../../src/core/pki/issue';
 import { parseCertificate } from '../../src/core/pki/inspect';
-import { generateCertificateSet } from '../../src/core/pki/set';
+import { generateCertificateSet, importCa, reissueMember } from '../../src/core/pki/set';
 import { planRenew } from '../../src/core/renew/run';
 import { planRotate } from '../../src/core/rotate/run';
 import {
@@ -133,6 +133,20 @@ describe('certs rotate-ca: the workspace', () => {
       planRenew(c, { ssh: { knownHostsFile: '/nonexistent' } as never }),
       /a CA rotation of .* is under way .*Go on with `k3s-etcd certs rotate-ca`/,
     );
+
+    // So are `certs generate`, `certs reissue` and `certs import-ca`: nothing written.
+    const before = await readFile(join(pki, 'ca.pem'), 'utf8');
+    const member = c.hosts[0]!.memberName;
+    await assert.rejects(
+      generateCertificateSet(c),
+      /No certificate written: a CA rotation of .* is under way .*certs rotate-ca/,
+    );
+    await assert.rejects(reissueMember(c, member), /No certificate written: a CA rotation/);
+    await assert.rejects(
+      importCa(c, join(pki, 'rotation/ca.pem'), join(pki, 'rotation/ca-key.pem')),
+      /No CA imported: a CA rotation/,
+    );
+    assert.equal(await readFile(join(pki, 'ca.pem'), 'utf8'), before);
 
     // A state whose new CA file is another certificate is refused, in words that say where to look.
     const saved = await readFile(join(pki, 'rotation/ca.pem'), 'utf8');

@@ -9,7 +9,7 @@
  * Generation plans first (create / keep / replace, with the reason), asks before replacing
  * anything, then writes everything at once.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import { CancelledError, throwIfAborted, PkiError } from '../errors';
@@ -387,12 +387,32 @@ export async function loadIssuer(
   };
 }
 
+/** `certs rotate-ca`'s state in the pki folder while a CA rotation is under way. */
+export const ROTATION_STATE_FILE = 'rotation.json';
+
+/**
+ * Refuses while a CA rotation is under way: ca.pem is then the trust bundle, and anything
+ * issued or imported now would be under the old CA, cut off by the rotation's last phase.
+ */
+async function refuseDuringRotation(cluster: Cluster, what: string): Promise<void> {
+  const under = await stat(join(cluster.pki.dir, ROTATION_STATE_FILE)).then(
+    () => true,
+    () => false,
+  );
+  if (under)
+    throw new PkiError(
+      'rotation-under-way',
+      `${what}: a CA rotation of ${cluster.name} is under way (${ROTATION_STATE_FILE} in ${cluster.pki.dir}); its phase 2 re-issues every certificate under the new CA. Finish it with \`k3s-etcd certs rotate-ca\` first. Nothing was changed.`,
+    );
+}
+
 /** Carries out a plan: asks before replacing, writes everything at once, refreshes index.json. */
 export async function writePlan(
   cluster: Cluster,
   plan: SetPlan,
   opts: PkiOptions = {},
 ): Promise<WriteResult> {
+  await refuseDuringRotation(cluster, 'No certificate written');
   const now = opts.now ?? new Date();
   const dir = cluster.pki.dir;
   const replacing = plan.leaves.filter((l) => l.action === 'replace');
@@ -537,6 +557,7 @@ export async function importCa(
   keyFile: string,
   opts: PkiOptions & { passphrase?: string } = {},
 ): Promise<WriteResult> {
+  await refuseDuringRotation(cluster, 'No CA imported');
   const now = opts.now ?? new Date();
   const dir = cluster.pki.dir;
   const certText = await readFile(certFile, 'utf8');

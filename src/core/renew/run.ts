@@ -22,7 +22,14 @@ import { oneLineReason } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { parseCertificate } from '../pki/inspect';
 import type { Issuer } from '../pki/issue';
-import { CA_FILES, knownFiles, leafValidity, loadIssuer, type PkiOptions } from '../pki/set';
+import {
+  CA_FILES,
+  knownFiles,
+  leafValidity,
+  loadIssuer,
+  ROTATION_STATE_FILE,
+  type PkiOptions,
+} from '../pki/set';
 import type { HostRun, RunHooks } from '../plan/runner';
 import { runRolling, type RollingJob } from '../rolling/engine';
 import { liveCluster, type LiveCluster } from '../rolling/live';
@@ -173,7 +180,7 @@ export async function planRenew(
   // by its last phase (the rotation re-issues every leaf itself, in its phase 2).
   if (
     !given &&
-    (await readFile(join(cluster.pki.dir, 'rotation.json')).then(
+    (await readFile(join(cluster.pki.dir, ROTATION_STATE_FILE)).then(
       () => true,
       () => false,
     ))

@@ -16,10 +16,10 @@ import { backupStamp } from '../format/stamp';
 import type { Cluster } from '../inventory/types';
 import { keyMatches, parseCertificate } from '../pki/inspect';
 import { loadPrivateKey } from '../pki/keys';
-import { CA_FILES, knownFiles } from '../pki/set';
+import { CA_FILES, knownFiles, ROTATION_STATE_FILE } from '../pki/set';
 import { writeAtomically, writeIndex } from '../pki/store';
 
-export const STATE_FILE = 'rotation.json';
+export const STATE_FILE = ROTATION_STATE_FILE;
 export const ROTATION_DIR = 'rotation';
 export const NEW_CA = { cert: `${ROTATION_DIR}/ca.pem`, key: `${ROTATION_DIR}/ca-key.pem` };
 export const OLD_CA = `${ROTATION_DIR}/old-ca.pem`;
