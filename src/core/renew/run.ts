@@ -17,8 +17,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { K3sEtcdError, errorMessage } from '../errors';
-import { connectionFor } from '../etcd/connection';
-import { oneLineReason } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { parseCertificate } from '../pki/inspect';
 import type { Issuer } from '../pki/issue';
@@ -32,8 +30,7 @@ import {
 } from '../pki/set';
 import type { HostRun, RunHooks } from '../plan/runner';
 import { runRolling, type RollingJob } from '../rolling/engine';
-import { liveCluster, type LiveCluster } from '../rolling/live';
-import type { MemberRow } from '../rolling/order';
+import { probeLiveCluster } from '../rolling/live';
 import type { RollingPlan } from '../rolling/restarts';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { planMemberCertificates, type MemberCertFiles } from '../provision/memberCerts';
@@ -95,21 +92,6 @@ export interface RenewResult {
   /** The dated folder with the old files, when it could not be removed (absolute). */
   kept?: string;
   ok: boolean;
-}
-
-/** The member table, or why there is no running cluster to roll. */
-async function live(
-  cluster: Cluster,
-  signal?: AbortSignal,
-): Promise<{ cluster: LiveCluster; table: MemberRow[] } | { why: string }> {
-  try {
-    const l = liveCluster(await connectionFor(cluster), 2000);
-    const table = await l.probe(signal);
-    if (table.some((r) => r.healthy)) return { cluster: l, table };
-    return { why: table.length > 0 ? 'no member is healthy' : 'nothing answered' };
-  } catch (err) {
-    return { why: oneLineReason(err) };
-  }
 }
 
 const memberFiles = (leaves: readonly RenewLeaf[], caFile: Buffer, m: string): MemberCertFiles => {
@@ -195,7 +177,7 @@ export async function planRenew(
   const inputs = given ?? (await sameCa(cluster, { ...opts.pki, now }));
   const leaves = await issueLeaves(cluster, scope.specs, inputs.issuer, inputs.algorithm, validity);
 
-  const running = await live(cluster, opts.signal);
+  const running = await probeLiveCluster(cluster, opts.signal);
   const hooks = { ...(opts.signal ? { signal: opts.signal } : {}) };
   const jobs = memberJobs(cluster, scope.members, leaves, inputs.caFile, opts.ssh);
   const { runs, plan } = await runRolling(jobs, {
@@ -251,7 +233,7 @@ export async function runRenew(
       `Not renewed: ${plan.refusal}. Nothing was changed.`,
     );
   const now = opts.now ?? new Date();
-  const running = await live(cluster, opts.signal);
+  const running = await probeLiveCluster(cluster, opts.signal);
   if ('why' in running)
     throw new K3sEtcdError(
       'provision-refused',

@@ -6,6 +6,9 @@
 import { K3sEtcdError, errorMessage } from '../errors';
 import { clusterSnapshot } from '../etcd/checks';
 import { createEndpointClient, memberIdFromHex, type EtcdTls } from '../etcd/client';
+import { connectionFor } from '../etcd/connection';
+import { oneLineReason } from '../etcd/members';
+import type { Cluster } from '../inventory/types';
 import { memberTable, type MemberRow } from './order';
 import type { ClusterSnapshot } from '../../shared/etcdTypes';
 
@@ -96,4 +99,22 @@ export function liveCluster(
       }
     },
   };
+}
+
+/**
+ * `cluster`'s live member table for a rolling change, or why there is no running cluster to roll
+ * (no member healthy, nothing answered, no connection).
+ */
+export async function probeLiveCluster(
+  cluster: Cluster,
+  signal?: AbortSignal,
+): Promise<{ cluster: LiveCluster; table: MemberRow[] } | { why: string }> {
+  try {
+    const l = liveCluster(await connectionFor(cluster), 2000);
+    const table = await l.probe(signal);
+    if (table.some((r) => r.healthy)) return { cluster: l, table };
+    return { why: table.length > 0 ? 'no member is healthy' : 'nothing answered' };
+  } catch (err) {
+    return { why: oneLineReason(err) };
+  }
 }

@@ -7,14 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import { K3sEtcdError } from '../errors';
-import { connectionFor } from '../etcd/connection';
-import { oneLineReason } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { parseCertificate } from '../pki/inspect';
 import { CA_FILES, assertUsableCa } from '../pki/set';
 import type { RollingJob } from '../rolling/engine';
-import { liveCluster, type LiveCluster } from '../rolling/live';
-import type { MemberRow } from '../rolling/order';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { planMemberCertificates, workspaceMemberCerts } from '../provision/memberCerts';
 import type { DatastoreClientFiles } from '../k3s/datastoreSteps';
@@ -29,21 +25,6 @@ export interface PhaseFiles {
 
 export const refused = (why: string) =>
   new K3sEtcdError('provision-refused', `Not rotated: ${why}. Nothing was changed.`);
-
-/** The member table, or why there is no running cluster to roll. */
-export async function live(
-  cluster: Cluster,
-  signal?: AbortSignal,
-): Promise<{ cluster: LiveCluster; table: MemberRow[] } | { why: string }> {
-  try {
-    const l = liveCluster(await connectionFor(cluster), 2000);
-    const table = await l.probe(signal);
-    if (table.some((r) => r.healthy)) return { cluster: l, table };
-    return { why: table.length > 0 ? 'no member is healthy' : 'nothing answered' };
-  } catch (err) {
-    return { why: oneLineReason(err) };
-  }
-}
 
 export const under = (pem: string | undefined, ca: X509Certificate) => {
   if (pem === undefined) return false;

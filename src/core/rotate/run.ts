@@ -34,7 +34,8 @@ import type { RollingPlan } from '../rolling/restarts';
 import type { SshContext } from '../ssh/hostSession';
 import { rollK3sDatastoreFiles } from '../k3s/datastoreRoll';
 import { issueLeaves, type RenewLeaf } from '../renew/leaves';
-import { currentCa, k3sFiles, live, memberJobs, refused, text, under } from './hosts';
+import { currentCa, k3sFiles, memberJobs, refused, text, under } from './hosts';
+import { probeLiveCluster } from '../rolling/live';
 import { finishRenewed, writeRenewed } from '../renew/workspace';
 import {
   beginRotation,
@@ -215,7 +216,7 @@ export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise
     ...(newCaPair ? { newCaPair } : {}),
     oldCaPem,
   };
-  const running = await live(cluster, opts.signal);
+  const running = await probeLiveCluster(cluster, opts.signal);
   const hooks = { ...(opts.signal ? { signal: opts.signal } : {}) };
   const draft: RotatePlan = {
     ...base,
@@ -267,7 +268,7 @@ export async function runRotate(
   if (plan.refusal) throw refused(plan.refusal);
   const now = opts.now ?? new Date();
   const dir = cluster.pki.dir;
-  const running = await live(cluster, opts.signal);
+  const running = await probeLiveCluster(cluster, opts.signal);
   if ('why' in running) throw refused(`no member of ${cluster.name} answers now (${running.why})`);
   const say = (line: string) => opts.onLine?.(cluster.name, line);
   const state: RotationState = {
