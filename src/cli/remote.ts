@@ -141,3 +141,50 @@ export async function previewGate(
   }
   return undefined;
 }
+
+/** A planned rollout of members, then K3s servers (`certs renew`, `certs rotate-ca`). */
+interface Rollout {
+  memberRuns: HostRun[];
+  k3sRuns: HostRun[];
+}
+
+/**
+ * Shows a planned rollout (the step table and its words; --dry-run or a refusal ends there),
+ * asks, runs it with Ctrl+C as cancel and prints each host's outcome. Returns the exit code.
+ */
+export async function runRollout<R extends Rollout & { ok: boolean }>(
+  ctx: RunContext,
+  plan: Rollout & { refusal?: string },
+  words: { lines: string[]; json: Record<string, unknown>; question: string },
+  run: (hooks: { signal: AbortSignal; onLine: ReturnType<typeof printer> }) => Promise<R>,
+  outcome: (result: R) => string[],
+): Promise<number> {
+  const runs = [...plan.memberRuns, ...plan.k3sRuns];
+  if (ctx.values['dry-run'] === true || plan.refusal) {
+    if (ctx.global.json) json(ctx, { dryRun: true, ...words.json, hosts: runs });
+    else {
+      ctx.io.out(stepTable(runs));
+      for (const l of words.lines) ctx.io.out(l);
+      if (plan.refusal) for (const r of runs) ctx.io.out(summarizeRun(r));
+    }
+    return plan.refusal ? 1 : 0;
+  }
+  if (!ctx.global.json) for (const l of words.lines) ctx.io.out(l);
+  if (!(await confirm(ctx, words.question))) {
+    ctx.io.err('Nothing changed.');
+    return 1;
+  }
+  const cancel = cancelOnSigint(ctx);
+  try {
+    const result = await run({ signal: cancel.signal, onLine: printer(ctx) });
+    if (ctx.global.json) json(ctx, result);
+    else {
+      ctx.io.out('');
+      for (const r of [...result.memberRuns, ...result.k3sRuns]) ctx.io.out(summarizeRun(r));
+      for (const l of outcome(result)) ctx.io.out(l);
+    }
+    return result.ok ? 0 : 1;
+  } finally {
+    cancel.dispose();
+  }
+}

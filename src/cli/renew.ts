@@ -1,10 +1,9 @@
 /** `k3s-etcd certs renew`: re-issue leaves under the same CA and roll them out without an outage. */
 import { planRenew, runRenew } from '../core/renew/run';
 import { RESTART_WHY, renewOutcomeLines, renewPlanJson, renewPlanLines } from '../core/renew/words';
-import { summarizeRun } from '../core/plan/runner';
 import { PASSPHRASE_OPTION, pkiOptions } from './certs';
-import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
-import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
+import { loadValid, selectCluster, type Subcommand } from './context';
+import { runRollout, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const renewCommand: Subcommand = {
   name: 'certs renew',
@@ -44,40 +43,17 @@ ${SSH_HELP}`,
       pki: pkiOptions(ctx),
     };
     const plan = await planRenew(cluster, common);
-    const lines = renewPlanLines(plan);
-    const runs = [...plan.memberRuns, ...plan.k3sRuns];
-    if (ctx.values['dry-run'] === true || plan.refusal) {
-      if (ctx.global.json) json(ctx, { dryRun: true, ...renewPlanJson(plan), hosts: runs });
-      else {
-        ctx.io.out(stepTable(runs));
-        for (const l of lines) ctx.io.out(l);
-        if (plan.refusal) for (const r of runs) ctx.io.out(summarizeRun(r));
-      }
-      return plan.refusal ? 1 : 0;
-    }
-    if (!ctx.global.json) for (const l of lines) ctx.io.out(l);
-    const question = `Renew ${plan.leaves.length} certificate(s) of ${cluster.name} and roll them out to ${plan.members.length} member(s)${plan.k3sServers.length > 0 ? ` and ${plan.k3sServers.length} K3s server(s)` : ''}?`;
-    if (!(await confirm(ctx, question))) {
-      ctx.io.err('Nothing changed.');
-      return 1;
-    }
-    const cancel = cancelOnSigint(ctx);
-    try {
-      const result = await runRenew(cluster, plan, {
-        ...common,
-        signal: cancel.signal,
-        onLine: printer(ctx),
-      });
-      if (ctx.global.json) json(ctx, result);
-      else {
-        ctx.io.out('');
-        for (const r of [...result.memberRuns, ...result.k3sRuns]) ctx.io.out(summarizeRun(r));
-        for (const l of renewOutcomeLines(result)) ctx.io.out(l);
-      }
-      return result.ok ? 0 : 1;
-    } finally {
-      cancel.dispose();
-    }
+    return runRollout(
+      ctx,
+      plan,
+      {
+        lines: renewPlanLines(plan),
+        json: renewPlanJson(plan),
+        question: `Renew ${plan.leaves.length} certificate(s) of ${cluster.name} and roll them out to ${plan.members.length} member(s)${plan.k3sServers.length > 0 ? ` and ${plan.k3sServers.length} K3s server(s)` : ''}?`,
+      },
+      (hooks) => runRenew(cluster, plan, { ...common, ...hooks }),
+      renewOutcomeLines,
+    );
   },
 };
 

@@ -1,11 +1,10 @@
 /** `k3s-etcd certs rotate-ca`: a new CA without an outage, in three confirmed, resumable phases. */
 import { planRotate, runRotate } from '../core/rotate/run';
 import { PHASES, rotateOutcomeLines, rotatePlanJson, rotatePlanLines } from '../core/rotate/words';
-import { summarizeRun } from '../core/plan/runner';
 import { pkiOptions } from './certs';
-import { confirm, json, loadValid, selectCluster, type Subcommand } from './context';
+import { loadValid, selectCluster, type Subcommand } from './context';
 import { CommandUsageError } from './usage';
-import { cancelOnSigint, printer, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
+import { runRollout, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
 
 const rotateCommand: Subcommand = {
   name: 'certs rotate-ca',
@@ -47,40 +46,17 @@ ${SSH_HELP}`,
       pki: pkiOptions(ctx),
     };
     const plan = await planRotate(cluster, common);
-    const lines = rotatePlanLines(plan);
-    const runs = [...plan.memberRuns, ...plan.k3sRuns];
-    if (ctx.values['dry-run'] === true || plan.refusal) {
-      if (ctx.global.json) json(ctx, { dryRun: true, ...rotatePlanJson(plan), hosts: runs });
-      else {
-        ctx.io.out(stepTable(runs));
-        for (const l of lines) ctx.io.out(l);
-        if (plan.refusal) for (const r of runs) ctx.io.out(summarizeRun(r));
-      }
-      return plan.refusal ? 1 : 0;
-    }
-    if (!ctx.global.json) for (const l of lines) ctx.io.out(l);
-    const question = `Run phase ${plan.phase} of 3 of the CA rotation of ${cluster.name} on ${plan.members.length} member(s)${plan.k3sServers.length > 0 ? ` and ${plan.k3sServers.length} K3s server(s)` : ''}?`;
-    if (!(await confirm(ctx, question))) {
-      ctx.io.err('Nothing changed.');
-      return 1;
-    }
-    const cancel = cancelOnSigint(ctx);
-    try {
-      const result = await runRotate(cluster, plan, {
-        ...common,
-        signal: cancel.signal,
-        onLine: printer(ctx),
-      });
-      if (ctx.global.json) json(ctx, result);
-      else {
-        ctx.io.out('');
-        for (const r of [...result.memberRuns, ...result.k3sRuns]) ctx.io.out(summarizeRun(r));
-        for (const l of rotateOutcomeLines(result)) ctx.io.out(l);
-      }
-      return result.ok ? 0 : 1;
-    } finally {
-      cancel.dispose();
-    }
+    return runRollout(
+      ctx,
+      plan,
+      {
+        lines: rotatePlanLines(plan),
+        json: rotatePlanJson(plan),
+        question: `Run phase ${plan.phase} of 3 of the CA rotation of ${cluster.name} on ${plan.members.length} member(s)${plan.k3sServers.length > 0 ? ` and ${plan.k3sServers.length} K3s server(s)` : ''}?`,
+      },
+      (hooks) => runRotate(cluster, plan, { ...common, ...hooks }),
+      rotateOutcomeLines,
+    );
   },
 };
 
