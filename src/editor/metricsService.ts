@@ -86,7 +86,16 @@ export class MetricsService extends ClusterPoller<ClusterMetricsState> {
       });
       for (const [member, why] of round.errors)
         this.log.debug(`Metrics of ${cluster.name}/${member}: ${why}`);
-      return { metrics: clusterMetrics(cluster.name, targets, window, round) };
+      return {
+        metrics: clusterMetrics(
+          cluster.name,
+          targets,
+          window,
+          round,
+          undefined,
+          Config.certificatesWarnDays(),
+        ),
+      };
     } catch (err) {
       const code = err instanceof K3sEtcdError ? err.code : 'error';
       if (code !== 'certs-missing')

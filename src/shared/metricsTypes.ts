@@ -20,7 +20,9 @@ export type RuleId =
   | 'db-quota'
   | 'db-fragmented'
   | 'peer-rtt'
-  | 'grpc-errors';
+  | 'grpc-errors'
+  /** The certificate the member serves, against the expiry warning window (servedCert.ts). */
+  | 'served-cert';
 
 /** One rule applied to one member: its level and the reason in words. */
 export interface Finding {

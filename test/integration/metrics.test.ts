@@ -7,7 +7,8 @@
  * `metrics` says the same and exits 1. A member with etcd.metricsPort is scraped there.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
@@ -70,6 +71,13 @@ describe('etcd metrics, read and judged', () => {
       assert.equal(m.summary?.version, '3.4.23');
       assert.equal(m.summary?.hasLeader, true);
       assert.equal(m.summary?.quotaBytes, QUOTA);
+    }
+    // Expiry is a metric too: each member's served certificate, the one in its server.pem.
+    for (const m of first.members) {
+      const file = new X509Certificate(await readFile(join(pki, m.member, 'server.pem')));
+      const served = m.findings.find((f) => f.rule === 'served-cert');
+      assert.equal(served?.level, 'ok', `${m.member}: ${served?.message}`);
+      assert.match(served.message, new RegExp(new Date(file.validTo).toISOString().slice(0, 10)));
     }
     const leader = first.members.find((m) => m.summary?.isLeader)!.member;
 

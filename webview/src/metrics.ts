@@ -77,6 +77,15 @@ function figure(text: string, finding: Finding | undefined, sub?: string): HTMLE
   return span;
 }
 
+/** "cert 41 d" / "cert 18 y": the days the served certificate has left, short. */
+function certSub(daysLeft: number): string {
+  if (daysLeft <= 0) return 'cert expired';
+  if (daysLeft < 1) return 'cert < 1 d';
+  return daysLeft >= 730
+    ? `cert ${Math.floor(daysLeft / 365)} y`
+    : `cert ${Math.floor(daysLeft)} d`;
+}
+
 /** The table's columns; each cell carries its header too, for the card layout of narrow panels. */
 const COLUMNS = [
   'Member',
@@ -103,11 +112,13 @@ function memberTable(members: readonly MemberMetrics[]): HTMLTableElement {
     const s = m.summary;
     const name = el('td', undefined, 'member');
     name.setAttribute('data-label', COLUMNS[0]);
+    // The certificate the member served (HTTPS scrapes): its end date under the name, coloured
+    // by the expiry warning window.
+    const cert = f('served-cert');
     name.append(
-      figure(
-        m.member,
-        m.error ? { rule: 'has-leader', level: 'bad', message: m.error } : undefined,
-      ),
+      m.error
+        ? figure(m.member, { rule: 'has-leader', level: 'bad', message: m.error })
+        : figure(m.member, cert, cert?.value !== undefined ? certSub(cert.value) : undefined),
     );
     tr.append(name);
     const role = memberRole(s);

@@ -36,6 +36,16 @@ export interface ScrapeResult {
   text: string;
   bytes: number;
   ms: number;
+  /** Over HTTPS: the end of validity of the certificate the member served (ISO time). */
+  servedNotAfter?: string;
+}
+
+/** When the certificate a TLS socket's peer presented stops being valid, if it is one. */
+function servedNotAfter(res: IncomingMessage): string | undefined {
+  const socket = res.socket as { getPeerCertificate?: () => { valid_to?: string } };
+  const validTo = socket.getPeerCertificate?.().valid_to;
+  const t = validTo ? Date.parse(validTo) : NaN;
+  return Number.isFinite(t) ? new Date(t).toISOString() : undefined;
 }
 
 export async function scrapeMetrics(
@@ -54,6 +64,7 @@ export async function scrapeMetrics(
         reject(new Error(`${url} answered HTTP ${res.statusCode ?? '?'} instead of metrics`));
         return;
       }
+      const notAfter = https ? servedNotAfter(res) : undefined;
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (c: Buffer) => {
@@ -69,6 +80,7 @@ export async function scrapeMetrics(
           text: Buffer.concat(chunks).toString('utf8'),
           bytes,
           ms: performance.now() - started,
+          ...(notAfter ? { servedNotAfter: notAfter } : {}),
         }),
       );
       res.on('error', reject);

@@ -10,6 +10,7 @@ import { worst, type ClusterMetrics, type MemberMetrics } from '../../shared/met
 import { pointFrom, type MetricsWindow } from './window';
 import { humanBytes } from '../../shared/etcdTypes';
 import { scrapeMetrics, type MetricsTarget } from '../etcd/scrape';
+import { servedCertFinding } from './servedCert';
 
 export interface ScrapeRound {
   at: number;
@@ -17,6 +18,8 @@ export interface ScrapeRound {
   errors: Map<string, string>;
   /** Each member's page size and scrape time, for benchmarks and logs. */
   timings: Map<string, { bytes: number; ms: number; parseErrors: number }>;
+  /** The end of validity of the certificate each member served (HTTPS scrapes only). */
+  served?: Map<string, string>;
 }
 
 /** Scrapes every target at once and adds a point per member to `window`. */
@@ -26,7 +29,7 @@ export async function scrapeInto(
   opts: { tls?: EtcdTls; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<ScrapeRound> {
   const at = Date.now();
-  const round: ScrapeRound = { at, errors: new Map(), timings: new Map() };
+  const round: ScrapeRound = { at, errors: new Map(), timings: new Map(), served: new Map() };
   await Promise.all(
     targets.map(async (t) => {
       try {
@@ -36,6 +39,7 @@ export async function scrapeInto(
         // Every member's point carries the round's time, so the charts line up.
         window.add(t.member, pointFrom(page, at));
         round.timings.set(t.member, { bytes: r.bytes, ms: r.ms, parseErrors: page.errors.length });
+        if (r.servedNotAfter) round.served?.set(t.member, r.servedNotAfter);
       } catch (err) {
         const p = classifyEtcdError(err, t.endpoint, opts.tls);
         round.errors.set(t.member, `${p.summary}. ${p.hint}`);
@@ -48,17 +52,23 @@ export async function scrapeInto(
 /**
  * The judgement of every member over the window, and one line for the cluster. `policy`: how
  * much evidence a rule needs (the editor's rolling window by default; the CLI judges its one
- * measured interval).
+ * measured interval). `certWarnDays`: the warning window for the certificate each member served.
  */
 export function clusterMetrics(
   cluster: string,
   targets: readonly MetricsTarget[],
   window: MetricsWindow,
-  round: Pick<ScrapeRound, 'at' | 'errors'>,
+  round: Pick<ScrapeRound, 'at' | 'errors' | 'served'>,
   policy: JudgePolicy = DEFAULT_POLICY,
+  certWarnDays?: number,
 ): ClusterMetrics {
   const members: MemberMetrics[] = targets.map((t) => {
-    const { summary, findings } = judgeWindow(window.pointsOf(t.member), policy);
+    const judged = judgeWindow(window.pointsOf(t.member), policy);
+    const { summary } = judged;
+    const served = round.served?.get(t.member);
+    const findings = served
+      ? [...judged.findings, servedCertFinding(served, round.at, certWarnDays)]
+      : judged.findings;
     const error = round.errors.get(t.member);
     return {
       member: t.member,
