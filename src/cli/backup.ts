@@ -116,6 +116,7 @@ ${SSH_HELP}`,
           ...(b.drill ? { drill: b.drill } : {}),
         })),
         fresh: s.problems.length === 0,
+        warnings: s.warnings,
       });
     } else {
       if (s.backups.length > 0)
@@ -144,6 +145,8 @@ ${SSH_HELP}`,
           ? `Fresh: the newest backup is within twice the interval (${s.interval}).`
           : `Not fresh:\n${s.problems.map((p) => `  - ${p}`).join('\n')}`,
       );
+      if (s.warnings.length > 0)
+        ctx.io.out(`Warned by the timer:\n${s.warnings.map((w) => `  - ${w}`).join('\n')}`);
     }
     return s.problems.length === 0 ? 0 : 1;
   },

@@ -7,7 +7,8 @@
  * registry) on loopback; aged backups at all three places are pruned to exactly the generations
  * retention.ts keeps; status lists it with its copies, and turns to failure when the newest
  * record is aged past twice the interval; the copy decrypts with the private key to the very
- * snapshot the record describes; --remove takes the timer and the receiver's key away.
+ * snapshot the record describes; a run warns ahead about the host's certificates that end within
+ * its window; --remove takes the timer and the receiver's key away.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decryptBackup } from '../../src/core/backup/crypto';
+import { BACKUP_ENV } from '../../src/core/backup/install';
 import { isRecord, parseBackupRecord } from '../../src/core/backup/record';
 import { toPrune } from '../../src/core/backup/retention';
 import { connectionFor } from '../../src/core/etcd/connection';
@@ -321,6 +323,52 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     } finally {
       c2.close();
     }
+  });
+
+  it("the timer warns ahead about the host's certificates: in its journal, last-run.json and status", async () => {
+    // The lab's certificates run for decades: a warning window longer than that makes every one
+    // of edge-1's due, as a certificate a few weeks from its end would be with the default 30.
+    const env = await hosts[0]!.exec(`echo CERT_WARN_DAYS=100000 >> ${BACKUP_ENV}`);
+    assert.equal(env.code, 0, env.stderr);
+    try {
+      const run = await cli(['backup', 'run']);
+      assert.equal(run.code, 0, run.text);
+      const last = JSON.parse((await hosts[0]!.exec(`cat ${LOCAL}/last-run.json`)).stdout) as {
+        certWarnings: string[];
+      };
+      const files = (
+        await hosts[0]!.exec('ls -1 /etc/etcd/pki/*.pem | grep -v -- -key.pem$')
+      ).stdout
+        .split('\n')
+        .filter(Boolean);
+      assert.ok(files.includes('/etc/etcd/pki/server.pem'), files.join());
+      assert.deepEqual(
+        last.certWarnings.map((w) => w.split(' ')[1]).sort(),
+        [...files].sort(),
+        'one warning per certificate file, none for a key',
+      );
+      for (const w of last.certWarnings)
+        assert.match(
+          w,
+          /^certificate \S+ on edge-1 ends \w{3} +\d+ [\d:]+ \d{4} GMT: within 100000 days; renew it \(k3s-etcd certs renew\)$/,
+        );
+      const journal = await hosts[0]!.exec(
+        'journalctl -u k3s-etcd-backup.service --no-pager -o cat | grep -c "warning: certificate /etc/etcd/pki/server.pem"',
+      );
+      assert.ok(Number(journal.stdout.trim()) >= 1, journal.stdout + journal.stderr);
+      const status = await cli(['backup', 'status']);
+      assert.match(
+        status.text,
+        /Warned by the timer:\n {2}- certificate \/etc\/etcd\/pki\/\S+\.pem on edge-1 ends .* within 100000 days/,
+      );
+    } finally {
+      await hosts[0]!.exec(`sed -i '/^CERT_WARN_DAYS=/d' ${BACKUP_ENV}`);
+    }
+    // With the default window (30 days) the same certificates are not due: no warning.
+    const again = await cli(['backup', 'run']);
+    assert.equal(again.code, 0, again.text);
+    const quiet = await cli(['backup', 'status', '--json']);
+    assert.deepEqual((JSON.parse(quiet.text) as { warnings: string[] }).warnings, []);
   });
 
   it('--remove takes the timer and the receiver key away; the backups stay', async () => {

@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isInside, writeBackupKeyPair } from '../../src/core/backup/keygen';
 import { parseRecipients } from '../../src/core/backup/crypto';
-import type { BackupEntry, BackupStatus } from '../../src/core/backup/status';
+import {
+  judge,
+  parseListing,
+  type BackupEntry,
+  type BackupStatus,
+} from '../../src/core/backup/status';
 import { backupStatusMarkdown } from '../../src/core/backup/statusMarkdown';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
@@ -69,7 +74,11 @@ function entry(takenAt: number, extra: Partial<BackupEntry> = {}): BackupEntry {
   };
 }
 
-function status(backups: BackupEntry[], problems: string[] = []): BackupStatus {
+function status(
+  backups: BackupEntry[],
+  problems: string[] = [],
+  warnings: string[] = [],
+): BackupStatus {
   return {
     cluster: 'edge-a',
     interval: '1h',
@@ -89,6 +98,7 @@ function status(backups: BackupEntry[], problems: string[] = []): BackupStatus {
     ],
     ...(backups[0] ? { newest: backups[0] } : {}),
     problems,
+    warnings,
   };
 }
 
@@ -152,6 +162,45 @@ describe('the Backups node', () => {
     assert.match(node.description!, /^the newest backup \(edge-a-20261122T100000Z/);
     for (const p of problems) assert.ok(node.tooltip!.includes(`  - ${p}`), p);
     assert.match(node.tooltip!, /copies: s3 etcd\/edge-a\/ \(FAILED\)/);
+  });
+
+  it("the timer's certificate warnings: read from last-run.json as hostile text, in the row and the tooltip, the node marked", () => {
+    const w =
+      'certificate /etc/etcd/pki/server.pem on edge-1 ends Dec 20 10:00:00 2026 GMT: within 30 days; renew it (k3s-etcd certs renew)';
+    const listing = parseListing(
+      [
+        '== last-run.json',
+        JSON.stringify({
+          v: 1,
+          host: 'edge-1',
+          startedAt: '2026-12-07T01:00:00Z',
+          finishedAt: '2026-12-07T01:00:03Z',
+          result: 'skipped',
+          summary: "this host's member does not lead",
+          lines: [],
+          certWarnings: [w, 'bell\u0007 and\nnewline', 42, { x: 1 }],
+        }),
+      ].join('\n'),
+    );
+    assert.deepEqual(listing.lastRun?.certWarnings, [w, 'bell  and newline']);
+    const cluster = clusterOf(exampleWithBackup());
+    const judgedStatus = judge(cluster, [{ host: 'edge-1', listing }], NOW);
+    assert.deepEqual(judgedStatus.warnings, [w, 'bell  and newline']);
+    const node = backupsNode(
+      cluster,
+      { at: NOW, result: status([entry(NOW - 40 * 60_000)], [], [w]) },
+      NOW,
+    )!;
+    assert.equal(node.state, 'fresh');
+    assert.equal(node.description, 'fresh · newest 40 min ago · 1 certificate warning');
+    assert.equal(contextValueOf(node as TreeNode), 'backups+warning');
+    assert.ok(node.tooltip!.includes(`Warned by the timer:\n  - ${w}`));
+    // An older last-run.json without the field: no warning, nothing marked.
+    const plain = parseListing(
+      '== last-run.json\n{"v":1,"host":"edge-1","startedAt":"a","finishedAt":"b","result":"done","summary":"s","lines":[]}',
+    );
+    assert.equal(plain.lastRun?.certWarnings, undefined);
+    assert.deepEqual(judge(cluster, [{ host: 'edge-1', listing: plain }], NOW).warnings, []);
   });
 
   it('none yet, or the hosts not read: said as the problem', () => {

@@ -13,7 +13,8 @@
  * receiver, S3 with curl's SigV4 and the credentials file read into a 0600 curl config); the
  * generations kept (retention.ts's rule, `--prune` prints what it would delete from names on
  * stdin, for the test that holds the two together) locally and at every destination; the
- * outcome in `last-run.json`.
+ * outcome in `last-run.json`, with a warning for each certificate in the host's pki folder that
+ * ends within CERT_WARN_DAYS (every run, leader or not: expiry warned ahead by the timer).
  *
  * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`,
  * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
@@ -77,6 +78,7 @@ fi
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LINES=
 WORK=
+CERTS=
 say() {
   echo "$1"
   LINES="$LINES$(printf '%s' "$1" | jstr),"
@@ -84,13 +86,29 @@ say() {
 ${HOST_SHELL_HELPERS}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
-  printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s]}\n' \
+  printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s],"certWarnings":[%s]}\n' \
     "$(printf '%s' "$HOST" | jstr)" "$STARTED" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" \
-    "$(printf '%s' "$2" | jstr)" "\${LINES%,}" >"$LOCAL_DIR/last-run.json.tmp" &&
+    "$(printf '%s' "$2" | jstr)" "\${LINES%,}" "\${CERTS%,}" >"$LOCAL_DIR/last-run.json.tmp" &&
     mv -f "$LOCAL_DIR/last-run.json.tmp" "$LOCAL_DIR/last-run.json"
   echo "$1: $2"
   exit "$3"
 }
+
+# 0. Expiry is a metric too: every run (on every backup host, leader or not) warns ahead about
+# this host's certificates that end within CERT_WARN_DAYS (30 by default), in its journal and
+# in last-run.json, which k3s-etcd backup status and the editor's Backups node show.
+case \${CERT_WARN_DAYS:-30} in
+  '' | *[!0-9]*) WARN_DAYS=30 ;;
+  *) WARN_DAYS=\${CERT_WARN_DAYS:-30} ;;
+esac
+for f in "$PKI"/*.pem; do
+  case $f in *-key.pem) continue ;; esac
+  end=$(openssl x509 -in "$f" -noout -enddate 2>/dev/null) || continue
+  openssl x509 -in "$f" -noout -checkend $((WARN_DAYS * 86400)) >/dev/null 2>&1 && continue
+  w="certificate $f on $HOST ends \${end#notAfter=}: within $WARN_DAYS days; renew it (k3s-etcd certs renew)"
+  echo "warning: $w" >&2
+  CERTS="$CERTS$(printf '%s' "$w" | jstr),"
+done
 
 # 1. Only the leader's host takes the backup.
 st=$(ctl --endpoints="$LOCAL" --command-timeout=10s endpoint status -w json 2>&1)

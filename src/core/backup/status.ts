@@ -22,6 +22,8 @@ export interface LastRun {
   finishedAt: string;
   result: 'done' | 'skipped' | 'failed';
   summary: string;
+  /** The host's certificates that end within the timer's warning window (CERT_WARN_DAYS). */
+  certWarnings?: string[];
 }
 
 export interface DrillResult {
@@ -47,6 +49,8 @@ export interface BackupStatus {
   lastDrill?: DrillResult;
   /** What makes the backups not fresh, in words; empty when they are. */
   problems: string[];
+  /** What the timer warns about ahead (certificates that end soon on a backup host). */
+  warnings: string[];
 }
 
 const MAX_LIST = 500;
@@ -90,6 +94,12 @@ export function parseListing(out: string): {
   for (const [n, text] of files) {
     if (n === 'last-run.json') {
       const v = json(text) as Record<string, unknown> | undefined;
+      const warned = Array.isArray(v?.['certWarnings'])
+        ? (v['certWarnings'] as unknown[])
+            .filter((w): w is string => typeof w === 'string')
+            .slice(0, 32)
+            .map((w) => str(w))
+        : [];
       if (v && ['done', 'skipped', 'failed'].includes(v['result'] as string))
         lastRun = {
           host: str(v['host'], 63),
@@ -97,6 +107,7 @@ export function parseListing(out: string): {
           finishedAt: str(v['finishedAt'], 30),
           result: v['result'] as LastRun['result'],
           summary: str(v['summary']),
+          ...(warned.length > 0 ? { certWarnings: warned } : {}),
         };
     } else if (n.endsWith('.copies.json')) {
       const v = json(text);
@@ -186,6 +197,7 @@ export function judge(
     problems.push(
       `the last drill (${lastDrill.file}, ${lastDrill.at}) failed: ${lastDrill.detail}`,
     );
+  const warnings = parts.flatMap((p) => p.listing?.lastRun?.certWarnings ?? []);
   return {
     cluster: cluster.name,
     interval: b.interval,
@@ -198,6 +210,7 @@ export function judge(
     ...(newest ? { newest } : {}),
     ...(lastDrill ? { lastDrill } : {}),
     problems,
+    warnings,
   };
 }
 

@@ -19,6 +19,9 @@ export function backupStatusMarkdown(s: BackupStatus, readAt: number): string {
       ? `**Fresh**: the newest backup is within twice the interval, its copies were made, and neither the last run nor the last drill failed.`
       : '**Not fresh**:',
     ...(fresh ? [] : ['', ...s.problems.map((p) => `- ${mdText(p)}`)]),
+    ...(s.warnings.length > 0
+      ? ['', '**Warned by the timer**:', '', ...s.warnings.map((w) => `- ${mdText(w)}`)]
+      : []),
     '',
     `## ${s.backups.length} backup${s.backups.length === 1 ? '' : 's'}`,
     '',

@@ -26,6 +26,8 @@ export interface BackupsNode {
   state: 'unread' | 'fresh' | 'stale';
   /** Why it is not fresh, in words (empty when fresh or unread). */
   problems: string[];
+  /** What the timer warned about ahead (certificates ending soon); marks the node too. */
+  warnings?: string[];
 }
 
 /** "40 min", "5 h", "3 days". */
@@ -103,12 +105,18 @@ function judged(
       `the newest backup is ${ageWords(old)} old: more than twice the interval (${b.interval})`,
     );
   const fresh = problems.length === 0;
+  const warnings = s?.warnings ?? [];
+  const warned =
+    warnings.length > 0
+      ? ` · ${warnings.length} certificate warning${warnings.length === 1 ? '' : 's'}`
+      : '';
   return {
     ...base,
     state: fresh ? 'fresh' : 'stale',
     problems,
+    ...(warnings.length > 0 ? { warnings } : {}),
     description: fresh
-      ? `fresh · newest ${old === undefined ? '?' : ageWords(old)} ago`
+      ? `fresh · newest ${old === undefined ? '?' : ageWords(old)} ago${warned}`
       : short(problems[0]!),
     tooltip: [
       setting,
@@ -116,6 +124,7 @@ function judged(
       ...(fresh
         ? ['Fresh: the newest backup is within twice the interval, nothing failed.']
         : ['Not fresh:', ...problems.map((p) => `  - ${p}`)]),
+      ...(warnings.length > 0 ? ['Warned by the timer:', ...warnings.map((w) => `  - ${w}`)] : []),
       ...(newest ? newestLines(newest) : []),
       ...(s?.lastDrill && s.lastDrill.file !== newest?.file
         ? [
