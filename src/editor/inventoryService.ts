@@ -8,6 +8,7 @@ import { errorMessage } from '../core/errors';
 import { loadInventoryFile, parseInventory } from '../core/inventory/parse';
 import type { InventoryLoadResult, Problem } from '../core/inventory/types';
 import { readIndex, type PkiIndex } from '../core/pki/store';
+import { rotationProgress, type RotationProgress } from '../core/rotate/state';
 import type { PkiIndexes } from '../core/tree/model';
 import { CONTEXT_KEYS } from '../shared/commands';
 import { Config } from './config';
@@ -24,6 +25,7 @@ export class InventoryService implements vscode.Disposable {
   private watcher: vscode.FileSystemWatcher | undefined;
   private pkiWatchers: vscode.FileSystemWatcher[] = [];
   private indexes: PkiIndexes = new Map();
+  private rotationStates: ReadonlyMap<string, RotationProgress | undefined> = new Map();
   private result: InventoryLoadResult | undefined;
   private latest: Promise<InventoryLoadResult> | undefined;
   private generation = 0;
@@ -68,6 +70,11 @@ export class InventoryService implements vscode.Disposable {
     return this.indexes;
   }
 
+  /** Each cluster's CA rotation under way (rotation.json), as of the last load. */
+  rotations(): ReadonlyMap<string, RotationProgress | undefined> {
+    return this.rotationStates;
+  }
+
   /** Resolves with the first load's result (or the current one, after that). */
   whenLoaded(): Promise<InventoryLoadResult> {
     return this.result ? Promise.resolve(this.result) : (this.firstLoad ?? this.reload());
@@ -97,7 +104,18 @@ export class InventoryService implements vscode.Disposable {
               await readIndex(c.pki.dir),
             ]),
           );
-          if (generation === this.generation) this.indexes = new Map(entries);
+          const rotations = await Promise.all(
+            result.inventory.clusters.map(
+              async (c): Promise<[string, RotationProgress | undefined]> => [
+                c.name,
+                await rotationProgress(c),
+              ],
+            ),
+          );
+          if (generation === this.generation) {
+            this.indexes = new Map(entries);
+            this.rotationStates = new Map(rotations);
+          }
         }
         return result;
       } catch (err) {
@@ -152,14 +170,17 @@ export class InventoryService implements vscode.Disposable {
     this.watcher.onDidDelete(() => this.scheduleReload());
   }
 
-  /** Certificate commands write index.json; the tree follows it, also when it changes outside. */
+  /**
+   * Certificate commands write index.json, a CA rotation rotation.json; the tree follows both,
+   * also when they change outside.
+   */
   private watchPki(result: InventoryLoadResult): void {
     for (const w of this.pkiWatchers) w.dispose();
     this.pkiWatchers = [];
     if (result.status !== 'ok') return;
     for (const c of result.inventory.clusters) {
       const w = vscode.workspace.createFileSystemWatcher(
-        new vscode.RelativePattern(vscode.Uri.file(c.pki.dir), 'index.json'),
+        new vscode.RelativePattern(vscode.Uri.file(c.pki.dir), '{index.json,rotation.json}'),
       );
       w.onDidCreate(() => this.scheduleReload());
       w.onDidChange(() => this.scheduleReload());

@@ -17,6 +17,7 @@ export const COMMANDS = {
   certsReissue: 'k3sEtcd.certs.reissue',
   certsCheck: 'k3sEtcd.certs.check',
   certsRenew: 'k3sEtcd.certs.renew',
+  certsRotateCa: 'k3sEtcd.certs.rotateCa',
   provisionEtcd: 'k3sEtcd.provision.etcd',
   provisionPreview: 'k3sEtcd.provision.preview',
   memberAdd: 'k3sEtcd.member.add',

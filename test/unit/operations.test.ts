@@ -38,6 +38,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   },
   repair: { cli: ['member fix-peer-url'], editor: ['memberFixPeerUrl'] },
   renew: { cli: ['certs renew'], editor: ['certsRenew'] },
+  rotate: { cli: ['certs rotate-ca'], editor: ['certsRotateCa'] },
   k3s: {
     cli: ['k3s install', 'k3s backup', 'k3s restore', 'k3s kubeconfig'],
     editor: [

@@ -265,9 +265,40 @@ describe('tree model', () => {
           'backups+warning',
         ],
       );
-      const values = walk([...roots, ...problems, ...unprovisioned, ...noSpace, ...backups]).map(
-        contextValueOf,
-      );
+      // A CA rotation under way: said first on the Certificates node, which offers Rotate CA… inline.
+      const rotating = buildTree(loaded, {
+        rotations: new Map([
+          [
+            'edge-a',
+            {
+              phase: 2,
+              done: 1,
+              of: 4,
+              startedAt: '2026-12-07T01:00:00.000Z',
+              newCaUntil: '2036-12-05T01:00:00.000Z',
+            },
+          ],
+        ]),
+      });
+      const certsNode = walk(rotating).find((n) => n.kind === 'certificates')!;
+      assert.match(certsNode.description ?? '', /^CA rotation: phase 2 of 3, 1 of 4 hosts done · /);
+      assert.match(certsNode.tooltip ?? '', /every certificate re-issued under the new CA/);
+      assert.match(certsNode.tooltip ?? '', /goes on with the 3 host\(s\) not done/);
+      assert.match(contextValueOf(certsNode), /^certificates\b.*\+rotating$/);
+      const broken = buildTree(loaded, {
+        rotations: new Map([['edge-a', { problem: 'rotation.json: it is not JSON' }]]),
+      });
+      const brokenNode = walk(broken).find((n) => n.kind === 'certificates')!;
+      assert.match(brokenNode.description ?? '', /^CA rotation state unusable/);
+      assert.match(brokenNode.tooltip ?? '', /it is not JSON/);
+      const values = walk([
+        ...roots,
+        ...problems,
+        ...unprovisioned,
+        ...noSpace,
+        ...backups,
+        ...rotating,
+      ]).map(contextValueOf);
       const expectedKinds: Record<string, string[]> = {
         'k3sEtcd.cluster.openPanel': ['cluster'],
         'k3sEtcd.cluster.openHealth': ['cluster'],
@@ -283,6 +314,7 @@ describe('tree model', () => {
         'k3sEtcd.certs.reissue': ['member'],
         'k3sEtcd.certs.renew|3_certificates@4': ['certificates'],
         'k3sEtcd.certs.renew|3_certificates@2': ['member'],
+        'k3sEtcd.certs.rotateCa': ['certificates'],
         'k3sEtcd.provision.preview': ['cluster', 'host'],
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
         'k3sEtcd.provision.etcd|inline@2': ['cluster'],

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
 import { K3sEtcdError } from '../errors';
 import { backupStamp } from '../format/stamp';
+import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
 import { keyMatches, parseCertificate } from '../pki/inspect';
 import { loadPrivateKey } from '../pki/keys';
@@ -139,6 +140,39 @@ export async function readRotation(cluster: Cluster): Promise<Rotation | undefin
 }
 
 /** The new CA's key (written unencrypted, 0600, as `certs generate` writes a CA key). */
+/** How far an ongoing rotation is, for the tree: or why its state cannot be used. */
+export type RotationProgress =
+  | {
+      phase: Phase;
+      /** Hosts that finished the current phase, and how many it has. */
+      done: number;
+      of: number;
+      startedAt: string;
+      /** The new CA's end of validity (ISO). */
+      newCaUntil: string;
+    }
+  | { problem: string };
+
+/** The ongoing rotation of `cluster` in words the tree uses, or undefined when there is none. */
+export async function rotationProgress(cluster: Cluster): Promise<RotationProgress | undefined> {
+  let rot: Rotation | undefined;
+  try {
+    rot = await readRotation(cluster);
+  } catch (err) {
+    return { problem: err instanceof Error ? err.message : String(err) };
+  }
+  if (!rot) return undefined;
+  const members = etcdHosts(cluster).length;
+  const servers = cluster.datastore === 'external-etcd' ? k3sServers(cluster).length : 0;
+  return {
+    phase: rot.state.phase,
+    done: rot.state.members.length + rot.state.k3sServers.length,
+    of: members + servers,
+    startedAt: rot.state.startedAt,
+    newCaUntil: new Date(rot.newCa.validTo).toISOString(),
+  };
+}
+
 export async function newCaSigningKey(cluster: Cluster, newCa: X509Certificate) {
   const dir = cluster.pki.dir;
   const key = await loadPrivateKey(await readFile(join(dir, NEW_CA.key), 'utf8'), NEW_CA.key);

@@ -32,7 +32,8 @@ export type ContextFlag =
   | 'ca'
   | 'missing'
   | 'expiring'
-  | 'expired';
+  | 'expired'
+  | 'rotating';
 
 /** Flags appear in this order, so equal states give equal strings. */
 const FLAG_ORDER: readonly ContextFlag[] = [
@@ -52,6 +53,7 @@ const FLAG_ORDER: readonly ContextFlag[] = [
   'missing',
   'expiring',
   'expired',
+  'rotating',
 ];
 
 export function formatContextValue(kind: ContextKind, flags: Iterable<ContextFlag> = []): string {

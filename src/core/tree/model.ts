@@ -14,6 +14,8 @@ import type { ClusterSnapshot } from '../etcd/checks';
 import type { IndexEntry, PkiIndex } from '../pki/store';
 import { formatContextValue, type ContextFlag, type ContextKind } from './contextValue';
 import type { ClusterMetrics } from '../../shared/metricsTypes';
+import type { RotationProgress } from '../rotate/state';
+import { withRotation } from './rotation';
 import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from './member';
 import { looksUnprovisioned, type ClusterHistory } from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
@@ -99,6 +101,8 @@ export interface TreeInputs {
   backups?: ReadonlyMap<string, BackupState>;
   /** The last check of the deployed certificates of each cluster (on demand, never polled). */
   certsChecks?: ReadonlyMap<string, CertsCheckState>;
+  /** Each cluster's CA rotation under way (rotation.json in its pki folder), if any. */
+  rotations?: ReadonlyMap<string, RotationProgress | undefined>;
   /** What the front end has seen of each cluster (answers, provisioning runs), by name. */
   history?: ReadonlyMap<string, ClusterHistory>;
   /** The workspace is not trusted: nothing connects until it is (the tree says so first). */
@@ -118,6 +122,8 @@ export interface CertificatesNode extends NodeBase {
   state: 'missing' | 'valid' | 'expiring' | 'expired';
   /** What the last check of the hosts said (undefined before one ran). */
   deployed?: 'fine' | 'findings' | 'failed';
+  /** A CA rotation under way (rotation.ts): its phase, or a state that cannot be used. */
+  rotation?: 'phase-1' | 'phase-2' | 'phase-3' | 'broken';
 }
 
 export interface CertificateNode extends NodeBase {
@@ -214,14 +220,20 @@ export function contextValueOf(node: TreeNode): string {
     case 'problem':
       return formatContextValue('problem', [node.problem.severity]);
     case 'certificates':
-      return formatContextValue('certificates', node.state === 'valid' ? [] : [node.state]);
+      return formatContextValue('certificates', [
+        ...(node.state === 'valid' ? [] : [node.state]),
+        ...(node.rotation ? (['rotating'] as const) : []),
+      ]);
     case 'certificate': {
       const flags: ContextFlag[] = node.certKind === 'ca' ? ['ca'] : [];
       if (node.expiry === 'expiring' || node.expiry === 'expired') flags.push(node.expiry);
       return formatContextValue('certificate', flags);
     }
     case 'backups':
-      return formatContextValue('backups', node.state === 'stale' ? ['warning'] : []);
+      return formatContextValue(
+        'backups',
+        node.state === 'stale' || node.warnings ? ['warning'] : [],
+      );
     case 'trust':
       return formatContextValue('trust');
   }
@@ -447,6 +459,7 @@ function clusterNode(
   keyspace?: KeyspaceSummary & { at: number },
   backups?: BackupState,
   certsCheck?: CertsCheckState,
+  rotation?: RotationProgress,
 ): ClusterNode {
   const members = etcdHosts(cluster).length;
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
@@ -476,7 +489,7 @@ function clusterNode(
     line: cluster.line,
     children: [
       ...cluster.hosts.map((h) => withCertsMark(hostNode(cluster, h, inputs, k3s), certsCheck)),
-      withCertsCheck(certificatesNode(cluster, index), certsCheck),
+      withRotation(withCertsCheck(certificatesNode(cluster, index), certsCheck), rotation),
       ...(backupRow ? [backupRow] : []),
     ],
   };
@@ -514,6 +527,7 @@ export function buildTree(result: InventoryLoadResult, inputs: TreeInputs = {}):
         inputs.keyspace?.get(c.name),
         inputs.backups?.get(c.name),
         inputs.certsChecks?.get(c.name),
+        inputs.rotations?.get(c.name),
       ),
     ),
   ];

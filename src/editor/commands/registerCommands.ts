@@ -33,6 +33,7 @@ import {
 import { copyEtcdctlEnvCommand, openEtcdctlTerminalCommand } from './etcdctl';
 import { openHealthPanel } from './health';
 import { renewCertificatesCommand } from './renew';
+import { rotateCaCommand } from './rotate';
 import {
   createInventory,
   openClusterPanel,
@@ -86,6 +87,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     certsReissue: reissueMember(ctx),
     certsCheck: checkDeployedCertificatesCommand(ctx, planDocs),
     certsRenew: renewCertificatesCommand(ctx),
+    certsRotateCa: rotateCaCommand(ctx),
     provisionEtcd: provisionEtcdCommand(ctx),
     upgradeEtcd: upgradeEtcdCommand(ctx),
     provisionPreview: previewPlanCommand(ctx, planDocs),

@@ -53,6 +53,12 @@ function iconOf(node: TreeNode): vscode.ThemeIcon {
         ? new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground'))
         : new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
     case 'certificates':
+      // A CA rotation under way: its own icon until the last phase ends.
+      if (node.rotation)
+        return new vscode.ThemeIcon(
+          'sync',
+          stateColor(node.rotation === 'broken' ? 'expired' : 'expiring'),
+        );
       return new vscode.ThemeIcon(
         'shield',
         stateColor(
@@ -197,6 +203,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
       result
         ? buildTree(result, {
             indexes: ctx.inventory.pkiIndexes(),
+            rotations: ctx.inventory.rotations(),
             health,
             k3s: ctx.k3s.states(),
             metrics: ctx.metrics.states(),

@@ -10,7 +10,7 @@ import { after, before } from 'node:test';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { sleep } from '../../../scripts/harness/processes';
 import {
   ensureVsCode,
@@ -87,6 +87,37 @@ export async function runFromPalette(page: Page, title: string): Promise<void> {
     .first()
     .waitFor({ timeout: 15_000 });
   await page.keyboard.press('Enter');
+}
+
+/**
+ * Right-click `item`, run the menu entry `title` (hover, Enter: the menu can miss a click that
+ * comes right as it opens), until `started` shows: a re-render of the tree can swallow the
+ * right-click, so it is retried to a deadline, with a screenshot `<shot>-attempt-N.png` each time.
+ */
+export async function runFromContextMenu(
+  page: Page,
+  item: Locator,
+  title: string,
+  started: Locator,
+  shot: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const entry = page.locator('.context-view .action-label', { hasText: title });
+  const until = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await item.first().click({ button: 'right' });
+      await entry.first().waitFor({ timeout: 10_000 });
+      await entry.first().hover();
+      await page.keyboard.press('Enter');
+      await started.first().waitFor({ timeout: 15_000 });
+      return;
+    } catch (err) {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, `${shot}-attempt-${attempt}.png`) });
+      if (Date.now() > until) throw err;
+      await page.keyboard.press('Escape');
+    }
+  }
 }
 
 /** The visible terminal rows (gpuAcceleration off), polled until `re` matches or the deadline. */
