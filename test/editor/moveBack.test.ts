@@ -45,6 +45,7 @@ import { STANDIN_LOG_DIR, STANDIN_VERSION, writeK3sStandIn } from '../support/k3
 import {
   openWorkbench,
   REPO_ROOT,
+  runFromContextMenu,
   runFromPalette,
   SCREENSHOTS_DIR,
   uiTestScope,
@@ -242,30 +243,16 @@ test(
   `UI: right-click the cluster > ${TITLE}, confirm: the verified state.db in the workspace and on the host, config.yaml without datastore keys, Ready on SQLite; the tree says so`,
   { timeout: 300_000 },
   async () => {
-    // The cluster's context menu; a re-render can swallow the right-click: retry to a deadline.
-    const clusterItem = page.getByRole('treeitem', { name: /^lab, / });
-    const entry = page.locator('.context-view .action-label', { hasText: TITLE });
-    const until = Date.now() + 60_000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await clusterItem.click({ button: 'right' });
-        await entry.first().waitFor({ timeout: 10_000 });
-        await entry.first().hover();
-        await page.keyboard.press('Enter');
-        await page
-          .locator('.notifications-toasts', { hasText: 'Reading the K3s servers and the etcd' })
-          .or(page.locator('.monaco-dialog-box'))
-          .first()
-          .waitFor({ timeout: 15_000 });
-        break;
-      } catch (err) {
-        await page.screenshot({
-          path: join(SCREENSHOTS_DIR, `move-back-right-click-attempt-${attempt}.png`),
-        });
-        if (Date.now() > until) throw err;
-        await page.keyboard.press('Escape');
-      }
-    }
+    // The cluster's context menu (retried: a re-render can swallow the right-click).
+    await runFromContextMenu(
+      page,
+      page.getByRole('treeitem', { name: /^lab, / }),
+      TITLE,
+      page
+        .locator('.notifications-toasts', { hasText: 'Reading the K3s servers and the etcd' })
+        .or(page.locator('.monaco-dialog-box')),
+      'move-back-right-click',
+    );
     assertModal(await modal('move-back-failure.png'));
     await page
       .locator('.monaco-dialog-box')

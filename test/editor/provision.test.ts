@@ -32,6 +32,7 @@ import {
 import {
   openWorkbench,
   REPO_ROOT,
+  runFromContextMenu,
   runFromPalette,
   SCREENSHOTS_DIR,
   waitForTerminal,
@@ -271,31 +272,15 @@ test(
     const member = page.getByRole('treeitem', { name: /^etcd\b/ });
     await member.first().waitFor({ timeout: 15_000 });
     assert.equal(await member.count(), 1, "only edge-2's member is shown");
-    const fix = page.locator('.context-view .action-label', {
-      hasText: 'Fix Peer URL after IP Change',
-    });
     const input = page.locator('.quick-input-widget input:visible');
-    // A re-render of the tree (live health) can swallow a right-click or close the menu: retry
-    // within a deadline until the command's input box is up.
-    const until = Date.now() + 60_000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await member.first().click({ button: 'right' });
-        await fix.first().waitFor({ timeout: 10_000 });
-        // The menu can miss a click that comes right as it opens; hovering focuses the item and
-        // Enter runs it, as with the keyboard.
-        await fix.first().hover();
-        await page.keyboard.press('Enter');
-        await input.waitFor({ timeout: 10_000 });
-        break;
-      } catch (err) {
-        await page.screenshot({
-          path: join(SCREENSHOTS_DIR, `repair-right-click-attempt-${attempt}.png`),
-        });
-        if (Date.now() > until) throw err;
-        await page.keyboard.press('Escape');
-      }
-    }
+    // Live health re-renders the tree: the right-click is retried until the input box is up.
+    await runFromContextMenu(
+      page,
+      member,
+      'Fix Peer URL after IP Change',
+      input,
+      'repair-right-click',
+    );
     await input.fill(MOVED);
     await waitUntil(async () => (await input.inputValue()) === MOVED, 10_000, 'the address typed');
     await input.press('Enter');

@@ -12,24 +12,14 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { before, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { healthyClient } from '../../src/core/etcd/connection';
 import type { Cluster } from '../../src/core/inventory/types';
-import { generateCertificateSet } from '../../src/core/pki/set';
-import { provisionEtcd } from '../../src/core/provision/provision';
-import { hostKeyLine, startEdgeHosts, stopEdgeHosts } from '../../scripts/harness/edgeHosts';
-import {
-  labInventory,
-  labSsh,
-  loadCluster,
-  stageEtcdBinaries,
-  writeKnownHosts,
-} from '../../scripts/harness/lab';
-import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
-import { makeKey } from '../../scripts/harness/sshd';
+import { loadCluster } from '../../scripts/harness/lab';
+import { provisionedLab } from '../../scripts/harness/provisionedLab';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -51,20 +41,14 @@ let page: Page;
 let oldCa = '';
 
 before(async () => {
-  ws = await makeTempDir('k3s-etcd-ws-rotate-');
-  cleanups.push(() => removeTempDir(ws));
-  const key = makeKey(ws, 'id_lab');
-  const spec = { name: 'edge-1', address: ADDR, roles: ['etcd'] };
-  const hosts = await startEdgeHosts({ hosts: [spec], authorizedKeys: [key.publicLine] });
-  cleanups.push(() => stopEdgeHosts(hosts));
-  await writeKnownHosts(ws, [await hostKeyLine(hosts[0]!)]);
-  await stageEtcdBinaries(ws);
-  const file = join(ws, 'k3s-etcd.yaml');
-  await writeFile(file, labInventory({ cluster: 'lab', hosts: [spec], identityFile: 'id_lab' }));
-  cluster = await loadCluster(file);
-  await generateCertificateSet(cluster);
-  const p = await provisionEtcd(cluster, { dryRun: false, ssh: labSsh(ws) });
-  assert.equal(p.healthy, true, p.healthSummary);
+  const lab = await provisionedLab(
+    'k3s-etcd-ws-rotate-',
+    [{ name: 'edge-1', address: ADDR, roles: ['etcd'] }],
+    { cluster: 'lab' },
+  );
+  cleanups.push(() => lab.stop());
+  ws = lab.dir;
+  cluster = lab.cluster;
   oldCa = new X509Certificate(await readFile(join(cluster.pki.dir, 'ca.pem'))).fingerprint256;
 
   page = await openWorkbench({
@@ -74,9 +58,9 @@ before(async () => {
     settings: { 'k3sEtcd.health.refreshIntervalSeconds': 0 },
     cleanups,
   });
-  const lab = page.getByRole('treeitem', { name: /^lab, / });
-  await lab.waitFor({ timeout: 60_000 });
-  if ((await lab.getAttribute('aria-expanded')) !== 'true') await lab.click();
+  const row = page.getByRole('treeitem', { name: /^lab, / });
+  await row.waitFor({ timeout: 60_000 });
+  if ((await row.getAttribute('aria-expanded')) !== 'true') await row.click();
 });
 
 const certsRow = () => page.getByRole('treeitem', { name: /^Certificates, / });

@@ -17,6 +17,7 @@ import {
   openWorkbench,
   REPO_ROOT,
   removeTempDir,
+  runFromContextMenu,
   runFromPalette,
   SCREENSHOTS_DIR,
   uiTestScope,
@@ -120,25 +121,14 @@ test(
     );
 
     // Right-click edge-a > Generate Certificate Set, while the walkthrough is open.
-    const generate = page
-      .locator('.context-view .action-label', { hasText: /^Generate Certificate Set$/ })
-      .first();
-    const done = page.locator('.notifications-toasts', { hasText: /Certificates for edge-a/ });
-    // A re-render of the tree can swallow the right-click or close the menu, and a click right
-    // as it opens can be missed: retry within a deadline; hover focuses the item, Enter runs it.
-    for (const until = Date.now() + 60_000; ;) {
-      try {
-        await cluster.click({ button: 'right' });
-        await generate.hover({ timeout: 10_000 });
-        await page.keyboard.press('Enter');
-        await done.waitFor({ timeout: 10_000 });
-        break;
-      } catch (e) {
-        if (await done.count()) break; // it ran; the toast was only slow
-        if (Date.now() > until) throw e;
-        await page.keyboard.press('Escape');
-      }
-    }
+    // A re-render of the tree can swallow the right-click: retried, never run twice.
+    await runFromContextMenu(
+      page,
+      cluster,
+      /^Generate Certificate Set$/,
+      page.locator('.notifications-toasts', { hasText: /Certificates for edge-a/ }),
+      'walkthrough-generate',
+    );
     await page.getByRole('tab', { name: /^Walkthrough: / }).click();
     await waitChecked(page, 'certificates', 15_000);
     assert.deepEqual(await checked(page), [

@@ -9,20 +9,17 @@
  * working untrusted.
  */
 import * as vscode from 'vscode';
-import { CancelledError, errorMessage } from '../../core/errors';
+import { CancelledError } from '../../core/errors';
 import { k3sServers } from '../../core/inventory/select';
 import { planRenew, runRenew, type RenewOptions } from '../../core/renew/run';
 import { renewOutcomeLines, renewPlanLines } from '../../core/renew/words';
 import type { TreeNode } from '../../core/tree/model';
-import { Config } from '../config';
 import type { ExtensionCtx } from '../ctx';
 import { resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
+import { rollOutCertificates } from '../rollout';
 import { editorSshContext } from '../sshPrompts';
 import { editorPkiOptions } from './certs';
-
-/** Lines worth showing in the progress notification (the rest goes to the log). */
-const PROGRESS = /^(rolling \d|move-leader|workspace:|\s+\S+ healthy and caught up|error)/;
 
 export function renewCertificatesCommand(ctx: ExtensionCtx) {
   return async (node?: TreeNode): Promise<void> => {
@@ -69,30 +66,13 @@ export function renewCertificatesCommand(ctx: ExtensionCtx) {
       'Renew',
     );
     if (choice !== 'Renew') return;
-    let result;
-    try {
-      result = await withCancellableProgress(
-        `Renewing the certificates of ${cluster.name}`,
-        (report, signal) =>
-          runRenew(cluster, plan, {
-            ...common,
-            signal,
-            onLine: (h, l) => {
-              ctx.log.info(`[${h}] ${l}`);
-              if (PROGRESS.test(l)) report(`${h}: ${l.trim()}`);
-            },
-          }),
-      );
-    } finally {
-      void ctx.health.refreshAll();
-      // What the hosts hold now, for the tree (the Certificates node and the host rows).
-      void withCancellableProgress(
-        `Checking the certificates on the hosts of ${cluster.name}`,
-        (_r, signal) => ctx.certsChecks.check(cluster, ssh, Config.certificatesWarnDays(), signal),
-      ).then(undefined, (err: unknown) =>
-        ctx.log.warn(`certificate check after the renewal: ${errorMessage(err)}`),
-      );
-    }
+    const result = await rollOutCertificates(
+      ctx,
+      cluster,
+      ssh,
+      `Renewing the certificates of ${cluster.name}`,
+      (hooks) => runRenew(cluster, plan, { ...common, ...hooks }),
+    );
     const outcome = renewOutcomeLines(result);
     for (const l of outcome) ctx.log.info(l);
     if (!result.ok)

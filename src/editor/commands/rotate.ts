@@ -8,20 +8,16 @@
  * hosts hold, and the next phase is offered. The Certificates node shows the rotation's phase.
  */
 import * as vscode from 'vscode';
-import { errorMessage } from '../../core/errors';
 import type { Cluster } from '../../core/inventory/types';
 import { planRotate, runRotate, type RotatePlan } from '../../core/rotate/run';
 import { rotateOutcomeLines, rotatePlanLines } from '../../core/rotate/words';
 import type { TreeNode } from '../../core/tree/model';
-import { Config } from '../config';
 import type { ExtensionCtx } from '../ctx';
 import { resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
+import { rollOutCertificates } from '../rollout';
 import { editorSshContext } from '../sshPrompts';
 import { editorPkiOptions } from './certs';
-
-/** Lines worth showing in the progress notification (the rest goes to the log). */
-const PROGRESS = /^(rolling \d|move-leader|workspace:|phase \d|\s+\S+ healthy and caught up|error)/;
 
 const hostsOf = (plan: RotatePlan) =>
   `${plan.members.length} member(s)${plan.k3sServers.length > 0 ? ` and ${plan.k3sServers.length} K3s server(s)` : ''}`;
@@ -44,31 +40,14 @@ export function rotateCaCommand(ctx: ExtensionCtx) {
       label,
     );
     if (choice !== label) return;
-    let result;
-    try {
-      result = await withCancellableProgress(
-        `CA rotation of ${cluster.name}, phase ${plan.phase} of 3`,
-        (report, signal) =>
-          runRotate(cluster, plan, {
-            ...common,
-            signal,
-            onLine: (h, l) => {
-              ctx.log.info(`[${h}] ${l}`);
-              if (PROGRESS.test(l)) report(`${h}: ${l.trim()}`);
-            },
-          }),
-      );
-    } finally {
-      // rotation.json changed (the tree follows it); what the hosts hold now, for the host rows.
-      void ctx.inventory.reload();
-      void ctx.health.refreshAll();
-      void withCancellableProgress(
-        `Checking the certificates on the hosts of ${cluster.name}`,
-        (_r, signal) => ctx.certsChecks.check(cluster, ssh, Config.certificatesWarnDays(), signal),
-      ).then(undefined, (err: unknown) =>
-        ctx.log.warn(`certificate check after the CA rotation phase: ${errorMessage(err)}`),
-      );
-    }
+    // rotation.json changes as hosts finish: the tree follows it (and reloads at the end).
+    const result = await rollOutCertificates(
+      ctx,
+      cluster,
+      ssh,
+      `CA rotation of ${cluster.name}, phase ${plan.phase} of 3`,
+      (hooks) => runRotate(cluster, plan, { ...common, ...hooks }),
+    ).finally(() => void ctx.inventory.reload());
     const outcome = rotateOutcomeLines(result);
     for (const l of outcome) ctx.log.info(l);
     if (!result.ok) throw new Error(outcome.join(' '));
