@@ -28,6 +28,7 @@ import { generateCertificateSet, ROTATION_STATE_FILE } from '../../src/core/pki/
 import type { Cluster } from '../../src/core/inventory/types';
 import type { Finding, MemberSummary, RuleId } from '../../src/shared/metricsTypes';
 import { runCommand } from '../../scripts/harness/processes';
+import { runCli } from '../fixtures/cli';
 import { cluster, host } from '../fixtures/inventory';
 
 const root = join(__dirname, '..', '..');
@@ -463,5 +464,71 @@ describe('hostile names and paths, files and the certificate', () => {
       planMonitoringExport(cluster(none, members()), { dir: none }),
       /no CA .* to issue the monitoring client certificate/,
     );
+  });
+});
+
+describe('k3s-etcd monitoring export', () => {
+  let ws = '';
+  after(() => rm(ws, { recursive: true, force: true }));
+  const INVENTORY = [
+    'version: 1',
+    'clusters:',
+    '  - name: edge-t',
+    '    etcd: { version: v3.4.23 }',
+    '    pki: { dir: pki }',
+    '    hosts:',
+    '      - { name: m-1, address: 10.0.0.1, roles: [etcd] }',
+    '      - { name: m-2, address: 10.0.0.2, roles: [etcd] }',
+    '      - { name: m-3, address: 10.0.0.3, roles: [etcd] }',
+    '',
+  ].join('\n');
+
+  it('dry run, a wrong format, then every file in monitoring/<cluster> beside the inventory', async () => {
+    ws = await mkdtemp(join(tmpdir(), 'k3s-etcd-monitoring-cli-'));
+    await writeFile(join(ws, 'k3s-etcd.yaml'), INVENTORY);
+    const help = await runCli(['monitoring', 'export', '--help'], { cwd: ws });
+    assert.equal(help.code, 0);
+    assert.match(
+      help.out,
+      /Usage: k3s-etcd monitoring export \[--format prometheus\|kube-prometheus-stack\|rules\|grafana\] \[--out DIR\]/,
+    );
+    assert.match(
+      (await runCli(['--help'], { cwd: ws })).out,
+      /monitoring export +Write Prometheus/,
+    );
+
+    const wrong = await runCli(['monitoring', 'export', '--format', 'grafna'], { cwd: ws });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.err, /--format grafna is not a format \(did you mean grafana\?\)/);
+
+    const noCa = await runCli(['monitoring', 'export'], { cwd: ws });
+    assert.equal(noCa.code, 1);
+    assert.match(noCa.err, /no CA .*`k3s-etcd certs generate`/);
+
+    assert.equal((await runCli(['certs', 'generate'], { cwd: ws })).code, 0);
+    const dry = await runCli(['monitoring', 'export', '--dry-run'], { cwd: ws });
+    assert.equal(dry.code, 0, dry.err);
+    assert.match(dry.out, /3 members scraped on the client port 2379 with mutual TLS/);
+    assert.match(dry.out, /client\/monitoring\.pem \(CN monitoring, ClientAuth\) will be issued/);
+    assert.match(dry.out, /Dry run: nothing was written\./);
+    await assert.rejects(stat(join(ws, 'monitoring')));
+    await assert.rejects(stat(join(ws, 'pki/client/monitoring.pem')));
+
+    const done = await runCli(['monitoring', 'export', '--json'], { cwd: ws });
+    assert.equal(done.code, 0, done.err);
+    const j = JSON.parse(done.out) as {
+      dir: string;
+      written: string[];
+      certificate: { action: string };
+    };
+    assert.equal(j.dir, join(ws, 'monitoring', 'edge-t'));
+    assert.equal(j.certificate.action, 'create');
+    assert.equal(j.written.length, 2 + 5);
+    const only = await runCli(['monitoring', 'export', '--format', 'rules', '--out', 'elsewhere'], {
+      cwd: ws,
+    });
+    assert.equal(only.code, 0, only.err);
+    assert.match(only.out, /kept\./);
+    assert.deepEqual(await readdir(join(ws, 'elsewhere')), ['rules.yml']);
   });
 });

@@ -52,6 +52,7 @@ import { showKeyCommand } from './keyspace';
 import { maintainCommand, scheduleMaintenanceCommand } from './maintain';
 import { addMemberCommand, removeMemberCommand, replaceMemberCommand } from './member';
 import { migrateSqliteCommand, moveBackToSqliteCommand } from './migrate';
+import { exportMonitoringCommand } from './monitoring';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
 import { upgradeEtcdCommand } from './upgrade';
@@ -107,6 +108,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
     clusterRecover: recoverClusterCommand(ctx, planDocs),
+    monitoringExport: exportMonitoringCommand(ctx, planDocs),
     keyspaceShowKey: showKeyCommand(ctx, planDocs),
     backupInstall: setUpBackupsCommand(ctx),
     backupRemove: removeBackupsCommand(ctx),
