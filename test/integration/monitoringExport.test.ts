@@ -6,8 +6,9 @@
  * expression is accepted by the server's query API; `promtool test rules` with series taken
  * from scrapes of the real members (with the exported monitoring certificate) fires the disk,
  * leader, quota and member-down alerts where the Metrics tab's judge, fed the same points,
- * breaks the same rules with the same words; a stopped member's target goes down and its alert
- * is pending.
+ * breaks the same rules with the same words; the kube-prometheus-stack values' relabelings,
+ * applied by Prometheus to the members' addresses, label every target; a stopped member's target
+ * goes down and its alert is pending.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -220,6 +221,66 @@ describe('monitoring export with Prometheus and a real etcd', () => {
     const r = await runCommand('promtool', ['test', 'rules', file], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /SUCCESS/);
+  });
+
+  it("kube-prometheus-stack's relabelings give each target its cluster and member labels", async () => {
+    // The operator turns a ServiceMonitor's relabelings into relabel_configs one to one; here
+    // they are applied by Prometheus itself to the Endpoints' addresses (IP:port, no labels).
+    const values = parse(
+      await readFile(join(out, 'kube-prometheus-stack-values.yaml'), 'utf8'),
+    ) as {
+      kubeEtcd: {
+        endpoints: string[];
+        service: { port: number };
+        serviceMonitor: { scheme: string; relabelings: Array<Record<string, unknown>> };
+      };
+    };
+    const k = values.kubeEtcd;
+    assert.deepEqual(
+      k.endpoints,
+      etcd.members.map((m) => m.address),
+    );
+    const snake = (o: Record<string, unknown>) =>
+      Object.fromEntries(
+        Object.entries(o).map(([key, v]) => [
+          key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+          v,
+        ]),
+      );
+    const tls = monitoringTls(cluster);
+    const file = join(out, 'kube-stack-emulated.yml');
+    await writeFile(
+      file,
+      stringify({
+        global: { scrape_interval: '15s' },
+        scrape_configs: [
+          {
+            job_name: 'kube-etcd',
+            scheme: k.serviceMonitor.scheme,
+            tls_config: { ca_file: tls.caFile, cert_file: tls.certFile, key_file: tls.keyFile },
+            static_configs: [{ targets: k.endpoints.map((a) => `${a}:${k.service.port}`) }],
+            relabel_configs: k.serviceMonitor.relabelings.map(snake),
+          },
+        ],
+      }),
+    );
+    const second = await startPrometheus(file);
+    try {
+      await waitUntil(
+        async () => {
+          const t = await second.targets();
+          return t.length === 3 && t.every((x) => x.health === 'up');
+        },
+        60_000,
+        'every relabelled target up',
+      );
+      assert.deepEqual(
+        (await second.targets()).map((t) => [t.labels['cluster'], t.labels['member']]).sort(),
+        etcd.members.map((m) => ['edge-t', m.name]),
+      );
+    } finally {
+      await second.stop();
+    }
   });
 
   it("a stopped member's target goes down and its alert is pending", async () => {
