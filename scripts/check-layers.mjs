@@ -11,7 +11,7 @@
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/ recover/ backup/ moveBack/ embeddedMove/
-//                              keyspace/ renew/ rotate/
+//                              keyspace/ renew/ rotate/ monitoring/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built
 //                              from, may import those and nothing else above the primitives)
@@ -57,6 +57,7 @@ const OPERATIONS = [
   'embeddedMove',
   'renew',
   'rotate',
+  'monitoring',
 ];
 const VIEWS = ['tree'];
 /**
@@ -72,7 +73,8 @@ const VIEWS = ['tree'];
  * member certificates out (provision's member certificate plan) and the K3s datastore client
  * files (k3s); rotate (a CA rotation) re-issues leaves with renew's code and rolls the CA
  * files out the same way (provision, k3s): a composed operation may be built from another
- * composed one (never both ways). A composed operation is imported by
+ * composed one (never both ways); monitoring renders the Metrics tab's rule table (metrics) as
+ * Prometheus alert rules and a dashboard. A composed operation is imported by
  * nothing in the core but views, and never by the operations it is built from.
  */
 const COMPOSED = {
@@ -84,6 +86,7 @@ const COMPOSED = {
   embeddedMove: ['k3s', 'restore', 'snapshot', 'migrate'],
   renew: ['provision', 'k3s'],
   rotate: ['renew', 'provision', 'k3s'],
+  monitoring: ['metrics'],
 };
 
 function files(dir) {

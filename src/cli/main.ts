@@ -30,6 +30,7 @@ import { KEYSPACE_COMMANDS } from './keyspace';
 import { MEMBER_COMMANDS } from './member';
 import { METRICS_COMMANDS } from './metrics';
 import { MIGRATE_COMMANDS } from './migrate';
+import { MONITORING_COMMANDS } from './monitoring';
 import { PERF_COMMANDS } from './perf';
 import { PROVISION_COMMANDS } from './provision';
 import { RECOVER_COMMANDS } from './recover';
@@ -48,6 +49,7 @@ const SUBCOMMANDS: Subcommand[] = [
   ...HEALTH_COMMANDS,
   ...PERF_COMMANDS,
   ...METRICS_COMMANDS,
+  ...MONITORING_COMMANDS,
   ...MAINTAIN_COMMANDS,
   ...KEYSPACE_COMMANDS,
   ...CERTS_COMMANDS,

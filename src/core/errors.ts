@@ -19,6 +19,7 @@ export type ErrorCode =
   | RestoreErrorCode
   | UpgradeErrorCode
   | RecoverErrorCode
+  | 'monitoring-refused'
   | K3sErrorCode;
 
 /** Refusals and failures around K3s servers. */

@@ -39,6 +39,7 @@ export const COMMANDS = {
   snapshotList: 'k3sEtcd.snapshot.list',
   snapshotRestore: 'k3sEtcd.snapshot.restore',
   clusterRecover: 'k3sEtcd.cluster.recover',
+  monitoringExport: 'k3sEtcd.monitoring.export',
   keyspaceShowKey: 'k3sEtcd.keyspace.showKey',
   backupInstall: 'k3sEtcd.backup.install',
   backupRemove: 'k3sEtcd.backup.remove',

@@ -60,6 +60,7 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
   restore: { cli: ['snapshot restore-commands', 'snapshot restore'], editor: ['snapshotRestore'] },
   keyspace: { cli: ['keyspace'], editor: ['keyspaceShowKey'] },
   recover: { cli: ['recover'], editor: ['clusterRecover'] },
+  monitoring: { cli: ['monitoring export'], editor: ['monitoringExport'] },
   backup: {
     cli: [
       'backup install',

@@ -339,6 +339,7 @@ describe('tree model', () => {
         'k3sEtcd.keyspace.showKey': ['cluster'],
         'k3sEtcd.snapshot.restore': ['cluster'],
         'k3sEtcd.cluster.recover': ['cluster'],
+        'k3sEtcd.monitoring.export': ['cluster'],
         'k3sEtcd.etcdctl.openTerminal': ['cluster'],
         'k3sEtcd.etcdctl.copyEnv': ['cluster'],
         'k3sEtcd.backup.install': ['cluster'],

@@ -13,6 +13,9 @@
  * `for:` (sustain.ts). Short of that the figure is `unjudged`, with a note saying why, and never
  * marks the member. Counted events (leader changes, failed proposals) and sizes (the database
  * against its quota) need neither: each change happened, and a size does not spike.
+ *
+ * The thresholds, the policy and the words live in rules.ts, the one table the exported
+ * Prometheus alert rules (monitoring/) are generated from too.
  */
 import { humanBytes } from '../../shared/etcdTypes';
 import {
@@ -22,52 +25,17 @@ import {
   type MemberSummary,
   type RuleId,
 } from '../../shared/metricsTypes';
+import { DEFAULT_POLICY, duration, GUIDANCE, WORDS, type JudgePolicy } from './rules';
 import { breachRuns, NO_RUN, type BreachRun } from './sustain';
 import { summarize, type MemberPoint } from './window';
 
-/** How much evidence a rule needs before it marks a member. */
-export interface JudgePolicy {
-  /** Observations (fsyncs, commits, round trips, gRPC requests) behind a judged figure. */
-  minObservations: number;
-  /** How long a breach must have lasted over consecutive scrapes (an alert's `for:`). */
-  sustainMs: number;
-  /** And over how many consecutive evaluations (scrape intervals, or scrapes for a gauge). */
-  minEvaluations: number;
-}
-
-/** The editor's: scrapes every few seconds over a rolling window. */
-export const DEFAULT_POLICY: JudgePolicy = {
-  minObservations: 100,
-  sustainMs: 60_000,
-  minEvaluations: 3,
-};
+export { DEFAULT_POLICY, GUIDANCE, type JudgePolicy };
 
 /** The current breach run of each rule judged over time (see sustain.ts). */
 export type BreachRuns = Partial<Record<RuleId, BreachRun>>;
 
-export const GUIDANCE = {
-  walFsyncP99Ms: 10,
-  backendCommitP99Ms: 25,
-  leaderChangesWarn: 1,
-  leaderChangesBad: 3,
-  proposalsPendingWarn: 100,
-  quotaWarn: 0.6,
-  quotaBad: 0.8,
-  fragmentedMinBytes: 64 * 1024 * 1024,
-  fragmentedInUse: 0.5,
-  peerRttWarnMs: 50,
-  peerRttBadMs: 100,
-  grpcErrorsWarn: 0.01,
-  grpcErrorsBad: 0.05,
-} as const;
-
 const fmtMs = (v: number) => (v >= 10 ? `${Math.round(v)} ms` : `${v.toFixed(1)} ms`);
 const pct = (v: number) => `${Math.round(v * 100)}%`;
-
-function duration(ms: number): string {
-  const m = Math.max(0, ms / 60_000);
-  return m >= 1 ? `${Math.round(m)} min` : `${Math.round(m * 60)} s`;
-}
 
 function minutes(s: MemberSummary): string {
   return duration(s.to - s.from);
@@ -157,7 +125,7 @@ export function judgeMember(
       { bad: limit },
       {
         ok: (figure) => `${figure} (under ${limit} ms)${basis}`,
-        breach: () => `disk too slow for etcd: ${what} p99 ${fmtMs(p99 ?? 0)} > ${limit} ms`,
+        breach: () => WORDS.disk(what, fmtMs(p99 ?? 0), limit),
       },
     );
   disk('wal-fsync', 'WAL fsync', s.walFsyncP99Ms, s.walFsyncs, 'fsyncs', GUIDANCE.walFsyncP99Ms);
@@ -170,8 +138,7 @@ export function judgeMember(
     GUIDANCE.backendCommitP99Ms,
   );
   if (s.hasLeader !== undefined) {
-    const none =
-      'no leader: this member cannot serve writes or linearizable reads (quorum lost or an election running)';
+    const none = WORDS.noLeader;
     if (s.hasLeader)
       out.push({
         rule: 'has-leader',
@@ -193,7 +160,7 @@ export function judgeMember(
       message:
         level === 'ok'
           ? `no leader change in the last ${minutes(s)}`
-          : `leader changed ${n} time${n === 1 ? '' : 's'} in the last ${minutes(s)}: ${level === 'bad' ? 'unstable leadership, ' : ''}check the network between members and their disks`,
+          : WORDS.leaderChanges(`${n} time${n === 1 ? '' : 's'}`, minutes(s), level === 'bad'),
     });
   }
   if (s.proposalsFailed > 0) {
@@ -201,11 +168,14 @@ export function judgeMember(
       rule: 'proposals-failed',
       level: 'warn',
       value: s.proposalsFailed,
-      message: `${s.proposalsFailed} proposal${s.proposalsFailed === 1 ? '' : 's'} failed in the last ${minutes(s)} (usually during a leader election)`,
+      message: WORDS.proposalsFailed(
+        `${s.proposalsFailed} proposal${s.proposalsFailed === 1 ? '' : 's'}`,
+        minutes(s),
+      ),
     });
   }
   if (s.proposalsPending !== undefined && s.proposalsPending > GUIDANCE.proposalsPendingWarn) {
-    const message = `${s.proposalsPending} proposals pending: etcd is not keeping up with writes`;
+    const message = WORDS.proposalsPending(String(s.proposalsPending));
     if (sustained('proposals-pending'))
       out.push({
         rule: 'proposals-pending',
@@ -238,7 +208,9 @@ export function judgeMember(
       message:
         level === 'ok'
           ? `database ${humanBytes(s.dbTotalBytes)} of its ${humanBytes(s.quotaBytes)} quota (${pct(used)})${growth}`
-          : `database near its quota: ${humanBytes(s.dbTotalBytes)} of ${humanBytes(s.quotaBytes)} (${pct(used)})${growth}: compact and defragment, or raise --quota-backend-bytes`,
+          : WORDS.dbQuota(
+              `${humanBytes(s.dbTotalBytes)} of ${humanBytes(s.quotaBytes)} (${pct(used)})${growth}`,
+            ),
     });
   }
   if (
@@ -251,7 +223,7 @@ export function judgeMember(
       rule: 'db-fragmented',
       level: 'warn',
       value: s.dbInUseBytes / s.dbTotalBytes,
-      message: `only ${pct(s.dbInUseBytes / s.dbTotalBytes)} of the ${humanBytes(s.dbTotalBytes)} database file is in use: defragment to give the space back`,
+      message: WORDS.dbFragmented(pct(s.dbInUseBytes / s.dbTotalBytes), humanBytes(s.dbTotalBytes)),
     });
   }
   latency(
@@ -264,7 +236,10 @@ export function judgeMember(
     {
       ok: (figure) => figure,
       breach: (level) =>
-        `network between members slow: peer round trip p99 ${fmtMs(s.peerRttP99Ms ?? 0)} > ${level === 'bad' ? GUIDANCE.peerRttBadMs : GUIDANCE.peerRttWarnMs} ms (the heartbeat interval is 100 ms by default)`,
+        WORDS.peerRtt(
+          fmtMs(s.peerRttP99Ms ?? 0),
+          level === 'bad' ? GUIDANCE.peerRttBadMs : GUIDANCE.peerRttWarnMs,
+        ),
     },
   );
   if (s.grpcRequests > 0) {
@@ -293,7 +268,7 @@ export function judgeMember(
         level: ratio > GUIDANCE.grpcErrorsBad ? 'bad' : 'warn',
         value: ratio,
         limit: GUIDANCE.grpcErrorsWarn,
-        message: `${pct(ratio)} of gRPC requests failed (${s.grpcErrors} of ${s.grpcRequests}) in the last ${minutes(s)}`,
+        message: WORDS.grpcErrors(pct(ratio), `${s.grpcErrors} of ${s.grpcRequests}`, minutes(s)),
       });
   }
   return out;

@@ -8,37 +8,11 @@
 import { counterDelta, histogramDelta, quantile, readHistogram, type Histogram } from './histogram';
 import { labelOf, scalar, sumWhere, type MetricsPage } from '../etcd/prometheus';
 import type { MemberSummary, SeriesPoint } from '../../shared/metricsTypes';
+import { GRPC_FAILURE_CODES, METRIC } from './rules';
 
-/** The gRPC codes etcd's own alerting counts as failures (etcd-mixin). */
-const GRPC_FAILURE_CODES = new Set([
-  'Unknown',
-  'FailedPrecondition',
-  'ResourceExhausted',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'DeadlineExceeded',
-]);
+const FAILURE_CODES = new Set(GRPC_FAILURE_CODES);
 
-export const METRIC = {
-  walFsync: 'etcd_disk_wal_fsync_duration_seconds',
-  backendCommit: 'etcd_disk_backend_commit_duration_seconds',
-  peerRtt: 'etcd_network_peer_round_trip_time_seconds',
-  hasLeader: 'etcd_server_has_leader',
-  isLeader: 'etcd_server_is_leader',
-  leaderChanges: 'etcd_server_leader_changes_seen_total',
-  proposalsCommitted: 'etcd_server_proposals_committed_total',
-  proposalsApplied: 'etcd_server_proposals_applied_total',
-  proposalsPending: 'etcd_server_proposals_pending',
-  proposalsFailed: 'etcd_server_proposals_failed_total',
-  dbTotal: 'etcd_mvcc_db_total_size_in_bytes',
-  dbInUse: 'etcd_mvcc_db_total_size_in_use_in_bytes',
-  quota: 'etcd_server_quota_backend_bytes',
-  grpcStarted: 'grpc_server_started_total',
-  grpcHandled: 'grpc_server_handled_total',
-  keys: 'etcd_debugging_mvcc_keys_total',
-  version: 'etcd_server_version',
-} as const;
+export { METRIC };
 
 type CounterKey =
   | 'leaderChanges'
@@ -92,7 +66,7 @@ export function pointFrom(page: MetricsPage, at: number): MemberPoint {
   set('grpcRequests', scalar(page, METRIC.grpcStarted));
   set(
     'grpcErrors',
-    sumWhere(page, METRIC.grpcHandled, (l) => GRPC_FAILURE_CODES.has(l['grpc_code'] ?? '')),
+    sumWhere(page, METRIC.grpcHandled, (l) => FAILURE_CODES.has(l['grpc_code'] ?? '')),
   );
   set('keys', scalar(page, METRIC.keys));
   set('version', labelOf(page, METRIC.version, 'server_version'));

@@ -5,6 +5,7 @@
  *   <member>/peer.pem, peer-key.pem        ServerAuth + ClientAuth, same SANs
  *   client/k3s.pem, client/k3s-key.pem     ClientAuth, CN k3s (K3s's datastore connection)
  *   client/admin.pem, client/admin-key.pem ClientAuth, CN admin (operator and this extension)
+ *   client/monitoring.pem, ...-key.pem     ClientAuth, CN monitoring (issued by `monitoring export`)
  *   index.json                             manifest: every file, subject, SANs, expiry, SHA-256
  * Generation plans first (create / keep / replace, with the reason), asks before replacing
  * anything, then writes everything at once.
@@ -183,8 +184,25 @@ export function desiredLeaves(
   return specs;
 }
 
+/**
+ * The monitoring client (`k3s-etcd monitoring export`): ClientAuth only, CN monitoring, for a
+ * Prometheus that reads /metrics. Issued on demand by the export, not by `certs generate`.
+ */
+export const MONITORING_CLIENT: LeafSpec = {
+  file: {
+    path: `${CLIENT_DIR}/monitoring.pem`,
+    keyPath: `${CLIENT_DIR}/monitoring-key.pem`,
+    kind: 'client',
+    name: 'monitoring client',
+  },
+  cn: 'monitoring',
+  sans: [],
+  usages: ['clientAuth'],
+};
+
+/** Every file the index records when it is there (the monitoring client only once issued). */
 export function knownFiles(cluster: Cluster): KnownFile[] {
-  return [CA_KNOWN, ...desiredLeaves(cluster).map((s) => s.file)];
+  return [CA_KNOWN, ...desiredLeaves(cluster).map((s) => s.file), MONITORING_CLIENT.file];
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -331,6 +349,43 @@ export async function planCertificateSet(
     caAction: ca ? 'reuse' : 'create',
     leaves,
     warnings: validityWarnings(cluster),
+  };
+}
+
+/**
+ * What issuing the monitoring client would do: keep a valid one (under the CA, key matching,
+ * not expiring), create it when missing, replace it otherwise (asked first, like the set).
+ */
+export async function planMonitoringClient(
+  cluster: Cluster,
+  opts: PkiOptions = {},
+): Promise<SetPlan> {
+  const now = opts.now ?? new Date();
+  const dir = cluster.pki.dir;
+  const ca = await existingCa(dir);
+  if (!ca)
+    throw new PkiError(
+      'ca-incomplete',
+      `cluster ${cluster.name} has no CA in ${dir} to issue the monitoring client certificate: generate the certificate set (\`k3s-etcd certs generate\`) or import the CA first`,
+    );
+  assertUsableCa(ca.cert, join(dir, CA_FILES.cert), now);
+  const spec = MONITORING_CLIENT;
+  const present =
+    (await exists(join(dir, spec.file.path))) || (await exists(join(dir, spec.file.keyPath)));
+  const reason = present ? await staleReason(dir, spec, ca.cert, now) : undefined;
+  return {
+    cluster: cluster.name,
+    dir,
+    algorithm: effectiveAlgorithm(cluster, opts.defaultAlgorithm),
+    caAction: 'reuse',
+    leaves: [
+      !present
+        ? { spec, action: 'create' }
+        : reason
+          ? { spec, action: 'replace', reason }
+          : { spec, action: 'keep' },
+    ],
+    warnings: [],
   };
 }
 

@@ -53,6 +53,7 @@ import { showKeyCommand } from './keyspace';
 import { maintainCommand, scheduleMaintenanceCommand } from './maintain';
 import { addMemberCommand, removeMemberCommand, replaceMemberCommand } from './member';
 import { migrateSqliteCommand, moveBackToSqliteCommand } from './migrate';
+import { exportMonitoringCommand } from './monitoring';
 import { copyHostAddress, openDocs, refreshTree, showLog } from './misc';
 import { previewPlanCommand, provisionEtcdCommand } from './provision';
 import { upgradeEtcdCommand } from './upgrade';
@@ -109,6 +110,7 @@ export function registerCommands(ctx: ExtensionCtx): void {
     snapshotList: showSnapshotsCommand(ctx, planDocs),
     snapshotRestore: restoreSnapshotCommand(ctx, planDocs),
     clusterRecover: recoverClusterCommand(ctx, planDocs),
+    monitoringExport: exportMonitoringCommand(ctx, planDocs),
     keyspaceShowKey: showKeyCommand(ctx, planDocs),
     backupInstall: setUpBackupsCommand(ctx),
     backupRemove: removeBackupsCommand(ctx),
