@@ -13,9 +13,11 @@
  *  - phase 3: every host trusts only the new CA; the old CA is kept in ca-old-<time>/;
  *  - no failed write in any phase, every retry a leader change or an endpoint restarting (never
  *    a certificate refused); a client with an old-CA certificate is refused by every member;
- *    `certs check` exits 0; the K3s stand-in restarted on its new files and reached etcd.
+ *    `certs check` exits 0; the K3s stand-in restarted on its new files and reached etcd; the
+ *    monitoring client exported before the rotation was re-issued in phase 2 and still scrapes.
  */
 import assert from 'node:assert/strict';
+import { metricsTargets, scrapeMetrics } from '../../src/core/etcd/scrape';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -128,6 +130,9 @@ describe('certs rotate-ca on real systemd hosts', () => {
     );
     cluster = await loadCluster(file);
     await generateCertificateSet(cluster);
+    // Monitoring exported before the rotation: its client certificate is under the old CA.
+    const mon = await runCli(['monitoring', 'export', '--format', 'prometheus'], { cwd: dir });
+    assert.equal(mon.code, 0, `${mon.out}\n${mon.err}`);
     oldCaPem = await readFile(join(cluster.pki.dir, 'ca.pem'), 'utf8');
     oldCaKeyPem = await readFile(join(cluster.pki.dir, 'ca-key.pem'), 'utf8');
     ssh = labSsh(dir);
@@ -287,6 +292,22 @@ describe('certs rotate-ca on real systemd hosts', () => {
     );
     for (const h of hosts) assert.equal(shaOf(await hostText(h, `${PKI}/ca.pem`)), shaOf(ca));
     assert.equal(shaOf(await hostText(hosts[2]!, K3S_CA)), shaOf(ca));
+
+    // The monitoring client was re-issued in phase 2: Prometheus's files still scrape every
+    // member (with the new CA file), now that only the new CA is trusted.
+    const monitoring = {
+      caFile: join(cluster.pki.dir, 'ca.pem'),
+      certFile: join(cluster.pki.dir, 'client', 'monitoring.pem'),
+      keyFile: join(cluster.pki.dir, 'client', 'monitoring-key.pem'),
+    };
+    assert.ok(
+      parseCertificate(await readFile(monitoring.certFile, 'utf8')).checkIssued(rot.newCa),
+      'the monitoring client is under the new CA',
+    );
+    for (const t of metricsTargets(cluster)) {
+      const page = await scrapeMetrics(t.url, { tls: monitoring });
+      assert.match(page.text, /^etcd_server_has_leader 1$/m, t.member);
+    }
 
     // A client with a certificate under the old CA (still valid) is refused by every member.
     const oldKey = await loadPrivateKey(oldCaKeyPem, 'old ca');

@@ -26,6 +26,7 @@ import {
   effectiveAlgorithm,
   knownFiles,
   leafValidity,
+  MONITORING_CLIENT,
   type PkiOptions,
 } from '../pki/set';
 import type { HostRun, RunHooks } from '../plan/runner';
@@ -107,6 +108,9 @@ export interface RotateResult {
   ok: boolean;
 }
 
+/** Leaves no host holds: this tool's own client and the monitoring client (Prometheus holds it). */
+const WORKSPACE_ONLY = new Set(['client/admin.pem', MONITORING_CLIENT.file.path]);
+
 const facts = (c: X509Certificate): CaFacts => ({
   sha256: c.fingerprint256,
   subject: c.subject.replace(/\n/g, ', '),
@@ -186,6 +190,10 @@ export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise
           (toGo.length > 0 && s.file.path === 'client/k3s.pem')
         : s.file.member !== undefined && names.has(s.file.member),
     );
+    // The monitoring client, once exported: no host holds it, but Prometheus presents it, and
+    // after phase 3 the members refuse a certificate of the old CA.
+    if ((await text(join(dir, MONITORING_CLIENT.file.path))) !== undefined)
+      wanted.push(MONITORING_CLIENT);
     const specs = [];
     // A leaf already under the new CA (written by a run that stopped) is rolled out as it is.
     for (const s of wanted) if (!under(await text(join(dir, s.file.path)), newCa)) specs.push(s);
@@ -333,7 +341,7 @@ export async function runRotate(
       const deployed = new Set(
         plan.leaves
           .filter((l) =>
-            l.path === 'client/admin.pem'
+            WORKSPACE_ONLY.has(l.path)
               ? true
               : l.kind === 'client'
                 ? k3sRuns.some(ok)

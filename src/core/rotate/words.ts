@@ -44,6 +44,10 @@ export function rotatePlanLines(plan: RotatePlan): string[] {
     lines.push(
       "  the workspace gets client/admin.pem re-issued under the new CA (this tool's own client; no host holds it)",
     );
+  if (plan.phase === 2 && plan.leaves.some((l) => l.path === 'client/monitoring.pem'))
+    lines.push(
+      '  the workspace gets client/monitoring.pem re-issued under the new CA: give Prometheus the new files (and ca.pem, the bundle) before phase 3 (`k3s-etcd monitoring export` writes the kubectl line again)',
+    );
   const order = rollingPlanLines(plan.rolling);
   if (order.length > 0) lines.push(...order, `why restart: ${RESTART_WHY}.`);
   if (plan.k3sRuns.length > 0)
