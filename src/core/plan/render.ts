@@ -35,6 +35,12 @@ function checkStep(step: Step): void {
   for (const id of ids) if (!WORD.test(id)) throw bad('the step id', id);
   if ((step.kind === 'guard' || step.kind === 'wait') && hasControl(step.message))
     throw bad('the message', step.message);
+  if (step.kind === 'wait' && step.crashLoop) {
+    if (!WORD.test(step.crashLoop.unit)) throw bad('the unit', step.crashLoop.unit);
+    if (!Number.isInteger(step.crashLoop.times) || step.crashLoop.times < 1)
+      throw bad('the number of exits', String(step.crashLoop.times));
+    if (hasControl(step.crashLoop.message)) throw bad('the message', step.crashLoop.message);
+  }
   if (step.kind === 'file') {
     if (!/^[0-9a-f]{64}$/.test(step.sha256)) throw bad('the SHA-256', step.sha256);
     if ('payload' in step.source && !WORD.test(step.source.payload))
@@ -163,7 +169,9 @@ function renderStep(step: Step, n: number): string {
         `  mark ${step.id}; result changed\nfi\n`
       );
     }
-    case 'wait':
+    case 'wait': {
+      const crash = step.crashLoop;
+      const timeout = step.onTimeout.replace(/^/gm, '      ');
       // A dry run never waits. After a step that would change, the check is about the changed
       // host: not run, never reported as passing. With nothing to change it is asked once; a
       // check that does not pass is reported without stopping the dry run (the run would not
@@ -174,10 +182,18 @@ function renderStep(step: Step, n: number): string {
         `  if [ "$CHANGED" != " " ]; then result ${q(`not-run: ${AFTER_CHANGE}`)}\n` +
         `  elif ${step.check}; then result ok\n` +
         `  else result ${q(`failed: ${NOT_PASSING}`)}; fi\nelse\n` +
-        `  i=0\n  until ${step.check}; do\n` +
-        `    i=$((i + 1))\n    if [ "$i" -ge ${step.seconds} ]; then\n${step.onTimeout.replace(/^/gm, '      ')}\n      fail ${step.message}\n    fi\n    sleep 1\n  done\n` +
+        `  i=0\n${crash ? '  exits=0\n  was=\n' : ''}  until ${step.check}; do\n` +
+        `    i=$((i + 1))\n    if [ "$i" -ge ${step.seconds} ]; then\n${timeout}\n      fail ${step.message}\n    fi\n` +
+        (crash
+          ? `    now=$(systemctl show -p SubState --value ${q(crash.unit)} 2>/dev/null || true)\n` +
+            `    if [ "$now" = auto-restart ] && [ "$was" != auto-restart ]; then exits=$((exits + 1)); fi\n` +
+            `    was=$now\n` +
+            `    if [ "$exits" -ge ${crash.times} ]; then\n${timeout}\n      fail ${crash.message}\n    fi\n`
+          : '') +
+        `    sleep 1\n  done\n` +
         `  result ok\nfi\n`
       );
+    }
   }
 }
 

@@ -17,3 +17,10 @@ export const FREE_MB = `$(df -Pk "$p" | awk 'NR==2 {print int($4/1024)}')`;
 /** The last lines of a systemd unit's journal, never failing. */
 export const journalTail = (unit: string, lines = 20): string =>
   `journalctl -u ${unit} -n ${lines} --no-pager 2>/dev/null || true`;
+
+/**
+ * How many exits of etcd (its unit restarts it every 5 s) a wait for it to be active tolerates:
+ * one can be a port still held by the previous process; three in a row is a flag it rejects or
+ * data it cannot start on, which the rest of the timeout would not change.
+ */
+export const ETCD_EXITS = 3;

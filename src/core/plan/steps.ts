@@ -75,6 +75,12 @@ export interface WaitStep extends StepBase {
   seconds: number;
   onTimeout: string;
   message: string;
+  /**
+   * Stop waiting at once when a systemd unit that restarts on failure has exited `times` times
+   * since the wait began (seen as it entering `auto-restart`): a flag it rejects or data it
+   * cannot start on never gets better, and the whole timeout would only delay saying so.
+   */
+  crashLoop?: { unit: string; times: number; message: string };
 }
 
 export type Step = GuardStep | DirStep | FileStep | CommandStep | ServiceStep | WaitStep;

@@ -18,7 +18,7 @@ import {
   type Payload,
   type Step,
 } from '../plan/steps';
-import { FREE_MB, dq, journalTail, spaceCheck } from '../plan/snippets';
+import { ETCD_EXITS, FREE_MB, dq, journalTail, spaceCheck } from '../plan/snippets';
 import {
   BIN_DIR,
   ENV_FILE,
@@ -271,6 +271,11 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       onTimeout: journalTail('etcd'),
       message:
         '"etcd did not become active within 90 s: the last lines of journalctl -u etcd are above"',
+      crashLoop: {
+        unit: 'etcd',
+        times: ETCD_EXITS,
+        message: `"etcd exited ${ETCD_EXITS} times since it was started: the last lines of journalctl -u etcd are above"`,
+      },
     },
     {
       kind: 'wait',

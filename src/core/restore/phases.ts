@@ -21,7 +21,7 @@ import { restoreBumps, restoreCommands } from '../etcd/snapshotFile';
 import { initialClusterOf, peerUrl } from '../inventory/select';
 import type { Cluster, Host } from '../inventory/types';
 import type { HostTransport } from '../plan/runner';
-import { FREE_MB, dq, journalTail, spaceCheck } from '../plan/snippets';
+import { ETCD_EXITS, FREE_MB, dq, journalTail, spaceCheck } from '../plan/snippets';
 import { fileStep, systemdGuard, type HostPlan, type Step } from '../plan/steps';
 import { shellQuote as q } from '../ssh/quote';
 import {
@@ -232,6 +232,11 @@ function startSteps({ cluster, plan, m, env }: PhaseInput): Step[] {
       seconds: 90,
       onTimeout: journal,
       message: `"etcd did not become active within 90 s on the restored data (the last lines of journalctl -u etcd are above); the old data is kept at ${dq(m.keptAs)}"`,
+      crashLoop: {
+        unit: 'etcd',
+        times: ETCD_EXITS,
+        message: `"etcd exited ${ETCD_EXITS} times on the restored data (the last lines of journalctl -u etcd are above); the old data is kept at ${dq(m.keptAs)}"`,
+      },
     },
     {
       kind: 'command',
