@@ -4,34 +4,26 @@
  */
 import * as vscode from 'vscode';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { hostname, networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { checkFacts, factsCommand, parseFacts } from '../../core/etcd/memberHost';
 import { initialClusterOf } from '../../core/inventory/select';
 import { planMember } from '../../core/provision/provision';
-import { asRootIfPossible, isThisHost, terminalCommand } from '../../core/plan/local';
+import { asRootIfPossible, terminalCommand } from '../../core/plan/local';
 import { renderScript } from '../../core/plan/render';
 import type { ExtensionCtx } from '../ctx';
 import { clusterNamed } from '../pick';
+import { thisHostOf } from '../thisHost';
 import type { K3sEtcdTaskDefinition } from './definition';
 
-function localIdentity() {
-  const addresses = Object.values(networkInterfaces())
-    .flat()
-    .map((i) => i?.address)
-    .filter((a): a is string => Boolean(a));
-  return { hostname: hostname(), addresses };
-}
-
-/** The host this window is connected to with Remote-SSH, when it is `host` and we run there. */
-function runsOnHost(ctx: ExtensionCtx, host: Host): boolean {
-  return (
-    vscode.env.remoteName === 'ssh-remote' &&
-    ctx.vscodeContext.extension.extensionKind === vscode.ExtensionKind.Workspace &&
-    isThisHost(host, localIdentity())
-  );
+/**
+ * Whether this window's extension host runs on `host`, for any remote kind: decided from
+ * identities (core/thisHost), not from `vscode.env.remoteName`.
+ */
+async function runsOnHost(ctx: ExtensionCtx, cluster: Cluster, host: Host): Promise<boolean> {
+  return (await thisHostOf(ctx, cluster)).local === host.name;
 }
 
 /** Builds the script for this host and a terminal task running it with sudo (Remote-SSH). */
@@ -76,7 +68,7 @@ export async function hostTerminalTask(
   if (!def.host || def.operation !== 'provision-etcd') return undefined;
   const cluster = clusterNamed(ctx, def.cluster);
   const host = cluster.hosts.find((h) => h.name === def.host);
-  if (!host || !runsOnHost(ctx, host)) return undefined;
+  if (!host || !(await runsOnHost(ctx, cluster, host))) return undefined;
   const exec = await localShellExecution(ctx, cluster, host);
   return new vscode.Task(
     def,
