@@ -25,6 +25,7 @@ import {
   stillTrusted,
   type CachedIdentity,
 } from '../../src/core/thisHost/read';
+import { LocalTransport } from '../../src/core/thisHost/terminal';
 import { resolveTarget } from '../../src/core/ssh/target';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { cluster, host } from '../fixtures/inventory';
@@ -215,5 +216,90 @@ describe('this host: identities remembered under the SSH target and its host key
     const [reread] = await hostIdentities(c, [edge1], ssh, cache, me);
     assert.equal(reread?.identity, undefined);
     assert.match(reread?.unread ?? '', /ECONNREFUSED|refused/i);
+  });
+});
+
+describe("this host: root commands in the task's terminal, sudo asking there", () => {
+  let dir: string;
+  let fakeSudo: string;
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-thishost-sudo-');
+    // sudo's conversation as sudo has it: the prompt and the answer on the terminal, echo off.
+    fakeSudo = join(dir, 'sudo');
+    await writeFile(
+      fakeSudo,
+      [
+        '#!/bin/sh',
+        "printf '[sudo] password for tester: ' >/dev/tty",
+        'stty -echo </dev/tty; read -r pw </dev/tty; stty echo </dev/tty; echo >/dev/tty',
+        'if [ "$pw" != "s3cret pw" ]; then echo "Sorry, try again." >/dev/tty; exit 1; fi',
+        'exec "$@"',
+      ].join('\n'),
+      { mode: 0o700 },
+    );
+  });
+  after(() => removeTempDir(dir));
+
+  /** A terminal where a person types `answer` each time a password is asked. */
+  function terminal(answer: string) {
+    const shown: string[] = [];
+    let listener: ((d: string) => void) | undefined;
+    let asked = 0;
+    return {
+      shown,
+      asked: () => asked,
+      io: {
+        write: (t: string) => {
+          shown.push(t);
+          if (/password for tester: $/.test(t)) {
+            asked++;
+            setTimeout(() => listener?.(`${answer}\r`), 20);
+          }
+        },
+        onInput: (l: (d: string) => void) => {
+          listener = l;
+          return { dispose: () => (listener = undefined) };
+        },
+      },
+    };
+  }
+
+  it('asks once, keeps stdout, stderr and the exit code apart from the conversation', async () => {
+    const term = terminal('s3cret pw');
+    const t = new LocalTransport({ label: 'edge-1', io: term.io, sudo: [fakeSudo] });
+    try {
+      const lines: string[] = [];
+      const r = await t.exec('read -r x; echo "got $x"; echo warn >&2; exit 3', {
+        sudo: true,
+        stdin: 'the script\n',
+        onStdout: (c) => lines.push(c),
+      });
+      assert.deepEqual(r, { code: 3, stdout: 'got the script\n', stderr: 'warn\n' });
+      assert.deepEqual(lines, ['got the script\n']);
+      const second = await t.exec('printf "%s\\n" "$PWD" >/dev/null; echo ok', { sudo: true });
+      assert.equal(second.stdout, 'ok\n');
+      const plain = await t.exec('echo plain; exit 0');
+      assert.equal(plain.stdout, 'plain\n');
+      assert.equal(term.asked(), 1, 'one password for the whole task');
+      const text = term.shown.join('');
+      assert.match(text, /\[sudo\] password for tester: /);
+      assert.doesNotMatch(text, /s3cret|__K3S|got the script|cmd-/);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('a refused password fails with words that say what to check', async () => {
+    const term = terminal('wrong');
+    const t = new LocalTransport({ label: 'edge-1', io: term.io, sudo: [fakeSudo] });
+    try {
+      await assert.rejects(
+        t.exec('echo never', { sudo: true }),
+        /edge-1: sudo did not make this window's terminal root \(exit 1\): check the password/,
+      );
+      assert.match(term.shown.join(''), /Sorry, try again\./);
+    } finally {
+      t.close();
+    }
   });
 });
