@@ -26,6 +26,7 @@ import {
   type CachedIdentity,
 } from '../../src/core/thisHost/read';
 import { LocalTransport } from '../../src/core/thisHost/terminal';
+import { placementLines } from '../../src/core/thisHost/words';
 import { resolveTarget } from '../../src/core/ssh/target';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { cluster, host } from '../fixtures/inventory';
@@ -301,5 +302,32 @@ describe("this host: root commands in the task's terminal, sudo asking there", (
     } finally {
       t.close();
     }
+  });
+});
+
+describe('this host: the preview says which hosts run here and which over SSH', () => {
+  it('names the host of this window, the others, and every reason', () => {
+    const me = id(SHARED_EDGE['edge-1']);
+    const d = decideThisHost(me, reads(SHARED_EDGE));
+    const lines = placementLines(['edge-1', 'edge-2', 'edge-3'], d);
+    assert.match(
+      lines[0]!,
+      /^edge-1: here, in this window's terminal, as root through sudo \(sudo asks for your password there; it is not stored\)$/,
+    );
+    assert.match(lines[1]!, /^edge-2, edge-3: over SSH from edge-1 /);
+    assert.deepEqual(
+      lines.slice(2).map((l) => l.split(':')[0]),
+      ['  edge-1', '  edge-2', '  edge-3'],
+    );
+    // From elsewhere, and for hosts other than this window's: all over SSH.
+    assert.equal(
+      placementLines(['edge-2'], d)[0],
+      "edge-2: over SSH from edge-1 (the inventory's keys and known_hosts, else those in ~/.ssh of this user there)",
+    );
+    const away = decideThisHost(id(DEV_MACHINE), reads(SHARED_EDGE));
+    assert.equal(
+      placementLines(['edge-1', 'edge-2'], away)[0],
+      'edge-1, edge-2: over SSH from this machine',
+    );
   });
 });

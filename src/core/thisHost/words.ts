@@ -16,7 +16,9 @@ export function placementLines(hosts: readonly string[], d: ThisHostDecision): s
       : []),
     ...(others.length
       ? [
-          `${others.join(', ')}: over SSH from ${d.local ?? 'this machine'} (keys and known_hosts of this user's ~/.ssh)`,
+          d.local
+            ? `${others.join(', ')}: over SSH from ${d.local} (the inventory's keys and known_hosts, else those in ~/.ssh of this user there)`
+            : `${others.join(', ')}: over SSH from this machine`,
         ]
       : []),
     ...hosts.filter((h) => d.reasons[h]).map((h) => `  ${h}: ${d.reasons[h]}`),
