@@ -4,6 +4,7 @@
  * and the others over SSH from it. One root shell per task: the dry run and the real run share
  * it, so sudo asks once.
  */
+import * as vscode from 'vscode';
 import type { Cluster, Host } from '../../core/inventory/types';
 import type { HostTransport } from '../../core/plan/runner';
 import { LocalTransport, type HereHost, type TerminalIo } from '../../core/thisHost/terminal';
@@ -21,8 +22,46 @@ export interface TaskPlacement {
 }
 
 /**
+ * A terminal for a command that is not a task (the preview): it opens the first time something
+ * is written to it (sudo's prompt; nothing when sudo needs no password) and goes with `dispose`.
+ */
+function rootTerminal(host: string): TerminalIo & { dispose(): void } {
+  const write = new vscode.EventEmitter<string>();
+  const input = new vscode.EventEmitter<string>();
+  const pending: string[] = [];
+  let terminal: vscode.Terminal | undefined;
+  let open = false;
+  const pty: vscode.Pseudoterminal = {
+    onDidWrite: write.event,
+    open: () => {
+      open = true;
+      for (const t of pending.splice(0)) write.fire(t);
+    },
+    close: () => undefined,
+    handleInput: (data) => input.fire(data),
+  };
+  return {
+    write: (text) => {
+      if (!terminal) {
+        terminal = vscode.window.createTerminal({ name: `K3s etcd: ${host} (sudo)`, pty });
+        terminal.show();
+        pending.push(`K3s etcd reads ${host} as root: sudo asks here.\r\n`);
+      }
+      if (open) write.fire(text);
+      else pending.push(text);
+    },
+    onInput: (listener) => input.event(listener),
+    dispose: () => {
+      terminal?.dispose();
+      write.dispose();
+      input.dispose();
+    },
+  };
+}
+
+/**
  * Where `hosts` of `cluster` run. `io`: the task's terminal (sudo asks there); without one (a
- * preview) sudo may not ask, and the host's read says how to run the task instead.
+ * preview) a terminal of its own opens when sudo asks.
  */
 export async function placementOf(
   ctx: ExtensionCtx,
@@ -39,12 +78,8 @@ export async function placementOf(
   const local = decision.local;
   if (!local || !hosts.some((h) => h.name === local)) return { lines, close: () => undefined };
   let shared: LocalTransport | undefined;
-  const make = () =>
-    new LocalTransport({
-      label: local,
-      io: io ?? { write: () => undefined, onInput: () => ({ dispose: () => undefined }) },
-      ...(io ? {} : { sudo: ['sudo', '-n'], nonInteractive: true }),
-    });
+  const own = io ? undefined : rootTerminal(local);
+  const make = () => new LocalTransport({ label: local, io: io ?? (own as TerminalIo) });
   return {
     lines,
     here: {
@@ -62,6 +97,9 @@ export async function placementOf(
         };
       },
     },
-    close: () => shared?.close(),
+    close: () => {
+      shared?.close();
+      own?.dispose();
+    },
   };
 }
