@@ -34,8 +34,6 @@ export interface LocalTransportOptions {
   sudo?: string[];
   /** How long sudo may wait for the password, default 5 minutes. */
   passwordTimeoutMs?: number;
-  /** No terminal to ask in (a preview): a failing sudo says to run the task instead. */
-  nonInteractive?: boolean;
 }
 
 const READY = '__K3S_ETCD_ROOT_READY_';
@@ -216,9 +214,7 @@ export class LocalTransport implements HostTransport {
           fail(
             new K3sEtcdError(
               'provision-step-failed',
-              this.opts.nonInteractive
-                ? `${this.label}: sudo needs a password on this host, which a preview cannot ask for: run the task ("Provision etcd"), and sudo asks in its terminal.`
-                : `${this.label}: sudo did not make this window's terminal root (exit ${code ?? 'signal'}): check the password, or that your user may use sudo here.`,
+              `${this.label}: sudo did not make this window's terminal root (exit ${code ?? 'signal'}): check the password, or that your user may use sudo here.`,
             ),
           );
       });
