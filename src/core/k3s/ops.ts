@@ -234,9 +234,9 @@ export function rewriteKubeconfig(text: string, cluster: string, address: string
 export async function fetchKubeconfig(
   cluster: Cluster,
   host: Host,
-  opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal },
+  opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal; here?: HereHost },
 ): Promise<string> {
-  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
+  const t = await openerFor(cluster, host, opts.ssh, opts.here)(opts.signal);
   try {
     const r = await t.exec(`cat ${K3S_KUBECONFIG}`, {
       sudo: true,
