@@ -36,6 +36,10 @@
  * VS Code's settings (`<state>/user/User/settings.json`: workspace trust off, no start-up editor)
  * are written only when missing; the VSIX is installed again (--force) on every start.
  *
+ * `--remote edge-N` runs VS Code ON that host instead, as Remote-SSH would (scripts/lab/remote.ts):
+ * as its user `edge`, with a copy of the workspace in /home/edge/lab, on the host's address; the
+ * host's own provisioning steps then run in VS Code's terminal through sudo.
+ *
  * Where the lab cannot run (not Linux, not root, no systemd-nspawn) it says exactly why and how
  * to use the extension with real hosts instead, and exits 2 (scripts/lab/preflight.mjs).
  * Everything listens on 127.0.0.0/8 only. Run `npm run lab -- --help` for the flags.
