@@ -7,7 +7,7 @@
 //   src/shared                 the floor: the webview protocol and the data it shows
 //   src/core base              errors.ts, files/, format/
 //   src/core primitives        etcdRelease/ inventory/ pki/ ssh/ etcd/ k3sHost/ pkiHost/ plan/
-//                              rolling/
+//                              rolling/ thisHost/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
 //                              maintain/ recover/ backup/ moveBack/ embeddedMove/
@@ -38,6 +38,7 @@ const PRIMITIVES = [
   'pkiHost',
   'plan',
   'rolling',
+  'thisHost',
 ];
 const OPERATIONS = [
   'provision',

@@ -36,6 +36,10 @@
  * VS Code's settings (`<state>/user/User/settings.json`: workspace trust off, no start-up editor)
  * are written only when missing; the VSIX is installed again (--force) on every start.
  *
+ * `--remote edge-N` runs VS Code ON that host instead, as Remote-SSH would (scripts/lab/remote.ts):
+ * as its user `edge`, with a copy of the workspace in /home/edge/lab, on the host's address; the
+ * host's own provisioning steps then run in VS Code's terminal through sudo.
+ *
  * Where the lab cannot run (not Linux, not root, no systemd-nspawn) it says exactly why and how
  * to use the extension with real hosts instead, and exits 2 (scripts/lab/preflight.mjs).
  * Everything listens on 127.0.0.0/8 only. Run `npm run lab -- --help` for the flags.
@@ -91,6 +95,9 @@ Options:
   --state DIR         the lab's directory (default ${DEFAULT_STATE})
   --port N            VS Code's port on 127.0.0.1 (default ${DEFAULT_PORT})
   --addresses A,B,C   the hosts' loopback addresses (default ${DEFAULT_ADDRESSES.join(',')})
+  --remote HOST       run VS Code ON that edge host (e.g. edge-1), as Remote-SSH would: as its
+                      user edge, workspace /home/edge/lab, port N on the host's address; the
+                      host's own steps then run in VS Code's terminal through sudo
   -h, --help          this text
 
 A second \`npm run lab\` while the lab runs prints its URL.`;
@@ -104,6 +111,8 @@ interface LabOptions {
   stateDir: string;
   port: number;
   addresses: string[];
+  /** --remote: the edge host VS Code runs on. */
+  remote: string | undefined;
   help: boolean;
   /** Internal: run as the keeper with this config file. */
   keeper: string | undefined;
@@ -121,6 +130,7 @@ function parseOptions(argv: string[]): LabOptions {
         state: { type: 'string' },
         port: { type: 'string' },
         addresses: { type: 'string' },
+        remote: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         keeper: { type: 'string' },
       },
@@ -152,8 +162,16 @@ function parseOptions(argv: string[]): LabOptions {
   ) {
     throw new UsageError('--addresses: one to nine different addresses, comma-separated');
   }
+  if (v.remote !== undefined && !hostNames(addresses).some((h) => h.name === v.remote)) {
+    throw new UsageError(
+      `--remote ${v.remote}: one of the lab's hosts (${hostNames(addresses)
+        .map((h) => h.name)
+        .join(', ')})`,
+    );
+  }
   return {
     down: v.down === true,
+    remote: v.remote,
     noBrowser: v['no-browser'] === true,
     noBuild: v['no-build'] === true,
     stateDir: resolve(v.state ?? DEFAULT_STATE),
@@ -327,6 +345,14 @@ function printSummary(state: LabState, totalMs: number): void {
     '              Debian 12, systemd, sshd; users root (the lab key), edge (sudo asks for',
     '              edge-sudo-pw), edgenp (sudo without a password)',
     `  SSH         ssh -i ${state.key} -o UserKnownHostsFile=${state.knownHosts} root@${first}`,
+    ...(state.remote
+      ? [
+          `  Remote      VS Code runs ON ${state.remote.host}, as ${state.remote.user}, in ${state.remote.workspace}`,
+          `              (the lab key and known_hosts are also in ~${state.remote.user}/.ssh there). Provisioning`,
+          `              runs ${state.remote.host}'s steps in VS Code's terminal: sudo asks for edge-sudo-pw`,
+          '              there; the other hosts run over SSH from it.',
+        ]
+      : []),
     `  Logs        ${state.log}, ${state.vscodeLog}`,
     '',
     'What to try first:',
@@ -516,8 +542,10 @@ async function up(opts: LabOptions): Promise<number> {
   const extensionsDir = join(serverDataDir, 'extensions');
   await mkdir(extensionsDir, { recursive: true });
   await writeSettings(userDataDir);
-  say(`installing ${VSIX} into the lab's VS Code`);
-  installVsix(vscodeDir, vsix, serverDataDir, extensionsDir);
+  if (!opts.remote) {
+    say(`installing ${VSIX} into the lab's VS Code`);
+    installVsix(vscodeDir, vsix, serverDataDir, extensionsDir);
+  }
   const connectionTokenFile = join(opts.stateDir, CONNECTION_TOKEN_FILE);
   const token = ensureConnectionTokenFile(connectionTokenFile);
 
@@ -537,6 +565,7 @@ async function up(opts: LabOptions): Promise<number> {
     extensionsDir,
     log: join(opts.stateDir, 'lab.log'),
     vscodeLog: join(opts.stateDir, 'vscode.log'),
+    ...(opts.remote ? { remote: { host: opts.remote, vsix } } : {}),
   });
   printSummary(state, Date.now() - t0);
   maybeOpenBrowser(opts, state.url);

@@ -363,7 +363,17 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(opts: { headless?: boolean } = {}): Promise<Browser> {
+export async function launchBrowser(
+  opts: {
+    headless?: boolean;
+    /** More loopback addresses the page may reach (a VS Code server inside an edge host). */
+    loopback?: readonly string[];
+  } = {},
+): Promise<Browser> {
+  const extra = (opts.loopback ?? []).map((a) => {
+    if (!/^127(\.\d{1,3}){3}$/.test(a)) throw new Error(`launchBrowser: ${a} is not loopback`);
+    return `, EXCLUDE ${a}`;
+  });
   if (!existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} is missing: run scripts/install-system-deps.sh`);
   const profile = await makeTempDir('k3s-etcd-chromium-');
@@ -381,7 +391,7 @@ export async function launchBrowser(opts: { headless?: boolean } = {}): Promise<
         '--no-first-run',
         '--disable-quic',
         // Nothing but loopback resolves: a test page never reaches out (webviews' CDN, gallery…).
-        '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
+        `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost${extra.join('')}`,
       ],
       viewport: { width: 1400, height: 900 },
       timeout: 60_000,

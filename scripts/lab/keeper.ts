@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { writeKnownHosts } from '../harness/lab';
 import { hostKeyLine, startEdgeHosts, stopEdgeHosts, type EdgeHost } from '../harness/edgeHosts';
 import { httpStatus } from '../harness/net';
+import { REMOTE_USER, REMOTE_WORKSPACE, remoteBinds, startRemoteVsCode } from './remote';
 import { groupAlive, killGroup, trackGroup, untrackGroup } from '../harness/processes';
 import {
   hostCgroups,
@@ -53,6 +54,8 @@ export interface KeeperConfig {
   extensionsDir: string;
   log: string;
   vscodeLog: string;
+  /** `--remote`: VS Code runs on this host (with this VSIX), not here (scripts/lab/remote.ts). */
+  remote?: { host: string; vsix: string };
 }
 
 export type KeeperMessage =
@@ -175,8 +178,11 @@ export async function runKeeper(cfg: KeeperConfig): Promise<number> {
       type: 'progress',
       text: `booting ${cfg.hosts.length} edge hosts (Debian 12 with systemd and sshd in systemd-nspawn): ${cfg.hosts.map((h) => `${h.name} ${h.address}`).join(', ')}`,
     });
+    const binds = cfg.remote ? await remoteBinds(cfg.remote.vsix) : [];
     hosts = await startEdgeHosts({
-      hosts: cfg.hosts,
+      hosts: cfg.hosts.map((h) =>
+        h.name === cfg.remote?.host ? { ...h, bindReadOnly: binds } : h,
+      ),
       authorizedKeys: [cfg.publicKey],
       bootTimeoutMs: 120_000,
     });
@@ -203,6 +209,44 @@ export async function runKeeper(cfg: KeeperConfig): Promise<number> {
     await writeKnownHosts(cfg.workspace, await Promise.all(hosts.map((h) => hostKeyLine(h))));
 
     const t1 = Date.now();
+    const remoteHost = hosts.find((h) => h.name === cfg.remote?.host);
+    if (remoteHost) {
+      report({
+        type: 'progress',
+        text: `starting VS Code ON ${remoteHost.name} (${remoteHost.address}:${cfg.port}, as ${REMOTE_USER}, workspace ${REMOTE_WORKSPACE})`,
+      });
+      const remote = await startRemoteVsCode(remoteHost, {
+        workspace: cfg.workspace,
+        key: cfg.key,
+        knownHosts: cfg.knownHosts,
+        port: cfg.port,
+      });
+      const state: LabState = {
+        ...base,
+        status: 'running',
+        url: remote.workbenchUrl({ folder: REMOTE_WORKSPACE }),
+        remote: { host: remoteHost.name, workspace: REMOTE_WORKSPACE, user: REMOTE_USER },
+        hosts: records,
+        upMs: Date.now() - t0,
+      };
+      writeState(state);
+      log(`VS Code up on ${remoteHost.name} in ${Date.now() - t1} ms (unit ${remote.unit})`);
+      report({ type: 'ready', state });
+      try {
+        closeSync(REPORT_FD);
+      } catch {
+        // already closed
+      }
+      // Nothing of VS Code runs in this process now: a timer keeps the keeper (and so the
+      // hosts it owns) alive until it is told to stop.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (stopRequested) resolve();
+      });
+      clearInterval(keepAlive);
+      return code;
+    }
     report({ type: 'progress', text: `starting VS Code on 127.0.0.1:${cfg.port}` });
     const child = startVsCode(cfg);
     vscode = child;

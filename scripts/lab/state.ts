@@ -57,6 +57,8 @@ export interface LabState {
   addresses: string[];
   keeper: ProcRef;
   vscode?: ProcRef;
+  /** `--remote`: VS Code runs on this host (stopped with it), as this user, in this folder. */
+  remote?: { host: string; workspace: string; user: string };
   hosts: LabHostRecord[];
   key: string;
   knownHosts: string;
@@ -153,7 +155,8 @@ export function deadParts(state: LabState): string[] {
   const dead: string[] = [];
   if (state.status !== 'running') dead.push(`it never finished starting (${state.status})`);
   if (!alive(state.keeper)) dead.push(`its keeper process ${state.keeper.pid} is gone`);
-  if (!alive(state.vscode)) dead.push('VS Code is not running');
+  // --remote: VS Code lives inside its host, which is checked below.
+  if (!state.remote && !alive(state.vscode)) dead.push('VS Code is not running');
   for (const h of state.hosts) {
     if (!alive(h.nspawn) || !alive(h.leader)) dead.push(`host ${h.name} is not running`);
   }

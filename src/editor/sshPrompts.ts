@@ -85,6 +85,19 @@ export function editorPrompts(ctx: ExtensionCtx): SshPrompts {
   };
 }
 
+/**
+ * Prompts that never ask: secrets only as stored (the person agreed earlier), unknown host keys
+ * refused. For reads nobody asked for, like a host's identity (`thisHost.ts`): a host they
+ * cannot reach counts as unread, and the operation itself asks as usual.
+ */
+export function silentPrompts(ctx: ExtensionCtx): SshPrompts {
+  return {
+    secret: async (req) =>
+      req.attempt === 1 ? ctx.vscodeContext.secrets.get(KEY_PREFIX + req.id) : undefined,
+    unknownHostKey: async () => false,
+  };
+}
+
 export async function editorSshContext(ctx: ExtensionCtx): Promise<SshContext> {
   const timeout = Config.get('sshConnectTimeoutSeconds');
   return {

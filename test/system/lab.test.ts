@@ -5,7 +5,8 @@
  * and the workspace's known_hosts; a second `lab` says it is already running; the real VS Code
  * page loads with the installed extension active and the `lab` cluster and its hosts in the
  * tree (screenshot test-results/screenshots/lab.png); `--down` leaves no process running, frees
- * the ports and keeps the workspace. Plus the refusal on machines that cannot run it.
+ * the ports and keeps the workspace. Plus the refusal on machines that cannot run it, and
+ * `--remote edge-1`: VS Code inside that host as its user, the window showing the lab's tree.
  *
  * Own addresses (127.0.1.14-16), a temp state dir and a free port: never a user's running lab.
  * Uses the VSIX in the repo (`--no-build`: `npm run test:all` packages it before the tests).
@@ -408,6 +409,84 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
       const again = await lab(['--down', '--state', stateDir]);
       assert.equal(again.code, 0);
       assert.match(again.stdout, /nothing to stop/);
+    },
+  );
+});
+
+describe('npm run lab -- --remote edge-1: VS Code runs on the edge host, as Remote-SSH runs it', () => {
+  const addresses = ['127.0.1.17', '127.0.1.18', '127.0.1.19'];
+  let stateDir = '';
+  let browser: Browser | undefined;
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    if (stateDir && existsSync(join(stateDir, 'lab.json'))) {
+      const r = await lab(['--down', '--state', stateDir]);
+      if (r.code !== 0) console.error(`cleanup --down: ${r.stdout}${r.stderr}`);
+      const left = readState(stateDir);
+      if (left && alive(left.keeper)) process.kill(left.keeper.pid, 'SIGTERM');
+    }
+    if (stateDir) await removeTempDir(stateDir);
+  });
+
+  it(
+    "prints the URL of VS Code on edge-1 (as its user edge, the workspace there), whose window shows the lab's tree; --down ends it",
+    { timeout: 300_000 },
+    async () => {
+      assert.ok(existsSync(join(REPO_ROOT, VSIX)), `${VSIX} is missing: run npm run package`);
+      stateDir = await makeTempDir('k3s-etcd-lab-remote-');
+      const port = await freePort(addresses[0]);
+      const r = await lab([
+        ...['--no-build', '--no-browser', '--remote', 'edge-1', '--state', stateDir],
+        ...['--port', String(port), '--addresses', addresses.join(',')],
+      ]);
+      assert.equal(r.code, 0, `lab failed:\n${r.stdout}\n${r.stderr}`);
+      const url = /^ {2}Open {8}(\S+)$/m.exec(r.stdout)?.[1] ?? '';
+      assert.match(
+        url,
+        new RegExp(
+          `^http://127\\.0\\.1\\.17:${port}/\\?tkn=[\\w-]{43}&folder=%2Fhome%2Fedge%2Flab$`,
+        ),
+        r.stdout,
+      );
+      assert.match(r.stdout, /VS Code runs ON edge-1, as edge, in \/home\/edge\/lab/);
+      assert.equal(await httpStatus(url, 5_000), 302);
+      assert.equal(await httpStatus(`http://127.0.1.17:${port}/`, 5_000), 403, 'no token');
+      const state = readState(stateDir);
+      assert.ok(state?.remote && alive(state.keeper), 'the keeper runs on');
+      // The server is edge's, inside edge-1, with the VSIX installed there.
+      const inside = spawnSync(
+        'nsenter',
+        [
+          '-t',
+          String(state.hosts[0]?.leader.pid),
+          '-a',
+          'sh',
+          '-c',
+          'ps -o user=,args= -u edge; ls ~edge/.k3s-etcd-vscode/extensions',
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.match(
+        inside.stdout,
+        /^edge +\/opt\/k3s-etcd\/node \/opt\/k3s-etcd\/vscode\/out\/server-main\.js /m,
+      );
+      assert.match(inside.stdout, new RegExp(`^${EXT_ID.replace('.', '\\.')}-${VERSION}$`, 'm'));
+
+      browser = await launchBrowser({ loopback: [addresses[0]!] });
+      const page = await browser.newPage();
+      await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+      await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
+      await page.getByRole('treeitem', { name: /^lab, / }).waitFor({ timeout: 60_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'lab-remote.png') });
+      await browser.close();
+      browser = undefined;
+
+      const down = await lab(['--down', '--state', stateDir]);
+      assert.equal(down.code, 0, `${down.stdout}${down.stderr}`);
+      assert.match(down.stdout, /the hosts powered off and removed/);
+      assert.equal(alive(state.keeper), false, 'the keeper is gone');
+      assert.equal(await connectOutcome(addresses[0]!, port), 'ECONNREFUSED');
     },
   );
 });

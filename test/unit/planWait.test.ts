@@ -33,7 +33,12 @@ function run(
   writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   // Active once systemctl was asked `activeAfter` times.
   const check = `[ "$(cat ${bin}/calls)" -ge ${Number.isFinite(activeAfter) ? activeAfter : 1_000_000} ]`;
-  const script = renderScript({ title: 'wait test', steps: [{ ...step, check }] });
+  const script = renderScript({
+    host: 'edge-1',
+    title: 'wait test',
+    steps: [{ ...step, check }],
+    payloads: [],
+  });
   try {
     const out = execFileSync('sh', ['-c', script], {
       env: { PATH: `${bin}:/usr/bin:/bin` },

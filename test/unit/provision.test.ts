@@ -20,7 +20,6 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isThisHost, terminalCommand } from '../../src/core/plan/local';
 import { parseMarker, renderScript } from '../../src/core/plan/render';
 import { sha256, type HostPlan, type Step } from '../../src/core/plan/steps';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
@@ -493,46 +492,6 @@ describe("remote output is input: etcd's member list and the env file", () => {
         /is not https:\/\/address:port/,
         url,
       );
-  });
-});
-
-describe('Remote-SSH: is the inventory host the machine we run on?', () => {
-  const me = { hostname: 'edge-2.lan', addresses: ['127.0.0.1', '10.10.3.105', 'fe80::1'] };
-  it('matches by address or host name, never by loopback', () => {
-    assert.equal(isThisHost(host('edge-2', '10.10.3.105'), me), true);
-    assert.equal(isThisHost(host('x', 'edge-2.lan'), me), true);
-    assert.equal(isThisHost(host('edge-2', '10.9.9.9'), me), true);
-    assert.equal(isThisHost(host('edge-1', '10.10.3.104'), me), false);
-    assert.equal(isThisHost(host('lo', '127.0.0.1'), me), false);
-  });
-  it('runs a dry run, asks, then runs for real through sudo unless root; the stage is removed', () => {
-    const cmd = terminalCommand('/tmp/s p/x.sh', '/tmp/st');
-    assert.match(
-      cmd,
-      /^trap '.*' EXIT HUP INT TERM; SUDO=; if \[ "\$\(id -u\)" != 0 \]; then SUDO=sudo; fi; /,
-    );
-    assert.ok(
-      cmd.indexOf("DRY_RUN=1 STAGE=/tmp/st sh '/tmp/s p/x.sh'") <
-        cmd.indexOf('Apply these changes?'),
-    );
-    assert.ok(
-      cmd.indexOf('Apply these changes?') <
-        cmd.indexOf("DRY_RUN=0 STAGE=/tmp/st sh '/tmp/s p/x.sh'"),
-    );
-    assert.match(cmd, /rm -rf \/tmp\/st; exit \$rc$/);
-    // The same command under a real sh, answering "n": the real run never starts.
-    const dir = spawnSync('mktemp', ['-d'], { encoding: 'utf8' }).stdout.trim();
-    writeFileSync(join(dir, 'x.sh'), 'echo "run DRY_RUN=$DRY_RUN"\n');
-    const stage = join(dir, 'stage');
-    mkdirSync(stage);
-    const r = spawnSync('sh', ['-c', terminalCommand(join(dir, 'x.sh'), stage)], {
-      input: 'n\n',
-      encoding: 'utf8',
-    });
-    assert.equal(r.stdout, 'run DRY_RUN=1\nApply these changes? [y/N] Nothing changed.\n');
-    assert.notEqual(r.status, 0);
-    assert.equal(existsSync(stage), false, 'the staged keys are gone');
-    spawnSync('rm', ['-rf', dir]);
   });
 });
 

@@ -220,6 +220,11 @@ export async function startHost(cfg: HostConfig): Promise<EdgeHost> {
       '--link-journal=no',
       // Own network namespace, a veth pair: host0 inside, vb-... here enslaved to the bridge.
       ...(bridge ? [`--network-bridge=${bridge.name}`] : []),
+      ...(cfg.spec.bindReadOnly ?? []).map((b) => {
+        if (![b.source, b.target].every((p) => p.startsWith('/') && !p.includes(':')))
+          throw new Error(`bindReadOnly ${b.source} -> ${b.target}: absolute paths without ':'`);
+        return `--bind-ro=${b.source}:${b.target}`;
+      }),
     ];
     const t1 = Date.now();
     const fd = openSync(logFile, 'a');

@@ -8,6 +8,11 @@ export interface EdgeHostSpec {
    * host i (0-based) then gets `bridge.address(11 + i)`.
    */
   address?: string;
+  /**
+   * Files or folders of this machine the host sees read-only (systemd-nspawn --bind-ro), e.g.
+   * this machine's node and VS Code server for `startVsCodeOnHost`; absolute paths, no ':'.
+   */
+  bindReadOnly?: { source: string; target: string }[];
 }
 
 /** A private IPv4 network for edge hosts: a Linux bridge in this machine's network namespace. */

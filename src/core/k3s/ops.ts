@@ -13,6 +13,7 @@ import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { clientEndpoints, k3sServers, selectK3sServers } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
+import { openerFor, type HereHost } from '../thisHost/terminal';
 import type { HostPlan } from '../plan/steps';
 import {
   runJobs,
@@ -88,6 +89,8 @@ export interface K3sInstallOptions extends RunHooks {
   workspaceDir: string;
   /** Overrides k3s.offlineDir and makes the install offline. */
   offlineDir?: string;
+  /** The host this window runs on: its steps run here (its terminal), the others over SSH. */
+  here?: HereHost;
   /**
    * Only for `migrate embedded-to-external`, once the embedded data is verified in this etcd:
    * servers with --cluster-init and embedded data are re-pointed instead of refused, their
@@ -115,7 +118,7 @@ async function resolveToken(
   for (const h of servers) {
     let t: HostTransport | undefined;
     try {
-      t = await sshOpener(cluster, h, opts.ssh)(opts.signal);
+      t = await openerFor(cluster, h, opts.ssh, opts.here)(opts.signal);
       const facts = await readK3sFacts(t, h, opts.signal);
       if (facts.token) {
         opts.onLine?.(
@@ -150,7 +153,7 @@ export async function installK3s(
 
   const jobs: HostJob[] = servers.map((host) => ({
     host: host.name,
-    open: sshOpener(cluster, host, opts.ssh),
+    open: openerFor(cluster, host, opts.ssh, opts.here),
     plan: async (t, signal): Promise<HostPlan> => {
       const facts = await readK3sFacts(t, host, signal);
       checkK3sFacts(host, facts, {
@@ -231,9 +234,9 @@ export function rewriteKubeconfig(text: string, cluster: string, address: string
 export async function fetchKubeconfig(
   cluster: Cluster,
   host: Host,
-  opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal },
+  opts: { ssh: SshContext; workspaceDir: string; signal?: AbortSignal; here?: HereHost },
 ): Promise<string> {
-  const t = await sshOpener(cluster, host, opts.ssh)(opts.signal);
+  const t = await openerFor(cluster, host, opts.ssh, opts.here)(opts.signal);
   try {
     const r = await t.exec(`cat ${K3S_KUBECONFIG}`, {
       sudo: true,

@@ -9,7 +9,8 @@ import { connectionFor } from '../etcd/connection';
 import { oneLineReason } from '../etcd/members';
 import type { Cluster, Host } from '../inventory/types';
 import { initialClusterOf, selectHosts } from '../inventory/select';
-import { sshOpener, type SshContext } from '../ssh/hostSession';
+import type { SshContext } from '../ssh/hostSession';
+import { openerFor, type HereHost } from '../thisHost/terminal';
 import { checkDataDir, type HostFacts, readFacts } from '../etcd/memberHost';
 import { planEtcdMember } from './memberPlan';
 import { resolveBinaries } from './binaries';
@@ -58,6 +59,8 @@ export interface ProvisionOptions extends RunHooks {
   rewriteInitial?: { from: string; to: string };
   /** Binaries whose previous version each restarted member keeps as `<path>.previous` (upgrade). */
   keepPrevious?: readonly string[];
+  /** The host this window runs on: its steps run here (its terminal), the others over SSH. */
+  here?: HereHost;
 }
 
 export interface ProvisionResult {
@@ -111,7 +114,7 @@ export async function provisionEtcd(
   const jobs: RollingJob[] = hosts.map((host) => ({
     host: host.name,
     member: host.memberName,
-    open: sshOpener(cluster, host, opts.ssh),
+    open: openerFor(cluster, host, opts.ssh, opts.here),
     plan: async (t, signal): Promise<HostPlan> => {
       const facts = await readFacts(t, cluster, host, signal);
       const rw = opts.rewriteInitial;

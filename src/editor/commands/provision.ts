@@ -1,6 +1,7 @@
 /**
  * Provisioning commands: run the task (cluster or host), preview the plan rendered and read-only
- * (a dry run that only reads the hosts), each host's script one click away.
+ * (a dry run that only reads the hosts), each host's script one click away, and where each host's
+ * steps run (this window's host in the task's terminal, the others over SSH).
  */
 import { provisionEtcd } from '../../core/provision/provision';
 import { selectHosts } from '../../core/inventory/select';
@@ -13,6 +14,7 @@ import { hostOf, resolveCluster } from '../pick';
 import { withCancellableProgress } from '../progress';
 import { runProvisionTask } from '../tasks/provider';
 import { editorSshContext } from '../sshPrompts';
+import { placementOf } from '../tasks/here';
 
 export function provisionEtcdCommand(ctx: ExtensionCtx) {
   return async (node?: TreeNode): Promise<void> => {
@@ -27,26 +29,35 @@ export function previewPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     const host = hostOf(cluster, node);
     const hosts = selectHosts(cluster, host ? [host.name] : undefined);
     const ssh = await editorSshContext(ctx);
-    const result = await withCancellableProgress(
-      `Reading ${hosts.length} host(s) of ${cluster.name}`,
-      (report, signal) =>
-        provisionEtcd(cluster, {
-          dryRun: true,
-          ssh,
-          hosts: hosts.map((h) => h.name),
-          signal,
-          onStep: (h, s) => {
-            if (s.status === 'pending') report(stepProgressText(h, s));
-          },
-        }),
-    );
+    const place = await placementOf(ctx, cluster, hosts);
+    const result = await Promise.resolve(
+      withCancellableProgress(
+        `Reading ${hosts.length} host(s) of ${cluster.name}`,
+        (report, signal) =>
+          provisionEtcd(cluster, {
+            dryRun: true,
+            ssh,
+            hosts: hosts.map((h) => h.name),
+            signal,
+            ...(place.here ? { here: place.here } : {}),
+            onStep: (h, s) => {
+              if (s.status === 'pending') report(stepProgressText(h, s));
+            },
+          }),
+      ),
+    ).finally(() => place.close());
     await showRunPreview(
       docs,
       `${cluster.name}${host ? `-${host.name}` : ''}-etcd-plan`,
       `Provisioning plan: etcd for cluster ${cluster.name}`,
       result.runs,
       undefined,
-      result.rolling ? [{ heading: 'Restarts', lines: rollingPlanLines(result.rolling) }] : [],
+      [
+        { heading: 'Where the steps run', lines: place.lines },
+        ...(result.rolling
+          ? [{ heading: 'Restarts', lines: rollingPlanLines(result.rolling) }]
+          : []),
+      ],
     );
   };
 }

@@ -39,6 +39,10 @@ export interface TaskOperation {
   detail(changes: number, hosts: string[]): string;
   /** Confirmed before the task started (a modal naming what happens): runs without asking. */
   confirmed?: boolean;
+  /** Which hosts run here (this window's host, in this terminal) and which over SSH. */
+  placement?: string[];
+  /** Called once the task is over (ends the root shell of this window's host). */
+  dispose?(): void;
   run(dryRun: boolean, hooks: RunHooks): Promise<{ runs: HostRun[]; ok: boolean; lines: string[] }>;
 }
 

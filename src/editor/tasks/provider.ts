@@ -1,8 +1,9 @@
 /**
- * Provisioning as VS Code tasks (`type: k3s-etcd`, with operation, cluster and host): over SSH
- * through a `CustomExecution` whose pseudoterminal streams each host's lines with step markers
- * and ends with the exit code; or, when VS Code is connected to the host itself with Remote-SSH,
- * as a `ShellExecution` of the same script in the host's own terminal (sudo asks there).
+ * Provisioning as VS Code tasks (`type: k3s-etcd`, with operation, cluster and host): a
+ * `CustomExecution` whose pseudoterminal streams each host's lines with step markers and ends
+ * with the exit code. Hosts run over SSH, except the inventory host this window runs on (any
+ * remote kind, `./here.ts`): its steps run in this terminal as root through sudo, which asks
+ * for the password there.
  * `restore-etcd` restores a snapshot onto every member the same way; started by "Restore etcd
  * from Snapshot…" after its modal it is given that confirmation and runs at once (the CLI's
  * `--yes`), otherwise it shows the dry run and asks first. In Restricted Mode no task is
@@ -11,7 +12,6 @@
  */
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import { errorMessage } from '../../core/errors';
 import { etcdHosts, k3sServers } from '../../core/inventory/select';
 import type { ExtensionCtx } from '../ctx';
 import {
@@ -21,7 +21,6 @@ import {
   type K3sEtcdTaskDefinition,
   type TaskOperationName,
 } from './definition';
-import { hostTerminalTask } from './hostTerminal';
 import { ProvisionTerminal } from './terminal';
 
 /**
@@ -103,7 +102,7 @@ export function registerProvisionTasks(ctx: ExtensionCtx): void {
   );
 }
 
-/** Runs the task for a cluster or host: in the host's terminal under Remote-SSH, else over SSH. */
+/** Runs the task for a cluster or host (this window's host in the task's terminal, others over SSH). */
 export async function runProvisionTask(
   ctx: ExtensionCtx,
   cluster: string,
@@ -118,11 +117,7 @@ export async function runProvisionTask(
     ...(host ? { host } : {}),
     ...extra,
   };
-  const local = await hostTerminalTask(ctx, def).catch((err: unknown) => {
-    ctx.log.warn(`cannot run in this host's terminal: ${errorMessage(err)}`);
-    return undefined;
-  });
-  await vscode.tasks.executeTask(local ?? provisionTask(ctx, def));
+  await vscode.tasks.executeTask(provisionTask(ctx, def));
 }
 
 /**

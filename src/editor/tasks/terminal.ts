@@ -39,6 +39,8 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
   readonly onDidWrite = this.write.event;
   readonly onDidClose = this.done.event;
   private readonly abort = new AbortController();
+  private readonly input = new vscode.EventEmitter<string>();
+  private op: TaskOperation | undefined;
 
   constructor(
     private readonly ctx: ExtensionCtx,
@@ -47,18 +49,26 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
   ) {}
 
   open(): void {
-    void this.run().then(
-      (code) => this.done.fire(code),
-      (err: unknown) => {
-        this.write.fire(colour(31, `\r\n${errorMessage(err).replace(/\r?\n/g, '\r\n')}\r\n`));
-        this.ctx.log.error(`provision ${this.def.cluster}: ${errorMessage(err)}`);
-        this.done.fire(1);
-      },
-    );
+    void this.run()
+      .finally(() => this.op?.dispose?.())
+      .then(
+        (code) => this.done.fire(code),
+        (err: unknown) => {
+          this.write.fire(colour(31, `\r\n${errorMessage(err).replace(/\r?\n/g, '\r\n')}\r\n`));
+          this.ctx.log.error(`provision ${this.def.cluster}: ${errorMessage(err)}`);
+          this.done.fire(1);
+        },
+      );
   }
 
   close(): void {
     this.abort.abort();
+    this.op?.dispose?.();
+  }
+
+  /** Keystrokes: only a root shell opening here (sudo asking for its password) reads them. */
+  handleInput(data: string): void {
+    this.input.fire(data);
   }
 
   private line(host: string, text: string): void {
@@ -66,9 +76,14 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<number> {
-    const op = await operationFor(this.ctx, this.def, this.confirmed);
+    const op = await operationFor(this.ctx, this.def, this.confirmed, {
+      write: (text) => this.write.fire(text),
+      onInput: (listener) => this.input.event(listener),
+    });
+    this.op = op;
     if (op.confirmed) return this.apply(op);
     this.write.fire(colour(1, `Checking ${op.what}…\r\n`));
+    for (const l of op.placement ?? []) this.write.fire(`${l}\r\n`);
     const preview = await op.run(true, {
       signal: this.abort.signal,
       onLine: (host, l) => {
@@ -91,10 +106,13 @@ export class ProvisionTerminal implements vscode.Pseudoterminal {
       `${op.what}: apply?`,
       {
         modal: true,
-        detail: op.detail(
-          changes,
-          pending.map((r) => r.host),
-        ),
+        detail: [
+          op.detail(
+            changes,
+            pending.map((r) => r.host),
+          ),
+          ...(op.placement ?? []).filter((l) => !l.startsWith(' ')),
+        ].join('\n'),
       },
       op.apply,
     );

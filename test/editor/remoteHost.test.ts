@@ -1,0 +1,188 @@
+/**
+ * Editor tier, remote development for real: the VS Code server runs INSIDE the edge host edge-1
+ * (nspawn: its own file system, systemd, machine id and host name; the non-root user `edge`,
+ * whose sudo asks for a password every time), as a Remote-SSH server would, and headless
+ * Chromium here is connected to it. The workspace, the SSH key and known_hosts are that user's,
+ * on edge-1. "Provision etcd" for the three-host cluster then runs edge-1's steps in the task's
+ * integrated terminal as root through sudo (the test types the password there, as a person
+ * would), and edge-2 and edge-3 over SSH from edge-1; the tree ends 3/3 healthy.
+ */
+import assert from 'node:assert/strict';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { generateCertificateSet } from '../../src/core/pki/set';
+import {
+  DEFAULT_SUDO_USER,
+  hostKeyLine,
+  startEdgeHosts,
+  stopEdgeHosts,
+  type EdgeHost,
+} from '../../scripts/harness/edgeHosts';
+import { loadCluster, LAB_ETCD_BIN } from '../../scripts/harness/lab';
+import { freePort } from '../../scripts/harness/net';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
+import {
+  EXTENSION_ON_HOST,
+  remoteVsCodeBinds,
+  startVsCodeOnHost,
+} from '../../scripts/harness/remoteVsCode';
+import { makeKey } from '../../scripts/harness/sshd';
+import {
+  launchBrowser,
+  REPO_ROOT,
+  runFromPalette,
+  SCREENSHOTS_DIR,
+  uiTestScope,
+  waitForTerminal,
+} from './harness/vscode';
+
+const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
+const ADDR = ['127.0.1.221', '127.0.1.222', '127.0.1.223'];
+const USER = DEFAULT_SUDO_USER.name;
+const HOME = `/home/${USER}`;
+const WS = `${HOME}/lab`;
+const cleanups = uiTestScope();
+
+/** The inventory as the person on edge-1 writes it: no key or known_hosts of its own. */
+function inventory(): string {
+  return [
+    'version: 1',
+    'clusters:',
+    '  - name: lab',
+    `    etcd: { version: v3.4.23, install: upload, uploadPath: ${LAB_ETCD_BIN} }`,
+    '    hosts:',
+    ...ADDR.map((a, i) => `      - { name: edge-${i + 1}, address: ${a}, roles: [etcd] }`),
+    '',
+  ].join('\n');
+}
+
+test(
+  'UI: VS Code running on edge-1 provisions edge-1 in its own terminal through sudo, the others over SSH from it',
+  { timeout: 420_000 },
+  async () => {
+    // Made here, then handed to edge-1's user: the key, the inventory, etcd and certificates.
+    const ws = await makeTempDir('k3s-etcd-ws-remote-');
+    cleanups.push(() => removeTempDir(ws));
+    const key = makeKey(ws, 'id_ed25519');
+    const hosts: EdgeHost[] = await startEdgeHosts({
+      hosts: [
+        { name: 'edge-1', address: ADDR[0]!, bindReadOnly: await remoteVsCodeBinds(DEV_EXTENSION) },
+        { name: 'edge-2', address: ADDR[1]! },
+        { name: 'edge-3', address: ADDR[2]! },
+      ],
+      authorizedKeys: [key.publicLine],
+    });
+    cleanups.push(() => stopEdgeHosts(hosts));
+    const edge1 = hosts[0]!;
+    const file = join(ws, 'k3s-etcd.yaml');
+    await writeFile(file, inventory());
+    await generateCertificateSet(await loadCluster(file));
+    await mkdir(join(ws, LAB_ETCD_BIN));
+    for (const b of ['etcd', 'etcdctl']) await cp(`/usr/bin/${b}`, join(ws, LAB_ETCD_BIN, b));
+    const home = join(edge1.root, HOME.slice(1));
+    await mkdir(join(home, '.ssh'), { recursive: true });
+    await cp(key.file, join(home, '.ssh', 'id_ed25519'));
+    await writeFile(
+      join(home, '.ssh', 'known_hosts'),
+      `${(await Promise.all(hosts.map((h) => hostKeyLine(h)))).join('\n')}\n`,
+    );
+    await cp(ws, join(home, 'lab'), { recursive: true });
+    const own = await edge1.exec(
+      `rm -f ${WS}/id_ed25519 ${WS}/id_ed25519.pub && chown -R ${USER}:${USER} ${HOME} && chmod 700 ${HOME}/.ssh && chmod 600 ${HOME}/.ssh/id_ed25519`,
+    );
+    assert.equal(own.code, 0, own.stderr);
+
+    const server = await startVsCodeOnHost(edge1, {
+      user: USER,
+      port: await freePort(ADDR[0]),
+      settings: {
+        'terminal.integrated.gpuAcceleration': 'off',
+        'k3sEtcd.health.refreshIntervalSeconds': 0,
+      },
+    });
+    cleanups.push(() => server.stop());
+    const browser = await launchBrowser({ loopback: [ADDR[0]!] });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage();
+    await mkdir(SCREENSHOTS_DIR, { recursive: true });
+    try {
+      await page.goto(
+        server.workbenchUrl({
+          folder: WS,
+          payload: [
+            ['extensionDevelopmentPath', server.remoteUri(EXTENSION_ON_HOST)],
+            ['skipWelcome', 'true'],
+          ],
+        }),
+        { waitUntil: 'domcontentloaded', timeout: 60_000 },
+      );
+      await page.getByRole('tab', { name: /^K3s etcd/ }).click({ timeout: 60_000 });
+      await page.getByRole('treeitem', { name: /^lab, / }).waitFor({ timeout: 60_000 });
+
+      await runFromPalette(page, 'K3s etcd: Provision etcd');
+      // Where each host runs, then sudo's own prompt in this terminal.
+      const placed = await waitForTerminal(page, /password for edge/, 90_000);
+      assert.match(placed, /edge-1: here, in this window's terminal, as root through sudo/);
+      assert.match(placed, /edge-2, edge-3: over SSH from edge-1/);
+      assert.match(placed, /edge-1: this machine: the same machine id and host name edge-1/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-sudo.png') });
+      await page
+        .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
+        .first()
+        .focus();
+      await page.keyboard.type(`${DEFAULT_SUDO_USER.password}\n`);
+
+      // After the dry run (edge-1 read as root here, the others over SSH), the modal asks, and
+      // says where each host runs.
+      const modal = page.locator('.monaco-dialog-box', {
+        hasText: /edge-1: here, in this window's terminal/,
+      });
+      await modal.waitFor({ timeout: 180_000 });
+      assert.match(await modal.innerText(), /edge-2, edge-3: over SSH from edge-1/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-confirm.png') });
+      const apply = modal.getByRole('button', { name: 'Apply' });
+      await apply.click();
+      const text = await waitForTerminal(page, /(Done|Failed): exit \d/, 240_000);
+      assert.match(text, /Done: exit 0/, text);
+      assert.doesNotMatch(text, new RegExp(DEFAULT_SUDO_USER.password), 'the password never shows');
+      await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 60_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-provision.png') });
+
+      // The preview reads edge-1 as root too: a terminal of its own opens where sudo asks.
+      await runFromPalette(page, 'K3s etcd: Preview Provisioning Plan');
+      await waitForTerminal(
+        page,
+        /reads edge-1 as root: sudo asks here[\s\S]*password for edge/,
+        90_000,
+      );
+      await page
+        .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
+        .first()
+        .focus();
+      await page.keyboard.type(`${DEFAULT_SUDO_USER.password}\n`);
+      const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+      await view.locator('h2', { hasText: /^edge-1: unchanged/ }).waitFor({ timeout: 90_000 });
+      const body = (await view.locator('body').innerText()).replace(/\u00a0/g, ' ');
+      assert.match(body, /Where the steps run/);
+      assert.match(body, /edge-1: here, in this window's terminal, as root through sudo/);
+      assert.match(body, /edge-2, edge-3: over SSH from edge-1/);
+      assert.match(body, /edge-3: unchanged/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-preview.png') });
+    } catch (err) {
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-failed.png') });
+      throw new Error(`${String(err)}\n${await server.diagnostics(40)}`, { cause: err });
+    }
+
+    // On edge-1 itself: sudo was asked by edge's own terminal (a pty), once per task, and etcd runs.
+    const sudoLog = await edge1.exec(`journalctl _COMM=sudo --no-pager -o cat`);
+    assert.match(
+      sudoLog.stdout,
+      /edge : TTY=pts\/\d+ ; PWD=[^;]+ ; USER=root ; COMMAND=(\/usr)?\/bin\/sh -c /,
+    );
+    for (const h of hosts) {
+      const active = await h.exec('systemctl is-active etcd');
+      assert.equal(active.stdout.trim(), 'active', `${h.name}: ${active.stdout}`);
+    }
+  },
+);
