@@ -15,7 +15,7 @@ import { withToken } from '../lab/connectionToken.mjs';
 import type { EdgeHost } from './edgeHosts';
 import { httpStatus } from './net';
 import { sleep } from './processes';
-import { ensureVsCode } from './vscode';
+import { ensureVsCode, QUIET_WORKBENCH } from './vscode';
 
 export const NODE_ON_HOST = '/opt/k3s-etcd/node';
 export const VSCODE_ON_HOST = '/opt/k3s-etcd/vscode';
@@ -74,13 +74,7 @@ export async function startVsCodeOnHost(
   const unit = `k3s-etcd-vscode-${opts.port}`;
   const settings = {
     'security.workspace.trust.enabled': false,
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'telemetry.telemetryLevel': 'off',
-    'update.mode': 'none',
-    'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
-    'extensions.ignoreRecommendations': true,
+    ...QUIET_WORKBENCH,
     ...opts.settings,
   };
   const server = `${NODE_ON_HOST} ${VSCODE_ON_HOST}/out/server-main.js`;

@@ -162,6 +162,17 @@ export interface VsCodeServer {
   stop(): Promise<void>;
 }
 
+/** A workbench that starts on nothing and asks nothing: no tips, updates or telemetry. */
+export const QUIET_WORKBENCH = {
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'extensions.ignoreRecommendations': true,
+} as const;
+
 export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCodeServer> {
   const vscode = await ensureVsCode();
   const name = opts.name ?? 'vscode';
@@ -175,13 +186,7 @@ export async function startVsCodeServer(opts: ServerOptions = {}): Promise<VsCod
   const settings: Record<string, unknown> = {
     'security.workspace.trust.enabled': opts.workspaceTrust ?? false,
     ...(opts.workspaceTrust ? { 'security.workspace.trust.startupPrompt': 'never' } : {}),
-    'workbench.startupEditor': 'none',
-    'workbench.tips.enabled': false,
-    'telemetry.telemetryLevel': 'off',
-    'update.mode': 'none',
-    'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
-    'extensions.ignoreRecommendations': true,
+    ...QUIET_WORKBENCH,
     ...opts.settings,
   };
   await writeFile(join(userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));

@@ -175,6 +175,18 @@ function connectOutcome(host: string, port: number): Promise<string> {
   });
 }
 
+/** On failure too: nothing of the lab may outlive the test (browser, hosts, keeper, folder). */
+async function tearDownLab(stateDir: string, browser: Browser | undefined): Promise<void> {
+  await browser?.close().catch(() => undefined);
+  if (stateDir && existsSync(join(stateDir, 'lab.json'))) {
+    const r = await lab(['--down', '--state', stateDir]);
+    if (r.code !== 0) console.error(`cleanup --down: ${r.stdout}${r.stderr}`);
+    const left = readState(stateDir);
+    if (left && alive(left.keeper)) process.kill(left.keeper.pid, 'SIGTERM');
+  }
+  if (stateDir) await removeTempDir(stateDir);
+}
+
 describe('npm run lab: three edge hosts and the real VS Code, up and down', () => {
   let stateDir = '';
   let port = 0;
@@ -193,17 +205,7 @@ describe('npm run lab: three edge hosts and the real VS Code, up and down', () =
     port = await freePort();
   });
 
-  after(async () => {
-    await browser?.close().catch(() => undefined);
-    // On failure too: nothing of the lab may outlive the test.
-    if (stateDir && existsSync(join(stateDir, 'lab.json'))) {
-      const r = await lab(['--down', '--state', stateDir]);
-      if (r.code !== 0) console.error(`cleanup --down: ${r.stdout}${r.stderr}`);
-      const left = readState(stateDir);
-      if (left && alive(left.keeper)) process.kill(left.keeper.pid, 'SIGTERM');
-    }
-    if (stateDir) await removeTempDir(stateDir);
-  });
+  after(() => tearDownLab(stateDir, browser));
 
   /** `npm run lab` as the test runs it: this test's state dir, port and addresses, no build. */
   const upArgs = () => [
@@ -418,16 +420,7 @@ describe('npm run lab -- --remote edge-1: VS Code runs on the edge host, as Remo
   let stateDir = '';
   let browser: Browser | undefined;
 
-  after(async () => {
-    await browser?.close().catch(() => undefined);
-    if (stateDir && existsSync(join(stateDir, 'lab.json'))) {
-      const r = await lab(['--down', '--state', stateDir]);
-      if (r.code !== 0) console.error(`cleanup --down: ${r.stdout}${r.stderr}`);
-      const left = readState(stateDir);
-      if (left && alive(left.keeper)) process.kill(left.keeper.pid, 'SIGTERM');
-    }
-    if (stateDir) await removeTempDir(stateDir);
-  });
+  after(() => tearDownLab(stateDir, browser));
 
   it(
     "prints the URL of VS Code on edge-1 (as its user edge, the workspace there), whose window shows the lab's tree; --down ends it",

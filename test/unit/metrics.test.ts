@@ -26,6 +26,7 @@ import {
   summarize,
   type MemberPoint,
 } from '../../src/core/metrics/window';
+import { JUDGED_SUMMARY } from '../fixtures/memberSummary';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'etcd-3.4.23-metrics.txt');
 
@@ -195,19 +196,7 @@ describe('histogram quantiles over a window', () => {
 });
 
 describe('judgement and the rolling window', () => {
-  const base: MemberSummary = {
-    from: 0,
-    to: 15 * 60_000,
-    scrapes: 90,
-    latencyBasis: 'window',
-    walFsyncs: 1000,
-    backendCommits: 1000,
-    peerRoundTrips: 1000,
-    leaderChanges: 0,
-    proposalsFailed: 0,
-    grpcErrors: 0,
-    grpcRequests: 1000,
-  };
+  const base: MemberSummary = JUDGED_SUMMARY;
 
   /** Every rule over time in breach for the whole window. */
   const SUSTAINED: BreachRuns = Object.fromEntries(

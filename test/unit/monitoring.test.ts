@@ -15,6 +15,7 @@ import { DEFAULT_POLICY, RULES } from '../../src/core/metrics/rules';
 import { COUNT, MS, rulesYaml, SEVERITY, type RuleGroups } from '../../src/core/monitoring/alerts';
 import { GRAFANA_SCHEMA_VERSION, grafanaDashboard } from '../../src/core/monitoring/dashboard';
 import type { Finding, MemberSummary, RuleId } from '../../src/shared/metricsTypes';
+import { JUDGED_SUMMARY } from '../fixtures/memberSummary';
 
 const root = join(__dirname, '..', '..');
 
@@ -54,19 +55,7 @@ const minObs = (r: Rule) => {
   return Number(m[1]);
 };
 
-const base: MemberSummary = {
-  from: 0,
-  to: 15 * 60_000,
-  scrapes: 90,
-  latencyBasis: 'window',
-  walFsyncs: 1000,
-  backendCommits: 1000,
-  peerRoundTrips: 1000,
-  leaderChanges: 0,
-  proposalsFailed: 0,
-  grpcErrors: 0,
-  grpcRequests: 1000,
-};
+const base: MemberSummary = JUDGED_SUMMARY;
 const runs = (ms: number, evaluations: number): BreachRuns =>
   Object.fromEntries(
     [
