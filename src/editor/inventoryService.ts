@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { loadInventoryFile, parseInventory } from '../core/inventory/parse';
 import type { InventoryLoadResult, Problem } from '../core/inventory/types';
-import { readIndex, type PkiIndex } from '../core/pki/store';
+import { readIndex } from '../core/pki/store';
 import { rotationProgress, type RotationProgress } from '../core/rotate/state';
 import type { PkiIndexes } from '../core/tree/model';
 import { CONTEXT_KEYS } from '../shared/commands';
@@ -98,23 +98,17 @@ export class InventoryService implements vscode.Disposable {
       try {
         const result = await loadInventoryFile(file);
         if (result.status === 'ok') {
-          const entries = await Promise.all(
-            result.inventory.clusters.map(async (c): Promise<[string, PkiIndex | undefined]> => [
-              c.name,
-              await readIndex(c.pki.dir),
-            ]),
-          );
-          const rotations = await Promise.all(
-            result.inventory.clusters.map(
-              async (c): Promise<[string, RotationProgress | undefined]> => [
-                c.name,
-                await rotationProgress(c),
-              ],
-            ),
+          // Each cluster's manifest and rotation state, read together.
+          const read = await Promise.all(
+            result.inventory.clusters.map(async (c) => ({
+              name: c.name,
+              index: await readIndex(c.pki.dir),
+              rotation: await rotationProgress(c),
+            })),
           );
           if (generation === this.generation) {
-            this.indexes = new Map(entries);
-            this.rotationStates = new Map(rotations);
+            this.indexes = new Map(read.map((r) => [r.name, r.index]));
+            this.rotationStates = new Map(read.map((r) => [r.name, r.rotation]));
           }
         }
         return result;

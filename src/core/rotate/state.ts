@@ -11,7 +11,7 @@
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { X509Certificate } from 'node:crypto';
-import { K3sEtcdError } from '../errors';
+import { K3sEtcdError, errorMessage } from '../errors';
 import { backupStamp } from '../format/stamp';
 import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
@@ -159,7 +159,7 @@ export async function rotationProgress(cluster: Cluster): Promise<RotationProgre
   try {
     rot = await readRotation(cluster);
   } catch (err) {
-    return { problem: err instanceof Error ? err.message : String(err) };
+    return { problem: errorMessage(err) };
   }
   if (!rot) return undefined;
   const members = etcdHosts(cluster).length;

@@ -40,14 +40,14 @@ export function rotateCaCommand(ctx: ExtensionCtx) {
       label,
     );
     if (choice !== label) return;
-    // rotation.json changes as hosts finish: the tree follows it (and reloads at the end).
+    // rotation.json changes as hosts finish: the inventory service's pki watcher redraws the tree.
     const result = await rollOutCertificates(
       ctx,
       cluster,
       ssh,
       `CA rotation of ${cluster.name}, phase ${plan.phase} of 3`,
       (hooks) => runRotate(cluster, plan, { ...common, ...hooks }),
-    ).finally(() => void ctx.inventory.reload());
+    );
     const outcome = rotateOutcomeLines(result);
     for (const l of outcome) ctx.log.info(l);
     if (!result.ok) throw new Error(outcome.join(' '));
