@@ -5,12 +5,19 @@
  * Chromium here is connected to it. The workspace, the SSH key and known_hosts are that user's,
  * on edge-1. "Provision etcd" for the three-host cluster then runs edge-1's steps in the task's
  * integrated terminal as root through sudo (the test types the password there, as a person
- * would), and edge-2 and edge-3 over SSH from edge-1; the tree ends 3/3 healthy.
+ * would), and edge-2 and edge-3 over SSH from edge-1; the tree ends 3/3 healthy. Then edge-1
+ * "moves" to a new address with its sshd stopped (nothing can reach it over SSH), and "Fix Peer
+ * URL after IP Change" on its member repairs it from that same window: its steps in a terminal
+ * through sudo, the member update through edge-2; the tree ends 3/3 healthy at the new address.
  */
 import assert from 'node:assert/strict';
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { adminTls } from '../../src/core/etcd/connection';
+import { listMembers } from '../../src/core/etcd/members';
+import { clientEndpoints } from '../../src/core/inventory/select';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import {
   DEFAULT_SUDO_USER,
@@ -26,11 +33,13 @@ import {
   EXTENSION_ON_HOST,
   remoteVsCodeBinds,
   startVsCodeOnHost,
+  type RemoteVsCode,
 } from '../../scripts/harness/remoteVsCode';
 import { makeKey } from '../../scripts/harness/sshd';
 import {
   launchBrowser,
   REPO_ROOT,
+  runFromContextMenu,
   runFromPalette,
   SCREENSHOTS_DIR,
   uiTestScope,
@@ -39,10 +48,38 @@ import {
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const ADDR = ['127.0.1.221', '127.0.1.222', '127.0.1.223'];
+const MOVED = '127.0.1.229';
 const USER = DEFAULT_SUDO_USER.name;
 const HOME = `/home/${USER}`;
 const WS = `${HOME}/lab`;
 const cleanups = uiTestScope();
+
+/** What the provisioning test leaves for the repair test. */
+let lab: { page: Page; hosts: EdgeHost[]; server: RemoteVsCode } | undefined;
+
+/** Types the sudo user's password into the terminal that has the focus. */
+async function typeSudoPassword(page: Page): Promise<void> {
+  await page
+    .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
+    .first()
+    .focus();
+  await page.keyboard.type(`${DEFAULT_SUDO_USER.password}\n`);
+}
+
+/** Runs `body`; on failure, a screenshot named `shot` and the server's last log lines. */
+async function diagnosed(
+  page: Page,
+  server: RemoteVsCode,
+  shot: string,
+  body: () => Promise<void>,
+): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    await page.screenshot({ path: join(SCREENSHOTS_DIR, shot) });
+    throw new Error(`${String(err)}\n${await server.diagnostics(40)}`, { cause: err });
+  }
+}
 
 /** The inventory as the person on edge-1 writes it: no key or known_hosts of its own. */
 function inventory(): string {
@@ -106,7 +143,7 @@ test(
     cleanups.push(() => browser.close());
     const page = await browser.newPage();
     await mkdir(SCREENSHOTS_DIR, { recursive: true });
-    try {
+    await diagnosed(page, server, 'remote-host-failed.png', async () => {
       await page.goto(
         server.workbenchUrl({
           folder: WS,
@@ -127,11 +164,7 @@ test(
       assert.match(placed, /edge-2, edge-3: over SSH from edge-1/);
       assert.match(placed, /edge-1: this machine: the same machine id and host name edge-1/);
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-sudo.png') });
-      await page
-        .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
-        .first()
-        .focus();
-      await page.keyboard.type(`${DEFAULT_SUDO_USER.password}\n`);
+      await typeSudoPassword(page);
 
       // After the dry run (edge-1 read as root here, the others over SSH), the modal asks, and
       // says where each host runs.
@@ -156,11 +189,7 @@ test(
         /reads edge-1 as root: sudo asks here[\s\S]*password for edge/,
         90_000,
       );
-      await page
-        .locator('.terminal-wrapper.active .xterm-helper-textarea, .xterm-helper-textarea')
-        .first()
-        .focus();
-      await page.keyboard.type(`${DEFAULT_SUDO_USER.password}\n`);
+      await typeSudoPassword(page);
       const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
       await view.locator('h2', { hasText: /^edge-1: unchanged/ }).waitFor({ timeout: 90_000 });
       const body = (await view.locator('body').innerText()).replace(/\u00a0/g, ' ');
@@ -169,10 +198,7 @@ test(
       assert.match(body, /edge-2, edge-3: over SSH from edge-1/);
       assert.match(body, /edge-3: unchanged/);
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-preview.png') });
-    } catch (err) {
-      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-host-failed.png') });
-      throw new Error(`${String(err)}\n${await server.diagnostics(40)}`, { cause: err });
-    }
+    });
 
     // On edge-1 itself: sudo was asked by edge's own terminal (a pty), once per task, and etcd runs.
     const sudoLog = await edge1.exec(`journalctl _COMM=sudo --no-pager -o cat`);
@@ -184,5 +210,80 @@ test(
       const active = await h.exec('systemctl is-active etcd');
       assert.equal(active.stdout.trim(), 'active', `${h.name}: ${active.stdout}`);
     }
+    lab = { page, hosts, server };
+  },
+);
+
+test(
+  "UI: edge-1's address changed and its sshd is down: Fix Peer URL from the window running on edge-1 repairs it there through sudo",
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(lab, 'the provisioning test above left no provisioned lab');
+    const { page, hosts, server } = lab;
+    const edge1 = hosts[0]!;
+    // edge-1 "moves"; its sshd is stopped, so any step that went over SSH to it would fail.
+    const stop = await edge1.exec('systemctl stop ssh.socket ssh.service; systemctl is-active ssh');
+    assert.notEqual(stop.stdout.trim(), 'active', 'sshd of edge-1 still runs');
+    const sudoBefore = (await edge1.exec('journalctl _COMM=sudo --no-pager -o cat')).stdout;
+
+    await diagnosed(page, server, 'remote-repair-failed.png', async () => {
+      const clusterItem = page.getByRole('treeitem', { name: /^lab, / });
+      if ((await clusterItem.getAttribute('aria-expanded')) !== 'true') await clusterItem.click();
+      await page.getByRole('treeitem', { name: /^edge-1, / }).click();
+      const member = page.getByRole('treeitem', { name: /^etcd\b/ });
+      await member.first().waitFor({ timeout: 15_000 });
+      const input = page.locator('.quick-input-widget input:visible');
+      await runFromContextMenu(
+        page,
+        member,
+        'Fix Peer URL after IP Change',
+        input,
+        'remote-repair-right-click',
+      );
+      await input.fill(MOVED);
+      await input.press('Enter');
+
+      // Reading edge-1's env file needs root: sudo asks in a terminal of the repair's own.
+      await waitForTerminal(
+        page,
+        /reads edge-1 as root: sudo asks here[\s\S]*password for edge/,
+        90_000,
+      );
+      await typeSudoPassword(page);
+      const modal = page.locator('.monaco-dialog-box', {
+        hasText: new RegExp(
+          `Update member [0-9a-f]+ to https://${MOVED.replace(/\./g, '\\.')}:2380`,
+        ),
+      });
+      await modal.waitFor({ timeout: 90_000 });
+      const said = (await modal.innerText()).replace(/\u00a0/g, ' ');
+      assert.match(said, /on edge-1 \(here, as root through sudo in this window's terminal\)/);
+      assert.doesNotMatch(said, /SSH tunnel/);
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-repair-confirm.png') });
+      await modal.getByRole('button', { name: 'Fix Peer URL' }).click();
+
+      await page
+        .locator('.notifications-toasts', { hasText: `edge-1 now at https://${MOVED}:2380` })
+        .waitFor({ timeout: 120_000 });
+      await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 60_000 });
+      await page
+        .getByRole('treeitem', { name: new RegExp(`^edge-1, .*${MOVED.replace(/\./g, '\\.')}`) })
+        .waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-repair-tree.png') });
+    });
+
+    // What a person would check on edge-1: the inventory, the member list, sudo's journal.
+    const after = await loadCluster(join(edge1.root, WS.slice(1), 'k3s-etcd.yaml'));
+    assert.equal(after.hosts[0]!.address, MOVED, 'the inventory on edge-1 names the new address');
+    const members = await listMembers(clientEndpoints(after).slice(1), { tls: adminTls(after) });
+    assert.deepEqual(members.find((m) => m.name === 'edge-1')?.peerUrls, [`https://${MOVED}:2380`]);
+    const sudoAfter = (await edge1.exec('journalctl _COMM=sudo --no-pager -o cat')).stdout;
+    assert.match(
+      sudoAfter.slice(sudoBefore.length),
+      /edge : TTY=pts\/\d+ ; PWD=[^;]+ ; USER=root ; COMMAND=(\/usr)?\/bin\/sh -c /,
+      'the repair became root through sudo in a terminal on edge-1',
+    );
+    const active = await edge1.exec('systemctl is-active ssh');
+    assert.notEqual(active.stdout.trim(), 'active', 'sshd of edge-1 stayed down throughout');
   },
 );

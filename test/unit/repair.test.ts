@@ -66,6 +66,31 @@ describe('fix peer URL plan', () => {
     assert.ok(update > 0 && restart > update, steps.join('\n'));
   });
 
+  it("this window runs on the member's host: its steps say here and no SSH tunnel to it", () => {
+    const c = clusterOf(
+      'version: 1\nclusters:\n  - name: c\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd] }\n',
+    );
+    const remote = repairSteps(c, diagnosis(c, true));
+    assert.ok(
+      remote.some((s) => /over an SSH tunnel from a$/.test(s)),
+      remote.join('\n'),
+    );
+    const steps = repairSteps(c, { ...diagnosis(c, true), local: true });
+    assert.ok(!steps.some((s) => /SSH/.test(s)), steps.join('\n'));
+    assert.ok(
+      steps.some((s) =>
+        /^on a \(here, as root through sudo in this window's terminal\): upload the certificates/.test(
+          s,
+        ),
+      ),
+      steps.join('\n'),
+    );
+    assert.ok(
+      steps.some((s) => /through the member itself, here on a$/.test(s)),
+      steps.join('\n'),
+    );
+  });
+
   it("K3s's embedded etcd: K3s's client certificate, nothing of K3s's rewritten, restart K3s last", () => {
     const c = clusterOf(
       'version: 1\nclusters:\n  - name: c\n    datastore: k3s-embedded-etcd\n    hosts:\n      - { name: a, address: 10.0.0.1, roles: [etcd, k3s-server] }\n',

@@ -268,12 +268,12 @@ export async function fetchKubeconfig(
  */
 export async function repointK3sServers(
   cluster: Cluster,
-  opts: RunHooks & { from: string; to: string; ssh: SshContext },
+  opts: RunHooks & { from: string; to: string; ssh: SshContext; here?: HereHost },
 ): Promise<HostRun[]> {
   const servers = k3sServers(cluster);
   const jobs: HostJob[] = servers.map((host) => ({
     host: host.name,
-    open: sshOpener(cluster, host, opts.ssh),
+    open: openerFor(cluster, host, opts.ssh, opts.here),
     plan: async (t, signal): Promise<HostPlan> => {
       const r = await t.exec(`cat ${K3S_CONFIG} 2>/dev/null || true`, {
         sudo: true,

@@ -5,7 +5,7 @@
  */
 import { K3sEtcdError } from '../errors';
 import type { EtcdTlsPem } from '../etcd/client';
-import type { SshSession } from '../ssh/session';
+import type { HostTransport } from '../plan/runner';
 import { shellQuote } from '../ssh/quote';
 
 export const K3S_ETCD_TLS_DIR = '/var/lib/rancher/k3s/server/tls/etcd';
@@ -22,7 +22,7 @@ const SPLIT = '==k3s-etcd-file==';
 
 /** K3s's etcd client certificate, CA and key from `host`, in memory. */
 export async function readK3sEtcdTls(
-  session: SshSession,
+  session: Pick<HostTransport, 'exec'>,
   host: string,
   signal?: AbortSignal,
 ): Promise<EtcdTlsPem> {
@@ -47,7 +47,7 @@ export async function readK3sEtcdTls(
 
 /** The URL settings of K3s's etcd config (flat `key: value` lines), or undefined when absent. */
 export async function readK3sEtcdConfig(
-  session: SshSession,
+  session: Pick<HostTransport, 'exec'>,
   signal?: AbortSignal,
 ): Promise<Record<string, string> | undefined> {
   const r = await session.exec(`cat ${shellQuote(K3S_ETCD_CONFIG)}`, {

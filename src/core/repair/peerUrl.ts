@@ -11,6 +11,10 @@
  * config and regenerates both for the new address when it restarts, so the repair is the
  * article's own `member update`, authenticated with K3s's etcd client certificate read from the
  * host over SSH (kept in memory), then the inventory, then "restart K3s" for the person to do.
+ *
+ * When this window runs on the member's host (`here`), that host's reads and steps run here, in
+ * this window's terminal as root through sudo, and its loopback is reached directly: nothing goes
+ * over SSH to it (its sshd may be the thing that moved).
  */
 import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
@@ -35,13 +39,13 @@ import {
 } from '../inventory/select';
 import { parseCertificate, sansOf } from '../pki/inspect';
 import { reissueMember } from '../pki/set';
-import type { SshSession } from '../ssh/session';
 import { shellQuote } from '../ssh/quote';
-import { tunnel } from '../ssh/tunnel';
 import { ENV_FILE } from '../etcd/memberHost';
 import { provisionEtcd } from '../provision/provision';
-import { sshOpener, type SshContext } from '../ssh/hostSession';
-import type { RunHooks } from '../plan/runner';
+import type { SshContext } from '../ssh/hostSession';
+import type { HostTransport, RunHooks } from '../plan/runner';
+import type { HereHost } from '../thisHost/terminal';
+import { openMemberHost } from './memberHost';
 
 export interface StaleItem {
   what: string;
@@ -64,6 +68,8 @@ export interface PeerUrlDiagnosis {
   via: string;
   quorum: { ok: boolean; why: string };
   single: boolean;
+  /** The member's host is the one this window runs on: its steps run here, not over SSH. */
+  local?: boolean;
   datastore: Datastore;
   /** The repair as it will run: steps, files, restarts (what the confirmation shows). */
   steps: string[];
@@ -106,7 +112,7 @@ const isCandidate = (a: string) => !/^(127\.|::1$|fe80:|169\.254\.)/i.test(a);
  */
 async function clusterTls(
   cluster: Cluster,
-  session: SshSession,
+  session: Pick<HostTransport, 'exec'>,
   host: Host,
   signal?: AbortSignal,
 ): Promise<EtcdTls> {
@@ -130,11 +136,14 @@ async function memberListVia(
   return undefined;
 }
 
-/** Reads everything that could be stale and says what is. */
+/**
+ * Reads everything that could be stale and says what is. `here`: this window runs on one of the
+ * hosts; the member's host is then read here (root through sudo in this window's terminal).
+ */
 export async function diagnosePeerUrl(
   cluster: Cluster,
   hostName: string,
-  opts: { newAddress?: string; ssh: SshContext; signal?: AbortSignal },
+  opts: { newAddress?: string; ssh: SshContext; signal?: AbortSignal; here?: HereHost },
 ): Promise<PeerUrlDiagnosis> {
   const [host] = selectHosts(cluster, [hostName]);
   if (!host)
@@ -157,16 +166,15 @@ export async function diagnosePeerUrl(
   }
   const embedded = cluster.datastore === 'k3s-embedded-etcd';
   const sshHost: Host = opts.newAddress ? { ...host, address: opts.newAddress } : host;
-  let t: SshSession;
-  try {
-    t = await sshOpener(cluster, sshHost, opts.ssh)(opts.signal);
-  } catch (err) {
-    throw new K3sEtcdError(
-      (err as K3sEtcdError).code ?? 'ssh-unreachable',
-      `Cannot reach ${host.name} at ${sshHost.address} over SSH: ${errorMessage(err)}${opts.newAddress ? '' : ' If its address changed, give the new one (--address NEW_ADDRESS).'}`,
-      { cause: err },
-    );
-  }
+  const access = await openMemberHost(cluster, sshHost, {
+    ssh: opts.ssh,
+    ...(opts.here ? { here: opts.here } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    hint: opts.newAddress
+      ? ''
+      : ' If its address changed, give the new one (--address NEW_ADDRESS).',
+  });
+  const t = access.t;
   try {
     const addrs = await t.exec(
       "ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1",
@@ -226,12 +234,12 @@ export async function diagnosePeerUrl(
       clientUrl(cluster, host),
     ]);
     if (!list) {
-      const tun = await tunnel(t, '127.0.0.1', cluster.etcd.clientPort);
+      const lo = await access.loopback('127.0.0.1', cluster.etcd.clientPort);
       try {
-        list = await memberListVia(tls, [`https://127.0.0.1:${tun.port}`]);
-        if (list) list.via = `${host.name}'s loopback over SSH`;
+        list = await memberListVia(tls, [lo.endpoint]);
+        if (list) list.via = `${host.name}'s loopback ${access.local ? 'here' : 'over SSH'}`;
       } finally {
-        tun.close();
+        lo.close();
       }
     }
     const oldPeer = peerUrl(cluster, host);
@@ -305,7 +313,7 @@ export async function diagnosePeerUrl(
     } else if (!list) {
       quorum = {
         ok: false,
-        why: 'no member of the cluster answered (not even through the SSH tunnel)',
+        why: `no member of the cluster answered (not even through ${access.local ? 'its loopback here' : 'the SSH tunnel'})`,
       };
     }
     const d: Omit<PeerUrlDiagnosis, 'steps'> = {
@@ -321,11 +329,12 @@ export async function diagnosePeerUrl(
       via: list?.via ?? 'nothing answered',
       quorum,
       single,
+      ...(access.local ? { local: true } : {}),
       datastore: cluster.datastore,
     };
     return { ...d, steps: repairSteps(cluster, d) };
   } finally {
-    t.close();
+    access.close();
   }
 }
 
@@ -339,9 +348,12 @@ export function repairSteps(cluster: Cluster, d: Omit<PeerUrlDiagnosis, 'steps'>
   const id = d.memberId ?? d.member;
   const update = `member update ${id} --peer-urls=${d.newPeerUrl}`;
   const steps = [`quorum check: ${d.quorum.why}`];
+  const on = d.local
+    ? `on ${d.host} (here, as root through sudo in this window's terminal)`
+    : `on ${d.host}`;
   if (d.datastore === 'k3s-embedded-etcd') {
     steps.push(
-      `${update} through ${d.single ? `the member itself (SSH tunnel to ${d.host}'s 127.0.0.1:${cluster.etcd.clientPort})` : 'a healthy member'}, with K3s's etcd client certificate read from ${d.host} (${K3S_ETCD_CLIENT_FILES.cert}, kept in memory)`,
+      `${update} through ${d.single ? `the member itself (${d.local ? `here, on ${d.host}'s 127.0.0.1:${cluster.etcd.clientPort}` : `SSH tunnel to ${d.host}'s 127.0.0.1:${cluster.etcd.clientPort}`})` : 'a healthy member'}, with K3s's etcd client certificate read from ${d.host} (${K3S_ETCD_CLIENT_FILES.cert}, kept in memory)`,
       `check that the member list names ${d.newPeerUrl}`,
       `k3s-etcd.yaml: ${d.host} address ${d.oldAddress} → ${d.newAddress}`,
       `then restart K3s on ${d.host} yourself (sudo systemctl restart k3s): K3s rewrites its etcd config and certificates for ${d.newAddress}; they are not touched here`,
@@ -353,10 +365,12 @@ export function repairSteps(cluster: Cluster, d: Omit<PeerUrlDiagnosis, 'steps'>
   );
   if (!d.single) steps.push(`${update} through a healthy member`);
   steps.push(
-    `on ${d.host}: upload the certificates to /etc/etcd/pki, rewrite ${ENV_FILE} (listen/advertise URLs on ${d.newAddress}), daemon-reload, restart etcd${d.single ? '' : ` through the rolling engine (the other voters must be healthy; if ${d.member} leads, it hands its leadership to a caught-up member first; its previous files are put back if etcd fails on the new ones)`}`,
+    `${on}: upload the certificates to /etc/etcd/pki, rewrite ${ENV_FILE} (listen/advertise URLs on ${d.newAddress}), daemon-reload, restart etcd${d.single ? '' : ` through the rolling engine (the other voters must be healthy; if ${d.member} leads, it hands its leadership to a caught-up member first; its previous files are put back if etcd fails on the new ones)`}`,
   );
   if (d.single)
-    steps.push(`${update} through the member itself, over an SSH tunnel from ${d.host}`);
+    steps.push(
+      `${update} through the member itself, ${d.local ? `here on ${d.host}` : `over an SSH tunnel from ${d.host}`}`,
+    );
   steps.push(
     `wait until ${d.member} is healthy and the member list names ${d.newPeerUrl}`,
     `k3s-etcd.yaml: ${d.host} address ${d.oldAddress} → ${d.newAddress}`,
@@ -409,6 +423,14 @@ async function updateThroughAny(
   return undefined;
 }
 
+function hostOpts(opts: FixOptions): Parameters<typeof openMemberHost>[2] {
+  return {
+    ssh: opts.ssh,
+    ...(opts.here ? { here: opts.here } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+}
+
 function refuseUnlessNeeded(d: PeerUrlDiagnosis): void {
   if (!isIpOrHostname(d.newAddress))
     throw new K3sEtcdError(
@@ -428,11 +450,18 @@ function refuseUnlessNeeded(d: PeerUrlDiagnosis): void {
   }
 }
 
+export type FixOptions = RunHooks & {
+  ssh: SshContext;
+  inventoryFile?: string;
+  /** This window runs on one of the hosts: that host's steps run here (its terminal, sudo). */
+  here?: HereHost;
+};
+
 /** Runs the repair described by `d`; every step logged through `onLine`. */
 export async function fixPeerUrl(
   cluster: Cluster,
   d: PeerUrlDiagnosis,
-  opts: RunHooks & { ssh: SshContext; inventoryFile?: string },
+  opts: FixOptions,
 ): Promise<PeerUrlRepair> {
   refuseUnlessNeeded(d);
   if (d.datastore === 'k3s-embedded-etcd') return fixEmbedded(cluster, d, opts);
@@ -466,6 +495,7 @@ export async function fixPeerUrl(
     hosts: [d.host],
     skipMembershipCheck: true,
     rewriteInitial: { from: d.oldAddress, to: d.newAddress },
+    ...(opts.here ? { here: opts.here } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
     ...(opts.onLine ? { onLine: opts.onLine } : {}),
   });
@@ -480,18 +510,20 @@ export async function fixPeerUrl(
   if (d.single) {
     // Through the host: from there the member answers at its new address (TLS still checks
     // 127.0.0.1, which every member certificate carries, since we connect to a local port).
-    say('3. member update through the member itself, over an SSH tunnel from its host');
     const host = next.hosts.find((h) => h.name === d.host) as Host;
-    const t = await sshOpener(next, host, opts.ssh)(opts.signal);
+    const access = await openMemberHost(next, host, hostOpts(opts));
+    say(
+      `3. member update through the member itself, ${access.local ? 'here on its host' : 'over an SSH tunnel from its host'}`,
+    );
     try {
-      const tun = await tunnel(t, d.newAddress, cluster.etcd.clientPort);
+      const lo = await access.loopback(d.newAddress, cluster.etcd.clientPort);
       try {
-        await memberUpdate(d, `https://127.0.0.1:${tun.port}`, tls, say);
+        await memberUpdate(d, lo.endpoint, tls, say);
       } finally {
-        tun.close();
+        lo.close();
       }
     } finally {
-      t.close();
+      access.close();
     }
   }
 
@@ -508,6 +540,7 @@ export async function fixPeerUrl(
       from,
       to,
       ssh: opts.ssh,
+      ...(opts.here ? { here: opts.here } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onLine ? { onLine: opts.onLine } : {}),
     });
@@ -532,16 +565,16 @@ export async function fixPeerUrl(
 async function fixEmbedded(
   cluster: Cluster,
   d: PeerUrlDiagnosis,
-  opts: RunHooks & { ssh: SshContext; inventoryFile?: string },
+  opts: FixOptions,
 ): Promise<PeerUrlRepair> {
   const say = (l: string) => opts.onLine?.(d.host, l);
   const next = withAddress(cluster, d.host, d.newAddress);
   const host = next.hosts.find((h) => h.name === d.host) as Host;
-  const t = await sshOpener(next, host, opts.ssh)(opts.signal);
+  const access = await openMemberHost(next, host, hostOpts(opts));
   let done: { endpoint: string; members: EtcdMember[] } | undefined;
   let healthy = false;
   try {
-    const tls = await clusterTls(cluster, t, host, opts.signal);
+    const tls = await clusterTls(cluster, access.t, host, opts.signal);
     say(
       `1. member update with K3s's etcd client certificate from ${d.host} (${'ca' in tls ? 'kept in memory' : 'the inventory TLS files'})`,
     );
@@ -549,23 +582,22 @@ async function fixEmbedded(
       .filter((h) => h.name !== d.host)
       .map((h) => clientUrl(cluster, h));
     done = await updateThroughAny(d, others, tls, say);
-    const tun = await tunnel(t, '127.0.0.1', cluster.etcd.clientPort);
+    const lo = await access.loopback('127.0.0.1', cluster.etcd.clientPort);
     try {
-      const local = `https://127.0.0.1:${tun.port}`;
-      done ??= await updateThroughAny(d, [local], tls, say);
+      done ??= await updateThroughAny(d, [lo.endpoint], tls, say);
       if (!done) {
         throw new K3sEtcdError(
           'etcd-unreachable',
-          `No member took the member update (not even ${d.host} itself on 127.0.0.1:${cluster.etcd.clientPort} over SSH): is K3s running there (systemctl status k3s)? Nothing was changed.`,
+          `No member took the member update (not even ${d.host} itself on 127.0.0.1:${cluster.etcd.clientPort}${access.local ? '' : ' over SSH'}): is K3s running there (systemctl status k3s)? Nothing was changed.`,
         );
       }
-      const snap = await clusterSnapshot([local], { tls, timeoutMs: 3000 });
+      const snap = await clusterSnapshot([lo.endpoint], { tls, timeoutMs: 3000 });
       healthy = snap.health.every((h) => h.health);
     } finally {
-      tun.close();
+      lo.close();
     }
   } finally {
-    t.close();
+    access.close();
   }
   const named = done.members.find((m) => m.peerUrls.includes(d.newPeerUrl));
   say(
