@@ -1,6 +1,10 @@
 // One build script, several bundles:
 //   dist/extension.js   the extension (node, cjs, `vscode` external)
-//   dist/cli.js         the `k3s-etcd` command line
+//   dist/cli.js         the `k3s-etcd` bin: loads dist/cli/main.mjs
+//   dist/cli/*.mjs      the command line as ES modules: main.mjs is the command table (names,
+//                       summaries, usage, flags) and dispatch only, so `--help` loads nothing
+//                       else; each src/cli/<file>.ts's commands are a chunk loaded when one runs,
+//                       what they share in shared chunks
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
 //   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
@@ -10,8 +14,10 @@
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
 // Flags: --production (minify, no source maps), --watch.
 import * as esbuild from 'esbuild';
-import { cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import Module from 'node:module';
+import { resolve } from 'node:path';
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
@@ -41,6 +47,95 @@ const etcd3ProtoPath = {
     });
   },
 };
+
+/**
+ * The CLI's command table without the commands' code. src/cli/commands.ts is bundled and
+ * evaluated here (its modules define commands and do nothing when imported); what dist/cli.js
+ * gets in its place is each command's name, summary, usage, details, flags and argument count,
+ * and a `run` that loads the command's file from dist/cli-<file>.js.
+ */
+async function commandTable() {
+  const built = await esbuild.build({
+    entryPoints: ['src/cli/commands.ts'],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    packages: 'external',
+    write: false,
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const filename = resolve('src/cli/commands.js');
+  const m = new Module(filename);
+  m.filename = filename;
+  m.paths = Module._nodeModulePaths(resolve('.'));
+  m._compile(built.outputFiles[0].text, filename);
+  const files = Object.entries(m.exports.COMMAND_FILES).map(([file, commands]) => ({
+    file,
+    commands: commands.map(({ run, ...meta }) => {
+      if (typeof run !== 'function') throw new Error(`${meta.name}: no run()`);
+      return meta;
+    }),
+  }));
+  return { files, inputs: Object.keys(built.metafile.inputs).map((f) => resolve(f)) };
+}
+
+const cliTable = {
+  name: 'cli-table',
+  setup(build) {
+    build.onResolve({ filter: /^\.\/commands$/ }, (args) =>
+      args.importer.endsWith('main.ts') ? { path: 'cli-table', namespace: 'cli-table' } : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'cli-table' }, async () => {
+      const { files, inputs } = await commandTable();
+      // One literal import per file: esbuild makes each a chunk of its own.
+      const loaders = files
+        .map(
+          ({ file }) => `  ${JSON.stringify(file)}: () => import(${JSON.stringify(`./${file}`)}),`,
+        )
+        .join('\n');
+      const contents = `
+const load = {
+${loaders}
+};
+const FILES = ${JSON.stringify(files)};
+/** The command of that name in its file's module (loaded once). */
+async function commandIn(file, name) {
+  for (const value of Object.values(await load[file]()))
+    if (Array.isArray(value)) for (const c of value) if (c && c.name === name) return c;
+  throw new Error('the command "' + name + '" is missing from its module: rebuild k3s-etcd');
+}
+export const COMMAND_FILES = Object.fromEntries(
+  FILES.map(({ file, commands }) => [
+    file,
+    commands.map((meta) => ({ ...meta, run: async (ctx) => (await commandIn(file, meta.name)).run(ctx) })),
+  ]),
+);
+`;
+      return { contents, loader: 'js', resolveDir: resolve('src/cli'), watchFiles: inputs };
+    });
+  },
+};
+
+/**
+ * What CommonJS code in the ES modules of dist/cli/ expects: `require` (etcd3, x509, ssh2 from
+ * dist/), `__dirname` (dist/, where perfWorker.js is) and `__filename`.
+ */
+const CLI_ESM_BANNER = [
+  "import { createRequire as __k3sRequire } from 'node:module';",
+  "import { fileURLToPath as __k3sPath } from 'node:url';",
+  "const require = __k3sRequire(new URL('../cli.js', import.meta.url));",
+  'const __filename = __k3sPath(import.meta.url);',
+  "const __dirname = __k3sPath(new URL('..', import.meta.url));",
+].join('\n');
+
+/** dist/cli.js, the bin (CommonJS, like every .js of this package). */
+const CLI_BIN = `#!/usr/bin/env node
+// k3s-etcd: the command line is the ES modules of dist/cli/ (main.mjs, then the chunk of the
+// command that runs).
+import("./cli/main.mjs").then((m) => m.runAsBin());
+`;
 
 /** Prints errors in the form of the `$esbuild-watch` problem matcher. */
 const problemMatcher = {
@@ -81,10 +176,14 @@ const configs = [
   },
   {
     ...node,
-    entryPoints: { cli: 'src/cli/main.ts' },
-    outdir: 'dist',
-    banner: { js: '#!/usr/bin/env node' },
-    plugins: [...node.plugins, splitHeavy],
+    format: 'esm',
+    splitting: true,
+    entryPoints: { main: 'src/cli/main.ts' },
+    outdir: 'dist/cli',
+    outExtension: { '.js': '.mjs' },
+    chunkNames: '[name]-[hash]',
+    banner: { js: CLI_ESM_BANNER },
+    plugins: [...node.plugins, cliTable, splitHeavy],
   },
   {
     // The performance check's load runs in this worker thread, started from dist/extension.js
@@ -138,6 +237,7 @@ await rm('dist', { recursive: true, force: true });
 await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
 await mkdir('dist/webview', { recursive: true });
+await writeFile('dist/cli.js', CLI_BIN, { mode: 0o755 });
 // uPlot's stylesheet (legend, cursor), served from dist/webview under the CSP.
 await cp('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
 // Codicons for the webviews (font and CSS, served from dist/webview under the CSP).

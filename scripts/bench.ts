@@ -5,6 +5,8 @@
  *    the tree's first data), with the packaged VSIX installed; median of several page loads;
  *    goal < 100 ms
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
+ *  - `cli`: members, health, status against etcdctl's counterparts on a 3-member TLS etcd,
+ *    inventory validate, etcdctl-env and --help against `node -e 0` (alternating, medians, ratio)
  *  - provisioning 3 real systemd hosts: fresh and converged re-run, parallel/sequential, per step
  *  - fix peer URL after an IP change on that lab: confirmation to healthy, per step
  *  - recovery from quorum loss on a 3-host lab: confirmation to three healthy members, per phase
@@ -36,6 +38,7 @@ import { benchMigrate } from './benchMigrate';
 import { benchMetrics } from './benchMetrics';
 import { benchMaintain } from './benchMaintain';
 import { benchKeyspace } from './benchKeyspace';
+import { benchCli } from './benchCli';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -301,9 +304,11 @@ async function main(): Promise<void> {
   if (only === 'metrics') return benchMetrics();
   if (only === 'maintain') return benchMaintain();
   if (only === 'keyspace') return benchKeyspace();
+  if (only === 'cli') return benchCli();
   const vsix = await sizes();
   await activation(vsix);
   await memberList();
+  await benchCli();
   await certificateSet();
   await statusRefresh();
   await benchProvision();

@@ -1,117 +1,16 @@
-/** What every subcommand gets: parsed global options, its own option values, the I/O. */
+/**
+ * What every subcommand gets: parsed global options, its own option values, the I/O (base.ts,
+ * light enough for the command table), and the helpers commands share (the inventory, questions).
+ */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, relative, resolve } from 'node:path';
-import { createInterface } from 'node:readline/promises';
-import { Writable, type Readable } from 'node:stream';
-import type { ParseArgsConfig } from 'node:util';
 import { K3sEtcdError } from '../core/errors';
 import { formatProblem, loadInventoryFile } from '../core/inventory/parse';
 import { clusterByName } from '../core/inventory/select';
-import { INVENTORY_FILE_NAME, type Cluster, type Inventory } from '../core/inventory/types';
+import type { Cluster, Inventory } from '../core/inventory/types';
+import { UsageError, type RunContext } from './base';
 
-export interface CliIO {
-  out(text: string): void;
-  err(text: string): void;
-  /** Whether a person can answer questions (stdin and stderr are terminals). */
-  interactive: boolean;
-  ask(question: string): Promise<string>;
-  /** Like ask, without echoing what is typed (passphrases). */
-  askSecret(question: string): Promise<string>;
-  /**
-   * A secret given as `-` (`--token-file -`): all of standard input when it is piped, one hidden
-   * line when it is a terminal. Absent when there is no standard input to read.
-   */
-  readSecretInput?(what: string): Promise<string>;
-  cwd: string;
-}
-
-/**
- * Questions on a terminal, one at a time: each waits until the one before it is answered, so one
- * typed line answers exactly one question (hosts connecting in parallel ask at the same moment;
- * two readers on one input would each take the same line).
- */
-export function terminalQuestions(
-  input: Readable,
-  output: Writable,
-): Pick<CliIO, 'ask' | 'askSecret'> {
-  let queue: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
-    const next = queue.then(f, f);
-    queue = next.catch(() => undefined);
-    return next;
-  };
-  return {
-    ask: (question) =>
-      oneAtATime(async () => {
-        const rl = createInterface({ input, output });
-        try {
-          return await rl.question(question);
-        } finally {
-          rl.close();
-        }
-      }),
-    askSecret: (question) =>
-      oneAtATime(async () => {
-        output.write(question);
-        // Echo nothing of what is typed; the newline is written after the answer.
-        const muted = new Writable({ write: (_c, _e, cb) => cb() });
-        const rl = createInterface({ input, output: muted, terminal: true });
-        try {
-          return await rl.question('');
-        } finally {
-          rl.close();
-          output.write('\n');
-        }
-      }),
-  };
-}
-
-export interface GlobalOptions {
-  inventory: string;
-  cluster: string | undefined;
-  json: boolean;
-  yes: boolean;
-}
-
-export type Options = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | undefined>;
-
-export interface RunContext {
-  global: GlobalOptions;
-  values: Values;
-  args: string[];
-  io: CliIO;
-}
-
-export interface Subcommand {
-  /** Words after `k3s-etcd`, e.g. `inventory validate`. */
-  name: string;
-  summary: string;
-  usage: string;
-  details?: string;
-  options?: Options;
-  /** How many positional arguments it takes after its name (default 0). */
-  maxArgs?: number;
-  run(ctx: RunContext): Promise<number>;
-}
-
-export class UsageError extends Error {}
-
-export const GLOBAL_OPTIONS: Options = {
-  inventory: { type: 'string' },
-  cluster: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  yes: { type: 'boolean', short: 'y', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-  version: { type: 'boolean', default: false },
-};
-
-export const GLOBAL_HELP = `Global options:
-  --inventory PATH   inventory file (default ./${INVENTORY_FILE_NAME})
-  --cluster NAME     cluster to act on (default: the only cluster)
-  --json             machine-readable output
-  --yes, -y          answer yes to confirmations (without it, asks on a terminal and refuses without one)
-  --help, -h         help for a command`;
+export * from './base';
 
 /**
  * A missing inventory in the CLI's words: where it looked and the CLI's ways out (the shared

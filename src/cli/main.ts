@@ -1,14 +1,16 @@
 /**
  * `k3s-etcd`: the command line over the same core as the extension.
  * Exit codes: 0 success, 1 failed check or invalid inventory, 2 usage error.
- * Every subcommand is in the one table below (defined per operation, one file each: src/cli/<op>.ts,
- * named like the editor's src/editor/commands/<op>.ts), with its own `--help`.
+ * Every subcommand is in the one table (commands.ts; defined per operation, one file each:
+ * src/cli/<op>.ts, named like the editor's src/editor/commands/<op>.ts), with its own `--help`.
+ * In dist/cli.js the table is its names, summaries, usage and flags only; each command's code is
+ * loaded from its own bundle when it runs (esbuild.mjs), so `--help` and a one-shot read load
+ * nothing they do not use.
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
-import { CERTS_COMMANDS } from './certs';
 import {
   GLOBAL_HELP,
   GLOBAL_OPTIONS,
@@ -19,54 +21,13 @@ import {
   type Options,
   type Subcommand,
   type Values,
-} from './context';
-import { ETCDCTL_COMMANDS } from './etcdctl';
-import { HEALTH_COMMANDS } from './health';
-import { INVENTORY_COMMANDS } from './inventory';
-import { K3S_COMMANDS } from './k3s';
-import { MAINTAIN_COMMANDS } from './maintain';
-import { BACKUP_COMMANDS } from './backup';
-import { KEYSPACE_COMMANDS } from './keyspace';
-import { MEMBER_COMMANDS } from './member';
-import { METRICS_COMMANDS } from './metrics';
-import { MIGRATE_COMMANDS } from './migrate';
-import { MONITORING_COMMANDS } from './monitoring';
-import { PERF_COMMANDS } from './perf';
-import { PROVISION_COMMANDS } from './provision';
-import { RECOVER_COMMANDS } from './recover';
-import { REPAIR_COMMANDS } from './repair';
-import { RENEW_COMMANDS } from './renew';
-import { ROTATE_COMMANDS } from './rotate';
-import { RESTORE_COMMANDS } from './restore';
-import { SNAPSHOT_COMMANDS } from './snapshot';
-import { UPGRADE_COMMANDS } from './upgrade';
+} from './base';
+import { COMMAND_FILES } from './commands';
 import { checkFlags, CommandUsageError, didYouMean } from './usage';
 
-export type { CliIO } from './context';
+export type { CliIO } from './base';
 
-const SUBCOMMANDS: Subcommand[] = [
-  ...INVENTORY_COMMANDS,
-  ...HEALTH_COMMANDS,
-  ...PERF_COMMANDS,
-  ...METRICS_COMMANDS,
-  ...MONITORING_COMMANDS,
-  ...MAINTAIN_COMMANDS,
-  ...KEYSPACE_COMMANDS,
-  ...CERTS_COMMANDS,
-  ...RENEW_COMMANDS,
-  ...ROTATE_COMMANDS,
-  ...PROVISION_COMMANDS,
-  ...UPGRADE_COMMANDS,
-  ...MEMBER_COMMANDS,
-  ...REPAIR_COMMANDS,
-  ...K3S_COMMANDS,
-  ...ETCDCTL_COMMANDS,
-  ...MIGRATE_COMMANDS,
-  ...SNAPSHOT_COMMANDS,
-  ...RESTORE_COMMANDS,
-  ...RECOVER_COMMANDS,
-  ...BACKUP_COMMANDS,
-];
+const SUBCOMMANDS: Subcommand[] = Object.values(COMMAND_FILES).flat();
 
 function commandList(cmds: Subcommand[]): string[] {
   const width = Math.max(...cmds.map((s) => s.name.length));
@@ -251,8 +212,8 @@ function processIO(): CliIO {
   };
 }
 
-// Run when executed as the bin (not when imported by tests).
-if (require.main === module) {
+/** The process's own run: dist/cli.js calls it, and this file run directly (tsx). */
+export function runAsBin(): void {
   // etcd3 sets a TLS server name from IP endpoints; Node's DEP0123 warning about it is noise here.
   process.removeAllListeners('warning');
   process.on('warning', (w) => {
@@ -263,3 +224,6 @@ if (require.main === module) {
     process.exitCode = code;
   });
 }
+
+// Run when executed directly (not when imported by tests; in dist/, dist/cli.js runs it).
+if (typeof module !== 'undefined' && require.main === module) runAsBin();

@@ -3,7 +3,7 @@
  * checks worded here rather than in Node's argument-parser sentences.
  */
 import { parseArgs } from 'node:util';
-import { GLOBAL_OPTIONS, UsageError, type Options } from './context';
+import { GLOBAL_OPTIONS, UsageError, type Options } from './base';
 
 /** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
 export function editDistance(a: string, b: string): number {

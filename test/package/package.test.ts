@@ -143,24 +143,39 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
   ]) {
     assert.ok(names.includes(must), `${must} missing from the VSIX`);
   }
-  // Every bundle a shipped bundle loads lazily (require("./x.js")) must ship too.
-  for (const bundle of ['dist/extension.js', 'dist/cli.js']) {
-    const text = execFileSync(
+  // Every file a shipped bundle loads lazily (require("./x.js"), and the command line's ES
+  // modules: import("./cli/main.mjs"), their chunks), and what those load, must ship too.
+  const read = (file: string) =>
+    execFileSync(
       'python3',
       [
         '-c',
         'import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]).decode())',
         findVsix(),
-        `extension/${bundle}`,
+        `extension/${file}`,
       ],
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
     );
-    const lazy = [
-      ...new Set([...text.matchAll(/require\("\.\/([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`)),
-    ];
-    assert.ok(lazy.includes('dist/ssh2.js'), `${bundle} loads ssh2 lazily`);
-    for (const dep of lazy)
-      assert.ok(names.includes(dep), `${dep} (required by ${bundle}) missing from the VSIX`);
+  for (const bundle of ['dist/extension.js', 'dist/cli.js']) {
+    const reached = new Set<string>();
+    const queue = [bundle];
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      const text = read(file);
+      const dir = file.slice(0, file.lastIndexOf('/'));
+      const deps = [
+        // require("./x.js"), or esbuild's require shim under a minified name in an ES module
+        ...[...text.matchAll(/[\w$]\("\.\/([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
+        ...[...text.matchAll(/(?:import\(|from ?)"\.\/([\w/.-]+\.mjs)"/g)].map(
+          (m) => `${dir}/${m[1]}`,
+        ),
+      ];
+      for (const dep of deps) {
+        assert.ok(names.includes(dep), `${dep} (loaded by ${file}) missing from the VSIX`);
+        if (!reached.has(dep) && dep.endsWith('.mjs')) queue.push(dep);
+        reached.add(dep);
+      }
+    }
+    assert.ok(reached.has('dist/ssh2.js'), `${bundle} loads ssh2 lazily`);
   }
   const unwanted = names.filter(
     (n) => /\.(ts|map)$/.test(n) || /^(src|test|webview|scripts|node_modules|examples)\//.test(n),

@@ -9,7 +9,7 @@ import {
   encryptionOf,
   placeOfKey,
 } from '../../src/core/keyspace/envelope';
-import { fields, readVarint, WireError } from '../../src/core/keyspace/wire';
+import { fields, readVarint, WireError } from '../../src/core/etcd/wire';
 import { encrypted, k8sObject, lenField, secret, varintField } from '../fixtures/k8sProto';
 
 const pod = () =>

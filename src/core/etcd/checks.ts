@@ -1,10 +1,12 @@
 /**
  * `etcdctl endpoint health`, `endpoint status` and `member list`, per member, in one pass: one
- * client per endpoint (etcd3 would otherwise send each call to a random member), retries off,
- * deadlines on, every endpoint in parallel, so a dead member costs one timeout and no more.
+ * client per endpoint, retries off, deadlines on, every endpoint in parallel, so a dead member
+ * costs one timeout and no more. The calls go through `rpc.ts` (gRPC over Node's HTTP/2, no
+ * etcd3, no .proto parsing): the editor's first refresh and the CLI's one-shot commands start fast.
  */
 import { throwIfAborted } from '../errors';
-import { createEndpointClient, memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdTls } from './client';
+import { memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdTls } from './client';
+import { openRpcs, type EtcdRpc, type RpcOptions } from './rpc';
 import {
   humanBytes,
   type ClusterSnapshot,
@@ -22,15 +24,17 @@ export interface CheckOptions {
   tls?: EtcdTls;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** The clients of the endpoints (default: `rpc.ts`'s); tests pass etcd3's to compare. */
+  open?: (endpoints: readonly string[], opts: RpcOptions) => Promise<EtcdRpc[]>;
 }
 
-type Client = Awaited<ReturnType<typeof createEndpointClient>>;
+type Client = EtcdRpc;
 
 async function healthOf(client: Client, endpoint: string, opts: CheckOptions): Promise<HealthRow> {
   const t0 = performance.now();
   try {
     // A linearizable read: it needs a leader and a quorum, like etcdctl's probe.
-    await client.get('health').string();
+    await client.range('health');
   } catch (err) {
     if (!/permission denied/i.test(String((err as Error).message))) {
       return {
@@ -44,7 +48,7 @@ async function healthOf(client: Client, endpoint: string, opts: CheckOptions): P
   }
   const tookMs = performance.now() - t0;
   try {
-    const res = await client.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
+    const res = await client.alarms();
     const alarms = [
       ...new Set(res.alarms.map((a) => String(a.alarm).toUpperCase()).filter((a) => a !== 'NONE')),
     ];
@@ -78,7 +82,7 @@ async function healthOf(client: Client, endpoint: string, opts: CheckOptions): P
 
 async function statusOf(client: Client, endpoint: string, opts: CheckOptions): Promise<StatusRow> {
   try {
-    const s = await client.maintenance.status({});
+    const s = await client.status();
     const id = memberIdToHex(s.header.member_id);
     const leader = memberIdToHex(s.leader);
     return {
@@ -128,16 +132,15 @@ export async function clusterSnapshot(
 ): Promise<ClusterSnapshot> {
   throwIfAborted(opts.signal, 'Status refresh');
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const clients = await Promise.all(
-    endpoints.map((ep) =>
-      createEndpointClient(ep, { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) }),
-    ),
-  );
+  const clients = await (opts.open ?? openRpcs)(endpoints, {
+    timeoutMs,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
   try {
     const [health, status, membersResult, maintenance] = await Promise.all([
       Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts))),
       Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
-      Promise.any(clients.map((c) => c.cluster.memberList({}))).then(
+      Promise.any(clients.map((c) => c.memberList())).then(
         (r) => ({ members: r.members.map(toMember) }),
         (err: unknown) => ({
           members: [] as EtcdMember[],
@@ -150,7 +153,11 @@ export async function clusterSnapshot(
       ),
       // The timer's last run: a member-local read, never failing the snapshot.
       Promise.any(
-        clients.map((c) => c.get(MAINTENANCE_RECORD_KEY).serializable(true).buffer()),
+        clients.map((c) =>
+          c
+            .range(MAINTENANCE_RECORD_KEY, { serializable: true })
+            .then((r) => r.kvs[0]?.value ?? null),
+        ),
       ).then(
         (b) => parseMaintenanceRecord(b ?? undefined),
         () => undefined,

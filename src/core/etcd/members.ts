@@ -2,17 +2,21 @@
 import { K3sEtcdError, errorMessage, throwIfAborted } from '../errors';
 import type { IMember } from 'etcd3';
 import type { EtcdMember } from '../../shared/etcdTypes';
-import { createEndpointClient, memberIdToHex, type EtcdClientOptions } from './client';
+import { memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdClientOptions } from './client';
 import { classifyEtcdError } from './problems';
+import { openRpcs, type EtcdRpc, type RpcOptions } from './rpc';
+import type { RpcMember } from './rpcMessages';
 
 export type { EtcdMember } from '../../shared/etcdTypes';
 
 export interface ListMembersOptions extends EtcdClientOptions {
   signal?: AbortSignal;
+  /** The clients of the endpoints (default: `rpc.ts`'s); tests pass etcd3's to compare. */
+  open?: (endpoints: readonly string[], opts: RpcOptions) => Promise<EtcdRpc[]>;
 }
 
-/** etcd3's member (decimal uint64 ID) as etcdctl shows it (hex ID). */
-export function toMember(m: IMember): EtcdMember {
+/** etcd's member (decimal uint64 ID, from etcd3 or `rpc.ts`) as etcdctl shows it (hex ID). */
+export function toMember(m: IMember | RpcMember): EtcdMember {
   return {
     id: memberIdToHex(m.ID),
     name: m.name,
@@ -58,10 +62,13 @@ export async function listMembers(
 ): Promise<EtcdMember[]> {
   if (endpoints.length === 0) throw new K3sEtcdError('usage', 'No etcd endpoints to ask.');
   throwIfAborted(opts.signal, 'Member list');
-  const clients = await Promise.all(endpoints.map((ep) => createEndpointClient(ep, opts)));
+  const clients = await (opts.open ?? openRpcs)(endpoints, {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
   try {
     // Ask every endpoint at once and take the first answer: a dead member costs nothing.
-    const res = await Promise.any(clients.map((c) => c.cluster.memberList({})));
+    const res = await Promise.any(clients.map((c) => c.memberList()));
     throwIfAborted(opts.signal, 'Member list');
     return res.members.map(toMember);
   } catch (err) {

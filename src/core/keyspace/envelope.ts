@@ -11,7 +11,7 @@
  *    (custom resources); `k8s:enc:<provider>:<version>:<key>:` when encrypted at rest.
  * Nothing here trusts the bytes: lengths are bounded by the wire reader, strings are capped.
  */
-import { collect, fields, text, type Field } from './wire';
+import { collect, fields, text, type Field } from '../etcd/wire';
 
 export type ValueEncoding = 'protobuf' | 'json' | 'encrypted' | 'text' | 'binary' | 'empty';
 

@@ -1,5 +1,6 @@
 /**
- * A small, bounded reader of the protobuf wire format, for the values Kubernetes keeps in etcd.
+ * A small, bounded reader of the protobuf wire format: the values Kubernetes keeps in etcd
+ * (keyspace/) and etcd's own answers to the one-shot calls (rpcMessages.ts).
  * Everything it reads came from etcd and is hostile: a length is never trusted beyond the
  * buffer, a varint is at most 10 bytes, and a malformed message ends the walk with a WireError
  * (the caller keeps what it decoded before). No schema: callers pick fields by number.
@@ -38,6 +39,20 @@ export function readVarint(buf: Uint8Array, pos: number): [number, number] {
     }
   }
   throw new WireError('varint longer than 10 bytes');
+}
+
+/**
+ * A uint64 varint (etcd's member IDs, revisions, raft indexes) exactly, as the decimal string
+ * etcd's clients give; `at` is where the varint starts (a `Field`'s `at`).
+ */
+export function uint64Text(buf: Uint8Array, at: number): string {
+  let v = 0n;
+  for (let i = 0; i < 10 && at + i < buf.length; i++) {
+    const b = buf[at + i]!;
+    v |= BigInt(b & 0x7f) << BigInt(7 * i);
+    if ((b & 0x80) === 0) break;
+  }
+  return BigInt.asUintN(64, v).toString(10);
 }
 
 function bigVarint(buf: Uint8Array, pos: number): bigint {

@@ -1,0 +1,121 @@
+/**
+ * `npm run bench -- cli`: the one-shot commands as whole processes (Node's start included), each
+ * against its etcdctl counterpart on the same real 3-member mutual-TLS etcd, runs alternating
+ * (ours, theirs, ours, ...), medians and the ratio; `inventory validate`, `etcdctl-env` and
+ * `--help` against `node -e 0`. Goal: every median under 100 ms and at most 4x etcdctl's.
+ * Builds the production bundles first (what users run); K3S_ETCD_CLI=/path/to/cli.js measures
+ * another build instead (an older one, for a before/after).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { admin, etcdWithOurCerts } from './harness/etcdTls';
+import { harnessInventory } from './harness/inventory';
+import { makeTempDir, removeTempDir } from './harness/processes';
+import type { EtcdCluster } from './harness/etcd';
+import { median } from './benchStats';
+
+const root = join(__dirname, '..');
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 21);
+const GOAL_MS = 100;
+const GOAL_RATIO = 4;
+
+interface Pair {
+  ours: string[];
+  /** The counterpart: etcdctl's query, or Node doing nothing. */
+  theirs: { cmd: string; args: string[]; label: string };
+}
+
+/** Wall time of one process, which must exit 0 (or `okCodes`). */
+function timeOnce(cmd: string, args: string[], cwd: string): number {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env } });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+
+export async function benchCli(): Promise<void> {
+  const cli = process.env['K3S_ETCD_CLI'] ?? join(root, 'dist', 'cli.js');
+  if (!process.env['K3S_ETCD_CLI'])
+    execFileSync(process.execPath, ['esbuild.mjs', '--production'], { cwd: root, stdio: 'ignore' });
+  const dir = await makeTempDir('k3s-etcd-bench-cli-');
+  const clusters: EtcdCluster[] = [];
+  try {
+    const pki = join(dir, 'pki');
+    const { etcd } = await etcdWithOurCerts(pki, 3, {
+      track: (c) => clusters.push(c),
+      extra: { samePorts: true },
+    });
+    await writeFile(join(dir, 'k3s-etcd.yaml'), harnessInventory(etcd, { pki: 'pki' }));
+    const tls = admin(pki);
+    const ctl = (...q: string[]) => ({
+      cmd: '/usr/bin/etcdctl',
+      args: [
+        '--endpoints',
+        etcd.endpoints.join(','),
+        '--cacert',
+        tls.caFile,
+        '--cert',
+        tls.certFile,
+        '--key',
+        tls.keyFile,
+        ...q,
+        '-w',
+        'table',
+      ],
+      label: `etcdctl ${q.join(' ')}`,
+    });
+    const nothing = { cmd: process.execPath, args: ['-e', '0'], label: 'node -e 0' };
+    const pairs: Pair[] = [
+      { ours: ['members'], theirs: ctl('member', 'list') },
+      { ours: ['health'], theirs: ctl('endpoint', 'health') },
+      { ours: ['status'], theirs: ctl('endpoint', 'status') },
+      { ours: ['inventory', 'validate'], theirs: nothing },
+      { ours: ['etcdctl-env'], theirs: nothing },
+      { ours: ['--help'], theirs: nothing },
+    ];
+    console.log(
+      `k3s-etcd one-shot commands, whole process, 3-member TLS etcd ${etcd.endpoints.join(',')}, ` +
+        `median of ${RUNS} alternating runs (${cli}):`,
+    );
+    const rows: string[][] = [];
+    let met = true;
+    for (const p of pairs) {
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        ours.push(timeOnce(process.execPath, [cli, ...p.ours], dir));
+        theirs.push(timeOnce(p.theirs.cmd, p.theirs.args, dir));
+      }
+      const a = median(ours);
+      const b = median(theirs);
+      const isEtcdctl = p.theirs.cmd.endsWith('etcdctl');
+      const ok = a < GOAL_MS && (!isEtcdctl || a / b <= GOAL_RATIO);
+      met &&= ok;
+      rows.push([
+        `k3s-etcd ${p.ours.join(' ')}`,
+        `${a.toFixed(0)} ms`,
+        p.theirs.label,
+        `${b.toFixed(0)} ms`,
+        `${(a / b).toFixed(2)}x`,
+        ok ? 'met' : 'NOT met',
+      ]);
+    }
+    const head = [
+      'command',
+      'median',
+      'against',
+      'median',
+      'ratio',
+      `goal (< ${GOAL_MS} ms, <= ${GOAL_RATIO}x etcdctl)`,
+    ];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    for (const r of [head, ...rows])
+      console.log(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`);
+    console.log(`Goal: ${met ? 'met' : 'NOT met'}`);
+  } finally {
+    await Promise.all(clusters.map((c) => c.stop()));
+    await removeTempDir(dir);
+  }
+}
