@@ -222,7 +222,7 @@ function runLoad(
   const errorDist: Record<string, number> = {};
   const seconds: PerfSecond[] = [];
   /** Writes in start order; the sweep cancels those older than the timeout. */
-  let queue: InFlight[] = [];
+  let queue: Array<InFlight | undefined> = [];
   let head = 0;
   let errors = 0;
   let inFlight = 0;
@@ -289,7 +289,7 @@ function runLoad(
         w.timedOut = true;
         if (w.call) w.conn.channel.cancel(w.call); // answers with CANCELLED: a timeout below
       }
-      head++;
+      queue[head++] = undefined; // nothing kept alive into the old generation
     }
     if (head > 4096 && head * 2 > queue.length) {
       queue = queue.slice(head);
@@ -333,6 +333,7 @@ function runLoad(
   const answered = (w: InFlight, err: Error | null): void => {
     const t = performance.now();
     w.answered = true;
+    w.call = undefined; // the stream and its buffers can go with the next scavenge
     inFlight--;
     const b = buckets[bucketAt(t)];
     if (err === null || err === undefined) {
