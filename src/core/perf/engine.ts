@@ -51,7 +51,7 @@ export async function runPerfLoad(
           { key: prefix, range_end: rangeEnd, limit: 1, keys_only: true },
           { deadline: checkDeadline },
         );
-        await withDeadline(c.channel.ready, checkTimeoutMs, c.endpoint);
+        await c.channel.readyWithin(checkTimeoutMs);
         return range;
       }),
     );
@@ -148,17 +148,6 @@ export async function runPerfLoad(
   } finally {
     closeAll(conns);
   }
-}
-
-function withDeadline(p: Promise<void>, ms: number, endpoint: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${endpoint}: no TLS handshake within ${ms} ms (deadline exceeded)`)),
-      ms,
-    );
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function emptyStats() {

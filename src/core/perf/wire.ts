@@ -150,6 +150,19 @@ export class PutChannel<T> {
     });
   }
 
+  /** {@link ready}, or a deadline error after `ms`. */
+  readyWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new Error(`${this.endpoint}: no connection within ${ms} ms (deadline exceeded)`)),
+        ms,
+      );
+    });
+    return Promise.race([this.ready, late]).finally(() => clearTimeout(timer));
+  }
+
   private open(): http2.ClientHttp2Session {
     this.openedAt = performance.now();
     const session = http2.connect(this.endpoint, {
