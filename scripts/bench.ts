@@ -28,7 +28,7 @@ import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from './harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/etcdTls';
 import { findFiles } from './harness/files';
-import { benchPerf } from './benchPerf';
+import { benchPerf, perfLoads } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchReplace } from './benchReplace';
 import { benchRepair } from './benchRepair';
@@ -294,7 +294,7 @@ async function main(): Promise<void> {
   const only = process.argv[2];
   if (only === 'certs') return certificateSet();
   if (only === 'status') return statusRefresh();
-  if (only === 'perf') return benchPerf(['s', 'm', 'l']);
+  if (only === 'perf') return benchPerf(perfLoads(process.argv.slice(3)));
   if (only === 'provision') return benchProvision();
   if (only === 'repair') return benchRepair();
   if (only === 'replace') return benchReplace();

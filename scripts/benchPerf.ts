@@ -1,19 +1,28 @@
 /**
- * `etcdctl check perf` against our check, same profile, same real cluster: a fresh 3-member etcd
- * serving mutual TLS with our generated certificates (admin client certificate) per load;
- * etcdctl first, then compaction and defragmentation, then ours. Both run 60 s (etcdctl has no
- * duration flag), so each load costs about two and a half minutes.
+ * `etcdctl check perf` against `k3s-etcd perf` (dist/cli.js, built first), same profile, same
+ * real cluster: a fresh 3-member etcd serving mutual TLS with our generated certificates (admin
+ * client certificate) per load, then rounds in alternating order (etcdctl first in odd rounds,
+ * ours first in even ones), with compaction and defragmentation before every run. Both run
+ * 60 s (etcdctl has no duration flag) and both are whole processes timed by bash, so CPU per
+ * write (user + system CPU of the process / writes) counts the same things for both: start,
+ * TLS, the load, the clean-up.
  *
- * Prints throughput (etcdctl's `int(RPS)+1` for both), slowest, stddev, verdicts, client CPU per
- * write, and ours/etcdctl. Goals: at l our throughput >= etcdctl's; at s and m the same verdict
- * and throughput within 5%.
+ * Prints every run, then per load the medians (throughput as etcdctl's `int(RPS)+1`, slowest,
+ * CPU per write) and ours/etcdctl. Goals: CPU per write at or below etcdctl's, the slowest
+ * within 1.5x etcdctl's at s and m, throughput at or above etcdctl's (within 1% at s and m,
+ * where both are held to the target rate).
  *
  *   node --import tsx scripts/benchPerf.ts [s] [m] [l] [xl]     (default: s m l)
+ *   BENCH_PERF_ROUNDS=3 (default); BENCH_PERF_BASELINE=/other/checkout/dist/cli.js adds that
+ *   build as a third tool in every round (before/after figures from the same runs).
  */
-import { spawn } from 'node:child_process';
-import { compactAndDefrag, runPerfCheck } from '../src/core/perf/perf';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compactAndDefrag } from '../src/core/perf/perf';
 import { isPerfLoad } from '../src/core/perf/stats';
 import { type PerfLoad, type PerfResult } from '../src/shared/perfTypes';
+import { median } from './benchStats';
 import { makeTempDir, removeTempDir } from './harness/processes';
 import { etcdctl, type EtcdCluster } from './harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/etcdTls';
@@ -38,29 +47,14 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return { ...env, ETCDCTL_API: '3' };
 }
 
-/** Runs `etcdctl check perf`, timed by bash (`TIMEFORMAT='%U %S'` gives its CPU). */
-function etcdctlCheckPerf(
-  etcd: EtcdCluster,
-  dir: string,
-  load: PerfLoad,
+/** Runs a command timed by bash (`TIMEFORMAT='%U %S'` gives its CPU). */
+function timed(
+  cmd: string,
+  args: string[],
 ): Promise<{ code: number; stdout: string; cpuSec: number; wallSec: number }> {
-  const a = admin(dir);
-  const args = [
-    '-c',
-    `TIMEFORMAT='%U %S'; time "$@"`,
-    'bash',
-    '/usr/bin/etcdctl',
-    `--endpoints=${etcd.endpoints.join(',')}`,
-    `--cacert=${a.caFile}`,
-    `--cert=${a.certFile}`,
-    `--key=${a.keyFile}`,
-    'check',
-    'perf',
-    `--load=${load}`,
-  ];
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', args, {
+    const child = spawn('bash', ['-c', `TIMEFORMAT='%U %S'; time "$@"`, 'bash', cmd, ...args], {
       env: cleanEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 300_000,
@@ -81,6 +75,34 @@ function etcdctlCheckPerf(
       if (code !== 0 && code !== 1) process.stderr.write(stderr);
     });
   });
+}
+
+function tlsArgs(dir: string): string[] {
+  const a = admin(dir);
+  return [`--cacert=${a.caFile}`, `--cert=${a.certFile}`, `--key=${a.keyFile}`];
+}
+
+async function etcdctlCheckPerf(etcd: EtcdCluster, dir: string, load: PerfLoad): Promise<Figures> {
+  const args = [`--endpoints=${etcd.endpoints.join(',')}`, ...tlsArgs(dir)];
+  const r = await timed('/usr/bin/etcdctl', [...args, 'check', 'perf', `--load=${load}`]);
+  if (r.code !== 0 && r.code !== 1)
+    throw new Error(`etcdctl check perf exited ${r.code}:\n${r.stdout}`);
+  return parseEtcdctl(r.stdout, r.cpuSec, r.wallSec);
+}
+
+/** `k3s-etcd perf` from a built cli.js, as a user runs it (preflight, load, clean-up). */
+async function ourCheckPerf(
+  cli: string,
+  etcd: EtcdCluster,
+  dir: string,
+  load: PerfLoad,
+): Promise<Figures> {
+  const args = [cli, 'perf', `--load=${load}`, `--endpoints=${etcd.endpoints.join(',')}`];
+  const r = await timed(process.execPath, [...args, ...tlsArgs(dir), '--json']);
+  if (r.code !== 0 && r.code !== 1) throw new Error(`k3s-etcd perf exited ${r.code}`);
+  const result = JSON.parse(r.stdout) as PerfResult;
+  if (!result.cleanedUp) console.error(`warning: clean-up failed: ${result.cleanupError}`);
+  return ours(result, r.cpuSec * 1e6, r.wallSec);
 }
 
 function parseEtcdctl(stdout: string, cpuSec: number, wallSec: number): Figures {
@@ -141,6 +163,7 @@ async function currentRevision(etcd: EtcdCluster, dir: string): Promise<string> 
 }
 
 const secs = (x: number) => `${x.toFixed(6)}s`;
+const us = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} µs` : '?');
 
 function row(load: string, tool: string, f: Figures): string {
   return [
@@ -150,23 +173,54 @@ function row(load: string, tool: string, f: Figures): string {
     String(f.writesPerSec).padStart(8),
     secs(f.slowestSec).padStart(10),
     secs(f.stddevSec).padStart(10),
-    (Number.isFinite(f.cpuPerWriteUs) ? `${f.cpuPerWriteUs.toFixed(0)} µs` : '?').padStart(10),
+    us(f.cpuPerWriteUs).padStart(10),
     f.errors ? 'errors' : '',
   ].join('  ');
 }
 
-function goal(load: PerfLoad, theirs: Figures, mine: Figures): string {
-  const ratio = mine.writesPerSec / theirs.writesPerSec;
-  if (load === 'l' || load === 'xl')
-    return `goal: throughput >= etcdctl's: ${ratio >= 1 ? 'met' : 'NOT met'}`;
-  const same = mine.verdict === theirs.verdict;
-  const close = Math.abs(ratio - 1) <= 0.05;
-  return `goal: same verdict (${same ? 'yes' : 'no'}) and throughput within 5% (${close ? 'yes' : 'no'}): ${same && close ? 'met' : 'NOT met'}`;
+interface Medians {
+  writesPerSec: number;
+  slowestSec: number;
+  cpuPerWriteUs: number;
 }
 
+const medians = (runs: Figures[]): Medians => ({
+  writesPerSec: median(runs.map((f) => f.writesPerSec)),
+  slowestSec: median(runs.map((f) => f.slowestSec)),
+  cpuPerWriteUs: median(runs.map((f) => f.cpuPerWriteUs)),
+});
+
+/** The goals of issue 28 for one tool's medians against etcdctl's. */
+function goals(load: PerfLoad, theirs: Medians, mine: Medians): string {
+  const cpu = mine.cpuPerWriteUs / theirs.cpuPerWriteUs;
+  const slow = mine.slowestSec / theirs.slowestSec;
+  const tput = mine.writesPerSec / theirs.writesPerSec;
+  const held = load === 's' || load === 'm';
+  const yes = (b: boolean) => (b ? 'met' : 'NOT met');
+  return [
+    `CPU/write ${cpu.toFixed(2)}x (<= 1: ${yes(cpu <= 1)})`,
+    `slowest ${slow.toFixed(2)}x${held ? ` (<= 1.5: ${yes(slow <= 1.5)})` : ''}`,
+    `throughput ${tput.toFixed(3)}x (${held ? '>= 0.99' : '>= 1'}: ${yes(tput >= (held ? 0.99 : 1))})`,
+  ].join(', ');
+}
+
+const ROOT = join(__dirname, '..');
+
 export async function benchPerf(loads: PerfLoad[]): Promise<void> {
+  const rounds = Number(process.env['BENCH_PERF_ROUNDS'] ?? 3);
+  execFileSync(process.execPath, [join(ROOT, 'esbuild.mjs')], { cwd: ROOT, stdio: 'ignore' });
+  const tools: Array<{ name: string; cli?: string }> = [
+    { name: 'etcdctl' },
+    { name: 'k3s-etcd', cli: join(ROOT, 'dist', 'cli.js') },
+  ];
+  const baseline = process.env['BENCH_PERF_BASELINE'];
+  if (baseline) {
+    readFileSync(baseline); // fails early when missing
+    tools.push({ name: 'before', cli: baseline });
+  }
   console.log(
-    `check perf: etcdctl 3.4.23 vs k3s-etcd, 60 s each, on a fresh 3-member mutual-TLS etcd per load (same box)`,
+    `check perf: etcdctl 3.4.23 vs k3s-etcd perf (whole processes, 60 s each), ${rounds} alternating ` +
+      `rounds on a fresh 3-member mutual-TLS etcd per load (same box)`,
   );
   console.log(
     ['load', 'tool     ', 'verdict', 'writes/s', '   slowest', '    stddev', ' CPU/write'].join(
@@ -176,31 +230,29 @@ export async function benchPerf(loads: PerfLoad[]): Promise<void> {
   for (const load of loads) {
     const dir = await makeTempDir('k3s-etcd-bench-perf-');
     let etcd: EtcdCluster | undefined;
+    const runs = new Map<string, Figures[]>(tools.map((t) => [t.name, []]));
     try {
       ({ etcd } = await etcdWithOurCerts(dir, 3));
-      const ctl = await etcdctlCheckPerf(etcd, dir, load);
-      if (ctl.code !== 0 && ctl.code !== 1)
-        throw new Error(`etcdctl check perf exited ${ctl.code}:\n${ctl.stdout}`);
-      const theirs = parseEtcdctl(ctl.stdout, ctl.cpuSec, ctl.wallSec);
-      console.log(row(load, 'etcdctl', theirs));
-
-      await compactAll(etcd, dir);
-
-      const cpu0 = process.cpuUsage();
-      const t0 = performance.now();
-      const r = await runPerfCheck({
-        endpoints: etcd.endpoints,
-        tls: admin(dir),
-        load,
-        durationSec: 60,
-      });
-      const cpu = process.cpuUsage(cpu0);
-      const mine = ours(r, cpu.user + cpu.system, (performance.now() - t0) / 1000);
-      if (!r.cleanedUp) console.error(`warning: our clean-up failed: ${r.cleanupError}`);
-      console.log(row(load, 'k3s-etcd', mine));
-      console.log(
-        `      ours/etcdctl throughput ${(mine.writesPerSec / theirs.writesPerSec).toFixed(3)}; ${goal(load, theirs, mine)}`,
-      );
+      for (let round = 0; round < rounds; round++) {
+        const order = round % 2 === 0 ? tools : [...tools].reverse();
+        for (const tool of order) {
+          await compactAll(etcd, dir);
+          const f = tool.cli
+            ? await ourCheckPerf(tool.cli, etcd, dir, load)
+            : await etcdctlCheckPerf(etcd, dir, load);
+          runs.get(tool.name)?.push(f);
+          console.log(row(load, tool.name, f));
+        }
+      }
+      const theirs = medians(runs.get('etcdctl') ?? []);
+      for (const tool of tools) {
+        const m = medians(runs.get(tool.name) ?? []);
+        console.log(
+          `  median ${tool.name.padEnd(9)} ${String(m.writesPerSec).padStart(6)} writes/s  slowest ` +
+            `${(m.slowestSec * 1000).toFixed(1)} ms  CPU/write ${us(m.cpuPerWriteUs)}` +
+            (tool.cli ? `; vs etcdctl: ${goals(load, theirs, m)}` : ''),
+        );
+      }
     } finally {
       await etcd?.stop();
       await removeTempDir(dir);
@@ -208,17 +260,19 @@ export async function benchPerf(loads: PerfLoad[]): Promise<void> {
   }
 }
 
-if (require.main === module) {
-  const asked = process.argv.slice(2);
+/** The loads asked for (`npm run bench -- perf s m`), s m l when none; throws on an unknown one. */
+export function perfLoads(asked: string[]): PerfLoad[] {
   const loads = asked.length > 0 ? asked : ['s', 'm', 'l'];
   const bad = loads.filter((l) => !isPerfLoad(l));
-  if (bad.length > 0) {
-    console.error(`unknown load(s): ${bad.join(', ')} (s, m, l, xl)`);
-    process.exitCode = 2;
-  } else {
-    benchPerf(loads as PerfLoad[]).catch((err: unknown) => {
+  if (bad.length > 0) throw new Error(`unknown load(s): ${bad.join(', ')} (s, m, l, xl)`);
+  return loads as PerfLoad[];
+}
+
+if (require.main === module) {
+  Promise.resolve()
+    .then(() => benchPerf(perfLoads(process.argv.slice(2))))
+    .catch((err: unknown) => {
       console.error(err);
       process.exitCode = 1;
     });
-  }
 }

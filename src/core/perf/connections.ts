@@ -1,7 +1,7 @@
 /**
- * The load's side of the wire: gRPC connections to every endpoint (etcd3 loaded in the worker
- * only), each write a pre-encoded Put on the raw KV method, the clean-up delete of the prefix,
- * and the latency samples.
+ * The load's side of the wire: write connections to every endpoint (wire.ts) and an etcd3
+ * client per endpoint for the prefix check and the clean-up (etcd3 loaded in the worker only),
+ * the pre-encoded PutRequests, the clean-up delete of the prefix, and the latency samples.
  */
 import type * as Etcd3Module from 'etcd3';
 import type { Etcd3, IOptions } from 'etcd3';
@@ -11,6 +11,7 @@ import type { PerfLoad } from '../../shared/perfTypes';
 import type { PerfEngineConfig } from './config';
 import { randomFillSync } from 'node:crypto';
 import { PERF_PROFILES } from './stats';
+import { GRPC_PREFIX_BYTES, PutChannel } from './wire';
 
 export const KEY_BYTES = 256;
 export const VALUE_BYTES = 1024;
@@ -31,103 +32,58 @@ function loadEtcd3(): typeof Etcd3Module {
   return require('etcd3') as typeof Etcd3Module;
 }
 
-export interface Cancellable {
-  cancel(): void;
-}
-
-export interface Conn {
+export interface Conn<T = unknown> {
   endpoint: string;
+  /** The endpoint's etcd3 client (shared by its connections): the prefix check, the clean-up. */
   client: Etcd3;
-  /**
-   * Sends one encoded PutRequest; `done` gets null or the gRPC error. Returns the call when it
-   * can be cancelled.
-   */
-  put(message: Buffer, done: (err: unknown) => void): Cancellable | undefined;
+  /** The connection that carries the writes. */
+  channel: PutChannel<T>;
 }
-
-/** The grpc-js `Client.makeUnaryRequest` of etcd3's KV service client. */
-interface UnaryCaller {
-  makeUnaryRequest(
-    method: string,
-    serialize: (m: Buffer) => Buffer,
-    deserialize: (b: Buffer) => Buffer,
-    argument: Buffer,
-    options: object,
-    callback: (err: unknown) => void,
-  ): Cancellable;
-}
-
-const PUT_METHOD = '/etcdserverpb.KV/Put';
-/** The message is encoded already; the PutResponse is not needed (grpc-js wants non-null). */
-const asIs = (b: Buffer): Buffer => b;
-const NO_OPTIONS = {};
 
 /**
- * The KV gRPC client inside a one-host Etcd3 (`pool.hosts[0].getServiceClient('KV')`, etcd3
- * 1.1.2). Calling it with a pre-encoded PutRequest skips protobufjs, cockatiel, etcd3's
- * promises and a deadline timer per call; on a small box that also runs etcd, client CPU per
- * write is throughput. Undefined when etcd3's internals differ: then the public API is used.
+ * `perEndpoint` write connections to every endpoint, interleaved so that round-robin over the
+ * list alternates endpoints, and one etcd3 client per endpoint for everything but the writes.
+ * `answer` gets every write's outcome (wire.ts).
  */
-function kvCaller(client: Etcd3): UnaryCaller | undefined {
-  try {
-    const pool = (client as unknown as { pool?: { hosts?: unknown[] } }).pool;
-    const host = pool?.hosts?.[0] as { getServiceClient?: (n: string) => unknown } | undefined;
-    const kv = host?.getServiceClient?.('KV') as Partial<UnaryCaller> | undefined;
-    return typeof kv?.makeUnaryRequest === 'function' ? (kv as UnaryCaller) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function putFunction(client: Etcd3, encoder: PutEncoder, timeoutMs: number): Conn['put'] {
-  const caller = kvCaller(client);
-  if (caller) {
-    return (message, done) =>
-      caller.makeUnaryRequest(PUT_METHOD, asIs, asIs, message, NO_OPTIONS, done);
-  }
-  return (message, done) => {
-    client.kv
-      .put(
-        { key: encoder.keyOf(message), value: encoder.value },
-        { deadline: Date.now() + timeoutMs },
-      )
-      .then(
-        () => done(null),
-        (err: unknown) => done(err ?? new Error('unknown error')),
-      );
-    return undefined;
-  };
-}
-
-export async function connect(
+export async function connect<T>(
   cfg: PerfEngineConfig,
   perEndpoint: number,
-  encoder: PutEncoder,
-  putTimeoutMs: number,
-): Promise<Conn[]> {
+  answer: (token: T, err: Error | null) => void,
+): Promise<Conn<T>[]> {
   const { Etcd3 } = loadEtcd3();
-  let credentials: IOptions['credentials'];
-  if (cfg.tls) credentials = await tlsCredentials(cfg.tls);
-  const conns: Conn[] = [];
-  // Interleaved, so that round-robin over the list alternates endpoints.
+  const credentials = cfg.tls ? await tlsCredentials(cfg.tls) : undefined;
+  const wireTls = credentials
+    ? { ca: credentials.rootCertificate, cert: credentials.certChain, key: credentials.privateKey }
+    : undefined;
+  const clients = new Map<string, Etcd3>();
+  for (const endpoint of cfg.endpoints) {
+    const options: IOptions = {
+      hosts: [endpoint],
+      faultHandling: { host: () => noop, global: noop },
+      grpcOptions: { 'grpc.enable_http_proxy': 0 },
+    };
+    if (credentials) options.credentials = credentials;
+    clients.set(endpoint, new Etcd3(options));
+  }
+  const conns: Conn<T>[] = [];
   for (let i = 0; i < perEndpoint; i++) {
-    for (const endpoint of cfg.endpoints) {
-      const options: IOptions = {
-        hosts: [endpoint],
-        faultHandling: { host: () => noop, global: noop },
-        grpcOptions: {
-          'grpc.enable_http_proxy': 0,
-          // Otherwise grpc-js shares one subchannel (one TCP connection) between channels
-          // with the same target and credentials.
-          'grpc.use_local_subchannel_pool': 1,
-        },
-      };
-      if (credentials) options.credentials = credentials;
-      const client = new Etcd3(options);
-      conns.push({ endpoint, client, put: putFunction(client, encoder, putTimeoutMs) });
+    for (const [endpoint, client] of clients) {
+      const channel = new PutChannel<T>(endpoint, wireTls, answer);
+      channel.ready.catch(() => undefined); // awaited by the prefix check
+      conns.push({ endpoint, client, channel });
     }
   }
   return conns;
+}
+
+/** Closes every connection and client once. */
+export function closeAll<T>(conns: readonly Conn<T>[]): void {
+  const clients = new Set<Etcd3>();
+  for (const c of conns) {
+    c.channel.close();
+    clients.add(c.client);
+  }
+  for (const client of clients) client.close();
 }
 
 /** The end of a prefix range: the prefix with its last byte below 0xff incremented. */
@@ -175,25 +131,39 @@ function varint(n: number): number[] {
  * Encoded `PutRequest{key, value}` messages (protobuf fields 1 and 2, length-delimited) with
  * etcdctl's key: the prefix, then a 256-byte buffer holding `binary.PutVarint` of
  * `rand.Int63n(MaxInt64)` (a zig-zag varint, the rest zero); the value is 1 KiB of zeros.
+ * {@link nextFrame} gives one with its gRPC message prefix, ready for the wire.
  */
 export class PutEncoder {
   readonly value = Buffer.alloc(VALUE_BYTES);
   /** Where the key starts in a message, and its length. */
   readonly keyAt: number;
   readonly keyLength: number;
+  /** The gRPC prefix and the key's tag and length. */
   private readonly head: Buffer;
   private readonly tail: Buffer;
+  private readonly frameLength: number;
   private readonly random = Buffer.allocUnsafe(8192);
   private at = this.random.length;
 
   constructor(private readonly prefix: Buffer) {
     this.keyLength = prefix.length + KEY_BYTES;
-    this.head = Buffer.from([0x0a, ...varint(this.keyLength)]);
+    const key = [0x0a, ...varint(this.keyLength)];
     this.tail = Buffer.concat([Buffer.from([0x12, ...varint(VALUE_BYTES)]), this.value]);
-    this.keyAt = this.head.length;
+    const messageLength = key.length + this.keyLength + this.tail.length;
+    const grpc = Buffer.alloc(GRPC_PREFIX_BYTES); // not compressed
+    grpc.writeUInt32BE(messageLength, 1);
+    this.head = Buffer.concat([grpc, Buffer.from(key)]);
+    this.keyAt = key.length;
+    this.frameLength = GRPC_PREFIX_BYTES + messageLength;
   }
 
+  /** A PutRequest with a fresh key. */
   next(): Buffer {
+    return this.nextFrame().subarray(GRPC_PREFIX_BYTES);
+  }
+
+  /** A gRPC length-prefixed PutRequest with a fresh key. */
+  nextFrame(): Buffer {
     if (this.at + 8 > this.random.length) {
       randomFillSync(this.random);
       this.at = 0;
@@ -201,16 +171,17 @@ export class PutEncoder {
     const hi31 = this.random.readUInt32LE(this.at) & 0x7fffffff; // int63: top bit clear
     const lo32 = this.random.readUInt32LE(this.at + 4);
     this.at += 8;
-    const keyEnd = this.keyAt + this.keyLength;
-    const msg = Buffer.allocUnsafe(keyEnd + this.tail.length);
+    const keyAt = GRPC_PREFIX_BYTES + this.keyAt;
+    const keyEnd = keyAt + this.keyLength;
+    const msg = Buffer.allocUnsafe(this.frameLength);
     this.head.copy(msg, 0);
-    this.prefix.copy(msg, this.keyAt);
-    msg.fill(0, this.keyAt + this.prefix.length, keyEnd);
+    this.prefix.copy(msg, keyAt);
+    msg.fill(0, keyAt + this.prefix.length, keyEnd);
     this.tail.copy(msg, keyEnd);
     // The zig-zag encoding of a non-negative v is v << 1; then base-128 varint.
     let hi = ((hi31 << 1) | (lo32 >>> 31)) >>> 0;
     let lo = (lo32 << 1) >>> 0;
-    let i = this.keyAt + this.prefix.length;
+    let i = keyAt + this.prefix.length;
     while (hi !== 0 || lo >= 0x80) {
       msg[i++] = (lo & 0x7f) | 0x80;
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
@@ -248,15 +219,15 @@ export class Samples {
  * etcdctl's `Delete(prefix, WithPrefix)` with a 30 s budget, through the first endpoint that
  * answers; then a count under the prefix, and another delete if a late write landed after it.
  */
-export async function deletePrefix(
-  conns: Conn[],
+export async function deletePrefix<T>(
+  conns: Conn<T>[],
   prefix: Buffer,
   rangeEnd: Buffer,
   budgetMs: number,
 ): Promise<{ cleanedUp: boolean; deleted: number; revision?: string; error?: string }> {
   const until = Date.now() + budgetMs;
   let deleted = 0;
-  const perEndpoint = new Map<string, Conn>();
+  const perEndpoint = new Map<string, Conn<T>>();
   for (const c of conns) if (!perEndpoint.has(c.endpoint)) perEndpoint.set(c.endpoint, c);
   let revision: string | undefined;
   let lastError = 'no endpoint answered';

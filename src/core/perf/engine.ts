@@ -11,6 +11,7 @@ import type { PerfResult, PerfSecond } from '../../shared/perfTypes';
 import type { PerfEngineConfig, PerfEngineHooks, PerfOutcome } from './config';
 import {
   CANCEL_DRAIN_MS,
+  closeAll,
   connect,
   connectionsPerEndpoint,
   deletePrefix,
@@ -19,9 +20,9 @@ import {
   showKey,
   PutEncoder,
   Samples,
-  type Cancellable,
   type Conn,
 } from './connections';
+import type { PutCall } from './wire';
 
 // ---- the run --------------------------------------------------------------------------------
 
@@ -36,20 +37,25 @@ export async function runPerfLoad(
   const prefix = Buffer.from(cfg.prefix);
   const rangeEnd = prefixRangeEnd(prefix);
   const encoder = new PutEncoder(prefix);
-  const conns = await connect(cfg, Math.max(1, perEndpoint), encoder, putTimeoutMs);
+  // Every write's answer goes to the load loop once it runs.
+  let answer: (w: InFlight, err: Error | null) => void = () => undefined;
+  const conns = await connect<InFlight>(cfg, Math.max(1, perEndpoint), (w, err) => answer(w, err));
   try {
-    // The prefix check runs on every connection at once, which also completes each TLS
-    // handshake before the clock starts.
-    const checkDeadline = Date.now() + (cfg.checkTimeoutMs ?? 5000);
+    // The prefix check runs on every endpoint at once, while every write connection completes
+    // its TLS handshake, all before the clock starts.
+    const checkTimeoutMs = cfg.checkTimeoutMs ?? 5000;
+    const checkDeadline = Date.now() + checkTimeoutMs;
     const checks = await Promise.allSettled(
-      conns.map((c) =>
-        c.client.kv.range(
+      conns.map(async (c) => {
+        const range = c.client.kv.range(
           { key: prefix, range_end: rangeEnd, limit: 1, keys_only: true },
           { deadline: checkDeadline },
-        ),
-      ),
+        );
+        await c.channel.readyWithin(checkTimeoutMs);
+        return range;
+      }),
     );
-    const live: Conn[] = [];
+    const live: Conn<InFlight>[] = [];
     const failures = new Map<string, unknown>();
     for (const [i, r] of checks.entries()) {
       const conn = conns[i];
@@ -100,7 +106,7 @@ export async function runPerfLoad(
       };
     }
     hooks.onEvent?.({ type: 'started' });
-    const load = await runLoad(cfg, live, encoder, putTimeoutMs, hooks);
+    const load = await runLoad(cfg, live, encoder, putTimeoutMs, hooks, (f) => (answer = f));
     // Always clean up: after success, failure and cancel (etcd 3.5's interruptible clean-up).
     hooks.onEvent?.({ type: 'cleaning' });
     const order = [...live, ...conns.filter((c) => !live.includes(c))];
@@ -140,7 +146,7 @@ export async function runPerfLoad(
     if (clean.revision !== undefined) result.deleteRevision = clean.revision;
     return { kind: 'done', result };
   } finally {
-    for (const c of conns) c.client.close();
+    closeAll(conns);
   }
 }
 
@@ -174,7 +180,8 @@ interface LoadOutcome {
 
 interface InFlight {
   start: number;
-  call: Cancellable | undefined;
+  conn: Conn<InFlight>;
+  call: PutCall | undefined;
   answered: boolean;
   timedOut: boolean;
 }
@@ -189,10 +196,11 @@ interface InFlight {
  */
 function runLoad(
   cfg: PerfEngineConfig,
-  conns: Conn[],
+  conns: Conn<InFlight>[],
   encoder: PutEncoder,
   putTimeoutMs: number,
   hooks: PerfEngineHooks,
+  onAnswer: (f: (w: InFlight, err: Error | null) => void) => void,
 ): Promise<LoadOutcome> {
   const { clients, rate } = PERF_PROFILES[cfg.load];
   const interval = 1000 / rate;
@@ -203,7 +211,7 @@ function runLoad(
   const errorDist: Record<string, number> = {};
   const seconds: PerfSecond[] = [];
   /** Writes in start order; the sweep cancels those older than the timeout. */
-  let queue: InFlight[] = [];
+  let queue: Array<InFlight | undefined> = [];
   let head = 0;
   let errors = 0;
   let inFlight = 0;
@@ -268,9 +276,9 @@ function runLoad(
       if (!w.answered) {
         if (now - w.start < timeoutMs) break;
         w.timedOut = true;
-        w.call?.cancel(); // answers with CANCELLED, counted below as a timeout
+        if (w.call) w.conn.channel.cancel(w.call); // answers with CANCELLED: a timeout below
       }
-      head++;
+      queue[head++] = undefined; // nothing kept alive into the old generation
     }
     if (head > 4096 && head * 2 > queue.length) {
       queue = queue.slice(head);
@@ -311,9 +319,10 @@ function runLoad(
   };
   const onAbort = (): void => stop('cancel');
 
-  const answered = (w: InFlight, err: unknown): void => {
+  const answered = (w: InFlight, err: Error | null): void => {
     const t = performance.now();
     w.answered = true;
+    w.call = undefined; // the stream and its buffers can go with the next scavenge
     inFlight--;
     const b = buckets[bucketAt(t)];
     if (err === null || err === undefined) {
@@ -337,16 +346,17 @@ function runLoad(
   const issue = (): void => {
     const conn = conns[rr++ % conns.length];
     if (!conn) return;
-    const msg = encoder.next();
+    const frame = encoder.nextFrame();
     const w: InFlight = {
       start: performance.now(),
+      conn,
       call: undefined,
       answered: false,
       timedOut: false,
     };
     inFlight++;
     queue.push(w);
-    w.call = conn.put(msg, (err) => answered(w, err));
+    w.call = conn.channel.put(frame, w);
   };
 
   function pump(): void {
@@ -371,6 +381,7 @@ function runLoad(
     pumpTimer = setTimeout(pump, Math.max(0, tat - performance.now()));
   }
 
+  onAnswer(answered);
   hooks.signal?.addEventListener('abort', onAbort);
   secondTimer = setTimeout(tickSeconds, 1000);
   pump();
