@@ -7,12 +7,8 @@ import assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import {
-  GRPC_PREFIX_BYTES,
-  PutChannel,
-  decodeGrpcMessage,
-  grpcErrorText,
-} from '../../src/core/perf/wire';
+import { GRPC_PREFIX_BYTES, decodeGrpcMessage, grpcErrorText } from '../../src/core/etcd/grpcWire';
+import { PutChannel } from '../../src/core/perf/wire';
 import { PutEncoder } from '../../src/core/perf/connections';
 
 const PREFIX = '/etcdctl-check-perf/';

@@ -10,6 +10,7 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { EtcdTls } from './client';
+import { GRPC_PREFIX_BYTES, decodeGrpcMessage, grpcErrorText, grpcFrame } from './grpcWire';
 import { tlsCredentials } from './client';
 import {
   decodeAlarms,
@@ -41,34 +42,13 @@ export interface RpcOptions {
   tls?: EtcdTls;
 }
 
-/** gRPC status names, for messages in grpc-js's form. */
-const STATUS = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
 /** An error as grpc-js words it: `code` the gRPC status, `details` etcd's or the socket's words. */
 export class RpcError extends Error {
   constructor(
     readonly code: number,
     readonly details: string,
   ) {
-    super(`${code} ${STATUS[code] ?? 'UNKNOWN'}: ${details}`);
+    super(grpcErrorText(code, details));
     this.name = 'RpcError';
   }
 }
@@ -125,9 +105,7 @@ export function openRpc(
       if (closed) return reject(new RpcError(1, 'Call cancelled: the client is closed'));
       if (session.destroyed) return reject(unavailable());
       const timeout = opts.timeoutMs;
-      const frame = Buffer.alloc(5 + body.length);
-      frame.writeUInt32BE(body.length, 1);
-      body.copy(frame, 5);
+      const frame = grpcFrame(body);
       let done = false;
       const finish = (err: Error | undefined, value?: Buffer) => {
         if (done) return;
@@ -158,7 +136,7 @@ export function openRpc(
       stream.on('response', (h) => (headers = h));
       stream.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_MESSAGE + 5)
+        if (size > MAX_MESSAGE + GRPC_PREFIX_BYTES)
           finish(new RpcError(8, `Received message larger than max (${size} vs. ${MAX_MESSAGE})`));
         else chunks.push(c);
       });
@@ -176,15 +154,17 @@ export function openRpc(
           );
         }
         if (Number(status) !== 0) {
-          const message = decodeURIComponent(String(headers['grpc-message'] ?? ''));
+          const message = decodeGrpcMessage(headers['grpc-message']);
           return finish(new RpcError(Number(status), message));
         }
         const all = Buffer.concat(chunks);
-        if (all.length < 5) return finish(new RpcError(13, 'Response has no message'));
+        if (all.length < GRPC_PREFIX_BYTES)
+          return finish(new RpcError(13, 'Response has no message'));
         if (all[0] !== 0) return finish(new RpcError(13, 'Compressed response not supported'));
         const len = all.readUInt32BE(1);
-        if (len > all.length - 5) return finish(new RpcError(13, 'Truncated response message'));
-        finish(undefined, all.subarray(5, 5 + len));
+        if (len > all.length - GRPC_PREFIX_BYTES)
+          return finish(new RpcError(13, 'Truncated response message'));
+        finish(undefined, all.subarray(GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES + len));
       });
       stream.end(frame);
     });

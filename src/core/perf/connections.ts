@@ -11,7 +11,8 @@ import type { PerfLoad } from '../../shared/perfTypes';
 import type { PerfEngineConfig } from './config';
 import { randomFillSync } from 'node:crypto';
 import { PERF_PROFILES } from './stats';
-import { GRPC_PREFIX_BYTES, PutChannel } from './wire';
+import { GRPC_PREFIX_BYTES } from '../etcd/grpcWire';
+import { PutChannel } from './wire';
 
 export const KEY_BYTES = 256;
 export const VALUE_BYTES = 1024;

@@ -9,9 +9,7 @@
  * write is one `session.request` plus four listeners shared by all calls (no closure per write).
  */
 import * as http2 from 'node:http2';
-
-/** The 5-byte gRPC message prefix: compressed flag, then the length (big-endian). */
-export const GRPC_PREFIX_BYTES = 5;
+import { decodeGrpcMessage, grpcErrorText } from '../etcd/grpcWire';
 
 const PUT_HEADERS = {
   ':method': 'POST',
@@ -22,42 +20,6 @@ const PUT_HEADERS = {
 const REQUEST_OPTIONS = { endStream: false };
 /** A dead session is re-opened at most this often; writes in between fail at once. */
 const RECONNECT_EVERY_MS = 1000;
-
-/** gRPC status names, for error texts shaped like grpc-js's `<code> <NAME>: <details>`. */
-const STATUS = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
-/** A gRPC error text as grpc-js words it. */
-export function grpcErrorText(code: number, details: string): string {
-  return `${code} ${STATUS[code] ?? 'UNKNOWN'}: ${details}`;
-}
-
-/** `grpc-message` is percent-encoded (gRPC over HTTP/2, "Responses"). */
-export function decodeGrpcMessage(raw: unknown): string {
-  const s = typeof raw === 'string' ? raw : Array.isArray(raw) ? String(raw[0] ?? '') : '';
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 export interface WireTls {
   ca: Buffer;
