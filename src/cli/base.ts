@@ -4,7 +4,16 @@
  * only this; the other commands' bundle (dist/cliCommands.js) uses dist/cliMain.js's, so one
  * `UsageError` class is thrown and caught (esbuild.mjs).
  */
+import type * as ReadlinePromises from 'node:readline/promises';
+import type * as Stream from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Loaded when a question is asked: the table and the one-shot reads never load readline.
+ * `require`, not import(): the command line's bundle runs in a vm.Script (codeCache.ts).
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const readline = () => require('node:readline/promises') as typeof ReadlinePromises;
 import type { ParseArgsConfig } from 'node:util';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
 
@@ -46,9 +55,7 @@ export function terminalQuestions(
   return {
     ask: (question) =>
       oneAtATime(async () => {
-        // Loaded when a question is asked: the table and the one-shot reads never load readline.
-        const { createInterface } = await import('node:readline/promises');
-        const rl = createInterface({ input: inputOf(), output: outputOf() });
+        const rl = readline().createInterface({ input: inputOf(), output: outputOf() });
         try {
           return await rl.question(question);
         } finally {
@@ -60,12 +67,10 @@ export function terminalQuestions(
         const output = outputOf();
         output.write(question);
         // Echo nothing of what is typed; the newline is written after the answer.
-        const [{ createInterface }, { Writable: Muted }] = await Promise.all([
-          import('node:readline/promises'),
-          import('node:stream'),
-        ]);
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { Writable: Muted } = require('node:stream') as typeof Stream;
         const muted = new Muted({ write: (_c, _e, cb) => cb() });
-        const rl = createInterface({ input: inputOf(), output: muted, terminal: true });
+        const rl = readline().createInterface({ input: inputOf(), output: muted, terminal: true });
         try {
           return await rl.question('');
         } finally {

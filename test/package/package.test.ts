@@ -175,6 +175,9 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
       }
     }
     assert.ok(reached.has('dist/ssh2.js'), `${bundle} loads ssh2 lazily`);
+    if (bundle === 'dist/cli.js')
+      // It runs in a vm.Script, where import() has no loader: lazy built-ins are require()d.
+      assert.doesNotMatch(read('dist/cliMain.js'), /\bimport\(/, 'import() in dist/cliMain.js');
   }
   const unwanted = names.filter(
     (n) => /\.(ts|map)$/.test(n) || /^(src|test|webview|scripts|node_modules|examples)\//.test(n),
@@ -231,6 +234,18 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
     [['cli-1', etcd.endpoints]],
   );
   assert.doesNotMatch(members.stderr, /DEP0123|Warning/);
+  // status also reads each member's /metrics (node:http, required on the first scrape).
+  const status = spawnSync(
+    process.execPath,
+    [cli, 'status', '--endpoints', etcd.endpoints.join(','), '--json'],
+    { encoding: 'utf8', env },
+  );
+  assert.equal(status.status, 0, status.stderr);
+  const rows = JSON.parse(status.stdout) as Array<{ endpoint: string; quotaBackendBytes?: number }>;
+  assert.deepEqual(
+    rows.map((r) => [r.endpoint, typeof r.quotaBackendBytes]),
+    [[etcd.endpoints[0], 'number']],
+  );
 
   // The migration's SQLite reader (plain JavaScript, in dist/cli.js) works from the package.
   const state = join(dir, 'state.db');

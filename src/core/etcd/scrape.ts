@@ -1,4 +1,5 @@
 /** Reading a member's Prometheus /metrics page over HTTP(S), with the cluster's client certificate. */
+import type * as Http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { ipVersion } from '../inventory/addressFormat';
 import { clientUrl, etcdHosts, metricsUrl } from '../inventory/select';
@@ -54,7 +55,10 @@ export async function scrapeMetrics(
   const u = new URL(url);
   const https = u.protocol === 'https:';
   // Loaded on the first scrape: `health` and `members` import this module and never scrape.
-  const { request } = https ? await import('node:https') : await import('node:http');
+  // `require`, not import(): the command line's bundle runs in a vm.Script (src/cli/codeCache.ts).
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { request } = (https ? require('node:https') : require('node:http')) as typeof Http;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const started = performance.now();
   const creds = https && opts.tls ? await tlsCredentials(opts.tls) : undefined;
   const timeoutMs = opts.timeoutMs ?? 5000;
