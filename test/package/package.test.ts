@@ -166,7 +166,7 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
       const text = read(file);
       const deps = [
         ...[...text.matchAll(/[\w$]\("\.\/([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
-        ...[...text.matchAll(/[\w$]\(__dirname, ?"([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
+        ...[...text.matchAll(/\(__dirname, ?"([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
       ];
       for (const dep of deps) {
         assert.ok(names.includes(dep), `${dep} (loaded by ${file}) missing from the VSIX`);
