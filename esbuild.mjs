@@ -1,10 +1,11 @@
 // One build script, several bundles:
 //   dist/extension.js   the extension (node, cjs, `vscode` external)
-//   dist/cli.js         the `k3s-etcd` bin: loads dist/cli/main.mjs
-//   dist/cli/*.mjs      the command line as ES modules: main.mjs is the command table (names,
-//                       summaries, usage, flags) and dispatch only, so `--help` loads nothing
-//                       else; each src/cli/<file>.ts's commands are a chunk loaded when one runs,
-//                       what they share in shared chunks
+//   dist/cli.js         the `k3s-etcd` bin (src/cli/bin.ts): runs dist/cliMain.js with V8's
+//                       code cache (src/cli/codeCache.ts)
+//   dist/cliMain.js     the command line (CommonJS): the command table (names, summaries, usage,
+//                       flags), dispatch, and the one-shot commands (LIGHT_FILES), each file's
+//                       module run only when one of its commands runs
+//   dist/cliCommands.js every other command, required when one of them runs
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
 //   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
@@ -14,7 +15,7 @@
 //   out/test/*.js       in-editor test suites (development builds only; never packaged)
 // Flags: --production (minify, no source maps), --watch.
 import * as esbuild from 'esbuild';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import Module from 'node:module';
 import { resolve } from 'node:path';
@@ -50,9 +51,10 @@ const etcd3ProtoPath = {
 
 /**
  * The CLI's command table without the commands' code. src/cli/commands.ts is bundled and
- * evaluated here (its modules define commands and do nothing when imported); what dist/cli.js
+ * evaluated here (its modules define commands and do nothing when imported); what dist/cliMain.js
  * gets in its place is each command's name, summary, usage, details, flags and argument count,
- * and a `run` that loads the command's file from dist/cli-<file>.js.
+ * and a `run` that loads the command's file (LIGHT_FILES from dist/cliMain.js itself, the rest
+ * from dist/cliCommands.js).
  */
 async function commandTable() {
   const built = await esbuild.build({
@@ -81,35 +83,56 @@ async function commandTable() {
   return { files, inputs: Object.keys(built.metafile.inputs).map((f) => resolve(f)) };
 }
 
+/**
+ * The files whose commands dist/cli.js holds itself: the one-shot reads and the inventory's
+ * (health, status, members, inventory validate/show/init, etcdctl-env). Every other command is
+ * in dist/cliCommands.js, required when one of them runs.
+ */
+const LIGHT_FILES = ['health', 'inventory', 'etcdctl'];
+
+/** What dist/cli.js and dist/cliCommands.js share (one `UsageError`, one `K3sEtcdError`). */
+const SHARED = { base: 'src/cli/base', usage: 'src/cli/usage', errors: 'src/core/errors' };
+const SHARED_KEY = 'k3s-etcd.cli.shared';
+
 const cliTable = {
   name: 'cli-table',
   setup(build) {
     build.onResolve({ filter: /^\.\/commands$/ }, (args) =>
       args.importer.endsWith('main.ts') ? { path: 'cli-table', namespace: 'cli-table' } : undefined,
     );
+    build.onResolve({ filter: /^\.\/cliCommands\.js$/ }, () => ({
+      path: './cliCommands.js',
+      external: true,
+    }));
     build.onLoad({ filter: /.*/, namespace: 'cli-table' }, async () => {
       const { files, inputs } = await commandTable();
-      // One literal import per file: esbuild makes each a chunk of its own.
+      // A light file is required, not imported: esbuild bundles it but runs its module (and what
+      // it imports: yaml, the validator, the gRPC client) only when one of its commands runs.
       const loaders = files
-        .map(
-          ({ file }) => `  ${JSON.stringify(file)}: () => import(${JSON.stringify(`./${file}`)}),`,
+        .map(({ file }) =>
+          LIGHT_FILES.includes(file)
+            ? `  ${JSON.stringify(file)}: () => Object.values(require(${JSON.stringify(`./${file}`)})).find(Array.isArray),`
+            : `  ${JSON.stringify(file)}: () => require("./cliCommands.js").COMMAND_FILES[${JSON.stringify(file)}],`,
         )
         .join('\n');
       const contents = `
+import * as base from './base';
+import * as usage from './usage';
+import * as errors from '../core/errors';
+globalThis[Symbol.for(${JSON.stringify(SHARED_KEY)})] = { base, usage, errors };
 const load = {
 ${loaders}
 };
 const FILES = ${JSON.stringify(files)};
-/** The command of that name in its file's module (loaded once). */
-async function commandIn(file, name) {
-  for (const value of Object.values(await load[file]()))
-    if (Array.isArray(value)) for (const c of value) if (c && c.name === name) return c;
-  throw new Error('the command "' + name + '" is missing from its module: rebuild k3s-etcd');
+/** The command of that name in its file (loaded once). */
+function commandIn(file, name) {
+  for (const c of load[file]() ?? []) if (c && c.name === name) return c;
+  throw new Error('the command "' + name + '" is missing from its bundle: rebuild k3s-etcd');
 }
 export const COMMAND_FILES = Object.fromEntries(
   FILES.map(({ file, commands }) => [
     file,
-    commands.map((meta) => ({ ...meta, run: async (ctx) => (await commandIn(file, meta.name)).run(ctx) })),
+    commands.map((meta) => ({ ...meta, run: async (ctx) => commandIn(file, meta.name).run(ctx) })),
   ]),
 );
 `;
@@ -118,24 +141,21 @@ export const COMMAND_FILES = Object.fromEntries(
   },
 };
 
-/**
- * What CommonJS code in the ES modules of dist/cli/ expects: `require` (etcd3, x509, ssh2 from
- * dist/), `__dirname` (dist/, where perfWorker.js is) and `__filename`.
- */
-const CLI_ESM_BANNER = [
-  "import { createRequire as __k3sRequire } from 'node:module';",
-  "import { fileURLToPath as __k3sPath } from 'node:url';",
-  "const require = __k3sRequire(new URL('../cli.js', import.meta.url));",
-  'const __filename = __k3sPath(import.meta.url);',
-  "const __dirname = __k3sPath(new URL('..', import.meta.url));",
-].join('\n');
-
-/** dist/cli.js, the bin (CommonJS, like every .js of this package). */
-const CLI_BIN = `#!/usr/bin/env node
-// k3s-etcd: the command line is the ES modules of dist/cli/ (main.mjs, then the chunk of the
-// command that runs).
-import("./cli/main.mjs").then((m) => m.runAsBin());
-`;
+/** In dist/cliCommands.js the shared modules are dist/cli.js's (SHARED), set before it loads. */
+const sharedWithBin = {
+  name: 'shared-with-bin',
+  setup(build) {
+    const byPath = new Map(Object.entries(SHARED).map(([k, p]) => [resolve(p), k]));
+    build.onResolve({ filter: /^\./ }, (args) => {
+      const key = byPath.get(resolve(args.resolveDir, args.path).replace(/\.ts$/, ''));
+      return key ? { path: key, namespace: 'cli-shared' } : undefined;
+    });
+    build.onLoad({ filter: /.*/, namespace: 'cli-shared' }, (args) => ({
+      contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(SHARED_KEY)})].${args.path};`,
+      loader: 'js',
+    }));
+  },
+};
 
 /** Prints errors in the form of the `$esbuild-watch` problem matcher. */
 const problemMatcher = {
@@ -175,15 +195,26 @@ const configs = [
     plugins: [...node.plugins, splitHeavy],
   },
   {
+    // The command line: CommonJS (Node 20 caches no ES module's compiled code, and its ES module
+    // loader alone costs start-up time), the command table and the light commands.
     ...node,
-    format: 'esm',
-    splitting: true,
-    entryPoints: { main: 'src/cli/main.ts' },
-    outdir: 'dist/cli',
-    outExtension: { '.js': '.mjs' },
-    chunkNames: '[name]-[hash]',
-    banner: { js: CLI_ESM_BANNER },
+    entryPoints: { cliMain: 'src/cli/main.ts' },
+    outdir: 'dist',
     plugins: [...node.plugins, cliTable, splitHeavy],
+  },
+  {
+    // The bin: runs dist/cliMain.js with V8's code cache (src/cli/codeCache.ts).
+    ...node,
+    entryPoints: { cli: 'src/cli/bin.ts' },
+    outdir: 'dist',
+    banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    // Every other command, required by dist/cli.js when one of them runs.
+    ...node,
+    entryPoints: { cliCommands: 'src/cli/commands.ts' },
+    outdir: 'dist',
+    plugins: [...node.plugins, sharedWithBin, splitHeavy],
   },
   {
     // The performance check's load runs in this worker thread, started from dist/extension.js
@@ -237,7 +268,6 @@ await rm('dist', { recursive: true, force: true });
 await mkdir('dist/proto', { recursive: true });
 await cp('node_modules/etcd3/proto', 'dist/proto', { recursive: true });
 await mkdir('dist/webview', { recursive: true });
-await writeFile('dist/cli.js', CLI_BIN, { mode: 0o755 });
 // uPlot's stylesheet (legend, cursor), served from dist/webview under the CSP.
 await cp('node_modules/uplot/dist/uPlot.min.css', 'dist/webview/uplot.css');
 // Codicons for the webviews (font and CSS, served from dist/webview under the CSP).
@@ -250,4 +280,5 @@ if (watch) {
   await Promise.all(contexts.map((c) => c.watch()));
 } else {
   await Promise.all(configs.map((c) => esbuild.build(c)));
+  await chmod('dist/cli.js', 0o755);
 }

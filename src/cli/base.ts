@@ -1,11 +1,19 @@
 /**
  * The light part of the CLI's context: the I/O, the options every command takes, the table
- * entry's shape and the usage error. dist/cli.js (the command table and its dispatch) loads only
- * this; a command's own bundle (dist/cli-<file>.js) shares it with dist/cli.js, so one
+ * entry's shape and the usage error. The command table and its dispatch (dist/cliMain.js) load
+ * only this; the other commands' bundle (dist/cliCommands.js) uses dist/cliMain.js's, so one
  * `UsageError` class is thrown and caught (esbuild.mjs).
  */
-import { createInterface } from 'node:readline/promises';
-import { Writable, type Readable } from 'node:stream';
+import type * as ReadlinePromises from 'node:readline/promises';
+import type * as Stream from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Loaded when a question is asked: the table and the one-shot reads never load readline.
+ * `require`, not import(): the command line's bundle runs in a vm.Script (codeCache.ts).
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const readline = () => require('node:readline/promises') as typeof ReadlinePromises;
 import type { ParseArgsConfig } from 'node:util';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
 
@@ -31,9 +39,13 @@ export interface CliIO {
  * two readers on one input would each take the same line).
  */
 export function terminalQuestions(
-  input: Readable,
-  output: Writable,
+  stdin: Readable | (() => Readable),
+  stdout: Writable | (() => Writable),
 ): Pick<CliIO, 'ask' | 'askSecret'> {
+  // Functions: the streams are only opened when a question is asked (process.stdin and
+  // process.stderr cost start-up time a command that asks nothing should not pay).
+  const inputOf = () => (typeof stdin === 'function' ? stdin() : stdin);
+  const outputOf = () => (typeof stdout === 'function' ? stdout() : stdout);
   let queue: Promise<unknown> = Promise.resolve();
   const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
     const next = queue.then(f, f);
@@ -43,7 +55,7 @@ export function terminalQuestions(
   return {
     ask: (question) =>
       oneAtATime(async () => {
-        const rl = createInterface({ input, output });
+        const rl = readline().createInterface({ input: inputOf(), output: outputOf() });
         try {
           return await rl.question(question);
         } finally {
@@ -52,10 +64,13 @@ export function terminalQuestions(
       }),
     askSecret: (question) =>
       oneAtATime(async () => {
+        const output = outputOf();
         output.write(question);
         // Echo nothing of what is typed; the newline is written after the answer.
-        const muted = new Writable({ write: (_c, _e, cb) => cb() });
-        const rl = createInterface({ input, output: muted, terminal: true });
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { Writable: Muted } = require('node:stream') as typeof Stream;
+        const muted = new Muted({ write: (_c, _e, cb) => cb() });
+        const rl = readline().createInterface({ input: inputOf(), output: muted, terminal: true });
         try {
           return await rl.question('');
         } finally {

@@ -1,8 +1,9 @@
 /**
  * The CLI's command table: each src/cli/<file>.ts's commands, in the order `--help` lists them.
- * dist/cli.js does not bundle this file: esbuild.mjs evaluates it at build time and puts in its
- * place the same table without the code (names, summaries, usage, flags), each command loading
- * dist/cli-<file>.js when it runs. The key is the file's name.
+ * dist/cliMain.js does not bundle this file: esbuild.mjs evaluates it at build time and puts in
+ * its place the same table without the code (names, summaries, usage, flags), each command
+ * loading its file when it runs (the one-shot ones from dist/cliMain.js itself, the others from
+ * dist/cliCommands.js, this file's own bundle). The key is the file's name.
  */
 import type { Subcommand } from './base';
 import { BACKUP_COMMANDS } from './backup';

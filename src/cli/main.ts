@@ -3,11 +3,12 @@
  * Exit codes: 0 success, 1 failed check or invalid inventory, 2 usage error.
  * Every subcommand is in the one table (commands.ts; defined per operation, one file each:
  * src/cli/<op>.ts, named like the editor's src/editor/commands/<op>.ts), with its own `--help`.
- * In dist/cli.js the table is its names, summaries, usage and flags only; each command's code is
- * loaded from its own bundle when it runs (esbuild.mjs), so `--help` and a one-shot read load
- * nothing they do not use.
+ * In dist/cliMain.js the table is its names, summaries, usage and flags only; each command's code
+ * runs or is loaded when it runs (esbuild.mjs), so `--help` and a one-shot read load nothing
+ * they do not use.
  */
 import { resolve } from 'node:path';
+import { isatty } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { K3sEtcdError, errorMessage } from '../core/errors';
 import { INVENTORY_FILE_NAME } from '../core/inventory/types';
@@ -199,11 +200,15 @@ async function readAll(input: NodeJS.ReadableStream): Promise<string> {
 }
 
 function processIO(): CliIO {
-  const questions = terminalQuestions(process.stdin, process.stderr);
+  const questions = terminalQuestions(
+    () => process.stdin,
+    () => process.stderr,
+  );
   return {
     out: (t) => process.stdout.write(`${t}\n`),
     err: (t) => process.stderr.write(`${t}\n`),
-    interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    // isatty, not process.stdin.isTTY: that opens standard input, which a one-shot read never uses.
+    interactive: isatty(0) && isatty(2),
     cwd: process.cwd(),
     ...questions,
     // On a terminal: one hidden line (never echoed); piped: everything up to the end.
@@ -212,7 +217,7 @@ function processIO(): CliIO {
   };
 }
 
-/** The process's own run: dist/cli.js calls it, and this file run directly (tsx). */
+/** The process's own run: dist/cli.js (bin.ts) calls it, and this file run directly (tsx). */
 export function runAsBin(): void {
   // etcd3 sets a TLS server name from IP endpoints; Node's DEP0123 warning about it is noise here.
   process.removeAllListeners('warning');

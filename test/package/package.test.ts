@@ -127,6 +127,8 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
     'LICENSE.txt',
     'dist/extension.js',
     'dist/cli.js',
+    'dist/cliMain.js',
+    'dist/cliCommands.js',
     'dist/etcd3.js',
     'dist/x509.js',
     'dist/perfWorker.js',
@@ -143,8 +145,9 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
   ]) {
     assert.ok(names.includes(must), `${must} missing from the VSIX`);
   }
-  // Every file a shipped bundle loads lazily (require("./x.js"), and the command line's ES
-  // modules: import("./cli/main.mjs"), their chunks), and what those load, must ship too.
+  // Every file a shipped bundle loads lazily (require("./x.js"); dist/cli.js runs
+  // dist/cliMain.js through the code cache: join(__dirname, "cliMain.js")), and what those load,
+  // must ship too.
   const read = (file: string) =>
     execFileSync(
       'python3',
@@ -161,21 +164,20 @@ test('the VSIX carries the bundles, protos, schema and media, and no sources, te
     const queue = [bundle];
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       const text = read(file);
-      const dir = file.slice(0, file.lastIndexOf('/'));
       const deps = [
-        // require("./x.js"), or esbuild's require shim under a minified name in an ES module
         ...[...text.matchAll(/[\w$]\("\.\/([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
-        ...[...text.matchAll(/(?:import\(|from ?)"\.\/([\w/.-]+\.mjs)"/g)].map(
-          (m) => `${dir}/${m[1]}`,
-        ),
+        ...[...text.matchAll(/\(__dirname, ?"([\w-]+\.js)"\)/g)].map((m) => `dist/${m[1]}`),
       ];
       for (const dep of deps) {
         assert.ok(names.includes(dep), `${dep} (loaded by ${file}) missing from the VSIX`);
-        if (!reached.has(dep) && dep.endsWith('.mjs')) queue.push(dep);
+        if (!reached.has(dep)) queue.push(dep);
         reached.add(dep);
       }
     }
     assert.ok(reached.has('dist/ssh2.js'), `${bundle} loads ssh2 lazily`);
+    if (bundle === 'dist/cli.js')
+      // It runs in a vm.Script, where import() has no loader: lazy built-ins are require()d.
+      assert.doesNotMatch(read('dist/cliMain.js'), /\bimport\(/, 'import() in dist/cliMain.js');
   }
   const unwanted = names.filter(
     (n) => /\.(ts|map)$/.test(n) || /^(src|test|webview|scripts|node_modules|examples)\//.test(n),
@@ -193,21 +195,37 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
     dir,
   ]);
   const cli = join(dir, 'extension', 'dist', 'cli.js');
-  const validate = spawnSync(process.execPath, [cli, 'inventory', 'validate'], {
-    cwd: EXAMPLE,
-    encoding: 'utf8',
-  });
-  assert.equal(validate.status, 0, validate.stderr);
-  assert.equal(validate.stdout.trim(), 'k3s-etcd.yaml: valid (1 cluster, 3 hosts, 3 etcd members)');
+  // The code cache (src/cli/codeCache.ts) in a folder of this test: the first run writes it, the
+  // next ones read it; with it, without one and turned off, the same answers.
+  const cache = join(dir, 'cache');
+  const env = { ...process.env, XDG_CACHE_HOME: cache };
+  const runs = [env, env, { ...env, K3S_ETCD_NO_CODE_CACHE: '1' }].map((e) =>
+    spawnSync(process.execPath, [cli, 'inventory', 'validate'], {
+      cwd: EXAMPLE,
+      encoding: 'utf8',
+      env: e,
+    }),
+  );
+  for (const validate of runs) {
+    assert.equal(validate.status, 0, validate.stderr);
+    assert.equal(
+      validate.stdout.trim(),
+      'k3s-etcd.yaml: valid (1 cluster, 3 hosts, 3 etcd members)',
+    );
+    assert.equal(validate.stderr, '');
+  }
+  assert.equal(
+    readdirSync(join(cache, 'k3s-etcd')).filter((f) => f.endsWith('.v8')).length,
+    1,
+    'one code cache file',
+  );
 
   const etcd = await startEtcdCluster({ members: 1, names: ['cli-1'] });
   cleanups.push(() => etcd.stop());
   const members = spawnSync(
     process.execPath,
     [cli, 'members', '--endpoints', etcd.endpoints.join(','), '--json'],
-    {
-      encoding: 'utf8',
-    },
+    { encoding: 'utf8', env },
   );
   assert.equal(members.status, 0, members.stderr);
   const parsed = JSON.parse(members.stdout) as Array<{ name: string; clientUrls: string[] }>;
@@ -216,6 +234,18 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
     [['cli-1', etcd.endpoints]],
   );
   assert.doesNotMatch(members.stderr, /DEP0123|Warning/);
+  // status also reads each member's /metrics (node:http, required on the first scrape).
+  const status = spawnSync(
+    process.execPath,
+    [cli, 'status', '--endpoints', etcd.endpoints.join(','), '--json'],
+    { encoding: 'utf8', env },
+  );
+  assert.equal(status.status, 0, status.stderr);
+  const rows = JSON.parse(status.stdout) as Array<{ endpoint: string; quotaBackendBytes?: number }>;
+  assert.deepEqual(
+    rows.map((r) => [r.endpoint, typeof r.quotaBackendBytes]),
+    [[etcd.endpoints[0], 'number']],
+  );
 
   // The migration's SQLite reader (plain JavaScript, in dist/cli.js) works from the package.
   const state = join(dir, 'state.db');
@@ -226,7 +256,7 @@ test('the k3s-etcd CLI runs from the unpacked VSIX: validates the example and li
   const dry = spawnSync(
     process.execPath,
     [cli, 'migrate', 'sqlite-to-etcd', '--source', state, '--dry-run', '--json'],
-    { cwd: EXAMPLE, encoding: 'utf8' },
+    { cwd: EXAMPLE, encoding: 'utf8', env },
   );
   assert.equal(dry.status, 0, dry.stderr);
   assert.equal((JSON.parse(dry.stdout) as { liveKeys: number }).liveKeys, 1);

@@ -1,7 +1,7 @@
 /** Reading a member's Prometheus /metrics page over HTTP(S), with the cluster's client certificate. */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
+import type * as Http from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { ipVersion } from '../inventory/addressFormat';
 import { clientUrl, etcdHosts, metricsUrl } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
 import { tlsCredentials, type EtcdTls } from './client';
@@ -52,9 +52,14 @@ export async function scrapeMetrics(
   url: string,
   opts: { tls?: EtcdTls; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<ScrapeResult> {
-  const started = performance.now();
   const u = new URL(url);
   const https = u.protocol === 'https:';
+  // Loaded on the first scrape: `health` and `members` import this module and never scrape.
+  // `require`, not import(): the command line's bundle runs in a vm.Script (src/cli/codeCache.ts).
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { request } = (https ? require('node:https') : require('node:http')) as typeof Http;
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const started = performance.now();
   const creds = https && opts.tls ? await tlsCredentials(opts.tls) : undefined;
   const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise<ScrapeResult>((resolve, reject) => {
@@ -91,11 +96,11 @@ export async function scrapeMetrics(
       timeout: timeoutMs,
       headers: { accept: 'text/plain;version=0.0.4' },
       // SNI carries host names only; an IP address is checked against the certificate's IP SANs.
-      servername: isIP(u.hostname.replace(/^\[|\]$/g, '')) ? '' : u.hostname,
+      servername: ipVersion(u.hostname.replace(/^\[|\]$/g, '')) ? '' : u.hostname,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(creds ? { ca: creds.rootCertificate, cert: creds.certChain, key: creds.privateKey } : {}),
     };
-    const req = https ? httpsRequest(u, options, onResponse) : httpRequest(u, options, onResponse);
+    const req = request(u, options, onResponse);
     const deadline = setTimeout(
       () =>
         req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms (DeadlineExceeded)`)),

@@ -2,8 +2,8 @@
  * Selecting from the inventory: a cluster by name, hosts by role and by name (each refusal worded once), and what
  * derives from a host's address and the cluster's ports: the etcd URLs and the initial cluster.
  */
-import { isIPv6 } from 'node:net';
 import { K3sEtcdError } from '../errors';
+import { ipVersion } from './addressFormat';
 import type { Cluster, Host, Inventory } from './types';
 
 /** The cluster of that name, or undefined: each front end words its own refusal. */
@@ -12,7 +12,7 @@ export function clusterByName(inv: Inventory, name: string): Cluster | undefined
 }
 
 export function hostPort(address: string, port: number): string {
-  return `${isIPv6(address) ? `[${address}]` : address}:${port}`;
+  return `${ipVersion(address) === 6 ? `[${address}]` : address}:${port}`;
 }
 
 export function clientUrl(cluster: Cluster, host: Host): string {
