@@ -1,5 +1,5 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
-import { clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
+import { clusterHealth, clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
 import { inventoryQuota, memberQuotas, quotaDriftLine } from '../core/etcd/effective';
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
@@ -59,7 +59,11 @@ export const HEALTH_COMMANDS: Subcommand[] = [
     details: `${ENDPOINT_HELP}\nExit 1 when any member is unhealthy (no answer, no quorum, or an alarm).`,
     options: ENDPOINT_OPTIONS,
     async run(ctx) {
-      const s = await snapshot(ctx);
+      const t = await etcdTarget(ctx);
+      const s = await clusterHealth(t.endpoints, {
+        ...(t.tls ? { tls: t.tls } : {}),
+        ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+      });
       if (ctx.global.json) json(ctx, s.health);
       else {
         ctx.io.out(healthTable(s.health));

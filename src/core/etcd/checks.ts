@@ -125,6 +125,28 @@ function summarize(health: HealthRow[], status: StatusRow[], members: EtcdMember
   return `${ok}/${health.length} healthy${leaderName ? `, leader ${leaderName}` : ', no leader'}`;
 }
 
+/**
+ * Only the health of every endpoint (`etcdctl endpoint health`'s probe and alarm list), at once:
+ * what `k3s-etcd health` shows, without the status, member list and record reads of a snapshot.
+ */
+export async function clusterHealth(
+  endpoints: readonly string[],
+  opts: CheckOptions = {},
+): Promise<{ health: HealthRow[]; healthy: boolean }> {
+  throwIfAborted(opts.signal, 'Health check');
+  const clients = await (opts.open ?? openRpcs)(endpoints, {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+  try {
+    const health = await Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts)));
+    throwIfAborted(opts.signal, 'Health check');
+    return { health, healthy: health.every((h) => h.health) };
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
 /** Health, status and members of every endpoint, at once. */
 export async function clusterSnapshot(
   endpoints: readonly string[],

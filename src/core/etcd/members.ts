@@ -56,19 +56,36 @@ export function oneLineReason(err: unknown): string {
   return first.replace(/:\s*$/, '');
 }
 
+/**
+ * How long the member list waits for one endpoint before asking the next as well: a dead or
+ * black-holed member costs at most this much, and a healthy cluster is asked once (one TLS
+ * handshake, as `etcdctl member list` does) instead of on every endpoint.
+ */
+export const MEMBER_LIST_HEDGE_MS = 150;
+
 export async function listMembers(
   endpoints: readonly string[],
   opts: ListMembersOptions = {},
 ): Promise<EtcdMember[]> {
   if (endpoints.length === 0) throw new K3sEtcdError('usage', 'No etcd endpoints to ask.');
   throwIfAborted(opts.signal, 'Member list');
-  const clients = await (opts.open ?? openRpcs)(endpoints, {
+  const rpcOpts: RpcOptions = {
     timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     ...(opts.tls ? { tls: opts.tls } : {}),
-  });
+  };
+  const open = opts.open ?? openRpcs;
+  const clients: EtcdRpc[] = [];
+  let over = false;
   try {
-    // Ask every endpoint at once and take the first answer: a dead member costs nothing.
-    const res = await Promise.any(clients.map((c) => c.memberList()));
+    // The first endpoint first; the next one as well when it fails or has not answered within
+    // the hedge, and so on: the first answer wins, and a dead member costs little.
+    const res = await firstAnswer(endpoints.length, MEMBER_LIST_HEDGE_MS, async (i) => {
+      const [c] = (await open([endpoints[i] as string], rpcOpts)) as [EtcdRpc];
+      // Opened after the answer came: closed at once, never left behind.
+      if (over) c.close();
+      else clients.push(c);
+      return c.memberList();
+    });
     throwIfAborted(opts.signal, 'Member list');
     return res.members.map(toMember);
   } catch (err) {
@@ -81,6 +98,48 @@ export async function listMembers(
     }
     throw err;
   } finally {
+    over = true;
     for (const c of clients) c.close();
   }
+}
+
+/**
+ * Runs `attempt(0)`, then `attempt(i + 1)` once `attempt(i)` failed or `hedgeMs` passed without
+ * an answer; resolves with the first success, or rejects with an AggregateError whose errors are
+ * in attempt order once every attempt failed.
+ */
+export function firstAnswer<T>(
+  n: number,
+  hedgeMs: number,
+  attempt: (i: number) => Promise<T>,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const errors: unknown[] = new Array<unknown>(n);
+    let started = 0;
+    let failed = 0;
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const next = () => {
+      clearTimeout(timer);
+      if (done || started >= n) return;
+      const i = started++;
+      attempt(i).then(
+        (v) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          errors[i] = e;
+          if (++failed === n) {
+            done = true;
+            reject(new AggregateError(errors, 'No endpoint answered'));
+          } else if (i === started - 1) next();
+        },
+      );
+      if (started < n) timer = setTimeout(next, hedgeMs);
+    };
+    next();
+  });
 }
