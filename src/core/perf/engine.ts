@@ -3,7 +3,7 @@
  * refuse a prefix that holds keys, write 256-byte keys with 1 KiB zero values through a token
  * bucket of burst 1 with at most `clients` writes in flight, time each write, and delete the
  * prefix afterwards whatever happened (connections.ts). It runs in the perf worker (worker.ts),
- * off the caller's thread, and loads etcd3; the extension host only imports perf.ts.
+ * off the caller's thread, on Node's own HTTP/2 (wire.ts, etcd/rpc.ts): no etcd3, no grpc-js.
  */
 import { classifyEtcdError } from '../etcd/problems';
 import { PERF_PROFILES, percentile, perfVerdict, summarize } from './stats';
@@ -47,12 +47,14 @@ export async function runPerfLoad(
     const checkDeadline = Date.now() + checkTimeoutMs;
     const checks = await Promise.allSettled(
       conns.map(async (c) => {
-        const range = c.client.kv.range(
-          { key: prefix, range_end: rangeEnd, limit: 1, keys_only: true },
-          { deadline: checkDeadline },
-        );
-        await c.channel.readyWithin(checkTimeoutMs);
-        return range;
+        const range = c.client.rangeOver(prefix, rangeEnd, {
+          limit: 1,
+          keysOnly: true,
+          timeoutMs: Math.max(1, checkDeadline - Date.now()),
+        });
+        // Both awaited at once: neither rejection is left unhandled.
+        const [found] = await Promise.all([range, c.channel.readyWithin(checkTimeoutMs)]);
+        return found;
       }),
     );
     const live: Conn<InFlight>[] = [];
