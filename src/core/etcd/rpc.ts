@@ -3,7 +3,8 @@
  * calls over Node's own HTTP/2 and TLS, messages from rpcMessages.ts. It speaks the same wire as
  * etcdctl and etcd3 (the gRPC API, not the JSON gateway: the same answers from etcd 3.4 and 3.5,
  * and the caller's client certificate is the identity etcd's auth sees), without loading gRPC,
- * protobufjs or etcd's .proto files. Errors read like grpc-js's (`14 UNAVAILABLE: ...`,
+ * protobufjs or etcd's .proto files (the performance check's prefix look-up and clean-up
+ * delete use it too). Errors read like grpc-js's (`14 UNAVAILABLE: ...`,
  * `4 DEADLINE_EXCEEDED: ...`, Node's TLS and socket messages inside), so `problems.ts` words them
  * the same. Everything else (writes, watches, streams) stays on etcd3 (`client.ts`).
  */
@@ -14,10 +15,13 @@ import { GRPC_PREFIX_BYTES, decodeGrpcMessage, grpcErrorText, grpcFrame } from '
 import { tlsCredentials } from './client';
 import {
   decodeAlarms,
+  decodeDeleteRange,
   decodeMemberList,
   decodeRange,
   decodeStatus,
   EMPTY_REQUEST,
+  encodeDeleteRangeRequest,
+  encodeRangeOverRequest,
   encodeRangeRequest,
   type RpcAlarm,
   type RpcKeyValue,
@@ -34,6 +38,22 @@ export interface EtcdRpc {
   /** The cluster's active alarms (AlarmRequest GET). */
   alarms(): Promise<{ alarms: RpcAlarm[] }>;
   close(): void;
+}
+
+/** Ranges and deletes over [key, rangeEnd): the performance check's prefix and its guard. */
+export interface EtcdRangeRpc {
+  /** The keys in [key, rangeEnd) (or only their count); `timeoutMs` overrides the client's. */
+  rangeOver(
+    key: Uint8Array,
+    rangeEnd: Uint8Array,
+    opts?: { limit?: number; keysOnly?: boolean; countOnly?: boolean; timeoutMs?: number },
+  ): Promise<{ kvs: RpcKeyValue[]; count: string }>;
+  /** Deletes every key in [key, rangeEnd): how many, at which revision. */
+  deleteRange(
+    key: Uint8Array,
+    rangeEnd: Uint8Array,
+    opts?: { timeoutMs?: number },
+  ): Promise<{ deleted: string; revision: string }>;
 }
 
 export interface RpcOptions {
@@ -72,7 +92,7 @@ export async function secureContextFor(tls: EtcdTls): Promise<SecureContext> {
 export function openRpc(
   endpoint: string,
   opts: RpcOptions & { secureContext?: SecureContext },
-): EtcdRpc {
+): EtcdRpc & EtcdRangeRpc {
   const url = new URL(endpoint);
   const secure = url.protocol === 'https:';
   let lastError: Error | undefined;
@@ -100,11 +120,10 @@ export function openRpc(
     );
   }
 
-  function unary(path: string, body: Buffer): Promise<Buffer> {
+  function unary(path: string, body: Buffer, timeout = opts.timeoutMs): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       if (closed) return reject(new RpcError(1, 'Call cancelled: the client is closed'));
       if (session.destroyed) return reject(unavailable());
-      const timeout = opts.timeoutMs;
       const frame = grpcFrame(body);
       let done = false;
       const finish = (err: Error | undefined, value?: Buffer) => {
@@ -170,8 +189,13 @@ export function openRpc(
     });
   }
 
-  const decoded = async <T>(path: string, body: Buffer, decode: (b: Buffer) => T): Promise<T> => {
-    const answer = await unary(path, body);
+  const decoded = async <T>(
+    path: string,
+    body: Buffer,
+    decode: (b: Buffer) => T,
+    timeoutMs?: number,
+  ): Promise<T> => {
+    const answer = await unary(path, body, timeoutMs);
     try {
       return decode(answer);
     } catch (err) {
@@ -185,6 +209,20 @@ export function openRpc(
     memberList: () => decoded('/etcdserverpb.Cluster/MemberList', EMPTY_REQUEST, decodeMemberList),
     status: () => decoded('/etcdserverpb.Maintenance/Status', EMPTY_REQUEST, decodeStatus),
     alarms: () => decoded('/etcdserverpb.Maintenance/Alarm', EMPTY_REQUEST, decodeAlarms),
+    rangeOver: (key, rangeEnd, o = {}) =>
+      decoded(
+        '/etcdserverpb.KV/Range',
+        encodeRangeOverRequest(key, rangeEnd, o),
+        decodeRange,
+        o.timeoutMs,
+      ),
+    deleteRange: (key, rangeEnd, o = {}) =>
+      decoded(
+        '/etcdserverpb.KV/DeleteRange',
+        encodeDeleteRangeRequest(key, rangeEnd),
+        decodeDeleteRange,
+        o.timeoutMs,
+      ),
     close() {
       closed = true;
       session.destroy();
@@ -193,7 +231,10 @@ export function openRpc(
 }
 
 /** Clients for `endpoints`, sharing one secure context; the TLS files are read once. */
-export async function openRpcs(endpoints: readonly string[], opts: RpcOptions): Promise<EtcdRpc[]> {
+export async function openRpcs(
+  endpoints: readonly string[],
+  opts: RpcOptions,
+): Promise<Array<EtcdRpc & EtcdRangeRpc>> {
   const secureContext = opts.tls ? await secureContextFor(opts.tls) : undefined;
   return endpoints.map((e) => openRpc(e, { ...opts, ...(secureContext ? { secureContext } : {}) }));
 }

@@ -1,5 +1,6 @@
 /**
- * etcd's v3 messages for the one-shot calls (health, status, member list, alarms), encoded and
+ * etcd's v3 messages for the one-shot calls (health, status, member list, alarms) and the
+ * performance check's look at, count and delete of its prefix, encoded and
  * decoded by field number from etcd's rpc.proto (api/etcdserverpb, the same in 3.4 and 3.5), so
  * nothing parses a .proto file at run time. The decoded shapes are those etcd3's client gives
  * (uint64 as decimal strings, enums by name, defaults filled in), so the rows built from them
@@ -66,6 +67,34 @@ export function encodeRangeRequest(key: string, opts: { serializable?: boolean }
     ...k,
     ...(opts.serializable ? [...tag(7, 0), 1] : []),
   ]);
+}
+
+function bytesField(no: number, b: Uint8Array): number[] {
+  return [...tag(no, 2), ...varint(b.length), ...b];
+}
+
+/**
+ * RangeRequest over [key, rangeEnd) { key = 1; range_end = 2; limit = 3; keys_only = 8;
+ * count_only = 9 }: the performance check's look for keys under its prefix (limit 1, keys only)
+ * and its count after the clean-up (count only). Defaults are left out, as protobuf does.
+ */
+export function encodeRangeOverRequest(
+  key: Uint8Array,
+  rangeEnd: Uint8Array,
+  opts: { limit?: number; keysOnly?: boolean; countOnly?: boolean } = {},
+): Buffer {
+  return Buffer.from([
+    ...bytesField(1, key),
+    ...bytesField(2, rangeEnd),
+    ...(opts.limit ? [...tag(3, 0), ...varint(opts.limit)] : []),
+    ...(opts.keysOnly ? [...tag(8, 0), 1] : []),
+    ...(opts.countOnly ? [...tag(9, 0), 1] : []),
+  ]);
+}
+
+/** DeleteRangeRequest { key = 1; range_end = 2 }: every key in [key, rangeEnd), no prev_kv. */
+export function encodeDeleteRangeRequest(key: Uint8Array, rangeEnd: Uint8Array): Buffer {
+  return Buffer.from([...bytesField(1, key), ...bytesField(2, rangeEnd)]);
 }
 
 /**
@@ -171,4 +200,15 @@ export function decodeRange(buf: Uint8Array): { kvs: RpcKeyValue[]; count: strin
     kvs.push(kv);
   }
   return { kvs, count };
+}
+
+/** DeleteRangeResponse { header = 1 { revision = 3 }; deleted = 2 }, as decimal strings. */
+export function decodeDeleteRange(buf: Uint8Array): { deleted: string; revision: string } {
+  let deleted = '0';
+  let revision = '0';
+  for (const f of fields(buf)) {
+    if (f.no === 1 && f.bytes) revision = decodeHeader(f.bytes).revision;
+    else if (f.no === 2) deleted = u64(buf, f);
+  }
+  return { deleted, revision };
 }

@@ -1,12 +1,12 @@
 /**
- * The load's side of the wire: write connections to every endpoint (wire.ts) and an etcd3
- * client per endpoint for the prefix check and the clean-up (etcd3 loaded in the worker only),
- * the pre-encoded PutRequests, the clean-up delete of the prefix, and the latency samples.
+ * The load's side of the wire: write connections to every endpoint (wire.ts) and a small gRPC
+ * client per endpoint for the prefix check and the clean-up (etcd/rpc.ts: neither etcd3 nor
+ * grpc-js is loaded by the check), the pre-encoded PutRequests, the clean-up delete of the
+ * prefix, and the latency samples.
  */
-import type * as Etcd3Module from 'etcd3';
-import type { Etcd3, IOptions } from 'etcd3';
-import { noop } from 'cockatiel';
-import { tlsCredentials } from '../etcd/client';
+import { openRpc, secureContextFor, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
+
+type Client = EtcdRpc & EtcdRangeRpc;
 import type { PerfLoad } from '../../shared/perfTypes';
 import type { PerfEngineConfig } from './config';
 import { randomFillSync } from 'node:crypto';
@@ -27,45 +27,34 @@ export function connectionsPerEndpoint(load: PerfLoad, endpoints: number): numbe
 
 // ---- connections ----------------------------------------------------------------------------
 
-/** `require`, like client.ts: the bundles map 'etcd3' to the split dist/etcd3.js. */
-function loadEtcd3(): typeof Etcd3Module {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('etcd3') as typeof Etcd3Module;
-}
-
 export interface Conn<T = unknown> {
   endpoint: string;
-  /** The endpoint's etcd3 client (shared by its connections): the prefix check, the clean-up. */
-  client: Etcd3;
+  /** The endpoint's read/delete client (shared by its connections): prefix check, clean-up. */
+  client: Client;
   /** The connection that carries the writes. */
   channel: PutChannel<T>;
 }
 
 /**
  * `perEndpoint` write connections to every endpoint, interleaved so that round-robin over the
- * list alternates endpoints, and one etcd3 client per endpoint for everything but the writes.
- * `answer` gets every write's outcome (wire.ts).
+ * list alternates endpoints, and one rpc client per endpoint for everything but the writes
+ * (its calls' deadline `rpcTimeoutMs` unless a call says otherwise); the TLS files are read and
+ * parsed once for all of them. `answer` gets every write's outcome (wire.ts).
  */
 export async function connect<T>(
   cfg: PerfEngineConfig,
   perEndpoint: number,
   answer: (token: T, err: Error | null) => void,
+  rpcTimeoutMs = 30_000,
 ): Promise<Conn<T>[]> {
-  const { Etcd3 } = loadEtcd3();
-  const credentials = cfg.tls ? await tlsCredentials(cfg.tls) : undefined;
-  const wireTls = credentials
-    ? { ca: credentials.rootCertificate, cert: credentials.certChain, key: credentials.privateKey }
-    : undefined;
-  const clients = new Map<string, Etcd3>();
-  for (const endpoint of cfg.endpoints) {
-    const options: IOptions = {
-      hosts: [endpoint],
-      faultHandling: { host: () => noop, global: noop },
-      grpcOptions: { 'grpc.enable_http_proxy': 0 },
-    };
-    if (credentials) options.credentials = credentials;
-    clients.set(endpoint, new Etcd3(options));
-  }
+  const secureContext = cfg.tls ? await secureContextFor(cfg.tls) : undefined;
+  const wireTls = secureContext ? { secureContext } : undefined;
+  const clients = new Map<string, Client>();
+  for (const endpoint of cfg.endpoints)
+    clients.set(
+      endpoint,
+      openRpc(endpoint, { timeoutMs: rpcTimeoutMs, ...(secureContext ? { secureContext } : {}) }),
+    );
   const conns: Conn<T>[] = [];
   for (let i = 0; i < perEndpoint; i++) {
     for (const [endpoint, client] of clients) {
@@ -79,7 +68,7 @@ export async function connect<T>(
 
 /** Closes every connection and client once. */
 export function closeAll<T>(conns: readonly Conn<T>[]): void {
-  const clients = new Set<Etcd3>();
+  const clients = new Set<Client>();
   for (const c of conns) {
     c.channel.close();
     clients.add(c.client);
@@ -236,16 +225,15 @@ export async function deletePrefix<T>(
     for (const conn of perEndpoint.values()) {
       if (Date.now() >= until) break;
       try {
-        const del = await conn.client.kv.deleteRange(
-          { key: prefix, range_end: rangeEnd },
-          { deadline: until },
-        );
-        revision = del.header.revision;
+        const del = await conn.client.deleteRange(prefix, rangeEnd, {
+          timeoutMs: Math.max(1, until - Date.now()),
+        });
+        revision = del.revision;
         deleted += Number(del.deleted);
-        const left = await conn.client.kv.range(
-          { key: prefix, range_end: rangeEnd, count_only: true },
-          { deadline: until },
-        );
+        const left = await conn.client.rangeOver(prefix, rangeEnd, {
+          countOnly: true,
+          timeoutMs: Math.max(1, until - Date.now()),
+        });
         if (Number(left.count) === 0) return { cleanedUp: true, deleted, revision };
         lastError = `${left.count} key(s) were written under the prefix after the delete`;
         break; // next round: delete again

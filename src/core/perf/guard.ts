@@ -11,8 +11,10 @@
 import type { AlarmType, Etcd3 } from 'etcd3';
 import { humanBytes } from '../../shared/etcdTypes';
 import { errorMessage } from '../errors';
-import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES, readQuota } from '../etcd/alarms';
+import { ETCD_DEFAULT_QUOTA_BYTES, readQuota, type ActiveAlarm } from '../etcd/alarms';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
+import { openRpc, secureContextFor, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
+import { prefixRangeEnd } from './connections';
 import { compactAndDefrag } from './perf';
 import { dbSpace } from './reclaim';
 import { PERF_PROFILES } from './stats';
@@ -78,13 +80,55 @@ async function firstAnswering<T>(
   throw last;
 }
 
+/**
+ * firstAnswering over the small gRPC client (etcd/rpc.ts): what the check reads before and
+ * after every run, without loading etcd3 (its gRPC stack and .proto parsing cost more CPU than
+ * a short run's writes). The TLS files are read once; every client is closed.
+ */
+async function firstAnsweringRpc<T>(
+  endpoints: readonly string[],
+  opts: { tls?: EtcdTls; timeoutMs: number },
+  f: (client: EtcdRpc & EtcdRangeRpc) => Promise<T>,
+): Promise<T> {
+  const secureContext = opts.tls ? await secureContextFor(opts.tls) : undefined;
+  let last: unknown = new Error('no endpoints');
+  for (const endpoint of endpoints) {
+    // One at a time: the next endpoint is dialled only when this one does not answer.
+    const client = openRpc(endpoint, {
+      timeoutMs: opts.timeoutMs,
+      ...(secureContext ? { secureContext } : {}),
+    });
+    try {
+      return await f(client);
+    } catch (err) {
+      last = err;
+    } finally {
+      client.close();
+    }
+  }
+  throw last;
+}
+
+/** etcd's active alarms, as alarms.ts's activeAlarms gives them (names, decimal member IDs). */
+async function alarmsOf(c: EtcdRpc): Promise<ActiveAlarm[]> {
+  return (await c.alarms()).alarms;
+}
+
+const REGISTRY = Buffer.from('/registry/');
+
 export async function perfPreflight(opts: PerfPreflightOptions): Promise<PerfPreflight> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const conn = { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) };
-  const { registryKeys, alarms } = await firstAnswering(opts.endpoints, conn, async (c) => ({
-    registryKeys: await c.getAll().prefix('/registry/').count(),
-    alarms: (await activeAlarms(c)).map((a) => `${a.alarm} on member ${a.memberID}`),
-  }));
+  const { registryKeys, alarms } = await firstAnsweringRpc(opts.endpoints, conn, async (c) => {
+    const [count, active] = await Promise.all([
+      c.rangeOver(REGISTRY, prefixRangeEnd(REGISTRY), { countOnly: true }),
+      alarmsOf(c),
+    ]);
+    return {
+      registryKeys: Number(count.count),
+      alarms: active.map((a) => `${a.alarm} on member ${a.memberID}`),
+    };
+  });
   // A member that does not answer is left out of the load too.
   const { dbBytes } = await dbSpace(opts.endpoints, conn);
   const quota = await readQuota(opts.endpoints, opts.tls);
@@ -163,17 +207,18 @@ export async function recoverFromNoSpace(opts: {
 }): Promise<NoSpaceRecovery> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const conn = { timeoutMs, ...(opts.tls ? { tls: opts.tls } : {}) };
-  const noSpace = await firstAnswering(opts.endpoints, conn, async (c) =>
-    (await activeAlarms(c)).filter((a) => a.alarm === 'NOSPACE'),
+  const noSpace = await firstAnsweringRpc(opts.endpoints, conn, async (c) =>
+    (await alarmsOf(c)).filter((a) => a.alarm === 'NOSPACE'),
   );
   if (noSpace.length === 0) return { raised: false, recovered: false, steps: [] };
   const steps: string[] = [
     `etcd raised NOSPACE during the check (database at its quota of ${humanBytes(opts.quotaBytes)})`,
   ];
-  const revision = await firstAnswering(opts.endpoints, conn, async (c) => {
-    const del = await c.delete().prefix(opts.prefix).exec();
+  const revision = await firstAnsweringRpc(opts.endpoints, conn, async (c) => {
+    const prefix = Buffer.from(opts.prefix);
+    const del = await c.deleteRange(prefix, prefixRangeEnd(prefix));
     steps.push(`deleted the check's keys under ${opts.prefix} (${del.deleted})`);
-    return del.header.revision;
+    return del.revision;
   });
   const done = await compactAndDefrag(opts.endpoints, opts.tls, revision, { timeoutMs });
   steps.push(

@@ -3,13 +3,15 @@
  * the same verdict lines, live per-second progress, and the prefix always deleted afterwards.
  *
  * The load runs in a worker thread (worker.ts), so the caller's event loop (the extension
- * host) stays responsive even at xl. This module does not load etcd3 unless the worker dies
- * and it has to clean up itself, or compactAndDefrag is called.
+ * host) stays responsive even at xl. This module does not load etcd3 unless compactAndDefrag
+ * is called (its reads and deletes go through etcd/rpc.ts).
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { K3sEtcdError, throwIfAborted, type ErrorCode } from '../errors';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
+import { openRpcs } from '../etcd/rpc';
+import { prefixRangeEnd } from './connections';
 import type { PerfEngineConfig } from './config';
 import { DEFAULT_PERF_DURATION_SEC, DEFAULT_PERF_PREFIX, isPerfLoad, PERF_LOADS } from './stats';
 import { type PerfLoad, type PerfProgress, type PerfResult } from '../../shared/perfTypes';
@@ -238,19 +240,25 @@ async function deletePrefixFromHere(
   config: PerfEngineConfig,
 ): Promise<{ ok: true; revision: string } | { ok: false; error: string }> {
   let error = 'no endpoint answered';
-  for (const endpoint of config.endpoints) {
-    const client = await createEndpointClient(endpoint, {
+  const prefix = Buffer.from(config.prefix);
+  let clients: Awaited<ReturnType<typeof openRpcs>> = [];
+  try {
+    clients = await openRpcs(config.endpoints, {
       timeoutMs: 30_000,
       ...(config.tls ? { tls: config.tls } : {}),
     });
-    try {
-      const res = await client.delete().prefix(config.prefix).exec();
-      return { ok: true, revision: res.header.revision };
-    } catch (err) {
-      error = `${endpoint}: ${err instanceof Error ? err.message : String(err)}`;
-    } finally {
-      client.close();
+    for (const [i, client] of clients.entries()) {
+      try {
+        const res = await client.deleteRange(prefix, prefixRangeEnd(prefix));
+        return { ok: true, revision: res.revision };
+      } catch (err) {
+        error = `${config.endpoints[i]}: ${err instanceof Error ? err.message : String(err)}`;
+      }
     }
+  } catch (err) {
+    error = err instanceof Error ? err.message : String(err);
+  } finally {
+    for (const c of clients) c.close();
   }
   return { ok: false, error };
 }

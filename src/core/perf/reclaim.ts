@@ -5,7 +5,8 @@
  * the sizes and a way to give the space back (compactAndDefrag, or etcdctl's commands).
  */
 import { humanBytes } from '../../shared/etcdTypes';
-import { createEndpointClient, type EtcdTls } from '../etcd/client';
+import type { EtcdTls } from '../etcd/client';
+import { openRpcs, type EtcdRpc } from '../etcd/rpc';
 import type { CompactDefragResult } from './perf';
 
 /** The largest member's database file and how much of it is in use. */
@@ -20,18 +21,23 @@ export async function dbSpace(
   conn: { timeoutMs: number; tls?: EtcdTls },
 ): Promise<DbSpace> {
   let largest: DbSpace = { dbBytes: 0, inUseBytes: 0 };
-  for (const endpoint of endpoints) {
-    let client: Awaited<ReturnType<typeof createEndpointClient>> | undefined;
-    try {
-      client = await createEndpointClient(endpoint, conn);
-      const s = await client.maintenance.status();
-      if (Number(s.dbSize) > largest.dbBytes)
-        largest = { dbBytes: Number(s.dbSize), inUseBytes: Number(s.dbSizeInUse ?? 0) };
-    } catch {
-      // not answering: not counted
-    } finally {
-      client?.close();
+  let clients: EtcdRpc[] = [];
+  try {
+    // One small gRPC client per member (etcd/rpc.ts, no etcd3), asked one after the other.
+    clients = await openRpcs(endpoints, conn);
+    for (const client of clients) {
+      try {
+        const s = await client.status();
+        if (Number(s.dbSize) > largest.dbBytes)
+          largest = { dbBytes: Number(s.dbSize), inUseBytes: Number(s.dbSizeInUse) };
+      } catch {
+        // not answering: not counted
+      }
     }
+  } catch {
+    // the TLS files cannot be read: nothing counted
+  } finally {
+    for (const c of clients) c.close();
   }
   return largest;
 }

@@ -9,6 +9,7 @@
  * write is one `session.request` plus four listeners shared by all calls (no closure per write).
  */
 import * as http2 from 'node:http2';
+import type { SecureContext } from 'node:tls';
 import { decodeGrpcMessage, grpcErrorText } from '../etcd/grpcWire';
 
 const PUT_HEADERS = {
@@ -21,10 +22,9 @@ const REQUEST_OPTIONS = { endStream: false };
 /** A dead session is re-opened at most this often; writes in between fail at once. */
 const RECONNECT_EVERY_MS = 1000;
 
+/** The client TLS, one secure context shared by every connection (rpc.ts secureContextFor). */
 export interface WireTls {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
+  secureContext: SecureContext;
 }
 
 /** A call in flight; {@link PutChannel.cancel} takes it. */
