@@ -11,7 +11,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { admin, etcdWithOurCerts } from './harness/etcdTls';
+import { admin, etcdWithOurCerts, tlsFlags } from './harness/etcdTls';
 import { harnessInventory } from './harness/inventory';
 import { makeTempDir, removeTempDir } from './harness/processes';
 import type { EtcdCluster } from './harness/etcd';
@@ -54,19 +54,7 @@ export async function benchCli(): Promise<void> {
     const tls = admin(pki);
     const ctl = (...q: string[]) => ({
       cmd: '/usr/bin/etcdctl',
-      args: [
-        '--endpoints',
-        etcd.endpoints.join(','),
-        '--cacert',
-        tls.caFile,
-        '--cert',
-        tls.certFile,
-        '--key',
-        tls.keyFile,
-        ...q,
-        '-w',
-        'table',
-      ],
+      args: ['--endpoints', etcd.endpoints.join(','), ...tlsFlags(tls), ...q, '-w', 'table'],
       label: `etcdctl ${q.join(' ')}`,
     });
     const nothing = { cmd: process.execPath, args: ['-e', '0'], label: 'node -e 0' };

@@ -13,7 +13,7 @@ import { parsePrometheus } from '../src/core/etcd/prometheus';
 import { clusterMetrics, scrapeInto } from '../src/core/metrics/scrape';
 import { metricsTargets, scrapeMetrics } from '../src/core/etcd/scrape';
 import { MetricsWindow, pointFrom } from '../src/core/metrics/window';
-import { admin, etcdWithOurCerts } from './harness/etcdTls';
+import { admin, etcdWithOurCerts, tlsFlags } from './harness/etcdTls';
 import { makeTempDir, removeTempDir } from './harness/processes';
 import { median, ms } from './benchStats';
 
@@ -62,12 +62,7 @@ export async function benchMetrics(): Promise<void> {
           '--fail',
           '--noproxy',
           '*',
-          '--cacert',
-          tls.caFile,
-          '--cert',
-          tls.certFile,
-          '--key',
-          tls.keyFile,
+          ...tlsFlags(tls),
           '-o',
           '/dev/null',
           target.url,

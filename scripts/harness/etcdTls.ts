@@ -15,6 +15,16 @@ export const admin = (dir: string) => ({
   keyFile: join(dir, 'client/admin-key.pem'),
 });
 
+/** The `--cacert --cert --key` flags of etcdctl and curl for client TLS files. */
+export const tlsFlags = (tls: { caFile: string; certFile: string; keyFile: string }): string[] => [
+  '--cacert',
+  tls.caFile,
+  '--cert',
+  tls.certFile,
+  '--key',
+  tls.keyFile,
+];
+
 /** Starts a real etcd whose member certificates come from our generator, as each address is known. */
 export async function etcdWithOurCerts(
   dir: string,

@@ -37,6 +37,7 @@ import {
   SCREENSHOTS_DIR,
   waitForTerminal,
   uiTestScope,
+  waitRepaired,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
@@ -297,13 +298,7 @@ test(
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'repair-confirm.png') });
     await confirm.click();
 
-    await page
-      .locator('.notifications-toasts', { hasText: `edge-2 now at https://${MOVED}:2380` })
-      .waitFor({ timeout: 90_000 });
-    await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 30_000 });
-    await page
-      .getByRole('treeitem', { name: new RegExp(`^edge-2, .*${MOVED.replace(/\./g, '\\.')}`) })
-      .waitFor({ timeout: 30_000 });
+    await waitRepaired(page, 'edge-2', MOVED);
     await page
       .getByRole('treeitem', { name: /^etcd · \w+ · healthy, / })
       .waitFor({ timeout: 30_000 });

@@ -44,6 +44,7 @@ import {
   SCREENSHOTS_DIR,
   uiTestScope,
   waitForTerminal,
+  waitRepaired,
 } from './harness/vscode';
 
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
@@ -262,13 +263,7 @@ test(
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-repair-confirm.png') });
       await modal.getByRole('button', { name: 'Fix Peer URL' }).click();
 
-      await page
-        .locator('.notifications-toasts', { hasText: `edge-1 now at https://${MOVED}:2380` })
-        .waitFor({ timeout: 120_000 });
-      await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 60_000 });
-      await page
-        .getByRole('treeitem', { name: new RegExp(`^edge-1, .*${MOVED.replace(/\./g, '\\.')}`) })
-        .waitFor({ timeout: 30_000 });
+      await waitRepaired(page, 'edge-1', MOVED, 120_000);
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-repair-tree.png') });
     });
 

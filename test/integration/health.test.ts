@@ -10,6 +10,7 @@ import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { etcdctl, type EtcdCluster } from '../../scripts/harness/etcd';
+import { tlsFlags } from '../../scripts/harness/etcdTls';
 import { admin, cluster, etcdWithOurCerts, host, testScope } from './harness/tlsCluster';
 
 const { tempDir, track } = testScope('k3s-etcd-health-');
@@ -26,16 +27,7 @@ function target(
   endpoints: string[],
   tls: { caFile: string; certFile: string; keyFile: string },
 ): string[] {
-  return [
-    '--endpoints',
-    endpoints.join(','),
-    '--cacert',
-    tls.caFile,
-    '--cert',
-    tls.certFile,
-    '--key',
-    tls.keyFile,
-  ];
+  return ['--endpoints', endpoints.join(','), ...tlsFlags(tls)];
 }
 
 /** The CLI in-process, as a script would run it (not interactive, from this folder). */

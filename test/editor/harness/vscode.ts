@@ -287,3 +287,22 @@ export async function assertSuitePassed(
   assert.equal(run.failed, 0);
   return run;
 }
+
+/**
+ * After "Fix Peer URL": the toast naming `host`'s new peer URL, the cluster 3/3 healthy and
+ * `host`'s row at its new address.
+ */
+export async function waitRepaired(
+  page: Page,
+  host: string,
+  address: string,
+  timeoutMs = 90_000,
+): Promise<void> {
+  await page
+    .locator('.notifications-toasts', { hasText: `${host} now at https://${address}:2380` })
+    .waitFor({ timeout: timeoutMs });
+  await page.getByRole('treeitem', { name: /^lab, 3\/3 healthy/ }).waitFor({ timeout: 60_000 });
+  await page
+    .getByRole('treeitem', { name: new RegExp(`^${host}, .*${address.replace(/\./g, '\\.')}`) })
+    .waitFor({ timeout: 30_000 });
+}
