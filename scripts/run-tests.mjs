@@ -3,7 +3,8 @@
 // A tier with no test files fails (nothing is skipped silently). Ends with node's summary and a
 // plain `N passed, N failed` line.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -50,8 +51,16 @@ const args = [
   ...files.map((f) => relative(root, f)),
 ];
 console.log(`tiers: ${tiers.join(', ')} (${files.length} files)`);
-const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' });
+// What the tests' processes cache (the CLI's code cache, a browser's) goes into a folder of this
+// run, removed after it, never into the user's ~/.cache.
+const cacheHome = mkdtempSync(join(tmpdir(), 'k3s-etcd-tests-cache-'));
+const child = spawn(process.execPath, args, {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, XDG_CACHE_HOME: cacheHome },
+});
 const code = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+rmSync(cacheHome, { recursive: true, force: true });
 
 const summary = readFileSync(tap, 'utf8');
 const count = (k) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(summary)?.[1] ?? 0);
