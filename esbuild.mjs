@@ -7,7 +7,7 @@
 //                       module run only when one of its commands runs
 //   dist/cliCommands.js every other command, required when one of them runs
 //   dist/etcd3.js       etcd3 + grpc-js, split out so activation never parses it; loaded on first use
-//   dist/perfWorker.js  worker thread of the performance check (loads dist/etcd3.js)
+//   dist/perfWorker.js  worker thread of the performance check (its writes and reads over etcd/rpc.ts)
 //   dist/x509.js        @peculiar/x509 (+ reflect-metadata), loaded only when certificates are issued
 //   dist/ssh2.js        ssh2 (pure JavaScript), loaded on the first SSH connection
 //   dist/proto/*.proto  etcd3 reads these at run time
@@ -84,13 +84,13 @@ async function commandTable() {
 }
 
 /**
- * The files whose commands dist/cli.js holds itself: the one-shot reads and the inventory's
+ * The files whose commands dist/cliMain.js holds itself: the one-shot reads and the inventory's
  * (health, status, members, inventory validate/show/init, etcdctl-env). Every other command is
  * in dist/cliCommands.js, required when one of them runs.
  */
 const LIGHT_FILES = ['health', 'inventory', 'etcdctl'];
 
-/** What dist/cli.js and dist/cliCommands.js share (one `UsageError`, one `K3sEtcdError`). */
+/** What dist/cliMain.js and dist/cliCommands.js share (one `UsageError`, one `K3sEtcdError`). */
 const SHARED = { base: 'src/cli/base', usage: 'src/cli/usage', errors: 'src/core/errors' };
 const SHARED_KEY = 'k3s-etcd.cli.shared';
 
@@ -141,7 +141,7 @@ export const COMMAND_FILES = Object.fromEntries(
   },
 };
 
-/** In dist/cliCommands.js the shared modules are dist/cli.js's (SHARED), set before it loads. */
+/** In dist/cliCommands.js the shared modules are dist/cliMain.js's (SHARED), set before it loads. */
 const sharedWithBin = {
   name: 'shared-with-bin',
   setup(build) {
@@ -210,7 +210,7 @@ const configs = [
     banner: { js: '#!/usr/bin/env node' },
   },
   {
-    // Every other command, required by dist/cli.js when one of them runs.
+    // Every other command, required by dist/cliMain.js when one of them runs.
     ...node,
     entryPoints: { cliCommands: 'src/cli/commands.ts' },
     outdir: 'dist',
@@ -218,7 +218,7 @@ const configs = [
   },
   {
     // The performance check's load runs in this worker thread, started from dist/extension.js
-    // and dist/cli.js (src/core/perf/perf.ts); it loads etcd3 from dist/etcd3.js like they do.
+    // and the command line (src/core/perf/perf.ts); etcd3 stays out of it (splitHeavy).
     ...node,
     entryPoints: { perfWorker: 'src/core/perf/worker.ts' },
     outdir: 'dist',

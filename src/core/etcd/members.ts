@@ -4,7 +4,7 @@ import type { IMember } from 'etcd3';
 import type { EtcdMember } from '../../shared/etcdTypes';
 import { memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdClientOptions } from './client';
 import { classifyEtcdError } from './problems';
-import { openRpcs, type EtcdRpc, type RpcOptions } from './rpc';
+import { openRpc, secureContextFor, type EtcdRpc, type RpcOptions } from './rpc';
 import type { RpcMember } from './rpcMessages';
 
 export type { EtcdMember } from '../../shared/etcdTypes';
@@ -73,14 +73,19 @@ export async function listMembers(
     timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     ...(opts.tls ? { tls: opts.tls } : {}),
   };
-  const open = opts.open ?? openRpcs;
+  // The TLS files read and parsed once, whichever endpoints end up asked.
+  const secureContext = !opts.open && opts.tls ? await secureContextFor(opts.tls) : undefined;
+  const openOne = async (endpoint: string): Promise<EtcdRpc> =>
+    opts.open
+      ? ((await opts.open([endpoint], rpcOpts)) as [EtcdRpc])[0]
+      : openRpc(endpoint, { ...rpcOpts, ...(secureContext ? { secureContext } : {}) });
   const clients: EtcdRpc[] = [];
   let over = false;
   try {
     // The first endpoint first; the next one as well when it fails or has not answered within
     // the hedge, and so on: the first answer wins, and a dead member costs little.
     const res = await firstAnswer(endpoints.length, MEMBER_LIST_HEDGE_MS, async (i) => {
-      const [c] = (await open([endpoints[i] as string], rpcOpts)) as [EtcdRpc];
+      const c = await openOne(endpoints[i] as string);
       // Opened after the answer came: closed at once, never left behind.
       if (over) c.close();
       else clients.push(c);
