@@ -16,6 +16,7 @@ import {
   assertSuitePassed,
   copyToTemp,
   ensureVsCode,
+  expandUntil,
   launchBrowser,
   REPO_ROOT,
   removeTempDir,
@@ -233,12 +234,13 @@ test('UI: the K3s etcd view shows edge-a and its hosts', { timeout: 240_000 }, a
     // its inline action; each member says the same.
     const fresh = page.getByRole('treeitem', { name: /^edge-a, not provisioned yet$/ });
     await fresh.waitFor({ timeout: 60_000 });
-    await page.getByRole('treeitem', { name: /^edge-1, / }).click();
-    await page
-      .getByRole('treeitem', {
+    await expandUntil(
+      page,
+      page.getByRole('treeitem', { name: /^edge-1, / }),
+      page.getByRole('treeitem', {
         name: /^etcd · not provisioned yet, https:\/\/127\.0\.1\.21:2379$/,
-      })
-      .waitFor({ timeout: 15_000 });
+      }),
+    );
     assert.equal(
       await page.getByRole('treeitem', { name: /connection refused|0\/3 healthy/ }).count(),
       0,

@@ -306,3 +306,21 @@ export async function waitRepaired(
     .getByRole('treeitem', { name: new RegExp(`^${host}, .*${address.replace(/\./g, '\\.')}`) })
     .waitFor({ timeout: 30_000 });
 }
+
+/**
+ * Expands `item` until `child` shows: a live refresh re-rendering the tree can swallow a click,
+ * or turn it into expand-then-collapse, so the click is repeated while the item stays folded.
+ */
+export async function expandUntil(
+  page: Page,
+  item: Locator,
+  child: Locator,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await child.isVisible())) {
+    if (Date.now() > until) await child.waitFor({ timeout: 1 });
+    if ((await item.getAttribute('aria-expanded')) !== 'true') await item.click();
+    await page.waitForTimeout(250);
+  }
+}
