@@ -1,7 +1,12 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
 import { clusterHealth, clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
-import { inventoryQuota, memberQuotas, quotaDriftLine } from '../core/etcd/effective';
-import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
+import {
+  inventoryQuota,
+  memberQuotas,
+  quotaDriftLine,
+  type MemberQuota,
+} from '../core/etcd/effective';
+import { metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
@@ -9,30 +14,51 @@ import { localStamp } from '../core/format/stamp';
 import { json, type RunContext, type Subcommand } from './context';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget, type EtcdTarget } from './etcdTarget';
 
-async function snapshot(ctx: RunContext, target?: EtcdTarget): Promise<ClusterSnapshot> {
+async function snapshot(
+  ctx: RunContext,
+  target?: EtcdTarget,
+  extra: { quota?: boolean } = {},
+): Promise<ClusterSnapshot> {
   const t = target ?? (await etcdTarget(ctx));
   return clusterSnapshot(t.endpoints, {
     ...(t.tls ? { tls: t.tls } : {}),
     ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+    ...extra,
   });
 }
 
 /**
- * The status rows with the quota each member runs with (its /metrics) and, for an inventory's
- * cluster, the quota the inventory asks for; plus a line when they differ.
+ * The status rows with the quota each member runs with (its /metrics, read on the status
+ * connection) and, for an inventory's cluster, the quota the inventory asks for; plus a line
+ * when they differ. A member that answered status but not /metrics on its client port is
+ * scraped where the inventory says its metrics are (a separate metrics port).
  */
 async function statusWithQuota(ctx: RunContext) {
   const t = await etcdTarget(ctx);
-  const [s, quotas] = await Promise.all([
-    snapshot(ctx, t),
-    memberQuotas(t.cluster ? metricsTargets(t.cluster) : endpointTargets(t.endpoints), {
-      ...(t.tls ? { tls: t.tls } : {}),
-      ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
-    }),
-  ]);
+  const s = await snapshot(ctx, t, { quota: true });
+  const missing = s.status.filter((r) => !r.problem && r.quotaBackendBytes === undefined);
+  const targets = t.cluster ? metricsTargets(t.cluster) : [];
+  const elsewhere = targets.filter(
+    (m) =>
+      missing.some((r) => r.endpoint === m.endpoint) &&
+      m.url !== `${m.endpoint.replace(/\/+$/, '')}/metrics`,
+  );
+  const scraped = elsewhere.length
+    ? await memberQuotas(elsewhere, {
+        ...(t.tls ? { tls: t.tls } : {}),
+        ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+      })
+    : [];
+  const quotas: MemberQuota[] = s.status.map((r) => {
+    const q =
+      r.quotaBackendBytes ?? scraped.find((m) => m.endpoint === r.endpoint)?.quotaBackendBytes;
+    return q !== undefined
+      ? { endpoint: r.endpoint, quotaBackendBytes: q }
+      : { endpoint: r.endpoint };
+  });
   const want = t.cluster ? inventoryQuota(t.cluster) : undefined;
-  const rows = s.status.map((r) => {
-    const q = quotas.find((m) => m.endpoint === r.endpoint)?.quotaBackendBytes;
+  const rows = s.status.map((r, i) => {
+    const q = quotas[i]?.quotaBackendBytes;
     return {
       ...r,
       ...(q !== undefined ? { quotaBackendBytes: q } : {}),

@@ -57,6 +57,8 @@ export interface StatusRow {
   raftIndex: string;
   raftAppliedIndex: string;
   errors: string[];
+  /** The space quota the member runs with (its /metrics), when asked for and it answered. */
+  quotaBackendBytes?: number;
   problem?: EtcdProblem;
 }
 

@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { clusterSnapshot, type ClusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient, type EtcdTls } from '../../src/core/etcd/client';
 import { listMembers } from '../../src/core/etcd/members';
+import { scrapeMetrics } from '../../src/core/etcd/scrape';
 import type { EtcdRpc, RpcOptions } from '../../src/core/etcd/rpc';
 import { healthTable, membersTable, statusTable } from '../../src/core/etcd/tables';
 import { runCli } from '../fixtures/cli';
@@ -40,6 +41,9 @@ async function viaEtcd3(endpoints: readonly string[], opts: RpcOptions): Promise
             alarms: r.alarms.map((a) => ({ memberID: a.memberID, alarm: String(a.alarm) })),
           };
         },
+        // The HTTPS scrape `status` took before it read /metrics on its gRPC connection.
+        get: async (path) =>
+          Buffer.from((await scrapeMetrics(`${e}${path}`, opts.tls ? { tls: opts.tls } : {})).text),
         close: () => c.close(),
       } satisfies EtcdRpc;
     }),
@@ -74,7 +78,6 @@ const maskStatus = (rows: unknown) =>
     ...r,
     raftIndex: '*',
     raftAppliedIndex: '*',
-    quotaBackendBytes: undefined,
   }));
 
 describe('one-shot commands over rpc.ts answer as over etcd3', () => {
@@ -86,7 +89,7 @@ describe('one-shot commands over rpc.ts answer as over etcd3', () => {
     const tls: EtcdTls = admin(pki);
     const cli = (args: string[]) => runCli(args, { cwd: dir });
     const expected = (): Promise<ClusterSnapshot> =>
-      clusterSnapshot(etcd.endpoints, { tls, timeoutMs: 3000, open: viaEtcd3 });
+      clusterSnapshot(etcd.endpoints, { tls, timeoutMs: 3000, open: viaEtcd3, quota: true });
 
     for (const phase of ['all up', 'm-3 stopped']) {
       if (phase === 'm-3 stopped') await etcd.stopMember('m-3');
@@ -126,6 +129,14 @@ describe('one-shot commands over rpc.ts answer as over etcd3', () => {
       assert.deepEqual(
         maskStatus(JSON.parse(statusJson.out)),
         maskStatus(want.status.map((r) => ({ ...r, inventoryQuotaBackendBytes: 2147483648 }))),
+        phase,
+      );
+      // The quota each member runs with: etcd's default on every member that answers.
+      assert.deepEqual(
+        (JSON.parse(statusJson.out) as Array<{ quotaBackendBytes?: number }>).map(
+          (r) => r.quotaBackendBytes,
+        ),
+        want.status.map((r) => (r.problem ? undefined : 2147483648)),
         phase,
       );
       if (down) assert.match(health.err, /connection refused by 127\.0\.1\.\d+:\d+/, phase);

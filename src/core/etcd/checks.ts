@@ -19,11 +19,20 @@ export { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow };
 import { MAINTENANCE_RECORD_KEY, parseMaintenanceRecord } from './maintenanceRecord';
 import { toMember } from './members';
 import { classifyEtcdError } from './problems';
+import { sampleValue } from './prometheus';
+
+/** etcd's space quota gauge (bytes) on /metrics. */
+export const QUOTA_GAUGE = 'etcd_server_quota_backend_bytes';
 
 export interface CheckOptions {
   tls?: EtcdTls;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Status rows also carry each member's space quota, read from /metrics on the same connection
+   * (no second TLS handshake, one gauge scanned instead of the page parsed).
+   */
+  quota?: boolean;
   /** The clients of the endpoints (default: `rpc.ts`'s); tests pass etcd3's to compare. */
   open?: (endpoints: readonly string[], opts: RpcOptions) => Promise<EtcdRpc[]>;
 }
@@ -80,9 +89,22 @@ async function healthOf(client: Client, endpoint: string, opts: CheckOptions): P
   }
 }
 
+/** The quota gauge of the member's /metrics; undefined when the page does not answer or lacks it. */
+async function quotaOf(client: Client): Promise<number | undefined> {
+  try {
+    const q = sampleValue((await client.get('/metrics')).toString('utf8'), QUOTA_GAUGE);
+    return q !== undefined && q > 0 ? q : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function statusOf(client: Client, endpoint: string, opts: CheckOptions): Promise<StatusRow> {
   try {
-    const s = await client.status();
+    const [s, quota] = await Promise.all([
+      client.status(),
+      opts.quota ? quotaOf(client) : undefined,
+    ]);
     const id = memberIdToHex(s.header.member_id);
     const leader = memberIdToHex(s.leader);
     return {
@@ -98,6 +120,7 @@ async function statusOf(client: Client, endpoint: string, opts: CheckOptions): P
       raftIndex: s.raftIndex,
       raftAppliedIndex: s.raftAppliedIndex,
       errors: [...(s.errors ?? [])],
+      ...(quota !== undefined ? { quotaBackendBytes: quota } : {}),
     };
   } catch (err) {
     return {

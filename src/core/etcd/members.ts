@@ -4,7 +4,8 @@ import type { IMember } from 'etcd3';
 import type { EtcdMember } from '../../shared/etcdTypes';
 import { memberIdToHex, DEFAULT_TIMEOUT_MS, type EtcdClientOptions } from './client';
 import { classifyEtcdError } from './problems';
-import { openRpc, secureContextFor, type EtcdRpc, type RpcOptions } from './rpc';
+import { ClusterTls } from './clusterTls';
+import { openRpc, type EtcdRpc, type RpcOptions } from './rpc';
 import type { RpcMember } from './rpcMessages';
 
 export type { EtcdMember } from '../../shared/etcdTypes';
@@ -74,11 +75,11 @@ export async function listMembers(
     ...(opts.tls ? { tls: opts.tls } : {}),
   };
   // The TLS files read and parsed once, whichever endpoints end up asked.
-  const secureContext = !opts.open && opts.tls ? await secureContextFor(opts.tls) : undefined;
+  const clusterTls = !opts.open && opts.tls ? await ClusterTls.load(opts.tls) : undefined;
   const openOne = async (endpoint: string): Promise<EtcdRpc> =>
     opts.open
       ? ((await opts.open([endpoint], rpcOpts)) as [EtcdRpc])[0]
-      : openRpc(endpoint, { ...rpcOpts, ...(secureContext ? { secureContext } : {}) });
+      : openRpc(endpoint, { ...rpcOpts, ...(clusterTls ? { clusterTls } : {}) });
   const clients: EtcdRpc[] = [];
   let over = false;
   try {

@@ -32,12 +32,12 @@ export function classifyEtcdError(err: unknown, endpoint: string, tls?: EtcdTls)
     };
   }
   const altnames =
-    /does not match certificate's altnames: (?:IP|Host): (\S+?)\.? is not in the cert's (?:list|altnames): ?(.*?)(?:\.?\s*Resolution note|\.?\s*$)/m.exec(
+    /does not match certificate's altnames: (?:IP|Host): (\S+?)\.? is not in the cert's (?:list|altnames): ?([^\s,)]+(?:, [^\s,)]+)*)/.exec(
       text,
     );
   if (altnames || /altnames/.test(text)) {
     const name = altnames?.[1]?.replace(/\.$/, '') ?? host;
-    const names = altnames?.[2]?.trim();
+    const names = altnames?.[2]?.replace(/\.$/, '');
     return {
       code: 'name-mismatch',
       summary: `TLS name mismatch: the server certificate of ${host} does not name ${name}${names ? ` (it names ${names})` : ''}`,

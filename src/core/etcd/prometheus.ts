@@ -191,3 +191,21 @@ export function sumWhere(
 export function labelOf(page: MetricsPage, name: string, label: string): string | undefined {
   return page.byName.get(name)?.[0]?.labels[label];
 }
+
+/**
+ * The value of the unlabelled sample `name` found by scanning the page's lines, without parsing
+ * the rest (a one-shot command wants one gauge of a 150 KB page); undefined when absent.
+ */
+export function sampleValue(text: string, name: string): number | undefined {
+  let at = text.startsWith(`${name} `) ? 0 : text.indexOf(`\n${name} `);
+  if (at < 0) return undefined;
+  if (at > 0) at++;
+  let end = text.indexOf('\n', at);
+  if (end < 0) end = text.length;
+  const line = text.slice(at, end).replace(/\r$/, '');
+  try {
+    return parseSample(line).value;
+  } catch {
+    return undefined;
+  }
+}

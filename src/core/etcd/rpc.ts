@@ -8,11 +8,10 @@
  * `4 DEADLINE_EXCEEDED: ...`, Node's TLS and socket messages inside), so `problems.ts` words them
  * the same. Everything else (writes, watches, streams) stays on etcd3 (`client.ts`).
  */
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import type { EtcdTls } from './client';
 import { GRPC_PREFIX_BYTES, decodeGrpcMessage, grpcErrorText, grpcFrame } from './grpcWire';
-import { tlsCredentials } from './client';
+import { ClusterTls } from './clusterTls';
 import {
   decodeAlarms,
   decodeDeleteRange,
@@ -37,6 +36,11 @@ export interface EtcdRpc {
   status(): Promise<RpcStatus>;
   /** The cluster's active alarms (AlarmRequest GET). */
   alarms(): Promise<{ alarms: RpcAlarm[] }>;
+  /**
+   * An HTTP GET on the same connection (etcd serves /metrics, /version and /health beside gRPC
+   * on its client port): the body of a 200 answer, at most `maxBytes` (default 32 MiB).
+   */
+  get(path: string, opts?: { maxBytes?: number; timeoutMs?: number }): Promise<Buffer>;
   close(): void;
 }
 
@@ -75,41 +79,65 @@ export class RpcError extends Error {
 
 /** Largest answer accepted (grpc-js's default receive limit). */
 const MAX_MESSAGE = 4 * 1024 * 1024;
-
-/**
- * The client TLS of a set of files as one secure context, built once for every endpoint of a
- * call (parsing the key per connection costs more than the handshake on loopback).
- */
-export async function secureContextFor(tls: EtcdTls): Promise<SecureContext> {
-  const c = await tlsCredentials(tls);
-  return createSecureContext({ ca: c.rootCertificate, cert: c.certChain, key: c.privateKey });
-}
+/** Largest page a GET takes (etcd's /metrics is about 150 KB). */
+const MAX_PAGE = 32 * 1024 * 1024;
 
 /**
  * A client of one endpoint. It connects at once; a call waits for the connection until its own
  * deadline, and fails at once when the connection has failed (as grpc-js without waitForReady).
+ * Over TLS the connection is `clusterTls.ts`'s: trusting the cluster's CA only, and no request
+ * leaves before the member's certificate passed.
  */
 export function openRpc(
   endpoint: string,
-  opts: RpcOptions & { secureContext?: SecureContext },
+  opts: RpcOptions & { clusterTls?: ClusterTls },
 ): EtcdRpc & EtcdRangeRpc {
   const url = new URL(endpoint);
   const secure = url.protocol === 'https:';
+  const authority = `${secure ? 'https' : 'http'}://${url.host}`;
   let lastError: Error | undefined;
   let closed = false;
-  const session: ClientHttp2Session = connect(
-    `${secure ? 'https' : 'http'}://${url.host}`,
-    secure ? { secureContext: opts.secureContext } : {},
-  );
-  session.on('error', (err: Error) => {
-    lastError = err;
-  });
-  // A TLS alert after the handshake (the server refusing our certificate) arrives on the socket.
-  session.on('connect', (_s, socket) =>
-    socket.on('error', (err: Error) => {
-      lastError ??= err;
-    }),
-  );
+  let session: ClientHttp2Session | undefined;
+  const dialling = new AbortController();
+  const noteError = (err: Error) => {
+    lastError ??= err;
+  };
+  const started = (s: ClientHttp2Session): ClientHttp2Session => {
+    session = s;
+    s.on('error', (err: Error) => {
+      lastError = err;
+    });
+    if (closed) s.destroy();
+    return s;
+  };
+  const tlsFor = opts.clusterTls
+    ? Promise.resolve(opts.clusterTls)
+    : secure && opts.tls
+      ? ClusterTls.load(opts.tls)
+      : undefined;
+  const ready: Promise<ClientHttp2Session> = tlsFor
+    ? tlsFor
+        .then((t) =>
+          t.connect(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 443), {
+            signal: dialling.signal,
+            onError: noteError,
+          }),
+        )
+        .then(
+          (socket) => started(connect(authority, { createConnection: () => socket })),
+          (err: Error) => {
+            lastError ??= err;
+            throw err;
+          },
+        )
+    : Promise.resolve(
+        started(
+          // A TLS alert after the handshake (the server refusing our certificate) arrives on the
+          // socket, not the session.
+          connect(authority).on('connect', (_s, socket) => socket.on('error', noteError)),
+        ),
+      );
+  ready.catch(() => undefined); // each call reports it
 
   function unavailable(): RpcError {
     return new RpcError(
@@ -120,73 +148,95 @@ export function openRpc(
     );
   }
 
-  function unary(path: string, body: Buffer, timeout = opts.timeoutMs): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
+  /**
+   * One request on the session: resolves with the response's headers (trailers merged in) and
+   * body once the stream closes; rejects on the deadline, a dropped connection, a stream error,
+   * or a body over `maxBytes` (`tooLarge` words it).
+   */
+  function exchange(
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    timeout: number,
+    maxBytes: number,
+    tooLarge: (size: number) => Error,
+  ): Promise<{ headers: Record<string, unknown>; data: Buffer }> {
+    return new Promise((resolve, reject) => {
       if (closed) return reject(new RpcError(1, 'Call cancelled: the client is closed'));
-      if (session.destroyed) return reject(unavailable());
-      const frame = grpcFrame(body);
+      if (session?.destroyed) return reject(unavailable());
       let done = false;
-      const finish = (err: Error | undefined, value?: Buffer) => {
+      let on: ClientHttp2Session | undefined;
+      let stream: ClientHttp2Stream | undefined;
+      const chunks: Buffer[] = [];
+      const finish = (err: Error | undefined, value?: { headers: Record<string, unknown> }) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        session.off('close', onClose);
-        if (err) {
-          if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
-          reject(err);
-        } else resolve(value ?? Buffer.alloc(0));
+        on?.off('close', onClose);
+        if (err || !value) {
+          if (stream && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+          reject(err ?? unavailable());
+        } else resolve({ headers: value.headers, data: Buffer.concat(chunks) });
       };
+      // The deadline counts from the call, the wait for the connection included.
       const timer = setTimeout(
         () => finish(new RpcError(4, `Deadline exceeded after ${(timeout / 1000).toFixed(3)}s`)),
         timeout,
       );
       const onClose = () => finish(unavailable());
-      session.once('close', onClose);
-      const stream = session.request({
+      ready.then(
+        (s) => {
+          if (done) return;
+          if (s.destroyed) return finish(unavailable());
+          on = s;
+          s.once('close', onClose);
+          const st = s.request(headers, { endStream: body === undefined });
+          stream = st;
+          let size = 0;
+          let got: Record<string, unknown> = {};
+          st.on('response', (h) => (got = h));
+          st.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > maxBytes) finish(tooLarge(size));
+            else chunks.push(c);
+          });
+          st.on('trailers', (t) => (got = { ...got, ...t }));
+          st.on('error', (err: Error) => finish(lastError ? unavailable() : err));
+          st.on('close', () => finish(undefined, { headers: got }));
+          if (body !== undefined) st.end(body);
+        },
+        () => finish(unavailable()),
+      );
+    });
+  }
+
+  async function unary(path: string, body: Buffer, timeout = opts.timeoutMs): Promise<Buffer> {
+    const { headers, data: all } = await exchange(
+      {
         [constants.HTTP2_HEADER_METHOD]: 'POST',
         [constants.HTTP2_HEADER_PATH]: path,
         [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
         te: 'trailers',
         'grpc-timeout': `${Math.max(1, Math.ceil(timeout))}m`,
-      });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let headers: Record<string, unknown> = {};
-      stream.on('response', (h) => (headers = h));
-      stream.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_MESSAGE + GRPC_PREFIX_BYTES)
-          finish(new RpcError(8, `Received message larger than max (${size} vs. ${MAX_MESSAGE})`));
-        else chunks.push(c);
-      });
-      stream.on('trailers', (t) => (headers = { ...headers, ...t }));
-      stream.on('error', (err: Error) => finish(lastError ? unavailable() : err));
-      stream.on('close', () => {
-        if (done) return;
-        const status = headers['grpc-status'];
-        if (status === undefined) {
-          const http = headers[constants.HTTP2_HEADER_STATUS];
-          return finish(
-            http !== undefined && http !== 200
-              ? new RpcError(2, `Received HTTP status code ${String(http)}`)
-              : unavailable(),
-          );
-        }
-        if (Number(status) !== 0) {
-          const message = decodeGrpcMessage(headers['grpc-message']);
-          return finish(new RpcError(Number(status), message));
-        }
-        const all = Buffer.concat(chunks);
-        if (all.length < GRPC_PREFIX_BYTES)
-          return finish(new RpcError(13, 'Response has no message'));
-        if (all[0] !== 0) return finish(new RpcError(13, 'Compressed response not supported'));
-        const len = all.readUInt32BE(1);
-        if (len > all.length - GRPC_PREFIX_BYTES)
-          return finish(new RpcError(13, 'Truncated response message'));
-        finish(undefined, all.subarray(GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES + len));
-      });
-      stream.end(frame);
-    });
+      },
+      grpcFrame(body),
+      timeout,
+      MAX_MESSAGE + GRPC_PREFIX_BYTES,
+      (size) => new RpcError(8, `Received message larger than max (${size} vs. ${MAX_MESSAGE})`),
+    );
+    const status = headers['grpc-status'];
+    if (status === undefined) {
+      const http = headers[constants.HTTP2_HEADER_STATUS];
+      throw http !== undefined && http !== 200
+        ? new RpcError(2, `Received HTTP status code ${String(http)}`)
+        : unavailable();
+    }
+    if (Number(status) !== 0)
+      throw new RpcError(Number(status), decodeGrpcMessage(headers['grpc-message']));
+    if (all.length < GRPC_PREFIX_BYTES) throw new RpcError(13, 'Response has no message');
+    if (all[0] !== 0) throw new RpcError(13, 'Compressed response not supported');
+    const len = all.readUInt32BE(1);
+    if (len > all.length - GRPC_PREFIX_BYTES) throw new RpcError(13, 'Truncated response message');
+    return all.subarray(GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES + len);
   }
 
   const decoded = async <T>(
@@ -223,18 +273,32 @@ export function openRpc(
         decodeDeleteRange,
         o.timeoutMs,
       ),
+    async get(path, o = {}) {
+      const max = o.maxBytes ?? MAX_PAGE;
+      const { headers, data } = await exchange(
+        { [constants.HTTP2_HEADER_METHOD]: 'GET', [constants.HTTP2_HEADER_PATH]: path },
+        undefined,
+        o.timeoutMs ?? opts.timeoutMs,
+        max,
+        () => new Error(`${endpoint}${path} sent more than ${max} bytes`),
+      );
+      const http = headers[constants.HTTP2_HEADER_STATUS];
+      if (http !== 200) throw new Error(`${endpoint}${path} answered HTTP ${String(http)}`);
+      return data;
+    },
     close() {
       closed = true;
-      session.destroy();
+      dialling.abort();
+      session?.destroy();
     },
   };
 }
 
-/** Clients for `endpoints`, sharing one secure context; the TLS files are read once. */
+/** Clients for `endpoints`, sharing one `ClusterTls`: the TLS files are read once. */
 export async function openRpcs(
   endpoints: readonly string[],
   opts: RpcOptions,
 ): Promise<Array<EtcdRpc & EtcdRangeRpc>> {
-  const secureContext = opts.tls ? await secureContextFor(opts.tls) : undefined;
-  return endpoints.map((e) => openRpc(e, { ...opts, ...(secureContext ? { secureContext } : {}) }));
+  const clusterTls = opts.tls ? await ClusterTls.load(opts.tls) : undefined;
+  return endpoints.map((e) => openRpc(e, { ...opts, ...(clusterTls ? { clusterTls } : {}) }));
 }

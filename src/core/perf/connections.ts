@@ -4,7 +4,8 @@
  * grpc-js is loaded by the check), the pre-encoded PutRequests, the clean-up delete of the
  * prefix, and the latency samples.
  */
-import { openRpc, secureContextFor, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
+import { ClusterTls } from '../etcd/clusterTls';
+import { openRpc, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
 
 type Client = EtcdRpc & EtcdRangeRpc;
 import type { PerfLoad } from '../../shared/perfTypes';
@@ -47,13 +48,13 @@ export async function connect<T>(
   answer: (token: T, err: Error | null) => void,
   rpcTimeoutMs = 30_000,
 ): Promise<Conn<T>[]> {
-  const secureContext = cfg.tls ? await secureContextFor(cfg.tls) : undefined;
-  const wireTls = secureContext ? { secureContext } : undefined;
+  const clusterTls = cfg.tls ? await ClusterTls.load(cfg.tls) : undefined;
+  const wireTls = clusterTls ? { secureContext: clusterTls.verifying() } : undefined;
   const clients = new Map<string, Client>();
   for (const endpoint of cfg.endpoints)
     clients.set(
       endpoint,
-      openRpc(endpoint, { timeoutMs: rpcTimeoutMs, ...(secureContext ? { secureContext } : {}) }),
+      openRpc(endpoint, { timeoutMs: rpcTimeoutMs, ...(clusterTls ? { clusterTls } : {}) }),
     );
   const conns: Conn<T>[] = [];
   for (let i = 0; i < perEndpoint; i++) {

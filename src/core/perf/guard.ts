@@ -13,7 +13,8 @@ import { humanBytes } from '../../shared/etcdTypes';
 import { errorMessage } from '../errors';
 import { ETCD_DEFAULT_QUOTA_BYTES, readQuota, type ActiveAlarm } from '../etcd/alarms';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
-import { openRpc, secureContextFor, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
+import { ClusterTls } from '../etcd/clusterTls';
+import { openRpc, type EtcdRangeRpc, type EtcdRpc } from '../etcd/rpc';
 import { prefixRangeEnd } from './connections';
 import { compactAndDefrag } from './perf';
 import { dbSpace } from './reclaim';
@@ -90,13 +91,13 @@ async function firstAnsweringRpc<T>(
   opts: { tls?: EtcdTls; timeoutMs: number },
   f: (client: EtcdRpc & EtcdRangeRpc) => Promise<T>,
 ): Promise<T> {
-  const secureContext = opts.tls ? await secureContextFor(opts.tls) : undefined;
+  const clusterTls = opts.tls ? await ClusterTls.load(opts.tls) : undefined;
   let last: unknown = new Error('no endpoints');
   for (const endpoint of endpoints) {
     // One at a time: the next endpoint is dialled only when this one does not answer.
     const client = openRpc(endpoint, {
       timeoutMs: opts.timeoutMs,
-      ...(secureContext ? { secureContext } : {}),
+      ...(clusterTls ? { clusterTls } : {}),
     });
     try {
       return await f(client);

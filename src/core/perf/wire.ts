@@ -22,7 +22,7 @@ const REQUEST_OPTIONS = { endStream: false };
 /** A dead session is re-opened at most this often; writes in between fail at once. */
 const RECONNECT_EVERY_MS = 1000;
 
-/** The client TLS, one secure context shared by every connection (rpc.ts secureContextFor). */
+/** The client TLS, one secure context shared by every connection (clusterTls.ts verifying()). */
 export interface WireTls {
   secureContext: SecureContext;
 }
