@@ -1,5 +1,5 @@
 /** `k3s-etcd health|status|members`: etcdctl's tables, per member, through the cluster's TLS. */
-import { clusterHealth, clusterSnapshot, type ClusterSnapshot } from '../core/etcd/checks';
+import { clusterHealth, clusterStatus } from '../core/etcd/checks';
 import {
   inventoryQuota,
   memberQuotas,
@@ -12,20 +12,7 @@ import { listMembers } from '../core/etcd/members';
 import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
 import { localStamp } from '../core/format/stamp';
 import { json, type RunContext, type Subcommand } from './context';
-import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget, type EtcdTarget } from './etcdTarget';
-
-async function snapshot(
-  ctx: RunContext,
-  target?: EtcdTarget,
-  extra: { quota?: boolean } = {},
-): Promise<ClusterSnapshot> {
-  const t = target ?? (await etcdTarget(ctx));
-  return clusterSnapshot(t.endpoints, {
-    ...(t.tls ? { tls: t.tls } : {}),
-    ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
-    ...extra,
-  });
-}
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 
 /**
  * The status rows with the quota each member runs with (its /metrics, read on the status
@@ -35,7 +22,11 @@ async function snapshot(
  */
 async function statusWithQuota(ctx: RunContext) {
   const t = await etcdTarget(ctx);
-  const s = await snapshot(ctx, t, { quota: true });
+  const s = await clusterStatus(t.endpoints, {
+    ...(t.tls ? { tls: t.tls } : {}),
+    ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+    quota: true,
+  });
   const missing = s.status.filter((r) => !r.problem && r.quotaBackendBytes === undefined);
   const targets = t.cluster ? metricsTargets(t.cluster) : [];
   const elsewhere = targets.filter(

@@ -12,6 +12,7 @@ import {
   type ClusterSnapshot,
   type EtcdMember,
   type HealthRow,
+  type MaintenanceRun,
   type StatusRow,
 } from '../../shared/etcdTypes';
 
@@ -170,6 +171,44 @@ export async function clusterHealth(
   }
 }
 
+/** The timer's last run: a member-local read on each client, never failing the caller. */
+function lastMaintenance(clients: readonly Client[]): Promise<MaintenanceRun | undefined> {
+  return Promise.any(
+    clients.map((c) =>
+      c.range(MAINTENANCE_RECORD_KEY, { serializable: true }).then((r) => r.kvs[0]?.value ?? null),
+    ),
+  ).then(
+    (b) => parseMaintenanceRecord(b ?? undefined),
+    () => undefined,
+  );
+}
+
+/**
+ * Only the status of every endpoint (`etcdctl endpoint status`), with each member's quota when
+ * `quota` is set, and the maintenance timer's last run: what `k3s-etcd status` shows, without
+ * the health probes and member lists of a snapshot.
+ */
+export async function clusterStatus(
+  endpoints: readonly string[],
+  opts: CheckOptions = {},
+): Promise<{ status: StatusRow[]; maintenance?: MaintenanceRun }> {
+  throwIfAborted(opts.signal, 'Status');
+  const clients = await (opts.open ?? openRpcs)(endpoints, {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+  try {
+    const [status, maintenance] = await Promise.all([
+      Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
+      lastMaintenance(clients),
+    ]);
+    throwIfAborted(opts.signal, 'Status');
+    return maintenance ? { status, maintenance } : { status };
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
 /** Health, status and members of every endpoint, at once. */
 export async function clusterSnapshot(
   endpoints: readonly string[],
@@ -196,17 +235,7 @@ export async function clusterSnapshot(
           ),
         }),
       ),
-      // The timer's last run: a member-local read, never failing the snapshot.
-      Promise.any(
-        clients.map((c) =>
-          c
-            .range(MAINTENANCE_RECORD_KEY, { serializable: true })
-            .then((r) => r.kvs[0]?.value ?? null),
-        ),
-      ).then(
-        (b) => parseMaintenanceRecord(b ?? undefined),
-        () => undefined,
-      ),
+      lastMaintenance(clients),
     ]);
     throwIfAborted(opts.signal, 'Status refresh');
     const snapshot: ClusterSnapshot = {
