@@ -4,6 +4,7 @@
  *  - activation time in the real VS Code, from the extension's own timing (bundle load start to
  *    the tree's first data), with the packaged VSIX installed; median of several page loads;
  *    goal < 100 ms
+ *  - `editor`: the editor's first health answer after activation, on a real 3-member TLS etcd
  *  - `k3s-etcd members` against `etcdctl member list` on a real 3-member etcd, median of runs
  *  - `cli`: members, health, status against etcdctl's counterparts on a 3-member TLS etcd,
  *    inventory validate, etcdctl-env and --help against `node -e 0` (alternating, medians, ratio)
@@ -39,6 +40,7 @@ import { benchMetrics } from './benchMetrics';
 import { benchMaintain } from './benchMaintain';
 import { benchKeyspace } from './benchKeyspace';
 import { benchCli } from './benchCli';
+import { benchEditor } from './benchEditor';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -305,8 +307,10 @@ async function main(): Promise<void> {
   if (only === 'maintain') return benchMaintain();
   if (only === 'keyspace') return benchKeyspace();
   if (only === 'cli') return benchCli();
+  if (only === 'editor') return benchEditor();
   const vsix = await sizes();
   await activation(vsix);
+  await benchEditor(vsix);
   await memberList();
   await benchCli();
   await certificateSet();

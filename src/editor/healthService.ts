@@ -17,10 +17,14 @@ import type { TrustGuard } from './trust';
 const SECTION = 'k3sEtcd.health';
 
 export class HealthService extends ClusterPoller<ClusterHealth> {
+  private firstLogged = false;
+
   constructor(
     inventory: InventoryService,
     trust: TrustGuard,
     private readonly log: vscode.LogOutputChannel,
+    /** When the bundle began to load (performance.now()), for the first answer's timing. */
+    private readonly activationStart = performance.now(),
   ) {
     super(inventory, trust, SECTION, true);
   }
@@ -36,8 +40,17 @@ export class HealthService extends ClusterPoller<ClusterHealth> {
   protected async fetch(cluster: Cluster): Promise<ClusterHealth> {
     const timeoutMs = Config.get('healthTimeoutMs');
     try {
+      const t0 = performance.now();
       const conn = await connectionFor(cluster);
       const snapshot = await clusterSnapshot(conn.endpoints, { tls: conn.tls, timeoutMs });
+      if (!this.firstLogged) {
+        this.firstLogged = true;
+        const now = performance.now();
+        this.log.info(
+          `First health of ${cluster.name} ${(now - this.activationStart).toFixed(1)} ms after ` +
+            `activation began (the refresh ${(now - t0).toFixed(1)} ms: ${snapshot.summary})`,
+        );
+      }
       return { snapshot };
     } catch (err) {
       const code = err instanceof K3sEtcdError ? err.code : 'error';
