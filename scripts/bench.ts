@@ -28,7 +28,6 @@ import type { Cluster } from '../src/core/inventory/types';
 import { clusterSnapshot } from '../src/core/etcd/checks';
 import { startEtcdCluster } from './harness/etcd';
 import { admin, etcdWithOurCerts } from './harness/etcdTls';
-import { findFiles } from './harness/files';
 import { benchPerf, perfLoads } from './benchPerf';
 import { benchProvision } from './benchProvision';
 import { benchReplace } from './benchReplace';
@@ -40,7 +39,7 @@ import { benchMetrics } from './benchMetrics';
 import { benchMaintain } from './benchMaintain';
 import { benchKeyspace } from './benchKeyspace';
 import { benchCli } from './benchCli';
-import { benchEditor } from './benchEditor';
+import { benchEditor, extensionLogFigures } from './benchEditor';
 import { median } from './benchStats';
 import {
   copyToTemp,
@@ -57,13 +56,8 @@ const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
 
 /** [own activation ms, VS Code's context set-up ms] per activation, from the extension's log. */
-function activations(logDir: string): Array<[number, number]> {
-  return findFiles(logDir, (n) => n === 'K3s etcd.log').flatMap((f) =>
-    [
-      ...readFileSync(f, 'utf8').matchAll(/Activated in ([\d.]+) ms .*context set-up ([\d.]+) ms/g),
-    ].map((m): [number, number] => [Number(m[1]), Number(m[2])]),
-  );
-}
+const activations = (logDir: string) =>
+  extensionLogFigures(logDir, /Activated in ([\d.]+) ms .*context set-up ([\d.]+) ms/g);
 
 async function sizes(): Promise<string> {
   execFileSync('npm', ['run', '--silent', 'package'], { cwd: root, stdio: 'ignore' });

@@ -27,16 +27,22 @@ import { median } from './benchStats';
 const root = join(__dirname, '..');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
 
-/** [after activation began, the refresh itself] per first health, from the extension's logs. */
-function firstHealth(logDir: string): Array<[number, number]> {
+/** The two numbers each match of `re` captures, over every log of the extension in `logDir`. */
+export function extensionLogFigures(logDir: string, re: RegExp): Array<[number, number]> {
   return findFiles(logDir, (n) => n === 'K3s etcd.log').flatMap((f) =>
-    [
-      ...readFileSync(f, 'utf8').matchAll(
-        /First health of \S+ ([\d.]+) ms after activation began \(the refresh ([\d.]+) ms/g,
-      ),
-    ].map((m): [number, number] => [Number(m[1]), Number(m[2])]),
+    [...readFileSync(f, 'utf8').matchAll(re)].map((m): [number, number] => [
+      Number(m[1]),
+      Number(m[2]),
+    ]),
   );
 }
+
+/** [after activation began, the refresh itself] per first health, from the extension's logs. */
+const firstHealth = (logDir: string) =>
+  extensionLogFigures(
+    logDir,
+    /First health of \S+ ([\d.]+) ms after activation began \(the refresh ([\d.]+) ms/g,
+  );
 
 function packagedVsix(): string {
   if (process.env['K3S_ETCD_VSIX']) return process.env['K3S_ETCD_VSIX'];
