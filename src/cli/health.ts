@@ -6,7 +6,7 @@ import {
   quotaDriftLine,
   type MemberQuota,
 } from '../core/etcd/effective';
-import { metricsTargets } from '../core/etcd/scrape';
+import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
@@ -17,8 +17,8 @@ import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 /**
  * The status rows with the quota each member runs with (its /metrics, read on the status
  * connection) and, for an inventory's cluster, the quota the inventory asks for; plus a line
- * when they differ. A member that answered status but not /metrics on its client port is
- * scraped where the inventory says its metrics are (a separate metrics port).
+ * when they differ. A member that answered status but not /metrics on that connection is
+ * scraped where its metrics are (the inventory's metrics port, or its http:// client URL).
  */
 async function statusWithQuota(ctx: RunContext) {
   const t = await etcdTarget(ctx);
@@ -27,13 +27,11 @@ async function statusWithQuota(ctx: RunContext) {
     ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
     quota: true,
   });
+  // Read over HTTP/1 where the connection could not serve the page: a separate metrics port,
+  // or a plain http:// client port (there etcd hands every HTTP/2 connection to gRPC).
   const missing = s.status.filter((r) => !r.problem && r.quotaBackendBytes === undefined);
-  const targets = t.cluster ? metricsTargets(t.cluster) : [];
-  const elsewhere = targets.filter(
-    (m) =>
-      missing.some((r) => r.endpoint === m.endpoint) &&
-      m.url !== `${m.endpoint.replace(/\/+$/, '')}/metrics`,
-  );
+  const targets = t.cluster ? metricsTargets(t.cluster) : endpointTargets(t.endpoints);
+  const elsewhere = targets.filter((m) => missing.some((r) => r.endpoint === m.endpoint));
   const scraped = elsewhere.length
     ? await memberQuotas(elsewhere, {
         ...(t.tls ? { tls: t.tls } : {}),

@@ -30,8 +30,9 @@ export interface CheckOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Status rows also carry each member's space quota, read from /metrics on the same connection
-   * (no second TLS handshake, one gauge scanned instead of the page parsed).
+   * Status rows also carry each member's space quota, read from /metrics on the same TLS
+   * connection (no second handshake, one gauge scanned instead of the page parsed); not for
+   * http:// endpoints, whose HTTP/2 etcd serves only as gRPC.
    */
   quota?: boolean;
   /** The clients of the endpoints (default: `rpc.ts`'s); tests pass etcd3's to compare. */
@@ -104,7 +105,8 @@ async function statusOf(client: Client, endpoint: string, opts: CheckOptions): P
   try {
     const [s, quota] = await Promise.all([
       client.status(),
-      opts.quota ? quotaOf(client) : undefined,
+      // Over TLS only: on a plain http:// port etcd hands every HTTP/2 connection to gRPC.
+      opts.quota && endpoint.startsWith('https:') ? quotaOf(client) : undefined,
     ]);
     const id = memberIdToHex(s.header.member_id);
     const leader = memberIdToHex(s.leader);
