@@ -110,11 +110,13 @@ export function openRpc(
     if (closed) s.destroy();
     return s;
   };
-  const tlsFor = opts.clusterTls
-    ? Promise.resolve(opts.clusterTls)
-    : secure && opts.tls
-      ? ClusterTls.load(opts.tls)
-      : undefined;
+  const tlsFor = !secure
+    ? undefined
+    : opts.clusterTls
+      ? Promise.resolve(opts.clusterTls)
+      : opts.tls
+        ? ClusterTls.load(opts.tls)
+        : undefined;
   const ready: Promise<ClientHttp2Session> = tlsFor
     ? tlsFor
         .then((t) =>
