@@ -51,7 +51,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 function timed(
   cmd: string,
   args: string[],
-): Promise<{ code: number; stdout: string; cpuSec: number; wallSec: number }> {
+): Promise<{ code: number; stdout: string; stderr: string; cpuSec: number; wallSec: number }> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn('bash', ['-c', `TIMEFORMAT='%U %S'; time "$@"`, 'bash', cmd, ...args], {
@@ -69,6 +69,7 @@ function timed(
       resolve({
         code: code ?? 128,
         stdout,
+        stderr,
         cpuSec: times ? Number(times[1]) + Number(times[2]) : NaN,
         wallSec: (performance.now() - t0) / 1000,
       });
@@ -99,7 +100,8 @@ async function ourCheckPerf(
 ): Promise<Figures> {
   const args = [cli, 'perf', `--load=${load}`, `--endpoints=${etcd.endpoints.join(',')}`];
   const r = await timed(process.execPath, [...args, ...tlsArgs(dir), '--json']);
-  if (r.code !== 0 && r.code !== 1) throw new Error(`k3s-etcd perf exited ${r.code}`);
+  if ((r.code !== 0 && r.code !== 1) || !r.stdout.trim())
+    throw new Error(`k3s-etcd perf exited ${r.code} without a result:\n${r.stderr}`);
   const result = JSON.parse(r.stdout) as PerfResult;
   if (!result.cleanedUp) console.error(`warning: clean-up failed: ${result.cleanupError}`);
   return ours(result, r.cpuSec * 1e6, r.wallSec);
@@ -232,7 +234,14 @@ export async function benchPerf(loads: PerfLoad[]): Promise<void> {
     let etcd: EtcdCluster | undefined;
     const runs = new Map<string, Figures[]>(tools.map((t) => [t.name, []]));
     try {
-      ({ etcd } = await etcdWithOurCerts(dir, 3));
+      // xl writes up to 900,000 keys (about 2.3 GB before compaction) in 60 s: with etcd's
+      // 2 GiB default quota our check refuses to start (it would raise NOSPACE) where etcdctl
+      // runs into it, so the xl cluster gets etcd's largest advised quota, 8 GiB.
+      ({ etcd } = await etcdWithOurCerts(
+        dir,
+        3,
+        load === 'xl' ? { extra: { extraArgs: [`--quota-backend-bytes=${8 * 1024 ** 3}`] } } : {},
+      ));
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? tools : [...tools].reverse();
         for (const tool of order) {
