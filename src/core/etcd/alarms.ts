@@ -4,11 +4,20 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { EtcdTls } from './client';
-import { parsePrometheus, scalar } from './prometheus';
+import { sampleValue } from './prometheus';
 import { scrapeMetrics } from './scrape';
 
 /** etcd's default --quota-backend-bytes (2 GiB). */
 export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * The space quota a member's /metrics page states (etcd_server_quota_backend_bytes, one line
+ * scanned, the page not parsed); undefined when the page lacks it or says 0.
+ */
+export function quotaInPage(text: string): number | undefined {
+  const q = sampleValue(text, 'etcd_server_quota_backend_bytes');
+  return q !== undefined && q > 0 ? q : undefined;
+}
 
 export interface ActiveAlarm {
   memberID: string;
@@ -33,11 +42,10 @@ export async function readQuota(
 ): Promise<number | undefined> {
   for (const e of endpoints) {
     try {
-      const page = parsePrometheus(
+      const q = quotaInPage(
         (await scrapeMetrics(`${e.replace(/\/+$/, '')}/metrics`, tls ? { tls } : {})).text,
       );
-      const q = scalar(page, 'etcd_server_quota_backend_bytes');
-      if (q !== undefined && q > 0) return q;
+      if (q !== undefined) return q;
     } catch {
       // the next member, or etcd's default
     }

@@ -20,10 +20,7 @@ export { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow };
 import { MAINTENANCE_RECORD_KEY, parseMaintenanceRecord } from './maintenanceRecord';
 import { toMember } from './members';
 import { classifyEtcdError } from './problems';
-import { sampleValue } from './prometheus';
-
-/** etcd's space quota gauge (bytes) on /metrics. */
-export const QUOTA_GAUGE = 'etcd_server_quota_backend_bytes';
+import { quotaInPage } from './alarms';
 
 export interface CheckOptions {
   tls?: EtcdTls;
@@ -94,8 +91,7 @@ async function healthOf(client: Client, endpoint: string, opts: CheckOptions): P
 /** The quota gauge of the member's /metrics; undefined when the page does not answer or lacks it. */
 async function quotaOf(client: Client): Promise<number | undefined> {
   try {
-    const q = sampleValue((await client.get('/metrics')).toString('utf8'), QUOTA_GAUGE);
-    return q !== undefined && q > 0 ? q : undefined;
+    return quotaInPage((await client.get('/metrics')).toString('utf8'));
   } catch {
     return undefined;
   }
@@ -151,6 +147,23 @@ function summarize(health: HealthRow[], status: StatusRow[], members: EtcdMember
   return `${ok}/${health.length} healthy${leaderName ? `, leader ${leaderName}` : ', no leader'}`;
 }
 
+/** One client per endpoint for `f`, all closed after it, whatever it did. */
+async function withClients<T>(
+  endpoints: readonly string[],
+  opts: CheckOptions,
+  f: (clients: Client[]) => Promise<T>,
+): Promise<T> {
+  const clients = await (opts.open ?? openRpcs)(endpoints, {
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+  });
+  try {
+    return await f(clients);
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
 /**
  * Only the health of every endpoint (`etcdctl endpoint health`'s probe and alarm list), at once:
  * what `k3s-etcd health` shows, without the status, member list and record reads of a snapshot.
@@ -160,17 +173,11 @@ export async function clusterHealth(
   opts: CheckOptions = {},
 ): Promise<{ health: HealthRow[]; healthy: boolean }> {
   throwIfAborted(opts.signal, 'Health check');
-  const clients = await (opts.open ?? openRpcs)(endpoints, {
-    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    ...(opts.tls ? { tls: opts.tls } : {}),
-  });
-  try {
+  return withClients(endpoints, opts, async (clients) => {
     const health = await Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts)));
     throwIfAborted(opts.signal, 'Health check');
     return { health, healthy: health.every((h) => h.health) };
-  } finally {
-    for (const c of clients) c.close();
-  }
+  });
 }
 
 /** The timer's last run: a member-local read on each client, never failing the caller. */
@@ -195,20 +202,14 @@ export async function clusterStatus(
   opts: CheckOptions = {},
 ): Promise<{ status: StatusRow[]; maintenance?: MaintenanceRun }> {
   throwIfAborted(opts.signal, 'Status');
-  const clients = await (opts.open ?? openRpcs)(endpoints, {
-    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    ...(opts.tls ? { tls: opts.tls } : {}),
-  });
-  try {
+  return withClients(endpoints, opts, async (clients) => {
     const [status, maintenance] = await Promise.all([
       Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
       lastMaintenance(clients),
     ]);
     throwIfAborted(opts.signal, 'Status');
     return maintenance ? { status, maintenance } : { status };
-  } finally {
-    for (const c of clients) c.close();
-  }
+  });
 }
 
 /** Health, status and members of every endpoint, at once. */
@@ -217,12 +218,7 @@ export async function clusterSnapshot(
   opts: CheckOptions = {},
 ): Promise<ClusterSnapshot> {
   throwIfAborted(opts.signal, 'Status refresh');
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const clients = await (opts.open ?? openRpcs)(endpoints, {
-    timeoutMs,
-    ...(opts.tls ? { tls: opts.tls } : {}),
-  });
-  try {
+  return withClients(endpoints, opts, async (clients) => {
     const [health, status, membersResult, maintenance] = await Promise.all([
       Promise.all(clients.map((c, i) => healthOf(c, endpoints[i] ?? '', opts))),
       Promise.all(clients.map((c, i) => statusOf(c, endpoints[i] ?? '', opts))),
@@ -253,7 +249,5 @@ export async function clusterSnapshot(
     if ('problem' in membersResult && membersResult.problem)
       snapshot.membersProblem = membersResult.problem;
     return snapshot;
-  } finally {
-    for (const c of clients) c.close();
-  }
+  });
 }

@@ -27,8 +27,6 @@ const OID = {
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
   subjectAltName: '2.5.29.17',
-  subjectKeyId: '2.5.29.14',
-  authorityKeyId: '2.5.29.35',
   nameConstraints: '2.5.29.30',
   netscapeCertType: '2.16.840.1.113730.1.1',
   serverAuth: '1.3.6.1.5.5.7.3.1',

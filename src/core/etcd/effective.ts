@@ -8,9 +8,8 @@ import type { Cluster } from '../inventory/types';
 import { tuningSummary } from '../inventory/etcdTuning';
 import type { SettingsInEffect } from '../../shared/etcdTypes';
 import type { ClusterMetrics } from '../../shared/metricsTypes';
-import { ETCD_DEFAULT_QUOTA_BYTES } from './alarms';
+import { ETCD_DEFAULT_QUOTA_BYTES, quotaInPage } from './alarms';
 import type { EtcdTls } from './client';
-import { parsePrometheus, scalar } from './prometheus';
 import { scrapeMetrics, type MetricsTarget } from './scrape';
 
 export interface MemberQuota {
@@ -28,9 +27,8 @@ export async function memberQuotas(
   return Promise.all(
     targets.map(async (t): Promise<MemberQuota> => {
       try {
-        const page = parsePrometheus((await scrapeMetrics(t.url, opts)).text);
-        const q = scalar(page, 'etcd_server_quota_backend_bytes');
-        return q !== undefined && q > 0
+        const q = quotaInPage((await scrapeMetrics(t.url, opts)).text);
+        return q !== undefined
           ? { endpoint: t.endpoint, quotaBackendBytes: q }
           : { endpoint: t.endpoint };
       } catch {
