@@ -60,8 +60,8 @@ can read a command line) must be the one that sealed the state's /bootstrap key:
 refused before anything is written, since K3s would not start. A target already holding
 /registry/ or /bootstrap/ keys is refused unless --force (only missing keys are added). --dry-run writes nothing and prints the report.
 
-Each transaction stays under the target's request limit: etcd's default --max-request-bytes
-(1572864 bytes) unless --max-request-bytes gives the target's own value. A single value too
+Each transaction stays under the target's request limit: --max-request-bytes, else the
+inventory's etcd.maxRequestBytes, else etcd's default (1572864 bytes). A single value too
 large for it is refused, by name, before anything is written. On a terminal a progress line
 (rows read, keys written, bytes, time left) is kept on stderr; --json and pipes get none.`,
   options: {
@@ -78,7 +78,9 @@ large for it is refused, by name, before anything is written. On a terminal a pr
       throw new UsageError('migrate sqlite-to-etcd needs --source PATH/state.db');
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const token = await tokenFromOptions(ctx);
-    const maxRequestBytes = requestLimit(ctx.values['max-request-bytes']);
+    // The target's limit: the flag, else what the inventory provisions (etcd.maxRequestBytes).
+    const maxRequestBytes =
+      requestLimit(ctx.values['max-request-bytes']) ?? cluster.etcd.tuning.maxRequestBytes;
     const line = progressLine(ctx.global.json);
     const onProgress = (p: MigrationProgress) => line.update(progressText(p));
     const src = await readSource(resolve(ctx.io.cwd, source), {

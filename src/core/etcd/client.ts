@@ -54,9 +54,17 @@ export interface EtcdClientOptions {
   /** Dial and per-request deadline. */
   timeoutMs?: number;
   tls?: EtcdTls;
+  /**
+   * The largest reply taken (gRPC's default is 4 MiB): raised only where a single value may
+   * be larger, a cluster whose --max-request-bytes lets it store one.
+   */
+  maxReceiveBytes?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** gRPC's default limit on a reply's size. */
+export const GRPC_DEFAULT_RECEIVE_BYTES = 4 * 1024 * 1024;
 
 /**
  * `require`, not `import()`: the bundles keep etcd3 in its own file (dist/etcd3.js), and a
@@ -81,7 +89,10 @@ export async function createEndpointClient(
     faultHandling: { host: () => noop, global: noop },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
     // LAN etcd must never go through an HTTP proxy picked up from the environment.
-    grpcOptions: { 'grpc.enable_http_proxy': 0 },
+    grpcOptions: {
+      'grpc.enable_http_proxy': 0,
+      ...(opts.maxReceiveBytes ? { 'grpc.max_receive_message_length': opts.maxReceiveBytes } : {}),
+    },
   };
   if (opts.tls) options.credentials = await tlsCredentials(opts.tls);
   return new Etcd3(options);

@@ -58,13 +58,14 @@ export async function connectionFor(cluster: Cluster): Promise<EtcdConnection> {
  */
 export async function firstAnswering(
   endpoints: readonly string[],
-  opts: { tls?: EtcdTls; timeoutMs: number },
+  opts: { tls?: EtcdTls; timeoutMs: number; maxReceiveBytes?: number },
 ): Promise<{ client: Etcd3; endpoint: string } | { problems: string[] }> {
   const problems: string[] = [];
   for (const endpoint of endpoints) {
     const client = await createEndpointClient(endpoint, {
       timeoutMs: opts.timeoutMs,
       ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.maxReceiveBytes ? { maxReceiveBytes: opts.maxReceiveBytes } : {}),
     });
     try {
       await client.kv.range({ key: Buffer.from('health'), count_only: true });
@@ -83,13 +84,17 @@ export async function firstAnswering(
  */
 export async function healthyClient(
   cluster: Cluster,
-  opts: { except?: string; timeoutMs?: number } = {},
+  opts: { except?: string; timeoutMs?: number; maxReceiveBytes?: number } = {},
 ): Promise<{ client: Etcd3; endpoint: string }> {
   const conn = await connectionFor(cluster);
   const endpoints = etcdHosts(cluster)
     .filter((h) => h.name !== opts.except)
     .map((h) => clientUrl(cluster, h));
-  const r = await firstAnswering(endpoints, { tls: conn.tls, timeoutMs: opts.timeoutMs ?? 3000 });
+  const r = await firstAnswering(endpoints, {
+    tls: conn.tls,
+    timeoutMs: opts.timeoutMs ?? 3000,
+    ...(opts.maxReceiveBytes ? { maxReceiveBytes: opts.maxReceiveBytes } : {}),
+  });
   if ('client' in r) return r;
   throw new K3sEtcdError(
     'etcd-unreachable',

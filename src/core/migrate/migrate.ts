@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { K3sEtcdError } from '../errors';
 import { activeAlarms, ETCD_DEFAULT_QUOTA_BYTES, readQuota } from '../etcd/alarms';
+import { GRPC_DEFAULT_RECEIVE_BYTES } from '../etcd/client';
 import { connectionFor, healthyClient } from '../etcd/connection';
 import type { Cluster } from '../inventory/types';
 import { backupStamp } from '../format/stamp';
@@ -73,7 +74,7 @@ export async function readSource(
       const t = pre.tooLarge[0]!;
       throw new K3sEtcdError(
         'migrate-source',
-        `${t.key} holds ${t.bytes} bytes: with its transaction that is more than the target accepts in one request (${maxRequestBytes} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}). Start etcd with a larger --max-request-bytes (ETCD_MAX_REQUEST_BYTES) and give the same value to the migration (--max-request-bytes). Nothing was written.`,
+        `${t.key} holds ${t.bytes} bytes: with its transaction that is more than the target accepts in one request (${maxRequestBytes} bytes${pre.tooLarge.length > 1 ? `; ${pre.tooLarge.length} keys in all` : ''}). Raise etcd.maxRequestBytes in k3s-etcd.yaml and apply it with \`k3s-etcd provision etcd\` (the migration then plans for it), or give the target's own limit with --max-request-bytes. Nothing was written.`,
       );
     }
     const token = await sourceToken(source, opts.token);
@@ -157,7 +158,11 @@ export async function migrateToEtcd(
         `${source.pre.path} (or its -wal) changed since it was read: stop K3s, and read it again. Nothing was written.`,
       );
     }
-    const { client } = await healthyClient(cluster, { timeoutMs: 10_000 });
+    // A value may be as large as the target's request limit: the read-back must take it.
+    const { client } = await healthyClient(cluster, {
+      timeoutMs: 10_000,
+      maxReceiveBytes: Math.max(GRPC_DEFAULT_RECEIVE_BYTES, source.maxRequestBytes + 1024 * 1024),
+    });
     try {
       const t0 = performance.now();
       const target = await targetCounts(client);

@@ -153,7 +153,7 @@ export async function writeRows(
       if (/request is too large/i.test(String(err))) {
         throw new K3sEtcdError(
           'migrate-target',
-          `The target refused a transaction as too large: its --max-request-bytes is smaller than the ${maxRequestBytes} bytes the migration was told (--max-request-bytes). Give the target's own value, or leave the option out for etcd's default (${ETCD_DEFAULT_MAX_REQUEST_BYTES}). What was written stays; a re-run continues from there.`,
+          `The target refused a transaction as too large: its --max-request-bytes is smaller than the ${maxRequestBytes} bytes the migration planned for (--max-request-bytes, else etcd.maxRequestBytes in k3s-etcd.yaml, else etcd's default ${ETCD_DEFAULT_MAX_REQUEST_BYTES}). Give the target's own value with --max-request-bytes. What was written stays; a re-run continues from there.`,
           { cause: err },
         );
       }

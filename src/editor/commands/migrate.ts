@@ -84,6 +84,10 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     const src = await withCancellableProgress(`Reading ${source}`, (report, signal) =>
       readSource(source, {
         ...(token ? { token } : {}),
+        // The target's limit as the inventory provisions it (etcd.maxRequestBytes), else etcd's.
+        ...(cluster.etcd.tuning.maxRequestBytes
+          ? { maxRequestBytes: cluster.etcd.tuning.maxRequestBytes }
+          : {}),
         signal,
         onProgress: (p) => report(progressText(p)),
       }),
