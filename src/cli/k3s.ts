@@ -6,7 +6,15 @@ import { selectK3sServers } from '../core/inventory/select';
 import { fileTokenStore } from '../core/k3s/token';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { progressLine } from './progressLine';
-import { previewGate, printer, report, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
+import {
+  cancelOnSigint,
+  previewGate,
+  printer,
+  report,
+  SSH_HELP,
+  SSH_OPTIONS,
+  sshContext,
+} from './remote';
 
 const k3sInstallCommand: Subcommand = {
   name: 'k3s install',
@@ -77,15 +85,22 @@ ${SSH_HELP}`,
     const names = (ctx.values['host'] as unknown as string[] | undefined) ?? [];
     const ssh = await sshContext(ctx);
     const done: { host: string; dir: string }[] = [];
-    for (const h of names.length > 0 ? names : selectK3sServers(cluster).map((x) => x.name)) {
-      const line = progressLine(ctx.global.json);
-      const r = await backupK3s(cluster, h, {
-        ssh,
-        workspaceDir: dirname(ctx.global.inventory),
-        onLine: printer(ctx),
-        onProgress: (p) => line.update(`[${h}] ${backupProgressText(p)}`),
-      }).finally(() => line.done());
-      done.push({ host: h, dir: r.dir });
+    // Ctrl+C stops the copy and cleans up (the host's staging copy, the partial folder).
+    const cancel = cancelOnSigint(ctx);
+    try {
+      for (const h of names.length > 0 ? names : selectK3sServers(cluster).map((x) => x.name)) {
+        const line = progressLine(ctx.global.json);
+        const r = await backupK3s(cluster, h, {
+          ssh,
+          workspaceDir: dirname(ctx.global.inventory),
+          signal: cancel.signal,
+          onLine: printer(ctx),
+          onProgress: (p) => line.update(`[${h}] ${backupProgressText(p)}`),
+        }).finally(() => line.done());
+        done.push({ host: h, dir: r.dir });
+      }
+    } finally {
+      cancel.dispose();
     }
     if (ctx.global.json) json(ctx, done);
     return 0;
@@ -127,13 +142,18 @@ ${SSH_HELP}`,
       return 1;
     }
     const line = progressLine(ctx.global.json);
+    const cancel = cancelOnSigint(ctx);
     const r = await restoreK3s(cluster, host, {
       ssh: await sshContext(ctx),
       workspaceDir,
       from,
+      signal: cancel.signal,
       onLine: printer(ctx),
       onProgress: (p) => line.update(`[${host}] ${backupProgressText(p)}`),
-    }).finally(() => line.done());
+    }).finally(() => {
+      line.done();
+      cancel.dispose();
+    });
     if (ctx.global.json) json(ctx, r);
     return 0;
   },

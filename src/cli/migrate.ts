@@ -104,10 +104,16 @@ large for it is refused, by name, before anything is written. On a terminal a pr
       ctx.io.err('Nothing written.');
       return 1;
     }
+    // Ctrl+C stops after the transaction in flight; a re-run continues from there.
+    const cancel = cancelOnSigint(ctx);
     const r = await migrateToEtcd(cluster, src, {
       force: ctx.values['force'] === true,
+      signal: cancel.signal,
       onProgress,
-    }).finally(() => line.done());
+    }).finally(() => {
+      line.done();
+      cancel.dispose();
+    });
     const file = await saveReport(workspace, migrationReport(cluster.name, src, r));
     if (ctx.global.json) json(ctx, { report: file, ...r });
     else

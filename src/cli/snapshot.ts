@@ -5,6 +5,7 @@ import { listSnapshots, saveSnapshot } from '../core/snapshot/snapshot';
 import { humanBytes } from '../shared/etcdTypes';
 import { json, loadValid, selectCluster, type Subcommand } from './context';
 import { progressLine } from './progressLine';
+import { cancelOnSigint } from './remote';
 
 const saveCommand: Subcommand = {
   name: 'snapshot save',
@@ -15,10 +16,16 @@ file 0600, with a JSON record beside it: SHA-256, bytes, revision and the member
   async run(ctx) {
     const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
     const line = progressLine(ctx.global.json);
+    // Ctrl+C stops the stream and removes the partial file (a second one quits at once).
+    const cancel = cancelOnSigint(ctx);
     const info = await saveSnapshot(cluster, {
       workspaceDir: dirname(ctx.global.inventory),
+      signal: cancel.signal,
       onProgress: (bytes) => line.update(`snapshot of ${cluster.name}: ${humanBytes(bytes)}`),
-    }).finally(() => line.done());
+    }).finally(() => {
+      line.done();
+      cancel.dispose();
+    });
     if (ctx.global.json) json(ctx, info);
     else
       ctx.io.out(

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execSync } from 'node:child_process';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
 import { createEndpointClient } from '../../src/core/etcd/client';
-import { listSnapshots } from '../../src/core/snapshot/snapshot';
+import { listSnapshots, saveSnapshot } from '../../src/core/snapshot/snapshot';
 import { restoreCommands, type SnapshotInfo } from '../../src/core/etcd/snapshotFile';
 import { captureIO } from '../fixtures/cli';
 import { admin, etcdWithOurCerts, harnessInventory, testScope } from './harness/tlsCluster';
@@ -79,5 +79,45 @@ describe('snapshots of the external etcd', () => {
     } finally {
       k.close();
     }
+  });
+
+  it('streams with progress up to the whole file; cancelled midway, it keeps nothing', async () => {
+    const dir = await tempDir();
+    const pki = join(dir, 'pki');
+    const { etcd, cluster } = await etcdWithOurCerts(pki, 1, { track });
+    const k = await createEndpointClient(etcd.endpoints[0]!, {
+      tls: admin(pki),
+      timeoutMs: 10_000,
+    });
+    try {
+      for (let i = 0; i < 8; i++) await k.put(`/registry/big/${i}`).value(Buffer.alloc(1 << 20, i));
+    } finally {
+      k.close();
+    }
+    const seen: number[] = [];
+    const info = await saveSnapshot(cluster, {
+      workspaceDir: dir,
+      onProgress: (bytes) => seen.push(bytes),
+    });
+    assert.ok(seen.length > 1, `progress reported as it streams: ${seen.length} times`);
+    assert.ok(
+      seen.every((b, i) => i === 0 || b > seen[i - 1]!),
+      'growing',
+    );
+    assert.equal(seen.at(-1), info.bytes, 'up to the whole file');
+    assert.ok(info.bytes > 8 << 20, `${info.bytes} bytes`);
+
+    const folder = join(dir, 'backups', cluster.name);
+    const before = (await readdir(folder)).sort();
+    const stop = new AbortController();
+    await assert.rejects(
+      saveSnapshot(cluster, {
+        workspaceDir: dir,
+        signal: stop.signal,
+        onProgress: (bytes) => bytes > 1 << 20 && stop.abort(),
+      }),
+      /cancelled/i,
+    );
+    assert.deepEqual((await readdir(folder)).sort(), before, 'no partial file left');
   });
 });
