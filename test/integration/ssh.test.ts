@@ -337,6 +337,47 @@ describe('SSH transport against real sshd', () => {
     }
   });
 
+  it('a large upload reports its bytes, stops mid-way on cancel, and the session uploads again after', async () => {
+    const s = await connectSsh(target(sshd, known, plain.file), {
+      prompts: prompts(),
+      agentSocket: '',
+    });
+    const big = join(dir, 'big.bin');
+    writeFileSync(big, Buffer.alloc(48 << 20, 0x5a));
+    const dest = join(dir, 'uploaded.bin');
+    try {
+      const steps: number[] = [];
+      await s.put(dest, { localPath: big }, { onBytes: (sent) => steps.push(sent) });
+      assert.ok(steps.length > 2, `progress as it goes: ${steps.length} reports`);
+      assert.equal(steps.at(-1), 48 << 20, 'up to the whole file');
+      assert.equal(statSync(dest).size, 48 << 20);
+
+      const stop = new AbortController();
+      const partial = join(dir, 'cancelled.bin');
+      let last = 0;
+      await assert.rejects(
+        s.put(
+          partial,
+          { localPath: big },
+          {
+            signal: stop.signal,
+            onBytes: (sent) => {
+              last = sent;
+              if (sent > 4 << 20) stop.abort();
+            },
+          },
+        ),
+        (e) => isCancelled(e),
+      );
+      assert.ok(last < 48 << 20, `stopped before the end (${last} bytes)`);
+      // The channel the cancel ended is replaced: the same session uploads again.
+      await s.put(join(dir, 'after.bin'), { data: Buffer.from('after\n') });
+      assert.equal(readFileSync(join(dir, 'after.bin'), 'utf8'), 'after\n');
+    } finally {
+      s.close();
+    }
+  });
+
   it('cancelling stops the remote command', async () => {
     const s = await connectSsh(target(sshd, known, plain.file), {
       prompts: prompts(),

@@ -15,6 +15,7 @@ import { renderScript } from '../../src/core/plan/render';
 import {
   runHostPlan,
   summarizeRun,
+  uploadProgress,
   type HostTransport,
   type StepOutcome,
 } from '../../src/core/plan/runner';
@@ -261,5 +262,32 @@ describe('the restart order in the rendered preview', () => {
     );
     assert.doesNotMatch(md, /- 1\./, 'no bullet in front of a number');
     assert.doesNotMatch(md, /## Empty/, 'an empty section is left out');
+  });
+});
+
+describe('a large upload says how far it is', () => {
+  it('one line per tenth, in order, none for a small payload', () => {
+    const lines: string[] = [];
+    const big = uploadProgress((l) => lines.push(l), 'snapshot.db');
+    const total = 30_000_000;
+    for (let sent = 0; sent <= total; sent += 1_000_000) big(sent, total);
+    big(total, total);
+    assert.deepEqual(lines, [
+      '    upload snapshot.db: 10% (3 MB of 30 MB)',
+      '    upload snapshot.db: 20% (6 MB of 30 MB)',
+      '    upload snapshot.db: 30% (9 MB of 30 MB)',
+      '    upload snapshot.db: 40% (12 MB of 30 MB)',
+      '    upload snapshot.db: 50% (15 MB of 30 MB)',
+      '    upload snapshot.db: 60% (18 MB of 30 MB)',
+      '    upload snapshot.db: 70% (21 MB of 30 MB)',
+      '    upload snapshot.db: 80% (24 MB of 30 MB)',
+      '    upload snapshot.db: 90% (27 MB of 30 MB)',
+      '    upload snapshot.db: 100% (30 MB of 30 MB)',
+    ]);
+    const small: string[] = [];
+    const few = uploadProgress((l) => small.push(l), 'env');
+    few(1000, 2000);
+    few(2000, 2000);
+    assert.deepEqual(small, [], 'a small file is just "upload"');
   });
 });

@@ -6,7 +6,7 @@
  * reported as it happens.
  */
 import { CancelledError, K3sEtcdError, errorMessage, isCancelled, type ErrorCode } from '../errors';
-import type { ExecOptions, ExecResult } from '../ssh/types';
+import type { ExecOptions, ExecResult, TransferOptions } from '../ssh/types';
 import { shellQuote } from '../ssh/quote';
 import { parseMarker, renderScript } from './render';
 import type { HostPlan, StepStatus } from './steps';
@@ -15,8 +15,31 @@ import type { HostPlan, StepStatus } from './steps';
 export interface HostTransport {
   readonly label: string;
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
-  put(remotePath: string, source: { localPath: string } | { data: Buffer }): Promise<void>;
+  put(
+    remotePath: string,
+    source: { localPath: string } | { data: Buffer },
+    opts?: TransferOptions,
+  ): Promise<void>;
   close(): void;
+}
+
+/** A payload from this size up reports its upload every tenth (a snapshot, binaries). */
+export const UPLOAD_PROGRESS_FROM_BYTES = 8 * 1024 * 1024;
+
+/** `onBytes` that says `upload NAME: 40% (12 MB of 30 MB)` at each tenth of a large upload. */
+export function uploadProgress(
+  say: (line: string) => void,
+  name: string,
+): (sent: number, total: number) => void {
+  let shown = 0;
+  const mb = (n: number) => `${Math.round(n / 1e6)} MB`;
+  return (sent, total) => {
+    if (total < UPLOAD_PROGRESS_FROM_BYTES) return;
+    const tenth = Math.floor((sent / total) * 10);
+    if (tenth <= shown) return;
+    shown = tenth;
+    say(`    upload ${name}: ${tenth * 10}% (${mb(sent)} of ${mb(total)})`);
+  };
 }
 
 export interface StepOutcome {
@@ -195,9 +218,14 @@ export async function applyHostPlan(
       if (!pending.has(p.step)) continue;
       if (opts.signal?.aborted) throw new CancelledError('Provisioning');
       opts.onLine?.(plan.host, `    upload ${p.name}${p.localPath ? ` (${p.localPath})` : ''}`);
+      // A large upload says how far it is and stops mid-way on cancel.
       await t.put(
         `${stage}/${p.name}`,
         p.localPath ? { localPath: p.localPath } : { data: p.content ?? Buffer.alloc(0) },
+        {
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          onBytes: uploadProgress((line) => opts.onLine?.(plan.host, line), p.name),
+        },
       );
     }
     timings['upload'] = performance.now() - t0;

@@ -14,6 +14,7 @@ import {
   type ExecResult,
   type PutOptions,
   type SshPrompts,
+  type TransferOptions,
 } from './types';
 import { shellQuote } from './quote';
 
@@ -263,8 +264,18 @@ export class SshSession {
   }
 
   /** Uploads a local file or bytes to `remotePath` as the SSH user (mode 0600), nothing more. */
-  async put(remotePath: string, source: { localPath: string } | { data: Buffer }): Promise<void> {
-    await sftpPut(() => this.sftp(), this.label, remotePath, source);
+  async put(
+    remotePath: string,
+    source: { localPath: string } | { data: Buffer },
+    opts: TransferOptions = {},
+  ): Promise<void> {
+    try {
+      await sftpPut(() => this.sftp(), this.label, remotePath, source, opts);
+    } catch (err) {
+      // A cancel ends the channel: the next transfer opens a new one.
+      if (err instanceof CancelledError) this.sftpChannel = undefined;
+      throw err;
+    }
   }
 
   /** A TCP stream to `host:port` as seen from the remote host (an SSH tunnel). */

@@ -5,9 +5,9 @@
  */
 import { dirname } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
-import { errorMessage } from '../errors';
+import { CancelledError, errorMessage } from '../errors';
 import { shellQuote } from './quote';
-import { sshError, type PutOptions } from './types';
+import { sshError, type PutOptions, type TransferOptions } from './types';
 
 /**
  * The command that moves the bytes on its stdin into place as root with owner and mode,
@@ -37,7 +37,9 @@ export async function sftpPut(
   label: string,
   remotePath: string,
   source: { localPath: string } | { data: Buffer },
+  opts: TransferOptions = {},
 ): Promise<void> {
+  if (opts.signal?.aborted) throw new CancelledError('upload');
   const sftp = await channel().catch((err: unknown) => {
     throw sshError(
       'ssh-disconnected',
@@ -45,19 +47,40 @@ export async function sftpPut(
       err,
     );
   });
+  let cancelled = false;
+  const onAbort = () => {
+    // Ends the SFTP channel: the transfer in flight fails at once (the caller opens another).
+    cancelled = true;
+    sftp.end();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   await new Promise<void>((resolve, reject) => {
     const done = (err: Error | null | undefined) => (err ? reject(err) : resolve());
-    if ('localPath' in source) sftp.fastPut(source.localPath, remotePath, { mode: 0o600 }, done);
+    if ('localPath' in source)
+      sftp.fastPut(
+        source.localPath,
+        remotePath,
+        {
+          mode: 0o600,
+          ...(opts.onBytes
+            ? { step: (sent: number, _c: number, total: number) => opts.onBytes?.(sent, total) }
+            : {}),
+        },
+        done,
+      );
     else sftp.writeFile(remotePath, source.data, { mode: 0o600 }, done);
-  }).catch((err: unknown) => {
-    const text = errorMessage(err);
-    const full = /no space|failure/i.test(text)
-      ? ' (is the disk full? check `df -h /tmp` on the host)'
-      : '';
-    throw sshError(
-      'ssh-disconnected',
-      `Upload to ${label}:${remotePath} failed: ${text}${full}`,
-      err,
-    );
-  });
+  })
+    .finally(() => opts.signal?.removeEventListener('abort', onAbort))
+    .catch((err: unknown) => {
+      if (cancelled) throw new CancelledError('upload');
+      const text = errorMessage(err);
+      const full = /no space|failure/i.test(text)
+        ? ' (is the disk full? check `df -h /tmp` on the host)'
+        : '';
+      throw sshError(
+        'ssh-disconnected',
+        `Upload to ${label}:${remotePath} failed: ${text}${full}`,
+        err,
+      );
+    });
 }

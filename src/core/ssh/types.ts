@@ -96,6 +96,12 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** How an upload reports its bytes and is stopped. */
+export interface TransferOptions {
+  signal?: AbortSignal;
+  onBytes?(sent: number, total: number): void;
+}
+
 export interface PutOptions {
   mode: number;
   owner?: string;

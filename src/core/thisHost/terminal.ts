@@ -18,7 +18,7 @@ import type { Cluster, Host } from '../inventory/types';
 import type { HostTransport } from '../plan/runner';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote as q } from '../ssh/quote';
-import type { ExecOptions, ExecResult } from '../ssh/types';
+import type { ExecOptions, ExecResult, TransferOptions } from '../ssh/types';
 
 /** The task's terminal as the transport sees it. */
 export interface TerminalIo {
@@ -122,7 +122,13 @@ export class LocalTransport implements HostTransport {
     return next;
   }
 
-  async put(remotePath: string, source: { localPath: string } | { data: Buffer }): Promise<void> {
+  async put(
+    remotePath: string,
+    source: { localPath: string } | { data: Buffer },
+    opts: TransferOptions = {},
+  ): Promise<void> {
+    // A local copy: quick, so a cancel is only honoured before it.
+    if (opts.signal?.aborted) throw new CancelledError('copy');
     if ('localPath' in source) await copyFile(source.localPath, remotePath);
     else await writeFile(remotePath, source.data, { mode: 0o600 });
   }

@@ -92,7 +92,7 @@ export async function placementOf(
         return {
           label: t.label,
           exec: (c, o) => t.exec(c, o),
-          put: (p, s) => t.put(p, s),
+          put: (p, s, o) => t.put(p, s, o),
           close: () => undefined,
         };
       },
