@@ -300,15 +300,15 @@ SSH from a source server (kept in memory), each source member's status through i
 over SSH (leader, version, revision, database size), the K3s token (the servers' own, or the
 one stored for the target), the target's health and version; a target already holding
 /registry/ or /bootstrap/ keys is refused. Then, after one confirmation: K3s stopped on every
-source server but the leader's (followers first; with three or more members the leader can no
-longer commit, so its state is final; a single server cannot be frozen, so writes in the
-seconds between its snapshot and its stop are not carried), the leader's snapshot streamed
-into backups/<source>/ (0600, git-ignored) with the digest of its keys at that revision, K3s
-stopped on the leader, the snapshot restored into the target's members (with --bump-revision
---mark-compacted where etcdutl 3.5.10+ has them; older tools keep the snapshot's revisions),
-the target's keys compared with the snapshot's (count and SHA-256; a difference stops here),
-then each K3s server re-pointed, the leader's first: embedded data moved aside (dated, never
-deleted), config.yaml with datastore-endpoint and without cluster-init, K3s restarted, node
+source server, followers first and the leader last, so nothing can write any more; the
+leader's etcd database (member/snap/db) copied as it lies into backups/<source>/ (0600,
+git-ignored; size and SHA-256 checked against the host's), with the digest of its keys read
+from the copy: the state K3s last wrote; the snapshot restored into the target's members
+(--skip-hash-check: a copied database has no snapshot hash; --bump-revision --mark-compacted where
+etcdutl 3.5.10+ has them; older tools keep the snapshot's revisions), the target's keys
+compared with the snapshot's (count and SHA-256; a difference stops here), then each K3s
+server re-pointed, the leader's first: embedded data moved aside (dated, never deleted),
+config.yaml with datastore-endpoint and without cluster-init, K3s restarted, node
 Ready. Until the re-point nothing of K3s's is changed: sudo systemctl start k3s on each server
 goes back. Both directions, with the commands: docs/datastore-moves.md.
 

@@ -6,18 +6,23 @@
  *
  * One server (the common case): real data (hundreds of keys, values near 1 MiB, a leased key, a
  * deleted key, /bootstrap). First a target already holding a /registry/ key is refused with
- * nothing stopped or written; then the dry run's words; then the move: every key on the target
- * (count and SHA-256 equal to the source's), the leased key with a lease, the deleted key
- * absent, the embedded data moved aside, config.yaml re-pointed without cluster-init, and the
- * K3s stand-in, restarted, writing its key into the TARGET etcd.
+ * nothing stopped or written; then the dry run's words; then the move, with K3s still writing
+ * at the last moment (as the move announces the leader's stop, K3s's writes land: two new keys,
+ * one changed, one deleted, and etcdctl reads the whole keyspace then, the state at the stop):
+ * the target holds exactly that state (count and SHA-256, the late keys as they were left), the
+ * move's own verification says so, the leased key keeps a lease, the deleted key is absent, the
+ * embedded data is moved aside, config.yaml re-pointed without cluster-init, and the K3s
+ * stand-in, restarted, writes its key into the TARGET etcd. (A snapshot taken while K3s runs,
+ * as the move once did, misses those late writes and fails here.)
  *
- * Three servers: the followers stop first, the leader (without quorum from then on) gives the
- * snapshot and the digest, then stops; the three are re-pointed, the leader's host first, and
- * each writes into the target. In the harness's shared network the three embedded etcds cannot
+ * Three servers: the followers stop first, then the leader; the leader's database is copied and
+ * read once none runs; the three are re-pointed, the leader's host first, and each writes into
+ * the target. In the harness's shared network the three embedded etcds cannot
  * each bind 127.0.0.1:2379, so they listen on their addresses only, and the move reaches each
  * through its address over SSH (the loopback is tried first, as on real K3s servers).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,8 +31,9 @@ import { main } from '../../src/cli/main';
 import { clusterSnapshot } from '../../src/core/etcd/checks';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { healthyClient } from '../../src/core/etcd/connection';
-import { keyDigest } from '../../src/core/embeddedMove/digest';
+import { keyDigest, type KeyDigest } from '../../src/core/embeddedMove/digest';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
+import { pairsHasher } from '../../src/core/migrate/preflight';
 import type { Cluster } from '../../src/core/inventory/types';
 import { K3S_CONFIG, K3S_DATASTORE_FILES } from '../../src/core/k3s/server';
 import { generateCertificateSet } from '../../src/core/pki/set';
@@ -68,7 +74,8 @@ interface Lab {
   hosts: EdgeHost[];
   target: Cluster;
   direct(): ReturnType<typeof createEndpointClient>;
-  cli(args: string[]): Promise<{ code: number; text: string }>;
+  /** The CLI in-process; `onLine` sees each line as it is printed, before the move goes on. */
+  cli(args: string[], onLine?: (line: string) => void): Promise<{ code: number; text: string }>;
   stop(): Promise<void>;
 }
 
@@ -89,8 +96,13 @@ async function startLab(addr: string[], servers: number): Promise<Lab> {
     target: undefined as unknown as Cluster,
     direct: () =>
       createEndpointClient(`https://${addr[0]}:2379`, { tls: k3sClientTls(k3sDir, member(0)) }),
-    cli: async (args) => {
+    cli: async (args, onLine) => {
       const { io, out } = captureIO(dir);
+      const print = io.out;
+      io.out = (t) => {
+        print(t);
+        onLine?.(t);
+      };
       const code = await main(args, io);
       return { code, text: out.join('\n') };
     },
@@ -222,8 +234,14 @@ describe("K3s's embedded etcd (one server) onto the external etcd, on real syste
     assert.equal(r.code, 0, r.text);
     assert.match(
       r.text,
-      /edge-1 is the only K3s server: .* writes in the seconds between the snapshot and the stop \(step 3\) are not carried/,
+      /1\. edge-1 is the only K3s server: nothing to stop before it .*stops with it in step 2, before anything is read/,
     );
+    assert.match(r.text, /2\. stop K3s on edge-1 \(its etcd stops with it\)/);
+    assert.match(
+      r.text,
+      /3\. snapshot: edge-1's etcd database \/var\/lib\/rancher\/k3s\/server\/db\/etcd\/member\/snap\/db .*copied as it lies with K3s stopped/,
+    );
+    assert.doesNotMatch(r.text, /not carried/);
     assert.match(
       r.text,
       /etcdctl \(etcd 3\.4\.23's etcdctl has no --bump-revision: the revisions stay as the snapshot holds them\)/,
@@ -236,17 +254,63 @@ describe("K3s's embedded etcd (one server) onto the external etcd, on real syste
     assert.equal((await lab.hosts[0]!.exec('systemctl is-active k3s')).stdout.trim(), 'active');
   });
 
-  it('moves every key, re-points K3s, and K3s writes into the external etcd', async () => {
+  it('moves every key K3s wrote up to its stop, re-points K3s, and K3s writes into the external etcd', async () => {
     const c = await lab.direct();
     const before = await keyDigest(c).finally(() => c.close());
     assert.ok(before.keys >= 305, `${before.keys} keys`);
 
-    const r = await lab.cli([...MOVE, '--yes']);
+    // K3s writing until the last moment: as the move announces the leader's stop (and, in the
+    // old order, right after its snapshot), these land in the embedded etcd, and etcdctl reads
+    // the keyspace as the stop finds it. Synchronous, so the move goes on only after them.
+    const tls = k3sClientTls(lab.k3sDir, member(0));
+    const etcdctl = (...args: string[]) =>
+      execFileSync(
+        'etcdctl',
+        [
+          `--endpoints=https://${ADDR[0]}:2379`,
+          `--cacert=${tls.caFile}`,
+          `--cert=${tls.certFile}`,
+          `--key=${tls.keyFile}`,
+          ...args,
+        ],
+        { env: { ...process.env, ETCDCTL_API: '3' }, maxBuffer: 256 * 1024 * 1024 },
+      ).toString('utf8');
+    let atStop: KeyDigest | undefined;
+    const lateWrites = (line: string) => {
+      if (atStop || !/^== move \d\/6: stop K3s on the leader's host/.test(line)) return;
+      etcdctl('put', '/registry/leases/kube-node-lease/edge-1', 'renewed at the stop');
+      etcdctl('put', '/registry/events/default/late', 'written at the stop');
+      etcdctl('put', '/registry/configmaps/default/cm-0007', 'changed at the stop');
+      etcdctl('del', '/registry/configmaps/default/cm-0008');
+      const all = JSON.parse(etcdctl('get', '', '--from-key', '-w', 'json')) as {
+        header: { revision: number };
+        kvs?: { key: string; value?: string }[];
+      };
+      const kvs = (all.kvs ?? [])
+        .map((kv) => ({
+          key: Buffer.from(kv.key, 'base64'),
+          value: Buffer.from(kv.value ?? '', 'base64'),
+        }))
+        .sort((a, b) => Buffer.compare(a.key, b.key));
+      const h = pairsHasher();
+      for (const kv of kvs) h.add(kv.key, kv.value);
+      atStop = {
+        revision: String(all.header.revision),
+        keys: kvs.length,
+        bytes: kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0),
+        sha256: h.digest(),
+      };
+    };
+
+    const r = await lab.cli([...MOVE, '--yes'], lateWrites);
     assert.equal(r.code, 0, r.text);
+    assert.ok(atStop, `K3s wrote at the leader's stop\n${r.text}`);
+    assert.equal(atStop.keys, before.keys + 1, 'two keys added and one deleted at the stop');
+    // The move's own check compares the target with the state at the stop.
     assert.match(
       r.text,
       new RegExp(
-        `verified: ${before.keys}/${before.keys} keys, SHA-256 ${before.sha256.slice(0, 16)}`,
+        `verified: ${atStop.keys}/${atStop.keys} keys, SHA-256 ${atStop.sha256.slice(0, 16)}`,
       ),
     );
 
@@ -272,10 +336,24 @@ describe("K3s's embedded etcd (one server) onto the external etcd, on real syste
         60_000,
         'the K3s stand-in writing into the external etcd',
       );
-      // Every key of the source, byte for byte: the target minus what K3s wrote since.
+      // Every key of the source as K3s left it at its stop, byte for byte, K3s's last writes
+      // included: the target minus what K3s wrote since.
+      assert.equal(
+        await client.get('/registry/leases/kube-node-lease/edge-1').string(),
+        'renewed at the stop',
+      );
+      assert.equal(
+        await client.get('/registry/events/default/late').string(),
+        'written at the stop',
+      );
+      assert.equal(
+        await client.get('/registry/configmaps/default/cm-0007').string(),
+        'changed at the stop',
+      );
+      assert.equal(await client.get('/registry/configmaps/default/cm-0008').string(), null);
       await client.delete().key('/registry/k3s-standin/edge-1');
       const after = await keyDigest(client);
-      assert.deepEqual([after.keys, after.sha256], [before.keys, before.sha256]);
+      assert.deepEqual([after.keys, after.sha256], [atStop.keys, atStop.sha256]);
       assert.equal(
         (await client.get('/registry/secrets/big/s-2').buffer())?.length,
         1_000_000 - 14,
@@ -313,7 +391,7 @@ describe("K3s's embedded etcd (three servers) onto the external etcd, on real sy
     await lab?.stop();
   });
 
-  it('stops the followers first, snapshots the leader without quorum, re-points all three, leader first', async () => {
+  it("stops the followers first, then the leader, copies the leader's database, re-points all three, leader first", async () => {
     const c = await lab.direct();
     const before = await keyDigest(c).finally(() => c.close());
     const r = await lab.cli([...MOVE, '--yes']);
@@ -323,12 +401,23 @@ describe("K3s's embedded etcd (three servers) onto the external etcd, on real sy
     assert.match(r.text, /with 3 members, quorum is lost once 2 are down/);
     const at = (s: string) => r.text.indexOf(s);
     const stopped = (h: string, from: number) => r.text.indexOf(`[${h}] <== 1/1 changed`, from);
-    const snapshotPhase = at('== move 2/6');
+    const leaderPhase = at('== move 2/6');
+    const snapshotPhase = at('== move 3/6');
     for (const f of followers) {
       const i = stopped(f, at('== move 1/6'));
-      assert.ok(i > 0 && i < snapshotPhase, `${f} stopped before the snapshot\n${r.text}`);
+      assert.ok(i > 0 && i < leaderPhase, `${f} stopped before the leader\n${r.text}`);
     }
-    assert.ok(stopped(leader, at('== move 3/6')) > at('== move 3/6'), r.text);
+    const l = stopped(leader, leaderPhase);
+    assert.ok(
+      l > leaderPhase && l < snapshotPhase,
+      `the leader stopped before the snapshot\n${r.text}`,
+    );
+    assert.match(
+      r.text,
+      new RegExp(
+        `\\[${leader}\\] snapshot .*\\(/var/lib/rancher/k3s/server/db/etcd/member/snap/db, K3s stopped\\)`,
+      ),
+    );
     assert.match(
       r.text,
       new RegExp(

@@ -2,10 +2,14 @@
  * The move from K3s's embedded etcd to the external one, planned: its refusals (source not
  * embedded, a K3s server left out of the target, an unhealthy target, a target holding K3s's
  * keys, no token or a stored token that is not the servers'), the plan's words for one server
- * and for three (who stops when, the revisions, the way back), and the restore's
- * --bump-revision only where the tool has it.
+ * and for three (who stops when: every server before anything is read, the copied database,
+ * the revisions, the way back), the restore's --bump-revision only where the tool has it and
+ * --skip-hash-check for a copied database, and that database's record.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   BUMP_REVISION,
@@ -17,7 +21,13 @@ import {
   type SourceMember,
   type TargetFacts,
 } from '../../src/core/embeddedMove/plan';
-import { restoreBumps, restoreCommands } from '../../src/core/etcd/snapshotFile';
+import { keyValueFields, openDbFile } from '../../src/core/etcd/dbFile';
+import {
+  restoreBumps,
+  restoreCommands,
+  snapshotInfo,
+  snapshotRecordProblem,
+} from '../../src/core/etcd/snapshotFile';
 import type { Cluster } from '../../src/core/inventory/types';
 import { checkK3sFacts } from '../../src/core/k3s/server';
 import { cluster, host } from '../fixtures/inventory';
@@ -133,7 +143,15 @@ describe('embedded → external: the plan in words', () => {
       text,
       /1\. stop K3s on k-1, k-3 \(followers first, each stop checked\): with 3 members, quorum is lost once 2 are down, so nothing can commit any more and k-2's state/,
     );
-    assert.match(text, /3\. stop K3s on k-2/);
+    assert.match(
+      text,
+      /2\. stop K3s on k-2 \(its etcd stops with it\): from here no K3s server runs, nothing can write/,
+    );
+    assert.match(
+      text,
+      /3\. snapshot: k-2's etcd database \/var\/lib\/rancher\/k3s\/server\/db\/etcd\/member\/snap\/db .*copied as it lies with K3s stopped.*read from the copy/,
+    );
+    assert.match(text, /--skip-hash-check \(a copied database has no snapshot hash/);
     assert.match(text, /etcdutl with --bump-revision 1000000000 --mark-compacted/);
     assert.match(
       text,
@@ -147,7 +165,7 @@ describe('embedded → external: the plan in words', () => {
     assert.match(text, /docs\/datastore-moves\.md/);
   });
 
-  it('one server: the snapshot is not frozen, and the plan says what is not carried; 3.4 keeps revisions', () => {
+  it('one server: K3s stops before its data is read, so every write is carried; 3.4 keeps revisions', () => {
     const p = planMove({
       source: { ...source, hosts: [servers[0]!] },
       target: targetOf('3.4.23'),
@@ -161,8 +179,10 @@ describe('embedded → external: the plan in words', () => {
     const text = movePlanText(p).join('\n');
     assert.match(
       text,
-      /k-1 is the only K3s server: .*writes in the seconds between the snapshot and the stop \(step 3\) are not carried/,
+      /1\. k-1 is the only K3s server: nothing to stop before it .*stops with it in step 2, before anything is read/,
     );
+    assert.match(text, /2\. stop K3s on k-1 .*the state K3s last wrote/);
+    assert.doesNotMatch(text, /not carried/);
     assert.match(
       text,
       /etcd 3\.4\.23's etcdctl has no --bump-revision: the revisions stay as the snapshot holds them/,
@@ -201,7 +221,68 @@ describe('restore: --bump-revision only where the tool has it', () => {
     const [withBump] = restoreCommands(t, '/s.db', { tool: 'etcdutl', bumpRevision: 1000 });
     assert.match(withBump!.command, / --bump-revision 1000 --mark-compacted$/);
     const [plain] = restoreCommands(t, '/s.db', { tool: 'etcdutl' });
-    assert.doesNotMatch(plain!.command, /bump-revision/);
+    assert.doesNotMatch(plain!.command, /bump-revision|skip-hash-check/);
+    const [copied] = restoreCommands(t, '/s.db', { tool: 'etcdctl', skipHashCheck: true });
+    assert.match(
+      copied!.command,
+      /^ETCDCTL_API=3 etcdctl snapshot restore \/s\.db .* --skip-hash-check$/,
+    );
+  });
+
+  it("a copied database's record says so; anything but true or false there is refused", () => {
+    const record = {
+      cluster: 'edge-k3s',
+      file: '/elsewhere.db',
+      sha256: 'a'.repeat(64),
+      bytes: 4096,
+      revision: '812',
+      from: 'https://10.0.0.2:2379',
+      createdAt: '2026-12-07T00:00:00.000Z',
+    };
+    assert.equal(snapshotRecordProblem({ ...record, dataDirCopy: true }, 'edge-k3s'), undefined);
+    assert.equal(snapshotRecordProblem(record, 'edge-k3s'), undefined);
+    assert.match(
+      snapshotRecordProblem({ ...record, dataDirCopy: 'yes' }, 'edge-k3s') ?? '',
+      /dataDirCopy is not true or false/,
+    );
+    assert.deepEqual(snapshotInfo({ ...record, dataDirCopy: true }, '/here.db'), {
+      ...record,
+      file: '/here.db',
+      dataDirCopy: true,
+    });
+    assert.equal('dataDirCopy' in snapshotInfo(record, '/here.db'), false);
+  });
+});
+
+describe("etcd's database file: a record's key and value", () => {
+  it('reads fields 1 and 5 of a KeyValue, passing over the others, and refuses a cut record', () => {
+    // key=1 "/k", create_revision=2 300, mod_revision=3 301, version=4 1, value=5 "v!", lease=6 7
+    const kv = Buffer.from([
+      0x0a, 2, 0x2f, 0x6b, 0x10, 0xac, 0x02, 0x18, 0xad, 0x02, 0x20, 1, 0x2a, 2, 0x76, 0x21, 0x30,
+      7,
+    ]);
+    const framed = Buffer.concat([Buffer.from('xx'), kv, Buffer.from('yy')]);
+    const f = keyValueFields(framed, 2, 2 + kv.length);
+    assert.equal(framed.toString('latin1', ...f.key), '/k');
+    assert.equal(framed.toString('latin1', ...f.value), 'v!');
+    // A tombstone's record holds only the key: the value is empty.
+    const tomb = keyValueFields(Buffer.from([0x0a, 1, 0x61]), 0, 3);
+    assert.deepEqual(tomb.value, [0, 0]);
+    assert.throws(() => keyValueFields(kv, 0, kv.length - 1));
+  });
+
+  it('a file that is not a bbolt database is refused, not guessed at', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-dbfile-'));
+    try {
+      const f = join(dir, 'db');
+      await writeFile(f, Buffer.alloc(8192, 7));
+      await assert.rejects(
+        openDbFile(f),
+        /is not a readable etcd database: it is not a bbolt file/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

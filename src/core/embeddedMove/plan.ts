@@ -19,6 +19,9 @@ import type { RestoreTool } from '../restore/plan';
  */
 export const BUMP_REVISION = 1_000_000_000;
 
+/** K3s's embedded etcd database on a server: what the move copies, with K3s stopped. */
+export const K3S_ETCD_DB = `${K3S_DB_DIR}/etcd/member/snap/db`;
+
 export interface SourceMember {
   host: string;
   address: string;
@@ -172,20 +175,19 @@ export function planMove(input: {
   const bump = restoreBumps(tf.version, tool) ? BUMP_REVISION : undefined;
   const n = members.length;
   const majority = Math.floor(n / 2) + 1;
-  const tunnelWords = `over SSH from ${leader.host} itself (its loopback 127.0.0.1:${source.etcd.clientPort}, else its address), with K3s's etcd client certificate read from it (kept in memory)`;
   const freeze =
     n === 1
-      ? `${leader.host} is the only K3s server: its etcd runs inside K3s's process and cannot be frozen apart from it, so K3s keeps running until the snapshot is taken: writes in the seconds between the snapshot and the stop (step 3) are not carried`
+      ? `${leader.host} is the only K3s server: nothing to stop before it (its etcd runs inside K3s's process and stops with it in step 2, before anything is read)`
       : `stop K3s on ${followers.join(', ')} (followers first, each stop checked): with ${n} members, quorum is lost once ${n - majority + 1} are down, so nothing can commit any more and ${leader.host}'s state (member ${leader.member}) is final`;
   const restoreTool = bump
     ? `${tool} with --bump-revision ${bump} --mark-compacted (the revision moves past anything a client saw; older revisions read as compacted, so watchers relist)`
     : `${tool} (etcd ${tf.version}'s ${tool} has no --bump-revision: the revisions stay as the snapshot holds them)`;
   const steps = [
     freeze,
-    `snapshot of ${leader.host}'s etcd (revision ${leader.revision} now, database ${humanBytes(leader.dbSize)}), streamed from it alone ${tunnelWords}, into ${BACKUPS_DIR}/${source.name}/<UTC time>.db (0600, git-ignored: it holds every Secret) with its record; then the digest of ${source.name}'s keys at exactly the snapshot's revision (key count, SHA-256 over key and value), read from the same member`,
-    `stop K3s on ${leader.host}`,
-    `restore the snapshot into ${target.name}'s members (${tf.hosts.join(', ')}) with the restore operation (every member stopped, restored, its old data dir kept aside, started): ${restoreTool}`,
-    `verify: ${target.name}'s keys (count, SHA-256 over key and value) must equal the snapshot's; otherwise the move stops here, K3s stays stopped on its old data (untouched), and sudo systemctl start k3s on each server goes back`,
+    `stop K3s on ${leader.host} (its etcd stops with it): from here no K3s server runs, nothing can write, and ${leader.host}'s etcd data is the state K3s last wrote`,
+    `snapshot: ${leader.host}'s etcd database ${K3S_ETCD_DB} (revision ${leader.revision} and ${humanBytes(leader.dbSize)} now, more if K3s writes before it stops), copied as it lies with K3s stopped, over SSH, its size and SHA-256 checked against the host's, into ${BACKUPS_DIR}/${source.name}/<UTC time>.db (0600, git-ignored: it holds every Secret) with its record; then the digest of its keys (key count, SHA-256 over key and value), read from the copy at the revision etcd serves on it`,
+    `restore the snapshot into ${target.name}'s members (${tf.hosts.join(', ')}) with the restore operation (every member stopped, restored, its old data dir kept aside, started): ${restoreTool}, with --skip-hash-check (a copied database has no snapshot hash; its SHA-256 is checked instead)`,
+    `verify: ${target.name}'s keys (count, SHA-256 over key and value) must equal the snapshot's, the state K3s left at its stop; otherwise the move stops here, K3s stays stopped on its old data (untouched), and sudo systemctl start k3s on each server goes back`,
     `re-point the K3s servers one at a time, ${leader.host} first (${servers.join(', ')}): ${K3S_DB_DIR}/etcd moved aside to ${K3S_DB_DIR}/etcd.before-external-${input.stamp} (kept, never deleted), ${K3S_CONFIG} written without cluster-init and with datastore-endpoint ${tf.endpoints.join(',')} and its CA, certificate and key, --cluster-init out of k3s.service, K3s restarted, node Ready; the first failure stops with the server named`,
   ];
   const notes = [

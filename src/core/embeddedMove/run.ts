@@ -1,13 +1,15 @@
 /**
- * Runs a planned move (`plan.ts`) after its one confirmation: K3s stopped on the followers, the
- * leader's snapshot and digest, K3s stopped on the leader, the restore into the target, the
- * target's digest compared, then each K3s server re-pointed, the leader's host first. Until the
- * re-point nothing of K3s's is changed; every failure says where things stand and the way back.
+ * Runs a planned move (`plan.ts`) after its one confirmation: K3s stopped on the followers, then
+ * on the leader, so no server runs and nothing can write; the leader's database file copied as
+ * it lies, with its digest read from the file; the restore into the target; the target's digest
+ * compared with the file's (the state K3s last wrote); then each K3s server re-pointed, the
+ * leader's host first. Until the re-point nothing of K3s's is changed; every failure says where
+ * things stand and the way back.
  */
-import { rm } from 'node:fs/promises';
 import { K3sEtcdError, errorMessage } from '../errors';
 import { healthyClient } from '../etcd/connection';
 import type { SnapshotInfo } from '../etcd/snapshotFile';
+import { clientUrl } from '../inventory/select';
 import type { Cluster, Host } from '../inventory/types';
 import { installK3s } from '../k3s/ops';
 import { embeddedAside } from '../k3s/server';
@@ -16,21 +18,21 @@ import { runHostPlan, type HostRun, type RunHooks } from '../plan/runner';
 import type { HostPlan } from '../plan/steps';
 import { planRestore } from '../restore/plan';
 import { restoreSnapshot, type RestoreResult } from '../restore/run';
-import { saveSnapshot } from '../snapshot/snapshot';
+import { copyMemberDatabase } from '../snapshot/snapshot';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
-import { keyDigest, type KeyDigest } from './digest';
+import { fileDigest, keyDigest, type KeyDigest } from './digest';
+import { K3S_ETCD_DB } from './plan';
 import type { PreparedMove } from './preflight';
-import { openSourceLink } from './preflight';
 
 export type MovePhase =
-  'stop-followers' | 'snapshot' | 'stop-leader' | 'restore' | 'verify' | 'repoint';
+  'stop-followers' | 'stop-leader' | 'snapshot' | 'restore' | 'verify' | 'repoint';
 
 export const MOVE_PHASES: Record<MovePhase, string> = {
   'stop-followers': 'stop K3s on the followers',
-  snapshot: "the leader's snapshot and the digest of its keys",
   'stop-leader': "stop K3s on the leader's host",
+  snapshot: "copy the leader's stopped etcd database and read the digest of its keys",
   restore: 'restore the snapshot into the external etcd',
-  verify: 'compare the external etcd with the snapshot',
+  verify: 'compare the external etcd with the snapshot (the state at the stop)',
   repoint: 're-point the K3s servers, one at a time',
 };
 const ORDER = Object.keys(MOVE_PHASES) as MovePhase[];
@@ -94,14 +96,18 @@ async function stopK3s(source: Cluster, host: Host, opts: MoveOptions): Promise<
   }
 }
 
-/** Starts K3s again where the move stopped it (after a failure before anything was written). */
+/**
+ * Starts K3s again where the move stopped it (after a failure before anything was written).
+ * Without waiting for each start: with every server stopped, a K3s server waits for its etcd's
+ * quorum, which the next ones bring.
+ */
 async function startAgain(source: Cluster, hosts: Host[], opts: MoveOptions): Promise<string[]> {
   const failed: string[] = [];
   for (const h of hosts) {
     try {
       const t = await sshOpener(source, h, opts.ssh)();
       try {
-        const r = await t.exec('systemctl start k3s', { sudo: true });
+        const r = await t.exec('systemctl start --no-block k3s', { sudo: true });
         if (r.code !== 0) failed.push(h.name);
         else opts.onLine?.(h.name, 'K3s started again on its embedded etcd');
       } finally {
@@ -139,59 +145,35 @@ async function stopInOrder(source: Cluster, hosts: Host[], opts: MoveOptions): P
 }
 
 /**
- * The leader's snapshot at one revision, and the digest of its keys at that revision: the
- * revision is read before and after the stream; when a write came between (a single server,
- * which cannot be frozen), the snapshot is taken again.
+ * The leader's database file, copied with K3s stopped on every server: nothing can write any
+ * more, so the file holds exactly what K3s last wrote (etcd commits its database when it stops).
+ * Its digest is read from the copy, at the revision etcd serves on it.
  */
-async function snapshotAndDigest(
+async function copyAndDigest(
   source: Cluster,
   prepared: PreparedMove,
   opts: MoveOptions,
 ): Promise<{ snapshot: SnapshotInfo; digest: KeyDigest }> {
-  const { plan, secrets } = prepared;
-  const host = source.hosts.find((h) => h.name === plan.leader.host) as Host;
-  const link = await openSourceLink(source, host, {
-    ssh: opts.ssh,
-    tls: secrets.tls,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
+  const host = source.hosts.find((h) => h.name === prepared.plan.leader.host) as Host;
+  const session = await sshOpener(source, host, opts.ssh)(opts.signal);
+  let snapshot: SnapshotInfo;
   try {
-    for (let attempt = 1; ; attempt++) {
-      const snapshot = await saveSnapshot(source, {
-        workspaceDir: opts.workspaceDir,
-        endpoint: link.endpoint,
-        tls: secrets.tls,
-        from: `https://${host.address}:${source.etcd.clientPort}`,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-      const after = (await link.client.maintenance.status()).header.revision;
-      if (after === snapshot.revision) {
-        const digest = await keyDigest(link.client, {
-          revision: snapshot.revision,
-          serializable: true,
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-        opts.onLine?.(
-          host.name,
-          `snapshot ${snapshot.file}: ${snapshot.bytes} bytes at revision ${snapshot.revision}; ${digest.keys} keys, SHA-256 ${digest.sha256}`,
-        );
-        return { snapshot, digest };
-      }
-      await rm(snapshot.file, { force: true });
-      await rm(snapshot.file.replace(/\.db$/, '.json'), { force: true });
-      if (attempt >= 5)
-        throw new K3sEtcdError(
-          'migrate-source',
-          `${host.name}'s etcd kept moving (revision ${snapshot.revision} → ${after} during the snapshot, ${attempt} times): K3s is still writing. Nothing was written anywhere.`,
-        );
-      opts.onLine?.(
-        host.name,
-        `revision moved ${snapshot.revision} → ${after} during the snapshot: taking it again`,
-      );
-    }
+    snapshot = await copyMemberDatabase(source, {
+      workspaceDir: opts.workspaceDir,
+      session,
+      path: K3S_ETCD_DB,
+      from: clientUrl(source, host),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   } finally {
-    link.close();
+    session.close();
   }
+  const digest = await fileDigest(snapshot.file, opts.signal ? { signal: opts.signal } : {});
+  opts.onLine?.(
+    host.name,
+    `snapshot ${snapshot.file}: ${snapshot.bytes} bytes at revision ${snapshot.revision} (${K3S_ETCD_DB}, K3s stopped); ${digest.keys} keys, SHA-256 ${digest.sha256}`,
+  );
+  return { snapshot, digest };
 }
 
 /** Runs the move; throws a K3sEtcdError saying where things stand when a step fails. */
@@ -209,26 +191,26 @@ export async function runMove(
   phase('stop-followers');
   await stopInOrder(source, plan.followers.map(hostOf), opts);
 
-  phase('snapshot');
-  let snap: { snapshot: SnapshotInfo; digest: KeyDigest };
-  try {
-    snap = await snapshotAndDigest(source, prepared, opts);
-  } catch (err) {
-    const notBack = await startAgain(source, plan.followers.map(hostOf), opts);
-    throw new K3sEtcdError(
-      'migrate-source',
-      `The leader's snapshot failed: ${errorMessage(err)} Nothing was written anywhere${plan.followers.length > 0 ? `; K3s was started again on ${plan.followers.join(', ')}${notBack.length > 0 ? ` except ${notBack.join(', ')} (start it there yourself)` : ''}` : ''}.`,
-      { cause: err },
-    );
-  }
-  result.snapshot = snap.snapshot;
-  result.sourceDigest = snap.digest;
-
   phase('stop-leader');
   await stopInOrder(source, [hostOf(plan.leader.host)], opts).catch(async (err: unknown) => {
     await startAgain(source, plan.followers.map(hostOf), opts);
     throw err;
   });
+
+  phase('snapshot');
+  let snap: { snapshot: SnapshotInfo; digest: KeyDigest };
+  try {
+    snap = await copyAndDigest(source, prepared, opts);
+  } catch (err) {
+    const notBack = await startAgain(source, plan.servers.map(hostOf), opts);
+    throw new K3sEtcdError(
+      'migrate-source',
+      `The snapshot of ${plan.leader.host}'s stopped etcd failed: ${errorMessage(err)} Nothing was written anywhere; K3s was started again on ${plan.servers.join(', ')}${notBack.length > 0 ? ` except ${notBack.join(', ')} (start it there yourself: sudo systemctl start k3s)` : ''}.`,
+      { cause: err },
+    );
+  }
+  result.snapshot = snap.snapshot;
+  result.sourceDigest = snap.digest;
 
   phase('restore');
   try {
@@ -272,7 +254,7 @@ export async function runMove(
   if (t.keys !== s.keys || t.sha256 !== s.sha256)
     throw new K3sEtcdError(
       'restore-failed',
-      `${target.name} does not hold what the snapshot holds: ${t.keys} keys with SHA-256 ${t.sha256}, the source had ${s.keys} keys with SHA-256 ${s.sha256} at revision ${s.revision}. The move stops here. ${GO_BACK(plan.servers)}`,
+      `${target.name} does not hold what K3s's etcd held when it stopped: ${t.keys} keys with SHA-256 ${t.sha256}, the stopped source had ${s.keys} keys with SHA-256 ${s.sha256} at revision ${s.revision}. The move stops here. ${GO_BACK(plan.servers)}`,
     );
 
   phase('repoint');

@@ -16,9 +16,15 @@ export interface SnapshotInfo {
   sha256: string;
   bytes: number;
   revision: string;
-  /** The client URL it was streamed from. */
+  /** The client URL it was streamed from (for a copied database: its member's). */
   from: string;
   createdAt: string;
+  /**
+   * A member's database file copied with its etcd stopped, not streamed by etcd: it carries no
+   * snapshot hash, so it is restored with `--skip-hash-check` (its SHA-256 here is checked
+   * instead, on both ends of the copy and after every upload).
+   */
+  dataDirCopy?: boolean;
 }
 
 /** The name `saveSnapshot` gives a snapshot: its UTC time (`20250102T030405Z.db`). */
@@ -46,13 +52,24 @@ export function snapshotRecordProblem(record: unknown, cluster: string): string 
     return 'its time is not a UTC time';
   if (typeof r.from !== 'string' || !/^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(r.from))
     return 'its member is not a client URL';
+  if (r.dataDirCopy !== undefined && typeof r.dataDirCopy !== 'boolean')
+    return 'its dataDirCopy is not true or false';
   return undefined;
 }
 
 /** The record's fields, for the snapshot at `file` (never the file the record names). */
 export function snapshotInfo(record: SnapshotInfo, file: string): SnapshotInfo {
-  const { cluster, sha256, bytes, revision, from, createdAt } = record;
-  return { cluster, file, sha256, bytes, revision, from, createdAt };
+  const { cluster, sha256, bytes, revision, from, createdAt, dataDirCopy } = record;
+  return {
+    cluster,
+    file,
+    sha256,
+    bytes,
+    revision,
+    from,
+    createdAt,
+    ...(dataDirCopy === true ? { dataDirCopy } : {}),
+  };
 }
 
 /** The minor version of an etcd 3 version string ("v3.5.17" → 5), NaN when it is not one. */
@@ -101,6 +118,8 @@ export function restoreCommands(
      * (`restoreBumps`).
      */
     bumpRevision?: number;
+    /** `--skip-hash-check`: a database file copied from a data dir has no snapshot hash. */
+    skipHashCheck?: boolean;
   } = {},
 ): RestoreCommand[] {
   checkDataDir(cluster);
@@ -122,6 +141,7 @@ export function restoreCommands(
         `--initial-advertise-peer-urls ${shellQuote(peerUrl(cluster, h))}`,
         `--data-dir ${shellQuote(dataDir)}`,
         ...(opts.bumpRevision ? [`--bump-revision ${opts.bumpRevision} --mark-compacted`] : []),
+        ...(opts.skipHashCheck ? ['--skip-hash-check'] : []),
       ].join(' '),
     };
   });

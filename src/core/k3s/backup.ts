@@ -11,7 +11,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { Transform } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import {
   chmod,
   lstat,
@@ -28,6 +27,7 @@ import { K3sEtcdError } from '../errors';
 import { ignoreSecretsFolder } from '../pki/gitignore';
 import type { Cluster, Host } from '../inventory/types';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
+import { downloadFile } from '../ssh/download';
 import type { SshSession } from '../ssh/session';
 import { shellQuote as q } from '../ssh/quote';
 import { BACKUPS_DIR } from '../files/workspace';
@@ -141,52 +141,6 @@ async function listOnHost(
   return out;
 }
 
-/** Streams a host file into a new 0600 file here, hashing as the bytes arrive. */
-async function download(
-  t: SshSession,
-  from: string,
-  to: string,
-  opts: { signal?: AbortSignal; onBytes?(n: number): void },
-): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  // Created here, exclusively: never an existing file or a link in its place.
-  const fh = await open(to, 'wx', 0o600);
-  const out = fh.createWriteStream();
-  // A local write that fails (disk full) stops the remote read too, instead of leaving it
-  // paused by backpressure forever.
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  let writeError: Error | undefined;
-  out.on('error', (err) => {
-    writeError = err;
-    stop.abort();
-  });
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      opts.onBytes?.(bytes);
-      done(null, chunk);
-    },
-  });
-  tap.pipe(out);
-  try {
-    await t.readFileStream(from, tap, { signal: stop.signal });
-    tap.end();
-    await finished(out);
-  } catch (err) {
-    out.destroy();
-    throw writeError ?? err;
-  } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    await fh.close().catch(() => undefined);
-  }
-  if (writeError) throw writeError;
-  return { bytes, sha256: hash.digest('hex') };
-}
-
 /**
  * A new backup folder `backups/<host>/<UTC time>/`, made exclusively: a second backup in the
  * same second waits for the next one rather than writing into the first.
@@ -284,7 +238,7 @@ export async function backupK3s(
       let before = 0;
       const files: BackupFile[] = [];
       for (const f of listed) {
-        const got = await download(t, f.from, join(dir, f.name), {
+        const got = await downloadFile(t, f.from, join(dir, f.name), {
           ...sig,
           onBytes: (n) => opts.onProgress?.({ file: f.name, bytes: before + n, total }),
         });

@@ -271,6 +271,7 @@ export function restoreHostPlans(
     ...(plan.bumpRevision && restoreBumps(version, chosen.tool)
       ? { bumpRevision: plan.bumpRevision }
       : {}),
+    ...(plan.skipHashCheck ? { skipHashCheck: true } : {}),
   }).find((c) => c.host === host.name);
   const command = cmd?.command ?? '';
   const title = (what: string) =>

@@ -82,6 +82,11 @@ export interface RestorePlan {
    * others restore the revisions as the snapshot holds them.
    */
   bumpRevision?: number;
+  /**
+   * `--skip-hash-check` on every host: the snapshot is a member's database file copied with its
+   * etcd stopped (its record says so), which has no snapshot hash to check.
+   */
+  skipHashCheck?: boolean;
 }
 
 export type RestorePhase = 'prepare' | 'stop' | 'restore' | 'start';
@@ -193,6 +198,7 @@ export async function planRestore(
     ...(opts.bumpRevision && restoreBumps(cluster.etcd.version, tool)
       ? { bumpRevision: opts.bumpRevision }
       : {}),
+    ...(snapshot.dataDirCopy ? { skipHashCheck: true } : {}),
   });
   const members: RestoreMember[] = hosts.map((h, i) => ({
     host: h.name,
@@ -211,7 +217,7 @@ export async function planRestore(
     `reach every member host over SSH (${names}) and read each: systemd, the etcd unit and ${ENV_FILE}, the ${tool} to restore with, free space; nothing changes unless all are ready`,
     `upload the snapshot to ${upload} (0600, root) on every host and check its SHA-256 there`,
     `stop etcd on every member (${names}): the cluster is down from here until it starts again${servers.length > 0 ? `; K3s servers ${servers.join(', ')} lose their datastore meanwhile` : ''}`,
-    `on every host: ${tool} snapshot restore into ${data}.restored with that member's name and peer URL and the new cluster token ${token}${opts.bumpRevision ? `, with --bump-revision ${opts.bumpRevision} --mark-compacted where the host's tool has them (etcdutl 3.5.10 and later; otherwise the revisions stay as the snapshot holds them)` : ''} (if this fails anywhere, the restored dirs are removed and etcd starts again on its old data everywhere)`,
+    `on every host: ${tool} snapshot restore into ${data}.restored with that member's name and peer URL and the new cluster token ${token}${opts.bumpRevision ? `, with --bump-revision ${opts.bumpRevision} --mark-compacted where the host's tool has them (etcdutl 3.5.10 and later; otherwise the revisions stay as the snapshot holds them)` : ''}${snapshot.dataDirCopy ? ", with --skip-hash-check (the snapshot is a member's database file copied with its etcd stopped: it has no snapshot hash; its SHA-256 was checked instead)" : ''} (if this fails anywhere, the restored dirs are removed and etcd starts again on its old data everywhere)`,
     `on every host: move ${data} aside to ${data}.before-restore-${stamp} (kept, never deleted), put ${data}.restored in its place (owner etcd, 0700, cluster marker), and in ${ENV_FILE} (old copy kept beside it) ETCD_INITIAL_CLUSTER_TOKEN=${token} and ETCD_INITIAL_CLUSTER_STATE=existing`,
     `start etcd on every member and wait until each is active (on a failure: the last lines of journalctl -u etcd)`,
     `wait until all ${hosts.length} members answer healthy over mutual TLS, and compare the revision they serve with the snapshot's (${snapshot.revision}); the uploaded copy is removed`,
@@ -232,6 +238,7 @@ export async function planRestore(
     steps,
     k3sServers: servers,
     ...(opts.bumpRevision ? { bumpRevision: opts.bumpRevision } : {}),
+    ...(snapshot.dataDirCopy ? { skipHashCheck: true } : {}),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Snapshots of the external etcd (K3s snapshots only its embedded one): streamed from a member
  * that answers into `backups/<cluster>/<UTC time>.db`, with a JSON record beside it (SHA-256,
- * bytes, revision, member), and listed from there. The record's format and the restore commands
+ * bytes, revision, member), and listed from there. A stopped member's database file copied over
+ * SSH is kept the same way (`copyMemberDatabase`), its record saying it has no snapshot hash. The record's format and the restore commands
  * generated from it are in etcd/snapshotFile.ts; the restore over SSH is the restore operation.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { CancelledError, K3sEtcdError, errorMessage } from '../errors';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { connectionFor, healthyClient } from '../etcd/connection';
+import { openDbFile } from '../etcd/dbFile';
 import {
   SNAPSHOT_NAME,
   snapshotInfo,
@@ -21,6 +23,9 @@ import { BACKUPS_DIR } from '../files/workspace';
 import { backupStamp } from '../format/stamp';
 import type { Cluster } from '../inventory/types';
 import { ignoreSecretsFolder } from '../pki/gitignore';
+import { downloadFile } from '../ssh/download';
+import { shellQuote } from '../ssh/quote';
+import type { SshSession } from '../ssh/session';
 
 /**
  * Streams a snapshot into the workspace with its record. From the first member serving a quorum
@@ -114,6 +119,81 @@ export async function saveSnapshot(
     mode: 0o600,
   });
   return info;
+}
+
+/**
+ * A member's database file (`<data dir>/member/snap/db`) copied from its host over `session`,
+ * read as root, while its etcd is STOPPED (the caller stops it: a database in use is not a
+ * consistent copy), into `backups/<cluster>/<UTC time>.db` with its record: the host's size and
+ * SHA-256 of the file must be the copy's (else nothing is kept), the revision is read from the
+ * copy, and the record says it is a data-dir copy (no snapshot hash: restored with
+ * `--skip-hash-check`). `from` is the member's client URL, for the record.
+ */
+export async function copyMemberDatabase(
+  cluster: Cluster,
+  opts: {
+    workspaceDir: string;
+    session: SshSession;
+    /** The database file on the host. */
+    path: string;
+    from: string;
+    signal?: AbortSignal;
+    onProgress?(bytes: number): void;
+  },
+): Promise<SnapshotInfo> {
+  const label = `${opts.session.label}:${opts.path}`;
+  const f = shellQuote(opts.path);
+  const seen = await opts.session.exec(
+    `if [ -f ${f} ] && [ ! -L ${f} ]; then printf '%s %s\\n' "$(stat -c %s ${f})" "$(sha256sum < ${f} | cut -d' ' -f1)"; else echo 'not a regular file' >&2; exit 3; fi`,
+    { sudo: true, ...(opts.signal ? { signal: opts.signal } : {}) },
+  );
+  const m = /^(\d{1,15}) ([0-9a-f]{64})$/.exec(seen.stdout.trim());
+  if (seen.code !== 0 || !m)
+    throw new K3sEtcdError(
+      'etcd-unreachable',
+      `Cannot read the etcd database ${label}: ${seen.stderr.trim() || seen.stdout.trim() || `exit ${seen.code}`}. Nothing was kept.`,
+    );
+  const createdAt = new Date();
+  const dir = join(opts.workspaceDir, BACKUPS_DIR, cluster.name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // It holds every Kubernetes Secret: never committed by accident.
+  await ignoreSecretsFolder(opts.workspaceDir, BACKUPS_DIR);
+  const file = join(dir, `${backupStamp(createdAt)}.db`);
+  try {
+    const got = await downloadFile(opts.session, opts.path, file, {
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onBytes: opts.onProgress } : {}),
+    });
+    if (got.bytes !== Number(m[1]) || got.sha256 !== m[2])
+      throw new K3sEtcdError(
+        'etcd-unreachable',
+        `The copy of ${label} has ${got.bytes} bytes with SHA-256 ${got.sha256}; the host read ${m[1]} bytes with SHA-256 ${m[2]} (is its etcd still running?). Nothing was kept.`,
+      );
+    const db = await openDbFile(file, opts.signal ? { signal: opts.signal } : {});
+    const revision = await db.revision().finally(() => db.close());
+    const info: SnapshotInfo = {
+      cluster: cluster.name,
+      file,
+      sha256: got.sha256,
+      bytes: got.bytes,
+      revision,
+      from: opts.from,
+      createdAt: createdAt.toISOString(),
+      dataDirCopy: true,
+    };
+    await writeFile(file.replace(/\.db$/, '.json'), `${JSON.stringify(info, null, 2)}\n`, {
+      mode: 0o600,
+    });
+    return info;
+  } catch (err) {
+    await rm(file, { force: true });
+    if (err instanceof K3sEtcdError) throw err;
+    throw new K3sEtcdError(
+      'etcd-unreachable',
+      `Copying the etcd database ${label} failed: ${errorMessage(err)}. Nothing was kept.`,
+      { cause: err },
+    );
+  }
 }
 
 /**
