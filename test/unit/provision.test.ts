@@ -355,6 +355,46 @@ describe('values that reach a root script', () => {
     );
   });
 
+  it('a dir step whose path is a symbolic link fails, naming it, and never changes the owner or mode of what it names', () => {
+    // root's folder, and a link to it where a plan wants a folder of nobody's (etcd's data dir).
+    const target = join(dir, 'root-only');
+    mkdirSync(target, { mode: 0o700 });
+    const link = join(dir, 'data-link');
+    symlinkSync(target, link);
+    const plan: HostPlan = {
+      host: 'h',
+      title: 'data dir',
+      payloads: [],
+      steps: [
+        {
+          kind: 'dir',
+          id: 'data',
+          title: 'data dir',
+          path: link,
+          mode: 0o755,
+          owner: 'nobody',
+          group: String(65534),
+        },
+      ],
+    };
+    for (const dryRun of ['1', '0']) {
+      const r = run(renderScript(plan), { DRY_RUN: dryRun });
+      assert.equal(r.code, 1, r.stdout);
+      assert.deepEqual(r.results, ['1:failed']);
+      assert.match(
+        r.stdout,
+        /^<== 1\/1 failed: .*\/data-link is a symbolic link: its owner and mode are never set through a link/m,
+      );
+      const st = statSync(target);
+      assert.deepEqual(
+        [st.uid, st.gid, st.mode & 0o777],
+        [0, 0, 0o700],
+        "the target is still root's, 0700",
+      );
+      assert.ok(lstatSync(link).isSymbolicLink(), 'the link is left as it is');
+    }
+  });
+
   it('an mv without -T (BusyBox before 1.35) replaces files only in folders no one but root can change', () => {
     const bin = join(dir, 'old-mv');
     mkdirSync(bin);
