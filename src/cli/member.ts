@@ -52,7 +52,8 @@ const memberRemoveCommand: Subcommand = {
   summary: 'Remove a member from the etcd cluster, then stop and disable its unit',
   usage: 'k3s-etcd member remove MEMBER [--purge-data] [--dry-run] [--yes]',
   details: `Refuses when removing the member would lose quorum. The member's data dir is moved aside
-(<dataDir>.removed-<time>) unless --purge-data deletes it (asked separately, naming the path).
+(<dataDir>.removed-<time>) unless --purge-data deletes it (asked separately, naming the path;
+only a folder whose .k3s-etcd-cluster marker names this cluster is deleted).
 
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, 'purge-data': { type: 'boolean', default: false } },

@@ -44,9 +44,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
     const inventory = new InventoryService(log);
     const health = new HealthService(inventory, trust, log, loadStart);
     const metrics = new MetricsService(inventory, trust, log);
-    const perf = new PerfService(inventory, log);
+    const perf = new PerfService(inventory, trust, log);
     const k3s = new K3sStateService();
-    const keyspace = new KeyspaceService(log);
+    const keyspace = new KeyspaceService(trust, log);
     const backups = new BackupService(trust, log);
     const certsChecks = new CertsCheckService(trust, log);
     const ctx: ExtensionCtx = {

@@ -15,6 +15,7 @@ import {
   type KeyspaceSummary,
 } from '../core/keyspace/scan';
 import { showKey, type KeyValueView } from '../core/keyspace/view';
+import type { TrustGuard } from './trust';
 
 export interface KeyspaceState {
   report?: KeyspaceReport;
@@ -32,7 +33,10 @@ export class KeyspaceService implements vscode.Disposable {
   private readonly states = new Map<string, KeyspaceState>();
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
 
-  constructor(private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly trust: TrustGuard,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   state(cluster: string): KeyspaceState {
     return this.states.get(cluster) ?? {};
@@ -48,6 +52,7 @@ export class KeyspaceService implements vscode.Disposable {
 
   /** Scans `cluster` (a scan already running is awaited instead of started twice). */
   async scan(cluster: Cluster, opts: { top?: number } = {}): Promise<KeyspaceState> {
+    this.trust.require('A keyspace scan');
     const running = this.runs.get(cluster.name);
     if (running) {
       await running.done;
@@ -105,6 +110,7 @@ export class KeyspaceService implements vscode.Disposable {
 
   /** One key's decoded value (a Secret: metadata only). */
   async showKey(cluster: Cluster, key: string): Promise<KeyValueView> {
+    this.trust.require('Showing a key');
     const conn = await connectionFor(cluster);
     const { client } = await answeringClient(conn.endpoints, { tls: conn.tls });
     try {

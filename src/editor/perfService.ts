@@ -24,6 +24,7 @@ import {
   type PerfReclaim,
 } from '../shared/protocol';
 import type { InventoryService } from './inventoryService';
+import type { TrustGuard } from './trust';
 
 interface Run {
   controller: AbortController;
@@ -53,6 +54,7 @@ export class PerfService implements vscode.Disposable {
 
   constructor(
     private readonly inventory: InventoryService,
+    private readonly trust: TrustGuard,
     private readonly log: vscode.LogOutputChannel,
   ) {}
 
@@ -94,6 +96,7 @@ export class PerfService implements vscode.Disposable {
 
   /** Starts a check; refuses while one runs on the same cluster. Resolves when it has finished. */
   async start(cluster: Cluster, load: PerfLoad, durationSec: number): Promise<void> {
+    this.trust.require('A performance check');
     if (this.runs.has(cluster.name)) {
       void vscode.window.showWarningMessage(
         `A performance check is already running on ${cluster.name}. Wait for it or cancel it first.`,
@@ -261,6 +264,7 @@ export class PerfService implements vscode.Disposable {
    * notice says how it went (and offers it again when it did not finish).
    */
   async reclaim(cluster: string): Promise<void> {
+    this.trust.require('Compacting and defragmenting');
     const offer = this.reclaims.get(cluster);
     if (!offer || offer.state === 'running' || offer.state === 'done') return;
     offer.state = 'running';

@@ -311,6 +311,28 @@ describe('provision etcd on real systemd hosts over SSH', () => {
     );
   });
 
+  it('--purge-data deletes a data dir only when its marker names this cluster', async () => {
+    const four = await loadLab(dir, 4, key);
+    const h = hosts[3]!;
+    // edge-4 is no longer a member: only its unit is stopped and its data dir handled.
+    await h.exec(
+      'rm -rf /var/lib/etcd && mkdir -p /var/lib/etcd/member && echo "cluster=other" > /var/lib/etcd/.k3s-etcd-cluster',
+    );
+    const kept = await removeMember(four, 'edge-4', { dryRun: false, ssh, purgeData: true });
+    assert.match(
+      kept.lines.join('\n'),
+      /exit 3 \/var\/lib\/etcd was not deleted: it is not a folder whose \.k3s-etcd-cluster names cluster lab/,
+    );
+    assert.equal(
+      await sh(h, 'ls -A /var/lib/etcd'),
+      '.k3s-etcd-cluster\nmember',
+      'nothing deleted',
+    );
+    await h.exec(`printf 'cluster=lab\\ntoken=k3s-etcd-lab\\n' > /var/lib/etcd/.k3s-etcd-cluster`);
+    await removeMember(four, 'edge-4', { dryRun: false, ssh, purgeData: true });
+    assert.equal(await sh(h, 'ls -d /var/lib/etcd 2>/dev/null || echo gone'), 'gone');
+  });
+
   it('refuses a host whose data dir holds another cluster, and says how to proceed', async () => {
     const four = await loadLab(dir, 4, key);
     await hosts[3]!.exec(
@@ -324,6 +346,47 @@ describe('provision etcd on real systemd hosts over SSH', () => {
       /already holds etcd data of another cluster \(cluster=other \)\. It is never deleted/,
     );
     assert.equal(await sh(hosts[3]!, 'ls /var/lib/etcd/member'), 'snap', 'nothing was touched');
+  });
+
+  it("refuses a data dir that holds another user's files or is a link, and gives nothing to etcd", async () => {
+    const four = await loadLab(dir, 4, key);
+    const h = hosts[3]!;
+    // A real run (the membership check aside): the guards stop it before anything changes.
+    const run = async () =>
+      (
+        await provisionEtcd(four, {
+          dryRun: false,
+          ssh,
+          hosts: ['edge-4'],
+          skipMembershipCheck: true,
+        })
+      ).runs[0]!;
+    const owners = "stat -c '%U %a' /var/lib/etcd /var/lib/etcd/notes /srv/elsewhere";
+    await h.exec(
+      'rm -rf /var/lib/etcd /srv/elsewhere && mkdir -p /var/lib/etcd /srv/elsewhere && echo mine > /var/lib/etcd/notes && chown -R nobody /var/lib/etcd && chmod 0755 /var/lib/etcd',
+    );
+    const before = await sh(h, owners);
+    const foreign = await run();
+    assert.equal(foreign.status, 'failed');
+    assert.match(
+      foreign.error!.message,
+      /\/var\/lib\/etcd already holds 1 files or folders of nobody, not etcd's, and no \.k3s-etcd-cluster: they would be given to the etcd user/,
+    );
+    assert.equal(await sh(h, owners), before, 'owners and modes unchanged');
+
+    await h.exec('rm -rf /var/lib/etcd && ln -s /srv/elsewhere /var/lib/etcd');
+    const link = await run();
+    assert.equal(link.status, 'failed');
+    assert.match(
+      link.error!.message,
+      /\/var\/lib\/etcd is a symbolic link: set etcd\.dataDir to the folder itself/,
+    );
+    assert.equal(
+      await sh(h, "stat -c '%U %a' /srv/elsewhere"),
+      'root 755',
+      "the target is still root's",
+    );
+    await h.exec('rm -f /var/lib/etcd && rm -rf /srv/elsewhere');
   });
 
   it('refuses a host where another program holds the etcd port, naming it', async () => {

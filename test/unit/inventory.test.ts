@@ -9,7 +9,12 @@ import {
   parseInventory,
   summarize,
 } from '../../src/core/inventory/parse';
-import { dataDirProblem } from '../../src/core/inventory/dataDir';
+import {
+  dataDirProblem,
+  dataDirSchemaPattern,
+  SYSTEM_TREES,
+} from '../../src/core/inventory/dataDir';
+import schema from '../../schemas/k3s-etcd.schema.json';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
@@ -413,6 +418,24 @@ describe('etcd.dataDir: never a system folder', () => {
     '/var/lib/rancher/k3s',
     '/var/lib/k3s-etcd',
     'var/lib/etcd',
+    // root's home, hidden folders of a home folder, other programs' state
+    '/root/.ssh',
+    '/root/etcd',
+    '/home/alice/.ssh',
+    '/home/alice/.config/etcd',
+    '/home/alice/work/.git',
+    '/var/lib/dpkg',
+    '/var/lib/apt/etcd',
+    '/var/lib/systemd',
+    '/var/lib/docker',
+    '/var/lib/containerd/etcd',
+    '/var/lib/kubelet',
+    '/snap/x',
+    '/var/snap/etcd',
+    '/boot/etcd',
+    '/proc/etcd',
+    '/sys/etcd',
+    '/dev/etcd',
   ];
   const accepted = [
     '/var/lib/etcd',
@@ -423,6 +446,11 @@ describe('etcd.dataDir: never a system folder', () => {
     '/var/lib/rancher2/etcd',
     '/opt/etcd/data',
     '/var/lib/.etcd',
+    '/var/lib/dockerd/etcd',
+    '/var/lib/systemd-etcd',
+    '/home/alice/etcd/data',
+    '/rootfs/etcd',
+    '/snapshots/etcd',
   ];
   const withDataDir = (d: string) =>
     parse(withHosts(THREE_HOSTS, `    etcd: { dataDir: "${d}" }\n`));
@@ -438,13 +466,35 @@ describe('etcd.dataDir: never a system folder', () => {
     }
   });
 
+  it('the schema pattern is the run-time rule, and refuses every system tree and what is in it', () => {
+    assert.equal(
+      schema.definitions.cluster.properties.etcd.properties.dataDir.pattern,
+      dataDirSchemaPattern(),
+    );
+    for (const tree of SYSTEM_TREES) {
+      for (const d of [tree, `${tree}/etcd`]) {
+        if (d.split('/').length < 3) continue; // single segments: refused by their own rule
+        assert.equal(withDataDir(d).status, 'invalid', d);
+        assert.ok(dataDirProblem(d), d);
+      }
+    }
+  });
+
   it('says what is wrong and what to write', () => {
     assert.match(
       lines(withDataDir('/'))[0]!,
       /clusters\[0\]\.etcd\.dataDir: "\/" is not valid: etcd data directory on the hosts: an absolute path of at least two folders .* not a system folder/,
     );
     assert.equal(dataDirProblem('/var/lib'), 'holds the folders of other programs or users');
-    assert.equal(dataDirProblem('/etc/etcd'), 'is inside /etc, which belongs to the system');
+    assert.equal(
+      dataDirProblem('/etc/etcd'),
+      'is inside /etc, which belongs to the system or to another program',
+    );
+    assert.equal(
+      dataDirProblem('/root/.ssh'),
+      'is inside /root, which belongs to the system or to another program',
+    );
+    assert.match(dataDirProblem('/home/alice/.ssh')!, /hidden folder of a home folder/);
     assert.match(dataDirProblem('/var/lib/../etc')!, /"\.\." segment/);
     assert.match(dataDirProblem('/data')!, /root of the file system: .* such as \/var\/lib\/etcd/);
   });

@@ -10,7 +10,12 @@ import {
   VIEW_IDS,
   type CommandKey,
 } from '../../src/shared/commands';
-import { WORKS_UNTRUSTED } from '../../src/editor/untrustedCommands';
+import {
+  HEALTH_PANEL_TRUST,
+  WORKS_UNTRUSTED,
+  healthPanelNeedsTrust,
+} from '../../src/editor/untrustedCommands';
+import * as protocol from '../../src/shared/protocol';
 import { commandTitles } from '../../src/editor/commandTitles';
 import { SETTINGS, settingId } from '../../src/editor/settings';
 
@@ -130,6 +135,43 @@ describe('manifest and command table', () => {
     }
     // The palette keeps them: run there, each says why it refuses and offers the trust editor.
     assert.deepEqual(offered, [], 'menu items that need trust but show in Restricted Mode');
+  });
+
+  it('Restricted Mode: the health panel refuses every message that connects or runs something', () => {
+    const ask = (method: string) => healthPanelNeedsTrust({ method, params: {} });
+    for (const m of [
+      protocol.PerfRunCommand,
+      protocol.PerfReclaimCommand,
+      protocol.KeyspaceScanCommand,
+      protocol.KeyspaceShowKeyCommand,
+      protocol.HealthOpenCliCommand,
+      protocol.HealthRefreshCommand,
+      protocol.MetricsRefreshCommand,
+      protocol.MetricsMaintainCommand,
+      protocol.HealthProvisionCommand,
+      protocol.HealthPreviewPlanCommand,
+      protocol.HealthGenerateCertsCommand,
+      protocol.HealthShowBackupsCommand,
+    ])
+      assert.ok(ask(m.method), `${m.method} needs trust`);
+    assert.equal(ask(protocol.PerfRunCommand.method), 'A performance check');
+    assert.equal(ask(protocol.HealthOpenCliCommand.method), 'Opening the CLI in a terminal');
+    // Showing, copying and stopping what is there work untrusted.
+    for (const m of [
+      protocol.HealthReadyCommand,
+      protocol.HealthCopyCommand,
+      protocol.PerfCancelCommand,
+      protocol.KeyspaceCancelCommand,
+    ])
+      assert.equal(ask(m.method), undefined, m.method);
+    for (const odd of [undefined, null, 'perf/run', { method: 'toString' }, { method: 7 }])
+      assert.equal(healthPanelNeedsTrust(odd), undefined);
+    // Every message the panel's webview can send is decided (a new one is not left out).
+    const panelCommands = (Object.values(protocol) as unknown[])
+      .map((v) => (typeof v === 'object' && v !== null ? (v as { method?: unknown }).method : ''))
+      .filter((m): m is string => typeof m === 'string')
+      .filter((m) => /^(health|perf|metrics|keyspace)\/(?!didChange)/.test(m));
+    assert.deepEqual(panelCommands.sort(), Object.keys(HEALTH_PANEL_TRUST).sort());
   });
 
   it('command titles exist once, in the manifest: messages take them from there', () => {

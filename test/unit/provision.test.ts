@@ -25,10 +25,21 @@ import { sha256, type HostPlan, type Step } from '../../src/core/plan/steps';
 import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 import { cluster, host } from '../fixtures/inventory';
 import { etcdDefaults } from '../../src/core/inventory/parse';
-import { checkFacts, envLine, parseFacts } from '../../src/core/etcd/memberHost';
-import { envFile, planEtcdMember, type MemberPlanInput } from '../../src/core/provision/memberPlan';
+import {
+  MARKER,
+  checkFacts,
+  envLine,
+  markerText,
+  parseFacts,
+} from '../../src/core/etcd/memberHost';
+import {
+  dataDirGuards,
+  envFile,
+  planEtcdMember,
+  type MemberPlanInput,
+} from '../../src/core/provision/memberPlan';
 import { resolveBinaries } from '../../src/core/provision/binaries';
-import { liveMemberEntry, removeMember } from '../../src/core/provision/members';
+import { liveMemberEntry, purgeCommand, removeMember } from '../../src/core/provision/members';
 import { provisionEtcd } from '../../src/core/provision/provision';
 import type { SshContext } from '../../src/core/ssh/hostSession';
 import type { EtcdMember } from '../../src/core/etcd/members';
@@ -344,6 +355,46 @@ describe('values that reach a root script', () => {
     );
   });
 
+  it('a dir step whose path is a symbolic link fails, naming it, and never changes the owner or mode of what it names', () => {
+    // root's folder, and a link to it where a plan wants a folder of nobody's (etcd's data dir).
+    const target = join(dir, 'root-only');
+    mkdirSync(target, { mode: 0o700 });
+    const link = join(dir, 'data-link');
+    symlinkSync(target, link);
+    const plan: HostPlan = {
+      host: 'h',
+      title: 'data dir',
+      payloads: [],
+      steps: [
+        {
+          kind: 'dir',
+          id: 'data',
+          title: 'data dir',
+          path: link,
+          mode: 0o755,
+          owner: 'nobody',
+          group: String(65534),
+        },
+      ],
+    };
+    for (const dryRun of ['1', '0']) {
+      const r = run(renderScript(plan), { DRY_RUN: dryRun });
+      assert.equal(r.code, 1, r.stdout);
+      assert.deepEqual(r.results, ['1:failed']);
+      assert.match(
+        r.stdout,
+        /^<== 1\/1 failed: .*\/data-link is a symbolic link: its owner and mode are never set through a link/m,
+      );
+      const st = statSync(target);
+      assert.deepEqual(
+        [st.uid, st.gid, st.mode & 0o777],
+        [0, 0, 0o700],
+        "the target is still root's, 0700",
+      );
+      assert.ok(lstatSync(link).isSymbolicLink(), 'the link is left as it is');
+    }
+  });
+
   it('an mv without -T (BusyBox before 1.35) replaces files only in folders no one but root can change', () => {
     const bin = join(dir, 'old-mv');
     mkdirSync(bin);
@@ -423,6 +474,98 @@ describe('etcd.dataDir is checked again before any script uses it', () => {
       () => restoreCommands(at('/var/lib/../etc'), '/x/20250101T000000Z.db'),
       /has a "\." or "\.\." segment/,
     );
+  });
+});
+
+describe("the data dir on the host: taken only when new, empty, etcd's or marked; deleted only when marked for this cluster", () => {
+  const c = cluster('/nonexistent/pki', [host('edge-1', '10.0.0.1')]);
+  const other = { ...c, name: 'other' };
+  let dir = '';
+  before(async () => {
+    dir = await makeTempDir('k3s-etcd-datadir-');
+  });
+  after(async () => {
+    await removeTempDir(dir);
+  });
+  /** A folder under the temp dir with the given entries, owner and marker. */
+  const folder = (name: string, opts: { files?: string[]; uid?: number; marker?: string } = {}) => {
+    const d = join(dir, name);
+    mkdirSync(d);
+    for (const f of opts.files ?? []) writeFileSync(join(d, f), 'mine\n');
+    if (opts.marker !== undefined) writeFileSync(join(d, MARKER), opts.marker);
+    if (opts.uid !== undefined) chownSync(d, opts.uid, opts.uid);
+    return d;
+  };
+  const guards = (data: string) =>
+    run(renderScript({ host: 'h', title: 'guards', steps: dataDirGuards(c, data), payloads: [] }), {
+      DRY_RUN: '0',
+    });
+  const etcdUid = Number(spawnSync('id', ['-u', 'etcd'], { encoding: 'utf8' }).stdout.trim());
+
+  it("a new, empty, etcd-owned or marked folder passes; one holding another user's files or a link is refused", () => {
+    assert.deepEqual(guards(join(dir, 'absent')).results, ['1:ok', '2:ok']);
+    assert.deepEqual(guards(folder('empty')).results, ['1:ok', '2:ok']);
+    assert.deepEqual(guards(folder('marked', { files: ['x'], marker: markerText(c) })).results, [
+      '1:ok',
+      '2:ok',
+    ]);
+    if (Number.isInteger(etcdUid) && etcdUid > 0)
+      assert.deepEqual(guards(folder('etcds', { files: ['x'], uid: etcdUid })).results, [
+        '1:ok',
+        '2:ok',
+      ]);
+    // What etcd.dataDir: /home/alice/work (or /root/.ssh, had the schema let it through) is.
+    const home = folder('home', { files: ['id_ed25519', '.profile'], uid: 65534 });
+    const r = guards(home);
+    assert.equal(r.code, 1, r.stdout);
+    assert.deepEqual(r.results, ['1:ok', '2:failed']);
+    assert.match(
+      r.stdout,
+      /failed: .*\/home already holds 2 files or folders of nobody, not etcd's, and no \.k3s-etcd-cluster: they would be given to the etcd user\. Set etcd\.dataDir to a new or empty folder/,
+    );
+    const link = join(dir, 'link');
+    symlinkSync(folder('target'), link);
+    const l = guards(link);
+    assert.deepEqual(l.results, ['1:ok', '2:failed']);
+    assert.match(
+      l.stdout,
+      /failed: .*\/link is a symbolic link: set etcd\.dataDir to the folder itself/,
+    );
+    // etcd data of another cluster: the first guard, as before.
+    const theirs = folder('theirs', { marker: markerText(other) });
+    mkdirSync(join(theirs, 'member'));
+    assert.deepEqual(guards(theirs).results, ['1:failed']);
+  });
+
+  it('--purge-data deletes only a folder whose marker names this cluster', () => {
+    const purge = (data: string) =>
+      spawnSync('/bin/sh', ['-c', purgeCommand(c, data)], { encoding: 'utf8' });
+    assert.equal(purge(join(dir, 'gone')).status, 0, 'nothing there: nothing to do');
+    const ours = folder('ours', { files: ['db'], marker: markerText(c) });
+    mkdirSync(join(ours, 'member'));
+    assert.equal(purge(ours).status, 0);
+    assert.equal(existsSync(ours), false, 'the marked data dir is deleted');
+    const kept = [
+      folder('unmarked', { files: ['id_ed25519'] }),
+      folder('other-cluster', { files: ['db'], marker: markerText(other) }),
+    ];
+    // A marker that is a link to a file with the right text, and a link to a marked folder.
+    const linkedMarker = folder('linked-marker', { files: ['db'] });
+    writeFileSync(join(dir, 'fake-marker'), markerText(c));
+    symlinkSync(join(dir, 'fake-marker'), join(linkedMarker, MARKER));
+    const linkToOurs = join(dir, 'link-to-ours');
+    symlinkSync(folder('ours-2', { files: ['db'], marker: markerText(c) }), linkToOurs);
+    for (const d of [...kept, linkedMarker, linkToOurs]) {
+      const r = purge(d);
+      assert.equal(r.status, 3, d);
+      assert.match(
+        r.stderr,
+        /was not deleted: it is not a folder whose \.k3s-etcd-cluster names cluster edge-t/,
+      );
+      assert.ok(lstatSync(d), `${d} is still there`);
+    }
+    assert.deepEqual(readdirSync(join(dir, 'ours-2')).sort(), ['.k3s-etcd-cluster', 'db']);
+    assert.deepEqual(readdirSync(kept[0]!), ['id_ed25519']);
   });
 });
 

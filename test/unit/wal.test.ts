@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { walIndex } from '../../src/core/migrate/pager';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { scanTable } from '../../src/core/migrate/btree';
+import { Pager, walIndex } from '../../src/core/migrate/pager';
+import { makeTempDir, removeTempDir } from '../../scripts/harness/processes';
 
 /** SQLite's WAL checksum, big-endian words (magic 0x377f0683). */
 function sum(data: Buffer, s: [number, number]): [number, number] {
@@ -80,8 +84,63 @@ describe('WAL read in place', () => {
     assert.equal(log.length, 568);
     assert.throws(
       () => index(log, 512),
-      /says the database has 2097152 pages of 512 bytes, but the database file and the log hold at most 1/,
+      /says the database has 2097152 pages of 512 bytes, but the database file and the log hold at most 2/,
     );
+  });
+
+  it('refuses a log frame naming a page past the real files, which would size the database by it', () => {
+    const huge = 0xfffffff0;
+    const log = wal(512, [{ page: huge, commit: huge, fill: 0 }]);
+    assert.equal(log.length, 568);
+    // 3 pages in the database file, 1 frame in the log: at most 4 pages, whatever a frame says.
+    assert.throws(
+      () => index(log, 3 * 512),
+      /state\.db-wal\) says the database has 4294967280 pages of 512 bytes, but the database file and the log hold at most 4/,
+    );
+    const inTx = wal(512, [
+      { page: huge, commit: 0, fill: 0 },
+      { page: 2, commit: 3, fill: 0 },
+    ]);
+    assert.throws(
+      () => index(inTx, 3 * 512),
+      /state\.db-wal\) writes page 4294967280 of a database it says has 3 pages of 512 bytes, but the database file and the log hold at most 5/,
+    );
+    // After the last commit, the same frame is ignored, as SQLite ignores it.
+    const trailing = wal(512, [
+      { page: 2, commit: 3, fill: 0 },
+      { page: huge, commit: huge, fill: 0 },
+    ]);
+    trailing.writeUInt8(trailing.readUInt8(32 + 536 + 30) ^ 1, 32 + 536 + 30); // break its checksum
+    assert.equal(index(trailing, 3 * 512).dbPages, 3);
+  });
+
+  it('a 1.5 KB database with that 568-byte log is refused on open, without a large allocation', async () => {
+    const dir = await makeTempDir('k3s-etcd-wal-unit-');
+    try {
+      // A database of 3 pages of 512 bytes whose page 1 is an empty table B-tree leaf.
+      const db = Buffer.alloc(3 * 512);
+      db.write('SQLite format 3\0', 0, 'latin1');
+      db.writeUInt16BE(512, 16);
+      db.writeUInt8(13, 100);
+      const path = join(dir, 'state.db');
+      writeFileSync(path, db);
+      writeFileSync(`${path}-wal`, wal(512, [{ page: 0xfffffff0, commit: 0xfffffff0, fill: 0 }]));
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      await assert.rejects(async () => {
+        const pager = Pager.open(path);
+        try {
+          await scanTable(pager, 1, () => {});
+          peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+        } finally {
+          pager.close();
+        }
+      }, /state\.db-wal\) says the database has 4294967280 pages .* hold at most 4/);
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      assert.ok(peak - before < 16 * 1024 * 1024, `grew by ${peak - before} bytes`);
+    } finally {
+      await removeTempDir(dir);
+    }
   });
 
   it('ignores a log whose header names a page size SQLite cannot have', () => {

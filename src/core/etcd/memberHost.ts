@@ -192,3 +192,12 @@ export function withInitialLines(text: string, lines: readonly string[]): string
 export function markerText(cluster: Cluster): string {
   return `cluster=${cluster.name}\ntoken=${cluster.etcd.initialClusterToken}\n`;
 }
+
+/**
+ * A shell test: `dataDir`'s marker is a regular file (not a link: the folder is the etcd user's)
+ * naming `cluster`.
+ */
+export function markerMatches(dataDir: string, cluster: Cluster): string {
+  const mk = q(`${dataDir}/${MARKER}`);
+  return `{ [ ! -L ${mk} ] && [ -f ${mk} ] && [ "$(cat ${mk})" = ${q(markerText(cluster).trimEnd())} ]; }`;
+}

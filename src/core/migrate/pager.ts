@@ -5,8 +5,9 @@
  * by frame, to index the committed frames (page number → where its newest committed image lies
  * in the log); a page is then read from the log when the index has it, else from the database
  * file. Frames after the last commit, or whose salt or cumulative checksum do not match, are
- * ignored, exactly as SQLite ignores them; a commit may not claim more pages than the database
- * file and the log hold. Files are only read. Memory: the index and a small page cache.
+ * ignored, exactly as SQLite ignores them; a committed transaction may neither claim nor write
+ * more pages than the database file and the log hold (its pages plus one per frame), so no page
+ * number read from the log sizes anything. Files are only read. Memory: the index and a small page cache.
  * Format: https://www.sqlite.org/fileformat2.html
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -73,10 +74,14 @@ export function walIndex(
   if (sum[0] !== h.getUint32(24) || sum[1] !== h.getUint32(28)) return none(pageSize);
   const out = none(pageSize);
   const pending: Array<[number, number]> = [];
-  // The most pages a commit can truthfully claim: the database file's own pages, or the highest
-  // page the log itself wrote. A header that claims more is not believed.
-  let highestPage = Math.ceil(dbFileBytes / pageSize);
   const frameSize = FRAME_HEADER + pageSize;
+  // The most pages the database can truthfully have: the database file's own pages plus one per
+  // frame the log holds (a page is in the file or was written to the log). A frame naming a page
+  // past that, or a commit claiming more, is not believed: it would size every bitmap and bound
+  // that follows.
+  const maxPages =
+    Math.ceil(dbFileBytes / pageSize) + Math.floor((walBytes - WAL_HEADER) / frameSize);
+  let highestPending = 0;
   for (let at = WAL_HEADER; at + frameSize <= walBytes; at += frameSize) {
     const frame = read(at, frameSize);
     const f = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
@@ -88,16 +93,24 @@ export function walIndex(
     if (sum[0] !== f.getUint32(16) || sum[1] !== f.getUint32(20)) break;
     if (page === 0) break;
     pending.push([page, at + FRAME_HEADER]);
-    highestPage = Math.max(highestPage, page);
+    highestPending = Math.max(highestPending, page);
+    // Frames after the last commit are ignored, as SQLite ignores them; a transaction is judged
+    // when it commits.
     if (commit !== 0) {
-      if (commit > highestPage) {
+      const claim = Math.max(commit, highestPending);
+      if (claim > maxPages) {
+        const what =
+          commit >= highestPending
+            ? `says the database has ${commit} pages`
+            : `writes page ${highestPending} of a database it says has ${commit} pages`;
         throw new K3sEtcdError(
           'migrate-source',
-          `The write-ahead log (state.db-wal) says the database has ${commit} pages of ${pageSize} bytes, but the database file and the log hold at most ${highestPage}: the log is damaged or belongs to another database. Copy state.db and state.db-wal again with K3s stopped (k3s-etcd k3s backup), or move the -wal file aside to read the database without it.`,
+          `The write-ahead log (state.db-wal) ${what} of ${pageSize} bytes, but the database file and the log hold at most ${maxPages}: the log is damaged or belongs to another database. Copy state.db and state.db-wal again with K3s stopped (k3s-etcd k3s backup), or move the -wal file aside to read the database without it.`,
         );
       }
       out.frames += pending.length;
       for (const [p, offset] of pending.splice(0)) out.pages.set(p, offset);
+      highestPending = 0;
       out.dbPages = commit;
     }
   }

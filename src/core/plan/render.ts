@@ -79,8 +79,8 @@ changed() { case "$CHANGED" in *" $1 "*) return 0 ;; esac; return 1; }
 file_ok() {
   [ ! -L "$1" ] && [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && [ "$(stat -c '%a %U %G' "$1")" = "$3 $4 $5" ]
 }
-# dir_ok PATH MODE OWNER GROUP
-dir_ok() { [ -d "$1" ] && [ "$(stat -c '%a %U %G' "$1")" = "$2 $3 $4" ]; }
+# dir_ok PATH MODE OWNER GROUP: a folder itself, not a link to one
+dir_ok() { [ ! -L "$1" ] && [ -d "$1" ] && [ "$(stat -c '%a %U %G' "$1")" = "$2 $3 $4" ]; }
 # put_file SRC DEST MODE OWNER GROUP BACKUP: DEST is made as a new file inside a fresh folder only
 # root can enter (mktemp -d beside DEST), with its owner and mode set there, then renamed over
 # DEST: a symlink at DEST or at any other name in DEST's folder is replaced, never followed, even
@@ -121,8 +121,10 @@ function renderStep(step: Step, n: number): string {
       return (
         head +
         `if dir_ok ${args}; then result unchanged\n` +
+        // A link is never followed: its owner and mode would land on whatever it names.
+        `elif [ -L ${q(step.path)} ]; then fail ${q(`${step.path} is a symbolic link: its owner and mode are never set through a link; make it a folder, or name the folder it points to`)}\n` +
         `elif [ "$DRY_RUN" = 1 ]; then mark ${step.id}; result would-change\n` +
-        `else mkdir -p ${q(step.path)}; chown ${q(`${step.owner}:${step.group}`)} ${q(step.path)}; chmod ${octal(step.mode)} ${q(step.path)}; mark ${step.id}; result changed; fi\n`
+        `else mkdir -p ${q(step.path)}; chown -h ${q(`${step.owner}:${step.group}`)} ${q(step.path)}; chmod ${octal(step.mode)} ${q(step.path)}; mark ${step.id}; result changed; fi\n`
       );
     }
     case 'file': {

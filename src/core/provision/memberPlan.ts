@@ -28,6 +28,7 @@ import {
   UNIT_FILE,
   checkDataDir,
   envLine,
+  markerMatches,
   markerText,
   type HostFacts,
 } from '../etcd/memberHost';
@@ -48,6 +49,36 @@ export interface MemberPlanInput {
 }
 
 const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
+
+/**
+ * The data dir is given to the etcd user (chown, chmod 0700) only when it is new, empty, already
+ * etcd's, or carries the marker this project writes, and etcd data in it belongs to this cluster.
+ * A folder that is a symbolic link, or that holds another user's files, is refused before anything
+ * on the host changes: etcd.dataDir may name a folder that already exists for something else.
+ */
+export function dataDirGuards(cluster: Cluster, data: string): Step[] {
+  const d = q(data);
+  const mk = q(`${data}/${MARKER}`);
+  return [
+    {
+      kind: 'guard',
+      id: 'data-owner',
+      title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
+      // The marker lies in a folder the etcd user owns: read only as a regular file, not a link.
+      check: `[ ! -d ${q(`${data}/member`)} ] || ${markerMatches(data, cluster)}`,
+      message: `"${dq(data)} already holds etcd data of another cluster ($(if [ -L ${mk} ] || { [ -e ${mk} ] && [ ! -f ${mk} ]; }; then echo 'its ${MARKER} is not a regular file'; else head -c 200 ${mk} 2>/dev/null | tr '\\n' ' ' || true; fi)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
+    },
+    {
+      kind: 'guard',
+      id: 'data-foreign',
+      title: `data dir ${data} is new, empty or etcd's`,
+      check:
+        `[ ! -L ${d} ] && { [ ! -d ${d} ] || [ -d ${q(`${data}/member`)} ] || ` +
+        `[ "$(stat -c %U ${d})" = etcd ] || { [ ! -L ${mk} ] && [ -f ${mk} ]; } || [ -z "$(ls -A ${d})" ]; }`,
+      message: `"${dq(data)} $(if [ -L ${d} ]; then echo 'is a symbolic link: set etcd.dataDir to the folder itself'; else echo "already holds $(ls -A ${d} | wc -l) files or folders of $(stat -c %U ${d}), not etcd's, and no ${MARKER}: they would be given to the etcd user. Set etcd.dataDir to a new or empty folder, or move them away"; fi)"`,
+    },
+  ];
+}
 
 /** The env file etcd reads (ETCD_* variables are etcd's flags). */
 export function envFile(input: MemberPlanInput): string {
@@ -162,7 +193,6 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
     group: string,
     backup = false,
   ): Step => fileStep({ id, title, path, content, mode, owner, group, backup });
-  const mk = q(`${data}/${MARKER}`);
   // `ip route get` says "local ..." for an address this host owns (loopback ranges included).
   const addressCheck = /^[\d.]+$|:/.test(addr)
     ? `ip route get ${q(addr)} 2>/dev/null | grep -q '^local '`
@@ -176,14 +206,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
       check: `{ ! command -v ip >/dev/null 2>&1; } || ${addressCheck}`,
       message: `"the inventory gives ${dq(addr)} for ${host.name}, but the host has: $(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | tr '\\n' ' '). Fix the address in k3s-etcd.yaml (after an IP change use Fix peer URL)"`,
     },
-    {
-      kind: 'guard',
-      id: 'data-owner',
-      title: `data dir ${data} is new or belongs to cluster ${cluster.name}`,
-      // The marker lies in a folder the etcd user owns: read only as a regular file, not a link.
-      check: `[ ! -d ${q(`${data}/member`)} ] || { [ ! -L ${mk} ] && [ -f ${mk} ] && [ "$(cat ${mk})" = ${q(marker.trimEnd())} ]; }`,
-      message: `"${dq(data)} already holds etcd data of another cluster ($(if [ -L ${mk} ] || { [ -e ${mk} ] && [ ! -f ${mk} ]; }; then echo 'its ${MARKER} is not a regular file'; else head -c 200 ${mk} 2>/dev/null | tr '\\n' ' ' || true; fi)). It is never deleted or re-initialised: move it aside (mv ${dq(data)} ${dq(data)}.old) if it is no longer needed, then run again"`,
-    },
+    ...dataDirGuards(cluster, data),
     {
       kind: 'guard',
       id: 'ports',

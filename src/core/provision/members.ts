@@ -14,7 +14,7 @@ import type { Cluster } from '../inventory/types';
 import { peerUrl, selectHosts } from '../inventory/select';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote } from '../ssh/quote';
-import { checkDataDir } from '../etcd/memberHost';
+import { MARKER, checkDataDir, markerMatches } from '../etcd/memberHost';
 import type { RunHooks } from '../plan/runner';
 import { quorumAfterRemoval } from '../etcd/quorum';
 import { provisionEtcd, type ProvisionOptions, type ProvisionResult } from './provision';
@@ -233,6 +233,19 @@ export interface MemberRemoveOptions extends RunHooks {
   unreachableOk?: boolean;
 }
 
+/**
+ * `member remove --purge-data` on the host: the data dir is deleted only when it is a folder (not
+ * a link) whose marker names this cluster; anything else is left as it is, and said.
+ */
+export function purgeCommand(cluster: Cluster, data: string): string {
+  const d = shellQuote(data);
+  return (
+    `if [ ! -e ${d} ] && [ ! -L ${d} ]; then true; ` +
+    `elif [ ! -L ${d} ] && [ -d ${d} ] && ${markerMatches(data, cluster)}; then rm -rf ${d}; ` +
+    `else echo ${shellQuote(`${data} was not deleted: it is not a folder whose ${MARKER} names cluster ${cluster.name}`)} >&2; exit 3; fi`
+  );
+}
+
 export async function removeMember(
   cluster: Cluster,
   name: string,
@@ -294,7 +307,7 @@ export async function removeMember(
   const commands = [
     'systemctl disable --now etcd 2>/dev/null || true',
     ...(opts.purgeData
-      ? [`rm -rf ${shellQuote(data)}`]
+      ? [purgeCommand(cluster, data)]
       : [
           `[ ! -d ${shellQuote(data)} ] || mv ${shellQuote(data)} ${shellQuote(data)}.removed-$(date -u +%Y%m%dT%H%M%SZ)`,
         ]),

@@ -48,6 +48,7 @@ import {
 } from '../../shared/protocol';
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
+import { healthPanelNeedsTrust } from '../untrustedCommands';
 import { ClusterHistoryStore } from '../tree/clusterHistory';
 import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
@@ -238,6 +239,16 @@ export class HealthPanel implements vscode.Disposable {
   }
 
   private async onMessage(msg: unknown): Promise<void> {
+    // Trust is asked where each message acts, not only where the panel was opened.
+    const what = healthPanelNeedsTrust(msg);
+    if (what) {
+      try {
+        this.ctx.trust.require(what);
+      } catch (err) {
+        await showError(this.ctx.log, what, err);
+        return;
+      }
+    }
     try {
       if (await this.onPerfMessage(msg)) return;
     } catch (err) {
