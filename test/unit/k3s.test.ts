@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { ignoreSecretsFolder } from '../../src/core/pki/gitignore';
 import { backupStamp } from '../../src/core/format/stamp';
 import { verifyBackup, type BackupManifest } from '../../src/core/k3s/backup';
-import { latestBackup, rewriteKubeconfig } from '../../src/core/k3s/ops';
+import { latestBackup, listBackups, rewriteKubeconfig } from '../../src/core/k3s/ops';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
@@ -307,6 +307,27 @@ describe('a K3s backup folder is checked before it is trusted', () => {
       await mkdir(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup'));
       await writeFile(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup', 'manifest.json'), '{}');
       assert.equal(await latestBackup(ws, 'srv-1'), changed);
+    } finally {
+      await rm(ws, { recursive: true, force: true });
+    }
+  });
+
+  it('lists the backups of one host newest first, as the CLI and both editor picks offer them', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'k3s-etcd-backup-unit-'));
+    try {
+      assert.deepEqual(await listBackups(ws, 'srv-1'), [], 'no backups folder yet');
+      const older = await backup(ws, '20250101T000000Z', manifest());
+      const newer = await backup(ws, '20250103T000000Z', manifest());
+      await backup(ws, '20250104T000000Z', manifest(), 'srv-2');
+      // Not ours: a folder not named as a backup, a stamp whose manifest never got written.
+      await mkdir(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup'));
+      await writeFile(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup', 'manifest.json'), '{}');
+      await mkdir(join(ws, 'backups', 'srv-1', '20250105T000000Z'));
+      assert.deepEqual(await listBackups(ws, 'srv-1'), [
+        { stamp: '20250103T000000Z', dir: newer },
+        { stamp: '20250101T000000Z', dir: older },
+      ]);
+      assert.equal(await latestBackup(ws, 'srv-1'), newer);
     } finally {
       await rm(ws, { recursive: true, force: true });
     }
