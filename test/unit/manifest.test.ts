@@ -14,6 +14,12 @@ import { WORKS_UNTRUSTED } from '../../src/editor/untrustedCommands';
 import { commandTitles } from '../../src/editor/commandTitles';
 import { SETTINGS, settingId } from '../../src/editor/settings';
 import { METRICS_MAINTAIN_LABEL } from '../../src/shared/protocol';
+import { EXPIRY_WARNING_DAYS } from '../../src/core/pki/inspect';
+import { DEFAULT_TIMEOUT_MS as ETCD_TIMEOUT_MS } from '../../src/core/etcd/client';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../src/core/ssh/transport';
+import { DEFAULT_DEFRAG_RULE } from '../../src/core/maintain/rule';
+import { DEFAULT_WINDOW_MS } from '../../src/core/metrics/window';
+import { ENDPOINT_HELP } from '../../src/cli/etcdTarget';
 
 const root = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -270,6 +276,25 @@ describe('manifest and command table', () => {
         /getConfiguration\(/,
         `${f} reads settings itself`,
       );
+  });
+
+  it("a setting's default that the core also applies is the core's constant, in the manifest and the CLI's help", () => {
+    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    const core: Record<string, number> = {
+      'k3sEtcd.certificates.warnDays': EXPIRY_WARNING_DAYS,
+      'k3sEtcd.health.timeoutMs': ETCD_TIMEOUT_MS,
+      'k3sEtcd.ssh.connectTimeoutSeconds': DEFAULT_CONNECT_TIMEOUT_MS / 1000,
+      'k3sEtcd.metrics.windowMinutes': DEFAULT_WINDOW_MS / 60_000,
+      'k3sEtcd.maintain.freeShare': DEFAULT_DEFRAG_RULE.freeShare,
+      'k3sEtcd.maintain.minSizeMiB': DEFAULT_DEFRAG_RULE.minDbBytes / (1024 * 1024),
+      'k3sEtcd.maintain.quotaShare': DEFAULT_DEFRAG_RULE.quotaShare,
+      'k3sEtcd.maintain.recentRevisions': DEFAULT_DEFRAG_RULE.recentRevisions,
+    };
+    for (const [id, value] of Object.entries(core)) assert.equal(props[id]?.default, value, id);
+    assert.match(
+      ENDPOINT_HELP,
+      new RegExp(`--timeout MS per request \\(default ${ETCD_TIMEOUT_MS}\\)`),
+    );
   });
 
   it('view ids and context keys used in code match the manifest', () => {
