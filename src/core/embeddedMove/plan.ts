@@ -5,6 +5,7 @@
 import { K3sEtcdError } from '../errors';
 import { etcdMinor, restoreBumps } from '../etcd/snapshotFile';
 import { humanBytes } from '../etcd/checks';
+import { quorumOf } from '../etcd/quorum';
 import { BACKUPS_DIR } from '../files/workspace';
 import { k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
@@ -171,7 +172,7 @@ export function planMove(input: {
   const tool: RestoreTool = etcdMinor(tf.version) >= 5 ? 'etcdutl' : 'etcdctl';
   const bump = restoreBumps(tf.version, tool) ? BUMP_REVISION : undefined;
   const n = members.length;
-  const majority = Math.floor(n / 2) + 1;
+  const majority = quorumOf(n);
   const tunnelWords = `over SSH from ${leader.host} itself (its loopback 127.0.0.1:${source.etcd.clientPort}, else its address), with K3s's etcd client certificate read from it (kept in memory)`;
   const freeze =
     n === 1
