@@ -3,12 +3,12 @@
  * after offering a backup of SQLite state), preview that plan, back up and restore K3s's state,
  * fetch the kubeconfig, and read the servers' state for the tree.
  */
-import { localStamp } from '../../core/format/stamp';
 import * as vscode from 'vscode';
 import { dirname, join, relative } from 'node:path';
 import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
+import { k3sRestoreConfirmation } from '../../core/k3s/words';
 import {
   fetchKubeconfig,
   hasBackup,
@@ -140,17 +140,12 @@ export function restoreK3sCommand(ctx: ExtensionCtx) {
     );
     if (!picked) return;
     const dir = picked.dir;
-    const manifest = await verifyBackup(dir);
+    const words = k3sRestoreConfirmation(host.name, picked.label, await verifyBackup(dir));
     const choice = await vscode.window.showWarningMessage(
-      `Restore ${host.name}'s K3s state from ${picked.label}?`,
+      words.question,
       {
         modal: true,
-        detail: [
-          `${manifest.method}, ${localStamp(manifest.createdAt)}. Files written (0600):`,
-          ...manifest.files.map((f) => `• ${f.path} (${f.bytes} bytes)`),
-          '',
-          'K3s must be stopped on the host. The files replaced are moved aside (*.before-restore-<time>), not deleted.',
-        ].join('\n'),
+        detail: [words.backup, ...words.files.map((f) => `• ${f}`), '', words.note].join('\n'),
       },
       'Restore',
     );
