@@ -31,7 +31,18 @@ const noCore = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'test-results/**', '**/*.js', '**/*.mjs'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'out/**',
+      'test-results/**',
+      '**/*.js',
+      '**/*.mjs',
+      // The scripts in plain JavaScript (the lab's launcher, the test runner) are linted too.
+      '!scripts/**/*.mjs',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -62,11 +73,15 @@ export default tseslint.config(
     rules: noVscode,
   },
   { files: ['src/shared/**/*.ts', 'webview/**/*.ts'], rules: noCore },
-  { files: ['src/cli/**/*.ts', 'scripts/**/*.ts', 'test/**/*.ts'], rules: { 'no-console': 'off' } },
-  // The lab and the bench run from scripts/ and never import test/ (their machinery is in
-  // scripts/harness); unit tests start nothing: pure builders come from test/fixtures.
   {
-    files: ['scripts/**/*.ts'],
+    files: ['src/cli/**/*.ts', 'scripts/**/*.ts', 'scripts/**/*.mjs', 'test/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  // The lab and the bench run from scripts/ (TypeScript or plain .mjs) and never import test/
+  // (their machinery is in scripts/harness); unit tests start nothing: pure builders come from
+  // test/fixtures.
+  {
+    files: ['scripts/**/*.ts', 'scripts/**/*.mjs'],
     rules: {
       'no-restricted-imports': [
         'error',

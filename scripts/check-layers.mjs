@@ -10,7 +10,7 @@
 //                              rolling/ thisHost/
 //                              (acyclic between folders; rolling/ runs plans over etcd/)
 //   src/core operations        provision/ restore/ repair/ k3s/ migrate/ snapshot/ perf/ metrics/
-//                              maintain/ recover/ backup/ moveBack/ embeddedMove/
+//                              maintain/ upgrade/ recover/ backup/ moveBack/ embeddedMove/
 //                              keyspace/ renew/ rotate/ monitoring/
 //                              (each imports primitives only, never another operation; a composed
 //                              operation, listed in COMPOSED with the operations it is built

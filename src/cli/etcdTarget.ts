@@ -1,6 +1,6 @@
 /** The etcd a read-only command talks to: endpoints and TLS from the flags, else the inventory's cluster. */
 import { resolve } from 'node:path';
-import type { EtcdTls } from '../core/etcd/client';
+import { DEFAULT_TIMEOUT_MS, type EtcdTls } from '../core/etcd/client';
 import { connectionFor } from '../core/etcd/connection';
 import type { Cluster } from '../core/inventory/types';
 import { clientEndpoints } from '../core/inventory/select';
@@ -17,7 +17,7 @@ export const ENDPOINT_OPTIONS: Options = {
 export const ENDPOINT_HELP =
   'Endpoints default to every etcd member of the cluster; TLS to etcd.tls in the inventory or the\n' +
   "cluster's admin certificate (pki/<cluster>/client/admin.pem). Override with --endpoints URL,...\n" +
-  'and --cacert/--cert/--key. --timeout MS per request (default 5000).';
+  `and --cacert/--cert/--key. --timeout MS per request (default ${DEFAULT_TIMEOUT_MS}).`;
 
 export interface EtcdTarget {
   endpoints: string[];

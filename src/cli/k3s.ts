@@ -2,6 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { backupK3s, backupProgressText, restoreK3s, verifyBackup } from '../core/k3s/backup';
 import { fetchKubeconfig, installK3s, latestBackup } from '../core/k3s/ops';
+import { k3sRestoreConfirmation } from '../core/k3s/words';
 import { selectK3sServers } from '../core/inventory/select';
 import { fileTokenStore } from '../core/k3s/token';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
@@ -127,17 +128,13 @@ ${SSH_HELP}`,
         ? resolve(ctx.io.cwd, ctx.values['from'])
         : await latestBackup(workspaceDir, host);
     if (!from) throw new UsageError(`no backup of ${host} in ${workspaceDir}/backups/${host}`);
-    const manifest = await verifyBackup(from);
+    const words = k3sRestoreConfirmation(host, from, await verifyBackup(from));
     if (!ctx.global.json) {
-      ctx.io.out(`Backup ${from} (${manifest.method}, ${manifest.createdAt}):`);
-      for (const f of manifest.files) ctx.io.out(`  ${f.path}  ${f.bytes} bytes`);
+      ctx.io.out(words.backup);
+      for (const f of words.files) ctx.io.out(`  ${f}`);
+      ctx.io.out(words.note);
     }
-    if (
-      !(await confirm(
-        ctx,
-        `Replace these files on ${host} (the current ones are moved aside, not deleted)?`,
-      ))
-    ) {
+    if (!(await confirm(ctx, words.question))) {
       ctx.io.err('Nothing changed.');
       return 1;
     }

@@ -18,7 +18,13 @@ import schema from '../../schemas/k3s-etcd.schema.json';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
-import { clientEndpoints, clientUrl, metricsUrl, peerUrl } from '../../src/core/inventory/select';
+import {
+  clientEndpoints,
+  clientUrl,
+  metricsUrl,
+  peerUrl,
+  spareHosts,
+} from '../../src/core/inventory/select';
 import { envFile, type MemberPlanInput } from '../../src/core/provision/memberPlan';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
@@ -135,6 +141,26 @@ describe('inventory: the example and the starter', () => {
     const c = inv.clusters[0]!;
     assert.equal(clientUrl(c, c.hosts[0]!), 'https://[fd00::5]:2379');
     assert.equal(peerUrl(c, c.hosts[0]!), 'https://[fd00::5]:2380');
+  });
+
+  it('spare hosts, where a replaced member may go, are those without the etcd role', () => {
+    const inv = okInventory(
+      parse(
+        withHosts(
+          [
+            '      - { name: m1, address: 10.0.0.1, roles: [etcd, k3s-server] }',
+            '      - { name: s1, address: 10.0.0.2, roles: [k3s-server] }',
+            '      - { name: m2, address: 10.0.0.3, roles: [etcd] }',
+            '      - { name: a1, address: 10.0.0.4, roles: [k3s-agent] }',
+            '',
+          ].join('\n'),
+        ),
+      ),
+    );
+    assert.deepEqual(
+      spareHosts(inv.clusters[0]!).map((h) => h.name),
+      ['s1', 'a1'],
+    );
   });
 
   it('parses an inventory of 200 hosts', () => {

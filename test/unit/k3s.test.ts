@@ -13,7 +13,9 @@ import { parse } from 'yaml';
 import { ignoreSecretsFolder } from '../../src/core/pki/gitignore';
 import { backupStamp } from '../../src/core/format/stamp';
 import { verifyBackup, type BackupManifest } from '../../src/core/k3s/backup';
-import { latestBackup, rewriteKubeconfig } from '../../src/core/k3s/ops';
+import { latestBackup, listBackups, rewriteKubeconfig } from '../../src/core/k3s/ops';
+import { k3sRestoreConfirmation } from '../../src/core/k3s/words';
+import { runCli } from '../fixtures/cli';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 import { parseDatastoreCheck, requireDatastore } from '../../src/core/k3s/datastoreCheck';
@@ -307,6 +309,71 @@ describe('a K3s backup folder is checked before it is trusted', () => {
       await mkdir(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup'));
       await writeFile(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup', 'manifest.json'), '{}');
       assert.equal(await latestBackup(ws, 'srv-1'), changed);
+    } finally {
+      await rm(ws, { recursive: true, force: true });
+    }
+  });
+
+  it('k3s restore asks with the words Restore K3s State… shows, before anything connects', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'k3s-etcd-backup-unit-'));
+    try {
+      await writeFile(
+        join(ws, 'k3s-etcd.yaml'),
+        [
+          'version: 1',
+          'clusters:',
+          '  - name: c',
+          '    hosts:',
+          '      - { name: e1, address: 10.0.0.1, roles: [etcd] }',
+          '      - { name: srv-1, address: 10.0.0.2, roles: [k3s-server] }',
+          '',
+        ].join('\n'),
+      );
+      const dir = await backup(ws, '20250101T000000Z', manifest());
+      const r = await runCli(['k3s', 'restore', '--host', 'srv-1'], {
+        cwd: ws,
+        interactive: true,
+        answer: 'n',
+      });
+      assert.equal(r.code, 1, r.err);
+      const lines = r.out.split('\n');
+      assert.match(
+        lines[0]!,
+        /^copy with K3s stopped, 2025-01-0[12] \d\d:\d\d:\d\d .+\. Files written \(0600\):$/,
+      );
+      assert.deepEqual(lines.slice(1), [
+        `  /var/lib/rancher/k3s/server/db/state.db (${files['state.db'].length} bytes)`,
+        `  /var/lib/rancher/k3s/server/token (${files.token.length} bytes)`,
+        'K3s must be stopped on the host. The files replaced are moved aside (*.before-restore-<time>), not deleted.',
+      ]);
+      assert.ok(r.err.startsWith(`Restore srv-1's K3s state from ${dir}? [y/N]`), r.err);
+      assert.match(r.err, /Nothing changed\./);
+      // The editor's modal: the same words, the backup named by its folder's time.
+      const w = k3sRestoreConfirmation('srv-1', '20250101T000000Z', manifest(), () => 'then');
+      assert.equal(w.question, "Restore srv-1's K3s state from 20250101T000000Z?");
+      assert.equal(w.backup, 'copy with K3s stopped, then. Files written (0600):');
+      assert.equal(w.note, lines.at(-1));
+    } finally {
+      await rm(ws, { recursive: true, force: true });
+    }
+  });
+
+  it('lists the backups of one host newest first, as the CLI and both editor picks offer them', async () => {
+    const ws = await mkdtemp(join(tmpdir(), 'k3s-etcd-backup-unit-'));
+    try {
+      assert.deepEqual(await listBackups(ws, 'srv-1'), [], 'no backups folder yet');
+      const older = await backup(ws, '20250101T000000Z', manifest());
+      const newer = await backup(ws, '20250103T000000Z', manifest());
+      await backup(ws, '20250104T000000Z', manifest(), 'srv-2');
+      // Not ours: a folder not named as a backup, a stamp whose manifest never got written.
+      await mkdir(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup'));
+      await writeFile(join(ws, 'backups', 'srv-1', 'zzz-not-a-backup', 'manifest.json'), '{}');
+      await mkdir(join(ws, 'backups', 'srv-1', '20250105T000000Z'));
+      assert.deepEqual(await listBackups(ws, 'srv-1'), [
+        { stamp: '20250103T000000Z', dir: newer },
+        { stamp: '20250101T000000Z', dir: older },
+      ]);
+      assert.equal(await latestBackup(ws, 'srv-1'), newer);
     } finally {
       await rm(ws, { recursive: true, force: true });
     }

@@ -18,6 +18,13 @@ import {
 import * as protocol from '../../src/shared/protocol';
 import { commandTitles } from '../../src/editor/commandTitles';
 import { SETTINGS, settingId } from '../../src/editor/settings';
+import { METRICS_MAINTAIN_LABEL } from '../../src/shared/protocol';
+import { EXPIRY_WARNING_DAYS } from '../../src/core/pki/inspect';
+import { DEFAULT_TIMEOUT_MS as ETCD_TIMEOUT_MS } from '../../src/core/etcd/client';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../src/core/ssh/transport';
+import { DEFAULT_DEFRAG_RULE } from '../../src/core/maintain/rule';
+import { DEFAULT_WINDOW_MS } from '../../src/core/metrics/window';
+import { ENDPOINT_HELP } from '../../src/cli/etcdTarget';
 
 const root = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -54,6 +61,67 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     }>;
   };
 };
+/** Every .ts file under these folders of the repository, with its text. */
+function sources(...dirs: string[]): Array<{ file: string; text: string }> {
+  return dirs.flatMap((dir) =>
+    readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => ({ file: `${dir}/${f}`, text: readFileSync(join(root, dir, f), 'utf8') })),
+  );
+}
+
+const wordsOf = (s: string): string[] => s.toLowerCase().split(/\s+/).filter(Boolean);
+
+/** Word-level edit distance: how many words to add, drop or change to turn a into b. */
+function wordDistance(a: string[], b: string[]): number {
+  let prev = b.map((_, j) => j + 1);
+  prev.unshift(0);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(
+        prev[j]! + 1,
+        row[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** Small words a command title leaves in lower case; any other lower-case word makes a sentence. */
+const TITLE_LOWER = new Set([
+  'etcd',
+  'as',
+  'to',
+  'from',
+  'on',
+  'after',
+  'and',
+  'or',
+  'of',
+  'the',
+  'a',
+  'in',
+  'for',
+]);
+
+/**
+ * The manifest title a quoted phrase copies badly, if any: the same words in another case, or
+ * (for a Title-Case phrase beside a title of three words or more) one word added, dropped or
+ * changed. "Add etcd Member" is a drifted "Add as etcd Member"; "Moving K3s back to SQLite" is a
+ * sentence, not a title.
+ */
+function driftedTitle(phrase: string, titles: readonly string[]): string | undefined {
+  if (titles.includes(phrase)) return undefined;
+  const pw = wordsOf(phrase);
+  const titleCase = phrase.split(/\s+/).every((w) => /^[^a-z]/.test(w) || TITLE_LOWER.has(w));
+  return titles.find((t) => {
+    const d = wordDistance(pw, wordsOf(t));
+    return d === 0 || (d === 1 && titleCase && pw.length >= 3 && wordsOf(t).length >= 3);
+  });
+}
+
 const registrar = readFileSync(join(root, 'src/editor/commands/registerCommands.ts'), 'utf8');
 
 describe('manifest and command table', () => {
@@ -193,6 +261,39 @@ describe('manifest and command table', () => {
     }
   });
 
+  it('text that names a command spells its manifest title: no drifted copy in src/ or webview/src/', () => {
+    const titles = pkg.contributes.commands.map((c) => c.title.replace(/…$/, ''));
+    const drifted: string[] = [];
+    for (const { file, text } of sources('src', 'webview/src'))
+      for (const m of text.matchAll(/(["'`“])([A-Z][^"'`“”\n]{2,60}?)(?:…|\.\.\.)?(?:\1|”)/g)) {
+        const near = driftedTitle(m[2]!, titles);
+        if (near) drifted.push(`${file}: "${m[2]}" is not the title "${near}"`);
+      }
+    assert.deepEqual(drifted, []);
+    // The scan itself: the drift #18 found is caught, a sentence or another title is not.
+    assert.equal(driftedTitle('Add etcd Member', titles), 'Add as etcd Member');
+    assert.equal(driftedTitle('show backup status', titles), 'Show Backup Status');
+    assert.equal(driftedTitle('Moving K3s back to SQLite', titles), undefined);
+    assert.equal(driftedTitle('Remove etcd Member', titles), undefined);
+  });
+
+  it("the panels' buttons that run a command carry its manifest title word for word", () => {
+    const byId = new Map(pkg.contributes.commands.map((c) => [c.command, c.title]));
+    const title = (key: CommandKey) => byId.get(COMMANDS[key])!.replace(/…$/, '');
+    const buttons: Array<[string, CommandKey[]]> = [
+      ['webview/src/health.ts', ['provisionEtcd', 'provisionPreview', 'backupStatus']],
+      ['webview/src/status.ts', ['provisionEtcd']],
+    ];
+    for (const [file, keys] of buttons) {
+      const text = readFileSync(join(root, file), 'utf8');
+      // The label as written, whatever the line breaks after `button(`.
+      const labels = [...text.matchAll(/\bbutton\(\s*'([^'\n]+)'/g)].map((m) => m[1]);
+      for (const key of keys) assert.ok(labels.includes(title(key)), `${file}: ${key}`);
+    }
+    // The Metrics panel's action keeps the ellipsis: it asks for more, as the command does.
+    assert.equal(METRICS_MAINTAIN_LABEL, byId.get(COMMANDS.maintain));
+  });
+
   it("every setting is read through one typed table whose defaults are the manifest's", () => {
     const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
     const typed = Object.fromEntries(
@@ -217,6 +318,25 @@ describe('manifest and command table', () => {
         /getConfiguration\(/,
         `${f} reads settings itself`,
       );
+  });
+
+  it("a setting's default that the core also applies is the core's constant, in the manifest and the CLI's help", () => {
+    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    const core: Record<string, number> = {
+      'k3sEtcd.certificates.warnDays': EXPIRY_WARNING_DAYS,
+      'k3sEtcd.health.timeoutMs': ETCD_TIMEOUT_MS,
+      'k3sEtcd.ssh.connectTimeoutSeconds': DEFAULT_CONNECT_TIMEOUT_MS / 1000,
+      'k3sEtcd.metrics.windowMinutes': DEFAULT_WINDOW_MS / 60_000,
+      'k3sEtcd.maintain.freeShare': DEFAULT_DEFRAG_RULE.freeShare,
+      'k3sEtcd.maintain.minSizeMiB': DEFAULT_DEFRAG_RULE.minDbBytes / (1024 * 1024),
+      'k3sEtcd.maintain.quotaShare': DEFAULT_DEFRAG_RULE.quotaShare,
+      'k3sEtcd.maintain.recentRevisions': DEFAULT_DEFRAG_RULE.recentRevisions,
+    };
+    for (const [id, value] of Object.entries(core)) assert.equal(props[id]?.default, value, id);
+    assert.match(
+      ENDPOINT_HELP,
+      new RegExp(`--timeout MS per request \\(default ${ETCD_TIMEOUT_MS}\\)`),
+    );
   });
 
   it('view ids and context keys used in code match the manifest', () => {

@@ -84,8 +84,6 @@ const PAIRED: Record<string, { cli: string[]; editor: CommandKey[] }> = {
 const CLI_ONLY: Record<string, string[]> = {
   perf: ['perf'],
   metrics: ['metrics'],
-  // The editor command comes later (CLI first, as the issue's slice is built).
-  rotate: ['certs rotate-ca'],
 };
 /** Editor commands with no CLI counterpart, and their file. */
 const EDITOR_ONLY: Record<string, CommandKey[]> = {
@@ -135,8 +133,13 @@ describe('one file per operation in both front ends', () => {
   it('every CLI subcommand is in src/cli/<op>.ts of its operation', async () => {
     const files = await cliFiles();
     const want = new Map<string, string>();
-    for (const [op, { cli }] of Object.entries(PAIRED)) for (const n of cli) want.set(n, op);
-    for (const [op, cli] of Object.entries(CLI_ONLY)) for (const n of cli) want.set(n, op);
+    // Each subcommand listed once: paired with its editor command, or CLI-only, never both.
+    const list = (n: string, op: string, table: string) => {
+      assert.ok(!want.has(n), `"${n}" is listed twice (again in ${table}.${op})`);
+      want.set(n, op);
+    };
+    for (const [op, { cli }] of Object.entries(PAIRED)) for (const n of cli) list(n, op, 'PAIRED');
+    for (const [op, cli] of Object.entries(CLI_ONLY)) for (const n of cli) list(n, op, 'CLI_ONLY');
     const seen = new Set<string>();
     for (const [file, names] of files) {
       for (const name of names) {

@@ -5,6 +5,7 @@
 import { K3sEtcdError } from '../errors';
 import { etcdMinor, restoreBumps } from '../etcd/snapshotFile';
 import { humanBytes } from '../etcd/checks';
+import { quorumOf } from '../etcd/quorum';
 import { BACKUPS_DIR } from '../files/workspace';
 import { k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
@@ -174,7 +175,7 @@ export function planMove(input: {
   const tool: RestoreTool = etcdMinor(tf.version) >= 5 ? 'etcdutl' : 'etcdctl';
   const bump = restoreBumps(tf.version, tool) ? BUMP_REVISION : undefined;
   const n = members.length;
-  const majority = Math.floor(n / 2) + 1;
+  const majority = quorumOf(n);
   const freeze =
     n === 1
       ? `${leader.host} is the only K3s server: nothing to stop before it (its etcd runs inside K3s's process and stops with it in step 2, before anything is read)`

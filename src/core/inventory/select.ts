@@ -38,6 +38,14 @@ export function etcdHosts(cluster: Cluster): Host[] {
   return cluster.hosts.filter((h) => h.roles.includes('etcd'));
 }
 
+/**
+ * Hosts of the cluster without the etcd role, in inventory order: where a replaced member may go
+ * (the replacement takes the etcd role from the host it replaces).
+ */
+export function spareHosts(cluster: Cluster): Host[] {
+  return cluster.hosts.filter((h) => !h.roles.includes('etcd'));
+}
+
 /** Hosts with the role k3s-server. */
 export function k3sServers(cluster: Cluster): Host[] {
   return cluster.hosts.filter((h) => h.roles.includes('k3s-server'));

@@ -31,7 +31,7 @@ import { downloadFile } from '../ssh/download';
 import type { SshSession } from '../ssh/session';
 import { shellQuote as q } from '../ssh/quote';
 import { BACKUPS_DIR } from '../files/workspace';
-import { latestBackup, readK3sFacts } from './ops';
+import { BACKUP_STAMP, latestBackup, readK3sFacts } from './ops';
 import { K3S_DB_DIR, K3S_SQLITE, K3S_TOKEN_FILE } from './server';
 import { hostNamed } from '../inventory/select';
 import { humanBytes } from '../../shared/etcdTypes';
@@ -52,8 +52,6 @@ export const BACKUP_FILES: Readonly<Record<string, string>> = {
 
 const isBackupFile = (name: string) => Object.hasOwn(BACKUP_FILES, name);
 
-/** A backup folder's name: the UTC time it was made (`backupStamp`). */
-export const BACKUP_STAMP = /^\d{8}T\d{6}Z$/;
 const HOST_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 export interface BackupFile {

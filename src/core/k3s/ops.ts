@@ -40,25 +40,45 @@ import { generateToken, type TokenStore } from './token';
 import { k3sStateCommand, parseK3sState, type K3sServerState } from './state';
 import { BACKUPS_DIR, KUBECONFIG_DIR } from '../files/workspace';
 
+/** A backup folder's name: the UTC time it was made (`backupStamp`). */
+export const BACKUP_STAMP = /^\d{8}T\d{6}Z$/;
+
+/** One backup of a host's K3s state in the workspace. */
+export interface BackupEntry {
+  /** The folder's name: the UTC time it was made. */
+  stamp: string;
+  /** backups/<host>/<stamp>/ under the workspace. */
+  dir: string;
+}
+
+/**
+ * The backups of `host` in the workspace, newest first: folders of backups/<host>/ named as
+ * backups are named (their UTC time) that hold their manifest. Anything else there is not ours.
+ */
+export async function listBackups(workspaceDir: string, host: string): Promise<BackupEntry[]> {
+  const root = join(workspaceDir, BACKUPS_DIR, host);
+  const stamps = (await readdir(root).catch(() => [] as string[]))
+    .filter((t) => BACKUP_STAMP.test(t))
+    .sort()
+    .reverse();
+  const out: BackupEntry[] = [];
+  for (const stamp of stamps) {
+    const dir = join(root, stamp);
+    const ok = await access(join(dir, 'manifest.json')).then(
+      () => true,
+      () => false,
+    );
+    if (ok) out.push({ stamp, dir });
+  }
+  return out;
+}
+
 /** The newest backup folder of `host` in the workspace (backups/<host>/<time>/ with its manifest). */
 export async function latestBackup(
   workspaceDir: string,
   host: string,
 ): Promise<string | undefined> {
-  const dir = join(workspaceDir, BACKUPS_DIR, host);
-  // Folders named as backups are named (their UTC time); anything else there is not ours.
-  const times = (await readdir(dir).catch(() => [] as string[]))
-    .filter((t) => /^\d{8}T\d{6}Z$/.test(t))
-    .sort()
-    .reverse();
-  for (const t of times) {
-    const ok = await access(join(dir, t, 'manifest.json')).then(
-      () => true,
-      () => false,
-    );
-    if (ok) return join(dir, t);
-  }
-  return undefined;
+  return (await listBackups(workspaceDir, host))[0]?.dir;
 }
 
 /** Is there a backup of `host`'s K3s state in the workspace? */

@@ -130,7 +130,7 @@ export async function provisionEtcd(
       ) {
         throw new K3sEtcdError(
           'provision-refused',
-          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add etcd Member") so it joins instead of starting a new cluster.`,
+          `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add as etcd Member") so it joins instead of starting a new cluster.`,
         );
       }
       return planMember(cluster, host, facts, {

@@ -18,6 +18,7 @@ import { connectionFor, firstAnswering } from '../etcd/connection';
 import { BIN_DIR, checkDataDir } from '../etcd/memberHost';
 import { clientUrl, etcdHosts } from '../inventory/select';
 import type { Cluster, Host } from '../inventory/types';
+import { dfFree } from '../plan/snippets';
 import { oneLine } from '../plan/steps';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
 import { shellQuote as q } from '../ssh/quote';
@@ -45,7 +46,7 @@ export function hostCommand(dataDir: string): string {
     '  if [ -x "$b/etcdutl" ]; then t="$b/etcdutl"; elif [ -x "$b/etcdctl" ]; then t="$b/etcdctl"; else t=; fi',
     `  kb=$(du -k ${db} | cut -f1)`,
     '  if [ -z "$t" ]; then echo "db_problem=no etcdutl or etcdctl in $b to read the database"',
-    `  elif [ "$(df -Pk /tmp | awk 'NR==2 {print $4}')" -lt $((kb + 1024)) ]; then echo "db_problem=not enough room in /tmp for a copy of the database ($kb KB)"`,
+    `  elif [ "${dfFree('/tmp')}" -lt $((kb + 1024)) ]; then echo "db_problem=not enough room in /tmp for a copy of the database ($kb KB)"`,
     `  else f=$(mktemp /tmp/.k3s-etcd-db-XXXXXX) && cp ${db} "$f" && echo "db_status=$(ETCDCTL_API=3 "$t" snapshot status "$f" -w json 2>/dev/null | tail -n 1)"; rm -f "$f"`,
     '  fi',
     'fi',

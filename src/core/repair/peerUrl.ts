@@ -1,5 +1,5 @@
 /**
- * "Fix peer URL after IP change": the article's last failure, repaired and verified. A host's
+ * "Fix Peer URL after IP Change": the article's last failure, repaired and verified. A host's
  * IP changed; etcd keeps its old peer URL, its certificates lack the new IP, its env file still
  * listens on the old one. Detect what is stale, then, one step at a time: quorum check,
  * re-issue the member's certificates with the new IP (same CA), `member update` through a

@@ -23,7 +23,8 @@ function loadSsh2(): typeof Ssh2Module {
   return require('ssh2') as typeof Ssh2Module;
 }
 
-const DEFAULT_TIMEOUT_MS = 20_000;
+/** How long a connection may take to be ready when the caller names no timeout (the editor's default too). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 
 /** Words a connection failure of `hop`. */
 function classifyConnectError(
@@ -79,7 +80,7 @@ async function connectHop(
   opts: ConnectOptions,
 ): Promise<{ client: Client; hostKey: string }> {
   const { Client: Ssh2Client, utils } = loadSsh2();
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const client = new Ssh2Client();
   const agent = opts.agentSocket ?? process.env['SSH_AUTH_SOCK'] ?? '';
   let settled = false;

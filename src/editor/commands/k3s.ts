@@ -3,14 +3,19 @@
  * after offering a backup of SQLite state), preview that plan, back up and restore K3s's state,
  * fetch the kubeconfig, and read the servers' state for the tree.
  */
-import { localStamp } from '../../core/format/stamp';
 import * as vscode from 'vscode';
 import { dirname, join, relative } from 'node:path';
-import { readdir } from 'node:fs/promises';
 import { CancelledError } from '../../core/errors';
 import type { Cluster, Host } from '../../core/inventory/types';
 import { backupK3s, restoreK3s, verifyBackup } from '../../core/k3s/backup';
-import { fetchKubeconfig, hasBackup, installK3s, readK3sFacts } from '../../core/k3s/ops';
+import { k3sRestoreConfirmation } from '../../core/k3s/words';
+import {
+  fetchKubeconfig,
+  hasBackup,
+  installK3s,
+  listBackups,
+  readK3sFacts,
+} from '../../core/k3s/ops';
 import { BACKUPS_DIR } from '../../core/files/workspace';
 import { selectK3sServers } from '../../core/inventory/select';
 import { sshOpener } from '../../core/ssh/hostSession';
@@ -124,29 +129,23 @@ export function restoreK3sCommand(ctx: ExtensionCtx) {
   return async (node?: TreeNode): Promise<void> => {
     const cluster = await resolveCluster(ctx, node);
     const host = await serverFor(cluster, node, 'Restore the K3s state of which server?');
-    const root = join(workspaceDir(ctx), BACKUPS_DIR, host.name);
-    const stamps = (await readdir(root).catch(() => [] as string[])).sort().reverse();
-    if (stamps.length === 0)
+    const backups = await listBackups(workspaceDir(ctx), host.name);
+    if (backups.length === 0)
       throw new Error(
         `No backup of ${host.name} in ${BACKUPS_DIR}/${host.name}: back it up first.`,
       );
     const picked = await vscode.window.showQuickPick(
-      stamps.map((s) => ({ label: s, description: s === stamps[0] ? 'newest' : '' })),
+      backups.map((b, i) => ({ label: b.stamp, description: i === 0 ? 'newest' : '', dir: b.dir })),
       { title: `Restore which backup of ${host.name}?` },
     );
     if (!picked) return;
-    const dir = join(root, picked.label);
-    const manifest = await verifyBackup(dir);
+    const dir = picked.dir;
+    const words = k3sRestoreConfirmation(host.name, picked.label, await verifyBackup(dir));
     const choice = await vscode.window.showWarningMessage(
-      `Restore ${host.name}'s K3s state from ${picked.label}?`,
+      words.question,
       {
         modal: true,
-        detail: [
-          `${manifest.method}, ${localStamp(manifest.createdAt)}. Files written (0600):`,
-          ...manifest.files.map((f) => `• ${f.path} (${f.bytes} bytes)`),
-          '',
-          'K3s must be stopped on the host. The files replaced are moved aside (*.before-restore-<time>), not deleted.',
-        ].join('\n'),
+        detail: [words.backup, ...words.files.map((f) => `• ${f}`), '', words.note].join('\n'),
       },
       'Restore',
     );

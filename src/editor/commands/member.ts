@@ -1,6 +1,6 @@
 /** Add, remove and replace etcd members (the CLI's `member add|remove|replace`). */
 import * as vscode from 'vscode';
-import { peerUrl } from '../../core/inventory/select';
+import { peerUrl, spareHosts } from '../../core/inventory/select';
 import { addMember, removeMember } from '../../core/provision/members';
 import { stepProgressText } from '../../core/plan/words';
 import type { TreeNode } from '../../core/tree/model';
@@ -110,7 +110,7 @@ export function replaceMemberCommand(ctx: ExtensionCtx, docs: PlanDocuments | un
     const cluster = await resolveCluster(ctx, node);
     const host =
       hostOf(cluster, node) ?? (await pickEtcdHost(cluster, 'Replace which etcd member?'));
-    const spares = cluster.hosts.filter((h) => !h.roles.includes('etcd'));
+    const spares = spareHosts(cluster);
     type Where = vscode.QuickPickItem & { host?: string };
     const where = await vscode.window.showQuickPick<Where>(
       [

@@ -6,10 +6,10 @@
  */
 import * as vscode from 'vscode';
 import { dirname, join } from 'node:path';
-import { readdir, rmdir, writeFile } from 'node:fs/promises';
+import { rmdir, writeFile } from 'node:fs/promises';
 import { CancelledError, K3sEtcdError } from '../../core/errors';
-import { BACKUPS_DIR } from '../../core/files/workspace';
 import { k3sServers } from '../../core/inventory/select';
+import { listBackups } from '../../core/k3s/ops';
 import { tokenSecret } from '../../core/k3sHost/token';
 import {
   migrateToEtcd,
@@ -46,12 +46,11 @@ export function migrateSqliteCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
     // The source: a backup of one of the cluster's servers, or a state.db chosen by hand.
     const backups: { label: string; description: string; path: string }[] = [];
     for (const h of k3sServers(cluster)) {
-      const root = join(ws, BACKUPS_DIR, h.name);
-      for (const stamp of (await readdir(root).catch(() => [] as string[])).sort().reverse()) {
+      for (const b of await listBackups(ws, h.name)) {
         backups.push({
-          label: `${h.name} ${stamp}`,
+          label: `${h.name} ${b.stamp}`,
           description: 'backup',
-          path: join(root, stamp, 'state.db'),
+          path: join(b.dir, 'state.db'),
         });
       }
     }
