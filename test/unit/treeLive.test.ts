@@ -363,6 +363,21 @@ describe('tree: a cluster not provisioned yet', () => {
       /\nNot confirmed on the hosts: at 2026-11-24 \d\d:\d\d:05 UTC\S* etcd's unit \(\/etc\/systemd\/system\/etcd\.service\) could not be looked for on edge-2 \(SSH needs a password or a key passphrase, which a refresh never asks for\); if etcd was provisioned from elsewhere, every member is down\./,
     );
     assert.doesNotMatch(tip, /No member host has etcd's unit/);
+    // Hosts that failed alike are named together.
+    const alike = await tree(snapshot([1, 2, 3]), {
+      unitLook: {
+        at: unitLook.at,
+        unread: [
+          { host: 'edge-1', why: 'SSH refused the connection' },
+          { host: 'edge-2', why: 'no SSH answer in time' },
+          { host: 'edge-3', why: 'SSH refused the connection' },
+        ],
+      },
+    });
+    assert.match(
+      alike[0]!.tooltip ?? '',
+      /could not be looked for on edge-1, edge-3 \(SSH refused the connection\); edge-2 \(no SSH answer in time\); if etcd/,
+    );
     assert.match(members(roots)[0]!.tooltip ?? '', /not confirmed on the hosts/);
   });
 
@@ -424,6 +439,17 @@ describe('tree: a cluster not provisioned yet', () => {
       unreadWhy(new K3sEtcdError('ssh-host-key-unknown', 'no verified host key')),
       /host key is not known yet/,
     );
+    assert.equal(
+      unreadWhy(
+        new K3sEtcdError(
+          'ssh-refused',
+          '127.0.1.22:22 refused the connection: sshd is not running there, or …',
+        ),
+      ),
+      'SSH refused the connection',
+    );
+    assert.equal(unreadWhy(new Error(`boom\n${'x'.repeat(300)}`)), 'boom');
+    assert.equal(unreadWhy(new Error('y'.repeat(300))).length, 121);
   });
 
   it('remembers answers per cluster name and client URLs', async () => {

@@ -96,6 +96,9 @@ export function unitLookWords(
     return `Not confirmed on the hosts: they were not checked for etcd's unit (${UNIT_FILE}) yet (Refresh or Open etcd Health checks them); ${elsewhere}.`;
   if (look.unread.length === 0)
     return `No member host has etcd's unit (${UNIT_FILE}), checked ${stamp(look.at)}.`;
-  const unread = look.unread.map((u) => `${u.host} (${u.why})`).join(', ');
+  // Hosts that failed alike are named together: "edge-1, edge-2 (SSH refused the connection)".
+  const byWhy = new Map<string, string[]>();
+  for (const u of look.unread) byWhy.set(u.why, [...(byWhy.get(u.why) ?? []), u.host]);
+  const unread = [...byWhy].map(([why, hosts]) => `${hosts.join(', ')} (${why})`).join('; ');
   return `Not confirmed on the hosts: at ${stamp(look.at)} etcd's unit (${UNIT_FILE}) could not be looked for on ${unread}; ${elsewhere}.`;
 }

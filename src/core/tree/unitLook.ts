@@ -32,16 +32,24 @@ export function parseUnitAnswer(stdout: string): boolean | undefined {
   return undefined;
 }
 
-/** Why a host could not be read, short: what would have needed asking is said as such. */
+/** Short words for the SSH failures a look meets; what would have needed asking is said as such. */
+const WHY: Partial<Record<string, string>> = {
+  'ssh-auth': 'SSH needs a password or a key passphrase, which a refresh never asks for',
+  'ssh-host-key-unknown': 'its SSH host key is not known yet, which a refresh never asks to trust',
+  'ssh-host-key-changed': 'its SSH host key does not match known_hosts',
+  'ssh-host-key-revoked': 'its SSH host key is revoked in known_hosts',
+  'ssh-refused': 'SSH refused the connection',
+  'ssh-timeout': 'no SSH answer in time',
+  'ssh-unreachable': 'unreachable',
+  'ssh-dns': 'its address does not resolve',
+};
+
+/** Why a host could not be read, short (the tooltip and the panel list every host's). */
 export function unreadWhy(err: unknown): string {
-  if (err instanceof K3sEtcdError) {
-    if (err.code === 'ssh-auth')
-      return 'SSH needs a password or a key passphrase, which a refresh never asks for';
-    if (err.code === 'ssh-host-key-unknown')
-      return 'its SSH host key is not known yet, which a refresh never asks to trust';
-  }
+  const known = err instanceof K3sEtcdError ? WHY[err.code] : undefined;
+  if (known) return known;
   const first = errorMessage(err).split('\n')[0] ?? '';
-  return (first.length > 200 ? `${first.slice(0, 200)}…` : first) || 'failed';
+  return (first.length > 120 ? `${first.slice(0, 120)}…` : first) || 'failed';
 }
 
 /** Asks every member host of `cluster` at once; never throws (a failure is that host's answer). */
