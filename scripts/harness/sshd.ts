@@ -265,13 +265,15 @@ export interface FakeSsh {
  * An `ssh2` server on `address` (port chosen by the OS) with its own ed25519 host key. It accepts
  * `none` when `open`, a password or keyboard-interactive answer equal to `password`, and refuses
  * everything else, recording each attempt. Forwarding requests go to `forwardTo` whatever the
- * client asked for (a jump host that reroutes), or where asked.
+ * client asked for (a jump host that reroutes), or where asked. With `exec`, a command the client
+ * runs gets the output and exit code `exec` returns for it (nothing runs on this machine).
  */
 export async function startFakeSsh(opts: {
   address: string;
   password?: string;
   open?: boolean;
   forwardTo?: { host: string; port: number };
+  exec?: (command: string) => { stdout: string; code: number };
 }): Promise<FakeSsh> {
   const dir = await makeTempDir('k3s-etcd-fake-ssh-');
   const key = makeKey(dir, 'host_key');
@@ -305,6 +307,17 @@ export async function startFakeSsh(opts: {
       }
       attempts.push({ method: ctx.method, username: ctx.username });
       ctx.reject(methods);
+    });
+    client.on('session', (acceptSession) => {
+      const session = acceptSession();
+      session.on('exec', (accept, reject, info) => {
+        if (!opts.exec) return reject?.();
+        const channel = accept();
+        const r = opts.exec(info.command);
+        channel.write(r.stdout);
+        channel.exit(r.code);
+        channel.end();
+      });
     });
     client.on('tcpip', (accept, reject, info) => {
       forwards.push({ host: info.destIP, port: info.destPort });

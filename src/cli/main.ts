@@ -24,7 +24,7 @@ import {
   type Values,
 } from './base';
 import { COMMAND_FILES } from './commands';
-import { checkFlags, CommandUsageError, didYouMean } from './usage';
+import { checkFlags, checkToolFlags, CommandUsageError, didYouMean } from './usage';
 
 export type { CliIO } from './base';
 
@@ -122,14 +122,16 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     });
     const cmd = findSubcommand(loose.positionals);
     if (!cmd) {
-      if (loose.values['version']) {
-        io.out(VERSION);
-        return 0;
-      }
       // A group without its command (`k3s-etcd snapshot`, `k3s-etcd snapshot --help`): the
       // group's commands, like the tool's own help.
       const [group = ''] = loose.positionals;
       const isGroup = groupCommands(group).length > 0;
+      // Flags first: `--helpp`, `-v` and `--inventry x health` are flags to name, not the help.
+      checkToolFlags(argv, allOptions, isGroup ? group : undefined);
+      if (loose.values['version']) {
+        io.out(VERSION);
+        return 0;
+      }
       const help = loose.values['help'] === true;
       if (isGroup && (help || loose.positionals.length === 1)) {
         (help ? io.out : io.err)(groupHelp(group));

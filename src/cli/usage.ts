@@ -27,6 +27,11 @@ export function editDistance(a: string, b: string): number {
 export function suggest(word: string, known: readonly string[], max = 3): string[] {
   const bare = (w: string) => w.replace(/^-+/, '');
   const w = bare(word).toLowerCase();
+  // A one-letter flag (`-v`): the long flags it could stand for (`--version`).
+  if (w.length === 1 && word.startsWith('-'))
+    return [...new Set(known)]
+      .filter((k) => k.startsWith('--') && bare(k).toLowerCase().startsWith(w))
+      .slice(0, max);
   if (w.length < 2) return [];
   const scored = [...new Set(known)]
     .map((k) => {
@@ -65,43 +70,104 @@ function ownFlags(options: Options): string {
   return own.length ? ` (its flags: ${own.map((n) => `--${n}`).join(', ')})` : '';
 }
 
+/** `--name` and `-x` of each option. */
+function flagNames(options: Options): string[] {
+  return Object.entries(options).flatMap(([name, o]) => [
+    `--${name}`,
+    ...(o.short ? [`-${o.short}`] : []),
+  ]);
+}
+
+interface FlagCheck {
+  /** Every flag that may be on this command line, with its type. */
+  options: Options;
+  /** The flags checked for their value (a flag in `options` but not here is left alone). */
+  checked: Options;
+  /** `k3s-etcd health`, for the message. */
+  where: string;
+  /** What follows an unknown flag: "did you mean", or the flags there are. */
+  hint: (rawName: string) => string;
+  fail: (message: string) => UsageError;
+}
+
+/**
+ * `-y=1`: Node's parser reads a short flag with `=` as the flags -y, -= and -1. Said as it was
+ * meant: the flag given a value, or the unknown letter.
+ */
+function checkShortWithValue(args: string[], c: FlagCheck): void {
+  for (const arg of args) {
+    if (arg === '--') return;
+    const m = /^-([^-=][^=]*)=/s.exec(arg);
+    if (!m?.[1]) continue;
+    const letters = [...m[1]];
+    for (const [i, letter] of letters.entries()) {
+      const entry = Object.entries(c.options).find(([, o]) => o.short === letter);
+      if (!entry) throw c.fail(`unknown flag -${letter} for ${c.where}${c.hint(`-${letter}`)}`);
+      if (i === letters.length - 1 && entry[1].type === 'boolean')
+        throw c.fail(`flag -${letter} for ${c.where} takes no value (it was given ${arg})`);
+    }
+  }
+}
+
+function checkTokens(args: string[], c: FlagCheck): void {
+  checkShortWithValue(args, c);
+  const { tokens } = parseArgs({
+    args,
+    options: c.options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    if (!c.options[t.name])
+      throw c.fail(`unknown flag ${t.rawName} for ${c.where}${c.hint(t.rawName)}`);
+    const spec = c.checked[t.name];
+    if (!spec) continue;
+    if (spec.type === 'string' && t.value === undefined) {
+      throw c.fail(`flag ${t.rawName} for ${c.where} needs a value`);
+    }
+    if (spec.type === 'string' && !t.inlineValue && isFlagLike(t.value)) {
+      throw c.fail(
+        `flag ${t.rawName} for ${c.where} needs a value before ${t.value} (if ${t.value} is the value, write ${t.rawName}=${t.value})`,
+      );
+    }
+    if (spec.type === 'boolean' && t.value !== undefined) {
+      throw c.fail(`flag ${t.rawName} for ${c.where} takes no value`);
+    }
+  }
+}
+
 /**
  * Every flag on the command line is one `command` knows, strings have a value and booleans none;
  * otherwise a usage error in these words (never Node's parser sentence).
  */
 export function checkFlags(args: string[], options: Options, command: string): void {
-  const { tokens } = parseArgs({
-    args,
+  checkTokens(args, {
     options,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
+    checked: options,
+    where: `k3s-etcd ${command}`,
+    hint: (raw) => didYouMean(raw, flagNames(options)) || ownFlags(options),
+    fail: (message) => new CommandUsageError(message, command),
   });
-  const known = Object.entries(options).flatMap(([name, o]) => [
-    `--${name}`,
-    ...(o.short ? [`-${o.short}`] : []),
-  ]);
-  const where = `k3s-etcd ${command}`;
-  for (const t of tokens) {
-    if (t.kind !== 'option') continue;
-    const spec = options[t.name];
-    if (!spec) {
-      throw new CommandUsageError(
-        `unknown flag ${t.rawName} for ${where}${didYouMean(t.rawName, known) || ownFlags(options)}`,
-        command,
-      );
-    }
-    if (spec.type === 'string' && t.value === undefined) {
-      throw new CommandUsageError(`flag ${t.rawName} for ${where} needs a value`, command);
-    }
-    if (spec.type === 'string' && !t.inlineValue && isFlagLike(t.value)) {
-      throw new CommandUsageError(
-        `flag ${t.rawName} for ${where} needs a value before ${t.value} (if ${t.value} is the value, write ${t.rawName}=${t.value})`,
-        command,
-      );
-    }
-    if (spec.type === 'boolean' && t.value !== undefined) {
-      throw new CommandUsageError(`flag ${t.rawName} for ${where} takes no value`, command);
-    }
-  }
+}
+
+/**
+ * The flags of a command line whose command is not known (none, a group alone, an unknown one):
+ * the global flags checked as a command checks its own, with "did you mean" from them, so
+ * `--helpp` and `-v` are named as flags and `--inventry x health` is not an unknown command "x".
+ * A flag some command takes (`commandFlags`) is left to that command's check. `group`: the
+ * group the line names (`snapshot`), whose help the error points at.
+ */
+export function checkToolFlags(args: string[], commandFlags: Options, group?: string): void {
+  const global = Object.keys(GLOBAL_OPTIONS)
+    .map((n) => `--${n}`)
+    .join(', ');
+  checkTokens(args, {
+    options: { ...commandFlags, ...GLOBAL_OPTIONS },
+    checked: GLOBAL_OPTIONS,
+    where: group ? `k3s-etcd ${group}` : 'k3s-etcd',
+    hint: (raw) => didYouMean(raw, flagNames(GLOBAL_OPTIONS)) || ` (its flags: ${global})`,
+    fail: (message) => (group ? new CommandUsageError(message, group) : new UsageError(message)),
+  });
 }

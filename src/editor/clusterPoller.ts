@@ -65,6 +65,11 @@ export abstract class ClusterPoller<T> implements vscode.Disposable {
     this.schedule();
   }
 
+  /** Tells the listeners that `name`'s state changed outside a fetch. */
+  protected notify(name: string): void {
+    this.changed.fire(name);
+  }
+
   get(cluster: string): T | undefined {
     return this.state.get(cluster);
   }

@@ -42,7 +42,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<K3sEtc
   try {
     const trust = new TrustGuard();
     const inventory = new InventoryService(log);
-    const health = new HealthService(inventory, trust, log, loadStart);
+    const health = new HealthService(inventory, trust, log, context.workspaceState, loadStart);
     const metrics = new MetricsService(inventory, trust, log);
     const perf = new PerfService(inventory, trust, log);
     const k3s = new K3sStateService();

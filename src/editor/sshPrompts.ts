@@ -106,3 +106,17 @@ export async function editorSshContext(ctx: ExtensionCtx): Promise<SshContext> {
     timeoutMs: timeout * 1000,
   };
 }
+
+/**
+ * For reads nobody asked to be prompted for (which host this window is on, whether etcd's unit is
+ * on a host): prompts that never ask, and at most 8 s for an unreachable host. A host that needs
+ * a password or an unknown key is unread; an operation asks as usual.
+ */
+export async function quietSshContext(ctx: ExtensionCtx): Promise<SshContext> {
+  const base = await editorSshContext(ctx);
+  return {
+    ...base,
+    prompts: silentPrompts(ctx),
+    timeoutMs: Math.min(base.timeoutMs ?? 8000, 8000),
+  };
+}

@@ -8,7 +8,7 @@ import type { Cluster, Host } from '../core/inventory/types';
 import type { ThisHostDecision } from '../core/thisHost/identity';
 import { thisHostAmong, type IdentityCache } from '../core/thisHost/read';
 import type { ExtensionCtx } from './ctx';
-import { editorSshContext, silentPrompts } from './sshPrompts';
+import { quietSshContext } from './sshPrompts';
 
 function identityCache(ctx: ExtensionCtx): IdentityCache {
   const state = ctx.vscodeContext.globalState;
@@ -25,12 +25,7 @@ export async function thisHostOf(
   // Nothing is asked for this read: a host that needs a password or an unknown key is unread
   // (so reached over SSH, where the operation asks as usual); an unreachable host costs at
   // most 8 s before the operation starts.
-  const base = await editorSshContext(ctx);
-  const ssh = {
-    ...base,
-    prompts: silentPrompts(ctx),
-    timeoutMs: Math.min(base.timeoutMs ?? 8000, 8000),
-  };
+  const ssh = await quietSshContext(ctx);
   const d = await thisHostAmong(cluster, hosts, ssh, identityCache(ctx), signal);
   for (const [host, why] of Object.entries(d.reasons))
     ctx.log.info(`this window and ${host}: ${why}`);

@@ -1,15 +1,16 @@
 /**
  * Keeps the walkthrough's steps ticked whichever way a step was done (see walkthroughSteps.ts
  * for why VS Code's own completion events are not enough): sets the state context keys from the
- * inventory, the certificate manifests and live health, and marks a step complete with VS Code's
- * `welcome.markStepComplete` when its state holds or one of its commands finished. VS Code keeps
- * the mark in the profile, also when the walkthrough service wakes up only later.
+ * inventory, the certificate manifests, live health and provisioning tasks that ended with exit
+ * code 0, and marks a step complete with VS Code's `welcome.markStepComplete` when `stepsDone`
+ * says so (its state holds, or one of its commands finished without an error). VS Code keeps the
+ * mark in the profile, also when the walkthrough service wakes up only later.
  */
 import * as vscode from 'vscode';
 import { errorMessage } from '../core/errors';
 import { CONTEXT_KEYS, type CommandKey } from '../shared/commands';
 import type { ExtensionCtx } from './ctx';
-import { qualifiedStepId, stepsRunBy, WALKTHROUGH_STEPS } from './walkthroughSteps';
+import { provisionedByTask, qualifiedStepId, stepsDone } from './walkthroughSteps';
 
 const MARK_STEP_COMPLETE = 'welcome.markStepComplete';
 
@@ -25,15 +26,24 @@ function markStepDone(log: vscode.LogOutputChannel, stepId: string): void {
 
 /** At activation: the state keys, kept current, and the steps whose state already holds. */
 export function registerWalkthroughProgress(ctx: ExtensionCtx): void {
-  const values = new Map<string, boolean>();
+  const values: Record<string, boolean> = {};
+  const marked = new Set<string>();
+  /** A provisioning task ended with exit code 0 in this window. */
+  let provisionedByRun = false;
   /** A state key's value; the inventory service sets its own key, the others are set here. */
   const stateIs = (key: string, value: boolean, setContext = true) => {
-    if (values.get(key) === value) return;
-    values.set(key, value);
+    if (values[key] === value) return;
+    values[key] = value;
     if (setContext) void vscode.commands.executeCommand('setContext', key, value);
-    if (value)
-      for (const step of WALKTHROUGH_STEPS) if (step.state === key) markStepDone(ctx.log, step.id);
+    for (const id of stepsDone(values)) {
+      if (marked.has(id)) continue;
+      marked.add(id);
+      markStepDone(ctx.log, id);
+    }
   };
+  const provisioned = () =>
+    provisionedByRun ||
+    [...ctx.health.states().values()].some((h) => (h.snapshot?.members.length ?? 0) > 0);
   ctx.push(
     ctx.inventory.onDidChange((result) => {
       stateIs(CONTEXT_KEYS.inventoryPresent, result.status !== 'missing', false);
@@ -43,17 +53,18 @@ export function registerWalkthroughProgress(ctx: ExtensionCtx): void {
         indexes.some((index) => index?.entries.some((e) => e.kind !== 'ca') ?? false),
       );
     }),
-    ctx.health.onDidChange(() => {
-      const states = [...ctx.health.states().values()];
-      stateIs(
-        CONTEXT_KEYS.provisioned,
-        states.some((h) => (h.snapshot?.members.length ?? 0) > 0),
-      );
+    ctx.health.onDidChange(() => stateIs(CONTEXT_KEYS.provisioned, provisioned())),
+    // Provisioned once a Provision etcd task ended well, not when it started (it may be declined
+    // or fail).
+    vscode.tasks.onDidEndTaskProcess((e) => {
+      if (!provisionedByTask(e.execution.task.definition, e.exitCode)) return;
+      provisionedByRun = true;
+      stateIs(CONTEXT_KEYS.provisioned, true);
     }),
   );
 }
 
-/** A command finished: the steps it performs are done. */
-export function recordCommandRan(ctx: ExtensionCtx, command: CommandKey): void {
-  for (const step of stepsRunBy(command)) markStepDone(ctx.log, step.id);
+/** A command of the table finished (`ok`: without an error): the steps it performs are done. */
+export function recordCommandRan(ctx: ExtensionCtx, command: CommandKey, ok: boolean): void {
+  for (const id of stepsDone({}, { command, ok })) markStepDone(ctx.log, id);
 }

@@ -83,6 +83,11 @@ export interface HealthPanelState {
    * tree's decision, core/tree/provisioned.ts): a neutral notice with Provision etcd, no red.
    */
   notProvisioned?: boolean;
+  /**
+   * With `notProvisioned`: whether the member hosts confirm it (every one read, none has etcd's
+   * unit) and, in words, what they said or why it is not known.
+   */
+  unitLook?: { confirmed: boolean; words: string };
   /** The inventory's tuning beside what each member runs with (the Status tab). */
   settings?: SettingsInEffect;
   /**

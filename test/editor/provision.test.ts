@@ -126,6 +126,22 @@ test(
       (await cells('etcd answers healthy on https://127.0.1.63:2379'))[2],
       'after the change (not run in a dry run)',
     );
+    // The picture shows those rows: the first "after the change" row scrolled to the middle,
+    // and waited for until it is inside the preview's viewport.
+    const later = view.locator('tr', { hasText: 'after the change' }).first();
+    await later.evaluate((e) => e.scrollIntoView({ block: 'center' }));
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await later.evaluate((e) => {
+        const r = e.getBoundingClientRect();
+        return (
+          r.top >= 0 && r.bottom <= (globalThis as unknown as { innerHeight: number }).innerHeight
+        );
+      }))
+    ) {
+      assert.ok(Date.now() < deadline, 'the "after the change" rows never came into view');
+      await page.waitForTimeout(100);
+    }
     await page.screenshot({ path: join(SCREENSHOTS_DIR, 'provision-plan.png') });
 
     // Tasks: Run Task → k3s-etcd → provision etcd (lab)

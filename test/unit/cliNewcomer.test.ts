@@ -122,6 +122,12 @@ describe('the command line as a newcomer meets it', () => {
         /flag --window for k3s-etcd metrics needs a value before -1 \(if -1 is the value, write --window=-1\)/,
       ],
       [['health', '--json=yes'], /^k3s-etcd: flag --json for k3s-etcd health takes no value$/m],
+      // Node reads -y=1 as the flags -y, -= and -1: said as the flag given a value.
+      [
+        ['health', '-y=1'],
+        /^k3s-etcd: flag -y for k3s-etcd health takes no value \(it was given -y=1\)$/m,
+      ],
+      [['health', '-q=1'], /^k3s-etcd: unknown flag -q for k3s-etcd health \(its flags: /m],
     ];
     for (const [args, expected] of cases) {
       const r = await run(args);
@@ -137,10 +143,54 @@ describe('the command line as a newcomer meets it', () => {
     );
   });
 
+  it('before any command, flags are named as flags with "did you mean" from the global ones, never the whole help', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--helpp'], /^k3s-etcd: unknown flag --helpp for k3s-etcd \(did you mean --help\?\)$/m],
+      [['-v'], /^k3s-etcd: unknown flag -v for k3s-etcd \(did you mean --version\?\)$/m],
+      // Not an unknown command "x": the flag that swallowed nothing is the mistake.
+      [
+        ['--inventry', 'x', 'health'],
+        /^k3s-etcd: unknown flag --inventry for k3s-etcd \(did you mean --inventory\?\)$/m,
+      ],
+      [
+        ['--frob'],
+        /^k3s-etcd: unknown flag --frob for k3s-etcd \(its flags: --inventory, --cluster, --json, --yes, --help, --version\)$/m,
+      ],
+      [['--inventory'], /^k3s-etcd: flag --inventory for k3s-etcd needs a value$/m],
+      [['--json=1'], /^k3s-etcd: flag --json for k3s-etcd takes no value$/m],
+      [['snapshot', '--foo'], /^k3s-etcd: unknown flag --foo for k3s-etcd snapshot \(its flags: /m],
+      // A flag some command takes does not hide the unknown command.
+      [
+        ['helth', '--endpoints', 'x'],
+        /^k3s-etcd: unknown command "helth" for k3s-etcd \(did you mean health\?\)$/m,
+      ],
+    ];
+    for (const [args, expected] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.out, '', args.join(' '));
+      assert.match(r.err, expected, args.join(' '));
+      assert.doesNotMatch(r.err, /^Commands:/m, `${args.join(' ')}: not the whole help`);
+      assert.doesNotMatch(r.err, NODE_SENTENCE);
+    }
+    assert.match((await run(['snapshot', '--foo'])).err, /\nRun "k3s-etcd snapshot --help"/);
+    assert.match((await run(['--helpp'])).err, /\nRun "k3s-etcd --help" for usage\.$/);
+    // What was right stays right.
+    assert.equal((await run(['--version'])).out, '0.1.0');
+    assert.equal((await run(['-h'])).code, 0);
+    assert.match(
+      (await run(['--inventory', 'k3s-etcd.yaml', 'inventory', 'validate'])).out,
+      /valid/i,
+    );
+  });
+
   it('suggestions: a few edits or a prefix, closest first; nothing for single letters or far words', () => {
     assert.deepEqual(suggest('snap', ['snapshot', 'status', 'health']), ['snapshot']);
     assert.deepEqual(suggest('--forc', ['--force', '--json']), ['--force']);
     assert.deepEqual(suggest('-x', ['-y', '-h']), []);
+    // A one-letter flag: the long flags it could stand for.
+    assert.deepEqual(suggest('-v', ['--version', '--json', '-h']), ['--version']);
+    assert.deepEqual(suggest('h', ['health', 'help']), [], 'words, not flags');
     assert.deepEqual(suggest('frobnicate', ['snapshot', 'status', 'health']), []);
   });
 

@@ -29,6 +29,7 @@ import {
   writeReport,
 } from '../../src/core/maintain/report';
 import type { MaintenancePlan } from '../../src/core/maintain/maintain';
+import { localStamp } from '../../src/core/format/stamp';
 import { setEtcdQuota } from '../../src/core/inventory/edit';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
 import { writeFile } from 'node:fs/promises';
@@ -357,6 +358,28 @@ describe('maintain: the report', () => {
     assert.match(md, /\| configmaps \| 3 \| 30 MB \|/);
     assert.match(md, /- `\/registry\/configmaps\/kube-system\/big'one` 21 MB/);
     assert.equal(reportBaseName(report), 'rescue-prod-20261206T183000Z');
+  });
+
+  it("times: ISO 8601 in the file (and the CLI), the editor's one format on the page it opens", async () => {
+    // The file as written: ISO, like the JSON beside it.
+    const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-maintain-report-'));
+    try {
+      const files = await writeReport(dir, report);
+      const onDisk = await readFile(files.markdown, 'utf8');
+      assert.match(
+        onDisk,
+        /^- Started 2026-12-06T18:30:00\.123Z, finished 2026-12-06T18:30:09\.000Z: /m,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // The page: local time with the zone (here at UTC+1), no ISO left.
+    const page = renderReport(report, (iso) => localStamp(iso, 60));
+    assert.match(
+      page,
+      /^- Started 2026-12-06 19:30:00 UTC\+1, finished 2026-12-06 19:30:09 UTC\+1: /m,
+    );
+    assert.doesNotMatch(page, /\d{4}-\d\d-\d\dT\d\d:/);
   });
 
   it('the dry run: each member with its sizes, one verdict said once when all share it', () => {

@@ -318,6 +318,8 @@ describe('tree model', () => {
         'k3sEtcd.provision.preview': ['cluster', 'host'],
         'k3sEtcd.provision.etcd': ['cluster', 'host'],
         'k3sEtcd.provision.etcd|inline@2': ['cluster'],
+        // A member of a cluster not provisioned yet offers it inline too (its host's task).
+        'k3sEtcd.provision.etcd|inline@0': ['member'],
         'k3sEtcd.member.add': ['host'],
         'k3sEtcd.member.replace': ['member'],
         'k3sEtcd.member.remove': ['member'],
@@ -372,7 +374,25 @@ describe('tree model', () => {
         // What needs a backup block is not offered on a cluster without one.
         if (/^k3sEtcd\.backup\.(run|status|remove|refresh)$/.test(entry.command))
           assert.ok(!re.test('cluster+external-etcd'), entry.command);
+        // Provision etcd inline only where nothing is provisioned yet, on members as on clusters.
+        if (entry.command === 'k3sEtcd.provision.etcd' && entry.group?.startsWith('inline'))
+          for (const v of values.filter((x) => re.test(x)))
+            assert.match(v, /\+unprovisioned\b/, `${entry.group}: ${v}`);
       }
+      const memberInline = entries.filter(
+        (e) =>
+          e.command === 'k3sEtcd.provision.etcd' &&
+          e.group?.startsWith('inline') &&
+          viewItemRegex(e.when)?.test('member+unprovisioned'),
+      );
+      assert.equal(
+        memberInline.length,
+        1,
+        'a member not provisioned yet offers Provision etcd inline',
+      );
+      assert.match(memberInline[0]!.when ?? '', /isWorkspaceTrusted/);
+      for (const v of ['member', 'member+leader', 'member+unhealthy'])
+        assert.ok(!viewItemRegex(memberInline[0]!.when)!.test(v), v);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

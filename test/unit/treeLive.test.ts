@@ -7,8 +7,20 @@ import type { ClusterSnapshot, HealthRow, StatusRow } from '../../src/shared/etc
 import { clusterMetrics } from '../../src/core/metrics/scrape';
 import { MetricsWindow } from '../../src/core/metrics/window';
 import { historyKey, seenAnswering, type ClusterHistory } from '../../src/core/tree/provisioned';
-import type { Inventory } from '../../src/core/inventory/types';
+import type { Cluster, Inventory } from '../../src/core/inventory/types';
 import { ClusterHistoryStore } from '../../src/editor/tree/clusterHistory';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import {
+  parseUnitAnswer,
+  UNIT_LOOK_COMMAND,
+  unitLookOf,
+  unreadWhy,
+} from '../../src/core/tree/unitLook';
+import { UNIT_FILE } from '../../src/core/etcd/memberHost';
+import { shellQuote } from '../../src/core/ssh/quote';
+import { K3sEtcdError } from '../../src/core/errors';
 
 const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 const url = (n: number) => `https://127.0.1.2${n}:2379`;
@@ -261,9 +273,10 @@ describe('tree: a cluster not provisioned yet', () => {
     assert.equal(stateOf(roots), 'unprovisioned');
     assert.equal(cluster.description, 'not provisioned yet');
     assert.equal(contextValueOf(cluster), 'cluster+external-etcd+unprovisioned');
+    // Before any host was read it is what this workspace knows, not a fact, and says so.
     assert.match(
       cluster.tooltip ?? '',
-      /Not provisioned yet: no member answers \(connection refused by all 3 members\)/,
+      /Not provisioned yet, as far as this workspace knows: no member answers \(connection refused by all 3 members\) and it has never seen this cluster answer\.\nNot confirmed on the hosts: they were not checked for etcd's unit \(\/etc\/systemd\/system\/etcd\.service\) yet .*if etcd was provisioned from elsewhere, every member is down\./,
     );
     assert.match(
       cluster.tooltip ?? '',
@@ -277,7 +290,7 @@ describe('tree: a cluster not provisioned yet', () => {
     assert.equal(m.kind === 'role' ? m.live : 'x', undefined, 'not drawn as an unhealthy member');
     assert.match(
       m.tooltip ?? '',
-      /connection refused by 127\.0\.1\.21:2379, and this workspace has never seen the cluster answer\.\nProvision etcd/,
+      /connection refused by 127\.0\.1\.21:2379, and this workspace has never seen the cluster answer \(not confirmed on the hosts: see the cluster's tooltip\)\.\nProvision etcd/,
     );
     // Hosts that are not up yet (no answer at all) are the same.
     assert.equal(stateOf(await tree(snapshot([1, 2, 3], () => 'timeout'))), 'unprovisioned');
@@ -298,6 +311,147 @@ describe('tree: a cluster not provisioned yet', () => {
     assert.equal(stateOf(await tree(snapshot([1, 3]))), 'degraded');
   });
 
+  it("a host with etcd's unit (provisioned from elsewhere) makes all members refusing red, with the real reason", async () => {
+    // The cluster was never seen answering here (a new workspace, the CLI, another machine).
+    const roots = await tree(snapshot([1, 2, 3]), { unitSeen: true });
+    assert.equal(stateOf(roots), 'down');
+    assert.equal(roots[0]!.description, '0/3 healthy, no leader');
+    assert.doesNotMatch(contextValueOf(roots[0]!), /unprovisioned/);
+    const down = members(roots);
+    assert.deepEqual(
+      down.map((m) => [m.label, contextValueOf(m)]),
+      [1, 2, 3].map(() => ['etcd · unhealthy', 'member+unhealthy']),
+    );
+    assert.match(down[0]!.tooltip ?? '', /connection refused by 127\.0\.1\.21:2379/);
+    assert.doesNotMatch(down[0]!.tooltip ?? '', /not provisioned/);
+  });
+
+  it('every host read without the unit: "not provisioned yet" as a fact, with when it was checked', async () => {
+    const at = '2026-11-24T10:00:05.000Z';
+    const roots = await tree(snapshot([1, 2, 3]), { unitLook: { at, unread: [] } });
+    const cluster = roots[0]!;
+    assert.equal(stateOf(roots), 'unprovisioned');
+    assert.equal(cluster.description, 'not provisioned yet');
+    const tip = cluster.tooltip ?? '';
+    assert.match(
+      tip,
+      /\nNot provisioned yet: no member answers \(connection refused by all 3 members\)\.\nNo member host has etcd's unit \(\/etc\/systemd\/system\/etcd\.service\), checked 2026-11-24 \d\d:\d\d:05 UTC/,
+    );
+    assert.doesNotMatch(tip, /as far as this workspace knows|elsewhere|Not confirmed/);
+    assert.match(
+      members(roots)[0]!.tooltip ?? '',
+      /connection refused by 127\.0\.1\.21:2379, and no member host has etcd's unit \(\/etc\/systemd\/system\/etcd\.service\)\./,
+    );
+  });
+
+  it('hosts that could not be read: still neutral, but not claimed as a fact, and why is said', async () => {
+    const unitLook = {
+      at: '2026-11-24T10:00:05.000Z',
+      unread: [
+        {
+          host: 'edge-2',
+          why: 'SSH needs a password or a key passphrase, which a refresh never asks for',
+        },
+      ],
+    };
+    const roots = await tree(snapshot([1, 2, 3]), { unitLook });
+    assert.equal(stateOf(roots), 'unprovisioned');
+    const tip = roots[0]!.tooltip ?? '';
+    assert.match(tip, /Not provisioned yet, as far as this workspace knows: no member answers/);
+    assert.match(
+      tip,
+      /\nNot confirmed on the hosts: at 2026-11-24 \d\d:\d\d:05 UTC\S* etcd's unit \(\/etc\/systemd\/system\/etcd\.service\) could not be looked for on edge-2 \(SSH needs a password or a key passphrase, which a refresh never asks for\); if etcd was provisioned from elsewhere, every member is down\./,
+    );
+    assert.doesNotMatch(tip, /No member host has etcd's unit/);
+    // Hosts that failed alike are named together.
+    const alike = await tree(snapshot([1, 2, 3]), {
+      unitLook: {
+        at: unitLook.at,
+        unread: [
+          { host: 'edge-1', why: 'SSH refused the connection' },
+          { host: 'edge-2', why: 'no SSH answer in time' },
+          { host: 'edge-3', why: 'SSH refused the connection' },
+        ],
+      },
+    });
+    assert.match(
+      alike[0]!.tooltip ?? '',
+      /could not be looked for on edge-1, edge-3 \(SSH refused the connection\); edge-2 \(no SSH answer in time\); if etcd/,
+    );
+    assert.match(members(roots)[0]!.tooltip ?? '', /not confirmed on the hosts/);
+  });
+
+  it('the unit look: one read-only line per host, its answer parsed as hostile input', async () => {
+    // The command as a real shell runs it, against a unit file there and one not there.
+    const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-unit-'));
+    try {
+      const unit = join(dir, 'etcd.service');
+      const run = () =>
+        execFileSync(
+          'sh',
+          ['-c', UNIT_LOOK_COMMAND.split(shellQuote(UNIT_FILE)).join(shellQuote(unit))],
+          {
+            encoding: 'utf8',
+          },
+        );
+      assert.ok(UNIT_LOOK_COMMAND.includes(shellQuote(UNIT_FILE)));
+      assert.equal(parseUnitAnswer(run()), false);
+      await writeFile(unit, '[Unit]\n');
+      assert.equal(parseUnitAnswer(run()), true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.equal(parseUnitAnswer('motd\nk3s-etcd-unit=present\n'), true);
+    for (const hostile of [
+      '',
+      'k3s-etcd-unit=yes\n',
+      'k3s-etcd-unit=present\nk3s-etcd-unit=absent\n',
+      'k3s-etcd-unit=present; rm -rf /\n',
+    ])
+      assert.equal(parseUnitAnswer(hostile), undefined, JSON.stringify(hostile));
+    // A host with the unit wins; unread hosts are kept with why; present hosts are not "unread".
+    const at = new Date('2026-11-24T10:00:05Z');
+    assert.deepEqual(
+      unitLookOf(
+        [
+          { host: 'edge-1', present: false },
+          { host: 'edge-2', why: 'refused' },
+        ],
+        at,
+      ),
+      { seen: false, look: { at: at.toISOString(), unread: [{ host: 'edge-2', why: 'refused' }] } },
+    );
+    assert.equal(
+      unitLookOf(
+        [
+          { host: 'edge-1', present: true },
+          { host: 'edge-2', why: 'x' },
+        ],
+        at,
+      ).seen,
+      true,
+    );
+    assert.match(
+      unreadWhy(new K3sEtcdError('ssh-auth', 'All authentication methods failed')),
+      /needs a password .* never asks/,
+    );
+    assert.match(
+      unreadWhy(new K3sEtcdError('ssh-host-key-unknown', 'no verified host key')),
+      /host key is not known yet/,
+    );
+    assert.equal(
+      unreadWhy(
+        new K3sEtcdError(
+          'ssh-refused',
+          '127.0.1.22:22 refused the connection: sshd is not running there, or …',
+        ),
+      ),
+      'SSH refused the connection',
+    );
+    assert.equal(unreadWhy(new Error(`boom\n${'x'.repeat(300)}`)), 'boom');
+    assert.equal(unreadWhy(new Error('y'.repeat(300))).length, 121);
+  });
+
   it('remembers answers per cluster name and client URLs', async () => {
     const inv = await loadInventoryFile(EXAMPLE);
     assert.equal(inv.status, 'ok');
@@ -312,6 +466,10 @@ describe('tree: a cluster not provisioned yet', () => {
 });
 
 describe('tree: what the workspace remembers of a cluster', () => {
+  const moved = (c: Cluster, clientPort = 12379): Cluster => ({
+    ...c,
+    etcd: { ...c.etcd, clientPort },
+  });
   /** A Memento kept in a Map, as VS Code's workspace state is. */
   const memento = (init: Record<string, unknown> = {}) => {
     const data = new Map(Object.entries(init));
@@ -337,8 +495,41 @@ describe('tree: what the workspace remembers of a cluster', () => {
     assert.deepEqual(store.of(cluster), { answered: true });
     await store.note(cluster, 'provisioned');
     assert.deepEqual(store.of(cluster), { answered: true, provisioned: true });
+    // A look for etcd's unit: the last one is kept; a host seen with it ends the looks.
+    const look = { at: '2026-11-24T10:00:05.000Z', unread: [{ host: 'edge-2', why: 'refused' }] };
+    await store.noteUnitLook(moved(cluster), look);
+    assert.deepEqual(store.of(moved(cluster)), { unitLook: look });
+    assert.equal(await store.note(moved(cluster), 'unitSeen'), true);
+    assert.equal(await store.note(moved(cluster), 'unitSeen'), false);
+    assert.deepEqual(store.of(moved(cluster)), { unitSeen: true });
     // Another address is another cluster.
-    const moved = { ...cluster, etcd: { ...cluster.etcd, clientPort: 12379 } };
-    assert.deepEqual(store.of(moved), {});
+    assert.deepEqual(store.of(moved(cluster, 12380)), {});
+  });
+
+  it('a stored look of the wrong shape is left out, and its words are bounded', async () => {
+    const inv = await loadInventoryFile(EXAMPLE);
+    const cluster = (inv as { inventory: Inventory }).inventory.clusters[0]!;
+    const key = historyKey(cluster);
+    for (const unitLook of [
+      { at: 'yesterday', unread: [] },
+      { at: '2026-11-24T10:00:05Z', unread: 'edge-2' },
+      { at: '2026-11-24T10:00:05Z', unread: [{ host: 'edge-2', why: 7 }] },
+    ]) {
+      const store = new ClusterHistoryStore(
+        memento({ 'k3sEtcd.clusterHistory': { [key]: { unitLook } } }),
+      );
+      assert.deepEqual(store.of(cluster), {}, JSON.stringify(unitLook));
+    }
+    const long = 'x'.repeat(5000);
+    const store = new ClusterHistoryStore(
+      memento({
+        'k3sEtcd.clusterHistory': {
+          [key]: {
+            unitLook: { at: '2026-11-24T10:00:05Z', unread: [{ host: 'edge-2', why: long }] },
+          },
+        },
+      }),
+    );
+    assert.equal(store.of(cluster).unitLook?.unread[0]?.why.length, 300);
   });
 });

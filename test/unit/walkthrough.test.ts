@@ -7,12 +7,15 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { COMMANDS, CONTEXT_KEYS } from '../../src/shared/commands';
+import { COMMANDS, CONTEXT_KEYS, type CommandKey } from '../../src/shared/commands';
 import {
   completionEvents,
+  provisionedByTask,
+  stepsDone,
   WALKTHROUGH_ID,
   WALKTHROUGH_STEPS,
 } from '../../src/editor/walkthroughSteps';
+import { TASK_TYPE } from '../../src/editor/tasks/definition';
 
 const root = join(__dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -70,12 +73,65 @@ describe('walkthrough completion', () => {
     }
   });
 
-  it("every command a step's description links to ticks the step", () => {
+  it("every command a step's description links to ticks the step, or only starts it and the step's state ticks it", () => {
+    const idOf = new Map<string, CommandKey>(
+      Object.entries(COMMANDS).map(([k, v]) => [v, k as CommandKey]),
+    );
     for (const st of steps) {
+      const def = WALKTHROUGH_STEPS.find((d) => d.id === st.id)!;
       const linked = [...st.description.matchAll(/\(command:([\w.]+)/g)].map((m) => m[1]!);
       assert.ok(linked.length >= 1, `${st.id} has no button`);
-      for (const id of linked) assert.ok(st.completionEvents.includes(`onCommand:${id}`), id);
+      for (const id of linked) {
+        if (st.completionEvents.includes(`onCommand:${id}`)) continue;
+        assert.ok(
+          def.starts?.includes(idOf.get(id)!),
+          `${st.id}: ${id} neither ticks nor starts it`,
+        );
+        assert.ok(def.state, `${st.id}: ${id} only starts it, and no state ticks it`);
+      }
     }
+  });
+
+  it('provisioning ticks on the outcome: not on the preview, not when the task starts, on a task that ended with exit 0', () => {
+    const provisioned = { [CONTEXT_KEYS.provisioned]: true };
+    // Running (or previewing) is not having provisioned: the task may be declined or fail.
+    for (const command of ['provisionPreview', 'provisionEtcd'] as const) {
+      assert.deepEqual(stepsDone({}, { command, ok: true }), [], command);
+      assert.ok(
+        !steps
+          .find((s) => s.id === 'provision')
+          ?.completionEvents.includes(`onCommand:${COMMANDS[command]}`),
+        `VS Code itself would tick the step on ${command}`,
+      );
+    }
+    assert.deepEqual(stepsDone(provisioned), ['provision']);
+    assert.deepEqual(stepsDone(provisioned, { command: 'provisionEtcd', ok: false }), [
+      'provision',
+    ]);
+    // The state: a Provision etcd task that ended with exit code 0, nothing else.
+    const def = { type: TASK_TYPE, operation: 'provision-etcd', cluster: 'edge-a' };
+    assert.equal(provisionedByTask(def, 0), true);
+    const hostDef: typeof def & { host: string } = { ...def, host: 'edge-2' };
+    assert.equal(provisionedByTask(hostDef, 0), true);
+    assert.equal(provisionedByTask(def, 1), false, 'declined Apply, or failed');
+    assert.equal(provisionedByTask(def, undefined), false, 'ended without an exit code');
+    assert.equal(provisionedByTask({ ...def, operation: 'install-k3s' }, 0), false);
+    assert.equal(provisionedByTask({ ...def, type: 'shell' }, 0), false);
+  });
+
+  it('a step command ticks its step when it finished without an error, never when it failed', () => {
+    assert.deepEqual(stepsDone({}, { command: 'certsGenerate', ok: true }), ['certificates']);
+    assert.deepEqual(stepsDone({}, { command: 'certsGenerate', ok: false }), []);
+    assert.deepEqual(stepsDone({}, { command: 'clusterOpenHealth', ok: true }), ['health']);
+    assert.deepEqual(stepsDone({}, { command: 'treeRefresh', ok: true }), []);
+    // State keys tick their steps whatever ran; a state that is false ticks nothing.
+    assert.deepEqual(
+      stepsDone(
+        { [CONTEXT_KEYS.inventoryPresent]: true, [CONTEXT_KEYS.hasCertificates]: false },
+        { command: 'k3sBackup', ok: true },
+      ),
+      ['inventory', 'backup'],
+    );
   });
 
   it('a variant of a step command (same title, other id: a tree or inline action) ticks it too', () => {

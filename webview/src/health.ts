@@ -97,16 +97,29 @@ function healthTab(s: HealthPanelState, snap: ClusterSnapshot): HTMLElement {
   );
 }
 
-/** The notice a cluster nothing answers and nobody provisioned here gets instead of red. */
-function notProvisionedNotice(): HTMLElement {
+/**
+ * The notice a cluster nothing answers and nobody provisioned here gets instead of red: a fact
+ * once every member host was read without etcd's unit, otherwise what this workspace knows, with
+ * what the hosts said (or why that is not known) below.
+ */
+function notProvisionedNotice(look: HealthPanelState['unitLook']): HTMLElement {
   const box = el('div', undefined, 'notice neutral');
   box.setAttribute('data-testid', 'not-provisioned');
+  const then =
+    'Provision etcd installs and starts it on every member; Preview Provisioning Plan shows what that would do first.';
   box.append(
     el(
       'p',
-      'Not provisioned yet: nothing answers and this workspace has not provisioned it. Provision etcd installs and starts it on every member; Preview Provisioning Plan shows what that would do first. (If etcd was provisioned from elsewhere, every member is down.)',
+      look?.confirmed
+        ? `Not provisioned yet: nothing answers and no member host has etcd's unit. ${then}`
+        : `Not provisioned yet: nothing answers and this workspace has not provisioned it. ${then}`,
     ),
   );
+  if (look) {
+    const words = el('p', look.words, 'muted');
+    words.setAttribute('data-testid', 'unit-look');
+    box.append(words);
+  }
   const row = el('div', undefined, 'actions-row');
   row.append(
     button(
@@ -220,7 +233,7 @@ function render(s: HealthPanelState): void {
     }
     app.append(box);
   }
-  if (s.notProvisioned) app.append(notProvisionedNotice());
+  if (s.notProvisioned) app.append(notProvisionedNotice(s.unitLook));
   const snap = s.snapshot;
   if (snap) app.append(el('p', `As of ${localStamp(snap.at)}`, 'muted'));
   if (s.backups) app.append(backupsLine(s.backups));

@@ -2,7 +2,8 @@
  * A maintenance run's report, rendered once for both front ends: Markdown for people (sizes
  * before and after per member, the time each took, the order, compaction, alarms) and JSON for
  * tools, written together into `.k3s-etcd/reports/` (the workspace's; the CLI's next to the
- * inventory) as 0600 files, atomically.
+ * inventory) as 0600 files, atomically, with ISO 8601 times. The page the editor opens is the
+ * same Markdown with its times in the editor's one format (local time with the zone).
  */
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,14 +62,20 @@ export function renderPlan(plan: MaintenancePlan): string[] {
   return out;
 }
 
-/** The report as Markdown. */
-export function renderReport(r: MaintenanceReport): string {
+/**
+ * The report as Markdown. `stamp` words its start and finish: ISO 8601 as it is (the file in
+ * `.k3s-etcd/reports/`, the CLI's), or the editor's one time format for the page it opens.
+ */
+export function renderReport(
+  r: MaintenanceReport,
+  stamp: (iso: string) => string = (iso) => iso,
+): string {
   const after = (name: string) => r.after.find((m) => m.name === name);
   const step = (name: string) => r.defrag.steps.find((s) => s.member === name);
   const out = [
     `# ${r.rescue ? 'NOSPACE rescue' : 'Maintenance'} of ${r.cluster}`,
     '',
-    `- Started ${r.startedAt}, finished ${r.finishedAt}: ${r.ok ? '**done**' : '**not finished**'}`,
+    `- Started ${stamp(r.startedAt)}, finished ${stamp(r.finishedAt)}: ${r.ok ? '**done**' : '**not finished**'}`,
     `- Rule: defragment when more than ${pct(r.rule.freeShare)} of a file is free and it is over ${humanBytes(r.rule.minDbBytes)}, or it is over ${pct(r.rule.quotaShare)} of its quota`,
     `- Compaction: ${r.compaction.done ? `done at revision ${r.compaction.revision}` : r.compaction.error ? `failed: ${r.compaction.error}` : 'not done'} — ${r.compaction.why}`,
     '',

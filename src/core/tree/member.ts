@@ -6,6 +6,7 @@
  */
 import type { Cluster, Host } from '../inventory/types';
 import { clientUrl, peerUrl } from '../inventory/select';
+import { UNIT_FILE } from '../etcd/memberHost';
 import { humanBytes, type ClusterSnapshot, type HealthRow, type StatusRow } from '../etcd/checks';
 import { marks, worst, type ClusterMetrics, type Level } from '../../shared/metricsTypes';
 
@@ -100,24 +101,32 @@ function liveTooltip(member: string, url: string, live: MemberLive): string {
   return lines.join('\n');
 }
 
-function notProvisionedTooltip(member: string, url: string, live: MemberLive): string {
+function notProvisionedTooltip(
+  member: string,
+  url: string,
+  live: MemberLive,
+  unitAbsent: boolean,
+): string {
   return [
     `etcd member "${member}" at ${url}: not provisioned yet`,
-    `${live.problem ?? 'no answer'}, and this workspace has never seen the cluster answer.`,
+    unitAbsent
+      ? `${live.problem ?? 'no answer'}, and no member host has etcd's unit (${UNIT_FILE}).`
+      : `${live.problem ?? 'no answer'}, and this workspace has never seen the cluster answer (not confirmed on the hosts: see the cluster's tooltip).`,
     'Provision etcd (on the cluster or this host) installs and starts it; Preview Provisioning Plan shows what that would do.',
   ].join('\n');
 }
 
 /**
  * The row of `host`'s etcd member. `notProvisioned`: the cluster looks not set up yet (see
- * provisioned.ts), so a refused member is neutral rather than unhealthy.
+ * provisioned.ts), so a refused member is neutral rather than unhealthy; `unitAbsent` when every
+ * member host was read without etcd's unit (a fact, not only what this workspace saw).
  */
 export function etcdMemberRow(
   cluster: Cluster,
   host: Host,
   snapshot: ClusterSnapshot | undefined,
   metrics: ClusterMetrics | undefined,
-  notProvisioned: boolean,
+  notProvisioned: false | { unitAbsent: boolean },
 ): MemberRow {
   const member = {
     name: host.memberName,
@@ -137,7 +146,12 @@ export function etcdMemberRow(
     return {
       ...row,
       label: 'etcd · not provisioned yet',
-      tooltip: notProvisionedTooltip(host.memberName, member.clientUrl, live),
+      tooltip: notProvisionedTooltip(
+        host.memberName,
+        member.clientUrl,
+        live,
+        notProvisioned.unitAbsent,
+      ),
       notProvisioned: true,
     };
   }

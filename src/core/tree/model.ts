@@ -17,7 +17,12 @@ import type { ClusterMetrics } from '../../shared/metricsTypes';
 import type { RotationProgress } from '../rotate/state';
 import { withRotation } from './rotation';
 import { etcdMemberRow, NOSPACE_WORDS, type MemberLive, type MemberRow } from './member';
-import { looksUnprovisioned, type ClusterHistory } from './provisioned';
+import {
+  looksUnprovisioned,
+  unitAbsentEverywhere,
+  unitLookWords,
+  type ClusterHistory,
+} from './provisioned';
 import { topConsumerLine, type KeyspaceSummary } from '../keyspace/scan';
 import { maintenanceRunLine } from '../etcd/maintenanceRecord';
 import { backupsNode, type BackupState, type BackupsNode } from './backups';
@@ -177,6 +182,8 @@ interface LiveInputs {
   snapshot: ClusterSnapshot | undefined;
   metrics: ClusterMetrics | undefined;
   notProvisioned: boolean;
+  /** Every member host was read and none has etcd's unit. */
+  unitAbsent: boolean;
 }
 
 const ROLE_LABEL: Record<Role, string> = {
@@ -364,7 +371,13 @@ function roleNode(
   if (role === 'etcd')
     Object.assign(
       node,
-      etcdMemberRow(cluster, host, live.snapshot, live.metrics, live.notProvisioned),
+      etcdMemberRow(
+        cluster,
+        host,
+        live.snapshot,
+        live.metrics,
+        live.notProvisioned && { unitAbsent: live.unitAbsent },
+      ),
     );
   if (role === 'k3s-server' && k3s) {
     node.description = describeK3sState(k3s);
@@ -418,16 +431,29 @@ function clusterLive(
   health: ClusterHealth | undefined,
   notProvisioned: boolean,
   members: number,
+  history: ClusterHistory | undefined,
+  hostsChecked: boolean,
 ): { text?: string; lines: string[] } {
   const snap = health?.snapshot;
   if (snap && notProvisioned) {
     const refused = snap.health.filter((h) => h.problem?.code === 'refused').length;
+    const answers = `no member answers (${refused === snap.health.length ? `connection refused by all ${plural(members, 'member')}` : 'refused or no answer'})`;
+    const provision =
+      'Provision etcd (the inline action, or right-click > Provision etcd) installs and starts it; Preview Provisioning Plan shows what that would do.';
+    // A fact only once every host was read without the unit; until then what this workspace knows.
+    if (hostsChecked && unitAbsentEverywhere(history))
+      return {
+        text: 'not provisioned yet',
+        lines: [`Not provisioned yet: ${answers}.`, unitLookWords(history), provision],
+      };
     return {
       text: 'not provisioned yet',
       lines: [
-        `Not provisioned yet: no member answers (${refused === snap.health.length ? `connection refused by all ${plural(members, 'member')}` : 'refused or no answer'}) and this workspace has never seen this cluster answer.`,
-        'Provision etcd (the inline action, or right-click > Provision etcd) installs and starts it; Preview Provisioning Plan shows what that would do.',
-        'If etcd was provisioned from elsewhere, every member is down.',
+        `Not provisioned yet, as far as this workspace knows: ${answers} and it has never seen this cluster answer.`,
+        hostsChecked
+          ? unitLookWords(history)
+          : 'If etcd was provisioned from elsewhere, every member is down.',
+        provision,
       ],
     };
   }
@@ -465,8 +491,15 @@ function clusterNode(
   const store = cluster.datastore === 'external-etcd' ? 'external etcd' : 'K3s embedded etcd';
   const staticText = `${store} · ${plural(cluster.hosts.length, 'host')} · ${plural(members, 'member')}`;
   const notProvisioned = health?.snapshot ? looksUnprovisioned(health.snapshot, history) : false;
-  const live = clusterLive(health, notProvisioned, members);
-  const inputs: LiveInputs = { snapshot: health?.snapshot, metrics, notProvisioned };
+  // The hosts are asked for etcd's unit only where this tool installs it (not K3s's own etcd).
+  const hostsChecked = cluster.datastore === 'external-etcd';
+  const live = clusterLive(health, notProvisioned, members, history, hostsChecked);
+  const inputs: LiveInputs = {
+    snapshot: health?.snapshot,
+    metrics,
+    notProvisioned,
+    unitAbsent: hostsChecked && unitAbsentEverywhere(history),
+  };
   // The maintenance timer's last run: in the tooltip; one that did not end well also in the row.
   const lastRun = health?.snapshot?.maintenance;
   const backupRow = backupsNode(cluster, backups);

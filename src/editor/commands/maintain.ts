@@ -19,6 +19,7 @@ import {
   type MaintenancePlan,
 } from '../../core/maintain/maintain';
 import { renderPlan, renderReport, writeReport } from '../../core/maintain/report';
+import { localStamp } from '../../core/format/stamp';
 import { inventorySize } from '../../core/maintain/rule';
 import type { TreeNode } from '../../core/tree/model';
 import { humanBytes } from '../../shared/etcdTypes';
@@ -100,8 +101,13 @@ export function maintainCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefin
     );
     const files = await writeReport(workspaceDir(ctx), report);
     void ctx.health.refreshAll();
+    // The page shows local times with the zone; the file written above keeps ISO 8601.
     if (docs)
-      await showPlan(docs, planUri(`maintain-${cluster.name}-report.md`), renderReport(report));
+      await showPlan(
+        docs,
+        planUri(`maintain-${cluster.name}-report.md`),
+        renderReport(report, localStamp),
+      );
     ctx.log.info(`maintain ${cluster.name}: report ${files.markdown}`);
     if (report.quota) {
       const want = inventorySize(report.quota.suggestedBytes);

@@ -3,11 +3,16 @@ import * as vscode from 'vscode';
 import { readdir } from 'node:fs/promises';
 import type { TreeNode } from '../../core/tree/model';
 import type { ExtensionCtx } from '../ctx';
+import { quietSshContext } from '../sshPrompts';
 
 export function refreshTree(ctx: ExtensionCtx) {
   return async (): Promise<void> => {
     await ctx.inventory.reload();
     await ctx.health.refreshAll();
+    // The person asked: a cluster where nothing answers has its hosts asked for etcd's unit.
+    const r = ctx.inventory.current();
+    const clusters = r?.status === 'ok' ? r.inventory.clusters : [];
+    await Promise.all(clusters.map((c) => ctx.health.lookForUnit(c, () => quietSshContext(ctx))));
   };
 }
 

@@ -130,8 +130,9 @@ export function registerCommands(ctx: ExtensionCtx): void {
         try {
           if (!WORKS_UNTRUSTED.has(key)) ctx.trust.require(titles[key]);
           await handler(node);
-          recordCommandRan(ctx, key);
+          recordCommandRan(ctx, key, true);
         } catch (err) {
+          recordCommandRan(ctx, key, false);
           await showError(ctx.log, titles[key], err);
         }
       }),

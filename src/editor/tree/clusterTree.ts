@@ -12,7 +12,6 @@ import type { Cluster } from '../../core/inventory/types';
 import { clusterByName } from '../../core/inventory/select';
 import { seenAnswering, type ClusterHistory } from '../../core/tree/provisioned';
 import { TASK_TYPE, type K3sEtcdTaskDefinition } from '../tasks/definition';
-import { ClusterHistoryStore } from './clusterHistory';
 
 function iconOf(node: TreeNode): vscode.ThemeIcon {
   switch (node.kind) {
@@ -177,7 +176,7 @@ export function registerTree(ctx: ExtensionCtx): ClusterTreeProvider {
     treeDataProvider: provider,
     showCollapseAll: true,
   });
-  const history = new ClusterHistoryStore(ctx.vscodeContext.workspaceState);
+  const history = ctx.health.history;
   const clusters = (): Cluster[] => {
     const result = ctx.inventory.current();
     return result?.status === 'ok' ? result.inventory.clusters : [];

@@ -20,7 +20,11 @@ import { formatPerfReport, compareReports, readReport } from '../../core/perf/re
 import { markdownTable } from '../../core/format/table';
 import { clientUrl, clusterByName, etcdHosts } from '../../core/inventory/select';
 import { quotasFromMetrics, settingsInEffect } from '../../core/etcd/effective';
-import { looksUnprovisioned } from '../../core/tree/provisioned';
+import {
+  looksUnprovisioned,
+  unitAbsentEverywhere,
+  unitLookWords,
+} from '../../core/tree/provisioned';
 import type { TreeNode } from '../../core/tree/model';
 import { COMMANDS } from '../../shared/commands';
 import {
@@ -49,7 +53,7 @@ import {
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { healthPanelNeedsTrust } from '../untrustedCommands';
-import { ClusterHistoryStore } from '../tree/clusterHistory';
+import { quietSshContext } from '../sshPrompts';
 import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
 
@@ -58,8 +62,6 @@ const panels = new Map<string, HealthPanel>();
 export class HealthPanel implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly panel: vscode.WebviewPanel;
-  /** What this workspace has seen of the cluster: the same store (workspace state) the tree reads. */
-  private readonly history: ClusterHistoryStore;
   /** The settings last posted, so a metrics scrape that changes none of them posts nothing. */
   private postedSettings = '';
 
@@ -79,7 +81,6 @@ export class HealthPanel implements vscode.Disposable {
     private readonly cluster: string,
   ) {
     this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
-    this.history = new ClusterHistoryStore(ctx.vscodeContext.workspaceState);
     this.disposables.push(
       ctx.health.watch(this),
       ctx.metrics.watch(this),
@@ -110,11 +111,18 @@ export class HealthPanel implements vscode.Disposable {
     if (c) for (const h of etcdHosts(c)) names[clientUrl(c, h)] = h.memberName;
     const h = this.ctx.health.get(this.cluster);
     // The tree's decision, on the same history: "not provisioned yet" is neutral, not down.
-    const notProvisioned = !!(
-      c &&
-      h?.snapshot &&
-      looksUnprovisioned(h.snapshot, this.history.of(c))
-    );
+    const history = c ? this.ctx.health.history.of(c) : undefined;
+    const notProvisioned = !!(c && h?.snapshot && looksUnprovisioned(h.snapshot, history));
+    // Whether the hosts confirm it (none has etcd's unit), or what is not known, in words.
+    const checked = c?.datastore === 'external-etcd';
+    const unitLook = notProvisioned
+      ? {
+          confirmed: checked && unitAbsentEverywhere(history),
+          words: checked
+            ? unitLookWords(history)
+            : 'If etcd was provisioned from elsewhere, every member is down.',
+        }
+      : undefined;
     const settings =
       c && h?.snapshot && !notProvisioned
         ? settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics))
@@ -134,6 +142,7 @@ export class HealthPanel implements vscode.Disposable {
           }
         : {}),
       ...(notProvisioned ? { notProvisioned } : {}),
+      ...(unitLook ? { unitLook } : {}),
       ...(settings ? { settings } : {}),
       ...(h?.snapshot ? { snapshot: h.snapshot } : {}),
       ...(h?.error
@@ -236,6 +245,13 @@ export class HealthPanel implements vscode.Disposable {
     if (!c) return this.post(false);
     this.post(true);
     await this.ctx.health.refresh(c);
+    await this.lookForUnit();
+  }
+
+  /** The person opened the panel or pressed Refresh: nothing answering has the hosts asked. */
+  private async lookForUnit(): Promise<void> {
+    const c = this.clusterObject();
+    if (c) await this.ctx.health.lookForUnit(c, () => quietSshContext(this.ctx));
   }
 
   private async onMessage(msg: unknown): Promise<void> {
@@ -267,6 +283,7 @@ export class HealthPanel implements vscode.Disposable {
       this.postMetrics();
       this.postKeyspace();
       if (!this.ctx.health.get(this.cluster)) await this.refresh();
+      else await this.lookForUnit();
     } else if (HealthRefreshCommand.is(msg)) {
       await this.refresh();
     } else if (MetricsRefreshCommand.is(msg)) {
