@@ -1,15 +1,23 @@
 /**
  * Editor tier: the NOSPACE rescue in the real VS Code, on a real 3-member mutual-TLS etcd with a
  * 16 MiB quota filled until etcd raises NOSPACE. The tree says so on the cluster (database full,
- * writes refused) with "Maintain etcd…" as its inline action; clicking it shows the dry run
- * rendered and a modal offering the rescue; after "Rescue" the alarm is gone, writes work, the
- * tree reads healthy again, and the report is in .k3s-etcd/reports/.
+ * writes refused) with "Maintain etcd…" as its inline action, and the health panel shows a
+ * NOSPACE banner (writes fail) whose "Maintain etcd…" button shows the dry run rendered and a
+ * modal offering the rescue; after "Rescue" the alarm is gone, writes work, the tree reads
+ * healthy again, the banner is gone, and the report is in .k3s-etcd/reports/.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { openWorkbench, REPO_ROOT, SCREENSHOTS_DIR, uiTestScope } from './harness/vscode';
+import type { FrameLocator, Page } from 'playwright-core';
+import {
+  openWorkbench,
+  REPO_ROOT,
+  runFromPalette,
+  SCREENSHOTS_DIR,
+  uiTestScope,
+} from './harness/vscode';
 import { etcdWorkspace } from './harness/etcdWorkspace';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { admin } from '../../scripts/harness/etcdTls';
@@ -18,6 +26,10 @@ import { waitUntil } from '../../scripts/harness/processes';
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const QUOTA = 16 * 1024 * 1024;
 const cleanups = uiTestScope();
+
+/** The shown webview's document (VS Code nests it in two iframes; a hidden one is not it). */
+const webview = (page: Page): FrameLocator =>
+  page.frameLocator('iframe.webview.ready >> visible=true').frameLocator('#active-frame');
 
 test(
   'UI: a cluster at NOSPACE says so in the tree, and Maintain etcd… rescues it member by member',
@@ -63,7 +75,17 @@ test(
       const action = full.locator('.action-label[aria-label^="Maintain etcd"]');
       await action.waitFor({ state: 'visible', timeout: 15_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'tree-nospace.png') });
-      await action.click();
+
+      // The health panel says it too, in a banner with the rescue one click away.
+      await runFromPalette(page, 'K3s etcd: Open etcd Health');
+      const banner = webview(page).locator('[data-testid=nospace]');
+      await banner.waitFor({ timeout: 60_000 });
+      assert.match(
+        await banner.innerText(),
+        /NOSPACE: the database hit its space quota and every write fails/,
+      );
+      await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-nospace.png') });
+      await banner.getByRole('button', { name: 'Maintain etcd…' }).click();
 
       const dialogBox = page.locator('.monaco-dialog-box');
       const rescue = dialogBox.getByRole('button', { name: 'Rescue', exact: true });
@@ -86,6 +108,13 @@ test(
       await page
         .getByRole('treeitem', { name: /^edge-t, 3\/3 healthy/ })
         .waitFor({ timeout: 30_000 });
+      // The panel again: healthy, and no banner once the alarm is gone.
+      await runFromPalette(page, 'K3s etcd: Open etcd Health');
+      const view = webview(page);
+      await view
+        .locator('[data-testid=summary]', { hasText: /^3\/3 healthy/ })
+        .waitFor({ timeout: 60_000 });
+      await view.locator('[data-testid=nospace]').waitFor({ state: 'detached', timeout: 30_000 });
 
       // What a user checks: no alarm, a write works, the report is in the workspace.
       const alarms = await k.maintenance.alarm({ action: 'Get', memberID: '0', alarm: 'None' });
