@@ -84,6 +84,14 @@ test(
         await banner.innerText(),
         /NOSPACE: the database hit its space quota and every write fails/,
       );
+      // Each member's row says what to do: the rescue, in the editor's and the CLI's words.
+      await webview(page)
+        .locator('table[aria-label="endpoint health"] td', {
+          hasText:
+            /Active Alarm\(s\): NOSPACE\. Run "Maintain etcd…" on the cluster, or k3s-etcd maintain --rescue:/,
+        })
+        .first()
+        .waitFor({ timeout: 15_000 });
       await page.screenshot({ path: join(SCREENSHOTS_DIR, 'health-nospace.png') });
       await banner.getByRole('button', { name: 'Maintain etcd…' }).click();
 

@@ -19,6 +19,7 @@ import {
   ruleFrom,
   suggestedQuota,
 } from '../../src/core/maintain/rule';
+import { classifyEtcdError } from '../../src/core/etcd/problems';
 import { defragOrder, defragTimeoutMs, rollingDefrag } from '../../src/core/rolling/defrag';
 import type { LiveCluster } from '../../src/core/rolling/live';
 import type { MemberRow } from '../../src/core/rolling/order';
@@ -222,6 +223,16 @@ describe('maintain: the rule', () => {
     );
     assert.match(full.may.why, /m-3 holds 33 MB of its 34 MB quota/);
     assert.equal(full.quota?.suggestedBytes, 64 * MiB);
+  });
+
+  it("NOSPACE's hint names the rescue: Maintain etcd… and k3s-etcd maintain --rescue", () => {
+    // A write refused, and the health row's alarm list: the panel, the tree and `health` say it.
+    for (const text of ['etcdserver: mvcc: database space exceeded', 'NOSPACE']) {
+      const p = classifyEtcdError(new Error(text), 'https://127.0.0.1:2379');
+      assert.equal(p.code, 'alarm');
+      assert.match(p.hint, /^Run "Maintain etcd…" on the cluster, or k3s-etcd maintain --rescue:/);
+      assert.match(p.hint, /etcdctl compact, defrag, then alarm disarm/, 'the hand way, second');
+    }
   });
 
   it('sizes the deadline to the database: 60 s and 5 s per 100 MiB', () => {
