@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
 import {
   openWorkbench,
   REPO_ROOT,
@@ -26,6 +26,28 @@ import { waitUntil } from '../../scripts/harness/processes';
 const DEV_EXTENSION = resolve(process.env['K3S_ETCD_DEV_EXTENSION'] ?? REPO_ROOT);
 const QUOTA = 16 * 1024 * 1024;
 const cleanups = uiTestScope();
+
+/**
+ * The hover tooltip of a tree item, once it matches `re`: hovered again until the deadline (a
+ * refresh every 2 s redraws the tree and can take the hover away).
+ */
+async function tooltip(page: Page, item: Locator, re: RegExp, timeoutMs: number): Promise<string> {
+  const hover = page.locator('.monaco-hover, .workbench-hover', { hasText: re }).first();
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    await page.mouse.move(700, 450);
+    await item.hover();
+    const shown = await hover.waitFor({ timeout: 5_000 }).then(
+      () => true,
+      () => false,
+    );
+    if (shown) return (await hover.innerText()).replace(/\u00a0/g, ' ');
+    if (Date.now() > until) {
+      const seen = await page.locator('.monaco-hover, .workbench-hover').allInnerTexts();
+      assert.fail(`no tooltip matching ${re} within ${timeoutMs} ms; shown: ${seen.join(' | ')}`);
+    }
+  }
+}
 
 /** The shown webview's document (VS Code nests it in two iframes; a hidden one is not it). */
 const webview = (page: Page): FrameLocator =>
@@ -113,9 +135,13 @@ test(
         })
         .first()
         .waitFor({ timeout: 120_000 });
-      await page
-        .getByRole('treeitem', { name: /^edge-t, 3\/3 healthy/ })
-        .waitFor({ timeout: 30_000 });
+      const healthy = page.getByRole('treeitem', { name: /^edge-t, 3\/3 healthy/ });
+      await healthy.waitFor({ timeout: 30_000 });
+      // What filled it, from the rescue's own reading: the cluster's tooltip names it.
+      assert.match(
+        await tooltip(page, healthy, /Top consumer: /, 30_000),
+        /Top consumer: configmaps, \d+(\.\d)? MB of \d+(\.\d)? MB \(\d+%\) in 1 keys \(scanned /,
+      );
       // The panel again: healthy, and no banner once the alarm is gone.
       await runFromPalette(page, 'K3s etcd: Open etcd Health');
       const view = webview(page);
