@@ -4,7 +4,7 @@
  */
 import { peerUrl, selectHosts } from '../core/inventory/select';
 import { addMember, removeMember } from '../core/provision/members';
-import { planReplace, replaceMember } from '../core/recover/replace';
+import { checkReplacement, planReplace, replaceMember } from '../core/recover/replace';
 import { confirm, json, loadValid, selectCluster, UsageError, type Subcommand } from './context';
 import { printer, report, SSH_HELP, SSH_OPTIONS, sshContext, stepTable } from './remote';
 
@@ -104,7 +104,8 @@ learner with a fresh data dir, promoted to a voter once it has caught up. Same h
 member certificates and the etcd role in k3s-etcd.yaml (MEMBER's host loses it, and its entry
 goes when no role is left), and K3s servers whose datastore-endpoint names MEMBER are re-pointed
 one at a time. Without a quorum it is refused: use \`k3s-etcd recover\`. Shows the steps and asks
-(--yes to skip); --dry-run only shows them. Exit 1 when refused or not healthy after.
+(--yes to skip); --dry-run shows them and the replacement host's check, changing nothing. Exit 1
+when refused or not healthy after.
 
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, host: { type: 'string' } },
@@ -116,16 +117,26 @@ ${SSH_HELP}`,
     const newHost = typeof ctx.values['host'] === 'string' ? ctx.values['host'] : undefined;
     const plan = await planReplace(cluster, name, newHost ? { newHost } : {});
     const dryRun = ctx.values['dry-run'] === true;
-    if (ctx.global.json && dryRun) {
-      json(ctx, { plan });
+    const show = dryRun ? ctx.io.out : ctx.io.err;
+    if (!ctx.global.json) {
+      show(
+        `Replace ${plan.old.member}${plan.old.id ? ` (${plan.old.id})` : ''} of ${cluster.name} on ${plan.target.sameHost ? `its own host ${plan.target.host}` : plan.target.host}:`,
+      );
+      plan.lines.forEach((l, i) => show(`  ${i + 1}. ${l}`));
+    }
+    if (dryRun) {
+      // The replacement host's check, as the run does it first (refused: exit 1 with why).
+      const check = await checkReplacement(cluster, plan, {
+        ssh: await sshContext(ctx),
+        onLine: printer(ctx),
+      });
+      if (ctx.global.json) json(ctx, { plan, check });
+      else {
+        ctx.io.out(`${plan.target.host} can be provisioned (a dry run of its provisioning):`);
+        ctx.io.out(stepTable(check));
+      }
       return 0;
     }
-    const show = dryRun ? ctx.io.out : ctx.io.err;
-    show(
-      `Replace ${plan.old.member}${plan.old.id ? ` (${plan.old.id})` : ''} of ${cluster.name} on ${plan.target.sameHost ? `its own host ${plan.target.host}` : plan.target.host}:`,
-    );
-    plan.lines.forEach((l, i) => show(`  ${i + 1}. ${l}`));
-    if (dryRun) return 0;
     if (!(await confirm(ctx, `Replace ${plan.old.member} now?`))) {
       ctx.io.err('Nothing changed.');
       return 1;

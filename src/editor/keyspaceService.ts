@@ -31,6 +31,8 @@ export class KeyspaceService implements vscode.Disposable {
   /** Fires with the cluster name whose keyspace state changed. */
   readonly onDidChange = this.changed.event;
   private readonly states = new Map<string, KeyspaceState>();
+  /** Summaries another operation read (the rescue's "what fills the space"), by cluster. */
+  private readonly read = new Map<string, KeyspaceSummary & { at: number }>();
   private readonly runs = new Map<string, { controller: AbortController; done: Promise<void> }>();
 
   constructor(
@@ -42,12 +44,22 @@ export class KeyspaceService implements vscode.Disposable {
     return this.states.get(cluster) ?? {};
   }
 
-  /** The last summary of every cluster scanned (for the tree's tooltip). */
+  /** The last summary of every cluster scanned or read (for the tree's tooltip): the newer wins. */
   summaries(): ReadonlyMap<string, KeyspaceSummary & { at: number }> {
-    const out = new Map<string, KeyspaceSummary & { at: number }>();
+    const out = new Map(this.read);
     for (const [name, s] of this.states)
-      if (s.report && s.at) out.set(name, { ...summaryOf(s.report, 3), at: s.at });
+      if (s.report && s.at && s.at >= (out.get(name)?.at ?? 0))
+        out.set(name, { ...summaryOf(s.report, 3), at: s.at });
     return out;
+  }
+
+  /**
+   * A summary that another operation read (a NOSPACE rescue's report): the tree's tooltip shows
+   * its top consumer until a newer scan. `at`: when it was read (ms since the epoch).
+   */
+  remember(cluster: string, summary: KeyspaceSummary, at: number): void {
+    this.read.set(cluster, { ...summary, at });
+    this.changed.fire(cluster);
   }
 
   /** Scans `cluster` (a scan already running is awaited instead of started twice). */

@@ -3,11 +3,13 @@
  * stand-in on edge-1): a member whose database file was truncated is replaced on its own host
  * (a new member ID, its data moved aside, every key back); a stopped member is replaced on a
  * spare host of the inventory (the etcd role moves in k3s-etcd.yaml, the K3s server's
- * datastore-endpoint follows). A client writes to every endpoint throughout each replacement
+ * datastore-endpoint follows); before that, the spare host holding foreign etcd data is refused
+ * by the dry run and by the run alike, with nothing removed and no certificate issued for it.
+ * A client writes to every endpoint throughout each replacement
  * and none of its writes fails: the replacement joins as a learner and never costs the quorum.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -152,6 +154,11 @@ describe('member replace on real systemd hosts', () => {
     assert.equal(await main(['member', 'replace', 'edge-2', '--dry-run'], dry.io), 0);
     assert.match(dry.out.join('\n'), new RegExp(`member remove ${oldId} \\(edge-2, not healthy`));
     assert.match(dry.out.join('\n'), /member add --learner https:\/\/127\.0\.1\.122:2380/);
+    // The dry run checks the replacement host as the run does first.
+    assert.match(
+      dry.out.join('\n'),
+      /edge-2 can be provisioned \(a dry run of its provisioning\):\nHOST +STEP +STATUS +WHAT\n(?:.*\n)*?edge-2 +\d+ +ok +address 127\.0\.1\.122 is on this host/,
+    );
 
     const r = await replace(['edge-2']);
     assert.equal(r.code, 0, r.text);
@@ -180,10 +187,56 @@ describe('member replace on real systemd hosts', () => {
     assert.ok(oldId);
     assert.equal((await hosts[2]!.exec('systemctl stop etcd')).code, 0);
 
+    // edge-4 holds etcd data without this cluster's marker: its check refuses, in the dry run
+    // and in the run, before anything is removed or any certificate issued for it.
+    const data = cluster.etcd.dataDir;
+    const certs = join(cluster.pki.dir, 'edge-4');
+    const noCerts = async (when: string) =>
+      assert.equal(
+        await stat(certs).then(
+          () => 'present',
+          () => 'absent',
+        ),
+        'absent',
+        `no certificate for edge-4 in the workspace ${when}`,
+      );
+    const planted = await hosts[3]!.exec(`mkdir -p ${data}/member`);
+    assert.equal(planted.code, 0, planted.stderr);
+    for (const args of [['--dry-run'], ['--yes']]) {
+      const refused = captureIO(dir);
+      assert.equal(
+        await main(['member', 'replace', 'edge-3', '--host', 'edge-4', ...args], refused.io),
+        1,
+      );
+      const text = refused.out.join('\n');
+      assert.match(text, /already holds etcd data of another cluster/);
+      assert.match(
+        text,
+        /Nothing was removed: edge-3 is still a member, and no certificate was issued for edge-4\./,
+      );
+      await noCerts(`after the refused ${args[0]}`);
+    }
+    assert.deepEqual(
+      (await memberList(cluster)).map((m) => m.id).sort(),
+      before.map((m) => m.id).sort(),
+      'edge-3 still in the member list',
+    );
+    assert.match(await readFile(file, 'utf8'), /name: edge-3,/);
+    assert.equal((await hosts[3]!.exec(`rm -rf ${data}`)).code, 0);
+    const dry = captureIO(dir);
+    assert.equal(
+      await main(['member', 'replace', 'edge-3', '--host', 'edge-4', '--dry-run'], dry.io),
+      0,
+      dry.out.join('\n'),
+    );
+    assert.match(dry.out.join('\n'), /edge-4 can be provisioned \(a dry run of its provisioning\)/);
+    await noCerts('after the dry run');
+
     const r = await replace(['edge-3', '--host', 'edge-4']);
     assert.equal(r.code, 0, r.text);
     assert.equal(r.stats.failed, 0, `writes failed: ${r.stats.failures.join('; ')}`);
     assert.match(r.text, /the etcd role moved from edge-3 to edge-4 \(edge-3's entry removed\)/);
+    assert.ok((await stat(join(certs, 'server.pem'))).isFile(), 'edge-4 has its certificates now');
 
     // What a user checks: the inventory, the member list, the keys, K3s's config.yaml.
     const yaml = await readFile(file, 'utf8');

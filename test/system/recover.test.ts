@@ -1,12 +1,12 @@
 /**
  * Recovering from quorum loss on real systemd hosts: three members provisioned over SSH with
  * mutual TLS. While the cluster has quorum, `k3s-etcd recover` refuses and says to use member
- * replace. Then 100 keys, `k3s-etcd snapshot save`, 20 more keys; etcd stopped on two hosts, one
- * of them losing its data dir (moved away, a disk loss), the other keeping its data. `recover
- * --yes` chooses the member still running (the most advanced), saves its snapshot without
- * quorum, keeps the stopped member's data aside, starts the survivor once with
+ * replace. Then 100 keys, `k3s-etcd snapshot save`, 20 more keys; etcd stopped on two hosts and
+ * both data dirs moved away (disks lost, the issue's proof). `recover --yes` chooses the member
+ * still running (the most advanced), saves its snapshot without quorum, starts it once with
  * --force-new-cluster, re-adds both as learners: three healthy members with all 120 keys, where
- * the snapshot (100 keys) would have lost 20.
+ * the snapshot (100 keys) would have lost 20. A second round stops the same two hosts keeping
+ * their data: recover keeps each one's data aside (never deleted) and every key is there again.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -171,15 +171,19 @@ test(
       for (let i = 100; i < 120; i++) await c.put(keyName(i)).value(`v${i}`);
     });
 
-    // Quorum lost: edge-2 loses its disk (data dir moved away), edge-3 stops with its data.
-    await hosts[1]!.exec('systemctl stop etcd && mv /var/lib/etcd /var/lib/etcd.lost');
-    await hosts[2]!.exec('systemctl stop etcd');
-    await waitUntil(
-      async () =>
-        !(await clusterSnapshot([e1], { tls: adminTls(cluster), timeoutMs: 2000 })).healthy,
-      30_000,
-      'edge-1 alone has no quorum',
-    );
+    const noQuorum = () =>
+      waitUntil(
+        async () =>
+          !(await clusterSnapshot([e1], { tls: adminTls(cluster), timeoutMs: 2000 })).healthy,
+        30_000,
+        'edge-1 alone has no quorum',
+      );
+    // Quorum lost: edge-2 and edge-3 lose their disks (etcd stopped, data dirs moved away).
+    for (const h of [hosts[1]!, hosts[2]!]) {
+      const r = await h.exec('systemctl stop etcd && mv /var/lib/etcd /var/lib/etcd.lost');
+      assert.equal(r.code, 0, `${h.name}: ${r.stderr}`);
+    }
+    await noQuorum();
 
     await t.test('the dry run names the survivor and changes nothing', async () => {
       const { io, out } = captureIO(dir);
@@ -190,18 +194,17 @@ test(
         /^Survivor: edge-1 \(member edge-1, raft index \d+, term \d+, revision \d+\)/m,
       );
       assert.match(text, /edge-2: has no data dir/);
-      assert.match(
-        text,
-        /edge-3: its data \(down; its database is at revision \d+\) is moved aside/,
-      );
-      assert.equal(
-        (
-          await hosts[2]!.exec('ls -d /var/lib/etcd/member && systemctl is-active etcd || true')
-        ).stdout
-          .trim()
-          .split('\n')[0],
-        '/var/lib/etcd/member',
-      );
+      assert.match(text, /edge-3: has no data dir/);
+      for (const h of [hosts[1]!, hosts[2]!])
+        assert.equal(
+          (
+            await h.exec(
+              'systemctl is-active etcd; test -d /var/lib/etcd && echo data || echo none',
+            )
+          ).stdout.trim(),
+          'inactive\nnone',
+          `${h.name}: still stopped, no data dir, after the dry run`,
+        );
     });
 
     const { io, out } = captureIO(dir);
@@ -230,6 +233,7 @@ test(
     const idOf = (ms: typeof members, n: string) => ms.find((m) => m.name === n)?.id;
     assert.equal(idOf(members, 'edge-1'), idOf(before, 'edge-1'), 'the survivor keeps its ID');
     assert.notEqual(idOf(members, 'edge-2'), idOf(before, 'edge-2'));
+    assert.notEqual(idOf(members, 'edge-3'), idOf(before, 'edge-3'));
 
     // Every write is there, on every member; the snapshot held only 100 of them.
     const counts = await Promise.all(
@@ -246,32 +250,70 @@ test(
       `recover kept all 120 keys; a snapshot restore would have lost ${120 - inSnapshot} (the snapshot holds ${inSnapshot})`,
     );
 
-    // The survivor's snapshot was saved without quorum; edge-3's data kept; no force left.
+    // The survivor's snapshot was saved without quorum; no force left.
     const snaps = await listSnapshots(dir, 'lab');
     assert.equal(snaps.length, 2, 'the survivor snapshot beside the first one');
     assert.equal(snaps[0]!.from, e1);
     assert.match(text, /survivor's snapshot: .*\.db/);
-    assert.match((await hosts[2]!.exec('ls -d /var/lib/etcd.recover-*/member')).stdout, /member/);
     const e1Host = hosts[0]!;
-    assert.equal(
-      (
-        await e1Host.exec('ls /run/systemd/system/etcd.service.d/ 2>/dev/null | wc -l')
-      ).stdout.trim(),
-      '0',
-    );
-    assert.doesNotMatch(
-      (
-        await e1Host.exec(
-          'cat /proc/$(systemctl show -p MainPID --value etcd)/environ | tr "\\0" "\\n"',
-        )
-      ).stdout,
-      /ETCD_FORCE_NEW_CLUSTER/,
-      'etcd runs without --force-new-cluster',
-    );
-    assert.match(
-      (await e1Host.exec('cat /etc/etcd/etcd.env')).stdout,
-      /^ETCD_INITIAL_CLUSTER=edge-1=https:\/\/127\.0\.1\.151:2380$/m,
-    );
+    const survivorRunsPlain = async () => {
+      assert.equal(
+        (
+          await e1Host.exec('ls /run/systemd/system/etcd.service.d/ 2>/dev/null | wc -l')
+        ).stdout.trim(),
+        '0',
+      );
+      assert.doesNotMatch(
+        (
+          await e1Host.exec(
+            'cat /proc/$(systemctl show -p MainPID --value etcd)/environ | tr "\\0" "\\n"',
+          )
+        ).stdout,
+        /ETCD_FORCE_NEW_CLUSTER/,
+        'etcd runs without --force-new-cluster',
+      );
+      assert.match(
+        (await e1Host.exec('cat /etc/etcd/etcd.env')).stdout,
+        /^ETCD_INITIAL_CLUSTER=edge-1=https:\/\/127\.0\.1\.151:2380$/m,
+      );
+    };
+    await survivorRunsPlain();
+
+    await t.test('two members stopped with their data: kept aside, every key back', async () => {
+      await withClient(e1, cluster, async (c) => {
+        for (let i = 120; i < 125; i++) await c.put(keyName(i)).value(`v${i}`);
+      });
+      for (const h of [hosts[1]!, hosts[2]!])
+        assert.equal((await h.exec('systemctl stop etcd')).code, 0, `${h.name}: etcd stopped`);
+      await noQuorum();
+      const dry = captureIO(dir);
+      assert.equal(await main(['recover', '--dry-run'], dry.io), 0, dry.out.join('\n'));
+      const plan = dry.out.join('\n');
+      assert.match(plan, /^Survivor: edge-1 /m);
+      for (const h of ['edge-2', 'edge-3'])
+        assert.match(
+          plan,
+          new RegExp(`${h}: its data \\(down; its database is at revision \\d+\\) is moved aside`),
+        );
+      const run = captureIO(dir);
+      assert.equal(await main(['recover', '--yes'], run.io), 0, run.out.join('\n'));
+      const again = await clusterSnapshot([e1, e2, e3], { tls: adminTls(cluster) });
+      assert.equal(again.healthy, true, again.summary);
+      assert.deepEqual(
+        await Promise.all(
+          [e1, e2, e3].map((e) => withClient(e, cluster, (c) => c.getAll().prefix(PREFIX).count())),
+        ),
+        [125, 125, 125],
+        'all 125 keys on every member after the second recover',
+      );
+      for (const h of [hosts[1]!, hosts[2]!])
+        assert.match(
+          (await h.exec('ls -d /var/lib/etcd.recover-*/member')).stdout,
+          /member/,
+          `${h.name}: its data kept aside`,
+        );
+      await survivorRunsPlain();
+    });
     t.diagnostic(`whole test: ${Math.round((Date.now() - t0) / 1000)} s`);
   },
 );

@@ -19,6 +19,7 @@ import {
   ruleFrom,
   suggestedQuota,
 } from '../../src/core/maintain/rule';
+import { classifyEtcdError } from '../../src/core/etcd/problems';
 import { defragOrder, defragTimeoutMs, rollingDefrag } from '../../src/core/rolling/defrag';
 import type { LiveCluster } from '../../src/core/rolling/live';
 import type { MemberRow } from '../../src/core/rolling/order';
@@ -28,7 +29,7 @@ import {
   reportBaseName,
   writeReport,
 } from '../../src/core/maintain/report';
-import type { MaintenancePlan } from '../../src/core/maintain/maintain';
+import { disarmVerdict, type MaintenancePlan } from '../../src/core/maintain/maintain';
 import { localStamp } from '../../src/core/format/stamp';
 import { setEtcdQuota } from '../../src/core/inventory/edit';
 import { loadInventoryFile } from '../../src/core/inventory/parse';
@@ -36,7 +37,7 @@ import { writeFile } from 'node:fs/promises';
 import { main } from '../../src/cli/main';
 import { captureIO } from '../fixtures/cli';
 import type { MaintenanceReport } from '../../src/core/maintain/maintain';
-import type { MemberReading } from '../../src/core/maintain/survey';
+import type { MemberReading, Survey } from '../../src/core/maintain/survey';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -156,6 +157,83 @@ describe('maintain: the rule', () => {
     assert.match(mayDisarm([{ name: 'c', quotaBytes: q }]).why, /size of c could not be read/);
     assert.equal(suggestedQuota(30 * MiB, 32 * MiB), 64 * MiB);
     assert.equal(suggestedQuota(50 * MiB, 32 * MiB), 128 * MiB);
+  });
+
+  it('keeps NOSPACE armed while a voter is down, naming it and why (the rescue skipped it)', () => {
+    const q = 32 * MiB;
+    const member = (
+      name: string,
+      role: MemberReading['role'],
+      over: Partial<MemberReading> = {},
+    ): MemberReading => ({
+      name,
+      id: `${name}1d`,
+      endpoint: `https://${name}:2379`,
+      role,
+      healthy: true,
+      quotaBytes: q,
+      quotaFrom: 'metrics',
+      alarms: [],
+      dbBytes: 2 * MiB,
+      inUseBytes: 2 * MiB,
+      verdict: { needed: true, why: 'x' },
+      ...over,
+    });
+    /** Down: no size read, the reason it could not be. */
+    const down = (name: string, role: MemberReading['role']): MemberReading => ({
+      name,
+      id: `${name}1d`,
+      endpoint: `https://${name}:2379`,
+      role,
+      healthy: false,
+      problem: `connection refused by ${name}:2379`,
+      quotaBytes: q,
+      quotaFrom: 'default',
+      alarms: [],
+      verdict: { needed: false, why: 'its size could not be read' },
+    });
+    const survey = (members: MemberReading[]): Survey => ({
+      at: '2026-12-06T18:30:00.000Z',
+      members,
+      table: [],
+      alarms: [{ member: 'm-1', alarm: 'NOSPACE' }],
+      rule: DEFAULT_DEFRAG_RULE,
+    });
+    const answered = [member('m-1', 'leader'), member('m-2', 'follower')];
+
+    const kept = disarmVerdict(survey([...answered, down('m-3', 'follower')]));
+    assert.equal(kept.may.needed, false, 'a voter down may still be full: no disarm');
+    assert.match(
+      kept.may.why,
+      /the alarm stays armed: the size of m-3 \(connection refused by m-3:2379\) could not be read/,
+    );
+    assert.equal(kept.quota, undefined, 'the members read have room: no larger quota offered');
+
+    assert.equal(
+      disarmVerdict(survey([...answered, member('m-3', 'follower')])).may.needed,
+      true,
+      'every voter read and under its quota: disarmed',
+    );
+    assert.equal(
+      disarmVerdict(survey([...answered, down('m-4', 'learner')])).may.needed,
+      true,
+      'a learner down does not hold the alarm',
+    );
+    const full = disarmVerdict(
+      survey([...answered, member('m-3', 'follower', { dbBytes: 31 * MiB, inUseBytes: 31 * MiB })]),
+    );
+    assert.match(full.may.why, /m-3 holds 33 MB of its 34 MB quota/);
+    assert.equal(full.quota?.suggestedBytes, 64 * MiB);
+  });
+
+  it("NOSPACE's hint names the rescue: Maintain etcd… and k3s-etcd maintain --rescue", () => {
+    // A write refused, and the health row's alarm list: the panel, the tree and `health` say it.
+    for (const text of ['etcdserver: mvcc: database space exceeded', 'NOSPACE']) {
+      const p = classifyEtcdError(new Error(text), 'https://127.0.0.1:2379');
+      assert.equal(p.code, 'alarm');
+      assert.match(p.hint, /^Run "Maintain etcd…" on the cluster, or k3s-etcd maintain --rescue:/);
+      assert.match(p.hint, /etcdctl compact, defrag, then alarm disarm/, 'the hand way, second');
+    }
   });
 
   it('sizes the deadline to the database: 60 s and 5 s per 100 MiB', () => {

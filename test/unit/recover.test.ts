@@ -146,6 +146,34 @@ describe('recover: the survivor', () => {
     );
   });
 
+  it('a member with data whose revision could not be read refuses the choice, by name, unless --member', () => {
+    const unreadable: MemberSeen = {
+      ...down('c'),
+      onHost: {
+        ...down('c').onHost!,
+        dbProblem: 'not enough room in /tmp for a copy of the database (70000 KB)',
+      },
+    };
+    for (const ms of [
+      [up('a', st(100, 5, 90)), down('b', '80'), unreadable],
+      [down('a', '90'), unreadable],
+    ])
+      refused(
+        () => chooseSurvivor(ms),
+        /^c has a data dir but its database's revision could not be read \(not enough room in \/tmp for a copy of the database \(70000 KB\)\): it may be ahead of a \(.*\).*Fix what stopped the read and run recover again, or give --member a/,
+      );
+    assert.equal(
+      chooseSurvivor([up('a', st(100, 5, 90)), unreadable], 'a').survivor.host,
+      'a',
+      'chosen by name: taken',
+    );
+    // No data dir at all: nothing to lose there.
+    assert.equal(
+      chooseSurvivor([up('a', st(100, 5, 90)), down('c', undefined, false)]).survivor.host,
+      'a',
+    );
+  });
+
   it('no member with data: refused, pointing at a snapshot restore', () => {
     refused(
       () => chooseSurvivor([down('a', undefined, false), down('b')]),

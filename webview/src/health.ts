@@ -22,6 +22,8 @@ import {
   HealthStateNotification,
   KeyspaceScanCommand,
   KeyspaceStateNotification,
+  METRICS_MAINTAIN_LABEL,
+  MetricsMaintainCommand,
   MetricsStateNotification,
   PerfStateNotification,
   type HealthPanelState,
@@ -136,6 +138,34 @@ function notProvisionedNotice(look: HealthPanelState['unitLook']): HTMLElement {
   return box;
 }
 
+/**
+ * The banner of an armed NOSPACE (any member's health read it): every write fails until the
+ * space is reclaimed, so the rescue is one click away ("Maintain etcd…" turns into it).
+ */
+function nospaceBanner(snap: ClusterSnapshot): HTMLElement | undefined {
+  if (!snap.health.some((r) => r.alarms.includes('NOSPACE'))) return undefined;
+  const box = el('div', undefined, 'notice alarm');
+  box.setAttribute('data-testid', 'nospace');
+  box.setAttribute('role', 'alert');
+  box.append(
+    el(
+      'p',
+      `NOSPACE: the database hit its space quota and every write fails (K3s cannot change anything) until the space is reclaimed and the alarm disarmed. ${METRICS_MAINTAIN_LABEL} runs the rescue: what fills the space, compaction, defragmentation one member at a time, the alarm disarmed and a write that proves it.`,
+    ),
+  );
+  const row = el('div', undefined, 'actions-row');
+  row.append(
+    button(
+      METRICS_MAINTAIN_LABEL,
+      'tools',
+      () => vscode.postMessage(MetricsMaintainCommand.create({})),
+      false,
+    ),
+  );
+  box.append(row);
+  return box;
+}
+
 /** The backups' freshness: a muted line when fresh or unread, a warning notice when not. */
 function backupsLine(b: NonNullable<HealthPanelState['backups']>): HTMLElement {
   const show = button('Show Backup Status', 'archive', () =>
@@ -235,6 +265,8 @@ function render(s: HealthPanelState): void {
   }
   if (s.notProvisioned) app.append(notProvisionedNotice(s.unitLook));
   const snap = s.snapshot;
+  const nospace = snap && nospaceBanner(snap);
+  if (nospace) app.append(nospace);
   if (snap) app.append(el('p', `As of ${localStamp(snap.at)}`, 'muted'));
   if (s.backups) app.append(backupsLine(s.backups));
   const waiting = () => el('p', s.error ? 'No data.' : 'Asking the members…', 'muted');

@@ -109,7 +109,7 @@ export function classifyEtcdError(err: unknown, endpoint: string, tls?: EtcdTls)
     return {
       code: 'alarm',
       summary: `alarm NOSPACE on ${host}: database space exceeded`,
-      hint: 'Compact and defragment, then disarm the alarm (etcdctl alarm disarm); raise --quota-backend-bytes if needed.',
+      hint: 'Run "Maintain etcd…" on the cluster, or k3s-etcd maintain --rescue: it compacts, defragments member by member and disarms the alarm (or by hand: etcdctl compact, defrag, then alarm disarm).',
     };
   }
   if (/CORRUPT/i.test(text)) {

@@ -28,7 +28,7 @@ import {
 import { liveCluster } from '../rolling/live';
 import { keyspaceSummary, type KeyspaceSummary } from '../keyspace/scan';
 import { printable } from '../keyspace/view';
-import { mayDisarm, suggestedQuota, type DefragRule } from './rule';
+import { mayDisarm, suggestedQuota, type DefragRule, type Verdict } from './rule';
 import { surveyCluster, type MemberReading, type Survey } from './survey';
 
 /** etcd's AlarmType NOSPACE as the wire wants it (the enum's number; etcd3 loads lazily). */
@@ -259,9 +259,32 @@ export interface Settled {
 }
 
 /**
- * Reads every member again; disarms the alarms when every member that answers has headroom
- * under its quota (else says why and, when space is what lacks, which quota would do); in the
- * rescue proves writes with a put and a delete of a probe key.
+ * May NOSPACE be disarmed after `after`? Every voter is judged, a member that is down included
+ * (its size unknown keeps the alarm armed: it may still be full), and a learner that answers;
+ * when space is what lacks on the members read, the quota that would do.
+ */
+export function disarmVerdict(after: Survey): Pick<Settled, 'quota'> & { may: Verdict } {
+  const judged = after.members.filter((m) => m.role !== 'learner' || m.healthy);
+  const may = mayDisarm(judged, after.rule);
+  if (may.needed) return { may };
+  const read = judged.filter((m) => m.dbBytes !== undefined);
+  if (read.length === 0) return { may };
+  const inUse = Math.max(...read.map((m) => m.inUseBytes ?? m.dbBytes!));
+  const quota = Math.max(...read.map((m) => m.quotaBytes));
+  if (inUse < quota * after.rule.quotaShare * 0.9) return { may };
+  return {
+    may,
+    quota: {
+      suggestedBytes: suggestedQuota(inUse, quota),
+      why: `${humanBytes(inUse)} is in use after compaction and defragmentation, too near the ${humanBytes(quota)} quota`,
+    },
+  };
+}
+
+/**
+ * Reads every member again; disarms the alarms when every member has headroom under its quota,
+ * a member down keeping them armed (else says why and, when space is what lacks, which quota
+ * would do); in the rescue proves writes with a put and a delete of a probe key.
  */
 export async function settleAlarms(
   opts: MaintainOptions,
@@ -285,20 +308,11 @@ export async function settleAlarms(
     say(out.alarms.kept);
   }
   if (noSpace.length > 0) {
-    const may = mayDisarm(answering, after.rule);
+    const { may, quota } = disarmVerdict(after);
     if (!may.needed) {
       out.alarms.kept = [out.alarms.kept, may.why].filter(Boolean).join('; ');
       say(may.why);
-      const full = answering.filter((m) => m.dbBytes !== undefined);
-      if (full.length > 0) {
-        const inUse = Math.max(...full.map((m) => m.inUseBytes ?? m.dbBytes!));
-        const quota = Math.max(...full.map((m) => m.quotaBytes));
-        if (inUse >= quota * after.rule.quotaShare * 0.9)
-          out.quota = {
-            suggestedBytes: suggestedQuota(inUse, quota),
-            why: `${humanBytes(inUse)} is in use after compaction and defragmentation, too near the ${humanBytes(quota)} quota`,
-          };
-      }
+      if (quota) out.quota = quota;
     } else {
       try {
         await firstAnswering(answering.map((m) => m.endpoint!).filter(Boolean), conn, async (c) => {

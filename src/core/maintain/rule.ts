@@ -135,14 +135,22 @@ export function compactionDecision(
 /**
  * May the alarms be disarmed? Only when every member answered and its file is under its quota
  * with headroom (under `rule.quotaShare` of it): disarming a full database only re-arms it at
- * the next write.
+ * the next write. Pass every voter, a member down included: its size unknown keeps the alarm
+ * armed, with its `problem` said.
  */
-export function mayDisarm(members: readonly MemberSpace[], rule = DEFAULT_DEFRAG_RULE): Verdict {
+export function mayDisarm(
+  members: ReadonlyArray<MemberSpace & { problem?: string }>,
+  rule = DEFAULT_DEFRAG_RULE,
+): Verdict {
   const unknown = members.filter((m) => m.dbBytes === undefined);
   if (unknown.length > 0)
     return {
       needed: false,
-      why: `the alarm stays armed: the size of ${unknown.map((m) => m.name).join(', ')} could not be read`,
+      why: `the alarm stays armed: the size of ${unknown
+        .map((m) => (m.problem ? `${m.name} (${m.problem})` : m.name))
+        .join(
+          ', ',
+        )} could not be read, and a member not read may still be full: bring it back and run maintain again`,
     };
   const full = members.filter((m) => m.dbBytes! >= m.quotaBytes * rule.quotaShare);
   if (full.length > 0)

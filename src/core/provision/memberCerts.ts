@@ -33,20 +33,23 @@ export interface MemberCertFiles {
 /** The step ids etcd restarts on when one of these files changes. */
 export const MEMBER_CERT_STEP_IDS = ['ca', 'server', 'server-key', 'peer', 'peer-key'] as const;
 
+/** A file of the workspace's pki folder, or a clear error naming it. */
+async function readPki(cluster: Cluster, rel: string): Promise<Buffer> {
+  const file = join(cluster.pki.dir, rel);
+  try {
+    return await readFile(file);
+  } catch {
+    throw new K3sEtcdError(
+      'certs-missing',
+      `${file} is missing: generate the certificates first (K3s etcd: Generate Certificates, or \`k3s-etcd certs generate\`).`,
+    );
+  }
+}
+
 /** A member's files from the workspace (the pki folder), or a clear error naming the missing one. */
 export async function workspaceMemberCerts(cluster: Cluster, host: Host): Promise<MemberCertFiles> {
-  const dir = cluster.pki.dir;
   const m = host.memberName;
-  const read = async (rel: string) => {
-    try {
-      return await readFile(join(dir, rel));
-    } catch {
-      throw new K3sEtcdError(
-        'certs-missing',
-        `${join(dir, rel)} is missing: generate the certificates first (K3s etcd: Generate Certificates, or \`k3s-etcd certs generate\`).`,
-      );
-    }
-  };
+  const read = (rel: string) => readPki(cluster, rel);
   // One after another: the first missing file (the CA first) is the one named.
   const ca = await read(CA_FILES.cert);
   const server = await read(`${m}/server.pem`);
@@ -54,6 +57,26 @@ export async function workspaceMemberCerts(cluster: Cluster, host: Host): Promis
   const serverKey = await read(`${m}/server-key.pem`);
   const peerKey = await read(`${m}/peer-key.pem`);
   return { ca, server, serverKey, peer, peerKey };
+}
+
+/**
+ * Stand-ins for a member whose pairs are issued only once its host passed a dry run (member
+ * replace on another host): the workspace's CA, and for each pair a line saying what comes. For
+ * dry runs only (they read the host and never write a file).
+ */
+export async function standInMemberCerts(
+  cluster: Cluster,
+  member: string,
+): Promise<MemberCertFiles> {
+  const line = (what: string) =>
+    Buffer.from(`# the ${what} of ${member}, issued once this dry run passes\n`);
+  return {
+    ca: await readPki(cluster, CA_FILES.cert),
+    server: line('server certificate'),
+    serverKey: line('server key'),
+    peer: line('peer certificate'),
+    peerKey: line('peer key'),
+  };
 }
 
 /** The file steps (ids as MEMBER_CERT_STEP_IDS) and the key payloads. */

@@ -34,7 +34,12 @@ import {
 } from '../etcd/memberHost';
 import { extraArgsLine, tuningEnv } from '../etcdRelease/flags';
 import { binaryStep, type BinarySource } from './binaries';
-import { MEMBER_CERT_STEP_IDS, memberCertSteps, workspaceMemberCerts } from './memberCerts';
+import {
+  MEMBER_CERT_STEP_IDS,
+  memberCertSteps,
+  workspaceMemberCerts,
+  type MemberCertFiles,
+} from './memberCerts';
 
 export interface MemberPlanInput {
   cluster: Cluster;
@@ -46,6 +51,8 @@ export interface MemberPlanInput {
   initialState: 'new' | 'existing';
   /** Joins as a learner: ready when it answers `endpoint status` (it refuses quorum reads). */
   learner?: boolean;
+  /** The member's certificate files (default: the workspace's); stand-ins for a dry run. */
+  certs?: MemberCertFiles;
 }
 
 const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
@@ -168,7 +175,7 @@ export async function planEtcdMember(input: MemberPlanInput): Promise<HostPlan> 
   const { cluster, host, binaries } = input;
   const data = checkDataDir(cluster);
   const m = host.memberName;
-  const certs = memberCertSteps(await workspaceMemberCerts(cluster, host));
+  const certs = memberCertSteps(input.certs ?? (await workspaceMemberCerts(cluster, host)));
   const payloads: Payload[] = [...certs.payloads];
   if (binaries.kind === 'tarball') payloads.push(binaries.payload);
   if (binaries.kind === 'binaries') payloads.push(binaries.etcd, binaries.etcdctl);

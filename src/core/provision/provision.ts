@@ -13,6 +13,7 @@ import type { SshContext } from '../ssh/hostSession';
 import { openerFor, type HereHost } from '../thisHost/terminal';
 import { checkDataDir, type HostFacts, readFacts } from '../etcd/memberHost';
 import { planEtcdMember } from './memberPlan';
+import type { MemberCertFiles } from './memberCerts';
 import { resolveBinaries } from './binaries';
 import type { HostPlan } from '../plan/steps';
 import type { HostRun, RunHooks } from '../plan/runner';
@@ -28,6 +29,7 @@ export async function planMember(
   host: Host,
   facts: HostFacts,
   initial: { cluster: string; state: 'new' | 'existing'; learner?: boolean },
+  certs?: MemberCertFiles,
 ): Promise<HostPlan> {
   const binaries = await resolveBinaries(cluster, host, facts);
   return planEtcdMember({
@@ -38,6 +40,7 @@ export async function planMember(
     initialCluster: initial.cluster,
     initialState: initial.state,
     ...(initial.learner ? { learner: true } : {}),
+    ...(certs ? { certs } : {}),
   });
 }
 
@@ -61,6 +64,11 @@ export interface ProvisionOptions extends RunHooks {
   keepPrevious?: readonly string[];
   /** The host this window runs on: its steps run here (its terminal), the others over SSH. */
   here?: HereHost;
+  /**
+   * Dry runs only: certificate files by host name to plan with instead of the workspace's, for
+   * a host whose certificates are issued only once it passed (member replace on another host).
+   */
+  certsFor?: Readonly<Record<string, MemberCertFiles>>;
 }
 
 export interface ProvisionResult {
@@ -104,6 +112,11 @@ export async function provisionEtcd(
   opts: ProvisionOptions,
 ): Promise<ProvisionResult> {
   checkDataDir(cluster);
+  if (opts.certsFor && !opts.dryRun)
+    throw new K3sEtcdError(
+      'provision-refused',
+      'Stand-in certificates are for a dry run only: nothing was changed.',
+    );
   const hosts = selectHosts(cluster, opts.hosts);
   const initialCluster = opts.initial?.cluster ?? initialClusterOf(cluster);
   const initialState = opts.initial?.state ?? 'new';
@@ -133,11 +146,17 @@ export async function provisionEtcd(
           `${host.name} is not a member of the running cluster ${cluster.name} (members: ${live.map((m) => m.name).join(', ')}): add it with \`k3s-etcd member add ${host.name}\` (or "Add as etcd Member") so it joins instead of starting a new cluster.`,
         );
       }
-      return planMember(cluster, host, facts, {
-        cluster: initialCluster,
-        state: initialState,
-        ...(opts.initial?.learner ? { learner: true } : {}),
-      });
+      return planMember(
+        cluster,
+        host,
+        facts,
+        {
+          cluster: initialCluster,
+          state: initialState,
+          ...(opts.initial?.learner ? { learner: true } : {}),
+        },
+        opts.certsFor?.[host.name],
+      );
     },
   }));
   const { runs, plan } = await runRolling(jobs, { ...opts, ...(running ? { live: running } : {}) });

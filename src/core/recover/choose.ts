@@ -5,9 +5,10 @@
  * The rule: the most advanced member that answers `endpoint status` (served without quorum):
  * the highest raft index, then term, then revision. A member that is down but whose data dir is
  * there is compared by its database's revision (read on its host): it is chosen only when that
- * revision is ahead of every answering member's. A member chosen by name (`--member`) is refused
- * when another is more advanced, naming which and by how much. Learners are never chosen (their
- * log may lag and they had no vote).
+ * revision is ahead of every answering member's. A member with a data dir whose revision could
+ * not be read refuses the choice, by name, unless one is given (`--member`): it may be ahead. A
+ * member chosen by name is refused when another is more advanced, naming which and by how much.
+ * Learners are never chosen (their log may lag and they had no vote).
  */
 import { K3sEtcdError } from '../errors';
 
@@ -176,6 +177,15 @@ export function chooseSurvivor(members: readonly MemberSeen[], requested?: strin
   if (!best)
     throw refuse(
       `No member can be recovered from: none answers \`endpoint status\` and no host has a data dir whose database could be read (${members.map((x) => `${x.host}: ${x.statusProblem ?? 'no answer'}${x.sshProblem ? `; SSH: ${x.sshProblem}` : x.onHost ? `; ${x.onHost.hasData ? (x.onHost.dbProblem ?? 'data unreadable') : 'no data dir'}` : ''}`).join('; ')}). Start etcd on a host that still has its data, or restore a snapshot (k3s-etcd snapshot restore).`,
+    );
+  // A member with data whose revision could not be read may be the most advanced: never pass
+  // over it in silence.
+  const unread = members.filter(
+    (m) => m.status === undefined && m.onHost?.hasData === true && revisionOf(m) < 0n,
+  );
+  if (unread.length > 0)
+    throw refuse(
+      `${unread.map((m) => `${m.host} has a data dir but its database's revision could not be read (${m.onHost?.dbProblem ?? 'no database file read'})`).join('; ')}: ${unread.length === 1 ? 'it' : 'they'} may be ahead of ${best.host} (${progressWords(best)}), and recovering from ${best.host} would lose what only ${unread.length === 1 ? 'it holds' : 'they hold'}. Fix what stopped the read and run recover again, or give --member ${best.host} (k3s-etcd recover --member ${best.host}) to recover from it anyway (every other data dir is kept aside).`,
     );
   const rest = [...up, ...down].filter((x) => x !== best);
   const next = rest[0];

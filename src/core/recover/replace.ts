@@ -1,10 +1,11 @@
 /**
  * Replacing a failed member in one step (`k3s-etcd member replace MEMBER [--host NEW_HOST]`):
  * the order users get wrong by hand, done for them. The replacement host is checked first (SSH,
- * sudo, every guard of its provisioning, as a dry run) so nothing is removed that cannot be
- * replaced; then the dead member leaves the member list (the quorum guard of `member remove`),
- * its data is moved aside on its host when that host answers (a removed member must never come
- * back with its old ID), and the replacement joins as a **learner** with a fresh data dir
+ * sudo, every guard of its provisioning, as a dry run; `--dry-run` shows it too) so nothing is
+ * removed that cannot be replaced, and another host gets its certificates only once it passed;
+ * then the dead member leaves the member list (the quorum guard of `member remove`), its data
+ * is moved aside on its host when that host answers (a removed member must never come back
+ * with its old ID), and the replacement joins as a **learner** with a fresh data dir
  * (`existing` state), promoted once it has caught up: it never counts against the quorum while
  * it syncs. On another host, that host gets its member certificates and the etcd role, the old
  * host loses it in k3s-etcd.yaml (its entry goes when no role is left), and every K3s server
@@ -25,6 +26,7 @@ import { reissueMember } from '../pki/set';
 import type { SshContext } from '../ssh/hostSession';
 import { repointK3sServers } from '../k3s/ops';
 import { addMember, removeMember } from '../provision/members';
+import { standInMemberCerts } from '../provision/memberCerts';
 import { provisionEtcd } from '../provision/provision';
 
 export interface ReplacePlan {
@@ -185,6 +187,46 @@ export interface ReplaceResult {
 }
 
 /**
+ * The replacement host's provisioning as a dry run (SSH, sudo, every guard; it only reads the
+ * host): `member replace --dry-run` shows it, and a run does it before anything is removed.
+ * Another host's certificates do not exist yet: it is checked with stand-ins. Throws
+ * `provision-refused` with the host's reason when it cannot be provisioned.
+ */
+export async function checkReplacement(
+  cluster: Cluster,
+  plan: ReplacePlan,
+  opts: RunHooks & { ssh: SshContext },
+): Promise<HostRun[]> {
+  const sameHost = plan.target.sameHost;
+  const next = sameHost ? cluster : withEtcdMoved(cluster, plan.old.host, plan.target.host);
+  const check = await provisionEtcd(next, {
+    ...opts,
+    dryRun: true,
+    hosts: [plan.target.host],
+    initial: {
+      cluster: `${plan.target.member}=${plan.target.peerUrl}`,
+      state: 'existing',
+      learner: true,
+    },
+    skipMembershipCheck: true,
+    ...(sameHost
+      ? {}
+      : {
+          certsFor: {
+            [plan.target.host]: await standInMemberCerts(next, plan.target.member),
+          },
+        }),
+  });
+  const blocked = check.runs.find((r) => r.status === 'failed' || r.status === 'cancelled');
+  if (blocked)
+    throw new K3sEtcdError(
+      'provision-refused',
+      `${blocked.error?.message ?? `${plan.target.host} cannot be provisioned`}. Nothing was removed: ${plan.old.member} is still a member${sameHost ? '' : `, and no certificate was issued for ${plan.target.host}`}.`,
+    );
+  return check.runs;
+}
+
+/**
  * Runs a confirmed plan. `inventoryFile` is edited only when the replacement went to another
  * host and it joined; a failure stops where it is and the error says what state it left.
  */
@@ -205,29 +247,13 @@ export async function replaceMember(
   };
   const sameHost = plan.target.sameHost;
   const next = sameHost ? cluster : withEtcdMoved(cluster, plan.old.host, plan.target.host);
+  // The replacement host first, as a dry run: nothing is removed that cannot be replaced, and
+  // another host's certificates are issued only once it passed (a refusal leaves none behind).
+  await checkReplacement(cluster, plan, { ...hooks, ssh: opts.ssh });
   if (!sameHost) {
     await reissueMember(next, plan.target.member, [], { confirmReplace: async () => true });
     say(plan.target.host, `member certificates issued for ${plan.target.member}`);
   }
-  // The replacement host first, as a dry run: nothing is removed that cannot be replaced.
-  const check = await provisionEtcd(next, {
-    ...hooks,
-    ssh: opts.ssh,
-    dryRun: true,
-    hosts: [plan.target.host],
-    initial: {
-      cluster: `${plan.target.member}=${plan.target.peerUrl}`,
-      state: 'existing',
-      learner: true,
-    },
-    skipMembershipCheck: true,
-  });
-  const blocked = check.runs.find((r) => r.status === 'failed' || r.status === 'cancelled');
-  if (blocked)
-    throw new K3sEtcdError(
-      'provision-refused',
-      `${blocked.error?.message ?? `${plan.target.host} cannot be provisioned`}. Nothing was removed: ${plan.old.member} is still a member.`,
-    );
 
   const removed = await removeMember(cluster, plan.old.host, {
     ...hooks,

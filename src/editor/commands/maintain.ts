@@ -99,6 +99,9 @@ export function maintainCommand(ctx: ExtensionCtx, docs: PlanDocuments | undefin
           },
         }),
     );
+    // What filled the space (the rescue reads it first): the tree's tooltip names the top consumer.
+    if (report.keyspace)
+      ctx.keyspace.remember(cluster.name, report.keyspace, Date.parse(report.startedAt));
     const files = await writeReport(workspaceDir(ctx), report);
     void ctx.health.refreshAll();
     // The page shows local times with the zone; the file written above keeps ISO 8601.
