@@ -31,8 +31,10 @@ const installCommand: Subcommand = {
 every etcd host) the script, its settings, the recipients' public keys, an SSH key of its own
 when a destination is another host (and that host's host key, read through a session this tool
 verified), a service and a timer every backup.interval; on each destination host a receiver
-restricted to its folder, and the backup hosts' keys in the SSH user's authorized_keys. Only the
-host whose member leads takes each backup. Shows what would change and asks (--yes to skip);
+restricted to its folder, and the backup hosts' keys in the SSH user's authorized_keys. One host
+takes each backup: the one whose member leads, or, when the leader is not a backup host, the
+first backup host (in the inventory's order) whose member answers. Shows what would change and
+asks (--yes to skip);
 --dry-run only shows it; a second run changes nothing. --remove takes the timer and the
 receiver's keys away again; backups already made stay.
 
@@ -58,7 +60,7 @@ ${SSH_HELP}`,
     const code = report(ctx, runs);
     if (code === 0 && !remove && !ctx.global.json)
       ctx.io.out(
-        `Backups go to ${b.localDir} on the leader's host every ${b.interval}: \`k3s-etcd backup run\` takes one now, \`k3s-etcd backup status\` lists them.`,
+        `Backups go to ${b.localDir} on the backup host that takes them every ${b.interval}: \`k3s-etcd backup run\` takes one now, \`k3s-etcd backup status\` lists them.`,
       );
     return code;
   },
@@ -66,10 +68,11 @@ ${SSH_HELP}`,
 
 const runCommand: Subcommand = {
   name: 'backup run',
-  summary: "Take a backup now: the timer's service started on the backup hosts (the leader's acts)",
+  summary: "Take a backup now: the timer's service started on the backup hosts (one of them acts)",
   usage: 'k3s-etcd backup run [--accept-new-host-keys]',
-  details: `Starts k3s-etcd-backup.service on every backup host and waits for it; only the host whose
-member leads takes the backup, the others skip. Prints each host's outcome. Exit 1 when no
+  details: `Starts k3s-etcd-backup.service on every backup host and waits for it; the host whose member
+leads (or, when the leader is not a backup host, the first backup host whose member answers)
+takes the backup, the others skip. Prints each host's outcome. Exit 1 when no
 host took a backup or the one that did failed (a copy that failed counts).
 
 ${SSH_HELP}`,

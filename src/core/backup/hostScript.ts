@@ -4,9 +4,11 @@
  * (the unit's EnvironmentFile, written by `install.ts` from checked inventory values): nothing
  * of the inventory is pasted into this text.
  *
- * One run (`BACKUP_SCRIPT`): a lock on this host; only the host whose member leads takes the
- * backup (the others record "skipped"), so hosts never race; `etcdctl snapshot save` from the
- * local member, its revision from `snapshot status`, the live keys at that revision, its SHA-256; gzip and
+ * One run (`BACKUP_SCRIPT`): a lock on this host; one host takes the backup (`BACKUP_ELECT`: the
+ * leader's, or when `backup.hosts` leaves the leader's member out, the first backup host whose
+ * member answers; the others record "skipped"), so hosts do not race; `etcdctl snapshot save`
+ * from the local member, its revision from `snapshot status`, the live keys at that revision, its
+ * SHA-256; gzip and
  * `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each recipient with
  * RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the record (record.ts)
  * beside it; copies to every destination (another host over SSH with a key restricted to the
@@ -23,6 +25,48 @@
 import { HOST_SHELL_HELPERS, unraw } from '../etcd/hostShell';
 
 /** Shell `${` is written `\${` in the raw templates (no interpolation), and put back by unraw. */
+
+/**
+ * Which backup host takes this run's backup, given the local member's id and the leader's id
+ * (from the local member's `endpoint status`): prints `act`, `skip: WHY` or `fail: WHY`. The
+ * leader's host acts. When the leader's member is not one of the backup hosts' (`backup.hosts`
+ * a subset), the first of `BACKUP_MEMBERS` (`member|client URL` per backup host, in the
+ * inventory's order) whose member answers a health check acts, so one host still takes it. The
+ * leader's name comes from the local member's member list. Without `BACKUP_MEMBERS` (an env file
+ * of an older install) only the leader's host acts.
+ */
+export const BACKUP_ELECT = unraw(String.raw`elect() {
+  if [ "$1" = "$2" ]; then echo act; return 0; fi
+  if [ -z "\${BACKUP_MEMBERS:-}" ]; then
+    echo "skip: this host's member does not lead; the leader's host takes the backup"
+    return 0
+  fi
+  ml=$(ctl --endpoints="$LOCAL" --command-timeout=10s member list -w json 2>&1) || {
+    echo "fail: the member list could not be read from $LOCAL: $(printf '%s' "$ml" | tail -n 1 | cut -c1-200)"
+    return 0
+  }
+  lname=$(printf '%s' "$ml" | tr '{' '\n' | grep "^\"ID\":$2," | sed -n 's/.*"name":"\([^"]*\)".*/\1/p' | head -n 1)
+  if [ -z "$lname" ]; then
+    echo "fail: the leader ($2) is not in the member list of $LOCAL (or has no name yet)"
+    return 0
+  fi
+  for m in $BACKUP_MEMBERS; do
+    if [ "\${m%%|*}" = "$lname" ]; then
+      echo "skip: this host's member does not lead; the leader's host ($lname) takes the backup"
+      return 0
+    fi
+  done
+  for m in $BACKUP_MEMBERS; do
+    n=\${m%%|*}
+    if [ "$n" = "$MEMBER" ]; then echo act; return 0; fi
+    if ctl --endpoints="\${m#*|}" --command-timeout=5s endpoint health >/dev/null 2>&1; then
+      echo "skip: the leader ($lname) is not a backup host; $n, the first backup host whose member answers, takes the backup"
+      return 0
+    fi
+  done
+  echo "fail: this host's member ($MEMBER) is not in BACKUP_MEMBERS"
+}
+`);
 
 export const BACKUP_SCRIPT = unraw(String.raw`#!/bin/sh
 # k3s-etcd backup timer: written by k3s-etcd (backup install); do not edit.
@@ -84,6 +128,7 @@ say() {
   LINES="$LINES$(printf '%s' "$1" | jstr),"
 }
 ${HOST_SHELL_HELPERS}
+${BACKUP_ELECT}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
   printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s],"certWarnings":[%s]}\n' \
@@ -110,7 +155,8 @@ for f in "$PKI"/*.pem; do
   CERTS="$CERTS$(printf '%s' "$w" | jstr),"
 done
 
-# 1. Only the leader's host takes the backup.
+# 1. One host takes the backup: the leader's, or the first backup host that answers when the
+# leader's member is not one of the backup hosts (elect).
 st=$(ctl --endpoints="$LOCAL" --command-timeout=10s endpoint status -w json 2>&1)
 me=$(printf '%s' "$st" | num member_id)
 leader=$(printf '%s' "$st" | num leader)
@@ -118,7 +164,12 @@ if [ -z "$me" ] || [ -z "$leader" ] || [ "$leader" = 0 ]; then
   say "this host's member ($LOCAL) did not answer: $(printf '%s' "$st" | tail -n 1 | cut -c1-300)"
   finish failed "this host's member did not answer" 1
 fi
-[ "$me" = "$leader" ] || finish skipped "this host's member does not lead; the leader's host takes the backup" 0
+verdict=$(elect "$me" "$leader")
+case $verdict in
+  act) ;;
+  skip:*) finish skipped "\${verdict#skip: }" 0 ;;
+  *) finish failed "\${verdict#fail: }" 1 ;;
+esac
 
 # 2. Snapshot, its facts, encrypted at once.
 WORK=$(mktemp -d "$LOCAL_DIR/.work-XXXXXXXX") || finish failed "no work folder in $LOCAL_DIR" 1

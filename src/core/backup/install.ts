@@ -90,6 +90,14 @@ export function backupEnv(cluster: Cluster, host: Host): string {
     if (!SAFE_NAME.test(n)) refuse(`the name ${JSON.stringify(n)}`);
   const local = clientUrl(cluster, host);
   if (!SAFE_URL.test(local)) refuse(`the client URL ${JSON.stringify(local)}`);
+  // Every backup host's member and client URL, in the inventory's order: when the leader's member
+  // is not among them, the first that answers takes the backup (hostScript.ts's elect).
+  const members = backupHosts(cluster).map((h) => {
+    const url = clientUrl(cluster, h);
+    if (!SAFE_NAME.test(h.memberName)) refuse(`the name ${JSON.stringify(h.memberName)}`);
+    if (!SAFE_URL.test(url)) refuse(`the client URL ${JSON.stringify(url)}`);
+    return `${h.memberName}|${url}`;
+  });
   if (!SAFE_PATH.test(b.localDir)) refuse(`backup.localDir ${JSON.stringify(b.localDir)}`);
   const hosts = hostDestinations(cluster).map((d) => {
     if (!/^[A-Za-z0-9.:-]+$/.test(d.host.address))
@@ -113,6 +121,7 @@ export function backupEnv(cluster: Cluster, host: Host): string {
     ['HOST', host.name],
     ['MEMBER', host.memberName],
     ['LOCAL', local],
+    ['BACKUP_MEMBERS', members.join(' ')],
     ['LOCAL_DIR', b.localDir],
     ['KEEP_HOURLY', b.keep.hourly],
     ['KEEP_DAILY', b.keep.daily],

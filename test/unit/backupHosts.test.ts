@@ -1,0 +1,188 @@
+/**
+ * Which backup host takes a backup, and what each one is told: the env file lists every backup
+ * host's member (inventory order, checked values), and the hosts' own `sh` (the script's `elect`,
+ * run here with etcdctl stood in for) acts on the leader's host, or, when `backup.hosts` leaves
+ * the leader out, on the first listed backup host whose member answers, and on no other.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { BACKUP_ELECT, BACKUP_SCRIPT } from '../../src/core/backup/hostScript';
+import { backupEnv } from '../../src/core/backup/install';
+import { parseInventory } from '../../src/core/inventory/parse';
+import type { Cluster } from '../../src/core/inventory/types';
+
+const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
+
+/** The example (edge-1..3, all etcd) with a backup block holding `lines`. */
+function exampleCluster(lines: string[]): Cluster {
+  const text = readFileSync(EXAMPLE, 'utf8').replace(
+    /^(    pki: .*)$/m,
+    [
+      '$1',
+      '    backup:',
+      '      encryption: { recipientsFile: backup-recipients.pem }',
+      ...lines.map((l) => `      ${l}`),
+    ].join('\n'),
+  );
+  const loaded = parseInventory(text, '/w/k3s-etcd.yaml');
+  assert.equal(loaded.status, 'ok', JSON.stringify(loaded.problems));
+  return (loaded as { inventory: { clusters: Cluster[] } }).inventory.clusters[0]!;
+}
+
+const envValue = (env: string, key: string) =>
+  /^"?(.*?)"?$/.exec(
+    env
+      .split('\n')
+      .find((l) => l.startsWith(`${key}=`))!
+      .slice(key.length + 1),
+  )![1];
+
+const URL1 = 'https://127.0.1.21:2379';
+const URL2 = 'https://127.0.1.22:2379';
+const URL3 = 'https://127.0.1.23:2379';
+// Member ids as etcdctl prints them (decimal); 1 is a prefix of 11 and 111 on purpose.
+const ID = { 'edge-1': '11', 'edge-2': '111', 'edge-3': '1' } as const;
+const MEMBER_LIST = JSON.stringify({
+  header: { cluster_id: 99, member_id: 111, raft_term: 4 },
+  members: (['edge-1', 'edge-2', 'edge-3'] as const).map((n, i) => ({
+    ID: Number(ID[n]),
+    name: n,
+    peerURLs: [`https://127.0.1.2${i + 1}:2380`],
+    clientURLs: [`https://127.0.1.2${i + 1}:2379`],
+  })),
+});
+
+/**
+ * The script's `elect` on `member` with `leader` leading: etcdctl stood in for by a `ctl` that
+ * prints MEMBER_LIST (or fails when `list` is false) and answers a health check for `up` only
+ * (noting each probe on fd 3: the script sends ctl's stderr away). Returns the verdict and the
+ * members it probed, in order.
+ */
+function elect(opts: {
+  member: keyof typeof ID;
+  leader: keyof typeof ID | '7';
+  members?: string;
+  up?: string[];
+  list?: boolean;
+}): { verdict: string; probed: string[] } {
+  const stub = `ctl() {
+  ep=\${1#--endpoints=}
+  case "$*" in
+    *"member list -w json"*) [ "$LIST" = 1 ] || { echo 'context deadline exceeded' >&2; return 1; }; printf '%s\\n' "$ML" ;;
+    *"endpoint health"*) echo "probe $ep" >&3; case " $UP " in *" $ep "*) return 0 ;; esac; return 1 ;;
+    *) echo "unexpected ctl $*" >&2; return 2 ;;
+  esac
+}
+`;
+  const run = spawnSync(
+    'sh',
+    [
+      '-c',
+      `${stub}${BACKUP_ELECT}\nexec 3>&2\nelect "$1" "$2"`,
+      'sh',
+      ID[opts.member],
+      opts.leader === '7' ? '7' : ID[opts.leader],
+    ],
+    {
+      encoding: 'utf8',
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        LOCAL: URL2,
+        MEMBER: opts.member,
+        ML: MEMBER_LIST,
+        LIST: opts.list === false ? '0' : '1',
+        UP: (opts.up ?? []).join(' '),
+        ...(opts.members !== undefined ? { BACKUP_MEMBERS: opts.members } : {}),
+      },
+    },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  assert.doesNotMatch(run.stderr, /unexpected ctl/);
+  return {
+    verdict: run.stdout.trim(),
+    probed: run.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('probe '))
+      .map((l) => l.slice('probe '.length)),
+  };
+}
+
+describe('which backup host takes the backup', () => {
+  it('the env file lists every backup host member with its client URL, in inventory order', () => {
+    const all = exampleCluster([]);
+    assert.equal(
+      envValue(backupEnv(all, all.hosts[0]!), 'BACKUP_MEMBERS'),
+      `edge-1|${URL1} edge-2|${URL2} edge-3|${URL3}`,
+    );
+    const subset = exampleCluster(['hosts: [edge-3, edge-1]']);
+    // The inventory's host order, whatever the order of backup.hosts: every host agrees on it.
+    for (const h of [subset.hosts[0]!, subset.hosts[2]!])
+      assert.equal(
+        envValue(backupEnv(subset, h), 'BACKUP_MEMBERS'),
+        `edge-1|${URL1} edge-3|${URL3}`,
+      );
+    assert.match(BACKUP_SCRIPT, /^verdict=\$\(elect "\$me" "\$leader"\)$/m);
+  });
+
+  const subset = `edge-1|${URL1} edge-2|${URL2}`; // backup.hosts: [edge-1, edge-2]
+
+  it("the leader's host acts; another backup host skips when the leader is a backup host", () => {
+    assert.deepEqual(elect({ member: 'edge-1', leader: 'edge-1', members: subset }), {
+      verdict: 'act',
+      probed: [],
+    });
+    const other = elect({ member: 'edge-2', leader: 'edge-1', members: subset, up: [URL1] });
+    assert.equal(
+      other.verdict,
+      "skip: this host's member does not lead; the leader's host (edge-1) takes the backup",
+    );
+    assert.deepEqual(other.probed, [], 'no probe: the leader decides');
+  });
+
+  it('the leader not a backup host: the first listed backup host acts', () => {
+    assert.deepEqual(elect({ member: 'edge-1', leader: 'edge-3', members: subset, up: [] }), {
+      verdict: 'act',
+      probed: [],
+    });
+    // The second skips while the first answers...
+    assert.deepEqual(
+      elect({ member: 'edge-2', leader: 'edge-3', members: subset, up: [URL1, URL2] }),
+      {
+        verdict:
+          'skip: the leader (edge-3) is not a backup host; edge-1, the first backup host whose member answers, takes the backup',
+        probed: [URL1],
+      },
+    );
+    // ...and acts when it does not.
+    assert.deepEqual(elect({ member: 'edge-2', leader: 'edge-3', members: subset, up: [URL2] }), {
+      verdict: 'act',
+      probed: [URL1],
+    });
+    // One backup host (backup.hosts: [edge-2]) with the leader elsewhere: it acts.
+    assert.equal(
+      elect({ member: 'edge-2', leader: 'edge-1', members: `edge-2|${URL2}` }).verdict,
+      'act',
+    );
+  });
+
+  it('an env file without the list (an older install): only the leader acts', () => {
+    assert.equal(
+      elect({ member: 'edge-1', leader: 'edge-3' }).verdict,
+      "skip: this host's member does not lead; the leader's host takes the backup",
+    );
+  });
+
+  it('no member list, or a leader not in it: the run fails, it does not guess', () => {
+    assert.match(
+      elect({ member: 'edge-2', leader: 'edge-3', members: subset, list: false }).verdict,
+      /^fail: the member list could not be read from https:\/\/127\.0\.1\.22:2379: context deadline exceeded$/,
+    );
+    assert.match(
+      elect({ member: 'edge-2', leader: '7', members: subset }).verdict,
+      /^fail: the leader \(7\) is not in the member list/,
+    );
+  });
+});
