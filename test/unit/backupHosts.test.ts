@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BACKUP_ELECT, BACKUP_SCRIPT } from '../../src/core/backup/hostScript';
 import { backupEnv } from '../../src/core/backup/install';
+import { backupProblems, type RawBackup } from '../../src/core/inventory/backup';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
 
@@ -18,6 +19,12 @@ const EXAMPLE = join(__dirname, '../../examples/edge-lab/k3s-etcd.yaml');
 
 /** The example (edge-1..3, all etcd) with a backup block holding `lines`. */
 function exampleCluster(lines: string[]): Cluster {
+  const loaded = exampleLoaded(lines);
+  assert.equal(loaded.status, 'ok', JSON.stringify(loaded.problems));
+  return (loaded as { inventory: { clusters: Cluster[] } }).inventory.clusters[0]!;
+}
+
+function exampleLoaded(lines: string[]) {
   const text = readFileSync(EXAMPLE, 'utf8').replace(
     /^(    pki: .*)$/m,
     [
@@ -27,9 +34,7 @@ function exampleCluster(lines: string[]): Cluster {
       ...lines.map((l) => `      ${l}`),
     ].join('\n'),
   );
-  const loaded = parseInventory(text, '/w/k3s-etcd.yaml');
-  assert.equal(loaded.status, 'ok', JSON.stringify(loaded.problems));
-  return (loaded as { inventory: { clusters: Cluster[] } }).inventory.clusters[0]!;
+  return parseInventory(text, '/w/k3s-etcd.yaml');
 }
 
 const envValue = (env: string, key: string) =>
@@ -183,6 +188,76 @@ describe('which backup host takes the backup', () => {
     assert.match(
       elect({ member: 'edge-2', leader: '7', members: subset }).verdict,
       /^fail: the leader \(7\) is not in the member list/,
+    );
+  });
+});
+
+describe('a copy off the host goes to another host', () => {
+  const ETCD = (['edge-1', 'edge-2', 'edge-3'] as const).map((name) => ({
+    name,
+    roles: ['etcd' as const],
+  }));
+  const raw = (
+    hosts: string[] | undefined,
+    dests: NonNullable<RawBackup['destinations']>,
+  ): RawBackup => ({
+    encryption: { recipientsFile: 'r.pem' },
+    ...(hosts ? { hosts } : {}),
+    destinations: dests,
+  });
+  const S3 = { s3: { endpoint: 'https://s3.example', bucket: 'etcd', credentialsFile: '/etc/s' } };
+  const to = (host: string) => ({ host, path: '/var/backups/k3s-etcd' });
+
+  it("a backup host's own address is not among its DEST_HOSTS; the others still copy to it", () => {
+    const c = exampleCluster([
+      'destinations:',
+      '  - { host: edge-3, path: /var/backups/k3s-etcd }',
+      '  - { host: edge-1, path: /srv/copies }',
+    ]);
+    const dests = (name: string) =>
+      envValue(
+        backupEnv(
+          c,
+          c.hosts.find((h) => h.name === name)!,
+        ),
+        'DEST_HOSTS',
+      );
+    assert.equal(dests('edge-1'), 'root@127.0.1.23:22:/var/backups/k3s-etcd');
+    assert.equal(
+      dests('edge-2'),
+      'root@127.0.1.23:22:/var/backups/k3s-etcd root@127.0.1.21:22:/srv/copies',
+    );
+    assert.equal(dests('edge-3'), 'root@127.0.1.21:22:/srv/copies');
+  });
+
+  it('refused when some backup host would have only itself as destination', () => {
+    const messages = (r: RawBackup) =>
+      backupProblems(r, ETCD).map((p) => `${p.severity} ${p.path.join('.')}: ${p.message}`);
+    // Every etcd host takes backups; edge-3's only destination is edge-3.
+    assert.deepEqual(messages(raw(undefined, [to('edge-3')])), [
+      'error destinations.0.host: "edge-3" is a backup host too and this is its only destination: the backups it takes would have no copy off the host (add another host or an S3 destination)',
+    ]);
+    assert.match(
+      messages(raw(['edge-1', 'edge-2'], [to('edge-2')])).join('\n'),
+      /^error destinations\.0\.host: "edge-2" is a backup host too and this is its only destination/,
+    );
+    // The one backup host as a destination: as before.
+    assert.deepEqual(messages(raw(['edge-1'], [to('edge-1'), S3])), [
+      'error destinations.0.host: "edge-1" takes the backups: a copy on the same host is no copy off the host',
+    ]);
+    // Another place for the host's own backups: fine.
+    assert.deepEqual(messages(raw(undefined, [to('edge-3'), S3])), []);
+    assert.deepEqual(messages(raw(['edge-1', 'edge-2'], [to('edge-2'), to('edge-3')])), []);
+    assert.deepEqual(messages(raw(['edge-1', 'edge-2'], [to('edge-3')])), []);
+    // And through the parser, at the destination's line.
+    const loaded = exampleLoaded([
+      'destinations:',
+      '  - { host: edge-3, path: /var/backups/k3s-etcd }',
+    ]);
+    assert.equal(loaded.status, 'invalid');
+    assert.match(
+      JSON.stringify(loaded.problems),
+      /clusters\[0\]\.backup\.destinations\[0\]\.host.*is a backup host too and this is its only destination/,
     );
   });
 });

@@ -83,6 +83,11 @@ function hostDestinations(cluster: Cluster): HostDestination[] {
 
 const sshPort = (h: Host) => h.ssh.port ?? h.port;
 
+/** One host of the inventory: the same name, or the same address and SSH port. */
+export const sameHost = (a: Host, b: Host): boolean =>
+  a.name === b.name ||
+  (a.address.toLowerCase() === b.address.toLowerCase() && sshPort(a) === sshPort(b));
+
 /** The env file of `host`'s timer: every value checked. */
 export function backupEnv(cluster: Cluster, host: Host): string {
   const b = backupSettings(cluster);
@@ -99,11 +104,14 @@ export function backupEnv(cluster: Cluster, host: Host): string {
     return `${h.memberName}|${url}`;
   });
   if (!SAFE_PATH.test(b.localDir)) refuse(`backup.localDir ${JSON.stringify(b.localDir)}`);
-  const hosts = hostDestinations(cluster).map((d) => {
-    if (!/^[A-Za-z0-9.:-]+$/.test(d.host.address))
-      refuse(`the address ${JSON.stringify(d.host.address)}`);
-    return `${d.user}@${d.host.address}:${sshPort(d.host)}:${d.path}`;
-  });
+  // A host is no destination of its own: a copy there would not be off the host.
+  const hosts = hostDestinations(cluster)
+    .filter((d) => !sameHost(d.host, host))
+    .map((d) => {
+      if (!/^[A-Za-z0-9.:-]+$/.test(d.host.address))
+        refuse(`the address ${JSON.stringify(d.host.address)}`);
+      return `${d.user}@${d.host.address}:${sshPort(d.host)}:${d.path}`;
+    });
   const s3 = b.destinations.flatMap((d) => {
     if (d.kind !== 's3') return [];
     if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(d.endpoint))
