@@ -9,7 +9,7 @@ import { defaultPrivateKeyFile, writeBackupKeyPair } from '../core/backup/keygen
 import { drillBackup, fetchIntoWorkspace, type FetchOptions } from '../core/backup/drill';
 import { backupSettings, installBackup } from '../core/backup/install';
 import { runBackupNow } from '../core/backup/run';
-import { backupStatus } from '../core/backup/status';
+import { backupStatus, backupSummary } from '../core/backup/status';
 import { renderColumns } from '../core/format/table';
 import { humanBytes } from '../shared/etcdTypes';
 import {
@@ -103,21 +103,7 @@ ${SSH_HELP}`,
     if (ctx.global.json) {
       json(ctx, {
         ...s,
-        backups: s.backups.map((b) => ({
-          file: b.file,
-          takenAt: b.takenAt,
-          on: b.on,
-          member: b.member,
-          revision: b.revision,
-          keys: b.keys,
-          size: b.size,
-          sha256: b.sha256,
-          encrypted: true,
-          encryptedSha256: b.encryptedSha256,
-          recipients: b.recipients.map((r) => r.fingerprint),
-          copies: b.copies,
-          ...(b.drill ? { drill: b.drill } : {}),
-        })),
+        backups: s.backups.map(backupSummary),
         fresh: s.problems.length === 0,
         warnings: s.warnings,
       });

@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import { promisify } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -240,12 +241,24 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
         file: string;
         keys: number;
         encrypted: boolean;
+        recipients: string[];
         copies: Array<{ to: string; ok: boolean }>;
       }>;
     };
     assert.equal(st.fresh, true);
     const newest = st.backups[0]!;
     assert.equal(newest.keys, KEYS);
+    // Encrypted, as its record says: the passphrase wrapped for the one key keygen made (the
+    // bytes themselves were seen to be ciphertext above).
+    const recipient = createHash('sha256')
+      .update(
+        createPublicKey(await readFile(join(dir, 'backup-recipients.pem'), 'utf8')).export({
+          type: 'spki',
+          format: 'der',
+        }),
+      )
+      .digest('hex');
+    assert.deepEqual(newest.recipients, [recipient]);
     assert.equal(newest.encrypted, true);
     assert.deepEqual(
       newest.copies.map((c) => [c.to, c.ok]),
