@@ -384,6 +384,35 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     assert.deepEqual((JSON.parse(quiet.text) as { warnings: string[] }).warnings, []);
   });
 
+  it('a copy that cannot be trusted fails the run, named in its record', async () => {
+    const last = async () =>
+      JSON.parse((await hosts[0]!.exec(`cat ${LOCAL}/last-run.json`)).stdout) as {
+        result: string;
+        summary: string;
+        lines: string[];
+      };
+    // The S3 credentials readable by every user of the host: not used.
+    assert.equal((await hosts[0]!.exec('chmod 644 /etc/k3s-etcd/s3.env')).code, 0);
+    try {
+      const run = await cli(['backup', 'run']);
+      assert.equal(run.code, 1, run.text);
+      const r = await last();
+      assert.equal(r.result, 'failed');
+      assert.match(r.summary, new RegExp(`copies failed: s3:${s3!.endpoint}/etcd/edge-a/$`));
+      assert.ok(
+        r.lines.includes(
+          `copy to s3:${s3!.endpoint}/etcd/edge-a/ failed: /etc/k3s-etcd/s3.env is mode 644 and owned by uid 0: it must be mode 600 and owned by uid 0 (chmod 600 /etc/k3s-etcd/s3.env; chown 0 /etc/k3s-etcd/s3.env)`,
+        ),
+        r.lines.join('\n'),
+      );
+      assert.ok(r.lines.includes(`copied to root@${ADDR[1]}:${DEST}`), r.lines.join('\n'));
+    } finally {
+      await hosts[0]!.exec('chmod 600 /etc/k3s-etcd/s3.env');
+    }
+    const again = await cli(['backup', 'run']);
+    assert.equal(again.code, 0, again.text);
+  });
+
   it('--remove takes the timer and the receiver key away; the backups stay', async () => {
     const r = await cli(['backup', 'install', '--remove', '--yes']);
     assert.equal(r.code, 0, r.text);

@@ -8,15 +8,15 @@
  * leader's, or when `backup.hosts` leaves the leader's member out, the first backup host whose
  * member answers; the others record "skipped"), so hosts do not race; `etcdctl snapshot save`
  * from the local member, its revision from `snapshot status`, the live keys at that revision, its
- * SHA-256; gzip and
- * `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each recipient with
- * RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the record (record.ts)
- * beside it; copies to every destination (another host over SSH with a key restricted to the
- * receiver, S3 with curl's SigV4 and the credentials file read into a 0600 curl config); the
- * generations kept (retention.ts's rule, `--prune` prints what it would delete from names on
- * stdin, for the test that holds the two together) locally and at every destination; the
- * outcome in `last-run.json`, with a warning for each certificate in the host's pki folder that
- * ends within CERT_WARN_DAYS (every run, leader or not: expiry warned ahead by the timer).
+ * SHA-256; gzip and `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each
+ * recipient with RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the
+ * record (record.ts) beside it; copies to every destination (another host over SSH with a key
+ * restricted to the receiver, S3 with curl's SigV4 and the credentials file, refused unless it is
+ * root's and 0600, read into a 0600 curl config); the generations kept (retention.ts's rule,
+ * `--prune` prints what it would delete from names on stdin, for the test that holds the two
+ * together) locally and at every destination; the outcome in `last-run.json`, with a warning for
+ * each certificate in the host's pki folder that ends within CERT_WARN_DAYS (every run, leader or
+ * not: expiry warned ahead by the timer).
  *
  * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`,
  * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
@@ -65,6 +65,21 @@ export const BACKUP_ELECT = unraw(String.raw`elect() {
     fi
   done
   echo "fail: this host's member ($MEMBER) is not in BACKUP_MEMBERS"
+}
+`);
+
+/**
+ * The S3 side of a run. `creds_problem FILE` prints why the credentials file must not be used
+ * (nothing when it may): it must be a file of the user the timer runs as (root) that no one else
+ * can read or write (mode 600, or 400), as the issue's "credentials in a 0600 file" asks.
+ */
+export const BACKUP_S3_HELPERS = unraw(String.raw`creds_problem() {
+  if [ ! -f "$1" ]; then echo "$1 is not there (or not a file)"; return 0; fi
+  mo=$(stat -L -c '%a %u' "$1" 2>/dev/null) || { echo "$1 cannot be read"; return 0; }
+  case "$mo" in
+    "600 $(id -u)" | "400 $(id -u)") ;;
+    *) echo "$1 is mode \${mo% *} and owned by uid \${mo#* }: it must be mode 600 and owned by uid $(id -u) (chmod 600 $1; chown $(id -u) $1)" ;;
+  esac
 }
 `);
 
@@ -129,6 +144,7 @@ say() {
 }
 ${HOST_SHELL_HELPERS}
 ${BACKUP_ELECT}
+${BACKUP_S3_HELPERS}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
   printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s],"certWarnings":[%s]}\n' \
@@ -246,6 +262,13 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   prefix=$(printf '%s' "$dest" | cut -d'|' -f3); region=$(printf '%s' "$dest" | cut -d'|' -f4)
   creds=$(printf '%s' "$dest" | cut -d'|' -f5)
   where="s3:$ep/$bucket/$prefix"
+  bad=$(creds_problem "$creds")
+  if [ -n "$bad" ]; then
+    FAILED="$FAILED $where"
+    COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
+    say "copy to $where failed: $bad"
+    continue
+  fi
   ak=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$creds" 2>/dev/null | head -n 1)
   sk=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$creds" 2>/dev/null | head -n 1)
   case "$ak$sk" in *'"'* | *\\*) ak= ;; esac
