@@ -391,23 +391,54 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
         summary: string;
         lines: string[];
       };
-    // The S3 credentials readable by every user of the host: not used.
+    const receiver = '/usr/local/sbin/k3s-etcd-backup-receive';
+    // The S3 credentials readable by every user of the host: not used. Bravo's receiver keeps
+    // only the first 64 bytes of what it is sent and says it stored them: that copy does not
+    // read back as sent.
     assert.equal((await hosts[0]!.exec('chmod 644 /etc/k3s-etcd/s3.env')).code, 0);
+    const broken = await hosts[1]!.exec(
+      `cp -p ${receiver} ${receiver}.orig && sed -i 's|cat >"$DIR/.$name.part"|{ head -c 64; cat >/dev/null; } >"$DIR/.$name.part"|' ${receiver} && grep -c 'head -c 64' ${receiver}`,
+    );
+    assert.equal(broken.stdout.trim(), '1', broken.stdout + broken.stderr);
     try {
       const run = await cli(['backup', 'run']);
       assert.equal(run.code, 1, run.text);
       const r = await last();
       assert.equal(r.result, 'failed');
-      assert.match(r.summary, new RegExp(`copies failed: s3:${s3!.endpoint}/etcd/edge-a/$`));
+      assert.match(
+        r.summary,
+        new RegExp(`copies failed: root@${ADDR[1]}:${DEST} s3:${s3!.endpoint}/etcd/edge-a/$`),
+      );
       assert.ok(
         r.lines.includes(
           `copy to s3:${s3!.endpoint}/etcd/edge-a/ failed: /etc/k3s-etcd/s3.env is mode 644 and owned by uid 0: it must be mode 600 and owned by uid 0 (chmod 600 /etc/k3s-etcd/s3.env; chown 0 /etc/k3s-etcd/s3.env)`,
         ),
         r.lines.join('\n'),
       );
-      assert.ok(r.lines.includes(`copied to root@${ADDR[1]}:${DEST}`), r.lines.join('\n'));
+      const file = /saved (\S+\.db\.gz\.enc)/.exec(r.summary)![1]!;
+      const record = parseBackupRecord(
+        (await hosts[0]!.exec(`cat ${LOCAL}/${file.replace(/\.db\.gz\.enc$/, '.json')}`)).stdout,
+      );
+      assert.ok(isRecord(record), JSON.stringify(record));
+      const truncated = (
+        await hosts[1]!.exec(`sha256sum ${DEST}/${file} | cut -c1-64`)
+      ).stdout.trim();
+      assert.ok(
+        r.lines.includes(
+          `copy to root@${ADDR[1]}:${DEST} failed: the SHA-256 of ${file} there is ${truncated}, not ${record.encryptedSha256}`,
+        ),
+        r.lines.join('\n'),
+      );
+      const st = JSON.parse((await cli(['backup', 'status', '--json'])).text) as {
+        backups: Array<{ file: string; copies: Array<{ to: string; ok: boolean }> }>;
+      };
+      assert.deepEqual(
+        st.backups.find((b) => b.file === file)?.copies.map((c) => c.ok),
+        [false, false],
+      );
     } finally {
       await hosts[0]!.exec('chmod 600 /etc/k3s-etcd/s3.env');
+      await hosts[1]!.exec(`mv -f ${receiver}.orig ${receiver}`);
     }
     const again = await cli(['backup', 'run']);
     assert.equal(again.code, 0, again.text);

@@ -1,14 +1,16 @@
 /**
  * The copies off the host, the hosts' own `sh` run here: the S3 credentials file is used only
- * when it is the timer user's and no one else's (0600).
+ * when it is the timer user's and no one else's (0600); a copy counts only when it reads back as
+ * sent (the receiver's `put` prints the stored file's SHA-256; an S3 HEAD's Content-Length).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BACKUP_S3_HELPERS } from '../../src/core/backup/hostScript';
+import { BACKUP_COPY_HELPERS, RECEIVER_SCRIPT } from '../../src/core/backup/hostScript';
 
 /** `sh -c` over the helpers, `body` after them; stdout, and stderr for failures. */
 function sh(helpers: string, body: string, env: Record<string, string> = {}) {
@@ -28,7 +30,8 @@ describe('backup copies: the S3 credentials file', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   const uid = process.getuid?.() ?? 0;
-  const problem = (file: string) => sh(BACKUP_S3_HELPERS, `creds_problem "$F"`, { F: file }).trim();
+  const problem = (file: string) =>
+    sh(BACKUP_COPY_HELPERS, `creds_problem "$F"`, { F: file }).trim();
 
   it("0600 (or 0400) and the timer user's: used", () => {
     const f = join(dir, 's3.env');
@@ -61,5 +64,54 @@ describe('backup copies: the S3 credentials file', () => {
         /is mode 600 and owned by uid 65534: it must be mode 600 and owned by uid 0/,
       );
     }
+  });
+});
+
+describe('backup copies: read back before they count', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'k3s-etcd-readback-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("the receiver's put stores the bytes and prints their SHA-256", () => {
+    const receiver = join(dir, 'receive');
+    writeFileSync(receiver, RECEIVER_SCRIPT);
+    const bytes = randomBytes(70_000);
+    const name = 'lab-20260318T120000Z.db.gz.enc';
+    const r = spawnSync('sh', [receiver, dir], {
+      input: bytes,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SSH_ORIGINAL_COMMAND: `put ${name}` },
+    });
+    assert.equal(r.status, 0, r.stderr.toString());
+    assert.equal(r.stdout.toString(), `${createHash('sha256').update(bytes).digest('hex')}\n`);
+    assert.deepEqual(readFileSync(join(dir, name)), bytes);
+  });
+
+  it('readback: silent when equal, else what came back and what was sent', () => {
+    const rb = (got: string, want: string) =>
+      sh(BACKUP_COPY_HELPERS, 'readback "$G" "$W" "the SHA-256 of f"', { G: got, W: want });
+    const a = 'a'.repeat(64);
+    assert.equal(rb(a, a), '');
+    assert.equal(rb('b'.repeat(64), a), `the SHA-256 of f there is ${'b'.repeat(64)}, not ${a}\n`);
+    // An older receiver prints nothing; a hostile one cannot flood the record.
+    assert.equal(rb('', a), `the SHA-256 of f there is unknown (nothing came back), not ${a}\n`);
+    assert.equal(
+      rb(`${'x'.repeat(500)}\nmore`, a),
+      `the SHA-256 of f there is ${'x'.repeat(80)}, not ${a}\n`,
+    );
+  });
+
+  it("content_length: an S3 HEAD's size, HTTP/1.1 or HTTP/2", () => {
+    const len = (headers: string) =>
+      sh(BACKUP_COPY_HELPERS, 'printf "%s" "$H" | content_length', { H: headers });
+    assert.equal(
+      len(
+        'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 123456\r\nETag: "x"\r\n\r\n',
+      ),
+      '123456\n',
+    );
+    assert.equal(len('HTTP/2 200\r\ncontent-length: 42\r\n\r\n'), '42\n');
+    assert.equal(len('HTTP/1.1 404 Not Found\r\n\r\n'), '');
   });
 });

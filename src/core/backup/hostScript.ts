@@ -18,8 +18,9 @@
  * each certificate in the host's pki folder that ends within CERT_WARN_DAYS (every run, leader or
  * not: expiry warned ahead by the timer).
  *
- * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`,
- * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
+ * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`
+ * (printing the stored file's SHA-256, which the sender compares), `list`, `get NAME`,
+ * `delete NAME` in its one folder, names checked.
  */
 
 import { HOST_SHELL_HELPERS, unraw } from '../etcd/hostShell';
@@ -69,11 +70,21 @@ export const BACKUP_ELECT = unraw(String.raw`elect() {
 `);
 
 /**
- * The S3 side of a run. `creds_problem FILE` prints why the credentials file must not be used
+ * The copies' checks. `creds_problem FILE` prints why the S3 credentials file must not be used
  * (nothing when it may): it must be a file of the user the timer runs as (root) that no one else
- * can read or write (mode 600, or 400), as the issue's "credentials in a 0600 file" asks.
+ * can read or write (mode 600, or 400), as the issue's "credentials in a 0600 file" asks. A copy
+ * counts only when it reads back as sent: `readback GOT WANT WHAT` prints why not (nothing when
+ * it does), GOT being what the receiver's `put` printed (the stored file's SHA-256) or the
+ * `Content-Length` of an S3 HEAD (`content_length` reads it from the headers on stdin).
  */
-export const BACKUP_S3_HELPERS = unraw(String.raw`creds_problem() {
+export const BACKUP_COPY_HELPERS = unraw(String.raw`readback() {
+  [ "$1" = "$2" ] && return 0
+  echo "$3 there is $(printf '%s' "\${1:-unknown (nothing came back)}" | head -n 1 | cut -c1-80), not $2"
+}
+content_length() {
+  tr -d '\r' | grep -i '^content-length:' | tail -n 1 | sed 's/^[^:]*:[[:space:]]*//; s/[[:space:]]*$//'
+}
+creds_problem() {
   if [ ! -f "$1" ]; then echo "$1 is not there (or not a file)"; return 0; fi
   mo=$(stat -L -c '%a %u' "$1" 2>/dev/null) || { echo "$1 cannot be read"; return 0; }
   case "$mo" in
@@ -144,7 +155,7 @@ say() {
 }
 ${HOST_SHELL_HELPERS}
 ${BACKUP_ELECT}
-${BACKUP_S3_HELPERS}
+${BACKUP_COPY_HELPERS}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
   printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s],"certWarnings":[%s]}\n' \
@@ -239,11 +250,21 @@ ssh_dest() { # user host port path, then the receiver's command
     -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 \
     -o ServerAliveCountMax=8 -p "$p" "$u@$h" "$*"
 }
+# A copy counts when it reads back as sent: the SHA-256 the receiver prints, an S3 HEAD's size.
+jsha=$(sha256sum "$LOCAL_DIR/$NAME.json" | cut -c1-64)
+jsize=$(wc -c <"$LOCAL_DIR/$NAME.json" | tr -d ' ')
 for dest in $DEST_HOSTS; do # user@host:port:path
   u=\${dest%%@*}; rest=\${dest#*@}; h=\${rest%%:*}; rest=\${rest#*:}; p=\${rest%%:*}; d=\${rest#*:}
   where="$u@$h:$d"
-  if ssh_dest "$u" "$h" "$p" "$d" put "$FILE" <"$LOCAL_DIR/$FILE" >/dev/null 2>"$LOCAL_DIR/.ssh.err" &&
-    ssh_dest "$u" "$h" "$p" "$d" put "$NAME.json" <"$LOCAL_DIR/$NAME.json" >/dev/null 2>>"$LOCAL_DIR/.ssh.err"; then
+  if got=$(ssh_dest "$u" "$h" "$p" "$d" put "$FILE" <"$LOCAL_DIR/$FILE" 2>"$LOCAL_DIR/.ssh.err") &&
+    gotj=$(ssh_dest "$u" "$h" "$p" "$d" put "$NAME.json" <"$LOCAL_DIR/$NAME.json" 2>>"$LOCAL_DIR/.ssh.err"); then
+    why=$(readback "$got" "$esha" "the SHA-256 of $FILE")
+    [ -n "$why" ] || why=$(readback "$gotj" "$jsha" "the SHA-256 of $NAME.json")
+  else
+    why=$(tail -n 1 "$LOCAL_DIR/.ssh.err" | cut -c1-300)
+    why=\${why:-ssh failed}
+  fi
+  if [ -z "$why" ]; then
     COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":true},"
     say "copied to $where"
     ssh_dest "$u" "$h" "$p" "$d" list 2>/dev/null | grep '\.db\.gz\.enc$' | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
@@ -253,7 +274,7 @@ for dest in $DEST_HOSTS; do # user@host:port:path
   else
     FAILED="$FAILED $where"
     COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":false},"
-    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.ssh.err" | cut -c1-300)"
+    say "copy to $where failed: $why"
   fi
 done
 rm -f "$LOCAL_DIR/.ssh.err"
@@ -287,6 +308,17 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   }
   if s3 -T "$LOCAL_DIR/$FILE" "$ep/$bucket/$prefix$FILE" -o /dev/null 2>"$LOCAL_DIR/.s3.err" &&
     s3 -T "$LOCAL_DIR/$NAME.json" "$ep/$bucket/$prefix$NAME.json" -o /dev/null 2>>"$LOCAL_DIR/.s3.err"; then
+    got=$(s3 -I "$ep/$bucket/$prefix$FILE" 2>>"$LOCAL_DIR/.s3.err" | content_length)
+    why=$(readback "$got" "$esize" "the size of $FILE")
+    if [ -z "$why" ]; then
+      got=$(s3 -I "$ep/$bucket/$prefix$NAME.json" 2>>"$LOCAL_DIR/.s3.err" | content_length)
+      why=$(readback "$got" "$jsize" "the size of $NAME.json")
+    fi
+  else
+    why=$(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)
+    why=\${why:-curl failed}
+  fi
+  if [ -z "$why" ]; then
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":true},"
     say "copied to $where"
     s3 "$ep/$bucket?list-type=2&prefix=$prefix" 2>/dev/null | tr '<' '\n' | sed -n 's/^Key>//p' |
@@ -297,7 +329,7 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   else
     FAILED="$FAILED $where"
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
-    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)"
+    say "copy to $where failed: $why"
   fi
   rm -f "$LOCAL_DIR/.curl" "$LOCAL_DIR/.s3.err"
 done
@@ -327,7 +359,8 @@ esac
 case \${1:-} in
   put)
     [ -n "$name" ] || exit 2
-    cat >"$DIR/.$name.part" && mv -f "$DIR/.$name.part" "$DIR/$name" ;;
+    cat >"$DIR/.$name.part" && mv -f "$DIR/.$name.part" "$DIR/$name" &&
+      sha256sum "$DIR/$name" | cut -c1-64 ;;
   get) [ -n "$name" ] && exec cat "$DIR/$name" ;;
   delete) [ -n "$name" ] && rm -f "$DIR/$name" ;;
   list) ls -1 "$DIR" ;;
