@@ -35,8 +35,9 @@ restricted to its folder, and the backup hosts' keys in the SSH user's authorize
 takes each backup: the one whose member leads, or, when the leader is not a backup host, the
 first backup host (in the inventory's order) whose member answers. Shows what would change and
 asks (--yes to skip);
---dry-run only shows it; a second run changes nothing. --remove takes the timer and the
-receiver's keys away again; backups already made stay.
+--dry-run only shows it; a second run changes nothing. --remove takes away again all it put
+there (the timer, its files, the recipients' keys, the SSH key pair and known_hosts, the
+receiver's keys, and the receiver once no key runs it); backups already made stay.
 
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, remove: { type: 'boolean', default: false } },

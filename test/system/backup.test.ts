@@ -8,7 +8,8 @@
  * retention.ts keeps; status lists it with its copies, and turns to failure when the newest
  * record is aged past twice the interval; the copy decrypts with the private key to the very
  * snapshot the record describes; a run warns ahead about the host's certificates that end within
- * its window; --remove takes the timer and the receiver's key away.
+ * its window; a copy that does not read back as sent, or S3 credentials others can read, fail
+ * the run; --remove takes away all the install put there.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
@@ -444,17 +445,34 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     assert.equal(again.code, 0, again.text);
   });
 
-  it('--remove takes the timer and the receiver key away; the backups stay', async () => {
+  it('--remove takes away all the install put there; the backups and the credentials stay', async () => {
     const r = await cli(['backup', 'install', '--remove', '--yes']);
     assert.equal(r.code, 0, r.text);
+    const gone = [
+      '/etc/systemd/system/k3s-etcd-backup.timer',
+      '/etc/systemd/system/k3s-etcd-backup.service',
+      '/usr/local/sbin/k3s-etcd-backup',
+      BACKUP_ENV,
+      '/etc/k3s-etcd/backup-recipients',
+      '/etc/k3s-etcd/backup_id_ed25519',
+      '/etc/k3s-etcd/backup_id_ed25519.pub',
+      '/etc/k3s-etcd/backup_known_hosts',
+    ];
+    const left = await hosts[0]!.exec(
+      `for f in ${gone.join(' ')}; do [ ! -e "$f" ] || echo "$f"; done`,
+    );
+    assert.equal(left.stdout, '', 'left on edge-1');
     const e1 = await hosts[0]!.exec(
-      `test ! -e /etc/systemd/system/k3s-etcd-backup.timer && ls ${LOCAL} | grep -c '\\.db\\.gz\\.enc$'`,
+      `test -f /etc/k3s-etcd/s3.env && ls ${LOCAL} | grep -c '\\.db\\.gz\\.enc$'`,
     );
     assert.equal(e1.code, 0, e1.stderr);
     assert.ok(Number(e1.stdout.trim()) > 0);
     const b = await hosts[1]!.exec(
-      `! grep -q k3s-etcd-backup-receive /root/.ssh/authorized_keys && ls ${DEST} | grep -c enc`,
+      `! grep -q k3s-etcd-backup-receive /root/.ssh/authorized_keys && test ! -e /usr/local/sbin/k3s-etcd-backup-receive && ls ${DEST} | grep -c enc`,
     );
     assert.equal(b.code, 0, b.stdout + b.stderr);
+    const again = await cli(['backup', 'install', '--remove', '--dry-run']);
+    assert.equal(again.code, 0, again.text);
+    assert.doesNotMatch(again.text, /would-change/, 'a second removal changes nothing');
   });
 });

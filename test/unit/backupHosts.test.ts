@@ -6,11 +6,22 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BACKUP_ELECT, BACKUP_SCRIPT } from '../../src/core/backup/hostScript';
-import { backupEnv } from '../../src/core/backup/install';
+import {
+  BACKUP_KNOWN_HOSTS,
+  BACKUP_SSH_KEY,
+  backupEnv,
+  backupHostPlan,
+  destinationPlan,
+  RECEIVER_PATH,
+  RECIPIENTS_DIR,
+} from '../../src/core/backup/install';
+import type { Step } from '../../src/core/plan/steps';
+import { shellQuote as q } from '../../src/core/ssh/quote';
 import { backupProblems, type RawBackup } from '../../src/core/inventory/backup';
 import { parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster } from '../../src/core/inventory/types';
@@ -259,5 +270,98 @@ describe('a copy off the host goes to another host', () => {
       JSON.stringify(loaded.problems),
       /clusters\[0\]\.backup\.destinations\[0\]\.host.*is a backup host too and this is its only destination/,
     );
+  });
+});
+
+describe('backup install --remove', () => {
+  const c = exampleCluster([
+    'hosts: [edge-1]',
+    'destinations:',
+    '  - { host: edge-3, path: /var/backups/k3s-etcd }',
+  ]);
+  const host = c.hosts[0]!;
+  const recipient = {
+    pem: '-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n',
+    fingerprint: 'f'.repeat(64),
+    bits: 4096,
+  };
+  const command = (steps: Step[], id: string) => {
+    const s = steps.find((x) => x.id === id);
+    assert.ok(s && s.kind === 'command', id);
+    return s;
+  };
+
+  it('takes away every file the install puts on a backup host; the backups stay', () => {
+    const install = backupHostPlan(c, host, { recipients: [recipient], knownHosts: 'x\n' });
+    const written = install.steps.flatMap((s) => (s.kind === 'file' ? [s.path] : []));
+    // What the install makes beside its file steps: the copies' key pair (ssh-keygen on the host).
+    assert.match(command(install.steps, 'backup_ssh_key').run, new RegExp(`-f ${BACKUP_SSH_KEY}$`));
+    const made = [...written, BACKUP_SSH_KEY, `${BACKUP_SSH_KEY}.pub`];
+    assert.ok(
+      made.includes(BACKUP_KNOWN_HOSTS) && made.some((p) => p.startsWith(`${RECIPIENTS_DIR}/`)),
+    );
+    const remove = command(
+      backupHostPlan(c, host, { recipients: [], knownHosts: '', remove: true }).steps,
+      'remove_backup',
+    );
+    for (const p of made) {
+      const gone = p.startsWith(`${RECIPIENTS_DIR}/`) ? RECIPIENTS_DIR : p;
+      assert.ok(remove.check.includes(`[ ! -e ${q(gone)} ]`), `checked gone: ${gone}`);
+      assert.ok(remove.run.split(/\s/).includes(q(gone)), `removed: ${gone}`);
+    }
+    assert.ok(remove.run.split('\n').includes(`rm -rf ${q(RECIPIENTS_DIR)}`), remove.run);
+    assert.doesNotMatch(remove.run, /backups/, 'the backups stay');
+  });
+
+  it('takes the receiver away on a destination once no authorized key runs it', () => {
+    const dest = { host: c.hosts[2]!, path: '/var/backups/k3s-etcd', user: 'root' };
+    const install = destinationPlan(c, dest, []);
+    assert.ok(install.steps.some((s) => s.kind === 'file' && s.path === RECEIVER_PATH));
+    const steps = destinationPlan(c, dest, [], true).steps;
+    assert.deepEqual(
+      steps.map((s) => s.id),
+      ['unauthorize', 'receiver_gone'],
+    );
+    const gone = command(steps, 'receiver_gone');
+    assert.equal(gone.run, `rm -f ${q(RECEIVER_PATH)}`);
+    // Whether a key still runs it, over a passwd of two users (getent stood in for).
+    const inUse = gone.check.slice(gone.check.indexOf('|| { ') + 5, -3);
+    const dir = mkdtempSync(join(tmpdir(), 'k3s-etcd-receiver-'));
+    try {
+      for (const u of ['root', 'bob']) mkdirSync(join(dir, u, '.ssh'), { recursive: true });
+      writeFileSync(
+        join(dir, 'passwd'),
+        `root:x:0:0::${dir}/root:/bin/sh\nbob:x:1000:1000::${dir}/bob:/bin/sh\n`,
+      );
+      const line = (path: string) => `restrict,command="${RECEIVER_PATH} ${path}" ssh-ed25519 AAAA`;
+      const used = (root: string[], bob: string[]) => {
+        writeFileSync(join(dir, 'root', '.ssh', 'authorized_keys'), root.join('\n') + '\n');
+        writeFileSync(join(dir, 'bob', '.ssh', 'authorized_keys'), bob.join('\n') + '\n');
+        const r = spawnSync(
+          'sh',
+          [
+            '-c',
+            `getent() { if [ -n "\${2:-}" ]; then grep "^$2:" "$D/passwd"; else cat "$D/passwd"; fi; }\n${inUse}`,
+          ],
+          { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', D: dir }, encoding: 'utf8' },
+        );
+        return r.status === 0;
+      };
+      assert.equal(
+        used([line(dest.path), 'ssh-ed25519 BBBB me'], []),
+        false,
+        "only this folder's line",
+      );
+      assert.equal(used([line('/srv/other')], []), true, 'another folder of root');
+      assert.equal(used([], [line(dest.path)]), true, "another user's key");
+      assert.equal(
+        used(['ssh-ed25519 BBBB me'], ['ssh-ed25519 CCCC bob']),
+        false,
+        'no line at all',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.match(gone.check, new RegExp(`^\\[ ! -e ${q(RECEIVER_PATH)} \\] \\|\\| `));
   });
 });
