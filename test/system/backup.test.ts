@@ -307,6 +307,14 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const status = await cli(['backup', 'status']);
     assert.equal(status.code, 1);
     assert.match(status.text, /the last drill \(.*\) failed: the copy of .* at bravo is damaged/);
+    const asJson = await cli(['backup', 'status', '--json']);
+    assert.equal(asJson.code, 1);
+    const { lastDrill } = JSON.parse(asJson.text) as {
+      lastDrill?: { file: string; ok: boolean; detail: string };
+    };
+    assert.equal(lastDrill?.ok, false, asJson.text);
+    assert.equal(lastDrill.file, newest);
+    assert.match(lastDrill.detail, /the copy of .* at bravo is damaged/);
 
     // The whole cluster back from the copy in S3, with the existing restore.
     const fetched = await cli([
