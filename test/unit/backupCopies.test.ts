@@ -1,7 +1,8 @@
 /**
  * The copies off the host, the hosts' own `sh` run here: the S3 credentials file is used only
  * when it is the timer user's and no one else's (0600); a copy counts only when it reads back as
- * sent (the receiver's `put` prints the stored file's SHA-256; an S3 HEAD's Content-Length).
+ * sent (the receiver's `put` prints the stored file's SHA-256; an S3 HEAD's Content-Length); the
+ * S3 keys are listed page after page with continuation tokens, not only the first 1000.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -113,5 +114,67 @@ describe('backup copies: read back before they count', () => {
     );
     assert.equal(len('HTTP/2 200\r\ncontent-length: 42\r\n\r\n'), '42\n');
     assert.equal(len('HTTP/1.1 404 Not Found\r\n\r\n'), '');
+  });
+});
+
+describe('backup copies: every S3 key, page after page', () => {
+  // A bucket of 2,500 keys served 1000 a page, as ListObjectsV2 does: the token names where the
+  // next page starts. `s3` (curl with SigV4 in the script) is stood in for; each call is noted.
+  const all = Array.from(
+    { length: 2500 },
+    (_v, i) =>
+      `edge-a/lab-2026${String(1 + (i % 12)).padStart(2, '0')}01T${String(i).padStart(6, '0')}Z.db.gz.enc`,
+  ).sort();
+  const stub = (failAt = 0) => `s3() {
+  echo "s3 $*" >&3
+  at=0
+  for a in "$@"; do case $a in continuation-token=*) at=\${a#continuation-token=} ;; esac; done
+  [ "$at" = ${failAt || 'none'} ] && { echo 'curl: (22) The requested URL returned error: 500' >&2; return 22; }
+  end=$((at + 1000)); [ "$end" -gt ${all.length} ] && end=${all.length}
+  printf '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>etcd</Name><Prefix>edge-a/</Prefix><KeyCount>%s</KeyCount>' $((end - at))
+  sed -n "$((at + 1)),\${end}p" "$KEYS" | while read -r k; do printf '<Contents><Key>%s</Key><Size>3</Size></Contents>' "$k"; done
+  if [ "$end" -lt ${all.length} ]; then printf '<IsTruncated>true</IsTruncated><NextContinuationToken>%s</NextContinuationToken>' "$end"
+  else printf '<IsTruncated>false</IsTruncated>'; fi
+  printf '</ListBucketResult>'
+}
+`;
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'k3s-etcd-s3keys-'));
+    writeFileSync(join(dir, 'keys'), all.join('\n') + '\n');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const list = (failAt?: number) =>
+    spawnSync(
+      'sh',
+      [
+        '-c',
+        `${stub(failAt)}${BACKUP_COPY_HELPERS}\nexec 3>&2\ns3_keys http://s3.test/etcd edge-a/`,
+      ],
+      {
+        encoding: 'utf8',
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', KEYS: join(dir, 'keys') },
+      },
+    );
+
+  it('lists all 2,500 keys in three pages, the query in the order SigV4 signs it', () => {
+    const r = list();
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.stdout.split('\n').filter(Boolean), all);
+    assert.deepEqual(
+      r.stderr.split('\n').filter((l) => l.startsWith('s3 ')),
+      [
+        's3 -G http://s3.test/etcd --data-urlencode list-type=2 --data-urlencode prefix=edge-a/',
+        's3 -G http://s3.test/etcd --data-urlencode continuation-token=1000 --data-urlencode list-type=2 --data-urlencode prefix=edge-a/',
+        's3 -G http://s3.test/etcd --data-urlencode continuation-token=2000 --data-urlencode list-type=2 --data-urlencode prefix=edge-a/',
+      ],
+    );
+  });
+
+  it('a page that cannot be read fails the listing (the run then prunes nothing there)', () => {
+    const r = list(2000);
+    assert.notEqual(r.status, 0);
+    assert.equal(r.stdout.split('\n').filter(Boolean).length, 2000);
   });
 });

@@ -76,8 +76,29 @@ export const BACKUP_ELECT = unraw(String.raw`elect() {
  * counts only when it reads back as sent: `readback GOT WANT WHAT` prints why not (nothing when
  * it does), GOT being what the receiver's `put` printed (the stored file's SHA-256) or the
  * `Content-Length` of an S3 HEAD (`content_length` reads it from the headers on stdin).
+ * `s3_keys BUCKET_URL PREFIX` lists every key under PREFIX through the run's `s3` (curl with
+ * SigV4), page after page with ListObjectsV2's continuation tokens (a page holds at most 1000),
+ * the query's parameters in the sorted order SigV4 signs; it fails, having printed part of the
+ * keys, when a page cannot be read, so the caller prunes nothing on a partial list.
  */
-export const BACKUP_COPY_HELPERS = unraw(String.raw`readback() {
+export const BACKUP_COPY_HELPERS = unraw(String.raw`s3_keys() {
+  tok=
+  while :; do
+    if [ -n "$tok" ]; then
+      page=$(s3 -G "$1" --data-urlencode "continuation-token=$tok" --data-urlencode list-type=2 --data-urlencode "prefix=$2") || return 1
+    else
+      page=$(s3 -G "$1" --data-urlencode list-type=2 --data-urlencode "prefix=$2") || return 1
+    fi
+    printf '%s' "$page" | tr '<' '
+' | sed -n 's/^Key>//p'
+    printf '%s' "$page" | grep -q '<IsTruncated>true</IsTruncated>' || return 0
+    next=$(printf '%s' "$page" | tr '<' '
+' | sed -n 's/^NextContinuationToken>//p' | head -n 1)
+    [ -n "$next" ] && [ "$next" != "$tok" ] || return 1
+    tok=$next
+  done
+}
+readback() {
   [ "$1" = "$2" ] && return 0
   echo "$3 there is $(printf '%s' "\${1:-unknown (nothing came back)}" | head -n 1 | cut -c1-80), not $2"
 }
@@ -321,11 +342,15 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   if [ -z "$why" ]; then
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":true},"
     say "copied to $where"
-    s3 "$ep/$bucket?list-type=2&prefix=$prefix" 2>/dev/null | tr '<' '\n' | sed -n 's/^Key>//p' |
-      grep '\.db\.gz\.enc$' | sed "s|^$prefix||" | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
-      while read -r old; do
-        s3 -X DELETE "$ep/$bucket/$prefix$old" -o /dev/null && s3 -X DELETE "$ep/$bucket/$prefix\${old%.db.gz.enc}.json" -o /dev/null
-      done
+    # (not "keys": that is the snapshot's key count, named in the run's summary)
+    if listed=$(s3_keys "$ep/$bucket" "$prefix" 2>"$LOCAL_DIR/.s3.err"); then
+      printf '%s\n' "$listed" | grep '\.db\.gz\.enc$' | sed "s|^$prefix||" | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
+        while read -r old; do
+          s3 -X DELETE "$ep/$bucket/$prefix$old" -o /dev/null && s3 -X DELETE "$ep/$bucket/$prefix\${old%.db.gz.enc}.json" -o /dev/null
+        done
+    else
+      say "warning: the keys in $where could not all be listed, nothing pruned there: $(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)"
+    fi
   else
     FAILED="$FAILED $where"
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
