@@ -1,8 +1,9 @@
 /**
  * Backups on the hosts, on real systemd hosts (Debian in systemd-nspawn, etcd over SSH): the
- * timer installed on edge-1 from the inventory's backup block, a key pair made with `backup
- * keygen` (the private key outside the workspace), and a run started directly (no waiting for
- * the clock). The backup lands on edge-1 encrypted (no key name and no bbolt page in its bytes),
+ * timer installed on edge-1 (the one backup host of a cluster of edge-1 and bravo) from the
+ * inventory's backup block, a key pair made with `backup keygen` (the private key outside the
+ * workspace), and a run started directly (no waiting for the clock) while bravo's member leads:
+ * edge-1 takes it. The backup lands on edge-1 encrypted (no key name and no bbolt page in its bytes),
  * on bravo through the restricted receiver, and in a real S3 server (s3rver from the npm
  * registry) on loopback; aged backups at all three places are pruned to exactly the generations
  * retention.ts keeps; status lists it with its copies, and turns to failure when the newest
@@ -23,6 +24,7 @@ import { BACKUP_ENV } from '../../src/core/backup/install';
 import { isRecord, parseBackupRecord } from '../../src/core/backup/record';
 import { toPrune } from '../../src/core/backup/retention';
 import { connectionFor } from '../../src/core/etcd/connection';
+import { liveCluster } from '../../src/core/rolling/live';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd } from '../../src/core/provision/provision';
@@ -69,7 +71,8 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const key = makeKey(dir, 'id_lab');
     const specs = [
       { name: 'edge-1', address: ADDR[0]!, roles: ['etcd'] },
-      { name: 'bravo', address: ADDR[1]!, roles: ['k3s-agent'] },
+      // An etcd member too, but not a backup host (backup.hosts: [edge-1]).
+      { name: 'bravo', address: ADDR[1]!, roles: ['etcd'] },
     ];
     hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
     await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
@@ -86,6 +89,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
           '  interval: 1h',
           `  keep: { hourly: ${KEEP.hourly}, daily: ${KEEP.daily}, weekly: ${KEEP.weekly} }`,
           '  encryption: { recipientsFile: backup-recipients.pem }',
+          '  hosts: [edge-1]',
           '  destinations:',
           `    - { host: bravo, path: ${DEST} }`,
           `    - { s3: { endpoint: "${s3.endpoint}", bucket: etcd, prefix: edge-a/, credentialsFile: /etc/k3s-etcd/s3.env } }`,
@@ -122,6 +126,8 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const code = await main(args, run.io);
     return { code, text: run.out.join('\n') };
   };
+  /** A command's --json answer, after the inventory's warning (two etcd members: an even number). */
+  const cliJson = (text: string): unknown => JSON.parse(text.slice(text.search(/^\{/m)));
 
   it('keygen, install, a run: encrypted here, on bravo and in S3; exactly the kept generations', async () => {
     const privateKey = join(keys, 'backup.key');
@@ -167,6 +173,17 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
         `${s3!.endpoint}/etcd/edge-a/${n}`,
       ]);
 
+    // bravo's member leads, and bravo is no backup host: edge-1, the first backup host whose
+    // member answers, takes the backup.
+    const live = liveCluster(await connectionFor(await loadCluster(join(dir, 'k3s-etcd.yaml'))));
+    const table = await live.probe();
+    const leader = table.find((m) => m.isLeader)!;
+    if (leader.name !== 'bravo')
+      await live.moveLeader(
+        leader,
+        table.find((m) => m.name === 'bravo')!,
+      );
+    assert.equal((await live.probe()).find((m) => m.isLeader)?.name, 'bravo');
     const run = await cli(['backup', 'run']);
     assert.equal(run.code, 0, run.text);
     assert.match(
@@ -236,7 +253,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
   it('status lists the backup and its copies; an aged record turns it to failure', async () => {
     const s = await cli(['backup', 'status', '--json']);
     assert.equal(s.code, 0, s.text);
-    const st = JSON.parse(s.text) as {
+    const st = cliJson(s.text) as {
       fresh: boolean;
       backups: Array<{
         file: string;
@@ -309,7 +326,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     assert.match(status.text, /the last drill \(.*\) failed: the copy of .* at bravo is damaged/);
     const asJson = await cli(['backup', 'status', '--json']);
     assert.equal(asJson.code, 1);
-    const { lastDrill } = JSON.parse(asJson.text) as {
+    const { lastDrill } = cliJson(asJson.text) as {
       lastDrill?: { file: string; ok: boolean; detail: string };
     };
     assert.equal(lastDrill?.ok, false, asJson.text);
@@ -327,7 +344,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
       '--json',
     ]);
     assert.equal(fetched.code, 0, fetched.text);
-    const info = JSON.parse(fetched.text.slice(fetched.text.indexOf('{'))) as { file: string };
+    const info = cliJson(fetched.text) as { file: string };
     const cluster = await loadCluster(join(dir, 'k3s-etcd.yaml'));
     const conn = await connectionFor(cluster);
     const c = await createEndpointClient(conn.endpoints[0]!, { tls: conn.tls, timeoutMs: 10_000 });
@@ -390,7 +407,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const again = await cli(['backup', 'run']);
     assert.equal(again.code, 0, again.text);
     const quiet = await cli(['backup', 'status', '--json']);
-    assert.deepEqual((JSON.parse(quiet.text) as { warnings: string[] }).warnings, []);
+    assert.deepEqual((cliJson(quiet.text) as { warnings: string[] }).warnings, []);
   });
 
   it('a copy that cannot be trusted fails the run, named in its record', async () => {
@@ -438,7 +455,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
         ),
         r.lines.join('\n'),
       );
-      const st = JSON.parse((await cli(['backup', 'status', '--json'])).text) as {
+      const st = cliJson((await cli(['backup', 'status', '--json'])).text) as {
         backups: Array<{ file: string; copies: Array<{ to: string; ok: boolean }> }>;
       };
       assert.deepEqual(
