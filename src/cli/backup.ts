@@ -9,7 +9,7 @@ import { defaultPrivateKeyFile, writeBackupKeyPair } from '../core/backup/keygen
 import { drillBackup, fetchIntoWorkspace, type FetchOptions } from '../core/backup/drill';
 import { backupSettings, installBackup } from '../core/backup/install';
 import { runBackupNow } from '../core/backup/run';
-import { backupStatus } from '../core/backup/status';
+import { backupStatus, backupSummary } from '../core/backup/status';
 import { renderColumns } from '../core/format/table';
 import { humanBytes } from '../shared/etcdTypes';
 import {
@@ -31,10 +31,13 @@ const installCommand: Subcommand = {
 every etcd host) the script, its settings, the recipients' public keys, an SSH key of its own
 when a destination is another host (and that host's host key, read through a session this tool
 verified), a service and a timer every backup.interval; on each destination host a receiver
-restricted to its folder, and the backup hosts' keys in the SSH user's authorized_keys. Only the
-host whose member leads takes each backup. Shows what would change and asks (--yes to skip);
---dry-run only shows it; a second run changes nothing. --remove takes the timer and the
-receiver's keys away again; backups already made stay.
+restricted to its folder, and the backup hosts' keys in the SSH user's authorized_keys. One host
+takes each backup: the one whose member leads, or, when the leader is not a backup host, the
+first backup host (in the inventory's order) whose member answers. Shows what would change and
+asks (--yes to skip);
+--dry-run only shows it; a second run changes nothing. --remove takes away again all it put
+there (the timer, its files, the recipients' keys, the SSH key pair and known_hosts, the
+receiver's keys, and the receiver once no key runs it); backups already made stay.
 
 ${SSH_HELP}`,
   options: { ...SSH_OPTIONS, remove: { type: 'boolean', default: false } },
@@ -58,7 +61,7 @@ ${SSH_HELP}`,
     const code = report(ctx, runs);
     if (code === 0 && !remove && !ctx.global.json)
       ctx.io.out(
-        `Backups go to ${b.localDir} on the leader's host every ${b.interval}: \`k3s-etcd backup run\` takes one now, \`k3s-etcd backup status\` lists them.`,
+        `Backups go to ${b.localDir} on the backup host that takes them every ${b.interval}: \`k3s-etcd backup run\` takes one now, \`k3s-etcd backup status\` lists them.`,
       );
     return code;
   },
@@ -66,10 +69,11 @@ ${SSH_HELP}`,
 
 const runCommand: Subcommand = {
   name: 'backup run',
-  summary: "Take a backup now: the timer's service started on the backup hosts (the leader's acts)",
+  summary: "Take a backup now: the timer's service started on the backup hosts (one of them acts)",
   usage: 'k3s-etcd backup run [--accept-new-host-keys]',
-  details: `Starts k3s-etcd-backup.service on every backup host and waits for it; only the host whose
-member leads takes the backup, the others skip. Prints each host's outcome. Exit 1 when no
+  details: `Starts k3s-etcd-backup.service on every backup host and waits for it; the host whose member
+leads (or, when the leader is not a backup host, the first backup host whose member answers)
+takes the backup, the others skip. Prints each host's outcome. Exit 1 when no
 host took a backup or the one that did failed (a copy that failed counts).
 
 ${SSH_HELP}`,
@@ -100,21 +104,7 @@ ${SSH_HELP}`,
     if (ctx.global.json) {
       json(ctx, {
         ...s,
-        backups: s.backups.map((b) => ({
-          file: b.file,
-          takenAt: b.takenAt,
-          on: b.on,
-          member: b.member,
-          revision: b.revision,
-          keys: b.keys,
-          size: b.size,
-          sha256: b.sha256,
-          encrypted: true,
-          encryptedSha256: b.encryptedSha256,
-          recipients: b.recipients.map((r) => r.fingerprint),
-          copies: b.copies,
-          ...(b.drill ? { drill: b.drill } : {}),
-        })),
+        backups: s.backups.map(backupSummary),
         fresh: s.problems.length === 0,
         warnings: s.warnings,
       });

@@ -1,17 +1,20 @@
 /**
  * Backups on the hosts, on real systemd hosts (Debian in systemd-nspawn, etcd over SSH): the
- * timer installed on edge-1 from the inventory's backup block, a key pair made with `backup
- * keygen` (the private key outside the workspace), and a run started directly (no waiting for
- * the clock). The backup lands on edge-1 encrypted (no key name and no bbolt page in its bytes),
+ * timer installed on edge-1 (the one backup host of a cluster of edge-1 and bravo) from the
+ * inventory's backup block, a key pair made with `backup keygen` (the private key outside the
+ * workspace), and a run started directly (no waiting for the clock) while bravo's member leads:
+ * edge-1 takes it. The backup lands on edge-1 encrypted (no key name and no bbolt page in its bytes),
  * on bravo through the restricted receiver, and in a real S3 server (s3rver from the npm
  * registry) on loopback; aged backups at all three places are pruned to exactly the generations
  * retention.ts keeps; status lists it with its copies, and turns to failure when the newest
  * record is aged past twice the interval; the copy decrypts with the private key to the very
  * snapshot the record describes; a run warns ahead about the host's certificates that end within
- * its window; --remove takes the timer and the receiver's key away.
+ * its window; a copy that does not read back as sent, or S3 credentials others can read, fail
+ * the run; --remove takes away all the install put there.
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import { promisify } from 'node:util';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,6 +24,7 @@ import { BACKUP_ENV } from '../../src/core/backup/install';
 import { isRecord, parseBackupRecord } from '../../src/core/backup/record';
 import { toPrune } from '../../src/core/backup/retention';
 import { connectionFor } from '../../src/core/etcd/connection';
+import { liveCluster } from '../../src/core/rolling/live';
 import { createEndpointClient } from '../../src/core/etcd/client';
 import { generateCertificateSet } from '../../src/core/pki/set';
 import { provisionEtcd } from '../../src/core/provision/provision';
@@ -67,7 +71,8 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const key = makeKey(dir, 'id_lab');
     const specs = [
       { name: 'edge-1', address: ADDR[0]!, roles: ['etcd'] },
-      { name: 'bravo', address: ADDR[1]!, roles: ['k3s-agent'] },
+      // An etcd member too, but not a backup host (backup.hosts: [edge-1]).
+      { name: 'bravo', address: ADDR[1]!, roles: ['etcd'] },
     ];
     hosts = await startEdgeHosts({ hosts: specs, authorizedKeys: [key.publicLine] });
     await writeKnownHosts(dir, await Promise.all(hosts.map((h) => hostKeyLine(h))));
@@ -84,6 +89,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
           '  interval: 1h',
           `  keep: { hourly: ${KEEP.hourly}, daily: ${KEEP.daily}, weekly: ${KEEP.weekly} }`,
           '  encryption: { recipientsFile: backup-recipients.pem }',
+          '  hosts: [edge-1]',
           '  destinations:',
           `    - { host: bravo, path: ${DEST} }`,
           `    - { s3: { endpoint: "${s3.endpoint}", bucket: etcd, prefix: edge-a/, credentialsFile: /etc/k3s-etcd/s3.env } }`,
@@ -120,6 +126,8 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const code = await main(args, run.io);
     return { code, text: run.out.join('\n') };
   };
+  /** A command's --json answer, after the inventory's warning (two etcd members: an even number). */
+  const cliJson = (text: string): unknown => JSON.parse(text.slice(text.search(/^\{/m)));
 
   it('keygen, install, a run: encrypted here, on bravo and in S3; exactly the kept generations', async () => {
     const privateKey = join(keys, 'backup.key');
@@ -165,6 +173,17 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
         `${s3!.endpoint}/etcd/edge-a/${n}`,
       ]);
 
+    // bravo's member leads, and bravo is no backup host: edge-1, the first backup host whose
+    // member answers, takes the backup.
+    const live = liveCluster(await connectionFor(await loadCluster(join(dir, 'k3s-etcd.yaml'))));
+    const table = await live.probe();
+    const leader = table.find((m) => m.isLeader)!;
+    if (leader.name !== 'bravo')
+      await live.moveLeader(
+        leader,
+        table.find((m) => m.name === 'bravo')!,
+      );
+    assert.equal((await live.probe()).find((m) => m.isLeader)?.name, 'bravo');
     const run = await cli(['backup', 'run']);
     assert.equal(run.code, 0, run.text);
     assert.match(
@@ -234,18 +253,30 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
   it('status lists the backup and its copies; an aged record turns it to failure', async () => {
     const s = await cli(['backup', 'status', '--json']);
     assert.equal(s.code, 0, s.text);
-    const st = JSON.parse(s.text) as {
+    const st = cliJson(s.text) as {
       fresh: boolean;
       backups: Array<{
         file: string;
         keys: number;
         encrypted: boolean;
+        recipients: string[];
         copies: Array<{ to: string; ok: boolean }>;
       }>;
     };
     assert.equal(st.fresh, true);
     const newest = st.backups[0]!;
     assert.equal(newest.keys, KEYS);
+    // Encrypted, as its record says: the passphrase wrapped for the one key keygen made (the
+    // bytes themselves were seen to be ciphertext above).
+    const recipient = createHash('sha256')
+      .update(
+        createPublicKey(await readFile(join(dir, 'backup-recipients.pem'), 'utf8')).export({
+          type: 'spki',
+          format: 'der',
+        }),
+      )
+      .digest('hex');
+    assert.deepEqual(newest.recipients, [recipient]);
     assert.equal(newest.encrypted, true);
     assert.deepEqual(
       newest.copies.map((c) => [c.to, c.ok]),
@@ -293,6 +324,14 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const status = await cli(['backup', 'status']);
     assert.equal(status.code, 1);
     assert.match(status.text, /the last drill \(.*\) failed: the copy of .* at bravo is damaged/);
+    const asJson = await cli(['backup', 'status', '--json']);
+    assert.equal(asJson.code, 1);
+    const { lastDrill } = cliJson(asJson.text) as {
+      lastDrill?: { file: string; ok: boolean; detail: string };
+    };
+    assert.equal(lastDrill?.ok, false, asJson.text);
+    assert.equal(lastDrill.file, newest);
+    assert.match(lastDrill.detail, /the copy of .* at bravo is damaged/);
 
     // The whole cluster back from the copy in S3, with the existing restore.
     const fetched = await cli([
@@ -305,7 +344,7 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
       '--json',
     ]);
     assert.equal(fetched.code, 0, fetched.text);
-    const info = JSON.parse(fetched.text.slice(fetched.text.indexOf('{'))) as { file: string };
+    const info = cliJson(fetched.text) as { file: string };
     const cluster = await loadCluster(join(dir, 'k3s-etcd.yaml'));
     const conn = await connectionFor(cluster);
     const c = await createEndpointClient(conn.endpoints[0]!, { tls: conn.tls, timeoutMs: 10_000 });
@@ -368,20 +407,97 @@ describe('backups on real hosts: encrypted, copied off the host, pruned, proven'
     const again = await cli(['backup', 'run']);
     assert.equal(again.code, 0, again.text);
     const quiet = await cli(['backup', 'status', '--json']);
-    assert.deepEqual((JSON.parse(quiet.text) as { warnings: string[] }).warnings, []);
+    assert.deepEqual((cliJson(quiet.text) as { warnings: string[] }).warnings, []);
   });
 
-  it('--remove takes the timer and the receiver key away; the backups stay', async () => {
+  it('a copy that cannot be trusted fails the run, named in its record', async () => {
+    const last = async () =>
+      JSON.parse((await hosts[0]!.exec(`cat ${LOCAL}/last-run.json`)).stdout) as {
+        result: string;
+        summary: string;
+        lines: string[];
+      };
+    const receiver = '/usr/local/sbin/k3s-etcd-backup-receive';
+    // The S3 credentials readable by every user of the host: not used. Bravo's receiver keeps
+    // only the first 64 bytes of what it is sent and says it stored them: that copy does not
+    // read back as sent.
+    assert.equal((await hosts[0]!.exec('chmod 644 /etc/k3s-etcd/s3.env')).code, 0);
+    const broken = await hosts[1]!.exec(
+      `cp -p ${receiver} ${receiver}.orig && sed -i 's|cat >"$DIR/.$name.part"|{ head -c 64; cat >/dev/null; } >"$DIR/.$name.part"|' ${receiver} && grep -c 'head -c 64' ${receiver}`,
+    );
+    assert.equal(broken.stdout.trim(), '1', broken.stdout + broken.stderr);
+    try {
+      const run = await cli(['backup', 'run']);
+      assert.equal(run.code, 1, run.text);
+      const r = await last();
+      assert.equal(r.result, 'failed');
+      assert.match(
+        r.summary,
+        new RegExp(`copies failed: root@${ADDR[1]}:${DEST} s3:${s3!.endpoint}/etcd/edge-a/$`),
+      );
+      assert.ok(
+        r.lines.includes(
+          `copy to s3:${s3!.endpoint}/etcd/edge-a/ failed: /etc/k3s-etcd/s3.env is mode 644 and owned by uid 0: it must be mode 600 and owned by uid 0 (chmod 600 /etc/k3s-etcd/s3.env; chown 0 /etc/k3s-etcd/s3.env)`,
+        ),
+        r.lines.join('\n'),
+      );
+      const file = /saved (\S+\.db\.gz\.enc)/.exec(r.summary)![1]!;
+      const record = parseBackupRecord(
+        (await hosts[0]!.exec(`cat ${LOCAL}/${file.replace(/\.db\.gz\.enc$/, '.json')}`)).stdout,
+      );
+      assert.ok(isRecord(record), JSON.stringify(record));
+      const truncated = (
+        await hosts[1]!.exec(`sha256sum ${DEST}/${file} | cut -c1-64`)
+      ).stdout.trim();
+      assert.ok(
+        r.lines.includes(
+          `copy to root@${ADDR[1]}:${DEST} failed: the SHA-256 of ${file} there is ${truncated}, not ${record.encryptedSha256}`,
+        ),
+        r.lines.join('\n'),
+      );
+      const st = cliJson((await cli(['backup', 'status', '--json'])).text) as {
+        backups: Array<{ file: string; copies: Array<{ to: string; ok: boolean }> }>;
+      };
+      assert.deepEqual(
+        st.backups.find((b) => b.file === file)?.copies.map((c) => c.ok),
+        [false, false],
+      );
+    } finally {
+      await hosts[0]!.exec('chmod 600 /etc/k3s-etcd/s3.env');
+      await hosts[1]!.exec(`mv -f ${receiver}.orig ${receiver}`);
+    }
+    const again = await cli(['backup', 'run']);
+    assert.equal(again.code, 0, again.text);
+  });
+
+  it('--remove takes away all the install put there; the backups and the credentials stay', async () => {
     const r = await cli(['backup', 'install', '--remove', '--yes']);
     assert.equal(r.code, 0, r.text);
+    const gone = [
+      '/etc/systemd/system/k3s-etcd-backup.timer',
+      '/etc/systemd/system/k3s-etcd-backup.service',
+      '/usr/local/sbin/k3s-etcd-backup',
+      BACKUP_ENV,
+      '/etc/k3s-etcd/backup-recipients',
+      '/etc/k3s-etcd/backup_id_ed25519',
+      '/etc/k3s-etcd/backup_id_ed25519.pub',
+      '/etc/k3s-etcd/backup_known_hosts',
+    ];
+    const left = await hosts[0]!.exec(
+      `for f in ${gone.join(' ')}; do [ ! -e "$f" ] || echo "$f"; done`,
+    );
+    assert.equal(left.stdout, '', 'left on edge-1');
     const e1 = await hosts[0]!.exec(
-      `test ! -e /etc/systemd/system/k3s-etcd-backup.timer && ls ${LOCAL} | grep -c '\\.db\\.gz\\.enc$'`,
+      `test -f /etc/k3s-etcd/s3.env && ls ${LOCAL} | grep -c '\\.db\\.gz\\.enc$'`,
     );
     assert.equal(e1.code, 0, e1.stderr);
     assert.ok(Number(e1.stdout.trim()) > 0);
     const b = await hosts[1]!.exec(
-      `! grep -q k3s-etcd-backup-receive /root/.ssh/authorized_keys && ls ${DEST} | grep -c enc`,
+      `! grep -q k3s-etcd-backup-receive /root/.ssh/authorized_keys && test ! -e /usr/local/sbin/k3s-etcd-backup-receive && ls ${DEST} | grep -c enc`,
     );
     assert.equal(b.code, 0, b.stdout + b.stderr);
+    const again = await cli(['backup', 'install', '--remove', '--dry-run']);
+    assert.equal(again.code, 0, again.text);
+    assert.doesNotMatch(again.text, /would-change/, 'a second removal changes nothing');
   });
 });

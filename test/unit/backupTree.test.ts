@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { isInside, writeBackupKeyPair } from '../../src/core/backup/keygen';
 import { parseRecipients } from '../../src/core/backup/crypto';
 import {
+  backupSummary,
   judge,
   parseListing,
   type BackupEntry,
@@ -286,6 +287,21 @@ describe('the backup status page', () => {
   it('fresh and empty say so', () => {
     assert.match(backupStatusMarkdown(status([entry(NOW)]), NOW), /\*\*Fresh\*\*/);
     assert.match(backupStatusMarkdown(status([], ['none']), NOW), /None yet: "Run Backup Now"/);
+  });
+});
+
+describe('backup status --json', () => {
+  it('says a backup is encrypted from its record: a passphrase wrapped for a recipient, whose fingerprint it lists', () => {
+    const fp = 'c'.repeat(64);
+    const wrapped = entry(NOW, { recipients: [{ fingerprint: fp, key: 'd'.repeat(344) }] });
+    const j = backupSummary(wrapped);
+    assert.equal(j.encrypted, true);
+    assert.deepEqual(j.recipients, [fp]);
+    assert.doesNotMatch(JSON.stringify(j), /d{344}/, 'the wrapped keys stay out of the listing');
+    // A record that wraps the passphrase for no one is not called encrypted.
+    const bare = backupSummary(entry(NOW, { recipients: [] }));
+    assert.equal(bare.encrypted, false);
+    assert.deepEqual(bare.recipients, []);
   });
 });
 

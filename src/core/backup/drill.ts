@@ -86,13 +86,14 @@ function sources(
   };
   const out: Source[] = [];
   for (const d of b.destinations) {
-    if (d.kind === 'host')
+    // The holder makes no copy to itself (install.ts's backupEnv): not a place to look.
+    if (d.kind === 'host' && d.host !== entry.on)
       out.push({
         kind: 'host',
         where: d.host,
         read: viaHost(d.host, (n) => `cat -- ${q(`${d.path}/${n}`)}`),
       });
-    else if (holder)
+    else if (d.kind === 's3' && holder)
       out.push({
         kind: 's3',
         where: 's3',

@@ -4,25 +4,116 @@
  * (the unit's EnvironmentFile, written by `install.ts` from checked inventory values): nothing
  * of the inventory is pasted into this text.
  *
- * One run (`BACKUP_SCRIPT`): a lock on this host; only the host whose member leads takes the
- * backup (the others record "skipped"), so hosts never race; `etcdctl snapshot save` from the
- * local member, its revision from `snapshot status`, the live keys at that revision, its SHA-256; gzip and
- * `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each recipient with
- * RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the record (record.ts)
- * beside it; copies to every destination (another host over SSH with a key restricted to the
- * receiver, S3 with curl's SigV4 and the credentials file read into a 0600 curl config); the
- * generations kept (retention.ts's rule, `--prune` prints what it would delete from names on
- * stdin, for the test that holds the two together) locally and at every destination; the
- * outcome in `last-run.json`, with a warning for each certificate in the host's pki folder that
- * ends within CERT_WARN_DAYS (every run, leader or not: expiry warned ahead by the timer).
+ * One run (`BACKUP_SCRIPT`): a lock on this host; one host takes the backup (`BACKUP_ELECT`: the
+ * leader's, or when `backup.hosts` leaves the leader's member out, the first backup host whose
+ * member answers; the others record "skipped"), so hosts do not race; `etcdctl snapshot save`
+ * from the local member, its revision from `snapshot status`, the live keys at that revision, its
+ * SHA-256; gzip and `openssl enc -aes-256-ctr -pbkdf2` with a random passphrase wrapped for each
+ * recipient with RSA-OAEP (`openssl pkeyutl`): the plain snapshot never stays on disk; the
+ * record (record.ts) beside it; copies to every destination (another host over SSH with a key
+ * restricted to the receiver, S3 with curl's SigV4 and the credentials file, refused unless it is
+ * root's and 0600, read into a 0600 curl config); the generations kept (retention.ts's rule,
+ * `--prune` prints what it would delete from names on stdin, for the test that holds the two
+ * together) locally and at every destination; the outcome in `last-run.json`, with a warning for
+ * each certificate in the host's pki folder that ends within CERT_WARN_DAYS (every run, leader or
+ * not: expiry warned ahead by the timer).
  *
- * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`,
- * `list`, `get NAME`, `delete NAME` in its one folder, names checked.
+ * `RECEIVER_SCRIPT` is the forced command of the backup key on a destination host: `put NAME`
+ * (printing the stored file's SHA-256, which the sender compares), `list`, `get NAME`,
+ * `delete NAME` in its one folder, names checked.
  */
 
 import { HOST_SHELL_HELPERS, unraw } from '../etcd/hostShell';
 
 /** Shell `${` is written `\${` in the raw templates (no interpolation), and put back by unraw. */
+
+/**
+ * Which backup host takes this run's backup, given the local member's id and the leader's id
+ * (from the local member's `endpoint status`): prints `act`, `skip: WHY` or `fail: WHY`. The
+ * leader's host acts. When the leader's member is not one of the backup hosts' (`backup.hosts`
+ * a subset), the first of `BACKUP_MEMBERS` (`member|client URL` per backup host, in the
+ * inventory's order) whose member answers a health check acts, so one host still takes it. The
+ * leader's name comes from the local member's member list. Without `BACKUP_MEMBERS` (an env file
+ * of an older install) only the leader's host acts.
+ */
+export const BACKUP_ELECT = unraw(String.raw`elect() {
+  if [ "$1" = "$2" ]; then echo act; return 0; fi
+  if [ -z "\${BACKUP_MEMBERS:-}" ]; then
+    echo "skip: this host's member does not lead; the leader's host takes the backup"
+    return 0
+  fi
+  ml=$(ctl --endpoints="$LOCAL" --command-timeout=10s member list -w json 2>&1) || {
+    echo "fail: the member list could not be read from $LOCAL: $(printf '%s' "$ml" | tail -n 1 | cut -c1-200)"
+    return 0
+  }
+  lname=$(printf '%s' "$ml" | tr '{' '\n' | grep "^\"ID\":$2," | sed -n 's/.*"name":"\([^"]*\)".*/\1/p' | head -n 1)
+  if [ -z "$lname" ]; then
+    echo "fail: the leader ($2) is not in the member list of $LOCAL (or has no name yet)"
+    return 0
+  fi
+  for m in $BACKUP_MEMBERS; do
+    if [ "\${m%%|*}" = "$lname" ]; then
+      echo "skip: this host's member does not lead; the leader's host ($lname) takes the backup"
+      return 0
+    fi
+  done
+  for m in $BACKUP_MEMBERS; do
+    n=\${m%%|*}
+    if [ "$n" = "$MEMBER" ]; then echo act; return 0; fi
+    if ctl --endpoints="\${m#*|}" --command-timeout=5s endpoint health >/dev/null 2>&1; then
+      echo "skip: the leader ($lname) is not a backup host; $n, the first backup host whose member answers, takes the backup"
+      return 0
+    fi
+  done
+  echo "fail: this host's member ($MEMBER) is not in BACKUP_MEMBERS"
+}
+`);
+
+/**
+ * The copies' checks. `creds_problem FILE` prints why the S3 credentials file must not be used
+ * (nothing when it may): it must be a file of the user the timer runs as (root) that no one else
+ * can read or write (mode 600, or 400), as the issue's "credentials in a 0600 file" asks. A copy
+ * counts only when it reads back as sent: `readback GOT WANT WHAT` prints why not (nothing when
+ * it does), GOT being what the receiver's `put` printed (the stored file's SHA-256) or the
+ * `Content-Length` of an S3 HEAD (`content_length` reads it from the headers on stdin).
+ * `s3_keys BUCKET_URL PREFIX` lists every key under PREFIX through the run's `s3` (curl with
+ * SigV4), page after page with ListObjectsV2's continuation tokens (a page holds at most 1000),
+ * the query's parameters in the sorted order SigV4 signs; it fails, having printed part of the
+ * keys, when a page cannot be read, so the caller prunes nothing on a partial list.
+ */
+export const BACKUP_COPY_HELPERS = unraw(String.raw`s3_keys() {
+  tok=
+  while :; do
+    if [ -n "$tok" ]; then
+      page=$(s3 -G "$1" --data-urlencode "continuation-token=$tok" --data-urlencode list-type=2 --data-urlencode "prefix=$2") || return 1
+    else
+      page=$(s3 -G "$1" --data-urlencode list-type=2 --data-urlencode "prefix=$2") || return 1
+    fi
+    printf '%s' "$page" | tr '<' '
+' | sed -n 's/^Key>//p'
+    printf '%s' "$page" | grep -q '<IsTruncated>true</IsTruncated>' || return 0
+    next=$(printf '%s' "$page" | tr '<' '
+' | sed -n 's/^NextContinuationToken>//p' | head -n 1)
+    [ -n "$next" ] && [ "$next" != "$tok" ] || return 1
+    tok=$next
+  done
+}
+readback() {
+  [ "$1" = "$2" ] && return 0
+  echo "$3 there is $(printf '%s' "\${1:-unknown (nothing came back)}" | head -n 1 | cut -c1-80), not $2"
+}
+content_length() {
+  tr -d '\r' | grep -i '^content-length:' | tail -n 1 | sed 's/^[^:]*:[[:space:]]*//; s/[[:space:]]*$//'
+}
+creds_problem() {
+  if [ ! -f "$1" ]; then echo "$1 is not there (or not a file)"; return 0; fi
+  mo=$(stat -L -c '%a %u' "$1" 2>/dev/null) || { echo "$1 cannot be read"; return 0; }
+  case "$mo" in
+    "600 $(id -u)" | "400 $(id -u)") ;;
+    *) echo "$1 is mode \${mo% *} and owned by uid \${mo#* }: it must be mode 600 and owned by uid $(id -u) (chmod 600 $1; chown $(id -u) $1)" ;;
+  esac
+}
+`);
 
 export const BACKUP_SCRIPT = unraw(String.raw`#!/bin/sh
 # k3s-etcd backup timer: written by k3s-etcd (backup install); do not edit.
@@ -84,6 +175,8 @@ say() {
   LINES="$LINES$(printf '%s' "$1" | jstr),"
 }
 ${HOST_SHELL_HELPERS}
+${BACKUP_ELECT}
+${BACKUP_COPY_HELPERS}
 finish() {
   [ -n "$WORK" ] && rm -rf "$WORK"
   printf '{"v":1,"host":%s,"startedAt":"%s","finishedAt":"%s","result":"%s","summary":%s,"lines":[%s],"certWarnings":[%s]}\n' \
@@ -110,7 +203,8 @@ for f in "$PKI"/*.pem; do
   CERTS="$CERTS$(printf '%s' "$w" | jstr),"
 done
 
-# 1. Only the leader's host takes the backup.
+# 1. One host takes the backup: the leader's, or the first backup host that answers when the
+# leader's member is not one of the backup hosts (elect).
 st=$(ctl --endpoints="$LOCAL" --command-timeout=10s endpoint status -w json 2>&1)
 me=$(printf '%s' "$st" | num member_id)
 leader=$(printf '%s' "$st" | num leader)
@@ -118,7 +212,12 @@ if [ -z "$me" ] || [ -z "$leader" ] || [ "$leader" = 0 ]; then
   say "this host's member ($LOCAL) did not answer: $(printf '%s' "$st" | tail -n 1 | cut -c1-300)"
   finish failed "this host's member did not answer" 1
 fi
-[ "$me" = "$leader" ] || finish skipped "this host's member does not lead; the leader's host takes the backup" 0
+verdict=$(elect "$me" "$leader")
+case $verdict in
+  act) ;;
+  skip:*) finish skipped "\${verdict#skip: }" 0 ;;
+  *) finish failed "\${verdict#fail: }" 1 ;;
+esac
 
 # 2. Snapshot, its facts, encrypted at once.
 WORK=$(mktemp -d "$LOCAL_DIR/.work-XXXXXXXX") || finish failed "no work folder in $LOCAL_DIR" 1
@@ -172,11 +271,21 @@ ssh_dest() { # user host port path, then the receiver's command
     -o StrictHostKeyChecking=yes -o ConnectTimeout=15 -o ServerAliveInterval=15 \
     -o ServerAliveCountMax=8 -p "$p" "$u@$h" "$*"
 }
+# A copy counts when it reads back as sent: the SHA-256 the receiver prints, an S3 HEAD's size.
+jsha=$(sha256sum "$LOCAL_DIR/$NAME.json" | cut -c1-64)
+jsize=$(wc -c <"$LOCAL_DIR/$NAME.json" | tr -d ' ')
 for dest in $DEST_HOSTS; do # user@host:port:path
   u=\${dest%%@*}; rest=\${dest#*@}; h=\${rest%%:*}; rest=\${rest#*:}; p=\${rest%%:*}; d=\${rest#*:}
   where="$u@$h:$d"
-  if ssh_dest "$u" "$h" "$p" "$d" put "$FILE" <"$LOCAL_DIR/$FILE" >/dev/null 2>"$LOCAL_DIR/.ssh.err" &&
-    ssh_dest "$u" "$h" "$p" "$d" put "$NAME.json" <"$LOCAL_DIR/$NAME.json" >/dev/null 2>>"$LOCAL_DIR/.ssh.err"; then
+  if got=$(ssh_dest "$u" "$h" "$p" "$d" put "$FILE" <"$LOCAL_DIR/$FILE" 2>"$LOCAL_DIR/.ssh.err") &&
+    gotj=$(ssh_dest "$u" "$h" "$p" "$d" put "$NAME.json" <"$LOCAL_DIR/$NAME.json" 2>>"$LOCAL_DIR/.ssh.err"); then
+    why=$(readback "$got" "$esha" "the SHA-256 of $FILE")
+    [ -n "$why" ] || why=$(readback "$gotj" "$jsha" "the SHA-256 of $NAME.json")
+  else
+    why=$(tail -n 1 "$LOCAL_DIR/.ssh.err" | cut -c1-300)
+    why=\${why:-ssh failed}
+  fi
+  if [ -z "$why" ]; then
     COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":true},"
     say "copied to $where"
     ssh_dest "$u" "$h" "$p" "$d" list 2>/dev/null | grep '\.db\.gz\.enc$' | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
@@ -186,7 +295,7 @@ for dest in $DEST_HOSTS; do # user@host:port:path
   else
     FAILED="$FAILED $where"
     COPIES="$COPIES{\"to\":$(printf 'host:%s' "$where" | jstr),\"ok\":false},"
-    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.ssh.err" | cut -c1-300)"
+    say "copy to $where failed: $why"
   fi
 done
 rm -f "$LOCAL_DIR/.ssh.err"
@@ -195,6 +304,13 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   prefix=$(printf '%s' "$dest" | cut -d'|' -f3); region=$(printf '%s' "$dest" | cut -d'|' -f4)
   creds=$(printf '%s' "$dest" | cut -d'|' -f5)
   where="s3:$ep/$bucket/$prefix"
+  bad=$(creds_problem "$creds")
+  if [ -n "$bad" ]; then
+    FAILED="$FAILED $where"
+    COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
+    say "copy to $where failed: $bad"
+    continue
+  fi
   ak=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$creds" 2>/dev/null | head -n 1)
   sk=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$creds" 2>/dev/null | head -n 1)
   case "$ak$sk" in *'"'* | *\\*) ak= ;; esac
@@ -213,17 +329,32 @@ for dest in $DEST_S3; do # endpoint|bucket|prefix|region|credentialsFile
   }
   if s3 -T "$LOCAL_DIR/$FILE" "$ep/$bucket/$prefix$FILE" -o /dev/null 2>"$LOCAL_DIR/.s3.err" &&
     s3 -T "$LOCAL_DIR/$NAME.json" "$ep/$bucket/$prefix$NAME.json" -o /dev/null 2>>"$LOCAL_DIR/.s3.err"; then
+    got=$(s3 -I "$ep/$bucket/$prefix$FILE" 2>>"$LOCAL_DIR/.s3.err" | content_length)
+    why=$(readback "$got" "$esize" "the size of $FILE")
+    if [ -z "$why" ]; then
+      got=$(s3 -I "$ep/$bucket/$prefix$NAME.json" 2>>"$LOCAL_DIR/.s3.err" | content_length)
+      why=$(readback "$got" "$jsize" "the size of $NAME.json")
+    fi
+  else
+    why=$(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)
+    why=\${why:-curl failed}
+  fi
+  if [ -z "$why" ]; then
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":true},"
     say "copied to $where"
-    s3 "$ep/$bucket?list-type=2&prefix=$prefix" 2>/dev/null | tr '<' '\n' | sed -n 's/^Key>//p' |
-      grep '\.db\.gz\.enc$' | sed "s|^$prefix||" | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
-      while read -r old; do
-        s3 -X DELETE "$ep/$bucket/$prefix$old" -o /dev/null && s3 -X DELETE "$ep/$bucket/$prefix\${old%.db.gz.enc}.json" -o /dev/null
-      done
+    # (not "keys": that is the snapshot's key count, named in the run's summary)
+    if listed=$(s3_keys "$ep/$bucket" "$prefix" 2>"$LOCAL_DIR/.s3.err"); then
+      printf '%s\n' "$listed" | grep '\.db\.gz\.enc$' | sed "s|^$prefix||" | prune "$KEEP_HOURLY" "$KEEP_DAILY" "$KEEP_WEEKLY" |
+        while read -r old; do
+          s3 -X DELETE "$ep/$bucket/$prefix$old" -o /dev/null && s3 -X DELETE "$ep/$bucket/$prefix\${old%.db.gz.enc}.json" -o /dev/null
+        done
+    else
+      say "warning: the keys in $where could not all be listed, nothing pruned there: $(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)"
+    fi
   else
     FAILED="$FAILED $where"
     COPIES="$COPIES{\"to\":$(printf '%s' "$where" | jstr),\"ok\":false},"
-    say "copy to $where failed: $(tail -n 1 "$LOCAL_DIR/.s3.err" | cut -c1-300)"
+    say "copy to $where failed: $why"
   fi
   rm -f "$LOCAL_DIR/.curl" "$LOCAL_DIR/.s3.err"
 done
@@ -253,7 +384,8 @@ esac
 case \${1:-} in
   put)
     [ -n "$name" ] || exit 2
-    cat >"$DIR/.$name.part" && mv -f "$DIR/.$name.part" "$DIR/$name" ;;
+    cat >"$DIR/.$name.part" && mv -f "$DIR/.$name.part" "$DIR/$name" &&
+      sha256sum "$DIR/$name" | cut -c1-64 ;;
   get) [ -n "$name" ] && exec cat "$DIR/$name" ;;
   delete) [ -n "$name" ] && rm -f "$DIR/$name" ;;
   list) ls -1 "$DIR" ;;

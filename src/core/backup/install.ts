@@ -83,6 +83,11 @@ function hostDestinations(cluster: Cluster): HostDestination[] {
 
 const sshPort = (h: Host) => h.ssh.port ?? h.port;
 
+/** One host of the inventory: the same name, or the same address and SSH port. */
+export const sameHost = (a: Host, b: Host): boolean =>
+  a.name === b.name ||
+  (a.address.toLowerCase() === b.address.toLowerCase() && sshPort(a) === sshPort(b));
+
 /** The env file of `host`'s timer: every value checked. */
 export function backupEnv(cluster: Cluster, host: Host): string {
   const b = backupSettings(cluster);
@@ -90,12 +95,23 @@ export function backupEnv(cluster: Cluster, host: Host): string {
     if (!SAFE_NAME.test(n)) refuse(`the name ${JSON.stringify(n)}`);
   const local = clientUrl(cluster, host);
   if (!SAFE_URL.test(local)) refuse(`the client URL ${JSON.stringify(local)}`);
-  if (!SAFE_PATH.test(b.localDir)) refuse(`backup.localDir ${JSON.stringify(b.localDir)}`);
-  const hosts = hostDestinations(cluster).map((d) => {
-    if (!/^[A-Za-z0-9.:-]+$/.test(d.host.address))
-      refuse(`the address ${JSON.stringify(d.host.address)}`);
-    return `${d.user}@${d.host.address}:${sshPort(d.host)}:${d.path}`;
+  // Every backup host's member and client URL, in the inventory's order: when the leader's member
+  // is not among them, the first that answers takes the backup (hostScript.ts's elect).
+  const members = backupHosts(cluster).map((h) => {
+    const url = clientUrl(cluster, h);
+    if (!SAFE_NAME.test(h.memberName)) refuse(`the name ${JSON.stringify(h.memberName)}`);
+    if (!SAFE_URL.test(url)) refuse(`the client URL ${JSON.stringify(url)}`);
+    return `${h.memberName}|${url}`;
   });
+  if (!SAFE_PATH.test(b.localDir)) refuse(`backup.localDir ${JSON.stringify(b.localDir)}`);
+  // A host is no destination of its own: a copy there would not be off the host.
+  const hosts = hostDestinations(cluster)
+    .filter((d) => !sameHost(d.host, host))
+    .map((d) => {
+      if (!/^[A-Za-z0-9.:-]+$/.test(d.host.address))
+        refuse(`the address ${JSON.stringify(d.host.address)}`);
+      return `${d.user}@${d.host.address}:${sshPort(d.host)}:${d.path}`;
+    });
   const s3 = b.destinations.flatMap((d) => {
     if (d.kind !== 's3') return [];
     if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+$/.test(d.endpoint))
@@ -113,6 +129,7 @@ export function backupEnv(cluster: Cluster, host: Host): string {
     ['HOST', host.name],
     ['MEMBER', host.memberName],
     ['LOCAL', local],
+    ['BACKUP_MEMBERS', members.join(' ')],
     ['LOCAL_DIR', b.localDir],
     ['KEEP_HOURLY', b.keep.hourly],
     ['KEEP_DAILY', b.keep.daily],
@@ -168,7 +185,11 @@ export function backupUnits(cluster: Cluster): { service: string; timer: string 
 
 const recipientName = (i: number) => `recipient-${i + 1}.pem`;
 
-/** The plan of one backup host (or, with `remove`, the timer taken away; backups stay). */
+/**
+ * The plan of one backup host (or, with `remove`, the timer taken away with everything the
+ * install put there: the script, its settings, the units, the recipients' keys, the SSH key pair
+ * and known_hosts of the copies; the backups stay).
+ */
 export function backupHostPlan(
   cluster: Cluster,
   host: Host,
@@ -182,6 +203,9 @@ export function backupHostPlan(
       BACKUP_ENV,
       unitPath(BACKUP_TIMER),
       unitPath(BACKUP_SERVICE),
+      BACKUP_SSH_KEY,
+      `${BACKUP_SSH_KEY}.pub`,
+      BACKUP_KNOWN_HOSTS,
     ];
     return {
       host: host.name,
@@ -192,11 +216,12 @@ export function backupHostPlan(
         {
           kind: 'command',
           id: 'remove_backup',
-          title: `${BACKUP_TIMER} stopped and removed (the backups in ${b.localDir} stay)`,
-          check: files.map((f) => `[ ! -e ${q(f)} ]`).join(' && '),
+          title: `${BACKUP_TIMER} stopped and removed with its files, the recipients' keys and the copies' SSH key (the backups in ${b.localDir} stay)`,
+          check: [...files, RECIPIENTS_DIR].map((f) => `[ ! -e ${q(f)} ]`).join(' && '),
           run: [
             `systemctl disable --now ${BACKUP_TIMER} >/dev/null 2>&1 || true`,
             `rm -f ${files.map(q).join(' ')}`,
+            `rm -rf ${q(RECIPIENTS_DIR)}`,
             'systemctl daemon-reload',
           ].join('\n'),
         },
@@ -330,7 +355,14 @@ export function destinationPlan(
   const home = `$(getent passwd ${q(dest.user)} | cut -d: -f6)`;
   const lines = publicKeys.map((k) => authorizedLine(k, dest.path));
   const auth = `"${home}/.ssh/authorized_keys"`;
-  if (remove)
+  if (remove) {
+    const ours = q(`command="${RECEIVER_PATH} ${dest.path}"`);
+    // Another authorized line that still runs the receiver (another folder, another user's file):
+    // this folder's lines in this user's file are the ones the step before takes away.
+    const inUse =
+      `getent passwd | cut -d: -f6 | sort -u | while read -r h; do f="$h/.ssh/authorized_keys"; ` +
+      `if [ "$h" = "${home}" ]; then grep -sF ${q(`command="${RECEIVER_PATH} `)} "$f" | grep -vF ${ours}; ` +
+      `else grep -sF ${q(`command="${RECEIVER_PATH} `)} "$f"; fi; done | grep -q .`;
     return {
       host: dest.host.name,
       title: `remove the backup receiver of ${cluster.name} from ${dest.host.name}`,
@@ -340,11 +372,19 @@ export function destinationPlan(
           kind: 'command',
           id: 'unauthorize',
           title: `the backup hosts' keys out of ${dest.user}'s authorized_keys (the backups in ${dest.path} stay)`,
-          check: `! grep -qF ${q(`command="${RECEIVER_PATH} ${dest.path}"`)} ${auth} 2>/dev/null`,
-          run: `grep -vF ${q(`command="${RECEIVER_PATH} ${dest.path}"`)} ${auth} > ${auth}.k3s-etcd-new || true\nchown ${q(dest.user)} ${auth}.k3s-etcd-new && chmod 600 ${auth}.k3s-etcd-new && mv -f ${auth}.k3s-etcd-new ${auth}`,
+          check: `! grep -qF ${ours} ${auth} 2>/dev/null`,
+          run: `grep -vF ${ours} ${auth} > ${auth}.k3s-etcd-new || true\nchown ${q(dest.user)} ${auth}.k3s-etcd-new && chmod 600 ${auth}.k3s-etcd-new && mv -f ${auth}.k3s-etcd-new ${auth}`,
+        },
+        {
+          kind: 'command',
+          id: 'receiver_gone',
+          title: `the receiver ${RECEIVER_PATH} removed once no authorized key runs it`,
+          check: `[ ! -e ${q(RECEIVER_PATH)} ] || { ${inUse}; }`,
+          run: `rm -f ${q(RECEIVER_PATH)}`,
         },
       ],
     };
+  }
   return {
     host: dest.host.name,
     title: `the backup receiver of ${cluster.name} on ${dest.host.name}`,

@@ -1,6 +1,6 @@
 /**
  * `k3s-etcd backup run`: the timer's service started on every backup host now (it runs once;
- * only the host whose member leads takes the backup, the others skip), then each host's last
+ * one host takes the backup, hostScript.ts's elect, the others skip), then each host's last
  * run read back. `systemctl start` of a oneshot service returns when the run has ended.
  */
 import { errorMessage } from '../errors';

@@ -53,6 +53,29 @@ export interface BackupStatus {
   warnings: string[];
 }
 
+/**
+ * One backup as `backup status --json` lists it. `encrypted` is read from the record: a backup is
+ * encrypted when its record wraps the passphrase of the ciphertext for at least one recipient
+ * (without one, nothing this tool knows of could read it as a backup).
+ */
+export function backupSummary(b: BackupEntry) {
+  return {
+    file: b.file,
+    takenAt: b.takenAt,
+    on: b.on,
+    member: b.member,
+    revision: b.revision,
+    keys: b.keys,
+    size: b.size,
+    sha256: b.sha256,
+    encrypted: b.recipients.length > 0,
+    encryptedSha256: b.encryptedSha256,
+    recipients: b.recipients.map((r) => r.fingerprint),
+    copies: b.copies,
+    ...(b.drill ? { drill: b.drill } : {}),
+  };
+}
+
 const MAX_LIST = 500;
 const PART = /^== ([A-Za-z0-9][A-Za-z0-9._-]{0,120})$/;
 

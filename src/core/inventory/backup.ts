@@ -64,7 +64,9 @@ export function buildBackup(raw: RawBackup, resolvePath: (p: string) => string):
 
 /**
  * What the schema cannot say: backup hosts are etcd hosts of the cluster, a destination host is
- * a host of the cluster that is not itself a backup host, paths have no `..`.
+ * a host of the cluster, every backup host has a destination other than itself when there are
+ * destinations at all (its own is skipped: a copy on the same host is no copy off the host; the
+ * parser already refuses two hosts of a cluster on one address and port), paths have no `..`.
  */
 export function backupProblems(
   raw: RawBackup,
@@ -102,6 +104,15 @@ export function backupProblems(
           path: ['destinations', i, 'host'],
           severity: 'error',
           message: `"${d.host}" takes the backups: a copy on the same host is no copy off the host`,
+        });
+      else if (
+        backupHosts.includes(d.host) &&
+        (raw.destinations ?? []).every((o) => 'host' in o && o.host === d.host)
+      )
+        out.push({
+          path: ['destinations', i, 'host'],
+          severity: 'error',
+          message: `"${d.host}" is a backup host too and this is its only destination: the backups it takes would have no copy off the host (add another host or an S3 destination)`,
         });
       if (dotdot(d.path))
         out.push({

@@ -83,7 +83,7 @@ function judged(
     label: 'Backups',
     cluster: cluster.name,
   };
-  const setting = `Every ${b.interval} on the leader's host into ${b.localDir}, encrypted, ${b.destinations.length} destination(s) off the host; keeps ${b.keep.hourly} hourly, ${b.keep.daily} daily, ${b.keep.weekly} weekly.`;
+  const setting = `Every ${b.interval} on one backup host (the leader's when it is one) into ${b.localDir}, encrypted, ${b.destinations.length} destination(s) off the host; keeps ${b.keep.hourly} hourly, ${b.keep.daily} daily, ${b.keep.weekly} weekly.`;
   if (!state)
     return {
       ...base,

@@ -29,8 +29,8 @@ export function backupInstallOperation(
     apply: remove ? 'Remove' : 'Apply',
     detail: (n, on) =>
       remove
-        ? `${n} step(s) on ${on.join(', ')}: the timer is stopped and its files removed, the receivers' keys taken away; the backups already made stay in ${b.localDir} and at the destinations.`
-        : `${n} step(s) would change on ${on.join(', ')}. Every ${b.interval} the host whose member leads saves a snapshot, encrypts it to the public keys of ${b.recipientsFile} (the private key never leaves you), keeps ${b.keep.hourly} hourly, ${b.keep.daily} daily and ${b.keep.weekly} weekly in ${b.localDir}${dests.length ? `, and copies it to ${dests.join(', ')}` : ''}. Nothing here restarts etcd.`,
+        ? `${n} step(s) on ${on.join(', ')}: the timer is stopped and its files removed (recipients' keys and the copies' SSH key pair too), the receivers' keys taken away (and a receiver no key runs); the backups already made stay in ${b.localDir} and at the destinations.`
+        : `${n} step(s) would change on ${on.join(', ')}. Every ${b.interval} one backup host (the leader's, or the first listed that answers when the leader is not a backup host) saves a snapshot, encrypts it to the public keys of ${b.recipientsFile} (the private key never leaves you), keeps ${b.keep.hourly} hourly, ${b.keep.daily} daily and ${b.keep.weekly} weekly in ${b.localDir}${dests.length ? `, and copies it to ${dests.join(', ')}` : ''}. Nothing here restarts etcd.`,
     run: async (dryRun, hooks) => {
       const runs = await installBackup(cluster, { ...hooks, dryRun, ssh, remove });
       const ok = runs.every((x) => x.status !== 'failed' && x.status !== 'cancelled');
@@ -45,7 +45,7 @@ export function backupInstallOperation(
           dryRun || remove
             ? []
             : [
-                `Backups go to ${b.localDir} on the leader's host every ${b.interval}: "Run Backup Now" takes one now, "Show Backup Status" lists them.`,
+                `Backups go to ${b.localDir} on the backup host that takes them every ${b.interval}: "Run Backup Now" takes one now, "Show Backup Status" lists them.`,
               ],
       };
     },
