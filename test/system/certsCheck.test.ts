@@ -190,14 +190,15 @@ describe('certs check on real systemd hosts', () => {
     );
     assert.match(
       r.text,
-      /- edge-2 \/etc\/etcd\/pki\/server\.pem: edge-2 server expires in (19|20) min \(.* UTC\), within the 30-day warning window\n {2}what to do: re-issue it with `k3s-etcd certs reissue edge-2`, then deploy the workspace's files with `k3s-etcd provision etcd --host edge-2`/,
+      /- edge-2 \/etc\/etcd\/pki\/server\.pem: edge-2 server expires in (19|20) min \(.* UTC\), within the 30-day warning window\n {2}what to do: re-issue it under the same CA and roll it out with `k3s-etcd certs renew --member edge-2` \(that member's server and peer certificates, its restart with a health check, no outage\)\n/,
     );
     assert.match(
       r.text,
       /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+\S+\s+expires in (19|20) min\s+same\s+same\s+matches/,
     );
 
-    // Renewed (today's way: reissue), and the files put on the host by hand, without a restart.
+    // Re-issued in the workspace and put on the host by hand, without a restart (`certs renew`
+    // would restart the member; this shows that etcd serves a new file without one).
     await reissueMember(cluster, 'edge-2', [], { confirmReplace: async () => true });
     const h2 = hosts[1]!;
     for (const name of ['server.pem', 'server-key.pem', 'peer.pem', 'peer-key.pem']) {
@@ -295,7 +296,7 @@ describe('certs check on real systemd hosts', () => {
       );
       assert.match(
         r.text,
-        /- edge-3 \/etc\/rancher\/k3s\/etcd\/client\.pem differs from the workspace's client\/k3s\.pem: deployed [0-9A-F:]{23}… \(k3s, until .*, NOT signed by the workspace CA\), workspace [0-9A-F:]{23}… .*\n {2}what to do: if the workspace is right, deploy the workspace's files with `k3s-etcd k3s install --host edge-3`/,
+        /- edge-3 \/etc\/rancher\/k3s\/etcd\/client\.pem differs from the workspace's client\/k3s\.pem: deployed [0-9A-F:]{23}… \(k3s, until .*, NOT signed by the workspace CA\), workspace [0-9A-F:]{23}… .*\n {2}what to do: if the workspace is right, re-issue it under the same CA and roll it out with `k3s-etcd certs renew --k3s` .*; if the host's file is the one to keep, the workspace is out of date\n/,
       );
       assert.match(
         r.text,

@@ -45,8 +45,21 @@ export function fileCells(f: FileCheck): string[] {
   ];
 }
 
+/** "A CA rotation is under way (phase 2 of 3; finished by h1, h3 (K3s)): …", or nothing. */
+export function rotationLine(c: CertsCheck): string | undefined {
+  const r = c.rotation;
+  if (!r) return undefined;
+  const done = [...r.members, ...r.k3sServers.map((h) => `${h} (K3s)`)];
+  const where = r.phase
+    ? `phase ${r.phase} of 3; ${done.length > 0 ? `finished by ${done.join(', ')}` : 'no host finished it yet'}`
+    : 'its rotation.json cannot be used';
+  return `A CA rotation is under way (${where}): hosts it has not reached differ from the workspace until it reaches them; go on with \`k3s-etcd certs rotate-ca\`.`;
+}
+
 export function checkText(c: CertsCheck): string {
   const out: string[] = [];
+  const rot = rotationLine(c);
+  if (rot) out.push(rot, '');
   for (const h of c.hosts) {
     out.push(`${h.host} (${h.roles.join(', ')})`);
     if (h.error) out.push(`  not read: ${h.error}`);
@@ -71,6 +84,7 @@ export function checkMarkdown(c: CertsCheck): string {
     '',
     `Read from the hosts at ${localStamp(c.checkedAt)}; warning window ${c.warnDays} days.`,
     '',
+    ...(c.rotation ? [mdText(rotationLine(c) ?? ''), ''] : []),
     ok
       ? `**All fine**: every certificate on ${c.hosts.length} host(s) is the workspace's, every member serves what is deployed, and none expires within ${c.warnDays} days.`
       : `**${c.findings.length} finding(s)**:`,

@@ -17,6 +17,7 @@ import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
 import { keyMatches, parseCertificate } from '../pki/inspect';
 import { loadPrivateKey } from '../pki/keys';
+import { readRotationState, type Phase, type RotationState } from '../pki/rotationState';
 import { CA_FILES, knownFiles, ROTATION_STATE_FILE } from '../pki/set';
 import { writeAtomically, writeIndex } from '../pki/store';
 
@@ -25,76 +26,7 @@ export const ROTATION_DIR = 'rotation';
 export const NEW_CA = { cert: `${ROTATION_DIR}/ca.pem`, key: `${ROTATION_DIR}/ca-key.pem` };
 export const OLD_CA = `${ROTATION_DIR}/old-ca.pem`;
 
-export type Phase = 1 | 2 | 3;
-
-export interface RotationState {
-  version: 1;
-  phase: Phase;
-  /** SHA-256 fingerprints as Node prints them (`AB:CD:…`). */
-  oldCa: string;
-  newCa: string;
-  /** Member host names that finished the current phase. */
-  members: string[];
-  /** K3s server host names that finished the current phase. */
-  k3sServers: string[];
-  startedAt: string;
-}
-
-const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
-const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-/** rotation.json's text as a state, or why it is not one (never trusted beyond these checks). */
-export function parseRotationState(
-  text: string,
-  hostNames: ReadonlySet<string>,
-): { ok: true; state: RotationState } | { ok: false; problem: string } {
-  if (text.length > 65_536) return { ok: false, problem: 'it is too large' };
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return { ok: false, problem: 'it is not JSON' };
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    return { ok: false, problem: 'it is not an object' };
-  const o = v as Record<string, unknown>;
-  if (o['version'] !== 1) return { ok: false, problem: 'its version is not 1' };
-  const phase = o['phase'];
-  if (phase !== 1 && phase !== 2 && phase !== 3)
-    return { ok: false, problem: 'its phase is not 1, 2 or 3' };
-  for (const k of ['oldCa', 'newCa'])
-    if (typeof o[k] !== 'string' || !FINGERPRINT.test(o[k] as string))
-      return { ok: false, problem: `${k} is not a SHA-256 fingerprint` };
-  if (o['oldCa'] === o['newCa']) return { ok: false, problem: 'oldCa and newCa are the same' };
-  const lists: Record<string, string[]> = {};
-  for (const k of ['members', 'k3sServers']) {
-    const l = o[k];
-    if (!Array.isArray(l) || l.length > 1000)
-      return { ok: false, problem: `${k} is not a list of host names` };
-    for (const n of l) {
-      if (typeof n !== 'string' || !HOST_NAME.test(n))
-        return { ok: false, problem: `${k} holds something that is not a host name` };
-      if (!hostNames.has(n))
-        return { ok: false, problem: `${k} names ${n}, which is not a host of the inventory` };
-    }
-    lists[k] = [...new Set(l as string[])];
-  }
-  const startedAt = o['startedAt'];
-  if (typeof startedAt !== 'string' || Number.isNaN(Date.parse(startedAt)))
-    return { ok: false, problem: 'startedAt is not a time' };
-  return {
-    ok: true,
-    state: {
-      version: 1,
-      phase,
-      oldCa: o['oldCa'] as string,
-      newCa: o['newCa'] as string,
-      members: lists['members'] as string[],
-      k3sServers: lists['k3sServers'] as string[],
-      startedAt: new Date(startedAt).toISOString(),
-    },
-  };
-}
+export { parseRotationState, type Phase, type RotationState } from '../pki/rotationState';
 
 const broken = (dir: string, why: string) =>
   new K3sEtcdError(
@@ -113,13 +45,8 @@ export interface Rotation {
 /** The ongoing rotation, or undefined when there is none. */
 export async function readRotation(cluster: Cluster): Promise<Rotation | undefined> {
   const dir = cluster.pki.dir;
-  let text: string;
-  try {
-    text = await readFile(join(dir, STATE_FILE), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const parsed = parseRotationState(text, new Set(cluster.hosts.map((h) => h.name)));
+  const parsed = await readRotationState(cluster);
+  if (!parsed) return undefined;
   if (!parsed.ok) throw broken(dir, `${STATE_FILE}: ${parsed.problem}`);
   const { state } = parsed;
   const cert = async (rel: string, want: string) => {
