@@ -457,7 +457,15 @@ describe('the comparison and its words', () => {
   });
 
   it('the table and the report: hostile certificate text is cleaned and escaped', async () => {
-    const evil = await leaf('m-1 <img src=x> | `rm` \u001b[31m', 400 * DAY);
+    const made = await createCa('evil \u001b[31m CA <b>', 'ecdsa-p256', {
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 3650 * DAY),
+    });
+    const evilCa = {
+      certPem: made.certPem,
+      signingKey: (await loadPrivateKey(made.keyPem, 'e')).signingKey,
+    };
+    const evil = await leaf('m-1 <img src=x> | `rm` \u001b[31m', 400 * DAY, evilCa);
     const h = await hostWith({ server: evil, workspaceServer: evil });
     const check: CertsCheck = {
       cluster: 'edge-t',
@@ -474,12 +482,96 @@ describe('the comparison and its words', () => {
     assert.match(
       text,
       // Node prints the subject escaped (\\<, \\1B); nothing raw reaches the terminal.
-      /\/etc\/etcd\/pki\/server\.pem\s+m-1 \\<img src=x\\> \| `rm` \\1B\[31m\s+2027-02-14\s+400 days left\s+same\s+same\s+matches/,
+      /\/etc\/etcd\/pki\/server\.pem\s+m-1 \\<img src…\s+400 days left\s+same\s+same\s+matches\n {8}expires 2027-02-14 {2}SHA-256 [0-9A-F:]{23}… {2}issuer evil \\1B\[31m CA \\<b\\>\n {8}SANs 127\.0\.0\.1\n/,
     );
     assert.match(text, /h3 \(k3s-server\)\n {2}not read: refused/);
     const md = checkMarkdown(check);
     assert.doesNotMatch(md, /<img/);
     assert.match(md, /m-1 \\\\&lt;img src=x\\\\&gt; \\\| \\`rm\\`/);
+  });
+});
+
+describe('the terminal table', () => {
+  it("under each row the file's expiry, short SHA-256, issuer and SANs, all within 100 columns", async () => {
+    const [caFile, server] = deployedFiles(c, c.hosts[0]!);
+    const sans = [
+      '127.0.0.1',
+      'localhost',
+      ...Array.from({ length: 12 }, (_, i) => `etcd-${i}.edge.example.internal`),
+    ];
+    const s = await issueLeaf(
+      {
+        cn: 'm-1',
+        sans,
+        usages: ['serverAuth', 'clientAuth'],
+        algorithm: 'ecdsa-p256',
+        validity: {
+          notBefore: new Date(NOW.getTime() - DAY),
+          notAfter: new Date(NOW.getTime() + 400 * DAY),
+        },
+      },
+      ca.issuer,
+    );
+    const next = await createCa('edge-t etcd CA 20260301T100000Z', 'ecdsa-p256', {
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 3650 * DAY),
+    });
+    const bundle = `${ca.certPem}${next.certPem}`;
+    const cert = new X509Certificate(s.certPem);
+    const workspace = new Map([
+      ['ca.pem', [ca.cert, new X509Certificate(next.certPem)]],
+      ['m-1/server.pem', [cert]],
+    ]);
+    const common = { workspace, ca: ca.cert, now: NOW, warnDays: 30 };
+    const h: HostCheck = {
+      host: 'h1',
+      roles: ['etcd'],
+      files: [
+        compareFile({ file: caFile!, raw: file(bundle), ...common }),
+        compareFile({ file: server!, raw: file(s.certPem), rawKey: file(s.keyPem), ...common }),
+      ],
+    };
+    const text = checkText({
+      cluster: 'edge-t',
+      checkedAt: NOW.toISOString(),
+      warnDays: 30,
+      hosts: [h],
+      findings: [],
+    });
+    const lines = text.split('\n');
+    assert.match(lines[1]!, /^ {2}FILE\s+SUBJECT CN\s+LEFT\s+WORKSPACE\s+SERVED\s+KEY$/);
+    // The CA bundle: its first CA, how many more, no SANs line.
+    assert.match(
+      lines[2]!,
+      /^ {2}\/etc\/etcd\/pki\/ca\.pem\s+edge-t etcd CA \+1\s+3650 days left\s+same\s+-\s+-$/,
+    );
+    assert.equal(
+      lines[3],
+      `        expires 2036-01-08  SHA-256 ${ca.cert.fingerprint256.slice(0, 23)}…  issuer edge-t etcd CA`,
+    );
+    assert.match(
+      lines[4]!,
+      /^ {2}\/etc\/etcd\/pki\/server\.pem\s+m-1\s+400 days left\s+same\s+-\s+matches$/,
+    );
+    assert.equal(
+      lines[5],
+      `        expires 2027-02-14  SHA-256 ${cert.fingerprint256.slice(0, 23)}…  issuer edge-t etcd CA`,
+    );
+    // Every SAN, wrapped under the first.
+    const sanLines = lines.slice(6, lines.indexOf(''));
+    assert.ok(sanLines.length > 1, sanLines.join('\n'));
+    assert.match(sanLines[0]!, /^ {8}SANs 127\.0\.0\.1, localhost, etcd-0\.edge/);
+    for (const l of sanLines.slice(1)) assert.match(l, /^ {13}\S/);
+    assert.deepEqual(
+      sanLines
+        .join(' ')
+        .replace(/^ *SANs /, '')
+        .split(/,\s+/)
+        .map((x) => x.trim()),
+      sans,
+    );
+    for (const l of lines.filter((x) => x.startsWith('  ')))
+      assert.ok(l.length <= 100, `${l.length} columns: ${l}`);
   });
 });
 

@@ -67,7 +67,8 @@ export function leftWords(c: Pick<CheckedCert, 'msLeft' | 'expiry' | 'notBefore'
   return `${Math.floor(c.msLeft / DAY)} days left`;
 }
 
-const short = (fp: string) => fp.slice(0, 23);
+/** The first 8 bytes of a SHA-256 fingerprint (`AB:CD:…:EF`), shown with "…" after it. */
+export const short = (fp: string) => fp.slice(0, 23);
 
 /** How today's commands put the workspace's copy of this file on its host (and restart). */
 function deployAction(f: FileCheck): string {
