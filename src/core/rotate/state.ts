@@ -2,7 +2,8 @@
  * A CA rotation's state in the workspace (the pki folder), read as hostile input:
  *   rotation.json        { version 1, phase 1|2|3, oldCa, newCa (SHA-256 fingerprints),
  *                          members and k3sServers: the hosts that finished the current phase }
- *   rotation/ca.pem      the new CA, rotation/ca-key.pem its key (0600, the folder 0700)
+ *   rotation/ca.pem      the new CA, rotation/ca-key.pem its key (0600, the folder 0700;
+ *                        encrypted with ca-key.pem's passphrase when ca-key.pem is encrypted)
  *   rotation/old-ca.pem  the old CA alone (ca-key.pem stays its key until phase 3 ends)
  *   ca.pem               during the rotation: what the hosts trust (the bundle, old + new)
  * When phase 3 finished, the old CA and its key go to `ca-old-<UTC time>/`, ca.pem and
@@ -16,9 +17,15 @@ import { backupStamp } from '../format/stamp';
 import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
 import { keyMatches, parseCertificate } from '../pki/inspect';
-import { loadPrivateKey } from '../pki/keys';
+import { encryptPrivateKeyPem, isEncryptedPem } from '../pki/keys';
 import { readRotationState, type Phase, type RotationState } from '../pki/rotationState';
-import { CA_FILES, knownFiles, ROTATION_STATE_FILE } from '../pki/set';
+import {
+  CA_FILES,
+  knownFiles,
+  loadKeyAsking,
+  ROTATION_STATE_FILE,
+  type PkiOptions,
+} from '../pki/set';
 import { writeAtomically, writeIndex } from '../pki/store';
 
 export const STATE_FILE = ROTATION_STATE_FILE;
@@ -66,7 +73,6 @@ export async function readRotation(cluster: Cluster): Promise<Rotation | undefin
   return { state, oldCaPem: oldCa.pem, newCaPem: newCa.pem, newCa: newCa.c };
 }
 
-/** The new CA's key (written unencrypted, 0600, as `certs generate` writes a CA key). */
 /** How far an ongoing rotation is, for the tree: or why its state cannot be used. */
 export type RotationProgress =
   | {
@@ -100,9 +106,40 @@ export async function rotationProgress(cluster: Cluster): Promise<RotationProgre
   };
 }
 
-export async function newCaSigningKey(cluster: Cluster, newCa: X509Certificate) {
+/** The label a passphrase is asked with for the new CA's key (ca-key.pem's passphrase). */
+export const NEW_CA_KEY_LABEL = `${NEW_CA.key} (the new CA's key, encrypted with the passphrase of ${CA_FILES.key})`;
+
+/**
+ * The new CA's key as the rotation writes it (0600): when the CA key it replaces (ca-key.pem) is
+ * encrypted, encrypted with the same passphrase, asked as every command asks it and checked by
+ * opening ca-key.pem with it, so an encrypted CA key stays encrypted through the rotation and
+ * after it; else as it is, as `certs generate` writes a CA key.
+ */
+export async function newCaKeyPem(
+  cluster: Cluster,
+  keyPem: string,
+  pki: PkiOptions = {},
+): Promise<string> {
+  let old: string;
+  try {
+    old = await readFile(join(cluster.pki.dir, CA_FILES.key), 'utf8');
+  } catch {
+    return keyPem;
+  }
+  if (!isEncryptedPem(old)) return keyPem;
+  const { passphrase } = await loadKeyAsking(old, CA_FILES.key, pki);
+  return encryptPrivateKeyPem(keyPem, passphrase ?? '');
+}
+
+/** The new CA's signing key, its passphrase asked when it is encrypted (ca-key.pem's). */
+export async function newCaSigningKey(
+  cluster: Cluster,
+  newCa: X509Certificate,
+  pki: PkiOptions = {},
+) {
   const dir = cluster.pki.dir;
-  const key = await loadPrivateKey(await readFile(join(dir, NEW_CA.key), 'utf8'), NEW_CA.key);
+  const text = await readFile(join(dir, NEW_CA.key), 'utf8');
+  const { key } = await loadKeyAsking(text, NEW_CA_KEY_LABEL, pki);
   if (!keyMatches(newCa, key.keyObject))
     throw broken(dir, `${NEW_CA.key} does not match ${NEW_CA.cert}`);
   return key.signingKey;
