@@ -186,7 +186,8 @@ export function desiredLeaves(
 
 /**
  * The monitoring client (`k3s-etcd monitoring export`): ClientAuth only, CN monitoring, for a
- * Prometheus that reads /metrics. Issued on demand by the export, not by `certs generate`.
+ * Prometheus that reads /metrics. Issued on demand by the export, not by `certs generate`. Not
+ * read-only: etcd runs without authentication, so it can write like any certificate of the CA.
  */
 export const MONITORING_CLIENT: LeafSpec = {
   file: {
