@@ -112,6 +112,7 @@ export default tseslint.config(
                 '**/scripts/harness/**',
                 '!**/scripts/harness/processes',
                 '!**/scripts/harness/inventory',
+                '!**/scripts/harness/writeReasons',
               ],
               message: 'Unit tests start no server or host: take pure builders from test/fixtures.',
             },

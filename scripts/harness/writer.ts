@@ -3,11 +3,13 @@
  * client does: each write goes to the next endpoint in turn and, when that one fails, to the
  * others (a client's failover; an endpoint that failed within the last second is tried last);
  * a write counts as failed only when no endpoint took it. Every
- * retry is recorded with its reason ("leader changed", the endpoint down, a timeout), and every
- * successful write with its time, for rates before and during a change.
+ * retry is recorded with its reason ("leader changed", the endpoint down, a timeout, a TLS
+ * refusal), and every successful write with its time, for rates before and during a change.
  */
 import { createEndpointClient, type EtcdTls } from '../../src/core/etcd/client';
-import { errorMessage } from '../../src/core/errors';
+import { reasonOf } from './writeReasons';
+
+export { reasonOf, ROLLING_RETRIES, TLS_REFUSED } from './writeReasons';
 
 export interface WriterStats {
   ok: number;
@@ -27,21 +29,6 @@ export interface Writer {
   /** Successful writes per second between two performance.now() times. */
   rate(from: number, to: number): number;
   stop(): Promise<WriterStats>;
-}
-
-/** Why an attempt failed, in a few words. */
-export function reasonOf(err: unknown): string {
-  const m = errorMessage(err);
-  // "raft proposal dropped": the leader was handing over its leadership.
-  if (/leader changed|no leader|not leader|leader.*(lost|unavailable)|proposal dropped/i.test(m))
-    return 'leader changed';
-  // "Received HTTP status code 200": a member still starting answers gRPC with its HTTP handler;
-  // "RST_STREAM": a member stopping ended the call.
-  const down =
-    /ECONNREFUSED|connection refused|UNAVAILABLE|No connection established|socket|ECONNRESET|Received HTTP status code|RST_STREAM/i;
-  if (down.test(m)) return 'endpoint down';
-  if (/deadline|timed? ?out/i.test(m)) return 'timeout';
-  return m.split('\n')[0]?.slice(0, 80) ?? 'error';
 }
 
 /** Starts `workers` writers (each one write in flight) over `endpoints`. */

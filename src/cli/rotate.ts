@@ -1,7 +1,7 @@
 /** `k3s-etcd certs rotate-ca`: a new CA without an outage, in three confirmed, resumable phases. */
 import { planRotate, runRotate } from '../core/rotate/run';
 import { PHASES, rotateOutcomeLines, rotatePlanJson, rotatePlanLines } from '../core/rotate/words';
-import { pkiOptions } from './certs';
+import { PASSPHRASE_OPTION, pkiOptions } from './certs';
 import { loadValid, selectCluster, type Subcommand } from './context';
 import { CommandUsageError } from './usage';
 import { runRollout, SSH_HELP, SSH_OPTIONS, sshContext } from './remote';
@@ -11,7 +11,7 @@ const rotateCommand: Subcommand = {
   summary:
     'Replace the cluster CA without an outage, in three phases, each rolled out one host at a time',
   usage:
-    'k3s-etcd certs rotate-ca [--phase 1|2|3] [--dry-run] [--yes] [--json] [--accept-new-host-keys]',
+    'k3s-etcd certs rotate-ca [--phase 1|2|3] [--dry-run] [--yes] [--json] [--ca-passphrase-file F] [--accept-new-host-keys]',
   details: `Three phases, each shown and confirmed (--yes to skip; --dry-run only shows it):
   1. ${PHASES[1]};
   2. ${PHASES[2]};
@@ -25,11 +25,14 @@ first, the leader last after handing its leadership over, every other voter heal
 each, the member healthy and caught up after), then the K3s servers one at a time (files, K3s
 restarted, the node Ready). The first that fails (or Ctrl-C) stops the phase and gets its
 previous files back; running the command again continues the phase with the hosts not yet done.
+When ca-key.pem is encrypted, its passphrase is asked (or read from --ca-passphrase-file) in
+phase 1 and the new CA's key is written encrypted with it; phase 2 asks it again to sign.
 Exit 1 when a host fails or the phase is refused.
 
 ${SSH_HELP}`,
   options: {
     ...SSH_OPTIONS,
+    ...PASSPHRASE_OPTION,
     phase: { type: 'string' },
   },
   async run(ctx) {

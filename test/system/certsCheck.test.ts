@@ -24,6 +24,7 @@ import { createCa, issueLeaf } from '../../src/core/pki/issue';
 import { loadPrivateKey } from '../../src/core/pki/keys';
 import { memberSans, reissueMember } from '../../src/core/pki/set';
 import { checkDeployedCertificates } from '../../src/core/pkiHost/check';
+import { parseCertificate } from '../../src/core/pki/inspect';
 import { provisionEtcd } from '../../src/core/provision/provision';
 import { shellQuote as q } from '../../src/core/ssh/quote';
 import type { SshContext } from '../../src/core/ssh/hostSession';
@@ -145,12 +146,30 @@ describe('certs check on real systemd hosts', () => {
       }
     assert.match(
       r.text,
-      /edge-3 \(etcd, k3s-server\)\n\s+FILE\s+SUBJECT CN\s+EXPIRES\s+LEFT\s+WORKSPACE\s+SERVED\s+KEY/,
+      /edge-3 \(etcd, k3s-server\)\n\s+FILE\s+SUBJECT CN\s+LEFT\s+WORKSPACE\s+SERVED\s+KEY\n/,
+    );
+    // Under each file: its expiry, the deployed certificate's short SHA-256 (the workspace's
+    // here), its issuer and its SANs.
+    const fp = async (rel: string) =>
+      parseCertificate(await readFile(join(cluster.pki.dir, rel), 'utf8')).fingerprint256.slice(
+        0,
+        23,
+      );
+    assert.match(
+      r.text,
+      new RegExp(
+        `/etc/rancher/k3s/etcd/client\\.pem\\s+k3s\\s+\\d+ days left\\s+same\\s+-\\s+matches\n {8}expires \\d{4}-\\d\\d-\\d\\d {2}SHA-256 ${await fp('client/k3s.pem')}… {2}issuer lab etcd CA\n {8}SANs \\(none\\)\n`,
+      ),
     );
     assert.match(
       r.text,
-      /\/etc\/rancher\/k3s\/etcd\/client\.pem\s+k3s\s+\S+\s+\d+ days left\s+same\s+-\s+matches/,
+      new RegExp(
+        `edge-1 \\(etcd\\)\n.*\n.*\n.*\n  /etc/etcd/pki/server\\.pem\\s+edge-1\\s+\\d+ days left\\s+same\\s+same\\s+matches\n {8}expires \\S+ {2}SHA-256 ${await fp('edge-1/server.pem')}… {2}issuer lab etcd CA\n {8}SANs 127\\.0\\.1\\.221, .*edge-1.*localhost`,
+      ),
     );
+    // The tables keep to 100 columns (the findings' sentences are not a table).
+    for (const line of r.text.split('\n').filter((l) => /^ {2}(?!what to do)/.test(l)))
+      assert.ok(line.length <= 100, `${line.length} columns: ${line}`);
     assert.match(r.text, /All certificates on 3 host\(s\) are the workspace's/);
     // Keys were read to check them, never shown.
     const keyText = await readFile(join(cluster.pki.dir, 'edge-1', 'server-key.pem'), 'utf8');
@@ -190,14 +209,15 @@ describe('certs check on real systemd hosts', () => {
     );
     assert.match(
       r.text,
-      /- edge-2 \/etc\/etcd\/pki\/server\.pem: edge-2 server expires in (19|20) min \(.* UTC\), within the 30-day warning window\n {2}what to do: re-issue it with `k3s-etcd certs reissue edge-2`, then deploy the workspace's files with `k3s-etcd provision etcd --host edge-2`/,
+      /- edge-2 \/etc\/etcd\/pki\/server\.pem: edge-2 server expires in (19|20) min \(.* UTC\), within the 30-day warning window\n {2}what to do: re-issue it under the same CA and roll it out with `k3s-etcd certs renew --member edge-2` \(that member's server and peer certificates, its restart with a health check, no outage\)\n/,
     );
     assert.match(
       r.text,
-      /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+\S+\s+expires in (19|20) min\s+same\s+same\s+matches/,
+      /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+expires in (19|20) min\s+same\s+same\s+matches\n {8}expires \S+ {2}SHA-256 [0-9A-F:]{23}… {2}issuer lab etcd CA\n/,
     );
 
-    // Renewed (today's way: reissue), and the files put on the host by hand, without a restart.
+    // Re-issued in the workspace and put on the host by hand, without a restart (`certs renew`
+    // would restart the member; this shows that etcd serves a new file without one).
     await reissueMember(cluster, 'edge-2', [], { confirmReplace: async () => true });
     const h2 = hosts[1]!;
     for (const name of ['server.pem', 'server-key.pem', 'peer.pem', 'peer-key.pem']) {
@@ -249,7 +269,7 @@ describe('certs check on real systemd hosts', () => {
     );
     assert.match(
       other.text,
-      /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+\S+\s+\d+ days left\s+same\s+DIFFERS\s+matches/,
+      /\/etc\/etcd\/pki\/server\.pem\s+edge-2\s+\d+ days left\s+same\s+DIFFERS\s+matches\n/,
     );
 
     // What the words say to do: provisioning puts the settings back and restarts the member.
@@ -295,11 +315,11 @@ describe('certs check on real systemd hosts', () => {
       );
       assert.match(
         r.text,
-        /- edge-3 \/etc\/rancher\/k3s\/etcd\/client\.pem differs from the workspace's client\/k3s\.pem: deployed [0-9A-F:]{23}… \(k3s, until .*, NOT signed by the workspace CA\), workspace [0-9A-F:]{23}… .*\n {2}what to do: if the workspace is right, deploy the workspace's files with `k3s-etcd k3s install --host edge-3`/,
+        /- edge-3 \/etc\/rancher\/k3s\/etcd\/client\.pem differs from the workspace's client\/k3s\.pem: deployed [0-9A-F:]{23}… \(k3s, until .*, NOT signed by the workspace CA\), workspace [0-9A-F:]{23}… .*\n {2}what to do: if the workspace is right, re-issue it under the same CA and roll it out with `k3s-etcd certs renew --k3s` .*; if the host's file is the one to keep, the workspace is out of date\n/,
       );
       assert.match(
         r.text,
-        /\/etc\/rancher\/k3s\/etcd\/client\.pem\s+k3s\s+\S+\s+\d+ days left\s+DIFFERS\s+-\s+MISMATCH/,
+        /\/etc\/rancher\/k3s\/etcd\/client\.pem\s+k3s\s+\d+ days left\s+DIFFERS\s+-\s+MISMATCH\n {8}expires \S+ {2}SHA-256 [0-9A-F:]{23}… {2}issuer someone else\n {8}SANs \(none\)\n/,
       );
     } finally {
       assert.equal((await h3.exec(`mv ${path}.orig ${path}`)).code, 0);

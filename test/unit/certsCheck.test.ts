@@ -7,6 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { cluster, host } from '../fixtures/inventory';
 import { createCa, issueLeaf, type Issuer } from '../../src/core/pki/issue';
@@ -17,7 +20,7 @@ import { parseRead, readScript, type RawFile } from '../../src/core/pkiHost/read
 import { compareFile, type HostCheck } from '../../src/core/pkiHost/compare';
 import { hostFindings, leftWords } from '../../src/core/pkiHost/findings';
 import { checkMarkdown, checkText } from '../../src/core/pkiHost/render';
-import type { CertsCheck } from '../../src/core/pkiHost/check';
+import { rotationFacts, type CertsCheck } from '../../src/core/pkiHost/check';
 import { runCli } from '../fixtures/cli';
 import { buildTree, contextValueOf, type HostNode, type TreeNode } from '../../src/core/tree/model';
 
@@ -219,7 +222,7 @@ describe('the comparison and its words', () => {
     );
   });
 
-  it('a certificate that expires in minutes: host and file named, re-issue then provision', async () => {
+  it('a certificate that expires in minutes: host and file named, renewed and rolled out with certs renew', async () => {
     const s = await leaf('m-1', 4 * MIN);
     const h = await hostWith({ server: s, workspaceServer: s });
     const f = hostFindings(h, 30);
@@ -231,8 +234,9 @@ describe('the comparison and its words', () => {
     );
     assert.match(
       f[0]!.action,
-      /`k3s-etcd certs reissue m-1`, then .*`k3s-etcd provision etcd --host h1`/,
+      /^re-issue it under the same CA and roll it out with `k3s-etcd certs renew --member m-1` \(that member's server and peer certificates, its restart with a health check, no outage\)$/,
     );
+    assert.doesNotMatch(f[0]!.action, /certs reissue|certs generate|provision etcd|downtime/);
     assert.equal(leftWords(h.files[1]!.certs[0]!), 'expires in 4 min');
   });
 
@@ -246,7 +250,7 @@ describe('the comparison and its words', () => {
     assert.match(expired!.text, /EXPIRED on 2026-01-08 12:00 UTC/);
     assert.match(
       expired!.action,
-      /^the workspace holds a newer one \(400 days left\): deploy .*provision etcd --host h1/,
+      /^the workspace holds a newer one \(400 days left\) that h1 does not: re-issue it .*`k3s-etcd certs renew --member m-1`.*; or deploy .*provision etcd --host h1/,
     );
   });
 
@@ -287,8 +291,155 @@ describe('the comparison and its words', () => {
       f[1]!.action,
       /^put back the member's settings with `k3s-etcd provision etcd --host h1` \(it rewrites \/etc\/etcd\/etcd\.env to name \/etc\/etcd\/pki\/server\.pem and restarts that member\)/,
     );
-    // Only commands that exist are named.
-    for (const x of f) assert.doesNotMatch(x.action, /certs renew|rotate-ca/);
+    // A member's settings are put back by provisioning, not by a renewal.
+    for (const x of f) assert.doesNotMatch(x.action, /certs renew|rotate-ca|certs reissue/);
+  });
+
+  it("drift of a K3s server's client certificate: renewed with certs renew --k3s", async () => {
+    const [, client] = deployedFiles(c, c.hosts[2]!);
+    const ws = await leaf('k3s', 400 * DAY);
+    const other = await leaf('k3s', 300 * DAY, otherCa);
+    const f = hostFindings(
+      {
+        host: 'h3',
+        roles: ['k3s-server'],
+        files: [
+          compareFile({
+            file: client!,
+            raw: file(other.certPem),
+            rawKey: file(other.keyPem),
+            workspace: new Map([['client/k3s.pem', [new X509Certificate(ws.certPem)]]]),
+            ca: ca.cert,
+            now: NOW,
+            warnDays: 30,
+          }),
+        ],
+      },
+      30,
+    );
+    assert.deepEqual(
+      f.map((x) => x.code),
+      ['drift'],
+    );
+    assert.match(
+      f[0]!.action,
+      /^if the workspace is right, re-issue it under the same CA and roll it out with `k3s-etcd certs renew --k3s` .*; if the host's file is the one to keep, the workspace is out of date$/,
+    );
+  });
+
+  it('the CA itself near its end: rotated without an outage; once expired: a new CA and every host deployed', async () => {
+    const [caFile] = h1Files();
+    const caCheck = async (msLeft: number) => {
+      const made = await createCa('edge-t etcd CA', 'ecdsa-p256', {
+        notBefore: new Date(NOW.getTime() - DAY),
+        notAfter: new Date(NOW.getTime() + msLeft),
+      });
+      const cert = new X509Certificate(made.certPem);
+      return hostFindings(
+        {
+          host: 'h1',
+          roles: ['etcd'],
+          files: [
+            compareFile({
+              file: caFile!,
+              raw: file(made.certPem),
+              workspace: new Map([['ca.pem', [cert]]]),
+              ca: cert,
+              now: NOW,
+              warnDays: 30,
+            }),
+          ],
+        },
+        30,
+      );
+    };
+    const soon = await caCheck(10 * DAY);
+    assert.deepEqual(
+      soon.map((x) => x.code),
+      ['expiring'],
+    );
+    assert.match(
+      soon[0]!.action,
+      /^replace the CA without an outage with `k3s-etcd certs rotate-ca`/,
+    );
+    assert.doesNotMatch(soon[0]!.action, /downtime|certs generate|provision/);
+    const gone = await caCheck(-DAY);
+    assert.deepEqual(
+      gone.map((x) => x.code),
+      ['expired'],
+    );
+    assert.match(
+      gone[0]!.action,
+      /a rotation needs a running cluster: make a new CA \(`k3s-etcd certs import-ca`/,
+    );
+  });
+
+  it('during a CA rotation: hosts it has not reached go on with certs rotate-ca, never a deploy or a renewal', async () => {
+    const ws = await leaf('m-1', 400 * DAY);
+    const other = await leaf('m-1', 400 * DAY, otherCa);
+    const soon = await leaf('m-1', 4 * MIN);
+    const drifted = await hostWith({ server: other, workspaceServer: ws });
+    const expiring = await hostWith({ server: soon, workspaceServer: soon });
+    const notDone = { phase: 1 as const, members: ['h2'], k3sServers: [] };
+    const found = [...hostFindings(drifted, 30, notDone), ...hostFindings(expiring, 30, notDone)];
+    assert.deepEqual(
+      found.map((x) => x.code),
+      ['drift', 'expiring'],
+    );
+    for (const x of found) {
+      assert.match(
+        x.action,
+        /^a CA rotation is under way \(phase 1 of 3\) and h1 has not finished this phase: go on with `k3s-etcd certs rotate-ca`, which continues with the hosts not done/,
+      );
+      assert.doesNotMatch(x.action, /`k3s-etcd provision|`k3s-etcd certs renew/);
+    }
+    const done = hostFindings(expiring, 30, { phase: 2, members: ['h1'], k3sServers: [] });
+    assert.match(
+      done[0]!.action,
+      /^a CA rotation is under way \(phase 2 of 3\) and h1 finished this phase: finish the rotation with `k3s-etcd certs rotate-ca`/,
+    );
+    const report: CertsCheck = {
+      cluster: 'edge-t',
+      checkedAt: NOW.toISOString(),
+      warnDays: 30,
+      hosts: [expiring],
+      rotation: notDone,
+      findings: hostFindings(expiring, 30, notDone),
+    };
+    assert.match(
+      checkText(report),
+      /^A CA rotation is under way \(phase 1 of 3; finished by h2\): hosts it has not reached differ from the workspace until it reaches them; go on with `k3s-etcd certs rotate-ca`\.\n/,
+    );
+    assert.match(
+      checkMarkdown(report),
+      /A CA rotation is under way \(phase 1 of 3; finished by h2\)/,
+    );
+    // Without a rotation the same finding is a renewal.
+    assert.match(hostFindings(expiring, 30)[0]!.action, /`k3s-etcd certs renew --member m-1`/);
+  });
+
+  it("the rotation the check tells of is the workspace's rotation.json (none, one, one unusable)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'k3s-etcd-check-rot-'));
+    try {
+      const w = { ...c, pki: { ...c.pki, dir } };
+      assert.equal(await rotationFacts(w), undefined);
+      const fp = (b: string) => Array.from({ length: 32 }, () => b).join(':');
+      const state = {
+        version: 1,
+        phase: 2,
+        oldCa: fp('AA'),
+        newCa: fp('BB'),
+        members: ['h1'],
+        k3sServers: ['h3'],
+        startedAt: NOW.toISOString(),
+      };
+      await writeFile(join(dir, 'rotation.json'), JSON.stringify(state));
+      assert.deepEqual(await rotationFacts(w), { phase: 2, members: ['h1'], k3sServers: ['h3'] });
+      await writeFile(join(dir, 'rotation.json'), '{"version": 1, "phase": 7}');
+      assert.deepEqual(await rotationFacts(w), { members: [], k3sServers: [] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a host not read is a finding, not fine', () => {
@@ -306,7 +457,15 @@ describe('the comparison and its words', () => {
   });
 
   it('the table and the report: hostile certificate text is cleaned and escaped', async () => {
-    const evil = await leaf('m-1 <img src=x> | `rm` \u001b[31m', 400 * DAY);
+    const made = await createCa('evil \u001b[31m CA <b>', 'ecdsa-p256', {
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 3650 * DAY),
+    });
+    const evilCa = {
+      certPem: made.certPem,
+      signingKey: (await loadPrivateKey(made.keyPem, 'e')).signingKey,
+    };
+    const evil = await leaf('m-1 <img src=x> | `rm` \u001b[31m', 400 * DAY, evilCa);
     const h = await hostWith({ server: evil, workspaceServer: evil });
     const check: CertsCheck = {
       cluster: 'edge-t',
@@ -323,12 +482,96 @@ describe('the comparison and its words', () => {
     assert.match(
       text,
       // Node prints the subject escaped (\\<, \\1B); nothing raw reaches the terminal.
-      /\/etc\/etcd\/pki\/server\.pem\s+m-1 \\<img src=x\\> \| `rm` \\1B\[31m\s+2027-02-14\s+400 days left\s+same\s+same\s+matches/,
+      /\/etc\/etcd\/pki\/server\.pem\s+m-1 \\<img src…\s+400 days left\s+same\s+same\s+matches\n {8}expires 2027-02-14 {2}SHA-256 [0-9A-F:]{23}… {2}issuer evil \\1B\[31m CA \\<b\\>\n {8}SANs 127\.0\.0\.1\n/,
     );
     assert.match(text, /h3 \(k3s-server\)\n {2}not read: refused/);
     const md = checkMarkdown(check);
     assert.doesNotMatch(md, /<img/);
     assert.match(md, /m-1 \\\\&lt;img src=x\\\\&gt; \\\| \\`rm\\`/);
+  });
+});
+
+describe('the terminal table', () => {
+  it("under each row the file's expiry, short SHA-256, issuer and SANs, all within 100 columns", async () => {
+    const [caFile, server] = deployedFiles(c, c.hosts[0]!);
+    const sans = [
+      '127.0.0.1',
+      'localhost',
+      ...Array.from({ length: 12 }, (_, i) => `etcd-${i}.edge.example.internal`),
+    ];
+    const s = await issueLeaf(
+      {
+        cn: 'm-1',
+        sans,
+        usages: ['serverAuth', 'clientAuth'],
+        algorithm: 'ecdsa-p256',
+        validity: {
+          notBefore: new Date(NOW.getTime() - DAY),
+          notAfter: new Date(NOW.getTime() + 400 * DAY),
+        },
+      },
+      ca.issuer,
+    );
+    const next = await createCa('edge-t etcd CA 20260301T100000Z', 'ecdsa-p256', {
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 3650 * DAY),
+    });
+    const bundle = `${ca.certPem}${next.certPem}`;
+    const cert = new X509Certificate(s.certPem);
+    const workspace = new Map([
+      ['ca.pem', [ca.cert, new X509Certificate(next.certPem)]],
+      ['m-1/server.pem', [cert]],
+    ]);
+    const common = { workspace, ca: ca.cert, now: NOW, warnDays: 30 };
+    const h: HostCheck = {
+      host: 'h1',
+      roles: ['etcd'],
+      files: [
+        compareFile({ file: caFile!, raw: file(bundle), ...common }),
+        compareFile({ file: server!, raw: file(s.certPem), rawKey: file(s.keyPem), ...common }),
+      ],
+    };
+    const text = checkText({
+      cluster: 'edge-t',
+      checkedAt: NOW.toISOString(),
+      warnDays: 30,
+      hosts: [h],
+      findings: [],
+    });
+    const lines = text.split('\n');
+    assert.match(lines[1]!, /^ {2}FILE\s+SUBJECT CN\s+LEFT\s+WORKSPACE\s+SERVED\s+KEY$/);
+    // The CA bundle: its first CA, how many more, no SANs line.
+    assert.match(
+      lines[2]!,
+      /^ {2}\/etc\/etcd\/pki\/ca\.pem\s+edge-t etcd CA \+1\s+3650 days left\s+same\s+-\s+-$/,
+    );
+    assert.equal(
+      lines[3],
+      `        expires 2036-01-08  SHA-256 ${ca.cert.fingerprint256.slice(0, 23)}…  issuer edge-t etcd CA`,
+    );
+    assert.match(
+      lines[4]!,
+      /^ {2}\/etc\/etcd\/pki\/server\.pem\s+m-1\s+400 days left\s+same\s+-\s+matches$/,
+    );
+    assert.equal(
+      lines[5],
+      `        expires 2027-02-14  SHA-256 ${cert.fingerprint256.slice(0, 23)}…  issuer edge-t etcd CA`,
+    );
+    // Every SAN, wrapped under the first.
+    const sanLines = lines.slice(6, lines.indexOf(''));
+    assert.ok(sanLines.length > 1, sanLines.join('\n'));
+    assert.match(sanLines[0]!, /^ {8}SANs 127\.0\.0\.1, localhost, etcd-0\.edge/);
+    for (const l of sanLines.slice(1)) assert.match(l, /^ {13}\S/);
+    assert.deepEqual(
+      sanLines
+        .join(' ')
+        .replace(/^ *SANs /, '')
+        .split(/,\s+/)
+        .map((x) => x.trim()),
+      sans,
+    );
+    for (const l of lines.filter((x) => x.startsWith('  ')))
+      assert.ok(l.length <= 100, `${l.length} columns: ${l}`);
   });
 });
 

@@ -12,7 +12,16 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { judgeMember, type BreachRuns } from '../../src/core/metrics/judge';
 import { DEFAULT_POLICY, RULES } from '../../src/core/metrics/rules';
-import { COUNT, MS, rulesYaml, SEVERITY, type RuleGroups } from '../../src/core/monitoring/alerts';
+import {
+  COUNT,
+  DB_SIZE,
+  MS,
+  rulesYaml,
+  SEVERITY,
+  SHARE,
+  type RuleGroups,
+} from '../../src/core/monitoring/alerts';
+import { humanBytes } from '../../src/shared/etcdTypes';
 import { GRAFANA_SCHEMA_VERSION, grafanaDashboard } from '../../src/core/monitoring/dashboard';
 import type { Finding, MemberSummary, RuleId } from '../../src/shared/metricsTypes';
 import { JUDGED_SUMMARY } from '../fixtures/memberSummary';
@@ -200,30 +209,90 @@ describe('rules.yml says what the Metrics tab judges', () => {
     assert.equal(forMs(r), DEFAULT_POLICY.sustainMs);
   });
 
-  it("the alerts' words are the judge's, with the figures as templates", () => {
-    const wal = one('wal-fsync');
-    assert.equal(
-      wal.annotations['summary']!.replace(MS, '38 ms'),
-      judged('wal-fsync', { walFsyncP99Ms: 38 })!.message,
-    );
-    assert.equal(
-      one('has-leader').annotations['summary'],
-      judged('has-leader', { hasLeader: false })!.message,
-    );
-    assert.equal(
-      one('leader-changes', 'critical').annotations['summary']!.replace(
-        `${COUNT} time(s)`,
-        '4 times',
+  it("every alert's words are the judge's, with the figures as templates", () => {
+    const GiB = 1024 ** 3;
+    const MiB = 1024 ** 2;
+    // Per alert (rule/severity): a member that breaks it, and each template with the figure the
+    // judge prints for that member. Every alert of rules.yml must be here.
+    const cases: Record<string, { s: Partial<MemberSummary>; fill: Array<[string, string]> }> = {
+      'wal-fsync/critical': { s: { walFsyncP99Ms: 38 }, fill: [[MS, '38 ms']] },
+      'backend-commit/critical': { s: { backendCommitP99Ms: 40 }, fill: [[MS, '40 ms']] },
+      'has-leader/critical': { s: { hasLeader: false }, fill: [] },
+      'leader-changes/warning': { s: { leaderChanges: 1 }, fill: [[`${COUNT} time(s)`, '1 time']] },
+      'leader-changes/critical': {
+        s: { leaderChanges: 4 },
+        fill: [[`${COUNT} time(s)`, '4 times']],
+      },
+      'proposals-failed/warning': {
+        s: { proposalsFailed: 2 },
+        fill: [[`${COUNT} proposal(s)`, '2 proposals']],
+      },
+      'proposals-pending/warning': { s: { proposalsPending: 150 }, fill: [[COUNT, '150']] },
+      // The tab gives the sizes beside the share; the alert's $value is the share alone.
+      'db-quota/warning': {
+        s: { dbTotalBytes: 1.4 * GiB, quotaBytes: 2 * GiB },
+        fill: [
+          [`${SHARE} of its quota`, `${humanBytes(1.4 * GiB)} of ${humanBytes(2 * GiB)} (70%)`],
+        ],
+      },
+      'db-quota/critical': {
+        s: { dbTotalBytes: 1.8 * GiB, quotaBytes: 2 * GiB },
+        fill: [
+          [`${SHARE} of its quota`, `${humanBytes(1.8 * GiB)} of ${humanBytes(2 * GiB)} (90%)`],
+        ],
+      },
+      'db-fragmented/warning': {
+        s: { dbTotalBytes: 128 * MiB, dbInUseBytes: 40 * MiB },
+        fill: [
+          [SHARE, '31%'],
+          [DB_SIZE, humanBytes(128 * MiB)],
+        ],
+      },
+      'peer-rtt/warning': { s: { peerRttP99Ms: 70 }, fill: [[MS, '70 ms']] },
+      'peer-rtt/critical': { s: { peerRttP99Ms: 120 }, fill: [[MS, '120 ms']] },
+      'grpc-errors/warning': { s: { grpcErrors: 30 }, fill: [[SHARE, '3%']] },
+      'grpc-errors/critical': { s: { grpcErrors: 60 }, fill: [[SHARE, '6%']] },
+    };
+    for (const r of rules) {
+      const id = r.labels['k3s_etcd_rule']!;
+      const key = `${id}/${r.labels['severity']}`;
+      let summary = r.annotations['summary']!;
+      if (id === 'member-down') {
+        // The tab has no such rule: a member it cannot scrape has no figures to judge.
+        assert.match(summary, /^cannot be scraped: the member is down/);
+        continue;
+      }
+      const c = cases[key];
+      assert.ok(c, `${key}: a case in this test`);
+      for (const [template, value] of c.fill) {
+        assert.ok(summary.includes(template), `${key}: ${template} in ${summary}`);
+        summary = summary.replace(template, value);
+      }
+      assert.doesNotMatch(summary, /\{\{/, `${key}: every template filled`);
+      const f = judged(id as RuleId, c.s);
+      assert.equal(f?.level, r.labels['severity'] === 'warning' ? 'warn' : 'bad', key);
+      let message = f!.message;
+      if (id === 'grpc-errors') {
+        // Each says what its share is taken over: the tab its window and the counts, the alert
+        // the range of its rate and its `for:` (read from the rule itself).
+        const range = /\[(\d+)m\]\)\) \/ sum/.exec(r.expr)?.[1];
+        const held = /^(\d+)m$/.exec(r.for ?? '')?.[1];
+        assert.ok(range && held, `${key}: ${r.expr} for ${r.for}`);
+        const over = ` (rate over ${range} min), for at least ${held} min`;
+        assert.ok(summary.endsWith(over), `${key}: ${summary}`);
+        summary = summary.slice(0, -over.length);
+        const tab = ` (${c.s.grpcErrors} of 1000) in the last 15 min`;
+        assert.ok(message.endsWith(tab), `${key}: ${message}`);
+        message = message.slice(0, -tab.length);
+      }
+      assert.equal(summary, message, key);
+    }
+    assert.deepEqual(
+      Object.keys(cases).filter(
+        (k) => !rules.some((r) => `${r.labels['k3s_etcd_rule']}/${r.labels['severity']}` === k),
       ),
-      judged('leader-changes', { leaderChanges: 4 })!.message,
-    );
-    assert.equal(
-      one('peer-rtt', 'critical').annotations['summary']!.replace(MS, '120 ms'),
-      judged('peer-rtt', { peerRttP99Ms: 120 })!.message,
-    );
-    assert.match(
-      one('db-quota', 'critical').annotations['summary']!,
-      /^database near its quota: .*: compact and defragment, or raise --quota-backend-bytes$/,
+      [],
+      'no case for an alert that does not exist',
     );
     for (const r of rules) {
       assert.ok((r.annotations['runbook'] ?? '').length > 40, `${r.alert}: runbook`);

@@ -15,6 +15,7 @@ import { rulesYaml } from '../../src/core/monitoring/alerts';
 import { grafanaDashboard } from '../../src/core/monitoring/dashboard';
 import {
   MONITORING_FORMATS,
+  monitoringPlanText,
   planMonitoringExport,
   writeMonitoringExport,
 } from '../../src/core/monitoring/export';
@@ -144,6 +145,7 @@ describe('hostile names and paths, files and the certificate', () => {
     const plain: Cluster = { ...c, etcd: { ...c.etcd, metricsPort: 2381 } };
     const p2 = await planMonitoringExport(plain, { dir: join(ws, 'plain') });
     assert.equal(p2.certificate, undefined);
+    assert.doesNotMatch(monitoringPlanText(p2), /not read-only|Client certificate/);
     assert.equal(p2.spec.scheme, 'http');
     const prom = parse(p2.files.find((f) => f.name === 'prometheus.yml')!.content) as {
       scrape_configs: Array<Record<string, unknown>>;
@@ -202,6 +204,11 @@ describe('k3s-etcd monitoring export', () => {
     assert.equal(dry.code, 0, dry.err);
     assert.match(dry.out, /3 members scraped on the client port 2379 with mutual TLS/);
     assert.match(dry.out, /client\/monitoring\.pem \(CN monitoring, ClientAuth\) will be issued/);
+    // Said plainly: the certificate can write (etcd runs without auth); the listener is the way.
+    assert.match(
+      dry.out,
+      /will be issued by the cluster's CA\.\nIt is not read-only: etcd here runs without authentication .*can also write and delete every key.*prefer etcd\.metricsPort in k3s-etcd\.yaml \(with the default metricsScheme http\): a plain \/metrics listener on each member that needs no client certificate/,
+    );
     assert.match(dry.out, /Dry run: nothing was written\./);
     await assert.rejects(stat(join(ws, 'monitoring')));
     await assert.rejects(stat(join(ws, 'pki/client/monitoring.pem')));

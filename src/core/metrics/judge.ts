@@ -268,7 +268,11 @@ export function judgeMember(
         level: ratio > GUIDANCE.grpcErrorsBad ? 'bad' : 'warn',
         value: ratio,
         limit: GUIDANCE.grpcErrorsWarn,
-        message: WORDS.grpcErrors(pct(ratio), `${s.grpcErrors} of ${s.grpcRequests}`, minutes(s)),
+        message: WORDS.grpcErrors(
+          pct(ratio),
+          `${s.grpcErrors} of ${s.grpcRequests}`,
+          `in the last ${minutes(s)}`,
+        ),
       });
   }
   return out;

@@ -101,8 +101,9 @@ export const WORDS = {
     `only ${share} of the ${size} database file is in use: defragment to give the space back`,
   peerRtt: (figure: string, limitMs: number) =>
     `network between members slow: peer round trip p99 ${figure} > ${limitMs} ms (the heartbeat interval is 100 ms by default)`,
-  grpcErrors: (share: string, detail: string | undefined, window: string) =>
-    `${share} of gRPC requests failed${detail ? ` (${detail})` : ''} in the last ${window}`,
+  /** `over`: what the share is taken over ("in the last 15 min"; the alert's rate and `for:`). */
+  grpcErrors: (share: string, detail: string | undefined, over: string) =>
+    `${share} of gRPC requests failed${detail ? ` (${detail})` : ''} ${over}`,
   memberDown:
     'cannot be scraped: the member is down, or its metrics listener unreachable with the monitoring certificate',
 } as const;

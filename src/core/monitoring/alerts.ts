@@ -33,10 +33,16 @@ export interface RuleGroups {
 
 export const SEVERITY = { warn: 'warning', bad: 'critical' } as const;
 
-/** How long a breach must last before the alert fires; undefined for counted events and sizes. */
-export function forDuration(rule: RuleDefinition, policy: JudgePolicy): string | undefined {
+/** How long a breach must last before the alert fires (ms); undefined for counted events and sizes. */
+function forMs(rule: RuleDefinition, policy: JudgePolicy): number | undefined {
   if (!rule.sustained) return undefined;
-  return promDuration(Math.max(policy.sustainMs, policy.minEvaluations * SCRAPE_INTERVAL_MS));
+  return Math.max(policy.sustainMs, policy.minEvaluations * SCRAPE_INTERVAL_MS);
+}
+
+/** The same as a Prometheus `for:` duration. */
+export function forDuration(rule: RuleDefinition, policy: JudgePolicy): string | undefined {
+  const ms = forMs(rule, policy);
+  return ms === undefined ? undefined : promDuration(ms);
 }
 
 const INVERSE = { '>': '<=', '>=': '<', '<': '>=' } as const;
@@ -46,10 +52,10 @@ export const MS =
   '{{ if ge $value 10.0 }}{{ printf "%.0f" $value }}{{ else }}{{ printf "%.1f" $value }}{{ end }} ms';
 export const COUNT = '{{ printf "%.0f" $value }}';
 export const SHARE = '{{ $value | humanizePercentage }}';
-const DB_SIZE =
+export const DB_SIZE =
   '{{ with printf "etcd_mvcc_db_total_size_in_bytes{cluster=%q,member=%q}" $labels.cluster $labels.member | query }}{{ . | first | value | humanize1024 }}B{{ end }}';
 
-function words(rule: RuleDefinition, level: RuleLevel): string {
+function words(rule: RuleDefinition, level: RuleLevel, policy: JudgePolicy): string {
   const window = duration(RULE_WINDOW_MS);
   switch (rule.id) {
     case 'wal-fsync':
@@ -71,7 +77,13 @@ function words(rule: RuleDefinition, level: RuleLevel): string {
     case 'peer-rtt':
       return WORDS.peerRtt(MS, level.threshold);
     case 'grpc-errors':
-      return WORDS.grpcErrors(SHARE, undefined, duration(RATE_RANGE_MS));
+      // The alert's share is the rate over one range, past the threshold for its `for:`; the
+      // tab's is the share over its window. Each says what it measured, in the same words.
+      return WORDS.grpcErrors(
+        SHARE,
+        undefined,
+        `(rate over ${duration(RATE_RANGE_MS)}), for at least ${duration(forMs(rule, policy) ?? 0)}`,
+      );
     case 'member-down':
       return WORDS.memberDown;
   }
@@ -98,7 +110,7 @@ export function alertRules(clusterName: string, policy: JudgePolicy = DEFAULT_PO
   for (const rule of RULES) {
     const wait = forDuration(rule, policy);
     rule.levels.forEach((level, i) => {
-      const summary = words(rule, level);
+      const summary = words(rule, level, policy);
       rules.push({
         alert: rule.alert,
         expr: levelExpr(rule, i, cluster, policy),

@@ -152,6 +152,14 @@ export async function writeMonitoringExport(
   return { plan, written };
 }
 
+/**
+ * What the monitoring client certificate does not limit, said plainly wherever it is issued:
+ * the members require a client certificate from the cluster's CA but run without etcd's
+ * authentication (no users, no roles), so any such certificate can write.
+ */
+export const MONITORING_CLIENT_LIMITS =
+  "It is not read-only: etcd here runs without authentication (no etcd users or roles), so this certificate, like any certificate of the cluster's CA, can also write and delete every key; whoever holds its key holds the datastore. For Prometheus, prefer etcd.metricsPort in k3s-etcd.yaml (with the default metricsScheme http): a plain /metrics listener on each member that needs no client certificate and serves no keys (`k3s-etcd provision etcd` rolls it out one member at a time; export again after).";
+
 /** The plan in words: the files, the certificate, where the metrics come from. */
 export function monitoringPlanText(plan: MonitoringPlan): string {
   const s = plan.spec;
@@ -171,6 +179,7 @@ export function monitoringPlanText(plan: MonitoringPlan): string {
         : c.action === 'create'
           ? `Client certificate: ${c.certFile} (CN monitoring, ClientAuth) will be issued by the cluster's CA.`
           : `Client certificate: ${c.certFile} will be replaced (${c.reason ?? ''}).`,
+      MONITORING_CLIENT_LIMITS,
     );
   }
   lines.push(`Files in ${plan.dir}:`);

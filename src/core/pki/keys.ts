@@ -71,6 +71,16 @@ export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
   return pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', key));
 }
 
+/**
+ * `pem` (an unencrypted private key) as encrypted PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`,
+ * PBES2 with AES-256-CBC), which openssl, cfssl's tools and `loadPrivateKey` read back.
+ */
+export function encryptPrivateKeyPem(pem: string, passphrase: string): string {
+  return createPrivateKey({ key: pem, format: 'pem' })
+    .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
+    .toString();
+}
+
 export function isEncryptedPem(text: string): boolean {
   return (
     /-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text) || /Proc-Type:\s*4,ENCRYPTED/.test(text)

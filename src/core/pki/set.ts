@@ -27,7 +27,7 @@ import {
   type CertInfo,
 } from './inspect';
 import { createCa, issueLeaf, type ExtendedUsage, type Issuer, type Validity } from './issue';
-import { isEncryptedPem, loadPrivateKey, parseAlgorithm } from './keys';
+import { isEncryptedPem, loadPrivateKey, parseAlgorithm, type LoadedKey } from './keys';
 import {
   exists,
   readIndex,
@@ -186,7 +186,8 @@ export function desiredLeaves(
 
 /**
  * The monitoring client (`k3s-etcd monitoring export`): ClientAuth only, CN monitoring, for a
- * Prometheus that reads /metrics. Issued on demand by the export, not by `certs generate`.
+ * Prometheus that reads /metrics. Issued on demand by the export, not by `certs generate`. Not
+ * read-only: etcd runs without authentication, so it can write like any certificate of the CA.
  */
 export const MONITORING_CLIENT: LeafSpec = {
   file: {
@@ -266,23 +267,35 @@ export function assertUsableCa(cert: X509Certificate, label: string, now: Date):
     );
 }
 
-async function loadCaKey(dir: string, opts: PkiOptions) {
-  const path = join(dir, CA_FILES.key);
-  const text = await readFile(path, 'utf8');
-  if (!isEncryptedPem(text)) return loadPrivateKey(text, CA_FILES.key);
+/**
+ * A private key in the workspace, its passphrase asked (up to three times) through
+ * `opts.askPassphrase` when it is encrypted; returns the passphrase that opened it too, so what
+ * is written beside it can be encrypted alike. Never kept beyond the caller.
+ */
+export async function loadKeyAsking(
+  text: string,
+  label: string,
+  opts: PkiOptions,
+): Promise<{ key: LoadedKey; passphrase?: string }> {
+  if (!isEncryptedPem(text)) return { key: await loadPrivateKey(text, label) };
   for (let attempt = 0; attempt < 3; attempt++) {
-    const passphrase = await opts.askPassphrase?.(CA_FILES.key, attempt > 0);
+    const passphrase = await opts.askPassphrase?.(label, attempt > 0);
     if (passphrase === undefined) {
-      if (!opts.askPassphrase) return loadPrivateKey(text, CA_FILES.key); // throws passphrase-required
+      if (!opts.askPassphrase) await loadPrivateKey(text, label); // throws passphrase-required
       throw new CancelledError('Passphrase entry');
     }
     try {
-      return await loadPrivateKey(text, CA_FILES.key, passphrase);
+      return { key: await loadPrivateKey(text, label, passphrase), passphrase };
     } catch (err) {
       if (!(err instanceof PkiError && err.code === 'passphrase-wrong') || attempt === 2) throw err;
     }
   }
-  throw new PkiError('passphrase-wrong', `wrong passphrase for ${CA_FILES.key}`);
+  throw new PkiError('passphrase-wrong', `wrong passphrase for ${label}`);
+}
+
+async function loadCaKey(dir: string, opts: PkiOptions) {
+  const text = await readFile(join(dir, CA_FILES.key), 'utf8');
+  return (await loadKeyAsking(text, CA_FILES.key, opts)).key;
 }
 
 async function existingCa(dir: string): Promise<{ cert: X509Certificate } | undefined> {

@@ -13,7 +13,8 @@ import { CA_FILES } from '../pki/set';
 import { EXPIRY_WARNING_DAYS } from '../pki/inspect';
 import { compareFile, type HostCheck, type WorkspaceFiles } from './compare';
 import { checkedHosts, deployedFiles } from './files';
-import { hostFindings, type Finding } from './findings';
+import { readRotationState } from '../pki/rotationState';
+import { hostFindings, type Finding, type RotationFacts } from './findings';
 import { MAX_PEM_BYTES, parseCertificates } from './pem';
 import { readHostFiles } from './read';
 import { readServed, type Served } from './served';
@@ -26,6 +27,8 @@ export interface CertsCheck {
   checkedAt: string;
   warnDays: number;
   hosts: HostCheck[];
+  /** The CA rotation under way (rotation.json in the pki folder), which the findings point to. */
+  rotation?: RotationFacts;
   /** Everything that is not fine, in words with what to do; empty when all is. */
   findings: Finding[];
 }
@@ -64,6 +67,18 @@ export async function readWorkspace(
   return out;
 }
 
+/**
+ * The CA rotation under way, if any. During one the hosts it has not reached differ from the
+ * workspace by design, and only the rotation (not a renewal, not a deploy) goes on from there;
+ * a rotation.json that cannot be used still means one is under way (`certs rotate-ca` says why).
+ */
+export async function rotationFacts(cluster: Cluster): Promise<RotationFacts | undefined> {
+  const rot = await readRotationState(cluster);
+  if (!rot) return undefined;
+  if (!rot.ok) return { members: [], k3sServers: [] };
+  return { phase: rot.state.phase, members: rot.state.members, k3sServers: rot.state.k3sServers };
+}
+
 export async function checkDeployedCertificates(
   cluster: Cluster,
   opts: CheckOptions,
@@ -75,6 +90,7 @@ export async function checkDeployedCertificates(
     cluster,
     plans.flatMap((p) => p.files.map((f) => f.workspacePath)),
   );
+  const rotation = await rotationFacts(cluster);
   const caEntry = workspace.get(CA_FILES.cert);
   const ca = Array.isArray(caEntry) ? caEntry[0] : undefined;
   const checks = await Promise.all(
@@ -118,7 +134,8 @@ export async function checkDeployedCertificates(
     checkedAt: (opts.now ?? new Date()).toISOString(),
     warnDays,
     hosts: checks,
-    findings: checks.flatMap((h) => hostFindings(h, warnDays)),
+    ...(rotation ? { rotation } : {}),
+    findings: checks.flatMap((h) => hostFindings(h, warnDays, rotation)),
   };
 }
 

@@ -18,6 +18,8 @@ export interface CertSummary {
   /** The subject's common name, or the subject when it has none. */
   cn: string;
   issuer: string;
+  /** The issuer's common name, or the issuer when it has none. */
+  issuerCn: string;
   serial: string;
   sans: string[];
   usages: string[];
@@ -71,10 +73,13 @@ function blocks(text: string): PemResult<Array<{ label: string; der: Buffer }>> 
 export function summarize(cert: X509Certificate): CertSummary {
   const subject = clean(cert.subject.replace(/\n/g, ', '));
   const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
+  const issuer = clean(cert.issuer.replace(/\n/g, ', '));
+  const issuerCn = /(?:^|\n)CN=([^\n]*)/.exec(cert.issuer)?.[1];
   return {
     subject,
     cn: cn !== undefined ? clean(cn, 100) : subject,
-    issuer: clean(cert.issuer.replace(/\n/g, ', ')),
+    issuer,
+    issuerCn: issuerCn !== undefined ? clean(issuerCn, 100) : issuer,
     serial: clean(cert.serialNumber.toLowerCase(), 64),
     sans: sansOf(cert)
       .slice(0, 32)

@@ -42,6 +42,7 @@ import {
   beginRotation,
   bundleOf,
   finishRotation,
+  newCaKeyPem,
   newCaSigningKey,
   readRotation,
   writeState,
@@ -152,6 +153,8 @@ export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise
         notAfter: new Date(now.getTime() + cluster.pki.caValidityDays * DAY),
       },
     );
+    // An encrypted CA key stays encrypted: the new one with the same passphrase.
+    newCaPair = { ...newCaPair, keyPem: await newCaKeyPem(cluster, newCaPair.keyPem, opts.pki) };
     newCaPem = newCaPair.certPem;
     newCa = parseCertificate(newCaPem);
     state = {
@@ -182,7 +185,10 @@ export async function planRotate(cluster: Cluster, opts: RotateOptions): Promise
 
   let leaves: RenewLeaf[] = [];
   if (phase === 2) {
-    const issuer: Issuer = { certPem: newCaPem, signingKey: await newCaSigningKey(cluster, newCa) };
+    const issuer: Issuer = {
+      certPem: newCaPem,
+      signingKey: await newCaSigningKey(cluster, newCa, opts.pki),
+    };
     const names = new Set(members.map((h) => h.memberName));
     const wanted = desiredLeaves(cluster).filter((s) =>
       s.file.kind === 'client'

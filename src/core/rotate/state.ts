@@ -2,7 +2,8 @@
  * A CA rotation's state in the workspace (the pki folder), read as hostile input:
  *   rotation.json        { version 1, phase 1|2|3, oldCa, newCa (SHA-256 fingerprints),
  *                          members and k3sServers: the hosts that finished the current phase }
- *   rotation/ca.pem      the new CA, rotation/ca-key.pem its key (0600, the folder 0700)
+ *   rotation/ca.pem      the new CA, rotation/ca-key.pem its key (0600, the folder 0700;
+ *                        encrypted with ca-key.pem's passphrase when ca-key.pem is encrypted)
  *   rotation/old-ca.pem  the old CA alone (ca-key.pem stays its key until phase 3 ends)
  *   ca.pem               during the rotation: what the hosts trust (the bundle, old + new)
  * When phase 3 finished, the old CA and its key go to `ca-old-<UTC time>/`, ca.pem and
@@ -16,8 +17,15 @@ import { backupStamp } from '../format/stamp';
 import { etcdHosts, k3sServers } from '../inventory/select';
 import type { Cluster } from '../inventory/types';
 import { keyMatches, parseCertificate } from '../pki/inspect';
-import { loadPrivateKey } from '../pki/keys';
-import { CA_FILES, knownFiles, ROTATION_STATE_FILE } from '../pki/set';
+import { encryptPrivateKeyPem, isEncryptedPem } from '../pki/keys';
+import { readRotationState, type Phase, type RotationState } from '../pki/rotationState';
+import {
+  CA_FILES,
+  knownFiles,
+  loadKeyAsking,
+  ROTATION_STATE_FILE,
+  type PkiOptions,
+} from '../pki/set';
 import { writeAtomically, writeIndex } from '../pki/store';
 
 export const STATE_FILE = ROTATION_STATE_FILE;
@@ -25,76 +33,7 @@ export const ROTATION_DIR = 'rotation';
 export const NEW_CA = { cert: `${ROTATION_DIR}/ca.pem`, key: `${ROTATION_DIR}/ca-key.pem` };
 export const OLD_CA = `${ROTATION_DIR}/old-ca.pem`;
 
-export type Phase = 1 | 2 | 3;
-
-export interface RotationState {
-  version: 1;
-  phase: Phase;
-  /** SHA-256 fingerprints as Node prints them (`AB:CD:…`). */
-  oldCa: string;
-  newCa: string;
-  /** Member host names that finished the current phase. */
-  members: string[];
-  /** K3s server host names that finished the current phase. */
-  k3sServers: string[];
-  startedAt: string;
-}
-
-const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
-const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-/** rotation.json's text as a state, or why it is not one (never trusted beyond these checks). */
-export function parseRotationState(
-  text: string,
-  hostNames: ReadonlySet<string>,
-): { ok: true; state: RotationState } | { ok: false; problem: string } {
-  if (text.length > 65_536) return { ok: false, problem: 'it is too large' };
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return { ok: false, problem: 'it is not JSON' };
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    return { ok: false, problem: 'it is not an object' };
-  const o = v as Record<string, unknown>;
-  if (o['version'] !== 1) return { ok: false, problem: 'its version is not 1' };
-  const phase = o['phase'];
-  if (phase !== 1 && phase !== 2 && phase !== 3)
-    return { ok: false, problem: 'its phase is not 1, 2 or 3' };
-  for (const k of ['oldCa', 'newCa'])
-    if (typeof o[k] !== 'string' || !FINGERPRINT.test(o[k] as string))
-      return { ok: false, problem: `${k} is not a SHA-256 fingerprint` };
-  if (o['oldCa'] === o['newCa']) return { ok: false, problem: 'oldCa and newCa are the same' };
-  const lists: Record<string, string[]> = {};
-  for (const k of ['members', 'k3sServers']) {
-    const l = o[k];
-    if (!Array.isArray(l) || l.length > 1000)
-      return { ok: false, problem: `${k} is not a list of host names` };
-    for (const n of l) {
-      if (typeof n !== 'string' || !HOST_NAME.test(n))
-        return { ok: false, problem: `${k} holds something that is not a host name` };
-      if (!hostNames.has(n))
-        return { ok: false, problem: `${k} names ${n}, which is not a host of the inventory` };
-    }
-    lists[k] = [...new Set(l as string[])];
-  }
-  const startedAt = o['startedAt'];
-  if (typeof startedAt !== 'string' || Number.isNaN(Date.parse(startedAt)))
-    return { ok: false, problem: 'startedAt is not a time' };
-  return {
-    ok: true,
-    state: {
-      version: 1,
-      phase,
-      oldCa: o['oldCa'] as string,
-      newCa: o['newCa'] as string,
-      members: lists['members'] as string[],
-      k3sServers: lists['k3sServers'] as string[],
-      startedAt: new Date(startedAt).toISOString(),
-    },
-  };
-}
+export { parseRotationState, type Phase, type RotationState } from '../pki/rotationState';
 
 const broken = (dir: string, why: string) =>
   new K3sEtcdError(
@@ -113,13 +52,8 @@ export interface Rotation {
 /** The ongoing rotation, or undefined when there is none. */
 export async function readRotation(cluster: Cluster): Promise<Rotation | undefined> {
   const dir = cluster.pki.dir;
-  let text: string;
-  try {
-    text = await readFile(join(dir, STATE_FILE), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const parsed = parseRotationState(text, new Set(cluster.hosts.map((h) => h.name)));
+  const parsed = await readRotationState(cluster);
+  if (!parsed) return undefined;
   if (!parsed.ok) throw broken(dir, `${STATE_FILE}: ${parsed.problem}`);
   const { state } = parsed;
   const cert = async (rel: string, want: string) => {
@@ -139,7 +73,6 @@ export async function readRotation(cluster: Cluster): Promise<Rotation | undefin
   return { state, oldCaPem: oldCa.pem, newCaPem: newCa.pem, newCa: newCa.c };
 }
 
-/** The new CA's key (written unencrypted, 0600, as `certs generate` writes a CA key). */
 /** How far an ongoing rotation is, for the tree: or why its state cannot be used. */
 export type RotationProgress =
   | {
@@ -173,9 +106,40 @@ export async function rotationProgress(cluster: Cluster): Promise<RotationProgre
   };
 }
 
-export async function newCaSigningKey(cluster: Cluster, newCa: X509Certificate) {
+/** The label a passphrase is asked with for the new CA's key (ca-key.pem's passphrase). */
+export const NEW_CA_KEY_LABEL = `${NEW_CA.key} (the new CA's key, encrypted with the passphrase of ${CA_FILES.key})`;
+
+/**
+ * The new CA's key as the rotation writes it (0600): when the CA key it replaces (ca-key.pem) is
+ * encrypted, encrypted with the same passphrase, asked as every command asks it and checked by
+ * opening ca-key.pem with it, so an encrypted CA key stays encrypted through the rotation and
+ * after it; else as it is, as `certs generate` writes a CA key.
+ */
+export async function newCaKeyPem(
+  cluster: Cluster,
+  keyPem: string,
+  pki: PkiOptions = {},
+): Promise<string> {
+  let old: string;
+  try {
+    old = await readFile(join(cluster.pki.dir, CA_FILES.key), 'utf8');
+  } catch {
+    return keyPem;
+  }
+  if (!isEncryptedPem(old)) return keyPem;
+  const { passphrase } = await loadKeyAsking(old, CA_FILES.key, pki);
+  return encryptPrivateKeyPem(keyPem, passphrase ?? '');
+}
+
+/** The new CA's signing key, its passphrase asked when it is encrypted (ca-key.pem's). */
+export async function newCaSigningKey(
+  cluster: Cluster,
+  newCa: X509Certificate,
+  pki: PkiOptions = {},
+) {
   const dir = cluster.pki.dir;
-  const key = await loadPrivateKey(await readFile(join(dir, NEW_CA.key), 'utf8'), NEW_CA.key);
+  const text = await readFile(join(dir, NEW_CA.key), 'utf8');
+  const { key } = await loadKeyAsking(text, NEW_CA_KEY_LABEL, pki);
   if (!keyMatches(newCa, key.keyObject))
     throw broken(dir, `${NEW_CA.key} does not match ${NEW_CA.cert}`);
   return key.signingKey;

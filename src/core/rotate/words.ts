@@ -3,6 +3,7 @@
  * what each host gets, the rolling order with who restarts and why, the K3s servers' order, the
  * hosts already done, a refusal; the outcome; the JSON both print (never a key).
  */
+import { isEncryptedPem } from '../pki/keys';
 import { rollingPlanLines } from '../rolling/restarts';
 import type { HostRun } from '../plan/runner';
 import { RESTART_WHY } from '../renew/words';
@@ -32,7 +33,7 @@ export function rotatePlanLines(plan: RotatePlan): string[] {
   const lines = [
     `CA rotation of ${plan.cluster}, phase ${plan.phase} of 3: ${PHASES[plan.phase]}.`,
     `  old CA: ${plan.oldCa.subject}, SHA-256 ${plan.oldCa.sha256}, until ${day(plan.oldCa.notAfter)}`,
-    `  new CA: ${plan.newCa.subject}, SHA-256 ${plan.newCa.sha256}, until ${day(plan.newCa.notAfter)}${plan.starting ? ' (made now; kept in rotation/ in the pki folder until phase 3)' : ''}`,
+    `  new CA: ${plan.newCa.subject}, SHA-256 ${plan.newCa.sha256}, until ${day(plan.newCa.notAfter)}${plan.starting ? ` (made now; kept in rotation/ in the pki folder until phase 3${plan.newCaPair && isEncryptedPem(plan.newCaPair.keyPem) ? "; its key encrypted with ca-key.pem's passphrase" : ''})` : ''}`,
   ];
   const done = [...plan.done.members, ...plan.done.k3sServers.map((h) => `${h} (K3s)`)];
   if (done.length > 0) lines.push(`already done in this phase: ${done.join(', ')}`);

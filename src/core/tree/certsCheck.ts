@@ -10,7 +10,6 @@ import type { CertsCheck } from '../pkiHost/check';
 import type { Finding, FindingCode } from '../pkiHost/findings';
 
 /** What the editor knows of a cluster's deployed certificates: the last check, or why it failed. */
-/** What the editor knows of a cluster's deployed certificates: the last check, or why it failed. */
 export type CertsCheckState = ReadState<CertsCheck>;
 
 /** A host row's mark: its findings, the worst as the level. */
