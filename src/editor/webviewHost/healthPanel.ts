@@ -30,6 +30,7 @@ import {
   HealthPreviewPlanCommand,
   HealthShowBackupsCommand,
   HealthProvisionCommand,
+  HealthReadSettingsCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
@@ -49,6 +50,7 @@ import {
 import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { ClusterHistoryStore } from '../tree/clusterHistory';
+import { HostSettingsReads } from './hostSettings';
 import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
 
@@ -61,6 +63,8 @@ export class HealthPanel implements vscode.Disposable {
   private readonly history: ClusterHistoryStore;
   /** The settings last posted, so a metrics scrape that changes none of them posts nothing. */
   private postedSettings = '';
+  /** What etcd runs with on the hosts, as last read (Read Settings from Hosts). */
+  private readonly fromHosts: HostSettingsReads;
 
   static show(ctx: ExtensionCtx, cluster: string): HealthPanel {
     const existing = panels.get(cluster);
@@ -79,6 +83,7 @@ export class HealthPanel implements vscode.Disposable {
   ) {
     this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
     this.history = new ClusterHistoryStore(ctx.vscodeContext.workspaceState);
+    this.fromHosts = new HostSettingsReads(ctx);
     this.disposables.push(
       ctx.health.watch(this),
       ctx.metrics.watch(this),
@@ -116,7 +121,10 @@ export class HealthPanel implements vscode.Disposable {
     );
     const settings =
       c && h?.snapshot && !notProvisioned
-        ? settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics))
+        ? {
+            ...settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics)),
+            ...this.fromHosts.state(),
+          }
         : undefined;
     const node = c ? backupsNode(c, this.ctx.backups.states().get(c.name)) : undefined;
     return {
@@ -284,6 +292,8 @@ export class HealthPanel implements vscode.Disposable {
       const node = this.clusterNode();
       if (node) await vscode.commands.executeCommand(COMMANDS.certsGenerate, node);
       await this.refresh();
+    } else if (HealthReadSettingsCommand.is(msg)) {
+      await this.fromHosts.read(this.clusterObject(), () => this.post(false));
     } else if (HealthShowBackupsCommand.is(msg)) {
       const node = this.clusterNode();
       if (node) await vscode.commands.executeCommand(COMMANDS.backupStatus, node);
