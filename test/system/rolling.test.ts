@@ -47,6 +47,18 @@ import { captureIO, runCli } from '../fixtures/cli';
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
 
+/**
+ * A write the client retried was only ever for a leader change or a member restarting (the
+ * reasons of scripts/harness/writer.ts), never a timeout or another error.
+ */
+function retriedOnlyForRestarts(retried: Record<string, number>): void {
+  for (const reason of Object.keys(retried))
+    assert.ok(
+      reason === 'leader changed' || reason === 'endpoint down',
+      `a write was retried for "${reason}" (${JSON.stringify(retried)}): only a leader change or a member restarting may cost a retry`,
+    );
+}
+
 const sha = async (h: EdgeHost, path: string) =>
   (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
 
@@ -241,6 +253,7 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       );
       assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
       assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+      retriedOnlyForRestarts(stats.retried);
       console.log(
         `${label}: rolled 3 members in ${Math.round(ms)} ms; ${stats.ok} writes, retried ${JSON.stringify(stats.retried)}, longest gap ${Math.round(stats.maxGapMs)} ms; order ${byDown.map((b) => b.name).join(' → ')}`,
       );
@@ -305,6 +318,8 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       NAMES.map((n) => `${n} true`),
     );
     assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
+    assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+    retriedOnlyForRestarts(stats.retried);
     assert.equal(
       (await hosts[i]!.exec('ls /var/tmp | grep -c k3s-etcd-rollback || true')).stdout.trim(),
       '0',
