@@ -12,6 +12,7 @@ import {
 import { dataDirProblem } from '../../src/core/inventory/dataDir';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
+import { DEFAULT_ETCD_VERSION } from '../../src/core/etcdRelease/version';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
 import { clientEndpoints, clientUrl, metricsUrl, peerUrl } from '../../src/core/inventory/select';
 import { envFile, type MemberPlanInput } from '../../src/core/provision/memberPlan';
@@ -92,6 +93,7 @@ describe('inventory: the example and the starter', () => {
     assert.equal(inv.clusters[0]!.hosts.length, 3);
     assert.match(STARTER_INVENTORY, /^# /m);
     assert.match(STARTER_INVENTORY, /Secrets never go in this file/);
+    assert.equal(inv.clusters[0]!.etcd.version, DEFAULT_ETCD_VERSION, "the tool's default etcd");
   });
 
   it('applies defaults and resolves relative paths from the inventory folder', () => {

@@ -223,7 +223,7 @@ describe('rules.yml says what the Metrics tab judges', () => {
     );
     assert.match(
       one('db-quota', 'critical').annotations['summary']!,
-      /^database near its quota: .*: compact and defragment, or raise --quota-backend-bytes$/,
+      /^database near its quota: .*: compact and defragment, or raise etcd\.quotaBackendBytes in k3s-etcd\.yaml and apply it with provision$/,
     );
     for (const r of rules) {
       assert.ok((r.annotations['runbook'] ?? '').length > 40, `${r.alert}: runbook`);
