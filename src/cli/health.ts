@@ -6,12 +6,21 @@ import {
   quotaDriftLine,
   type MemberQuota,
 } from '../core/etcd/effective';
+import { hostSettingsText, readHostSettings, settingsAgree } from '../core/etcd/runningSettings';
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
 import { localStamp } from '../core/format/stamp';
-import { json, type RunContext, type Subcommand } from './context';
+import {
+  json,
+  loadValid,
+  selectCluster,
+  UsageError,
+  type RunContext,
+  type Subcommand,
+} from './context';
+import { sshContext } from './remote';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 
 /**
@@ -57,6 +66,20 @@ async function statusWithQuota(ctx: RunContext) {
   return { s, rows, drift: t.cluster ? quotaDriftLine(t.cluster, quotas) : undefined };
 }
 
+/** `status --settings`: what etcd runs with on each host beside the inventory. */
+async function statusSettings(ctx: RunContext): Promise<number> {
+  for (const f of ['endpoints', 'cacert', 'cert', 'key'])
+    if (ctx.values[f] !== undefined)
+      throw new UsageError(
+        `--settings reads the inventory's hosts over SSH: it takes --cluster, not --${f}`,
+      );
+  const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
+  const s = await readHostSettings(cluster, { ssh: await sshContext(ctx) });
+  if (ctx.global.json) json(ctx, { cluster: cluster.name, agree: settingsAgree(s), ...s });
+  else ctx.io.out(hostSettingsText(s));
+  return settingsAgree(s) ? 0 : 1;
+}
+
 function printProblems(
   ctx: RunContext,
   rows: ReadonlyArray<{ endpoint: string; problem?: { summary: string; hint: string } }>,
@@ -91,10 +114,15 @@ export const HEALTH_COMMANDS: Subcommand[] = [
     name: 'status',
     summary: 'Status of every member (the columns of `etcdctl endpoint status -w table`)',
     usage:
-      'k3s-etcd status [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]',
-    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer. Also reads each member's space quota from\nits /metrics and says when it differs from etcd.quotaBackendBytes in the inventory (--json:\nquotaBackendBytes and inventoryQuotaBackendBytes on each row). Ends with the maintenance timer's last\nrun when one has run (maintain --install-timer).`,
-    options: ENDPOINT_OPTIONS,
+      'k3s-etcd status [--cluster NAME] [--endpoints URL,...] [--cacert F --cert F --key F] [--json]\n       k3s-etcd status --settings [--cluster NAME] [--accept-new-host-keys] [--json]',
+    details: `${ENDPOINT_HELP}\nExit 1 when a member does not answer. Also reads each member's space quota from\nits /metrics and says when it differs from etcd.quotaBackendBytes in the inventory (--json:\nquotaBackendBytes and inventoryQuotaBackendBytes on each row). Ends with the maintenance timer's last\nrun when one has run (maintain --install-timer).\n\n--settings: instead, reads on every etcd host over SSH (as root, read-only) what etcd really\nruns with: the running process's environment and arguments (/proc/<pid>/environ and cmdline of\nsystemd's MainPID), or its env file and unit when it is not running, and prints each tuning key\nset in the inventory or on a member beside each member's value (KEY | INVENTORY | member...), a\nvalue that is not what the inventory renders for that member's etcd version marked *, with what\nto run (provision, or a restart when the files already agree). --json: the same comparison. Exit 1 when a member\ndiffers or cannot be read. The inventory's cluster only (not --endpoints).`,
+    options: {
+      ...ENDPOINT_OPTIONS,
+      settings: { type: 'boolean', default: false },
+      'accept-new-host-keys': { type: 'boolean', default: false },
+    },
     async run(ctx) {
+      if (ctx.values['settings'] === true) return statusSettings(ctx);
       const { s, rows, drift } = await statusWithQuota(ctx);
       if (ctx.global.json) json(ctx, rows);
       else {

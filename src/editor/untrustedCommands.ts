@@ -45,6 +45,7 @@ export const HEALTH_PANEL_TRUST: Readonly<Record<HealthPanelMethod, string | und
   'health/provision': 'Provisioning etcd',
   'health/previewPlan': 'Previewing the provisioning plan',
   'health/showBackups': 'Reading the backups on the hosts',
+  'health/readSettings': 'Reading the settings etcd runs with on the hosts',
   'perf/run': 'A performance check',
   'perf/cancel': undefined,
   'perf/export': undefined, // a saved report as Markdown

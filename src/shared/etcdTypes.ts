@@ -103,6 +103,55 @@ export interface SettingsInEffect {
   differs: string[];
   /** The line `status` prints when they differ, naming the members and the command. */
   drift?: string;
+  /** Every tuning key each member's etcd runs with, read on its host when asked (never polled). */
+  fromHosts?: HostSettings;
+  /** The hosts are being read. */
+  readingHosts?: boolean;
+}
+
+/** One member in a comparison of what etcd runs with on the hosts (core/etcd/runningSettings.ts). */
+export interface HostSettingsMember {
+  member: string;
+  host: string;
+  /** Its client URL, as in the status table. */
+  endpoint: string;
+  /**
+   * `process`: the running etcd's environment and arguments; `files`: etcd is not running, so its
+   * env file and its unit's command line; `unread`: the host could not be read (`error` says why).
+   */
+  source: 'process' | 'files' | 'unread';
+  pid?: number;
+  /** The etcd version of the binary it runs (or would run). */
+  version?: string;
+  error?: string;
+  /** Settings it runs with that no inventory key renders and the tool does not set (`ETCD_X=v`). */
+  unknown: string[];
+  /** Entries refused as malformed or beyond the bounds (a name, a size, a count). */
+  refused: number;
+  /** The running etcd's values are not what its env file and unit hold now (it needs a restart). */
+  stale?: boolean;
+}
+
+/** One tuning key: the inventory's value beside each member's. */
+export interface HostSettingsRow {
+  /** The inventory's key under `etcd:` (quotaBackendBytes, extraArgs, ...). */
+  key: string;
+  /** `default` when the inventory leaves it to etcd. */
+  inventory: string;
+  /** By member name; absent for a member that could not be read. */
+  values: Record<string, string>;
+  /** Members whose value is not the inventory's. */
+  differs: string[];
+}
+
+export interface HostSettings {
+  /** When the hosts were read (ISO 8601). */
+  at: string;
+  members: HostSettingsMember[];
+  /** The keys set in the inventory or on any member, in the inventory's order. */
+  rows: HostSettingsRow[];
+  /** What to run, one line each; empty when every member runs with the inventory's values. */
+  actions: string[];
 }
 
 /** go-humanize's Bytes, as etcdctl prints DB SIZE (SI units: "20 kB", "24 MB"). */

@@ -107,6 +107,8 @@ export const HealthProvisionCommand = command<Record<string, never>>()('health/p
 export const HealthPreviewPlanCommand = command<Record<string, never>>()('health/previewPlan');
 /** Run "Show Backup Status" on the panel's cluster. */
 export const HealthShowBackupsCommand = command<Record<string, never>>()('health/showBackups');
+/** Read what etcd runs with on every member's host (SSH, trusted workspaces only). */
+export const HealthReadSettingsCommand = command<Record<string, never>>()('health/readSettings');
 export const HealthStateNotification = notification<HealthPanelState>()('health/didChangeState');
 
 export type HealthWebviewToHost =
@@ -117,7 +119,8 @@ export type HealthWebviewToHost =
   | Message<typeof HealthGenerateCertsCommand.method, Record<string, never>>
   | Message<typeof HealthProvisionCommand.method, Record<string, never>>
   | Message<typeof HealthPreviewPlanCommand.method, Record<string, never>>
-  | Message<typeof HealthShowBackupsCommand.method, Record<string, never>>;
+  | Message<typeof HealthShowBackupsCommand.method, Record<string, never>>
+  | Message<typeof HealthReadSettingsCommand.method, Record<string, never>>;
 
 // ------------------------------------------------------------------------------------------
 // Performance check (in the etcd health panel)

@@ -134,7 +134,7 @@ describe('etcd metrics, read and judged', () => {
     const quota = judged.members[0]!.findings.find((f) => f.rule === 'db-quota')!;
     assert.match(
       quota.message,
-      /^database near its quota: .* of 4\.2 MB \(\d+%\).*--quota-backend-bytes/,
+      /^database near its quota: .* of 4\.2 MB \(\d+%\).*raise etcd\.quotaBackendBytes in k3s-etcd\.yaml and apply it with provision/,
     );
     assert.equal(judged.level, 'bad');
 

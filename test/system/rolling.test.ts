@@ -11,7 +11,10 @@
  *    metrics port sshd holds, in the env file) stops at the first member, whose previous file
  *    is put back and etcd restarted on it; the other two are untouched (same process, same
  *    file) and the cluster stays healthy, with no failed write;
- *  - a quota set in the inventory is what every member's /metrics reports after one roll.
+ *  - a quota set in the inventory is what every member's /metrics reports after one roll;
+ *  - `status --settings` reads each member's running etcd on its host: the inventory's tuning
+ *    after provision, and before it the difference with what to run (provision, a restart when
+ *    only the process is behind its files, a stopped member read from its files).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -39,10 +42,22 @@ import {
 import { startWriter, type Writer } from '../../scripts/harness/writer';
 import { etcdStarts as starts, etcdUnitState as unitState } from '../../scripts/harness/etcdUnit';
 import { main } from '../../src/cli/main';
-import { captureIO } from '../fixtures/cli';
+import { captureIO, runCli } from '../fixtures/cli';
 
 const ADDR = ['127.0.1.51', '127.0.1.52', '127.0.1.53'];
 const NAMES = ['edge-1', 'edge-2', 'edge-3'];
+
+/**
+ * A write the client retried was only ever for a leader change or a member restarting (the
+ * reasons of scripts/harness/writer.ts), never a timeout or another error.
+ */
+function retriedOnlyForRestarts(retried: Record<string, number>): void {
+  for (const reason of Object.keys(retried))
+    assert.ok(
+      reason === 'leader changed' || reason === 'endpoint down',
+      `a write was retried for "${reason}" (${JSON.stringify(retried)}): only a leader change or a member restarting may cost a retry`,
+    );
+}
 
 const sha = async (h: EdgeHost, path: string) =>
   (await h.exec(`sha256sum ${path} | cut -d' ' -f1`)).stdout.trim();
@@ -238,6 +253,7 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       );
       assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
       assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+      retriedOnlyForRestarts(stats.retried);
       console.log(
         `${label}: rolled 3 members in ${Math.round(ms)} ms; ${stats.ok} writes, retried ${JSON.stringify(stats.retried)}, longest gap ${Math.round(stats.maxGapMs)} ms; order ${byDown.map((b) => b.name).join(' → ')}`,
       );
@@ -302,6 +318,8 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       NAMES.map((n) => `${n} true`),
     );
     assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
+    assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+    retriedOnlyForRestarts(stats.retried);
     assert.equal(
       (await hosts[i]!.exec('ls /var/tmp | grep -c k3s-etcd-rollback || true')).stdout.trim(),
       '0',
@@ -336,5 +354,89 @@ describe('rolling changes on a live etcd of three real hosts', () => {
       assert.deepEqual(o.why, ['environment /etc/etcd/etcd.env (0600)'], o.member);
     await rollsEveryMember(cluster, (await leaderName(cluster))!, 'quotaBackendBytes');
     for (const a of ADDR) assert.equal(await quota(a), 64 * 2 ** 20, `${a} runs with 64 MiB`);
+  });
+
+  it("status --settings reads what each member's etcd runs with on its host: the inventory's after provision, the difference and what to run before", async () => {
+    const settings = async (json = false) => {
+      const r = await runCli(['status', '--settings', ...(json ? ['--json'] : [])], {
+        cwd: dir,
+      });
+      return { code: r.code, out: r.out, err: r.err };
+    };
+    const cell = (text: string, key: string) =>
+      new RegExp(`^\\| ${key} +\\| ${text} +\\| ${text} +\\| ${text} +\\| ${text} +\\|$`, 'm');
+    // A tuning key set in the inventory and provisioned: etcd runs with it on every member.
+    const cluster = await withEtcd(
+      'metricsPort: 2381, quotaBackendBytes: 64MiB, snapshotCount: 20000, extraArgs: [--log-level=warn]',
+    );
+    const r = await provisionEtcd(cluster, { dryRun: false, ssh });
+    assert.equal(r.healthy, true, r.healthSummary);
+    const ok = await settings();
+    assert.equal(ok.code, 0, `${ok.out}\n${ok.err}`);
+    assert.match(
+      ok.out,
+      /^\| +KEY +\| +INVENTORY +\| +edge-1 +\| +edge-2 +\| +edge-3 +\|$/m,
+      ok.out,
+    );
+    assert.match(ok.out, cell('64 MiB', 'quotaBackendBytes'), ok.out);
+    assert.match(ok.out, cell('20000', 'snapshotCount'), ok.out);
+    assert.match(ok.out, cell('--log-level=warn', 'extraArgs'), ok.out);
+    assert.match(ok.out, /^Every member runs with the inventory's settings\.$/m);
+    const j = JSON.parse((await settings(true)).out) as {
+      agree: boolean;
+      members: Array<{ member: string; source: string; pid?: number; version?: string }>;
+    };
+    assert.equal(j.agree, true);
+    for (const [i, h] of hosts.entries()) {
+      const m = j.members.find((x) => x.member === NAMES[i]);
+      assert.equal(m?.source, 'process', `${h.name} read from its running etcd`);
+      assert.equal(String(m?.pid), (await unitState(h)).pid, `${h.name}: systemd's MainPID`);
+      assert.equal(m?.version, '3.4.23');
+    }
+
+    // Changed in the inventory, not provisioned: every member differs, with the command to run.
+    await withEtcd(
+      'metricsPort: 2381, quotaBackendBytes: 64MiB, snapshotCount: 30000, extraArgs: [--log-level=warn]',
+    );
+    const off = await settings();
+    assert.equal(off.code, 1, off.out);
+    assert.match(
+      off.out,
+      /^\| snapshotCount +\| 30000 +\| \* 20000 +\| \* 20000 +\| \* 20000 +\|$/m,
+      off.out,
+    );
+    assert.match(off.out, cell('64 MiB', 'quotaBackendBytes'), 'the rest still agrees');
+    assert.match(
+      off.out,
+      /^to do: edge-1, edge-2, edge-3 run with other settings than the inventory's: apply them with `k3s-etcd provision etcd --cluster roll`/m,
+    );
+
+    // edge-1's env file says the new value but etcd was not restarted on it: a restart, not a
+    // provision; edge-3 stopped: read from its files, and said so.
+    await hosts[0]!.exec(
+      "sed -i 's/^ETCD_SNAPSHOT_COUNT=20000$/ETCD_SNAPSHOT_COUNT=30000/' /etc/etcd/etcd.env",
+    );
+    await hosts[2]!.exec('systemctl stop etcd');
+    try {
+      const mixed = await settings();
+      console.log(`status --settings, edge-1 not restarted, edge-3 stopped:\n${mixed.out}`);
+      assert.equal(mixed.code, 1, mixed.out);
+      assert.match(mixed.out, /^to do: edge-2 runs with other settings/m, mixed.out);
+      assert.match(
+        mixed.out,
+        /^to do: edge-1: the env file and the unit already hold the inventory's settings but etcd was not restarted on them/m,
+      );
+      assert.match(mixed.out, /^to do: etcd is not running on edge-3/m);
+      assert.match(
+        mixed.out,
+        /^edge-3 \(edge-3\): etcd 3\.4\.23, etcd is not running: from \/etc\/etcd\/etcd\.env/m,
+      );
+      assert.match(
+        mixed.out,
+        /^\| snapshotCount +\| 30000 +\| \* 20000 +\| \* 20000 +\| \* 20000 +\|$/m,
+      );
+    } finally {
+      await hosts[2]!.exec('systemctl start etcd');
+    }
   });
 });

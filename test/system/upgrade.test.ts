@@ -204,6 +204,13 @@ describe('etcd upgrade on a live etcd of three real hosts', () => {
     assert.equal(order.order.at(-1), leader, 'the leader last');
     assert.equal(stats.failed, 0, `failed writes: ${stats.failures.join('; ')}`);
     assert.ok(stats.ok > 50, `the client kept writing (${stats.ok} writes)`);
+    // A retried write was only for a leader change or a member restarting (the reasons of
+    // scripts/harness/writer.ts), never a timeout or another error.
+    for (const reason of Object.keys(stats.retried))
+      assert.ok(
+        reason === 'leader changed' || reason === 'endpoint down',
+        `a write was retried for "${reason}" (${JSON.stringify(stats.retried)})`,
+      );
 
     const yaml = await readFile(file, 'utf8');
     assert.match(yaml, /etcd: \{ version: v3\.4\.45, install: upload, uploadPath: etcd-bin \}/);

@@ -133,6 +133,8 @@ describe('k3s-etcd command line', () => {
       ['metrics', '--window', '-1'],
       ['keyspace', '--top', 'many'],
       ['keyspace', '--top', '5000'],
+      // --settings reads the inventory's hosts: no endpoints of its own.
+      ['status', '--settings', '--endpoints', 'https://127.0.0.1:2379'],
       [],
     ]) {
       const r = await run(args);

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import { formatProblem, parseInventory } from '../../src/core/inventory/parse';
 import type { Cluster, InventoryLoadResult } from '../../src/core/inventory/types';
 import { parseFacts } from '../../src/core/etcd/memberHost';
+import { planUpgradePath } from '../../src/core/etcdRelease/upgradePath';
 import { envFile, unitFile, type MemberPlanInput } from '../../src/core/provision/memberPlan';
 
 const FILE = '/work/site/k3s-etcd.yaml';
@@ -179,6 +180,15 @@ describe('etcd tuning: timing, compaction, TLS and the version', () => {
     assert.match(
       text(learner),
       /^k3s-etcd\.yaml:5:16 warning: clusters\[0\]\.etcd\.version: etcd 3\.5\.1 to 3\.5\.19 may lose a learner promotion/,
+    );
+    // The way out is a patch the upgrade to 3.6 starts from (its planner's floor), not one it
+    // would refuse to leave 3.5 from.
+    assert.match(text(learner), /: use v3\.6\.14, or a 3\.5 from v3\.5\.32 \(/);
+    assert.equal(planUpgradePath('v3.5.32', 'v3.6.14').ok, true);
+    assert.equal(
+      (planUpgradePath('v3.5.32', 'v3.6.14') as { steps: Array<{ kind: string }> }).steps[0]?.kind,
+      'minor',
+      'no patch step first',
     );
     // Debian's 3.4.23 (what the tests run) is only below K3s's floor when a K3s server uses it.
     assert.equal(text(parse('version: v3.4.23')), '');

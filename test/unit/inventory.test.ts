@@ -17,6 +17,7 @@ import {
 import schema from '../../schemas/k3s-etcd.schema.json';
 import { isIpOrHostname } from '../../src/core/inventory/schema';
 import { STARTER_INVENTORY } from '../../src/core/inventory/starter';
+import { DEFAULT_ETCD_VERSION } from '../../src/core/etcdRelease/version';
 import type { InventoryLoadResult, Problem } from '../../src/core/inventory/types';
 import {
   clientEndpoints,
@@ -103,6 +104,7 @@ describe('inventory: the example and the starter', () => {
     assert.equal(inv.clusters[0]!.hosts.length, 3);
     assert.match(STARTER_INVENTORY, /^# /m);
     assert.match(STARTER_INVENTORY, /Secrets never go in this file/);
+    assert.equal(inv.clusters[0]!.etcd.version, DEFAULT_ETCD_VERSION, "the tool's default etcd");
   });
 
   it('applies defaults and resolves relative paths from the inventory folder', () => {

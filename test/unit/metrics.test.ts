@@ -235,7 +235,7 @@ describe('judgement and the rolling window', () => {
     );
     assert.equal(
       msg['db-quota'],
-      'bad: database near its quota: 1.8 MB of 2.0 MB (90%), growing 600 kB/h: compact and defragment, or raise --quota-backend-bytes',
+      'bad: database near its quota: 1.8 MB of 2.0 MB (90%), growing 600 kB/h: compact and defragment, or raise etcd.quotaBackendBytes in k3s-etcd.yaml and apply it with provision',
     );
     assert.match(
       msg['peer-rtt']!,

@@ -5,6 +5,8 @@
 import {
   humanBytes,
   type ClusterSnapshot,
+  type HostSettings,
+  type HostSettingsMember,
   type SettingsInEffect,
 } from '../../src/shared/etcdTypes';
 import type { HealthPanelState } from '../../src/shared/protocol';
@@ -25,7 +27,11 @@ export function endpointCell(s: HealthPanelState, endpoint: string): HTMLElement
  * one line, each member's quota (from its /metrics) in the table, and when they differ the line
  * `status` prints with Provision etcd to apply it.
  */
-function settingsBlock(settings: SettingsInEffect, onProvision: () => void): HTMLElement {
+function settingsBlock(
+  settings: SettingsInEffect,
+  onProvision: () => void,
+  onReadSettings?: () => void,
+): HTMLElement {
   const box = el('div', undefined, 'settings');
   box.setAttribute('data-testid', 'settings-in-effect');
   const line = el('p', undefined, 'muted');
@@ -51,6 +57,101 @@ function settingsBlock(settings: SettingsInEffect, onProvision: () => void): HTM
     drift.append(text, row);
     box.append(drift);
   }
+  if (onReadSettings) {
+    const row = el('div', undefined, 'actions-row');
+    const read = button('Read Settings from Hosts', 'server', onReadSettings);
+    if (settings.readingHosts) read.setAttribute('disabled', '');
+    row.append(
+      read,
+      el(
+        'span',
+        settings.readingHosts
+          ? 'Reading each member over SSH…'
+          : "every tuning key each member's etcd runs with, read over SSH from its process (or its env file and unit when it is not running)",
+        'muted',
+      ),
+    );
+    box.append(row);
+  }
+  if (settings.fromHosts) box.append(hostSettingsBlock(settings.fromHosts));
+  return box;
+}
+
+/** Where a member's values come from, in a few words. */
+function sourceWords(m: HostSettingsMember): string {
+  const v = m.version ? `etcd ${m.version}, ` : '';
+  if (m.source === 'process') return `${v}running (pid ${m.pid ?? '?'})`;
+  if (m.source === 'files') return `${v}not running: its env file and unit`;
+  return `not read: ${m.error ?? 'no answer'}`;
+}
+
+/**
+ * The comparison Read Settings from Hosts gives (what `status --settings` prints): each tuning key
+ * with the inventory's value and each member's, a member's value that is not the inventory's
+ * marked; where each member's values come from; what to run.
+ */
+function hostSettingsBlock(h: HostSettings): HTMLElement {
+  const box = el('div');
+  box.setAttribute('data-testid', 'host-settings');
+  const read = h.members.filter((m) => m.source !== 'unread');
+  if (h.rows.length === 0) {
+    box.append(
+      el(
+        'p',
+        read.length > 0
+          ? "No tuning key is set in the inventory or on any member: etcd's defaults everywhere."
+          : 'No member could be read.',
+        'muted',
+      ),
+    );
+  } else {
+    const cell = (key: string, inventory: string, member: string, value: string) => {
+      const differs = h.rows.find((r) => r.key === key)?.differs.includes(member);
+      if (!differs) return el('span', value, 'nowrap');
+      const span = el('span', undefined, 'warn nowrap');
+      span.title = `The inventory asks for ${inventory}`;
+      span.setAttribute('data-differs', '');
+      span.append(icon('warning'), ` ${value}`);
+      return span;
+    };
+    box.append(
+      cards(
+        table(
+          ['Key', 'Inventory', ...read.map((m) => m.member)],
+          h.rows.map((r) => [
+            r.key,
+            r.inventory,
+            ...read.map((m) => cell(r.key, r.inventory, m.member, r.values[m.member] ?? '')),
+          ]),
+          'settings on the hosts',
+        ),
+      ),
+    );
+  }
+  const list = el('ul', undefined, 'muted');
+  for (const m of h.members) {
+    const li = el('li', `${m.member}: ${sourceWords(m)}`);
+    if (m.stale) li.append(' (its env file or unit now says otherwise)');
+    for (const u of m.unknown) li.append(el('div', `also set, not from the inventory: ${u}`));
+    if (m.refused > 0)
+      li.append(el('div', `${m.refused} entries not read (malformed or too large)`));
+    list.append(li);
+  }
+  box.append(list);
+  if (h.actions.length > 0) {
+    const todo = el('div', undefined, 'notice');
+    todo.setAttribute('data-testid', 'host-settings-actions');
+    for (const a of h.actions) {
+      const p = el('p');
+      p.append(icon('warning'), ` ${a}`);
+      todo.append(p);
+    }
+    box.append(todo);
+  } else {
+    const ok = el('p', undefined, 'ok');
+    ok.append(icon('pass-filled'), " Every member runs with the inventory's settings.");
+    box.append(ok);
+  }
   return box;
 }
 
@@ -69,6 +170,7 @@ export function statusTab(
   s: HealthPanelState,
   snap: ClusterSnapshot,
   onProvision: () => void,
+  onReadSettings?: () => void,
 ): HTMLElement {
   if (s.notProvisioned) return el('p', 'Nothing answers yet: no status to show.', 'muted');
   // etcdctl's columns, compacted to fit the editor: leader and learner in one Role (as the
@@ -109,7 +211,7 @@ export function statusTab(
     'endpoint status',
   );
   const root = el('div', undefined, 'status');
-  if (s.settings) root.append(settingsBlock(s.settings, onProvision));
+  if (s.settings) root.append(settingsBlock(s.settings, onProvision, onReadSettings));
   root.append(cards(t));
   return root;
 }

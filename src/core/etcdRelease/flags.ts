@@ -149,6 +149,34 @@ const REMOVED: ReadonlyArray<{ flag: string; minor: number; why: string }> = [
   { flag: 'experimental-enable-v2v3', minor: 6, why: 'etcd 3.6 removed the v2 API' },
 ];
 
+/**
+ * The inventory's key for a flag a running etcd was given, under any release's name (3.4's
+ * `--experimental-initial-corrupt-check` and 3.6's gate both mean corruptCheck); undefined for a
+ * flag no key renders.
+ */
+export function tuningKeyOfFlag(flag: string): keyof EtcdTuning | undefined {
+  return Object.hasOwn(TUNING_FLAGS, flag) ? TUNING_FLAGS[flag] : undefined;
+}
+
+/** The key a 3.6+ feature gate stands for (`InitialCorruptCheck` → corruptCheck), if any. */
+export function tuningKeyOfGate(gate: string): keyof EtcdTuning | undefined {
+  const flag = Object.keys(GATES).find((f) => GATES[f] === gate);
+  return flag ? tuningKeyOfFlag(flag) : undefined;
+}
+
+/** A flag this tool sets itself (member name, data dir, URLs, TLS files, the initial cluster). */
+export function isOwnedFlag(flag: string): boolean {
+  return Object.hasOwn(OWNED, flag);
+}
+
+/**
+ * A flag under its newest name (`experimental-compaction-batch-limit` → `compaction-batch-limit`,
+ * 3.6's rename), so the same setting read from two releases compares equal.
+ */
+export function newestFlagName(flag: string): string {
+  return RENAMED.find((r) => r.from === flag)?.to ?? flag;
+}
+
 /** One extraArgs entry: `--name` or `--name=value`. */
 export interface ExtraArg {
   flag: string;

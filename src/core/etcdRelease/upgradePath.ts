@@ -28,6 +28,15 @@ const LEAVE_FLOOR: Readonly<Record<number, { patch: number; source: string }>> =
   6: { patch: 11, source: "etcd's 3.6 -> 3.7 upgrade guide: 3.6.11 or later" },
 };
 
+/**
+ * The lowest patch of `minor` from which the next minor may be started (`v3.5.32`), as etcd's
+ * upgrade guide sets it; undefined for a minor with no floor here.
+ */
+export function leaveFloor(minor: number): string | undefined {
+  const f = LEAVE_FLOOR[minor];
+  return f ? formatVersion(v3(minor, f.patch)) : undefined;
+}
+
 export interface UpgradeStep {
   from: string;
   to: string;

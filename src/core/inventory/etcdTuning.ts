@@ -5,6 +5,7 @@
  * parse.ts places each problem at the line and column of the key it names.
  */
 import { EDGE_PROFILE, tuningProblems, type EtcdTuning } from '../etcdRelease/flags';
+import { leaveFloor } from '../etcdRelease/upgradePath';
 import {
   DEFAULT_ETCD_VERSION,
   formatVersion,
@@ -81,6 +82,13 @@ export function buildTuning(raw: RawTuning): EtcdTuning {
   return t;
 }
 
+/**
+ * How a quota is raised with this tool: the inventory key, applied by provision with a rolling
+ * restart (as the migration says it), not an etcd flag the person has no place to set.
+ */
+export const RAISE_QUOTA =
+  'raise etcd.quotaBackendBytes in k3s-etcd.yaml and apply it with provision';
+
 /** The tuning's problems and the version's warnings of one cluster. */
 export function checkTuning(raw: RawTuning, ctx: TuningContext, report: TuningReport): void {
   const version = ctx.version ?? DEFAULT_ETCD_VERSION;
@@ -145,7 +153,13 @@ function checkVersion(version: string, ctx: TuningContext, report: TuningReport)
   const v = parseEtcdVersion(version);
   if (!v) return;
   for (const reason of knownBadReasons(v)) {
-    report('warning', ['version'], `${reason}: use ${DEFAULT_ETCD_VERSION} or a 3.5 from 3.5.20`);
+    // The known-bad ranges are 3.5 patches: the way out within 3.5 is the patch the 3.5 -> 3.6
+    // upgrade starts from (upgradePath.ts), so the next upgrade needs no patch step first.
+    report(
+      'warning',
+      ['version'],
+      `${reason}: use ${DEFAULT_ETCD_VERSION}, or a 3.5 from ${leaveFloor(5)} (the 3.5 patch etcd's upgrade guide asks for before 3.6)`,
+    );
   }
   if (ctx.k3sOnIt) {
     const reason = kubernetesFloorReason(v, kubernetesMinorOfK3s(ctx.k3sVersion));

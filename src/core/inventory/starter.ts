@@ -1,4 +1,6 @@
 /** The commented starter file written by "Create Inventory" and `k3s-etcd inventory init`. */
+import { DEFAULT_ETCD_VERSION } from '../etcdRelease/version';
+
 export const STARTER_INVENTORY = `# K3s etcd inventory.
 # Describes your K3s clusters, their edge hosts and which hosts run etcd members.
 # The JSON Schema shipped with the extension gives completion and checks while you type
@@ -9,7 +11,7 @@ version: 1
 clusters:
   - name: edge-a                     # unique; certificates go to pki/edge-a by default
     datastore: external-etcd         # or k3s-embedded-etcd (K3s's own etcd)
-    etcd: { version: v3.6.14, clientPort: 2379, peerPort: 2380 }
+    etcd: { version: ${DEFAULT_ETCD_VERSION}, clientPort: 2379, peerPort: 2380 }
     # etcd's own tuning goes in etcd: too, for example quotaBackendBytes: 8GiB, profile: edge
     # (heartbeat 500 ms, election 5 s for slow links and SD cards), extraArgs: [--log-level=warn].
     pki: { dir: pki/edge-a, algorithm: ecdsa-p256 }   # or ecdsa-p384, rsa-2048, rsa-4096

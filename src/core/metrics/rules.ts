@@ -6,6 +6,7 @@
  * thresholds and words), so the two can never disagree. Pure data and string functions.
  */
 import type { RuleId } from '../../shared/metricsTypes';
+import { RAISE_QUOTA } from '../inventory/etcdTuning';
 
 /** How much evidence a rule needs before it marks a member. */
 export interface JudgePolicy {
@@ -96,7 +97,7 @@ export const WORDS = {
     `${proposals} failed in the last ${window} (usually during a leader election)`,
   proposalsPending: (n: string) => `${n} proposals pending: etcd is not keeping up with writes`,
   dbQuota: (figure: string) =>
-    `database near its quota: ${figure}: compact and defragment, or raise --quota-backend-bytes`,
+    `database near its quota: ${figure}: compact and defragment, or ${RAISE_QUOTA}`,
   dbFragmented: (share: string, size: string) =>
     `only ${share} of the ${size} database file is in use: defragment to give the space back`,
   peerRtt: (figure: string, limitMs: number) =>

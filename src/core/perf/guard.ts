@@ -11,6 +11,7 @@
 import type { AlarmType, Etcd3 } from 'etcd3';
 import { humanBytes } from '../../shared/etcdTypes';
 import { errorMessage } from '../errors';
+import { RAISE_QUOTA } from '../inventory/etcdTuning';
 import { ETCD_DEFAULT_QUOTA_BYTES, readQuota, type ActiveAlarm } from '../etcd/alarms';
 import { createEndpointClient, type EtcdTls } from '../etcd/client';
 import { ClusterTls } from '../etcd/clusterTls';
@@ -169,8 +170,8 @@ function refusalOf(p: PerfPreflight): string | undefined {
     `into a database of ${humanBytes(p.dbBytes)} with a quota of ${quotaWords(p)}: that passes ${Math.round(SAFE_QUOTA_SHARE * 100)}% of the quota, ` +
     `and at the quota etcd raises NOSPACE and refuses every write${p.registryKeys > 0 ? ", K3s's included" : ''}. ` +
     (fits >= 1
-      ? `Run it for at most ${fits} s, choose a smaller load, or raise --quota-backend-bytes.`
-      : 'Choose a smaller load, compact and defragment first, or raise --quota-backend-bytes.')
+      ? `Run it for at most ${fits} s, choose a smaller load, or ${RAISE_QUOTA}.`
+      : `Choose a smaller load, compact and defragment first, or ${RAISE_QUOTA}.`)
   );
 }
 
@@ -238,7 +239,7 @@ export async function recoverFromNoSpace(opts: {
     steps.push(
       room
         ? 'the alarm was left armed because the clean-up did not finish; run etcdctl defrag and etcdctl alarm disarm'
-        : `the alarm was left armed: the database still holds ${humanBytes(dbBytes)} of ${humanBytes(opts.quotaBytes)} after compaction; raise --quota-backend-bytes or delete data, then etcdctl alarm disarm`,
+        : `the alarm was left armed: the database still holds ${humanBytes(dbBytes)} of ${humanBytes(opts.quotaBytes)} after compaction; ${RAISE_QUOTA}, or delete data; then etcdctl alarm disarm`,
     );
     return { raised: true, recovered: false, steps, dbBytes };
   }

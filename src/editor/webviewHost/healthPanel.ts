@@ -34,6 +34,7 @@ import {
   HealthPreviewPlanCommand,
   HealthShowBackupsCommand,
   HealthProvisionCommand,
+  HealthReadSettingsCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
@@ -54,6 +55,7 @@ import type { ExtensionCtx } from '../ctx';
 import { showError } from '../errors';
 import { healthPanelNeedsTrust } from '../untrustedCommands';
 import { quietSshContext } from '../sshPrompts';
+import { HostSettingsReads } from './hostSettings';
 import { keyspaceTabState, onKeyspaceMessage } from './keyspaceTab';
 import { createPanel } from './panel';
 
@@ -64,6 +66,8 @@ export class HealthPanel implements vscode.Disposable {
   private readonly panel: vscode.WebviewPanel;
   /** The settings last posted, so a metrics scrape that changes none of them posts nothing. */
   private postedSettings = '';
+  /** What etcd runs with on the hosts, as last read (Read Settings from Hosts). */
+  private readonly fromHosts: HostSettingsReads;
 
   static show(ctx: ExtensionCtx, cluster: string): HealthPanel {
     const existing = panels.get(cluster);
@@ -81,6 +85,7 @@ export class HealthPanel implements vscode.Disposable {
     private readonly cluster: string,
   ) {
     this.panel = createPanel(ctx, 'k3sEtcd.health', `etcd health: ${cluster}`, 'health');
+    this.fromHosts = new HostSettingsReads(ctx);
     this.disposables.push(
       ctx.health.watch(this),
       ctx.metrics.watch(this),
@@ -125,7 +130,10 @@ export class HealthPanel implements vscode.Disposable {
       : undefined;
     const settings =
       c && h?.snapshot && !notProvisioned
-        ? settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics))
+        ? {
+            ...settingsInEffect(c, quotasFromMetrics(this.ctx.metrics.get(this.cluster)?.metrics)),
+            ...this.fromHosts.state(),
+          }
         : undefined;
     const node = c ? backupsNode(c, this.ctx.backups.states().get(c.name)) : undefined;
     return {
@@ -312,6 +320,8 @@ export class HealthPanel implements vscode.Disposable {
       const node = this.clusterNode();
       if (node) await vscode.commands.executeCommand(COMMANDS.certsGenerate, node);
       await this.refresh();
+    } else if (HealthReadSettingsCommand.is(msg)) {
+      await this.fromHosts.read(this.clusterObject(), () => this.post(false));
     } else if (HealthShowBackupsCommand.is(msg)) {
       const node = this.clusterNode();
       if (node) await vscode.commands.executeCommand(COMMANDS.backupStatus, node);
