@@ -6,21 +6,13 @@ import {
   quotaDriftLine,
   type MemberQuota,
 } from '../core/etcd/effective';
-import { hostSettingsText, readHostSettings, settingsAgree } from '../core/etcd/runningSettings';
 import { endpointTargets, metricsTargets } from '../core/etcd/scrape';
 import { healthTable, membersTable, statusTable } from '../core/etcd/tables';
 import { listMembers } from '../core/etcd/members';
 import { maintenanceRunLine } from '../core/etcd/maintenanceRecord';
 import { localStamp } from '../core/format/stamp';
-import {
-  json,
-  loadValid,
-  selectCluster,
-  UsageError,
-  type RunContext,
-  type Subcommand,
-} from './context';
-import { sshContext } from './remote';
+import { json, type RunContext, type Subcommand } from './context';
+import type * as StatusSettings from './statusSettings';
 import { ENDPOINT_HELP, ENDPOINT_OPTIONS, etcdTarget } from './etcdTarget';
 
 /**
@@ -66,18 +58,13 @@ async function statusWithQuota(ctx: RunContext) {
   return { s, rows, drift: t.cluster ? quotaDriftLine(t.cluster, quotas) : undefined };
 }
 
-/** `status --settings`: what etcd runs with on each host beside the inventory. */
-async function statusSettings(ctx: RunContext): Promise<number> {
-  for (const f of ['endpoints', 'cacert', 'cert', 'key'])
-    if (ctx.values[f] !== undefined)
-      throw new UsageError(
-        `--settings reads the inventory's hosts over SSH: it takes --cluster, not --${f}`,
-      );
-  const cluster = selectCluster(await loadValid(ctx), ctx.global.cluster);
-  const s = await readHostSettings(cluster, { ssh: await sshContext(ctx) });
-  if (ctx.global.json) json(ctx, { cluster: cluster.name, agree: settingsAgree(s), ...s });
-  else ctx.io.out(hostSettingsText(s));
-  return settingsAgree(s) ? 0 : 1;
+/**
+ * `status --settings` (./statusSettings.ts): required when asked, so `status` itself never loads
+ * the SSH code (esbuild keeps a required module's code from running until then).
+ */
+function statusSettings(ctx: RunContext): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('./statusSettings') as typeof StatusSettings).statusSettings(ctx);
 }
 
 function printProblems(
