@@ -188,6 +188,11 @@ test(
         /quota: the inventory asks for etcd's default 2 GiB \(no etcd\.quotaBackendBytes\), but etcd runs with https:\/\/127\.0\.1\.\d+:\d+ 16 MiB, .*16 MiB, .*16 MiB\./,
       );
       await drift.getByRole('button', { name: 'Provision etcd' }).waitFor({ timeout: 5_000 });
+      // What etcd runs with beyond the quota is read on the hosts, when asked (status --settings).
+      await view
+        .locator('[data-testid=settings-in-effect]')
+        .getByRole('button', { name: 'Read Settings from Hosts' })
+        .waitFor({ timeout: 5_000 });
       assert.match(
         await view.locator('[data-testid=settings-in-effect] p.muted').first().innerText(),
         /^Inventory: quota 2 GiB \(etcd's default\)/,

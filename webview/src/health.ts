@@ -17,6 +17,7 @@ import {
   HealthPreviewPlanCommand,
   HealthShowBackupsCommand,
   HealthProvisionCommand,
+  HealthReadSettingsCommand,
   HealthReadyCommand,
   HealthRefreshCommand,
   HealthStateNotification,
@@ -289,7 +290,12 @@ function render(s: HealthPanelState): void {
     [
       'Status',
       snap
-        ? statusTab(s, snap, () => vscode.postMessage(HealthProvisionCommand.create({})))
+        ? statusTab(
+            s,
+            snap,
+            () => vscode.postMessage(HealthProvisionCommand.create({})),
+            () => vscode.postMessage(HealthReadSettingsCommand.create({})),
+          )
         : waiting(),
     ],
     ['Members', snap ? membersTab(s, snap) : waiting()],
