@@ -9,9 +9,12 @@
  * "moves" to a new address with its sshd stopped (nothing can reach it over SSH), and "Fix Peer
  * URL after IP Change" on its member repairs it from that same window: its steps in a terminal
  * through sudo, the member update through edge-2; the tree ends 3/3 healthy at the new address.
+ * In between, edge-1 is for a while a K3s server in the inventory, and "Preview K3s Plan" reads
+ * it from that window as the provisioning preview does: here, as root through sudo, and the
+ * preview says where the steps run.
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -212,6 +215,66 @@ test(
       assert.equal(active.stdout.trim(), 'active', `${h.name}: ${active.stdout}`);
     }
     lab = { page, hosts, server };
+  },
+);
+
+test(
+  'UI: Preview K3s Plan from the window on edge-1 reads edge-1 there through sudo and says where the steps run',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(lab, 'the provisioning test above left no provisioned lab');
+    const { page, hosts, server } = lab;
+    const edge1 = hosts[0]!;
+    // edge-1 becomes a K3s server of the cluster (for this test only: the repair test after it
+    // re-points K3s servers, and edge-1 has none).
+    const file = join(edge1.root, WS.slice(1), 'k3s-etcd.yaml');
+    const text = await readFile(file, 'utf8');
+    const edited = text.replace(/(name: edge-1,[^\n]*roles: \[)etcd\]/, '$1etcd, k3s-server]');
+    assert.notEqual(edited, text, `edge-1's roles in:\n${text}`);
+    await writeFile(file, edited);
+    try {
+      await diagnosed(page, server, 'remote-k3s-preview-failed.png', async () => {
+        // The inventory is read again: edge-1's row shows its new role.
+        for (const name of [/^lab, /, /^edge-1, /]) {
+          const item = page.getByRole('treeitem', { name }).first();
+          await item.waitFor({ timeout: 60_000 });
+          if ((await item.getAttribute('aria-expanded')) !== 'true') await item.click();
+        }
+        await page
+          .getByRole('treeitem', { name: /^K3s server\b/ })
+          .first()
+          .waitFor({ timeout: 60_000 });
+        // Only this preview's document and terminal, so what is read below is its own.
+        await runFromPalette(page, 'View: Close All Editors');
+        await runFromPalette(page, 'Terminal: Kill All Terminals');
+        await page.locator('.xterm-rows').first().waitFor({ state: 'detached', timeout: 15_000 });
+        await runFromPalette(page, 'K3s etcd: Preview K3s Plan');
+        await waitForTerminal(
+          page,
+          /reads edge-1 as root: sudo asks here[\s\S]*password for edge/,
+          90_000,
+        );
+        await typeSudoPassword(page);
+        const view = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+        await view
+          .locator('h1', { hasText: /K3s on the external etcd: plan for cluster lab/ })
+          .waitFor({ timeout: 90_000 });
+        // edge-1's dry run went through (read as root here): its steps, not an error.
+        await view
+          .locator('h2', { hasText: /^edge-1: [\w-]+ \(\d+ (of \d+ )?steps/ })
+          .waitFor({ timeout: 90_000 });
+        const body = (await view.locator('body').innerText()).replace(/\u00a0/g, ' ');
+        assert.match(body, /Where the steps run/);
+        assert.match(body, /edge-1: here, in this window's terminal, as root through sudo/);
+        await page.screenshot({ path: join(SCREENSHOTS_DIR, 'remote-k3s-preview.png') });
+      });
+    } finally {
+      await writeFile(file, text);
+    }
+    // Back to what the repair test expects: edge-1 an etcd member only.
+    await page
+      .getByRole('treeitem', { name: /^K3s server\b/ })
+      .waitFor({ state: 'detached', timeout: 60_000 });
   },
 );
 

@@ -28,6 +28,7 @@ import { bytesReporter, withCancellableProgress } from '../progress';
 import { runProvisionTask } from '../tasks/provider';
 import { secretTokenStore } from '../tokenStore';
 import { editorSshContext } from '../sshPrompts';
+import { placementOf } from '../tasks/here';
 
 /** The K3s server the node names, or one picked from the cluster's. */
 async function serverFor(cluster: Cluster, node: TreeNode | undefined, title: string) {
@@ -208,30 +209,37 @@ export function previewK3sPlanCommand(ctx: ExtensionCtx, docs: PlanDocuments) {
   return async (node?: TreeNode): Promise<void> => {
     const cluster = await resolveCluster(ctx, node);
     const only = node && (node.kind === 'host' || node.kind === 'role') ? [node.host] : undefined;
-    const hosts = selectK3sServers(cluster, only).map((h) => h.name);
+    const servers = selectK3sServers(cluster, only);
+    const hosts = servers.map((h) => h.name);
     const ssh = await editorSshContext(ctx);
     const file = (ctx.inventory.current() as { file: string }).file;
-    const result = await withCancellableProgress(
-      `Reading ${hosts.length} K3s server(s) of ${cluster.name}`,
-      (report, signal) =>
-        installK3s(cluster, {
-          dryRun: true,
-          ssh,
-          hosts,
-          signal,
-          tokens: secretTokenStore(ctx, file),
-          workspaceDir: dirname(file),
-          onStep: (h, st) => {
-            if (st.status === 'pending') report(stepProgressText(h, st));
-          },
-        }),
-    );
+    // As the provisioning preview: the server this window runs on is read here, through sudo.
+    const place = await placementOf(ctx, cluster, servers);
+    const result = await Promise.resolve(
+      withCancellableProgress(
+        `Reading ${hosts.length} K3s server(s) of ${cluster.name}`,
+        (report, signal) =>
+          installK3s(cluster, {
+            dryRun: true,
+            ssh,
+            hosts,
+            signal,
+            tokens: secretTokenStore(ctx, file),
+            workspaceDir: dirname(file),
+            ...(place.here ? { here: place.here } : {}),
+            onStep: (h, st) => {
+              if (st.status === 'pending') report(stepProgressText(h, st));
+            },
+          }),
+      ),
+    ).finally(() => place.close());
     await showRunPreview(
       docs,
       `${cluster.name}${only ? `-${only[0]}` : ''}-k3s-plan`,
       `K3s on the external etcd: plan for cluster ${cluster.name} (one server at a time)`,
       result.runs,
       'K3s etcd: Install or Re-point K3s on etcd',
+      [{ heading: 'Where the steps run', lines: place.lines }],
     );
   };
 }
