@@ -10,7 +10,7 @@
  * `InitialCorruptCheck` gate are both corruptCheck). Settings no key renders and the tool does
  * not set are listed, never mapped. Pure except `readMemberSettings` / `readHostSettings`.
  */
-import { Writable } from 'node:stream';
+import { boundedOutput } from '../ssh/boundedOutput';
 import { errorMessage, isCancelled } from '../errors';
 import {
   extraArgsLine,
@@ -349,39 +349,22 @@ export async function readMemberSettings(
   t: HostTransport,
   signal?: AbortSignal,
 ): Promise<MemberRead> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let overflow = false;
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (size + chunk.length > MAX_OUTPUT) {
-        overflow = true;
-        stop.abort();
-      } else {
-        chunks.push(chunk);
-        size += chunk.length;
-      }
-      done();
-    },
-  });
+  const out = boundedOutput(MAX_OUTPUT, signal);
   try {
     const r = await t.exec(readCommand(), {
       sudo: true,
-      signal: stop.signal,
-      stdoutStream: sink,
+      signal: out.signal,
+      stdoutStream: out.sink,
     });
-    const out = r.stdout || Buffer.concat(chunks).toString('utf8');
+    const text = r.stdout || out.text();
     if (r.code !== 0) throw new Error(`reading etcd's settings as root failed (exit ${r.code})`);
-    if (!/^end=1$/m.test(out)) throw new Error('its answer was cut short');
-    return parseRead(out);
+    if (!/^end=1$/m.test(text)) throw new Error('its answer was cut short');
+    return parseRead(text);
   } catch (err) {
-    if (overflow) throw new Error(`it printed more than ${MAX_OUTPUT} bytes`);
+    if (out.overflow) throw new Error(`it printed more than ${MAX_OUTPUT} bytes`);
     throw err;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    out.dispose();
   }
 }
 

@@ -5,7 +5,7 @@
  * parsing is `pem.ts`'s.
  */
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
+import { boundedOutput } from '../ssh/boundedOutput';
 import { errorMessage, isCancelled } from '../errors';
 import type { Cluster, Host } from '../inventory/types';
 import { sshOpener, type SshContext } from '../ssh/hostSession';
@@ -88,43 +88,26 @@ export async function readHostFiles(
   signal?: AbortSignal,
 ): Promise<HostRead> {
   const nonce = randomBytes(12).toString('hex');
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let overflow = false;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (size + chunk.length > MAX_OUTPUT) {
-        overflow = true;
-        stop.abort();
-      } else {
-        chunks.push(chunk);
-        size += chunk.length;
-      }
-      done();
-    },
-  });
+  const out = boundedOutput(MAX_OUTPUT, signal);
   try {
     const session = await sshOpener(cluster, host, ssh)(signal);
     try {
       const r = await session.exec(readScript(paths, nonce), {
         sudo: true,
-        signal: stop.signal,
-        stdoutStream: sink,
+        signal: out.signal,
+        stdoutStream: out.sink,
       });
       if (r.code !== 0) return { error: `reading the files as root failed (exit ${r.code})` };
-      return { files: parseRead(Buffer.concat(chunks).toString('utf8'), paths.length, nonce) };
+      return { files: parseRead(out.text(), paths.length, nonce) };
     } finally {
       session.close();
     }
   } catch (err) {
-    if (overflow)
+    if (out.overflow)
       return { error: `it printed more than ${MAX_OUTPUT} bytes for ${paths.length} files` };
     if (isCancelled(err) && signal?.aborted) throw err;
     return { error: `cannot read its certificates over SSH (${errorMessage(err)})` };
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    out.dispose();
   }
 }
