@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execSync } from 'node:child_process';
-import { readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { backupStamp } from '../../src/core/format/stamp';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { main } from '../../src/cli/main';
@@ -107,17 +108,36 @@ describe('snapshots of the external etcd', () => {
     assert.equal(seen.at(-1), info.bytes, 'up to the whole file');
     assert.ok(info.bytes > 8 << 20, `${info.bytes} bytes`);
 
-    const folder = join(dir, 'backups', cluster.name);
-    const before = (await readdir(folder)).sort();
+    // Cancelled midway (in a workspace of its own: a snapshot's name is its second).
+    const other = await tempDir();
     const stop = new AbortController();
     await assert.rejects(
       saveSnapshot(cluster, {
-        workspaceDir: dir,
+        workspaceDir: other,
         signal: stop.signal,
         onProgress: (bytes) => bytes > 1 << 20 && stop.abort(),
       }),
       /cancelled/i,
     );
-    assert.deepEqual((await readdir(folder)).sort(), before, 'no partial file left');
+    assert.deepEqual(
+      await readdir(join(other, 'backups', cluster.name)),
+      [],
+      'no partial file left',
+    );
+
+    // A snapshot already named for this second is never overwritten, nor removed by the failure.
+    const folder = join(dir, 'backups', cluster.name);
+    const now = Date.now();
+    const taken = Array.from({ length: 6 }, (_, i) =>
+      join(folder, `${backupStamp(new Date(now + i * 1000))}.db`),
+    );
+    for (const f of taken)
+      await writeFile(f, 'an earlier snapshot\n', { flag: 'wx' }).catch(() => undefined);
+    await assert.rejects(
+      saveSnapshot(cluster, { workspaceDir: dir }),
+      /already exists \(a snapshot saved in the same second\): it was left as it is/,
+    );
+    for (const f of taken.slice(1))
+      assert.equal(await readFile(f, 'utf8'), 'an earlier snapshot\n', `${f} untouched`);
   });
 });

@@ -64,11 +64,26 @@ export async function saveSnapshot(
   const hash = createHash('sha256');
   let bytes = 0;
   let revision = '';
+  /** Set once this run made `file`: only then is it this run's to remove. */
+  let created = false;
   try {
     // The revision the snapshot holds: the member's, read just before the stream starts (the
     // stream's messages carry no header).
     revision = (await client.maintenance.status()).header.revision;
-    const out = createWriteStream(file, { mode: 0o600 });
+    // Never over another snapshot (one saved in the same second has the same name).
+    const out = createWriteStream(file, { mode: 0o600, flags: 'wx' });
+    await new Promise<void>((resolve, reject) => {
+      out.once('open', () => resolve());
+      out.once('error', reject);
+    }).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new K3sEtcdError(
+          'usage',
+          `${file} already exists (a snapshot saved in the same second): it was left as it is. Save again.`,
+        );
+      throw err;
+    });
+    created = true;
     const stream = await client.maintenance.snapshot();
     // etcd3 types it as events only; it is gRPC's ClientReadableStream, a Node Readable.
     const flow = stream as unknown as { pause(): void; resume(): void };
@@ -96,8 +111,8 @@ export async function saveSnapshot(
       stream.on('end', () => out.end(() => resolve()));
     });
   } catch (err) {
-    await rm(file, { force: true });
-    if (err instanceof CancelledError) throw err;
+    if (created) await rm(file, { force: true });
+    if (err instanceof CancelledError || err instanceof K3sEtcdError) throw err;
     throw new K3sEtcdError(
       'etcd-unreachable',
       `The snapshot from ${endpoint} failed: ${errorMessage(err)}. Nothing was kept.`,
